@@ -1,0 +1,1 @@
+"""The ``toolformer`` command line: a thin click layer over the Python API."""

@@ -1,0 +1,101 @@
+"""The ``toolformer`` click group. Subcommands live in their own modules and load lazily,
+so ``toolformer --help`` imports neither torch nor transformers."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Dict, List, Optional
+
+import click
+
+# name -> "module:attribute" of a click command or group
+COMMANDS: Dict[str, str] = {
+    "augment": "toolformer.cli.augment_cmd:augment",
+    "finetune": "toolformer.cli.finetune_cmd:finetune",
+    "generate": "toolformer.cli.generate_cmd:generate",
+    "chat": "toolformer.cli.generate_cmd:chat",
+    "eval": "toolformer.cli.eval_cmd:eval_command",
+    "tools": "toolformer.cli.tools_cmd:tools",
+    "models": "toolformer.cli.models_cmd:models",
+    "demo": "toolformer.cli.demo_cmd:demo",
+}
+
+HELP = {
+    "augment": "Annotate a corpus with tool calls kept by the loss filter.",
+    "finetune": "Fine-tune a model on augmented text.",
+    "generate": "Generate text, calling tools as the model asks.",
+    "chat": "Interactive tool-calling session.",
+    "eval": "Evaluate a model on the paper's tasks.",
+    "tools": "List and run tools.",
+    "models": "List model aliases and load models.",
+    "demo": "Load the default model and run every tool on real inputs.",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> List[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> Optional[click.Command]:
+        spec = COMMANDS.get(name)
+        if spec is None:
+            return None
+        module, _, attr = spec.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ImportError as exc:  # a command whose module is missing should not kill --help
+            @click.command(name=name, help=HELP.get(name, ""))
+            def unavailable() -> None:
+                raise click.ClickException(f"command {name!r} is unavailable: {exc}")
+
+            return unavailable
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, HELP.get(name, "")) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _user_error_types() -> tuple:
+    from toolformer.errors import UserError
+    from toolformer.syntax import CallSyntaxError
+    from toolformer.tools.base import MissingDependencyError, UnknownToolError
+
+    return (UserError, UnknownToolError, MissingDependencyError, CallSyntaxError, FileNotFoundError)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="toolformer")
+def cli() -> None:
+    """toolformer: teach a language model to use tools (Schick et al. 2023).
+
+    Augment a corpus with tool calls, fine-tune on it, generate with tools, evaluate.
+    """
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Console entry point: user mistakes end in a one-line message, not a traceback."""
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001
+        if isinstance(exc, _user_error_types()):
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+        raise
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,301 @@
+"""The inline call syntax: ``[Tool(args)]`` and ``[Tool(args) -> result]``.
+
+The markers are plain text, so no vocabulary change is needed. Model-written calls are parsed
+leniently (balanced parentheses first, then the first ``)`` that is followed by ``]`` or ``->``);
+calls we format ourselves escape just enough (a backslash before ``\\ ( ) [ ]``) that
+``parse_call(format_call(c)) == c`` holds for any text in ``args`` and ``result``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Iterator, List, Optional
+
+CALL_START = "["
+CALL_END = "]"
+ARROW = "->"
+RESULT_SEP = " -> "
+
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+_ESCAPABLE = set("\\()[]")
+
+
+class CallSyntaxError(ValueError):
+    """A text that should hold one call does not."""
+
+
+@dataclass(frozen=True)
+class APICall:
+    """One tool call: the tool's name, its argument text and (once executed) its result."""
+
+    tool: str
+    args: str
+    result: Optional[str] = None
+
+    def with_result(self, result: Optional[str]) -> "APICall":
+        return replace(self, result=result)
+
+    def __str__(self) -> str:
+        return format_call(self)
+
+
+@dataclass(frozen=True)
+class CallMatch:
+    """A call found in a text, with its character span ``text[start:end]``."""
+
+    call: APICall
+    start: int
+    end: int
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _escape_args(args: str) -> str:
+    """Escape backslashes before specials, brackets, and the parentheses that do not balance."""
+    out: List[str] = []
+    open_positions: List[int] = []  # indexes in ``out`` of unmatched "("
+    for i, ch in enumerate(args):
+        nxt = args[i + 1] if i + 1 < len(args) else ""
+        if ch == "\\":
+            # Only a backslash that the parser would read as an escape needs doubling.
+            out.append("\\\\" if (nxt in _ESCAPABLE or nxt == "") else "\\")
+        elif ch in "[]":
+            out.append("\\" + ch)
+        elif ch == "(":
+            open_positions.append(len(out))
+            out.append("(")
+        elif ch == ")":
+            if open_positions:
+                open_positions.pop()
+                out.append(")")
+            else:
+                out.append("\\)")
+        else:
+            out.append(ch)
+    for pos in open_positions:
+        out[pos] = "\\("
+    return "".join(out)
+
+
+def _escape_result(result: str) -> str:
+    out: List[str] = []
+    for i, ch in enumerate(result):
+        nxt = result[i + 1] if i + 1 < len(result) else ""
+        if ch == "\\":
+            out.append("\\\\" if (nxt in _ESCAPABLE or nxt == "") else "\\")
+        elif ch in "[]":
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def format_call(call: APICall, with_result: bool = True) -> str:
+    """``[Tool(args)]``, or ``[Tool(args) -> result]`` when the call has a result."""
+    if not _NAME_RE.fullmatch(call.tool):
+        raise CallSyntaxError(f"invalid tool name {call.tool!r}: use letters, digits and '_'")
+    head = f"{CALL_START}{call.tool}({_escape_args(call.args)})"
+    if with_result and call.result is not None:
+        return f"{head}{RESULT_SEP}{_escape_result(call.result)}{CALL_END}"
+    return head + CALL_END
+
+
+def format_call_prefix(call: APICall) -> str:
+    """``[Tool(args) ->``: the text after which a generator runs the tool."""
+    return f"{CALL_START}{call.tool}({_escape_args(call.args)}){RESULT_SEP.rstrip()}"
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _unescape(text: str) -> str:
+    out: List[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] in _ESCAPABLE:
+            out.append(text[i + 1])
+            i += 2
+        elif ch == "\\" and i + 1 == len(text):
+            out.append("\\")
+            i += 1
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def _scan_args_balanced(text: str, pos: int) -> Optional[int]:
+    """Index of the ``)`` closing the args that start at ``pos``, by balanced parentheses."""
+    depth = 0
+    i = pos
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\" and i + 1 < n and text[i + 1] in _ESCAPABLE:
+            i += 2
+            continue
+        if ch in "[]":
+            return None
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            if depth == 0:
+                return i
+            depth -= 1
+        i += 1
+    return None
+
+
+_LENIENT_END = re.compile(r"\)\s*(?:\]|->)")
+
+
+def _scan_args_lenient(text: str, pos: int) -> Optional[int]:
+    """Index of the first ``)`` followed by ``]`` or ``->``, with no bracket before it."""
+    m = _LENIENT_END.search(text, pos)
+    if m is None:
+        return None
+    if re.search(r"(?<!\\)[\[\]]", text[pos : m.start()]):
+        return None
+    return m.start()
+
+
+def _after_args(text: str, close: int) -> Optional[tuple]:
+    """Parse what follows the args' ``)``: ``]`` or ``-> result]``. Returns (result, end)."""
+    i = close + 1
+    n = len(text)
+    j = i
+    while j < n and text[j] in " \t":
+        j += 1
+    if j < n and text[j] == CALL_END:
+        return None, j + 1
+    if text.startswith(ARROW, j):
+        k = j + len(ARROW)
+        if k < n and text[k] == " ":
+            k += 1
+        start = k
+        while k < n:
+            ch = text[k]
+            if ch == "\\" and k + 1 < n and text[k + 1] in _ESCAPABLE:
+                k += 2
+                continue
+            if ch == CALL_END:
+                return _unescape(text[start:k]), k + 1
+            if ch == CALL_START:
+                return False  # a new call opens before this one closed
+            k += 1
+        return False  # never closed
+    return False
+
+
+def _parse_at(text: str, start: int) -> Optional[CallMatch]:
+    if not text.startswith(CALL_START, start):
+        return None
+    m = _NAME_RE.match(text, start + 1)
+    if m is None or m.end() >= len(text) or text[m.end()] != "(":
+        return None
+    args_start = m.end() + 1
+    for scan in (_scan_args_balanced, _scan_args_lenient):
+        close = scan(text, args_start)
+        if close is None:
+            continue
+        tail = _after_args(text, close)
+        if tail is False:
+            continue
+        result, end = tail
+        args = _unescape(text[args_start:close])
+        return CallMatch(APICall(m.group(0), args, result), start, end)
+    return None
+
+
+def parse_call(text: str) -> APICall:
+    """Parse a text that is exactly one call (surrounding whitespace allowed)."""
+    stripped = text.strip()
+    match = _parse_at(stripped, 0)
+    if match is None or match.end != len(stripped):
+        raise CallSyntaxError(
+            f"not a tool call: {text[:80]!r}; expected [Tool(args)] or [Tool(args) -> result]"
+        )
+    return match.call
+
+
+def iter_calls(text: str) -> Iterator[CallMatch]:
+    """Yield every well-formed call in ``text`` in order; unclosed calls are skipped."""
+    pos = 0
+    while True:
+        start = text.find(CALL_START, pos)
+        if start < 0:
+            return
+        match = _parse_at(text, start)
+        if match is None:
+            pos = start + 1
+        else:
+            yield match
+            pos = match.end
+
+
+def find_calls(text: str) -> List[CallMatch]:
+    """All well-formed calls in ``text`` with their character spans."""
+    return list(iter_calls(text))
+
+
+def strip_calls(text: str) -> str:
+    """Remove every call, and the space that was inserted before it."""
+    out: List[str] = []
+    pos = 0
+    for m in iter_calls(text):
+        chunk = text[pos : m.start]
+        after = text[m.end : m.end + 1]
+        if chunk.endswith(" ") and (after == "" or after.isspace() or after in ".,;:!?)"):
+            chunk = chunk[:-1]
+        out.append(chunk)
+        pos = m.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+_PENDING_RE = re.compile(r"\[([A-Za-z_][A-Za-z0-9_.]*)\(")
+
+
+def parse_pending_call(text: str) -> Optional[APICall]:
+    """The call waiting for its result at the end of ``text`` (``... [Tool(args) ->``), if any.
+
+    Generation uses this: once the model has written ``->`` inside an open call, the tool runs.
+    """
+    stripped = text.rstrip()
+    if not stripped.endswith(ARROW):
+        return None
+    start = stripped.rfind(CALL_START)
+    while start >= 0:
+        m = _NAME_RE.match(stripped, start + 1)
+        if m is not None and m.end() < len(stripped) and stripped[m.end()] == "(":
+            body = stripped[m.end() + 1 : len(stripped) - len(ARROW)].rstrip()
+            if body.endswith(")"):
+                inner = body[:-1]
+                if CALL_END not in inner.replace("\\]", ""):
+                    return APICall(m.group(0), _unescape(inner), None)
+            return None
+        start = stripped.rfind(CALL_START, 0, start)
+    return None
+
+
+def insert_calls(text: str, calls: List[tuple]) -> str:
+    """Insert ``(char_offset, APICall)`` pairs into ``text``, each formatted with its result.
+
+    A call goes in at its offset as `` [Tool(args) -> result]``: a space before it unless the
+    text there already has one (the model's `` [`` token carries it).
+    """
+    out: List[str] = []
+    pos = 0
+    for offset, call in sorted(calls, key=lambda oc: oc[0]):
+        if not 0 <= offset <= len(text):
+            raise ValueError(f"offset {offset} outside the text (length {len(text)})")
+        out.append(text[pos:offset])
+        before = text[:offset]
+        lead = "" if (not before or before.endswith((" ", "\n"))) else " "
+        out.append(lead + format_call(call))
+        pos = offset
+    out.append(text[pos:])
+    return "".join(out)

@@ -1,0 +1,19 @@
+"""Tools a model can call, their registry, and the executor that runs calls safely."""
+
+from toolformer.tools.base import (  # noqa: F401
+    AnnotationSettings,
+    MissingDependencyError,
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolInputError,
+    ToolResult,
+    UnknownToolError,
+    available_tools,
+    create_tool,
+    create_tools,
+    function_tool,
+    get_tool_class,
+    register_tool,
+)
+from toolformer.tools.executor import ToolExecutor, sanitize_result  # noqa: F401

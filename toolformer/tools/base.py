@@ -1,0 +1,265 @@
+"""The tool interface, its result type and errors, and the registry (with entry-point plugins).
+
+A tool is a class with a ``name``, a ``description``, a few-shot annotation ``prompt`` (a template
+with one ``{text}`` slot, ending in ``Output:``), its annotation settings from the paper's
+Appendix A, and a ``run(args, context)`` that returns text. Built-in tools are registered lazily
+as ``"module:attr"`` strings so that listing them imports nothing heavy; third-party tools come in
+through the ``toolformer.tools`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import importlib
+import inspect
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Callable, ClassVar, Dict, Iterable, List, Mapping, Optional, Type, Union
+
+ENTRY_POINT_GROUP = "toolformer.tools"
+
+
+class ToolError(Exception):
+    """A tool could not produce a result; the message is meant for a user."""
+
+
+class ToolInputError(ToolError):
+    """The call's arguments are not valid for this tool."""
+
+
+class ToolTimeoutError(ToolError):
+    """The tool did not answer within the executor's time limit."""
+
+
+class UnknownToolError(KeyError):
+    """No tool of that name is registered."""
+
+    def __init__(self, name: str, known: Iterable[str]):
+        known = sorted(known)
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        self.name = name
+        self.message = f"unknown tool {name!r}.{hint} Known tools: {', '.join(known)}."
+        super().__init__(self.message)
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
+
+
+class MissingDependencyError(ImportError):
+    """An optional package that a tool or model needs is not installed."""
+
+    def __init__(self, what: str, install: str):
+        super().__init__(f"{what} needs a package that is not installed: run `{install}`")
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a tool may know about the document it is called from (the Calendar uses ``date``)."""
+
+    date: Optional[_dt.date] = None
+
+
+@dataclass(frozen=True)
+class AnnotationSettings:
+    """Per-tool annotation thresholds (paper, Appendix A)."""
+
+    tau_s: float = 0.05  # keep positions with p("[") > tau_s
+    k: int = 5  # at most k positions per document
+    m: int = 5  # candidate calls sampled per position
+    tau_f: float = 1.0  # keep a call if L- - L+ >= tau_f
+
+
+RETRIEVAL_SETTINGS = AnnotationSettings(tau_s=0.05, k=5, m=5, tau_f=1.0)
+COMPUTE_SETTINGS = AnnotationSettings(tau_s=0.0, k=20, m=10, tau_f=0.5)
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """The outcome of one call: ``output`` on success, ``error`` otherwise. Never raised."""
+
+    tool: str
+    args: str
+    output: Optional[str] = None
+    error: Optional[str] = None
+    seconds: float = 0.0
+    cached: bool = False
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.output is not None
+
+
+def load_prompt(filename: str) -> str:
+    """Read a few-shot prompt shipped in ``toolformer/tools/prompts``."""
+    return resources.files("toolformer.tools").joinpath("prompts", filename).read_text("utf-8")
+
+
+class Tool(ABC):
+    """Base class of every tool. Subclasses set the class attributes and implement ``run``.
+
+    ``run`` raises :class:`ToolError` (or :class:`ToolInputError`) with a one-line message on
+    failure; the :class:`~toolformer.tools.executor.ToolExecutor` turns that, and anything else a
+    tool raises, into a :class:`ToolResult` so that no failure reaches a pipeline or a generation.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    prompt: ClassVar[str] = ""
+    annotation: ClassVar[AnnotationSettings] = RETRIEVAL_SETTINGS
+    example_args: ClassVar[str] = ""
+    uses_context: ClassVar[bool] = False  # results depend on ToolContext (cache key includes it)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if inspect.isabstract(cls):
+            return
+        for attr in ("name", "description"):
+            value = getattr(cls, attr, None)
+            if not isinstance(value, str) or not value.strip():
+                raise TypeError(f"tool class {cls.__name__} must define a non-empty {attr!r}")
+        if not cls.name.isidentifier():
+            raise TypeError(f"tool name {cls.name!r} must be an identifier (letters, digits, _)")
+        if cls.prompt and "{text}" not in cls.prompt:
+            raise TypeError(f"tool {cls.name}: the annotation prompt needs a {{text}} slot")
+
+    def parse_args(self, args: str) -> str:
+        """Normalise the argument text; raise :class:`ToolInputError` if it is unusable."""
+        value = args.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1].strip()
+        if not value:
+            raise ToolInputError(f"{self.name} needs an argument, e.g. {self.name}({self.example_args})")
+        return value
+
+    @abstractmethod
+    def run(self, args: str, context: Optional[ToolContext] = None) -> str:
+        """Execute the call and return its result text."""
+
+    def __call__(self, args: str, context: Optional[ToolContext] = None) -> str:
+        return self.run(args, context)
+
+    def format_prompt(self, text: str) -> str:
+        """The annotation prompt P(x) with the document in it."""
+        if not self.prompt:
+            raise ToolError(f"tool {self.name} has no annotation prompt")
+        return self.prompt.replace("{text}", text)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+# --------------------------------------------------------------------------- registry
+
+_BUILTINS: Dict[str, str] = {
+    "Calculator": "toolformer.tools.calculator:Calculator",
+    "Calendar": "toolformer.tools.calendar:Calendar",
+    "WikiSearch": "toolformer.tools.wiki_search:WikiSearch",
+    "QA": "toolformer.tools.qa:QA",
+    "MT": "toolformer.tools.translate:MT",
+}
+_REGISTRY: Dict[str, Union[str, Type[Tool]]] = dict(_BUILTINS)
+_entry_points_loaded = False
+
+ToolSpec = Union[str, Type[Tool]]
+
+
+def register_tool(cls: Optional[Type[Tool]] = None, *, name: Optional[str] = None) -> Any:
+    """Class decorator (``@register_tool`` or ``@register_tool(name=...)``) adding a tool."""
+
+    def add(tool_cls: Type[Tool]) -> Type[Tool]:
+        if not (inspect.isclass(tool_cls) and issubclass(tool_cls, Tool)):
+            raise TypeError("register_tool expects a Tool subclass")
+        _REGISTRY[name or tool_cls.name] = tool_cls
+        return tool_cls
+
+    return add(cls) if cls is not None else add
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        _REGISTRY.setdefault(ep.name, ep.value)
+
+
+def available_tools() -> List[str]:
+    """Names of all registered tools (built-ins, decorated classes and entry points)."""
+    _load_entry_points()
+    return sorted(_REGISTRY)
+
+
+def _canonical(name: str) -> str:
+    _load_entry_points()
+    if name in _REGISTRY:
+        return name
+    lowered = {k.lower(): k for k in _REGISTRY}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    raise UnknownToolError(name, _REGISTRY)
+
+
+def get_tool_class(name: str) -> Type[Tool]:
+    """The class registered under ``name`` (case-insensitive); imports it on first use."""
+    key = _canonical(name)
+    spec = _REGISTRY[key]
+    if isinstance(spec, str):
+        module_name, _, attr = spec.partition(":")
+        spec = getattr(importlib.import_module(module_name), attr)
+        _REGISTRY[key] = spec
+    return spec
+
+
+def create_tool(name: str, **options: Any) -> Tool:
+    """Instantiate the tool ``name`` with keyword ``options`` for its constructor."""
+    return get_tool_class(name)(**options)
+
+
+def create_tools(
+    names: Union[None, str, Iterable[str]] = None,
+    options: Optional[Mapping[str, Mapping[str, Any]]] = None,
+) -> Dict[str, Tool]:
+    """Instantiate several tools: ``names`` as a list or a comma-separated string (None: all)."""
+    if names is None:
+        names = list(_BUILTINS)
+    elif isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    options = options or {}
+    tools: Dict[str, Tool] = {}
+    for n in names:
+        cls = get_tool_class(n)
+        tools[cls.name] = cls(**dict(options.get(cls.name, {})))
+    return tools
+
+
+def function_tool(
+    name: str, description: str, prompt: str = "", annotation: AnnotationSettings = RETRIEVAL_SETTINGS
+) -> Callable[[Callable[[str], str]], Type[Tool]]:
+    """Build (and register) a tool from a plain ``f(args: str) -> str`` function."""
+
+    def wrap(fn: Callable[[str], str]) -> Type[Tool]:
+        def run(self: Tool, args: str, context: Optional[ToolContext] = None) -> str:
+            return str(fn(self.parse_args(args)))
+
+        cls = type(
+            name,
+            (Tool,),
+            {
+                "name": name,
+                "description": description,
+                "prompt": prompt,
+                "annotation": annotation,
+                "run": run,
+                "__doc__": fn.__doc__,
+            },
+        )
+        return register_tool(cls)
+
+    return wrap
