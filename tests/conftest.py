@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# Tests never reach a model hub: everything they load is local or built in the test.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
 SHARED_DATA = Path(os.environ.get("TOOLFORMER_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
