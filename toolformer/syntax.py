@@ -241,14 +241,25 @@ def find_calls(text: str) -> List[CallMatch]:
     return list(iter_calls(text))
 
 
+# After a call, these end a phrase: a space before the call was put there for the call.
+_GLUE_AFTER = set(".,;:!?)]}'\"%")
+
+
+def _space_is_ours(after: str) -> bool:
+    return after == "" or after.isspace() or after in _GLUE_AFTER
+
+
 def strip_calls(text: str) -> str:
-    """Remove every call, and the space that was inserted before it."""
+    """Remove every call, and the space that :func:`insert_calls` put before it.
+
+    ``strip_calls(insert_calls(t, calls)) == t`` whenever each offset lies at a token boundary
+    of a BPE tokenizer (before a space, inside a word, before punctuation, after a newline).
+    """
     out: List[str] = []
     pos = 0
     for m in iter_calls(text):
         chunk = text[pos : m.start]
-        after = text[m.end : m.end + 1]
-        if chunk.endswith(" ") and (after == "" or after.isspace() or after in ".,;:!?)"):
+        if chunk.endswith(" ") and _space_is_ours(text[m.end : m.end + 1]):
             chunk = chunk[:-1]
         out.append(chunk)
         pos = m.end
@@ -256,36 +267,34 @@ def strip_calls(text: str) -> str:
     return "".join(out)
 
 
-_PENDING_RE = re.compile(r"\[([A-Za-z_][A-Za-z0-9_.]*)\(")
-
-
 def parse_pending_call(text: str) -> Optional[APICall]:
     """The call waiting for its result at the end of ``text`` (``... [Tool(args) ->``), if any.
 
     Generation uses this: once the model has written ``->`` inside an open call, the tool runs.
+    The text is scanned the way :func:`find_calls` scans it, so a bracket escaped inside the
+    arguments (``[T(\\[x(y)) ->``) is never mistaken for the start of the call.
     """
     stripped = text.rstrip()
     if not stripped.endswith(ARROW):
         return None
-    start = stripped.rfind(CALL_START)
-    while start >= 0:
-        m = _NAME_RE.match(stripped, start + 1)
-        if m is not None and m.end() < len(stripped) and stripped[m.end()] == "(":
-            body = stripped[m.end() + 1 : len(stripped) - len(ARROW)].rstrip()
-            if body.endswith(")"):
-                inner = body[:-1]
-                if CALL_END not in inner.replace("\\]", ""):
-                    return APICall(m.group(0), _unescape(inner), None)
-            return None
-        start = stripped.rfind(CALL_START, 0, start)
-    return None
+    # Close the call with an empty result: it parses exactly when the call is pending.
+    closed = stripped + " " + CALL_END
+    last: Optional[CallMatch] = None
+    for last in iter_calls(closed):
+        pass
+    if last is None or last.end != len(closed) or last.call.result != "":
+        return None
+    return APICall(last.call.tool, last.call.args, None)
 
 
 def insert_calls(text: str, calls: List[tuple]) -> str:
     """Insert ``(char_offset, APICall)`` pairs into ``text``, each formatted with its result.
 
-    A call goes in at its offset as `` [Tool(args) -> result]``: a space before it unless the
-    text there already has one (the model's `` [`` token carries it).
+    A call goes in at its offset as `` [Tool(args) -> result]``, with a space before it (the
+    model's `` [`` token carries one) when the text there has none and the call ends a phrase
+    (a space, punctuation or the end follows); inside a word it goes in without one
+    (``1[Tool(..) -> ..]2``) so that :func:`strip_calls` gives the original text back.
+    Calls at the same offset keep their order.
     """
     out: List[str] = []
     pos = 0
@@ -293,8 +302,8 @@ def insert_calls(text: str, calls: List[tuple]) -> str:
         if not 0 <= offset <= len(text):
             raise ValueError(f"offset {offset} outside the text (length {len(text)})")
         out.append(text[pos:offset])
-        before = text[:offset]
-        lead = "" if (not before or before.endswith((" ", "\n"))) else " "
+        before = text[offset - 1 : offset]
+        lead = " " if (before and not before.isspace() and _space_is_ours(text[offset : offset + 1])) else ""
         out.append(lead + format_call(call))
         pos = offset
     out.append(text[pos:])

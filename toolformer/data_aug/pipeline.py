@@ -1,0 +1,481 @@
+"""The annotation runner: documents -> annotator -> chunks -> merged dataset.
+
+``augment(config)`` loads the model, the tools and the
+:class:`~toolformer.data_aug.annotator.Annotator`, takes this process's shard of the document
+stream (``index % num_shards == shard_index``; under ``torchrun``/``accelerate launch`` the rank's
+shard), annotates it in batches and writes it in atomic chunks. Re-running the same command after
+a crash (even ``kill -9``) resumes where the last complete chunk ended, so no document is lost or
+written twice. When every shard is done, the shards are merged into ``data.jsonl``, ``dataset/``
+(``save_to_disk``) and ``stats.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import heapq
+import importlib
+import importlib.util
+import logging
+import os
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+
+from toolformer.data_aug.config import AugmentConfig
+from toolformer.data_aug.inputs import InputStats, load_documents
+from toolformer.data_aug.types import AnnotationResult, Document
+from toolformer.data_aug.writer import (
+    DATA_FILE,
+    DATASET_DIR,
+    MERGE_LOCK,
+    SHARDS_DIR,
+    STATS_FILE,
+    ShardStore,
+    atomic_write_json,
+    data_row,
+    file_lock,
+    list_shard_dirs,
+    read_json,
+    result_record,
+    shard_name,
+    write_data,
+)
+from toolformer.errors import UserError
+
+logger = logging.getLogger("toolformer.augment")
+
+# AnnotationResult.stats counters (also kept per tool as "<Tool>/<counter>")
+COUNTERS = (
+    "docs_prefiltered_out", "positions_kept", "candidates_sampled", "candidates_closed",
+    "candidates_malformed", "candidates_deduplicated", "candidates_executed", "tool_failures",
+    "calls_kept",
+)
+EXAMPLES_PER_TOOL = 3
+
+
+# --------------------------------------------------------------------------- annotator
+
+
+def load_object(spec: str) -> Any:
+    """Import ``"package.module:attr"`` or ``"path/to/file.py:attr"``."""
+    module_name, sep, attr = spec.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise UserError(f"expected 'module:attr' or 'file.py:attr', got {spec!r}")
+    try:
+        if module_name.endswith(".py"):
+            path = Path(module_name).expanduser().resolve()
+            if not path.is_file():
+                raise UserError(f"annotator factory file {module_name} does not exist")
+            mod_spec = importlib.util.spec_from_file_location(f"_toolformer_factory_{path.stem}", path)
+            module = importlib.util.module_from_spec(mod_spec)
+            mod_spec.loader.exec_module(module)  # type: ignore[union-attr]
+        else:
+            module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UserError(f"cannot import {module_name!r} for {spec!r}: {exc}") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise UserError(f"{module_name!r} has no attribute {attr!r}") from None
+
+
+def _default_device() -> Optional[str]:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
+    return None
+
+
+def build_annotator(config: AugmentConfig) -> Tuple[Any, Callable[[], None]]:
+    """The annotator this run uses and a function that releases it.
+
+    With ``config.annotator_factory`` the factory is called with the config; otherwise the
+    model, tools and a tool executor are loaded and wrapped in the real ``Annotator``.
+    """
+    if config.annotator_factory:
+        annotator = load_object(config.annotator_factory)(config)
+        if not callable(getattr(annotator, "annotate_batch", None)):
+            raise UserError(f"{config.annotator_factory} did not return an object with annotate_batch(docs)")
+        return annotator, getattr(annotator, "close", None) or (lambda: None)
+
+    import torch
+
+    from toolformer.data_aug.annotator import Annotator
+    from toolformer.models import load_model
+    from toolformer.tools import ToolExecutor, create_tools
+
+    torch.manual_seed(config.seed)
+    tools = create_tools(config.tools, options=config.tool_options)
+    model, tokenizer = load_model(config.model, dtype=config.dtype, device=config.device or _default_device())
+    executor = ToolExecutor(tools)
+    ann_config = dataclasses.replace(config.annotator, seed=config.seed)
+    return Annotator(model, tokenizer, tools, ann_config, executor=executor), executor.close
+
+
+def _annotate(annotator: Any, docs: List[Document]) -> List[AnnotationResult]:
+    """Call the annotator; whatever goes wrong becomes a per-document error, never a crash."""
+    try:
+        results = list(annotator.annotate_batch(docs))
+        if len(results) != len(docs):
+            raise RuntimeError(f"annotate_batch returned {len(results)} results for {len(docs)} documents")
+        return results
+    except Exception as exc:  # noqa: BLE001 - counted as failed documents
+        logger.warning("annotating a batch of %d documents failed: %s: %s", len(docs), type(exc).__name__, exc)
+        return [
+            AnnotationResult(doc_id=d.id, text=d.text, original=d.text, error=f"{type(exc).__name__}: {exc}")
+            for d in docs
+        ]
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+class RunStats:
+    """Totals over annotated document records (one shard or all of them)."""
+
+    def __init__(self) -> None:
+        self.documents: Counter = Counter()
+        self.counters: Counter = Counter()
+        self.per_tool: Dict[str, Counter] = defaultdict(Counter)
+        self.kept: Counter = Counter()
+        self.seconds: Counter = Counter()
+        self._top: Dict[str, List[Tuple[float, int, Dict[str, Any]]]] = defaultdict(list)
+
+    def add(self, rec: Dict[str, Any]) -> None:
+        d = self.documents
+        d["processed"] += 1
+        if rec.get("error"):
+            d["failed"] += 1
+        elif rec.get("skipped"):
+            d["prefiltered"] += 1
+        d["with_calls" if rec["calls"] else "without_calls"] += 1
+        for key, value in (rec.get("stats") or {}).items():
+            tool, sep, name = key.partition("/")
+            if sep:
+                self.per_tool[tool][name] += value
+            else:
+                self.counters[key] += value
+        for stage, secs in (rec.get("seconds") or {}).items():
+            self.seconds[stage] += secs
+        for call in rec["calls"]:
+            self.kept[call["tool"]] += 1
+            heap = self._top[call["tool"]]
+            item = (float(call.get("score", 0.0)), -rec["index"], {**call, "id": rec["id"]})
+            if len(heap) < EXAMPLES_PER_TOOL:
+                heapq.heappush(heap, item)
+            else:
+                heapq.heappushpop(heap, item)
+
+    def examples(self, n: int = 5) -> List[Dict[str, Any]]:
+        """A few kept calls: the best of each tool first, then the best of the rest."""
+        ranked = {t: [c for _, _, c in sorted(h, key=lambda x: (-x[0], -x[1]))] for t, h in self._top.items()}
+        out = [calls[0] for calls in ranked.values() if calls]
+        rest = [c for calls in ranked.values() for c in calls[1:]]
+        out = sorted(out, key=lambda c: -c.get("score", 0.0))[:n]
+        out += sorted(rest, key=lambda c: -c.get("score", 0.0))[: max(0, n - len(out))]
+        return out
+
+    def to_dict(
+        self, inputs: Dict[str, Any], wall_seconds: float, config: Dict[str, Any], **extra: Any
+    ) -> Dict[str, Any]:
+        processed = self.documents["processed"]
+        tools = sorted(set(self.per_tool) | set(self.kept) | set(config.get("tools") or []))
+        per_tool = {}
+        for t in tools:
+            row = {c: int(self.per_tool[t][c]) for c in COUNTERS if c != "calls_kept"}
+            row.update({k: int(v) for k, v in self.per_tool[t].items() if k not in row})
+            row["calls_kept"] = int(self.kept[t])
+            per_tool[t] = row
+        counters = {c: int(self.counters[c]) for c in COUNTERS}
+        counters.update({k: int(v) for k, v in self.counters.items() if k not in counters})
+        return {
+            "documents": {
+                "read": inputs.get("documents", processed),
+                "processed": processed,
+                "with_calls": self.documents["with_calls"],
+                "without_calls": self.documents["without_calls"],
+                "failed": self.documents["failed"],
+                "prefiltered": self.documents["prefiltered"],
+                "skipped_input": inputs.get("skipped", {}),
+                "skipped_input_total": inputs.get("skipped_total", 0),
+                "notes": inputs.get("notes", {}),
+            },
+            "calls_kept": {"total": int(sum(self.kept.values())), "per_tool": {t: per_tool[t]["calls_kept"] for t in tools}},
+            "counters": counters,
+            "per_tool": per_tool,
+            "seconds": {k: round(v, 3) for k, v in sorted(self.seconds.items())},
+            "wall_seconds": round(wall_seconds, 3),
+            "docs_per_second": round(processed / wall_seconds, 4) if wall_seconds > 0 else None,
+            **extra,
+            "config": config,
+        }
+
+
+def _wall(store: ShardStore) -> float:
+    return sum(float(s.get("seconds", 0.0)) for s in store.sessions())
+
+
+# --------------------------------------------------------------------------- summary
+
+
+@dataclass
+class AugmentSummary:
+    """What a run did; ``str(summary)`` is the report the CLI prints."""
+
+    output: Path
+    shard_dir: Path
+    num_shards: int
+    shard_index: int
+    processed_now: int  # documents annotated by this call
+    seconds_now: float  # wall seconds of this call's annotation loop
+    shard_stats: Dict[str, Any]
+    merged: bool = False
+    stats: Dict[str, Any] = field(default_factory=dict)  # merged stats when merged, else the shard's
+    examples: List[Dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def calls_kept(self) -> Dict[str, int]:
+        return dict(self.stats["calls_kept"]["per_tool"])
+
+    def __str__(self) -> str:
+        where = "all shards" if self.merged else f"shard {self.shard_index}/{self.num_shards}"
+        rate = f"{self.processed_now / self.seconds_now:.2f} docs/s" if self.seconds_now > 0 else "-"
+        lines = [f"Annotated {self.processed_now} documents now in {self.seconds_now:.1f}s ({rate}). "
+                 f"Totals, {where}:"]
+        lines += _stats_lines(self.stats, self.examples)
+        if self.merged:
+            lines.append(f"Output: {self.output / DATA_FILE}, {self.output / DATASET_DIR}/, {self.output / STATS_FILE}")
+        else:
+            lines.append(f"Shard output: {self.shard_dir} (merged when every shard is done, or: "
+                         f"toolformer augment --merge {self.output})")
+        return "\n".join(lines)
+
+
+def _stats_lines(stats: Dict[str, Any], examples: List[Dict[str, Any]]) -> List[str]:
+    d = stats["documents"]
+    kept = stats["calls_kept"]
+    lines = [
+        f"  {d['processed']} documents, {d['with_calls']} with calls, {d['failed']} failed, "
+        f"{d['prefiltered']} prefiltered out, {d['skipped_input_total']} input records skipped.",
+        "  Calls kept: " + (", ".join(f"{t} {n}" for t, n in kept["per_tool"].items()) or "none")
+        + f" (total {kept['total']}).",
+    ]
+    if examples:
+        lines.append("  Examples (score = L- - L+):")
+        lines += [f"    {c['tool']:<10} {c.get('score', 0.0):6.2f}  {_short(c['call'], 100)}" for c in examples]
+    return lines
+
+
+def format_merged(output: str, stats: Dict[str, Any], examples: List[Dict[str, Any]]) -> str:
+    """The report ``toolformer augment --merge`` prints."""
+    out = Path(output)
+    lines = [f"Merged {stats.get('shards', '?')} shard(s) of {out}:"] + _stats_lines(stats, examples)
+    lines.append(f"Output: {out / DATA_FILE}, {out / DATASET_DIR}/, {out / STATS_FILE}")
+    return "\n".join(lines)
+
+
+def _short(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _shard_size(limit: Optional[int], num_shards: int, shard_index: int) -> Optional[int]:
+    if not limit:
+        return None
+    return max(0, (limit - shard_index + num_shards - 1) // num_shards)
+
+
+def _clear_other_runs(output: Path, num_shards: int, overwrite: bool) -> None:
+    """Refuse (or with ``overwrite`` delete) shards of a run with another shard count."""
+    others = {n: dirs for n, dirs in list_shard_dirs(output).items() if n != num_shards}
+    if others and not overwrite:
+        counts = ", ".join(str(n) for n in sorted(others))
+        raise UserError(
+            f"{output} holds a run split into {counts} shard(s), not {num_shards}; use the same "
+            "--num-shards, pass --overwrite to start again, or choose another --output"
+        )
+    import shutil
+
+    for dirs in others.values():
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+    if overwrite:
+        for name in (DATA_FILE, STATS_FILE):
+            (output / name).unlink(missing_ok=True)
+        shutil.rmtree(output / DATASET_DIR, ignore_errors=True)
+
+
+def augment(config: AugmentConfig) -> AugmentSummary:
+    """Annotate this process's shard of the input and merge when all shards are done."""
+    config.validate()
+    num_shards, shard_index = config.resolve_shard()
+    output = Path(config.output).expanduser()
+    output.mkdir(parents=True, exist_ok=True)
+    _clear_other_runs(output, num_shards, config.overwrite)
+    store = ShardStore(output / SHARDS_DIR / shard_name(shard_index, num_shards))
+    with store.lock() as locked:
+        if not locked:
+            raise UserError(f"{store.folder} is being annotated by another process; wait for it or kill it")
+        processed_now, seconds_now = _run_shard(config, store, num_shards, shard_index)
+
+    shard = RunStats()
+    for rec in store.iter_records():
+        shard.add(rec)
+    done = store.done_marker() or {}
+    shard_stats = shard.to_dict(done.get("input", {}), _wall(store), config.to_dict(),
+                                shards=num_shards, shard_index=shard_index)
+    summary = AugmentSummary(output, store.folder, num_shards, shard_index, processed_now, seconds_now,
+                             shard_stats, stats=shard_stats, examples=shard.examples())
+    if config.merge:
+        merged = _merge_if_complete(output, num_shards, config.to_dict())
+        if merged is not None:
+            summary.merged = True
+            summary.stats, summary.examples = merged
+    return summary
+
+
+def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_index: int) -> Tuple[int, float]:
+    """Annotate the documents of one shard that are not in its chunks yet."""
+    from tqdm.auto import tqdm
+
+    store.prepare(config.fingerprint(num_shards), overwrite=config.overwrite)
+    inputs = InputStats()
+    docs = load_documents(
+        config.input, split=config.split, text_field=config.text_field, date_field=config.date_field,
+        url_field=config.url_field, id_field=config.id_field, limit=config.limit or None, stats=inputs,
+    )
+    store.start_session(pid=os.getpid(), host=os.uname().nodename if hasattr(os, "uname") else "")
+    bar = tqdm(
+        total=_shard_size(config.limit, num_shards, shard_index), initial=len(store.done), unit="doc",
+        desc=f"augment {shard_index + 1}/{num_shards}" if num_shards > 1 else "augment",
+        disable=not config.progress, dynamic_ncols=True, position=shard_index if num_shards > 1 else None,
+    )
+    annotator, release = None, (lambda: None)
+    batch: List[Tuple[int, Document]] = []
+    buffer: List[Dict[str, Any]] = []
+    processed, kept, start = 0, 0, None
+    try:
+        def run_batch() -> None:
+            nonlocal annotator, release, processed, kept, start
+            if annotator is None:  # loaded only when there is work: a finished run re-merges at once
+                annotator, release = build_annotator(config)
+            if start is None:
+                start = time.perf_counter()
+            results = _annotate(annotator, [doc for _, doc in batch])
+            for (index, doc), result in zip(batch, results):
+                rec = result_record(index, doc, result)
+                buffer.append(rec)
+                kept += len(rec["calls"])
+            processed += len(batch)
+            bar.update(len(batch))
+            bar.set_postfix(calls=kept, refresh=False)
+            batch.clear()
+            while len(buffer) >= config.chunk_size:
+                store.write_chunk(buffer[: config.chunk_size])
+                del buffer[: config.chunk_size]
+
+        for index, doc in enumerate(docs):
+            if index % num_shards != shard_index or index in store.done:
+                continue
+            batch.append((index, doc))
+            if len(batch) >= config.batch_size:
+                run_batch()
+        if batch:
+            run_batch()
+        if buffer:
+            store.write_chunk(buffer)
+            buffer.clear()
+        store.mark_done({
+            "documents": inputs.documents,  # the whole stream's length (all shards)
+            "input": inputs.to_dict(),
+            "limit": config.limit,
+            "finished": _dt.datetime.now().isoformat(timespec="microseconds"),
+        })
+    finally:
+        if buffer:  # interrupted (Ctrl-C, an error): keep the documents that are finished
+            try:
+                store.write_chunk(buffer)
+            except Exception:  # noqa: BLE001 - the original error matters more
+                logger.exception("could not save %d finished documents", len(buffer))
+        store.finish_session()
+        bar.close()
+        release()
+    return processed, (time.perf_counter() - start) if start is not None else 0.0
+
+
+# --------------------------------------------------------------------------- merge
+
+
+def _merge_if_complete(output: Path, num_shards: int, config: Dict[str, Any]):
+    """Merge when every shard is done (the last process to finish does it, under a lock)."""
+    with file_lock(output / MERGE_LOCK):
+        stores = [ShardStore(output / SHARDS_DIR / shard_name(i, num_shards)) for i in range(num_shards)]
+        markers = [s.done_marker() for s in stores]
+        if any(m is None for m in markers):
+            return None
+        key = [m.get("finished") for m in markers]
+        previous = read_json(output / STATS_FILE)
+        if previous and previous.get("merged_from") == key and (output / DATA_FILE).exists():
+            return previous, previous.get("examples", [])
+        return _merge(output, stores, markers, config)
+
+
+def merge_shards(output: str, num_shards: Optional[int] = None) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """Merge the finished shards in ``output`` into data.jsonl, dataset/ and stats.json.
+
+    Returns ``(stats, example_calls)``. Raises :class:`UserError` naming unfinished shards.
+    """
+    out = Path(output).expanduser()
+    found = list_shard_dirs(out)
+    if not found:
+        raise UserError(f"no shards in {out}/{SHARDS_DIR}; run `toolformer augment --output {out}` first")
+    if num_shards is None:
+        if len(found) > 1:
+            raise UserError(f"{out} holds runs with {sorted(found)} shards; pass --num-shards")
+        num_shards = next(iter(found))
+    with file_lock(out / MERGE_LOCK):
+        stores = [ShardStore(out / SHARDS_DIR / shard_name(i, num_shards)) for i in range(num_shards)]
+        markers = [s.done_marker() for s in stores]
+        missing = [str(i) for i, m in enumerate(markers) if m is None]
+        if missing:
+            raise UserError(
+                f"shard(s) {', '.join(missing)} of {num_shards} in {out} are not finished; run them "
+                f"(--num-shards {num_shards} --shard-index N with the same options) and merge again"
+            )
+        config = read_json(stores[0].folder / "config.json") or {}
+        return _merge(out, stores, markers, config)
+
+
+def _merge(output: Path, stores: List[ShardStore], markers: List[Dict[str, Any]], config: Dict[str, Any]):
+    total = markers[0].get("documents")
+    stats = RunStats()
+    seen: set = set()
+
+    def rows() -> Iterator[Dict[str, Any]]:
+        # each shard's chunks are in index order, so a heap merge keeps the input order
+        for rec in heapq.merge(*(s.iter_records() for s in stores), key=lambda r: r["index"]):
+            if total is not None and rec["index"] >= total:
+                continue  # annotated under a larger --limit than the last run's
+            if rec["index"] in seen:
+                raise RuntimeError(f"document {rec['index']} appears twice in {output}; the shards are corrupt")
+            seen.add(rec["index"])
+            stats.add(rec)
+            if rec["calls"]:
+                yield data_row(rec)
+
+    rows_written = write_data(output, rows())
+    wall = max(_wall(s) for s in stores)
+    examples = stats.examples()
+    result = stats.to_dict(
+        markers[0].get("input", {}), wall, config, shards=len(stores),
+        data_rows=rows_written, merged_from=[m.get("finished") for m in markers], examples=examples,
+    )
+    atomic_write_json(output / STATS_FILE, result)
+    return result, examples

@@ -1,0 +1,246 @@
+"""The paper's lenient zero-shot metrics, and answer extraction from a generated output.
+
+Every metric reads the *answer text* (:func:`answer_text`): the model's output with each tool call
+replaced by its result. ``"[Calculator(3*4) -> 12] 12 apples"`` reads ``"12 12 apples"``. The
+result is what the model saw and built on, and in the paper's protocol a call's result is part of
+the prediction (a model that calls ``[Calculator(400/1400) -> 0.29]`` and stops has answered
+0.29); the call's name and arguments are not (the arguments of ``[QA(Who founded X?)]`` must not
+count as words of the answer, nor the numbers in ``Calculator(3*4)`` as predicted numbers).
+
+Metrics (paper, Section 4.2):
+
+- ``lama``: the gold object (case-insensitive, on word boundaries) within the first 5 words.
+- ``math``: the FIRST number of the output equals the gold answer (see :func:`numbers_match`).
+- ``qa``: a gold alias, normalised SQuAD-style (lowercase, no punctuation, no articles), appears
+  as whole words within the first 20 words.
+- ``multiple_choice``: the first option the output names, by letter ``(B)`` or by option text
+  (see :func:`choice_prediction`), is the gold one.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from toolformer.syntax import iter_calls
+
+LAMA_WORDS = 5
+QA_WORDS = 20
+METRIC_KINDS = ("math", "lama", "qa", "multiple_choice", "perplexity")
+
+# --------------------------------------------------------------------------- answer text
+
+_OPEN_CALL = re.compile(r"\[[A-Za-z_][A-Za-z0-9_.]*\(")
+_SPACES = re.compile(r"[ \t]+")
+
+
+def answer_text(output: str) -> str:
+    """The output with every call replaced by its result (no result: nothing).
+
+    A call left open at the end (the token budget ran out inside it) is dropped, since its
+    arguments are not an answer. Text that merely contains brackets (``[1]``) is kept.
+    """
+    parts: List[str] = []
+    pos = 0
+    for m in iter_calls(output):
+        parts.append(output[pos : m.start])
+        parts.append(f" {m.call.result} " if m.call.result else " ")
+        pos = m.end
+    tail = output[pos:]
+    opened = None
+    for opened in _OPEN_CALL.finditer(tail):
+        pass
+    if opened is not None and "]" not in tail[opened.start() :]:
+        tail = tail[: opened.start()]
+    parts.append(tail)
+    return _SPACES.sub(" ", "".join(parts)).strip(" ")
+
+
+def first_words(text: str, n: int) -> List[str]:
+    """The first ``n`` whitespace-separated words of ``text``."""
+    return text.split()[:n]
+
+
+# --------------------------------------------------------------------------- numbers
+
+# A number not glued to a preceding letter/digit: optional minus, optional "$", then
+# "1,000,000.5" | "3.50" | ".5", optionally a fraction "/7" (not part of a date like 12/25/1937).
+_NUMBER_RE = re.compile(
+    r"(?<![\w.])(?P<neg>[-\u2212])?\$?"
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])|\d+(?:\.\d+)?|\.\d+)"
+    r"(?:\s*/\s*(?P<den>\d+(?:\.\d+)?)(?![\d/]))?"
+)
+
+
+@dataclass(frozen=True)
+class Number:
+    """A number read from text: its value, how many decimals were written, and the text."""
+
+    value: float
+    decimals: Optional[int]  # None for a fraction
+    text: str
+
+
+def _to_number(m: "re.Match[str]") -> Number:
+    raw = m.group("num").replace(",", "")
+    value = float(raw)
+    decimals: Optional[int] = len(raw.split(".")[1]) if "." in raw else 0
+    den = m.group("den")
+    if den is not None and float(den) != 0:
+        value, decimals = value / float(den), None
+    if m.group("neg"):
+        value = -value
+    return Number(value, decimals, m.group(0))
+
+
+def find_numbers(text: str) -> List[Number]:
+    """Every number in ``text`` in order ("1,000" -> 1000, "$5" -> 5, "-3" -> -3, "1/2" -> 0.5)."""
+    return [_to_number(m) for m in _NUMBER_RE.finditer(text)]
+
+
+def first_number(text: str) -> Optional[Number]:
+    """The first number in ``text`` (the paper's math criterion), or None."""
+    m = _NUMBER_RE.search(text)
+    return None if m is None else _to_number(m)
+
+
+def parse_gold_number(value: Any) -> Optional[float]:
+    """A gold answer as a float: a JSON number, or a string holding exactly one number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        nums = find_numbers(value.strip())
+        if len(nums) == 1 and nums[0].text.strip() == value.strip().rstrip("."):
+            return nums[0].value
+    return None
+
+
+def numbers_match(pred: Union[Number, float, None], gold: float) -> bool:
+    """Numeric equality with a float tolerance.
+
+    Equal within a relative 1e-6; a prediction written with at least 2 decimals also matches
+    the gold rounded to that many decimals ("0.29" for 2/7), as the paper's Calculator rounds
+    its results to 2 decimals. "12" never matches 120, and "4" never matches 4.33.
+    """
+    if pred is None:
+        return False
+    value = pred.value if isinstance(pred, Number) else float(pred)
+    if math.isclose(value, gold, rel_tol=1e-6, abs_tol=1e-9):
+        return True
+    decimals = pred.decimals if isinstance(pred, Number) else None
+    return decimals is not None and decimals >= 2 and math.isclose(
+        round(gold, decimals), value, abs_tol=10 ** -(decimals + 3)
+    )
+
+
+# --------------------------------------------------------------------------- text answers
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = set(string.punctuation) | {"\u2018", "\u2019", "\u201c", "\u201d", "\u2013", "\u2014"}
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD normalisation: lowercase, drop punctuation and articles, collapse whitespace."""
+    text = text.lower()
+    text = "".join(" " if ch in _PUNCT else ch for ch in text)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def contains_words(haystack: str, needle: str) -> bool:
+    """``needle`` occurs in ``haystack`` on word boundaries, ignoring case."""
+    needle = needle.strip()
+    if not needle:
+        return False
+    pattern = r"(?<!\w)" + re.escape(needle) + r"(?!\w)"
+    return re.search(pattern, haystack, flags=re.IGNORECASE) is not None
+
+
+def lama_correct(text: str, gold: str, n_words: int = LAMA_WORDS) -> bool:
+    """The gold object is among the first ``n_words`` words (case-insensitive, whole words)."""
+    return contains_words(" ".join(first_words(text, n_words)), gold)
+
+
+def qa_correct(text: str, aliases: Sequence[str], n_words: int = QA_WORDS) -> bool:
+    """A normalised alias appears as whole words within the first ``n_words`` words."""
+    window = " " + normalize_answer(" ".join(first_words(text, n_words))) + " "
+    for alias in aliases:
+        norm = normalize_answer(alias)
+        if norm and f" {norm} " in window:
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- multiple choice
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def choice_prediction(text: str, choices: Sequence[str]) -> Optional[int]:
+    """The index of the first option that ``text`` names, or None.
+
+    An option is named by its letter in parentheses ``(B)``, by ``B)`` / ``B.`` / ``B:`` as a
+    word, by a bare ``B`` as the whole first word, or by its text (case-insensitive, on word
+    boundaries). The earliest mention wins; at equal positions the longer one.
+    """
+    letters = LETTERS[: len(choices)]
+    found: List[tuple] = []  # (start, -length, index)
+    if letters:
+        for m in re.finditer(rf"\(([{letters}])\)|(?<!\w)([{letters}])[\).:](?!\w)", text):
+            letter = m.group(1) or m.group(2)
+            found.append((m.start(), -(m.end() - m.start()), letters.index(letter)))
+        m = re.match(rf"\s*([{letters}])\s*$|\s*([{letters}])\s*\n", text)
+        if m:
+            letter = m.group(1) or m.group(2)
+            found.append((m.start(1) if m.group(1) else m.start(2), -1, letters.index(letter)))
+    for i, choice in enumerate(choices):
+        choice = choice.strip()
+        if not choice:
+            continue
+        m = re.search(r"(?<!\w)" + re.escape(choice) + r"(?!\w)", text, flags=re.IGNORECASE)
+        if m:
+            found.append((m.start(), -(m.end() - m.start()), i))
+    if not found:
+        return None
+    return min(found)[2]
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+@dataclass
+class Scored:
+    """An output's extracted answer (JSON-ready) and whether it is correct."""
+
+    extracted: Any
+    correct: bool
+
+
+def score_output(kind: str, output: str, gold: Any, choices: Optional[Sequence[str]] = None
+                 ) -> Scored:
+    """Score one generated ``output`` (calls still in it) against ``gold`` with metric ``kind``.
+
+    ``gold`` is a float (math), a string (lama), a list of aliases (qa) or the index of the
+    right option (multiple_choice, with ``choices``).
+    """
+    text = answer_text(output)
+    if kind == "math":
+        num = first_number(text)
+        return Scored(None if num is None else num.value, numbers_match(num, float(gold)))
+    if kind == "lama":
+        return Scored(" ".join(first_words(text, LAMA_WORDS)), lama_correct(text, str(gold)))
+    if kind == "qa":
+        aliases = [gold] if isinstance(gold, str) else list(gold)
+        return Scored(" ".join(first_words(text, QA_WORDS)), qa_correct(text, aliases))
+    if kind == "multiple_choice":
+        if choices is None:
+            raise ValueError("multiple_choice scoring needs the choices")
+        idx = choice_prediction(text, choices)
+        extracted: Dict[str, Any] = {"index": idx, "letter": None if idx is None else LETTERS[idx]}
+        return Scored(extracted, idx is not None and idx == int(gold))
+    raise ValueError(f"unknown metric kind {kind!r}; known: {', '.join(METRIC_KINDS)}")

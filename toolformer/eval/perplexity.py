@@ -1,0 +1,156 @@
+"""Token-level perplexity over a long text with a sliding window (tools disabled).
+
+The text is tokenized once; windows of ``max_length`` tokens start every ``stride`` tokens and
+each scores only the tokens that the previous window did not (so every token after the first
+is scored once, with at least ``max_length - stride`` tokens of context, as in the Hugging Face
+perplexity guide). ``stride == max_length`` gives plain non-overlapping chunks.
+
+"Tools disabled" follows the paper's "Toolformer (disabled)": p(``[``) is set to 0, i.e. each
+token's probability is renormalised over the vocabulary without the call-opening tokens
+(``p(x) / (1 - p([))``). A ``[`` that is really in the text keeps its raw probability. The raw
+perplexity (no renormalisation) is reported too; for a model that never learned calls the two
+agree closely. Perplexities are per token of the model's tokenizer (named in the result), so
+they compare across models only with the same tokenizer; ``word_perplexity`` (the same total
+log-likelihood over whitespace-separated words) compares across tokenizers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from toolformer.errors import UserError
+
+
+@dataclass(frozen=True)
+class Window:
+    """Tokens ``[begin, end)`` go in; the last ``n_targets`` of them are scored."""
+
+    begin: int
+    end: int
+    n_targets: int
+
+
+def sliding_windows(n_tokens: int, max_length: int, stride: int) -> List[Window]:
+    """The windows covering ``n_tokens`` tokens (the first token is never scored: no context)."""
+    if max_length < 2:
+        raise UserError(f"perplexity max_length must be at least 2, got {max_length}")
+    if not 1 <= stride <= max_length:
+        raise UserError(f"perplexity stride must be in [1, max_length={max_length}], got {stride}")
+    windows: List[Window] = []
+    prev_end = 0
+    for begin in range(0, max(n_tokens - 1, 1), stride):
+        end = min(begin + max_length, n_tokens)
+        n_targets = end - max(prev_end, begin + 1)
+        if n_targets > 0:
+            windows.append(Window(begin, end, n_targets))
+        prev_end = end
+        if end == n_tokens:
+            break
+    return windows
+
+
+def call_token_ids(tokenizer: Any) -> List[int]:
+    """Ids of the tokens that open a call: those that decode to ``[`` up to whitespace."""
+    ids = []
+    for token, idx in tokenizer.get_vocab().items():
+        text = tokenizer.convert_tokens_to_string([token])
+        if text.strip() == "[" and text.endswith("["):
+            ids.append(idx)
+    return sorted(ids)
+
+
+def _batches(windows: Sequence[Window], rows: int) -> Iterable[List[Window]]:
+    """Windows of the same shape together, at most ``rows`` per batch, in text order."""
+    current: List[Window] = []
+    for w in windows:
+        shape = (w.end - w.begin, w.n_targets)
+        if current and (len(current) == rows or shape != (current[0].end - current[0].begin,
+                                                          current[0].n_targets)):
+            yield current
+            current = []
+        current.append(w)
+    if current:
+        yield current
+
+
+def perplexity(
+    model: Any,
+    tokenizer: Any,
+    text: str,
+    max_length: Optional[int] = 1024,
+    stride: Optional[int] = None,
+    batch_size: int = 4,
+    limit: Optional[int] = None,
+    progress: bool = True,
+) -> Dict[str, Any]:
+    """Perplexity of ``model`` on ``text`` (CRLF normalised); ``limit``: the first N windows.
+
+    Returns perplexity (calls disabled), perplexity_raw, word_perplexity, the counts of scored
+    tokens and words, the window settings, the tokenizer's name and the seconds taken.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    text = text.replace("\r\n", "\n")
+    context = getattr(model.config, "max_position_embeddings", None) or 1024
+    max_length = min(max_length or context, context)
+    stride = stride or max(1, max_length // 2)
+    enc = tokenizer(text, return_offsets_mapping=True, verbose=False)
+    ids: List[int] = enc["input_ids"]
+    offsets: List[Tuple[int, int]] = enc["offset_mapping"]
+    windows = sliding_windows(len(ids), max_length, stride)
+    if not windows:
+        raise UserError("the text is too short for perplexity (needs at least 2 tokens)")
+    if limit is not None:
+        windows = windows[:limit]
+
+    call_ids = torch.tensor(call_token_ids(tokenizer), dtype=torch.long)
+    device = next(model.parameters()).device
+    vocab = model.get_output_embeddings().weight.shape[0]
+    # keep one batch's fp32 logits under ~256 MB
+    rows = max(1, min(batch_size, (1 << 26) // max(1, max(w.n_targets + 1 for w in windows) * vocab)))
+    ids_t = torch.tensor(ids, dtype=torch.long)
+    nll_raw = nll_off = 0.0
+    n_scored = 0
+    bar = tqdm(total=len(windows), desc="wikitext perplexity", unit="win", disable=not progress,
+               leave=False)
+    with torch.inference_mode():
+        for batch in _batches(windows, rows):
+            length = batch[0].end - batch[0].begin
+            keep = min(batch[0].n_targets + 1, length)
+            inputs = torch.stack([ids_t[w.begin : w.end] for w in batch]).to(device)
+            logits = model(input_ids=inputs, logits_to_keep=keep, use_cache=False).logits
+            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+            targets = inputs[:, length - keep + 1 :]
+            lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+            lp_off = lp
+            if len(call_ids):
+                p_call = logp[..., call_ids.to(device)].exp().sum(-1).clamp(max=1 - 1e-6)
+                is_call = torch.isin(targets, call_ids.to(device))
+                lp_off = torch.where(is_call, lp, lp - torch.log1p(-p_call))
+            nll_raw -= lp.sum().item()
+            nll_off -= lp_off.sum().item()
+            n_scored += targets.numel()
+            bar.update(len(batch))
+    bar.close()
+    covered = offsets[windows[-1].end - 1][1]
+    n_words = max(1, len(text[:covered].split()))
+    return {
+        "perplexity": math.exp(nll_off / n_scored),
+        "perplexity_raw": math.exp(nll_raw / n_scored),
+        "word_perplexity": math.exp(nll_off / n_words),
+        "nll_per_token": nll_off / n_scored,
+        "tokens_scored": n_scored,
+        "words": n_words,
+        "windows": len(windows),
+        "max_length": max_length,
+        "stride": stride,
+        "tokenizer": getattr(tokenizer, "name_or_path", type(tokenizer).__name__),
+        "vocab_size": len(tokenizer),
+        "call_token_ids": call_ids.tolist(),
+        "seconds": time.perf_counter() - start,
+    }

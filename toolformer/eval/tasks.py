@@ -1,0 +1,195 @@
+"""The evaluation tasks: one small declarative :class:`TaskSpec` per task, in a registry.
+
+Prompts are zero-shot, as in the paper: math and QA questions as ``Q: ...\\nA:``, LAMA as the
+cloze statement cut at the mask, which the model continues. Tools the paper disables per task:
+WikiSearch on LAMA (and our corpus holds the LAMA evidence sentences verbatim), QA on NQ.
+``jsonl:PATH`` names a generic task over any JSONL with ``question`` and ``answer``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from toolformer.errors import UserError
+from toolformer.eval.loaders import LOADERS, Example
+from toolformer.eval.metrics import METRIC_KINDS
+from toolformer.eval.registry import Registry
+
+QA_TEMPLATE = "Q: {question}\nA:"
+CLOZE_TEMPLATE = "{text}"
+GENERIC_PREFIX = "jsonl:"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """How to load, prompt and score one task."""
+
+    name: str = field(metadata={"help": "registry name, also the samples file name"})
+    path: str = field(metadata={"help": "data path, relative to the data dir unless absolute"})
+    format: str = field(metadata={"help": "loader name in loaders.LOADERS"})
+    metric: str = field(metadata={"help": "math | lama | qa | multiple_choice | perplexity | auto"})
+    template: str = field(default=QA_TEMPLATE, metadata={"help": "zero-shot prompt; {fields}"})
+    disabled_tools: Tuple[str, ...] = field(
+        default=(), metadata={"help": "tools the model may not call on this task (paper)"})
+    max_new_tokens: int = field(default=64, metadata={"help": "generation budget per example"})
+    stop: Tuple[str, ...] = field(default=("\n",), metadata={"help": "generation stop strings"})
+    description: str = field(default="", metadata={"help": "one line for `--list-tasks`"})
+    paper_task: str = field(default="", metadata={"help": "the paper's benchmark it stands for"})
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRIC_KINDS + ("auto",):
+            raise ValueError(f"task {self.name}: unknown metric {self.metric!r}")
+
+    def data_path(self, data_dir: Union[str, Path]) -> Path:
+        path = Path(os.path.expanduser(self.path))
+        return path if path.is_absolute() else Path(data_dir) / path
+
+    def prompt(self, example: Example) -> str:
+        """The task's template filled with the example's fields."""
+        return self.template.format(**example.fields)
+
+    @property
+    def file_stem(self) -> str:
+        """A file-name-safe form of the name (``jsonl:/a/b.jsonl`` -> ``jsonl_b``)."""
+        if self.name.startswith(GENERIC_PREFIX):
+            return "jsonl_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(self.name[6:]).stem)
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name)
+
+
+TASKS: Registry[TaskSpec] = Registry("task")
+
+
+def register_task(spec: TaskSpec, overwrite: bool = False) -> TaskSpec:
+    """Add a task (a plugin or a user's own) to the registry."""
+    LOADERS.get(spec.format)  # fail now on an unknown loader
+    return TASKS.register(spec.name, spec, overwrite=overwrite)
+
+
+def _math(name: str, path: str, fmt: str, desc: str, paper: str = "") -> TaskSpec:
+    # The first number is all that is scored; "\n\n" / "\nQ:" end the answer without cutting a
+    # model that starts its answer on a new line.
+    return TaskSpec(name, path, fmt, "math", QA_TEMPLATE, (), 64, ("\n\n", "\nQ:"), desc, paper)
+
+
+def _lama(name: str, path: str, fmt: str, desc: str, paper: str) -> TaskSpec:
+    return TaskSpec(name, path, fmt, "lama", CLOZE_TEMPLATE, ("WikiSearch",), 24, ("\n",), desc,
+                    paper)
+
+
+_MC_TEMPLATE = "Q: {question}\nA:"
+
+for _spec in (
+    _math("svamp", "svamp/SVAMP.json", "svamp", "SVAMP math word problems (1000)", "SVAMP"),
+    _math("mawps", "mawps/mawps_demasked_from_svamp_cv.jsonl", "mawps_jsonl",
+          "MAWPS, union of the 5 CV dev folds (1920)", "MAWPS"),
+    _math("mawps_addsub", "mawps/mawps_subsets_zero_shot_cot/AddSub.json", "mawps_subset",
+          "MAWPS AddSub (395)", "MAWPS"),
+    _math("mawps_multiarith", "mawps/mawps_subsets_zero_shot_cot/MultiArith.json", "mawps_subset",
+          "MAWPS MultiArith (600)", "MAWPS"),
+    _math("mawps_singleeq", "mawps/mawps_subsets_zero_shot_cot/SingleEq.json", "mawps_subset",
+          "MAWPS SingleEq (508)", "MAWPS"),
+    _math("gsm8k", "gsm8k/test.jsonl", "gsm8k", "GSM8K test (1319), harder math", ""),
+    _lama("lama_squad", "lama/Squad/test.jsonl", "lama_squad",
+          "LAMA SQuAD, mask-final sentences (210 of 305)", "LAMA SQuAD"),
+    _lama("lama_google_re", "lama/Google_RE", "lama_google_re",
+          "LAMA Google-RE, LAMA templates (5528)", "LAMA Google-RE"),
+    _lama("lama_trex", "lama", "lama_trex",
+          "LAMA T-REx, mask-final templates (23 of 28 relations here, 18601 facts)", "LAMA T-REx"),
+    TaskSpec("nq_open", "nq_open/NQ-open.dev.jsonl", "nq_open", "qa", QA_TEMPLATE, ("QA",), 48,
+             ("\n\n", "\nQ:"), "Natural Questions open, test set (3610)", "NQ"),
+    TaskSpec("date_understanding", "date_understanding_bbh/date_understanding.json", "bbh_mc",
+             "multiple_choice", _MC_TEMPLATE, (), 48, ("\n\n", "\nQ:"),
+             "BIG-Bench-Hard date understanding (250), multiple choice", "Dateset (stand-in)"),
+    TaskSpec("date_understanding_bigbench", "date_understanding_bigbench/task.json", "bigbench_mc",
+             "multiple_choice", _MC_TEMPLATE, (), 48, ("\n\n", "\nQ:"),
+             "BIG-bench date understanding (369), options shuffled, multiple choice",
+             "Dateset (stand-in)"),
+    TaskSpec("temporal_sequences", "date_understanding_bbh/temporal_sequences.json", "bbh_mc",
+             "multiple_choice", _MC_TEMPLATE, (), 48, ("\n\n", "\nQ:"),
+             "BIG-Bench-Hard temporal sequences (250), multiple choice", "Dateset (stand-in)"),
+    TaskSpec("wikitext2", "wikitext2_raw/wiki.test.raw", "text", "perplexity", "{text}",
+             ("*",), 0, (), "WikiText-2 raw test, token-level perplexity, tools disabled",
+             "WikiText"),
+):
+    register_task(_spec)
+
+
+def generic_task(spec: str) -> TaskSpec:
+    """The task for ``jsonl:PATH`` (PATH relative to the current directory, or absolute)."""
+    path = spec[len(GENERIC_PREFIX):].strip()
+    if not path:
+        raise UserError("jsonl: needs a path, e.g. --tasks jsonl:my_questions.jsonl")
+    return TaskSpec(f"{GENERIC_PREFIX}{path}", str(Path(path).expanduser().resolve()), "jsonl",
+                    "auto", QA_TEMPLATE, (), 64, ("\n\n", "\nQ:"),
+                    f"questions from {path} (math when every answer is a number, else QA)")
+
+
+def get_task(name: str) -> TaskSpec:
+    """A registered task, or the generic task for ``jsonl:PATH``."""
+    if name.startswith(GENERIC_PREFIX):
+        return generic_task(name)
+    if name not in TASKS:
+        raise TASKS.unknown(name, extra_hint=", or jsonl:PATH for your own JSONL")
+    return TASKS.get(name)
+
+
+def resolve_tasks(tasks: Union[str, Sequence[str], None]) -> List[TaskSpec]:
+    """Task names (a list, or a comma-separated string; "all" for every built-in) as specs."""
+    if tasks is None:
+        names: List[str] = ["all"]
+    elif isinstance(tasks, str):
+        names = [t.strip() for t in tasks.split(",") if t.strip()]
+    else:
+        names = [t.strip() for t in tasks if t.strip()]
+    if not names:
+        raise UserError("no task given; use --tasks svamp,lama_trex,... or --tasks all")
+    out: List[TaskSpec] = []
+    for n in names:
+        for spec in ([TASKS.get(k) for k in TASKS.names()] if n.lower() == "all" else [get_task(n)]):
+            if spec.name not in {s.name for s in out}:
+                out.append(spec)
+    return out
+
+
+def load_examples(task: TaskSpec, data_dir: Union[str, Path], limit: Optional[int] = None
+                  ) -> Tuple[TaskSpec, List[Example]]:
+    """Load a task's examples (the first ``limit`` of them); an ``auto`` metric is settled here.
+
+    A generic task scores with ``math`` when every answer is a number and ``qa`` otherwise (its
+    numeric answers then become one-alias lists).
+    """
+    examples = LOADERS.get(task.format)(task.data_path(data_dir))
+    if task.metric == "auto":
+        if all(ex.meta.get("numeric") for ex in examples):
+            task = replace(task, metric="math")
+        else:
+            task = replace(task, metric="qa")
+            for ex in examples:
+                if ex.meta.get("numeric"):
+                    ex.gold = [str(ex.meta["answer"])]
+    if limit is not None:
+        if limit < 1:
+            raise UserError(f"--limit must be at least 1, got {limit}")
+        examples = examples[:limit]
+    return task, examples
+
+
+def default_data_dir() -> Path:
+    """``$TOOLFORMER_DATA`` if set, else ``../shared/data`` relative to the current directory."""
+    env = os.environ.get("TOOLFORMER_DATA")
+    return Path(env) if env else Path("..") / "shared" / "data"
+
+
+def describe_tasks() -> List[Dict[str, str]]:
+    """One row per built-in task (name, metric, disabled tools, description) for listings."""
+    rows = []
+    for name in TASKS.names():
+        t = TASKS.get(name)
+        rows.append({"name": t.name, "metric": t.metric, "path": t.path,
+                     "disabled_tools": ",".join(t.disabled_tools) or "-",
+                     "description": t.description})
+    return rows
