@@ -242,7 +242,7 @@ class AugmentSummary:
         return dict(self.stats["calls_kept"]["per_tool"])
 
     def __str__(self) -> str:
-        where = "all shards" if self.merged else f"shard {self.shard_index}/{self.num_shards}"
+        where = "all shards" if self.merged else f"shard index {self.shard_index} of {self.num_shards} shards"
         rate = f"{self.processed_now / self.seconds_now:.2f} docs/s" if self.seconds_now > 0 else "-"
         lines = [f"Annotated {self.processed_now} documents now in {self.seconds_now:.1f}s ({rate}). "
                  f"Totals, {where}:"]
@@ -264,6 +264,9 @@ def _stats_lines(stats: Dict[str, Any], examples: List[Dict[str, Any]]) -> List[
         "  Calls kept: " + (", ".join(f"{t} {n}" for t, n in kept["per_tool"].items()) or "none")
         + f" (total {kept['total']}).",
     ]
+    limit = (stats.get("config") or {}).get("limit")
+    if limit and d["read"] >= limit:
+        lines.append(f"  Stopped at --limit {limit} documents (--limit 0 annotates the whole input).")
     if examples:
         lines.append("  Examples (score = L- - L+):")
         lines += [f"    {c['tool']:<10} {c.get('score', 0.0):6.2f}  {_short(c['call'], 100)}" for c in examples]

@@ -55,6 +55,8 @@ class AnnotationResult:
     seconds: Dict[str, float] = field(default_factory=dict)  # per stage
     error: Optional[str] = None  # set when the document failed (counted, never raised)
     skipped: Optional[str] = None  # reason, when no tool applied / empty text
+    # every scored candidate (kept or not), only with AnnotatorConfig.record_candidates
+    candidates: List[KeptCall] = field(default_factory=list)
 
 
 @dataclass
@@ -78,3 +80,61 @@ class AnnotatorConfig:
     max_doc_tokens: int = field(default=256, metadata={"help": "longer documents are chunked"})
     batch_size: int = field(default=32, metadata={"help": "rows per sampling/scoring batch"})
     seed: int = field(default=0, metadata={"help": "seed for candidate sampling"})
+    max_batch_tokens: int = field(
+        default=16384,
+        metadata={"help": "cap on rows x sequence length of one sampling/scoring forward (memory)"},
+    )
+    start_token: Optional[str] = field(
+        default=None,
+        metadata={"help": "token that starts prompts and scored sequences; None: the tokenizer's "
+                          "BOS if it has one, '' for none"},
+    )
+    prefilter: bool = field(
+        default=True, metadata={"help": "apply the paper's per-tool document heuristics"}
+    )
+    calc_window_tokens: int = field(
+        default=100, metadata={"help": "Calculator prefilter: window (in word tokens) for 3 numbers"}
+    )
+    calc_min_numbers: int = field(
+        default=3, metadata={"help": "Calculator prefilter: numbers needed within the window"}
+    )
+    calc_random_keep: float = field(
+        default=0.01,
+        metadata={"help": "Calculator prefilter: share of documents kept that only have enough "
+                          "numbers (seeded by document id)"},
+    )
+    mt_min_foreign_tokens: int = field(
+        default=10, metadata={"help": "MT prefilter: words in a non-English chunk of English text"}
+    )
+    record_candidates: bool = field(
+        default=False,
+        metadata={"help": "keep every scored candidate in AnnotationResult.candidates (debugging)"},
+    )
+
+    def settings_for(self, tool: Any) -> Any:
+        """The AnnotationSettings of ``tool``: its Appendix A defaults, then ``settings[name]``
+        (an AnnotationSettings or a dict of some of its fields), then the global overrides."""
+        from dataclasses import fields as _fields
+        from dataclasses import replace as _replace
+
+        from toolformer.errors import UserError
+        from toolformer.tools.base import AnnotationSettings
+
+        base = getattr(tool, "annotation", None) or AnnotationSettings()
+        names = {f.name for f in _fields(AnnotationSettings)}
+        override = self.settings.get(tool.name)
+        if override is None:  # settings keys are case-insensitive, like tool names
+            lowered = {k.lower(): v for k, v in self.settings.items()}
+            override = lowered.get(tool.name.lower())
+        if isinstance(override, AnnotationSettings):
+            base = override
+        elif override:
+            unknown = set(override) - names
+            if unknown:
+                raise UserError(
+                    f"unknown annotation setting(s) {sorted(unknown)} for {tool.name}; "
+                    f"use {sorted(names)}"
+                )
+            base = _replace(base, **{k: v for k, v in override.items() if v is not None})
+        globals_ = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        return _replace(base, **globals_) if globals_ else base

@@ -350,8 +350,8 @@ def write_data(output: Path, rows: Iterable[Dict[str, Any]]) -> int:
             ds = Dataset.from_generator(_dataset_rows, features=features, cache_dir=str(cache),
                                         gen_kwargs={"path": str(tmp), "call_keys": call_keys})
         else:
-            ds = Dataset.from_list([], features=features)
-        ds.save_to_disk(str(ds_tmp))
+            ds = Dataset.from_dict({name: [] for name in features}, features=features)
+        ds.save_to_disk(str(ds_tmp), num_shards=None if n else 1)  # 0 shards would not load back
         del ds
         atomic_replace_dir(ds_tmp, output / DATASET_DIR)
     finally:

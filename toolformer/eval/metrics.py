@@ -37,14 +37,36 @@ _OPEN_CALL = re.compile(r"\[[A-Za-z_][A-Za-z0-9_.]*\(")
 _SPACES = re.compile(r"[ \t]+")
 
 
-def answer_text(output: str) -> str:
-    """The output with every call replaced by its result (no result: nothing).
+def _span(call: Any) -> tuple:
+    get = call.get if isinstance(call, dict) else (lambda k, d=None: getattr(call, k, d))
+    return get("start"), get("end"), get("result"), get("error")
 
-    A call left open at the end (the token budget ran out inside it) is dropped, since its
-    arguments are not an answer. Text that merely contains brackets (``[1]``) is kept.
+
+def answer_text(output: str, calls: Optional[Sequence[Any]] = None) -> str:
+    """The output with every call replaced by its result (a failed call by nothing).
+
+    ``calls``: the generator's call records (objects or dicts with ``start``, ``end``,
+    ``result``, ``error``); their spans also cover calls the model never closed properly
+    (``[Calc(3*4]``), whose text is no answer. Without them the calls are parsed from the text,
+    and a call left open at the end (the token budget ran out inside it) is dropped. Text that
+    merely contains brackets (``[1]``) is kept.
     """
+    spans = [_span(c) for c in calls or ()]
+    usable = bool(spans) and all(
+        isinstance(s, int) and 0 <= s < len(output) and output[s] == "[" for s, _, _, _ in spans
+    )
     parts: List[str] = []
     pos = 0
+    if usable:
+        for start, end, result, error in sorted(spans, key=lambda sp: sp[0]):
+            end = len(output) if end is None else end
+            if start < pos:
+                continue
+            parts.append(output[pos:start])
+            parts.append(f" {result} " if result and not error else " ")
+            pos = end
+        parts.append(output[pos:])
+        return _SPACES.sub(" ", "".join(parts)).strip(" ")
     for m in iter_calls(output):
         parts.append(output[pos : m.start])
         parts.append(f" {m.call.result} " if m.call.result else " ")
@@ -221,14 +243,14 @@ class Scored:
     correct: bool
 
 
-def score_output(kind: str, output: str, gold: Any, choices: Optional[Sequence[str]] = None
-                 ) -> Scored:
+def score_output(kind: str, output: str, gold: Any, choices: Optional[Sequence[str]] = None,
+                 calls: Optional[Sequence[Any]] = None) -> Scored:
     """Score one generated ``output`` (calls still in it) against ``gold`` with metric ``kind``.
 
     ``gold`` is a float (math), a string (lama), a list of aliases (qa) or the index of the
-    right option (multiple_choice, with ``choices``).
+    right option (multiple_choice, with ``choices``); ``calls``: see :func:`answer_text`.
     """
-    text = answer_text(output)
+    text = answer_text(output, calls)
     if kind == "math":
         num = first_number(text)
         return Scored(None if num is None else num.value, numbers_match(num, float(gold)))

@@ -38,8 +38,9 @@ class UnknownToolError(KeyError):
 
     def __init__(self, name: str, known: Iterable[str]):
         known = sorted(known)
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        by_lower = {k.lower(): k for k in known}
+        close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.5)
+        hint = f" Did you mean {by_lower[close[0]]!r}?" if close else ""
         self.name = name
         self.message = f"unknown tool {name!r}.{hint} Known tools: {', '.join(known)}."
         super().__init__(self.message)
@@ -52,7 +53,13 @@ class MissingDependencyError(ImportError):
     """An optional package that a tool or model needs is not installed."""
 
     def __init__(self, what: str, install: str):
+        self.what = what
+        self.install = install
         super().__init__(f"{what} needs a package that is not installed: run `{install}`")
+
+
+class ToolLoadError(ToolError):
+    """A registered tool (built-in or plugin) could not be imported or is not a Tool class."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +101,15 @@ class ToolResult:
 
 
 def load_prompt(filename: str) -> str:
-    """Read a few-shot prompt shipped in ``toolformer/tools/prompts``."""
-    return resources.files("toolformer.tools").joinpath("prompts", filename).read_text("utf-8")
+    """Read a few-shot prompt shipped in ``toolformer/tools/prompts``.
+
+    Trailing whitespace is dropped so that a prompt ends exactly in ``Output:`` (the document's
+    first token carries its own leading space).
+    """
+    path = resources.files("toolformer.tools").joinpath("prompts", filename)
+    if not path.is_file():
+        raise ToolError(f"no prompt file {filename!r} in toolformer/tools/prompts")
+    return path.read_text("utf-8").rstrip()
 
 
 class Tool(ABC):
@@ -125,6 +139,8 @@ class Tool(ABC):
             raise TypeError(f"tool name {cls.name!r} must be an identifier (letters, digits, _)")
         if cls.prompt and "{text}" not in cls.prompt:
             raise TypeError(f"tool {cls.name}: the annotation prompt needs a {{text}} slot")
+        if not isinstance(cls.annotation, AnnotationSettings):
+            raise TypeError(f"tool {cls.name}: 'annotation' must be an AnnotationSettings")
 
     def parse_args(self, args: str) -> str:
         """Normalise the argument text; raise :class:`ToolInputError` if it is unusable."""
@@ -206,13 +222,43 @@ def _canonical(name: str) -> str:
     raise UnknownToolError(name, _REGISTRY)
 
 
+def _import_spec(key: str, spec: str) -> Type[Tool]:
+    """Import ``"package.module:Attr.sub"`` (an entry point's ``[extras]`` are ignored)."""
+    module_name, _, attr = spec.split("[")[0].strip().partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in filter(None, attr.split(".")):
+            obj = getattr(obj, part)
+    except MissingDependencyError:
+        raise
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and not (module_name == missing or module_name.startswith(missing + ".")):
+            # the tool's module is there, but a package it imports is not
+            raise MissingDependencyError(f"tool {key!r}", f"pip install {missing.split('.')[0]}") from None
+        raise ToolLoadError(f"tool {key!r} is registered as {spec!r} but {module_name} is not installed") from None
+    except AttributeError:
+        raise ToolLoadError(f"tool {key!r}: {module_name} has no attribute {attr!r}") from None
+    except Exception as exc:  # noqa: BLE001 - a broken plugin must give a one-line message
+        first = (str(exc).splitlines() or [""])[0]
+        raise ToolLoadError(f"tool {key!r} failed to import from {spec!r}: {type(exc).__name__}: {first}") from None
+    if not (inspect.isclass(obj) and issubclass(obj, Tool)):
+        raise ToolLoadError(f"tool {key!r}: {spec!r} is not a Tool subclass")
+    if inspect.isabstract(obj):
+        raise ToolLoadError(f"tool {key!r}: {obj.__name__} does not implement run()")
+    return obj
+
+
 def get_tool_class(name: str) -> Type[Tool]:
-    """The class registered under ``name`` (case-insensitive); imports it on first use."""
+    """The class registered under ``name`` (case-insensitive); imports it on first use.
+
+    Raises :class:`UnknownToolError` for an unknown name, :class:`MissingDependencyError` when
+    a package the tool imports is missing, and :class:`ToolLoadError` for a broken registration.
+    """
     key = _canonical(name)
     spec = _REGISTRY[key]
     if isinstance(spec, str):
-        module_name, _, attr = spec.partition(":")
-        spec = getattr(importlib.import_module(module_name), attr)
+        spec = _import_spec(key, spec)
         _REGISTRY[key] = spec
     return spec
 
@@ -240,24 +286,38 @@ def create_tools(
 
 
 def function_tool(
-    name: str, description: str, prompt: str = "", annotation: AnnotationSettings = RETRIEVAL_SETTINGS
-) -> Callable[[Callable[[str], str]], Type[Tool]]:
-    """Build (and register) a tool from a plain ``f(args: str) -> str`` function."""
+    name: str,
+    description: str = "",
+    prompt: str = "",
+    annotation: AnnotationSettings = RETRIEVAL_SETTINGS,
+    example_args: str = "",
+) -> Callable[[Callable[..., str]], Type[Tool]]:
+    """Build (and register) a tool from a plain ``f(args: str) -> str`` function.
 
-    def wrap(fn: Callable[[str], str]) -> Type[Tool]:
+    The description defaults to the function's docstring; a function with a second parameter
+    also receives the :class:`ToolContext` (and the tool is then marked ``uses_context``).
+    """
+
+    def wrap(fn: Callable[..., str]) -> Type[Tool]:
+        takes_context = len(inspect.signature(fn).parameters) >= 2
+
         def run(self: Tool, args: str, context: Optional[ToolContext] = None) -> str:
-            return str(fn(self.parse_args(args)))
+            value = self.parse_args(args)
+            return str(fn(value, context) if takes_context else fn(value))
 
         cls = type(
             name,
             (Tool,),
             {
                 "name": name,
-                "description": description,
+                "description": description or (inspect.getdoc(fn) or "").strip(),
                 "prompt": prompt,
                 "annotation": annotation,
+                "example_args": example_args,
+                "uses_context": takes_context,
                 "run": run,
                 "__doc__": fn.__doc__,
+                "__module__": getattr(fn, "__module__", __name__),
             },
         )
         return register_tool(cls)

@@ -11,8 +11,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from toolformer.syntax import APICall
 from toolformer.tools.base import (
@@ -27,14 +26,20 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RESULT_CHARS = 300
 
 _WS = re.compile(r"\s+")
+# A backslash the call parser would read as an escape: before ( ) \ or at the end.
+_ESCAPING_BACKSLASH = re.compile(r"\\+(?=[()\\]|$)")
 
 
-def sanitize_result(text: str, max_chars: int = DEFAULT_MAX_RESULT_CHARS) -> str:
-    """Make a tool's output safe to put inside ``[Tool(args) -> result]``.
+def sanitize_result(text: Any, max_chars: int = DEFAULT_MAX_RESULT_CHARS) -> str:
+    """Make a tool's output safe to put inside ``[Tool(args) -> result]`` as plain text.
 
     Brackets become parentheses and ``->`` becomes ``-`` (neither may end or split a call),
+    backslashes that the parser would read as escapes are dropped (so that writing the result
+    raw, as generation does, and formatting it with ``format_call`` give the same text),
     whitespace is collapsed to single spaces, and the text is capped at ``max_chars``.
     """
+    if max_chars < 2:
+        raise ValueError("max_chars must be at least 2")
     text = str(text).replace("[", "(").replace("]", ")")
     while "->" in text:
         text = text.replace("->", "-")
@@ -45,7 +50,44 @@ def sanitize_result(text: str, max_chars: int = DEFAULT_MAX_RESULT_CHARS) -> str
         if space > max_chars // 2:
             cut = cut[:space]
         text = cut.rstrip() + "…"
+    text = _ESCAPING_BACKSLASH.sub("", text)
+    while "->" in text:  # dropping a backslash can join "-" and ">"
+        text = text.replace("->", "-")
     return text
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _call_with_timeout(fn: Callable[[], Any], timeout: float, name: str) -> Any:
+    """Run ``fn`` in a daemon thread and wait at most ``timeout`` seconds.
+
+    A daemon thread (not a ThreadPoolExecutor worker, which the interpreter joins at exit)
+    so that a tool that hangs forever can be abandoned without blocking the process's exit.
+    """
+    box: Dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name=f"tool-{name}", daemon=True).start()
+    if not done.wait(timeout):
+        raise _Timeout()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 class ToolExecutor:
@@ -62,6 +104,12 @@ class ToolExecutor:
     ):
         if isinstance(tools, Mapping):
             tools = list(tools.values())
+        tools = list(tools)
+        for t in tools:
+            if not isinstance(t, Tool):
+                raise TypeError(f"ToolExecutor expects Tool instances, got {type(t).__name__}")
+        if timeout is not None and not timeout > 0:
+            raise ValueError("timeout must be a positive number of seconds, or None for no limit")
         self.tools: Dict[str, Tool] = {t.name: t for t in tools}
         self._lower = {name.lower(): name for name in self.tools}
         self.timeout = timeout
@@ -69,10 +117,14 @@ class ToolExecutor:
         self.cache_size = cache_size
         self._cache: "OrderedDict[Tuple, ToolResult]" = OrderedDict()
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tool")
-        # run_many's callers wait on ``_pool``; they need threads of their own or they deadlock
+        # run_many's parallel calls; each call that has a timeout runs in its own daemon thread
         self._batch_pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="calls")
         self.stats: Counter = Counter()
+
+    def _count(self, **counts: float) -> None:
+        with self._lock:  # Counter += is not atomic across threads
+            for key, value in counts.items():
+                self.stats[key] += value
 
     # -- lookup ---------------------------------------------------------------------------
     def resolve(self, name: str) -> Tool:
@@ -97,12 +149,11 @@ class ToolExecutor:
     ) -> ToolResult:
         """Run one call; the result's ``output`` is sanitised, failures fill ``error``."""
         name, args = (call.tool, call.args) if isinstance(call, APICall) else call
-        self.stats["calls"] += 1
+        self._count(calls=1)
         try:
             tool = self.resolve(name)
         except UnknownToolError as exc:
-            self.stats["unknown_tool"] += 1
-            self.stats["failed"] += 1
+            self._count(unknown_tool=1, failed=1)
             return ToolResult(name, args, error=str(exc))
 
         key = self._key(tool, args, context)
@@ -111,9 +162,7 @@ class ToolExecutor:
             if hit is not None:
                 self._cache.move_to_end(key)
         if hit is not None:
-            self.stats["cached"] += 1
-            if not hit.ok:
-                self.stats["failed"] += 1
+            self._count(cached=1, failed=0 if hit.ok else 1)
             return ToolResult(tool.name, args, hit.output, hit.error, 0.0, True, hit.timed_out)
 
         start = time.perf_counter()
@@ -122,27 +171,21 @@ class ToolExecutor:
             if self.timeout is None:
                 raw = self._invoke(tool, args, context)
             else:
-                future = self._pool.submit(self._invoke, tool, args, context)
-                raw = future.result(timeout=self.timeout)
+                raw = _call_with_timeout(lambda: self._invoke(tool, args, context), self.timeout, tool.name)
             output, error = sanitize_result(raw, self.max_result_chars), None
             if not output:
                 output, error = None, f"{tool.name} returned an empty result"
-        except FutureTimeout:
+        except _Timeout:
             timed_out = True
             output, error = None, f"{tool.name} timed out after {self.timeout:g}s"
         except ToolError as exc:
-            output, error = None, str(exc) or type(exc).__name__
+            output, error = None, _one_line(str(exc)) or type(exc).__name__
         except Exception as exc:  # noqa: BLE001 - a tool's bug must not crash the caller
-            output, error = None, f"{tool.name} failed: {type(exc).__name__}: {exc}"
+            output, error = None, f"{tool.name} failed: {type(exc).__name__}: {_one_line(str(exc))}"
         seconds = time.perf_counter() - start
         result = ToolResult(tool.name, args, output, error, seconds, False, timed_out)
-        self.stats["executed"] += 1
-        self.stats["seconds"] += seconds
-        if error is not None:
-            self.stats["failed"] += 1
-            if timed_out:
-                self.stats["timeouts"] += 1
-        if not timed_out:  # a timeout may be load; let a later call try again
+        self._count(executed=1, seconds=seconds, failed=int(error is not None), timeouts=int(timed_out))
+        if not timed_out and self.cache_size > 0:  # a timeout may be load; let a later call retry
             with self._lock:
                 self._cache[key] = result
                 if len(self._cache) > self.cache_size:
@@ -162,24 +205,34 @@ class ToolExecutor:
         order: List[int] = []
         for i, (c, ctx) in enumerate(zip(calls, contexts)):
             name, args = (c.tool, c.args) if isinstance(c, APICall) else c
-            order.append(first.setdefault((name, args.strip(), ctx), i))
-        futures = {
-            i: self._batch_pool.submit(self.run, calls[i], contexts[i]) for i in set(order)
-        }
-        done = {i: f.result() for i, f in futures.items()}
+            try:
+                key = self._key(self.resolve(name), args, ctx)
+            except UnknownToolError:
+                key = ("?", name, args.strip())
+            order.append(first.setdefault(key, i))
+        distinct = sorted(set(order))
+        if len(distinct) == 1:  # nothing to overlap: skip the thread hop
+            done = {distinct[0]: self.run(calls[distinct[0]], contexts[distinct[0]])}
+        else:
+            futures = {i: self._batch_pool.submit(self.run, calls[i], contexts[i]) for i in distinct}
+            done = {i: f.result() for i, f in futures.items()}
         out = []
         for i, j in enumerate(order):
             r = done[j]
             if i != j:  # a duplicate within the batch: served from the first one
-                self.stats["calls"] += 1
-                self.stats["cached"] += 1
-                r = ToolResult(r.tool, r.args, r.output, r.error, 0.0, True, r.timed_out)
+                name, args = (calls[i].tool, calls[i].args) if isinstance(calls[i], APICall) else calls[i]
+                self._count(calls=1, cached=1, failed=0 if r.ok else 1)
+                r = ToolResult(r.tool, args, r.output, r.error, 0.0, True, r.timed_out)
             out.append(r)
         return out
 
+    def clear_cache(self) -> None:
+        """Forget every cached result."""
+        with self._lock:
+            self._cache.clear()
+
     def close(self) -> None:
         self._batch_pool.shutdown(wait=False, cancel_futures=True)
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> "ToolExecutor":
         return self

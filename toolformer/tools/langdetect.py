@@ -58,7 +58,8 @@ _STOPWORDS: Dict[str, str] = {
         nella nei con su sul sulla per tra fra un una uno e è che non si ci anche come più ma o
         se sono essere stato ha hanno questo questa quello quella loro suo sua suoi molto dopo
         quando dove perché ancora ogni tutti tutto già l dell nell all dall sull a durante
-        nostro nostra nostri mio mia senza sempre siamo abbiamo""",
+        nostro nostra nostri mio mia senza sempre siamo abbiamo fu dai
+        dagli sui nelle negli col cui erano""",
     "pt": """o a os as de do da dos das e é em no na nos nas um uma uns umas que para com não por pelo
         pela se mais mas como ao aos à seu sua seus suas ele ela eles elas foi ser são está estão
         tem têm também muito já quando onde isso isto este esta esse essa entre sobre até depois
@@ -67,7 +68,7 @@ _STOPWORDS: Dict[str, str] = {
     "nl": """de het een en van in is dat die niet op te zijn met voor er aan als ook maar om bij door
         naar dan of nog uit wordt werd worden hij zij ze we wij ik je jij u hun haar deze dit wat
         kan zal heeft hebben had was waren over tot al geen meer veel hoe waar wel nu omdat
-        tussen na onder zo""",
+        tussen na onder zo mijn onze ons zich hem men toen zoals""",
     "la": """et in est non ad cum ut quod qui quae sed si de per esse sunt enim nec neque atque ac
         autem quam vel aut etiam tamen nam iam hoc haec hic eius ab sub ergo ille illa omnia
         omnes sicut nunc erat fuit ego tu nos vos me te se sibi quid quis ubi inter apud propter
@@ -461,9 +462,14 @@ def _is_english_evidence(t: _Tok, kind: str) -> bool:
 _MAX_CAPITAL_REACH = 10
 
 
+def _comma_before(text: str, toks: Sequence[_Tok], i: int) -> bool:
+    return i > 0 and "," in text[toks[i - 1].end : toks[i].start]
+
+
 def _trim(text: str, toks: Sequence[_Tok], lo: int, hi: int, kind: str) -> Tuple[int, int]:
-    """Shrink ``toks[lo:hi]`` to its first/last token supporting ``kind``, then grow it back to a
-    clause boundary over tokens of the same script when no English function word lies between."""
+    """Shrink ``toks[lo:hi]`` to its first/last token supporting ``kind``, then grow it back over
+    tokens of the same script up to a clause boundary. Where an English function word comes
+    first, stop at a comma before it, or (at the start) at a capitalised word."""
     while lo < hi and not _evidence_for(toks[lo], kind):
         lo += 1
     while hi > lo and not _evidence_for(toks[hi - 1], kind):
@@ -477,9 +483,10 @@ def _trim(text: str, toks: Sequence[_Tok], lo: int, hi: int, kind: str) -> Tuple
     j = lo
     while j > 0 and not _boundary_before(text, toks, j) and extendable(toks[j - 1], toks[lo]):
         j -= 1
+    commas = [k for k in range(j, lo + 1) if _comma_before(text, toks, k)]
     if _boundary_before(text, toks, j):
         lo = j
-    else:  # an English word stopped us: an unquoted chunk usually opens with a capital
+    else:  # an unquoted chunk usually opens with a capital, or after a comma
         for k in range(lo - 1, max(j, lo - _MAX_CAPITAL_REACH) - 1, -1):
             if toks[k].capital and toks[k].script == toks[lo].script:
                 # take in a capitalised article before it ("Die Entführung", "Le Petit")
@@ -487,11 +494,18 @@ def _trim(text: str, toks: Sequence[_Tok], lo: int, hi: int, kind: str) -> Tuple
                     k -= 1
                 lo = k
                 break
+        else:
+            if commas:
+                lo = commas[0]
     j = hi
     while j < len(toks) and not _boundary_before(text, toks, j) and extendable(toks[j], toks[hi - 1]):
         j += 1
     if j == len(toks) or _boundary_before(text, toks, j):
         hi = j
+    else:
+        commas = [k for k in range(hi, j + 1) if _comma_before(text, toks, k)]
+        if commas:
+            hi = commas[-1]
     return lo, hi
 
 

@@ -1,0 +1,375 @@
+"""``toolformer generate`` and ``toolformer chat``: a thin click layer over ToolGenerator.
+
+Heavy imports (torch, transformers, the tools) happen inside the commands.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import sys
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import click
+
+DEFAULT_TOOL_NAMES = ("Calculator", "Calendar", "WikiSearch")
+CHECKPOINT_META = "toolformer.json"
+
+
+def _field(name: str) -> dataclasses.Field:
+    from toolformer.generation import GenerationConfig  # light: no torch at import
+
+    return {f.name: f for f in dataclasses.fields(GenerationConfig)}[name]
+
+
+def _opt(flag: str, name: str, **kwargs: Any):
+    """A click option whose default and help come from GenerationConfig's field."""
+    f = _field(name)
+    kwargs.setdefault("default", f.default)
+    kwargs.setdefault("show_default", True)
+    return click.option(flag, name, help=f.metadata.get("help", ""), **kwargs)
+
+
+def _decoding_options(fn):
+    for deco in reversed([
+        _opt("--max-new-tokens", "max_new_tokens", type=int),
+        click.option("--sample/--greedy", "do_sample", default=False, show_default=True,
+                     help=_field("do_sample").metadata["help"]),
+        _opt("--temperature", "temperature", type=float),
+        _opt("--top-k", "top_k", type=int),
+        _opt("--top-p", "top_p", type=float),
+        _opt("--seed", "seed", type=int),
+        _opt("--call-top-k", "call_top_k", type=int),
+        _opt("--max-calls", "max_calls", type=int),
+        _opt("--max-call-tokens", "max_call_tokens", type=int),
+        click.option("--tools", "tool_names", default=None,
+                     help="comma-separated tool names [default: the checkpoint's toolformer.json, "
+                          "else Calculator,Calendar,WikiSearch]"),
+        click.option("--no-tools", is_flag=True, help="'Toolformer (disabled)': never open a call"),
+        click.option("--date", default=None, help="the date the Calendar tool sees (YYYY-MM-DD) [default: today]"),
+        click.option("--dtype", default="fp32", show_default=True, help="fp32, bf16 or fp16"),
+        click.option("--device", default=None, help="torch device, e.g. cuda [default: cpu]"),
+    ]):
+        fn = deco(fn)
+    return fn
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def checkpoint_tools(model_name: str) -> Optional[List[str]]:
+    """The tools recorded in a fine-tuned checkpoint's ``toolformer.json`` (``"tools"``), if any."""
+    path = os.path.join(os.path.expanduser(model_name), CHECKPOINT_META)
+    if not os.path.isfile(path):
+        return None
+    from toolformer.errors import UserError
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            meta = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"could not read {path}: {exc}; fix or delete it, or pass --tools") from None
+    tools = meta.get("tools") if isinstance(meta, dict) else None
+    if isinstance(tools, str):
+        tools = [t.strip() for t in tools.split(",") if t.strip()]
+    if isinstance(tools, dict):
+        tools = list(tools)
+    return [str(t) for t in tools] if tools else None
+
+
+def _tool_names(model_name: str, tool_names: Optional[str]) -> List[str]:
+    if tool_names is not None:
+        names = [t.strip() for t in tool_names.split(",") if t.strip()]
+        if not names:
+            from toolformer.errors import UserError
+
+            raise UserError("--tools is empty; name tools (e.g. --tools Calculator) or use --no-tools")
+        return names
+    return checkpoint_tools(model_name) or list(DEFAULT_TOOL_NAMES)
+
+
+def _context(date: Optional[str]):
+    from toolformer.errors import UserError
+    from toolformer.tools.base import ToolContext
+
+    if date is None:
+        return ToolContext(date=_dt.date.today())
+    try:
+        return ToolContext(date=_dt.date.fromisoformat(date))
+    except ValueError:
+        raise UserError(f"--date {date!r} is not a date; use YYYY-MM-DD") from None
+
+
+def load(model_name: str, dtype: str, device: Optional[str]) -> Tuple[Any, Any]:
+    """``(model, tokenizer)`` for an alias, HF id or local folder (tests replace this)."""
+    from toolformer.models import load_model
+
+    return load_model(model_name, dtype=dtype, device=device)
+
+
+def build_generator(model_name: str, opts: Dict[str, Any]):
+    """The ToolGenerator, its config and the tool context for the decoding options."""
+    from toolformer.generation import GenerationConfig, ToolGenerator
+
+    names: List[str] = [] if opts["no_tools"] else _tool_names(model_name, opts["tool_names"])
+    from toolformer.tools.base import create_tools
+    from toolformer.tools.executor import ToolExecutor
+
+    executor = ToolExecutor(create_tools(names) if names else [])
+    fields = {f.name for f in dataclasses.fields(GenerationConfig)}
+    config = GenerationConfig(
+        **{k: v for k, v in opts.items() if k in fields},
+        tools_enabled=not opts["no_tools"],
+    )
+    model, tok = load(model_name, opts["dtype"], opts["device"])
+    return ToolGenerator(model, tok, executor, config), names, _context(opts["date"])
+
+
+def read_prompts(path: str) -> List[str]:
+    """Prompts from a text file (one per line) or JSONL (a ``"prompt"`` field per line)."""
+    from toolformer.errors import UserError
+
+    prompts: List[str] = []
+    with open(path, encoding="utf-8") as fh:
+        lines = [line.rstrip("\n") for line in fh]
+    jsonl = path.endswith(".jsonl") or (lines and lines[0].lstrip().startswith("{"))
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if not jsonl:
+            prompts.append(line)
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise UserError(f"{path}:{n}: not JSON ({exc}); use one JSON object per line or plain text") from None
+        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
+            raise UserError(f"{path}:{n}: each JSONL line needs a string \"prompt\" field")
+        prompts.append(row["prompt"])
+    if not prompts:
+        raise UserError(f"{path} holds no prompts")
+    return prompts
+
+
+def _done_rows(output: str, prompts: Sequence[str]) -> int:
+    """How many prompts an earlier run already wrote to ``output`` (to resume after them)."""
+    from toolformer.errors import UserError
+
+    if not os.path.exists(output):
+        return 0
+    done = 0
+    with open(output, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                break  # a half-written last line: redo it
+            if done >= len(prompts) or row.get("prompt") != prompts[done]:
+                raise UserError(f"{output} holds outputs of other prompts; pass --overwrite or another --output")
+            done += 1
+    # drop a half-written tail so appending continues on a clean line
+    with open(output, encoding="utf-8") as fh:
+        good = [line for _, line in zip(range(done), fh)]
+    with open(output, "w", encoding="utf-8") as fh:
+        fh.writelines(good)
+    return done
+
+
+def _unescape(text: str) -> str:
+    """``\\n`` typed on a command line becomes a newline (ASCII escapes only)."""
+    if "\\" not in text or not text.isascii():
+        return text
+    import codecs
+
+    return codecs.decode(text, "unicode_escape")
+
+
+def call_label(call: Any) -> str:
+    """``⚙ Calculator(3*4) -> 12`` (or ``... ✗ error``)."""
+    head = f"⚙ {call.tool or '?'}({call.args})"
+    return f"{head} -> {call.result}" if call.ok else f"{head} ✗ {call.error}"
+
+
+def _echo_call(call: Any, err: bool = False) -> None:
+    click.echo(click.style(call_label(call), fg="cyan" if call.ok else "red"), err=err)
+
+
+# --------------------------------------------------------------------------- generate
+
+
+@click.command("generate")
+@click.argument("model")
+@click.argument("prompt", required=False)
+@click.option("--prompts-file", type=click.Path(exists=True, dir_okay=False),
+              help="one prompt per line, or JSONL with a \"prompt\" field")
+@click.option("--output", "-o", type=click.Path(dir_okay=False),
+              help="write JSONL (prompt, text, calls, ...); an existing file is resumed")
+@click.option("--overwrite", is_flag=True, help="start --output afresh instead of resuming it")
+@click.option("--stop", "stop_strings", multiple=True, help="stop string (repeatable), e.g. --stop '\\n'")
+@_opt("--batch-size", "batch_size", type=int)
+@_decoding_options
+def generate(model: str, prompt: Optional[str], prompts_file: Optional[str], output: Optional[str],
+             overwrite: bool, stop_strings: Tuple[str, ...], **opts: Any) -> None:
+    """Continue PROMPT (or each prompt of --prompts-file) with MODEL, calling tools.
+
+    MODEL is an alias (smollm2-135m, gemma3-270m), a Hugging Face id, or a fine-tuned
+    checkpoint folder.
+    """
+    from toolformer.errors import UserError
+
+    if (prompt is None) == (prompts_file is None):
+        raise UserError("give either a PROMPT argument or --prompts-file FILE")
+    opts["stop_strings"] = tuple(_unescape(s) for s in stop_strings)
+    prompts = [prompt] if prompt is not None else read_prompts(prompts_file)
+    start = 0
+    if output and os.path.exists(output) and not overwrite:
+        start = _done_rows(output, prompts)
+        if start:
+            click.echo(f"resuming {output}: {start} of {len(prompts)} prompts already done", err=True)
+    elif output and overwrite and os.path.exists(output):
+        os.remove(output)
+    if start >= len(prompts):
+        return
+    gen, names, context = build_generator(model, opts)
+    todo = prompts[start:]
+
+    if output is None and len(todo) == 1:  # stream one answer to the terminal
+        click.echo(click.style(todo[0], bold=True), nl=False)
+        out = gen.generate(todo, on_text=lambda _row, text: click.echo(text, nl=False),
+                           contexts=[context])[0]
+        click.echo()
+        for call in out.calls:
+            _echo_call(call, err=True)
+        for w in out.warnings:
+            click.echo(f"warning: {w}", err=True)
+        return
+
+    from tqdm import tqdm
+
+    sink = open(output, "a", encoding="utf-8") if output else None
+    try:
+        step = gen.config.batch_size
+        with tqdm(total=len(todo), desc="generate", unit="prompt", disable=None, file=sys.stderr) as bar:
+            for i in range(0, len(todo), step):
+                batch = todo[i : i + step]
+                outs = gen.generate(batch, contexts=[context] * len(batch))
+                for out in outs:
+                    if sink is not None:
+                        sink.write(json.dumps(out.to_dict(), ensure_ascii=False) + "\n")
+                    else:
+                        click.echo(json.dumps(out.to_dict(), ensure_ascii=False))
+                if sink is not None:
+                    sink.flush()
+                bar.update(len(batch))
+    finally:
+        if sink is not None:
+            sink.close()
+    if output:
+        click.echo(f"wrote {len(todo)} outputs to {output}", err=True)
+
+
+# --------------------------------------------------------------------------- chat
+
+CHAT_HELP = """Commands: /help this text, /tools list the tools, /reset forget the conversation, /quit exit.
+Ctrl-C stops an answer; Ctrl-C or Ctrl-D at the prompt exits."""
+
+
+class ChatSession:
+    """The conversation: turns, and the prompt the model continues (chat template or plain)."""
+
+    def __init__(self, tokenizer: Any, use_template: Optional[bool], system: Optional[str]):
+        self.tokenizer = tokenizer
+        has_template = bool(getattr(tokenizer, "chat_template", None))
+        self.use_template = has_template if use_template is None else (use_template and has_template)
+        self.system = system
+        self.turns: List[Dict[str, str]] = []
+
+    def prompt(self, user: str) -> str:
+        turns = self.turns + [{"role": "user", "content": user}]
+        if self.use_template:
+            messages = ([{"role": "system", "content": self.system}] if self.system else []) + turns
+            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        lines = [self.system] if self.system else []
+        for t in turns:
+            lines.append(f"{'User' if t['role'] == 'user' else 'Assistant'}: {t['content']}")
+        return "\n".join(lines) + "\nAssistant:"
+
+    @property
+    def stop_strings(self) -> Tuple[str, ...]:
+        return () if self.use_template else ("\nUser:",)
+
+    def add(self, user: str, answer: str) -> None:
+        self.turns += [{"role": "user", "content": user}, {"role": "assistant", "content": answer.strip()}]
+
+
+def _answer(gen: Any, session: ChatSession, user: str, context: Any) -> None:
+    """Stream one answer; tool calls show as ``[⚙ Tool(args) -> result]``."""
+    config = dataclasses.replace(gen.config, stop_strings=session.stop_strings)
+    events = gen.stream(session.prompt(user), config, context=context)
+    try:
+        for e in events:
+            if e.kind == "text":
+                click.echo(e.text, nl=False)
+            elif e.kind == "call_start":
+                click.echo(click.style("[", fg="cyan"), nl=False)
+            elif e.kind == "call_end":
+                label = call_label(e.call) + "]"
+                click.echo(click.style(label, fg="cyan" if e.call.ok else "red"), nl=False)
+            elif e.kind == "done":
+                click.echo()
+                session.add(user, e.output.text)
+    except KeyboardInterrupt:
+        events.close()
+        click.echo(click.style(" [stopped]", fg="yellow"))
+
+
+@click.command("chat")
+@click.argument("model")
+@click.option("--system", default=None, help="a system message / preamble")
+@click.option("--template/--no-template", "use_template", default=None,
+              help="use the tokenizer's chat template [default: when it has one]")
+@_decoding_options
+def chat(model: str, system: Optional[str], use_template: Optional[bool], **opts: Any) -> None:
+    """Talk with MODEL; tool calls and their results are shown as they happen."""
+    opts.setdefault("stop_strings", ())
+    gen, names, context = build_generator(model, opts)
+    session = ChatSession(gen.tokenizer, use_template, system)
+    tools = ", ".join(names) if names and gen.config.tools_enabled else "none"
+    click.echo(f"toolformer chat with {model} (tools: {tools}). /help for commands.", err=True)
+    stdin = click.get_text_stream("stdin")
+    while True:
+        try:
+            click.echo(click.style("you> ", fg="green", bold=True), nl=False)
+            line = stdin.readline()
+        except KeyboardInterrupt:
+            click.echo()
+            break
+        if not line:  # Ctrl-D / end of input
+            click.echo()
+            break
+        text = line.strip()
+        if not text:
+            continue
+        if text.startswith("/"):
+            command = text.split()[0].lower()
+            if command in ("/quit", "/exit", "/q"):
+                break
+            if command == "/help":
+                click.echo(CHAT_HELP)
+            elif command == "/tools":
+                tools_on = gen.config.tools_enabled and gen.executor is not None and gen.executor.tools
+                if not tools_on:
+                    click.echo("tools are disabled")
+                for tool in gen.executor.tools.values() if tools_on else []:
+                    click.echo(f"  {tool.name}: {tool.description}")
+            elif command == "/reset":
+                session.turns.clear()
+                click.echo("conversation cleared")
+            else:
+                click.echo(f"unknown command {command}; /help lists the commands")
+            continue
+        click.echo(click.style("bot> ", fg="blue", bold=True), nl=False)
+        _answer(gen, session, text, context)
+    click.echo("bye", err=True)

@@ -1,0 +1,328 @@
+"""The loss-filtered annotator: prefilter -> positions -> sampling -> execution -> scoring -> merge.
+
+``Annotator(model, tokenizer, tools, config, executor).annotate(doc)`` returns the document with
+every call that passed the loss filter inserted (paper, Section 2). Per document and tool:
+
+1. prefilter (:mod:`~toolformer.data_aug.heuristics`), per window of ``max_doc_tokens`` tokens;
+2. one forward pass over [P(x), x], the few-shot prefix of P(x) coming from a KV cache computed
+   once per tool, gives p(`[`) everywhere; positions above tau_s, the k best, are kept;
+3. m calls per position are sampled in batches that continue that pass's cache;
+4. the distinct calls of all tools run through the :class:`~toolformer.tools.ToolExecutor`;
+5. L_i(empty) (one pass over [BOS, x]), L_i(e(c, empty)) and L_i(e(c, r)) come from one batched
+   :class:`~toolformer.data_aug.scoring.Scorer` call; a call is kept if L- - L+ >= tau_f;
+6. the kept calls of all tools are merged into the text, at most one per position (best score).
+
+Errors never escape :meth:`Annotator.annotate`: they land in ``AnnotationResult.error``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from collections import Counter, defaultdict
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from toolformer.data_aug.heuristics import PrefilterDecision, PrefilterInput, prefilter
+from toolformer.data_aug.prefix_cache import (
+    DocChunk,
+    PromptCache,
+    ToolPrompt,
+    cache_kv,
+    chunk_document,
+    encode,
+    lm_parts,
+    start_ids,
+)
+from toolformer.data_aug.sampling import (
+    BracketTokens,
+    bracket_probs,
+    dedupe,
+    parse_candidate,
+    row_seed,
+    sample_calls,
+    select_positions,
+)
+from toolformer.data_aug.scoring import Scorer, keep_decision
+from toolformer.data_aug.types import AnnotationResult, AnnotatorConfig, Document, KeptCall
+from toolformer.errors import UserError
+from toolformer.syntax import APICall, format_call, insert_calls
+from toolformer.tools.base import Tool, ToolContext
+
+STAGES = ("prefilter", "positions", "sampling", "execution", "scoring", "merge")
+COUNTERS = (
+    "docs_prefiltered_out", "positions_kept", "candidates_sampled", "candidates_closed",
+    "candidates_malformed", "candidates_deduplicated", "candidates_executed", "tool_failures",
+    "calls_kept",
+)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def count(stats: Counter, tool: str, name: str, n: int = 1) -> None:
+    """Add ``n`` to the counter ``name`` and to ``"<tool>/<name>"``."""
+    if n:
+        stats[name] += n
+        stats[f"{tool}/{name}"] += n
+
+
+def coerce_date(value: Any) -> Optional[_dt.date]:
+    """A document's date as a ``datetime.date`` (from a date, datetime or ISO string), else None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, _dt.datetime):
+        return value.date()
+    if isinstance(value, _dt.date):
+        return value
+    try:
+        return _dt.date.fromisoformat(str(value).strip()[:10])
+    except ValueError:
+        return None
+
+
+def call_offset(text: str, insert_at: int) -> int:
+    """Where a call goes: before the space that precedes the token, if there is one.
+
+    After SmolLM2's bare space token (before a number) the call opens with ``[`` right after the
+    space; inserting it before that space gives the same call text and ``... [Call] 29%``.
+    """
+    return insert_at - 1 if insert_at > 0 and text[insert_at - 1] == " " else insert_at
+
+
+def merge_calls(text: str, kept: Sequence[KeptCall]) -> Tuple[str, List[KeptCall]]:
+    """Insert the kept calls, at most one per offset (the highest L- - L+), in text order."""
+    best: Dict[int, KeptCall] = {}
+    for call in sorted(kept, key=lambda c: (-c.score, c.position, c.tool, c.args)):
+        best.setdefault(call.offset, call)
+    calls = sorted(best.values(), key=lambda c: c.offset)
+    merged = insert_calls(text, [(c.offset, APICall(c.tool, c.args, c.result)) for c in calls])
+    return merged, calls
+
+
+def prefilter_input(config: AnnotatorConfig, doc: Document, date: Optional[_dt.date], chunk: DocChunk) -> PrefilterInput:
+    return PrefilterInput(
+        text=chunk.text, doc_id=str(doc.id), date=date, chunk=chunk.index, seed=config.seed,
+        calc_window_tokens=config.calc_window_tokens, calc_min_numbers=config.calc_min_numbers,
+        calc_random_keep=config.calc_random_keep, mt_min_foreign_tokens=config.mt_min_foreign_tokens,
+    )
+
+
+def check_settings(name: str, s: Any) -> None:
+    if not 0 <= s.tau_s < 1:
+        raise UserError(f"{name}: tau_s must be in [0, 1), got {s.tau_s}")
+    if s.k < 0 or s.m < 0:
+        raise UserError(f"{name}: k and m must be >= 0, got k={s.k} m={s.m}")
+
+
+# --------------------------------------------------------------------------- annotator
+
+
+class Annotator:
+    """Annotates documents with the calls of ``tools`` that lower the model's loss."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        tools: Union[Mapping[str, Tool], Iterable[Tool]],
+        config: Optional[AnnotatorConfig] = None,
+        executor: Any = None,
+    ):
+        from toolformer.tools.executor import ToolExecutor
+
+        self.config = config = config or AnnotatorConfig()
+        tools = dict(tools) if isinstance(tools, Mapping) else {t.name: t for t in tools}
+        if not tools:
+            raise UserError("no tools to annotate with; pass e.g. create_tools('Calculator,Calendar')")
+        self.tools: Dict[str, Tool] = {t.name: t for t in tools.values()}
+        if config.max_call_tokens < 1 or config.weight_horizon < 1:
+            raise UserError("max_call_tokens and weight_horizon must be >= 1")
+        self.model = model
+        self.tokenizer = tokenizer
+        model.eval()
+        self.parts = lm_parts(model)
+        self.start = start_ids(tokenizer, config.start_token)
+        vocab = getattr(self.parts.head, "out_features", None) or len(tokenizer)
+        self.brackets = BracketTokens(tokenizer, vocab)
+        self.settings = {name: config.settings_for(t) for name, t in self.tools.items()}
+        for name, s in self.settings.items():
+            check_settings(name, s)
+        self.prompts = {name: PromptCache(self.parts, ToolPrompt(tokenizer, t, self.start))
+                        for name, t in self.tools.items()}
+        self._own_executor = executor is None
+        self.executor = executor if executor is not None else ToolExecutor(self.tools)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.scorer = Scorer(self.parts, self.start, config.weight_horizon, config.batch_size,
+                             config.max_batch_tokens, pad)
+        self._call_ids: Dict[str, List[int]] = {}
+
+    # -- public ---------------------------------------------------------------------------
+    def annotate(self, doc: Document) -> AnnotationResult:
+        """Annotate one document; failures are returned in ``result.error``, never raised."""
+        text = doc.text if isinstance(doc.text, str) else ""
+        result = AnnotationResult(doc_id=str(doc.id), text=text, original=text)
+        result.seconds = {s: 0.0 for s in STAGES}
+        try:
+            self._annotate(doc, result)
+        except Exception as exc:  # noqa: BLE001 - one bad document must not stop a corpus
+            result.text, result.calls = result.original, []
+            result.error = f"{type(exc).__name__}: {exc}"
+        return result
+
+    def annotate_batch(self, docs: Sequence[Document]) -> List[AnnotationResult]:
+        """Annotate several documents (each on its own: the batching is inside a document)."""
+        return [self.annotate(d) for d in docs]
+
+    def close(self) -> None:
+        """Release the executor if this annotator created it."""
+        if self._own_executor:
+            self.executor.close()
+
+    def __enter__(self) -> "Annotator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- stages ---------------------------------------------------------------------------
+    def _annotate(self, doc: Document, result: AnnotationResult) -> None:
+        if not isinstance(doc.text, str):
+            raise TypeError(f"document text must be a str, got {type(doc.text).__name__}")
+        stats, secs = result.stats, result.seconds
+        if not doc.text.strip():
+            result.skipped = "empty text"
+            return
+        date = coerce_date(doc.date)
+        t0 = time.perf_counter()
+        chunks = chunk_document(self.tokenizer, doc.text, self.config.max_doc_tokens)
+        secs["positions"] += time.perf_counter() - t0
+        tried = {name: False for name in self.tools}
+        scored: List[Tuple[KeptCall, bool]] = []
+        for chunk in chunks:
+            proposals: List[Tuple[str, int, APICall]] = []
+            for name in self.tools:
+                t0 = time.perf_counter()
+                decision = self._prefilter(name, doc, date, chunk, stats)
+                secs["prefilter"] += time.perf_counter() - t0
+                if decision.keep:
+                    tried[name] = True
+                    proposals += self._propose(doc, chunk, name, stats, secs)
+            if proposals:
+                scored += self._execute_and_score(date, chunk, proposals, doc.text, stats, secs)
+        for name, was_tried in tried.items():
+            if not was_tried:
+                stats[f"{name}/docs_prefiltered_out"] += 1
+        if not any(tried.values()):
+            stats["docs_prefiltered_out"] += 1
+            result.skipped = "prefiltered out for every tool"
+        t0 = time.perf_counter()
+        kept = [c for c, keep in scored if keep]
+        result.text, result.calls = merge_calls(doc.text, kept)
+        for c in result.calls:
+            count(stats, c.tool, "calls_kept")
+        if self.config.record_candidates:
+            result.candidates = [c for c, _ in scored]
+        secs["merge"] += time.perf_counter() - t0
+
+    def _prefilter(self, name: str, doc: Document, date, chunk: DocChunk, stats: Counter) -> PrefilterDecision:
+        if not self.config.prefilter:
+            return PrefilterDecision(True, "prefilter off")
+        item = prefilter_input(self.config, doc, date, chunk)
+        decision = prefilter(name, item)
+        for warning, n in item.warnings.items():
+            stats[f"{name}/{warning}"] += n
+        return decision
+
+    def _propose(self, doc: Document, chunk: DocChunk, name: str, stats: Counter,
+                 secs: Dict[str, float]) -> List[Tuple[str, int, APICall]]:
+        """Positions and sampled, parsed, deduplicated candidates of one tool in one chunk."""
+        s = self.settings[name]
+        if s.k == 0 or s.m == 0:
+            return []
+        t0 = time.perf_counter()
+        cache = self.prompts[name]
+        rest = cache.prompt.rest_ids(chunk.text)
+        openers = [self.brackets.opener(sp) for sp in chunk.space_opener]
+        probs, kv_cache = bracket_probs(self.parts, cache, rest, chunk.ids, openers)
+        # position 0 can only be scored when a start token precedes the text
+        eligible = range(0 if self.start else 1, len(chunk))
+        positions = select_positions(probs.tolist(), s.tau_s, s.k, eligible)
+        count(stats, name, "positions_kept", len(positions))
+        secs["positions"] += time.perf_counter() - t0
+        if not positions:
+            return []
+        t0 = time.perf_counter()
+        cfg = self.config
+
+        def seed_of(p: int, j: int) -> int:
+            return row_seed(cfg.seed, str(doc.id), chunk.index, name, chunk.token_start + p, j)
+
+        samples = sample_calls(
+            self.parts, self.tokenizer, cache_kv(kv_cache), len(cache.prompt.prefix_ids) + len(rest),
+            positions, {p: openers[p] for p in positions}, s.m, seed_of, self.brackets,
+            max_new_tokens=cfg.max_call_tokens, temperature=cfg.temperature, batch_size=cfg.batch_size,
+            max_batch_tokens=cfg.max_batch_tokens,
+        )
+        del kv_cache
+        count(stats, name, "candidates_sampled", len(samples))
+        parsed = []
+        for smp in samples:
+            if not smp.closed:
+                continue
+            count(stats, name, "candidates_closed")
+            call = parse_candidate(smp.text, name)
+            if call is None:
+                count(stats, name, "candidates_malformed")
+            else:
+                parsed.append((smp.position, call))
+        unique, dropped = dedupe(parsed)
+        count(stats, name, "candidates_deduplicated", dropped)
+        secs["sampling"] += time.perf_counter() - t0
+        return [(name, p, call) for p, call in unique]
+
+    def _ids(self, text: str) -> List[int]:
+        ids = self._call_ids.get(text)
+        if ids is None:
+            if len(self._call_ids) > 100_000:
+                self._call_ids.clear()
+            ids = self._call_ids[text] = encode(self.tokenizer, text)
+        return ids
+
+    def _execute_and_score(self, date, chunk: DocChunk, proposals: List[Tuple[str, int, APICall]],
+                           text: str, stats: Counter, secs: Dict[str, float]) -> List[Tuple[KeptCall, bool]]:
+        """Run the candidates' tools, score them all in one batched call, apply the keep rule."""
+        t0 = time.perf_counter()
+        context = ToolContext(date=date)
+        results = self.executor.run_many([c for _, _, c in proposals], [context] * len(proposals))
+        ready: List[Tuple[str, int, APICall]] = []
+        for (name, p, call), res in zip(proposals, results):
+            count(stats, name, "candidates_executed")
+            if res.ok:
+                ready.append((name, p, call.with_result(res.output)))
+            else:
+                count(stats, name, "tool_failures")
+        secs["execution"] += time.perf_counter() - t0
+        if not ready:
+            return []
+        t0 = time.perf_counter()
+        # one row per distinct prefix: "" (no call), e(c, r) and e(c, empty)
+        rows: Dict[str, set] = defaultdict(set)
+        for _, p, call in ready:
+            for z in ("", format_call(call), format_call(call.with_result(""))):
+                rows[z].add(p)
+        keys = list(rows)
+        losses = self.scorer.losses(chunk.ids, [self._ids(z) if z else [] for z in keys], [rows[z] for z in keys])
+        loss = dict(zip(keys, losses))
+        out: List[Tuple[KeptCall, bool]] = []
+        for name, p, call in ready:
+            plus = loss[format_call(call)].get(p)
+            none = loss[format_call(call.with_result(""))].get(p)
+            empty = loss[""].get(p)
+            if plus is None or none is None or empty is None:
+                continue
+            keep, minus = keep_decision(plus, empty, none, self.settings[name].tau_f)
+            kept = KeptCall(name, call.args, call.result, call_offset(text, chunk.insert_at[p]),
+                            chunk.token_start + p, plus, minus, empty, none)
+            out.append((kept, keep))
+        secs["scoring"] += time.perf_counter() - t0
+        return out

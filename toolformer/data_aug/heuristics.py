@@ -1,0 +1,232 @@
+"""Per-tool document prefilters: the paper's rules for which texts a tool is worth trying on.
+
+- Calculator: at least ``calc_min_numbers`` (3) numbers within ``calc_window_tokens`` (100)
+  tokens where one is the result of + - * / on two others, or one of "=", "equals",
+  "equal to", "total of", "average of" followed by a number. Texts that only have the three
+  numbers are kept with probability ``calc_random_keep`` (1%), decided by a hash of the seed
+  and the document id (deterministic, the same in every process).
+- Calendar: the document must have a date (``Document.date``); the Calendar answers with it.
+- MT: a non-English chunk of >= ``mt_min_foreign_tokens`` (10) words inside English text
+  (:func:`toolformer.tools.langdetect.find_foreign_spans`).
+- WikiSearch, QA and tools without a rule: every document.
+
+"Tokens" for the Calculator window are words, numbers and punctuation marks (a regex), which
+is close to the paper's GPT-J tokens and independent of the model's tokenizer (SmolLM2 splits
+numbers into one token per digit). Operations with an identity or absorbing operand (x + 0,
+x * 1, x / 1, x * 0) and degenerate ones (x - x, x / x) are not counted: any text with a "1" and
+a number written twice would pass.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as _dt
+import hashlib
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+CALCULATOR_KEYWORDS = ("=", "equals", "equal to", "total of", "average of")
+
+# a number: 1,400 / 1,400.5 / 3.25 / 12 ; words that merely contain digits (A380) are not numbers
+_NUMBER = r"\d{1,3}(?:,\d{3})+(?!\d)(?:\.\d+)?|\d+(?:\.\d+)?"
+_TOKEN_RE = re.compile(rf"(?P<num>{_NUMBER})(?![A-Za-z])|\w+|[^\w\s]")
+_PERCENT_WORDS = ("percent", "per cent", "pct")
+_KEYWORD_RE = re.compile(
+    r"(?:=|\bequals\b|\bequal\s+to\b|\btotal\s+of\b|\baverage\s+of\b)\s*[-+−]?\s*[$€£¥]?\s*\d",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class PrefilterDecision:
+    """Whether a tool should try a text, and why (for counters and debugging)."""
+
+    keep: bool
+    reason: str
+
+
+@dataclass
+class PrefilterInput:
+    """What a prefilter may look at: one text (a document or one of its chunks) and its document."""
+
+    text: str
+    doc_id: str = ""
+    date: Optional[_dt.date] = None
+    chunk: int = 0
+    seed: int = 0
+    calc_window_tokens: int = 100
+    calc_min_numbers: int = 3
+    calc_random_keep: float = 0.01
+    mt_min_foreign_tokens: int = 10
+    warnings: Counter = field(default_factory=Counter)  # e.g. langdetect_unavailable
+
+
+Prefilter = Callable[[PrefilterInput], PrefilterDecision]
+PREFILTERS: Dict[str, Prefilter] = {}
+
+
+def register_prefilter(tool_name: str) -> Callable[[Prefilter], Prefilter]:
+    """Decorator: use ``fn(PrefilterInput) -> PrefilterDecision`` for the tool ``tool_name``."""
+
+    def add(fn: Prefilter) -> Prefilter:
+        PREFILTERS[tool_name.lower()] = fn
+        return fn
+
+    return add
+
+
+def prefilter(tool_name: str, item: PrefilterInput) -> PrefilterDecision:
+    """Apply the rule of ``tool_name`` (case-insensitive); tools without a rule keep everything."""
+    fn = PREFILTERS.get(tool_name.lower())
+    if fn is None:
+        return PrefilterDecision(True, "no rule")
+    return fn(item)
+
+
+# --------------------------------------------------------------------------- Calculator
+
+
+@dataclass(frozen=True)
+class Number:
+    """A number in a text: its token index, value, decimals as written and whether it is a %."""
+
+    token: int
+    value: float
+    decimals: int
+    percent: bool
+
+
+def word_tokens(text: str) -> List[re.Match]:
+    """The prefilter's tokens: numbers, words and single punctuation marks."""
+    return list(_TOKEN_RE.finditer(text))
+
+
+def find_numbers(text: str) -> List[Number]:
+    """Every number in ``text`` with its position in :func:`word_tokens` units."""
+    toks = word_tokens(text)
+    out: List[Number] = []
+    for i, tok in enumerate(toks):
+        raw = tok.group("num")
+        if raw is None:
+            continue
+        digits = raw.replace(",", "")
+        value = float(digits)
+        if not math.isfinite(value):
+            continue
+        decimals = len(digits.split(".", 1)[1]) if "." in digits else 0
+        nxt = toks[i + 1].group(0).lower() if i + 1 < len(toks) else ""
+        percent = nxt == "%" or any(text[tok.end():].lower().lstrip().startswith(w) for w in _PERCENT_WORDS)
+        out.append(Number(i, value, decimals, percent))
+    return out
+
+
+def _results(a: Number, b: Number) -> List[float]:
+    """Values an operation on ``a`` and ``b`` can give (identity/absorbing operands excluded)."""
+    out: List[float] = []
+    for x in {a.value, a.value / 100} if a.percent else {a.value}:
+        for y in {b.value, b.value / 100} if b.percent else {b.value}:
+            if x != 0 and y != 0:
+                out.append(x + y)
+            if x != 0 and y != 0 and x != y:  # x - x = 0 and x / x = 1 say nothing
+                out.append(abs(x - y))
+            if x not in (0, 1) and y not in (0, 1):
+                out.append(x * y)
+                if x != y:
+                    out += [x / y, y / x]
+    return out
+
+
+def _matches(c: Number, v: float) -> bool:
+    """``c`` is ``v`` written to ``c``'s precision (a percentage may also be ``100 v``)."""
+    tol = 0.5 * 10 ** (-c.decimals) + 1e-9
+    if abs(c.value - v) <= tol:
+        return True
+    return c.percent and abs(c.value - 100 * v) <= tol
+
+
+def find_operation(numbers: List[Number], window: int) -> Optional[Tuple[Number, Number, Number]]:
+    """Three numbers within ``window`` tokens where one results from an operation on the others."""
+    if len(numbers) < 3:
+        return None
+    order = sorted(range(len(numbers)), key=lambda k: numbers[k].value)
+    values = [numbers[k].value for k in order]
+    for p in range(len(numbers)):
+        a = numbers[p]
+        for q in range(p + 1, len(numbers)):
+            b = numbers[q]
+            if b.token - a.token >= window:
+                break
+            lo_tok, hi_tok = b.token - window + 1, a.token + window - 1
+            for v in _results(a, b):
+                for target in (v, 100 * v):
+                    # candidates c lie within 0.5 of the target (the widest rounding tolerance)
+                    lo = bisect.bisect_left(values, target - 0.5 - 1e-9)
+                    hi = bisect.bisect_right(values, target + 0.5 + 1e-9)
+                    for r in range(lo, hi):
+                        c = numbers[order[r]]
+                        if c is a or c is b or not lo_tok <= c.token <= hi_tok:
+                            continue
+                        if _matches(c, v):
+                            return a, b, c
+    return None
+
+
+def has_numbers_in_window(numbers: List[Number], count: int, window: int) -> bool:
+    """At least ``count`` numbers within some span of ``window`` tokens."""
+    if count <= 0:
+        return True
+    for k in range(len(numbers) - count + 1):
+        if numbers[k + count - 1].token - numbers[k].token < window:
+            return True
+    return False
+
+
+def random_keep(seed: int, doc_id: str, chunk: int, rate: float, salt: str = "Calculator") -> bool:
+    """A deterministic coin with probability ``rate`` from (seed, document id, chunk)."""
+    if rate <= 0:
+        return False
+    digest = hashlib.sha256(f"{seed}\x00{salt}\x00{doc_id}\x00{chunk}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < rate
+
+
+@register_prefilter("Calculator")
+def calculator_prefilter(item: PrefilterInput) -> PrefilterDecision:
+    """The paper's Calculator rule (see the module docstring)."""
+    text = item.text
+    if _KEYWORD_RE.search(text):
+        return PrefilterDecision(True, "keyword")
+    numbers = find_numbers(text)
+    if not has_numbers_in_window(numbers, item.calc_min_numbers, item.calc_window_tokens):
+        return PrefilterDecision(False, "too few numbers")
+    if find_operation(numbers, item.calc_window_tokens) is not None:
+        return PrefilterDecision(True, "operation")
+    if random_keep(item.seed, item.doc_id, item.chunk, item.calc_random_keep):
+        return PrefilterDecision(True, "random")
+    return PrefilterDecision(False, "numbers without operation")
+
+
+# --------------------------------------------------------------------------- Calendar, MT
+
+
+@register_prefilter("Calendar")
+def calendar_prefilter(item: PrefilterInput) -> PrefilterDecision:
+    """The Calendar returns the document's date, so a document without one cannot use it."""
+    if item.date is None:
+        return PrefilterDecision(False, "no document date")
+    return PrefilterDecision(True, "has date")
+
+
+@register_prefilter("MT")
+def mt_prefilter(item: PrefilterInput) -> PrefilterDecision:
+    """A non-English chunk of enough words inside English text."""
+    try:
+        from toolformer.tools.langdetect import find_foreign_spans
+    except ImportError:
+        item.warnings["langdetect_unavailable"] += 1
+        return PrefilterDecision(False, "language detector unavailable")
+    if find_foreign_spans(item.text, min_tokens=item.mt_min_foreign_tokens):
+        return PrefilterDecision(True, "foreign span")
+    return PrefilterDecision(False, "no foreign span")

@@ -1,0 +1,216 @@
+"""What the model reads during annotation, built once where it can be.
+
+- :class:`DocChunk` / :func:`chunk_document`: a document's tokens in windows of at most
+  ``max_tokens``, each token with the character offset where a call before it is inserted.
+- :class:`ToolPrompt`: a tool's few-shot prompt P(x) split at the document's first appearance,
+  so that the part before it (the examples, the same for every document) has fixed token ids.
+- :class:`PromptCache`: that part's KV cache, computed once per tool and copied for each document.
+- :class:`LMParts`: the decoder stack and the output head of a causal LM, so that logits are
+  computed only where they are needed (a 49k-word softmax at every position costs more than the
+  last layers).
+
+Token ids of P(x) followed by the document are the concatenation ``start + prefix + rest + doc``
+of separately tokenized pieces (the prefix ends before the whitespace that precedes the
+document's slot, the document's own tokens carry a leading space): the reference implementation
+builds exactly the same ids, without any cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence, Tuple
+
+from toolformer.errors import UserError
+
+_SENTINELS = ("\x00first-document\x00", "\x01second-document\x01")
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass
+class LMParts:
+    """A causal LM split into its decoder stack (hidden states) and output head (logits)."""
+
+    model: Any
+    base: Any
+    head: Any
+    softcap: Optional[float] = None
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def logits(self, hidden):
+        """fp32 logits for hidden states of any leading shape (with the model's soft-capping)."""
+        import torch
+
+        out = self.head(hidden).float()
+        if self.softcap:
+            out = torch.tanh(out / self.softcap) * self.softcap
+        return out
+
+
+def lm_parts(model: Any) -> LMParts:
+    """Split a transformers ``*ForCausalLM`` into decoder and head."""
+    base = getattr(model, "base_model", None)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if base is None or base is model or head is None:
+        raise UserError(
+            f"{type(model).__name__} is not a causal LM with a separate output head; "
+            "load the model with toolformer.models.load_model or AutoModelForCausalLM"
+        )
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    return LMParts(model, base, head, getattr(config, "final_logit_softcapping", None))
+
+
+def start_ids(tokenizer: Any, start_token: Optional[str] = None) -> List[int]:
+    """Ids that start every sequence: ``start_token``, else the tokenizer's BOS if it has one."""
+    if start_token == "":
+        return []
+    if start_token is None:
+        bos = getattr(tokenizer, "bos_token_id", None)
+        return [] if bos is None else [int(bos)]
+    tid = tokenizer.convert_tokens_to_ids(start_token)
+    if tid is None or tid == getattr(tokenizer, "unk_token_id", object()):
+        raise UserError(f"start token {start_token!r} is not in the tokenizer's vocabulary")
+    return [int(tid)]
+
+
+def encode(tokenizer: Any, text: str) -> List[int]:
+    """Token ids of ``text`` without special tokens."""
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+# --------------------------------------------------------------------------- documents
+
+
+@dataclass
+class DocChunk:
+    """A window of a document's tokens.
+
+    ``ids[j]`` is token ``token_start + j`` of the document; a call before it goes at character
+    ``insert_at[j]`` of the original text; ``space_opener[j]`` says whether the call would open
+    with `` [`` (the text before the token does not end in whitespace) or ``[``.
+    """
+
+    index: int
+    token_start: int
+    ids: List[int]
+    insert_at: List[int]
+    space_opener: List[bool]
+    char_start: int
+    char_end: int
+    text: str  # the window's text (stripped), what goes into the prompt's document slot
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def tokenize_document(tokenizer: Any, text: str) -> Tuple[List[int], List[int], List[bool]]:
+    """The document's token ids (tokenized as ``" " + text``: it follows ``Output:`` in P(x) and a
+    call in the scored sequences), each token's insertion offset, and its call opener."""
+    try:
+        enc = tokenizer(" " + text, add_special_tokens=False, return_offsets_mapping=True)
+    except NotImplementedError:
+        raise UserError("annotation needs a fast tokenizer (offset mappings); load it with use_fast=True") from None
+    ids = list(enc["input_ids"])
+    ends = [max(0, min(len(text), e - 1)) for _, e in enc["offset_mapping"]]
+    insert_at: List[int] = []
+    last = 0
+    for j in range(len(ids)):
+        at = 0 if j == 0 else max(last, ends[j - 1])
+        insert_at.append(at)
+        last = at
+    # the prompt's "Output:" precedes token 0; afterwards the original text decides
+    space_opener = [j == 0 or not (insert_at[j] > 0 and text[insert_at[j] - 1].isspace()) for j in range(len(ids))]
+    return ids, insert_at, space_opener
+
+
+def chunk_document(tokenizer: Any, text: str, max_tokens: int) -> List[DocChunk]:
+    """Cut a document into windows of at most ``max_tokens`` tokens (offsets stay global)."""
+    if max_tokens < 2:
+        raise UserError(f"max_doc_tokens must be >= 2, got {max_tokens}")
+    ids, insert_at, space_opener = tokenize_document(tokenizer, text)
+    chunks: List[DocChunk] = []
+    for c, start in enumerate(range(0, len(ids), max_tokens)):
+        end = min(len(ids), start + max_tokens)
+        cs = insert_at[start]
+        ce = insert_at[end] if end < len(ids) else len(text)
+        chunks.append(DocChunk(
+            c, start, ids[start:end], insert_at[start:end], space_opener[start:end], cs, ce,
+            text[cs:ce].strip(),
+        ))
+    return chunks
+
+
+# --------------------------------------------------------------------------- the prompt
+
+
+class ToolPrompt:
+    """A tool's prompt P(x) split into a fixed prefix (cacheable) and a per-document rest."""
+
+    def __init__(self, tokenizer: Any, tool: Any, start: Sequence[int] = ()):
+        if not getattr(tool, "prompt", "") or "{text}" not in tool.prompt:
+            raise UserError(f"tool {tool.name} has no annotation prompt with a {{text}} slot; "
+                            "it cannot be used for annotation")
+        self.tool = tool
+        self.tokenizer = tokenizer
+        a, b = (tool.format_prompt(s) for s in _SENTINELS)
+        n = 0
+        while n < min(len(a), len(b)) and a[n] == b[n]:
+            n += 1
+        # everything before the document's first appearance, minus the whitespace before it
+        self.prefix_text = a[:n].rstrip()
+        self.start_ids = list(start)
+        self.prefix_ids = self.start_ids + (encode(tokenizer, self.prefix_text) if self.prefix_text else [])
+
+    def rest_ids(self, doc_text: str) -> List[int]:
+        """Ids of P(x) after the prefix (the document in the slot, up to ``Output:``)."""
+        full = self.tool.format_prompt(doc_text)
+        if not full.startswith(self.prefix_text):
+            raise ValueError(f"{self.tool.name}.format_prompt does not start with its own prefix")
+        # the document's tokens (with their leading space) follow right after "Output:"
+        return encode(self.tokenizer, full[len(self.prefix_text):].rstrip())
+
+    def prompt_ids(self, doc_text: str) -> List[int]:
+        """All ids of P(x): start, prefix and rest."""
+        return self.prefix_ids + self.rest_ids(doc_text)
+
+
+class PromptCache:
+    """The KV cache of a :class:`ToolPrompt`'s prefix, computed once and copied per document."""
+
+    def __init__(self, parts: LMParts, prompt: ToolPrompt):
+        self.parts = parts
+        self.prompt = prompt
+        self._kv: Optional[List[Tuple[Any, Any]]] = None
+
+    def __len__(self) -> int:
+        return len(self.prompt.prefix_ids)
+
+    def kv(self) -> List[Tuple[Any, Any]]:
+        """Per-layer (keys, values) of the prefix, shape [1, kv_heads, len, head_dim]."""
+        if self._kv is None:
+            import torch
+            from transformers import DynamicCache
+
+            cache = DynamicCache()  # full layers: no sliding-window truncation of a cached prefix
+            if self.prompt.prefix_ids:
+                ids = torch.tensor([self.prompt.prefix_ids], device=self.parts.device)
+                with torch.inference_mode():
+                    self.parts.base(input_ids=ids, past_key_values=cache, use_cache=True)
+            self._kv = [(layer.keys, layer.values) for layer in cache.layers]
+        return self._kv
+
+    def fresh(self):
+        """A new DynamicCache holding a copy of the prefix (forward passes extend it in place)."""
+        from transformers import DynamicCache
+
+        kv = self.kv()
+        return DynamicCache(ddp_cache_data=kv) if kv else DynamicCache()
+
+
+def cache_kv(cache: Any) -> List[Tuple[Any, Any]]:
+    """Per-layer (keys, values) tensors of a DynamicCache."""
+    return [(layer.keys, layer.values) for layer in cache.layers]

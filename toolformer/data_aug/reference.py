@@ -1,0 +1,204 @@
+"""A textbook implementation of the annotation method, the yardstick for :class:`Annotator`.
+
+Everything is computed the plain way: one full forward pass over [P(x), x] for the positions,
+one generation per candidate from the whole prompt (no shared prompt cache, no batching), and
+one full forward pass over [start, z, x] for every loss of every candidate (L_i(empty) included),
+with log-probabilities over the whole text and the formula applied as written. It shares only the
+pure pieces with the annotator (tokenization, prefilters, seeds, parsing, the keep rule, the
+merge), so the two must agree on candidates, losses and kept calls. Use it in tests and
+benchmarks, not on a corpus.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from toolformer.data_aug.annotator import (
+    STAGES,
+    call_offset,
+    check_settings,
+    coerce_date,
+    count,
+    merge_calls,
+    prefilter_input,
+)
+from toolformer.data_aug.heuristics import prefilter
+from toolformer.data_aug.prefix_cache import ToolPrompt, chunk_document, encode, lm_parts, start_ids
+from toolformer.data_aug.sampling import (
+    BracketTokens,
+    dedupe,
+    finish_text,
+    make_generator,
+    parse_candidate,
+    pick_tokens,
+    row_seed,
+    select_positions,
+)
+from toolformer.data_aug.scoring import keep_decision, loss_weights
+from toolformer.data_aug.types import AnnotationResult, AnnotatorConfig, Document, KeptCall
+from toolformer.syntax import APICall, format_call
+from toolformer.tools.base import Tool, ToolContext
+
+
+def full_nll(model: Any, ids: Sequence[int]) -> List[float]:
+    """-log p(ids[s] | ids[:s]) for s = 1..len-1, from one forward pass (index s-1 in the list)."""
+    import torch
+
+    with torch.inference_mode():
+        logits = model(input_ids=torch.tensor([list(ids)], device=model.device)).logits[0].float()
+        logp = logits[:-1].log_softmax(-1)
+        return (-logp.gather(1, torch.tensor(ids[1:], device=logp.device)[:, None]).squeeze(1)).double().tolist()
+
+
+def textbook_loss(model: Any, start: Sequence[int], prefix: Sequence[int], doc_ids: Sequence[int],
+                  i: int, horizon: int) -> float:
+    """L_i(z) = sum_{j>=i} w_{j-i} * -log p(x_j | z, x_<j), weights normalised over the tokens
+    that exist, from a full pass over [start, z, x]."""
+    head = len(start) + len(prefix)
+    nll = full_nll(model, list(start) + list(prefix) + list(doc_ids))
+    w = loss_weights(horizon)
+    total = norm = 0.0
+    for j in range(i, len(doc_ids)):
+        t = j - i
+        if t < len(w) and w[t] > 0:
+            total += w[t] * nll[head + j - 1]
+            norm += w[t]
+    return total / norm
+
+
+class ReferenceAnnotator:
+    """Same constructor and ``annotate`` as :class:`~toolformer.data_aug.annotator.Annotator`."""
+
+    def __init__(self, model: Any, tokenizer: Any, tools: Union[Mapping[str, Tool], Iterable[Tool]],
+                 config: Optional[AnnotatorConfig] = None, executor: Any = None):
+        from toolformer.tools.executor import ToolExecutor
+
+        self.config = config or AnnotatorConfig()
+        tools = dict(tools) if isinstance(tools, Mapping) else {t.name: t for t in tools}
+        self.tools = {t.name: t for t in tools.values()}
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.start = start_ids(tokenizer, self.config.start_token)
+        self.brackets = BracketTokens(tokenizer, getattr(lm_parts(model).head, "out_features", None))
+        self.settings = {n: self.config.settings_for(t) for n, t in self.tools.items()}
+        for n, s in self.settings.items():
+            check_settings(n, s)
+        self.prompts = {n: ToolPrompt(tokenizer, t, self.start) for n, t in self.tools.items()}
+        self.executor = executor if executor is not None else ToolExecutor(self.tools)
+        self.forward_tokens = 0  # tokens run through the model (for throughput figures)
+
+    def annotate(self, doc: Document) -> AnnotationResult:
+        """Annotate one document the plain way (errors are not caught: this is a test oracle)."""
+        cfg = self.config
+        result = AnnotationResult(doc_id=str(doc.id), text=doc.text, original=doc.text)
+        result.seconds = {s: 0.0 for s in STAGES}
+        if not doc.text.strip():
+            result.skipped = "empty text"
+            return result
+        date = coerce_date(doc.date)
+        scored: List[Tuple[KeptCall, bool]] = []
+        tried = set()
+        for chunk in chunk_document(self.tokenizer, doc.text, cfg.max_doc_tokens):
+            proposals: List[Tuple[str, int, APICall]] = []
+            for name in self.tools:
+                if cfg.prefilter and not prefilter(name, prefilter_input(cfg, doc, date, chunk)).keep:
+                    continue
+                tried.add(name)
+                proposals += self._propose(doc, chunk, name, result.stats)
+            scored += self._score(date, chunk, proposals, doc.text, result.stats)
+        for name in self.tools:
+            if name not in tried:
+                result.stats[f"{name}/docs_prefiltered_out"] += 1
+        if not tried:
+            result.stats["docs_prefiltered_out"] += 1
+            result.skipped = "prefiltered out for every tool"
+        result.text, result.calls = merge_calls(doc.text, [c for c, keep in scored if keep])
+        for c in result.calls:
+            count(result.stats, c.tool, "calls_kept")
+        if cfg.record_candidates:
+            result.candidates = [c for c, _ in scored]
+        return result
+
+    # -- stages ---------------------------------------------------------------------------
+    def _propose(self, doc: Document, chunk: Any, name: str, stats: Counter) -> List[Tuple[str, int, APICall]]:
+        import torch
+
+        cfg, s = self.config, self.settings[name]
+        if s.k == 0 or s.m == 0:
+            return []
+        prompt = self.prompts[name].prompt_ids(chunk.text)
+        openers = [self.brackets.opener(sp) for sp in chunk.space_opener]
+        ids = prompt + list(chunk.ids)
+        with torch.inference_mode():
+            logp = self.model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)
+        self.forward_tokens += len(ids)
+        probs = [float(logp[len(prompt) - 1 + i, openers[i]].exp()) for i in range(len(chunk))]
+        eligible = range(0 if self.start else 1, len(chunk))
+        positions = select_positions(probs, s.tau_s, s.k, eligible)
+        count(stats, name, "positions_kept", len(positions))
+        parsed = []
+        for p in positions:
+            for j in range(s.m):
+                seed = row_seed(cfg.seed, str(doc.id), chunk.index, name, chunk.token_start + p, j)
+                tokens, closed = self._generate(prompt + list(chunk.ids[:p]) + [openers[p]], make_generator(seed))
+                count(stats, name, "candidates_sampled")
+                if not closed:
+                    continue
+                count(stats, name, "candidates_closed")
+                call = parse_candidate(finish_text(self.tokenizer, tokens, True), name)
+                if call is None:
+                    count(stats, name, "candidates_malformed")
+                else:
+                    parsed.append((p, call))
+        unique, dropped = dedupe(parsed)
+        count(stats, name, "candidates_deduplicated", dropped)
+        return [(name, p, c) for p, c in unique]
+
+    def _generate(self, context: List[int], gen: Any) -> Tuple[List[int], bool]:
+        """Sample one call after ``context`` (which ends with the bracket) until a ``]`` token."""
+        import torch
+        from transformers import DynamicCache
+
+        cfg = self.config
+        cache = DynamicCache()
+        inp = torch.tensor([context])
+        self.forward_tokens += len(context)
+        tokens: List[int] = []
+        with torch.inference_mode():
+            for _ in range(cfg.max_call_tokens):
+                logits = self.model(input_ids=inp, past_key_values=cache, use_cache=True).logits[:, -1].float()
+                t = int(pick_tokens(logits, [gen], cfg.temperature)[0])
+                tokens.append(t)
+                if t < len(self.brackets.stop) and bool(self.brackets.stop[t]):
+                    return tokens, True
+                if t in self.brackets.end:
+                    return tokens, False
+                inp = torch.tensor([[t]])
+                self.forward_tokens += 1
+        return tokens, False
+
+    def _score(self, date, chunk: Any, proposals: List[Tuple[str, int, APICall]], text: str,
+               stats: Counter) -> List[Tuple[KeptCall, bool]]:
+        if not proposals:
+            return []
+        h = self.config.weight_horizon
+        results = self.executor.run_many([c for _, _, c in proposals], [ToolContext(date=date)] * len(proposals))
+        out = []
+        for (name, p, call), res in zip(proposals, results):
+            count(stats, name, "candidates_executed")
+            if not res.ok:
+                count(stats, name, "tool_failures")
+                continue
+            call = call.with_result(res.output)
+            losses = []
+            for z in (format_call(call), "", format_call(call.with_result(""))):
+                prefix = encode(self.tokenizer, z) if z else []
+                losses.append(textbook_loss(self.model, self.start, prefix, chunk.ids, p, h))
+                self.forward_tokens += len(self.start) + len(prefix) + len(chunk.ids)
+            plus, empty, none = losses
+            keep, minus = keep_decision(plus, empty, none, self.settings[name].tau_f)
+            out.append((KeptCall(name, call.args, call.result, call_offset(text, chunk.insert_at[p]),
+                                 chunk.token_start + p, plus, minus, empty, none), keep))
+        return out

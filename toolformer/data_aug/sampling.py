@@ -1,0 +1,278 @@
+"""Positions and candidate calls (paper, Section 2, "Sampling API Calls").
+
+- :func:`bracket_probs`: one forward pass over [P(x), x] (the prompt prefix from its cache) gives
+  p_i = p(`[` | P(x), x_1..x_{i-1}) at every position i.
+- :func:`select_positions`: positions with p_i > tau_s, at most the k most likely.
+- :func:`sample_calls`: up to m calls at each kept position, sampled in batches from
+  [P(x), x_1..x_{i-1}, `[`] and stopped at the first token that contains `]`.
+- :func:`parse_candidate` / :func:`dedupe`: the sampled text must parse as a call of the tool;
+  identical (position, call) pairs are kept once.
+
+Which bracket token: the one that opens the call in the text we would insert. ``insert_calls``
+writes `` [Tool(...)]`` (a space before the bracket) unless the text before the position already
+ends in whitespace. So p_i is p(`` [``) when the text before token i does not end in whitespace
+(this is the case before every SmolLM2/Gemma word token, which carries its own leading space) and
+p(``[``) when it does (e.g. after SmolLM2's bare space token before a number, or a newline).
+Tokenizers where `` [`` is not one token always use ``[``.
+
+Sampling is deterministic and independent of batching: each row (position, sample index) has its
+own ``torch.Generator`` seeded from (seed, document id, chunk, tool, position, sample index) and
+draws one uniform number per step (inverse-CDF sampling), so that a one-at-a-time implementation
+draws exactly the same calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+from toolformer.syntax import APICall, CallSyntaxError, parse_call
+
+
+@dataclass
+class Sample:
+    """One sampled continuation after the bracket at ``position`` (chunk token index)."""
+
+    position: int
+    index: int
+    tokens: List[int]
+    text: str  # decoded text up to and including the first "]" (all of it when not closed)
+    closed: bool
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A parsed, deduplicated candidate call of one tool at one position."""
+
+    tool: str
+    position: int  # token index in the chunk
+    args: str
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+class BracketTokens:
+    """The call-opening token ids of a tokenizer and the tokens that end a call."""
+
+    def __init__(self, tokenizer: Any, vocab_size: Optional[int] = None):
+        import torch
+
+        from toolformer.data_aug.prefix_cache import encode
+
+        plain = encode(tokenizer, "[")
+        if len(plain) != 1:
+            raise ValueError("the tokenizer does not encode '[' as one token")
+        self.plain = plain[0]
+        spaced = encode(tokenizer, " [")
+        self.spaced = spaced[0] if len(spaced) == 1 else None
+        vocab_size = max(vocab_size or 0, len(tokenizer))
+        pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        stop = torch.zeros(vocab_size, dtype=torch.bool)
+        for i, piece in enumerate(pieces):
+            if piece is not None and "]" in piece:
+                stop[i] = True
+        self.stop = stop  # tokens containing "]": the call is closed
+        eos = getattr(tokenizer, "eos_token_id", None)
+        self.end: Set[int] = {int(eos)} if eos is not None else set()
+
+    def opener(self, space: bool) -> int:
+        """The id that opens a call: `` [`` after text, ``[`` after whitespace."""
+        return self.spaced if (space and self.spaced is not None) else self.plain
+
+
+# --------------------------------------------------------------------------- positions
+
+
+def bracket_probs(parts: Any, prompt_cache: Any, rest_ids: Sequence[int], doc_ids: Sequence[int],
+                  openers: Sequence[int]):
+    """p(opener_i | P(x), x_<i) for every token i of ``doc_ids``, in one forward pass.
+
+    Returns ``(probs, cache)``: a float tensor [n] and the DynamicCache over
+    [prefix, rest, x_0..x_{n-2}] that :func:`sample_calls` continues from.
+    """
+    import torch
+
+    n = len(doc_ids)
+    cache = prompt_cache.fresh()
+    ids = list(rest_ids) + list(doc_ids[: n - 1])
+    inp = torch.tensor([ids], device=parts.device)
+    with torch.inference_mode():
+        hidden = parts.base(input_ids=inp, past_key_values=cache, use_cache=True).last_hidden_state[0]
+        # the state after x_{i-1} (after the prompt's last token for i = 0) predicts the bracket
+        idx = torch.arange(len(rest_ids) - 1, len(rest_ids) - 1 + n, device=parts.device)
+        logp = parts.logits(hidden[idx]).log_softmax(-1)
+        probs = logp.gather(1, torch.tensor(openers, device=parts.device)[:, None]).squeeze(1).exp()
+    return probs.cpu(), cache
+
+
+def select_positions(probs: Sequence[float], tau_s: float, k: int,
+                     eligible: Optional[Iterable[int]] = None) -> List[int]:
+    """Positions with p > tau_s, the k most likely (ties: earlier first), in text order."""
+    probs = [float(p) for p in probs]
+    pool = range(len(probs)) if eligible is None else eligible
+    above = [i for i in pool if probs[i] > tau_s]
+    best = sorted(above, key=lambda i: (-probs[i], i))[: max(0, k)]
+    return sorted(best)
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def row_seed(seed: int, doc_id: str, chunk: int, tool: str, position: int, sample: int) -> int:
+    """A 63-bit seed for one sampling row, stable across processes and batchings."""
+    key = f"{seed}\x00{doc_id}\x00{chunk}\x00{tool}\x00{position}\x00{sample}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") >> 1
+
+
+def pick_tokens(logits, generators: Sequence[Any], temperature: float):
+    """Sample one token per row from softmax(logits / T) by inverse CDF, drawing one uniform
+    number from the row's own generator; greedy when T == 0. Returns a LongTensor [rows]."""
+    import torch
+
+    if temperature <= 0:
+        return logits.argmax(-1)
+    # float64 so that the CDF of a row does not depend on how many rows share the batch
+    cdf = torch.softmax(logits.double() / temperature, dim=-1).cumsum(-1)
+    u = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in generators])
+    u = (u.to(cdf.device) * cdf[:, -1])[:, None]
+    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=cdf.shape[-1] - 1)
+
+
+def make_generator(seed: int):
+    import torch
+
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def finish_text(tokenizer: Any, tokens: Sequence[int], closed: bool) -> str:
+    """Decoded sample, cut after its first ``]`` when closed."""
+    text = tokenizer.decode(list(tokens), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    if closed and "]" in text:
+        text = text[: text.index("]") + 1]
+    return text
+
+
+def _batches(rows: List[Tuple[int, int]], prompt_len: int, max_new: int, batch_size: int,
+             max_batch_tokens: int) -> List[List[Tuple[int, int]]]:
+    """Consecutive rows (sorted by position) grouped under the row and token caps."""
+    out: List[List[Tuple[int, int]]] = []
+    cur: List[Tuple[int, int]] = []
+    for row in rows:
+        width = prompt_len + row[0] + max_new + 1
+        if cur and (len(cur) >= batch_size or (len(cur) + 1) * width > max_batch_tokens):
+            out.append(cur)
+            cur = []
+        cur.append(row)
+    if cur:
+        out.append(cur)
+    return out
+
+
+def sample_calls(
+    parts: Any,
+    tokenizer: Any,
+    kv: Sequence[Tuple[Any, Any]],
+    prompt_len: int,
+    positions: Sequence[int],
+    openers: Dict[int, int],
+    m: int,
+    seed_of: Callable[[int, int], int],
+    brackets: BracketTokens,
+    *,
+    max_new_tokens: int = 40,
+    temperature: float = 1.0,
+    batch_size: int = 32,
+    max_batch_tokens: int = 16384,
+) -> List[Sample]:
+    """Sample ``m`` calls at each position from one shared KV cache of [P(x), x].
+
+    ``kv`` holds per-layer keys/values for [prefix, rest, x_0..] (batch 1); ``prompt_len`` is the
+    length of [prefix, rest], so x_j sits at cache index ``prompt_len + j``. A row for position i
+    sees the cache up to ``prompt_len + i`` (later document tokens are masked out), then its
+    bracket token at position id ``prompt_len + i``, then its own samples.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    rows = sorted((p, j) for p in positions for j in range(m))
+    samples: List[Sample] = []
+    device = parts.device
+    for batch in _batches(rows, prompt_len, max_new_tokens, batch_size, max_batch_tokens):
+        size = len(batch)
+        ctx = prompt_len + max(p for p, _ in batch)
+        cache = DynamicCache(ddp_cache_data=[
+            (k[:, :, :ctx].expand(size, -1, -1, -1), v[:, :, :ctx].expand(size, -1, -1, -1)) for k, v in kv
+        ])
+        mask = torch.ones(size, ctx + max_new_tokens + 1, dtype=torch.long, device=device)
+        for r, (p, _) in enumerate(batch):
+            mask[r, prompt_len + p: ctx] = 0
+        inp = torch.tensor([[openers[p]] for p, _ in batch], device=device)
+        pos = torch.tensor([[prompt_len + p] for p, _ in batch], device=device)
+        gens = [make_generator(seed_of(p, j)) for p, j in batch]
+        alive = list(range(size))
+        tokens: List[List[int]] = [[] for _ in batch]
+        closed = [False] * size
+        length = ctx
+        for _ in range(max_new_tokens):
+            with torch.inference_mode():
+                hidden = parts.base(input_ids=inp, attention_mask=mask[:, : length + 1], position_ids=pos,
+                                    past_key_values=cache, use_cache=True).last_hidden_state[:, -1]
+                picked = pick_tokens(parts.logits(hidden), gens, temperature).tolist()
+            length += 1
+            keep = []
+            for slot, (r, t) in enumerate(zip(alive, picked)):
+                tokens[r].append(t)
+                if t < len(brackets.stop) and bool(brackets.stop[t]):
+                    closed[r] = True
+                elif t not in brackets.end:
+                    keep.append(slot)
+            if not keep:
+                break
+            if len(keep) < len(alive):
+                index = torch.tensor(keep, device=device)
+                cache.batch_select_indices(index)
+                mask, pos = mask[index], pos[index]
+                picked = [picked[s] for s in keep]
+                gens = [gens[s] for s in keep]
+                alive = [alive[s] for s in keep]
+            inp = torch.tensor([[t] for t in picked], device=device)
+            pos = pos + 1
+        for r, (p, j) in enumerate(batch):
+            samples.append(Sample(p, j, tokens[r], finish_text(tokenizer, tokens[r], closed[r]), closed[r]))
+    return samples
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_candidate(sampled: str, tool: str) -> Optional[APICall]:
+    """The call in ``"[" + sampled`` if it is one call of ``tool`` (result dropped), else None.
+
+    Empty arguments are allowed (``[Calendar()]``); a tool that needs some fails at execution.
+    """
+    try:
+        call = parse_call("[" + sampled)
+    except CallSyntaxError:
+        return None
+    if call.tool.lower() != tool.lower():
+        return None  # another tool, or junk: counted as malformed
+    return APICall(tool, call.args.strip())
+
+
+def dedupe(calls: Iterable[Tuple[int, APICall]]) -> Tuple[List[Tuple[int, APICall]], int]:
+    """Identical (position, call) pairs once, in first-seen order; also the number dropped."""
+    seen: Set[Tuple[int, str, str]] = set()
+    out: List[Tuple[int, APICall]] = []
+    dropped = 0
+    for pos, call in calls:
+        key = (pos, call.tool, call.args)
+        if key in seen:
+            dropped += 1
+            continue
+        seen.add(key)
+        out.append((pos, call))
+    return out, dropped

@@ -1,0 +1,420 @@
+"""The evaluation harness: load a model and its tools, run tasks, score, write the report.
+
+``evaluate(EvalConfig(...))`` runs every task zero-shot with tool-calling generation (the
+generator's top-k ``[`` rule, at most ``max_calls`` calls per output), scores each output with
+the task's lenient metric, and writes ``results.json`` plus ``samples/<task>.jsonl`` under
+``output_dir``. Samples are appended batch by batch, so an interrupted run resumes where it
+stopped (same settings only).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+from toolformer.errors import UserError
+from toolformer.eval import report
+from toolformer.eval.loaders import Example
+from toolformer.eval.metrics import score_output
+from toolformer.eval.tasks import TaskSpec, default_data_dir, load_examples, resolve_tasks
+
+DEFAULT_EVAL_TOOLS = ("Calculator", "Calendar", "WikiSearch", "QA")
+CHECKPOINT_META = "toolformer.json"
+
+
+@dataclass
+class EvalConfig:
+    """Settings of one evaluation run (the CLI's options map one to one onto these fields)."""
+
+    model: str = field(default="smollm2-135m", metadata={"help": "model alias, folder or HF id"})
+    tasks: Any = field(default="all", metadata={
+        "help": "comma-separated task names or a list; 'all' = every built-in; jsonl:PATH"})
+    data_dir: Optional[str] = field(default=None, metadata={
+        "help": "evaluation data folder (default $TOOLFORMER_DATA or ../shared/data)"})
+    limit: Optional[int] = field(default=None, metadata={
+        "help": "first N examples per task (perplexity: first N windows)"})
+    tools_enabled: bool = field(default=True, metadata={
+        "help": "False = 'Toolformer (disabled)': the model cannot open a call"})
+    tools: Optional[List[str]] = field(default=None, metadata={
+        "help": "tools to offer (default: the checkpoint's toolformer.json, else "
+                "Calculator, Calendar, WikiSearch, QA)"})
+    tool_options: Dict[str, Dict[str, Any]] = field(default_factory=dict, metadata={
+        "help": "constructor options per tool, e.g. {'WikiSearch': {'corpus': 'x.jsonl'}}"})
+    output_dir: Optional[str] = field(default=None, metadata={
+        "help": "where results.json and samples/ go (None: nothing is written)"})
+    batch_size: int = field(default=8, metadata={"help": "prompts decoded together"})
+    max_new_tokens: Optional[int] = field(default=None, metadata={
+        "help": "override every task's generation budget"})
+    call_top_k: int = field(default=10, metadata={
+        "help": "start a call when '[' is among the top-k tokens (paper: 10)"})
+    max_calls: int = field(default=1, metadata={"help": "calls per output (paper: 1)"})
+    do_sample: bool = field(default=False, metadata={"help": "sample instead of greedy decoding"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    seed: int = field(default=0, metadata={"help": "seed for sampling and torch"})
+    dtype: str = field(default="fp32", metadata={"help": "fp32, bf16 or fp16"})
+    device: Optional[str] = field(default=None, metadata={"help": "e.g. cuda, cpu (default: cpu)"})
+    ppl_max_length: int = field(default=1024, metadata={
+        "help": "perplexity window in tokens (capped at the model's context)"})
+    ppl_stride: Optional[int] = field(default=None, metadata={
+        "help": "perplexity stride (default max_length/2; = max_length: disjoint chunks)"})
+    resume: bool = field(default=True, metadata={
+        "help": "reuse the samples already in output_dir (same settings only)"})
+    progress: bool = field(default=True, metadata={"help": "show tqdm progress bars"})
+    name: Optional[str] = field(default=None, metadata={"help": "run label in comparisons"})
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def checkpoint_tools(model: str) -> Optional[List[str]]:
+    """The tools recorded in a fine-tuned checkpoint's ``toolformer.json``, if there is one."""
+    meta = Path(os.path.expanduser(model)) / CHECKPOINT_META
+    if not meta.is_file():
+        return None
+    try:
+        tools = json.loads(meta.read_text(encoding="utf-8")).get("tools")
+    except (json.JSONDecodeError, AttributeError):
+        raise UserError(f"{meta} is not a JSON object; expected {{\"tools\": [...]}}") from None
+    if tools is not None and not (isinstance(tools, list) and all(isinstance(t, str) for t in tools)):
+        raise UserError(f"{meta}: 'tools' must be a list of tool names")
+    return tools
+
+
+def resolve_tool_names(config: EvalConfig) -> List[str]:
+    """The tool names this run offers (canonical spelling), checked against the registry."""
+    from toolformer.tools.base import get_tool_class
+
+    names = config.tools if config.tools is not None else checkpoint_tools(config.model)
+    if names is None:
+        names = list(DEFAULT_EVAL_TOOLS)
+    if not config.tools_enabled:  # nothing will be called: do not import the tools
+        return list(names)
+    return [get_tool_class(n).name for n in names]
+
+
+def allowed_tools(task: TaskSpec, names: Sequence[str]) -> List[str]:
+    """The run's tools minus those the task disables (``*`` disables all)."""
+    if "*" in task.disabled_tools:
+        return []
+    off = {t.lower() for t in task.disabled_tools}
+    return [n for n in names if n.lower() not in off]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _to_dict(obj: Any) -> Dict[str, Any]:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if is_dataclass(obj):
+        return asdict(obj)
+    return dict(obj) if isinstance(obj, Mapping) else dict(vars(obj))
+
+
+def versions() -> Dict[str, str]:
+    """Versions of Python and the packages that decide the numbers."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("toolformer", "torch", "transformers"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _fingerprint(config: EvalConfig, tool_names: Sequence[str], data_dir: Path) -> str:
+    """A hash of every setting that changes an output (not limit, batch size or tasks)."""
+    keys = ("model", "tools_enabled", "tool_options", "max_new_tokens", "call_top_k", "max_calls",
+            "do_sample", "temperature", "seed", "dtype", "ppl_max_length", "ppl_stride")
+    blob = {k: getattr(config, k) for k in keys}
+    blob.update(tools=list(tool_names), data_dir=str(data_dir.resolve()))
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _read_samples(path: Path) -> Dict[int, Dict[str, Any]]:
+    done: Dict[int, Dict[str, Any]] = {}
+    if not path.exists():
+        return done
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by an interrupted write
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("idx"), int):
+                done[rec["idx"]] = rec
+    return done
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def score_sample(task: TaskSpec, idx: int, ex: Example, prompt: str, out: Any,
+                 seconds: float) -> Dict[str, Any]:
+    """One ``samples/<task>.jsonl`` record for an example and its generation output."""
+    calls = [_to_dict(c) for c in out.calls]
+    scored = score_output(task.metric, out.text, ex.gold, ex.choices, calls)
+    from toolformer.eval.metrics import answer_text
+
+    return {
+        "idx": idx,
+        "id": ex.id,
+        "prompt": prompt,
+        "output": out.text,
+        "answer_text": answer_text(out.text, calls),
+        "extracted": scored.extracted,
+        "gold": ex.gold,
+        "choices": ex.choices,
+        "correct": scored.correct,
+        "calls": calls,
+        "num_tokens": out.num_tokens,
+        "finish_reason": out.finish_reason,
+        "seconds": seconds,
+    }
+
+
+def summarize(task: TaskSpec, samples: Sequence[Dict[str, Any]], disabled: Sequence[str]
+              ) -> Dict[str, Any]:
+    """A task's scores and tool statistics from its sample records."""
+    n = len(samples)
+    calls = [c for s in samples for c in s["calls"]]
+    failed = [c for c in calls if c.get("error")]
+    off = {t.lower() for t in disabled}
+    correct = sum(bool(s["correct"]) for s in samples)
+    return {
+        "task": task.name,
+        "metric": task.metric,
+        "score": correct / n if n else 0.0,
+        "correct": correct,
+        "n": n,
+        "tool_call_rate": sum(bool(s["calls"]) for s in samples) / n if n else 0.0,
+        "calls": len(calls),
+        "tool_counts": dict(Counter(c.get("tool") or "?" for c in calls).most_common()),
+        "failed_calls": len(failed),
+        "call_failure_rate": len(failed) / len(calls) if calls else 0.0,
+        "call_errors": dict(Counter((c.get("error") or "")[:60] for c in failed).most_common(5)),
+        "disabled_tool_calls": sum(1 for c in calls if (c.get("tool") or "").lower() in off),
+        "mean_output_tokens": sum(s["num_tokens"] for s in samples) / n if n else 0.0,
+        "finish_reasons": dict(Counter(s["finish_reason"] for s in samples)),
+        "seconds": sum(s.get("seconds", 0.0) for s in samples),
+    }
+
+
+# --------------------------------------------------------------------------- running
+
+
+GeneratorFactory = Callable[[Any, Any, Any, Any], Any]
+
+
+def _default_generator(model: Any, tokenizer: Any, executor: Any, gen_config: Any) -> Any:
+    from toolformer.generation import ToolGenerator
+
+    return ToolGenerator(model, tokenizer, executor, gen_config)
+
+
+class _Run:
+    """The state of one :func:`evaluate` call: model, tools, output folder."""
+
+    def __init__(self, config: EvalConfig, model: Any, tokenizer: Any,
+                 generator_factory: GeneratorFactory, tools: Optional[Mapping[str, Any]]):
+        self.config = config
+        self.model = model
+        self.tokenizer = tokenizer
+        self.factory = generator_factory
+        self.tool_objects: Dict[str, Any] = dict(tools or {})
+        self.out = Path(config.output_dir) if config.output_dir else None
+
+    def tools_for(self, names: Sequence[str]) -> Dict[str, Any]:
+        """Instances of ``names``, built once per run (a search index is not rebuilt per task)."""
+        from toolformer.tools.base import create_tools
+
+        missing = [n for n in names if n not in self.tool_objects]
+        if missing:
+            self.tool_objects.update(create_tools(missing, self.config.tool_options))
+        return {n: self.tool_objects[n] for n in names}
+
+    def samples_path(self, task: TaskSpec) -> Optional[Path]:
+        return None if self.out is None else self.out / "samples" / f"{task.file_stem}.jsonl"
+
+    # -- generation tasks ------------------------------------------------------------------
+    def run_generation(self, task: TaskSpec, examples: List[Example], tool_names: List[str]
+                       ) -> Dict[str, Any]:
+        from tqdm.auto import tqdm
+
+        from toolformer.generation import GenerationConfig
+        from toolformer.tools.executor import ToolExecutor
+
+        cfg = self.config
+        allowed = allowed_tools(task, tool_names) if cfg.tools_enabled else []
+        disabled = [n for n in tool_names if n not in allowed] if cfg.tools_enabled else []
+        gen_config = GenerationConfig(
+            max_new_tokens=cfg.max_new_tokens or task.max_new_tokens,
+            do_sample=cfg.do_sample, temperature=cfg.temperature, call_top_k=cfg.call_top_k,
+            max_calls=cfg.max_calls, tools_enabled=bool(allowed), stop_strings=task.stop,
+            seed=cfg.seed, batch_size=cfg.batch_size,
+        )
+        executor = ToolExecutor(self.tools_for(allowed)) if allowed else None
+        prompts = [task.prompt(ex) for ex in examples]
+        path = self.samples_path(task)
+        done = _read_samples(path) if (path is not None and cfg.resume) else {}
+        done = {i: r for i, r in done.items() if i < len(examples) and r.get("prompt") == prompts[i]}
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # rewrite what is kept, so the file holds exactly this run's samples
+            with path.open("w", encoding="utf-8") as fh:
+                for i in sorted(done):
+                    fh.write(json.dumps(done[i], ensure_ascii=False) + "\n")
+        todo = sorted((i for i in range(len(examples)) if i not in done),
+                      key=lambda i: (len(prompts[i]), i))
+        generator = self.factory(self.model, self.tokenizer, executor, gen_config)
+        bar = tqdm(total=len(examples), initial=len(done), desc=task.name, unit="ex",
+                   disable=not cfg.progress, dynamic_ncols=True)
+        try:
+            for b in range(0, len(todo), cfg.batch_size):
+                batch = todo[b : b + cfg.batch_size]
+                start = time.perf_counter()
+                outs = generator.generate([prompts[i] for i in batch], gen_config)
+                share = (time.perf_counter() - start) / len(batch)
+                records = [score_sample(task, i, examples[i], prompts[i], o, share)
+                           for i, o in zip(batch, outs)]
+                for rec in records:
+                    done[rec["idx"]] = rec
+                if path is not None:
+                    with path.open("a", encoding="utf-8") as fh:
+                        for rec in records:
+                            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                bar.update(len(batch))
+                bar.set_postfix(acc=f"{sum(r['correct'] for r in done.values()) / len(done):.3f}")
+        finally:
+            bar.close()
+            if executor is not None:
+                executor.close()
+        samples = [done[i] for i in range(len(examples))]
+        if path is not None:  # in example order, for people reading the file
+            with path.open("w", encoding="utf-8") as fh:
+                for rec in samples:
+                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        result = summarize(task, samples, disabled)
+        result.update(tools_offered=allowed, disabled_tools=disabled,
+                      max_new_tokens=gen_config.max_new_tokens, stop=list(task.stop),
+                      template=task.template, paper_task=task.paper_task)
+        return result
+
+    # -- perplexity ------------------------------------------------------------------------
+    def run_perplexity(self, task: TaskSpec, examples: List[Example]) -> Dict[str, Any]:
+        from toolformer.eval.perplexity import perplexity
+
+        cfg = self.config
+        path = self.samples_path(task)
+        settings = {"limit": cfg.limit, "max_length": cfg.ppl_max_length, "stride": cfg.ppl_stride}
+        if path is not None and cfg.resume and path.exists():
+            old = _read_samples(path).get(0)
+            if old is not None and old.get("settings") == settings:
+                return old["result"]
+        text = "\n".join(ex.fields["text"] for ex in examples)
+        res = perplexity(self.model, self.tokenizer, text, max_length=cfg.ppl_max_length,
+                         stride=cfg.ppl_stride, batch_size=cfg.batch_size, limit=cfg.limit,
+                         progress=cfg.progress)
+        result = {"task": task.name, "metric": "perplexity", "score": res["perplexity"],
+                  "n": res["tokens_scored"], "lower_is_better": True, "tool_call_rate": 0.0,
+                  "calls": 0, "tool_counts": {}, "failed_calls": 0, "call_failure_rate": 0.0,
+                  "mean_output_tokens": 0.0, "tools_offered": [], "disabled_tools": ["*"],
+                  "paper_task": task.paper_task, **res}
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"idx": 0, "settings": settings, "result": result}) + "\n",
+                            encoding="utf-8")
+        return result
+
+
+def _check_output_dir(out: Path, fingerprint: str, resume: bool) -> None:
+    state = out / "run_state.json"
+    if resume and state.exists():
+        try:
+            old = json.loads(state.read_text(encoding="utf-8")).get("fingerprint")
+        except (json.JSONDecodeError, AttributeError):
+            old = None
+        if old != fingerprint:
+            raise UserError(
+                f"{out} holds a run with different settings; pass another --output, or "
+                "--no-resume to overwrite its samples"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps({"fingerprint": fingerprint}), encoding="utf-8")
+
+
+def evaluate(
+    config: EvalConfig,
+    *,
+    model: Any = None,
+    tokenizer: Any = None,
+    generator_factory: Optional[GeneratorFactory] = None,
+    tools: Optional[Mapping[str, Any]] = None,
+) -> Dict[str, Any]:
+    """Run ``config.tasks`` and return the results (also written to ``config.output_dir``).
+
+    ``model``/``tokenizer`` skip loading ``config.model``; ``generator_factory(model, tokenizer,
+    executor, generation_config)`` replaces :class:`~toolformer.generation.ToolGenerator` (tests
+    use a fake); ``tools`` supplies ready tool instances by name.
+    """
+    started = _dt.datetime.now(_dt.timezone.utc)
+    t0 = time.perf_counter()
+    specs = resolve_tasks(config.tasks)
+    data_dir = Path(config.data_dir).expanduser() if config.data_dir else default_data_dir()
+    if config.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {config.batch_size}")
+    tool_names = resolve_tool_names(config)
+    # load every task's data before the model: a bad path fails in a second, not after loading
+    loaded = [load_examples(spec, data_dir, None if spec.metric == "perplexity" else config.limit)
+              for spec in specs]
+    out = Path(config.output_dir) if config.output_dir else None
+    if out is not None:
+        _check_output_dir(out, _fingerprint(config, tool_names, data_dir), config.resume)
+
+    if model is None:
+        import torch
+
+        from toolformer.models import load_model
+
+        torch.manual_seed(config.seed)
+        model, tokenizer = load_model(config.model, dtype=config.dtype, device=config.device)
+    run = _Run(config, model, tokenizer, generator_factory or _default_generator, tools)
+
+    results: Dict[str, Any] = {}
+    for spec, examples in loaded:
+        if spec.metric == "perplexity":
+            results[spec.name] = run.run_perplexity(spec, examples)
+        else:
+            results[spec.name] = run.run_generation(spec, examples, tool_names)
+        results[spec.name]["data_path"] = str(spec.data_path(data_dir))
+    summary = {
+        "name": config.name or report.default_label(config.model, config.tools_enabled),
+        "model": config.model,
+        "tokenizer": getattr(tokenizer, "name_or_path", None),
+        "tools": tool_names,
+        "tools_enabled": config.tools_enabled,
+        "seed": config.seed,
+        "limit": config.limit,
+        "data_dir": str(data_dir),
+        "started": started.isoformat(timespec="seconds"),
+        "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "seconds": time.perf_counter() - t0,
+        "versions": versions(),
+        "command": " ".join(sys.argv),
+        "settings": asdict(config),
+        "tasks": results,
+    }
+    if out is not None:
+        report.write_results(summary, out)
+    return summary

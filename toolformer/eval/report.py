@@ -1,0 +1,168 @@
+"""Reports of evaluation runs: ``results.json``, terminal tables, a PNG bar chart.
+
+A run folder holds ``results.json`` (see :func:`toolformer.eval.harness.evaluate`) and
+``samples/<task>.jsonl``. :func:`comparison_table` puts several runs side by side (rows = tasks,
+columns = runs); :func:`bar_chart` draws the same as grouped bars.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from toolformer.errors import UserError
+
+RESULTS_FILE = "results.json"
+
+
+def default_label(model: str, tools_enabled: bool = True) -> str:
+    """A short run label: the model's last path part, with ``(no tools)`` when disabled."""
+    base = Path(str(model).rstrip("/")).name or str(model)
+    return base if tools_enabled else f"{base} (no tools)"
+
+
+def write_results(results: Dict[str, Any], out_dir: Union[str, Path]) -> Path:
+    """Write ``results.json`` into ``out_dir``; returns its path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / RESULTS_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_run(path: Union[str, Path]) -> Dict[str, Any]:
+    """A run's results from its folder (or from a ``results.json`` path)."""
+    p = Path(path)
+    file = p / RESULTS_FILE if p.is_dir() else p
+    if not file.is_file():
+        raise UserError(f"no {RESULTS_FILE} in {p}; pass the --output folder of an eval run")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{file} is not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("tasks"), dict):
+        raise UserError(f"{file} is not an eval results file (no 'tasks')")
+    data.setdefault("name", default_label(data.get("model", p.name), data.get("tools_enabled", True)))
+    data["_path"] = str(p)
+    return data
+
+
+def run_labels(runs: Sequence[Dict[str, Any]]) -> List[str]:
+    """Column labels: each run's name, with its folder added where two names collide."""
+    names = [str(r.get("name") or r.get("model") or f"run{i}") for i, r in enumerate(runs)]
+    out = []
+    for i, n in enumerate(names):
+        if names.count(n) > 1:
+            n = f"{n} [{Path(runs[i].get('_path', str(i))).name or i}]"
+        out.append(n)
+    return out
+
+
+def format_score(task: Dict[str, Any]) -> str:
+    """Accuracy in percent with one decimal; perplexity with two decimals."""
+    if task.get("metric") == "perplexity":
+        return f"{task['score']:.2f}"
+    return f"{100 * task['score']:.1f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(str(c).rjust(w) if i else str(c).ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths)))
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), sep] + [line(r) for r in rows])
+
+
+def summary_table(results: Dict[str, Any]) -> str:
+    """One run: per task the score, n, tool use, failures, output length and time."""
+    header = ["task", "metric", "score", "n", "calls%", "failed", "tools", "tokens", "seconds"]
+    rows = []
+    for name, t in results["tasks"].items():
+        tools = ",".join(f"{k}:{v}" for k, v in (t.get("tool_counts") or {}).items()) or "-"
+        rows.append([
+            name, t.get("metric", "?"), format_score(t), str(t.get("n", "")),
+            f"{100 * t.get('tool_call_rate', 0.0):.0f}", str(t.get("failed_calls", 0)), tools,
+            f"{t.get('mean_output_tokens', 0.0):.1f}", f"{t.get('seconds', 0.0):.1f}",
+        ])
+    note = "scores: accuracy in % (lenient, zero-shot); perplexity: lower is better"
+    return _table(header, rows) + "\n" + note
+
+
+def comparison_table(runs: Sequence[Dict[str, Any]], show_calls: bool = True) -> str:
+    """Rows = tasks (in first-seen order), columns = runs; a cell is ``score`` (with the share of
+    examples that called a tool when ``show_calls``); ``-`` where a run lacks the task."""
+    if not runs:
+        raise UserError("nothing to compare: pass one or more run folders")
+    labels = run_labels(runs)
+    tasks: List[str] = []
+    for r in runs:
+        tasks.extend(t for t in r["tasks"] if t not in tasks)
+    rows = []
+    for t in tasks:
+        metric = next(r["tasks"][t].get("metric", "?") for r in runs if t in r["tasks"])
+        cells = [t, metric]
+        for r in runs:
+            res = r["tasks"].get(t)
+            if res is None:
+                cells.append("-")
+            elif show_calls and metric != "perplexity":
+                cells.append(f"{format_score(res)} ({100 * res.get('tool_call_rate', 0):.0f}% calls, "
+                             f"n={res.get('n')})")
+            else:
+                cells.append(format_score(res))
+        rows.append(cells)
+    note = "cells: accuracy % (share of examples with a tool call, n); perplexity: lower is better"
+    return _table(["task", "metric", *labels], rows) + "\n" + note
+
+
+def bar_chart(runs: Sequence[Dict[str, Any]], path: Union[str, Path],
+              title: Optional[str] = None) -> Path:
+    """A grouped bar chart (tasks on x, one bar per run) written as PNG to ``path``.
+
+    Accuracy tasks share one panel (percent); perplexity tasks, if any, get a second panel.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not runs:
+        raise UserError("nothing to plot: pass one or more run folders")
+    labels = run_labels(runs)
+    tasks: List[str] = []
+    for r in runs:
+        tasks.extend(t for t in r["tasks"] if t not in tasks)
+    metric = {t: next(r["tasks"][t].get("metric") for r in runs if t in r["tasks"]) for t in tasks}
+    groups = [("accuracy (%)", [t for t in tasks if metric[t] != "perplexity"], 100.0),
+              ("perplexity (lower is better)", [t for t in tasks if metric[t] == "perplexity"], 1.0)]
+    groups = [g for g in groups if g[1]]
+    widths = [max(2, len(g[1])) for g in groups]
+    fig, axes = plt.subplots(1, len(groups), figsize=(2 + 1.1 * sum(widths) * max(1, len(runs)) ** 0.5,
+                                                      4.5),
+                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    width = 0.8 / len(runs)
+    for ax, (ylabel, names, scale) in zip(axes[0], groups):
+        for j, (run, label) in enumerate(zip(runs, labels)):
+            xs = [i + (j - (len(runs) - 1) / 2) * width for i in range(len(names))]
+            ys = [run["tasks"][t]["score"] * scale if t in run["tasks"] else 0.0 for t in names]
+            bars = ax.bar(xs, ys, width=width, label=label)
+            for bar, t, y in zip(bars, names, ys):
+                if t in run["tasks"]:
+                    ax.annotate(f"{y:.1f}", (bar.get_x() + bar.get_width() / 2, y), ha="center",
+                                va="bottom", fontsize=7)
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel(ylabel)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title or "toolformer eval: " + " vs ".join(labels), fontsize=10)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -1,0 +1,606 @@
+"""Fine-tune a causal LM on tool-augmented text (paper, Section 2: "Model Finetuning").
+
+The objective is the plain language-modelling loss on the whole augmented text: the calls AND
+their results are in the text, and nothing is masked. Texts are tokenized, joined with EOS and
+cut into ``max_seq_len`` blocks (packing), so no step is spent on padding. Training runs on
+transformers' ``Trainer``: the same call works on one CPU, or under ``accelerate launch`` with
+DDP, FSDP or DeepSpeed ZeRO-3 (configs in ``toolformer/configs/accelerate``). The checkpoint
+with the lowest held-out perplexity is kept and saved with ``save_pretrained`` together with a
+``toolformer.json`` manifest (call syntax, tools, base model, metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from toolformer.errors import UserError
+from toolformer.models import DEFAULT_MODEL
+from toolformer.syntax import ARROW, CALL_END, CALL_START, RESULT_SEP, find_calls
+
+MANIFEST_FILE = "toolformer.json"
+ADAPTER_DIR = "adapter"
+CHECKPOINTS_DIR = "checkpoints"
+BASELINE_FILE = "baseline_eval.json"  # eval loss of the model before training (kept for resume)
+TEXT_SUFFIXES = {".jsonl", ".json", ".parquet", ".csv", ".txt"}
+
+
+@dataclass
+class FinetuneConfig:
+    """Settings of a fine-tuning run; defaults follow the paper (Section 4.1 / Appendix B)."""
+
+    data: str = field(default="", metadata={"help": "annotation output folder (data.jsonl / dataset/), a JSONL, JSON, parquet, CSV or TXT file, or a saved HF dataset with a text column"})
+    output_dir: str = field(default="toolformer-finetuned", metadata={"help": "where the final model, adapter, checkpoints and toolformer.json go"})
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "base model: alias (smollm2-135m, gemma3-270m), local folder or HF id"})
+    text_column: str = field(default="text", metadata={"help": "column holding the (augmented) text"})
+    mix_plain: Optional[str] = field(default=None, metadata={"help": "optional plain-text dataset (same formats) mixed into training"})
+    mix_ratio: float = field(default=0.0, metadata={"help": "fraction of training documents drawn from mix_plain, in [0, 1)"})
+    eval_fraction: float = field(default=0.05, metadata={"help": "held-out fraction of the documents for perplexity / best-checkpoint selection (0 = no eval)"})
+    eval_data: Optional[str] = field(default=None, metadata={"help": "a separate held-out dataset (same formats); replaces the eval_fraction split"})
+    max_eval_docs: int = field(default=2000, metadata={"help": "cap on held-out documents"})
+    max_seq_len: int = field(default=512, metadata={"help": "tokens per training block"})
+    packing: bool = field(default=True, metadata={"help": "join tokenized texts with EOS and cut them into max_seq_len blocks (False: one padded row per text, truncated)"})
+    learning_rate: float = field(default=1e-5, metadata={"help": "peak learning rate (paper: 1e-5)"})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "linear warm-up over this fraction of the steps, then linear decay to 0 (paper: 10%)"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
+    batch_size: int = field(default=8, metadata={"help": "blocks per device per forward pass"})
+    effective_batch_size: int = field(default=128, metadata={"help": "blocks per optimizer step over all devices (paper: 128); sets gradient accumulation"})
+    gradient_accumulation_steps: Optional[int] = field(default=None, metadata={"help": "override the accumulation derived from effective_batch_size"})
+    max_steps: int = field(default=2000, metadata={"help": "optimizer steps (paper: up to 2000); with num_train_epochs, the smaller wins; <= 0: no cap"})
+    num_train_epochs: Optional[float] = field(default=None, metadata={"help": "train for this many epochs (capped by max_steps)"})
+    eval_steps: int = field(default=100, metadata={"help": "evaluate held-out perplexity every N steps (and at the end)"})
+    save_steps: Optional[int] = field(default=None, metadata={"help": "checkpoint every N steps (default: eval_steps; must be a multiple of it)"})
+    save_total_limit: int = field(default=2, metadata={"help": "checkpoints kept on disk (the best one is always kept)"})
+    logging_steps: int = field(default=10, metadata={"help": "log the training loss every N steps"})
+    lora: bool = field(default=False, metadata={"help": "train a LoRA adapter instead of all weights; the saved model has it merged"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    lora_target_modules: str = field(default="all-linear", metadata={"help": "comma-separated module names for LoRA, or 'all-linear'"})
+    bf16: Optional[bool] = field(default=None, metadata={"help": "bf16 mixed precision; None = auto (on for CUDA GPUs that support bf16; off on CPU, where it measured slower)"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in backward to save memory"})
+    seed: int = field(default=42, metadata={"help": "seed for the split, mixing, shuffling and initialisation"})
+    resume_from_checkpoint: Optional[str] = field(default=None, metadata={"help": "a checkpoint folder, or 'latest' for the newest one in output_dir/checkpoints"})
+    dataloader_num_workers: int = field(default=0, metadata={"help": "data-loader worker processes"})
+    progress: bool = field(default=True, metadata={"help": "show tqdm progress bars"})
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.eval_fraction < 1.0:
+            raise UserError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        if not 0.0 <= self.mix_ratio < 1.0:
+            raise UserError(f"mix_ratio must be in [0, 1), got {self.mix_ratio}")
+        if self.mix_ratio > 0 and not self.mix_plain:
+            raise UserError("mix_ratio needs a plain-text dataset: pass mix_plain (--mix-plain PATH)")
+        for name in ("max_seq_len", "batch_size", "effective_batch_size", "eval_steps", "logging_steps"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_seq_len < 2:
+            raise UserError("max_seq_len must be >= 2")
+        if self.gradient_accumulation_steps is not None and self.gradient_accumulation_steps < 1:
+            raise UserError("gradient_accumulation_steps must be >= 1")
+        if self.num_train_epochs is not None and self.num_train_epochs <= 0:
+            raise UserError("num_train_epochs must be > 0")
+        if self.num_train_epochs is None and self.max_steps <= 0:
+            raise UserError("set max_steps > 0 or num_train_epochs")
+        if self.save_steps is not None and (self.save_steps < 1 or ((self.eval_fraction > 0 or self.eval_data) and self.save_steps % self.eval_steps)):
+            raise UserError(f"save_steps must be a positive multiple of eval_steps ({self.eval_steps}) so that the best checkpoint is on disk")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise UserError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+
+@dataclass
+class FinetuneResult:
+    """Where the model went, which checkpoint was best, and the run's metrics."""
+
+    output_dir: str
+    best_checkpoint: Optional[str]
+    metrics: Dict[str, Any]
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _is_saved_dataset(path: Path) -> bool:
+    return path.is_dir() and any((path / f).exists() for f in ("state.json", "dataset_dict.json"))
+
+
+def _read_jsonl(path: Path, text_column: str) -> Tuple[List[str], Counter, bool]:
+    """Texts and tool counts of a JSON-lines (or JSON list) file, read without schema inference
+    (annotation rows carry nested ``calls``/``meta`` that arrow would have to unify)."""
+    texts: List[str] = []
+    tools: Counter = Counter()
+    saw_calls = False
+    with open(path, encoding="utf-8") as fh:
+        head = fh.read(1)
+        fh.seek(0)
+        if path.suffix == ".json" and head == "[":
+            try:
+                rows: Iterable[Any] = json.load(fh)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path} is not valid JSON ({exc}); pass a JSON list or JSON lines") from None
+        else:
+            rows = _jsonl_rows(fh, path)
+        for row in rows:
+            if not isinstance(row, dict) or text_column not in row:
+                raise UserError(f"{path}: a row has no {text_column!r} field; pass --text-column or fix the file")
+            texts.append(row[text_column] if isinstance(row[text_column], str) else "")
+            calls = row.get("calls")
+            if isinstance(calls, list):
+                saw_calls = True
+                tools.update(c["tool"] for c in calls if isinstance(c, dict) and c.get("tool"))
+    return texts, tools, saw_calls
+
+
+def _jsonl_rows(fh: Any, path: Path) -> Iterator[Any]:
+    for lineno, line in enumerate(fh, 1):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}:{lineno} is not valid JSON ({exc.msg}); fix or remove that line") from None
+
+
+def _from_hf(ds: Any, source: str, text_column: str) -> Tuple[List[str], Counter, bool]:
+    from datasets import DatasetDict
+
+    if isinstance(ds, DatasetDict):
+        if "train" not in ds:
+            raise UserError(f"{source} holds splits {list(ds)}; a 'train' split is needed")
+        ds = ds["train"]
+    if text_column not in ds.column_names:
+        raise UserError(
+            f"{source} has no {text_column!r} column (columns: {', '.join(ds.column_names)}); "
+            "pass --text-column"
+        )
+    texts = [t if isinstance(t, str) else "" for t in ds[text_column]]
+    tools: Counter = Counter()
+    saw_calls = "calls" in ds.column_names
+    if saw_calls:
+        for calls in ds["calls"]:
+            tools.update(c["tool"] for c in (calls or []) if isinstance(c, dict) and c.get("tool"))
+    return texts, tools, saw_calls
+
+
+def read_texts(path: str, text_column: str = "text") -> Tuple[List[str], Counter]:
+    """The non-empty texts at ``path`` and how many calls of each tool they hold.
+
+    ``path``: an annotation output folder (``dataset/`` or ``data.jsonl`` inside), a saved HF
+    dataset, or a JSONL / JSON / parquet / CSV file; a TXT file gives one text per non-empty
+    line. Tool counts come from the ``calls`` column when there is one, else from parsing the
+    calls in the text.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise UserError(f"data path {path!r} does not exist; pass the annotation output folder or a JSONL/parquet file")
+    saw_calls = False
+    tools: Counter = Counter()
+    if p.is_dir():
+        if _is_saved_dataset(p / "dataset"):
+            p = p / "dataset"
+        elif (p / "data.jsonl").exists():
+            p = p / "data.jsonl"
+        elif not _is_saved_dataset(p):
+            raise UserError(
+                f"{path} is a folder without data.jsonl or a saved dataset; pass the annotation "
+                "output folder, a dataset saved with save_to_disk, or a JSONL/parquet file"
+            )
+    if p.is_dir():
+        from datasets import load_from_disk
+
+        texts, tools, saw_calls = _from_hf(load_from_disk(str(p)), str(p), text_column)
+    elif p.suffix in (".jsonl", ".json"):
+        texts, tools, saw_calls = _read_jsonl(p, text_column)
+    elif p.suffix == ".txt":
+        texts = p.read_text(encoding="utf-8").replace("\r\n", "\n").split("\n")
+    elif p.suffix in (".parquet", ".csv"):
+        from datasets import Dataset
+
+        loader = Dataset.from_parquet if p.suffix == ".parquet" else Dataset.from_csv
+        try:
+            ds = loader(str(p), keep_in_memory=True)
+        except Exception as exc:  # noqa: BLE001 -- arrow's errors are long; one line is enough
+            raise UserError(f"could not read {p}: {str(exc).splitlines()[0]}") from None
+        texts, tools, saw_calls = _from_hf(ds, str(p), text_column)
+    else:
+        raise UserError(f"unsupported data file {p.name!r}; use one of {', '.join(sorted(TEXT_SUFFIXES))} or a folder")
+    texts = [t for t in texts if t and t.strip()]
+    if not texts:
+        raise UserError(f"{path} holds no non-empty {text_column!r} texts; nothing to train on")
+    if not saw_calls:
+        tools = Counter(m.call.tool for t in texts for m in find_calls(t))
+    return texts, tools
+
+
+def split_and_mix(
+    texts: Sequence[str], plain: Sequence[str], eval_fraction: float, mix_ratio: float,
+    max_eval_docs: int, seed: int,
+) -> Tuple[List[str], List[str], int]:
+    """Shuffle, hold out ``eval_fraction`` of the augmented documents, and mix plain documents
+    into the training part so that they make up ``mix_ratio`` of it. Returns (train, eval,
+    number of plain documents used)."""
+    rng = random.Random(seed)
+    docs = list(texts)
+    rng.shuffle(docs)
+    n_eval = 0
+    if eval_fraction > 0:
+        n_eval = min(max_eval_docs, max(1, round(len(docs) * eval_fraction)))
+        if n_eval >= len(docs):
+            raise UserError(
+                f"only {len(docs)} document(s): too few to hold out {eval_fraction:.0%} for "
+                "evaluation; add data or pass eval_fraction=0 (--eval-fraction 0)"
+            )
+    eval_docs, train = docs[:n_eval], docs[n_eval:]
+    n_plain = 0
+    if mix_ratio > 0 and plain:
+        want = round(len(train) * mix_ratio / (1 - mix_ratio))
+        n_plain = min(want, len(plain))
+        train = train + rng.sample(list(plain), n_plain)
+        rng.shuffle(train)
+    return train, eval_docs, n_plain
+
+
+def tokenize_texts(texts: Sequence[str], tokenizer: Any, batch: int = 1000) -> List[List[int]]:
+    """Token ids of each text with the tokenizer's usual special tokens, ending in EOS."""
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise UserError("the tokenizer has no EOS token; packing needs one to separate documents")
+    out: List[List[int]] = []
+    for i in range(0, len(texts), batch):
+        for ids in tokenizer(list(texts[i : i + batch]))["input_ids"]:
+            out.append(list(ids) if ids and ids[-1] == eos else list(ids) + [eos])
+    return out
+
+
+def pack_sequences(sequences: Iterable[Sequence[int]], block_size: int) -> List[List[int]]:
+    """Concatenate the sequences (each already ending in EOS) and cut them into ``block_size``
+    blocks; the remainder becomes a last, shorter block, so no token is lost."""
+    blocks: List[List[int]] = []
+    buf: List[int] = []
+    for seq in sequences:
+        buf.extend(seq)
+        while len(buf) >= block_size:
+            blocks.append(buf[:block_size])
+            buf = buf[block_size:]
+    if buf:
+        blocks.append(buf)
+    return blocks
+
+
+def build_blocks(texts: Sequence[str], tokenizer: Any, max_seq_len: int, packing: bool) -> List[List[int]]:
+    """Training rows: packed blocks, or (without packing) one truncated row per text."""
+    seqs = tokenize_texts(texts, tokenizer)
+    if packing:
+        return pack_sequences(seqs, max_seq_len)
+    return [s[:max_seq_len] for s in seqs]
+
+
+class BlockDataset:
+    """A list of token-id blocks as a map-style dataset of ``{"input_ids": [...]}`` rows."""
+
+    def __init__(self, blocks: List[List[int]]):
+        self.blocks = blocks
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def __getitem__(self, i: int) -> Dict[str, List[int]]:
+        return {"input_ids": self.blocks[i]}
+
+
+class CausalCollator:
+    """Stack blocks; pad a short one (right) with ``pad_id``. Labels are the input ids, -100 on
+    padding only: masking by the attention mask rather than by id keeps a real EOS trainable when
+    the pad token is the EOS token."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, rows: Sequence[Dict[str, List[int]]]) -> Dict[str, Any]:
+        import torch
+
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"])
+            ids[i, :n] = torch.tensor(r["input_ids"], dtype=torch.long)
+            mask[i, :n] = 1
+        labels = ids.masked_fill(mask == 0, -100)
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+# --------------------------------------------------------------------------- precision, steps
+
+
+def resolve_bf16(setting: Optional[bool]) -> bool:
+    """Whether to train with bf16 autocast. Auto: on for CUDA GPUs with bf16 support.
+
+    On CPU it stays off: on the 2-core AMD EPYC we develop on, bf16-autocast training steps of
+    SmolLM2-135M ran slower than fp32 (benchmarks/finetune_bench.py --precision), although a
+    bare bf16 matmul is ~3x faster there: autocast re-casts the weights every step and the
+    backward pass and optimizer stay in fp32. Pass ``bf16=True`` to force it.
+    """
+    import torch
+
+    if setting is not None:
+        if not setting:
+            # an explicit "no" also overrides an accelerate config that asked for bf16
+            os.environ["ACCELERATE_MIXED_PRECISION"] = "no"
+            return False
+        if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+            raise UserError("this GPU does not support bf16; pass --no-bf16")
+        return True  # on CPU, autocast to bf16 works; the user asked for it
+    if os.environ.get("ACCELERATE_MIXED_PRECISION", "no") != "no":
+        return False  # the accelerate config decides; Trainer reads it from the environment
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
+def world_size() -> int:
+    """Processes in this run (``accelerate launch`` / ``torchrun`` set WORLD_SIZE)."""
+    return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+
+
+def accumulation_steps(config: FinetuneConfig, processes: int) -> int:
+    """Micro-batches per optimizer step so that the effective batch is ``effective_batch_size``."""
+    if config.gradient_accumulation_steps is not None:
+        return config.gradient_accumulation_steps
+    return max(1, math.ceil(config.effective_batch_size / (config.batch_size * processes)))
+
+
+def total_steps(config: FinetuneConfig, n_blocks: int, processes: int, accum: int) -> int:
+    """Optimizer steps: ``max_steps``, or the steps of ``num_train_epochs`` capped by it."""
+    if config.num_train_epochs is None:
+        return config.max_steps
+    micro = math.ceil(n_blocks / (config.batch_size * processes))
+    steps = max(1, math.ceil(config.num_train_epochs * micro / accum))
+    return min(steps, config.max_steps) if config.max_steps > 0 else steps
+
+
+def latest_checkpoint(output_dir: str) -> Optional[str]:
+    """The newest ``checkpoint-N`` folder of a run, or None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = Path(output_dir) / CHECKPOINTS_DIR
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def _resume_path(config: FinetuneConfig) -> Optional[str]:
+    if not config.resume_from_checkpoint:
+        return None
+    if config.resume_from_checkpoint == "latest":
+        found = latest_checkpoint(config.output_dir)
+        if found is None:
+            raise UserError(f"no checkpoint to resume in {Path(config.output_dir) / CHECKPOINTS_DIR}; run without --resume")
+        return found
+    if not (Path(config.resume_from_checkpoint) / "trainer_state.json").exists():
+        raise UserError(f"{config.resume_from_checkpoint!r} is not a Trainer checkpoint (no trainer_state.json)")
+    return config.resume_from_checkpoint
+
+
+# --------------------------------------------------------------------------- model
+
+
+def _apply_lora(model: Any, config: FinetuneConfig) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    targets: Any = config.lora_target_modules
+    if targets != "all-linear":
+        targets = [t.strip() for t in targets.split(",") if t.strip()]
+    lora = LoraConfig(
+        r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+        target_modules=targets, task_type="CAUSAL_LM",
+    )
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as exc:
+        raise UserError(f"LoRA: {str(exc).splitlines()[0]} (check --lora-target-modules)") from None
+
+
+def merge_adapter(base_path: str, adapter_dir: str, output_dir: str) -> None:
+    """Load the base weights, merge the LoRA adapter into them and ``save_pretrained`` the result."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_path)
+    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    merged.save_pretrained(output_dir)
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def call_syntax() -> Dict[str, str]:
+    """The markers a generator needs to recognise calls in this model's output."""
+    return {"start": CALL_START, "arrow": ARROW, "end": CALL_END, "result_sep": RESULT_SEP}
+
+
+def write_manifest(output_dir: str, payload: Dict[str, Any]) -> Path:
+    """Write ``toolformer.json`` (atomically) into ``output_dir``."""
+    path = Path(output_dir) / MANIFEST_FILE
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_manifest(model_dir: str) -> Optional[Dict[str, Any]]:
+    """The ``toolformer.json`` of a fine-tuned model folder, or None."""
+    path = Path(model_dir) / MANIFEST_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _ppl(loss: Optional[float]) -> Optional[float]:
+    if loss is None:
+        return None
+    return math.exp(loss) if loss < 50 else float("inf")
+
+
+# --------------------------------------------------------------------------- training
+
+
+def finetune(config: FinetuneConfig) -> FinetuneResult:
+    """Fine-tune ``config.model`` on ``config.data``; see :class:`FinetuneConfig`."""
+    import torch
+    from transformers import AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments
+
+    from toolformer.models import _check_exists, load_tokenizer, resolve
+
+    if not config.data:
+        raise UserError("no training data: pass data (--data PATH)")
+    texts, tools = read_texts(config.data, config.text_column)
+    plain: List[str] = []
+    if config.mix_plain:
+        plain, _ = read_texts(config.mix_plain, config.text_column)
+    held_out: List[str] = []
+    if config.eval_data:
+        held_out, _ = read_texts(config.eval_data, config.text_column)
+    resume = _resume_path(config)
+    base_path = resolve(config.model)
+    _check_exists(base_path, config.model)
+    tokenizer = load_tokenizer(base_path)
+
+    train_texts, eval_texts, n_plain = split_and_mix(
+        texts, plain, 0.0 if held_out else config.eval_fraction, config.mix_ratio,
+        config.max_eval_docs, config.seed,
+    )
+    if held_out:
+        eval_texts = held_out[: config.max_eval_docs]
+    train_blocks = build_blocks(train_texts, tokenizer, config.max_seq_len, config.packing)
+    eval_blocks = build_blocks(eval_texts, tokenizer, config.max_seq_len, config.packing) if eval_texts else []
+    processes = world_size()
+    accum = accumulation_steps(config, processes)
+    steps = total_steps(config, len(train_blocks), processes, accum)
+    do_eval = bool(eval_blocks)
+    bf16 = resolve_bf16(config.bf16)
+    ckpt_dir = Path(config.output_dir) / CHECKPOINTS_DIR
+
+    # TrainingArguments first: under DeepSpeed ZeRO-3 it must exist before the model is loaded
+    args = TrainingArguments(
+        output_dir=str(ckpt_dir),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=accum,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="linear",
+        warmup_steps=math.ceil(config.warmup_ratio * steps),
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        max_steps=steps,
+        eval_strategy="steps" if do_eval else "no",
+        eval_steps=config.eval_steps if do_eval else None,
+        save_strategy="steps",
+        save_steps=config.save_steps or config.eval_steps,
+        save_total_limit=config.save_total_limit,
+        load_best_model_at_end=do_eval,
+        metric_for_best_model="eval_loss" if do_eval else None,
+        greater_is_better=False if do_eval else None,
+        logging_steps=config.logging_steps,
+        bf16=bf16,
+        gradient_checkpointing=config.gradient_checkpointing,
+        seed=config.seed,
+        report_to="none",
+        remove_unused_columns=False,
+        dataloader_num_workers=config.dataloader_num_workers,
+        include_num_input_tokens_seen="non_padding",
+        disable_tqdm=not config.progress,
+    )
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    except OSError as exc:
+        raise UserError(f"could not load model {config.model!r}: {str(exc).splitlines()[0]}") from None
+    if getattr(model.generation_config, "pad_token_id", None) is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if config.lora:
+        model = _apply_lora(model, config)
+
+    class _StartStep(TrainerCallback):
+        """Remembers the step a (resumed) run started from."""
+
+        start = 0
+
+        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+            _StartStep.start = state.global_step
+
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=BlockDataset(train_blocks),
+        eval_dataset=BlockDataset(eval_blocks) if do_eval else None,
+        data_collator=CausalCollator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        callbacks=[_StartStep()],
+    )
+
+    baseline_file = ckpt_dir / BASELINE_FILE
+    eval_before: Optional[float] = None
+    if do_eval:
+        if resume is not None and baseline_file.exists():
+            eval_before = json.loads(baseline_file.read_text())["eval_loss"]
+        elif resume is None:
+            eval_before = float(trainer.evaluate()["eval_loss"])
+            if trainer.is_world_process_zero():
+                ckpt_dir.mkdir(parents=True, exist_ok=True)
+                baseline_file.write_text(json.dumps({"eval_loss": eval_before}) + "\n")
+
+    train_out = trainer.train(resume_from_checkpoint=resume)
+    state = trainer.state
+    best = state.best_model_checkpoint
+    train_losses = [h["loss"] for h in state.log_history if "loss" in h]
+    eval_losses = [(h["step"], h["eval_loss"]) for h in state.log_history if "eval_loss" in h]
+    eval_after = state.best_metric if do_eval else None
+    metrics: Dict[str, Any] = {
+        "train_loss": train_out.metrics.get("train_loss"),
+        "train_loss_last": train_losses[-1] if train_losses else None,
+        "eval_loss_before": eval_before,
+        "eval_perplexity_before": _ppl(eval_before),
+        "eval_loss_after": eval_after,
+        "eval_perplexity_after": _ppl(eval_after),
+        "eval_history": eval_losses,
+        "global_step": state.global_step,
+        "start_step": _StartStep.start,
+        "train_runtime_s": train_out.metrics.get("train_runtime"),
+        "tokens_trained": state.num_input_tokens_seen,
+        "train_documents": len(train_texts),
+        "plain_documents": n_plain,
+        "eval_documents": len(eval_texts),
+        "train_blocks": len(train_blocks),
+        "eval_blocks": len(eval_blocks),
+        "gradient_accumulation_steps": accum,
+        "processes": processes,
+        "bf16": bf16,
+    }
+
+    out = Path(config.output_dir)
+    if config.lora:
+        trainer.save_model(str(out / ADAPTER_DIR))  # gathers sharded weights under FSDP / ZeRO-3
+    else:
+        trainer.save_model(str(out))
+    if trainer.is_world_process_zero():
+        if config.lora:
+            merge_adapter(base_path, str(out / ADAPTER_DIR), str(out))
+        tokenizer.save_pretrained(str(out))
+        write_manifest(str(out), {
+            "format": "toolformer",
+            "version": 1,
+            "call_syntax": call_syntax(),
+            "tools": sorted(tools),
+            "tool_calls": dict(sorted(tools.items())),
+            "base_model": config.model,
+            "base_model_path": base_path,
+            "lora": {"r": config.lora_r, "alpha": config.lora_alpha, "dropout": config.lora_dropout,
+                     "target_modules": config.lora_target_modules, "adapter_dir": ADAPTER_DIR,
+                     "merged": True} if config.lora else None,
+            "best_checkpoint": best,
+            "metrics": metrics,
+            "config": asdict(config),
+        })
+    trainer.accelerator.wait_for_everyone()
+    return FinetuneResult(output_dir=str(out), best_checkpoint=best, metrics=metrics)

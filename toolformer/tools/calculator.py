@@ -1,0 +1,266 @@
+"""The Calculator tool: + - * / and parentheses, computed exactly, rounded to 2 decimals.
+
+Paper semantics (Schick et al. 2023, Appendix A): only the four operations, the result rounded
+to two decimals, no result on invalid input. The expression is never handed to ``eval`` or a
+CAS: it is tokenized, parsed into a small AST of whitelisted nodes, and evaluated with
+:class:`fractions.Fraction`, with bounds on every size so that hostile input fails in
+milliseconds.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable, Dict, List, Optional, Tuple, Union
+
+from toolformer.tools.base import (
+    COMPUTE_SETTINGS,
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolInputError,
+    load_prompt,
+)
+
+MAX_EXPRESSION_CHARS = 500
+MAX_LITERAL_DIGITS = 30
+MAX_DEPTH = 50  # nested parentheses and unary signs
+MAX_BITS = 512  # numerator / denominator of any intermediate (~154 digits)
+
+# A number: plain digits or digits grouped by thousands ("1,000,000"), an optional decimal part.
+_NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+"
+_TOKEN_RE = re.compile(rf"\s*(?:(?P<num>{_NUMBER})|(?P<op>\*\*|[-+*/()^x×X÷−]))")
+_ALIASES = {"x": "*", "X": "*", "×": "*", "÷": "/", "−": "-"}
+_BINARY: Dict[str, Callable[[Fraction, Fraction], Fraction]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+}
+
+
+# --------------------------------------------------------------------------- AST
+
+
+@dataclass(frozen=True)
+class Number:
+    value: Fraction
+
+
+@dataclass(frozen=True)
+class Unary:
+    op: str  # "+" or "-"
+    operand: "Node"
+
+
+@dataclass(frozen=True)
+class Binary:
+    op: str  # one of + - * /
+    left: "Node"
+    right: "Node"
+
+
+Node = Union[Number, Unary, Binary]
+Token = Tuple[str, str]  # ("num" | "op", text)
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+def tokenize(expression: str) -> List[Token]:
+    """Split an expression into number and operator tokens; anything else is an error."""
+    if len(expression) > MAX_EXPRESSION_CHARS:
+        raise ToolInputError(
+            f"expression too long ({len(expression)} characters, at most {MAX_EXPRESSION_CHARS})"
+        )
+    tokens: List[Token] = []
+    pos = 0
+    text = expression.rstrip()
+    if text.endswith("="):  # "3 + 4 =" as a model may write it
+        text = text[:-1].rstrip()
+    while pos < len(text):
+        m = _TOKEN_RE.match(text, pos)
+        if m is None:
+            bad = text[pos:].lstrip()[:1]
+            raise ToolInputError(
+                f"unsupported character {bad!r}: the Calculator takes numbers, + - * / and parentheses"
+            )
+        pos = m.end()
+        if m.group("num") is not None:
+            digits = sum(ch.isdigit() for ch in m.group("num"))
+            if digits > MAX_LITERAL_DIGITS:
+                raise ToolInputError(f"number too long ({digits} digits, at most {MAX_LITERAL_DIGITS})")
+            tokens.append(("num", m.group("num")))
+        else:
+            op = m.group("op")
+            if op in ("**", "^"):
+                raise ToolInputError("powers are not supported: the Calculator takes + - * / only")
+            tokens.append(("op", op))
+    return _resolve_times_signs(tokens)
+
+
+def _resolve_times_signs(tokens: List[Token]) -> List[Token]:
+    """``x``/``×``/``÷`` count as * and / only between operands (``3 x 4``, ``(2)×(3)``)."""
+    out: List[Token] = []
+    for i, (kind, text) in enumerate(tokens):
+        if kind == "op" and text in ("x", "X", "×", "÷"):
+            prev = tokens[i - 1] if i > 0 else None
+            nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+            left_ok = prev is not None and (prev[0] == "num" or prev[1] == ")")
+            right_ok = nxt is not None and (nxt[0] == "num" or nxt[1] in ("(", "-", "+", "−"))
+            if not (left_ok and right_ok):
+                raise ToolInputError(
+                    f"{text!r} is read as a multiplication or division sign only between numbers"
+                )
+        out.append((kind, _ALIASES.get(text, text) if kind == "op" else text))
+    return out
+
+
+def _literal(text: str) -> Fraction:
+    text = text.replace(",", "")
+    if text.endswith("."):
+        text = text[:-1]
+    return Fraction(text)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+class _Parser:
+    """Recursive descent over: expr := term (+|- term)*; term := factor (*|/ factor)*;
+    factor := (+|-) factor | number | ( expr )."""
+
+    def __init__(self, tokens: List[Token]):
+        self.tokens = tokens
+        self.pos = 0
+        self.depth = 0
+
+    def peek(self) -> Optional[Token]:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self) -> Token:
+        tok = self.peek()
+        if tok is None:
+            raise ToolInputError("incomplete expression: it ends with an operator or '('")
+        self.pos += 1
+        return tok
+
+    def parse(self) -> Node:
+        if not self.tokens:
+            raise ToolInputError("empty expression")
+        node = self.expr()
+        tok = self.peek()
+        if tok is not None:
+            hint = "unbalanced ')'" if tok == ("op", ")") else f"unexpected {tok[1]!r}"
+            raise ToolInputError(f"malformed expression: {hint}")
+        return node
+
+    def expr(self) -> Node:
+        node = self.term()
+        while self.peek() in (("op", "+"), ("op", "-")):
+            op = self.take()[1]
+            node = Binary(op, node, self.term())
+        return node
+
+    def term(self) -> Node:
+        node = self.factor()
+        while self.peek() in (("op", "*"), ("op", "/")):
+            op = self.take()[1]
+            node = Binary(op, node, self.factor())
+        return node
+
+    def factor(self) -> Node:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ToolInputError(f"expression nested too deeply (more than {MAX_DEPTH} levels)")
+        try:
+            kind, text = self.take()
+            if kind == "num":
+                return Number(_literal(text))
+            if text in ("+", "-"):
+                return Unary(text, self.factor())
+            if text == "(":
+                node = self.expr()
+                if self.peek() != ("op", ")"):
+                    raise ToolInputError("malformed expression: missing ')'")
+                self.take()
+                return node
+            raise ToolInputError(f"malformed expression: unexpected {text!r}")
+        finally:
+            self.depth -= 1
+
+
+def parse_expression(expression: str) -> Node:
+    """Parse an arithmetic expression into a whitelisted AST (raises ToolInputError)."""
+    return _Parser(tokenize(expression)).parse()
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _bounded(value: Fraction) -> Fraction:
+    if value.numerator.bit_length() > MAX_BITS or value.denominator.bit_length() > MAX_BITS:
+        raise ToolInputError("result too large: an intermediate value exceeds the Calculator's range")
+    return value
+
+
+def evaluate_node(node: Node) -> Fraction:
+    """Evaluate an AST exactly; only Number, Unary and Binary nodes of + - * / exist."""
+    if isinstance(node, Number):
+        return node.value
+    if isinstance(node, Unary):
+        value = evaluate_node(node.operand)
+        return -value if node.op == "-" else value
+    if isinstance(node, Binary):
+        left, right = evaluate_node(node.left), evaluate_node(node.right)
+        if node.op == "/" and right == 0:
+            raise ToolError("division by zero")
+        return _bounded(_BINARY[node.op](left, right))
+    raise ToolInputError(f"unsupported expression node {type(node).__name__}")
+
+
+def evaluate(expression: str) -> Fraction:
+    """The exact value of an expression of numbers, + - * / and parentheses."""
+    return evaluate_node(parse_expression(expression))
+
+
+def format_number(value: Fraction, decimals: int = 2) -> str:
+    """Round half away from zero to ``decimals`` places; no trailing zeros (2.50 -> "2.5")."""
+    scale = 10**decimals
+    scaled = abs(value) * scale
+    rounded = int(scaled) + (1 if scaled - int(scaled) >= Fraction(1, 2) else 0)
+    if rounded == 0:
+        return "0"
+    whole, frac = divmod(rounded, scale)
+    text = str(whole)
+    if decimals and frac:
+        text += "." + str(frac).rjust(decimals, "0").rstrip("0")
+    return ("-" if value < 0 else "") + text
+
+
+def calculate(expression: str, decimals: int = 2) -> str:
+    """Evaluate and format: ``calculate("400/1400") == "0.29"``."""
+    return format_number(evaluate(expression), decimals)
+
+
+class Calculator(Tool):
+    """+ - * / with parentheses, exact arithmetic, the result rounded to 2 decimals."""
+
+    name = "Calculator"
+    description = (
+        "Computes an arithmetic expression with + - * / and parentheses; "
+        "the result is rounded to 2 decimals."
+    )
+    prompt = load_prompt("calculator.txt")
+    annotation = COMPUTE_SETTINGS
+    example_args = "400 / 1400"
+
+    def __init__(self, decimals: int = 2):
+        if not 0 <= int(decimals) <= 10:
+            raise ValueError("decimals must be between 0 and 10")
+        self.decimals = int(decimals)
+
+    def run(self, args: str, context: Optional[ToolContext] = None) -> str:
+        return calculate(self.parse_args(args), self.decimals)

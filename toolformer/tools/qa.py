@@ -1,0 +1,189 @@
+"""QA: a retrieval-augmented reader (the paper used Atlas) that answers a question in a few words.
+
+The question goes to a :class:`~toolformer.tools.wiki_search.WikiSearch` (shared with the
+WikiSearch tool when one is injected); a causal LM reads the best passages and the question and
+answers greedily, stopping at the end of a line or sentence. The LM is loaded on the first call.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field, fields
+from typing import Any, List, Optional, Tuple
+
+from toolformer.errors import UserError
+from toolformer.tools.base import RETRIEVAL_SETTINGS, Tool, ToolContext, ToolError, load_prompt
+from toolformer.tools.corpus import Passage
+
+READER_INSTRUCTION = (
+    "Read the passages and answer the question with a short phrase of a few words, "
+    "taken from the passages. Do not write a full sentence."
+)
+
+
+@dataclass
+class QAConfig:
+    """Options of :class:`QA`: the reader LM, how much it reads and how long it may answer."""
+
+    model: str = field(default="smollm2-135m", metadata={"help": "reader LM: an alias, folder or HF id"})
+    dtype: str = field(default="fp32", metadata={"help": "reader dtype: fp32, bf16 or fp16"})
+    passages: int = field(default=3, metadata={"help": "retrieved passages the reader sees"})
+    passage_words: int = field(default=120, metadata={"help": "each passage is cut to this many words"})
+    max_new_tokens: int = field(default=16, metadata={"help": "longest answer in tokens"})
+    max_answer_words: int = field(default=12, metadata={"help": "the answer is cut to this many words"})
+    corpus: Optional[str] = field(
+        default=None, metadata={"help": "corpus of the WikiSearch built when none is injected"}
+    )
+    retriever: str = field(default="bm25", metadata={"help": "mode of that WikiSearch: bm25, dense, hybrid"})
+    use_chat_template: Optional[bool] = field(
+        default=None, metadata={"help": "None: use the tokenizer's chat template when it has one"}
+    )
+
+
+_SENTENCE_END = re.compile(r"(?<=[^\sA-Z.])[.!?](?=\s|$)")
+_PREFIX = re.compile(r"^(?:the\s+)?(?:short\s+)?answer\s*(?:is)?\s*[:\-]\s*", re.IGNORECASE)
+
+
+def clean_answer(text: str, max_words: int = 12) -> str:
+    """The first line of a generation, cut at its first sentence end, without labels or quotes."""
+    text = text.strip()
+    text = text.split("\n", 1)[0].strip()
+    m = _SENTENCE_END.search(text)
+    if m:
+        text = text[: m.start()]
+    text = _PREFIX.sub("", text).strip()
+    text = text.strip(" \"'`*").rstrip(",;:").strip()
+    words = text.split()
+    if len(words) > max_words:
+        text = " ".join(words[:max_words])
+    return text
+
+
+class QA(Tool):
+    """Answer a question from retrieved Wikipedia passages with a small reader LM."""
+
+    name = "QA"
+    description = ("Answers a natural-language question with a short phrase, reading the "
+                   "Wikipedia passages that a search finds for it.")
+    prompt = load_prompt("qa.txt").rstrip("\n")
+    annotation = RETRIEVAL_SETTINGS
+    example_args = "Where was Marie Curie born?"
+
+    def __init__(self, search: Any = None, model: Any = None, tokenizer: Any = None,
+                 config: Optional[QAConfig] = None, **options: Any):
+        known = {f.name for f in fields(QAConfig)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise UserError(f"unknown QA option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        config = config or QAConfig(**options)
+        if isinstance(model, str):
+            config.model = model
+            model = None
+        if model is not None and tokenizer is None:
+            raise UserError("QA(model=<loaded model>) also needs tokenizer=<its tokenizer>")
+        self.config = config
+        self._search = search
+        self._model = model
+        self._tokenizer = tokenizer
+        self._lock = threading.RLock()
+
+    # -- parts, loaded on first use -------------------------------------------------------
+    @property
+    def search(self):
+        """The retriever (a WikiSearch over ``config.corpus`` unless one was injected)."""
+        with self._lock:
+            if self._search is None:
+                from toolformer.tools.wiki_search import WikiSearch
+
+                self._search = WikiSearch(corpus=self.config.corpus, mode=self.config.retriever)
+            return self._search
+
+    def reader(self) -> Tuple[Any, Any]:
+        """``(model, tokenizer)`` of the reader LM."""
+        with self._lock:
+            if self._model is None:
+                from toolformer.models import load_model
+
+                self._model, self._tokenizer = load_model(self.config.model, dtype=self.config.dtype)
+            return self._model, self._tokenizer
+
+    # -- answering ------------------------------------------------------------------------
+    def retrieve(self, question: str) -> List[Passage]:
+        return [p for p, _ in self.search.search(question, self.config.passages)]
+
+    def build_prompt(self, question: str, passages: List[Passage], tokenizer: Any) -> Tuple[str, bool]:
+        """The reader's input and whether it is a chat turn: the passages, then the question, as
+        a chat turn when the tokenizer has a template (instruct models), else ending ``Answer:``."""
+        lines = []
+        for i, p in enumerate(passages, 1):
+            words = p.text.split()
+            text = " ".join(words[: self.config.passage_words])
+            lines.append(f"[{i}] {p.title}: {text}" if p.title else f"[{i}] {text}")
+        context = "\n".join(lines)
+        use_chat = self.config.use_chat_template
+        if use_chat is None:
+            use_chat = bool(getattr(tokenizer, "chat_template", None))
+        if use_chat:
+            user = f"{READER_INSTRUCTION}\n\nPassages:\n{context}\n\nQuestion: {question}"
+            text = tokenizer.apply_chat_template(
+                [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
+            )
+            return text, True
+        return f"{READER_INSTRUCTION}\n\nPassages:\n{context}\n\nQuestion: {question}\nAnswer:", False
+
+    def answer(self, question: str, passages: Optional[List[Passage]] = None) -> str:
+        """A short answer to ``question`` (possibly empty if the reader says nothing usable)."""
+        import torch
+
+        if passages is None:
+            passages = self.retrieve(question)
+        model, tok = self.reader()
+        prompt, is_chat = self.build_prompt(question, passages, tok)
+        # a chat template writes its own special tokens
+        enc = tok(prompt, return_tensors="pt", add_special_tokens=not is_chat)
+        device = next(model.parameters()).device
+        enc = {k: v.to(device) for k, v in enc.items()}
+        n = enc["input_ids"].shape[1]
+        with self._lock, torch.no_grad():
+            out = model.generate(
+                **enc,
+                max_new_tokens=self.config.max_new_tokens,
+                do_sample=False,
+                stopping_criteria=_stop_at_line_or_sentence(tok, n),
+                pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+            )
+        text = tok.decode(out[0, n:], skip_special_tokens=True)
+        return clean_answer(text, self.config.max_answer_words)
+
+    def run(self, args: str, context: Optional[ToolContext] = None) -> str:
+        question = self.parse_args(args)
+        passages = self.retrieve(question)
+        if not passages:
+            raise ToolError(f"QA found no passage about {question!r}")
+        answer = self.answer(question, passages)
+        if not answer:
+            raise ToolError(f"QA could not answer {question!r}")
+        return answer
+
+    def __repr__(self) -> str:
+        return f"QA(model={self.config.model!r}, passages={self.config.passages})"
+
+
+_ANSWER_DONE = re.compile(r"(?<=[^\sA-Z.])[.!?]\s")
+
+
+def _stop_at_line_or_sentence(tokenizer: Any, prompt_len: int):
+    """Stopping criteria: the answer has a line break or a finished sentence (saves tokens)."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopAtLineOrSentence(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            done = []
+            for row in input_ids:
+                text = tokenizer.decode(row[prompt_len:], skip_special_tokens=True).lstrip()
+                done.append("\n" in text or bool(_ANSWER_DONE.search(text)))
+            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([StopAtLineOrSentence()])
