@@ -144,7 +144,7 @@ def test_steps_accumulation_and_bf16_choice(monkeypatch):
     assert total_steps(cfg, 10_000, 1, 16) == 2000
     epochs = FinetuneConfig(data="x", batch_size=8, num_train_epochs=2.0, max_steps=0)
     assert total_steps(epochs, 1000, 1, 16) == math.ceil(2 * 125 / 16)
-    assert total_steps(FinetuneConfig(data="x", num_train_epochs=100.0), 1000, 1, 16) == 2000
+    assert total_steps(FinetuneConfig(data="x", num_train_epochs=100.0), 10_000, 1, 16) == 2000
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
     import torch
 

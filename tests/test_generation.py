@@ -175,10 +175,12 @@ def test_kv_cache_matches_reencoding_reference_token_for_token(scripted, smol_to
     prompts = ["Compute:", "Well", "A longer prompt that never asks for anything at all", "x"]
     ex = ToolExecutor([Padded()])
     contexts = [ToolContext(date=dt.date(2023, 1, d)) for d in (3, 1, 7, 2)]
-    cfg = dict(max_new_tokens=48, max_calls=2)
+    cfg = dict(max_new_tokens=48, max_calls=2, call_top_k=3)
     ours = gen_for(model, smol_tokenizer, ex, **cfg).generate(prompts, contexts=contexts)
     ref = generate_reencode(model, smol_tokenizer, prompts, ex, GenerationConfig(**cfg), contexts=contexts)
-    assert sum(len(o.calls) for o in ours) >= 4  # two calls in each of the first two rows
+    # two calls in each of the first two rows, at different steps, with results of different lengths
+    assert [len(o.calls) for o in ours] == [2, 2, 0, 0]
+    assert ours[0].calls[0].result == "12 ok ok ok" and ours[1].calls[0].result == "12 ok"
     for a, b in zip(ours, ref):
         assert_same(a, b)
     # feeding the forced result one token per step gives the same tokens too
@@ -190,15 +192,15 @@ def test_kv_cache_matches_reencoding_reference_token_for_token(scripted, smol_to
 def test_batch_rows_pause_independently_equals_each_row_alone(scripted, smol_tokenizer):
     model = scripted(CALC_CALL, ("]", " so"), ("Well", " now", " see", " that", ":"))
     prompts = ["Well", "Compute:", "Nothing to compute here, only words and more words", "Hi"]
-    gen = gen_for(model, smol_tokenizer, max_new_tokens=32)
+    gen = gen_for(model, smol_tokenizer, max_new_tokens=32, call_top_k=3)
     batched = gen.generate(prompts)
     alone = [gen.generate(p)[0] for p in prompts]
-    starts = [o.calls[0].start for o in batched if o.calls]
-    assert len(starts) == 2 and starts[0] != starts[1]  # the calls happen at different steps
+    assert batched[0].calls[0].ok and batched[1].calls[0].ok
+    assert batched[0].calls[0].start != batched[1].calls[0].start  # calls at different steps
     for a, b in zip(batched, alone):
         assert_same(a, b)
     # a small batch size splits the prompts into several caches; same answers
-    for a, b in zip(gen.generate(prompts, GenerationConfig(max_new_tokens=32, batch_size=3)), alone):
+    for a, b in zip(gen.generate(prompts, GenerationConfig(max_new_tokens=32, call_top_k=3, batch_size=3)), alone):
         assert_same(a, b)
 
 

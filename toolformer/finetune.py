@@ -446,8 +446,11 @@ def _ppl(loss: Optional[float]) -> Optional[float]:
 # --------------------------------------------------------------------------- training
 
 
-def finetune(config: FinetuneConfig) -> FinetuneResult:
-    """Fine-tune ``config.model`` on ``config.data``; see :class:`FinetuneConfig`."""
+def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) -> FinetuneResult:
+    """Fine-tune ``config.model`` on ``config.data``; see :class:`FinetuneConfig`.
+
+    ``callbacks``: extra ``transformers.TrainerCallback`` objects (logging, timing, early stop).
+    """
     import torch
     from transformers import AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments
 
@@ -504,7 +507,8 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         greater_is_better=False if do_eval else None,
         logging_steps=config.logging_steps,
         bf16=bf16,
-        gradient_checkpointing=config.gradient_checkpointing,
+        activation_checkpointing=config.gradient_checkpointing,
+        dataloader_pin_memory=torch.cuda.is_available(),
         seed=config.seed,
         report_to="none",
         remove_unused_columns=False,
@@ -536,7 +540,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         eval_dataset=BlockDataset(eval_blocks) if do_eval else None,
         data_collator=CausalCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
-        callbacks=[_StartStep()],
+        callbacks=[_StartStep(), *(callbacks or [])],
     )
 
     baseline_file = ckpt_dir / BASELINE_FILE

@@ -252,8 +252,10 @@ def _space_is_ours(after: str) -> bool:
 def strip_calls(text: str) -> str:
     """Remove every call, and the space that :func:`insert_calls` put before it.
 
-    ``strip_calls(insert_calls(t, calls)) == t`` whenever each offset lies at a token boundary
-    of a BPE tokenizer (before a space, inside a word, before punctuation, after a newline).
+    That space goes when the call is followed by whitespace, punctuation or the end, so
+    ``strip_calls(insert_calls(t, calls)) == t`` for calls before a space, before punctuation
+    or after whitespace. Inside a word (``12`` with a call after ``1``) the inserted space
+    stays: ``1 2``.
     """
     out: List[str] = []
     pos = 0
@@ -290,11 +292,10 @@ def parse_pending_call(text: str) -> Optional[APICall]:
 def insert_calls(text: str, calls: List[tuple]) -> str:
     """Insert ``(char_offset, APICall)`` pairs into ``text``, each formatted with its result.
 
-    A call goes in at its offset as `` [Tool(args) -> result]``, with a space before it (the
-    model's `` [`` token carries one) when the text there has none and the call ends a phrase
-    (a space, punctuation or the end follows); inside a word it goes in without one
-    (``1[Tool(..) -> ..]2``) so that :func:`strip_calls` gives the original text back.
-    Calls at the same offset keep their order.
+    A call goes in at its offset as `` [Tool(args) -> result]``: a space before it unless the
+    text there already ends in whitespace (the model's `` [`` token carries the space; the
+    annotation's sampling measures p of that same token). Calls at the same offset keep their
+    order.
     """
     out: List[str] = []
     pos = 0
@@ -303,7 +304,7 @@ def insert_calls(text: str, calls: List[tuple]) -> str:
             raise ValueError(f"offset {offset} outside the text (length {len(text)})")
         out.append(text[pos:offset])
         before = text[offset - 1 : offset]
-        lead = " " if (before and not before.isspace() and _space_is_ours(text[offset : offset + 1])) else ""
+        lead = " " if (before and not before.isspace()) else ""
         out.append(lead + format_call(call))
         pos = offset
     out.append(text[pos:])

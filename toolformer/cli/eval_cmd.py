@@ -99,6 +99,7 @@ def _compare(run_dirs: Tuple[str, ...], chart: Optional[str]) -> None:
 @click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default=EvalConfig.dtype,
               help=_HELP["dtype"])
 @click.option("--device", default=None, help=_HELP["device"])
+@click.option("--threads", type=int, default=None, help=_HELP["threads"])
 @click.option("--ppl-max-length", type=int, default=EvalConfig.ppl_max_length,
               help=_HELP["ppl_max_length"])
 @click.option("--ppl-stride", type=int, default=None, help=_HELP["ppl_stride"])
@@ -115,6 +116,7 @@ def eval_command(run_dirs: Tuple[str, ...], model: str, tasks: str, data_dir: Op
                  tool_options: Tuple[str, ...], output: Optional[str], batch_size: int,
                  max_new_tokens: Optional[int], call_top_k: int, max_calls: int, do_sample: bool,
                  temperature: float, seed: int, dtype: str, device: Optional[str],
+                 threads: Optional[int],
                  ppl_max_length: int, ppl_stride: Optional[int], resume: bool, name: Optional[str],
                  quiet: bool, chart: Optional[str], compare: bool, list_tasks: bool) -> None:
     """Evaluate a model zero-shot on the paper's tasks (lenient metrics), or compare runs.
@@ -142,6 +144,7 @@ def eval_command(run_dirs: Tuple[str, ...], model: str, tasks: str, data_dir: Op
         output_dir=output or _default_output(model, tools_enabled), batch_size=batch_size,
         max_new_tokens=max_new_tokens, call_top_k=call_top_k, max_calls=max_calls,
         do_sample=do_sample, temperature=temperature, seed=seed, dtype=dtype, device=device,
+        threads=threads,
         ppl_max_length=ppl_max_length, ppl_stride=ppl_stride, resume=resume,
         progress=not quiet, name=name,
     )

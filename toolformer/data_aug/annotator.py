@@ -173,6 +173,11 @@ class Annotator:
         """Annotate several documents (each on its own: the batching is inside a document)."""
         return [self.annotate(d) for d in docs]
 
+    def warmup(self) -> None:
+        """Compute every tool's prompt-prefix KV cache now (otherwise: on first use)."""
+        for cache in self.prompts.values():
+            cache.kv()
+
     def close(self) -> None:
         """Release the executor if this annotator created it."""
         if self._own_executor:
@@ -261,7 +266,7 @@ class Annotator:
             self.parts, self.tokenizer, cache_kv(kv_cache), len(cache.prompt.prefix_ids) + len(rest),
             positions, {p: openers[p] for p in positions}, s.m, seed_of, self.brackets,
             max_new_tokens=cfg.max_call_tokens, temperature=cfg.temperature, batch_size=cfg.batch_size,
-            max_batch_tokens=cfg.max_batch_tokens,
+            max_batch_tokens=cfg.max_batch_tokens, shared_attention=cfg.shared_prefix_attention,
         )
         del kv_cache
         count(stats, name, "candidates_sampled", len(samples))

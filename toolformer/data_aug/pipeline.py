@@ -106,14 +106,13 @@ def build_annotator(config: AugmentConfig) -> Tuple[Any, Callable[[], None]]:
 
     from toolformer.data_aug.annotator import Annotator
     from toolformer.models import load_model
-    from toolformer.tools import ToolExecutor, create_tools
+    from toolformer.tools import create_tools
 
     torch.manual_seed(config.seed)
     tools = create_tools(config.tools, options=config.tool_options)
     model, tokenizer = load_model(config.model, dtype=config.dtype, device=config.device or _default_device())
-    executor = ToolExecutor(tools)
-    ann_config = dataclasses.replace(config.annotator, seed=config.seed)
-    return Annotator(model, tokenizer, tools, ann_config, executor=executor), executor.close
+    annotator = Annotator(model, tokenizer, tools, dataclasses.replace(config.annotator, seed=config.seed))
+    return annotator, annotator.close
 
 
 def _annotate(annotator: Any, docs: List[Document]) -> List[AnnotationResult]:
@@ -215,8 +214,9 @@ class RunStats:
         }
 
 
-def _wall(store: ShardStore) -> float:
-    return sum(float(s.get("seconds", 0.0)) for s in store.sessions())
+def _wall(store: ShardStore, key: str = "seconds") -> float:
+    """Annotation wall time of a shard over all its sessions (``key="load_seconds"``: loading)."""
+    return round(sum(float(s.get(key, 0.0)) for s in store.sessions()), 3)
 
 
 # --------------------------------------------------------------------------- summary
@@ -332,8 +332,8 @@ def augment(config: AugmentConfig) -> AugmentSummary:
     for rec in store.iter_records():
         shard.add(rec)
     done = store.done_marker() or {}
-    shard_stats = shard.to_dict(done.get("input", {}), _wall(store), config.to_dict(),
-                                shards=num_shards, shard_index=shard_index)
+    shard_stats = shard.to_dict(done.get("input", {}), _wall(store), config.to_dict(), shards=num_shards,
+                                shard_index=shard_index, load_seconds=_wall(store, "load_seconds"))
     summary = AugmentSummary(output, store.folder, num_shards, shard_index, processed_now, seconds_now,
                              shard_stats, stats=shard_stats, examples=shard.examples())
     if config.merge:
@@ -368,7 +368,9 @@ def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_
         def run_batch() -> None:
             nonlocal annotator, release, processed, kept, start
             if annotator is None:  # loaded only when there is work: a finished run re-merges at once
+                t0 = time.perf_counter()
                 annotator, release = build_annotator(config)
+                store.exclude_time("load_seconds", time.perf_counter() - t0)
             if start is None:
                 start = time.perf_counter()
             results = _annotate(annotator, [doc for _, doc in batch])
@@ -478,6 +480,7 @@ def _merge(output: Path, stores: List[ShardStore], markers: List[Dict[str, Any]]
     examples = stats.examples()
     result = stats.to_dict(
         markers[0].get("input", {}), wall, config, shards=len(stores),
+        load_seconds=max(_wall(s, "load_seconds") for s in stores),
         data_rows=rows_written, merged_from=[m.get("finished") for m in markers], examples=examples,
     )
     atomic_write_json(output / STATS_FILE, result)

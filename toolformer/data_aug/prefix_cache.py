@@ -8,6 +8,9 @@
 - :class:`LMParts`: the decoder stack and the output head of a causal LM, so that logits are
   computed only where they are needed (a 49k-word softmax at every position costs more than the
   last layers).
+- :func:`shared_prefix`: an attention implementation for sampling many calls after one text:
+  every row reads the same prefix keys/values (no per-row copy, no growing concatenation) and
+  its own few generated tokens.
 
 Token ids of P(x) followed by the document are the concatenation ``start + prefix + rest + doc``
 of separately tokenized pieces (the prefix ends before the whitespace that precedes the
@@ -17,6 +20,8 @@ builds exactly the same ids, without any cache.
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -214,3 +219,86 @@ class PromptCache:
 def cache_kv(cache: Any) -> List[Tuple[Any, Any]]:
     """Per-layer (keys, values) tensors of a DynamicCache."""
     return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+# --------------------------------------------------------------------------- shared-prefix attention
+
+SHARED_PREFIX_ATTENTION = "toolformer_shared_prefix"
+_shared_state = threading.local()
+
+
+def _shared_prefix_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any,
+                             scaling: Optional[float] = None, dropout: float = 0.0, **kwargs: Any):
+    """Attention of many rows over ONE shared prefix (read once, never copied per row) plus each
+    row's own tail (the tokens it has generated, in a normal per-row cache).
+
+    Row b sees the prefix up to ``lens[b]`` (its position in the document), then its tail
+    causally. Handles grouped KV heads, sliding windows (Gemma 3) and attention soft-capping.
+    """
+    import torch
+
+    state = _shared_state.current
+    pk, pv = state.kv[module.layer_idx]  # [1, kv_heads, C, D]
+    lens = state.lens  # [B]
+    bsz, heads, q_len, dim = query.shape
+    kv_heads, ctx = pk.shape[1], pk.shape[2]
+    tail = key.shape[2]
+    groups = heads // kv_heads
+    scale = scaling if scaling is not None else dim ** -0.5
+    q = query.reshape(bsz, kv_heads, groups, q_len, dim)
+    s_pre = torch.einsum("bhgqd,hcd->bhgqc", q, pk[0]).float() * scale
+    s_tail = torch.einsum("bhgqd,bhtd->bhgqt", q, key).float() * scale
+    softcap = kwargs.get("softcap")
+    if softcap:
+        s_pre = torch.tanh(s_pre / softcap) * softcap
+        s_tail = torch.tanh(s_tail / softcap) * softcap
+    dev = query.device
+    # absolute positions: prefix key c is at c; tail key t of row b at lens[b] + t
+    q_pos = lens[:, None] + (tail - q_len) + torch.arange(q_len, device=dev)[None, :]  # [B, q]
+    c_pos = torch.arange(ctx, device=dev)
+    t_idx = torch.arange(tail, device=dev)
+    ok_pre = (c_pos[None, None, :] < lens[:, None, None]).expand(bsz, q_len, ctx)
+    ok_tail = (t_idx[None, None, :] <= (tail - q_len) + torch.arange(q_len, device=dev)[None, :, None]).expand(bsz, q_len, tail)
+    window = kwargs.get("sliding_window") or getattr(module, "sliding_window", None)
+    if window:
+        ok_pre = ok_pre & (q_pos[:, :, None] - c_pos[None, None, :] < window)
+        t_pos = lens[:, None, None] + t_idx[None, None, :]
+        ok_tail = ok_tail & (q_pos[:, :, None] - t_pos < window)
+    neg = torch.finfo(torch.float32).min
+    s_pre = s_pre.masked_fill(~ok_pre[:, None, None], neg)
+    s_tail = s_tail.masked_fill(~ok_tail[:, None, None], neg)
+    w = torch.cat([s_pre, s_tail], dim=-1).softmax(-1).to(value.dtype)
+    out = torch.einsum("bhgqc,hcd->bhgqd", w[..., :ctx], pv[0]) + torch.einsum("bhgqt,bhtd->bhgqd", w[..., ctx:], value)
+    return out.reshape(bsz, heads, q_len, dim).transpose(1, 2).contiguous(), None
+
+
+def _register_shared_prefix() -> None:
+    from transformers import AttentionInterface
+
+    if SHARED_PREFIX_ATTENTION not in AttentionInterface._global_mapping:
+        AttentionInterface.register(SHARED_PREFIX_ATTENTION, _shared_prefix_attention)
+
+
+@contextmanager
+def shared_prefix(model: Any, kv: Sequence[Tuple[Any, Any]], lens: Any):
+    """Run ``model`` with shared-prefix attention over ``kv`` (batch 1), rows seeing ``lens``.
+
+    Inside the block the model's caches hold only each row's own tokens; pass explicit
+    ``position_ids`` (the prefix is not in the cache, so positions cannot be inferred).
+    """
+    _register_shared_prefix()
+    config = model.config
+    previous = config._attn_implementation
+    _shared_state.current = _SharedState(list(kv), lens)
+    config._attn_implementation = SHARED_PREFIX_ATTENTION
+    try:
+        yield _shared_state.current
+    finally:
+        config._attn_implementation = previous
+        _shared_state.current = None
+
+
+@dataclass
+class _SharedState:
+    kv: List[Tuple[Any, Any]]
+    lens: Any

@@ -187,41 +187,69 @@ def sample_calls(
     temperature: float = 1.0,
     batch_size: int = 32,
     max_batch_tokens: int = 16384,
+    shared_attention: bool = True,
 ) -> List[Sample]:
-    """Sample ``m`` calls at each position from one shared KV cache of [P(x), x].
+    """Sample ``m`` calls at each position from one KV cache of [P(x), x].
 
     ``kv`` holds per-layer keys/values for [prefix, rest, x_0..] (batch 1); ``prompt_len`` is the
     length of [prefix, rest], so x_j sits at cache index ``prompt_len + j``. A row for position i
-    sees the cache up to ``prompt_len + i`` (later document tokens are masked out), then its
-    bracket token at position id ``prompt_len + i``, then its own samples.
+    sees the cache up to ``prompt_len + i``, then its bracket token at position id
+    ``prompt_len + i``, then its own samples. With ``shared_attention`` every row reads the one
+    shared cache (:func:`~toolformer.data_aug.prefix_cache.shared_prefix`); without it the cache
+    is copied per row and later document tokens are masked out (any model, more memory).
     """
+    rows = sorted((p, j) for p in positions for j in range(m))
+    samples: List[Sample] = []
+    if shared_attention:
+        batches = [rows[b: b + batch_size] for b in range(0, len(rows), max(1, batch_size))]
+    else:
+        batches = _batches(rows, prompt_len, max_new_tokens, batch_size, max_batch_tokens)
+    for batch in batches:
+        tokens, closed = _sample_batch(parts, kv, prompt_len, batch, openers, seed_of, brackets,
+                                       max_new_tokens, temperature, shared_attention)
+        for r, (p, j) in enumerate(batch):
+            samples.append(Sample(p, j, tokens[r], finish_text(tokenizer, tokens[r], closed[r]), closed[r]))
+    return samples
+
+
+def _sample_batch(parts, kv, prompt_len, batch, openers, seed_of, brackets, max_new_tokens,
+                  temperature, shared_attention):
+    import contextlib
+
     import torch
     from transformers import DynamicCache
 
-    rows = sorted((p, j) for p in positions for j in range(m))
-    samples: List[Sample] = []
+    from toolformer.data_aug.prefix_cache import shared_prefix
+
     device = parts.device
-    for batch in _batches(rows, prompt_len, max_new_tokens, batch_size, max_batch_tokens):
-        size = len(batch)
-        ctx = prompt_len + max(p for p, _ in batch)
+    size = len(batch)
+    ctx = prompt_len + max(p for p, _ in batch)
+    mask = None
+    if shared_attention:
+        cache = DynamicCache()  # holds only each row's own tokens
+        lens = torch.tensor([prompt_len + p for p, _ in batch], device=device)
+        scope = shared_prefix(parts.model, [(k[:, :, :ctx], v[:, :, :ctx]) for k, v in kv], lens)
+    else:
         cache = DynamicCache(ddp_cache_data=[
             (k[:, :, :ctx].expand(size, -1, -1, -1), v[:, :, :ctx].expand(size, -1, -1, -1)) for k, v in kv
         ])
         mask = torch.ones(size, ctx + max_new_tokens + 1, dtype=torch.long, device=device)
         for r, (p, _) in enumerate(batch):
             mask[r, prompt_len + p: ctx] = 0
-        inp = torch.tensor([[openers[p]] for p, _ in batch], device=device)
-        pos = torch.tensor([[prompt_len + p] for p, _ in batch], device=device)
-        gens = [make_generator(seed_of(p, j)) for p, j in batch]
-        alive = list(range(size))
-        tokens: List[List[int]] = [[] for _ in batch]
-        closed = [False] * size
-        length = ctx
+        scope = contextlib.nullcontext()
+    inp = torch.tensor([[openers[p]] for p, _ in batch], device=device)
+    pos = torch.tensor([[prompt_len + p] for p, _ in batch], device=device)
+    gens = [make_generator(seed_of(p, j)) for p, j in batch]
+    alive = list(range(size))
+    tokens: List[List[int]] = [[] for _ in batch]
+    closed = [False] * size
+    length = ctx
+    with scope as state, torch.inference_mode():
         for _ in range(max_new_tokens):
-            with torch.inference_mode():
-                hidden = parts.base(input_ids=inp, attention_mask=mask[:, : length + 1], position_ids=pos,
-                                    past_key_values=cache, use_cache=True).last_hidden_state[:, -1]
-                picked = pick_tokens(parts.logits(hidden), gens, temperature).tolist()
+            extra = {} if mask is None else {"attention_mask": mask[:, : length + 1]}
+            hidden = parts.base(input_ids=inp, position_ids=pos, past_key_values=cache, use_cache=True,
+                                **extra).last_hidden_state[:, -1]
+            picked = pick_tokens(parts.logits(hidden), gens, temperature).tolist()
             length += 1
             keep = []
             for slot, (r, t) in enumerate(zip(alive, picked)):
@@ -235,15 +263,17 @@ def sample_calls(
             if len(keep) < len(alive):
                 index = torch.tensor(keep, device=device)
                 cache.batch_select_indices(index)
-                mask, pos = mask[index], pos[index]
+                pos = pos[index]
+                if mask is not None:
+                    mask = mask[index]
+                else:
+                    state.lens = state.lens[index]
                 picked = [picked[s] for s in keep]
                 gens = [gens[s] for s in keep]
                 alive = [alive[s] for s in keep]
             inp = torch.tensor([[t] for t in picked], device=device)
             pos = pos + 1
-        for r, (p, j) in enumerate(batch):
-            samples.append(Sample(p, j, tokens[r], finish_text(tokenizer, tokens[r], closed[r]), closed[r]))
-    return samples
+    return tokens, closed
 
 
 # --------------------------------------------------------------------------- parsing

@@ -51,6 +51,29 @@ class ScoreStats:
     seconds: float = 0.0
 
 
+def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int,
+                 overhead: int = 32) -> List[Tuple[int, int]]:
+    """Split rows sorted by decreasing length into batches ``[lo, hi)`` that minimise padded
+    tokens plus ``overhead`` token-equivalents per forward pass, within the row/token caps."""
+    n = len(lengths)
+    best = [0.0] + [float("inf")] * n  # best[k]: cost of the first k rows
+    cut = [0] * (n + 1)
+    for hi in range(1, n + 1):
+        for lo in range(hi - 1, -1, -1):
+            size = hi - lo
+            if size > batch_size or (size > 1 and size * lengths[lo] > max_batch_tokens):
+                break
+            cost = best[lo] + size * lengths[lo] + overhead
+            if cost < best[hi]:
+                best[hi], cut[hi] = cost, lo
+    out: List[Tuple[int, int]] = []
+    hi = n
+    while hi > 0:
+        out.append((cut[hi], hi))
+        hi = cut[hi]
+    return out[::-1]
+
+
 class Scorer:
     """Batched L_i(z) for many prefixes z and positions i of one text."""
 
@@ -84,12 +107,9 @@ class Scorer:
         out: List[Dict[int, float]] = [dict() for _ in prefixes]
         rows.sort(key=lambda row: -len(row[1]))
         device = self.parts.device
-        b = 0
-        while b < len(rows):
-            width = len(rows[b][1])
-            size = max(1, min(self.batch_size, self.max_batch_tokens // max(1, width), len(rows) - b))
-            batch = rows[b: b + size]
-            b += size
+        for lo, hi in plan_batches([len(ids) for _, ids, _, _ in rows], self.batch_size, self.max_batch_tokens):
+            batch = rows[lo:hi]
+            size, width = hi - lo, len(rows[lo][1])
             inp = torch.full((size, width), self.pad_id, dtype=torch.long)
             sel_row, sel_pos, targets = [], [], []
             for k, (_, ids, head, js) in enumerate(batch):

@@ -106,6 +106,11 @@ class AnnotatorConfig:
     mt_min_foreign_tokens: int = field(
         default=10, metadata={"help": "MT prefilter: words in a non-English chunk of English text"}
     )
+    shared_prefix_attention: bool = field(
+        default=True,
+        metadata={"help": "sample all calls of a document over one shared KV cache (custom "
+                          "attention); off: copy the cache per row (any model, more memory)"},
+    )
     record_candidates: bool = field(
         default=False,
         metadata={"help": "keep every scored candidate in AnnotationResult.candidates (debugging)"},

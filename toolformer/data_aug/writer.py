@@ -264,6 +264,12 @@ class ShardStore:
         self._t0 = time.perf_counter()
         (self.folder / "done.json").unlink(missing_ok=True)
 
+    def exclude_time(self, name: str, seconds: float) -> None:
+        """Book ``seconds`` (e.g. model loading) under ``name`` instead of annotation time."""
+        if self._session is not None:
+            self._session[name] = round(self._session.get(name, 0.0) + seconds, 3)
+            self._t0 += seconds
+
     def write_chunk(self, records: List[Dict[str, Any]]) -> Path:
         """Write one chunk atomically, then the progress record."""
         name = f"chunk-{self._next_chunk:06d}.jsonl"

@@ -62,6 +62,8 @@ class EvalConfig:
     seed: int = field(default=0, metadata={"help": "seed for sampling and torch"})
     dtype: str = field(default="fp32", metadata={"help": "fp32, bf16 or fp16"})
     device: Optional[str] = field(default=None, metadata={"help": "e.g. cuda, cpu (default: cpu)"})
+    threads: Optional[int] = field(default=None, metadata={
+        "help": "torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)"})
     ppl_max_length: int = field(default=1024, metadata={
         "help": "perplexity window in tokens (capped at the model's context)"})
     ppl_stride: Optional[int] = field(default=None, metadata={
@@ -206,6 +208,7 @@ def summarize(task: TaskSpec, samples: Sequence[Dict[str, Any]], disabled: Seque
         "call_errors": dict(Counter((c.get("error") or "")[:60] for c in failed).most_common(5)),
         "disabled_tool_calls": sum(1 for c in calls if (c.get("tool") or "").lower() in off),
         "mean_output_tokens": sum(s["num_tokens"] for s in samples) / n if n else 0.0,
+        "empty_outputs": sum(1 for s in samples if not s["answer_text"].strip()),
         "finish_reasons": dict(Counter(s["finish_reason"] for s in samples)),
         "seconds": sum(s.get("seconds", 0.0) for s in samples),
     }
@@ -236,12 +239,25 @@ class _Run:
         self.out = Path(config.output_dir) if config.output_dir else None
 
     def tools_for(self, names: Sequence[str]) -> Dict[str, Any]:
-        """Instances of ``names``, built once per run (a search index is not rebuilt per task)."""
-        from toolformer.tools.base import create_tools
+        """Instances of ``names``, built once per run (a search index is not rebuilt per task).
 
-        missing = [n for n in names if n not in self.tool_objects]
-        if missing:
-            self.tool_objects.update(create_tools(missing, self.config.tool_options))
+        QA shares the run's WikiSearch unless its own corpus is set, and reads with the evaluated
+        model itself when that is the reader it asks for (no second copy in memory).
+        """
+        from toolformer.tools.base import create_tool
+
+        for name in names:
+            if name in self.tool_objects:
+                continue
+            opts = dict(self.config.tool_options.get(name, {}))
+            if name == "QA" and not {"search", "corpus", "retriever"} & set(opts):
+                opts["search"] = self.tools_for(["WikiSearch"])["WikiSearch"]
+            tool = create_tool(name, **opts)
+            reader = getattr(getattr(tool, "config", None), "model", None)
+            if name == "QA" and reader == self.config.model and self.model is not None:
+                opts.pop("model", None)
+                tool = create_tool(name, model=self.model, tokenizer=self.tokenizer, **opts)
+            self.tool_objects[name] = tool
         return {n: self.tool_objects[n] for n in names}
 
     def samples_path(self, task: TaskSpec) -> Optional[Path]:
@@ -382,12 +398,14 @@ def evaluate(
     if out is not None:
         _check_output_dir(out, _fingerprint(config, tool_names, data_dir), config.resume)
 
-    if model is None:
-        import torch
+    import torch
 
+    torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    if model is None:
         from toolformer.models import load_model
 
-        torch.manual_seed(config.seed)
         model, tokenizer = load_model(config.model, dtype=config.dtype, device=config.device)
     run = _Run(config, model, tokenizer, generator_factory or _default_generator, tools)
 

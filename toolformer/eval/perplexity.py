@@ -7,7 +7,8 @@ perplexity guide). ``stride == max_length`` gives plain non-overlapping chunks.
 
 "Tools disabled" follows the paper's "Toolformer (disabled)": p(``[``) is set to 0, i.e. each
 token's probability is renormalised over the vocabulary without the call-opening tokens
-(``p(x) / (1 - p([))``). A ``[`` that is really in the text keeps its raw probability. The raw
+(``p(x) / (1 - p([))``, ``[`` being every token the generator blocks: those opening a
+bracket). A ``[`` that is really in the text keeps its raw probability. The raw
 perplexity (no renormalisation) is reported too; for a model that never learned calls the two
 agree closely. Perplexities are per token of the model's tokenizer (named in the result), so
 they compare across models only with the same tokenizer; ``word_perplexity`` (the same total
@@ -50,16 +51,6 @@ def sliding_windows(n_tokens: int, max_length: int, stride: int) -> List[Window]
         if end == n_tokens:
             break
     return windows
-
-
-def call_token_ids(tokenizer: Any) -> List[int]:
-    """Ids of the tokens that open a call: those that decode to ``[`` up to whitespace."""
-    ids = []
-    for token, idx in tokenizer.get_vocab().items():
-        text = tokenizer.convert_tokens_to_string([token])
-        if text.strip() == "[" and text.endswith("["):
-            ids.append(idx)
-    return sorted(ids)
 
 
 def _batches(windows: Sequence[Window], rows: int) -> Iterable[List[Window]]:
@@ -108,7 +99,10 @@ def perplexity(
     if limit is not None:
         windows = windows[:limit]
 
-    call_ids = torch.tensor(call_token_ids(tokenizer), dtype=torch.long)
+    from toolformer.generation import call_token_ids
+
+    # the tokens the generator blocks when tools are disabled: every one that opens a bracket
+    call_ids = torch.tensor(sorted(call_token_ids(tokenizer)[1]), dtype=torch.long)
     device = next(model.parameters()).device
     vocab = model.get_output_embeddings().weight.shape[0]
     # keep one batch's fp32 logits under ~256 MB

@@ -70,9 +70,9 @@ def register_task(spec: TaskSpec, overwrite: bool = False) -> TaskSpec:
 
 
 def _math(name: str, path: str, fmt: str, desc: str, paper: str = "") -> TaskSpec:
-    # The first number is all that is scored; "\n\n" / "\nQ:" end the answer without cutting a
-    # model that starts its answer on a new line.
-    return TaskSpec(name, path, fmt, "math", QA_TEMPLATE, (), 64, ("\n\n", "\nQ:"), desc, paper)
+    # Only the first number is scored, and small models go on after the answer line with more
+    # "B: ..." lines: the answer line is the output.
+    return TaskSpec(name, path, fmt, "math", QA_TEMPLATE, (), 48, ("\n",), desc, paper)
 
 
 def _lama(name: str, path: str, fmt: str, desc: str, paper: str) -> TaskSpec:
@@ -100,16 +100,16 @@ for _spec in (
     _lama("lama_trex", "lama", "lama_trex",
           "LAMA T-REx, mask-final templates (23 of 28 relations here, 18601 facts)", "LAMA T-REx"),
     TaskSpec("nq_open", "nq_open/NQ-open.dev.jsonl", "nq_open", "qa", QA_TEMPLATE, ("QA",), 48,
-             ("\n\n", "\nQ:"), "Natural Questions open, test set (3610)", "NQ"),
+             ("\n",), "Natural Questions open, test set (3610)", "NQ"),
     TaskSpec("date_understanding", "date_understanding_bbh/date_understanding.json", "bbh_mc",
-             "multiple_choice", _MC_TEMPLATE, (), 48, ("\n\n", "\nQ:"),
+             "multiple_choice", _MC_TEMPLATE, (), 48, ("\n",),
              "BIG-Bench-Hard date understanding (250), multiple choice", "Dateset (stand-in)"),
     TaskSpec("date_understanding_bigbench", "date_understanding_bigbench/task.json", "bigbench_mc",
-             "multiple_choice", _MC_TEMPLATE, (), 48, ("\n\n", "\nQ:"),
+             "multiple_choice", _MC_TEMPLATE, (), 48, ("\n",),
              "BIG-bench date understanding (369), options shuffled, multiple choice",
              "Dateset (stand-in)"),
     TaskSpec("temporal_sequences", "date_understanding_bbh/temporal_sequences.json", "bbh_mc",
-             "multiple_choice", _MC_TEMPLATE, (), 48, ("\n\n", "\nQ:"),
+             "multiple_choice", _MC_TEMPLATE, (), 48, ("\n",),
              "BIG-Bench-Hard temporal sequences (250), multiple choice", "Dateset (stand-in)"),
     TaskSpec("wikitext2", "wikitext2_raw/wiki.test.raw", "text", "perplexity", "{text}",
              ("*",), 0, (), "WikiText-2 raw test, token-level perplexity, tools disabled",
@@ -124,7 +124,7 @@ def generic_task(spec: str) -> TaskSpec:
     if not path:
         raise UserError("jsonl: needs a path, e.g. --tasks jsonl:my_questions.jsonl")
     return TaskSpec(f"{GENERIC_PREFIX}{path}", str(Path(path).expanduser().resolve()), "jsonl",
-                    "auto", QA_TEMPLATE, (), 64, ("\n\n", "\nQ:"),
+                    "auto", QA_TEMPLATE, (), 64, ("\n",),
                     f"questions from {path} (math when every answer is a number, else QA)")
 
 

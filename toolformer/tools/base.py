@@ -200,9 +200,17 @@ def _load_entry_points() -> None:
     if _entry_points_loaded:
         return
     _entry_points_loaded = True
-    from importlib.metadata import entry_points
+    import importlib.metadata
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    try:
+        found = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    except Exception as exc:  # noqa: BLE001 - broken metadata must not hide the built-ins
+        import warnings
+
+        warnings.warn(f"could not read {ENTRY_POINT_GROUP} entry points: {exc}", stacklevel=3)
+        return
+    for ep in found:
+        # a plugin cannot shadow a built-in; it is imported only when first used
         _REGISTRY.setdefault(ep.name, ep.value)
 
 
