@@ -484,13 +484,15 @@ def test_real_smollm2_makes_a_calculator_call(real_model):
         "Input: A pack holds 25 pencils, so 12 packs hold 300 pencils.\n"
         "Output: A pack holds 25 pencils, so 12 packs hold"
     )
-    gen = ToolGenerator(model, tok, ToolExecutor([_real_calculator()]),
+    calculator = _real_calculator()
+    gen = ToolGenerator(model, tok, ToolExecutor([calculator]),
                         GenerationConfig(max_new_tokens=24, call_top_k=10, stop_strings=("\n",)))
     out = gen.generate(prompt)[0]
     assert len(out.calls) == 1, out
     call = out.calls[0]
     assert call.tool == "Calculator" and call.ok, call
-    assert f"-> {call.result}]" in out.text
-    assert call.result == "300", out.text
+    # the tool's own answer went into the text (the 135M model's arithmetic is its own business)
+    assert call.result == calculator.run(call.args)
+    assert out.text[call.start : call.end] == f"[Calculator({call.args}) -> {call.result}]"
     ref = generate_reencode(model, tok, prompt, ToolExecutor([_real_calculator()]), gen.config)[0]
     assert_same(out, ref)

@@ -164,6 +164,20 @@ def test_missing_text_field_fails_before_any_work(tmp_path):
         augment(_config(tmp_path, src))
 
 
+def test_qa_shares_the_runs_retriever_and_model():
+    from toolformer.data_aug.pipeline import make_tools
+
+    model, tok = object(), object()
+    cfg = AugmentConfig(tools=["QA", "WikiSearch", "Calendar"]).validate()
+    tools = make_tools(cfg, model, tok)
+    assert list(tools) == ["QA", "WikiSearch", "Calendar"]
+    assert tools["QA"].search is tools["WikiSearch"] and tools["QA"].reader() == (model, tok)
+    own = make_tools(AugmentConfig(tools=["QA", "WikiSearch"], dtype="bf16",
+                                   tool_options={"qa": {"corpus": "other.jsonl"}}).validate(), model, tok)
+    assert own["QA"].search is not own["WikiSearch"] and own["QA"].config.corpus == "other.jsonl"
+    assert own["QA"]._model is None  # fp32 reader by default: not the bf16 annotating model
+
+
 # --------------------------------------------------------------------------- resume
 
 
@@ -322,3 +336,35 @@ def test_torchrun_two_processes_take_their_rank_shards(tmp_path):
     assert sorted(_all_indices(out)) == list(range(n))
     assert json.loads((out / "stats.json").read_text())["documents"]["processed"] == n
     assert "all shards" in proc.stdout  # the last rank to finish merged
+
+
+# --------------------------------------------------------------------------- the real thing
+
+
+@pytest.mark.slow
+def test_real_annotator_end_to_end_on_default_corpus(tmp_path):
+    """SmolLM2 + Calculator + Calendar on the first default-corpus paragraphs, nothing faked."""
+    from datasets import load_from_disk
+
+    from toolformer.data_aug.inputs import DEFAULT_CORPUS_DATE
+    from toolformer.syntax import find_calls, strip_calls
+
+    out = tmp_path / "out"
+    summary = augment(AugmentConfig(output=str(out), tools=["Calculator", "Calendar"], limit=3, progress=False))
+    assert summary.merged and summary.processed_now == 3
+    stats = json.loads((out / "stats.json").read_text())
+    d, c = stats["documents"], stats["counters"]
+    assert (d["read"], d["processed"], d["failed"]) == (3, 3, 0)
+    # the default documents are dated, so the Calendar is tried on every one of them
+    assert stats["per_tool"]["Calendar"]["docs_prefiltered_out"] == 0
+    assert c["positions_kept"] >= 1 and c["candidates_sampled"] >= c["candidates_closed"] >= c["candidates_executed"]
+    assert stats["seconds"]["positions"] > 0 and stats["wall_seconds"] > 0 and stats["load_seconds"] > 0
+    rows = _data(out)
+    assert stats["calls_kept"]["total"] == sum(len(r["calls"]) for r in rows) == c["calls_kept"]
+    for row in rows:
+        assert row["date"] == DEFAULT_CORPUS_DATE.isoformat() and row["id"].startswith("wiki:")
+        assert [m.call.tool for m in find_calls(row["text"])] == [k["tool"] for k in row["calls"]]
+        assert strip_calls(row["text"]) == row["original"]
+        assert all(k["score"] >= {"Calculator": 0.5, "Calendar": 1.0}[k["tool"]] for k in row["calls"])
+    assert load_from_disk(str(out / "dataset")).num_rows == len(rows)
+    assert "3 documents" in str(summary)

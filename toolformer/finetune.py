@@ -56,7 +56,7 @@ class FinetuneConfig:
     max_steps: int = field(default=2000, metadata={"help": "optimizer steps (paper: up to 2000); with num_train_epochs, the smaller wins; <= 0: no cap"})
     num_train_epochs: Optional[float] = field(default=None, metadata={"help": "train for this many epochs (capped by max_steps)"})
     eval_steps: int = field(default=100, metadata={"help": "evaluate held-out perplexity every N steps (and at the end)"})
-    save_steps: Optional[int] = field(default=None, metadata={"help": "checkpoint every N steps (default: eval_steps; must be a multiple of it)"})
+    save_steps: Optional[int] = field(default=None, metadata={"help": "checkpoint every N steps (default: eval_steps; must be a multiple of it); 0 = no checkpoints: the final model is the last one, and the run cannot be resumed"})
     save_total_limit: int = field(default=2, metadata={"help": "checkpoints kept on disk (the best one is always kept)"})
     logging_steps: int = field(default=10, metadata={"help": "log the training loss every N steps"})
     lora: bool = field(default=False, metadata={"help": "train a LoRA adapter instead of all weights; the saved model has it merged"})
@@ -89,7 +89,7 @@ class FinetuneConfig:
             raise UserError("num_train_epochs must be > 0")
         if self.num_train_epochs is None and self.max_steps <= 0:
             raise UserError("set max_steps > 0 or num_train_epochs")
-        if self.save_steps is not None and (self.save_steps < 1 or ((self.eval_fraction > 0 or self.eval_data) and self.save_steps % self.eval_steps)):
+        if self.save_steps and (self.save_steps < 0 or ((self.eval_fraction > 0 or self.eval_data) and self.save_steps % self.eval_steps)):
             raise UserError(f"save_steps must be a positive multiple of eval_steps ({self.eval_steps}) so that the best checkpoint is on disk")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise UserError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
@@ -482,6 +482,9 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
     accum = accumulation_steps(config, processes)
     steps = total_steps(config, len(train_blocks), processes, accum)
     do_eval = bool(eval_blocks)
+    checkpoints = config.save_steps != 0
+    if not checkpoints and resume is not None:
+        raise UserError("save_steps=0 writes no checkpoints, so there is nothing to resume; drop one of them")
     bf16 = resolve_bf16(config.bf16)
     ckpt_dir = Path(config.output_dir) / CHECKPOINTS_DIR
 
@@ -499,10 +502,10 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
         max_steps=steps,
         eval_strategy="steps" if do_eval else "no",
         eval_steps=config.eval_steps if do_eval else None,
-        save_strategy="steps",
+        save_strategy="steps" if checkpoints else "no",
         save_steps=config.save_steps or config.eval_steps,
         save_total_limit=config.save_total_limit,
-        load_best_model_at_end=do_eval,
+        load_best_model_at_end=do_eval and checkpoints,
         metric_for_best_model="eval_loss" if do_eval else None,
         greater_is_better=False if do_eval else None,
         logging_steps=config.logging_steps,
@@ -559,7 +562,12 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
     best = state.best_model_checkpoint
     train_losses = [h["loss"] for h in state.log_history if "loss" in h]
     eval_losses = [(h["step"], h["eval_loss"]) for h in state.log_history if "eval_loss" in h]
-    eval_after = state.best_metric if do_eval else None
+    if do_eval and checkpoints:
+        eval_after = state.best_metric
+    elif do_eval:  # no checkpoints: the final model is the last one; the end-of-run eval scored it
+        eval_after = eval_losses[-1][1] if eval_losses else float(trainer.evaluate()["eval_loss"])
+    else:
+        eval_after = None
     metrics: Dict[str, Any] = {
         "train_loss": train_out.metrics.get("train_loss"),
         "train_loss_last": train_losses[-1] if train_losses else None,

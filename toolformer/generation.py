@@ -699,7 +699,7 @@ class ToolGenerator:
                 lengths = torch.tensor([len(c) for c in chunks], device=device)
                 step_ids = torch.tensor([[self.pad_id] * (step - len(c)) + c for c in chunks],
                                         dtype=torch.long, device=device)
-                step_mask = torch.ones((len(active), step), dtype=mask.dtype, device=device)
+                step_mask = (torch.arange(step, device=device)[None, :] >= (step - lengths)[:, None]).to(mask.dtype)
                 step_pos = next_pos[:, None] + (step_mask.cumsum(-1) - 1).clamp(min=0)
                 next_pos = next_pos + lengths
             mask = torch.cat([mask, step_mask], dim=-1)

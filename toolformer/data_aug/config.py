@@ -105,6 +105,12 @@ class AugmentConfig:
         if not self.tools:
             raise UserError("no tools given; pass --tools, e.g. --tools Calculator,Calendar")
         self.tools = canonical_tools(self.tools)
+        options = {}
+        for name, opts in self.tool_options.items():
+            if not isinstance(opts, dict):
+                raise UserError(f"tool options of {name} must be a dict of constructor options, got {opts!r}")
+            options.setdefault(canonical_tools([name])[0], {}).update(opts)
+        self.tool_options = options
         if not self.text_field:
             raise UserError("--text-field must not be empty")
         n, i = self.num_shards, self.shard_index

@@ -106,13 +106,37 @@ def build_annotator(config: AugmentConfig) -> Tuple[Any, Callable[[], None]]:
 
     from toolformer.data_aug.annotator import Annotator
     from toolformer.models import load_model
-    from toolformer.tools import create_tools
 
     torch.manual_seed(config.seed)
-    tools = create_tools(config.tools, options=config.tool_options)
     model, tokenizer = load_model(config.model, dtype=config.dtype, device=config.device or _default_device())
+    tools = make_tools(config, model, tokenizer)
     annotator = Annotator(model, tokenizer, tools, dataclasses.replace(config.annotator, seed=config.seed))
     return annotator, annotator.close
+
+
+def make_tools(config: AugmentConfig, model: Any = None, tokenizer: Any = None) -> Dict[str, Any]:
+    """The run's tools, in ``config.tools`` order, with their ``tool_options``.
+
+    QA shares what it would otherwise load a second time: the run's WikiSearch (same corpus) as
+    its retriever, and the annotating model as its reader when it is the same model and dtype.
+    """
+    from toolformer.models import DTYPES
+    from toolformer.tools import create_tool, create_tools
+
+    options = {name: dict(opts) for name, opts in config.tool_options.items()}
+    tools = create_tools([n for n in config.tools if n != "QA"], options=options)
+    if "QA" in config.tools:
+        from toolformer.tools.qa import QAConfig
+
+        qa = options.get("QA", {})
+        if "WikiSearch" in tools and not {"search", "corpus", "retriever"} & set(qa):
+            qa["search"] = tools["WikiSearch"]
+        same_model = qa.get("model", QAConfig.model) == config.model
+        same_dtype = DTYPES.get(str(qa.get("dtype", QAConfig.dtype)).lower()) == DTYPES.get(config.dtype.lower())
+        if model is not None and same_model and same_dtype:
+            qa.update(model=model, tokenizer=tokenizer)
+        tools["QA"] = create_tool("QA", **qa)
+    return {name: tools[name] for name in config.tools}
 
 
 def _annotate(annotator: Any, docs: List[Document]) -> List[AnnotationResult]:

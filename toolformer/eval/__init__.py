@@ -5,7 +5,13 @@ the results dict; ``toolformer eval`` is the same from the command line.
 """
 
 from toolformer.eval.harness import EvalConfig, evaluate  # noqa: F401
-from toolformer.eval.tasks import TASKS, TaskSpec, get_task, register_task, resolve_tasks  # noqa: F401
+from toolformer.eval.tasks import (  # noqa: F401
+    TASKS,
+    TaskSpec,
+    get_task,
+    register_task,
+    resolve_tasks,
+)
 
 __all__ = ["EvalConfig", "evaluate", "TASKS", "TaskSpec", "get_task", "register_task",
            "resolve_tasks"]

@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 from toolformer.errors import UserError
 from toolformer.eval import report
 from toolformer.eval.loaders import Example
-from toolformer.eval.metrics import score_output
+from toolformer.eval.metrics import answer_text, score_output
 from toolformer.eval.tasks import TaskSpec, default_data_dir, load_examples, resolve_tasks
 
 DEFAULT_EVAL_TOOLS = ("Calculator", "Calendar", "WikiSearch", "QA")
@@ -86,7 +86,8 @@ def checkpoint_tools(model: str) -> Optional[List[str]]:
         tools = json.loads(meta.read_text(encoding="utf-8")).get("tools")
     except (json.JSONDecodeError, AttributeError):
         raise UserError(f"{meta} is not a JSON object; expected {{\"tools\": [...]}}") from None
-    if tools is not None and not (isinstance(tools, list) and all(isinstance(t, str) for t in tools)):
+    if tools is not None and not (isinstance(tools, list)
+                                  and all(isinstance(t, str) for t in tools)):
         raise UserError(f"{meta}: 'tools' must be a list of tool names")
     return tools
 
@@ -167,8 +168,6 @@ def score_sample(task: TaskSpec, idx: int, ex: Example, prompt: str, out: Any,
     """One ``samples/<task>.jsonl`` record for an example and its generation output."""
     calls = [_to_dict(c) for c in out.calls]
     scored = score_output(task.metric, out.text, ex.gold, ex.choices, calls)
-    from toolformer.eval.metrics import answer_text
-
     return {
         "idx": idx,
         "id": ex.id,
@@ -284,7 +283,8 @@ class _Run:
         prompts = [task.prompt(ex) for ex in examples]
         path = self.samples_path(task)
         done = _read_samples(path) if (path is not None and cfg.resume) else {}
-        done = {i: r for i, r in done.items() if i < len(examples) and r.get("prompt") == prompts[i]}
+        done = {i: r for i, r in done.items()
+                if i < len(examples) and r.get("prompt") == prompts[i]}
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             # rewrite what is kept, so the file holds exactly this run's samples

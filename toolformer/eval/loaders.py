@@ -118,7 +118,8 @@ def load_mawps_subset(path: Path) -> List[Example]:
         _require(row, ("sQuestion", "lSolutions"), where)
         if not row["lSolutions"]:
             raise UserError(f"{where}: empty lSolutions")
-        out.append(Example(str(row.get("iIndex", i)), {"question": " ".join(row["sQuestion"].split())},
+        question = " ".join(row["sQuestion"].split())
+        out.append(Example(str(row.get("iIndex", i)), {"question": question},
                            _gold_number(row["lSolutions"][0], where),
                            meta={"equations": row.get("lEquations")}))
     return out
@@ -135,7 +136,8 @@ def load_mawps_jsonl(path: Path) -> List[Example]:
     for i, row in enumerate(read_jsonl(path)):
         where = f"{path}:{i + 1}"
         _require(row, ("question", "answer"), where)
-        out.append(Example(str(row.get("id", i)), {"question": _FLOAT_INT.sub(r"\1", row["question"])},
+        question = _FLOAT_INT.sub(r"\1", row["question"])
+        out.append(Example(str(row.get("id", i)), {"question": question},
                            _gold_number(row["answer"], where), meta={"fold": row.get("fold")}))
     return out
 
@@ -212,7 +214,7 @@ def load_lama_trex(path: Path) -> List[Example]:
 
 @LOADERS.register("lama_google_re")
 def load_lama_google_re(path: Path) -> List[Example]:
-    """LAMA Google-RE: ``path`` is the folder of ``<relation>_test.jsonl`` files (LAMA templates)."""
+    """LAMA Google-RE: ``path`` holds ``<relation>_test.jsonl`` files; LAMA's templates."""
     groups = []
     for relation, template in GOOGLE_RE_TEMPLATES.items():
         groups.append(_lama_facts(_need(path / f"{relation}_test.jsonl", "Google-RE file"),
@@ -340,7 +342,8 @@ def load_generic_jsonl(path: Path) -> List[Example]:
         elif isinstance(answer, str) and answer.strip():
             gold = [answer]
         elif (isinstance(answer, list) and answer
-              and all(isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in answer)):
+              and all(isinstance(a, (str, int, float)) and not isinstance(a, bool)
+                      for a in answer)):
             gold = [str(a) for a in answer]
         else:
             raise UserError(f"{where}: answer must be a number, a string or a non-empty list of "

@@ -1,9 +1,10 @@
 """Token-level perplexity over a long text with a sliding window (tools disabled).
 
-The text is tokenized once; windows of ``max_length`` tokens start every ``stride`` tokens and
-each scores only the tokens that the previous window did not (so every token after the first
-is scored once, with at least ``max_length - stride`` tokens of context, as in the Hugging Face
-perplexity guide). ``stride == max_length`` gives plain non-overlapping chunks.
+The text is tokenized once; windows of ``max_length`` tokens move ``stride`` tokens at a time
+and each scores only the tokens that the previous one did not, so every token after the first
+is scored once, with at least ``max_length - stride`` tokens of context (the Hugging Face
+perplexity recipe). ``stride == max_length`` gives back-to-back chunks (sharing one token, so
+that no token goes unscored); the default ``max_length / 2`` costs twice that.
 
 "Tools disabled" follows the paper's "Toolformer (disabled)": p(``[``) is set to 0, i.e. each
 token's probability is renormalised over the vocabulary without the call-opening tokens
@@ -35,21 +36,25 @@ class Window:
 
 
 def sliding_windows(n_tokens: int, max_length: int, stride: int) -> List[Window]:
-    """The windows covering ``n_tokens`` tokens (the first token is never scored: no context)."""
+    """Windows that score every token but the first exactly once.
+
+    The first window scores its ``max_length - 1`` tokens; each later one scores the next
+    ``min(stride, max_length - 1)`` tokens with the tokens before them as context, up to
+    ``max_length`` in all (the last window reaches back for a full context too).
+    """
     if max_length < 2:
         raise UserError(f"perplexity max_length must be at least 2, got {max_length}")
     if not 1 <= stride <= max_length:
         raise UserError(f"perplexity stride must be in [1, max_length={max_length}], got {stride}")
-    windows: List[Window] = []
-    prev_end = 0
-    for begin in range(0, max(n_tokens - 1, 1), stride):
-        end = min(begin + max_length, n_tokens)
-        n_targets = end - max(prev_end, begin + 1)
-        if n_targets > 0:
-            windows.append(Window(begin, end, n_targets))
-        prev_end = end
-        if end == n_tokens:
-            break
+    if n_tokens < 2:
+        return []
+    step = min(stride, max_length - 1)
+    end = min(max_length, n_tokens)
+    windows = [Window(0, end, end - 1)]
+    while end < n_tokens:
+        new_end = min(end + step, n_tokens)
+        windows.append(Window(max(0, new_end - max_length), new_end, new_end - end))
+        end = new_end
     return windows
 
 
@@ -106,7 +111,8 @@ def perplexity(
     device = next(model.parameters()).device
     vocab = model.get_output_embeddings().weight.shape[0]
     # keep one batch's fp32 logits under ~256 MB
-    rows = max(1, min(batch_size, (1 << 26) // max(1, max(w.n_targets + 1 for w in windows) * vocab)))
+    widest = max(w.n_targets + 1 for w in windows)
+    rows = max(1, min(batch_size, (1 << 26) // (widest * vocab)))
     ids_t = torch.tensor(ids, dtype=torch.long)
     nll_raw = nll_off = 0.0
     n_scored = 0

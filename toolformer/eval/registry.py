@@ -38,6 +38,10 @@ class Registry(Generic[T]):
 
         return add if obj is None else add(obj)
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (raises like :meth:`get` when it is unknown)."""
+        del self._entries[self.canonical(name)]
+
     def names(self) -> List[str]:
         return sorted(self._entries)
 

@@ -45,7 +45,8 @@ def load_run(path: Union[str, Path]) -> Dict[str, Any]:
         raise UserError(f"{file} is not valid JSON ({exc.msg})") from None
     if not isinstance(data, dict) or not isinstance(data.get("tasks"), dict):
         raise UserError(f"{file} is not an eval results file (no 'tasks')")
-    data.setdefault("name", default_label(data.get("model", p.name), data.get("tools_enabled", True)))
+    data.setdefault("name", default_label(data.get("model", p.name),
+                                          data.get("tools_enabled", True)))
     data["_path"] = str(p)
     return data
 
@@ -110,8 +111,8 @@ def comparison_table(runs: Sequence[Dict[str, Any]], show_calls: bool = True) ->
             if res is None:
                 cells.append("-")
             elif show_calls and metric != "perplexity":
-                cells.append(f"{format_score(res)} ({100 * res.get('tool_call_rate', 0):.0f}% calls, "
-                             f"n={res.get('n')})")
+                calls = 100 * res.get("tool_call_rate", 0)
+                cells.append(f"{format_score(res)} ({calls:.0f}% calls, n={res.get('n')})")
             else:
                 cells.append(format_score(res))
         rows.append(cells)
@@ -137,12 +138,13 @@ def bar_chart(runs: Sequence[Dict[str, Any]], path: Union[str, Path],
     for r in runs:
         tasks.extend(t for t in r["tasks"] if t not in tasks)
     metric = {t: next(r["tasks"][t].get("metric") for r in runs if t in r["tasks"]) for t in tasks}
-    groups = [("accuracy (%)", [t for t in tasks if metric[t] != "perplexity"], 100.0),
-              ("perplexity (lower is better)", [t for t in tasks if metric[t] == "perplexity"], 1.0)]
+    ppl = [t for t in tasks if metric[t] == "perplexity"]
+    groups = [("accuracy (%)", [t for t in tasks if t not in ppl], 100.0),
+              ("perplexity (lower is better)", ppl, 1.0)]
     groups = [g for g in groups if g[1]]
     widths = [max(2, len(g[1])) for g in groups]
-    fig, axes = plt.subplots(1, len(groups), figsize=(2 + 1.1 * sum(widths) * max(1, len(runs)) ** 0.5,
-                                                      4.5),
+    size = (2 + 1.1 * sum(widths) * max(1, len(runs)) ** 0.5, 4.5)
+    fig, axes = plt.subplots(1, len(groups), figsize=size,
                              gridspec_kw={"width_ratios": widths}, squeeze=False)
     width = 0.8 / len(runs)
     for ax, (ylabel, names, scale) in zip(axes[0], groups):

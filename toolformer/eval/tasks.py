@@ -149,7 +149,8 @@ def resolve_tasks(tasks: Union[str, Sequence[str], None]) -> List[TaskSpec]:
         raise UserError("no task given; use --tasks svamp,lama_trex,... or --tasks all")
     out: List[TaskSpec] = []
     for n in names:
-        for spec in ([TASKS.get(k) for k in TASKS.names()] if n.lower() == "all" else [get_task(n)]):
+        specs = [TASKS.get(k) for k in TASKS.names()] if n.lower() == "all" else [get_task(n)]
+        for spec in specs:
             if spec.name not in {s.name for s in out}:
                 out.append(spec)
     return out

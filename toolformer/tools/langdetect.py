@@ -39,7 +39,8 @@ _STOPWORDS: Dict[str, str] = {
         more no if out so said up its about into than them can only other some could these also
         after first may then do any my we you our your i a me us how should where while those such
         between during each both through under over most did does am come non per him because
-        being very here just against before until upon within without whose whom s t""",
+        being very here just against before until upon within without whose whom s t
+        met door man hat son con ad um""",
     "fr": """le la les de des du un une et est en que qui dans pour pas ne sur au aux avec ce cette
         ces il elle ils elles nous vous je se sa son ses leur leurs par mais ou où été être sont
         était ont avait comme tout tous aussi très bien sans sous entre après avant depuis même
@@ -89,6 +90,8 @@ NAME_PARTICLES: FrozenSet[str] = frozenset(
     "de del della di da das dos do du des la le les los las el y e van von vom der den ter ten zu "
     "zum zur al d l lo st san santa".split()
 )
+
+_GERMAN_ARTICLES = frozenset("der den das des".split())
 
 # Per-occurrence diacritic cues (lower case).
 _CHAR_CUES: Dict[str, Dict[str, float]] = {
@@ -227,13 +230,22 @@ def _arabic_language(text: str) -> Tuple[str, float]:
 def latin_scores(text: str) -> Dict[str, float]:
     """Evidence per Latin-script language: function words, diacritics and n-gram cues."""
     scores = dict.fromkeys(LATIN_LANGS, 0.0)
-    for _, _, word in _words(text):
+    words = [w for _, _, w in _words(text)]
+    for i, word in enumerate(words):
         if word == "I":  # the English pronoun; Italian "i" is lower case
             scores["en"] += 1.0
             continue
-        langs = _STOP_INDEX.get(word.lower())
+        lower = word.lower()
+        langs = _STOP_INDEX.get(lower)
         if langs:
             share = 1.0 / len(langs)
+            if (
+                lower in NAME_PARTICLES
+                and lower not in _GERMAN_ARTICLES  # German capitalises every noun
+                and i + 1 < len(words)
+                and words[i + 1][0].isupper()
+            ):
+                share *= 0.3  # "de Gaulle", "van Gogh", "Los Angeles": likely part of a name
             for lang in langs:
                 scores[lang] += share
     low = text.lower()
@@ -306,11 +318,6 @@ _BOUNDARY_RE = re.compile(r"[.!?;:\"“”«»„()\[\]{}—–…\n`‘]|'\s|\s
 _LETTER_WORDS = frozenset("a à e è é o y i u".split())
 _APOSTROPHES = "'’"
 
-# Function words of other languages that are also common English words ("met his wife",
-# "two-door coupe", "his son"): no evidence of a foreign chunk.
-EN_HOMOGRAPHS: FrozenSet[str] = frozenset("met door man hat son con ad um".split())
-
-
 class _Tok:
     __slots__ = ("start", "end", "word", "lower", "script", "capital", "langs")
 
@@ -327,8 +334,6 @@ class _Tok:
             elided = text[end : end + 1] in _APOSTROPHES and end + 1 < len(text)
             if not (elided or (word in _LETTER_WORDS)):
                 langs = frozenset()
-        elif self.lower in EN_HOMOGRAPHS:
-            langs = frozenset()
         self.langs = langs
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field, fields
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 from toolformer.errors import UserError
 from toolformer.tools.base import RETRIEVAL_SETTINGS, Tool, ToolContext, ToolError, load_prompt
@@ -43,16 +43,39 @@ class QAConfig:
 
 _SENTENCE_END = re.compile(r"(?<=[^\sA-Z.])[.!?](?=\s|$)")
 _PREFIX = re.compile(r"^(?:the\s+)?(?:short\s+)?answer\s*(?:is)?\s*[:\-]\s*", re.IGNORECASE)
+_CITATION = re.compile(r"^\[\d+\]\s*")
+_COPULA = re.compile(r"\s(?:is|was|are|were)\s", re.IGNORECASE)
 
 
-def clean_answer(text: str, max_words: int = 12) -> str:
-    """The first line of a generation, cut at its first sentence end, without labels or quotes."""
-    text = text.strip()
-    text = text.split("\n", 1)[0].strip()
+def _content(text: str) -> set:
+    from toolformer.tools.wiki_search import tokenize
+
+    return set(tokenize(text))
+
+
+def clean_answer(text: str, question: str = "", titles: Sequence[str] = (), max_words: int = 12) -> str:
+    """A short answer from a reader's generation.
+
+    Keeps the first line up to its first sentence end; drops labels ("Answer:"), a copied passage
+    marker or title ("[2] Aardvark:"), and a restated question ("The capital of X is Montgomery"
+    -> "Montgomery"); an answer that only repeats the question becomes empty.
+    """
+    text = text.strip().split("\n", 1)[0].strip()
     m = _SENTENCE_END.search(text)
     if m:
         text = text[: m.start()]
-    text = _PREFIX.sub("", text).strip()
+    text = _CITATION.sub("", _PREFIX.sub("", text.strip())).strip()
+    for title in titles:
+        if title and text.lower().startswith(title.lower() + ":"):
+            text = text[len(title) + 1:].strip()
+            break
+    asked = _content(question)
+    if asked:
+        parts = _COPULA.split(text, maxsplit=1)
+        if len(parts) == 2 and parts[1].strip() and _content(parts[0]) <= asked:
+            text = parts[1]
+        if _content(text) and _content(text) <= asked:
+            return ""  # an echo of the question is no answer
     text = text.strip(" \"'`*").rstrip(",;:").strip()
     words = text.split()
     if len(words) > max_words:
@@ -154,7 +177,7 @@ class QA(Tool):
                 pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
             )
         text = tok.decode(out[0, n:], skip_special_tokens=True)
-        return clean_answer(text, self.config.max_answer_words)
+        return clean_answer(text, question, [p.title for p in passages], self.config.max_answer_words)
 
     def run(self, args: str, context: Optional[ToolContext] = None) -> str:
         question = self.parse_args(args)

@@ -16,6 +16,7 @@ the first call that needs it.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import re
 import threading
@@ -129,7 +130,18 @@ class _CausalBackend:
         self._prefix_ids = None
         self._prefix_cache = None
         self._newline: Dict[int, bool] = {}
+        self._keep_kwargs: Optional[Dict[str, int]] = None
         self._stop_ids = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
+
+    def _forward(self, input_ids, cache):
+        """One forward pass; only the last position's logits are computed when the model allows
+        (Gemma's 262k-word output layer would otherwise dominate the prompt's cost)."""
+        if self._keep_kwargs is None:
+            params = inspect.signature(self.model.forward).parameters
+            self._keep_kwargs = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        return self.model(
+            input_ids=input_ids, past_key_values=cache, use_cache=True, **self._keep_kwargs
+        )
 
     def _device(self):
         return next(self.model.parameters()).device
@@ -148,7 +160,7 @@ class _CausalBackend:
             self._prefix_ids = ids
             if self.config.cache_prompt:
                 with torch.no_grad():
-                    self._prefix_cache = self.model(ids, use_cache=True).past_key_values
+                    self._prefix_cache = self._forward(ids, None).past_key_values
         return self._prefix_ids
 
     def count_tokens(self, text: str) -> int:
@@ -169,7 +181,7 @@ class _CausalBackend:
             feed = torch.cat([prefix, suffix], dim=1)
         generated = []
         with torch.no_grad():
-            out = self.model(input_ids=feed, past_key_values=cache, use_cache=True)
+            out = self._forward(feed, cache)
             for _ in range(budget):
                 next_id = int(out.logits[0, -1].argmax())
                 if next_id in self._stop_ids or self._ends_line(next_id):
@@ -178,7 +190,7 @@ class _CausalBackend:
                 if len(generated) == budget:
                     break
                 step = torch.tensor([[next_id]], device=prefix.device)
-                out = self.model(input_ids=step, past_key_values=out.past_key_values, use_cache=True)
+                out = self._forward(step, out.past_key_values)
         return self.tok.decode(generated, skip_special_tokens=True), len(generated)
 
 

@@ -66,12 +66,28 @@ youll your youre yours yourself yourselves youve
 _WORD = re.compile(r"[^\W_]+")
 
 
-def tokenize(text: str) -> List[str]:
-    """BM25 terms: lowercase, accents folded, punctuation dropped, English stopwords removed."""
+def s_stem(word: str) -> str:
+    """Harman's (1991) S-stemmer: folds English plurals ("aardvarks" -> "aardvark", "cities" ->
+    "city") and leaves everything else alone; far gentler than Porter, and free."""
+    if len(word) <= 3 or not word.endswith("s"):
+        return word
+    if word.endswith("ies") and not word.endswith(("eies", "aies")):
+        return word[:-3] + "y"
+    if word.endswith("es") and not word.endswith(("aes", "ees", "oes")):
+        return word[:-1]
+    if word.endswith(("us", "ss")):
+        return word
+    return word[:-1]
+
+
+def tokenize(text: str, stem: bool = True) -> List[str]:
+    """BM25 terms: lowercase, accents folded, punctuation dropped, English stopwords removed,
+    plurals folded (``stem``)."""
     text = text.lower()
     if not text.isascii():
         text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return [t for t in _WORD.findall(text) if t not in STOPWORDS]
+    words = [t for t in _WORD.findall(text) if t not in STOPWORDS]
+    return [s_stem(t) for t in words] if stem else words
 
 
 @dataclass
@@ -95,6 +111,7 @@ class WikiSearchConfig:
     passage_words: int = field(default=100, metadata={"help": "words per passage when texts are cut"})
     max_words: int = field(default=200, metadata={"help": "corpus records longer than this are cut"})
     limit: Optional[int] = field(default=None, metadata={"help": "index only the first N records"})
+    stem: bool = field(default=True, metadata={"help": "fold English plurals (S-stemmer) in BM25 terms"})
     k1: float = field(default=1.5, metadata={"help": "BM25 term-frequency saturation (rank_bm25 default)"})
     b: float = field(default=0.75, metadata={"help": "BM25 length normalisation"})
     epsilon: float = field(default=0.25, metadata={"help": "BM25Okapi floor for negative idf (x mean idf)"})
@@ -424,7 +441,7 @@ class WikiSearch(Tool):
             if self._bm25 is None:
                 store = self._passage_store()
                 c = self.config
-                path = store.folder / f"bm25-{_key(TOKENIZER_VERSION, c.k1, c.b, c.epsilon)}.npz"
+                path = store.folder / f"bm25-{_key(TOKENIZER_VERSION, c.stem, c.k1, c.b, c.epsilon)}.npz"
                 start = time.perf_counter()
                 if path.exists():
                     self._bm25 = BM25Index.load(path)
@@ -432,7 +449,7 @@ class WikiSearch(Tool):
                 else:
                     from tqdm.auto import tqdm
 
-                    docs = [tokenize(f"{p.title} {p.text}") for p in
+                    docs = [tokenize(f"{p.title} {p.text}", c.stem) for p in
                             tqdm(store.passages, desc="tokenizing passages", unit="passage",
                                  disable=len(store) < 20000)]
                     self._bm25 = BM25Index.build(docs, k1=c.k1, b=c.b, epsilon=c.epsilon)
@@ -474,12 +491,12 @@ class WikiSearch(Tool):
         k = k or self.config.top_k
         mode = self.config.mode
         if mode == "bm25":
-            hits = self._bm25_index().search(tokenize(query), k)
+            hits = self._bm25_index().search(tokenize(query, self.config.stem), k)
         elif mode == "dense":
             hits = self._dense_index().search(query, k)
         else:
             n = max(self.config.candidates, k)
-            lexical = [i for i, _ in self._bm25_index().search(tokenize(query), n)]
+            lexical = [i for i, _ in self._bm25_index().search(tokenize(query, self.config.stem), n)]
             semantic = [i for i, _ in self._dense_index().search(query, n)]
             hits = rrf([lexical, semantic], self.config.rrf_k)[:k]
         passages = self.passages

@@ -1,0 +1,229 @@
+"""Lenient metrics and answer extraction (paper, Section 4.2) on hand-written cases."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from toolformer.eval.metrics import (
+    answer_text,
+    choice_prediction,
+    first_number,
+    normalize_answer,
+    numbers_match,
+    parse_gold_number,
+    score_output,
+)
+
+
+# --------------------------------------------------------------------------- answer text
+
+
+def test_call_replaced_by_its_result():
+    assert answer_text("[Calculator(3*4) -> 12] 12 apples") == "12 12 apples"
+    assert answer_text("It is [Calculator(400/1400) -> 0.29] 0.29.") == "It is 0.29 0.29."
+
+
+def test_call_arguments_are_not_part_of_the_answer():
+    out = " [QA(Where was Allan Peiper born?) -> Alexandra] Alexandra"
+    assert "Peiper" not in answer_text(out)
+    assert score_output("lama", out, "Alexandra").correct
+
+
+def test_failed_call_and_unclosed_tail_are_dropped():
+    assert answer_text("Paris [WikiSearch(capital of France) ->] is it") == "Paris is it"
+    assert answer_text("Paris [WikiSearch(capital of Fra") == "Paris"
+    assert answer_text("see [1] and more") == "see [1] and more"  # brackets that are no call
+
+
+def test_generator_spans_cover_calls_the_model_never_closed():
+    text = "x [Calc(3*4] 5 apples"
+    calls = [{"start": 2, "end": 12, "result": None, "error": "unclosed call"}]
+    assert answer_text(text, calls) == "x 5 apples"
+    assert score_output("math", text, 5.0, calls=calls).correct
+    # without the spans the "3" inside the broken call would be read as the answer
+    assert not score_output("math", text, 5.0).correct
+
+
+def test_spans_with_results():
+    text = "[Calculator(3*4) -> 12] 12 apples"
+    calls = [{"start": 0, "end": 23, "result": "12", "error": None}]
+    assert answer_text(text, calls) == "12 12 apples"
+
+
+# --------------------------------------------------------------------------- math
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("12 apples", 12),
+        ("120", 120),
+        ("1,000 dollars", 1000),
+        ("$5", 5),
+        ("$5.50 each", 5.5),
+        ("3.50", 3.5),
+        ("-3 degrees", -3),
+        ("\u22127", -7),
+        ("1/2 cup", 0.5),
+        ("The answer is 0.29.", 0.29),
+        ("5-3=2", 5),  # first number: the minus is an operator, not a sign
+        ("12/25/1937", 12),  # a date is no fraction
+        ("3,4,5", 3),  # a list is no thousands separator
+        ("12,345.67", 12345.67),
+        (".5", 0.5),
+        ("50%", 50),
+        ("x2 is 4", 4),  # a digit glued to a word is no number
+    ],
+)
+def test_first_number(text, value):
+    num = first_number(text)
+    assert num is not None and math.isclose(num.value, value)
+
+
+def test_no_number():
+    assert first_number("I do not know") is None
+    assert not score_output("math", "I do not know", 3.0).correct
+
+
+@pytest.mark.parametrize(
+    "output, gold, ok",
+    [
+        (" 12", 12.0, True),
+        (" 120", 12.0, False),  # near miss: a digit too many
+        (" 12", 120.0, False),
+        (" 1,000", 1000.0, True),
+        (" 1,000", 100.0, False),
+        (" $5", 5.0, True),
+        (" -3", -3.0, True),
+        (" -3", 3.0, False),
+        (" 3.50", 3.5, True),
+        (" 0.29", 2 / 7, True),  # 2 decimals: matches the gold rounded like the Calculator
+        (" 0.3", 2 / 7, False),  # 1 decimal is not enough
+        (" 4", 13 / 3, False),
+        (" 4.33", 13 / 3, True),
+        (" 51.0 dollars", 51.0, True),
+        (" 1/2", 0.5, True),
+        (" 7 and then 12", 12.0, False),  # only the FIRST number counts
+        (" [Calculator(76-25) -> 51] 51", 51.0, True),
+        (" [Calculator(76-25) -> 50] 51", 51.0, False),  # the result comes first
+    ],
+)
+def test_math_metric(output, gold, ok):
+    assert score_output("math", output, gold).correct is ok
+
+
+def test_gold_numbers():
+    assert parse_gold_number(18) == 18.0
+    assert parse_gold_number("1,000") == 1000.0
+    assert parse_gold_number(" 43 ") == 43.0
+    assert parse_gold_number("43 apples") is None
+    assert parse_gold_number("Paris") is None
+    assert parse_gold_number(True) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=-10**9, max_value=10**9), st.sampled_from(["", "$"]),
+       st.sampled_from([" apples", ".", "", " dollars and 7 cents"]))
+def test_integers_round_trip(value, prefix, suffix):
+    sign = "-" if value < 0 else ""
+    text = f"The answer is {sign}{prefix}{abs(value):,}{suffix}"
+    assert numbers_match(first_number(text), float(value))
+    assert not numbers_match(first_number(text), float(value) * 10 + 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.decimals(min_value=-10**6, max_value=10**6, places=2, allow_nan=False,
+                   allow_infinity=False))
+def test_decimals_round_trip(value):
+    assert numbers_match(first_number(f"= {value} m"), float(value))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=80))
+def test_extraction_never_crashes(text):
+    answer_text(text)
+    first_number(text)
+    for kind, gold in (("math", 1.0), ("lama", "Paris"), ("qa", ["Paris"])):
+        score_output(kind, text, gold)
+    score_output("multiple_choice", text, 0, choices=["a", "b"])
+
+
+# --------------------------------------------------------------------------- LAMA
+
+
+@pytest.mark.parametrize(
+    "output, gold, ok",
+    [
+        (" Alexandra, Victoria, Australia.", "Alexandra", True),
+        (" alexandra", "Alexandra", True),  # case-insensitive
+        (" the city of Alexandra", "Alexandra", True),  # word 4
+        (" one two three four Alexandra", "Alexandra", True),  # word 5: still in
+        (" one two three four five Alexandra", "Alexandra", False),  # word 6: a miss
+        (" Alexandrapolis", "Alexandra", False),  # word boundary
+        (" New York City", "New York", True),  # multi-word gold
+        (" New Jersey or York", "New York", False),
+        (" 1941 in Boston", "1941", True),
+    ],
+)
+def test_lama_metric(output, gold, ok):
+    assert score_output("lama", output, gold).correct is ok
+
+
+# --------------------------------------------------------------------------- QA
+
+
+def test_normalize_answer():
+    assert normalize_answer("The  Beatles!") == "beatles"
+    assert normalize_answer("December, 1972.") == "december 1972"
+
+
+@pytest.mark.parametrize(
+    "output, aliases, ok",
+    [
+        (" It was in December 1972.", ["14 December 1972 UTC", "December 1972"], True),  # alias
+        (" the Beatles", ["Beatles"], True),  # article stripped
+        (" THE BEATLES!", ["The Beatles"], True),
+        (" Beatlesmania", ["Beatles"], False),  # whole words only
+        (" " + " ".join(["w"] * 19) + " Paris", ["Paris"], True),  # word 20
+        (" " + " ".join(["w"] * 20) + " Paris", ["Paris"], False),  # word 21: a miss
+        (" December", ["December 1972"], False),  # a partial alias is not enough
+    ],
+)
+def test_qa_metric(output, aliases, ok):
+    assert score_output("qa", output, aliases).correct is ok
+
+
+# --------------------------------------------------------------------------- multiple choice
+
+CHOICES = ["12/11/1937", "12/25/1937", "01/04/1938"]
+
+
+@pytest.mark.parametrize(
+    "output, idx",
+    [
+        (" (B) 12/25/1937", 1),
+        (" B", 1),
+        (" B.", 1),
+        (" The answer is (C).", 2),
+        (" 12/25/1937", 1),  # by option text
+        (" It is 01/04/1938, not (A)", 2),  # the first mention wins
+        (" A man came on 12/11/1937", 0),  # "A" as an article is no letter; the text names A
+        (" I am not sure", None),
+        (" (F)", None),  # not an option here
+    ],
+)
+def test_choice_prediction(output, idx):
+    assert choice_prediction(output, CHOICES) == idx
+
+
+def test_multiple_choice_metric():
+    assert score_output("multiple_choice", " (B)", 1, choices=CHOICES).correct
+    assert not score_output("multiple_choice", " (A)", 1, choices=CHOICES).correct
+    with pytest.raises(ValueError):
+        score_output("multiple_choice", " (A)", 1)
+    with pytest.raises(ValueError):
+        score_output("bleu", "x", "x")

@@ -1,0 +1,64 @@
+"""``toolformer models``: the offline model aliases, and loading a model to check it works."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+
+@click.group(name="models")
+def models() -> None:
+    """List model aliases and load models."""
+
+
+@models.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object per alias")
+def list_models_cmd(as_json: bool) -> None:
+    """Each alias: whether its package is installed, whether it is converted, how to install."""
+    from toolformer.models import cache_dir, list_models
+
+    rows = list_models()
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    width = max(len(r["name"]) for r in rows)
+    click.echo(f"{'ALIAS':<{width}}  INSTALLED  CONVERTED  INSTALL COMMAND / DESCRIPTION")
+    for r in rows:
+        click.echo(
+            f"{r['name']:<{width}}  {'yes' if r['installed'] else 'no':<9}  "
+            f"{'yes' if r['converted'] else 'no':<9}  {r['install']}"
+        )
+        click.echo(f"{'':<{width}}  {'':<9}  {'':<9}  {r['description']}")
+    click.echo(f"cache: {cache_dir()} (set TOOLFORMER_CACHE to move it)")
+
+
+@models.command(name="load")
+@click.argument("name")
+@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+              help="weights' dtype")
+@click.option("--device", default=None, help="e.g. cpu or cuda (default: where transformers puts it)")
+def load_cmd(name: str, dtype: str, device: str) -> None:
+    """Load NAME (alias, folder or HF id) and print the load time and parameter count.
+
+    The first load of an alias converts its GGUF file once (tens of seconds); later loads read
+    the converted cache.
+    """
+    from toolformer.errors import UserError
+    from toolformer.models import ALIASES, converted_dir, count_parameters, load_model
+    from toolformer.tools.base import MissingDependencyError
+
+    first = name.lower() in ALIASES and not (converted_dir(name) / "config.json").exists()
+    start = time.perf_counter()
+    try:
+        model, _ = load_model(name, dtype=dtype, device=device)
+    except (UserError, MissingDependencyError) as exc:
+        raise click.ClickException(" ".join(str(exc).split())) from None
+    seconds = time.perf_counter() - start
+    note = " (first load: converted from GGUF)" if first else ""
+    click.echo(
+        f"loaded {name} in {seconds:.1f} s{note}: {count_parameters(model):,} parameters, "
+        f"{dtype}, {type(model).__name__} on {next(model.parameters()).device}"
+    )
