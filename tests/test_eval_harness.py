@@ -189,6 +189,7 @@ def test_generation_settings_and_disabled_tools(data_dir, tmp_path):
     assert math_["tools"] == ["Calculator", "QA", "WikiSearch"]
     cfg = math_["config"]
     assert (cfg.call_top_k, cfg.max_calls, cfg.tools_enabled) == (5, 2, True)
+    assert cfg.min_new_tokens == 1  # an instruct model's end of turn is no answer
     assert cfg.stop_strings == ("\n",) and cfg.max_new_tokens == 48
     assert lama["config"].max_new_tokens == 24
     assert all(len(e["prompts"]) <= 2 for e in log)  # batch size

@@ -265,8 +265,8 @@ def test_best_checkpoint_is_the_lowest_eval_perplexity(tmp_path, tiny_dir):
     held = tmp_path / "held.jsonl"
     held.write_text("".join(json.dumps({"text": t}) + "\n" for t in CALC_TEXTS[1:]))
     out = tmp_path / "model"
-    res = finetune(_config(tiny_dir, train, out, eval_data=str(held), max_steps=24, eval_steps=2,
-                           learning_rate=2e-2, warmup_ratio=0.0, save_total_limit=1))
+    res = finetune(_config(tiny_dir, train, out, eval_data=str(held), max_steps=12, eval_steps=2,
+                           learning_rate=4e-2, warmup_ratio=0.0, save_total_limit=2))
     history = res.metrics["eval_history"]
     best_step, best_loss = min(history, key=lambda h: h[1])
     assert best_step != history[-1][0], f"run did not overfit; history {history}"
@@ -276,7 +276,8 @@ def test_best_checkpoint_is_the_lowest_eval_perplexity(tmp_path, tiny_dir):
 
     final = load_file(str(out / "model.safetensors"))
     best = load_file(str(Path(res.best_checkpoint) / "model.safetensors"))
-    last = load_file(str(Path(latest_checkpoint(str(out))) / "model.safetensors"))
+    assert latest_checkpoint(str(out)).endswith("checkpoint-12")  # best and last are both kept
+    last = load_file(str(out / CHECKPOINTS_DIR / "checkpoint-12" / "model.safetensors"))
     assert all((final[k] == best[k]).all() for k in best)
     assert any((final[k] != last[k]).any() for k in last)
 

@@ -257,10 +257,13 @@ def test_function_tool_with_context_and_validation():
     ],
 )
 def test_broken_registrations_give_one_line_errors(spec, error, message):
+    from toolformer.errors import UserError
+
     base._REGISTRY["Broken"] = spec
     with pytest.raises(error, match=message) as info:
         get_tool_class("broken")
     assert "\n" not in str(info.value)
+    assert isinstance(info.value, UserError)  # every command prints it on one line
 
 
 def test_tool_module_missing_a_package(tmp_path, monkeypatch):

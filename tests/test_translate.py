@@ -251,7 +251,7 @@ def nllb_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("text,lang", [(FRENCH, "fr"), ("Der Hund schläft unter dem Tisch und träumt.", "de")])
 def test_nllb_sets_source_language_and_forces_english(nllb_dir, text, lang):
-    mt = MT(model=str(nllb_dir)).load()
+    mt = MT(model=str(nllb_dir), budget_ratio=0.25, budget_extra=2).load()
     backend = mt._backend
     assert backend.kind == "nllb"
     tok, model = backend.tok, backend.model

@@ -148,3 +148,13 @@ def test_write_data_with_no_rows(tmp_path):
     assert (tmp_path / "data.jsonl").read_text() == ""
     ds = load_from_disk(str(tmp_path / "dataset"))
     assert ds.num_rows == 0 and "calls" in ds.column_names
+
+
+def test_recorded_candidates_are_kept_in_records_and_rows():
+    doc = Document(id="d", text="Price: 5 plus 7.")
+    rejected = KeptCall("Calculator", "5*7", "35", 8, 3, 3.0, 2.0, 2.0, 2.1)
+    res = AnnotationResult("d", doc.text, doc.text, candidates=[rejected])
+    rec = result_record(0, doc, res)
+    assert rec["candidates"][0]["call"] == "[Calculator(5*7) -> 35]" and rec["candidates"][0]["score"] == -1.0
+    assert data_row(rec)["candidates"] == rec["candidates"]
+    assert "candidates" not in _record(1)

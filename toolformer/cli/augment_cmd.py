@@ -122,7 +122,7 @@ def augment(input_, output, model, dtype, device, tools, tool_option, limit, num
             batch_size, chunk_size, text_field, date_field, url_field, id_field, split, seed, tau_s, k, m,
             tau_f, max_doc_tokens, model_batch_size, annotator_factory, overwrite, no_merge, merge_dir,
             quiet) -> None:
-    from toolformer.errors import UserError
+    from toolformer.cli.main import _user_error_types
 
     try:
         if merge_dir is not None:
@@ -146,7 +146,7 @@ def augment(input_, output, model, dtype, device, tools, tool_option, limit, num
         from toolformer.data_aug.pipeline import augment as run
 
         summary = run(config)
-    except UserError as exc:
+    except _user_error_types() as exc:  # a user's mistake: one line, no traceback
         raise click.ClickException(str(exc)) from None
     click.echo(str(summary))
 

@@ -95,6 +95,8 @@ def _compare(run_dirs: Tuple[str, ...], chart: Optional[str]) -> None:
 @click.option("--max-new-tokens", type=int, default=None, help=_HELP["max_new_tokens"])
 @click.option("--call-top-k", type=int, default=EvalConfig.call_top_k, help=_HELP["call_top_k"])
 @click.option("--max-calls", type=int, default=EvalConfig.max_calls, help=_HELP["max_calls"])
+@click.option("--min-new-tokens", type=int, default=EvalConfig.min_new_tokens,
+              help=_HELP["min_new_tokens"])
 @click.option("--do-sample", is_flag=True, default=False, help=_HELP["do_sample"])
 @click.option("--temperature", type=float, default=EvalConfig.temperature,
               help=_HELP["temperature"])
@@ -117,7 +119,8 @@ def _compare(run_dirs: Tuple[str, ...], chart: Optional[str]) -> None:
 def eval_command(run_dirs: Tuple[str, ...], model: str, tasks: str, data_dir: Optional[str],
                  limit: Optional[int], tools_enabled: bool, tool_names: Optional[str],
                  tool_options: Tuple[str, ...], output: Optional[str], batch_size: int,
-                 max_new_tokens: Optional[int], call_top_k: int, max_calls: int, do_sample: bool,
+                 max_new_tokens: Optional[int], call_top_k: int, max_calls: int,
+                 min_new_tokens: int, do_sample: bool,
                  temperature: float, seed: int, dtype: str, device: Optional[str],
                  threads: Optional[int],
                  ppl_max_length: int, ppl_stride: Optional[int], resume: bool, name: Optional[str],
@@ -147,6 +150,7 @@ def eval_command(run_dirs: Tuple[str, ...], model: str, tasks: str, data_dir: Op
         tool_options=parse_tool_options(tool_options),
         output_dir=output or _default_output(model, tools_enabled), batch_size=batch_size,
         max_new_tokens=max_new_tokens, call_top_k=call_top_k, max_calls=max_calls,
+        min_new_tokens=min_new_tokens,
         do_sample=do_sample, temperature=temperature, seed=seed, dtype=dtype, device=device,
         threads=threads,
         ppl_max_length=ppl_max_length, ppl_stride=ppl_stride, resume=resume,

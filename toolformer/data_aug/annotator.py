@@ -13,6 +13,13 @@ every call that passed the loss filter inserted (paper, Section 2). Per document
 6. the kept calls of all tools are merged into the text, at most one per position (best score).
 
 Errors never escape :meth:`Annotator.annotate`: they land in ``AnnotationResult.error``.
+
+Counters (``AnnotationResult.stats``, each also as ``"<Tool>/<name>"``): positions_kept,
+candidates_sampled (rows), candidates_closed (reached ``]``), candidates_malformed (closed but
+not a call of the tool), candidates_abandoned (stopped early, see ``abandon_samples``: never
+closed), candidates_deduplicated (dropped), candidates_executed, tool_failures, calls_kept;
+docs_prefiltered_out counts documents no tool was tried on (``"<Tool>/docs_prefiltered_out"``:
+documents that tool was not tried on).
 """
 
 from __future__ import annotations
@@ -51,8 +58,8 @@ from toolformer.tools.base import Tool, ToolContext
 STAGES = ("prefilter", "positions", "sampling", "execution", "scoring", "merge")
 COUNTERS = (
     "docs_prefiltered_out", "positions_kept", "candidates_sampled", "candidates_closed",
-    "candidates_malformed", "candidates_deduplicated", "candidates_executed", "tool_failures",
-    "calls_kept",
+    "candidates_malformed", "candidates_abandoned", "candidates_deduplicated", "candidates_executed",
+    "tool_failures", "calls_kept",
 )
 
 
@@ -267,11 +274,14 @@ class Annotator:
             positions, {p: openers[p] for p in positions}, s.m, seed_of, self.brackets,
             max_new_tokens=cfg.max_call_tokens, temperature=cfg.temperature, batch_size=cfg.batch_size,
             max_batch_tokens=cfg.max_batch_tokens, shared_attention=cfg.shared_prefix_attention,
+            tool=name if cfg.abandon_samples else None,
         )
         del kv_cache
         count(stats, name, "candidates_sampled", len(samples))
         parsed = []
         for smp in samples:
+            if smp.abandoned:
+                count(stats, name, "candidates_abandoned")
             if not smp.closed:
                 continue
             count(stats, name, "candidates_closed")

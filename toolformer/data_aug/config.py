@@ -26,6 +26,10 @@ FINGERPRINT_FIELDS = (
     "tools", "tool_options", "annotator", "seed", "num_shards",
 )
 
+# AnnotatorConfig fields that change speed or memory, not which calls are kept: a resumed run may
+# change them (e.g. a smaller batch after running out of memory).
+_THROUGHPUT_ONLY = ("batch_size", "max_batch_tokens", "record_candidates")
+
 
 @dataclass
 class AugmentConfig:
@@ -72,7 +76,11 @@ class AugmentConfig:
     shard_index: Optional[int] = field(
         default=None, metadata={"help": "which shard this process annotates (default: RANK, else 0)"}
     )
-    batch_size: int = field(default=4, metadata={"help": "documents per annotator batch"})
+    batch_size: int = field(
+        default=1,
+        metadata={"help": "documents per annotate_batch call (the Annotator batches inside each "
+                          "document; raise it for an annotator that batches across documents)"},
+    )
     chunk_size: int = field(
         default=16, metadata={"help": "documents per output chunk (the unit of resumption)"}
     )
@@ -160,7 +168,7 @@ class AugmentConfig:
         fp = {k: d[k] for k in FINGERPRINT_FIELDS if k != "num_shards"}
         fp["num_shards"] = num_shards
         fp["tools"] = sorted(fp["tools"])
-        fp["annotator"] = {k: v for k, v in fp["annotator"].items() if k != "batch_size"}
+        fp["annotator"] = {k: v for k, v in fp["annotator"].items() if k not in _THROUGHPUT_ONLY}
         return json.loads(json.dumps(fp, sort_keys=True, default=str))
 
     @staticmethod

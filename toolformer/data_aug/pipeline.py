@@ -94,7 +94,7 @@ def build_annotator(config: AugmentConfig) -> Tuple[Any, Callable[[], None]]:
     """The annotator this run uses and a function that releases it.
 
     With ``config.annotator_factory`` the factory is called with the config; otherwise the
-    model, tools and a tool executor are loaded and wrapped in the real ``Annotator``.
+    model and the tools are loaded and wrapped in the real ``Annotator``.
     """
     if config.annotator_factory:
         annotator = load_object(config.annotator_factory)(config)
@@ -395,6 +395,7 @@ def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_
                 t0 = time.perf_counter()
                 annotator, release = build_annotator(config)
                 store.exclude_time("load_seconds", time.perf_counter() - t0)
+                bar.unpause()  # the rate shown is annotation speed, not loading
             if start is None:
                 start = time.perf_counter()
             results = _annotate(annotator, [doc for _, doc in batch])

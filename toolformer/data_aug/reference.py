@@ -28,6 +28,7 @@ from toolformer.data_aug.heuristics import prefilter
 from toolformer.data_aug.prefix_cache import ToolPrompt, chunk_document, encode, lm_parts, start_ids
 from toolformer.data_aug.sampling import (
     BracketTokens,
+    could_be_call,
     dedupe,
     finish_text,
     make_generator,
@@ -142,8 +143,10 @@ class ReferenceAnnotator:
         for p in positions:
             for j in range(s.m):
                 seed = row_seed(cfg.seed, str(doc.id), chunk.index, name, chunk.token_start + p, j)
-                tokens, closed = self._generate(prompt + list(chunk.ids[:p]) + [openers[p]], make_generator(seed))
+                tokens, closed, abandoned = self._generate(prompt + list(chunk.ids[:p]) + [openers[p]], make_generator(seed),
+                                                name if cfg.abandon_samples else None)
                 count(stats, name, "candidates_sampled")
+                count(stats, name, "candidates_abandoned", int(abandoned))
                 if not closed:
                     continue
                 count(stats, name, "candidates_closed")
@@ -156,8 +159,9 @@ class ReferenceAnnotator:
         count(stats, name, "candidates_deduplicated", dropped)
         return [(name, p, c) for p, c in unique]
 
-    def _generate(self, context: List[int], gen: Any) -> Tuple[List[int], bool]:
-        """Sample one call after ``context`` (which ends with the bracket) until a ``]`` token."""
+    def _generate(self, context: List[int], gen: Any, tool: Optional[str]) -> Tuple[List[int], bool, bool]:
+        """Sample one call after ``context`` (which ends with the bracket) until a ``]`` token
+        (or, with ``tool``, until the text can no longer be a call of it)."""
         import torch
         from transformers import DynamicCache
 
@@ -172,12 +176,14 @@ class ReferenceAnnotator:
                 t = int(pick_tokens(logits, [gen], cfg.temperature)[0])
                 tokens.append(t)
                 if t < len(self.brackets.stop) and bool(self.brackets.stop[t]):
-                    return tokens, True
+                    return tokens, True, False
                 if t in self.brackets.end:
-                    return tokens, False
+                    return tokens, False, False
+                if tool is not None and not could_be_call(finish_text(self.tokenizer, tokens, False), tool):
+                    return tokens, False, True
                 inp = torch.tensor([[t]])
                 self.forward_tokens += 1
-        return tokens, False
+        return tokens, False, False
 
     def _score(self, date, chunk: Any, proposals: List[Tuple[str, int, APICall]], text: str,
                stats: Counter) -> List[Tuple[KeptCall, bool]]:

@@ -39,6 +39,7 @@ class Sample:
     tokens: List[int]
     text: str  # decoded text up to and including the first "]" (all of it when not closed)
     closed: bool
+    abandoned: bool = False  # stopped early: it could no longer become a call of the tool
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,12 @@ def make_generator(seed: int):
     return g
 
 
+def could_be_call(sampled: str, tool: str) -> bool:
+    """Whether text sampled after ``[`` can still become a call of ``tool`` (``Tool(...``)."""
+    want, have = tool.lower() + "(", sampled.lower()
+    return have.startswith(want) or want.startswith(have)
+
+
 def finish_text(tokenizer: Any, tokens: Sequence[int], closed: bool) -> str:
     """Decoded sample, cut after its first ``]`` when closed."""
     text = tokenizer.decode(list(tokens), skip_special_tokens=False, clean_up_tokenization_spaces=False)
@@ -188,6 +195,7 @@ def sample_calls(
     batch_size: int = 32,
     max_batch_tokens: int = 16384,
     shared_attention: bool = True,
+    tool: Optional[str] = None,
 ) -> List[Sample]:
     """Sample ``m`` calls at each position from one KV cache of [P(x), x].
 
@@ -197,6 +205,8 @@ def sample_calls(
     ``prompt_len + i``, then its own samples. With ``shared_attention`` every row reads the one
     shared cache (:func:`~toolformer.data_aug.prefix_cache.shared_prefix`); without it the cache
     is copied per row and later document tokens are masked out (any model, more memory).
+    With ``tool``, a row stops as soon as its text can no longer become a call of that tool
+    (``Sample.abandoned``): it would be malformed or unclosed anyway.
     """
     rows = sorted((p, j) for p in positions for j in range(m))
     samples: List[Sample] = []
@@ -205,15 +215,16 @@ def sample_calls(
     else:
         batches = _batches(rows, prompt_len, max_new_tokens, batch_size, max_batch_tokens)
     for batch in batches:
-        tokens, closed = _sample_batch(parts, kv, prompt_len, batch, openers, seed_of, brackets,
-                                       max_new_tokens, temperature, shared_attention)
+        tokens, closed, abandoned = _sample_batch(parts, tokenizer, kv, prompt_len, batch, openers, seed_of,
+                                                  brackets, max_new_tokens, temperature, shared_attention, tool)
         for r, (p, j) in enumerate(batch):
-            samples.append(Sample(p, j, tokens[r], finish_text(tokenizer, tokens[r], closed[r]), closed[r]))
+            samples.append(Sample(p, j, tokens[r], finish_text(tokenizer, tokens[r], closed[r]), closed[r],
+                                  abandoned[r]))
     return samples
 
 
-def _sample_batch(parts, kv, prompt_len, batch, openers, seed_of, brackets, max_new_tokens,
-                  temperature, shared_attention):
+def _sample_batch(parts, tokenizer, kv, prompt_len, batch, openers, seed_of, brackets, max_new_tokens,
+                  temperature, shared_attention, tool):
     import contextlib
 
     import torch
@@ -243,6 +254,7 @@ def _sample_batch(parts, kv, prompt_len, batch, openers, seed_of, brackets, max_
     alive = list(range(size))
     tokens: List[List[int]] = [[] for _ in batch]
     closed = [False] * size
+    abandoned = [False] * size
     length = ctx
     with scope as state, torch.inference_mode():
         for _ in range(max_new_tokens):
@@ -256,7 +268,11 @@ def _sample_batch(parts, kv, prompt_len, batch, openers, seed_of, brackets, max_
                 tokens[r].append(t)
                 if t < len(brackets.stop) and bool(brackets.stop[t]):
                     closed[r] = True
-                elif t not in brackets.end:
+                elif t in brackets.end:
+                    pass
+                elif tool is not None and not could_be_call(finish_text(tokenizer, tokens[r], False), tool):
+                    abandoned[r] = True
+                else:
                     keep.append(slot)
             if not keep:
                 break
@@ -273,7 +289,7 @@ def _sample_batch(parts, kv, prompt_len, batch, openers, seed_of, brackets, max_
                 alive = [alive[s] for s in keep]
             inp = torch.tensor([[t] for t in picked], device=device)
             pos = pos + 1
-    return tokens, closed
+    return tokens, closed, abandoned
 
 
 # --------------------------------------------------------------------------- parsing

@@ -106,6 +106,11 @@ class AnnotatorConfig:
     mt_min_foreign_tokens: int = field(
         default=10, metadata={"help": "MT prefilter: words in a non-English chunk of English text"}
     )
+    abandon_samples: bool = field(
+        default=True,
+        metadata={"help": "stop sampling a call as soon as its text can no longer be a call of "
+                          "the tool (counted as candidates_abandoned; kept calls do not change)"},
+    )
     shared_prefix_attention: bool = field(
         default=True,
         metadata={"help": "sample all calls of a document over one shared KV cache (custom "

@@ -141,6 +141,9 @@ def result_record(index: int, doc: Document, result: AnnotationResult) -> Dict[s
     }
     if calls:  # the augmented text; without calls it is the original
         rec["text"] = result.text
+    candidates = getattr(result, "candidates", None)
+    if candidates:  # every scored call, kept or not (AnnotatorConfig.record_candidates)
+        rec["candidates"] = [call_record(c) for c in candidates]
     return rec
 
 
@@ -153,6 +156,7 @@ def data_row(rec: Dict[str, Any]) -> Dict[str, Any]:
         "date": rec.get("date"),
         "calls": rec["calls"],
         "meta": rec.get("meta") or {},
+        **({"candidates": rec["candidates"]} if rec.get("candidates") else {}),
     }
 
 

@@ -57,6 +57,9 @@ class EvalConfig:
     call_top_k: int = field(default=10, metadata={
         "help": "start a call when '[' is among the top-k tokens (paper: 10)"})
     max_calls: int = field(default=1, metadata={"help": "calls per output (paper: 1)"})
+    min_new_tokens: int = field(default=1, metadata={
+        "help": "EOS is blocked for the first N output tokens (an instruct model's end of turn "
+                "right after 'A:' is no answer)"})
     do_sample: bool = field(default=False, metadata={"help": "sample instead of greedy decoding"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
     seed: int = field(default=0, metadata={"help": "seed for sampling and torch"})
@@ -139,7 +142,7 @@ def versions() -> Dict[str, str]:
 def _fingerprint(config: EvalConfig, tool_names: Sequence[str], data_dir: Path) -> str:
     """A hash of every setting that changes an output (not limit, batch size or tasks)."""
     keys = ("model", "tools_enabled", "tool_options", "max_new_tokens", "call_top_k", "max_calls",
-            "do_sample", "temperature", "seed", "dtype", "ppl_max_length", "ppl_stride")
+            "min_new_tokens", "do_sample", "temperature", "seed", "dtype", "ppl_max_length", "ppl_stride")
     blob = {k: getattr(config, k) for k in keys}
     blob.update(tools=list(tool_names), data_dir=str(data_dir.resolve()))
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -277,7 +280,7 @@ class _Run:
             max_new_tokens=cfg.max_new_tokens or task.max_new_tokens,
             do_sample=cfg.do_sample, temperature=cfg.temperature, call_top_k=cfg.call_top_k,
             max_calls=cfg.max_calls, tools_enabled=bool(allowed), stop_strings=task.stop,
-            seed=cfg.seed, batch_size=cfg.batch_size,
+            seed=cfg.seed, batch_size=cfg.batch_size, min_new_tokens=cfg.min_new_tokens,
         )
         executor = ToolExecutor(self.tools_for(allowed)) if allowed else None
         prompts = [task.prompt(ex) for ex in examples]

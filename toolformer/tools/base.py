@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Callable, ClassVar, Dict, Iterable, List, Mapping, Optional, Type, Union
 
+from toolformer.errors import UserError
+
 ENTRY_POINT_GROUP = "toolformer.tools"
 
 
@@ -58,8 +60,11 @@ class MissingDependencyError(ImportError):
         super().__init__(f"{what} needs a package that is not installed: run `{install}`")
 
 
-class ToolLoadError(ToolError):
-    """A registered tool (built-in or plugin) could not be imported or is not a Tool class."""
+class ToolLoadError(ToolError, UserError):
+    """A registered tool (built-in or plugin) could not be imported or is not a Tool class.
+
+    Also a :class:`~toolformer.errors.UserError`, so that every command prints it on one line.
+    """
 
 
 @dataclass(frozen=True)

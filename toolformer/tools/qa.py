@@ -29,7 +29,9 @@ class QAConfig:
     model: str = field(default="smollm2-135m", metadata={"help": "reader LM: an alias, folder or HF id"})
     dtype: str = field(default="fp32", metadata={"help": "reader dtype: fp32, bf16 or fp16"})
     passages: int = field(default=3, metadata={"help": "retrieved passages the reader sees"})
-    passage_words: int = field(default=120, metadata={"help": "each passage is cut to this many words"})
+    passage_words: int = field(
+        default=60, metadata={"help": "words of each passage the reader sees (around the best sentence)"}
+    )
     max_new_tokens: int = field(default=16, metadata={"help": "longest answer in tokens"})
     max_answer_words: int = field(default=12, metadata={"help": "the answer is cut to this many words"})
     corpus: Optional[str] = field(
@@ -72,7 +74,8 @@ def clean_answer(text: str, question: str = "", titles: Sequence[str] = (), max_
     asked = _content(question)
     if asked:
         parts = _COPULA.split(text, maxsplit=1)
-        if len(parts) == 2 and parts[1].strip() and _content(parts[0]) <= asked:
+        head = _content(parts[0])
+        if len(parts) == 2 and parts[1].strip() and len(head & asked) * 2 >= len(head):
             text = parts[1]
         if _content(text) and _content(text) <= asked:
             return ""  # an echo of the question is no answer
@@ -81,6 +84,34 @@ def clean_answer(text: str, question: str = "", titles: Sequence[str] = (), max_
     if len(words) > max_words:
         text = " ".join(words[:max_words])
     return text
+
+
+def focus(text: str, question: str, words: int) -> str:
+    """The part of a passage a small reader should see: the sentence sharing most terms with the
+    question, widened by its neighbours (following first) up to ``words`` words."""
+    from toolformer.tools.corpus import split_sentences
+
+    if len(text.split()) <= words:
+        return text
+    sentences = split_sentences(text) or [text]
+    asked = _content(question)
+    best = max(range(len(sentences)), key=lambda i: (len(asked & _content(sentences[i])), -i))
+    lo, hi = best, best + 1
+    count = len(sentences[best].split())
+    while True:
+        grown = False
+        for j in (hi, lo - 1):
+            if 0 <= j < len(sentences) and not (lo <= j < hi):
+                n = len(sentences[j].split())
+                if count + n <= words:
+                    lo, hi = min(lo, j), max(hi, j + 1)
+                    count += n
+                    grown = True
+        if not grown:
+            break
+    out = " ".join(sentences[lo:hi])
+    tokens = out.split()
+    return " ".join(tokens[:words]) if len(tokens) > words else out
 
 
 class QA(Tool):
@@ -140,8 +171,7 @@ class QA(Tool):
         a chat turn when the tokenizer has a template (instruct models), else ending ``Answer:``."""
         lines = []
         for i, p in enumerate(passages, 1):
-            words = p.text.split()
-            text = " ".join(words[: self.config.passage_words])
+            text = focus(p.text, question, self.config.passage_words)
             lines.append(f"[{i}] {p.title}: {text}" if p.title else f"[{i}] {text}")
         context = "\n".join(lines)
         use_chat = self.config.use_chat_template
