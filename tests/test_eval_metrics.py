@@ -212,6 +212,10 @@ CHOICES = ["12/11/1937", "12/25/1937", "01/04/1938"]
         (" 12/25/1937", 1),  # by option text
         (" It is 01/04/1938, not (A)", 2),  # the first mention wins
         (" A man came on 12/11/1937", 0),  # "A" as an article is no letter; the text names A
+        (" The answer A is the correct answer.", 0),
+        (" the answer is C", 2),
+        (" Answer: B", 1),
+        (" The answer is a date", None),  # lowercase "a" is an article
         (" I am not sure", None),
         (" (F)", None),  # not an option here
     ],

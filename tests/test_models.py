@@ -159,15 +159,13 @@ def test_local_folder_and_dtype(tiny_folder, dtype, expected):
 
 
 @pytest.mark.slow
-def test_real_smollm2_from_cache_forward_pass():
+def test_real_smollm2_from_cache_forward_pass(real_model):
+    """conftest's ``real_model`` is ``load_model("smollm2-135m")``: from the converted cache."""
     import torch
 
-    if not (converted_dir("smollm2-135m") / "config.json").exists():
-        pytest.skip("smollm2-135m is not converted yet (first load converts it: ~1 min)")
-    start = time.perf_counter()
-    model, tok = load_model("smollm2-135m")
-    seconds = time.perf_counter() - start
-    assert type(model).__name__ == "LlamaForCausalLM"
+    assert (converted_dir("smollm2-135m") / "config.json").exists()
+    model, tok = real_model
+    assert type(model).__name__ == "LlamaForCausalLM" and not model.training
     assert models.count_parameters(model) == 134_515_008
     assert next(model.parameters()).dtype == torch.float32
     enc = tok("The capital of France is", return_tensors="pt")
@@ -179,4 +177,3 @@ def test_real_smollm2_from_cache_forward_pass():
     # the paper's markers are single tokens in this tokenizer
     assert len(tok(" [", add_special_tokens=False)["input_ids"]) == 1
     assert len(tok(" ->", add_special_tokens=False)["input_ids"]) == 1
-    assert seconds < 60

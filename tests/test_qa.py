@@ -12,7 +12,7 @@ from toolformer.errors import UserError
 from toolformer.syntax import find_calls
 from toolformer.tools.base import RETRIEVAL_SETTINGS, ToolError, ToolInputError, create_tool
 from toolformer.tools.executor import ToolExecutor
-from toolformer.tools.qa import QA, QAConfig, _stop_at_line_or_sentence, clean_answer
+from toolformer.tools.qa import QA, QAConfig, _stop_at_line_or_sentence, clean_answer, focus
 from toolformer.tools.wiki_search import WikiSearch
 
 RECORDS = [
@@ -42,6 +42,11 @@ def search(tmp_path):
     ("He lived in the U.S. for years", "Where did he live?", (), "He lived in the U.S. for years"),
     ("In which country was Andrei Tarkovsky born", "In which country was Andrei Tarkovsky born?", (), ""),
     ("  \n  ", "Who?", (), ""),
+    ("The answer to the question is: 14 March 1879", "When was Albert Einstein born?", (), "14 March 1879"),
+    ("Anchorage, which is also the largest city in", "What is the largest city in Alaska?", (), "Anchorage"),
+    ("The author of the novella Animal Farm is George Orwell", "Who wrote the novella Animal Farm?", (),
+     "George Orwell"),
+    ("Paris is the capital", "What is the capital of France?", (), "Paris is the capital"),
 ])
 def test_clean_answer(raw, question, titles, expected):
     assert clean_answer(raw, question, titles) == expected
@@ -52,6 +57,15 @@ def test_clean_answer(raw, question, titles, expected):
 def test_clean_answer_is_short_and_one_line(raw, question, max_words):
     out = clean_answer(raw, question, max_words=max_words)
     assert "\n" not in out and len(out.split()) <= max_words and out == out.strip()
+
+
+def test_focus_keeps_the_best_sentence_and_its_neighbours():
+    text = ("Ulm is a city. It lies on the Danube river. Albert Einstein was born in Ulm in 1879. "
+            "The minster has the tallest church steeple. Many tourists visit it every year.")
+    assert focus(text, "Where was Albert Einstein born?", 100) == text
+    assert focus(text, "Where was Albert Einstein born?", 18) == (
+        "Albert Einstein was born in Ulm in 1879. The minster has the tallest church steeple.")
+    assert focus(text, "Where was Albert Einstein born?", 4) == "Albert Einstein was born"
 
 
 def test_stopping_criterion_stops_at_line_or_sentence_end(smol_tokenizer):

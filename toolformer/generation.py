@@ -463,7 +463,25 @@ class _Row:
 # --------------------------------------------------------------------------- token choice
 
 
-def _choose(rows: Sequence[_Row], logits: Any, vocab: _Vocab, config: GenerationConfig,
+@dataclass
+class _TokenTensors:
+    """The token sets as tensors on the model's device (built once per device)."""
+
+    brackets: Any
+    opens: Any
+    eos: Any
+
+    @classmethod
+    def build(cls, vocab: _Vocab, device: Any) -> "_TokenTensors":
+        import torch
+
+        def t(ids: Iterable[int]) -> Any:
+            return torch.tensor(sorted(ids), dtype=torch.long, device=device)
+
+        return cls(t(vocab.bracket_ids), t(vocab.open_ids), t(vocab.eos_ids))
+
+
+def _choose(rows: Sequence[_Row], logits: Any, sets: _TokenTensors, config: GenerationConfig,
             generator: Any) -> List[int]:
     """Next token of each row from its logits ``[rows, vocab]``: call trigger, blocks, decoding."""
     import torch
@@ -471,30 +489,28 @@ def _choose(rows: Sequence[_Row], logits: Any, vocab: _Vocab, config: Generation
     logits = logits.float()
     n = logits.shape[0]
     allowed = [r.call_allowed(config) for r in rows]
-    brackets = torch.tensor(vocab.bracket_ids, dtype=torch.long, device=logits.device)
     forced: Dict[int, int] = {}
-    if vocab.bracket_ids:
+    if sets.brackets.numel():
         blocked = [i for i in range(n) if not allowed[i]]
         if len(blocked) == n:
-            logits[:, brackets] = float("-inf")
+            logits[:, sets.brackets] = float("-inf")
         elif blocked:
-            logits[torch.tensor(blocked, device=logits.device)[:, None], brackets] = float("-inf")
+            logits[torch.tensor(blocked, device=logits.device)[:, None], sets.brackets] = float("-inf")
         callers = [i for i in range(n) if allowed[i]]
-        if callers and config.call_top_k > 0 and vocab.open_ids:
-            k = min(config.call_top_k, logits.shape[-1])
+        if callers and config.call_top_k > 0 and sets.opens.numel():
             sub = logits[callers] if len(callers) < n else logits
-            top = sub.topk(k, dim=-1).indices
-            hit = torch.isin(top, brackets).any(dim=-1).tolist()
-            opens = torch.tensor(vocab.open_ids, dtype=torch.long, device=logits.device)
-            best = opens[sub[:, opens].argmax(dim=-1)].tolist()
-            for j, i in enumerate(callers):
-                if hit[j]:
-                    forced[i] = best[j]
-    if config.min_new_tokens and vocab.eos_ids:
+            # "[" is among the top k iff fewer than k tokens score above the best bracket token
+            best_bracket = sub[:, sets.brackets].max(dim=-1).values
+            hit = ((sub > best_bracket[:, None]).sum(dim=-1) < config.call_top_k).tolist()
+            if any(hit):
+                best = sets.opens[sub[:, sets.opens].argmax(dim=-1)].tolist()
+                for j, i in enumerate(callers):
+                    if hit[j]:
+                        forced[i] = best[j]
+    if config.min_new_tokens and sets.eos.numel():
         early = [i for i, r in enumerate(rows) if len(r.ids) < config.min_new_tokens]
         if early:
-            eos = torch.tensor(sorted(vocab.eos_ids), dtype=torch.long, device=logits.device)
-            logits[torch.tensor(early, device=logits.device)[:, None], eos] = float("-inf")
+            logits[torch.tensor(early, device=logits.device)[:, None], sets.eos] = float("-inf")
     if len(forced) == n:
         return [forced[i] for i in range(n)]
     if not config.do_sample:
@@ -548,8 +564,15 @@ class ToolGenerator:
         params = inspect.signature(model.forward).parameters
         self._keep_arg = "logits_to_keep" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
         self.max_positions = self._max_positions(model)
+        self._token_tensors: Dict[str, _TokenTensors] = {}
 
     # -- setup ---------------------------------------------------------------------------
+    def _tensors(self, device: Any) -> _TokenTensors:
+        key = str(device)
+        if key not in self._token_tensors:
+            self._token_tensors[key] = _TokenTensors.build(self.vocab, device)
+        return self._token_tensors[key]
+
     @staticmethod
     def _as_executor(executor: ExecutorLike) -> Optional[ToolExecutor]:
         if executor is None or isinstance(executor, ToolExecutor):
@@ -639,7 +662,7 @@ class ToolGenerator:
         choosing = [i for i, r in enumerate(rows) if not r.queue]
         if choosing:
             sub = logits if len(choosing) == len(rows) else logits[choosing]
-            picks = _choose([rows[i] for i in choosing], sub, self.vocab, config, generator)
+            picks = _choose([rows[i] for i in choosing], sub, self._tensors(logits.device), config, generator)
             for i, tok in zip(choosing, picks):
                 rows[i].push(tok, self.vocab, config, forced=False)
                 chunks[i].append(tok)

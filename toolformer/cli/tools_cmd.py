@@ -82,7 +82,7 @@ def list_tools(as_json: bool) -> None:
 @click.argument("args", nargs=-1)
 @click.option("--date", "date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="the document's date (the Calendar answers with it), YYYY-MM-DD")
-@click.option("--timeout", type=float, default=60.0, show_default=True,
+@click.option("--timeout", type=float, default=600.0, show_default=True,
               help="seconds before the call is abandoned (the first call may load a model or index)")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
               help="a constructor option of the tool, e.g. -o corpus=passages.jsonl (repeatable)")

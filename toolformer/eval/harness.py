@@ -142,7 +142,8 @@ def versions() -> Dict[str, str]:
 def _fingerprint(config: EvalConfig, tool_names: Sequence[str], data_dir: Path) -> str:
     """A hash of every setting that changes an output (not limit, batch size or tasks)."""
     keys = ("model", "tools_enabled", "tool_options", "max_new_tokens", "call_top_k", "max_calls",
-            "min_new_tokens", "do_sample", "temperature", "seed", "dtype", "ppl_max_length", "ppl_stride")
+            "min_new_tokens", "do_sample", "temperature", "seed", "dtype", "ppl_max_length",
+            "ppl_stride")
     blob = {k: getattr(config, k) for k in keys}
     blob.update(tools=list(tool_names), data_dir=str(data_dir.resolve()))
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -204,7 +205,7 @@ def summarize(task: TaskSpec, samples: Sequence[Dict[str, Any]], disabled: Seque
         "n": n,
         "tool_call_rate": sum(bool(s["calls"]) for s in samples) / n if n else 0.0,
         "calls": len(calls),
-        "tool_counts": dict(Counter(c.get("tool") or "?" for c in calls).most_common()),
+        "tool_counts": dict(Counter(c.get("tool") or "(no name)" for c in calls).most_common()),
         "failed_calls": len(failed),
         "call_failure_rate": len(failed) / len(calls) if calls else 0.0,
         "call_errors": dict(Counter((c.get("error") or "")[:60] for c in failed).most_common(5)),

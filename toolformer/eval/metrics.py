@@ -207,8 +207,9 @@ def choice_prediction(text: str, choices: Sequence[str]) -> Optional[int]:
     """The index of the first option that ``text`` names, or None.
 
     An option is named by its letter in parentheses ``(B)``, by ``B)`` / ``B.`` / ``B:`` as a
-    word, by a bare ``B`` as the whole first word, or by its text (case-insensitive, on word
-    boundaries). The earliest mention wins; at equal positions the longer one.
+    word, by a bare ``B`` as the whole first line or after "answer" ("the answer is B"), or by
+    its text (case-insensitive, on word boundaries). The earliest mention wins; at equal
+    positions the longer one.
     """
     letters = LETTERS[: len(choices)]
     found: List[tuple] = []  # (start, -length, index)
@@ -220,6 +221,8 @@ def choice_prediction(text: str, choices: Sequence[str]) -> Optional[int]:
         if m:
             letter = m.group(1) or m.group(2)
             found.append((m.start(1) if m.group(1) else m.start(2), -1, letters.index(letter)))
+        for m in re.finditer(rf"(?i:\banswer(?:\s+is)?:?)\s+([{letters}])(?![\w(])", text):
+            found.append((m.start(1), -1, letters.index(m.group(1))))
     for i, choice in enumerate(choices):
         choice = choice.strip()
         if not choice:

@@ -81,6 +81,8 @@ def _lama(name: str, path: str, fmt: str, desc: str, paper: str) -> TaskSpec:
 
 
 _MC_TEMPLATE = "Q: {question}\nA:"
+# after a list of options a model may start its answer on a new line: stop at a blank line
+_MC_STOP = ("\n\n", "\nQ:")
 
 for _spec in (
     _math("svamp", "svamp/SVAMP.json", "svamp", "SVAMP math word problems (1000)", "SVAMP"),
@@ -102,14 +104,14 @@ for _spec in (
     TaskSpec("nq_open", "nq_open/NQ-open.dev.jsonl", "nq_open", "qa", QA_TEMPLATE, ("QA",), 48,
              ("\n",), "Natural Questions open, test set (3610)", "NQ"),
     TaskSpec("date_understanding", "date_understanding_bbh/date_understanding.json", "bbh_mc",
-             "multiple_choice", _MC_TEMPLATE, (), 48, ("\n",),
+             "multiple_choice", _MC_TEMPLATE, (), 32, _MC_STOP,
              "BIG-Bench-Hard date understanding (250), multiple choice", "Dateset (stand-in)"),
     TaskSpec("date_understanding_bigbench", "date_understanding_bigbench/task.json", "bigbench_mc",
-             "multiple_choice", _MC_TEMPLATE, (), 48, ("\n",),
+             "multiple_choice", _MC_TEMPLATE, (), 32, _MC_STOP,
              "BIG-bench date understanding (369), options shuffled, multiple choice",
              "Dateset (stand-in)"),
     TaskSpec("temporal_sequences", "date_understanding_bbh/temporal_sequences.json", "bbh_mc",
-             "multiple_choice", _MC_TEMPLATE, (), 48, ("\n",),
+             "multiple_choice", _MC_TEMPLATE, (), 32, _MC_STOP,
              "BIG-Bench-Hard temporal sequences (250), multiple choice", "Dateset (stand-in)"),
     TaskSpec("wikitext2", "wikitext2_raw/wiki.test.raw", "text", "perplexity", "{text}",
              ("*",), 0, (), "WikiText-2 raw test, token-level perplexity, tools disabled",

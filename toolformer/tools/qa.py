@@ -32,7 +32,7 @@ class QAConfig:
     passage_words: int = field(
         default=60, metadata={"help": "words of each passage the reader sees (around the best sentence)"}
     )
-    max_new_tokens: int = field(default=16, metadata={"help": "longest answer in tokens"})
+    max_new_tokens: int = field(default=24, metadata={"help": "longest answer in tokens"})
     max_answer_words: int = field(default=12, metadata={"help": "the answer is cut to this many words"})
     corpus: Optional[str] = field(
         default=None, metadata={"help": "corpus of the WikiSearch built when none is injected"}
@@ -44,7 +44,10 @@ class QAConfig:
 
 
 _SENTENCE_END = re.compile(r"(?<=[^\sA-Z.])[.!?](?=\s|$)")
-_PREFIX = re.compile(r"^(?:the\s+)?(?:short\s+)?answer\s*(?:is)?\s*[:\-]\s*", re.IGNORECASE)
+_PREFIX = re.compile(
+    r"^(?:the\s+)?(?:short\s+|final\s+)?answer(?:\s+to\s+(?:the|this|your)\s+question)?"
+    r"(?:\s+is)?\s*(?:[:\-]\s*|\s+(?=\S))", re.IGNORECASE)
+_RELATIVE = re.compile(r",\s*(?:which|who|whose|where)\b.*$", re.IGNORECASE)
 _CITATION = re.compile(r"^\[\d+\]\s*")
 _COPULA = re.compile(r"\s(?:is|was|are|were)\s", re.IGNORECASE)
 
@@ -58,9 +61,10 @@ def _content(text: str) -> set:
 def clean_answer(text: str, question: str = "", titles: Sequence[str] = (), max_words: int = 12) -> str:
     """A short answer from a reader's generation.
 
-    Keeps the first line up to its first sentence end; drops labels ("Answer:"), a copied passage
-    marker or title ("[2] Aardvark:"), and a restated question ("The capital of X is Montgomery"
-    -> "Montgomery"); an answer that only repeats the question becomes empty.
+    Keeps the first line up to its first sentence end; drops labels ("The answer is:"), a copied
+    passage marker or title ("[2] Aardvark:"), a restated question ("The capital of X is
+    Montgomery" -> "Montgomery") and a trailing relative clause (", which ..."); an answer that
+    only repeats the question becomes empty.
     """
     text = text.strip().split("\n", 1)[0].strip()
     m = _SENTENCE_END.search(text)
@@ -79,6 +83,7 @@ def clean_answer(text: str, question: str = "", titles: Sequence[str] = (), max_
             text = parts[1]
         if _content(text) and _content(text) <= asked:
             return ""  # an echo of the question is no answer
+    text = _RELATIVE.sub("", text)  # "Anchorage, which is also ..." -> "Anchorage"
     text = text.strip(" \"'`*").rstrip(",;:").strip()
     words = text.split()
     if len(words) > max_words:
