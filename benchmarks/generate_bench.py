@@ -19,7 +19,6 @@ Each ratio to (a) is printed as ``NAME: <number>x``, the with-calls ones last.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from typing import Callable, Dict, List, Tuple
@@ -69,15 +68,6 @@ def _calculator():
                 return str(round(ev(ast.parse(self.parse_args(args), mode="eval").body), 2))
 
         return Calculator()
-
-
-def _best(fn: Callable[[], Tuple[float, object]], repeats: int) -> Tuple[float, object]:
-    """Best (seconds, result) of ``repeats`` runs; ``fn`` returns the seconds it wants counted."""
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        seconds, result = fn()
-        best = min(best, seconds)
-    return best, result
 
 
 def main(argv: List[str] = None) -> None:
@@ -143,10 +133,15 @@ def main(argv: List[str] = None) -> None:
         with torch.inference_mode():
             model.generate(**enc[0], max_new_tokens=4, pad_token_id=tok.pad_token_id)
 
-        results = {}
-        for name, fn in [("plain", plain), ("disabled", ours(disabled)), ("calls", ours(calls)),
-                         ("reencode", reencode(calls))]:
-            results[name] = _best(fn, repeats)
+        # methods take turns within each repeat so that load drifts on a shared machine hit all
+        methods = [("plain", plain), ("disabled", ours(disabled)), ("calls", ours(calls)),
+                   ("reencode", reencode(calls))]
+        results: Dict[str, Tuple[float, object]] = {}
+        for _ in range(repeats):
+            for name, fn in methods:
+                seconds, outs = fn()
+                if name not in results or seconds < results[name][0]:
+                    results[name] = (seconds, outs)
         t_plain = results["plain"][0]
         for name in ("disabled", "calls", "reencode"):
             outs = results[name][1]

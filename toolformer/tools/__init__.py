@@ -7,6 +7,7 @@ from toolformer.tools.base import (  # noqa: F401
     ToolContext,
     ToolError,
     ToolInputError,
+    ToolLoadError,
     ToolResult,
     UnknownToolError,
     available_tools,

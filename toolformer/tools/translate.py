@@ -119,7 +119,9 @@ class Translation:
 
 
 def _language_name(lang: str) -> str:
-    return LANGUAGE_NAMES.get(lang, "Text")
+    # For an undetected language "Foreign" works better than "Text" or "Source", after which
+    # Gemma tends to copy the input.
+    return LANGUAGE_NAMES.get(lang, "Foreign")
 
 
 class _CausalBackend:
