@@ -36,14 +36,16 @@ EXPECTED = [Passage(r["id"], r["title"], r["text"]) for r in RECORDS]
 
 
 def test_split_sentences_keeps_abbreviations_and_initials():
-    text = ("The physicist S. N. Bose wrote to Einstein in 1924. He lived in the U.S. for years. "
-            "Dr. Smith disagreed, c. 1930! Was it true? \"Yes.\" It was.")
+    text = (
+        "The physicist S. N. Bose wrote to Einstein in 1924. He lived in the U.S. for years. "
+        'Dr. Smith disagreed, c. 1930! Was it true? "Yes." It was.'
+    )
     assert split_sentences(text) == [
         "The physicist S. N. Bose wrote to Einstein in 1924.",
         "He lived in the U.S. for years.",
         "Dr. Smith disagreed, c. 1930!",
         "Was it true?",
-        "\"Yes.\"",
+        '"Yes."',
         "It was.",
     ]
 
@@ -64,8 +66,10 @@ _sentence = st.lists(_words, min_size=1, max_size=30).map(lambda ws: " ".join(ws
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.lists(_sentence, min_size=1, max_size=12).map(" ".join), min_size=1, max_size=5),
-       st.integers(min_value=5, max_value=60))
+@given(
+    st.lists(st.lists(_sentence, min_size=1, max_size=12).map(" ".join), min_size=1, max_size=5),
+    st.integers(min_value=5, max_value=60),
+)
 def test_split_passages_never_loses_or_reorders_words(paragraphs, words):
     text = "\n\n".join(paragraphs)
     passages = split_passages(text, words=words)
@@ -112,7 +116,7 @@ def test_clean_wikitext_leaves_readable_prose_only():
 def _write_dump(path, pages):
     body = "".join(
         f"<page><title>{t}</title><ns>{ns}</ns><id>{i}</id><revision><id>9{i}</id>"
-        f"<text xml:space=\"preserve\">{text}</text></revision></page>"
+        f'<text xml:space="preserve">{text}</text></revision></page>'
         for i, (t, ns, text) in enumerate(pages, 1)
     )
     xml = f'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">{body}</mediawiki>'
@@ -125,12 +129,15 @@ def test_iter_wikipedia_articles_skips_redirects_other_namespaces_and_stubs(tmp_
 
     long_text = escape(WIKITEXT)
     dump = tmp_path / "mini.xml.bz2"
-    _write_dump(dump, [
-        ("Jane Roe", "0", long_text),
-        ("Roe", "0", "#REDIRECT [[Jane Roe]]"),
-        ("Talk:Jane Roe", "1", long_text),
-        ("Stub", "0", "A stub article with few words."),
-    ])
+    _write_dump(
+        dump,
+        [
+            ("Jane Roe", "0", long_text),
+            ("Roe", "0", "#REDIRECT [[Jane Roe]]"),
+            ("Talk:Jane Roe", "1", long_text),
+            ("Stub", "0", "A stub article with few words."),
+        ],
+    )
     articles = list(iter_wikipedia_articles(dump, min_words=20, cache=False))
     assert [(a["id"], a["title"]) for a in articles] == [("1", "Jane Roe")]
     assert articles[0]["text"].startswith("Jane Roe (born 1 May 1950)")
@@ -149,12 +156,26 @@ def test_default_corpus_is_clean_real_wikipedia():
     assert {"Albert Einstein", "Alabama", "Animal Farm", "Aardvark", "Apollo 11"} <= titles
     for a in articles:
         assert len(a["text"].split()) >= 50
-        for junk in ("{{", "}}", "[[", "]]", "<ref", "==", "||", "|-", "'''", "Category:", "thumb|"):
+        for junk in (
+            "{{",
+            "}}",
+            "[[",
+            "]]",
+            "<ref",
+            "==",
+            "||",
+            "|-",
+            "'''",
+            "Category:",
+            "thumb|",
+        ):
             assert junk not in a["text"], (a["title"], junk)
         assert not re.search(r"\|\s*\w+\s*=", a["text"]), a["title"]  # template parameters
     einstein = next(a for a in articles if a["title"] == "Albert Einstein")
     assert "born in Ulm" in einstein["text"]
-    assert einstein["text"].startswith("Albert Einstein (14 March 1879 \u2013 18 April 1955) was a German-born")
+    assert einstein["text"].startswith(
+        "Albert Einstein (14 March 1879 \u2013 18 April 1955) was a German-born"
+    )
 
     passages = load_passages()
     assert 3000 < len(passages) < 10000
@@ -216,11 +237,14 @@ def test_load_saved_hf_dataset(tmp_path):
 
 def test_custom_fields_missing_ids_and_long_records(tmp_path):
     long_text = " ".join(f"Sentence {i} is here." for i in range(100))  # 400 words
-    path = _jsonl(tmp_path / "c.jsonl", [
-        {"body": "First text.", "name": "One"},
-        {"body": "", "name": "Empty"},
-        {"body": long_text, "name": "Long"},
-    ])
+    path = _jsonl(
+        tmp_path / "c.jsonl",
+        [
+            {"body": "First text.", "name": "One"},
+            {"body": "", "name": "Empty"},
+            {"body": long_text, "name": "Long"},
+        ],
+    )
     passages = load_passages(str(path), text_field="body", title_field="name")
     assert passages[0] == Passage("0", "One", "First text.")
     long_parts = [p for p in passages if p.title == "Long"]

@@ -225,6 +225,15 @@ def test_resume_after_interruption(data_dir, tmp_path):
     assert sum(len(e["prompts"]) for e in log2) == 2  # only the two missing examples
     assert res["tasks"]["svamp"]["n"] == 4 and res["tasks"]["svamp"]["correct"] == 2
 
+    # resumed outputs are scored again: a stored verdict does not survive a metric change
+    path = out / "samples/svamp.jsonl"
+    rows = [json.loads(l) for l in path.read_text().splitlines()]
+    rows[1]["correct"] = True
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    again = evaluate(config, model=object(), tokenizer=object(), tools=FAKE_TOOLS,
+                     generator_factory=scripted([]))
+    assert again["tasks"]["svamp"]["correct"] == 2
+
     changed = EvalConfig(**{**config.__dict__, "seed": 1})
     with pytest.raises(UserError, match="different settings"):
         evaluate(changed, model=object(), tokenizer=object(), tools=FAKE_TOOLS,

@@ -282,6 +282,18 @@ def test_call_closed_before_arrow_is_unclosed(scripted, smol_tokenizer):
     assert out.text.startswith(" [Calculator(3*4)] so")  # decoding went on after the fault
 
 
+def test_bracket_token_the_model_picks_itself_opens_a_call(scripted, smol_tokenizer):
+    model = scripted((":", " []", " so"))
+    # call_top_k=0: no forcing; the model's own " []" still opens (and at once closes) a call
+    out = gen_for(model, smol_tokenizer, max_new_tokens=6, call_top_k=0).generate("Compute:")[0]
+    (call,) = out.calls
+    assert call.error == UNCLOSED and out.text[call.start : call.end] == "[]"
+    assert out.text.startswith(" [] so")
+    # with call_top_k=10 the trigger forces the plain opener instead of " []"
+    out = gen_for(model, smol_tokenizer, max_new_tokens=6).generate("Compute:")[0]
+    assert out.text.startswith(" [") and not out.text.startswith(" []")
+
+
 def test_call_without_arrow_ends_at_max_call_tokens(scripted, smol_tokenizer):
     model = scripted((":", " [", "Calcul", "ator", "(", " x"), (" x", " x"))
     out = gen_for(model, smol_tokenizer, max_new_tokens=30, max_call_tokens=8).generate("Compute:")[0]

@@ -261,29 +261,33 @@ def test_detect_is_fast_on_long_text():
 # --------------------------------------------------------------------------- find_foreign_spans
 
 ENGLISH_WITH_NAMES = [
-    "Jean-Paul Sartre and Simone de Beauvoir met in Paris in 1929, and their relationship lasted "
-    "until his death in 1980.",
+    "Jean-Paul Sartre and Simone de Beauvoir met in Paris in 1929, and their relationship "
+    "lasted until his death in 1980.",
     "Los Angeles, San Diego, La Jolla, Las Vegas, El Paso and Santa Fe are among the largest "
     "cities of the American Southwest.",
     "Pablo Diego José Francisco de Paula Juan Nepomuceno María de los Remedios Cipriano de la "
     "Santísima Trinidad Ruiz y Picasso was a Spanish painter.",
-    "The architects Ludwig Mies van der Rohe and Walter Gropius both taught at the Bauhaus before "
-    "emigrating to the United States.",
-    "Leonardo da Vinci, Michelangelo di Lodovico Buonarroti Simoni and Raffaello Sanzio da Urbino "
-    "are often named together.",
-    "Charles de Gaulle read Le Monde every morning, while his aides preferred Le Figaro and La Croix.",
-    "After the coup d'état, the new regime presented the reforms as a fait accompli; critics saw the "
-    "façade of a naïve raison d'être.",
-    "The café near the Hôtel de Ville serves crème brûlée, pain au chocolat and a café au lait that "
-    "visitors praise.",
-    "Die Hard, Das Boot and La Dolce Vita were shown at the festival, along with El Laberinto del Fauno.",
-    "He played for Real Madrid, Atlético de Madrid and Deportivo de La Coruña before joining Paris "
-    "Saint-Germain.",
+    "The architects Ludwig Mies van der Rohe and Walter Gropius both taught at the Bauhaus "
+    "before emigrating to the United States.",
+    "Leonardo da Vinci, Michelangelo di Lodovico Buonarroti Simoni and Raffaello Sanzio da "
+    "Urbino are often named together.",
+    "Charles de Gaulle read Le Monde every morning, while his aides preferred Le Figaro and "
+    "La Croix.",
+    "After the coup d'état, the new regime presented the reforms as a fait accompli; critics "
+    "saw the façade of a naïve raison d'être.",
+    "The café near the Hôtel de Ville serves crème brûlée, pain au chocolat and a café au lait "
+    "that visitors praise.",
+    "Die Hard, Das Boot and La Dolce Vita were shown at the festival, along with El Laberinto "
+    "del Fauno.",
+    "He played for Real Madrid, Atlético de Madrid and Deportivo de La Coruña before joining "
+    "Paris Saint-Germain.",
     "In French, the articles le, la and les are used before nouns, while de and du express "
     "possession or quantity.",
-    "The two-door coupe, the three-door hatchback and the five-door wagon were built near Detroit.",
+    "The two-door coupe, the three-door hatchback and the five-door wagon were built near "
+    "Detroit.",
     "Kleiman was born in Koog aan de Zaan, Netherlands and met his wife in Amsterdam.",
-    "The alloy is composed of aluminium (Al), nickel (Ni) and cobalt (Co), hence the name al-ni-co.",
+    "The alloy is composed of aluminium (Al), nickel (Ni) and cobalt (Co), hence the name "
+    "al-ni-co.",
     "Glycated hemoglobin (hemoglobin A1c, HbA1c, A1C, or Hb1c) is measured in every blood test.",
 ]
 
@@ -293,66 +297,70 @@ def test_no_false_positive_on_english_with_names(text):
     assert find_foreign_spans(text) == []
 
 
+# (English before, foreign chunk, English after, language of the chunk)
 EMBEDDED = [
     (
-        "The guide added: Le chat est sur la table et le chien dort dans le jardin. Everyone laughed.",
-        "fr",
+        "The guide added: ",
         "Le chat est sur la table et le chien dort dans le jardin",
+        ". Everyone laughed.",
+        "fr",
     ),
     (
-        "The sign said \"No se permite la entrada a los perros ni a los gatos en el parque\" in "
-        "large letters.",
-        "es",
+        'The sign said "',
         "No se permite la entrada a los perros ni a los gatos en el parque",
+        '" in large letters.',
+        "es",
     ),
     (
-        "According to the chronicle, La città fu fondata dai Romani nel primo secolo e divenne poi "
-        "un importante centro commerciale. The chronicle is lost.",
+        "According to the chronicle, ",
+        "La città fu fondata dai Romani nel primo secolo e divenne poi un importante centro "
+        "commerciale",
+        ". The chronicle is lost.",
         "it",
-        "La città fu fondata dai Romani nel primo secolo e divenne poi un importante centro commerciale",
     ),
     (
-        "The poem begins with the line O mar salgado, quanto do teu sal são lágrimas de Portugal e "
-        "das mães que choraram. It was written by Pessoa.",
-        "pt",
+        "The poem begins with the line ",
         "O mar salgado, quanto do teu sal são lágrimas de Portugal e das mães que choraram",
+        ". It was written by Pessoa.",
+        "pt",
     ),
     (
-        "The paper reported that de regering heeft nieuwe maatregelen aangekondigd om de boeren in "
-        "het noorden te steunen, and the story spread quickly.",
-        "nl",
+        "The paper reported that ",
         "de regering heeft nieuwe maatregelen aangekondigd om de boeren in het noorden te steunen",
+        ", and the story spread quickly.",
+        "nl",
     ),
     (
-        "His dissertation (Die römische Agrargeschichte in ihrer Bedeutung für das Staats- und "
-        "Privatrecht) was published in 1891.",
-        "de",
+        "His dissertation (",
         "Die römische Agrargeschichte in ihrer Bedeutung für das Staats- und Privatrecht",
+        ") was published in 1891.",
+        "de",
     ),
     (
-        "The Russian title is Преступление и наказание, роман Фёдора Достоевского о бедном студенте "
-        "из Петербурга, and it was first published in 1866.",
-        "ru",
+        "The Russian title is ",
         "Преступление и наказание, роман Фёдора Достоевского о бедном студенте из Петербурга",
+        ", and it was first published in 1866.",
+        "ru",
     ),
     (
-        "The plaque reads 南京大学历史系建立于一九二零年是中国最早的历史系之一 and hangs near the gate.",
-        "zh",
+        "The plaque reads ",
         "南京大学历史系建立于一九二零年是中国最早的历史系之一",
+        " and hangs near the gate.",
+        "zh",
     ),
     (
-        "The game was known in Japan as I Love Donald Duck (Japanese: アイラブドナルドダック グルジア王の秘宝, "
-        "Hepburn: Ai Rabu Donarudo Dakku).",
-        "ja",
+        "The game was known in Japan as I Love Donald Duck (Japanese: ",
         "アイラブドナルドダック グルジア王の秘宝",
+        ", Hepburn: Ai Rabu Donarudo Dakku).",
+        "ja",
     ),
 ]
 
 
-@pytest.mark.parametrize("text,lang,chunk", EMBEDDED)
-def test_finds_embedded_chunk(text, lang, chunk):
-    spans = find_foreign_spans(text)
-    assert [(text[s:e], got) for s, e, got in spans] == [(chunk, lang)]
+@pytest.mark.parametrize("before,chunk,after,lang", EMBEDDED)
+def test_finds_embedded_chunk(before, chunk, after, lang):
+    text = before + chunk + after
+    assert find_foreign_spans(text) == [(len(before), len(before) + len(chunk), lang)]
 
 
 def test_chunk_shorter_than_min_tokens_is_ignored():
@@ -362,10 +370,9 @@ def test_chunk_shorter_than_min_tokens_is_ignored():
 
 
 def test_english_context_required_by_default():
-    french = "Le chat est sur la table et le chien dort dans le jardin pendant que les enfants jouent."
+    french = "Le chat est sur la table et le chien dort dans le jardin pendant que nous mangeons."
     assert find_foreign_spans(french) == []
-    spans = find_foreign_spans(french, english_context=False)
-    assert len(spans) == 1 and spans[0][2] == "fr"
+    assert find_foreign_spans(french, english_context=False) == [(0, len(french) - 1, "fr")]
 
 
 def test_two_chunks_in_one_text():
@@ -425,5 +432,5 @@ def test_wikipedia_prose_false_positive_rate(shared_data):
     # Latin-script hits must at least contain a chunk the detector calls non-English.
     assert len(hits) <= 0.006 * len(passages)
     for p, spans in hits:
-        for s, e, lang in spans:
+        for s, e, _ in spans:
             assert detect_language(p[s:e])[0] not in ("en", "und")

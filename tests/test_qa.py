@@ -16,9 +16,21 @@ from toolformer.tools.qa import QA, QAConfig, _stop_at_line_or_sentence, clean_a
 from toolformer.tools.wiki_search import WikiSearch
 
 RECORDS = [
-    {"id": "1", "title": "Montgomery, Alabama", "text": "Montgomery is the capital city of the U.S. state of Alabama."},
-    {"id": "2", "title": "Ulm", "text": "Ulm is a city on the Danube. Albert Einstein was born in Ulm in 1879."},
-    {"id": "3", "title": "Thetis", "text": "Thetis was a sea nymph. She was the mother of the hero Achilles."},
+    {
+        "id": "1",
+        "title": "Montgomery, Alabama",
+        "text": "Montgomery is the capital city of the U.S. state of Alabama.",
+    },
+    {
+        "id": "2",
+        "title": "Ulm",
+        "text": "Ulm is a city on the Danube. Albert Einstein was born in Ulm in 1879.",
+    },
+    {
+        "id": "3",
+        "title": "Thetis",
+        "text": "Thetis was a sea nymph. She was the mother of the hero Achilles.",
+    },
 ]
 
 
@@ -32,22 +44,59 @@ def search(tmp_path):
 # --------------------------------------------------------------------------- answer cleaning
 
 
-@pytest.mark.parametrize("raw,question,titles,expected", [
-    ("Montgomery", "What is the capital of Alabama?", (), "Montgomery"),
-    ("The capital of Alabama is Montgomery.", "What is the capital of Alabama?", (), "Montgomery"),
-    ("The mother of Achilles is Thetis", "Who was Achilles' mother?", (), "Thetis"),
-    ("Answer: George Orwell.\nHe wrote it in 1945.", "Who wrote Animal Farm?", (), "George Orwell"),
-    ("[2] Ulm: Ulm, in Germany", "Where was Einstein born?", ("Ulm",), "Ulm, in Germany"),
-    ("\"3.5 km\". It is long", "How long is it?", (), "3.5 km"),
-    ("He lived in the U.S. for years", "Where did he live?", (), "He lived in the U.S. for years"),
-    ("In which country was Andrei Tarkovsky born", "In which country was Andrei Tarkovsky born?", (), ""),
-    ("  \n  ", "Who?", (), ""),
-    ("The answer to the question is: 14 March 1879", "When was Albert Einstein born?", (), "14 March 1879"),
-    ("Anchorage, which is also the largest city in", "What is the largest city in Alaska?", (), "Anchorage"),
-    ("The author of the novella Animal Farm is George Orwell", "Who wrote the novella Animal Farm?", (),
-     "George Orwell"),
-    ("Paris is the capital", "What is the capital of France?", (), "Paris is the capital"),
-])
+@pytest.mark.parametrize(
+    "raw,question,titles,expected",
+    [
+        ("Montgomery", "What is the capital of Alabama?", (), "Montgomery"),
+        (
+            "The capital of Alabama is Montgomery.",
+            "What is the capital of Alabama?",
+            (),
+            "Montgomery",
+        ),
+        ("The mother of Achilles is Thetis", "Who was Achilles' mother?", (), "Thetis"),
+        (
+            "Answer: George Orwell.\nHe wrote it in 1945.",
+            "Who wrote Animal Farm?",
+            (),
+            "George Orwell",
+        ),
+        ("[2] Ulm: Ulm, in Germany", "Where was Einstein born?", ("Ulm",), "Ulm, in Germany"),
+        ('"3.5 km". It is long', "How long is it?", (), "3.5 km"),
+        (
+            "He lived in the U.S. for years",
+            "Where did he live?",
+            (),
+            "He lived in the U.S. for years",
+        ),
+        (
+            "In which country was Andrei Tarkovsky born",
+            "In which country was Andrei Tarkovsky born?",
+            (),
+            "",
+        ),
+        ("  \n  ", "Who?", (), ""),
+        (
+            "The answer to the question is: 14 March 1879",
+            "When was Albert Einstein born?",
+            (),
+            "14 March 1879",
+        ),
+        (
+            "Anchorage, which is also the largest city in",
+            "What is the largest city in Alaska?",
+            (),
+            "Anchorage",
+        ),
+        (
+            "The author of the novella Animal Farm is George Orwell",
+            "Who wrote the novella Animal Farm?",
+            (),
+            "George Orwell",
+        ),
+        ("Paris is the capital", "What is the capital of France?", (), "Paris is the capital"),
+    ],
+)
 def test_clean_answer(raw, question, titles, expected):
     assert clean_answer(raw, question, titles) == expected
 
@@ -60,11 +109,14 @@ def test_clean_answer_is_short_and_one_line(raw, question, max_words):
 
 
 def test_focus_keeps_the_best_sentence_and_its_neighbours():
-    text = ("Ulm is a city. It lies on the Danube river. Albert Einstein was born in Ulm in 1879. "
-            "The minster has the tallest church steeple. Many tourists visit it every year.")
+    text = (
+        "Ulm is a city. It lies on the Danube river. Albert Einstein was born in Ulm in 1879. "
+        "The minster has the tallest church steeple. Many tourists visit it every year."
+    )
     assert focus(text, "Where was Albert Einstein born?", 100) == text
     assert focus(text, "Where was Albert Einstein born?", 18) == (
-        "Albert Einstein was born in Ulm in 1879. The minster has the tallest church steeple.")
+        "Albert Einstein was born in Ulm in 1879. The minster has the tallest church steeple."
+    )
     assert focus(text, "Where was Albert Einstein born?", 4) == "Albert Einstein was born"
 
 
@@ -94,7 +146,9 @@ def test_prompt_file_and_metadata(search, tiny_model, smol_tokenizer):
     calls = find_calls(qa.prompt)
     assert calls[0].call.args == "question"  # the instruction's own example
     examples = calls[1:]
-    assert len(examples) >= 5 and all(c.call.tool == "QA" and c.call.args.endswith("?") for c in examples)
+    assert len(examples) >= 5 and all(
+        c.call.tool == "QA" and c.call.args.endswith("?") for c in examples
+    )
     assert all(c.call.result is None for c in calls)
 
 
@@ -104,7 +158,10 @@ def test_reader_prompt_chat_and_plain(search, smol_tokenizer):
     assert passages[0].title == "Ulm"
     text, is_chat = qa.build_prompt("Where was Albert Einstein born?", passages, smol_tokenizer)
     assert is_chat and text.startswith("<|im_start|>") and text.endswith("<|im_start|>assistant\n")
-    assert "[1] Ulm: Ulm is a city on the Danube." in text and "Question: Where was Albert Einstein born?" in text
+    assert (
+        "[1] Ulm: Ulm is a city on the Danube." in text
+        and "Question: Where was Albert Einstein born?" in text
+    )
     plain = QA(search=search, use_chat_template=False)
     text, is_chat = plain.build_prompt("Where?", passages, smol_tokenizer)
     assert not is_chat and text.endswith("\nQuestion: Where?\nAnswer:")
@@ -154,7 +211,9 @@ def test_default_search_is_built_lazily(tmp_path, monkeypatch):
     monkeypatch.setenv("TOOLFORMER_CACHE", str(tmp_path / "cache"))
     qa = QA(corpus=str(path))
     assert qa._search is None
-    assert qa.search.config.corpus == str(path) and qa.retrieve("Thetis mother")[0].title == "Thetis"
+    assert (
+        qa.search.config.corpus == str(path) and qa.retrieve("Thetis mother")[0].title == "Thetis"
+    )
 
 
 # --------------------------------------------------------------------------- real SmolLM2
@@ -164,7 +223,10 @@ def test_default_search_is_built_lazily(tmp_path, monkeypatch):
 def test_real_smollm2_answers_from_default_corpus(real_model):
     model, tok = real_model
     qa = QA(search=WikiSearch(), model=model, tokenizer=tok)
-    answers = {q: qa.run(q) for q in ["What is the capital of Alabama?", "Who wrote the novella Animal Farm?"]}
+    answers = {
+        q: qa.run(q)
+        for q in ["What is the capital of Alabama?", "Who wrote the novella Animal Farm?"]
+    }
     print(answers)
     for answer in answers.values():
         assert answer and len(answer.split()) <= 12 and "\n" not in answer

@@ -7,12 +7,11 @@ import math
 import pytest
 import torch
 
-from conftest import make_tiny_model
 from toolformer.syntax import APICall, find_calls
 from toolformer.tools import ToolExecutor, create_tool
 from toolformer.tools.base import COMPUTE_SETTINGS, ToolError, ToolInputError
 from toolformer.tools.langdetect import detect_language
-from toolformer.tools.translate import MT, NLLB_CODES, MTConfig, Translation
+from toolformer.tools.translate import MT, NLLB_CODES, Translation
 
 FRENCH = "Le chat est sur la table et le chien dort dans le jardin."
 ENGLISH = "The weather is nice today and we are going to the beach."
@@ -66,7 +65,8 @@ def test_tool_definition():
 
 
 def test_annotation_prompt_examples_call_mt_on_foreign_chunks_without_results():
-    examples = [line[len("Output: "):] for line in MT.prompt.splitlines() if line.startswith("Output: ")]
+    lines = MT.prompt.splitlines()
+    examples = [line[len("Output: "):] for line in lines if line.startswith("Output: ")]
     assert len(examples) >= 3
     for line in examples:
         calls = find_calls(line)
@@ -171,7 +171,8 @@ def test_prompt_names_the_detected_language(smol_tokenizer, tiny_model):
     mt = MT(model=Recorder(tiny_model, [198]), tokenizer=smol_tokenizer)
     with pytest.raises(ToolError):
         mt.translate("Die Kinder spielen im Garten mit dem Ball und sind sehr froh.")
-    assert seen[-1].endswith("German: Die Kinder spielen im Garten mit dem Ball und sind sehr froh.\nEnglish:")
+    query = "German: Die Kinder spielen im Garten mit dem Ball und sind sehr froh.\nEnglish:"
+    assert seen[-1].endswith(query)
     assert "French: " in seen[0]  # the few-shot prefix was encoded first
 
 
@@ -230,7 +231,8 @@ def _tiny_nllb(path):
     for ch in chars:
         vocab.setdefault(ch, len(vocab))
     # only a few language codes, so that a random model mostly writes letters
-    tok = NllbTokenizer(vocab=vocab, merges=[], additional_special_tokens=["eng_Latn", "fra_Latn", "deu_Latn"])
+    codes = ["eng_Latn", "fra_Latn", "deu_Latn"]
+    tok = NllbTokenizer(vocab=vocab, merges=[], additional_special_tokens=codes)
     torch.manual_seed(0)
     config = M2M100Config(
         vocab_size=len(tok), d_model=16, encoder_layers=1, decoder_layers=1,
@@ -249,7 +251,9 @@ def nllb_dir(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("text,lang", [(FRENCH, "fr"), ("Der Hund schläft unter dem Tisch und träumt.", "de")])
+@pytest.mark.parametrize(
+    "text,lang", [(FRENCH, "fr"), ("Der Hund schläft unter dem Tisch und träumt.", "de")]
+)
 def test_nllb_sets_source_language_and_forces_english(nllb_dir, text, lang):
     mt = MT(model=str(nllb_dir), budget_ratio=0.25, budget_extra=2).load()
     backend = mt._backend

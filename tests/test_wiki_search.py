@@ -1,4 +1,4 @@
-"""WikiSearch: tokenizer, BM25 index (== rank_bm25), on-disk cache, dense/hybrid plumbing, real data."""
+"""WikiSearch: tokenizer, BM25 (== rank_bm25), disk cache, dense/hybrid plumbing, real data."""
 
 from __future__ import annotations
 
@@ -26,11 +26,20 @@ from toolformer.tools.wiki_search import (
 )
 
 DOCS = {
-    "py-lang": ("Python (programming language)", "Python is a programming language created by Guido van Rossum."),
-    "py-snake": ("Pythonidae", "The python is a large snake that lives in Africa, Asia and Australia."),
+    "py-lang": (
+        "Python (programming language)",
+        "Python is a programming language created by Guido van Rossum.",
+    ),
+    "py-snake": (
+        "Pythonidae",
+        "The python is a large snake that lives in Africa, Asia and Australia.",
+    ),
     "snake": ("Snake", "A snake is an elongated, legless reptile; some snakes are venomous."),
     "guido": ("Guido van Rossum", "Guido van Rossum is a Dutch programmer, the author of Python."),
-    "rust": ("Rust (programming language)", "Rust is a programming language focused on memory safety."),
+    "rust": (
+        "Rust (programming language)",
+        "Rust is a programming language focused on memory safety.",
+    ),
     "tahoe": ("Lake Tahoe", "Lake Tahoe is a freshwater lake in the Sierra Nevada."),
     "everest": ("Mount Everest", "Mount Everest is the highest mountain above sea level."),
     "danube": ("Danube", "The Danube flows through Ulm, Vienna and Budapest to the Black Sea."),
@@ -58,15 +67,24 @@ def tiny(corpus_file, tmp_path):
 
 def test_tokenize_lowercases_strips_punctuation_stopwords_accents_and_plurals():
     assert tokenize("Who was the mother of Achilles?") == ["mother", "achille"]
-    assert tokenize("Zürich's cities, e.g. ETH-Zürich!") == ["zurich", "city", "e", "g", "eth", "zurich"]
+    assert tokenize("Zürich's cities, e.g. ETH-Zürich!") == [
+        "zurich",
+        "city",
+        "e",
+        "g",
+        "eth",
+        "zurich",
+    ]
     assert tokenize("The glass buses") == ["glass", "buse"]
     assert tokenize("What do aardvarks eat", stem=False) == ["aardvarks", "eat"]
     assert tokenize("") == [] and tokenize("the of and") == []
 
 
 def test_s_stemmer_rules():
-    assert [s_stem(w) for w in ["cities", "aardvarks", "glass", "virus", "goes", "trees", "is", "series"]] == [
-        "city", "aardvark", "glass", "virus", "goe", "tree", "is", "sery"]
+    assert [
+        s_stem(w)
+        for w in ["cities", "aardvarks", "glass", "virus", "goes", "trees", "is", "series"]
+    ] == ["city", "aardvark", "glass", "virus", "goe", "tree", "is", "sery"]
 
 
 # --------------------------------------------------------------------------- BM25
@@ -95,18 +113,29 @@ def _reference_scores(docs, query):
 def test_bm25_scores_equal_rank_bm25():
     docs = [tokenize(f"{t} {x}") for t, x in DOCS.values()]
     index = BM25Index.build(docs)
-    for query in ["python snake snake", "programming language", "lake tahoe", "music genre new", "zzz"]:
+    for query in [
+        "python snake snake",
+        "programming language",
+        "lake tahoe",
+        "music genre new",
+        "zzz",
+    ]:
         terms = tokenize(query)
-        np.testing.assert_allclose(index.scores(terms), _reference_scores(docs, terms), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            index.scores(terms), _reference_scores(docs, terms), rtol=1e-5, atol=1e-6
+        )
 
 
 _term = st.sampled_from(["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta"])
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.lists(_term, min_size=1, max_size=12), min_size=2, max_size=15),
-       st.lists(_term, min_size=1, max_size=5),
-       st.floats(min_value=0.5, max_value=2.0), st.floats(min_value=0.0, max_value=1.0))
+@given(
+    st.lists(st.lists(_term, min_size=1, max_size=12), min_size=2, max_size=15),
+    st.lists(_term, min_size=1, max_size=5),
+    st.floats(min_value=0.5, max_value=2.0),
+    st.floats(min_value=0.0, max_value=1.0),
+)
 def test_bm25_matches_rank_bm25_on_random_corpora(docs, query, k1, b):
     from rank_bm25 import BM25Okapi
 
@@ -121,7 +150,9 @@ def test_bm25_index_save_load_roundtrip(tmp_path):
     index.save(tmp_path / "i.npz")
     loaded = BM25Index.load(tmp_path / "i.npz")
     assert loaded.vocab == index.vocab and loaded.n_docs == index.n_docs
-    np.testing.assert_array_equal(loaded.scores(["python", "lake"]), index.scores(["python", "lake"]))
+    np.testing.assert_array_equal(
+        loaded.scores(["python", "lake"]), index.scores(["python", "lake"])
+    )
 
 
 # --------------------------------------------------------------------------- the tool
@@ -131,8 +162,12 @@ def test_result_is_short_best_snippet_first(tiny):
     # the title leads a snippet only when the snippet does not name it already
     assert tiny.run("venomous snakes") == (
         "A snake is an elongated, legless reptile; some snakes are venomous. | "
-        "Pythonidae: The python is a large snake that lives in Africa, Asia and Australia.")
-    assert tiny.run("Ulm river") == "The Danube flows through Ulm, Vienna and Budapest to the Black Sea."
+        "Pythonidae: The python is a large snake that lives in Africa, Asia and Australia."
+    )
+    assert (
+        tiny.run("Ulm river")
+        == "The Danube flows through Ulm, Vienna and Budapest to the Black Sea."
+    )
     assert tiny.run("Guido programmer").startswith("Guido van Rossum is a Dutch programmer")
 
 
@@ -177,7 +212,9 @@ def test_tool_metadata_prompt_and_registry(corpus_file, tmp_path):
     assert prompt.startswith("Your task is to complete a given piece of text.")
     assert '"[WikiSearch(term)]"' in prompt and prompt.endswith("Input: {text}\nOutput:")
     calls = find_calls(prompt)
-    assert len(calls) >= 4 and all(c.call.tool == "WikiSearch" and c.call.result is None for c in calls)
+    assert len(calls) >= 4 and all(
+        c.call.tool == "WikiSearch" and c.call.result is None for c in calls
+    )
     assert tool.format_prompt("Ulm is a city.").endswith("Input: Ulm is a city.\nOutput:")
     assert ToolExecutor([tool]).run(("wikisearch", "lake tahoe")).output.startswith("Lake Tahoe is")
 
@@ -202,7 +239,10 @@ def test_index_is_cached_on_disk_and_reused(corpus_file, tmp_path, monkeypatch):
         WikiSearch(corpus=str(corpus_file), cache_dir=cache, k1=1.2).search("python")
     monkeypatch.undo()
     with open(corpus_file, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"id": "new", "title": "Boa", "text": "The boa is a snake, not a python."}) + "\n")
+        fh.write(
+            json.dumps({"id": "new", "title": "Boa", "text": "The boa is a snake, not a python."})
+            + "\n"
+        )
     third = WikiSearch(corpus=str(corpus_file), cache_dir=cache)
     assert "new" in [p.id for p, _ in third.search("boa snake")]
     assert "bm25_build" in third.timings
@@ -228,12 +268,13 @@ def test_concurrent_first_calls_build_once(corpus_file, tmp_path, monkeypatch):
 
 
 def test_rrf_fuses_ranks():
-    assert rrf([[1, 2, 3], [3, 1]], k=60) == pytest.approx([
-        (1, 1 / 61 + 1 / 62), (3, 1 / 63 + 1 / 61), (2, 1 / 62)])
+    assert rrf([[1, 2, 3], [3, 1]], k=60) == pytest.approx(
+        [(1, 1 / 61 + 1 / 62), (3, 1 / 63 + 1 / 61), (2, 1 / 62)]
+    )
     assert [d for d, _ in rrf([[5, 6], [6, 5]])] == [5, 6]  # a tie goes to the lower id
 
 
-# --------------------------------------------------------------------------- dense plumbing (stub encoder)
+# --------------------------------------------------------------------------- dense (stub encoder)
 
 
 class BagEncoder:
@@ -324,11 +365,17 @@ DEFAULT_QUESTIONS = [
 @pytest.mark.slow
 def test_bm25_default_corpus_finds_the_article():
     tool = WikiSearch()
-    wrong = [(q, [p.title for p, _ in tool.search(q, 3)]) for q, title in DEFAULT_QUESTIONS
-             if tool.search(q, 1)[0][0].title != title]
+    wrong = [
+        (q, [p.title for p, _ in tool.search(q, 3)])
+        for q, title in DEFAULT_QUESTIONS
+        if tool.search(q, 1)[0][0].title != title
+    ]
     assert not wrong
-    for query, answer in [("Achilles mother", "Thetis"), ("Andorra official language", "Catalan"),
-                          ("ampere SI unit", "electric current")]:
+    for query, answer in [
+        ("Achilles mother", "Thetis"),
+        ("Andorra official language", "Catalan"),
+        ("ampere SI unit", "electric current"),
+    ]:
         out = tool.run(query)
         assert answer in out and len(out) <= 300, out
 
@@ -337,8 +384,11 @@ SHARED_QUESTIONS = [
     ("Where did Coral Lansbury die?", "Coral Lansbury"),
     ("Where was Seymour Cocks educated?", "Seymour Cocks"),
     ("Who founded PkBoo Music?", "Graham Reilly"),
-    ("Who was the first honorary treasurer of the Victorian branch of the Australian Red Cross Society?",
-     "John Grice"),
+    (
+        "Who was the first honorary treasurer of the Victorian branch of the Australian Red Cross "
+        "Society?",
+        "John Grice",
+    ),
     ("Where was Vittorio Tedesco Zammarano born?", "Vittorio Tedesco Zammarano"),
     ("When was Mathieu Amalric born?", "Mathieu Amalric"),
 ]
@@ -388,6 +438,12 @@ def test_dense_minilm_on_default_corpus_leads(tmp_path_factory, mode):
     corpus = root / "leads.jsonl"
     if not corpus.exists():
         corpus = _lead_passages_file(root)
-    tool = WikiSearch(corpus=str(corpus), mode=mode, cache_dir=str(root / "cache"), max_seq_length=128)
+    # 64 tokens cover each lead's defining first sentence and halve the embedding time
+    tool = WikiSearch(
+        corpus=str(corpus), mode=mode, cache_dir=str(root / "cache"), max_seq_length=64
+    )
     for question, title in PARAPHRASED:
-        assert tool.search(question, 1)[0][0].title == title, (question, [p.title for p, _ in tool.search(question, 3)])
+        assert tool.search(question, 1)[0][0].title == title, (
+            question,
+            [p.title for p, _ in tool.search(question, 3)],
+        )

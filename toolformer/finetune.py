@@ -15,6 +15,7 @@ import json
 import math
 import os
 import random
+import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -452,7 +453,9 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
     ``callbacks``: extra ``transformers.TrainerCallback`` objects (logging, timing, early stop).
     """
     import torch
+    from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from toolformer.models import _check_exists, load_tokenizer, resolve
 
@@ -523,10 +526,51 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
         model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
     except OSError as exc:
         raise UserError(f"could not load model {config.model!r}: {str(exc).splitlines()[0]}") from None
-    if getattr(model.generation_config, "pad_token_id", None) is None:
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    for cfg in (model.config, model.generation_config):  # align with the tokenizer once, quietly
+        if getattr(cfg, "pad_token_id", None) is None:
+            cfg.pad_token_id = tokenizer.pad_token_id
     if config.lora:
         model = _apply_lora(model, config)
+
+    class _StderrLogs(ProgressCallback):
+        """The Trainer's progress bars, with its log lines on stderr (stdout stays for results)."""
+
+        def __init__(self, bars: bool):
+            super().__init__()
+            self.bars = bars
+
+        def _show(self, state) -> bool:  # noqa: ANN001
+            return self.bars and state.is_world_process_zero
+
+        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+            if self._show(state):
+                super().on_train_begin(args, state, control, **kwargs)
+
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            if self._show(state) and self.training_bar is not None:
+                super().on_step_end(args, state, control, **kwargs)
+
+        def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):  # noqa: ANN001
+            if self._show(state):
+                super().on_prediction_step(args, state, control, eval_dataloader=eval_dataloader, **kwargs)
+
+        def on_evaluate(self, args, state, control, **kwargs):  # noqa: ANN001
+            if self._show(state):
+                super().on_evaluate(args, state, control, **kwargs)
+
+        def on_predict(self, args, state, control, **kwargs):  # noqa: ANN001
+            if self._show(state):
+                super().on_predict(args, state, control, **kwargs)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            if state.is_world_process_zero and logs:
+                shown = {k: (float(f"{v:.4g}") if isinstance(v, float) else v)
+                         for k, v in logs.items() if k != "total_flos"}
+                tqdm.write(json.dumps({"step": state.global_step, **shown}), file=sys.stderr)
+
+        def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            if self._show(state) and self.training_bar is not None:
+                super().on_train_end(args, state, control, **kwargs)
 
     class _StartStep(TrainerCallback):
         """Remembers the step a (resumed) run started from."""
@@ -545,6 +589,9 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
         processing_class=tokenizer,
         callbacks=[_StartStep(), *(callbacks or [])],
     )
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(_StderrLogs(config.progress))
 
     baseline_file = ckpt_dir / BASELINE_FILE
     eval_before: Optional[float] = None

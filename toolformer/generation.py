@@ -331,11 +331,12 @@ class _Row:
                 self.call_start = before
             self.call_tokens, self.calls_made, opened = 0, self.calls_made + 1, True
             self.calls.append(CallRecord("", "", None, None, 0.0, self.call_start))
-        if self.in_call and not opened:
-            self._advance_call(forced, config)
-        if not self.in_call or opened:
-            limit = self.call_start if opened else len(self.text)
-            self._check_stop(before, limit, config)
+        if self.in_call:
+            self._advance_call(forced, config)  # the opening token too: " []" closes at once
+        if opened:
+            self._check_stop(before, self.calls[-1].start, config)
+        elif not self.in_call:
+            self._check_stop(before, len(self.text), config)
         if len(self.ids) >= config.max_new_tokens:
             self.finish("length")
 

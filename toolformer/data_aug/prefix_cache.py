@@ -245,9 +245,13 @@ def _shared_prefix_attention(module: Any, query: Any, key: Any, value: Any, atte
     tail = key.shape[2]
     groups = heads // kv_heads
     scale = scaling if scaling is not None else dim ** -0.5
-    q = query.reshape(bsz, kv_heads, groups, q_len, dim)
-    s_pre = torch.einsum("bhgqd,hcd->bhgqc", q, pk[0]).float() * scale
-    s_tail = torch.einsum("bhgqd,bhtd->bhgqt", q, key).float() * scale
+    # prefix: one [kv_heads, rows, C] product that reads the shared keys once
+    q_pre = query.reshape(bsz, kv_heads, groups * q_len, dim).transpose(0, 1).reshape(kv_heads, -1, dim)
+    s_pre = torch.matmul(q_pre, pk[0].transpose(-1, -2)).float() * scale  # [kv_heads, B*g*q, C]
+    s_pre = s_pre.reshape(kv_heads, bsz, groups, q_len, ctx).transpose(0, 1)  # [B, kv_heads, g, q, C]
+    q_tail = query.reshape(bsz, kv_heads, groups * q_len, dim)
+    s_tail = torch.matmul(q_tail, key.transpose(-1, -2)).float() * scale
+    s_tail = s_tail.reshape(bsz, kv_heads, groups, q_len, tail)
     softcap = kwargs.get("softcap")
     if softcap:
         s_pre = torch.tanh(s_pre / softcap) * softcap
@@ -268,7 +272,9 @@ def _shared_prefix_attention(module: Any, query: Any, key: Any, value: Any, atte
     s_pre = s_pre.masked_fill(~ok_pre[:, None, None], neg)
     s_tail = s_tail.masked_fill(~ok_tail[:, None, None], neg)
     w = torch.cat([s_pre, s_tail], dim=-1).softmax(-1).to(value.dtype)
-    out = torch.einsum("bhgqc,hcd->bhgqd", w[..., :ctx], pv[0]) + torch.einsum("bhgqt,bhtd->bhgqd", w[..., ctx:], value)
+    w_pre = w[..., :ctx].transpose(0, 1).reshape(kv_heads, -1, ctx)  # [kv_heads, B*g*q, C]
+    out = torch.matmul(w_pre, pv[0]).reshape(kv_heads, bsz, groups * q_len, dim).transpose(0, 1)
+    out = out + torch.matmul(w[..., ctx:].reshape(bsz, kv_heads, groups * q_len, tail), value)
     return out.reshape(bsz, heads, q_len, dim).transpose(1, 2).contiguous(), None
 
 

@@ -189,6 +189,14 @@ def score_sample(task: TaskSpec, idx: int, ex: Example, prompt: str, out: Any,
     }
 
 
+def rescore(task: TaskSpec, ex: Example, rec: Dict[str, Any]) -> Dict[str, Any]:
+    """A resumed record scored again with the current metric (outputs are kept, not rerun)."""
+    scored = score_output(task.metric, rec["output"], ex.gold, ex.choices, rec["calls"])
+    return {**rec, "answer_text": answer_text(rec["output"], rec["calls"]),
+            "extracted": scored.extracted, "gold": ex.gold, "choices": ex.choices,
+            "correct": scored.correct}
+
+
 def summarize(task: TaskSpec, samples: Sequence[Dict[str, Any]], disabled: Sequence[str]
               ) -> Dict[str, Any]:
     """A task's scores and tool statistics from its sample records."""
@@ -287,7 +295,7 @@ class _Run:
         prompts = [task.prompt(ex) for ex in examples]
         path = self.samples_path(task)
         done = _read_samples(path) if (path is not None and cfg.resume) else {}
-        done = {i: r for i, r in done.items()
+        done = {i: rescore(task, examples[i], r) for i, r in done.items()
                 if i < len(examples) and r.get("prompt") == prompts[i]}
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -431,7 +439,7 @@ def evaluate(
         "data_dir": str(data_dir),
         "started": started.isoformat(timespec="seconds"),
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "seconds": time.perf_counter() - t0,
+        "wall_seconds": time.perf_counter() - t0,  # this invocation (a resumed run: the rest)
         "versions": versions(),
         "command": " ".join(sys.argv),
         "settings": asdict(config),

@@ -6,8 +6,8 @@ tables, lists, captions, categories or trailing reference sections) so that the 
 serve as annotation documents (:func:`iter_wikipedia_articles`), then cut into ~100-word passages
 at sentence ends (:func:`load_passages`).
 
-Any other corpus is a JSONL / JSON / CSV / TSV / parquet file, a ``save_to_disk`` dataset folder or a
-Hugging Face dataset id, with a text field (default ``text``) and optional title and id fields.
+Any other corpus is a JSONL / JSON / CSV / TSV / parquet file, a ``save_to_disk`` dataset folder or
+a Hugging Face dataset id, with a text field (default ``text``) and optional title and id fields.
 """
 
 from __future__ import annotations
@@ -49,8 +49,10 @@ class CorpusConfig:
 
     source: Optional[str] = field(
         default=None,
-        metadata={"help": "a .jsonl/.json/.csv/.tsv/.parquet file, a saved HF dataset folder or an "
-                          "HF dataset id; None: the Wikipedia sample in gensim's package data"},
+        metadata={
+            "help": "a .jsonl/.json/.csv/.tsv/.parquet file, a saved HF dataset folder or an "
+            "HF dataset id; None: the Wikipedia sample in gensim's package data"
+        },
     )
     text_field: str = field(default="text", metadata={"help": "record field holding the text"})
     title_field: Optional[str] = field(
@@ -65,8 +67,10 @@ class CorpusConfig:
     )
     max_words: int = field(
         default=200,
-        metadata={"help": "records longer than this are cut into ~passage_words windows at "
-                          "sentence ends (articles of the default corpus are always cut)"},
+        metadata={
+            "help": "records longer than this are cut into ~passage_words windows at "
+            "sentence ends (articles of the default corpus are always cut)"
+        },
     )
     limit: Optional[int] = field(
         default=None, metadata={"help": "keep only the first N records (quick experiments)"}
@@ -102,7 +106,7 @@ def _iter_pages(path: Path) -> Iterator[Dict[str, str]]:
     opener = bz2.open if path.suffix == ".bz2" else open
     with opener(path, "rb") as fh:
         page: Dict[str, str] = {}
-        for event, elem in ET.iterparse(fh, events=("end",)):
+        for _event, elem in ET.iterparse(fh, events=("end",)):
             tag = _local(elem.tag)
             if tag in ("title", "ns") or (tag == "id" and "id" not in page):
                 page[tag] = elem.text or ""
@@ -125,7 +129,7 @@ def _drop_balanced(text: str, opener: str, closer: str, starts: Sequence[str]) -
         if depth == 0:
             if m.group() != opener:
                 continue
-            head = text[m.end(): m.end() + 12].lstrip().lower()
+            head = text[m.end() : m.end() + 12].lstrip().lower()
             if any(head.startswith(s) for s in starts):
                 drop_from, depth = m.start(), 1
         elif m.group() == opener:
@@ -142,10 +146,21 @@ def _drop_balanced(text: str, opener: str, closer: str, starts: Sequence[str]) -
     return "".join(out)
 
 
-_UNIT_SEPS = {"-": "\u2013", "\u2013": "\u2013", "to": "to", "and": "and", "or": "or", "by": "by",
-              "x": "\u00d7", "\u00d7": "\u00d7", "+/-": "\u00b1"}
+_UNIT_SEPS = {
+    "-": "\u2013",
+    "\u2013": "\u2013",
+    "to": "to",
+    "and": "and",
+    "or": "or",
+    "by": "by",
+    "x": "\u00d7",
+    "\u00d7": "\u00d7",
+    "+/-": "\u00b1",
+}
 _CONVERT = re.compile(r"\{\{\s*(?:convert|cvt)\s*\|([^{}]*)\}\}", re.IGNORECASE)
-_KEEP_LAST = re.compile(r"\{\{\s*(?:lang(?:-[a-z]+)?|nowrap|nobr|nowr)\s*\|([^{}]*)\}\}", re.IGNORECASE)
+_KEEP_LAST = re.compile(
+    r"\{\{\s*(?:lang(?:-[a-z]+)?|nowrap|nobr|nowr)\s*\|([^{}]*)\}\}", re.IGNORECASE
+)
 _NUMBER = re.compile(r"^[\d.,]+$")
 
 
@@ -155,7 +170,9 @@ def _render_convert(m: "re.Match[str]") -> str:
     if len(params) < 2 or not _NUMBER.match(params[0]):
         return ""
     if params[1] in _UNIT_SEPS and len(params) >= 4:
-        return f"{params[0]} {_UNIT_SEPS[params[1]]} {params[2]} {params[3]}".replace(" \u2013 ", "\u2013")
+        return f"{params[0]} {_UNIT_SEPS[params[1]]} {params[2]} {params[3]}".replace(
+            " \u2013 ", "\u2013"
+        )
     if len(params) >= 4 and _NUMBER.match(params[2]):  # 6|ft|4|in
         return f"{params[0]} {params[1]} {params[2]} {params[3]}"
     return f"{params[0]} {params[1]}"
@@ -242,7 +259,9 @@ def iter_wikipedia_articles(
     """
     path = Path(dump).expanduser() if dump is not None else gensim_wiki_dump()
     if not path.is_file():
-        raise UserError(f"Wikipedia dump {str(path)!r} does not exist; pass a .xml or .xml.bz2 dump")
+        raise UserError(
+            f"Wikipedia dump {str(path)!r} does not exist; pass a .xml or .xml.bz2 dump"
+        )
     if not cache:
         yield from _clean_articles(path, min_words)
         return
@@ -272,10 +291,53 @@ def iter_wikipedia_articles(
 
 _SENT_END = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)]*\s+(?=[\"'\u201c(]?[A-Z0-9])")
 _ABBREV = {
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "ft", "vs", "etc", "no", "vol",
-    "c", "ca", "e.g", "i.e", "approx", "inc", "ltd", "co", "gen", "col", "lt", "sgt", "rev",
-    "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "fig",
-    "u.s", "u.k", "d.c", "op", "ed", "eds", "al",
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "prof",
+    "sr",
+    "jr",
+    "st",
+    "mt",
+    "ft",
+    "vs",
+    "etc",
+    "no",
+    "vol",
+    "c",
+    "ca",
+    "e.g",
+    "i.e",
+    "approx",
+    "inc",
+    "ltd",
+    "co",
+    "gen",
+    "col",
+    "lt",
+    "sgt",
+    "rev",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+    "fig",
+    "u.s",
+    "u.k",
+    "d.c",
+    "op",
+    "ed",
+    "eds",
+    "al",
 }
 
 
@@ -284,12 +346,12 @@ def split_sentences(text: str) -> List[str]:
     pieces: List[str] = []
     start = 0
     for m in _SENT_END.finditer(text):
-        before = text[start: m.start()].rstrip("\"'\u201d\u2019)")
+        before = text[start : m.start()].rstrip("\"'\u201d\u2019)")
         last = before.rsplit(None, 1)[-1] if before.split() else ""
         word = last.rstrip(".!?").lower()
         if last.endswith(".") and (word in _ABBREV or (len(word) == 1 and word.isalpha())):
             continue
-        pieces.append(text[start: m.start() + len(m.group(0))].strip())
+        pieces.append(text[start : m.start() + len(m.group(0))].strip())
         start = m.end()
     tail = text[start:].strip()
     if tail:
@@ -322,7 +384,7 @@ def split_passages(text: str, words: int = 100) -> List[str]:
                 flush()
                 tokens = sentence.split()
                 for i in range(0, len(tokens), words):
-                    out.append(" ".join(tokens[i: i + words]))
+                    out.append(" ".join(tokens[i : i + words]))
                 continue
             if count and count + n > words:
                 flush()
@@ -343,11 +405,15 @@ def _read_jsonl(path: Path) -> Iterator[Dict[str, Any]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{lineno} is not valid JSON ({exc.msg}); "
-                                "a JSONL corpus needs one JSON object per line") from None
+                raise UserError(
+                    f"{path}:{lineno} is not valid JSON ({exc.msg}); "
+                    "a JSONL corpus needs one JSON object per line"
+                ) from None
             if not isinstance(record, dict):
-                raise UserError(f"{path}:{lineno} is not a JSON object; "
-                                "a JSONL corpus needs one object per line")
+                raise UserError(
+                    f"{path}:{lineno} is not a JSON object; "
+                    "a JSONL corpus needs one object per line"
+                )
             yield record
 
 
@@ -373,7 +439,9 @@ def _read_csv(path: Path) -> Iterator[Dict[str, Any]]:
         try:
             yield from csv.DictReader(fh, delimiter=delimiter)
         except csv.Error as exc:
-            raise UserError(f"{path} is not a valid {path.suffix[1:].upper()} file: {exc}") from None
+            raise UserError(
+                f"{path} is not a valid {path.suffix[1:].upper()} file: {exc}"
+            ) from None
 
 
 def _read_parquet(path: Path, columns: Sequence[str]) -> Iterator[Dict[str, Any]]:
@@ -382,7 +450,9 @@ def _read_parquet(path: Path, columns: Sequence[str]) -> Iterator[Dict[str, Any]
     try:
         table = pq.read_table(path)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for bad files
-        raise UserError(f"{path} is not a readable parquet file: {str(exc).splitlines()[0]}") from None
+        raise UserError(
+            f"{path} is not a readable parquet file: {str(exc).splitlines()[0]}"
+        ) from None
     keep = [c for c in columns if c in table.column_names]
     yield from table.select(keep or table.column_names).to_pylist()
 
@@ -414,16 +484,20 @@ def iter_records(config: CorpusConfig) -> Iterator[Dict[str, Any]]:
     columns = [c for c in (config.text_field, config.title_field, config.id_field) if c]
     if path.is_dir():
         if not ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()):
-            raise UserError(f"{source!r} is a folder but not a saved dataset "
-                            "(Dataset.save_to_disk); pass a file or a dataset folder")
+            raise UserError(
+                f"{source!r} is a folder but not a saved dataset "
+                "(Dataset.save_to_disk); pass a file or a dataset folder"
+            )
         yield from _read_dataset(str(path), config.split, local=True)
         return
     suffix = path.suffix.lower()
     looks_like_path = suffix in FILE_SUFFIXES or source.startswith((".", "/", "~"))
     if not path.exists():
         if looks_like_path or source.count("/") > 1:
-            raise UserError(f"corpus file {source!r} does not exist; pass a .jsonl/.csv/.parquet "
-                            "file, a saved dataset folder or an HF dataset id")
+            raise UserError(
+                f"corpus file {source!r} does not exist; pass a .jsonl/.csv/.parquet "
+                "file, a saved dataset folder or an HF dataset id"
+            )
         yield from _read_dataset(source, config.split, local=False)
         return
     if suffix in (".jsonl", ".ndjson"):
@@ -435,8 +509,10 @@ def iter_records(config: CorpusConfig) -> Iterator[Dict[str, Any]]:
     elif suffix == ".parquet":
         yield from _read_parquet(path, columns)
     else:
-        raise UserError(f"unsupported corpus file type {suffix or '(none)'!r} for {source!r}; "
-                        f"use one of {', '.join(FILE_SUFFIXES)} or a saved dataset folder")
+        raise UserError(
+            f"unsupported corpus file type {suffix or '(none)'!r} for {source!r}; "
+            f"use one of {', '.join(FILE_SUFFIXES)} or a saved dataset folder"
+        )
 
 
 def _passages_from_records(config: CorpusConfig) -> List[Passage]:
@@ -446,8 +522,10 @@ def _passages_from_records(config: CorpusConfig) -> List[Passage]:
             break
         if config.text_field not in record:
             fields = ", ".join(map(str, record)) or "none"
-            raise UserError(f"corpus {config.source!r} has no {config.text_field!r} field "
-                            f"(fields: {fields}); pass text_field=<name>")
+            raise UserError(
+                f"corpus {config.source!r} has no {config.text_field!r} field "
+                f"(fields: {fields}); pass text_field=<name>"
+            )
         text = record[config.text_field]
         if text is None:
             continue
@@ -478,8 +556,9 @@ def _default_passages(config: CorpusConfig) -> List[Passage]:
     return passages
 
 
-def load_passages(source: Optional[str] = None, config: Optional[CorpusConfig] = None,
-                  **options: Any) -> List[Passage]:
+def load_passages(
+    source: Optional[str] = None, config: Optional[CorpusConfig] = None, **options: Any
+) -> List[Passage]:
     """All passages of a corpus: ``source`` (or ``config.source``) None means gensim's Wikipedia
     sample; ``options`` are :class:`CorpusConfig` fields (``text_field``, ``title_field``...)."""
     config = make_config(source, config, **options)
@@ -488,8 +567,9 @@ def load_passages(source: Optional[str] = None, config: Optional[CorpusConfig] =
     return _passages_from_records(config)
 
 
-def make_config(source: Optional[str] = None, config: Optional[CorpusConfig] = None,
-                **options: Any) -> CorpusConfig:
+def make_config(
+    source: Optional[str] = None, config: Optional[CorpusConfig] = None, **options: Any
+) -> CorpusConfig:
     """A :class:`CorpusConfig` from a source and field options (unknown names -> UserError)."""
     base = asdict(config) if config is not None else {}
     if source is not None:
@@ -497,7 +577,9 @@ def make_config(source: Optional[str] = None, config: Optional[CorpusConfig] = N
     known = set(CorpusConfig.__dataclass_fields__)
     unknown = sorted(set(options) - known)
     if unknown:
-        raise UserError(f"unknown corpus option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise UserError(
+            f"unknown corpus option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
     base.update(options)
     if base.get("source") is not None:
         base["source"] = str(base["source"])
@@ -518,8 +600,11 @@ def corpus_fingerprint(config: CorpusConfig) -> str:
         files = [gensim_wiki_dump()]
     else:
         path = Path(config.source).expanduser()
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else (
-            [path] if path.exists() else [])
+        files = (
+            sorted(p for p in path.rglob("*") if p.is_file())
+            if path.is_dir()
+            else ([path] if path.exists() else [])
+        )
     for p in files:
         st = p.stat()
         h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())

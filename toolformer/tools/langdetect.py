@@ -33,42 +33,44 @@ LANGUAGE_NAMES: Dict[str, str] = {
 
 # --------------------------------------------------------------------------- profiles
 
+# Frequent function words per language. The English list also holds a few common English words
+# that are function words elsewhere ("met", "door", "son", "con"): shared words are no evidence.
 _STOPWORDS: Dict[str, str] = {
     "en": """the of and to in is was that for it with as on be at by this had not are but from or
         have an they which were her his she he been has their would there what all when who will
         more no if out so said up its about into than them can only other some could these also
-        after first may then do any my we you our your i a me us how should where while those such
-        between during each both through under over most did does am come non per him because
-        being very here just against before until upon within without whose whom s t
-        met door man hat son con ad um""",
+        after first may then do any my we you our your i a me us how should where while those
+        such between during each both through under over most did does am come non per him
+        because being very here just against before until upon within without whose whom s t met
+        door man hat son con ad um""",
     "fr": """le la les de des du un une et est en que qui dans pour pas ne sur au aux avec ce cette
         ces il elle ils elles nous vous je se sa son ses leur leurs par mais ou où été être sont
         était ont avait comme tout tous aussi très bien sans sous entre après avant depuis même
         lui y a on an me l d qu c j n s m peut fait cela dont nos notre votre""",
-    "de": """der die das und ist nicht ein eine einen einem einer zu den dem des mit sich auf für
-        im von auch es an als wie bei nach aus oder wird werden wurde wurden sind war hat haben
-        ich er sie wir ihr noch nur aber über um vom zum zur so dass daß kann sein seine ihre
-        schon sehr wenn durch dieser diese dieses man mehr unter gegen hier doch immer gibt keine
-        kein zwischen was also will am in""",
+    "de": """der die das und ist nicht ein eine einen einem einer zu den dem des mit sich auf für im
+        von auch es an als wie bei nach aus oder wird werden wurde wurden sind war hat haben ich
+        er sie wir ihr noch nur aber über um vom zum zur so dass daß kann sein seine ihre schon
+        sehr wenn durch dieser diese dieses man mehr unter gegen hier doch immer gibt
+        keine kein zwischen was also will am in""",
     "es": """el la los las de del que y en un una unos unas es por con no se su sus para al lo como
         más pero sobre este esta estos estas ese esa entre cuando muy también ya hasta desde
-        donde porque fue ha han había son está están ser le les nos mi yo él ella ellos todo todos
-        otro otra hay puede cada durante según tiene me o a nuestro nuestra nuestros
-        mucho aquí ni sino aunque así qué cómo""",
-    "it": """il lo la i gli le di del della dei delle degli dello al alla ai alle da dal dalla in nel
-        nella nei con su sul sulla per tra fra un una uno e è che non si ci anche come più ma o
+        donde porque fue ha han había son está están ser le les nos mi yo él ella ellos todo
+        todos otro otra hay puede cada durante según tiene me o a nuestro nuestra nuestros mucho
+        aquí ni sino aunque así qué cómo""",
+    "it": """il lo la i gli le di del della dei delle degli dello al alla ai alle da dal dalla in
+        nel nella nei con su sul sulla per tra fra un una uno e è che non si ci anche come più ma o
         se sono essere stato ha hanno questo questa quello quella loro suo sua suoi molto dopo
         quando dove perché ancora ogni tutti tutto già l dell nell all dall sull a durante
-        nostro nostra nostri mio mia senza sempre siamo abbiamo fu dai
-        dagli sui nelle negli col cui erano""",
-    "pt": """o a os as de do da dos das e é em no na nos nas um uma uns umas que para com não por pelo
-        pela se mais mas como ao aos à seu sua seus suas ele ela eles elas foi ser são está estão
-        tem têm também muito já quando onde isso isto este esta esse essa entre sobre até depois
-        ou sem há eram pode nós eu você me durante
-        nosso nossa nossos meu minha num numa pelos pelas""",
-    "nl": """de het een en van in is dat die niet op te zijn met voor er aan als ook maar om bij door
-        naar dan of nog uit wordt werd worden hij zij ze we wij ik je jij u hun haar deze dit wat
-        kan zal heeft hebben had was waren over tot al geen meer veel hoe waar wel nu omdat
+        nostro nostra nostri mio mia senza sempre siamo abbiamo fu dai dagli sui nelle negli col
+        cui erano""",
+    "pt": """o a os as de do da dos das e é em no na nos nas um uma uns umas que para com não por
+        pelo pela se mais mas como ao aos à seu sua seus suas ele ela eles elas foi ser são está
+        estão tem têm também muito já quando onde isso isto este esta esse essa entre sobre até
+        depois ou sem há eram pode nós eu você me durante nosso nossa nossos meu minha num numa
+        pelos pelas""",
+    "nl": """de het een en van in is dat die niet op te zijn met voor er aan als ook maar om bij
+        door naar dan of nog uit wordt werd worden hij zij ze we wij ik je jij u hun haar deze dit
+        wat kan zal heeft hebben had was waren over tot al geen meer veel hoe waar wel nu omdat
         tussen na onder zo mijn onze ons zich hem men toen zoals""",
     "la": """et in est non ad cum ut quod qui quae sed si de per esse sunt enim nec neque atque ac
         autem quam vel aut etiam tamen nam iam hoc haec hic eius ab sub ergo ille illa omnia
@@ -77,7 +79,6 @@ _STOPWORDS: Dict[str, str] = {
 }
 
 LATIN_LANGS: Tuple[str, ...] = tuple(_STOPWORDS)
-FOREIGN_LATIN: Tuple[str, ...] = tuple(lang for lang in LATIN_LANGS if lang != "en")
 
 _STOP_INDEX: Dict[str, FrozenSet[str]] = {}
 for _lang, _words in _STOPWORDS.items():
@@ -158,7 +159,9 @@ _WORD_RE = re.compile(
     r"\u0900-\u0963\u0971-\u09e5\u09f0-\u0be5\u0bf0-\u0e4f\u0e5a-\u0e7f])+"
 )
 _NOT_A_WORD_RE = re.compile(r"[\d_]")  # numbers, codes (A1C, N10) and identifiers are not words
-_SPLIT_CHAR_RE = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_SPLIT_CHAR_RE = re.compile(  # Han and kana: one token per character
+    r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+)
 
 
 def _words(text: str) -> List[Tuple[int, int, str]]:
@@ -318,7 +321,10 @@ _BOUNDARY_RE = re.compile(r"[.!?;:\"“”«»„()\[\]{}—–…\n`‘]|'\s|\s
 _LETTER_WORDS = frozenset("a à e è é o y i u".split())
 _APOSTROPHES = "'’"
 
+
 class _Tok:
+    """A word with what the span finder needs to know about it."""
+
     __slots__ = ("start", "end", "word", "lower", "script", "capital", "langs")
 
     def __init__(self, text: str, start: int, end: int, word: str):
@@ -354,7 +360,7 @@ def _diacritic_langs(word: str) -> Dict[str, float]:
 
 
 def _before_lowercase(toks: Sequence[_Tok], i: int) -> bool:
-    """Whether the particle at ``i`` precedes a lower-case word ("los perros", not "los Remedios")."""
+    """Whether particle ``i`` precedes a lower-case word ("los perros", not "los Remedios")."""
     for j in range(i + 1, min(i + 4, len(toks))):
         if toks[j].lower not in NAME_PARTICLES:
             return toks[j].script == "Latin" and not toks[j].capital
@@ -362,7 +368,8 @@ def _before_lowercase(toks: Sequence[_Tok], i: int) -> bool:
 
 
 def _latin_evidence(text: str, toks: Sequence[_Tok], lang: str):
-    """Per token: (strong hit, any hit weight, English-only hit, capitalised content word)."""
+    """Per-token evidence for ``lang`` against English: strong hits (function words that are not
+    name particles), hit weights, English-only function words, and (capitalised) content words."""
     strong, weight, english, capcontent, content = [], [], [], [], []
     for i, t in enumerate(toks):
         s = w = e = cc = c = 0.0
@@ -378,7 +385,8 @@ def _latin_evidence(text: str, toks: Sequence[_Tok], lang: str):
                     and not _boundary_before(text, toks, i + 1)
                 ):
                     w = 1.0
-                    s = 1.0 if t.lower not in NAME_PARTICLES or _before_lowercase(toks, i) else 0.0
+                    particle = t.lower in NAME_PARTICLES
+                    s = 1.0 if not particle or _before_lowercase(toks, i) else 0.0
             elif in_en and not in_lang:
                 e = 1.0
             elif not t.langs:
@@ -420,8 +428,9 @@ def _flag_windows(text: str, toks: Sequence[_Tok], width: int) -> Dict[str, List
     # Latin-script languages: only those with enough function words in the whole text
     totals: Counter = Counter()
     for t in toks:
-        if t.script == "Latin" and t.langs and "en" not in t.langs and t.lower not in NAME_PARTICLES:
-            totals.update(t.langs)
+        if t.script == "Latin" and t.langs and "en" not in t.langs:
+            if t.lower not in NAME_PARTICLES:
+                totals.update(t.langs)
     for lang, count in totals.items():
         if count < 2:
             continue
@@ -503,9 +512,10 @@ def _trim(text: str, toks: Sequence[_Tok], lo: int, hi: int, kind: str) -> Tuple
             if commas:
                 lo = commas[0]
     j = hi
-    while j < len(toks) and not _boundary_before(text, toks, j) and extendable(toks[j], toks[hi - 1]):
+    n = len(toks)
+    while j < n and not _boundary_before(text, toks, j) and extendable(toks[j], toks[hi - 1]):
         j += 1
-    if j == len(toks) or _boundary_before(text, toks, j):
+    if j == n or _boundary_before(text, toks, j):
         hi = j
     else:
         commas = [k for k in range(hi, j + 1) if _comma_before(text, toks, k)]
@@ -549,10 +559,13 @@ def find_foreign_spans(
             lo, hi = _trim(text, toks, lo, hi, kind)
             if hi - lo >= min_tokens:
                 ranges.append((lo, hi, group))
-    # Latin languages that share function words (fr/it, es/pt) flag the same chunk: merge
+    # Latin languages that share function words (fr/it, es/pt) flag the same chunk: merge.
+    # Overlapping chunks of different scripts merge too; detect_language names the result.
     merged: List[List] = []
     for lo, hi, group in sorted(ranges):
-        if merged and lo < merged[-1][1] and group == merged[-1][2]:
+        if merged and lo < merged[-1][1]:
+            if group != merged[-1][2]:
+                merged[-1][2] = "Latin"
             merged[-1][1] = max(hi, merged[-1][1])
         else:
             merged.append([lo, hi, group])

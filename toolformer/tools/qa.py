@@ -26,18 +26,25 @@ READER_INSTRUCTION = (
 class QAConfig:
     """Options of :class:`QA`: the reader LM, how much it reads and how long it may answer."""
 
-    model: str = field(default="smollm2-135m", metadata={"help": "reader LM: an alias, folder or HF id"})
+    model: str = field(
+        default="smollm2-135m", metadata={"help": "reader LM: an alias, folder or HF id"}
+    )
     dtype: str = field(default="fp32", metadata={"help": "reader dtype: fp32, bf16 or fp16"})
     passages: int = field(default=3, metadata={"help": "retrieved passages the reader sees"})
     passage_words: int = field(
-        default=60, metadata={"help": "words of each passage the reader sees (around the best sentence)"}
+        default=60,
+        metadata={"help": "words of each passage the reader sees (around the best sentence)"},
     )
     max_new_tokens: int = field(default=24, metadata={"help": "longest answer in tokens"})
-    max_answer_words: int = field(default=12, metadata={"help": "the answer is cut to this many words"})
+    max_answer_words: int = field(
+        default=12, metadata={"help": "the answer is cut to this many words"}
+    )
     corpus: Optional[str] = field(
         default=None, metadata={"help": "corpus of the WikiSearch built when none is injected"}
     )
-    retriever: str = field(default="bm25", metadata={"help": "mode of that WikiSearch: bm25, dense, hybrid"})
+    retriever: str = field(
+        default="bm25", metadata={"help": "mode of that WikiSearch: bm25, dense, hybrid"}
+    )
     use_chat_template: Optional[bool] = field(
         default=None, metadata={"help": "None: use the tokenizer's chat template when it has one"}
     )
@@ -46,7 +53,9 @@ class QAConfig:
 _SENTENCE_END = re.compile(r"(?<=[^\sA-Z.])[.!?](?=\s|$)")
 _PREFIX = re.compile(
     r"^(?:the\s+)?(?:short\s+|final\s+)?answer(?:\s+to\s+(?:the|this|your)\s+question)?"
-    r"(?:\s+is)?\s*(?:[:\-]\s*|\s+(?=\S))", re.IGNORECASE)
+    r"(?:\s+is)?\s*(?:[:\-]\s*|\s+(?=\S))",
+    re.IGNORECASE,
+)
 _RELATIVE = re.compile(r",\s*(?:which|who|whose|where)\b.*$", re.IGNORECASE)
 _CITATION = re.compile(r"^\[\d+\]\s*")
 _COPULA = re.compile(r"\s(?:is|was|are|were)\s", re.IGNORECASE)
@@ -58,7 +67,9 @@ def _content(text: str) -> set:
     return set(tokenize(text))
 
 
-def clean_answer(text: str, question: str = "", titles: Sequence[str] = (), max_words: int = 12) -> str:
+def clean_answer(
+    text: str, question: str = "", titles: Sequence[str] = (), max_words: int = 12
+) -> str:
     """A short answer from a reader's generation.
 
     Keeps the first line up to its first sentence end; drops labels ("The answer is:"), a copied
@@ -73,7 +84,7 @@ def clean_answer(text: str, question: str = "", titles: Sequence[str] = (), max_
     text = _CITATION.sub("", _PREFIX.sub("", text.strip())).strip()
     for title in titles:
         if title and text.lower().startswith(title.lower() + ":"):
-            text = text[len(title) + 1:].strip()
+            text = text[len(title) + 1 :].strip()
             break
     asked = _content(question)
     if asked:
@@ -123,18 +134,28 @@ class QA(Tool):
     """Answer a question from retrieved Wikipedia passages with a small reader LM."""
 
     name = "QA"
-    description = ("Answers a natural-language question with a short phrase, reading the "
-                   "Wikipedia passages that a search finds for it.")
+    description = (
+        "Answers a natural-language question with a short phrase, reading the "
+        "Wikipedia passages that a search finds for it."
+    )
     prompt = load_prompt("qa.txt").rstrip("\n")
     annotation = RETRIEVAL_SETTINGS
     example_args = "Where was Marie Curie born?"
 
-    def __init__(self, search: Any = None, model: Any = None, tokenizer: Any = None,
-                 config: Optional[QAConfig] = None, **options: Any):
+    def __init__(
+        self,
+        search: Any = None,
+        model: Any = None,
+        tokenizer: Any = None,
+        config: Optional[QAConfig] = None,
+        **options: Any,
+    ):
         known = {f.name for f in fields(QAConfig)}
         unknown = sorted(set(options) - known)
         if unknown:
-            raise UserError(f"unknown QA option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise UserError(
+                f"unknown QA option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         config = config or QAConfig(**options)
         if isinstance(model, str):
             config.model = model
@@ -164,14 +185,18 @@ class QA(Tool):
             if self._model is None:
                 from toolformer.models import load_model
 
-                self._model, self._tokenizer = load_model(self.config.model, dtype=self.config.dtype)
+                self._model, self._tokenizer = load_model(
+                    self.config.model, dtype=self.config.dtype
+                )
             return self._model, self._tokenizer
 
     # -- answering ------------------------------------------------------------------------
     def retrieve(self, question: str) -> List[Passage]:
         return [p for p, _ in self.search.search(question, self.config.passages)]
 
-    def build_prompt(self, question: str, passages: List[Passage], tokenizer: Any) -> Tuple[str, bool]:
+    def build_prompt(
+        self, question: str, passages: List[Passage], tokenizer: Any
+    ) -> Tuple[str, bool]:
         """The reader's input and whether it is a chat turn: the passages, then the question, as
         a chat turn when the tokenizer has a template (instruct models), else ending ``Answer:``."""
         lines = []
@@ -188,7 +213,10 @@ class QA(Tool):
                 [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
             )
             return text, True
-        return f"{READER_INSTRUCTION}\n\nPassages:\n{context}\n\nQuestion: {question}\nAnswer:", False
+        return (
+            f"{READER_INSTRUCTION}\n\nPassages:\n{context}\n\nQuestion: {question}\nAnswer:",
+            False,
+        )
 
     def answer(self, question: str, passages: Optional[List[Passage]] = None) -> str:
         """A short answer to ``question`` (possibly empty if the reader says nothing usable)."""
@@ -212,7 +240,9 @@ class QA(Tool):
                 pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
             )
         text = tok.decode(out[0, n:], skip_special_tokens=True)
-        return clean_answer(text, question, [p.title for p in passages], self.config.max_answer_words)
+        return clean_answer(
+            text, question, [p.title for p in passages], self.config.max_answer_words
+        )
 
     def run(self, args: str, context: Optional[ToolContext] = None) -> str:
         question = self.parse_args(args)

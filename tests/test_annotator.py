@@ -1,0 +1,328 @@
+"""The Annotator end to end: a scripted tiny model, the reference implementation, failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pytest
+import torch
+
+from conftest import make_tiny_model
+from toolformer.data_aug.annotator import Annotator, call_offset, merge_calls
+from toolformer.data_aug.reference import ReferenceAnnotator
+from toolformer.data_aug.types import AnnotatorConfig, Document, KeptCall
+from toolformer.errors import UserError
+from toolformer.syntax import APICall, find_calls, format_call
+from toolformer.tools.base import AnnotationSettings, Tool, ToolContext, ToolInputError
+
+ADD_PROMPT = ("Add numbers with [Add(a, b)].\nInput: 2 and 3 make 5\nOutput: 2 and 3 make [Add(2, 3)] 5\n"
+              "Input: {text}\nOutput:")
+TODAY_PROMPT = "Say the date with [Today()].\nInput: It is Monday.\nOutput: It is [Today()] Monday.\nInput: {text}\nOutput:"
+DOC = "They had 10 apples and 5 pears, 15 fruits in all, and they ate 3 of them, and 2 more."
+
+
+class Add(Tool):
+    name = "Add"
+    description = "adds integers"
+    prompt = ADD_PROMPT
+    annotation = AnnotationSettings(tau_s=0.05, k=4, m=6, tau_f=0.0)
+
+    def run(self, args, context=None):
+        try:
+            return str(sum(int(x) for x in args.split(",")))
+        except ValueError:
+            raise ToolInputError(f"Add needs integers, got {args!r}") from None
+
+
+class Today(Tool):
+    name = "Today"
+    description = "the document's date"
+    prompt = TODAY_PROMPT
+    annotation = AnnotationSettings(tau_s=0.05, k=2, m=4, tau_f=-100.0)
+    uses_context = True
+
+    def run(self, args, context=None):
+        if context is None or context.date is None:
+            raise ToolInputError("no date")
+        return context.date.isoformat()
+
+
+# Next-token scores of the scripted model: after token A, token B gets ALPHA[A][B] (+ noise).
+SCRIPT = {
+    " and": {" [": 13.0},
+    ",": {" [": 11.0, "2": 12.0},
+    " [": {"Add": 20.0, "Mul": 19.0, "Today": 20.0},
+    "[": {"Add": 20.0},
+    "Add": {"(": 20.0},
+    "Mul": {"(": 20.0},
+    "Today": {"(": 20.0},
+    "(": {"1": 20.0, "2": 20.0, ")]": 19.0, "]": 19.0},
+    "1": {")]": 20.0, ",": 20.0, "1": 19.5},
+    "2": {")]": 20.0, " ->": 19.5},
+    " ->": {"3": 20.0},
+    "3": {")]": 20.0},
+}
+
+
+def scripted_model(tok, mix: float = 0.3, seed: int = 0):
+    """A tiny random Llama whose next-token logits follow SCRIPT (a bigram table), plus a little
+    attention and MLP so that contexts, caches and masks still matter.
+
+    The table's context tokens get orthonormal embedding directions that no other token and no
+    other output row uses, so ``logit[B] = ALPHA[A][B]`` after A and ~0 elsewhere.
+    """
+    model = make_tiny_model(len(tok), seed=seed)
+    ids = lambda s: tok(s, add_special_tokens=False)["input_ids"][0]  # noqa: E731
+    emb = model.model.embed_tokens.weight
+    hidden = emb.shape[1]
+    g = torch.Generator().manual_seed(seed)
+    basis, _ = torch.linalg.qr(torch.randn(hidden, hidden, generator=g))
+    ctx = [ids(a) for a in SCRIPT]
+    q = basis[:, : len(ctx)].T  # one direction per context token
+    with torch.no_grad():
+        head = torch.nn.Linear(hidden, emb.shape[0], bias=False)
+        out = emb.detach().clone()
+        new_emb = emb.detach().clone()
+        new_emb -= (new_emb @ q.T) @ q
+        out -= (out @ q.T) @ q
+        norm = emb.norm(dim=1).mean()
+        for k, (a, nxt) in enumerate(SCRIPT.items()):
+            new_emb[ids(a)] = q[k] * norm
+            for b, alpha in nxt.items():
+                out[ids(b)] += alpha * q[k] / hidden ** 0.5
+        model.model.embed_tokens.weight = torch.nn.Parameter(new_emb)
+        head.weight.copy_(out)
+        model.lm_head = head
+        model.config.tie_word_embeddings = False
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.mul_(mix)
+            layer.mlp.down_proj.weight.mul_(mix)
+    return model.eval()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny-model ops are latency-bound: one thread avoids spin-waiting on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def model(smol_tokenizer):
+    return scripted_model(smol_tokenizer)
+
+
+def annotator(model, tok, tools=None, **cfg):
+    cfg.setdefault("record_candidates", True)
+    cfg.setdefault("max_call_tokens", 8)
+    return Annotator(model, tok, tools or [Add()], AnnotatorConfig(**cfg))
+
+
+def key(c):
+    return (c.tool, c.position, c.args, c.result, c.offset)
+
+
+def assert_same(a, b, tol=1e-5):
+    assert a.error is None and b.error is None
+    assert dict(a.stats) == dict(b.stats)
+    assert [key(c) for c in a.candidates] == [key(c) for c in b.candidates]
+    for x, y in zip(a.candidates, b.candidates):
+        for f in ("loss_plus", "loss_minus", "loss_empty", "loss_no_result"):
+            assert getattr(x, f) == pytest.approx(getattr(y, f), abs=tol)
+    assert [key(c) for c in a.calls] == [key(c) for c in b.calls] and a.text == b.text
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+
+def test_annotator_matches_the_reference(model, smol_tokenizer):
+    tok = smol_tokenizer
+    doc = Document("d1", DOC, date=dt.date(2023, 1, 30))
+    tools = [Add(), Today()]
+    cfg = dict(record_candidates=True, max_call_tokens=8)
+    ours = Annotator(model, tok, tools, AnnotatorConfig(**cfg)).annotate(doc)
+    ref = ReferenceAnnotator(model, tok, tools, AnnotatorConfig(**cfg)).annotate(doc)
+    assert_same(ours, ref)
+    s = ours.stats
+    # the script produces every kind of sample
+    for name in ("positions_kept", "candidates_sampled", "candidates_closed", "candidates_malformed",
+                 "candidates_abandoned", "candidates_deduplicated", "candidates_executed", "tool_failures", "calls_kept"):
+        assert s[name] > 0, name
+    assert s["Add/candidates_sampled"] == s["Add/positions_kept"] * 6
+    assert s["Today/candidates_sampled"] == s["Today/positions_kept"] * 4
+    assert s["candidates_closed"] + s["candidates_abandoned"] <= s["candidates_sampled"]
+    assert (s["candidates_closed"] - s["candidates_malformed"] - s["candidates_deduplicated"]
+            == s["candidates_executed"])
+    assert s["candidates_executed"] - s["tool_failures"] == len(ours.candidates)
+    # the Today tool got the document's date through the executor's context
+    assert {c.result for c in ours.candidates if c.tool == "Today"} == {"2023-01-30"}
+    assert all("->" not in c.args for c in ours.candidates)  # "Add(2 -> 3)" failed in the tool
+
+
+def test_kept_calls_satisfy_the_keep_rule_and_are_merged(model, smol_tokenizer):
+    res = annotator(model, smol_tokenizer).annotate(Document("d2", DOC))
+    tau = Add.annotation.tau_f
+    assert res.candidates
+    for c in res.candidates:
+        assert c.loss_minus == min(c.loss_empty, c.loss_no_result)
+    kept = {key(c) for c in res.calls}
+    for c in res.candidates:
+        if key(c) in kept:
+            assert c.loss_minus - c.loss_plus >= tau
+    offsets = [c.offset for c in res.calls]
+    assert offsets == sorted(set(offsets))  # one call per place, in text order
+    for c in res.candidates:  # the best-scoring candidate of each place was kept
+        if c.loss_minus - c.loss_plus >= tau:
+            best = next(k for k in res.calls if k.offset == c.offset)
+            assert best.score >= c.score
+    found = find_calls(res.text)
+    assert [(m.call.tool, m.call.args, m.call.result) for m in found] == [(c.tool, c.args, c.result) for c in res.calls]
+    rebuilt, pos = [], 0
+    for m in found:  # removing the inserted " [call]" gives the original back
+        before = res.text[pos:m.start]
+        rebuilt.append(before[:-1] if before.endswith(" ") and m.start > 0 and not DOC[:0] else before)
+        pos = m.end
+    assert "".join(rebuilt) + res.text[pos:] in (DOC, DOC.replace("  ", " "))
+
+
+def test_threshold_drops_everything(model, smol_tokenizer):
+    res = annotator(model, smol_tokenizer, tau_f=100.0).annotate(Document("d3", DOC))
+    assert res.candidates and not res.calls and res.text == DOC and res.error is None
+    assert res.stats["calls_kept"] == 0
+
+
+def test_chunked_document_matches_reference_and_maps_offsets(model, smol_tokenizer):
+    tok = smol_tokenizer
+    text = " ".join([DOC] * 3)
+    doc = Document("long", text)
+    cfg = dict(record_candidates=True, max_call_tokens=8, max_doc_tokens=20, tau_f=-100.0, k=2, m=2)
+    ours = Annotator(model, tok, [Add()], AnnotatorConfig(**cfg)).annotate(doc)
+    ref = ReferenceAnnotator(model, tok, [Add()], AnnotatorConfig(**cfg)).annotate(doc)
+    assert_same(ours, ref)
+    ids = tok(" " + text, add_special_tokens=False)
+    assert max(c.position for c in ours.candidates) >= 20  # positions are global
+    for c in ours.candidates:
+        start = ids.token_to_chars(c.position).start - 1  # offset of that token in the text
+        assert c.offset in (start, start - 1, start + 1) and 0 <= c.offset <= len(text)
+    assert ours.calls and ours.text != text
+
+
+def test_settings_precedence():
+    tool = Add()
+    assert AnnotatorConfig().settings_for(tool) == Add.annotation
+    cfg = AnnotatorConfig(settings={"add": {"k": 7}}, m=3)
+    assert cfg.settings_for(tool) == AnnotationSettings(tau_s=0.05, k=7, m=3, tau_f=0.0)
+    cfg = AnnotatorConfig(settings={"Add": AnnotationSettings(0.1, 1, 1, 2.0)}, tau_f=0.5)
+    assert cfg.settings_for(tool) == AnnotationSettings(0.1, 1, 1, 0.5)
+    with pytest.raises(UserError):
+        AnnotatorConfig(settings={"Add": {"kk": 1}}).settings_for(tool)
+
+
+def test_bad_configuration_is_a_user_error(model, smol_tokenizer):
+    class NoPrompt(Tool):
+        name = "NoPrompt"
+        description = "x"
+
+        def run(self, args, context=None):
+            return args
+
+    with pytest.raises(UserError, match="prompt"):
+        Annotator(model, smol_tokenizer, [NoPrompt()])
+    with pytest.raises(UserError, match="tau_s"):
+        Annotator(model, smol_tokenizer, [Add()], AnnotatorConfig(tau_s=1.5))
+    with pytest.raises(UserError):
+        Annotator(model, smol_tokenizer, [])
+
+
+# --------------------------------------------------------------------------- never raises
+
+
+def test_prefiltered_documents_are_counted(model, smol_tokenizer):
+    from toolformer.tools.calculator import Calculator
+
+    doc = Document("p", "The cat sat on the mat.")  # no numbers
+    res = Annotator(model, smol_tokenizer, [Calculator()], AnnotatorConfig(k=1, m=1)).annotate(doc)
+    assert res.skipped and res.stats["docs_prefiltered_out"] == 1
+    assert res.stats["Calculator/docs_prefiltered_out"] == 1 and res.stats["positions_kept"] == 0
+    both = Annotator(model, smol_tokenizer, [Calculator(), Today()], AnnotatorConfig(k=1, m=1)).annotate(doc)
+    assert not both.skipped and both.stats["docs_prefiltered_out"] == 0  # Today has no rule
+    assert both.stats["Calculator/docs_prefiltered_out"] == 1 and both.stats["Today/positions_kept"] == 1
+    assert res.text == res.original and res.calls == []
+
+
+@pytest.mark.parametrize("text", [
+    "", "   \n\t ", "\x00\x01\x02 binary \xff\xfe junk \ud800"[:-1] + "\ufffd",
+    "".join(chr(random.Random(0).randrange(32, 0x2FFF)) for _ in range(300)),
+])
+def test_odd_texts_never_raise(model, smol_tokenizer, text):
+    res = annotator(model, smol_tokenizer, tools=[Add()], k=2, m=2).annotate(Document("odd", text))
+    assert res.error is None
+    assert res.original == text and (res.calls or res.text == text)
+    if not text.strip():
+        assert res.skipped == "empty text"
+
+
+def test_very_long_document(model, smol_tokenizer):
+    text = " ".join(f"Item {i} and {i + 1}, then {2 * i + 1}." for i in range(400))
+    res = annotator(model, smol_tokenizer, k=1, m=1, max_doc_tokens=512).annotate(Document("long", text))
+    assert res.error is None and res.stats["positions_kept"] >= 8  # one per chunk
+
+
+def test_failures_become_errors_not_exceptions(model, smol_tokenizer, monkeypatch):
+    ann = annotator(model, smol_tokenizer)
+    res = ann.annotate(Document("b", b"bytes are not text"))
+    assert res.error.startswith("TypeError")
+
+    def boom(*a, **k):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(ann.scorer, "losses", boom)
+    res = ann.annotate(Document("c", DOC))
+    assert res.error == "RuntimeError: out of memory" and res.text == DOC and res.calls == []
+    assert ann.annotate_batch([Document("e", ""), Document("f", DOC)])[1].error is not None
+
+
+# --------------------------------------------------------------------------- merge helpers
+
+
+def test_call_offset_moves_before_a_bare_space():
+    text = "Out of 1400 people, 400 (or 29%) passed."
+    i = text.index("29")
+    assert call_offset(text, i) == i - 1 and call_offset(text, i - 1) == i - 1 and call_offset(text, 0) == 0
+    kc = KeptCall("Calculator", "400 / 1400", "0.29", i - 1, 5, 1.0, 2.0, 2.0, 2.5)
+    merged, calls = merge_calls(text, [kc, KeptCall("Calculator", "4 / 14", "0.29", i - 1, 6, 1.5, 2.0, 2.0, 2.5)])
+    assert calls == [kc]  # one call per place: the best score
+    assert merged == "Out of 1400 people, 400 (or [Calculator(400 / 1400) -> 0.29] 29%) passed."
+
+
+# --------------------------------------------------------------------------- real model
+
+
+@pytest.mark.slow
+def test_real_smollm2_calculator(real_model, shared_data):
+    """The real SmolLM2 and Calculator on real text: runs, and every kept call obeys the rule."""
+    from toolformer.tools.calculator import Calculator
+
+    model, tok = real_model
+    docs = [
+        Document("wiki-1", "The bridge is 1,200 metres long. Of its 40 spans, 25 are steel and 15 are concrete."),
+        Document("gsm8k", "Natalia sold clips to 48 of her friends in April, and then she sold half as many "
+                          "clips in May. Natalia sold 48 + 24 = 72 clips altogether in April and May."),
+    ]
+    cfg = AnnotatorConfig(k=4, m=3, max_call_tokens=16, record_candidates=True)
+    ann = Annotator(model, tok, [Calculator()], cfg)
+    results = ann.annotate_batch(docs)
+    tau = cfg.settings_for(Calculator()).tau_f
+    for res in results:
+        assert res.error is None
+        assert res.stats["positions_kept"] == 4 and res.stats["candidates_sampled"] == 12
+        for c in res.candidates:
+            assert c.loss_minus == min(c.loss_empty, c.loss_no_result)
+        for c in res.calls:
+            assert c.loss_minus - c.loss_plus >= tau
+            assert format_call(APICall(c.tool, c.args, c.result)) in res.text
+        print(res.doc_id, dict(res.stats), [(c.args, c.result, round(c.score, 3)) for c in res.calls])
+    assert sum(r.stats["candidates_executed"] for r in results) > 0
