@@ -114,6 +114,28 @@ def compare(ref: List[Any], ours: List[Any], tol: float) -> List[str]:
     return problems
 
 
+def rescore(ann: Any, docs: List[Any], results: List[Any]) -> List[Tuple[float, float, float, float, bool]]:
+    """L+, L(empty), L(e(c, empty)), L- and keep of every candidate of ``results``, scored again
+    by ``ann`` (e.g. in bf16): the same calls, so keep/drop decisions compare one to one."""
+    from toolformer.data_aug.prefix_cache import chunk_document, encode
+    from toolformer.data_aug.scoring import keep_decision
+    from toolformer.syntax import APICall, format_call
+
+    out = []
+    for doc, res in zip(docs, results):
+        chunks = chunk_document(ann.tokenizer, doc.text, ann.config.max_doc_tokens)
+        for c in res.candidates:
+            chunk = next(ch for ch in chunks if ch.token_start <= c.position < ch.token_start + len(ch))
+            i = c.position - chunk.token_start
+            call = APICall(c.tool, c.args, c.result)
+            zs = [format_call(call), "", format_call(call.with_result(""))]
+            plus, empty, none = (row[i] for row in ann.scorer.losses(
+                chunk.ids, [encode(ann.tokenizer, z) if z else [] for z in zs], [[i]] * 3))
+            keep, minus = keep_decision(plus, empty, none, ann.settings[c.tool].tau_f)
+            out.append((plus, empty, none, minus, keep))
+    return out
+
+
 def stage_seconds(results: List[Any]) -> Dict[str, float]:
     out: Dict[str, float] = {}
     for r in results:
@@ -214,6 +236,11 @@ def main(argv=None) -> int:
         ann16 = Annotator(model16, tok, tools, cfg, executor=ToolExecutor(tools))
         ann16.warmup()
         ours16, s16 = run(ann16, docs)
+        st16 = ann16.scorer.stats
+        if st16.seconds > 0:
+            g16 = 2 * params * st16.tokens / st16.seconds / 1e9
+            print(f"  bf16 scoring: {st16.tokens} tokens, {g16:.1f} GFLOP/s = {100 * g16 / mb16:.0f}% of bf16 torch.mm")
+        print("  bf16 stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stage_seconds(ours16).items()))
         tau = {n: cfg.settings_for(t).tau_f for n, t in tools.items()}
         same = total = 0
         for r32, r16 in zip(ours, ours16):
@@ -223,6 +250,13 @@ def main(argv=None) -> int:
             for k in set(d32) & set(d16):
                 total += 1
                 same += d32[k] == d16[k]
+        again = rescore(ann16, docs, ours)
+        flat = [(c, c.score >= tau[c.tool]) for r in ours for c in r.candidates]
+        agree = sum(keep32 == a[4] for (c, keep32), a in zip(flat, again))
+        dmax = max([abs(c.loss_plus - a[0]) for (c, _), a in zip(flat, again)] + [0.0])
+        dscore = max([abs(c.score - (a[3] - a[0])) for (c, _), a in zip(flat, again)] + [0.0])
+        print(f"bf16 re-scoring of the fp32 candidates: keep/drop identical on {agree}/{len(flat)}; "
+              f"max |L+ difference| {dmax:.3f}, max |score difference| {dscore:.3f}")
         kept32 = {(r.doc_id,) + key(c) for r in ours for c in r.calls}
         kept16 = {(r.doc_id,) + key(c) for r in ours16 for c in r.calls}
         cand32 = sum(len(r.candidates) for r in ours)

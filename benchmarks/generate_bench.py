@@ -80,6 +80,8 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument("--long-repeats", type=int, default=2, help="best of N runs for lengths >= 256")
     parser.add_argument("--max-calls", type=int, default=1, help="calls per output in (c) and (d)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall: elapsed time; cpu: this process's CPU time (steadier on a busy machine)")
     args = parser.parse_args(argv)
 
     import torch
@@ -93,8 +95,8 @@ def main(argv: List[str] = None) -> None:
     executor = ToolExecutor([_calculator()])
     gen = ToolGenerator(model, tok, executor)
     lengths = [int(x) for x in args.lengths.split(",")]
-    print(f"model {args.model} fp32, {torch.get_num_threads()} threads, batch 1, max_calls {args.max_calls}; "
-          "best of repeats; the machine is shared, so timings carry noise", file=sys.stderr)
+    print(f"model {args.model} fp32, {torch.get_num_threads()} threads, batch 1, max_calls {args.max_calls}, "
+          f"{args.clock} clock, best of repeats", file=sys.stderr)
 
     ratios: Dict[str, float] = {}
     call_ratios: Dict[str, float] = {}
@@ -104,42 +106,46 @@ def main(argv: List[str] = None) -> None:
         repeats = args.long_repeats if long else args.repeats
         enc = [tok(p, return_tensors="pt") for p in prompts]
 
-        def plain() -> Tuple[float, object]:
-            start = time.perf_counter()
-            with torch.inference_mode():
-                outs = [model.generate(**e, max_new_tokens=n, min_new_tokens=n, do_sample=False,
-                                       pad_token_id=tok.pad_token_id) for e in enc]
-            return time.perf_counter() - start, outs
-
-        def ours(config: GenerationConfig) -> Callable[[], Tuple[float, object]]:
-            def run() -> Tuple[float, object]:
-                start = time.perf_counter()
-                outs = [gen.generate(p, config)[0] for p in prompts]
-                tool_time = sum(o.tool_seconds for o in outs)
-                return time.perf_counter() - start - tool_time, outs
+        def timed(work: Callable[[], list], tool_seconds: Callable[[list], float]) -> Callable[[], Tuple]:
+            """(wall, cpu, outputs) of one run, the tools' own seconds taken off both."""
+            def run() -> Tuple[float, float, list]:
+                wall, cpu = time.perf_counter(), time.process_time()
+                with torch.inference_mode():
+                    outs = work()
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                tools = tool_seconds(outs)
+                return wall - tools, cpu - tools, outs
             return run
 
-        def reencode(config: GenerationConfig) -> Callable[[], Tuple[float, object]]:
-            def run() -> Tuple[float, object]:
-                start = time.perf_counter()
-                outs = generate_reencode(model, tok, prompts, executor, config)
-                return time.perf_counter() - start - sum(o.tool_seconds for o in outs), outs
-            return run
+        def plain() -> list:
+            return [model.generate(**e, max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                                   pad_token_id=tok.pad_token_id) for e in enc]
+
+        def tool_time(outs: list) -> float:
+            return sum(o.tool_seconds for o in outs)
 
         disabled = GenerationConfig(max_new_tokens=n, min_new_tokens=n, tools_enabled=False)
         calls = GenerationConfig(max_new_tokens=n, min_new_tokens=n, call_top_k=len(tok), max_calls=args.max_calls)
         # warm-up (first-call allocations, tokenizer caches)
-        ours(GenerationConfig(max_new_tokens=4))()
+        gen.generate(prompts[0], GenerationConfig(max_new_tokens=4))
         with torch.inference_mode():
             model.generate(**enc[0], max_new_tokens=4, pad_token_id=tok.pad_token_id)
 
         # methods take turns within each repeat so that load drifts on a shared machine hit all
-        methods = [("plain", plain), ("disabled", ours(disabled)), ("calls", ours(calls)),
-                   ("reencode", reencode(calls))]
+        methods = [
+            ("plain", timed(plain, lambda outs: 0.0)),
+            ("disabled", timed(lambda: [gen.generate(p, disabled)[0] for p in prompts], tool_time)),
+            ("calls", timed(lambda: [gen.generate(p, calls)[0] for p in prompts], tool_time)),
+            ("reencode", timed(lambda: generate_reencode(model, tok, prompts, executor, calls), tool_time)),
+        ]
+        pick = 1 if args.clock == "cpu" else 0
         results: Dict[str, Tuple[float, object]] = {}
+        walls: Dict[str, float] = {}
         for _ in range(repeats):
             for name, fn in methods:
-                seconds, outs = fn()
+                wall, cpu, outs = fn()
+                seconds = (wall, cpu)[pick]
+                walls[name] = min(walls.get(name, wall), wall)
                 if name not in results or seconds < results[name][0]:
                     results[name] = (seconds, outs)
         t_plain = results["plain"][0]
@@ -150,6 +156,8 @@ def main(argv: List[str] = None) -> None:
         ok = sum(c.ok for o in results["calls"][1] for c in o.calls)
         same = all(a.text == b.text for a, b in zip(results["calls"][1], results["reencode"][1]))
         steps = n * len(prompts)
+        print(f"[{n} tokens x {len(prompts)} prompts, {args.clock} clock; best wall: "
+              + ", ".join(f"{k} {v:.2f}s" for k, v in walls.items()) + "]", file=sys.stderr)
         print(f"[{n} tokens x {len(prompts)} prompts] plain {t_plain:.2f}s ({1000 * t_plain / steps:.1f} ms/token), "
               f"disabled {results['disabled'][0]:.2f}s, calls {results['calls'][0]:.2f}s, "
               f"reencode {results['reencode'][0]:.2f}s; calls per output {made} ({ok} with a result); "

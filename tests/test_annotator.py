@@ -13,8 +13,8 @@ from toolformer.data_aug.annotator import Annotator, call_offset, merge_calls
 from toolformer.data_aug.reference import ReferenceAnnotator
 from toolformer.data_aug.types import AnnotatorConfig, Document, KeptCall
 from toolformer.errors import UserError
-from toolformer.syntax import APICall, find_calls, format_call
-from toolformer.tools.base import AnnotationSettings, Tool, ToolContext, ToolInputError
+from toolformer.syntax import APICall, find_calls, format_call, strip_calls
+from toolformer.tools.base import AnnotationSettings, Tool, ToolInputError
 
 ADD_PROMPT = ("Add numbers with [Add(a, b)].\nInput: 2 and 3 make 5\nOutput: 2 and 3 make [Add(2, 3)] 5\n"
               "Input: {text}\nOutput:")
@@ -180,12 +180,7 @@ def test_kept_calls_satisfy_the_keep_rule_and_are_merged(model, smol_tokenizer):
             assert best.score >= c.score
     found = find_calls(res.text)
     assert [(m.call.tool, m.call.args, m.call.result) for m in found] == [(c.tool, c.args, c.result) for c in res.calls]
-    rebuilt, pos = [], 0
-    for m in found:  # removing the inserted " [call]" gives the original back
-        before = res.text[pos:m.start]
-        rebuilt.append(before[:-1] if before.endswith(" ") and m.start > 0 and not DOC[:0] else before)
-        pos = m.end
-    assert "".join(rebuilt) + res.text[pos:] in (DOC, DOC.replace("  ", " "))
+    assert strip_calls(res.text) == DOC  # nothing but the calls was added
 
 
 def test_threshold_drops_everything(model, smol_tokenizer):
@@ -247,16 +242,18 @@ def test_prefiltered_documents_are_counted(model, smol_tokenizer):
     res = Annotator(model, smol_tokenizer, [Calculator()], AnnotatorConfig(k=1, m=1)).annotate(doc)
     assert res.skipped and res.stats["docs_prefiltered_out"] == 1
     assert res.stats["Calculator/docs_prefiltered_out"] == 1 and res.stats["positions_kept"] == 0
-    both = Annotator(model, smol_tokenizer, [Calculator(), Today()], AnnotatorConfig(k=1, m=1)).annotate(doc)
+    both = Annotator(model, smol_tokenizer, [Calculator(), Today()], AnnotatorConfig(k=1, m=1, tau_s=0.0)).annotate(doc)
     assert not both.skipped and both.stats["docs_prefiltered_out"] == 0  # Today has no rule
     assert both.stats["Calculator/docs_prefiltered_out"] == 1 and both.stats["Today/positions_kept"] == 1
     assert res.text == res.original and res.calls == []
 
 
-@pytest.mark.parametrize("text", [
-    "", "   \n\t ", "\x00\x01\x02 binary \xff\xfe junk \ud800"[:-1] + "\ufffd",
-    "".join(chr(random.Random(0).randrange(32, 0x2FFF)) for _ in range(300)),
-])
+_RNG = random.Random(0)
+ODD = ["", "   \n\t ", "\x00\x01\x02 binary \xff\xfe junk \ufffd \u200b\u202e",
+       "".join(chr(_RNG.randrange(1, 0x2FFF)) for _ in range(300))]
+
+
+@pytest.mark.parametrize("text", ODD, ids=["empty", "whitespace", "control", "random-unicode"])
 def test_odd_texts_never_raise(model, smol_tokenizer, text):
     res = annotator(model, smol_tokenizer, tools=[Add()], k=2, m=2).annotate(Document("odd", text))
     assert res.error is None
@@ -266,9 +263,9 @@ def test_odd_texts_never_raise(model, smol_tokenizer, text):
 
 
 def test_very_long_document(model, smol_tokenizer):
-    text = " ".join(f"Item {i} and {i + 1}, then {2 * i + 1}." for i in range(400))
-    res = annotator(model, smol_tokenizer, k=1, m=1, max_doc_tokens=512).annotate(Document("long", text))
-    assert res.error is None and res.stats["positions_kept"] >= 8  # one per chunk
+    text = " ".join(f"Item {i} and {i + 1}, then {2 * i + 1}." for i in range(150))
+    res = annotator(model, smol_tokenizer, k=1, m=1, max_doc_tokens=256).annotate(Document("long", text))
+    assert res.error is None and res.stats["positions_kept"] >= 5  # one per chunk
 
 
 def test_failures_become_errors_not_exceptions(model, smol_tokenizer, monkeypatch):
@@ -296,6 +293,9 @@ def test_call_offset_moves_before_a_bare_space():
     merged, calls = merge_calls(text, [kc, KeptCall("Calculator", "4 / 14", "0.29", i - 1, 6, 1.5, 2.0, 2.0, 2.5)])
     assert calls == [kc]  # one call per place: the best score
     assert merged == "Out of 1400 people, 400 (or [Calculator(400 / 1400) -> 0.29] 29%) passed."
+    first = KeptCall("Calculator", "1400", "1400", 0, 0, 1.0, 2.0, 2.0, 2.5)
+    merged, _ = merge_calls(text, [first, kc])
+    assert merged.startswith("[Calculator(1400) -> 1400] Out of 1400 people, 400 (or [Calculator(")
 
 
 # --------------------------------------------------------------------------- real model
@@ -308,21 +308,20 @@ def test_real_smollm2_calculator(real_model, shared_data):
 
     model, tok = real_model
     docs = [
-        Document("wiki-1", "The bridge is 1,200 metres long. Of its 40 spans, 25 are steel and 15 are concrete."),
-        Document("gsm8k", "Natalia sold clips to 48 of her friends in April, and then she sold half as many "
-                          "clips in May. Natalia sold 48 + 24 = 72 clips altogether in April and May."),
+        Document("paper", "Out of 1400 participants, 400 (or 29%) passed the test."),
+        Document("farm", "The farm sold 36 crates of apples at 15 dollars each, earning 540 dollars in total."),
     ]
-    cfg = AnnotatorConfig(k=4, m=3, max_call_tokens=16, record_candidates=True)
+    cfg = AnnotatorConfig(k=5, m=3, max_call_tokens=16, record_candidates=True)
     ann = Annotator(model, tok, [Calculator()], cfg)
     results = ann.annotate_batch(docs)
     tau = cfg.settings_for(Calculator()).tau_f
     for res in results:
         assert res.error is None
-        assert res.stats["positions_kept"] == 4 and res.stats["candidates_sampled"] == 12
+        assert res.stats["positions_kept"] == 5 and res.stats["candidates_sampled"] == 15
         for c in res.candidates:
             assert c.loss_minus == min(c.loss_empty, c.loss_no_result)
         for c in res.calls:
             assert c.loss_minus - c.loss_plus >= tau
             assert format_call(APICall(c.tool, c.args, c.result)) in res.text
-        print(res.doc_id, dict(res.stats), [(c.args, c.result, round(c.score, 3)) for c in res.calls])
+        print(res.doc_id, dict(res.stats), [(c.args, c.result, round(c.score, 3)) for c in res.calls], res.text)
     assert sum(r.stats["candidates_executed"] for r in results) > 0

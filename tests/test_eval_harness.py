@@ -269,6 +269,22 @@ def test_tool_names(tmp_path):
         checkpoint_tools(str(ckpt))
 
 
+def test_qa_shares_search_and_reader():
+    """QA reads with the evaluated model when it is the reader it asks for, and searches with the
+    run's WikiSearch (nothing is loaded here: both tools load lazily)."""
+    from toolformer.eval.harness import _Run
+
+    model, tok = object(), object()
+    run = _Run(EvalConfig(model="smollm2-135m"), model, tok, scripted([]), None)
+    tools = run.tools_for(["QA", "Calculator"])
+    assert tools["QA"].reader() == (model, tok)
+    assert tools["QA"].search is run.tools_for(["WikiSearch"])["WikiSearch"]
+    other = _Run(EvalConfig(model="./my-checkpoint", tool_options={"QA": {"passages": 2}}),
+                 model, tok, scripted([]), None)
+    qa = other.tools_for(["QA"])["QA"]
+    assert qa.config.model != "./my-checkpoint" and qa.config.passages == 2
+
+
 def test_parse_tool_options():
     assert parse_tool_options(['{"WikiSearch": {"top_k": 2}}', "WikiSearch.mode=dense",
                                "QA.passages=5"]) == {

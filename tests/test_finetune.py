@@ -392,7 +392,7 @@ def test_cli_trains_and_reports_user_errors(tmp_path, tiny_dir, capsys):
 # --------------------------------------------------------------------------- accelerate
 
 
-@pytest.mark.parametrize("name,kind", [("cpu_2proc", "MULTI_CPU"), ("ddp", "MULTI_GPU"),
+@pytest.mark.parametrize("name,kind", [("cpu_2proc", "MULTI_GPU"), ("ddp", "MULTI_GPU"),
                                        ("fsdp", "FSDP"), ("deepspeed_zero3", "DEEPSPEED")])
 def test_accelerate_configs_parse(name, kind):
     from accelerate.commands.config.config_args import load_config_from_file
@@ -404,7 +404,7 @@ def test_accelerate_configs_parse(name, kind):
         assert cfg.fsdp_config["fsdp_reshard_after_forward"] is True  # full shard
     if name == "deepspeed_zero3":
         assert cfg.deepspeed_config["zero_stage"] == 3
-    if name == "cpu_2proc":
+    if name == "cpu_2proc":  # torchrun-launched; the processes form a MULTI_CPU gloo group
         assert cfg.num_processes == 2 and cfg.use_cpu
 
 
@@ -424,6 +424,7 @@ def test_two_process_cpu_run_with_gloo(tmp_path, tiny_dir):
     assert report["global_step"] == 3
     manifest = json.loads((out / MANIFEST_FILE).read_text())
     m = manifest["metrics"]
-    assert m["processes"] == 2 and m["gradient_accumulation_steps"] == 2  # 2 ranks x 2 x 2 = 8
+    assert (m["processes"], m["distributed_type"], m["backend"]) == (2, "MULTI_CPU", "gloo")
+    assert m["gradient_accumulation_steps"] == 2  # 2 ranks x batch 2 x 2 = effective 8
     assert m["eval_loss_after"] < m["eval_loss_before"]
     assert (out / "model.safetensors").exists()

@@ -180,6 +180,13 @@ def test_unknown_extension(tmp_path):
         load_documents(str(path))
 
 
+def test_broken_json_array(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text('[{"text": "a"},\n {"text": ]')
+    with pytest.raises(UserError, match=r"not valid JSON \(line 2"):
+        list(load_documents(str(path)))
+
+
 def test_folder_that_is_not_a_dataset(tmp_path):
     with pytest.raises(UserError, match="not a saved HF dataset"):
         load_documents(str(tmp_path))

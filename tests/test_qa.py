@@ -95,6 +95,9 @@ def search(tmp_path):
             "George Orwell",
         ),
         ("Paris is the capital", "What is the capital of France?", (), "Paris is the capital"),
+        ("written by George Orwell", "Who wrote the novella Animal Farm?", (), "George Orwell"),
+        ("created by Morihei Ueshiba (\u690d\ufffd", "Who founded aikido?", (), "Morihei Ueshiba"),
+        ("Ulm (Germany)", "Where?", (), "Ulm (Germany)"),
     ],
 )
 def test_clean_answer(raw, question, titles, expected):
@@ -203,6 +206,12 @@ def test_options_and_lazy_loading(search, monkeypatch):
         QA(passage=3)
     assert isinstance(create_tool("QA", search=search), QA)
     assert QAConfig().model == "smollm2-135m"
+
+
+def test_prepare_loads_reader_and_index(search, tiny_model, smol_tokenizer):
+    qa = QA(search=search, model=tiny_model, tokenizer=smol_tokenizer)
+    assert search._bm25 is None
+    assert qa.prepare() is qa and search._bm25 is not None
 
 
 def test_default_search_is_built_lazily(tmp_path, monkeypatch):

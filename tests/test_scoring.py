@@ -14,6 +14,15 @@ from toolformer.data_aug.reference import textbook_loss
 from toolformer.data_aug.scoring import Scorer, keep_decision, loss_weights, plan_batches, weighted_loss
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny-model ops are latency-bound: one thread avoids spin-waiting on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def test_weights_are_the_papers():
     assert loss_weights(5) == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2])
     w = loss_weights(5)

@@ -447,53 +447,43 @@ def _ppl(loss: Optional[float]) -> Optional[float]:
 # --------------------------------------------------------------------------- training
 
 
-def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) -> FinetuneResult:
-    """Fine-tune ``config.model`` on ``config.data``; see :class:`FinetuneConfig`.
+@dataclass
+class _Prepared:
+    """The run's documents and token blocks."""
 
-    ``callbacks``: extra ``transformers.TrainerCallback`` objects (logging, timing, early stop).
-    """
-    import torch
-    from tqdm.auto import tqdm
-    from transformers import AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    train_texts: List[str]
+    eval_texts: List[str]
+    plain_used: int
+    train_blocks: List[List[int]]
+    eval_blocks: List[List[int]]
+    tools: Counter
 
-    from toolformer.models import _check_exists, load_tokenizer, resolve
 
-    if not config.data:
-        raise UserError("no training data: pass data (--data PATH)")
+def _prepare(config: FinetuneConfig, tokenizer: Any) -> _Prepared:
     texts, tools = read_texts(config.data, config.text_column)
-    plain: List[str] = []
-    if config.mix_plain:
-        plain, _ = read_texts(config.mix_plain, config.text_column)
-    held_out: List[str] = []
-    if config.eval_data:
-        held_out, _ = read_texts(config.eval_data, config.text_column)
-    resume = _resume_path(config)
-    base_path = resolve(config.model)
-    _check_exists(base_path, config.model)
-    tokenizer = load_tokenizer(base_path)
-
-    train_texts, eval_texts, n_plain = split_and_mix(
+    plain = read_texts(config.mix_plain, config.text_column)[0] if config.mix_plain else []
+    held_out = read_texts(config.eval_data, config.text_column)[0] if config.eval_data else []
+    train, held, n_plain = split_and_mix(
         texts, plain, 0.0 if held_out else config.eval_fraction, config.mix_ratio,
         config.max_eval_docs, config.seed,
     )
     if held_out:
-        eval_texts = held_out[: config.max_eval_docs]
-    train_blocks = build_blocks(train_texts, tokenizer, config.max_seq_len, config.packing)
-    eval_blocks = build_blocks(eval_texts, tokenizer, config.max_seq_len, config.packing) if eval_texts else []
-    processes = world_size()
-    accum = accumulation_steps(config, processes)
-    steps = total_steps(config, len(train_blocks), processes, accum)
-    do_eval = bool(eval_blocks)
-    checkpoints = config.save_steps != 0
-    if not checkpoints and resume is not None:
-        raise UserError("save_steps=0 writes no checkpoints, so there is nothing to resume; drop one of them")
-    bf16 = resolve_bf16(config.bf16)
-    ckpt_dir = Path(config.output_dir) / CHECKPOINTS_DIR
+        held = held_out[: config.max_eval_docs]
+    return _Prepared(
+        train, held, n_plain,
+        build_blocks(train, tokenizer, config.max_seq_len, config.packing),
+        build_blocks(held, tokenizer, config.max_seq_len, config.packing) if held else [],
+        tools,
+    )
 
-    # TrainingArguments first: under DeepSpeed ZeRO-3 it must exist before the model is loaded
-    args = TrainingArguments(
-        output_dir=str(ckpt_dir),
+
+def _training_arguments(config: FinetuneConfig, steps: int, accum: int, do_eval: bool, bf16: bool) -> Any:
+    import torch
+    from transformers import TrainingArguments
+
+    checkpoints = config.save_steps != 0
+    return TrainingArguments(
+        output_dir=str(Path(config.output_dir) / CHECKPOINTS_DIR),
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size,
         gradient_accumulation_steps=accum,
@@ -515,51 +505,45 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
         bf16=bf16,
         activation_checkpointing=config.gradient_checkpointing,
         dataloader_pin_memory=torch.cuda.is_available(),
+        dataloader_num_workers=config.dataloader_num_workers,
         seed=config.seed,
         report_to="none",
         remove_unused_columns=False,
-        dataloader_num_workers=config.dataloader_num_workers,
         include_num_input_tokens_seen="non_padding",
+        # without a GPU, several processes (torchrun / accelerate launch) form a gloo CPU group
+        use_cpu=not torch.cuda.is_available(),
         disable_tqdm=not config.progress,
     )
-    try:
-        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-    except OSError as exc:
-        raise UserError(f"could not load model {config.model!r}: {str(exc).splitlines()[0]}") from None
-    for cfg in (model.config, model.generation_config):  # align with the tokenizer once, quietly
-        if getattr(cfg, "pad_token_id", None) is None:
-            cfg.pad_token_id = tokenizer.pad_token_id
-    if config.lora:
-        model = _apply_lora(model, config)
 
-    class _StderrLogs(ProgressCallback):
-        """The Trainer's progress bars, with its log lines on stderr (stdout stays for results)."""
 
-        def __init__(self, bars: bool):
-            super().__init__()
-            self.bars = bars
+def _logging_callback(progress: bool) -> Any:
+    """The Trainer's progress bars (when ``progress``) with its log lines as JSON on stderr, so
+    that stdout stays free for a command's result."""
+    from tqdm.auto import tqdm
+    from transformers.trainer_callback import ProgressCallback
 
-        def _show(self, state) -> bool:  # noqa: ANN001
-            return self.bars and state.is_world_process_zero
+    class StderrLogs(ProgressCallback):
+        def _bars(self, state: Any) -> bool:
+            return progress and state.is_world_process_zero
 
         def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
-            if self._show(state):
+            if self._bars(state):
                 super().on_train_begin(args, state, control, **kwargs)
 
         def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
-            if self._show(state) and self.training_bar is not None:
+            if self._bars(state) and self.training_bar is not None:
                 super().on_step_end(args, state, control, **kwargs)
 
-        def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):  # noqa: ANN001
-            if self._show(state):
-                super().on_prediction_step(args, state, control, eval_dataloader=eval_dataloader, **kwargs)
+        def on_prediction_step(self, args, state, control, **kwargs):  # noqa: ANN001
+            if self._bars(state):
+                super().on_prediction_step(args, state, control, **kwargs)
 
         def on_evaluate(self, args, state, control, **kwargs):  # noqa: ANN001
-            if self._show(state):
+            if self._bars(state):
                 super().on_evaluate(args, state, control, **kwargs)
 
         def on_predict(self, args, state, control, **kwargs):  # noqa: ANN001
-            if self._show(state):
+            if self._bars(state):
                 super().on_predict(args, state, control, **kwargs)
 
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
@@ -569,79 +553,44 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
                 tqdm.write(json.dumps({"step": state.global_step, **shown}), file=sys.stderr)
 
         def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
-            if self._show(state) and self.training_bar is not None:
+            if self._bars(state) and self.training_bar is not None:
                 super().on_train_end(args, state, control, **kwargs)
 
-    class _StartStep(TrainerCallback):
-        """Remembers the step a (resumed) run started from."""
+    return StderrLogs()
 
+
+def _start_step_callback() -> Any:
+    """A callback whose ``start`` is the step training (re)started from."""
+    from transformers import TrainerCallback
+
+    class StartStep(TrainerCallback):
         start = 0
 
         def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
-            _StartStep.start = state.global_step
+            self.start = state.global_step
 
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=BlockDataset(train_blocks),
-        eval_dataset=BlockDataset(eval_blocks) if do_eval else None,
-        data_collator=CausalCollator(tokenizer.pad_token_id),
-        processing_class=tokenizer,
-        callbacks=[_StartStep(), *(callbacks or [])],
-    )
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(_StderrLogs(config.progress))
+    return StartStep()
 
-    baseline_file = ckpt_dir / BASELINE_FILE
-    eval_before: Optional[float] = None
-    if do_eval:
-        if resume is not None and baseline_file.exists():
-            eval_before = json.loads(baseline_file.read_text())["eval_loss"]
-        elif resume is None:
-            eval_before = float(trainer.evaluate()["eval_loss"])
-            if trainer.is_world_process_zero():
-                ckpt_dir.mkdir(parents=True, exist_ok=True)
-                baseline_file.write_text(json.dumps({"eval_loss": eval_before}) + "\n")
 
-    train_out = trainer.train(resume_from_checkpoint=resume)
-    state = trainer.state
-    best = state.best_model_checkpoint
-    train_losses = [h["loss"] for h in state.log_history if "loss" in h]
-    eval_losses = [(h["step"], h["eval_loss"]) for h in state.log_history if "eval_loss" in h]
-    if do_eval and checkpoints:
-        eval_after = state.best_metric
-    elif do_eval:  # no checkpoints: the final model is the last one; the end-of-run eval scored it
-        eval_after = eval_losses[-1][1] if eval_losses else float(trainer.evaluate()["eval_loss"])
-    else:
-        eval_after = None
-    metrics: Dict[str, Any] = {
-        "train_loss": train_out.metrics.get("train_loss"),
-        "train_loss_last": train_losses[-1] if train_losses else None,
-        "eval_loss_before": eval_before,
-        "eval_perplexity_before": _ppl(eval_before),
-        "eval_loss_after": eval_after,
-        "eval_perplexity_after": _ppl(eval_after),
-        "eval_history": eval_losses,
-        "global_step": state.global_step,
-        "start_step": _StartStep.start,
-        "train_runtime_s": train_out.metrics.get("train_runtime"),
-        "tokens_trained": state.num_input_tokens_seen,
-        "train_documents": len(train_texts),
-        "plain_documents": n_plain,
-        "eval_documents": len(eval_texts),
-        "train_blocks": len(train_blocks),
-        "eval_blocks": len(eval_blocks),
-        "gradient_accumulation_steps": accum,
-        "processes": processes,
-        "bf16": bf16,
-    }
+def _baseline_eval_loss(trainer: Any, ckpt_dir: Path, resumed: bool) -> Optional[float]:
+    """Held-out loss of the model before training; stored beside the checkpoints so that a
+    resumed run still reports it."""
+    path = ckpt_dir / BASELINE_FILE
+    if resumed:
+        return json.loads(path.read_text())["eval_loss"] if path.exists() else None
+    loss = float(trainer.evaluate()["eval_loss"])
+    if trainer.is_world_process_zero():
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"eval_loss": loss}) + "\n")
+    return loss
 
+
+def _save_outputs(trainer: Any, config: FinetuneConfig, base_path: str, tokenizer: Any,
+                  tools: Counter, metrics: Dict[str, Any], best: Optional[str]) -> None:
+    """save_pretrained of the final model (LoRA: merged, adapter kept) + tokenizer + manifest."""
     out = Path(config.output_dir)
-    if config.lora:
-        trainer.save_model(str(out / ADAPTER_DIR))  # gathers sharded weights under FSDP / ZeRO-3
-    else:
-        trainer.save_model(str(out))
+    # save_model gathers sharded weights under FSDP / ZeRO-3; every process must call it
+    trainer.save_model(str(out / ADAPTER_DIR) if config.lora else str(out))
     if trainer.is_world_process_zero():
         if config.lora:
             merge_adapter(base_path, str(out / ADAPTER_DIR), str(out))
@@ -662,4 +611,96 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
             "config": asdict(config),
         })
     trainer.accelerator.wait_for_everyone()
-    return FinetuneResult(output_dir=str(out), best_checkpoint=best, metrics=metrics)
+
+
+def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) -> FinetuneResult:
+    """Fine-tune ``config.model`` on ``config.data``; see :class:`FinetuneConfig`.
+
+    ``callbacks``: extra ``transformers.TrainerCallback`` objects (logging, timing, early stop).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, Trainer
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from toolformer.models import _check_exists, load_tokenizer, resolve
+
+    if not config.data:
+        raise UserError("no training data: pass data (--data PATH)")
+    resume = _resume_path(config)
+    if resume is not None and config.save_steps == 0:
+        raise UserError("save_steps=0 writes no checkpoints, so there is nothing to resume; drop one of them")
+    base_path = resolve(config.model)
+    _check_exists(base_path, config.model)
+    tokenizer = load_tokenizer(base_path)
+    data = _prepare(config, tokenizer)
+    processes = world_size()
+    accum = accumulation_steps(config, processes)
+    steps = total_steps(config, len(data.train_blocks), processes, accum)
+    do_eval = bool(data.eval_blocks)
+    bf16 = resolve_bf16(config.bf16)
+
+    # TrainingArguments first: under DeepSpeed ZeRO-3 it must exist before the model is loaded
+    args = _training_arguments(config, steps, accum, do_eval, bf16)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    except OSError as exc:
+        raise UserError(f"could not load model {config.model!r}: {str(exc).splitlines()[0]}") from None
+    for cfg in (model.config, model.generation_config):  # align with the tokenizer once, quietly
+        if getattr(cfg, "pad_token_id", None) is None:
+            cfg.pad_token_id = tokenizer.pad_token_id
+    if config.lora:
+        model = _apply_lora(model, config)
+
+    start = _start_step_callback()
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=BlockDataset(data.train_blocks),
+        eval_dataset=BlockDataset(data.eval_blocks) if do_eval else None,
+        data_collator=CausalCollator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        callbacks=[start, *(callbacks or [])],
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(_logging_callback(config.progress))
+
+    ckpt_dir = Path(config.output_dir) / CHECKPOINTS_DIR
+    eval_before = _baseline_eval_loss(trainer, ckpt_dir, resume is not None) if do_eval else None
+    train_out = trainer.train(resume_from_checkpoint=resume)
+
+    state = trainer.state
+    train_losses = [h["loss"] for h in state.log_history if "loss" in h]
+    eval_history = [(h["step"], h["eval_loss"]) for h in state.log_history if "eval_loss" in h]
+    if do_eval and args.load_best_model_at_end:
+        eval_after = state.best_metric
+    elif do_eval:  # no checkpoints: the final model is the last one, scored by the final eval
+        eval_after = eval_history[-1][1] if eval_history else float(trainer.evaluate()["eval_loss"])
+    else:
+        eval_after = None
+    metrics: Dict[str, Any] = {
+        "train_loss": train_out.metrics.get("train_loss"),
+        "train_loss_last": train_losses[-1] if train_losses else None,
+        "eval_loss_before": eval_before,
+        "eval_perplexity_before": _ppl(eval_before),
+        "eval_loss_after": eval_after,
+        "eval_perplexity_after": _ppl(eval_after),
+        "eval_history": eval_history,
+        "global_step": state.global_step,
+        "start_step": start.start,
+        "train_runtime_s": train_out.metrics.get("train_runtime"),
+        "tokens_trained": state.num_input_tokens_seen,
+        "train_documents": len(data.train_texts),
+        "plain_documents": data.plain_used,
+        "eval_documents": len(data.eval_texts),
+        "train_blocks": len(data.train_blocks),
+        "eval_blocks": len(data.eval_blocks),
+        "gradient_accumulation_steps": accum,
+        "processes": trainer.accelerator.num_processes,
+        "distributed_type": str(trainer.accelerator.distributed_type).split(".")[-1],
+        "backend": trainer.accelerator.state.backend,
+        "bf16": bf16,
+    }
+    best = state.best_model_checkpoint if args.load_best_model_at_end else None
+    _save_outputs(trainer, config, base_path, tokenizer, data.tools, metrics, best)
+    return FinetuneResult(output_dir=str(config.output_dir), best_checkpoint=best, metrics=metrics)

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import inspect
 import re
-import time
 import weakref
 from collections import deque
 from dataclasses import asdict, dataclass, field, replace

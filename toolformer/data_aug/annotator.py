@@ -97,13 +97,18 @@ def call_offset(text: str, insert_at: int) -> int:
 
 
 def merge_calls(text: str, kept: Sequence[KeptCall]) -> Tuple[str, List[KeptCall]]:
-    """Insert the kept calls, at most one per offset (the highest L- - L+), in text order."""
+    """Insert the kept calls, at most one per offset (the highest L- - L+), in text order.
+
+    A call at the very start is followed by a space (as when it was scored: ``[call] x``).
+    """
     best: Dict[int, KeptCall] = {}
     for call in sorted(kept, key=lambda c: (-c.score, c.position, c.tool, c.args)):
         best.setdefault(call.offset, call)
     calls = sorted(best.values(), key=lambda c: c.offset)
-    merged = insert_calls(text, [(c.offset, APICall(c.tool, c.args, c.result)) for c in calls])
-    return merged, calls
+    pairs = [(c.offset, APICall(c.tool, c.args, c.result)) for c in calls]
+    if pairs and pairs[0][0] == 0 and text and not text[0].isspace():
+        return format_call(pairs[0][1]) + " " + insert_calls(text, pairs[1:]), calls
+    return insert_calls(text, pairs), calls
 
 
 def prefilter_input(config: AnnotatorConfig, doc: Document, date: Optional[_dt.date], chunk: DocChunk) -> PrefilterInput:
@@ -257,7 +262,7 @@ class Annotator:
         openers = [self.brackets.opener(sp) for sp in chunk.space_opener]
         probs, kv_cache = bracket_probs(self.parts, cache, rest, chunk.ids, openers)
         # position 0 can only be scored when a start token precedes the text
-        eligible = range(0 if self.start else 1, len(chunk))
+        eligible = range(max(self.config.min_position, 0 if self.start else 1), len(chunk))
         positions = select_positions(probs.tolist(), s.tau_s, s.k, eligible)
         count(stats, name, "positions_kept", len(positions))
         secs["positions"] += time.perf_counter() - t0

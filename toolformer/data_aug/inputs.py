@@ -151,54 +151,42 @@ def _open_text(path: Path):
     return open(path, encoding="utf-8", errors="replace", newline="")
 
 
-def _json_lines(path: Path, stats: InputStats) -> Iterator[Tuple[int, Any]]:
-    """(line number, parsed value) for every non-blank line; malformed lines are counted."""
+def _read_jsonl(path: Path, stats: InputStats) -> Iterator[Tuple[str, Any]]:
+    """Every non-blank line parsed; malformed lines are counted and reported, not fatal."""
     with _open_text(path) as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                yield lineno, json.loads(line)
+                value = json.loads(line)
             except json.JSONDecodeError as exc:
                 stats.skipped["malformed_json"] += 1
                 if len(stats.malformed_lines) < _WARN_LINES:
                     stats.malformed_lines.append(lineno)
                     logger.warning("%s: line %d is not valid JSON (%s); skipped", path, lineno, exc.msg)
-
-
-def _read_jsonl(path: Path, stats: InputStats) -> Iterator[Tuple[str, Any]]:
-    for lineno, value in _json_lines(path, stats):
-        yield f"line {lineno}", value
+                continue
+            yield f"line {lineno}", value
 
 
 def _read_json(path: Path, stats: InputStats) -> Iterator[Tuple[str, Any]]:
-    """A JSON array of records (or an object holding one), else JSON lines."""
-    with _open_text(path) as fh:
-        head = fh.read(1 << 16).lstrip()
-    if not head.startswith("["):
-        if head.startswith("{"):
-            try:
-                with _open_text(path) as fh:
-                    whole = json.load(fh)
-            except json.JSONDecodeError:
-                whole = None  # JSON lines, one object per line
-            if isinstance(whole, dict):
-                lists = [k for k, v in whole.items() if isinstance(v, list)]
-                if len(lists) == 1:
-                    for i, rec in enumerate(whole[lists[0]]):
-                        yield f"{lists[0]}[{i}]", rec
-                    return
-                yield "record 0", whole
-                return
-        yield from _read_jsonl(path, stats)
-        return
+    """A JSON array of records, an object holding one list of records, or JSON lines."""
     try:
         with _open_text(path) as fh:
-            records = json.load(fh)
+            whole = json.load(fh)
     except json.JSONDecodeError as exc:
-        raise UserError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); fix it or use JSON lines") from None
+        with _open_text(path) as fh:
+            is_array = fh.read(1 << 16).lstrip().startswith("[")
+        if is_array:
+            raise UserError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); fix it or use JSON lines") from None
+        yield from _read_jsonl(path, stats)  # JSON lines under a .json name
+        return
+    where, records = "record", whole if isinstance(whole, list) else [whole]
+    if isinstance(whole, dict):
+        lists = [k for k, v in whole.items() if isinstance(v, list)]
+        if len(lists) == 1:
+            where, records = lists[0], whole[lists[0]]
     for i, rec in enumerate(records):
-        yield f"record {i}", rec
+        yield f"{where}[{i}]", rec
 
 
 def _read_csv(path: Path, stats: InputStats, delimiter: str = ",") -> Iterator[Tuple[str, Any]]:

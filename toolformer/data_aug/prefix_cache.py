@@ -142,10 +142,9 @@ def chunk_document(tokenizer: Any, text: str, max_tokens: int) -> List[DocChunk]
         end = min(len(ids), start + max_tokens)
         cs = insert_at[start]
         ce = insert_at[end] if end < len(ids) else len(text)
-        chunks.append(DocChunk(
-            c, start, ids[start:end], insert_at[start:end], space_opener[start:end], cs, ce,
-            text[cs:ce].strip(),
-        ))
+        opener = space_opener[start:end]
+        opener[0] = True  # in P(x) every window follows "Output:", like the document's start
+        chunks.append(DocChunk(c, start, ids[start:end], insert_at[start:end], opener, cs, ce, text[cs:ce].strip()))
     return chunks
 
 

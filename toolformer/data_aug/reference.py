@@ -11,9 +11,8 @@ benchmarks, not on a corpus.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from toolformer.data_aug.annotator import (
     STAGES,
@@ -136,7 +135,7 @@ class ReferenceAnnotator:
             logp = self.model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)
         self.forward_tokens += len(ids)
         probs = [float(logp[len(prompt) - 1 + i, openers[i]].exp()) for i in range(len(chunk))]
-        eligible = range(0 if self.start else 1, len(chunk))
+        eligible = range(max(cfg.min_position, 0 if self.start else 1), len(chunk))
         positions = select_positions(probs, s.tau_s, s.k, eligible)
         count(stats, name, "positions_kept", len(positions))
         parsed = []

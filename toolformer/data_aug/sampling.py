@@ -13,7 +13,8 @@ writes `` [Tool(...)]`` (a space before the bracket) unless the text before the 
 ends in whitespace. So p_i is p(`` [``) when the text before token i does not end in whitespace
 (this is the case before every SmolLM2/Gemma word token, which carries its own leading space) and
 p(``[``) when it does (e.g. after SmolLM2's bare space token before a number, or a newline).
-Tokenizers where `` [`` is not one token always use ``[``.
+The first token of a window follows ``Output:`` in P(x), so it gets `` [``. Tokenizers where
+`` [`` is not one token always use ``[``.
 
 Sampling is deterministic and independent of batching: each row (position, sample index) has its
 own ``torch.Generator`` seeded from (seed, document id, chunk, tool, position, sample index) and
@@ -40,15 +41,6 @@ class Sample:
     text: str  # decoded text up to and including the first "]" (all of it when not closed)
     closed: bool
     abandoned: bool = False  # stopped early: it could no longer become a call of the tool
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A parsed, deduplicated candidate call of one tool at one position."""
-
-    tool: str
-    position: int  # token index in the chunk
-    args: str
 
 
 # --------------------------------------------------------------------------- tokens
@@ -165,12 +157,13 @@ def finish_text(tokenizer: Any, tokens: Sequence[int], closed: bool) -> str:
 
 def _batches(rows: List[Tuple[int, int]], prompt_len: int, max_new: int, batch_size: int,
              max_batch_tokens: int) -> List[List[Tuple[int, int]]]:
-    """Consecutive rows (sorted by position) grouped under the row and token caps."""
+    """Rows of one position per batch (the copied cache then ends exactly at that position, so
+    no mask or sliding window sees a gap), split under the row and token caps."""
     out: List[List[Tuple[int, int]]] = []
     cur: List[Tuple[int, int]] = []
     for row in rows:
         width = prompt_len + row[0] + max_new + 1
-        if cur and (len(cur) >= batch_size or (len(cur) + 1) * width > max_batch_tokens):
+        if cur and (cur[0][0] != row[0] or len(cur) >= batch_size or (len(cur) + 1) * width > max_batch_tokens):
             out.append(cur)
             cur = []
         cur.append(row)
@@ -203,8 +196,9 @@ def sample_calls(
     length of [prefix, rest], so x_j sits at cache index ``prompt_len + j``. A row for position i
     sees the cache up to ``prompt_len + i``, then its bracket token at position id
     ``prompt_len + i``, then its own samples. With ``shared_attention`` every row reads the one
-    shared cache (:func:`~toolformer.data_aug.prefix_cache.shared_prefix`); without it the cache
-    is copied per row and later document tokens are masked out (any model, more memory).
+    shared cache (:func:`~toolformer.data_aug.prefix_cache.shared_prefix`); without it each batch
+    holds the rows of one position and a copy of the cache cut at that position (any model's
+    own attention, more memory and more batches).
     With ``tool``, a row stops as soon as its text can no longer become a call of that tool
     (``Sample.abandoned``): it would be malformed or unclosed anyway.
     """
@@ -235,18 +229,14 @@ def _sample_batch(parts, tokenizer, kv, prompt_len, batch, openers, seed_of, bra
     device = parts.device
     size = len(batch)
     ctx = prompt_len + max(p for p, _ in batch)
-    mask = None
     if shared_attention:
         cache = DynamicCache()  # holds only each row's own tokens
         lens = torch.tensor([prompt_len + p for p, _ in batch], device=device)
         scope = shared_prefix(parts.model, [(k[:, :, :ctx], v[:, :, :ctx]) for k, v in kv], lens)
-    else:
+    else:  # every row of the batch is at the same position: the cache simply ends there
         cache = DynamicCache(ddp_cache_data=[
             (k[:, :, :ctx].expand(size, -1, -1, -1), v[:, :, :ctx].expand(size, -1, -1, -1)) for k, v in kv
         ])
-        mask = torch.ones(size, ctx + max_new_tokens + 1, dtype=torch.long, device=device)
-        for r, (p, _) in enumerate(batch):
-            mask[r, prompt_len + p: ctx] = 0
         scope = contextlib.nullcontext()
     inp = torch.tensor([[openers[p]] for p, _ in batch], device=device)
     pos = torch.tensor([[prompt_len + p] for p, _ in batch], device=device)
@@ -255,14 +245,11 @@ def _sample_batch(parts, tokenizer, kv, prompt_len, batch, openers, seed_of, bra
     tokens: List[List[int]] = [[] for _ in batch]
     closed = [False] * size
     abandoned = [False] * size
-    length = ctx
     with scope as state, torch.inference_mode():
         for _ in range(max_new_tokens):
-            extra = {} if mask is None else {"attention_mask": mask[:, : length + 1]}
-            hidden = parts.base(input_ids=inp, position_ids=pos, past_key_values=cache, use_cache=True,
-                                **extra).last_hidden_state[:, -1]
+            hidden = parts.base(input_ids=inp, position_ids=pos, past_key_values=cache,
+                                use_cache=True).last_hidden_state[:, -1]
             picked = pick_tokens(parts.logits(hidden), gens, temperature).tolist()
-            length += 1
             keep = []
             for slot, (r, t) in enumerate(zip(alive, picked)):
                 tokens[r].append(t)
@@ -280,9 +267,7 @@ def _sample_batch(parts, tokenizer, kv, prompt_len, batch, openers, seed_of, bra
                 index = torch.tensor(keep, device=device)
                 cache.batch_select_indices(index)
                 pos = pos[index]
-                if mask is not None:
-                    mask = mask[index]
-                else:
+                if shared_attention:
                     state.lens = state.lens[index]
                 picked = [picked[s] for s in keep]
                 gens = [gens[s] for s in keep]

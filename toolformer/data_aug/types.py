@@ -80,6 +80,12 @@ class AnnotatorConfig:
     max_doc_tokens: int = field(default=256, metadata={"help": "longer documents are chunked"})
     batch_size: int = field(default=32, metadata={"help": "rows per sampling/scoring batch"})
     seed: int = field(default=0, metadata={"help": "seed for candidate sampling"})
+    min_position: int = field(
+        default=0,
+        metadata={"help": "first token index of a window where a call may go (0, as in the "
+                          "paper: a call before the first token is scored against the bare start "
+                          "token, which small models find noisy)"},
+    )
     max_batch_tokens: int = field(
         default=16384,
         metadata={"help": "cap on rows x sequence length of one sampling/scoring forward (memory)"},

@@ -191,6 +191,7 @@ class ShardStore:
         self.chunks_dir = self.folder / "chunks"
         self._next_chunk = 0
         self._session: Optional[Dict[str, Any]] = None
+        self._t0 = 0.0  # perf_counter at the start of the session's annotation time
         self._progress: Dict[str, Any] = {}
         self.done: Set[int] = set()  # indices of the documents already in chunks (after prepare)
 
@@ -276,16 +277,8 @@ class ShardStore:
 
     def write_chunk(self, records: List[Dict[str, Any]]) -> Path:
         """Write one chunk atomically, then the progress record."""
-        name = f"chunk-{self._next_chunk:06d}.jsonl"
-        final = self.chunks_dir / name
-        tmp = self.chunks_dir / f".{name}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for rec in records:
-                fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(self.chunks_dir)
+        final = self.chunks_dir / f"chunk-{self._next_chunk:06d}.jsonl"
+        atomic_write_text(final, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records))
         self._next_chunk += 1
         if self._session is not None:
             self._session["documents"] += len(records)

@@ -143,7 +143,7 @@ def bar_chart(runs: Sequence[Dict[str, Any]], path: Union[str, Path],
               ("perplexity (lower is better)", ppl, 1.0)]
     groups = [g for g in groups if g[1]]
     widths = [max(2, len(g[1])) for g in groups]
-    size = (2 + 1.1 * sum(widths) * max(1, len(runs)) ** 0.5, 4.5)
+    size = (min(20.0, 2 + 0.6 * sum(widths) * len(runs) ** 0.5), 4.5)
     fig, axes = plt.subplots(1, len(groups), figsize=size,
                              gridspec_kw={"width_ratios": widths}, squeeze=False)
     width = 0.8 / len(runs)

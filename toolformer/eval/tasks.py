@@ -2,8 +2,15 @@
 
 Prompts are zero-shot, as in the paper: math and QA questions as ``Q: ...\\nA:``, LAMA as the
 cloze statement cut at the mask, which the model continues. Tools the paper disables per task:
-WikiSearch on LAMA (and our corpus holds the LAMA evidence sentences verbatim), QA on NQ.
+WikiSearch on LAMA, QA on NQ. (The shared ``wiki_corpus`` holds the LAMA evidence sentences
+verbatim, sources ``gre-*``/``trex-*``: a QA tool reading that corpus leaks LAMA answers too; the
+default WikiSearch corpus, gensim's Wikipedia sample, does not.)
 ``jsonl:PATH`` names a generic task over any JSONL with ``question`` and ``answer``.
+
+Multiple choice (the date tasks) is scored from the generated text, by the option the output
+names first (see :func:`toolformer.eval.metrics.choice_prediction`), not by option
+log-likelihood: tools act only during generation (a Calendar call may answer a date question),
+so one protocol serves a model with and without tools.
 """
 
 from __future__ import annotations

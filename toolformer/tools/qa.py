@@ -58,6 +58,8 @@ _PREFIX = re.compile(
 )
 _RELATIVE = re.compile(r",\s*(?:which|who|whose|where)\b.*$", re.IGNORECASE)
 _CITATION = re.compile(r"^\[\d+\]\s*")
+_AGENT = re.compile(r"^[a-z]+\s+by\s+(?=\S)")  # "written by George Orwell" -> "George Orwell"
+_OPEN_PAREN = re.compile(r"\s*\([^)]*$")  # a parenthesis cut off by the token limit
 _COPULA = re.compile(r"\s(?:is|was|are|were)\s", re.IGNORECASE)
 
 
@@ -74,8 +76,8 @@ def clean_answer(
 
     Keeps the first line up to its first sentence end; drops labels ("The answer is:"), a copied
     passage marker or title ("[2] Aardvark:"), a restated question ("The capital of X is
-    Montgomery" -> "Montgomery") and a trailing relative clause (", which ..."); an answer that
-    only repeats the question becomes empty.
+    Montgomery" -> "Montgomery"), a leading "written by", a trailing relative clause (", which
+    ...") or unclosed parenthesis; an answer that only repeats the question becomes empty.
     """
     text = text.strip().split("\n", 1)[0].strip()
     m = _SENTENCE_END.search(text)
@@ -95,6 +97,8 @@ def clean_answer(
         if _content(text) and _content(text) <= asked:
             return ""  # an echo of the question is no answer
     text = _RELATIVE.sub("", text)  # "Anchorage, which is also ..." -> "Anchorage"
+    text = _AGENT.sub("", text.replace("\ufffd", ""))  # and half a multi-byte character
+    text = _OPEN_PAREN.sub("", text)
     text = text.strip(" \"'`*").rstrip(",;:").strip()
     words = text.split()
     if len(words) > max_words:
@@ -189,6 +193,14 @@ class QA(Tool):
                     self.config.model, dtype=self.config.dtype
                 )
             return self._model, self._tokenizer
+
+    def prepare(self) -> "QA":
+        """Load the reader and the retriever's index now instead of at the first call."""
+        self.reader()
+        prepare = getattr(self.search, "prepare", None)
+        if prepare is not None:
+            prepare()
+        return self
 
     # -- answering ------------------------------------------------------------------------
     def retrieve(self, question: str) -> List[Passage]:
