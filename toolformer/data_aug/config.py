@@ -68,7 +68,7 @@ class AugmentConfig:
     limit: Optional[int] = field(
         default=40,
         metadata={"help": "annotate the first N documents of the input (0 or None: all); the default "
-                          "run finishes in a few minutes on 2 CPU cores"},
+                          "keeps a first run to minutes on a 2-core CPU"},
     )
     num_shards: Optional[int] = field(
         default=None, metadata={"help": "split the documents into N shards (default: WORLD_SIZE, else 1)"}

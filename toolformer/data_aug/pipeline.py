@@ -267,7 +267,7 @@ class AugmentSummary:
 
     def __str__(self) -> str:
         where = "all shards" if self.merged else f"shard index {self.shard_index} of {self.num_shards} shards"
-        rate = f"{self.processed_now / self.seconds_now:.2f} docs/s" if self.seconds_now > 0 else "-"
+        rate = _rate(self.processed_now, self.seconds_now)
         lines = [f"Annotated {self.processed_now} documents now in {self.seconds_now:.1f}s ({rate}). "
                  f"Totals, {where}:"]
         lines += _stats_lines(self.stats, self.examples)
@@ -303,6 +303,13 @@ def format_merged(output: str, stats: Dict[str, Any], examples: List[Dict[str, A
     lines = [f"Merged {stats.get('shards', '?')} shard(s) of {out}:"] + _stats_lines(stats, examples)
     lines.append(f"Output: {out / DATA_FILE}, {out / DATASET_DIR}/, {out / STATS_FILE}")
     return "\n".join(lines)
+
+
+def _rate(docs: int, seconds: float) -> str:
+    if docs <= 0 or seconds <= 0:
+        return "-"
+    per_second = docs / seconds
+    return f"{per_second:.2f} docs/s" if per_second >= 0.1 else f"{seconds / docs:.1f} s/doc"
 
 
 def _short(text: str, n: int) -> str:
