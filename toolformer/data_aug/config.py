@@ -187,17 +187,13 @@ def _env_int(env: Dict[str, str], name: str) -> Optional[int]:
 
 
 def canonical_tools(names: List[str]) -> List[str]:
-    """Registered spelling of each tool name (case-insensitive), without importing the tools;
-    raises :class:`UnknownToolError` with a "did you mean" hint."""
-    from toolformer.tools.base import UnknownToolError, available_tools
+    """Registered spelling of each tool name (case-insensitive, duplicates dropped), without
+    importing the tools; raises :class:`UnknownToolError` with a "did you mean" hint."""
+    from toolformer.tools.base import _canonical
 
-    known = available_tools()
-    lowered = {k.lower(): k for k in known}
-    out = []
+    out: List[str] = []
     for name in names:
-        key = lowered.get(str(name).strip().lower())
-        if key is None:
-            raise UnknownToolError(str(name), known)
+        key = _canonical(str(name).strip())
         if key not in out:
             out.append(key)
     return out

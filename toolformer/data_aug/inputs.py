@@ -74,24 +74,20 @@ _TEXT_FORMATS = ("%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%Y/%m/%d", "
 def parse_date(value: Any) -> Optional[_dt.date]:
     """A date from a date/datetime, an ISO string (``2023-01-30``, ``2023-01-30T12:00:00Z``) or a
     few common written forms (``January 30, 2023``); None when it is not one."""
-    if value is None:
-        return None
-    if isinstance(value, _dt.datetime):
-        return value.date()
-    if isinstance(value, _dt.date):
-        return value
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if not text:
+    from toolformer.tools.base import ToolInputError
+    from toolformer.tools.calendar import as_date
+
+    if value is None or isinstance(value, (bool, int, float)):
         return None
     try:
-        return _dt.datetime.fromisoformat(text.replace("Z", "+00:00")).date()
-    except ValueError:
+        return as_date(value)
+    except ToolInputError:
         pass
+    if not isinstance(value, str):
+        return None
     for fmt in _TEXT_FORMATS:
         try:
-            return _dt.datetime.strptime(text, fmt).date()
+            return _dt.datetime.strptime(value.strip(), fmt).date()
         except ValueError:
             continue
     return None

@@ -22,7 +22,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from toolformer.data_aug.config import AugmentConfig
 from toolformer.data_aug.inputs import InputStats, load_documents
@@ -136,6 +136,12 @@ def make_tools(config: AugmentConfig, model: Any = None, tokenizer: Any = None) 
         if model is not None and same_model and same_dtype:
             qa.update(model=model, tokenizer=tokenizer)
         tools["QA"] = create_tool("QA", **qa)
+    # Build retrieval indexes (and QA's reader, usually the run's model) before any call runs
+    # under the executor's timeout; MT stays lazy since most documents never reach it.
+    for name in ("WikiSearch", "QA"):
+        prepare = getattr(tools.get(name), "prepare", None)
+        if callable(prepare):
+            prepare()
     return {name: tools[name] for name in config.tools}
 
 
@@ -450,11 +456,16 @@ def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_
 # --------------------------------------------------------------------------- merge
 
 
+def _shards(output: Path, num_shards: int) -> Tuple[List[ShardStore], List[Optional[Dict[str, Any]]]]:
+    """Every shard's store and done marker (None while the shard is not finished)."""
+    stores = [ShardStore(output / SHARDS_DIR / shard_name(i, num_shards)) for i in range(num_shards)]
+    return stores, [s.done_marker() for s in stores]
+
+
 def _merge_if_complete(output: Path, num_shards: int, config: Dict[str, Any]):
     """Merge when every shard is done (the last process to finish does it, under a lock)."""
     with file_lock(output / MERGE_LOCK):
-        stores = [ShardStore(output / SHARDS_DIR / shard_name(i, num_shards)) for i in range(num_shards)]
-        markers = [s.done_marker() for s in stores]
+        stores, markers = _shards(output, num_shards)
         if any(m is None for m in markers):
             return None
         key = [m.get("finished") for m in markers]
@@ -478,8 +489,7 @@ def merge_shards(output: str, num_shards: Optional[int] = None) -> Tuple[Dict[st
             raise UserError(f"{out} holds runs with {sorted(found)} shards; pass --num-shards")
         num_shards = next(iter(found))
     with file_lock(out / MERGE_LOCK):
-        stores = [ShardStore(out / SHARDS_DIR / shard_name(i, num_shards)) for i in range(num_shards)]
-        markers = [s.done_marker() for s in stores]
+        stores, markers = _shards(out, num_shards)
         missing = [str(i) for i, m in enumerate(markers) if m is None]
         if missing:
             raise UserError(
