@@ -10,7 +10,7 @@ import torch
 
 from conftest import make_tiny_model
 from toolformer.data_aug.annotator import Annotator, call_offset, merge_calls
-from toolformer.data_aug.reference import ReferenceAnnotator
+from toolformer.data_aug.reference import ReferenceAnnotator, textbook_loss
 from toolformer.data_aug.types import AnnotatorConfig, Document, KeptCall
 from toolformer.errors import UserError
 from toolformer.syntax import APICall, find_calls, format_call, strip_calls
@@ -203,6 +203,12 @@ def test_chunked_document_matches_reference_and_maps_offsets(model, smol_tokeniz
         start = ids.token_to_chars(c.position).start - 1  # offset of that token in the text
         assert c.offset in (start, start - 1, start + 1) and 0 <= c.offset <= len(text)
     assert ours.calls and ours.text != text
+    # a window's last positions are scored on the tokens after it: like on the whole document
+    late = [c for c in ours.candidates if 16 <= c.position < 20]
+    assert late
+    for c in late:
+        want = textbook_loss(model, [tok.bos_token_id], [], ids["input_ids"], c.position, 5)
+        assert c.loss_empty == pytest.approx(want, abs=1e-5)
 
 
 def test_settings_precedence():

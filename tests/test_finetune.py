@@ -21,6 +21,7 @@ from toolformer.finetune import (
     MANIFEST_FILE,
     CausalCollator,
     FinetuneConfig,
+    accelerate_config,
     accumulation_steps,
     build_blocks,
     finetune,
@@ -33,7 +34,6 @@ from toolformer.finetune import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-ACCEL_DIR = REPO / "toolformer" / "configs" / "accelerate"
 
 CALC_TEXTS = [
     f"The shop sold {a} boxes of {b} eggs, that is [Calculator({a}*{b}) -> {a * b}] {a * b} eggs."
@@ -397,7 +397,7 @@ def test_cli_trains_and_reports_user_errors(tmp_path, tiny_dir, capsys):
 def test_accelerate_configs_parse(name, kind):
     from accelerate.commands.config.config_args import load_config_from_file
 
-    cfg = load_config_from_file(str(ACCEL_DIR / f"{name}.yaml"))
+    cfg = load_config_from_file(str(accelerate_config(name)))
     assert str(cfg.distributed_type).endswith(kind)
     if name == "fsdp":
         assert cfg.fsdp_config["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
@@ -406,6 +406,8 @@ def test_accelerate_configs_parse(name, kind):
         assert cfg.deepspeed_config["zero_stage"] == 3
     if name == "cpu_2proc":  # torchrun-launched; the processes form a MULTI_CPU gloo group
         assert cfg.num_processes == 2 and cfg.use_cpu
+    with pytest.raises(UserError, match="shipped ones: cpu_2proc, ddp, deepspeed_zero3, fsdp"):
+        accelerate_config("zero2")
 
 
 def test_two_process_cpu_run_with_gloo(tmp_path, tiny_dir):
@@ -413,7 +415,7 @@ def test_two_process_cpu_run_with_gloo(tmp_path, tiny_dir):
     data = _write_annotation_output(tmp_path / "aug", CALC_TEXTS * 2)
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCEL_DIR / "cpu_2proc.yaml"),
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_config("cpu_2proc")),
            "--main_process_port", "0", "-m", "toolformer.cli.main", "finetune", "--data", str(data),
            "--output", str(out), "--model", tiny_dir, "--max-steps", "3", "--eval-steps", "3",
            "--batch-size", "2", "--effective-batch-size", "8", "--max-seq-len", "32",

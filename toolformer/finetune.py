@@ -34,7 +34,9 @@ TEXT_SUFFIXES = {".jsonl", ".json", ".parquet", ".csv", ".txt"}
 
 @dataclass
 class FinetuneConfig:
-    """Settings of a fine-tuning run; defaults follow the paper (Section 4.1 / Appendix B)."""
+    """Settings of a fine-tuning run. Defaults follow the paper's fine-tuning setup (lr 1e-5,
+    10% linear warm-up then linear decay, batch 128, up to 2k steps, best checkpoint by held-out
+    perplexity); every field can be overridden (the CLI maps one option onto each)."""
 
     data: str = field(default="", metadata={"help": "annotation output folder (data.jsonl / dataset/), a JSONL, JSON, parquet, CSV or TXT file, or a saved HF dataset with a text column"})
     output_dir: str = field(default="toolformer-finetuned", metadata={"help": "where the final model, adapter, checkpoints and toolformer.json go"})
@@ -45,7 +47,7 @@ class FinetuneConfig:
     eval_fraction: float = field(default=0.05, metadata={"help": "held-out fraction of the documents for perplexity / best-checkpoint selection (0 = no eval)"})
     eval_data: Optional[str] = field(default=None, metadata={"help": "a separate held-out dataset (same formats); replaces the eval_fraction split"})
     max_eval_docs: int = field(default=2000, metadata={"help": "cap on held-out documents"})
-    max_seq_len: int = field(default=512, metadata={"help": "tokens per training block"})
+    max_seq_len: int = field(default=512, metadata={"help": "tokens per training block (the paper does not state one)"})
     packing: bool = field(default=True, metadata={"help": "join tokenized texts with EOS and cut them into max_seq_len blocks (False: one padded row per text, truncated)"})
     learning_rate: float = field(default=1e-5, metadata={"help": "peak learning rate (paper: 1e-5)"})
     warmup_ratio: float = field(default=0.1, metadata={"help": "linear warm-up over this fraction of the steps, then linear decay to 0 (paper: 10%)"})
@@ -90,8 +92,14 @@ class FinetuneConfig:
             raise UserError("num_train_epochs must be > 0")
         if self.num_train_epochs is None and self.max_steps <= 0:
             raise UserError("set max_steps > 0 or num_train_epochs")
-        if self.save_steps and (self.save_steps < 0 or ((self.eval_fraction > 0 or self.eval_data) and self.save_steps % self.eval_steps)):
-            raise UserError(f"save_steps must be a positive multiple of eval_steps ({self.eval_steps}) so that the best checkpoint is on disk")
+        has_eval = self.eval_fraction > 0 or bool(self.eval_data)
+        if self.save_steps is not None and self.save_steps < 0:
+            raise UserError("save_steps must be >= 0 (0 = no checkpoints)")
+        if self.save_steps and has_eval and self.save_steps % self.eval_steps:
+            raise UserError(
+                f"save_steps must be a multiple of eval_steps ({self.eval_steps}) so that the best "
+                "checkpoint is on disk"
+            )
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise UserError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
@@ -363,6 +371,16 @@ def total_steps(config: FinetuneConfig, n_blocks: int, processes: int, accum: in
     micro = math.ceil(n_blocks / (config.batch_size * processes))
     steps = max(1, math.ceil(config.num_train_epochs * micro / accum))
     return min(steps, config.max_steps) if config.max_steps > 0 else steps
+
+
+def accelerate_config(name: str) -> Path:
+    """Path of a shipped ``accelerate`` config: cpu_2proc, ddp, fsdp or deepspeed_zero3."""
+    folder = Path(__file__).resolve().parent / "configs" / "accelerate"
+    path = folder / f"{name}.yaml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+        raise UserError(f"no accelerate config {name!r}; shipped ones: {known}")
+    return path
 
 
 def latest_checkpoint(output_dir: str) -> Optional[str]:

@@ -3,7 +3,8 @@
 ``Annotator(model, tokenizer, tools, config, executor).annotate(doc)`` returns the document with
 every call that passed the loss filter inserted (paper, Section 2). Per document and tool:
 
-1. prefilter (:mod:`~toolformer.data_aug.heuristics`), per window of ``max_doc_tokens`` tokens;
+1. prefilter (:mod:`~toolformer.data_aug.heuristics`), per window of ``max_doc_tokens`` tokens
+   (each window is annotated like a document; its losses still see the tokens after it);
 2. one forward pass over [P(x), x], the few-shot prefix of P(x) coming from a KV cache computed
    once per tool, gives p(`[`) everywhere; positions above tau_s, the k best, are kept;
 3. m calls per position are sampled in batches that continue that pass's cache;
@@ -147,8 +148,10 @@ class Annotator:
         if not tools:
             raise UserError("no tools to annotate with; pass e.g. create_tools('Calculator,Calendar')")
         self.tools: Dict[str, Tool] = {t.name: t for t in tools.values()}
-        if config.max_call_tokens < 1 or config.weight_horizon < 1:
-            raise UserError("max_call_tokens and weight_horizon must be >= 1")
+        if config.max_call_tokens < 1 or config.weight_horizon < 1 or config.batch_size < 1:
+            raise UserError("max_call_tokens, weight_horizon and batch_size must be >= 1")
+        if config.max_doc_tokens < 2:
+            raise UserError(f"max_doc_tokens must be >= 2, got {config.max_doc_tokens}")
         self.model = model
         self.tokenizer = tokenizer
         model.eval()
@@ -331,7 +334,8 @@ class Annotator:
             for z in ("", format_call(call), format_call(call.with_result(""))):
                 rows[z].add(p)
         keys = list(rows)
-        losses = self.scorer.losses(chunk.ids, [self._ids(z) if z else [] for z in keys], [rows[z] for z in keys])
+        text_ids = chunk.ids + chunk.follow[: self.config.weight_horizon - 1]
+        losses = self.scorer.losses(text_ids, [self._ids(z) if z else [] for z in keys], [rows[z] for z in keys])
         loss = dict(zip(keys, losses))
         out: List[Tuple[KeptCall, bool]] = []
         for name, p, call in ready:

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, List, Optional, Sequence, Tuple
 
 from toolformer.errors import UserError
 
+FOLLOW_TOKENS = 16  # tokens after a window kept for scoring (>= weight horizon - 1)
 _SENTINELS = ("\x00first-document\x00", "\x01second-document\x01")
 
 
@@ -96,7 +97,9 @@ class DocChunk:
 
     ``ids[j]`` is token ``token_start + j`` of the document; a call before it goes at character
     ``insert_at[j]`` of the original text; ``space_opener[j]`` says whether the call would open
-    with `` [`` (the text before the token does not end in whitespace) or ``[``.
+    with `` [`` (the text before the token does not end in whitespace) or ``[``. ``follow`` holds
+    the document's next tokens after the window, so that losses at its last positions still see
+    the following tokens (only the true end of a document has fewer than the weighted five).
     """
 
     index: int
@@ -107,6 +110,7 @@ class DocChunk:
     char_start: int
     char_end: int
     text: str  # the window's text (stripped), what goes into the prompt's document slot
+    follow: List[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -144,7 +148,8 @@ def chunk_document(tokenizer: Any, text: str, max_tokens: int) -> List[DocChunk]
         ce = insert_at[end] if end < len(ids) else len(text)
         opener = space_opener[start:end]
         opener[0] = True  # in P(x) every window follows "Output:", like the document's start
-        chunks.append(DocChunk(c, start, ids[start:end], insert_at[start:end], opener, cs, ce, text[cs:ce].strip()))
+        chunks.append(DocChunk(c, start, ids[start:end], insert_at[start:end], opener, cs, ce,
+                               text[cs:ce].strip(), ids[end:end + FOLLOW_TOKENS]))
     return chunks
 
 

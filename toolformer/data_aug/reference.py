@@ -200,8 +200,9 @@ class ReferenceAnnotator:
             losses = []
             for z in (format_call(call), "", format_call(call.with_result(""))):
                 prefix = encode(self.tokenizer, z) if z else []
-                losses.append(textbook_loss(self.model, self.start, prefix, chunk.ids, p, h))
-                self.forward_tokens += len(self.start) + len(prefix) + len(chunk.ids)
+                text_ids = chunk.ids + chunk.follow[: h - 1]
+                losses.append(textbook_loss(self.model, self.start, prefix, text_ids, p, h))
+                self.forward_tokens += len(self.start) + len(prefix) + len(text_ids)
             plus, empty, none = losses
             keep, minus = keep_decision(plus, empty, none, self.settings[name].tau_f)
             out.append((KeptCall(name, call.args, call.result, call_offset(text, chunk.insert_at[p]),
