@@ -203,11 +203,13 @@ def test_chunked_document_matches_reference_and_maps_offsets(model, smol_tokeniz
         start = ids.token_to_chars(c.position).start - 1  # offset of that token in the text
         assert c.offset in (start, start - 1, start + 1) and 0 <= c.offset <= len(text)
     assert ours.calls and ours.text != text
-    # a window's last positions are scored on the tokens after it: like on the whole document
-    late = [c for c in ours.candidates if 16 <= c.position < 20]
+    # a window's last positions are scored on the tokens after it (x_i..x_i+4 as in a long text)
+    dense = Annotator(model, tok, [Add()], AnnotatorConfig(**{**cfg, "tau_s": 0.0, "k": 20, "m": 3}))
+    late = [c for c in dense.annotate(doc).candidates if c.position % 20 >= 16]
     assert late
     for c in late:
-        want = textbook_loss(model, [tok.bos_token_id], [], ids["input_ids"], c.position, 5)
+        w0 = c.position - c.position % 20
+        want = textbook_loss(model, [tok.bos_token_id], [], ids["input_ids"][w0: w0 + 24], c.position - w0, 5)
         assert c.loss_empty == pytest.approx(want, abs=1e-5)
 
 

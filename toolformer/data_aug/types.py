@@ -88,7 +88,8 @@ class AnnotatorConfig:
     )
     max_batch_tokens: int = field(
         default=16384,
-        metadata={"help": "cap on rows x sequence length of one sampling/scoring forward (memory)"},
+        metadata={"help": "cap on rows x padded length of one scoring forward pass (and of a "
+                          "sampling batch without shared_prefix_attention): bounds memory"},
     )
     start_token: Optional[str] = field(
         default=None,
