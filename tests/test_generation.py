@@ -485,7 +485,6 @@ def _real_calculator():
 @pytest.mark.slow
 def test_real_smollm2_makes_a_calculator_call(real_model):
     model, tok = real_model
-    torch.set_num_threads(2)
     prompt = (
         "Your task is to add calls to a Calculator API to a piece of text. You can call the API by "
         "writing \"[Calculator(expression)]\" where \"expression\" is the expression to be computed.\n"
