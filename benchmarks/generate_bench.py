@@ -70,6 +70,17 @@ def _calculator():
         return Calculator()
 
 
+def _prompt(tok, question: str, context_tokens: int) -> str:
+    """The few-shot prompt for ``question``, its examples repeated up to ``context_tokens``."""
+    head, _, tail = FEW_SHOT.partition("Input: {q}")
+    intro, _, examples = head.partition("Input:")
+    examples = "Input:" + examples
+    body = examples
+    while context_tokens and len(tok(intro + body + examples).input_ids) < context_tokens:
+        body += examples
+    return (intro + body + "Input: {q}" + tail).format(q=question)
+
+
 def main(argv: List[str] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m")
@@ -80,6 +91,9 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument("--long-repeats", type=int, default=2, help="best of N runs for lengths >= 256")
     parser.add_argument("--max-calls", type=int, default=1, help="calls per output in (c) and (d)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--context-tokens", type=int, default=0,
+                        help="lengthen each prompt to about this many tokens with more few-shot examples "
+                             "(re-encoding costs grow with the context)")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="wall: elapsed time; cpu: this process's CPU time (steadier on a busy machine)")
     args = parser.parse_args(argv)
@@ -96,13 +110,14 @@ def main(argv: List[str] = None) -> None:
     gen = ToolGenerator(model, tok, executor)
     lengths = [int(x) for x in args.lengths.split(",")]
     print(f"model {args.model} fp32, {torch.get_num_threads()} threads, batch 1, max_calls {args.max_calls}, "
-          f"{args.clock} clock, best of repeats", file=sys.stderr)
+          f"{args.clock} clock, best of repeats, prompt {len(tok(_prompt(tok, QUESTIONS[0], args.context_tokens)).input_ids)} "
+          "tokens", file=sys.stderr)
 
     ratios: Dict[str, float] = {}
     call_ratios: Dict[str, float] = {}
     for n in lengths:
         long = n >= 256
-        prompts = [FEW_SHOT.format(q=q) for q in QUESTIONS[: args.long_prompts if long else args.prompts]]
+        prompts = [_prompt(tok, q, args.context_tokens) for q in QUESTIONS[: args.long_prompts if long else args.prompts]]
         repeats = args.long_repeats if long else args.repeats
         enc = [tok(p, return_tensors="pt") for p in prompts]
 

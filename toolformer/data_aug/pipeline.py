@@ -110,8 +110,18 @@ def build_annotator(config: AugmentConfig) -> Tuple[Any, Callable[[], None]]:
     torch.manual_seed(config.seed)
     model, tokenizer = load_model(config.model, dtype=config.dtype, device=config.device or _default_device())
     tools = make_tools(config, model, tokenizer)
+    prepare_tools(tools)
     annotator = Annotator(model, tokenizer, tools, dataclasses.replace(config.annotator, seed=config.seed))
     return annotator, annotator.close
+
+
+def prepare_tools(tools: Dict[str, Any]) -> None:
+    """Build retrieval indexes (and QA's reader, usually the run's model) before any call runs
+    under the executor's timeout; MT stays lazy since most documents never reach it."""
+    for name in ("WikiSearch", "QA"):
+        prepare = getattr(tools.get(name), "prepare", None)
+        if callable(prepare):
+            prepare()
 
 
 def make_tools(config: AugmentConfig, model: Any = None, tokenizer: Any = None) -> Dict[str, Any]:
@@ -136,12 +146,6 @@ def make_tools(config: AugmentConfig, model: Any = None, tokenizer: Any = None) 
         if model is not None and same_model and same_dtype:
             qa.update(model=model, tokenizer=tokenizer)
         tools["QA"] = create_tool("QA", **qa)
-    # Build retrieval indexes (and QA's reader, usually the run's model) before any call runs
-    # under the executor's timeout; MT stays lazy since most documents never reach it.
-    for name in ("WikiSearch", "QA"):
-        prepare = getattr(tools.get(name), "prepare", None)
-        if callable(prepare):
-            prepare()
     return {name: tools[name] for name in config.tools}
 
 
