@@ -73,10 +73,15 @@ def parse_thresholds(name: str, items: Sequence[str], cast: type) -> Tuple[Optio
     return everyone, per_tool
 
 
+# torchrun's own argparse rejects "--k"/"--m" anywhere on its command line (ambiguous prefixes
+# of its options), so under torchrun use the long names
+LONG_NAMES = {"k": ("--positions-k",), "m": ("--calls-m",)}
+
+
 def _threshold_option(name: str, cast: type):
     flag = "--" + name.replace("_", "-")
     return click.option(
-        flag, name, multiple=True, metavar="[TOOL=]" + ("N" if cast is int else "X"),
+        flag, *LONG_NAMES.get(name, ()), name, multiple=True, metavar="[TOOL=]" + ("N" if cast is int else "X"),
         help=f"{A[name].replace('override: ', '')}; for every tool, or TOOL=value for one "
              "(repeatable). Default: the paper's value per tool.",
     )

