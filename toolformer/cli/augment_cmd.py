@@ -115,6 +115,8 @@ def _threshold_option(name: str, cast: type):
 @_threshold_option("tau_f", float)
 @click.option("--max-doc-tokens", type=click.IntRange(min=8), default=AnnotatorConfig.max_doc_tokens,
               show_default=True, help=A["max_doc_tokens"])
+@click.option("--min-position", type=click.IntRange(min=0), default=AnnotatorConfig.min_position,
+              show_default=True, help=A["min_position"])
 @click.option("--model-batch-size", type=click.IntRange(min=1), default=AnnotatorConfig.batch_size,
               show_default=True, help=A["batch_size"])
 @click.option("--annotator-factory", default=None, metavar="MODULE:ATTR", help=H["annotator_factory"])
@@ -125,7 +127,7 @@ def _threshold_option(name: str, cast: type):
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def augment(input_, output, model, dtype, device, tools, tool_option, limit, num_shards, shard_index,
             batch_size, chunk_size, text_field, date_field, url_field, id_field, split, seed, tau_s, k, m,
-            tau_f, max_doc_tokens, model_batch_size, annotator_factory, overwrite, no_merge, merge_dir,
+            tau_f, max_doc_tokens, min_position, model_batch_size, annotator_factory, overwrite, no_merge, merge_dir,
             quiet) -> None:
     from toolformer.cli.main import _user_error_types
 
@@ -134,7 +136,8 @@ def augment(input_, output, model, dtype, device, tools, tool_option, limit, num
             _merge_only(merge_dir, num_shards)
             return
         thresholds = {"tau_s": tau_s, "k": k, "m": m, "tau_f": tau_f}
-        ann = AnnotatorConfig(max_doc_tokens=max_doc_tokens, batch_size=model_batch_size, seed=seed)
+        ann = AnnotatorConfig(max_doc_tokens=max_doc_tokens, batch_size=model_batch_size, seed=seed,
+                              min_position=min_position)
         for name, items in thresholds.items():
             everyone, per_tool = parse_thresholds(name, items, THRESHOLDS[name])
             setattr(ann, name, everyone)

@@ -85,10 +85,12 @@ class AnnotatorConfig:
     )
     seed: int = field(default=0, metadata={"help": "seed for candidate sampling"})
     min_position: int = field(
-        default=0,
-        metadata={"help": "first token index of a window where a call may go (0, as in the "
-                          "paper: a call before the first token is scored against the bare start "
-                          "token, which small models find noisy)"},
+        default=1,
+        metadata={"help": "first token index of a window where a call may go. 1 (a deviation: the "
+                          "paper allows 0): a call before the first token is scored against the "
+                          "bare start token, where any prefix that names a number from the text "
+                          "lowers the loss; on SmolLM2 12 of the first 18 kept Calculator calls "
+                          "were such '[Calculator(250) -> 250] The state...' openers"},
     )
     max_batch_tokens: int = field(
         default=16384,
