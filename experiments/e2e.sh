@@ -10,16 +10,17 @@ set -euo pipefail
 
 OUT=${OUT:-runs/e2e}
 MODEL=${MODEL:-smollm2-135m}
-CALC_DOCS=${CALC_DOCS:-150}        # Calculator documents to annotate (0 = all 423 that pass the prefilter)
+CALC_DOCS=${CALC_DOCS:-96}         # Calculator documents to annotate (0 = all 423 that pass the prefilter)
 CALC_K=${CALC_K:-20}               # paper (Appendix A): k=20, m=10
 CALC_M=${CALC_M:-10}
 CALC_TAU_F=${CALC_TAU_F:-0.5}      # paper: 0.5
 OTHER_DOCS=${OTHER_DOCS:-80}      # default-corpus paragraphs annotated with the other tools
 OTHER_TOOLS=${OTHER_TOOLS:-Calendar,WikiSearch}
 DTYPE=${DTYPE:-fp32}               # annotation dtype (bf16 is ~100x slower on this AVX2 CPU: RESULTS.md)
-PROCS=${PROCS:-2}                  # annotation processes (torchrun, one thread each)
-EPOCHS=${EPOCHS:-3}
-LR=${LR:-1e-5}                     # paper: 1e-5
+PROCS=${PROCS:-2}                  # processes for the Calculator annotation (torchrun) and fine-tuning
+OTHER_PROCS=${OTHER_PROCS:-1}      # processes for the other tools (it ran beside the Calculator shards)
+EPOCHS=${EPOCHS:-10}
+LR=${LR:-1e-4}                     # paper: 1e-5 at batch 128 on ~25k documents; ours are ~1000x fewer
 EVAL_LIMIT=${EVAL_LIMIT:-30}
 EVAL_THREADS=${EVAL_THREADS:-2}
 
@@ -50,7 +51,7 @@ augment() {  # augment ARGS...: one process, or PROCS shards under torchrun
 stage augment_calculator augment --input "$OUT/calc_docs.jsonl" --output "$OUT/aug_calc" \
   --tools Calculator --limit "$CALC_DOCS" --positions-k "$CALC_K" --calls-m "$CALC_M" --tau-f "$CALC_TAU_F" \
   --min-position 0 --dtype "$DTYPE" --quiet
-stage augment_other augment --output "$OUT/aug_other" --tools "$OTHER_TOOLS" \
+PROCS=$OTHER_PROCS stage augment_other augment --output "$OUT/aug_other" --tools "$OTHER_TOOLS" \
   --limit "$OTHER_DOCS" --min-position 0 --dtype "$DTYPE" --quiet
 
 # 3. fine-tuning set: the documents with at least one kept call (the paper's C*). Calls before
@@ -88,8 +89,8 @@ finetune() {
   fi
 }
 stage finetune finetune --data "$OUT/train.jsonl" --output "$OUT/model" --model "$MODEL" \
-  --epochs "$EPOCHS" --lr "$LR" --batch-size 4 --effective-batch-size 8 --max-seq-len 256 \
-  --eval-fraction 0.1 --eval-steps 10 --no-progress
+  --epochs "$EPOCHS" --lr "$LR" --batch-size 2 --effective-batch-size 4 --max-seq-len 256 \
+  --eval-fraction 0.1 --eval-steps 6 --no-progress
 
 # 5. evaluation: base model (no tools), Toolformer, Toolformer with tools disabled
 EV="--tasks all --limit $EVAL_LIMIT --threads $EVAL_THREADS --quiet"
