@@ -48,6 +48,17 @@ def test_generator_spans_cover_calls_the_model_never_closed():
     assert not score_output("math", text, 5.0).correct
 
 
+def test_bracketed_text_that_never_became_a_call_is_kept():
+    # under the top-k rule the generator opened "[" and the model answered "[A]"
+    calls = [{"start": 1, "end": 4, "result": None, "error": "unclosed call"}]
+    assert answer_text(" [A]", calls) == "[A]"
+    assert score_output("multiple_choice", " [A]", 0, choices=["x", "y"], calls=calls).correct
+    assert not score_output("multiple_choice", " [A]", 1, choices=["x", "y"], calls=calls).correct
+    # a malformed call's text is still no answer
+    bad = [{"start": 2, "end": 10, "result": None, "error": "malformed call: 3*4"}]
+    assert answer_text("x [3*4 ->] 5", bad) == "x 5"
+
+
 def test_spans_with_results():
     text = "[Calculator(3*4) -> 12] 12 apples"
     calls = [{"start": 0, "end": 23, "result": "12", "error": None}]
@@ -208,6 +219,8 @@ CHOICES = ["12/11/1937", "12/25/1937", "01/04/1938"]
         (" (B) 12/25/1937", 1),
         (" B", 1),
         (" B.", 1),
+        (" [C]", 2),
+        (" see [1]", None),
         (" The answer is (C).", 2),
         (" 12/25/1937", 1),  # by option text
         (" It is 01/04/1938, not (A)", 2),  # the first mention wins

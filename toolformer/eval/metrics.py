@@ -47,9 +47,11 @@ def answer_text(output: str, calls: Optional[Sequence[Any]] = None) -> str:
 
     ``calls``: the generator's call records (objects or dicts with ``start``, ``end``,
     ``result``, ``error``); their spans also cover calls the model never closed properly
-    (``[Calc(3*4]``), whose text is no answer. Without them the calls are parsed from the text,
-    and a call left open at the end (the token budget ran out inside it) is dropped. Text that
-    merely contains brackets (``[1]``) is kept.
+    (``[Calc(3*4]``), whose text is no answer. An unclosed span that never reached ``Name(`` is
+    bracketed text, not a call, and is kept: under the top-k rule the generator opens ``[`` and
+    the model may answer ``[A]``. Without records the calls are parsed from the text, and a call
+    left open at the end (the token budget ran out inside it) is dropped. Text that merely
+    contains brackets (``[1]``) is kept.
     """
     spans = [_span(c) for c in calls or ()]
     usable = bool(spans) and all(
@@ -62,6 +64,8 @@ def answer_text(output: str, calls: Optional[Sequence[Any]] = None) -> str:
             end = len(output) if end is None else end
             if start < pos:
                 continue
+            if error == "unclosed call" and not _OPEN_CALL.match(output, start):
+                continue  # closed before it became a call: the text stays
             parts.append(output[pos:start])
             parts.append(f" {result} " if result and not error else " ")
             pos = end
@@ -206,7 +210,7 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 def choice_prediction(text: str, choices: Sequence[str]) -> Optional[int]:
     """The index of the first option that ``text`` names, or None.
 
-    An option is named by its letter in parentheses ``(B)``, by ``B)`` / ``B.`` / ``B:`` as a
+    An option is named by its letter in parentheses or brackets ``(B)`` / ``[B]``, by ``B)`` / ``B.`` / ``B:`` as a
     word, by a bare ``B`` as the whole first line or after "answer" ("the answer is B"), or by
     its text (case-insensitive, on word boundaries). The earliest mention wins; at equal
     positions the longer one.
@@ -214,8 +218,8 @@ def choice_prediction(text: str, choices: Sequence[str]) -> Optional[int]:
     letters = LETTERS[: len(choices)]
     found: List[tuple] = []  # (start, -length, index)
     if letters:
-        for m in re.finditer(rf"\(([{letters}])\)|(?<!\w)([{letters}])[\).:](?!\w)", text):
-            letter = m.group(1) or m.group(2)
+        for m in re.finditer(rf"\(([{letters}])\)|\[([{letters}])\]|(?<!\w)([{letters}])[\).:](?!\w)", text):
+            letter = m.group(1) or m.group(2) or m.group(3)
             found.append((m.start(), -(m.end() - m.start()), letters.index(letter)))
         m = re.match(rf"\s*([{letters}])\s*$|\s*([{letters}])\s*\n", text)
         if m:
