@@ -88,9 +88,15 @@ finetune() {
     toolformer finetune "$@"
   fi
 }
-stage finetune finetune --data "$OUT/train.jsonl" --output "$OUT/model" --model "$MODEL" \
-  --epochs "$EPOCHS" --lr "$LR" --batch-size 2 --effective-batch-size 4 --max-seq-len 256 \
-  --eval-fraction 0.1 --eval-steps 6 --no-progress
+if [ -f "$OUT/model/toolformer.json" ]; then
+  echo "== finetune: $OUT/model is finished; skipped (delete it to train again)"
+else
+  RESUME=()
+  if ls -d "$OUT/model/checkpoints/checkpoint-"* >/dev/null 2>&1; then RESUME=(--resume latest); fi
+  stage finetune finetune --data "$OUT/train.jsonl" --output "$OUT/model" --model "$MODEL" \
+    --epochs "$EPOCHS" --lr "$LR" --batch-size 2 --effective-batch-size 4 --max-seq-len 256 \
+    --eval-fraction 0.1 --eval-steps 6 --no-progress "${RESUME[@]}"
+fi
 
 # 5. evaluation: base model (no tools), Toolformer, Toolformer with tools disabled
 EV="--tasks all --limit $EVAL_LIMIT --threads $EVAL_THREADS --quiet"
