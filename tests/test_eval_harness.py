@@ -233,6 +233,9 @@ def test_resume_after_interruption(data_dir, tmp_path):
     again = evaluate(config, model=object(), tokenizer=object(), tools=FAKE_TOOLS,
                      generator_factory=scripted([]))
     assert again["tasks"]["svamp"]["correct"] == 2
+    # the task's own time survives the resume (wall_seconds is this invocation only)
+    assert again["task_seconds"] == pytest.approx(res["task_seconds"])
+    assert again["task_seconds"] == pytest.approx(again["tasks"]["svamp"]["seconds"])
 
     changed = EvalConfig(**{**config.__dict__, "seed": 1})
     with pytest.raises(UserError, match="different settings"):

@@ -440,6 +440,8 @@ def evaluate(
         "started": started.isoformat(timespec="seconds"),
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "wall_seconds": time.perf_counter() - t0,  # this invocation (a resumed run: the rest)
+        # every task's own time, kept across resumes: the run's cost
+        "task_seconds": sum(float(r.get("seconds") or 0.0) for r in results.values()),
         "versions": versions(),
         "command": " ".join(sys.argv),
         "settings": asdict(config),
