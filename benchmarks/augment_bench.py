@@ -166,6 +166,9 @@ def main(argv=None) -> int:
     ap.add_argument("--min-words", type=int, default=30)
     ap.add_argument("--max-words", type=int, default=80)
     ap.add_argument("--max-call-tokens", type=int, default=30)
+    ap.add_argument("--min-position", type=int, default=0,
+                    help="first eligible position (default 0: the paper, and it lets the short "
+                         "benchmark paragraphs keep calls, so the check covers kept calls too)")
     ap.add_argument("--tolerance", type=float, default=1e-4)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -184,7 +187,7 @@ def main(argv=None) -> int:
     model, tok = load_model(args.model, dtype="fp32")
     params = sum(p.numel() for p in model.parameters())
     cfg = AnnotatorConfig(k=args.k, m=args.m, seed=args.seed, max_call_tokens=args.max_call_tokens,
-                          record_candidates=True)
+                          min_position=args.min_position, record_candidates=True)
     print(f"{len(docs)} documents ({sum(len(tok(' ' + d.text)['input_ids']) for d in docs)} tokens), "
           f"tools {list(tools)}, model {args.model} ({params / 1e6:.0f}M parameters), "
           f"{torch.get_num_threads()} threads")
