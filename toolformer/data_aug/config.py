@@ -66,7 +66,7 @@ class AugmentConfig:
         metadata={"help": "constructor options per tool, e.g. {'WikiSearch': {'corpus': 'passages.jsonl'}}"},
     )
     limit: Optional[int] = field(
-        default=24,
+        default=60,
         metadata={"help": "annotate the first N documents of the input (0 or None: all); the default "
                           "keeps a first run to minutes on a 2-core CPU"},
     )
