@@ -16,11 +16,11 @@ CALC_M=${CALC_M:-10}
 CALC_TAU_F=${CALC_TAU_F:-0.5}      # paper: 0.5
 OTHER_DOCS=${OTHER_DOCS:-80}      # default-corpus paragraphs annotated with the other tools
 OTHER_TOOLS=${OTHER_TOOLS:-Calendar,WikiSearch}
-DTYPE=${DTYPE:-fp32}               # annotation dtype (bf16 is ~100x slower on this AVX2 CPU: RESULTS.md)
+DTYPE=${DTYPE:-fp32}               # annotation dtype (bf16 scoring ran 5x slower than fp32 on this AVX2 CPU: RESULTS.md)
 PROCS=${PROCS:-2}                  # processes for the Calculator annotation (torchrun) and fine-tuning
 OTHER_PROCS=${OTHER_PROCS:-1}      # processes for the other tools (it ran beside the Calculator shards)
 EPOCHS=${EPOCHS:-10}
-LR=${LR:-1e-4}                     # paper: 1e-5 at batch 128 on ~25k documents; ours are ~1000x fewer
+LR=${LR:-1e-4}                     # paper: 1e-5 at batch 128 on up to 25k examples per tool; ours are far fewer
 EVAL_LIMIT=${EVAL_LIMIT:-30}
 EVAL_THREADS=${EVAL_THREADS:-2}
 

@@ -25,6 +25,7 @@ import string
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Union
 
+from toolformer.generation import UNCLOSED
 from toolformer.syntax import iter_calls
 
 LAMA_WORDS = 5
@@ -64,7 +65,7 @@ def answer_text(output: str, calls: Optional[Sequence[Any]] = None) -> str:
             end = len(output) if end is None else end
             if start < pos:
                 continue
-            if error == "unclosed call" and not _OPEN_CALL.match(output, start):
+            if error == UNCLOSED and not _OPEN_CALL.match(output, start):
                 continue  # closed before it became a call: the text stays
             parts.append(output[pos:start])
             parts.append(f" {result} " if result and not error else " ")
@@ -210,8 +211,8 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 def choice_prediction(text: str, choices: Sequence[str]) -> Optional[int]:
     """The index of the first option that ``text`` names, or None.
 
-    An option is named by its letter in parentheses or brackets ``(B)`` / ``[B]``, by ``B)`` / ``B.`` / ``B:`` as a
-    word, by a bare ``B`` as the whole first line or after "answer" ("the answer is B"), or by
+    An option is named by its letter in parentheses or brackets ``(B)`` / ``[B]``, by ``B)`` /
+    ``B.`` / ``B:`` as a word, by a bare ``B`` as the whole first line or after "answer" ("the answer is B"), or by
     its text (case-insensitive, on word boundaries). The earliest mention wins; at equal
     positions the longer one.
     """
