@@ -25,8 +25,7 @@ import string
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from toolformer.generation import UNCLOSED
-from toolformer.syntax import iter_calls
+from toolformer.syntax import UNCLOSED, iter_calls
 
 LAMA_WORDS = 5
 QA_WORDS = 20
