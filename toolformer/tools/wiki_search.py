@@ -2,10 +2,9 @@
 
 The index is built on the first query, not in the constructor, and cached on disk under
 ``cache_dir()/indexes/<corpus>-<fingerprint>/``: the passages, a BM25 term-weight matrix and the
-dense embeddings. A later process reloads them in well under a second. BM25 statistics come from
-``rank_bm25.BM25Okapi``; the per-term weights are then stored as a sparse matrix so that a query
-touches only the postings of its own terms (same scores as ``BM25Okapi.get_scores``, without its
-Python loop over every document).
+dense embeddings. A later process reloads them in well under a second. BM25 uses Lucene's
+non-negative idf; the per-term weights are stored as a sparse matrix so that a query touches
+only the postings of its own terms.
 """
 
 from __future__ import annotations
@@ -47,6 +46,7 @@ from toolformer.tools.corpus import (
 
 MODES = ("bm25", "dense", "hybrid")
 TOKENIZER_VERSION = 1  # part of the BM25 cache key
+BM25_VERSION = 2  # 2: Lucene idf (1: rank_bm25 idf); part of the BM25 cache key
 DENSE_ALIAS = "minilm"
 
 # NLTK's English stopword list (question words included: they carry no topic)
@@ -137,9 +137,6 @@ class WikiSearchConfig:
         default=1.5, metadata={"help": "BM25 term-frequency saturation (rank_bm25 default)"}
     )
     b: float = field(default=0.75, metadata={"help": "BM25 length normalisation"})
-    epsilon: float = field(
-        default=0.25, metadata={"help": "BM25Okapi floor for negative idf (x mean idf)"}
-    )
     dense_model: str = field(
         default=DENSE_ALIAS,
         metadata={
@@ -253,7 +250,7 @@ class PassageStore:
 
 
 class BM25Index:
-    """BM25Okapi scores as a sparse (terms x passages) matrix of per-term weights."""
+    """BM25 scores (Lucene idf) as a sparse (terms x passages) matrix of per-term weights."""
 
     def __init__(
         self,
@@ -269,41 +266,48 @@ class BM25Index:
 
     @classmethod
     def build(
-        cls, docs: Sequence[Sequence[str]], k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25
+        cls, docs: Sequence[Sequence[str]], k1: float = 1.5, b: float = 0.75
     ) -> "BM25Index":
-        """Index tokenised documents with ``rank_bm25.BM25Okapi`` statistics."""
-        from rank_bm25 import BM25Okapi
+        """Index tokenised documents (``docs[passage] = [term, ...]``).
 
+        weight(t, d) = idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * |d| / avgdl)), with
+        Lucene's idf(t) = log(1 + (N - n_t + 0.5) / (n_t + 0.5)) (Robertson & Zaragoza 2009,
+        as in Lucene 8+ and bm25s): > 0 for every term, however common. rank_bm25's BM25Okapi
+        uses log((N - n_t + 0.5) / (n_t + 0.5)), which is <= 0 once a term is in half the
+        passages, so those passages scored 0 and were never found.
+        """
         if not any(docs):
             raise UserError(
                 "the corpus has no searchable words (all passages are empty or stopwords)"
             )
-        bm25 = BM25Okapi([list(d) for d in docs], k1=k1, b=b, epsilon=epsilon)
-        vocab = {w: i for i, w in enumerate(sorted(bm25.idf))}
+        vocab: Dict[str, int] = {w: i for i, w in enumerate(sorted({t for d in docs for t in d}))}
         rows: List[int] = []
         cols: List[int] = []
         tfs: List[int] = []
-        for j, freqs in enumerate(bm25.doc_freqs):
-            for w, tf in freqs.items():
+        doc_len = np.zeros(len(docs), dtype=np.float64)
+        for j, doc in enumerate(docs):
+            doc_len[j] = len(doc)
+            for w, tf in Counter(doc).items():
                 rows.append(vocab[w])
                 cols.append(j)
                 tfs.append(tf)
         rows_a = np.asarray(rows, dtype=np.int64)
         cols_a = np.asarray(cols, dtype=np.int64)
         tf_a = np.asarray(tfs, dtype=np.float64)
-        idf = np.array([bm25.idf[w] for w in sorted(bm25.idf)], dtype=np.float64)
-        dl = np.asarray(bm25.doc_len, dtype=np.float64)[cols_a]
-        w = idf[rows_a] * tf_a * (k1 + 1) / (tf_a + k1 * (1 - b + b * dl / bm25.avgdl))
+        n_docs = len(docs)
+        df = np.bincount(rows_a, minlength=len(vocab)).astype(np.float64)
+        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
+        avgdl = doc_len.mean()
+        dl = doc_len[cols_a]
+        w = idf[rows_a] * tf_a * (k1 + 1) / (tf_a + k1 * (1 - b + b * dl / avgdl))
         order = np.lexsort((cols_a, rows_a))
         indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
         np.add.at(indptr, rows_a + 1, 1)
         np.cumsum(indptr, out=indptr)
-        return cls(
-            vocab, indptr, cols_a[order].astype(np.int32), w[order].astype(np.float32), len(docs)
-        )
+        return cls(vocab, indptr, cols_a[order].astype(np.int32), w[order].astype(np.float32), n_docs)
 
     def scores(self, terms: Sequence[str]) -> np.ndarray:
-        """BM25 score of every passage (query terms counted with repetition, like BM25Okapi)."""
+        """BM25 score of every passage (query terms counted with repetition, as rank_bm25 does)."""
         out = np.zeros(self.n_docs, dtype=np.float64)
         for term, count in Counter(terms).items():
             row = self.vocab.get(term)
@@ -537,7 +541,7 @@ class WikiSearch(Tool):
                 c = self.config
                 path = (
                     store.folder
-                    / f"bm25-{_key(TOKENIZER_VERSION, c.stem, c.k1, c.b, c.epsilon)}.npz"
+                    / f"bm25-{_key(TOKENIZER_VERSION, BM25_VERSION, c.stem, c.k1, c.b)}.npz"
                 )
                 start = time.perf_counter()
                 if path.exists():
@@ -555,7 +559,7 @@ class WikiSearch(Tool):
                             disable=len(store) < 20000,
                         )
                     ]
-                    self._bm25 = BM25Index.build(docs, k1=c.k1, b=c.b, epsilon=c.epsilon)
+                    self._bm25 = BM25Index.build(docs, k1=c.k1, b=c.b)
                     self._bm25.save(path)
                     self.timings["bm25_build"] = time.perf_counter() - start
             return self._bm25
