@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 from toolformer.errors import EmptyInputError, UserError
 from toolformer.eval.loaders import LOADERS, Example
 from toolformer.eval.metrics import METRIC_KINDS
-from toolformer.eval.registry import Registry
+from toolformer.registry import Registry
 
 QA_TEMPLATE = "Q: {question}\nA:"
 CLOZE_TEMPLATE = "{text}"
