@@ -178,6 +178,9 @@ def test_extraction_never_crashes(text):
         (" New York City", "New York", True),  # multi-word gold
         (" New Jersey or York", "New York", False),
         (" 1941 in Boston", "1941", True),
+        (" the U.S. Army", "US", True),  # issue 12 fault 2: abbreviations fold
+        (" about 3,000 people", "3000", True),  # thousands separator
+        (" The value is 314.", "3.14", False),  # a decimal point is not a separator
     ],
 )
 def test_lama_metric(output, gold, ok):
@@ -190,6 +193,13 @@ def test_lama_metric(output, gold, ok):
 def test_normalize_answer():
     assert normalize_answer("The  Beatles!") == "beatles"
     assert normalize_answer("December, 1972.") == "december 1972"
+    # issue 12 fault 2: numbers and abbreviations are not split at their punctuation
+    assert normalize_answer("The stadium seats 3,000 people.") == "stadium seats 3000 people"
+    assert normalize_answer("It was founded in the U.S. in 1901.") == "it was founded in us in 1901"
+    assert normalize_answer("1,234,567.5 km") == "1234567.5 km"
+    assert normalize_answer("The value is 3.14.") == "value is 3.14"
+    assert normalize_answer("Washington, D.C.") == "washington dc"
+    assert normalize_answer("Plan B. Then 12, 345 and 3,0000") == "plan b then 12 345 and 3 0000"
 
 
 @pytest.mark.parametrize(
@@ -202,6 +212,14 @@ def test_normalize_answer():
         (" " + " ".join(["w"] * 19) + " Paris", ["Paris"], True),  # word 20
         (" " + " ".join(["w"] * 20) + " Paris", ["Paris"], False),  # word 21: a miss
         (" December", ["December 1972"], False),  # a partial alias is not enough
+        # issue 12 fault 2: compared after splitting numbers and abbreviations
+        (" The stadium seats 3,000 people.", ["3000"], True),
+        (" The stadium seats 3000 people.", ["3,000"], True),
+        (" It was founded in the U.S. in 1901.", ["US"], True),
+        (" It was founded in the US in 1901.", ["U.S."], True),
+        (" The value is 314.", ["3.14"], False),
+        (" The value is 3.14.", ["314"], False),
+        (" The value is 3 14.", ["3.14"], False),
     ],
 )
 def test_qa_metric(output, aliases, ok):
@@ -244,3 +262,13 @@ def test_multiple_choice_metric():
         score_output("multiple_choice", " (A)", 1)
     with pytest.raises(ValueError):
         score_output("bleu", "x", "x")
+
+
+@given(st.integers(min_value=0, max_value=10**12), st.integers(min_value=1, max_value=999))
+def test_grouped_numbers_equal_plain_ones_and_decimals_stay_apart(n, frac):
+    # issue 12 fault 2 as a property: "3,000" == "3000"; "3.14" != "314"
+    assert normalize_answer(f"about {n:,} people.") == normalize_answer(f"about {n} people")
+    assert score_output("qa", f" about {n:,} people.", [str(n)]).correct
+    decimal = f"{n}.{frac}"
+    assert not score_output("qa", f" it is {n}{frac}.", [decimal]).correct
+    assert score_output("qa", f" it is {decimal}.", [decimal]).correct

@@ -10,7 +10,7 @@ import pytest
 
 from toolformer.errors import UserError
 from toolformer.eval.loaders import LOADERS, cloze_prefix
-from toolformer.eval.registry import Registry
+from toolformer.registry import Registry
 from toolformer.eval.tasks import (
     TASKS,
     TaskSpec,

@@ -11,8 +11,8 @@ Metrics (paper, Section 4.2):
 
 - ``lama``: the gold object (case-insensitive, on word boundaries) within the first 5 words.
 - ``math``: the FIRST number of the output equals the gold answer (see :func:`numbers_match`).
-- ``qa``: a gold alias, normalised SQuAD-style (lowercase, no punctuation, no articles), appears
-  as whole words within the first 20 words.
+- ``qa``: a gold alias, normalised SQuAD-style (lowercase, no punctuation, no articles; "3,000"
+  reads "3000" and "U.S." reads "US"), appears as whole words within the first 20 words.
 - ``multiple_choice``: the first option the output names, by letter ``(B)`` or by option text
   (see :func:`choice_prediction`), is the gold one.
 """
@@ -170,10 +170,31 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation) | {"\u2018", "\u2019", "\u201c", "\u201d", "\u2013", "\u2014"}
 
 
+# "3,000" / "1,234,567": the commas of a grouped number; "U.S." / "D.C." / "e.g.": the dots of
+# an abbreviation written letter by letter. Both are dropped, not turned into spaces, so that
+# "3,000" reads "3000" and "U.S." reads "US"; a decimal point stays ("3.14" is not "314").
+_GROUPED_NUMBER = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+(?![\d]|,\d)")
+_LETTER_ABBREVIATION = re.compile(r"(?<![\w.])[^\W\d_](?:\.[^\W\d_])+\.?(?!\w)")
+
+
+def fold_numbers_and_abbreviations(text: str) -> str:
+    """``"3,000"`` -> ``"3000"``, ``"U.S."`` -> ``"US"``; other text unchanged."""
+    text = _GROUPED_NUMBER.sub(lambda m: m.group().replace(",", ""), text)
+    return _LETTER_ABBREVIATION.sub(lambda m: m.group().replace(".", ""), text)
+
+
 def normalize_answer(text: str) -> str:
-    """SQuAD normalisation: lowercase, drop punctuation and articles, collapse whitespace."""
-    text = text.lower()
-    text = "".join(" " if ch in _PUNCT else ch for ch in text)
+    """SQuAD normalisation (lowercase, drop punctuation and articles, collapse whitespace),
+    after :func:`fold_numbers_and_abbreviations`; a decimal point between digits is kept."""
+    text = fold_numbers_and_abbreviations(text.lower())
+    last = len(text) - 1
+    text = "".join(
+        " "
+        if ch in _PUNCT
+        and not (ch == "." and 0 < i < last and text[i - 1].isdigit() and text[i + 1].isdigit())
+        else ch
+        for i, ch in enumerate(text)
+    )
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
 
@@ -188,8 +209,11 @@ def contains_words(haystack: str, needle: str) -> bool:
 
 
 def lama_correct(text: str, gold: str, n_words: int = LAMA_WORDS) -> bool:
-    """The gold object is among the first ``n_words`` words (case-insensitive, whole words)."""
-    return contains_words(" ".join(first_words(text, n_words)), gold)
+    """The gold object is among the first ``n_words`` words (case-insensitive, whole words,
+    both sides through :func:`fold_numbers_and_abbreviations`)."""
+    window = " ".join(first_words(text, n_words))
+    fold = fold_numbers_and_abbreviations
+    return contains_words(fold(window), fold(gold))
 
 
 def qa_correct(text: str, aliases: Sequence[str], n_words: int = QA_WORDS) -> bool:
