@@ -13,7 +13,7 @@ import operator
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from toolformer.tools.base import (
     COMPUTE_SETTINGS,
@@ -257,10 +257,19 @@ class Calculator(Tool):
     annotation = COMPUTE_SETTINGS
     example_args = "400 / 1400"
 
-    def __init__(self, decimals: int = 2):
+    def __init__(self, decimals: int = 2, numbers_from_text: bool = False):
         if not 0 <= int(decimals) <= 10:
             raise ValueError("decimals must be between 0 and 10")
         self.decimals = int(decimals)
+        self.numbers_from_text = bool(numbers_from_text)
+
+    def argument_grammar(self, before: str = "") -> Any:
+        """Numbers, ``+ - * / ( ) .`` and spaces, with at least one operation; with
+        ``numbers_from_text``, only numbers written in ``before`` (all numbers if it has none)."""
+        from toolformer.grammar import CalculatorArgs, numbers_in
+
+        numbers = numbers_in(before) if self.numbers_from_text else None
+        return CalculatorArgs(numbers=numbers or None)
 
     def run(self, args: str, context: Optional[ToolContext] = None) -> str:
         return calculate(self.parse_args(args), self.decimals)
