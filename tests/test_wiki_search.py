@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 
 import numpy as np
@@ -321,11 +322,16 @@ def test_dense_index_search_and_resume(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         DenseIndex.build(_passages(), BagEncoder(fail_after=4), path, batch_size=2, progress=False)
     assert not path.exists() and len(list(path.with_suffix(".parts").glob("*.npy"))) == 1
+    # a pickle planted as a later chunk is not run, only redone (issue 13 fault 7)
+    import pickle
+
+    marker = tmp_path / "payload-ran"
+    (path.with_suffix(".parts") / f"{4:09d}.npy").write_bytes(pickle.dumps(_Payload(marker)))
 
     encoder = BagEncoder()
     index = DenseIndex.build(_passages(), encoder, path, batch_size=2, progress=False)
     assert encoder.encoded == len(DOCS) - 4  # the finished chunk was not embedded again
-    assert path.exists() and not path.with_suffix(".parts").exists()
+    assert path.exists() and not path.with_suffix(".parts").exists() and not marker.exists()
     full = DenseIndex.build(_passages(), BagEncoder(), tmp_path / "full.npy", progress=False)
     np.testing.assert_allclose(index.embeddings, full.embeddings, atol=1e-6)
     hits = index.search("lake tahoe", 2)
@@ -509,3 +515,55 @@ def test_bm25_every_passage_with_a_query_term_scores_above_zero(docs, query):
     scores = BM25Index.build(docs).scores(query)
     for doc, score in zip(docs, scores):
         assert (score > 0) == bool(set(doc) & set(query))
+
+
+# --------------------------------------------------------------------------- issue 13 fault 7
+
+
+class _Payload:
+    """Unpickling this touches a marker file: proof that a planted pickle ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_a_pickle_planted_in_the_cache_is_never_run(corpus_file, tmp_path, monkeypatch, mode):
+    import pickle
+
+    monkeypatch.setattr(ws_mod, "load_encoder", lambda *a, **k: BagEncoder())
+    monkeypatch.setattr(ws_mod, "dense_model_path", lambda *a, **k: tmp_path)
+    cache = tmp_path / "cache"
+    first = WikiSearch(corpus=str(corpus_file), mode=mode, cache_dir=str(cache))
+    expected = first.run("Lake Tahoe")
+    files = [p for p in cache.rglob("*") if p.is_file()]
+    assert files
+    marker = tmp_path / "payload-ran"
+    payload = pickle.dumps(_Payload(marker))
+    # every cache file the tool wrote, and the names older versions read, hold the payload
+    folder = files[0].parent
+    for path in files + [folder / "passages.pkl", folder / "passages.pickle"]:
+        path.write_bytes(payload)
+    again = WikiSearch(corpus=str(corpus_file), mode=mode, cache_dir=str(cache))
+    assert again.run("Lake Tahoe") == expected  # rebuilt from the corpus
+    assert not marker.exists()
+    # and the rebuilt cache is clean again: a third process reads it
+    third = WikiSearch(corpus=str(corpus_file), mode=mode, cache_dir=str(cache))
+    assert third.run("Lake Tahoe") == expected and not marker.exists()
+
+
+def test_no_module_of_the_package_unpickles():
+    import pathlib
+
+    root = pathlib.Path(ws_mod.__file__).resolve().parents[1]
+    offenders = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if re.search(r"\bpickle\.loads?\(|allow_pickle\s*=\s*True|\bjoblib\.load\(|\bdill\.", p.read_text())
+    ]
+    assert offenders == []

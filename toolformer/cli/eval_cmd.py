@@ -141,8 +141,12 @@ def eval_command(run_dirs: Tuple[str, ...], model: str, tasks: str, data_dir: Op
     if run_dirs:
         raise UserError(f"unexpected argument(s) {' '.join(run_dirs)}; "
                         "to compare runs add --compare")
+    from toolformer.errors import ensure_file_parent
     from toolformer.eval.harness import evaluate
     from toolformer.eval.report import bar_chart, summary_table
+
+    if chart:  # checked before the run, not after it
+        ensure_file_parent(chart, "the chart file")
 
     config = EvalConfig(
         model=model, tasks=tasks, data_dir=data_dir, limit=limit, tools_enabled=tools_enabled,

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-from toolformer.errors import UserError
+from toolformer.errors import UserError, ensure_dir
 from toolformer.eval import report
 from toolformer.eval.loaders import Example
 from toolformer.eval.metrics import LOGLIKELIHOOD_ROLLING, METRICS, answer_text
@@ -368,9 +368,22 @@ class _Run:
         return result
 
 
+def _has_samples(out: Path) -> bool:
+    """Whether an earlier run in ``out`` finished at least one sample (then it is worth keeping)."""
+    folder = out / "samples"
+    return folder.is_dir() and any(p.is_file() and p.stat().st_size > 0 for p in folder.iterdir())
+
+
 def _check_output_dir(out: Path, fingerprint: str, resume: bool) -> None:
+    """Refuse a folder holding samples made with other settings; called before any loading.
+
+    The settings are recorded only by :func:`_record_settings`, once the data and the model have
+    loaded, so that a run that failed on a bad ``--model`` does not lock its folder; a folder
+    whose earlier run produced no sample is simply reused.
+    """
+    ensure_dir(out, "the output folder")
     state = out / "run_state.json"
-    if resume and state.exists():
+    if resume and state.exists() and _has_samples(out):
         try:
             old = json.loads(state.read_text(encoding="utf-8")).get("fingerprint")
         except (json.JSONDecodeError, AttributeError):
@@ -380,8 +393,10 @@ def _check_output_dir(out: Path, fingerprint: str, resume: bool) -> None:
                 f"{out} holds a run with different settings; pass another --output, or "
                 "--no-resume to overwrite its samples"
             )
-    out.mkdir(parents=True, exist_ok=True)
-    state.write_text(json.dumps({"fingerprint": fingerprint}), encoding="utf-8")
+
+
+def _record_settings(out: Path, fingerprint: str) -> None:
+    (out / "run_state.json").write_text(json.dumps({"fingerprint": fingerprint}), encoding="utf-8")
 
 
 def evaluate(
@@ -410,8 +425,9 @@ def evaluate(
     loaded = [load_examples(spec, data_dir, config.limit if spec.generates else None)
               for spec in specs]
     out = Path(config.output_dir) if config.output_dir else None
+    fingerprint = _fingerprint(config, tool_names, data_dir)
     if out is not None:
-        _check_output_dir(out, _fingerprint(config, tool_names, data_dir), config.resume)
+        _check_output_dir(out, fingerprint, config.resume)
 
     import torch
 
@@ -422,6 +438,8 @@ def evaluate(
         from toolformer.models import load_model
 
         model, tokenizer = load_model(config.model, dtype=config.dtype, device=config.device)
+    if out is not None:  # the inputs and the model checked out: now the folder is this run's
+        _record_settings(out, fingerprint)
     run = _Run(config, model, tokenizer, generator_factory or _default_generator, tools)
 
     results: Dict[str, Any] = {}

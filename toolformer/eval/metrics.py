@@ -25,9 +25,8 @@ import string
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
-from toolformer.generation import UNCLOSED
 from toolformer.registry import Registry
-from toolformer.syntax import iter_calls
+from toolformer.syntax import UNCLOSED, iter_calls
 
 LAMA_WORDS = 5
 QA_WORDS = 20

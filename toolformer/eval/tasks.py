@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from toolformer.errors import UserError
+from toolformer.errors import EmptyInputError, UserError
 from toolformer.eval.loaders import LOADERS, Example
 from toolformer.eval.metrics import GENERATE_UNTIL, LOGLIKELIHOOD_ROLLING, METRICS, OUTPUT_TYPES
 from toolformer.registry import Registry
@@ -198,6 +198,9 @@ def load_examples(task: TaskSpec, data_dir: Union[str, Path], limit: Optional[in
     numeric answers then become one-alias lists).
     """
     examples = LOADERS.get(task.format)(task.data_path(data_dir))
+    if not examples:
+        raise EmptyInputError(f"{task.data_path(data_dir)} holds no examples for task {task.name}; "
+                              "check the file or pass another --data-dir")
     if task.metric == "auto":
         if all(ex.meta.get("numeric") for ex in examples):
             task = replace(task, metric="math")

@@ -13,11 +13,11 @@ import hashlib
 import importlib.util
 import json
 import os
-import pickle
 import re
 import threading
 import time
 import unicodedata
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -196,6 +196,18 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     _atomic_write(path, write)
 
 
+def _load_cached(load, path: Path, fits) -> Any:
+    """``load(path)`` when that file exists, reads without pickle and ``fits(value)``; else None
+    (the caller rebuilds it). ``np.load`` refuses pickled data (``allow_pickle=False``)."""
+    if not path.exists():
+        return None
+    try:
+        value = load(path)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    return value if fits(value) else None
+
+
 def _top(scores: np.ndarray, k: int) -> List[Tuple[int, float]]:
     """The k best (index, score) with score > 0; ties go to the lower index."""
     k = min(k, len(scores))
@@ -213,7 +225,14 @@ def _top(scores: np.ndarray, k: int) -> List[Tuple[int, float]]:
 
 
 class PassageStore:
-    """The passages of a corpus, read once from the source and then from a pickle cache."""
+    """The passages of a corpus, read once from the source and then from a parquet cache.
+
+    No pickle: a cache folder may be shared, and unpickling a planted file runs its code. A cache
+    file that is not a readable parquet table of (id, title, text) strings is rebuilt from the
+    source.
+    """
+
+    FILE = "passages.parquet"
 
     def __init__(self, passages: List[Passage], folder: Path):
         self.passages = passages
@@ -222,28 +241,48 @@ class PassageStore:
     @classmethod
     def open(cls, corpus: CorpusConfig, root: Path) -> "PassageStore":
         folder = root / f"{corpus_name(corpus)}-{corpus_fingerprint(corpus)}"
-        path = folder / "passages.pkl"
+        path = folder / cls.FILE
         if path.exists():
-            with open(path, "rb") as fh:
-                ids, titles, texts = pickle.load(fh)
-            return cls([Passage(i, t, x) for i, t, x in zip(ids, titles, texts)], folder)
+            columns = _read_passage_table(path)
+            if columns is not None:
+                return cls([Passage(*row) for row in zip(*columns)], folder)
         passages = load_passages(config=corpus)
         folder.mkdir(parents=True, exist_ok=True)
-        columns = (
-            [p.id for p in passages],
-            [p.title for p in passages],
-            [p.text for p in passages],
-        )
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:
-                pickle.dump(columns, fh, protocol=pickle.HIGHEST_PROTOCOL)
-
-        _atomic_write(path, write)
+        _write_passage_table(path, passages)
         return cls(passages, folder)
 
     def __len__(self) -> int:
         return len(self.passages)
+
+
+_PASSAGE_COLUMNS = ("id", "title", "text")
+
+
+def _write_passage_table(path: Path, passages: Sequence[Passage]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {name: pa.array([getattr(p, name) for p in passages], pa.string()) for name in _PASSAGE_COLUMNS}
+    )
+    _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _read_passage_table(path: Path) -> Optional[Tuple[List[str], List[str], List[str]]]:
+    """(ids, titles, texts) of a cached table, or None when the file is not one (then rebuilt)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException):
+        return None
+    if table.column_names != list(_PASSAGE_COLUMNS) or any(
+        not pa.types.is_string(t) for t in table.schema.types
+    ):
+        return None
+    ids, titles, texts = (table.column(c).to_pylist() for c in _PASSAGE_COLUMNS)
+    return ids, titles, texts
 
 
 # --------------------------------------------------------------------------- BM25
@@ -421,8 +460,10 @@ class DenseIndex:
         )
         for start in range(0, len(passages), cls.CHUNK):
             chunk_path = parts / f"{start:09d}.npy"
-            if chunk_path.exists():  # done by an interrupted earlier build
-                emb = np.load(chunk_path)
+            size = min(cls.CHUNK, len(passages) - start)
+            # done by an interrupted earlier build (a file that is not such a chunk is redone)
+            emb = _load_cached(np.load, chunk_path, lambda e: e.ndim == 2 and len(e) == size)
+            if emb is not None:
                 bar.update(len(emb))
             else:
                 texts = [passage_text(p) for p in passages[start : start + cls.CHUNK]]
@@ -544,8 +585,8 @@ class WikiSearch(Tool):
                     / f"bm25-{_key(TOKENIZER_VERSION, BM25_VERSION, c.stem, c.k1, c.b)}.npz"
                 )
                 start = time.perf_counter()
-                if path.exists():
-                    self._bm25 = BM25Index.load(path)
+                self._bm25 = _load_cached(BM25Index.load, path, lambda i: i.n_docs == len(store))
+                if self._bm25 is not None:
                     self.timings["bm25_load"] = time.perf_counter() - start
                 else:
                     from tqdm.auto import tqdm
@@ -576,8 +617,11 @@ class WikiSearch(Tool):
                     / f"dense-{_key(str(model_dir.resolve()), c.max_seq_length, 1)}.npy"
                 )
                 start = time.perf_counter()
-                if path.exists():
-                    self._dense = DenseIndex(np.load(path), encoder)
+                embeddings = _load_cached(
+                    np.load, path, lambda e: e.ndim == 2 and len(e) == len(store)
+                )
+                if embeddings is not None:
+                    self._dense = DenseIndex(embeddings, encoder)
                     self.timings["dense_load"] = time.perf_counter() - start
                 else:
                     self._dense = DenseIndex.build(store.passages, encoder, path, c.batch_size)
