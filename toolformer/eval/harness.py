@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 from toolformer.errors import UserError, ensure_dir
 from toolformer.eval import report
 from toolformer.eval.loaders import Example
-from toolformer.eval.metrics import answer_text, score_output
+from toolformer.eval.metrics import LOGLIKELIHOOD_ROLLING, METRICS, answer_text
 from toolformer.eval.tasks import TaskSpec, default_data_dir, load_examples, resolve_tasks
 
 DEFAULT_EVAL_TOOLS = ("Calculator", "Calendar", "WikiSearch", "QA")
@@ -171,7 +171,7 @@ def score_sample(task: TaskSpec, idx: int, ex: Example, prompt: str, out: Any,
                  seconds: float) -> Dict[str, Any]:
     """One ``samples/<task>.jsonl`` record for an example and its generation output."""
     calls = [_to_dict(c) for c in out.calls]
-    scored = score_output(task.metric, out.text, ex.gold, ex.choices, calls)
+    scored = METRICS.get(task.metric).score(out.text, ex.gold, ex.choices, calls)
     return {
         "idx": idx,
         "id": ex.id,
@@ -191,7 +191,7 @@ def score_sample(task: TaskSpec, idx: int, ex: Example, prompt: str, out: Any,
 
 def rescore(task: TaskSpec, ex: Example, rec: Dict[str, Any]) -> Dict[str, Any]:
     """A resumed record scored again with the current metric (outputs are kept, not rerun)."""
-    scored = score_output(task.metric, rec["output"], ex.gold, ex.choices, rec["calls"])
+    scored = METRICS.get(task.metric).score(rec["output"], ex.gold, ex.choices, rec["calls"])
     return {**rec, "answer_text": answer_text(rec["output"], rec["calls"]),
             "extracted": scored.extracted, "gold": ex.gold, "choices": ex.choices,
             "correct": scored.correct}
@@ -354,8 +354,10 @@ class _Run:
         res = perplexity(self.model, self.tokenizer, text, max_length=cfg.ppl_max_length,
                          stride=cfg.ppl_stride, batch_size=cfg.batch_size, limit=cfg.limit,
                          progress=cfg.progress)
-        result = {"task": task.name, "metric": "perplexity", "score": res["perplexity"],
-                  "n": res["tokens_scored"], "lower_is_better": True, "tool_call_rate": 0.0,
+        metric = METRICS.get(task.metric)
+        better = {} if metric.higher_is_better else {"lower_is_better": True}
+        result = {"task": task.name, "metric": task.metric, "score": res["perplexity"],
+                  "n": res["tokens_scored"], **better, "tool_call_rate": 0.0,
                   "calls": 0, "tool_counts": {}, "failed_calls": 0, "call_failure_rate": 0.0,
                   "mean_output_tokens": 0.0, "tools_offered": [], "disabled_tools": ["*"],
                   "paper_task": task.paper_task, **res}
@@ -419,7 +421,8 @@ def evaluate(
         raise UserError(f"--batch-size must be at least 1, got {config.batch_size}")
     tool_names = resolve_tool_names(config)
     # load every task's data before the model: a bad path fails in a second, not after loading
-    loaded = [load_examples(spec, data_dir, None if spec.metric == "perplexity" else config.limit)
+    # --limit counts examples of a generation task, windows of a perplexity text
+    loaded = [load_examples(spec, data_dir, config.limit if spec.generates else None)
               for spec in specs]
     out = Path(config.output_dir) if config.output_dir else None
     fingerprint = _fingerprint(config, tool_names, data_dir)
@@ -441,7 +444,7 @@ def evaluate(
 
     results: Dict[str, Any] = {}
     for spec, examples in loaded:
-        if spec.metric == "perplexity":
+        if spec.output_type == LOGLIKELIHOOD_ROLLING:
             results[spec.name] = run.run_perplexity(spec, examples)
         else:
             results[spec.name] = run.run_generation(spec, examples, tool_names)
