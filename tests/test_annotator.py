@@ -333,3 +333,26 @@ def test_real_smollm2_calculator(real_model, shared_data):
             assert format_call(APICall(c.tool, c.args, c.result)) in res.text
         print(res.doc_id, dict(res.stats), [(c.args, c.result, round(c.score, 3)) for c in res.calls], res.text)
     assert sum(r.stats["candidates_executed"] for r in results) > 0
+
+
+# --------------------------------------------------------------------------- issue 12 faults 5-7
+
+
+def test_calls_go_only_where_a_word_or_number_starts(model, smol_tokenizer):
+    # every position is tried (tau_s 0, k 40): SmolLM2 splits "10" and "15" into digit tokens,
+    # and a call before the second digit would split the number ("1 [Add(1, 1)]0")
+    from toolformer.text_units import first_visible, unit_starts
+
+    tok = smol_tokenizer
+    doc = Document("digits", DOC)
+    cfg = dict(record_candidates=True, max_call_tokens=8, tau_s=0.0, k=40, m=2, tau_f=-100.0)
+    ours = Annotator(model, tok, [Add()], AnnotatorConfig(**cfg)).annotate(doc)
+    ref = ReferenceAnnotator(model, tok, [Add()], AnnotatorConfig(**cfg)).annotate(doc)
+    assert_same(ours, ref)
+    starts = unit_starts(DOC)
+    assert ours.candidates and ours.calls
+    for c in ours.candidates:
+        assert first_visible(DOC, c.offset) in starts, (c.position, DOC[c.offset:])
+    pieces = tok.convert_ids_to_tokens(tok(" " + DOC, add_special_tokens=False)["input_ids"])
+    digits_inside = {j for j, p in enumerate(pieces) if p.isdigit() and pieces[j - 1].isdigit()}
+    assert digits_inside and not digits_inside & {c.position for c in ours.candidates}

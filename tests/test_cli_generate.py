@@ -37,7 +37,7 @@ def checkpoint(tmp_path_factory, smol_tokenizer):
 @pytest.fixture
 def test_tools(monkeypatch):
     """A registry entry for the test Calculator, removed after the test."""
-    monkeypatch.setitem(tool_base._REGISTRY, "TestCalculator", Calc)
+    monkeypatch.setitem(tool_base.TOOLS, "TestCalculator", Calc)
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def test_chat_ctrl_c_stops_an_answer_and_ctrl_d_exits(scripted_load, monkeypatch
         def run(self, args, context=None):
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C while the tool ran
 
-    monkeypatch.setitem(tool_base._REGISTRY, "TestCalculator", Interrupting)
+    monkeypatch.setitem(tool_base.TOOLS, "TestCalculator", Interrupting)
     result = invoke(["chat", "tiny", "--tools", "TestCalculator", "--no-template", "--max-new-tokens", "14"],
                     input="Compute\n/tools\n")  # then end of input (Ctrl-D)
     assert result.exit_code == 0, result.output

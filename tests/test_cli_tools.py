@@ -24,8 +24,8 @@ def runner():
 @pytest.fixture
 def registry(monkeypatch):
     """A private registry copy that tests may add tools to."""
-    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
-    return base._REGISTRY
+    monkeypatch.setattr(base, "TOOLS", base.TOOLS.copy())
+    return base.TOOLS
 
 
 def invoke(runner, *args):

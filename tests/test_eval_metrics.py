@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from toolformer.errors import UserError
 from toolformer.eval.metrics import (
     answer_text,
     choice_prediction,
@@ -178,6 +179,9 @@ def test_extraction_never_crashes(text):
         (" New York City", "New York", True),  # multi-word gold
         (" New Jersey or York", "New York", False),
         (" 1941 in Boston", "1941", True),
+        (" the U.S. Army", "US", True),  # issue 12 fault 2: abbreviations fold
+        (" about 3,000 people", "3000", True),  # thousands separator
+        (" The value is 314.", "3.14", False),  # a decimal point is not a separator
     ],
 )
 def test_lama_metric(output, gold, ok):
@@ -190,6 +194,13 @@ def test_lama_metric(output, gold, ok):
 def test_normalize_answer():
     assert normalize_answer("The  Beatles!") == "beatles"
     assert normalize_answer("December, 1972.") == "december 1972"
+    # issue 12 fault 2: numbers and abbreviations are not split at their punctuation
+    assert normalize_answer("The stadium seats 3,000 people.") == "stadium seats 3000 people"
+    assert normalize_answer("It was founded in the U.S. in 1901.") == "it was founded in us in 1901"
+    assert normalize_answer("1,234,567.5 km") == "1234567.5 km"
+    assert normalize_answer("The value is 3.14.") == "value is 3.14"
+    assert normalize_answer("Washington, D.C.") == "washington dc"
+    assert normalize_answer("Plan B. Then 12, 345 and 3,0000") == "plan b then 12 345 and 3 0000"
 
 
 @pytest.mark.parametrize(
@@ -202,6 +213,14 @@ def test_normalize_answer():
         (" " + " ".join(["w"] * 19) + " Paris", ["Paris"], True),  # word 20
         (" " + " ".join(["w"] * 20) + " Paris", ["Paris"], False),  # word 21: a miss
         (" December", ["December 1972"], False),  # a partial alias is not enough
+        # issue 12 fault 2: compared after splitting numbers and abbreviations
+        (" The stadium seats 3,000 people.", ["3000"], True),
+        (" The stadium seats 3000 people.", ["3,000"], True),
+        (" It was founded in the U.S. in 1901.", ["US"], True),
+        (" It was founded in the US in 1901.", ["U.S."], True),
+        (" The value is 314.", ["3.14"], False),
+        (" The value is 3.14.", ["314"], False),
+        (" The value is 3 14.", ["3.14"], False),
     ],
 )
 def test_qa_metric(output, aliases, ok):
@@ -242,5 +261,43 @@ def test_multiple_choice_metric():
     assert not score_output("multiple_choice", " (A)", 1, choices=CHOICES).correct
     with pytest.raises(ValueError):
         score_output("multiple_choice", " (A)", 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError, match="unknown metric 'bleu'"):
         score_output("bleu", "x", "x")
+
+
+@given(st.integers(min_value=0, max_value=10**12), st.integers(min_value=1, max_value=999))
+def test_grouped_numbers_equal_plain_ones_and_decimals_stay_apart(n, frac):
+    # issue 12 fault 2 as a property: "3,000" == "3000"; "3.14" != "314"
+    assert normalize_answer(f"about {n:,} people.") == normalize_answer(f"about {n} people")
+    assert score_output("qa", f" about {n:,} people.", [str(n)]).correct
+    decimal = f"{n}.{frac}"
+    assert not score_output("qa", f" it is {n}{frac}.", [decimal]).correct
+    assert score_output("qa", f" it is {decimal}.", [decimal]).correct
+
+
+def test_metric_specs_say_which_way_is_better_and_how_to_show_a_score():
+    from toolformer.eval.metrics import GENERATE_UNTIL, LOGLIKELIHOOD_ROLLING, METRICS
+
+    assert METRICS.names() == ["lama", "math", "multiple_choice", "perplexity", "qa"]
+    for name in ("math", "lama", "qa", "multiple_choice"):
+        spec = METRICS.get(name)
+        assert spec.higher_is_better and spec.output_type == GENERATE_UNTIL
+        assert spec.format(0.4567) == "45.7"
+    ppl = METRICS.get("perplexity")
+    assert not ppl.higher_is_better and ppl.output_type == LOGLIKELIHOOD_ROLLING
+    assert ppl.format(24.2049) == "24.20"
+    with pytest.raises(ValueError, match="whole text"):
+        ppl.score("x", 1.0)
+
+
+def test_a_registered_metric_scores_like_the_built_ins():
+    from toolformer.eval.metrics import METRICS, MetricSpec, Scored, register_metric
+
+    spec = register_metric(MetricSpec(
+        "exact_test", "whole answer equals gold",
+        lambda text, gold, choices: Scored(text, text == gold)))
+    try:
+        assert score_output("exact_test", " [Calculator(1+1) -> 2]", "2").correct
+    finally:
+        METRICS.unregister("exact_test")
+    assert spec.name not in METRICS

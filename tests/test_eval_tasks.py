@@ -10,7 +10,7 @@ import pytest
 
 from toolformer.errors import UserError
 from toolformer.eval.loaders import LOADERS, cloze_prefix
-from toolformer.eval.registry import Registry
+from toolformer.registry import Registry
 from toolformer.eval.tasks import (
     TASKS,
     TaskSpec,
@@ -256,11 +256,18 @@ def test_generic_registry():
 
 
 def test_register_task_and_validation(tmp_path):
-    with pytest.raises(ValueError, match="metric"):
-        TaskSpec("x", "x.json", "svamp", "accuracy")
+    with pytest.raises(ValueError, match="unknown metric 'accuracy'"):
+        TaskSpec(name="x", path="x.json", format="svamp", metric="accuracy")
+    with pytest.raises(TypeError):  # keyword construction only: no silent field shifts
+        TaskSpec("x", "x.json", "svamp", "math")
+    with pytest.raises(ValueError, match="metric perplexity scores loglikelihood_rolling"):
+        TaskSpec(name="x", path="x.txt", format="text", metric="perplexity",
+                 output_type="generate_until")
     with pytest.raises(UserError, match="data format"):
-        register_task(TaskSpec("my_task", "x.json", "csv_please", "math"))
-    spec = TaskSpec("my_svamp_test_task", "s.json", "svamp", "math")
+        register_task(TaskSpec(name="my_task", path="x.json", format="csv_please", metric="math"))
+    spec = TaskSpec(name="my_svamp_test_task", path="s.json", format="svamp", metric="math")
+    assert spec.output_type == "generate_until" and spec.generates
+    assert get_task("wikitext2").output_type == "loglikelihood_rolling"
     register_task(spec)
     try:
         assert get_task("my_svamp_test_task") is spec

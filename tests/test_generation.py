@@ -250,6 +250,23 @@ def test_stop_strings_cut_the_text_outside_calls(scripted, smol_tokenizer):
     assert out.calls[0].result == "12"
 
 
+def test_stop_string_ends_the_output_only_after_some_text(scripted, smol_tokenizer):
+    # issue 12, fault 3: "\n12 jars.\n" with stop "\n" lost the answer (cut before any text)
+    model = scripted((":", "\n", "1", "2", " jars", ".", "\n"))
+    out = gen_for(model, smol_tokenizer, max_new_tokens=12, stop_strings=("\n",),
+                  tools_enabled=False).generate("Compute:")[0]
+    assert out.finish_reason == "stop" and out.text == "\n12 jars.", repr(out.text)
+
+
+@pytest.mark.parametrize("text, expect", [
+    ("\n12 jars.\n", 9), ("\n \nx", None), ("a\n", 1), ("  \n\n", None), ("x Q:", 2), ("Q: x", None),
+])
+def test_find_stop_needs_text_before_the_stop_string(text, expect):
+    from toolformer.generation.detok import find_stop
+
+    assert find_stop(text, 0, len(text), ("\n", "Q:")) == expect
+
+
 # --------------------------------------------------------------------------- sampling
 
 

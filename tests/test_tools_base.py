@@ -36,8 +36,7 @@ BUILTINS = {"Calculator", "Calendar", "WikiSearch", "QA", "MT"}
 @pytest.fixture(autouse=True)
 def isolated_registry(monkeypatch):
     """Each test sees a fresh copy of the registry and re-reads entry points."""
-    monkeypatch.setattr(base, "_REGISTRY", dict(base._BUILTINS))
-    monkeypatch.setattr(base, "_entry_points_loaded", False)
+    monkeypatch.setattr(base, "TOOLS", base._builtin_registry())
 
 
 class Echo(Tool):
@@ -270,7 +269,7 @@ def test_function_tool_with_context_and_validation():
 def test_broken_registrations_give_one_line_errors(spec, error, message):
     from toolformer.errors import UserError
 
-    base._REGISTRY["Broken"] = spec
+    base.TOOLS["Broken"] = spec
     with pytest.raises(error, match=message) as info:
         get_tool_class("broken")
     assert "\n" not in str(info.value)
@@ -280,7 +279,7 @@ def test_broken_registrations_give_one_line_errors(spec, error, message):
 def test_tool_module_missing_a_package(tmp_path, monkeypatch):
     (tmp_path / "tf_plugin_needs_pkg.py").write_text("import tf_surely_missing_pkg\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    base._REGISTRY["Needy"] = "tf_plugin_needs_pkg:Needy"
+    base.TOOLS["Needy"] = "tf_plugin_needs_pkg:Needy"
     with pytest.raises(MissingDependencyError, match="pip install tf_surely_missing_pkg"):
         get_tool_class("Needy")
 
@@ -288,7 +287,7 @@ def test_tool_module_missing_a_package(tmp_path, monkeypatch):
 def test_tool_module_that_raises_on_import(tmp_path, monkeypatch):
     (tmp_path / "tf_plugin_crashes.py").write_text("raise RuntimeError('bad config\\nmore lines')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    base._REGISTRY["Crashy"] = "tf_plugin_crashes:X"
+    base.TOOLS["Crashy"] = "tf_plugin_crashes:X"
     with pytest.raises(ToolLoadError, match="RuntimeError: bad config$"):
         get_tool_class("Crashy")
 

@@ -1,8 +1,10 @@
-"""WikiSearch: tokenizer, BM25 (== rank_bm25), disk cache, dense/hybrid plumbing, real data."""
+"""WikiSearch: tokenizer, BM25 (Lucene idf), disk cache, dense/hybrid plumbing, real data."""
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import threading
 
 import numpy as np
@@ -94,23 +96,36 @@ def test_bm25_exact_ranking_on_tiny_corpus(tiny):
     def ids(query):
         return [p.id for p, _ in tiny.search(query, k=10)]
 
-    assert ids("python snake") == ["snake", "py-snake", "py-lang", "guido"]
+    # the passage with both terms first (with rank_bm25's idf "snake" x3 outscored it)
+    assert ids("python snake") == ["py-snake", "snake", "py-lang", "guido"]
     assert ids("programming language") == ["rust", "py-lang"]
     assert ids("Who created Python?") == ["py-lang", "py-snake", "guido"]
     assert ids("venomous snakes") == ["snake", "py-snake"]
     assert ids("Ulm river") == ["danube"]
     assert ids("quantum chromodynamics") == []
-    assert [p.id for p, _ in tiny.search("python snake", k=2)] == ["snake", "py-snake"]
+    assert [p.id for p, _ in tiny.search("python snake", k=2)] == ["py-snake", "snake"]
     assert tiny.search("lake")[0][0] == Passage("tahoe", "Lake Tahoe", DOCS["tahoe"][1])
 
 
-def _reference_scores(docs, query):
-    from rank_bm25 import BM25Okapi
+def _reference_scores(docs, query, k1=1.5, b=0.75):
+    """BM25 written out term by term (Robertson & Zaragoza 2009, Lucene's idf)."""
+    n = len(docs)
+    avgdl = sum(len(d) for d in docs) / n
+    out = []
+    for d in docs:
+        score = 0.0
+        for q in query:
+            df = sum(q in x for x in docs)
+            if not df:
+                continue
+            idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+            tf = d.count(q)
+            score += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(d) / avgdl))
+        out.append(score)
+    return np.array(out)
 
-    return BM25Okapi(docs).get_scores(query)
 
-
-def test_bm25_scores_equal_rank_bm25():
+def test_bm25_scores_equal_the_formula():
     docs = [tokenize(f"{t} {x}") for t, x in DOCS.values()]
     index = BM25Index.build(docs)
     for query in [
@@ -136,11 +151,9 @@ _term = st.sampled_from(["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta"
     st.floats(min_value=0.5, max_value=2.0),
     st.floats(min_value=0.0, max_value=1.0),
 )
-def test_bm25_matches_rank_bm25_on_random_corpora(docs, query, k1, b):
-    from rank_bm25 import BM25Okapi
-
+def test_bm25_matches_the_formula_on_random_corpora(docs, query, k1, b):
     index = BM25Index.build(docs, k1=k1, b=b)
-    expected = BM25Okapi(docs, k1=k1, b=b).get_scores(query)
+    expected = _reference_scores(docs, query, k1, b)
     np.testing.assert_allclose(index.scores(query), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -309,11 +322,16 @@ def test_dense_index_search_and_resume(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         DenseIndex.build(_passages(), BagEncoder(fail_after=4), path, batch_size=2, progress=False)
     assert not path.exists() and len(list(path.with_suffix(".parts").glob("*.npy"))) == 1
+    # a pickle planted as a later chunk is not run, only redone (issue 13 fault 7)
+    import pickle
+
+    marker = tmp_path / "payload-ran"
+    (path.with_suffix(".parts") / f"{4:09d}.npy").write_bytes(pickle.dumps(_Payload(marker)))
 
     encoder = BagEncoder()
     index = DenseIndex.build(_passages(), encoder, path, batch_size=2, progress=False)
     assert encoder.encoded == len(DOCS) - 4  # the finished chunk was not embedded again
-    assert path.exists() and not path.with_suffix(".parts").exists()
+    assert path.exists() and not path.with_suffix(".parts").exists() and not marker.exists()
     full = DenseIndex.build(_passages(), BagEncoder(), tmp_path / "full.npy", progress=False)
     np.testing.assert_allclose(index.embeddings, full.embeddings, atol=1e-6)
     hits = index.search("lake tahoe", 2)
@@ -447,3 +465,105 @@ def test_dense_minilm_on_default_corpus_leads(tmp_path_factory, mode):
             question,
             [p.title for p, _ in tool.search(question, 3)],
         )
+
+
+# --------------------------------------------------------------------------- issue 12 fault 1
+
+
+def _corpus(tmp_path, texts):
+    path = tmp_path / "c.jsonl"
+    path.write_text(
+        "".join(json.dumps({"id": str(i), "title": "", "text": t}) + "\n" for i, t in enumerate(texts)),
+        encoding="utf-8",
+    )
+    return WikiSearch(corpus=str(path), cache_dir=str(tmp_path / "cache"))
+
+
+def test_bm25_finds_a_term_that_is_in_half_the_passages(tmp_path):
+    # rank_bm25's idf log((N-n+0.5)/(n+0.5)) is 0 here and the passage was dropped
+    tool = _corpus(
+        tmp_path,
+        [
+            "The pelican is a large water bird with a throat pouch.",
+            "The heron is a long legged water bird that wades in marshes.",
+        ],
+    )
+    assert [p.id for p, _ in tool.search("heron", 5)] == ["1"]
+    assert "heron" in tool.run("heron")
+
+
+def test_bm25_finds_every_passage_of_a_common_term(tmp_path):
+    tool = _corpus(
+        tmp_path,
+        [
+            "Lava flows from the volcano.",
+            "The river floods the valley.",
+            "Cooling lava forms basalt rock.",
+            "Wheat grows in the field.",
+        ],
+    )
+    assert sorted(p.id for p, _ in tool.search("lava", 5)) == ["0", "2"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.lists(_term, min_size=1, max_size=12), min_size=1, max_size=15),
+    st.lists(_term, min_size=1, max_size=5),
+)
+def test_bm25_every_passage_with_a_query_term_scores_above_zero(docs, query):
+    # Lucene's idf log(1 + (N-n+0.5)/(n+0.5)) is > 0 for every term, however common
+    scores = BM25Index.build(docs).scores(query)
+    for doc, score in zip(docs, scores):
+        assert (score > 0) == bool(set(doc) & set(query))
+
+
+# --------------------------------------------------------------------------- issue 13 fault 7
+
+
+class _Payload:
+    """Unpickling this touches a marker file: proof that a planted pickle ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_a_pickle_planted_in_the_cache_is_never_run(corpus_file, tmp_path, monkeypatch, mode):
+    import pickle
+
+    monkeypatch.setattr(ws_mod, "load_encoder", lambda *a, **k: BagEncoder())
+    monkeypatch.setattr(ws_mod, "dense_model_path", lambda *a, **k: tmp_path)
+    cache = tmp_path / "cache"
+    first = WikiSearch(corpus=str(corpus_file), mode=mode, cache_dir=str(cache))
+    expected = first.run("Lake Tahoe")
+    files = [p for p in cache.rglob("*") if p.is_file()]
+    assert files
+    marker = tmp_path / "payload-ran"
+    payload = pickle.dumps(_Payload(marker))
+    # every cache file the tool wrote, and the names older versions read, hold the payload
+    folder = files[0].parent
+    for path in files + [folder / "passages.pkl", folder / "passages.pickle"]:
+        path.write_bytes(payload)
+    again = WikiSearch(corpus=str(corpus_file), mode=mode, cache_dir=str(cache))
+    assert again.run("Lake Tahoe") == expected  # rebuilt from the corpus
+    assert not marker.exists()
+    # and the rebuilt cache is clean again: a third process reads it
+    third = WikiSearch(corpus=str(corpus_file), mode=mode, cache_dir=str(cache))
+    assert third.run("Lake Tahoe") == expected and not marker.exists()
+
+
+def test_no_module_of_the_package_unpickles():
+    import pathlib
+
+    root = pathlib.Path(ws_mod.__file__).resolve().parents[1]
+    offenders = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if re.search(r"\bpickle\.loads?\(|allow_pickle\s*=\s*True|\bjoblib\.load\(|\bdill\.", p.read_text())
+    ]
+    assert offenders == []

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from toolformer.errors import UserError
+from toolformer.errors import UserError, ensure_dir
 from toolformer.models import DEFAULT_MODEL
 from toolformer.syntax import ARROW, CALL_END, CALL_START, RESULT_SEP, find_calls
 
@@ -652,6 +652,7 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
 
     if not config.data:
         raise UserError("no training data: pass data (--data PATH)")
+    ensure_dir(config.output_dir, "the output folder")  # before minutes of loading and tokenizing
     resume = _resume_path(config)
     if resume is not None and config.save_steps == 0:
         raise UserError("save_steps=0 writes no checkpoints, so there is nothing to resume; drop one of them")

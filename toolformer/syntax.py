@@ -16,6 +16,9 @@ CALL_START = "["
 CALL_END = "]"
 ARROW = "->"
 RESULT_SEP = " -> "
+# The error of a call that ended (``]``, token cap, end of output) before ``->``: generation records
+# it, metrics recognise it.
+UNCLOSED = "unclosed call"
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _ESCAPABLE = set("\\()[]")

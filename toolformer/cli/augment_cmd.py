@@ -129,7 +129,7 @@ def augment(input_, output, model, dtype, device, tools, tool_option, limit, num
             batch_size, chunk_size, text_field, date_field, url_field, id_field, split, seed, tau_s, k, m,
             tau_f, max_doc_tokens, min_position, model_batch_size, annotator_factory, overwrite, no_merge, merge_dir,
             quiet) -> None:
-    from toolformer.cli.main import _user_error_types
+    from toolformer.cli.main import _user_error_types, user_message
 
     try:
         if merge_dir is not None:
@@ -154,8 +154,11 @@ def augment(input_, output, model, dtype, device, tools, tool_option, limit, num
         from toolformer.data_aug.pipeline import augment as run
 
         summary = run(config)
-    except _user_error_types() as exc:  # a user's mistake: one line, no traceback
-        raise click.ClickException(str(exc)) from None
+    except (*_user_error_types(), OSError) as exc:  # a user's mistake: one line, no traceback
+        message = user_message(exc)
+        if message is None:
+            raise
+        raise click.ClickException(message) from None
     click.echo(str(summary))
 
 

@@ -223,6 +223,10 @@ def generate(model: str, prompt: Optional[str], prompts_file: Optional[str], out
         raise UserError("give either a PROMPT argument or --prompts-file FILE")
     opts["stop_strings"] = tuple(_unescape(s) for s in stop_strings)
     prompts = [prompt] if prompt is not None else read_prompts(prompts_file)
+    if output:  # a folder, or a parent that is a file: one line now, not after loading the model
+        from toolformer.errors import ensure_file_parent
+
+        ensure_file_parent(output, "the output file")
     start = 0
     if output and os.path.exists(output) and not overwrite:
         start = _done_rows(output, prompts)

@@ -69,6 +69,23 @@ def _user_error_types() -> tuple:
     return (UserError, UnknownToolError, MissingDependencyError, CallSyntaxError, FileNotFoundError)
 
 
+def user_message(exc: BaseException) -> Optional[str]:
+    """The one-line message for a user's mistake, or None for a bug (which keeps its traceback).
+
+    An ``OSError`` that names a path (a folder that is a file, permission denied, disk full) is
+    a problem with a path the user gave or with the machine, never a bug of ours: one line too.
+    """
+    if isinstance(exc, _user_error_types()) and not (
+        isinstance(exc, FileNotFoundError) and getattr(exc, "filename", None) is not None
+    ):
+        return " ".join(str(exc).split())
+    if isinstance(exc, OSError) and getattr(exc, "filename", None) is not None:
+        from toolformer.errors import path_error
+
+        return str(path_error(exc.filename, exc, None))
+    return None
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="toolformer")
 def cli() -> None:
@@ -92,8 +109,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001
-        if isinstance(exc, _user_error_types()):
-            click.echo(f"Error: {exc}", err=True)
+        message = user_message(exc)
+        if message is not None:
+            click.echo(f"Error: {message}", err=True)
             sys.exit(2)
         raise
     sys.exit(0)

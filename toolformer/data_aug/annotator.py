@@ -264,7 +264,7 @@ class Annotator:
         openers = [self.brackets.opener(sp) for sp in chunk.space_opener]
         probs, kv_cache = bracket_probs(self.parts, cache, rest, chunk.ids, openers)
         # position 0 can only be scored when a start token precedes the text
-        eligible = range(max(self.config.min_position, 0 if self.start else 1), len(chunk))
+        eligible = chunk.call_positions(max(self.config.min_position, 0 if self.start else 1))
         positions = select_positions(probs.tolist(), s.tau_s, s.k, eligible)
         count(stats, name, "positions_kept", len(positions))
         secs["positions"] += time.perf_counter() - t0

@@ -189,11 +189,11 @@ def _env_int(env: Dict[str, str], name: str) -> Optional[int]:
 def canonical_tools(names: List[str]) -> List[str]:
     """Registered spelling of each tool name (case-insensitive, duplicates dropped), without
     importing the tools; raises :class:`UnknownToolError` with a "did you mean" hint."""
-    from toolformer.tools.base import _canonical
+    from toolformer.tools.base import TOOLS
 
     out: List[str] = []
     for name in names:
-        key = _canonical(str(name).strip())
+        key = TOOLS.canonical(str(name).strip())
         if key not in out:
             out.append(key)
     return out

@@ -28,6 +28,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
+from toolformer.registry import Registry
+
 CALCULATOR_KEYWORDS = ("=", "equals", "equal to", "total of", "average of")
 
 # a number: 1,400 / 1,400.5 / 3.25 / 12 ; words that merely contain digits (A380) are not numbers
@@ -65,14 +67,16 @@ class PrefilterInput:
 
 
 Prefilter = Callable[[PrefilterInput], PrefilterDecision]
-PREFILTERS: Dict[str, Prefilter] = {}
+# keyed by tool name; a plugin tool brings its rule through the "toolformer.prefilters" group
+PREFILTERS: Registry[Prefilter] = Registry("prefilter", entry_points="toolformer.prefilters")
 
 
 def register_prefilter(tool_name: str) -> Callable[[Prefilter], Prefilter]:
-    """Decorator: use ``fn(PrefilterInput) -> PrefilterDecision`` for the tool ``tool_name``."""
+    """Decorator: use ``fn(PrefilterInput) -> PrefilterDecision`` for the tool ``tool_name``
+    (replacing a rule registered before)."""
 
     def add(fn: Prefilter) -> Prefilter:
-        PREFILTERS[tool_name.lower()] = fn
+        PREFILTERS.register(tool_name, fn, overwrite=True)
         return fn
 
     return add
@@ -80,10 +84,9 @@ def register_prefilter(tool_name: str) -> Callable[[Prefilter], Prefilter]:
 
 def prefilter(tool_name: str, item: PrefilterInput) -> PrefilterDecision:
     """Apply the rule of ``tool_name`` (case-insensitive); tools without a rule keep everything."""
-    fn = PREFILTERS.get(tool_name.lower())
-    if fn is None:
+    if tool_name not in PREFILTERS:
         return PrefilterDecision(True, "no rule")
-    return fn(item)
+    return PREFILTERS.get(tool_name)(item)
 
 
 # --------------------------------------------------------------------------- Calculator

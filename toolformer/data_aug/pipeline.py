@@ -16,6 +16,7 @@ import datetime as _dt
 import heapq
 import importlib
 import importlib.util
+import itertools
 import logging
 import os
 import time
@@ -43,7 +44,7 @@ from toolformer.data_aug.writer import (
     shard_name,
     write_data,
 )
-from toolformer.errors import UserError
+from toolformer.errors import EmptyInputError, UserError, ensure_dir
 
 logger = logging.getLogger("toolformer.augment")
 
@@ -360,8 +361,7 @@ def augment(config: AugmentConfig) -> AugmentSummary:
     """Annotate this process's shard of the input and merge when all shards are done."""
     config.validate()
     num_shards, shard_index = config.resolve_shard()
-    output = Path(config.output).expanduser()
-    output.mkdir(parents=True, exist_ok=True)
+    output = ensure_dir(config.output, "the output folder")
     _clear_other_runs(output, num_shards, config.overwrite)
     store = ShardStore(output / SHARDS_DIR / shard_name(shard_index, num_shards))
     with store.lock() as locked:
@@ -385,16 +385,35 @@ def augment(config: AugmentConfig) -> AugmentSummary:
     return summary
 
 
-def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_index: int) -> Tuple[int, float]:
-    """Annotate the documents of one shard that are not in its chunks yet."""
-    from tqdm.auto import tqdm
+def first_documents(config: AugmentConfig, inputs: InputStats) -> Iterator[Document]:
+    """The run's document stream, after checking that it holds at least one document.
 
-    store.prepare(config.fingerprint(num_shards), overwrite=config.overwrite)
-    inputs = InputStats()
+    Raises :class:`~toolformer.errors.EmptyInputError` naming the input (and why its records were
+    skipped) when it holds none, so that an empty input is an error, not an empty dataset.
+    """
     docs = load_documents(
         config.input, split=config.split, text_field=config.text_field, date_field=config.date_field,
         url_field=config.url_field, id_field=config.id_field, limit=config.limit or None, stats=inputs,
     )
+    first = next(docs, None)
+    if first is None:
+        skipped = inputs.to_dict()
+        why = ", ".join(f"{reason} {n}" for reason, n in skipped["skipped"].items())
+        detail = f" ({skipped['skipped_total']} records skipped: {why})" if why else ""
+        raise EmptyInputError(f"{config.input or 'the default corpus'} holds no documents{detail}; "
+                              "pass an input with a non-empty text field")
+    return itertools.chain([first], docs)
+
+
+def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_index: int) -> Tuple[int, float]:
+    """Annotate the documents of one shard that are not in its chunks yet."""
+    from tqdm.auto import tqdm
+
+    inputs = InputStats()
+    # the input is checked (exists, has the fields, holds a document) before the shard records
+    # its settings: a command that failed on a bad --input does not lock its --output
+    docs = first_documents(config, inputs)
+    store.prepare(config.fingerprint(num_shards), overwrite=config.overwrite)
     store.start_session(pid=os.getpid(), host=os.uname().nodename if hasattr(os, "uname") else "")
     bar = tqdm(
         total=_shard_size(config.limit, num_shards, shard_index), initial=len(store.done), unit="doc",

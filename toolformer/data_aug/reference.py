@@ -135,7 +135,7 @@ class ReferenceAnnotator:
             logp = self.model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)
         self.forward_tokens += len(ids)
         probs = [float(logp[len(prompt) - 1 + i, openers[i]].exp()) for i in range(len(chunk))]
-        eligible = range(max(cfg.min_position, 0 if self.start else 1), len(chunk))
+        eligible = chunk.call_positions(max(cfg.min_position, 0 if self.start else 1))
         positions = select_positions(probs, s.tau_s, s.k, eligible)
         count(stats, name, "positions_kept", len(positions))
         parsed = []

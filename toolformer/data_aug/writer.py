@@ -212,6 +212,9 @@ class ShardStore:
             if any(self.chunk_files()):
                 raise UserError(f"{self.folder} has chunks but no config.json; use --overwrite to start again")
             atomic_write_json(self.folder / "config.json", fingerprint)
+        elif saved != fingerprint and not any(self.chunk_files()):
+            # the earlier run produced nothing (it failed before its first chunk): replace it
+            atomic_write_json(self.folder / "config.json", fingerprint)
         elif saved != fingerprint:
             changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
             raise UserError(

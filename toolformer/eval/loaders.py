@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 from toolformer.errors import UserError
 from toolformer.eval.metrics import LETTERS, parse_gold_number
-from toolformer.eval.registry import Registry
+from toolformer.registry import Registry
 
 
 @dataclass

@@ -11,8 +11,8 @@ Metrics (paper, Section 4.2):
 
 - ``lama``: the gold object (case-insensitive, on word boundaries) within the first 5 words.
 - ``math``: the FIRST number of the output equals the gold answer (see :func:`numbers_match`).
-- ``qa``: a gold alias, normalised SQuAD-style (lowercase, no punctuation, no articles), appears
-  as whole words within the first 20 words.
+- ``qa``: a gold alias, normalised SQuAD-style (lowercase, no punctuation, no articles; "3,000"
+  reads "3000" and "U.S." reads "US"), appears as whole words within the first 20 words.
 - ``multiple_choice``: the first option the output names, by letter ``(B)`` or by option text
   (see :func:`choice_prediction`), is the gold one.
 """
@@ -23,14 +23,13 @@ import math
 import re
 import string
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
-from toolformer.generation import UNCLOSED
-from toolformer.syntax import iter_calls
+from toolformer.registry import Registry
+from toolformer.syntax import UNCLOSED, iter_calls
 
 LAMA_WORDS = 5
 QA_WORDS = 20
-METRIC_KINDS = ("math", "lama", "qa", "multiple_choice", "perplexity")
 
 # --------------------------------------------------------------------------- answer text
 
@@ -171,10 +170,31 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation) | {"\u2018", "\u2019", "\u201c", "\u201d", "\u2013", "\u2014"}
 
 
+# "3,000" / "1,234,567": the commas of a grouped number; "U.S." / "D.C." / "e.g.": the dots of
+# an abbreviation written letter by letter. Both are dropped, not turned into spaces, so that
+# "3,000" reads "3000" and "U.S." reads "US"; a decimal point stays ("3.14" is not "314").
+_GROUPED_NUMBER = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+(?![\d]|,\d)")
+_LETTER_ABBREVIATION = re.compile(r"(?<![\w.])[^\W\d_](?:\.[^\W\d_])+\.?(?!\w)")
+
+
+def fold_numbers_and_abbreviations(text: str) -> str:
+    """``"3,000"`` -> ``"3000"``, ``"U.S."`` -> ``"US"``; other text unchanged."""
+    text = _GROUPED_NUMBER.sub(lambda m: m.group().replace(",", ""), text)
+    return _LETTER_ABBREVIATION.sub(lambda m: m.group().replace(".", ""), text)
+
+
 def normalize_answer(text: str) -> str:
-    """SQuAD normalisation: lowercase, drop punctuation and articles, collapse whitespace."""
-    text = text.lower()
-    text = "".join(" " if ch in _PUNCT else ch for ch in text)
+    """SQuAD normalisation (lowercase, drop punctuation and articles, collapse whitespace),
+    after :func:`fold_numbers_and_abbreviations`; a decimal point between digits is kept."""
+    text = fold_numbers_and_abbreviations(text.lower())
+    last = len(text) - 1
+    text = "".join(
+        " "
+        if ch in _PUNCT
+        and not (ch == "." and 0 < i < last and text[i - 1].isdigit() and text[i + 1].isdigit())
+        else ch
+        for i, ch in enumerate(text)
+    )
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
 
@@ -189,8 +209,11 @@ def contains_words(haystack: str, needle: str) -> bool:
 
 
 def lama_correct(text: str, gold: str, n_words: int = LAMA_WORDS) -> bool:
-    """The gold object is among the first ``n_words`` words (case-insensitive, whole words)."""
-    return contains_words(" ".join(first_words(text, n_words)), gold)
+    """The gold object is among the first ``n_words`` words (case-insensitive, whole words,
+    both sides through :func:`fold_numbers_and_abbreviations`)."""
+    window = " ".join(first_words(text, n_words))
+    fold = fold_numbers_and_abbreviations
+    return contains_words(fold(window), fold(gold))
 
 
 def qa_correct(text: str, aliases: Sequence[str], n_words: int = QA_WORDS) -> bool:
@@ -240,7 +263,13 @@ def choice_prediction(text: str, choices: Sequence[str]) -> Optional[int]:
     return min(found)[2]
 
 
-# --------------------------------------------------------------------------- dispatch
+# --------------------------------------------------------------------------- metric specs
+
+# What a task asks of the model (lm-evaluation-harness' names): a generated continuation, scored
+# per example, or the log-likelihood of a whole text in rolling windows (perplexity).
+GENERATE_UNTIL = "generate_until"
+LOGLIKELIHOOD_ROLLING = "loglikelihood_rolling"
+OUTPUT_TYPES = (GENERATE_UNTIL, LOGLIKELIHOOD_ROLLING)
 
 
 @dataclass
@@ -251,26 +280,90 @@ class Scored:
     correct: bool
 
 
+# scorer(answer_text, gold, choices) -> Scored; answer_text as from :func:`answer_text`
+Scorer = Callable[[str, Any, Optional[Sequence[str]]], Scored]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric: how an example is scored, which way is better, how a score is shown.
+
+    A per-example metric (``output_type`` generate_until) has a ``scorer``, and a task's score
+    is the mean of its examples' ``correct``, shown in percent. A corpus metric (perplexity) has
+    none: its runner computes the score.
+    """
+
+    name: str
+    description: str = ""
+    scorer: Optional[Scorer] = None
+    output_type: str = GENERATE_UNTIL
+    higher_is_better: bool = True
+    percent: bool = True  # show score x 100 with one decimal (else the value with two)
+
+    def __post_init__(self) -> None:
+        if self.output_type not in OUTPUT_TYPES:
+            raise ValueError(f"metric {self.name}: output_type must be one of {OUTPUT_TYPES}")
+
+    def score(self, output: str, gold: Any, choices: Optional[Sequence[str]] = None,
+              calls: Optional[Sequence[Any]] = None) -> Scored:
+        """Score one generated ``output`` (calls still in it; ``calls``: see
+        :func:`answer_text`). Raises ``ValueError`` for a corpus metric."""
+        if self.scorer is None:
+            raise ValueError(f"{self.name} is computed over a whole text, not per output")
+        return self.scorer(answer_text(output, calls), gold, choices)
+
+    def format(self, score: float) -> str:
+        """``score`` for a table: percent with one decimal, or the value with two."""
+        return f"{100 * score:.1f}" if self.percent else f"{score:.2f}"
+
+
+METRICS: Registry[MetricSpec] = Registry("metric", entry_points="toolformer.metrics")
+
+
+def register_metric(spec: MetricSpec, overwrite: bool = False) -> MetricSpec:
+    """Add a metric (a plugin's or a user's own) to :data:`METRICS`."""
+    return METRICS.register(spec.name, spec, overwrite=overwrite)
+
+
+def _math(text: str, gold: Any, choices: Optional[Sequence[str]]) -> Scored:
+    num = first_number(text)
+    return Scored(None if num is None else num.value, numbers_match(num, float(gold)))
+
+
+def _lama(text: str, gold: Any, choices: Optional[Sequence[str]]) -> Scored:
+    return Scored(" ".join(first_words(text, LAMA_WORDS)), lama_correct(text, str(gold)))
+
+
+def _qa(text: str, gold: Any, choices: Optional[Sequence[str]]) -> Scored:
+    aliases = [gold] if isinstance(gold, str) else list(gold)
+    return Scored(" ".join(first_words(text, QA_WORDS)), qa_correct(text, aliases))
+
+
+def _multiple_choice(text: str, gold: Any, choices: Optional[Sequence[str]]) -> Scored:
+    if choices is None:
+        raise ValueError("multiple_choice scoring needs the choices")
+    idx = choice_prediction(text, choices)
+    extracted: Dict[str, Any] = {"index": idx, "letter": None if idx is None else LETTERS[idx]}
+    return Scored(extracted, idx is not None and idx == int(gold))
+
+
+for _spec in (
+    MetricSpec("math", "the first number equals the gold answer", _math),
+    MetricSpec("lama", f"the gold object within the first {LAMA_WORDS} words", _lama),
+    MetricSpec("qa", f"a normalised gold alias within the first {QA_WORDS} words", _qa),
+    MetricSpec("multiple_choice", "the first option named is the gold one", _multiple_choice),
+    MetricSpec("perplexity", "token-level perplexity of the text (rolling windows)",
+               output_type=LOGLIKELIHOOD_ROLLING, higher_is_better=False, percent=False),
+):
+    register_metric(_spec)
+
+
 def score_output(kind: str, output: str, gold: Any, choices: Optional[Sequence[str]] = None,
                  calls: Optional[Sequence[Any]] = None) -> Scored:
     """Score one generated ``output`` (calls still in it) against ``gold`` with metric ``kind``.
 
     ``gold`` is a float (math), a string (lama), a list of aliases (qa) or the index of the
     right option (multiple_choice, with ``choices``); ``calls``: see :func:`answer_text`.
+    Raises :class:`~toolformer.registry.UnknownNameError` for an unknown metric.
     """
-    text = answer_text(output, calls)
-    if kind == "math":
-        num = first_number(text)
-        return Scored(None if num is None else num.value, numbers_match(num, float(gold)))
-    if kind == "lama":
-        return Scored(" ".join(first_words(text, LAMA_WORDS)), lama_correct(text, str(gold)))
-    if kind == "qa":
-        aliases = [gold] if isinstance(gold, str) else list(gold)
-        return Scored(" ".join(first_words(text, QA_WORDS)), qa_correct(text, aliases))
-    if kind == "multiple_choice":
-        if choices is None:
-            raise ValueError("multiple_choice scoring needs the choices")
-        idx = choice_prediction(text, choices)
-        extracted: Dict[str, Any] = {"index": idx, "letter": None if idx is None else LETTERS[idx]}
-        return Scored(extracted, idx is not None and idx == int(gold))
-    raise ValueError(f"unknown metric kind {kind!r}; known: {', '.join(METRIC_KINDS)}")
+    return METRICS.get(kind).score(output, gold, choices, calls)

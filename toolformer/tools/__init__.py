@@ -2,6 +2,7 @@
 
 from toolformer.tools.base import (  # noqa: F401
     AnnotationSettings,
+    TOOLS,
     MissingDependencyError,
     Tool,
     ToolContext,

@@ -10,8 +10,6 @@ through the ``toolformer.tools`` entry-point group.
 from __future__ import annotations
 
 import datetime as _dt
-import difflib
-import importlib
 import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from importlib import resources
 from typing import Any, Callable, ClassVar, Dict, Iterable, List, Mapping, Optional, Type, Union
 
 from toolformer.errors import UserError
+from toolformer.registry import Registry, UnknownNameError
 
 ENTRY_POINT_GROUP = "toolformer.tools"
 
@@ -35,20 +34,10 @@ class ToolTimeoutError(ToolError):
     """The tool did not answer within the executor's time limit."""
 
 
-class UnknownToolError(KeyError):
-    """No tool of that name is registered."""
+class UnknownToolError(UnknownNameError):
+    """No tool of that name is registered (a ``KeyError`` and a ``UserError``)."""
 
-    def __init__(self, name: str, known: Iterable[str]):
-        known = sorted(known)
-        by_lower = {k.lower(): k for k in known}
-        close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.5)
-        hint = f" Did you mean {by_lower[close[0]]!r}?" if close else ""
-        self.name = name
-        self.message = f"unknown tool {name!r}.{hint} Known tools: {', '.join(known)}."
-        super().__init__(self.message)
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return self.message
+    kind = "tool"
 
 
 class MissingDependencyError(ImportError):
@@ -182,84 +171,47 @@ _BUILTINS: Dict[str, str] = {
     "QA": "toolformer.tools.qa:QA",
     "MT": "toolformer.tools.translate:MT",
 }
-_REGISTRY: Dict[str, Union[str, Type[Tool]]] = dict(_BUILTINS)
-_entry_points_loaded = False
-
 ToolSpec = Union[str, Type[Tool]]
 
 
+def _check_tool_class(name: str, obj: Any) -> Optional[str]:
+    if not (inspect.isclass(obj) and issubclass(obj, Tool)):
+        return "is not a Tool subclass"
+    if inspect.isabstract(obj):
+        return f"names {obj.__name__}, which does not implement run()"
+    return None
+
+
+def _builtin_registry() -> Registry[Type[Tool]]:
+    """A registry of the built-in tools that reads the plugins' entry points on first use."""
+    reg: Registry[Type[Tool]] = Registry(
+        "tool", entry_points=ENTRY_POINT_GROUP, validate=_check_tool_class,
+        load_error=ToolLoadError, unknown_error=UnknownToolError,
+        passthrough=(MissingDependencyError,), missing_dependency=MissingDependencyError)
+    for name, spec in _BUILTINS.items():
+        reg.register(name, spec)
+    return reg
+
+
+TOOLS: Registry[Type[Tool]] = _builtin_registry()
+
+
 def register_tool(cls: Optional[Type[Tool]] = None, *, name: Optional[str] = None) -> Any:
-    """Class decorator (``@register_tool`` or ``@register_tool(name=...)``) adding a tool."""
+    """Class decorator (``@register_tool`` or ``@register_tool(name=...)``) adding a tool
+    (a class registered again under the same name replaces the old one)."""
 
     def add(tool_cls: Type[Tool]) -> Type[Tool]:
         if not (inspect.isclass(tool_cls) and issubclass(tool_cls, Tool)):
             raise TypeError("register_tool expects a Tool subclass")
-        _REGISTRY[name or tool_cls.name] = tool_cls
+        TOOLS.register(name or tool_cls.name, tool_cls, overwrite=True)
         return tool_cls
 
     return add(cls) if cls is not None else add
 
 
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    import importlib.metadata
-
-    try:
-        found = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
-    except Exception as exc:  # noqa: BLE001 - broken metadata must not hide the built-ins
-        import warnings
-
-        warnings.warn(f"could not read {ENTRY_POINT_GROUP} entry points: {exc}", stacklevel=3)
-        return
-    for ep in found:
-        # a plugin cannot shadow a built-in; it is imported only when first used
-        _REGISTRY.setdefault(ep.name, ep.value)
-
-
 def available_tools() -> List[str]:
     """Names of all registered tools (built-ins, decorated classes and entry points)."""
-    _load_entry_points()
-    return sorted(_REGISTRY)
-
-
-def _canonical(name: str) -> str:
-    _load_entry_points()
-    if name in _REGISTRY:
-        return name
-    lowered = {k.lower(): k for k in _REGISTRY}
-    if name.lower() in lowered:
-        return lowered[name.lower()]
-    raise UnknownToolError(name, _REGISTRY)
-
-
-def _import_spec(key: str, spec: str) -> Type[Tool]:
-    """Import ``"package.module:Attr.sub"`` (an entry point's ``[extras]`` are ignored)."""
-    module_name, _, attr = spec.split("[")[0].strip().partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in filter(None, attr.split(".")):
-            obj = getattr(obj, part)
-    except MissingDependencyError:
-        raise
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if missing and not (module_name == missing or module_name.startswith(missing + ".")):
-            # the tool's module is there, but a package it imports is not
-            raise MissingDependencyError(f"tool {key!r}", f"pip install {missing.split('.')[0]}") from None
-        raise ToolLoadError(f"tool {key!r} is registered as {spec!r} but {module_name} is not installed") from None
-    except AttributeError:
-        raise ToolLoadError(f"tool {key!r}: {module_name} has no attribute {attr!r}") from None
-    except Exception as exc:  # noqa: BLE001 - a broken plugin must give a one-line message
-        first = (str(exc).splitlines() or [""])[0]
-        raise ToolLoadError(f"tool {key!r} failed to import from {spec!r}: {type(exc).__name__}: {first}") from None
-    if not (inspect.isclass(obj) and issubclass(obj, Tool)):
-        raise ToolLoadError(f"tool {key!r}: {spec!r} is not a Tool subclass")
-    if inspect.isabstract(obj):
-        raise ToolLoadError(f"tool {key!r}: {obj.__name__} does not implement run()")
-    return obj
+    return TOOLS.names()
 
 
 def get_tool_class(name: str) -> Type[Tool]:
@@ -268,12 +220,7 @@ def get_tool_class(name: str) -> Type[Tool]:
     Raises :class:`UnknownToolError` for an unknown name, :class:`MissingDependencyError` when
     a package the tool imports is missing, and :class:`ToolLoadError` for a broken registration.
     """
-    key = _canonical(name)
-    spec = _REGISTRY[key]
-    if isinstance(spec, str):
-        spec = _import_spec(key, spec)
-        _REGISTRY[key] = spec
-    return spec
+    return TOOLS.get(name)
 
 
 def create_tool(name: str, **options: Any) -> Tool:

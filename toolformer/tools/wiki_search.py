@@ -2,10 +2,9 @@
 
 The index is built on the first query, not in the constructor, and cached on disk under
 ``cache_dir()/indexes/<corpus>-<fingerprint>/``: the passages, a BM25 term-weight matrix and the
-dense embeddings. A later process reloads them in well under a second. BM25 statistics come from
-``rank_bm25.BM25Okapi``; the per-term weights are then stored as a sparse matrix so that a query
-touches only the postings of its own terms (same scores as ``BM25Okapi.get_scores``, without its
-Python loop over every document).
+dense embeddings. A later process reloads them in well under a second. BM25 uses Lucene's
+non-negative idf; the per-term weights are stored as a sparse matrix so that a query touches
+only the postings of its own terms.
 """
 
 from __future__ import annotations
@@ -14,11 +13,11 @@ import hashlib
 import importlib.util
 import json
 import os
-import pickle
 import re
 import threading
 import time
 import unicodedata
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -47,6 +46,7 @@ from toolformer.tools.corpus import (
 
 MODES = ("bm25", "dense", "hybrid")
 TOKENIZER_VERSION = 1  # part of the BM25 cache key
+BM25_VERSION = 2  # 2: Lucene idf (1: rank_bm25 idf); part of the BM25 cache key
 DENSE_ALIAS = "minilm"
 
 # NLTK's English stopword list (question words included: they carry no topic)
@@ -137,9 +137,6 @@ class WikiSearchConfig:
         default=1.5, metadata={"help": "BM25 term-frequency saturation (rank_bm25 default)"}
     )
     b: float = field(default=0.75, metadata={"help": "BM25 length normalisation"})
-    epsilon: float = field(
-        default=0.25, metadata={"help": "BM25Okapi floor for negative idf (x mean idf)"}
-    )
     dense_model: str = field(
         default=DENSE_ALIAS,
         metadata={
@@ -199,6 +196,18 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     _atomic_write(path, write)
 
 
+def _load_cached(load, path: Path, fits) -> Any:
+    """``load(path)`` when that file exists, reads without pickle and ``fits(value)``; else None
+    (the caller rebuilds it). ``np.load`` refuses pickled data (``allow_pickle=False``)."""
+    if not path.exists():
+        return None
+    try:
+        value = load(path)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    return value if fits(value) else None
+
+
 def _top(scores: np.ndarray, k: int) -> List[Tuple[int, float]]:
     """The k best (index, score) with score > 0; ties go to the lower index."""
     k = min(k, len(scores))
@@ -216,7 +225,14 @@ def _top(scores: np.ndarray, k: int) -> List[Tuple[int, float]]:
 
 
 class PassageStore:
-    """The passages of a corpus, read once from the source and then from a pickle cache."""
+    """The passages of a corpus, read once from the source and then from a parquet cache.
+
+    No pickle: a cache folder may be shared, and unpickling a planted file runs its code. A cache
+    file that is not a readable parquet table of (id, title, text) strings is rebuilt from the
+    source.
+    """
+
+    FILE = "passages.parquet"
 
     def __init__(self, passages: List[Passage], folder: Path):
         self.passages = passages
@@ -225,35 +241,55 @@ class PassageStore:
     @classmethod
     def open(cls, corpus: CorpusConfig, root: Path) -> "PassageStore":
         folder = root / f"{corpus_name(corpus)}-{corpus_fingerprint(corpus)}"
-        path = folder / "passages.pkl"
+        path = folder / cls.FILE
         if path.exists():
-            with open(path, "rb") as fh:
-                ids, titles, texts = pickle.load(fh)
-            return cls([Passage(i, t, x) for i, t, x in zip(ids, titles, texts)], folder)
+            columns = _read_passage_table(path)
+            if columns is not None:
+                return cls([Passage(*row) for row in zip(*columns)], folder)
         passages = load_passages(config=corpus)
         folder.mkdir(parents=True, exist_ok=True)
-        columns = (
-            [p.id for p in passages],
-            [p.title for p in passages],
-            [p.text for p in passages],
-        )
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:
-                pickle.dump(columns, fh, protocol=pickle.HIGHEST_PROTOCOL)
-
-        _atomic_write(path, write)
+        _write_passage_table(path, passages)
         return cls(passages, folder)
 
     def __len__(self) -> int:
         return len(self.passages)
 
 
+_PASSAGE_COLUMNS = ("id", "title", "text")
+
+
+def _write_passage_table(path: Path, passages: Sequence[Passage]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {name: pa.array([getattr(p, name) for p in passages], pa.string()) for name in _PASSAGE_COLUMNS}
+    )
+    _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _read_passage_table(path: Path) -> Optional[Tuple[List[str], List[str], List[str]]]:
+    """(ids, titles, texts) of a cached table, or None when the file is not one (then rebuilt)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException):
+        return None
+    if table.column_names != list(_PASSAGE_COLUMNS) or any(
+        not pa.types.is_string(t) for t in table.schema.types
+    ):
+        return None
+    ids, titles, texts = (table.column(c).to_pylist() for c in _PASSAGE_COLUMNS)
+    return ids, titles, texts
+
+
 # --------------------------------------------------------------------------- BM25
 
 
 class BM25Index:
-    """BM25Okapi scores as a sparse (terms x passages) matrix of per-term weights."""
+    """BM25 scores (Lucene idf) as a sparse (terms x passages) matrix of per-term weights."""
 
     def __init__(
         self,
@@ -269,41 +305,48 @@ class BM25Index:
 
     @classmethod
     def build(
-        cls, docs: Sequence[Sequence[str]], k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25
+        cls, docs: Sequence[Sequence[str]], k1: float = 1.5, b: float = 0.75
     ) -> "BM25Index":
-        """Index tokenised documents with ``rank_bm25.BM25Okapi`` statistics."""
-        from rank_bm25 import BM25Okapi
+        """Index tokenised documents (``docs[passage] = [term, ...]``).
 
+        weight(t, d) = idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * |d| / avgdl)), with
+        Lucene's idf(t) = log(1 + (N - n_t + 0.5) / (n_t + 0.5)) (Robertson & Zaragoza 2009,
+        as in Lucene 8+ and bm25s): > 0 for every term, however common. rank_bm25's BM25Okapi
+        uses log((N - n_t + 0.5) / (n_t + 0.5)), which is <= 0 once a term is in half the
+        passages, so those passages scored 0 and were never found.
+        """
         if not any(docs):
             raise UserError(
                 "the corpus has no searchable words (all passages are empty or stopwords)"
             )
-        bm25 = BM25Okapi([list(d) for d in docs], k1=k1, b=b, epsilon=epsilon)
-        vocab = {w: i for i, w in enumerate(sorted(bm25.idf))}
+        vocab: Dict[str, int] = {w: i for i, w in enumerate(sorted({t for d in docs for t in d}))}
         rows: List[int] = []
         cols: List[int] = []
         tfs: List[int] = []
-        for j, freqs in enumerate(bm25.doc_freqs):
-            for w, tf in freqs.items():
+        doc_len = np.zeros(len(docs), dtype=np.float64)
+        for j, doc in enumerate(docs):
+            doc_len[j] = len(doc)
+            for w, tf in Counter(doc).items():
                 rows.append(vocab[w])
                 cols.append(j)
                 tfs.append(tf)
         rows_a = np.asarray(rows, dtype=np.int64)
         cols_a = np.asarray(cols, dtype=np.int64)
         tf_a = np.asarray(tfs, dtype=np.float64)
-        idf = np.array([bm25.idf[w] for w in sorted(bm25.idf)], dtype=np.float64)
-        dl = np.asarray(bm25.doc_len, dtype=np.float64)[cols_a]
-        w = idf[rows_a] * tf_a * (k1 + 1) / (tf_a + k1 * (1 - b + b * dl / bm25.avgdl))
+        n_docs = len(docs)
+        df = np.bincount(rows_a, minlength=len(vocab)).astype(np.float64)
+        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
+        avgdl = doc_len.mean()
+        dl = doc_len[cols_a]
+        w = idf[rows_a] * tf_a * (k1 + 1) / (tf_a + k1 * (1 - b + b * dl / avgdl))
         order = np.lexsort((cols_a, rows_a))
         indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
         np.add.at(indptr, rows_a + 1, 1)
         np.cumsum(indptr, out=indptr)
-        return cls(
-            vocab, indptr, cols_a[order].astype(np.int32), w[order].astype(np.float32), len(docs)
-        )
+        return cls(vocab, indptr, cols_a[order].astype(np.int32), w[order].astype(np.float32), n_docs)
 
     def scores(self, terms: Sequence[str]) -> np.ndarray:
-        """BM25 score of every passage (query terms counted with repetition, like BM25Okapi)."""
+        """BM25 score of every passage (query terms counted with repetition, as rank_bm25 does)."""
         out = np.zeros(self.n_docs, dtype=np.float64)
         for term, count in Counter(terms).items():
             row = self.vocab.get(term)
@@ -417,8 +460,10 @@ class DenseIndex:
         )
         for start in range(0, len(passages), cls.CHUNK):
             chunk_path = parts / f"{start:09d}.npy"
-            if chunk_path.exists():  # done by an interrupted earlier build
-                emb = np.load(chunk_path)
+            size = min(cls.CHUNK, len(passages) - start)
+            # done by an interrupted earlier build (a file that is not such a chunk is redone)
+            emb = _load_cached(np.load, chunk_path, lambda e: e.ndim == 2 and len(e) == size)
+            if emb is not None:
                 bar.update(len(emb))
             else:
                 texts = [passage_text(p) for p in passages[start : start + cls.CHUNK]]
@@ -537,11 +582,11 @@ class WikiSearch(Tool):
                 c = self.config
                 path = (
                     store.folder
-                    / f"bm25-{_key(TOKENIZER_VERSION, c.stem, c.k1, c.b, c.epsilon)}.npz"
+                    / f"bm25-{_key(TOKENIZER_VERSION, BM25_VERSION, c.stem, c.k1, c.b)}.npz"
                 )
                 start = time.perf_counter()
-                if path.exists():
-                    self._bm25 = BM25Index.load(path)
+                self._bm25 = _load_cached(BM25Index.load, path, lambda i: i.n_docs == len(store))
+                if self._bm25 is not None:
                     self.timings["bm25_load"] = time.perf_counter() - start
                 else:
                     from tqdm.auto import tqdm
@@ -555,7 +600,7 @@ class WikiSearch(Tool):
                             disable=len(store) < 20000,
                         )
                     ]
-                    self._bm25 = BM25Index.build(docs, k1=c.k1, b=c.b, epsilon=c.epsilon)
+                    self._bm25 = BM25Index.build(docs, k1=c.k1, b=c.b)
                     self._bm25.save(path)
                     self.timings["bm25_build"] = time.perf_counter() - start
             return self._bm25
@@ -572,8 +617,11 @@ class WikiSearch(Tool):
                     / f"dense-{_key(str(model_dir.resolve()), c.max_seq_length, 1)}.npy"
                 )
                 start = time.perf_counter()
-                if path.exists():
-                    self._dense = DenseIndex(np.load(path), encoder)
+                embeddings = _load_cached(
+                    np.load, path, lambda e: e.ndim == 2 and len(e) == len(store)
+                )
+                if embeddings is not None:
+                    self._dense = DenseIndex(embeddings, encoder)
                     self.timings["dense_load"] = time.perf_counter() - start
                 else:
                     self._dense = DenseIndex.build(store.passages, encoder, path, c.batch_size)
