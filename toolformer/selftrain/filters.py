@@ -2,7 +2,8 @@
 score reaches the threshold of the current step (see :mod:`toolformer.selftrain.schedule`).
 
 A filter is a class registered in :data:`FILTERS` (the project's generic
-:class:`~toolformer.eval.registry.Registry`)::
+:class:`~toolformer.registry.Registry`; installed plugins join through the entry-point group
+``toolformer.filters``)::
 
     from toolformer.selftrain import CandidateFilter, register_filter
 
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 from toolformer.errors import UserError
-from toolformer.eval.registry import Registry
+from toolformer.registry import Registry
 from toolformer.selftrain.candidates import Candidate
 
 PLACEMENTS = ("prefix", "inline")
@@ -78,7 +79,11 @@ class CandidateFilter:
         """Release what the filter loaded (a reward model)."""
 
 
-FILTERS: Registry[Type[CandidateFilter]] = Registry("filter")
+FILTERS: Registry[Type[CandidateFilter]] = Registry(
+    "filter", entry_points="toolformer.filters",
+    validate=lambda name, obj: (isinstance(obj, type) and issubclass(obj, CandidateFilter))
+    or "is not a CandidateFilter subclass",
+)
 
 
 def register_filter(name: str, overwrite: bool = False):
@@ -226,11 +231,12 @@ class AnswerFilter(CandidateFilter):
     def __init__(self, context: Optional[FilterContext] = None, metric: str = "math",
                  require_call: bool = True):
         super().__init__(context)
-        from toolformer.eval.metrics import METRIC_KINDS
+        from toolformer.eval.metrics import METRICS
 
-        if metric not in METRIC_KINDS or metric == "perplexity":
-            raise UserError(f"answer filter: metric must be one of math, lama, qa, got {metric!r}")
-        self.metric, self.require_call = metric, bool(require_call)
+        spec = METRICS.get(metric)  # unknown: one line with "did you mean"
+        if getattr(spec, "scorer", None) is None:
+            raise UserError(f"answer filter: metric {metric!r} does not score generated answers")
+        self.metric, self.require_call = METRICS.canonical(metric), bool(require_call)
 
     def scores(self, candidates: Sequence[Candidate]) -> List[Optional[float]]:
         from toolformer.eval.metrics import score_output

@@ -432,11 +432,14 @@ class SelfTrainer:
         from toolformer.eval.harness import EvalConfig, evaluate
 
         c = self.config
+        from toolformer.eval.harness import eval_generation
+
+        gen = replace(eval_generation(), batch_size=c.eval_batch_size, call_top_k=c.call_top_k,
+                      max_calls=c.max_calls, seed=c.seed)
         res = evaluate(EvalConfig(
             model=model, tasks=f"jsonl:{self.dev_path().resolve()}", tools=list(c.tools),
-            output_dir=str(rd.path / name), batch_size=c.eval_batch_size, call_top_k=c.call_top_k,
-            max_calls=c.max_calls, seed=c.seed, dtype=c.dtype, device=c.device, threads=c.threads,
-            progress=c.progress, name=name, data_dir=str(self._data_dir()),
+            output_dir=str(rd.path / name), generation=gen, dtype=c.dtype, device=c.device,
+            threads=c.threads, progress=c.progress, name=name, data_dir=str(self._data_dir()),
             max_new_tokens=c.eval_max_new_tokens,
         ))
         task = next(iter(res["tasks"].values()))
