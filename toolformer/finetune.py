@@ -67,6 +67,7 @@ class FinetuneConfig:
     lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha"})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
     lora_target_modules: str = field(default="all-linear", metadata={"help": "comma-separated module names for LoRA, or 'all-linear'"})
+    init_adapter: Optional[str] = field(default=None, metadata={"help": "with lora: go on training this LoRA adapter folder (adapter_config.json) instead of a fresh one (self-training rounds)"})
     bf16: Optional[bool] = field(default=None, metadata={"help": "bf16 mixed precision; None = auto (on for CUDA GPUs that support bf16; off on CPU, where it measured slower)"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in backward to save memory"})
     seed: int = field(default=42, metadata={"help": "seed for the split, mixing, shuffling and initialisation"})
@@ -376,6 +377,13 @@ def _resume_path(config: FinetuneConfig) -> Optional[str]:
 
 def _apply_lora(model: Any, config: FinetuneConfig) -> Any:
     from peft import LoraConfig, get_peft_model
+
+    if config.init_adapter:
+        from peft import PeftModel
+
+        if not (Path(config.init_adapter) / "adapter_config.json").is_file():
+            raise UserError(f"init_adapter {config.init_adapter!r} is not a LoRA adapter folder (no adapter_config.json)")
+        return PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
 
     targets: Any = config.lora_target_modules
     if targets != "all-linear":
