@@ -57,6 +57,7 @@ _OPTIONS = [
     _opt("--lora-alpha", "lora_alpha", type=int),
     _opt("--lora-dropout", "lora_dropout", type=float),
     _opt("--lora-target-modules", "lora_target_modules", type=str),
+    _opt("--init-adapter", "init_adapter", type=str),
     click.option("--bf16/--no-bf16", "bf16", default=None,
                  help=_FIELDS["bf16"].metadata["help"] + " [default: auto]"),
     click.option("--gradient-checkpointing", "gradient_checkpointing", is_flag=True,

@@ -394,6 +394,7 @@ def first_documents(config: AugmentConfig, inputs: InputStats) -> Iterator[Docum
     docs = load_documents(
         config.input, split=config.split, text_field=config.text_field, date_field=config.date_field,
         url_field=config.url_field, id_field=config.id_field, limit=config.limit or None, stats=inputs,
+        encoding_errors=config.encoding_errors,
     )
     first = next(docs, None)
     if first is None:
