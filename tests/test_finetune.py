@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from conftest import make_tiny_model
 from toolformer.errors import UserError
+from toolformer.records import RecordStats
 from toolformer.finetune import (
     CHECKPOINTS_DIR,
     MANIFEST_FILE,
@@ -205,10 +206,11 @@ def test_bad_inputs_are_user_errors(tmp_path, tiny_dir):
     (tmp_path / "blank.jsonl").write_text(json.dumps({"text": "  "}) + "\n")
     with pytest.raises(UserError, match="no non-empty"):
         read_texts(str(tmp_path / "blank.jsonl"))
+    # a bad line is skipped and counted, as in every reader (toolformer.records)
     (tmp_path / "broken.jsonl").write_text('{"text": "ok"}\n{"text": \n')
-    with pytest.raises(UserError, match="broken.jsonl:2 is not valid JSON") as e:
-        read_texts(str(tmp_path / "broken.jsonl"))
-    _one_line(e)
+    stats = RecordStats()
+    assert read_texts(str(tmp_path / "broken.jsonl"), stats=stats)[0] == ["ok"]
+    assert stats.skipped["malformed_json"] == 1 and "line 2" in stats.bad_lines[0]
     (tmp_path / "folder").mkdir()
     with pytest.raises(UserError, match="without data.jsonl"):
         read_texts(str(tmp_path / "folder"))
@@ -488,3 +490,14 @@ def test_cli_passes_any_training_argument_and_old_flag_spellings(monkeypatch):
     CliRunner().invoke(cli, ["finetune", "--data", "d", "--output", "o", "--dataset-text-field", "t",
                              "--max-length", "40"])
     assert (seen["c"].dataset_text_field, seen["c"].max_length) == ("t", 40)
+
+
+def test_config_from_a_flat_dict_takes_old_names_and_trainingarguments_fields():
+    cfg = FinetuneConfig.from_dict({"data": "d", "max_seq_len": 64, "text_column": "body",
+                                    "batch_size": 2, "learning_rate": 2e-4, "optim": "adafactor",
+                                    "training_args": {"learning_rate": 1.0, "seed": 3}})
+    assert (cfg.max_length, cfg.dataset_text_field, cfg.seed) == (64, "body", 3)
+    assert cfg.training_args == {"per_device_train_batch_size": 2, "learning_rate": 2e-4,
+                                 "optim": "adafactor", "seed": 3}
+    assert FinetuneConfig.from_dict(cfg.to_dict()) == FinetuneConfig.from_dict(
+        {**cfg.to_dict(), "training_args": cfg.all_training_args})

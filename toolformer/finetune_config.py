@@ -10,7 +10,7 @@ No torch or transformers at import.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, Optional
 
 from toolformer.errors import UserError
@@ -38,6 +38,11 @@ PAPER_TRAINING_ARGS: Dict[str, Any] = {
     "seed": 42,
     "dataloader_num_workers": 0,
 }
+
+# Names FinetuneConfig had before it passed TrainingArguments fields on by name (old config files
+# and ``KEY=VALUE`` options still use them; see FinetuneConfig.from_dict).
+RENAMED: Dict[str, str] = {"max_seq_len": "max_length", "text_column": "dataset_text_field",
+                           "batch_size": "per_device_train_batch_size"}
 
 # What the values above mean in this run (the CLI's help for their options).
 TRAINING_ARGS_HELP: Dict[str, str] = {
@@ -82,6 +87,7 @@ class FinetuneConfig:
     lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha"})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
     lora_target_modules: str = field(default="all-linear", metadata={"help": "comma-separated module names for LoRA, or 'all-linear'"})
+    init_adapter: Optional[str] = field(default=None, metadata={"help": "with lora: go on training this LoRA adapter folder (adapter_config.json) instead of a fresh one (self-training rounds)"})
     resume_from_checkpoint: Optional[str] = field(default=None, metadata={"help": "a checkpoint folder, or 'latest' for the newest one in output_dir/checkpoints"})
     progress: bool = field(default=True, metadata={"help": "show tqdm progress bars"})
     training_args: Dict[str, Any] = field(default_factory=dict, metadata={"help": "TrainingArguments fields by name, over PAPER_TRAINING_ARGS (e.g. {'learning_rate': 3e-4, 'optim': 'adafactor'})"})
@@ -132,6 +138,21 @@ class FinetuneConfig:
     def all_training_args(self) -> Dict[str, Any]:
         """:data:`PAPER_TRAINING_ARGS` with ``training_args`` over them."""
         return {**PAPER_TRAINING_ARGS, **self.training_args}
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any]) -> "FinetuneConfig":
+        """A config from one flat dict (a config file, ``KEY=VALUE`` options): own fields by
+        name, ``training_args`` nested, and every other key (a ``TrainingArguments`` field; old
+        names via :data:`RENAMED`) into ``training_args``, over the nested ones."""
+        own = {f.name for f in fields(cls)}
+        kwargs: Dict[str, Any] = {}
+        training = dict(values.get("training_args") or {})
+        for key, value in values.items():
+            if key == "training_args":
+                continue
+            key = RENAMED.get(key, key)
+            (kwargs if key in own else training)[key] = value
+        return cls(**kwargs, training_args=training)
 
     def to_dict(self) -> Dict[str, Any]:
         """The fields, with ``training_args`` in full (paper defaults included): what a

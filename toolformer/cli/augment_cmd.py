@@ -108,6 +108,8 @@ def _threshold_option(name: str, cast: type):
 @click.option("--url-field", default=_default("url_field"), show_default=True, help=H["url_field"])
 @click.option("--id-field", default=None, help=H["id_field"])
 @click.option("--split", default=_default("split"), show_default=True, help=H["split"])
+@click.option("--encoding-errors", type=click.Choice(["skip", "replace"]), default=_default("encoding_errors"),
+              show_default=True, help=H["encoding_errors"])
 @click.option("--seed", type=int, default=_default("seed"), show_default=True, help=H["seed"])
 @_threshold_option("tau_s", float)
 @_threshold_option("k", int)
@@ -126,7 +128,7 @@ def _threshold_option(name: str, cast: type):
               help="only merge the finished shards in DIR (a run's --output) and exit")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def augment(input_, output, model, dtype, device, tools, tool_option, limit, num_shards, shard_index,
-            batch_size, chunk_size, text_field, date_field, url_field, id_field, split, seed, tau_s, k, m,
+            batch_size, chunk_size, text_field, date_field, url_field, id_field, split, encoding_errors, seed, tau_s, k, m,
             tau_f, max_doc_tokens, min_position, model_batch_size, annotator_factory, overwrite, no_merge, merge_dir,
             quiet) -> None:
     from toolformer.cli.main import _user_error_types, user_message
@@ -145,7 +147,7 @@ def augment(input_, output, model, dtype, device, tools, tool_option, limit, num
                 ann.settings.setdefault(tool, {})[name] = value
         config = AugmentConfig(
             input=input_, split=split, text_field=text_field, date_field=date_field or None,
-            url_field=url_field or None, id_field=id_field, output=output, model=model, dtype=dtype,
+            url_field=url_field or None, id_field=id_field, encoding_errors=encoding_errors, output=output, model=model, dtype=dtype,
             device=device, tools=parse_tools(tools), tool_options=parse_tool_options(tool_option),
             limit=limit, num_shards=num_shards, shard_index=shard_index, batch_size=batch_size,
             chunk_size=chunk_size, annotator=ann, annotator_factory=annotator_factory, seed=seed,

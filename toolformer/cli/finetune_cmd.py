@@ -2,7 +2,8 @@
 
 Every option maps onto a :class:`~toolformer.finetune_config.FinetuneConfig` field, or onto a
 ``TrainingArguments`` field with the paper's default (``PAPER_TRAINING_ARGS``), and takes its
-default and help from there; ``--training-arg NAME=VALUE`` reaches any other one. torch and transformers are imported only when the command runs.
+default and help from there; ``--training-arg NAME=VALUE`` reaches any other one. torch and
+transformers are imported only when the command runs.
 Under ``accelerate launch`` the same command trains on several processes (DDP, FSDP, ZeRO-3).
 """
 
@@ -57,7 +58,7 @@ _OPTIONS = [
     _training("save_total_limit"),
     _training("logging_steps"),
     field_options(FinetuneConfig, ("lora", "--lora", {"is_flag": True}), "lora_r", "lora_alpha",
-                  "lora_dropout", "lora_target_modules"),
+                  "lora_dropout", "lora_target_modules", ("init_adapter", "--init-adapter", {"type": str})),
     _training("bf16", "--bf16/--no-bf16", help=TRAINING_ARGS_HELP["bf16"] + " [default: auto]"),
     _training("gradient_checkpointing", "--gradient-checkpointing", is_flag=True),
     _training("seed"),

@@ -19,6 +19,7 @@ COMMANDS: Dict[str, str] = {
     "tools": "toolformer.cli.tools_cmd:tools",
     "models": "toolformer.cli.models_cmd:models",
     "demo": "toolformer.cli.demo_cmd:demo",
+    "selftrain": "toolformer.cli.selftrain_cmd:selftrain",
 }
 
 HELP = {
@@ -30,6 +31,7 @@ HELP = {
     "tools": "List and run tools.",
     "models": "List model aliases and load models.",
     "demo": "Load the default model and run every tool on real inputs.",
+    "selftrain": "Self-training rounds (ReST) that teach the model to use its tools.",
 }
 
 

@@ -51,8 +51,8 @@ logger = logging.getLogger("toolformer.augment")
 # AnnotationResult.stats counters (also kept per tool as "<Tool>/<counter>")
 COUNTERS = (
     "docs_prefiltered_out", "positions_kept", "candidates_sampled", "candidates_closed",
-    "candidates_malformed", "candidates_deduplicated", "candidates_executed", "tool_failures",
-    "calls_kept",
+    "candidates_malformed", "candidates_invalid", "candidates_deduplicated", "candidates_executed",
+    "tool_failures", "calls_repeated", "calls_kept",
 )
 EXAMPLES_PER_TOOL = 3
 
@@ -394,6 +394,7 @@ def first_documents(config: AugmentConfig, inputs: InputStats) -> Iterator[Docum
     docs = load_documents(
         config.input, split=config.split, text_field=config.text_field, date_field=config.date_field,
         url_field=config.url_field, id_field=config.id_field, limit=config.limit or None, stats=inputs,
+        encoding_errors=config.encoding_errors,
     )
     first = next(docs, None)
     if first is None:
