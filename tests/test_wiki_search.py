@@ -567,3 +567,10 @@ def test_no_module_of_the_package_unpickles():
         if re.search(r"\bpickle\.loads?\(|allow_pickle\s*=\s*True|\bjoblib\.load\(|\bdill\.", p.read_text())
     ]
     assert offenders == []
+
+
+def test_check_call_wants_a_searchable_word(tiny):
+    # issue 12 fault 6: a tool states which calls are valid
+    assert tiny.check_call("Lake Tahoe") is None
+    assert "searchable" in tiny.check_call("the of and")
+    assert tiny.check_call("  ")

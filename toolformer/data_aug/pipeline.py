@@ -51,8 +51,8 @@ logger = logging.getLogger("toolformer.augment")
 # AnnotationResult.stats counters (also kept per tool as "<Tool>/<counter>")
 COUNTERS = (
     "docs_prefiltered_out", "positions_kept", "candidates_sampled", "candidates_closed",
-    "candidates_malformed", "candidates_deduplicated", "candidates_executed", "tool_failures",
-    "calls_kept",
+    "candidates_malformed", "candidates_invalid", "candidates_deduplicated", "candidates_executed",
+    "tool_failures", "calls_repeated", "calls_kept",
 )
 EXAMPLES_PER_TOOL = 3
 

@@ -156,6 +156,20 @@ class Tool(ABC):
             raise ToolInputError(f"{self.name} needs an argument, e.g. {self.name}({self.example_args})")
         return value
 
+    def check_call(self, args: str) -> Optional[str]:
+        """Why ``args`` do not make a call of this tool worth learning (one line), or None.
+
+        Annotation drops such candidates before they are run or scored (counted as
+        ``candidates_invalid``): a call that passes the loss filter by echoing text teaches
+        nothing. The default accepts whatever :meth:`parse_args` accepts; tools state more
+        (the Calendar takes no arguments, the Calculator needs an operation).
+        """
+        try:
+            self.parse_args(args)
+        except ToolInputError as exc:
+            return str(exc)
+        return None
+
     @abstractmethod
     def run(self, args: str, context: Optional[ToolContext] = None) -> str:
         """Execute the call and return its result text."""

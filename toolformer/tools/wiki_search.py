@@ -678,6 +678,13 @@ class WikiSearch(Tool):
             text = f"{title}: {text}"
         return _clip(text, limit)
 
+    def check_call(self, args: str) -> Optional[str]:
+        """A search term with at least one searchable word (``WikiSearch(the)`` finds nothing)."""
+        reason = super().check_call(args)
+        if reason is None and not tokenize(self.parse_args(args), self.config.stem):
+            reason = f"WikiSearch needs a search term with a searchable word, not {args.strip()!r}"
+        return reason
+
     def run(self, args: str, context: Optional[ToolContext] = None) -> str:
         query = self.parse_args(args)
         hits = self.search(query, self.config.top_k)
