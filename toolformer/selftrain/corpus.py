@@ -30,6 +30,7 @@ class CorpusDoc:
     question: str  # the part compared with the evaluation sets (contamination guard)
     answer: Optional[float] = None  # gold answer, when the source has one
     source: str = "gsm8k"
+    steps: Optional[int] = None  # calculator annotations in the gold solution (GSM8K)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -86,12 +87,13 @@ def load_corpus(path: str, doc_template: str, prompt_template: str) -> List[Corp
                     docs.append(CorpusDoc(f"{stem}-{lineno}", text, wiki_prompt(text), text, None, stem))
                 continue
             question, solution, gold = parse_gsm8k(row, f"{p}:{lineno}")
+            steps = len(CALC_MARK.findall(str(row["answer"])))
             fields = {"question": question, "solution": solution, "answer": _format_number(gold)}
             try:
                 text, prompt = doc_template.format(**fields), prompt_template.format(**fields)
             except (KeyError, IndexError) as exc:
                 raise UserError(f"template field {exc} unknown; use {{question}}, {{solution}}, {{answer}}") from None
-            docs.append(CorpusDoc(f"{stem}-{lineno}", text, prompt, question, gold, stem))
+            docs.append(CorpusDoc(f"{stem}-{lineno}", text, prompt, question, gold, stem, steps))
     if not docs:
         raise UserError(f"corpus {path} holds no documents")
     return docs
