@@ -60,7 +60,7 @@ class SelfTrainConfig:
     dev_data: Optional[str] = field(default=None, metadata={"help": "a JSONL (question, answer) to use as the dev split instead of held-out corpus problems"})
     dev_size: int = field(default=100, metadata={"help": "held-out GSM8K-train problems scored after each round (the dev split)"})
     round0_docs: int = field(default=40, metadata={"help": "documents round 0 annotates with the paper's pipeline (0: skip round 0's annotation)"})
-    corpus_size: int = field(default=300, metadata={"help": "training prompts per later round"})
+    corpus_size: int = field(default=200, metadata={"help": "training prompts per later round"})
     rotate_corpus: bool = field(default=True, metadata={"help": "each round grows on the next corpus_size prompts (False: the same ones every round)"})
     eval_sets: List[str] = field(default_factory=lambda: ["svamp", "mawps", "gsm8k"], metadata={"help": "evaluation tasks the training texts are checked against (contamination guard)"})
     contamination_threshold: float = field(default=0.5, metadata={"help": "word-set Jaccard at or above which a training text is a near-duplicate"})
