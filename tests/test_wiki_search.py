@@ -203,7 +203,7 @@ def test_empty_query_is_a_tool_input_error(tiny):
 def test_options_are_checked(tmp_path):
     with pytest.raises(UserError, match="unknown WikiSearch mode 'sparse'"):
         WikiSearch(mode="sparse")
-    with pytest.raises(UserError, match="unknown WikiSearch option"):
+    with pytest.raises(UserError, match="WikiSearch has no option 'topk'. Did you mean 'top_k'"):
         WikiSearch(topk=3)
     with pytest.raises(UserError, match="top_k must be >= 1"):
         WikiSearch(top_k=0)
@@ -567,3 +567,10 @@ def test_no_module_of_the_package_unpickles():
         if re.search(r"\bpickle\.loads?\(|allow_pickle\s*=\s*True|\bjoblib\.load\(|\bdill\.", p.read_text())
     ]
     assert offenders == []
+
+
+def test_check_call_wants_a_searchable_word(tiny):
+    # issue 12 fault 6: a tool states which calls are valid
+    assert tiny.check_call("Lake Tahoe") is None
+    assert "searchable" in tiny.check_call("the of and")
+    assert tiny.check_call("  ")

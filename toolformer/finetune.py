@@ -19,9 +19,10 @@ import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from toolformer.errors import UserError, ensure_dir
+from toolformer.errors import EmptyInputError, UserError, ensure_dir
+from toolformer.records import RecordStats, SUFFIXES, is_saved_dataset, iter_records, load_saved_dataset, source_kind
 from toolformer.models import DEFAULT_MODEL
 from toolformer.syntax import ARROW, CALL_END, CALL_START, RESULT_SEP, find_calls
 
@@ -29,7 +30,6 @@ MANIFEST_FILE = "toolformer.json"
 ADAPTER_DIR = "adapter"
 CHECKPOINTS_DIR = "checkpoints"
 BASELINE_FILE = "baseline_eval.json"  # eval loss of the model before training (kept for resume)
-TEXT_SUFFIXES = {".jsonl", ".json", ".parquet", ".csv", ".txt"}
 
 
 @dataclass
@@ -117,54 +117,31 @@ class FinetuneResult:
 # --------------------------------------------------------------------------- data
 
 
-def _is_saved_dataset(path: Path) -> bool:
-    return path.is_dir() and any((path / f).exists() for f in ("state.json", "dataset_dict.json"))
-
-
-def _read_jsonl(path: Path, text_column: str) -> Tuple[List[str], Counter, bool]:
-    """Texts and tool counts of a JSON-lines (or JSON list) file, read without schema inference
-    (annotation rows carry nested ``calls``/``meta`` that arrow would have to unify)."""
+def _rows_texts(rows: Iterable[Tuple[str, Any]], source: str, text_column: str, stats: RecordStats
+                ) -> Tuple[List[str], Counter, bool]:
+    """Texts and tool counts of reader records (JSON rows keep nested ``calls`` as they are)."""
     texts: List[str] = []
     tools: Counter = Counter()
     saw_calls = False
-    with open(path, encoding="utf-8") as fh:
-        head = fh.read(1)
-        fh.seek(0)
-        if path.suffix == ".json" and head == "[":
-            try:
-                rows: Iterable[Any] = json.load(fh)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path} is not valid JSON ({exc}); pass a JSON list or JSON lines") from None
-        else:
-            rows = _jsonl_rows(fh, path)
-        for row in rows:
-            if not isinstance(row, dict) or text_column not in row:
-                raise UserError(f"{path}: a row has no {text_column!r} field; pass --text-column or fix the file")
-            texts.append(row[text_column] if isinstance(row[text_column], str) else "")
-            calls = row.get("calls")
-            if isinstance(calls, list):
-                saw_calls = True
-                tools.update(c["tool"] for c in calls if isinstance(c, dict) and c.get("tool"))
+    first = True
+    for _, row in rows:
+        if not isinstance(row, Mapping):
+            stats.skipped["not_a_record"] += 1
+            continue
+        if first and text_column not in row:
+            raise UserError(f"{source}: a row has no {text_column!r} field (fields: {', '.join(map(str, row))}); "
+                            "pass --text-column or fix the file")
+        first = False
+        text = row.get(text_column)
+        texts.append(text if isinstance(text, str) else "")
+        calls = row.get("calls")
+        if isinstance(calls, list):
+            saw_calls = True
+            tools.update(c["tool"] for c in calls if isinstance(c, dict) and c.get("tool"))
     return texts, tools, saw_calls
 
 
-def _jsonl_rows(fh: Any, path: Path) -> Iterator[Any]:
-    for lineno, line in enumerate(fh, 1):
-        if not line.strip():
-            continue
-        try:
-            yield json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{lineno} is not valid JSON ({exc.msg}); fix or remove that line") from None
-
-
 def _from_hf(ds: Any, source: str, text_column: str) -> Tuple[List[str], Counter, bool]:
-    from datasets import DatasetDict
-
-    if isinstance(ds, DatasetDict):
-        if "train" not in ds:
-            raise UserError(f"{source} holds splits {list(ds)}; a 'train' split is needed")
-        ds = ds["train"]
     if text_column not in ds.column_names:
         raise UserError(
             f"{source} has no {text_column!r} column (columns: {', '.join(ds.column_names)}); "
@@ -179,51 +156,41 @@ def _from_hf(ds: Any, source: str, text_column: str) -> Tuple[List[str], Counter
     return texts, tools, saw_calls
 
 
-def read_texts(path: str, text_column: str = "text") -> Tuple[List[str], Counter]:
+def read_texts(path: str, text_column: str = "text", stats: Optional[RecordStats] = None
+               ) -> Tuple[List[str], Counter]:
     """The non-empty texts at ``path`` and how many calls of each tool they hold.
 
     ``path``: an annotation output folder (``dataset/`` or ``data.jsonl`` inside), a saved HF
-    dataset, or a JSONL / JSON / parquet / CSV file; a TXT file gives one text per non-empty
-    line. Tool counts come from the ``calls`` column when there is one, else from parsing the
-    calls in the text.
+    dataset (its ``train`` split), or a file the shared reader takes
+    (:func:`toolformer.records.iter_records`: JSONL / JSON / CSV / TSV / parquet, or TXT with one
+    text per blank-line-separated block). Bad lines are skipped and counted in ``stats``. Tool
+    counts come from the ``calls`` column when there is one, else from parsing the calls in the text.
     """
     p = Path(path).expanduser()
     if not p.exists():
         raise UserError(f"data path {path!r} does not exist; pass the annotation output folder or a JSONL/parquet file")
-    saw_calls = False
-    tools: Counter = Counter()
+    stats = stats if stats is not None else RecordStats()
     if p.is_dir():
-        if _is_saved_dataset(p / "dataset"):
+        if is_saved_dataset(p / "dataset"):
             p = p / "dataset"
         elif (p / "data.jsonl").exists():
             p = p / "data.jsonl"
-        elif not _is_saved_dataset(p):
+        elif not is_saved_dataset(p):
             raise UserError(
                 f"{path} is a folder without data.jsonl or a saved dataset; pass the annotation "
                 "output folder, a dataset saved with save_to_disk, or a JSONL/parquet file"
             )
     if p.is_dir():
-        from datasets import load_from_disk
-
-        texts, tools, saw_calls = _from_hf(load_from_disk(str(p)), str(p), text_column)
-    elif p.suffix in (".jsonl", ".json"):
-        texts, tools, saw_calls = _read_jsonl(p, text_column)
-    elif p.suffix == ".txt":
-        texts = p.read_text(encoding="utf-8").replace("\r\n", "\n").split("\n")
-    elif p.suffix in (".parquet", ".csv"):
-        from datasets import Dataset
-
-        loader = Dataset.from_parquet if p.suffix == ".parquet" else Dataset.from_csv
-        try:
-            ds = loader(str(p), keep_in_memory=True)
-        except Exception as exc:  # noqa: BLE001 -- arrow's errors are long; one line is enough
-            raise UserError(f"could not read {p}: {str(exc).splitlines()[0]}") from None
-        texts, tools, saw_calls = _from_hf(ds, str(p), text_column)
+        texts, tools, saw_calls = _from_hf(load_saved_dataset(p, "train"), str(p), text_column)
+    elif source_kind(p) is None:
+        raise UserError(f"unsupported data file {p.name!r}; use one of {', '.join(sorted(SUFFIXES))} or a folder")
     else:
-        raise UserError(f"unsupported data file {p.name!r}; use one of {', '.join(sorted(TEXT_SUFFIXES))} or a folder")
+        column = "text" if source_kind(p) == "txt" else text_column
+        texts, tools, saw_calls = _rows_texts(iter_records(str(p), stats=stats), str(p), column, stats)
     texts = [t for t in texts if t and t.strip()]
     if not texts:
-        raise UserError(f"{path} holds no non-empty {text_column!r} texts; nothing to train on")
+        raise EmptyInputError(f"{path} holds no non-empty {text_column!r} texts; nothing to train on")
+    stats.documents += len(texts)
     if not saw_calls:
         tools = Counter(m.call.tool for t in texts for m in find_calls(t))
     return texts, tools
@@ -483,10 +450,12 @@ class _Prepared:
     train_blocks: List[List[int]]
     eval_blocks: List[List[int]]
     tools: Counter
+    skipped: Dict[str, int] = field(default_factory=dict)  # bad records of the training data, by reason
 
 
 def _prepare(config: FinetuneConfig, tokenizer: Any) -> _Prepared:
-    texts, tools = read_texts(config.data, config.text_column)
+    stats = RecordStats()
+    texts, tools = read_texts(config.data, config.text_column, stats=stats)
     plain = read_texts(config.mix_plain, config.text_column)[0] if config.mix_plain else []
     held_out = read_texts(config.eval_data, config.text_column)[0] if config.eval_data else []
     train, held, n_plain = split_and_mix(
@@ -499,7 +468,7 @@ def _prepare(config: FinetuneConfig, tokenizer: Any) -> _Prepared:
         train, held, n_plain,
         build_blocks(train, tokenizer, config.max_seq_len, config.packing),
         build_blocks(held, tokenizer, config.max_seq_len, config.packing) if held else [],
-        tools,
+        tools, dict(stats.skipped),
     )
 
 
@@ -718,6 +687,7 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
         "train_runtime_s": train_out.metrics.get("train_runtime"),
         "tokens_trained": state.num_input_tokens_seen,
         "train_documents": len(data.train_texts),
+        "skipped_records": data.skipped,
         "plain_documents": data.plain_used,
         "eval_documents": len(data.eval_texts),
         "train_blocks": len(data.train_blocks),

@@ -6,7 +6,6 @@ Option defaults and help strings come from :class:`~toolformer.data_aug.config.A
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import click
@@ -38,23 +37,12 @@ def parse_tools(value: str) -> list:
         raise click.BadParameter(str(exc), param_hint="--tools") from None
 
 
-def _scalar(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def parse_tool_options(items: Sequence[str]) -> Dict[str, Dict[str, Any]]:
-    """``Tool.key=value`` items -> ``{Tool: {key: value}}`` (values read as JSON when they parse)."""
-    out: Dict[str, Dict[str, Any]] = {}
-    for item in items:
-        head, sep, value = item.partition("=")
-        tool, dot, key = head.partition(".")
-        if not (sep and dot and tool.strip() and key.strip()):
-            raise click.BadParameter(f"{item!r}: expected Tool.option=value, e.g. WikiSearch.corpus=passages.jsonl")
-        out.setdefault(tool.strip(), {})[key.strip()] = _scalar(value)
-    return out
+    """``Tool.key=value`` items -> ``{Tool: {key: value}}``: the one grammar of
+    :func:`toolformer.tools.assembly.parse_tool_options` (values read as JSON when they parse)."""
+    from toolformer.tools.assembly import parse_tool_options as parse
+
+    return parse(items, "--tool-option")
 
 
 def parse_thresholds(name: str, items: Sequence[str], cast: type) -> Tuple[Optional[Any], Dict[str, Any]]:
@@ -108,6 +96,8 @@ def _threshold_option(name: str, cast: type):
 @click.option("--url-field", default=_default("url_field"), show_default=True, help=H["url_field"])
 @click.option("--id-field", default=None, help=H["id_field"])
 @click.option("--split", default=_default("split"), show_default=True, help=H["split"])
+@click.option("--encoding-errors", type=click.Choice(["skip", "replace"]), default=_default("encoding_errors"),
+              show_default=True, help=H["encoding_errors"])
 @click.option("--seed", type=int, default=_default("seed"), show_default=True, help=H["seed"])
 @_threshold_option("tau_s", float)
 @_threshold_option("k", int)
@@ -126,7 +116,7 @@ def _threshold_option(name: str, cast: type):
               help="only merge the finished shards in DIR (a run's --output) and exit")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def augment(input_, output, model, dtype, device, tools, tool_option, limit, num_shards, shard_index,
-            batch_size, chunk_size, text_field, date_field, url_field, id_field, split, seed, tau_s, k, m,
+            batch_size, chunk_size, text_field, date_field, url_field, id_field, split, encoding_errors, seed, tau_s, k, m,
             tau_f, max_doc_tokens, min_position, model_batch_size, annotator_factory, overwrite, no_merge, merge_dir,
             quiet) -> None:
     from toolformer.cli.main import _user_error_types, user_message
@@ -145,7 +135,7 @@ def augment(input_, output, model, dtype, device, tools, tool_option, limit, num
                 ann.settings.setdefault(tool, {})[name] = value
         config = AugmentConfig(
             input=input_, split=split, text_field=text_field, date_field=date_field or None,
-            url_field=url_field or None, id_field=id_field, output=output, model=model, dtype=dtype,
+            url_field=url_field or None, id_field=id_field, encoding_errors=encoding_errors, output=output, model=model, dtype=dtype,
             device=device, tools=parse_tools(tools), tool_options=parse_tool_options(tool_option),
             limit=limit, num_shards=num_shards, shard_index=shard_index, batch_size=batch_size,
             chunk_size=chunk_size, annotator=ann, annotator_factory=annotator_factory, seed=seed,

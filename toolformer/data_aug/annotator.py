@@ -11,14 +11,17 @@ every call that passed the loss filter inserted (paper, Section 2). Per document
 4. the distinct calls of all tools run through the :class:`~toolformer.tools.ToolExecutor`;
 5. L_i(empty) (one pass over [BOS, x]), L_i(e(c, empty)) and L_i(e(c, r)) come from one batched
    :class:`~toolformer.data_aug.scoring.Scorer` call; a call is kept if L- - L+ >= tau_f;
-6. the kept calls of all tools are merged into the text, at most one per position (best score).
+6. the kept calls of all tools are merged into the text, at most one per position (best score)
+   and the same call at most once per ``repeat_window`` tokens.
 
 Errors never escape :meth:`Annotator.annotate`: they land in ``AnnotationResult.error``.
 
 Counters (``AnnotationResult.stats``, each also as ``"<Tool>/<name>"``): positions_kept,
 candidates_sampled (rows), candidates_closed (reached ``]``), candidates_malformed (closed but
 not a call of the tool), candidates_abandoned (stopped early, see ``abandon_samples``: never
-closed), candidates_deduplicated (dropped), candidates_executed, tool_failures, calls_kept;
+closed), candidates_invalid (a call the tool rejects, :meth:`~toolformer.tools.base.Tool.check_call`:
+dropped before execution and scoring), candidates_deduplicated (dropped), candidates_executed,
+tool_failures, calls_repeated (the same call again within ``repeat_window`` tokens), calls_kept;
 docs_prefiltered_out counts documents no tool was tried on (``"<Tool>/docs_prefiltered_out"``:
 documents that tool was not tried on).
 """
@@ -59,8 +62,8 @@ from toolformer.tools.base import Tool, ToolContext
 STAGES = ("prefilter", "positions", "sampling", "execution", "scoring", "merge")
 COUNTERS = (
     "docs_prefiltered_out", "positions_kept", "candidates_sampled", "candidates_closed",
-    "candidates_malformed", "candidates_abandoned", "candidates_deduplicated", "candidates_executed",
-    "tool_failures", "calls_kept",
+    "candidates_malformed", "candidates_invalid", "candidates_abandoned", "candidates_deduplicated",
+    "candidates_executed", "tool_failures", "calls_repeated", "calls_kept",
 )
 
 
@@ -96,19 +99,48 @@ def call_offset(text: str, insert_at: int) -> int:
     return insert_at - 1 if insert_at > 0 and text[insert_at - 1] == " " else insert_at
 
 
-def merge_calls(text: str, kept: Sequence[KeptCall]) -> Tuple[str, List[KeptCall]]:
-    """Insert the kept calls, at most one per offset (the highest L- - L+), in text order.
-
-    A call at the very start is followed by a space (as when it was scored: ``[call] x``).
-    """
+def one_per_offset(kept: Sequence[KeptCall]) -> List[KeptCall]:
+    """The best call (highest L- - L+) of each offset, in text order."""
     best: Dict[int, KeptCall] = {}
     for call in sorted(kept, key=lambda c: (-c.score, c.position, c.tool, c.args)):
         best.setdefault(call.offset, call)
-    calls = sorted(best.values(), key=lambda c: c.offset)
+    return sorted(best.values(), key=lambda c: c.offset)
+
+
+def drop_repeats(calls: Sequence[KeptCall], window: int) -> List[KeptCall]:
+    """The same call (tool and arguments) at most once per ``window`` tokens: of calls less than
+    ``window`` positions apart, the best-scoring one stays (``[Calculator(18 * 25) -> 450] paying
+    [Calculator(18 * 25) -> 450] 450`` keeps one). ``window`` <= 1: nothing is dropped."""
+    if window <= 1:
+        return sorted(calls, key=lambda c: c.offset)
+    chosen: Dict[Tuple[str, str], List[int]] = defaultdict(list)
+    out: List[KeptCall] = []
+    for call in sorted(calls, key=lambda c: (-c.score, c.position, c.tool, c.args)):
+        near = chosen[(call.tool, call.args)]
+        if any(abs(call.position - p) < window for p in near):
+            continue
+        near.append(call.position)
+        out.append(call)
+    return sorted(out, key=lambda c: c.offset)
+
+
+def merge_calls(text: str, kept: Sequence[KeptCall], repeat_window: int = 0) -> Tuple[str, List[KeptCall]]:
+    """Insert the kept calls, at most one per offset (the highest L- - L+) and the same call at
+    most once per ``repeat_window`` tokens (:func:`drop_repeats`), in text order.
+
+    A call at the very start is followed by a space (as when it was scored: ``[call] x``).
+    """
+    calls = drop_repeats(one_per_offset(kept), repeat_window)
     pairs = [(c.offset, APICall(c.tool, c.args, c.result)) for c in calls]
     if pairs and pairs[0][0] == 0 and text and not text[0].isspace():
         return format_call(pairs[0][1]) + " " + insert_calls(text, pairs[1:]), calls
     return insert_calls(text, pairs), calls
+
+
+def _repeats(kept: Sequence[KeptCall], merged: Sequence[KeptCall]) -> List[KeptCall]:
+    """The offset winners that :func:`drop_repeats` removed."""
+    left = {id(c) for c in merged}
+    return [c for c in one_per_offset(kept) if id(c) not in left]
 
 
 def prefilter_input(config: AnnotatorConfig, doc: Document, date: Optional[_dt.date], chunk: DocChunk) -> PrefilterInput:
@@ -236,7 +268,9 @@ class Annotator:
             result.skipped = "prefiltered out for every tool"
         t0 = time.perf_counter()
         kept = [c for c, keep in scored if keep]
-        result.text, result.calls = merge_calls(doc.text, kept)
+        result.text, result.calls = merge_calls(doc.text, kept, self.config.repeat_window)
+        for c in _repeats(kept, result.calls):
+            count(stats, c.tool, "calls_repeated")
         for c in result.calls:
             count(stats, c.tool, "calls_kept")
         if self.config.record_candidates:
@@ -295,6 +329,8 @@ class Annotator:
             call = parse_candidate(smp.text, name)
             if call is None:
                 count(stats, name, "candidates_malformed")
+            elif self.tools[name].check_call(call.args) is not None:
+                count(stats, name, "candidates_invalid")
             else:
                 parsed.append((smp.position, call))
         unique, dropped = dedupe(parsed)

@@ -15,8 +15,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from toolformer.data_aug.types import AnnotatorConfig
 from toolformer.errors import UserError
+from toolformer.tools.assembly import PAPER_TOOLS
 
-DEFAULT_TOOLS = ("Calculator", "Calendar", "WikiSearch", "QA", "MT")
+DEFAULT_TOOLS = PAPER_TOOLS  # the paper's five (one home: toolformer.tools.assembly)
 
 # Fields whose change makes earlier chunks of a run incompatible with the rest of it: resuming a
 # run with any of them changed would mix two different annotations (or two document streams).
@@ -51,6 +52,10 @@ class AugmentConfig:
     )
     id_field: Optional[str] = field(
         default=None, metadata={"help": "field with a unique document id (default: index + content hash)"}
+    )
+    encoding_errors: str = field(
+        default="skip", metadata={"help": "a record with bytes that are not UTF-8: skip it (with a "
+                                          "warning naming file and line) or replace the bytes with U+FFFD"}
     )
     output: str = field(default="runs/augment", metadata={"help": "output folder (resumed if it exists)"})
     model: str = field(default="smollm2-135m", metadata={"help": "model alias, local folder or HF id"})
@@ -167,6 +172,8 @@ class AugmentConfig:
         d = self.to_dict()
         fp = {k: d[k] for k in FINGERPRINT_FIELDS if k != "num_shards"}
         fp["num_shards"] = num_shards
+        if self.encoding_errors != "skip":  # only then: runs recorded before the option resume
+            fp["encoding_errors"] = self.encoding_errors
         fp["tools"] = sorted(fp["tools"])
         fp["annotator"] = {k: v for k, v in fp["annotator"].items() if k not in _THROUGHPUT_ONLY}
         return json.loads(json.dumps(fp, sort_keys=True, default=str))

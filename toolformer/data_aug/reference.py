@@ -16,6 +16,7 @@ from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Unio
 
 from toolformer.data_aug.annotator import (
     STAGES,
+    _repeats,
     call_offset,
     check_settings,
     coerce_date,
@@ -114,7 +115,10 @@ class ReferenceAnnotator:
         if not tried:
             result.stats["docs_prefiltered_out"] += 1
             result.skipped = "prefiltered out for every tool"
-        result.text, result.calls = merge_calls(doc.text, [c for c, keep in scored if keep])
+        kept = [c for c, keep in scored if keep]
+        result.text, result.calls = merge_calls(doc.text, kept, cfg.repeat_window)
+        for c in _repeats(kept, result.calls):
+            count(result.stats, c.tool, "calls_repeated")
         for c in result.calls:
             count(result.stats, c.tool, "calls_kept")
         if cfg.record_candidates:
@@ -152,6 +156,8 @@ class ReferenceAnnotator:
                 call = parse_candidate(finish_text(self.tokenizer, tokens, True), name)
                 if call is None:
                     count(stats, name, "candidates_malformed")
+                elif self.tools[name].check_call(call.args) is not None:
+                    count(stats, name, "candidates_invalid")
                 else:
                     parsed.append((p, call))
         unique, dropped = dedupe(parsed)

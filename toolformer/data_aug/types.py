@@ -93,6 +93,12 @@ class AnnotatorConfig:
                           "lowers the loss; on SmolLM2 41 of 51 kept Calculator calls "
                           "were such '[Calculator(250) -> 250] The state...' openers"},
     )
+    repeat_window: int = field(
+        default=10,
+        metadata={"help": "the same call (tool and arguments) is kept at most once per this many "
+                          "tokens (the best-scoring one); 10 tokens: about 5 words of SmolLM2, "
+                          "whose numbers take a token per digit. 0: no limit"},
+    )
     max_batch_tokens: int = field(
         default=16384,
         metadata={"help": "cap on rows x padded length of one scoring forward pass (and of a "

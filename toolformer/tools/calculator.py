@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from toolformer.tools.base import (
+    ToolOptionsError,
     COMPUTE_SETTINGS,
     Tool,
     ToolContext,
@@ -197,6 +198,13 @@ def parse_expression(expression: str) -> Node:
     return _Parser(tokenize(expression)).parse()
 
 
+def has_operation(node: Node) -> bool:
+    """Whether the expression holds a binary + - * / (a sign alone is no operation)."""
+    if isinstance(node, Binary):
+        return True
+    return isinstance(node, Unary) and has_operation(node.operand)
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -258,9 +266,20 @@ class Calculator(Tool):
     example_args = "400 / 1400"
 
     def __init__(self, decimals: int = 2):
-        if not 0 <= int(decimals) <= 10:
-            raise ValueError("decimals must be between 0 and 10")
-        self.decimals = int(decimals)
+        if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 10:
+            raise ToolOptionsError(f"Calculator option decimals={decimals!r}: expected an integer from 0 to 10")
+        self.decimals = decimals
+
+    def check_call(self, args: str) -> Optional[str]:
+        """A well-formed expression with at least one operation (+ - * /), as in every example
+        of the paper: ``Calculator(180000)`` computes nothing and only echoes its argument."""
+        try:
+            node = parse_expression(self.parse_args(args))
+        except ToolInputError as exc:
+            return str(exc)
+        return None if has_operation(node) else (
+            f"Calculator needs an operation (+ - * /), e.g. Calculator({self.example_args})"
+        )
 
     def run(self, args: str, context: Optional[ToolContext] = None) -> str:
         return calculate(self.parse_args(args), self.decimals)

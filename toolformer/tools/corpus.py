@@ -13,7 +13,6 @@ a Hugging Face dataset id, with a text field (default ``text``) and optional tit
 from __future__ import annotations
 
 import bz2
-import csv
 import hashlib
 import json
 import os
@@ -24,11 +23,12 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
 
 from toolformer.errors import UserError
+from toolformer.records import RecordStats, source_kind
+from toolformer.records import iter_records as read_records
 
 GENSIM_WIKI_GLOB = "enwiki-latest-pages-articles*-shortened.bz2"
 CLEANER_VERSION = 1  # bump when cleaning or splitting changes: it is part of every index key
 
-FILE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -397,127 +397,29 @@ def split_passages(text: str, words: int = 100) -> List[str]:
 # --------------------------------------------------------------------------- user corpora
 
 
-def _read_jsonl(path: Path) -> Iterator[Dict[str, Any]]:
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(
-                    f"{path}:{lineno} is not valid JSON ({exc.msg}); "
-                    "a JSONL corpus needs one JSON object per line"
-                ) from None
-            if not isinstance(record, dict):
-                raise UserError(
-                    f"{path}:{lineno} is not a JSON object; "
-                    "a JSONL corpus needs one object per line"
-                )
-            yield record
-
-
-def _read_json(path: Path) -> Iterator[Dict[str, Any]]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except json.JSONDecodeError:
-        yield from _read_jsonl(path)  # many ".json" corpora are really JSON lines
-        return
-    if isinstance(data, dict):
-        lists = [v for v in data.values() if isinstance(v, list)]
-        data = lists[0] if len(lists) == 1 else [data]
-    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        raise UserError(f"{path} must hold a list of JSON objects (or one object per line)")
-    yield from data
-
-
-def _read_csv(path: Path) -> Iterator[Dict[str, Any]]:
-    csv.field_size_limit(1 << 30)
-    delimiter = "\t" if path.suffix == ".tsv" else ","
-    with open(path, encoding="utf-8", newline="") as fh:
-        try:
-            yield from csv.DictReader(fh, delimiter=delimiter)
-        except csv.Error as exc:
-            raise UserError(
-                f"{path} is not a valid {path.suffix[1:].upper()} file: {exc}"
-            ) from None
-
-
-def _read_parquet(path: Path, columns: Sequence[str]) -> Iterator[Dict[str, Any]]:
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for bad files
-        raise UserError(
-            f"{path} is not a readable parquet file: {str(exc).splitlines()[0]}"
-        ) from None
-    keep = [c for c in columns if c in table.column_names]
-    yield from table.select(keep or table.column_names).to_pylist()
-
-
-def _read_dataset(source: str, split: str, local: bool) -> Iterable[Dict[str, Any]]:
-    try:
-        import datasets
-    except ImportError:
-        raise UserError("loading a Hugging Face dataset needs `pip install datasets`") from None
-    try:
-        if local:
-            ds = datasets.load_from_disk(source)
-        else:
-            ds = datasets.load_dataset(source, split=split)
-    except Exception as exc:  # noqa: BLE001 - datasets raises many types; all mean "cannot load"
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"could not load dataset {source!r}: {first}") from None
-    if isinstance(ds, datasets.DatasetDict):
-        if split not in ds:
-            raise UserError(f"dataset {source!r} has no split {split!r}; splits: {', '.join(ds)}")
-        ds = ds[split]
-    return ds
-
-
-def iter_records(config: CorpusConfig) -> Iterator[Dict[str, Any]]:
-    """Raw records of a user corpus (``config.source`` must be set)."""
+def iter_records(config: CorpusConfig, stats: Optional[RecordStats] = None) -> Iterator[Dict[str, Any]]:
+    """Raw records of a user corpus (``config.source`` must be set), read by the shared reader
+    (:func:`toolformer.records.iter_records`): a bad line or a record that is not an object is
+    skipped, counted in ``stats`` and reported with its file and line."""
+    stats = stats if stats is not None else RecordStats()
     source = str(config.source)
     path = Path(source).expanduser()
-    columns = [c for c in (config.text_field, config.title_field, config.id_field) if c]
-    if path.is_dir():
-        if not ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()):
-            raise UserError(
-                f"{source!r} is a folder but not a saved dataset "
-                "(Dataset.save_to_disk); pass a file or a dataset folder"
-            )
-        yield from _read_dataset(str(path), config.split, local=True)
-        return
-    suffix = path.suffix.lower()
-    looks_like_path = suffix in FILE_SUFFIXES or source.startswith((".", "/", "~"))
-    if not path.exists():
-        if looks_like_path or source.count("/") > 1:
-            raise UserError(
-                f"corpus file {source!r} does not exist; pass a .jsonl/.csv/.parquet "
-                "file, a saved dataset folder or an HF dataset id"
-            )
-        yield from _read_dataset(source, config.split, local=False)
-        return
-    if suffix in (".jsonl", ".ndjson"):
-        yield from _read_jsonl(path)
-    elif suffix == ".json":
-        yield from _read_json(path)
-    elif suffix in (".csv", ".tsv"):
-        yield from _read_csv(path)
-    elif suffix == ".parquet":
-        yield from _read_parquet(path, columns)
-    else:
+    if not path.exists() and (source.startswith((".", "/", "~")) or source_kind(path) is not None):
         raise UserError(
-            f"unsupported corpus file type {suffix or '(none)'!r} for {source!r}; "
-            f"use one of {', '.join(FILE_SUFFIXES)} or a saved dataset folder"
+            f"corpus file {source!r} does not exist; pass a .jsonl/.csv/.parquet "
+            "file, a saved dataset folder or an HF dataset id"
         )
+    columns = [c for c in (config.text_field, config.title_field, config.id_field) if c]
+    for where, record in read_records(source, split=config.split, stats=stats, columns=columns):
+        if not isinstance(record, dict):
+            stats.bad_line(source, where, "is not a JSON object", "not_a_record", "")
+            continue
+        yield record
 
 
 def _passages_from_records(config: CorpusConfig) -> List[Passage]:
     passages: List[Passage] = []
-    for row, record in enumerate(iter_records(config)):
+    for row, record in enumerate(iter_records(config)):  # row: the passage id when there is none
         if config.limit is not None and row >= config.limit:
             break
         if config.text_field not in record:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Dict, Optional, Tuple
 
 from toolformer.tools.base import (
+    reject_unknown_options,
     COMPUTE_SETTINGS,
     Tool,
     ToolContext,
@@ -258,6 +259,7 @@ class MT(Tool):
     prompt = load_prompt("mt.txt").rstrip("\n")
     annotation = COMPUTE_SETTINGS
     example_args = "Le chat est sur la table."
+    options_class = MTConfig
 
     def __init__(
         self,
@@ -268,12 +270,7 @@ class MT(Tool):
         **options: Any,
     ):
         config = config or MTConfig()
-        known = {f.name for f in fields(MTConfig)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ToolInputError(
-                f"MT: unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
-            )
+        reject_unknown_options(self.name, options, (f.name for f in fields(MTConfig)))
         if isinstance(model, str):
             options["model"] = model
         self.config = replace(config, **options)
