@@ -216,9 +216,11 @@ class SelfTrainer:
         return self._policy[1], self._policy[2]
 
     def _tools(self) -> Dict[str, Any]:
-        from toolformer.tools import create_tools
+        from toolformer.tools.assembly import build_tools, setup_tools
 
-        return create_tools(list(self.config.tools))
+        tools = build_tools(list(self.config.tools), model_name=self.config.model, dtype=self.config.dtype)
+        setup_tools(tools)
+        return tools
 
     # -- round 0 --------------------------------------------------------------------------
     def _corpus(self, rd: RoundDir) -> Dict[str, Any]:
