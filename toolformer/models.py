@@ -233,11 +233,83 @@ def _check_exists(target: str, original: str) -> None:
         raise UserError(f"{original!r} is not a model folder (no config.json in it)")
 
 
+# --------------------------------------------------------------------------- LoRA adapters
+
+ADAPTER_CONFIG = "adapter_config.json"
+MANIFEST_FILE = "toolformer.json"
+ADAPTERS_ENV = "TOOLFORMER_ADAPTERS"
+
+
+def adapter_search_dirs() -> List[Path]:
+    """Folders whose subfolders are named adapters: ``$TOOLFORMER_ADAPTERS`` (os.pathsep-separated)
+    first, then ``toolformer/adapters/`` inside the package (shipped in the wheel)."""
+    dirs = [Path(os.path.expanduser(d)) for d in os.environ.get(ADAPTERS_ENV, "").split(os.pathsep) if d]
+    return dirs + [Path(__file__).resolve().parent / "adapters"]
+
+
+def list_adapters() -> Dict[str, Path]:
+    """Short name -> folder of every named adapter (a subfolder holding adapter_config.json)."""
+    out: Dict[str, Path] = {}
+    for root in adapter_search_dirs():
+        if root.is_dir():
+            for sub in sorted(root.iterdir()):
+                if (sub / ADAPTER_CONFIG).is_file():
+                    out.setdefault(sub.name, sub)
+    return out
+
+
+def adapter_dir(name_or_path: str) -> Optional[Path]:
+    """The LoRA adapter folder that ``name_or_path`` names (a folder with adapter_config.json,
+    or a short name from :func:`list_adapters`), else None."""
+    name = str(name_or_path)
+    path = Path(os.path.expanduser(name))
+    if (path / ADAPTER_CONFIG).is_file():
+        return path
+    if name in ALIASES or name.lower() in ALIASES or "/" in name or os.sep in name:
+        return None
+    named = list_adapters()
+    found = named.get(name) or {k.lower(): v for k, v in named.items()}.get(name.lower())
+    return found
+
+
+def manifest_dir(name_or_path: str) -> str:
+    """The folder whose ``toolformer.json`` describes the model (an adapter's folder for a short
+    adapter name; the argument itself otherwise)."""
+    found = adapter_dir(name_or_path)
+    return str(found) if found is not None else os.path.expanduser(str(name_or_path))
+
+
+def adapter_base(folder: Path) -> str:
+    """The base model an adapter goes on: ``base_model`` of its toolformer.json (an alias keeps
+    it portable), else of the toolformer.json of the fine-tuning run it sits in, else
+    adapter_config.json's ``base_model_name_or_path``."""
+    import json
+
+    for meta in (folder / MANIFEST_FILE, folder.parent / MANIFEST_FILE):
+        if meta.is_file():
+            try:
+                base = json.loads(meta.read_text(encoding="utf-8")).get("base_model")
+            except (ValueError, AttributeError):
+                raise UserError(f"{meta} is not a JSON object with 'base_model'") from None
+            if base:
+                return str(base)
+    try:
+        base = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (ValueError, AttributeError):
+        base = None
+    if not base:
+        raise UserError(f"adapter {folder} names no base model; add toolformer.json with "
+                        "{\"base_model\": \"smollm2-135m\"}")
+    return str(base)
+
+
 def _check_name(name: str) -> None:
     """A bare name close to an alias is a typo, not a hub id: say so before any network try."""
     import difflib
 
     if name in ALIASES or name.lower() in ALIASES or "/" in name or _looks_local(name):
+        return
+    if adapter_dir(name) is not None:
         return
     close = difflib.get_close_matches(name.lower(), list(ALIASES), n=1, cutoff=0.6)
     if close:
@@ -311,7 +383,10 @@ def _prepare(name_or_path: str) -> str:
 
 
 def load_tokenizer(name_or_path: str = DEFAULT_MODEL):
-    """The tokenizer of an alias, folder or HF id, with a pad token set."""
+    """The tokenizer of an alias, folder or HF id (an adapter: its base's), with a pad token set."""
+    adapter = adapter_dir(name_or_path)
+    if adapter is not None:
+        return load_tokenizer(adapter_base(adapter))
     target = _prepare(name_or_path)
     from transformers import AutoTokenizer
 
@@ -332,8 +407,15 @@ def load_model(
     folder, or a Hugging Face id (from the local cache; the hub only when online). Mistakes
     raise :class:`UserError` with one line; a missing alias package raises
     :class:`MissingModelPackageError` (a UserError) naming the install command.
+
+    A LoRA adapter (a folder with adapter_config.json, or a short name from
+    :func:`list_adapters`) is loaded on top of the base model its toolformer.json names (see
+    :func:`adapter_base`) and merged into it, so generation runs at the base model's speed.
     """
     check_dtype(dtype)
+    adapter = adapter_dir(name_or_path)
+    if adapter is not None:
+        return _load_adapter(adapter, dtype, device)
     target = _prepare(name_or_path)  # user mistakes fail before transformers is imported
     from transformers import AutoModelForCausalLM
 
@@ -344,6 +426,22 @@ def load_model(
     model.eval()
     if getattr(model.generation_config, "pad_token_id", None) is None:
         model.generation_config.pad_token_id = tok.pad_token_id
+    return model, tok
+
+
+def _load_adapter(folder: Path, dtype: Optional[str], device: Optional[str]) -> Tuple[Any, Any]:
+    base = adapter_base(folder)
+    if adapter_dir(base) is not None:
+        raise UserError(f"adapter {folder} names another adapter ({base}) as its base; name a model")
+    model, tok = load_model(base, dtype=dtype, device=device)
+    from peft import PeftModel
+
+    try:
+        model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"could not load adapter {folder} on {base!r}: {first}") from None
+    model.eval()
     return model, tok
 
 

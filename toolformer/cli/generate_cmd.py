@@ -63,7 +63,9 @@ def _decoding_options(fn):
 
 def checkpoint_tools(model_name: str) -> Optional[List[str]]:
     """The tools recorded in a fine-tuned checkpoint's ``toolformer.json`` (``"tools"``), if any."""
-    path = os.path.join(os.path.expanduser(model_name), CHECKPOINT_META)
+    from toolformer.models import manifest_dir  # an adapter's short name -> its folder
+
+    path = os.path.join(manifest_dir(model_name), CHECKPOINT_META)
     if not os.path.isfile(path):
         return None
     from toolformer.errors import UserError

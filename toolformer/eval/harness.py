@@ -94,7 +94,9 @@ class EvalConfig:
 
 def checkpoint_tools(model: str) -> Optional[List[str]]:
     """The tools recorded in a fine-tuned checkpoint's ``toolformer.json``, if there is one."""
-    meta = Path(os.path.expanduser(model)) / CHECKPOINT_META
+    from toolformer.models import manifest_dir  # an adapter's short name -> its folder
+
+    meta = Path(manifest_dir(model)) / CHECKPOINT_META
     if not meta.is_file():
         return None
     try:
