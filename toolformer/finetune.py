@@ -332,7 +332,9 @@ def merge_adapter(base_path: str, adapter_dir: str, output_dir: str) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(base_path)
+    from toolformer.models import load_pretrained
+
+    base = load_pretrained(AutoModelForCausalLM, base_path, base_path)
     merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
     merged.save_pretrained(output_dir)
 
@@ -566,7 +568,7 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
     from transformers import AutoModelForCausalLM, Trainer
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    from toolformer.models import _check_exists, load_tokenizer, resolve
+    from toolformer.models import _check_exists, check_weight_files, load_pretrained, load_tokenizer, resolve
 
     if not config.data:
         raise UserError("no training data: pass data (--data PATH)")
@@ -576,6 +578,7 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
         raise UserError("save_steps=0 writes no checkpoints, so there is nothing to resume; drop one of them")
     base_path = resolve(config.model)
     _check_exists(base_path, config.model)
+    check_weight_files(base_path, config.model)  # untrusted pickle weights: refused before any work
     tokenizer = load_tokenizer(base_path)
     data = _prepare(config, tokenizer)
     processes = world_size()
@@ -586,10 +589,7 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
 
     # TrainingArguments first: under DeepSpeed ZeRO-3 it must exist before the model is loaded
     args = _training_arguments(config, steps, accum, do_eval, bf16)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-    except OSError as exc:
-        raise UserError(f"could not load model {config.model!r}: {str(exc).splitlines()[0]}") from None
+    model = load_pretrained(AutoModelForCausalLM, base_path, config.model, dtype=torch.float32)
     for cfg in (model.config, model.generation_config):  # align with the tokenizer once, quietly
         if getattr(cfg, "pad_token_id", None) is None:
             cfg.pad_token_id = tokenizer.pad_token_id

@@ -53,6 +53,7 @@ _OPTIONS = [
     _opt("--tools", "tools", type=str),
     _opt("--data-dir", "data_dir", type=str),
     _opt("--corpus", "corpus", type=str),
+    _opt("--max-problem-steps", "max_problem_steps", type=int),
     _opt("--wiki-docs", "wiki_docs", type=int),
     _opt("--dev-data", "dev_data", type=str),
     _opt("--dev-size", "dev_size", type=int),
