@@ -97,7 +97,7 @@ class AugmentConfig:
         metadata={"help": "advanced: 'module:attr' or 'file.py:attr' of a callable(config) returning an "
                           "object with annotate_batch(docs); default loads the model, tools and Annotator"},
     )
-    seed: int = field(default=0, metadata={"help": "seed of candidate sampling"})
+    seed: int = field(default=0, metadata={"help": "the run's one seed: candidate sampling and torch (the annotator's seed is set from it)"})
     overwrite: bool = field(default=False, metadata={"help": "delete an earlier run in the output folder"})
     merge: bool = field(
         default=True, metadata={"help": "merge the shards into data.jsonl/dataset/stats.json when all are done"}
@@ -107,6 +107,11 @@ class AugmentConfig:
     # -- derived ------------------------------------------------------------------------------
     def validate(self) -> "AugmentConfig":
         """Raise :class:`UserError` for settings that cannot work; return self."""
+        default_seed = AnnotatorConfig.seed
+        if self.annotator.seed not in (default_seed, self.seed):
+            # the run's one seed is AugmentConfig.seed (it also seeds torch); the annotator gets it
+            raise UserError(f"annotator.seed {self.annotator.seed} differs from the run's seed "
+                            f"{self.seed}; set only AugmentConfig.seed (--seed)")
         if self.limit is not None and self.limit < 0:
             raise UserError(f"--limit must be >= 0 (0: all documents), got {self.limit}")
         if self.batch_size < 1:
