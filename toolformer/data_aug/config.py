@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from toolformer.data_aug.types import AnnotatorConfig
@@ -209,16 +209,3 @@ def canonical_tools(names: List[str]) -> List[str]:
         if key not in out:
             out.append(key)
     return out
-
-
-def field_help(cls: type = AugmentConfig) -> Dict[str, str]:
-    """Each field's help string (the CLI reuses them so both stay in sync)."""
-    return {f.name: f.metadata.get("help", "") for f in fields(cls)}
-
-
-def field_default(name: str, cls: type = AugmentConfig) -> Any:
-    """The default value of one field of ``cls``."""
-    for f in fields(cls):
-        if f.name == name:
-            return f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
-    raise KeyError(name)
