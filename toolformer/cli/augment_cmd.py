@@ -119,6 +119,9 @@ def _threshold_option(name: str, cast: type):
               show_default=True, help=A["max_doc_tokens"])
 @click.option("--min-position", type=click.IntRange(min=0), default=AnnotatorConfig.min_position,
               show_default=True, help=A["min_position"])
+@click.option("--start-token", default=None, metavar="TOKEN", help=A["start_token"])
+@click.option("--repeat-window", type=click.IntRange(min=0), default=AnnotatorConfig.repeat_window,
+              show_default=True, help=A["repeat_window"])
 @click.option("--model-batch-size", type=click.IntRange(min=1), default=AnnotatorConfig.batch_size,
               show_default=True, help=A["batch_size"])
 @click.option("--annotator-factory", default=None, metavar="MODULE:ATTR", help=H["annotator_factory"])
@@ -129,7 +132,7 @@ def _threshold_option(name: str, cast: type):
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def augment(input_, output, model, dtype, device, tools, tool_option, limit, num_shards, shard_index,
             batch_size, chunk_size, text_field, date_field, url_field, id_field, split, encoding_errors, seed, tau_s, k, m,
-            tau_f, max_doc_tokens, min_position, model_batch_size, annotator_factory, overwrite, no_merge, merge_dir,
+            tau_f, max_doc_tokens, min_position, start_token, repeat_window, model_batch_size, annotator_factory, overwrite, no_merge, merge_dir,
             quiet) -> None:
     from toolformer.cli.main import _user_error_types, user_message
 
@@ -139,7 +142,8 @@ def augment(input_, output, model, dtype, device, tools, tool_option, limit, num
             return
         thresholds = {"tau_s": tau_s, "k": k, "m": m, "tau_f": tau_f}
         ann = AnnotatorConfig(max_doc_tokens=max_doc_tokens, batch_size=model_batch_size, seed=seed,
-                              min_position=min_position)
+                              min_position=min_position, start_token=start_token,
+                              repeat_window=repeat_window)
         for name, items in thresholds.items():
             everyone, per_tool = parse_thresholds(name, items, THRESHOLDS[name])
             setattr(ann, name, everyone)
