@@ -371,7 +371,7 @@ def test_cli_user_errors(tmp_path, capsys):
          "Did you mean 'svamp'"),
         (["eval", "--tasks", "svamp", "--data-dir", str(tmp_path), "-o", str(tmp_path / "o")],
          "--data-dir"),
-        (["eval", "--tool-options", "nonsense", "-o", str(tmp_path / "o")], "Tool.key=value"),
+        (["eval", "--tool-options", "nonsense", "-o", str(tmp_path / "o")], "expected Tool.option=value"),
     ):
         with pytest.raises(SystemExit) as exit_:
             cli_main(argv)

@@ -102,14 +102,17 @@ class ScriptedGenerator:
     real executor; counts the prompts it saw."""
 
     prompts_seen = 0
+    last_prompts: list = []
 
     def __init__(self, model, tokenizer, executor, config):
         self.executor, self.config = executor, config
 
     def generate(self, prompts):
         type(self).prompts_seen += len(prompts)
+        type(self).last_prompts = list(prompts)
         outs = []
-        for p in prompts:
+        for full in prompts:
+            p = "Q:" + full.rsplit("Q:", 1)[-1]  # the problem after the demonstrations
             a, b = re.findall(r"\d+", p)[:2]
             op = "*" if any(w in p for w in ("rows", "day", "each")) else "+"
             call = APICall("Calculator", f"{a}{op}{b}")
@@ -126,12 +129,13 @@ def _config(tiny_dir, corpus, evals, out, **kw) -> SelfTrainConfig:
         output=str(out), model=tiny_dir, corpus=str(corpus), eval_sets=[f"jsonl:{evals}"],
         dev_size=2, round0_docs=2, corpus_size=3, samples_per_prompt=2, max_new_tokens=8,
         eval_max_new_tokens=4, max_rounds=2, patience=5, grow_batch_size=2, eval_batch_size=4,
-        filter="answer", progress=False, threads=1,
+        filter="answer", progress=False, threads=1, demonstrations="calculator",
         annotator_factory=f"{Path(__file__).resolve()}:ScriptedAnnotator",
-        finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, learning_rate=1e-3,
-                                max_seq_len=64, batch_size=2, effective_batch_size=2,
-                                max_steps=2, eval_fraction=0.0, eval_steps=1, save_steps=1,
-                                logging_steps=1, progress=False),
+        finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, max_length=64,
+                                effective_batch_size=2, eval_fraction=0.0, progress=False,
+                                training_args=dict(learning_rate=1e-3, per_device_train_batch_size=2,
+                                                   max_steps=2, eval_steps=1, save_steps=1,
+                                                   logging_steps=1)),
     )
     base.update(kw)
     return SelfTrainConfig(**base)
@@ -189,6 +193,9 @@ def test_loop_runs_every_stage_and_resumes_after_an_interruption_at_each(tmp_pat
     grown = [json.loads(l) for l in (out / "round_2" / "grow.jsonl").read_text().splitlines()]
     assert len(grown) == cfg.corpus_size * cfg.samples_per_prompt
     assert len({(g["doc_id"], g["sample"]) for g in grown}) == len(grown)
+    # Grow prompts start with the shipped demonstrations; the training text does not hold them
+    assert all(p.startswith("Q: A baker made 24 muffins") for p in ScriptedGenerator.last_prompts)
+    assert all(g["prompt"].startswith("Q: ") and "muffins" not in g["prompt"] for g in grown)
 
     # every stage left its files and its stats
     for k, stage in STAGES:
@@ -278,7 +285,7 @@ def test_cli_runs_and_reports_one_line_errors(tmp_path, tiny_dir, files, capsys)
     cfg = build_config({"output": "x", "filter": "loss", "filter_option": ("placement=prefix",),
                         "thresholds": "0,0.5", "finetune_option": ("max_steps=7",), "tools": "calculator"})
     assert cfg.filter_options == {"placement": "prefix"} and cfg.thresholds == [0.0, 0.5]
-    assert cfg.finetune.max_steps == 7 and cfg.finetune.lora and cfg.tools == ["Calculator"]
+    assert cfg.finetune.arg("max_steps") == 7 and cfg.finetune.lora and cfg.tools == ["Calculator"]
 
 
 # --------------------------------------------------------------------------- filters
@@ -408,7 +415,7 @@ def test_corpus_strips_the_calculator_marks(tmp_path, files):
     corpus, _ = files
     assert strip_marks("48/2 = <<48/2=24>>24 clips") == "48/2 = 24 clips"
     docs = load_corpus(str(corpus), "Q: {question}\nA: {solution} The answer is {answer}.", "Q: {question}\nA:")
-    assert len(docs) == 6 and docs[1].answer == 24.0
+    assert len(docs) == 6 and docs[1].answer == 24.0 and docs[1].steps == 1
     assert docs[1].text == ("Q: A box holds 4 rows of 6 eggs. How many eggs are in the box?\n"
                             "A: There are 4*6 = 24 eggs. The answer is 24.")
     assert "<<" not in "".join(d.text for d in docs)

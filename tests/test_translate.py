@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from toolformer.errors import UserError
 from toolformer.syntax import APICall, find_calls
 from toolformer.tools import ToolExecutor, create_tool
 from toolformer.tools.base import COMPUTE_SETTINGS, ToolError, ToolInputError
@@ -87,7 +88,7 @@ def test_options_override_config_and_unknown_options_are_rejected():
     mt = MT(budget_ratio=1.5, dtype="bf16")
     assert mt.config.budget_ratio == 1.5 and mt.config.dtype == "bf16"
     assert MT("/some/nllb").config.model == "/some/nllb"
-    with pytest.raises(ToolInputError, match="unknown option"):
+    with pytest.raises(UserError, match="MT has no option 'beams'"):
         MT(beams=4)
     with pytest.raises(ToolInputError, match="tokenizer"):
         MT(model=torch.nn.Linear(2, 2))

@@ -204,7 +204,7 @@ def test_empty_query_is_a_tool_input_error(tiny):
 def test_options_are_checked(tmp_path):
     with pytest.raises(UserError, match="unknown WikiSearch mode 'sparse'"):
         WikiSearch(mode="sparse")
-    with pytest.raises(UserError, match="unknown WikiSearch option"):
+    with pytest.raises(UserError, match="WikiSearch has no option 'topk'. Did you mean 'top_k'"):
         WikiSearch(topk=3)
     with pytest.raises(UserError, match="top_k must be >= 1"):
         WikiSearch(top_k=0)

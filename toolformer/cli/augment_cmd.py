@@ -6,7 +6,6 @@ Option defaults and help strings come from :class:`~toolformer.data_aug.config.A
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import click
@@ -38,23 +37,12 @@ def parse_tools(value: str) -> list:
         raise click.BadParameter(str(exc), param_hint="--tools") from None
 
 
-def _scalar(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def parse_tool_options(items: Sequence[str]) -> Dict[str, Dict[str, Any]]:
-    """``Tool.key=value`` items -> ``{Tool: {key: value}}`` (values read as JSON when they parse)."""
-    out: Dict[str, Dict[str, Any]] = {}
-    for item in items:
-        head, sep, value = item.partition("=")
-        tool, dot, key = head.partition(".")
-        if not (sep and dot and tool.strip() and key.strip()):
-            raise click.BadParameter(f"{item!r}: expected Tool.option=value, e.g. WikiSearch.corpus=passages.jsonl")
-        out.setdefault(tool.strip(), {})[key.strip()] = _scalar(value)
-    return out
+    """``Tool.key=value`` items -> ``{Tool: {key: value}}``: the one grammar of
+    :func:`toolformer.tools.assembly.parse_tool_options` (values read as JSON when they parse)."""
+    from toolformer.tools.assembly import parse_tool_options as parse
+
+    return parse(items, "--tool-option")
 
 
 def parse_thresholds(name: str, items: Sequence[str], cast: type) -> Tuple[Optional[Any], Dict[str, Any]]:

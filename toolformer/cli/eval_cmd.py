@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -22,31 +21,12 @@ _DECODING = ("batch_size", "call_top_k", "max_calls", "min_new_tokens", "do_samp
 
 
 def parse_tool_options(values: Sequence[str]) -> Dict[str, Dict[str, Any]]:
-    """``--tool-options`` values: a JSON object ``{"Tool": {"key": value}}`` or ``Tool.key=value``
-    (the value read as JSON when it parses, else as text); repeat the option to combine."""
-    out: Dict[str, Dict[str, Any]] = {}
-    for raw in values:
-        raw = raw.strip()
-        if raw.startswith("{"):
-            try:
-                data = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"--tool-options is not valid JSON: {exc.msg}") from None
-            if not all(isinstance(v, dict) for v in data.values()):
-                raise UserError('--tool-options JSON must map tool names to objects, '
-                                'e.g. {"WikiSearch": {"k": 3}}')
-            for tool, opts in data.items():
-                out.setdefault(tool, {}).update(opts)
-            continue
-        m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)=(.*)", raw, re.S)
-        if m is None:
-            raise UserError(f"--tool-options {raw!r}: use Tool.key=value or a JSON object")
-        try:
-            value: Any = json.loads(m.group(3))
-        except json.JSONDecodeError:
-            value = m.group(3)
-        out.setdefault(m.group(1), {})[m.group(2)] = value
-    return out
+    """``--tool-options`` values: ``Tool.key=value`` or a JSON object ``{"Tool": {"key": value}}``
+    (repeat the option to combine): the one grammar of
+    :func:`toolformer.tools.assembly.parse_tool_options`."""
+    from toolformer.tools.assembly import parse_tool_options as parse
+
+    return parse(values, "--tool-options")
 
 
 def _default_output(model: str, tools_enabled: bool) -> str:

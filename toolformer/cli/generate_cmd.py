@@ -14,7 +14,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import click
 
-DEFAULT_TOOL_NAMES = ("Calculator", "Calendar", "WikiSearch")
+from toolformer.tools.assembly import DEFAULT_TOOLS  # noqa: E402 - light: no torch
+
+DEFAULT_TOOL_NAMES = tuple(DEFAULT_TOOLS["generate"])
 CHECKPOINT_META = "toolformer.json"
 
 
@@ -61,7 +63,9 @@ def _decoding_options(fn):
 
 def checkpoint_tools(model_name: str) -> Optional[List[str]]:
     """The tools recorded in a fine-tuned checkpoint's ``toolformer.json`` (``"tools"``), if any."""
-    path = os.path.join(os.path.expanduser(model_name), CHECKPOINT_META)
+    from toolformer.models import manifest_dir  # an adapter's short name -> its folder
+
+    path = os.path.join(manifest_dir(model_name), CHECKPOINT_META)
     if not os.path.isfile(path):
         return None
     from toolformer.errors import UserError
@@ -114,16 +118,21 @@ def build_generator(model_name: str, opts: Dict[str, Any]):
     from toolformer.generation import GenerationConfig, ToolGenerator
 
     names: List[str] = [] if opts["no_tools"] else _tool_names(model_name, opts["tool_names"])
-    from toolformer.tools.base import create_tools
+    from toolformer.tools.assembly import build_tools
+    from toolformer.tools.base import get_tool_class
     from toolformer.tools.executor import ToolExecutor
 
-    executor = ToolExecutor(create_tools(names) if names else [])
+    for name in names:  # an unknown tool fails before the model loads
+        get_tool_class(name)
     fields = {f.name for f in dataclasses.fields(GenerationConfig)}
     config = GenerationConfig(
         **{k: v for k, v in opts.items() if k in fields},
         tools_enabled=not opts["no_tools"],
     )
     model, tok = load(model_name, opts["dtype"], opts["device"])
+    # QA (when asked for) reads with this model instead of loading a second copy
+    executor = ToolExecutor(build_tools(names, model=model, tokenizer=tok, model_name=model_name,
+                                        dtype=opts["dtype"]) if names else [])
     return ToolGenerator(model, tok, executor, config), names, _context(opts["date"])
 
 

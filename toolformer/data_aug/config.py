@@ -15,8 +15,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from toolformer.data_aug.types import AnnotatorConfig
 from toolformer.errors import UserError
+from toolformer.tools.assembly import PAPER_TOOLS
 
-DEFAULT_TOOLS = ("Calculator", "Calendar", "WikiSearch", "QA", "MT")
+DEFAULT_TOOLS = PAPER_TOOLS  # the paper's five (one home: toolformer.tools.assembly)
 
 # Fields whose change makes earlier chunks of a run incompatible with the rest of it: resuming a
 # run with any of them changed would mix two different annotations (or two document streams).

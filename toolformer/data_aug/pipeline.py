@@ -117,37 +117,21 @@ def build_annotator(config: AugmentConfig) -> Tuple[Any, Callable[[], None]]:
 
 
 def prepare_tools(tools: Dict[str, Any]) -> None:
-    """Build retrieval indexes (and QA's reader, usually the run's model) before any call runs
-    under the executor's timeout; MT stays lazy since most documents never reach it."""
-    for name in ("WikiSearch", "QA"):
-        prepare = getattr(tools.get(name), "prepare", None)
-        if callable(prepare):
-            prepare()
+    """Set up the tools that want it before any call runs under the executor's timeout
+    (:func:`toolformer.tools.assembly.setup_tools`)."""
+    from toolformer.tools.assembly import setup_tools
+
+    setup_tools(tools)
 
 
 def make_tools(config: AugmentConfig, model: Any = None, tokenizer: Any = None) -> Dict[str, Any]:
-    """The run's tools, in ``config.tools`` order, with their ``tool_options``.
+    """The run's tools, in ``config.tools`` order, with their ``tool_options`` and the sharing
+    rule of :func:`toolformer.tools.assembly.build_tools` (QA reads with the annotating model
+    when it is the same model and dtype, and searches with the run's WikiSearch)."""
+    from toolformer.tools.assembly import build_tools
 
-    QA shares what it would otherwise load a second time: the run's WikiSearch (same corpus) as
-    its retriever, and the annotating model as its reader when it is the same model and dtype.
-    """
-    from toolformer.models import DTYPES
-    from toolformer.tools import create_tool, create_tools
-
-    options = {name: dict(opts) for name, opts in config.tool_options.items()}
-    tools = create_tools([n for n in config.tools if n != "QA"], options=options)
-    if "QA" in config.tools:
-        from toolformer.tools.qa import QAConfig
-
-        qa = options.get("QA", {})
-        if "WikiSearch" in tools and not {"search", "corpus", "retriever"} & set(qa):
-            qa["search"] = tools["WikiSearch"]
-        same_model = qa.get("model", QAConfig.model) == config.model
-        same_dtype = DTYPES.get(str(qa.get("dtype", QAConfig.dtype)).lower()) == DTYPES.get(config.dtype.lower())
-        if model is not None and same_model and same_dtype:
-            qa.update(model=model, tokenizer=tokenizer)
-        tools["QA"] = create_tool("QA", **qa)
-    return {name: tools[name] for name in config.tools}
+    return build_tools(config.tools, config.tool_options, model=model, tokenizer=tokenizer,
+                       model_name=config.model, dtype=config.dtype)
 
 
 def _annotate(annotator: Any, docs: List[Document]) -> List[AnnotationResult]:
@@ -360,6 +344,9 @@ def _clear_other_runs(output: Path, num_shards: int, overwrite: bool) -> None:
 def augment(config: AugmentConfig) -> AugmentSummary:
     """Annotate this process's shard of the input and merge when all shards are done."""
     config.validate()
+    from toolformer.tools.assembly import check_tool_options
+
+    check_tool_options(config.tool_options)  # one line, before any input or model is read
     num_shards, shard_index = config.resolve_shard()
     output = ensure_dir(config.output, "the output folder")
     _clear_other_runs(output, num_shards, config.overwrite)

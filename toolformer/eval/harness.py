@@ -27,8 +27,9 @@ from toolformer.eval.loaders import Example
 from toolformer.eval.metrics import LOGLIKELIHOOD_ROLLING, METRICS, answer_text
 from toolformer.eval.tasks import TaskSpec, default_data_dir, load_examples, resolve_tasks
 from toolformer.generation.types import GenerationConfig
+from toolformer.tools.assembly import DEFAULT_TOOLS
 
-DEFAULT_EVAL_TOOLS = ("Calculator", "Calendar", "WikiSearch", "QA")
+DEFAULT_EVAL_TOOLS = tuple(DEFAULT_TOOLS["eval"])
 CHECKPOINT_META = "toolformer.json"
 
 
@@ -93,7 +94,9 @@ class EvalConfig:
 
 def checkpoint_tools(model: str) -> Optional[List[str]]:
     """The tools recorded in a fine-tuned checkpoint's ``toolformer.json``, if there is one."""
-    meta = Path(os.path.expanduser(model)) / CHECKPOINT_META
+    from toolformer.models import manifest_dir  # an adapter's short name -> its folder
+
+    meta = Path(manifest_dir(model)) / CHECKPOINT_META
     if not meta.is_file():
         return None
     try:
@@ -277,21 +280,10 @@ class _Run:
         QA shares the run's WikiSearch unless its own corpus is set, and reads with the evaluated
         model itself when that is the reader it asks for (no second copy in memory).
         """
-        from toolformer.tools.base import create_tool
+        from toolformer.tools.assembly import build_tools
 
-        for name in names:
-            if name in self.tool_objects:
-                continue
-            opts = dict(self.config.tool_options.get(name, {}))
-            if name == "QA" and not {"search", "corpus", "retriever"} & set(opts):
-                opts["search"] = self.tools_for(["WikiSearch"])["WikiSearch"]
-            tool = create_tool(name, **opts)
-            reader = getattr(getattr(tool, "config", None), "model", None)
-            if name == "QA" and reader == self.config.model and self.model is not None:
-                opts.pop("model", None)
-                tool = create_tool(name, model=self.model, tokenizer=self.tokenizer, **opts)
-            self.tool_objects[name] = tool
-        return {n: self.tool_objects[n] for n in names}
+        return build_tools(names, self.config.tool_options, model=self.model, tokenizer=self.tokenizer,
+                           model_name=self.config.model, dtype=self.config.dtype, built=self.tool_objects)
 
     def samples_path(self, task: TaskSpec) -> Optional[Path]:
         return None if self.out is None else self.out / "samples" / f"{task.file_stem}.jsonl"
@@ -436,6 +428,10 @@ def evaluate(
     specs = resolve_tasks(config.tasks)
     data_dir = Path(config.data_dir).expanduser() if config.data_dir else default_data_dir()
     tool_names = resolve_tool_names(config)
+    if config.tools_enabled:  # every tool option checked before any data or model loads
+        from toolformer.tools.assembly import check_tool_options
+
+        check_tool_options(config.tool_options)
     # load every task's data before the model: a bad path fails in a second, not after loading
     # --limit counts examples of a generation task, windows of a perplexity text
     loaded = [load_examples(spec, data_dir, config.limit if spec.generates else None)

@@ -23,9 +23,10 @@ def default_finetune() -> FinetuneConfig:
     """LoRA on CPU: lr 1e-4 (LoRA needs more than the paper's full-model 1e-5), blocks of 256
     tokens, 16 blocks per step; ``data``/``output_dir``/``model`` are set by the loop."""
     return FinetuneConfig(
-        lora=True, learning_rate=1e-4, max_seq_len=256, batch_size=8, effective_batch_size=16,
-        max_steps=60, num_train_epochs=3.0, eval_fraction=0.0, eval_steps=20, save_steps=20,
-        save_total_limit=1, logging_steps=10,
+        lora=True, max_length=256, effective_batch_size=16, eval_fraction=0.0,
+        training_args=dict(learning_rate=1e-4, per_device_train_batch_size=8, max_steps=60,
+                           num_train_epochs=3.0, eval_steps=20, save_steps=20,
+                           save_total_limit=1, logging_steps=10),
     )
 
 
@@ -52,6 +53,7 @@ class SelfTrainConfig:
     tools: List[str] = field(default_factory=lambda: ["Calculator"], metadata={"help": "tools to teach"})
     data_dir: Optional[str] = field(default=None, metadata={"help": "shared data folder (default $TOOLFORMER_DATA or ../shared/data)"})
     corpus: str = field(default="gsm8k/train.jsonl", metadata={"help": "GSM8K-style JSONL (question, answer with '#### n'); relative to data_dir unless absolute"})
+    max_problem_steps: Optional[int] = field(default=None, metadata={"help": "keep only problems whose gold solution has at most this many <<...>> calculations (1-2: closest to SVAMP/MAWPS); None: all"})
     wiki_docs: int = field(default=0, metadata={"help": "Wikipedia paragraphs added for the other tools (no gold answers)"})
     doc_template: str = field(default=DOC_TEMPLATE, metadata={"help": "round-0 document text from {question}, {solution}, {answer}"})
     prompt_template: str = field(default=PROMPT_TEMPLATE, metadata={"help": "Grow prompt from {question} (the eval prompt)"})
@@ -59,7 +61,7 @@ class SelfTrainConfig:
     dev_data: Optional[str] = field(default=None, metadata={"help": "a JSONL (question, answer) to use as the dev split instead of held-out corpus problems"})
     dev_size: int = field(default=100, metadata={"help": "held-out GSM8K-train problems scored after each round (the dev split)"})
     round0_docs: int = field(default=40, metadata={"help": "documents round 0 annotates with the paper's pipeline (0: skip round 0's annotation)"})
-    corpus_size: int = field(default=300, metadata={"help": "training prompts per later round"})
+    corpus_size: int = field(default=200, metadata={"help": "training prompts per later round"})
     rotate_corpus: bool = field(default=True, metadata={"help": "each round grows on the next corpus_size prompts (False: the same ones every round)"})
     eval_sets: List[str] = field(default_factory=lambda: ["svamp", "mawps", "gsm8k"], metadata={"help": "evaluation tasks the training texts are checked against (contamination guard)"})
     contamination_threshold: float = field(default=0.5, metadata={"help": "word-set Jaccard at or above which a training text is a near-duplicate"})
@@ -103,6 +105,8 @@ class SelfTrainConfig:
                 raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.patience < 1:
             raise UserError(f"patience must be >= 1, got {self.patience}")
+        if self.max_problem_steps is not None and self.max_problem_steps < 1:
+            raise UserError(f"max_problem_steps must be >= 1, got {self.max_problem_steps}")
         if not 0 < self.temperature:
             raise UserError(f"temperature must be > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
@@ -119,7 +123,7 @@ class SelfTrainConfig:
         if isinstance(self.annotator, dict):
             self.annotator = AnnotatorConfig(**self.annotator)
         if isinstance(self.finetune, dict):
-            self.finetune = FinetuneConfig(**self.finetune)
+            self.finetune = FinetuneConfig.from_dict(self.finetune)
         return self
 
     def schedule(self):

@@ -7,7 +7,6 @@ Each :class:`CorpusDoc` has a ``text`` (round 0 annotates it with the paper's pi
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from dataclasses import asdict, dataclass
@@ -30,6 +29,7 @@ class CorpusDoc:
     question: str  # the part compared with the evaluation sets (contamination guard)
     answer: Optional[float] = None  # gold answer, when the source has one
     source: str = "gsm8k"
+    steps: Optional[int] = None  # calculator annotations in the gold solution (GSM8K)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -70,28 +70,24 @@ def load_corpus(path: str, doc_template: str, prompt_template: str) -> List[Corp
     if not p.is_file():
         raise UserError(f"corpus {path} not found; pass --corpus PATH to GSM8K's train.jsonl "
                         "(or set --data-dir)")
+    from toolformer.records import iter_records
+
     docs: List[CorpusDoc] = []
     stem = "gsm8k" if "gsm8k" in str(p).lower() else p.stem
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{p}:{lineno} is not valid JSON ({exc.msg})") from None
-            if isinstance(row, dict) and "answer" not in row and isinstance(row.get("text"), str):
-                text = row["text"].strip()
-                if text:
-                    docs.append(CorpusDoc(f"{stem}-{lineno}", text, wiki_prompt(text), text, None, stem))
-                continue
-            question, solution, gold = parse_gsm8k(row, f"{p}:{lineno}")
-            fields = {"question": question, "solution": solution, "answer": _format_number(gold)}
-            try:
-                text, prompt = doc_template.format(**fields), prompt_template.format(**fields)
-            except (KeyError, IndexError) as exc:
-                raise UserError(f"template field {exc} unknown; use {{question}}, {{solution}}, {{answer}}") from None
-            docs.append(CorpusDoc(f"{stem}-{lineno}", text, prompt, question, gold, stem))
+    for lineno, (where, row) in enumerate(iter_records(str(p), on_bad_line="raise"), 1):
+        if isinstance(row, dict) and "answer" not in row and isinstance(row.get("text"), str):
+            text = row["text"].strip()
+            if text:
+                docs.append(CorpusDoc(f"{stem}-{lineno}", text, wiki_prompt(text), text, None, stem))
+            continue
+        question, solution, gold = parse_gsm8k(row, f"{p} {where}")
+        steps = len(CALC_MARK.findall(str(row["answer"])))
+        fields = {"question": question, "solution": solution, "answer": _format_number(gold)}
+        try:
+            text, prompt = doc_template.format(**fields), prompt_template.format(**fields)
+        except (KeyError, IndexError) as exc:
+            raise UserError(f"template field {exc} unknown; use {{question}}, {{solution}}, {{answer}}") from None
+        docs.append(CorpusDoc(f"{stem}-{lineno}", text, prompt, question, gold, stem, steps))
     if not docs:
         raise UserError(f"corpus {path} holds no documents")
     return docs

@@ -216,9 +216,11 @@ class SelfTrainer:
         return self._policy[1], self._policy[2]
 
     def _tools(self) -> Dict[str, Any]:
-        from toolformer.tools import create_tools
+        from toolformer.tools.assembly import build_tools, setup_tools
 
-        return create_tools(list(self.config.tools))
+        tools = build_tools(list(self.config.tools), model_name=self.config.model, dtype=self.config.dtype)
+        setup_tools(tools)
+        return tools
 
     # -- round 0 --------------------------------------------------------------------------
     def _corpus(self, rd: RoundDir) -> Dict[str, Any]:
@@ -228,6 +230,8 @@ class SelfTrainer:
 
         c = self.config
         docs = load_corpus(str(self.corpus_path()), c.doc_template, c.prompt_template)
+        if c.max_problem_steps is not None:
+            docs = [d for d in docs if d.steps is None or d.steps <= c.max_problem_steps]
         docs += load_wikipedia(c.wiki_docs)
         if _filter_cls(c.filter).needs_gold and not any(d.answer is not None for d in docs):
             raise UserError(f"the {c.filter!r} filter needs gold answers and the corpus "
@@ -298,14 +302,21 @@ class SelfTrainer:
         return rotated[: c.corpus_size]
 
     def _demonstrations(self) -> str:
+        """The text put before every Grow prompt: a shipped set by name (``calculator``: four
+        hand-written word problems answered with a call, none from an evaluation set), a .txt
+        file, or the text itself."""
         d = self.config.demonstrations
         if not d:
             return ""
+        shipped = Path(__file__).resolve().parent / "demos" / f"{d}.txt"
+        if "\n" not in d and shipped.is_file():
+            return shipped.read_text(encoding="utf-8")
         p = Path(d).expanduser()
-        if d.endswith(".txt") and p.is_file():
-            return p.read_text(encoding="utf-8")
         if d.endswith(".txt"):
-            raise UserError(f"demonstrations file {d} not found")
+            if not p.is_file():
+                names = sorted(x.stem for x in shipped.parent.glob("*.txt"))
+                raise UserError(f"demonstrations file {d} not found (shipped sets: {', '.join(names)})")
+            return p.read_text(encoding="utf-8")
         return d
 
     def _grow(self, rd: RoundDir, k: int, policy: str) -> Dict[str, Any]:
@@ -418,7 +429,8 @@ class SelfTrainer:
         result = finetune(replace(
             c.finetune, data=str(data), output_dir=str(out), model=c.model, lora=True,
             init_adapter=prev_adapter if (c.continue_adapter and prev_adapter) else None,
-            seed=c.seed + k, progress=c.progress, resume_from_checkpoint=resume,
+            progress=c.progress, resume_from_checkpoint=resume,
+            training_args={**c.finetune.training_args, "seed": c.seed + k},
         ))
         adapter = out / ADAPTER_DIR
         write_manifest(str(adapter), adapter_manifest(c, k, len(rows)))
@@ -483,7 +495,14 @@ class SelfTrainer:
                 ft = self._stage(rd, k, f"finetune_{j}", lambda: self._finetune(rd, k, j, adapter))
                 if ft.get("model"):
                     policy, adapter = ft["model"], ft["adapter"]
-            ev = self._stage(rd, k, "eval", lambda: self._eval(rd, policy, "eval"))
+            if policy == grow_policy:  # nothing was trained this round: same model, same score
+                prev = rounds[-1] if rounds else self._baseline_row(base)
+                same = {"model": policy, "score": prev["dev_score"], "n": prev["n"], "ci95": prev["ci95"],
+                        "tool_call_rate": prev["tool_call_rate"], "call_failure_rate": prev["call_failure_rate"],
+                        "reused": True}
+                ev = self._stage(rd, k, "eval", lambda: dict(same))
+            else:
+                ev = self._stage(rd, k, "eval", lambda: self._eval(rd, policy, "eval"))
             rounds.append(self._row(k, rd, ev, kept_tools, policy, adapter))
             if ev["score"] > best["score"]:
                 best, stale = {"round": k, "score": ev["score"], "model": policy, "adapter": adapter}, 0

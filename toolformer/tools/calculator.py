@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from toolformer.tools.base import (
+    ToolOptionsError,
     COMPUTE_SETTINGS,
     Tool,
     ToolContext,
@@ -265,9 +266,9 @@ class Calculator(Tool):
     example_args = "400 / 1400"
 
     def __init__(self, decimals: int = 2):
-        if not 0 <= int(decimals) <= 10:
-            raise ValueError("decimals must be between 0 and 10")
-        self.decimals = int(decimals)
+        if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 10:
+            raise ToolOptionsError(f"Calculator option decimals={decimals!r}: expected an integer from 0 to 10")
+        self.decimals = decimals
 
     def check_call(self, args: str) -> Optional[str]:
         """A well-formed expression with at least one operation (+ - * /), as in every example

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field, fields
 from typing import Any, List, Optional, Sequence, Tuple
 
 from toolformer.errors import UserError
-from toolformer.tools.base import RETRIEVAL_SETTINGS, Tool, ToolContext, ToolError, load_prompt
+from toolformer.tools.base import (
+    RETRIEVAL_SETTINGS,
+    Tool,
+    ToolContext,
+    ToolError,
+    load_prompt,
+    reject_unknown_options,
+)
 from toolformer.tools.corpus import Passage
 
 READER_INSTRUCTION = (
@@ -145,6 +152,8 @@ class QA(Tool):
     prompt = load_prompt("qa.txt").rstrip("\n")
     annotation = RETRIEVAL_SETTINGS
     example_args = "Where was Marie Curie born?"
+    options_class = QAConfig
+    setup_at_start = True  # the reader and the index load before calls run under a timeout
 
     def __init__(
         self,
@@ -154,12 +163,7 @@ class QA(Tool):
         config: Optional[QAConfig] = None,
         **options: Any,
     ):
-        known = {f.name for f in fields(QAConfig)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise UserError(
-                f"unknown QA option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
+        reject_unknown_options(self.name, options, (f.name for f in fields(QAConfig)))
         config = config or QAConfig(**options)
         if isinstance(model, str):
             config.model = model

@@ -26,6 +26,7 @@ import numpy as np
 
 from toolformer.errors import UserError
 from toolformer.tools.base import (
+    reject_unknown_options,
     RETRIEVAL_SETTINGS,
     MissingDependencyError,
     Tool,
@@ -487,6 +488,8 @@ class WikiSearch(Tool):
     prompt = load_prompt("wiki_search.txt").rstrip("\n")
     annotation = RETRIEVAL_SETTINGS
     example_args = "Fishing Reel Types"
+    options_class = WikiSearchConfig
+    setup_at_start = True  # the index is built before calls run under the executor's timeout
 
     def __init__(
         self,
@@ -497,13 +500,7 @@ class WikiSearch(Tool):
         config: Optional[WikiSearchConfig] = None,
         **options: Any,
     ):
-        known = {f.name for f in fields(WikiSearchConfig)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise UserError(
-                f"unknown WikiSearch option(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(known))}"
-            )
+        reject_unknown_options(self.name, options, (f.name for f in fields(WikiSearchConfig)))
         if config is None:
             config = WikiSearchConfig(
                 corpus=corpus, mode=mode, top_k=top_k, cache_dir=cache_dir, **options
