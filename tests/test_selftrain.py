@@ -131,10 +131,11 @@ def _config(tiny_dir, corpus, evals, out, **kw) -> SelfTrainConfig:
         eval_max_new_tokens=4, max_rounds=2, patience=5, grow_batch_size=2, eval_batch_size=4,
         filter="answer", progress=False, threads=1, demonstrations="calculator",
         annotator_factory=f"{Path(__file__).resolve()}:ScriptedAnnotator",
-        finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, learning_rate=1e-3,
-                                max_seq_len=64, batch_size=2, effective_batch_size=2,
-                                max_steps=2, eval_fraction=0.0, eval_steps=1, save_steps=1,
-                                logging_steps=1, progress=False),
+        finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, max_length=64,
+                                effective_batch_size=2, eval_fraction=0.0, progress=False,
+                                training_args=dict(learning_rate=1e-3, per_device_train_batch_size=2,
+                                                   max_steps=2, eval_steps=1, save_steps=1,
+                                                   logging_steps=1)),
     )
     base.update(kw)
     return SelfTrainConfig(**base)
@@ -284,7 +285,7 @@ def test_cli_runs_and_reports_one_line_errors(tmp_path, tiny_dir, files, capsys)
     cfg = build_config({"output": "x", "filter": "loss", "filter_option": ("placement=prefix",),
                         "thresholds": "0,0.5", "finetune_option": ("max_steps=7",), "tools": "calculator"})
     assert cfg.filter_options == {"placement": "prefix"} and cfg.thresholds == [0.0, 0.5]
-    assert cfg.finetune.max_steps == 7 and cfg.finetune.lora and cfg.tools == ["Calculator"]
+    assert cfg.finetune.arg("max_steps") == 7 and cfg.finetune.lora and cfg.tools == ["Calculator"]
 
 
 # --------------------------------------------------------------------------- filters

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from toolformer.errors import UserError
+from toolformer.errors import ModelLoadError, UserError
 from toolformer.tools.base import MissingDependencyError
 
 DEFAULT_MODEL = "smollm2-135m"
+# Weights in pickle files (pytorch_model.bin, *.pt) can run code when loaded: only safetensors
+# are read unless the user says they trust the files (``toolformer --trust-pickle-weights``).
+TRUST_PICKLE_ENV = "TOOLFORMER_TRUST_PICKLE_WEIGHTS"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
 class MissingModelPackageError(MissingDependencyError, UserError):
@@ -313,23 +316,59 @@ def _check_name(name: str) -> None:
         raise UserError(f"unknown model {name!r}; did you mean the alias {close[0]!r}?")
 
 
-def _from_pretrained(loader: Any, target: str, original: str, **kwargs: Any) -> Any:
-    """Local files first (no network for anything cached), then the hub; one-line errors."""
+def trust_pickle_weights() -> bool:
+    """Whether the user allowed pickle weight files (``--trust-pickle-weights`` or
+    ``$TOOLFORMER_TRUST_PICKLE_WEIGHTS=1``)."""
+    return os.environ.get(TRUST_PICKLE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def check_weight_files(target: str, original: str) -> None:
+    """Refuse a local model folder whose weights are only pickle files, unless trusted.
+
+    Raises :class:`~toolformer.errors.ModelLoadError` naming the file and the way out.
+    """
+    folder = Path(os.path.expanduser(target))
+    if trust_pickle_weights() or not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise ModelLoadError(
+            f"could not load model {original}: its weights ({pickles[0]}) are a pickle file, which can "
+            "run code when loaded; convert them to safetensors, or pass --trust-pickle-weights if "
+            "you trust where they came from"
+        )
+
+
+def load_pretrained(loader: Any, target: str, original: str, *, weights: bool = True, **kwargs: Any) -> Any:
+    """``loader.from_pretrained(target)`` the one safe way: local files first (no network for
+    anything cached), then the hub; safetensors only unless pickle weights are trusted; any
+    failure (missing files, a truncated safetensors file, a bad config) is one
+    :class:`~toolformer.errors.ModelLoadError` line: ``could not load model DIR: ...``.
+
+    ``weights``: False for tokenizers and configs (no weight files involved).
+    """
+    if weights:
+        check_weight_files(target, original)
+        if not trust_pickle_weights():
+            kwargs.setdefault("use_safetensors", True)
     try:
         return loader.from_pretrained(target, local_files_only=True, **kwargs)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - SafetensorError, UnpicklingError, OSError...: one line
         local_error = exc
     if os.path.isdir(os.path.expanduser(target)) or os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise _load_error(original, local_error)
+        raise _load_error(original, local_error, local=os.path.isdir(os.path.expanduser(target)))
     try:
         return loader.from_pretrained(target, **kwargs)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001
         raise _load_error(original, exc)
 
 
-def _load_error(original: str, exc: Exception) -> UserError:
+
+def _load_error(original: str, exc: Exception, local: bool = False) -> ModelLoadError:
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return UserError(
+    if local:
+        return ModelLoadError(f"could not load model {original}: {type(exc).__name__}: {first}")
+    return ModelLoadError(
         f"could not load model {original!r}: {first} "
         f"(offline? use an alias: {', '.join(ALIASES)}, or a local folder)"
     )
@@ -351,7 +390,7 @@ def load_tokenizer(name_or_path: str = DEFAULT_MODEL):
     target = _prepare(name_or_path)
     from transformers import AutoTokenizer
 
-    tok = _from_pretrained(AutoTokenizer, target, name_or_path)
+    tok = load_pretrained(AutoTokenizer, target, name_or_path, weights=False)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -381,7 +420,7 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     tok = load_tokenizer(target)
-    model = _from_pretrained(AutoModelForCausalLM, target, name_or_path, dtype=_torch_dtype(dtype))
+    model = load_pretrained(AutoModelForCausalLM, target, name_or_path, dtype=_torch_dtype(dtype))
     if device:
         model.to(device)
     model.eval()
@@ -410,9 +449,3 @@ def count_parameters(model: Any) -> int:
     """Number of parameters (tied weights counted once)."""
     return sum(p.numel() for p in model.parameters())
 
-
-def timed_load(name_or_path: str, dtype: str = "fp32") -> float:
-    """Seconds to load a model (used to report first and second load times)."""
-    start = time.perf_counter()
-    load_model(name_or_path, dtype=dtype)
-    return time.perf_counter() - start

@@ -88,11 +88,18 @@ def user_message(exc: BaseException) -> Optional[str]:
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="toolformer")
-def cli() -> None:
+@click.option("--trust-pickle-weights", is_flag=True,
+              help="also load model weights stored as pickle (pytorch_model.bin), which can run code "
+                   "when loaded; by default only safetensors are read")
+def cli(trust_pickle_weights: bool) -> None:
     """toolformer: teach a language model to use tools (Schick et al. 2023).
 
     Augment a corpus with tool calls, fine-tune on it, generate with tools, evaluate.
     """
+    if trust_pickle_weights:  # read by toolformer.models, in this process and its workers
+        import os
+
+        os.environ["TOOLFORMER_TRUST_PICKLE_WEIGHTS"] = "1"
 
 
 def main(argv: Optional[List[str]] = None) -> None:

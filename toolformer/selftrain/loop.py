@@ -436,7 +436,8 @@ class SelfTrainer:
         result = finetune(replace(
             c.finetune, data=str(data), output_dir=str(out), model=c.model, lora=True,
             init_adapter=prev_adapter if (c.continue_adapter and prev_adapter) else None,
-            seed=c.seed + k, progress=c.progress, resume_from_checkpoint=resume,
+            progress=c.progress, resume_from_checkpoint=resume,
+            training_args={**c.finetune.training_args, "seed": c.seed + k},
         ))
         adapter = out / ADAPTER_DIR
         write_manifest(str(adapter), adapter_manifest(c, k, len(rows)))

@@ -322,13 +322,13 @@ class MT(Tool):
         if target not in models.ALIASES and target.lower() not in models.ALIASES:
             from transformers import AutoConfig
 
-            hf_config = AutoConfig.from_pretrained(target)
+            hf_config = models.load_pretrained(AutoConfig, target, target, weights=False)
             if getattr(hf_config, "is_encoder_decoder", False):
                 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-                tok = AutoTokenizer.from_pretrained(target)
-                model = AutoModelForSeq2SeqLM.from_pretrained(
-                    target, dtype=models._torch_dtype(config.dtype)
+                tok = models.load_pretrained(AutoTokenizer, target, target, weights=False)
+                model = models.load_pretrained(
+                    AutoModelForSeq2SeqLM, target, target, dtype=models._torch_dtype(config.dtype)
                 )
                 if device:
                     model.to(device)
