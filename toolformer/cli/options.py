@@ -103,3 +103,37 @@ def pop_fields(cls: type, values: Dict[str, Any], names: Sequence[str] = ()) -> 
     ``cls`` (only ``names`` when given) and return them, ready for ``cls(**...)``."""
     wanted = set(names) if names else {f.name for f in dataclasses.fields(cls)}
     return {k: values.pop(k) for k in list(values) if k in wanted}
+
+
+def value_option(name: str, default: Any, help_text: str, *flags: str, **overrides: Any
+                 ) -> Callable[[Any], Any]:
+    """A click option for a named setting outside any dataclass (e.g. a ``TrainingArguments``
+    field with the paper's default): the type follows the default (give ``type=`` for a None
+    default), a bool default becomes a ``--name/--no-name`` switch."""
+    flags = flags or (f"--{name.replace('_', '-')}",)
+    kwargs: Dict[str, Any] = {"help": help_text, "default": default,
+                              "show_default": default is not None}
+    if isinstance(default, bool) and not overrides.get("is_flag"):
+        flags = tuple(f"{fl}/--no-{fl[2:]}" if fl.startswith("--") else fl for fl in flags[:1])
+    elif default is not None:
+        kwargs["type"] = type(default)
+    kwargs.update(overrides)
+    return click.option(*flags, name, **kwargs)
+
+
+def parse_key_values(items: Sequence[str], option: str) -> Dict[str, Any]:
+    """``key=value`` items -> a dict, each value read as JSON when it parses (``3e-4`` -> float,
+    ``true`` -> True), else kept as text. Raises ``click.BadParameter`` for an item without
+    ``=``."""
+    import json
+
+    out: Dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not (sep and key.strip().isidentifier()):
+            raise click.BadParameter(f"{item!r}: expected name=value", param_hint=option)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out

@@ -75,7 +75,7 @@ _OPTIONS = [
     click.option("--accumulate/--no-accumulate", "accumulate", default=None,
                  help=_FIELDS["accumulate"].metadata["help"]),
     click.option("--finetune-option", "finetune_option", multiple=True,
-                 help="KEY=VALUE FinetuneConfig field (repeatable), e.g. max_steps=100, learning_rate=2e-4"),
+                 help="KEY=VALUE FinetuneConfig or TrainingArguments field (repeatable), e.g. max_steps=100, learning_rate=2e-4"),
     _opt("--seed", "seed", type=int),
     _opt("--threads", "threads", type=int),
     _opt("--dtype", "dtype", type=str),
@@ -111,13 +111,12 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
     base.update({k: v for k, v in values.items() if v is not None})
     if filter_opts:
         base["filter_options"] = {**base.get("filter_options", {}), **filter_opts}
-    ft = dataclasses.asdict(SelfTrainConfig().finetune)
+    # own FinetuneConfig fields by name; any other key is a TrainingArguments field (checked by
+    # name when training starts)
+    ft = SelfTrainConfig().finetune.to_dict()
     ft.update(base.pop("finetune", {}) or {})
     ft.update(ft_opts)
-    unknown = set(ft) - {f.name for f in dataclasses.fields(FinetuneConfig)}
-    if unknown:
-        raise UserError(f"unknown fine-tuning option(s) {sorted(unknown)}")
-    base["finetune"] = FinetuneConfig(**ft)
+    base["finetune"] = FinetuneConfig.from_dict(ft)
     try:
         return SelfTrainConfig(**base).validate()
     except TypeError as exc:

@@ -23,9 +23,10 @@ def default_finetune() -> FinetuneConfig:
     """LoRA on CPU: lr 1e-4 (LoRA needs more than the paper's full-model 1e-5), blocks of 256
     tokens, 16 blocks per step; ``data``/``output_dir``/``model`` are set by the loop."""
     return FinetuneConfig(
-        lora=True, learning_rate=1e-4, max_seq_len=256, batch_size=8, effective_batch_size=16,
-        max_steps=60, num_train_epochs=3.0, eval_fraction=0.0, eval_steps=20, save_steps=20,
-        save_total_limit=1, logging_steps=10,
+        lora=True, max_length=256, effective_batch_size=16, eval_fraction=0.0,
+        training_args=dict(learning_rate=1e-4, per_device_train_batch_size=8, max_steps=60,
+                           num_train_epochs=3.0, eval_steps=20, save_steps=20,
+                           save_total_limit=1, logging_steps=10),
     )
 
 
@@ -122,7 +123,7 @@ class SelfTrainConfig:
         if isinstance(self.annotator, dict):
             self.annotator = AnnotatorConfig(**self.annotator)
         if isinstance(self.finetune, dict):
-            self.finetune = FinetuneConfig(**self.finetune)
+            self.finetune = FinetuneConfig.from_dict(self.finetune)
         return self
 
     def schedule(self):
