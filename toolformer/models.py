@@ -236,7 +236,6 @@ def _check_exists(target: str, original: str) -> None:
 # --------------------------------------------------------------------------- LoRA adapters
 
 ADAPTER_CONFIG = "adapter_config.json"
-MANIFEST_FILE = "toolformer.json"
 ADAPTERS_ENV = "TOOLFORMER_ADAPTERS"
 
 
@@ -285,14 +284,12 @@ def adapter_base(folder: Path) -> str:
     adapter_config.json's ``base_model_name_or_path``."""
     import json
 
-    for meta in (folder / MANIFEST_FILE, folder.parent / MANIFEST_FILE):
-        if meta.is_file():
-            try:
-                base = json.loads(meta.read_text(encoding="utf-8")).get("base_model")
-            except (ValueError, AttributeError):
-                raise UserError(f"{meta} is not a JSON object with 'base_model'") from None
-            if base:
-                return str(base)
+    from toolformer.manifest import manifest_base_model
+
+    for where in (folder, folder.parent):
+        base = manifest_base_model(where)
+        if base:
+            return base
     try:
         base = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
     except (ValueError, AttributeError):
@@ -433,12 +430,13 @@ def _load_adapter(folder: Path, dtype: Optional[str], device: Optional[str]) -> 
     base = adapter_base(folder)
     if adapter_dir(base) is not None:
         raise UserError(f"adapter {folder} names another adapter ({base}) as its base; name a model")
+    check_weight_files(str(folder), str(folder))  # adapter_model.bin: pickle, refused unless trusted
     model, tok = load_model(base, dtype=dtype, device=device)
     from peft import PeftModel
 
     try:
         model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - SafetensorError of a truncated adapter too: one line
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UserError(f"could not load adapter {folder} on {base!r}: {first}") from None
     model.eval()

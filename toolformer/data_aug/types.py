@@ -7,6 +7,14 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
+# AnnotationResult.stats counters, in the order stats.json lists them (also kept per tool as
+# "<Tool>/<counter>"); the annotator counts them, the pipeline sums them
+COUNTERS = (
+    "docs_prefiltered_out", "positions_kept", "candidates_sampled", "candidates_closed",
+    "candidates_malformed", "candidates_invalid", "candidates_abandoned", "candidates_deduplicated",
+    "candidates_executed", "tool_failures", "calls_repeated", "calls_kept",
+)
+
 
 @dataclass
 class Document:
