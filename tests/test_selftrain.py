@@ -344,7 +344,17 @@ def test_answer_filter_keeps_right_answers_whose_calls_ran():
     no_call = Candidate("d", 0, "Q: 3+2?\nA:", " 5 apples.", [], 5.0)
     assert flt.scores([right, wrong, failed, no_gold, no_call]) == [1.0, 0.0, 0.0, None, 0.0]
     # the result counts as the answer (the paper's metric): a call that ends the output answers
-    assert flt.scores([_cand("Q\nA:", " [Calculator(3+2) -> 5]", "3+2", gold=5.0, result="5")]) == [1.0]
+    assert flt.scores([_cand("Q: 3+2?\nA:", " [Calculator(3+2) -> 5]", "3+2", gold=5.0, result="5")]) == [1.0]
+    # right answers for wrong reasons: a number the question does not hold, or no computation
+    made_up = _cand("Q: 3+2?\nA:", " [Calculator(4+1) -> 5] 5 apples.", "4+1", gold=5.0, result="5")
+    copied = _cand("Q: 3+2 is 5?\nA:", " [Calculator(5) -> 5] 5 apples.", "5", gold=5.0, result="5")
+    chained = Candidate("d", 0, "Q: 2 bags of 3 and 4 more?\nA:",
+                        " [Calculator(2*3) -> 6] [Calculator(6+4) -> 10] 10", [], 6.0)
+    chained.calls = [{"tool": "Calculator", "args": "2*3", "result": "6", "error": None, "start": 1, "end": 23},
+                     {"tool": "Calculator", "args": "6+4", "result": "10", "error": None, "start": 24, "end": 47}]
+    # (the second call's 6 is the first call's result: grounded; the first number answers)
+    assert flt.scores([made_up, copied, chained]) == [0.0, 0.0, 1.0]
+    assert build_filter("answer", options={"grounded": False}).scores([made_up]) == [1.0]
 
 
 def test_reward_filter_scores_the_margin_of_a_classifier(tmp_path, smol_tokenizer):
@@ -450,3 +460,37 @@ def test_gsm8k_train_overlap_with_the_eval_sets(shared_data):
     share = report.to_dict()["near_duplicate_share"]
     assert report.checked == 7473
     assert share["svamp"] < 0.01 and share["mawps"] < 0.02 and share["gsm8k"] < 0.01
+
+
+def test_finetune_init_adapter_continues_the_given_adapter(tmp_path, tiny_dir):
+    """A second fine-tuning with ``init_adapter`` and learning rate 0 saves the first adapter's
+    weights unchanged; without it, a fresh adapter (zero B matrices) comes out."""
+    from safetensors.torch import load_file
+
+    from toolformer.finetune import finetune
+
+    data = _write_jsonl(tmp_path / "d.jsonl", [{"text": "Q: 3+2?\nA: [Calculator(3+2) -> 5] 5."}] * 4)
+    common = dict(data=str(data), model=tiny_dir, lora=True, lora_r=4, lora_alpha=8, max_length=32,
+                  effective_batch_size=2, eval_fraction=0.0, progress=False)
+    args = dict(per_device_train_batch_size=2, max_steps=2, warmup_ratio=0.0, save_steps=0)
+    first = finetune(FinetuneConfig(output_dir=str(tmp_path / "a"), **common,
+                                    training_args={**args, "learning_rate": 5e-2}))
+    w1 = load_file(str(Path(first.output_dir) / "adapter" / "adapter_model.safetensors"))
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in w1.items())
+    cont = finetune(FinetuneConfig(output_dir=str(tmp_path / "b"), training_args={**args, "learning_rate": 0.0},
+                                   init_adapter=str(Path(first.output_dir) / "adapter"), **common))
+    w2 = load_file(str(Path(cont.output_dir) / "adapter" / "adapter_model.safetensors"))
+    assert w1.keys() == w2.keys() and all(torch_equal(w1[k], w2[k]) for k in w1)
+    fresh = finetune(FinetuneConfig(output_dir=str(tmp_path / "c"), training_args={**args, "learning_rate": 0.0},
+                                    **common))
+    w3 = load_file(str(Path(fresh.output_dir) / "adapter" / "adapter_model.safetensors"))
+    assert all(v.abs().sum() == 0 for k, v in w3.items() if "lora_B" in k)
+    with pytest.raises(UserError, match="not a LoRA adapter folder"):
+        finetune(FinetuneConfig(output_dir=str(tmp_path / "d"), init_adapter=str(tmp_path), training_args=args,
+                                **common))
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return torch.equal(a, b)

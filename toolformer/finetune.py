@@ -23,10 +23,10 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Seque
 
 from toolformer.errors import EmptyInputError, UserError, ensure_dir
 from toolformer.finetune_config import PAPER_TRAINING_ARGS, FinetuneConfig  # noqa: F401
+from toolformer.manifest import MANIFEST_FILE, write_manifest  # noqa: F401 - MANIFEST_FILE: public
 from toolformer.records import RecordStats, SUFFIXES, is_saved_dataset, iter_records, load_saved_dataset, source_kind
 from toolformer.syntax import ARROW, CALL_END, CALL_START, RESULT_SEP, find_calls
 
-MANIFEST_FILE = "toolformer.json"
 ADAPTER_DIR = "adapter"
 CHECKPOINTS_DIR = "checkpoints"
 BASELINE_FILE = "baseline_eval.json"  # eval loss of the model before training (kept for resume)
@@ -345,21 +345,6 @@ def merge_adapter(base_path: str, adapter_dir: str, output_dir: str) -> None:
 def call_syntax() -> Dict[str, str]:
     """The markers a generator needs to recognise calls in this model's output."""
     return {"start": CALL_START, "arrow": ARROW, "end": CALL_END, "result_sep": RESULT_SEP}
-
-
-def write_manifest(output_dir: str, payload: Dict[str, Any]) -> Path:
-    """Write ``toolformer.json`` (atomically) into ``output_dir``."""
-    path = Path(output_dir) / MANIFEST_FILE
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def read_manifest(model_dir: str) -> Optional[Dict[str, Any]]:
-    """The ``toolformer.json`` of a fine-tuned model folder, or None."""
-    path = Path(model_dir) / MANIFEST_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
 def _ppl(loss: Optional[float]) -> Optional[float]:

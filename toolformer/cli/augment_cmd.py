@@ -110,6 +110,8 @@ def _threshold_option(name: str, cast: type):
 @_threshold_option("tau_f", float)
 @_ann("max_doc_tokens", type=click.IntRange(min=8))
 @_ann("min_position", type=click.IntRange(min=0))
+@_ann("start_token", metavar="TOKEN")
+@_ann("repeat_window", type=click.IntRange(min=0))
 @_ann("batch_size", "--model-batch-size", dest="model_batch_size", type=click.IntRange(min=1))
 @_aug("annotator_factory", metavar="MODULE:ATTR")
 @_aug("overwrite", "--overwrite", is_flag=True)
@@ -119,7 +121,7 @@ def _threshold_option(name: str, cast: type):
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def augment(input_, output, model, dtype, device, tools, tool_option, limit, num_shards, shard_index,
             batch_size, chunk_size, text_field, date_field, url_field, id_field, split, encoding_errors, seed, tau_s, k, m,
-            tau_f, max_doc_tokens, min_position, model_batch_size, annotator_factory, overwrite, no_merge, merge_dir,
+            tau_f, max_doc_tokens, min_position, start_token, repeat_window, model_batch_size, annotator_factory, overwrite, no_merge, merge_dir,
             quiet) -> None:
     from toolformer.cli.main import _user_error_types, user_message
 
@@ -129,7 +131,8 @@ def augment(input_, output, model, dtype, device, tools, tool_option, limit, num
             return
         thresholds = {"tau_s": tau_s, "k": k, "m": m, "tau_f": tau_f}
         ann = AnnotatorConfig(max_doc_tokens=max_doc_tokens, batch_size=model_batch_size, seed=seed,
-                              min_position=min_position)
+                              min_position=min_position, start_token=start_token,
+                              repeat_window=repeat_window)
         for name, items in thresholds.items():
             everyone, per_tool = parse_thresholds(name, items, THRESHOLDS[name])
             setattr(ann, name, everyone)

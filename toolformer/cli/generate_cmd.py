@@ -19,7 +19,6 @@ from toolformer.cli.options import field_help, field_option
 from toolformer.tools.assembly import DEFAULT_TOOLS  # noqa: E402 - light: no torch
 
 DEFAULT_TOOL_NAMES = tuple(DEFAULT_TOOLS["generate"])
-CHECKPOINT_META = "toolformer.json"
 
 
 def _help(name: str) -> str:
@@ -64,25 +63,11 @@ def _decoding_options(fn):
 
 
 def checkpoint_tools(model_name: str) -> Optional[List[str]]:
-    """The tools recorded in a fine-tuned checkpoint's ``toolformer.json`` (``"tools"``), if any."""
-    from toolformer.models import manifest_dir  # an adapter's short name -> its folder
+    """The tools recorded in a fine-tuned checkpoint's ``toolformer.json``
+    (:func:`toolformer.manifest.manifest_tools`), if any."""
+    from toolformer.manifest import manifest_tools
 
-    path = os.path.join(manifest_dir(model_name), CHECKPOINT_META)
-    if not os.path.isfile(path):
-        return None
-    from toolformer.errors import UserError
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            meta = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"could not read {path}: {exc}; fix or delete it, or pass --tools") from None
-    tools = meta.get("tools") if isinstance(meta, dict) else None
-    if isinstance(tools, str):
-        tools = [t.strip() for t in tools.split(",") if t.strip()]
-    if isinstance(tools, dict):
-        tools = list(tools)
-    return [str(t) for t in tools] if tools else None
+    return manifest_tools(model_name)
 
 
 def _tool_names(model_name: str, tool_names: Optional[str]) -> List[str]:

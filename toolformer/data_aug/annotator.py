@@ -54,17 +54,12 @@ from toolformer.data_aug.sampling import (
     select_positions,
 )
 from toolformer.data_aug.scoring import Scorer, keep_decision
-from toolformer.data_aug.types import AnnotationResult, AnnotatorConfig, Document, KeptCall
+from toolformer.data_aug.types import COUNTERS, AnnotationResult, AnnotatorConfig, Document, KeptCall
 from toolformer.errors import UserError
 from toolformer.syntax import APICall, format_call, insert_calls
 from toolformer.tools.base import Tool, ToolContext
 
 STAGES = ("prefilter", "positions", "sampling", "execution", "scoring", "merge")
-COUNTERS = (
-    "docs_prefiltered_out", "positions_kept", "candidates_sampled", "candidates_closed",
-    "candidates_malformed", "candidates_invalid", "candidates_abandoned", "candidates_deduplicated",
-    "candidates_executed", "tool_failures", "calls_repeated", "calls_kept",
-)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from toolformer.data_aug.config import AugmentConfig
 from toolformer.data_aug.inputs import InputStats, load_documents
-from toolformer.data_aug.types import AnnotationResult, Document
+from toolformer.data_aug.types import COUNTERS, AnnotationResult, Document
 from toolformer.data_aug.writer import (
     DATA_FILE,
     DATASET_DIR,
@@ -48,12 +48,6 @@ from toolformer.errors import EmptyInputError, UserError, ensure_dir
 
 logger = logging.getLogger("toolformer.augment")
 
-# AnnotationResult.stats counters (also kept per tool as "<Tool>/<counter>")
-COUNTERS = (
-    "docs_prefiltered_out", "positions_kept", "candidates_sampled", "candidates_closed",
-    "candidates_malformed", "candidates_invalid", "candidates_deduplicated", "candidates_executed",
-    "tool_failures", "calls_repeated", "calls_kept",
-)
 EXAMPLES_PER_TOOL = 3
 
 

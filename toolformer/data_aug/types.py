@@ -7,6 +7,14 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
+# AnnotationResult.stats counters, in the order stats.json lists them (also kept per tool as
+# "<Tool>/<counter>"); the annotator counts them, the pipeline sums them
+COUNTERS = (
+    "docs_prefiltered_out", "positions_kept", "candidates_sampled", "candidates_closed",
+    "candidates_malformed", "candidates_invalid", "candidates_abandoned", "candidates_deduplicated",
+    "candidates_executed", "tool_failures", "calls_repeated", "calls_kept",
+)
+
 
 @dataclass
 class Document:
@@ -106,8 +114,10 @@ class AnnotatorConfig:
     )
     start_token: Optional[str] = field(
         default=None,
-        metadata={"help": "token that starts prompts and scored sequences; None: the tokenizer's "
-                          "BOS if it has one, '' for none"},
+        metadata={"help": "token that starts prompts and scored sequences; None: the one the "
+                          "model saw before plain text (the BOS a tokenizer adds itself, else its "
+                          "end-of-text token: <|endoftext|> for SmolLM2, not its chat-turn BOS "
+                          "<|im_start|>), '' for none"},
     )
     prefilter: bool = field(
         default=True, metadata={"help": "apply the paper's per-tool document heuristics"}

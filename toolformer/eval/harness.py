@@ -30,7 +30,6 @@ from toolformer.generation.types import GenerationConfig
 from toolformer.tools.assembly import DEFAULT_TOOLS
 
 DEFAULT_EVAL_TOOLS = tuple(DEFAULT_TOOLS["eval"])
-CHECKPOINT_META = "toolformer.json"
 
 
 def eval_generation() -> GenerationConfig:
@@ -93,20 +92,11 @@ class EvalConfig:
 
 
 def checkpoint_tools(model: str) -> Optional[List[str]]:
-    """The tools recorded in a fine-tuned checkpoint's ``toolformer.json``, if there is one."""
-    from toolformer.models import manifest_dir  # an adapter's short name -> its folder
+    """The tools recorded in a fine-tuned checkpoint's ``toolformer.json``
+    (:func:`toolformer.manifest.manifest_tools`), if there is one."""
+    from toolformer.manifest import manifest_tools
 
-    meta = Path(manifest_dir(model)) / CHECKPOINT_META
-    if not meta.is_file():
-        return None
-    try:
-        tools = json.loads(meta.read_text(encoding="utf-8")).get("tools")
-    except (json.JSONDecodeError, AttributeError):
-        raise UserError(f"{meta} is not a JSON object; expected {{\"tools\": [...]}}") from None
-    if tools is not None and not (isinstance(tools, list)
-                                  and all(isinstance(t, str) for t in tools)):
-        raise UserError(f"{meta}: 'tools' must be a list of tool names")
-    return tools
+    return manifest_tools(model)
 
 
 def resolve_tool_names(config: EvalConfig) -> List[str]:

@@ -29,6 +29,7 @@ the filter cannot judge (dropped and counted). Built-ins:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
@@ -161,13 +162,19 @@ class LossFilter(CandidateFilter):
     ``placement="prefix"`` (the paper): the call is a prefix of the text, [start] z x, and the
     loss is over the tokens x_i.. that follow the call's place in x (the text without the
     call); ``"inline"``: the call stays where the model wrote it and the loss is over the tokens
-    after it. ``horizon``: weighted tokens (paper: 5)."""
+    after it. ``horizon``: weighted tokens (paper: 5). ``model``: score with this model (an
+    alias or folder, e.g. the base model for ``prefix``) instead of the current policy."""
 
     default_schedule = (0.0, 0.25, 0.5)
 
     def __init__(self, context: Optional[FilterContext] = None, placement: str = "inline",
-                 horizon: int = 5, batch_size: int = 16):
+                 horizon: int = 5, batch_size: int = 16, model: Optional[str] = None):
         super().__init__(context)
+        if model:
+            from toolformer.models import load_model
+
+            scorer = load_model(str(model))
+            self.context = FilterContext(model=scorer[0], tokenizer=scorer[1])
         if placement not in PLACEMENTS:
             raise UserError(f"loss filter: placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
         if horizon < 1:
@@ -223,13 +230,18 @@ class AnswerFilter(CandidateFilter):
     """STaR's outcome filter: 1.0 when the candidate made at least one call, every call ran, and
     its answer matches the gold one under the eval harness's metric (``metric``, default
     ``math``: the first number of the output, a call's result included); else 0.0. Needs gold
-    answers (None for a candidate without one)."""
+    answers (None for a candidate without one).
+
+    Against right answers for wrong reasons, by default (``grounded=True``) every number in a
+    call's arguments must be one the text already holds (the prompt, the output before the call,
+    or an earlier call's result), and a Calculator call must compute something (an operator
+    between two numbers): ``[Calculator(72) -> 72]`` copies a guess and teaches nothing."""
 
     default_schedule = (0.5,)
     needs_gold = True
 
     def __init__(self, context: Optional[FilterContext] = None, metric: str = "math",
-                 require_call: bool = True):
+                 require_call: bool = True, grounded: bool = True):
         super().__init__(context)
         from toolformer.eval.metrics import METRICS
 
@@ -237,6 +249,24 @@ class AnswerFilter(CandidateFilter):
         if getattr(spec, "scorer", None) is None:
             raise UserError(f"answer filter: metric {metric!r} does not score generated answers")
         self.metric, self.require_call = METRICS.canonical(metric), bool(require_call)
+        self.grounded = bool(grounded)
+
+    @staticmethod
+    def is_grounded(cand: Candidate) -> bool:
+        """Every number of every call's arguments appears before the call (values compared, so
+        "1,000" matches "1000"); a Calculator call has an operator."""
+        from toolformer.eval.metrics import find_numbers
+
+        for call in cand.calls:
+            before = cand.prompt + cand.text[: call.get("start") or 0]
+            known = {round(n.value, 6) for n in find_numbers(before)}
+            args = str(call.get("args", ""))
+            nums = find_numbers(args)
+            if any(round(n.value, 6) not in known for n in nums):
+                return False
+            if call.get("tool") == "Calculator" and (len(nums) < 2 or not re.search(r"\d\s*[-+*/x×÷]\s*[(\d.]", args)):
+                return False
+        return True
 
     def scores(self, candidates: Sequence[Candidate]) -> List[Optional[float]]:
         from toolformer.eval.metrics import score_output
@@ -247,6 +277,9 @@ class AnswerFilter(CandidateFilter):
                 out.append(None)
                 continue
             if (self.require_call and not cand.calls) or len(cand.ok_calls) != len(cand.calls):
+                out.append(0.0)
+                continue
+            if self.grounded and not self.is_grounded(cand):
                 out.append(0.0)
                 continue
             correct = score_output(self.metric, cand.text, cand.gold, calls=cand.calls).correct

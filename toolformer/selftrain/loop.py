@@ -177,12 +177,19 @@ class SelfTrainer:
         if rd.done(name):
             return rd.stats(name)
         self.hook("stage", {"round": k, "stage": name})
+        self._say(f"round {k}: {name} ...")
         t0 = time.perf_counter()
         stats = fn() or {}
-        stats["seconds"] = round(time.perf_counter() - t0 + float(stats.get("seconds_before", 0.0)), 3)
-        stats.pop("seconds_before", None)
+        stats["seconds"] = round(time.perf_counter() - t0, 3)
         rd.record(name, stats)
+        self._say(f"round {k}: {name} done in {stats['seconds']:.0f} s {_brief(stats)}")
         return stats
+
+    def _say(self, line: str) -> None:
+        if self.config.progress:
+            import sys
+
+            print(f"[selftrain] {line}", file=sys.stderr, flush=True)
 
     def _check_run(self) -> None:
         """run.json holds the settings; a different config is refused before anything runs."""
@@ -536,7 +543,26 @@ class SelfTrainer:
         return {"round": k, "dev_score": ev["score"], "ci95": ev["ci95"], "n": ev["n"],
                 "tool_call_rate": ev["tool_call_rate"], "call_failure_rate": ev["call_failure_rate"],
                 "calls_kept": kept, "seconds": {s: v.get("seconds") for s, v in rd.state["stages"].items()},
-                "model": model, "adapter": adapter}
+                "grow": {key: rd.stats("grow").get(key) for key in ("samples", "with_calls", "calls", "calls_ok")}
+                if rd.done("grow") else None,
+                "texts_kept": _texts_kept(rd), "model": model, "adapter": adapter}
+
+
+def _texts_kept(rd: "RoundDir") -> int:
+    """Training texts the round kept (its last Improve step; round 0: the annotated texts)."""
+    steps = [v for k, v in rd.state["stages"].items() if k.startswith("improve_") or k == "augment"]
+    return int(steps[-1].get("texts_kept", 0)) if steps else 0
+
+
+_BRIEF_KEYS = ("train", "dev", "samples", "with_calls", "calls_ok", "threshold", "passed",
+               "texts_kept", "texts", "train_loss", "score", "tool_call_rate", "skipped")
+
+
+def _brief(stats: Dict[str, Any]) -> str:
+    """A few numbers of a stage's stats for the progress line."""
+    parts = [f"{k}={round(v, 4) if isinstance(v, float) else v}" for k, v in stats.items()
+             if k in _BRIEF_KEYS]
+    return "(" + ", ".join(parts) + ")" if parts else ""
 
 
 def _filter_cls(name: str):
@@ -557,14 +583,17 @@ def adapter_manifest(config: SelfTrainConfig, round_index: int, texts: int) -> D
 
 def format_report(d: Dict[str, Any]) -> str:
     """The per-round table (markdown) with the best round and the contamination overlap."""
-    lines = ["| round | dev score | 95% CI | n | call rate | failed calls | calls kept | seconds per stage |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| round | dev score | 95% CI | n | dev call rate | dev failed calls | grown: with calls / ran | texts kept | calls kept | seconds per stage |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in d["rounds"]:
         kept = ", ".join(f"{t} {n}" for t, n in (r.get("calls_kept") or {}).items()) or "-"
         secs = ", ".join(f"{s} {v:.0f}" for s, v in (r.get("seconds") or {}).items() if v is not None) or "-"
         lo, hi = r["ci95"]
+        g = r.get("grow") or {}
+        grown = f"{g['with_calls']}/{g['samples']}, {g['calls_ok']}/{g['calls']}" if g else "-"
         lines.append(f"| {r['round']} | {r['dev_score']:.3f} | {lo:.3f}-{hi:.3f} | {r['n']} | "
-                     f"{r['tool_call_rate']:.2f} | {r['call_failure_rate']:.2f} | {kept} | {secs} |")
+                     f"{r['tool_call_rate']:.2f} | {r['call_failure_rate']:.2f} | {grown} | "
+                     f"{r.get('texts_kept', '-')} | {kept} | {secs} |")
     best = "the base model" if d["best_round"] is None else f"round {d['best_round']}"
     lines.append("")
     lines.append(f"Best: {best} ({d['best_model']}); stopped: {d['stopped']}.")
