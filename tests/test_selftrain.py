@@ -470,22 +470,24 @@ def test_finetune_init_adapter_continues_the_given_adapter(tmp_path, tiny_dir):
     from toolformer.finetune import finetune
 
     data = _write_jsonl(tmp_path / "d.jsonl", [{"text": "Q: 3+2?\nA: [Calculator(3+2) -> 5] 5."}] * 4)
-    common = dict(data=str(data), model=tiny_dir, lora=True, lora_r=4, lora_alpha=8, max_seq_len=32,
-                  batch_size=2, effective_batch_size=2, max_steps=2, warmup_ratio=0.0,
-                  eval_fraction=0.0, save_steps=0,
-                  progress=False)
-    first = finetune(FinetuneConfig(output_dir=str(tmp_path / "a"), learning_rate=5e-2, **common))
+    common = dict(data=str(data), model=tiny_dir, lora=True, lora_r=4, lora_alpha=8, max_length=32,
+                  effective_batch_size=2, eval_fraction=0.0, progress=False)
+    args = dict(per_device_train_batch_size=2, max_steps=2, warmup_ratio=0.0, save_steps=0)
+    first = finetune(FinetuneConfig(output_dir=str(tmp_path / "a"), **common,
+                                    training_args={**args, "learning_rate": 5e-2}))
     w1 = load_file(str(Path(first.output_dir) / "adapter" / "adapter_model.safetensors"))
     assert any("lora_B" in k and v.abs().sum() > 0 for k, v in w1.items())
-    cont = finetune(FinetuneConfig(output_dir=str(tmp_path / "b"), learning_rate=0.0,
+    cont = finetune(FinetuneConfig(output_dir=str(tmp_path / "b"), training_args={**args, "learning_rate": 0.0},
                                    init_adapter=str(Path(first.output_dir) / "adapter"), **common))
     w2 = load_file(str(Path(cont.output_dir) / "adapter" / "adapter_model.safetensors"))
     assert w1.keys() == w2.keys() and all(torch_equal(w1[k], w2[k]) for k in w1)
-    fresh = finetune(FinetuneConfig(output_dir=str(tmp_path / "c"), learning_rate=0.0, **common))
+    fresh = finetune(FinetuneConfig(output_dir=str(tmp_path / "c"), training_args={**args, "learning_rate": 0.0},
+                                    **common))
     w3 = load_file(str(Path(fresh.output_dir) / "adapter" / "adapter_model.safetensors"))
     assert all(v.abs().sum() == 0 for k, v in w3.items() if "lora_B" in k)
     with pytest.raises(UserError, match="not a LoRA adapter folder"):
-        finetune(FinetuneConfig(output_dir=str(tmp_path / "d"), init_adapter=str(tmp_path), **common))
+        finetune(FinetuneConfig(output_dir=str(tmp_path / "d"), init_adapter=str(tmp_path), training_args=args,
+                                **common))
 
 
 def torch_equal(a, b) -> bool:
