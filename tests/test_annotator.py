@@ -10,6 +10,7 @@ import torch
 
 from conftest import make_tiny_model
 from toolformer.data_aug.annotator import Annotator, call_offset, merge_calls
+from toolformer.data_aug.prefix_cache import start_ids
 from toolformer.data_aug.reference import ReferenceAnnotator, textbook_loss
 from toolformer.data_aug.types import AnnotatorConfig, Document, KeptCall
 from toolformer.errors import UserError
@@ -209,7 +210,7 @@ def test_chunked_document_matches_reference_and_maps_offsets(model, smol_tokeniz
     assert late
     for c in late:
         w0 = c.position - c.position % 20
-        want = textbook_loss(model, [tok.bos_token_id], [], ids["input_ids"][w0: w0 + 24], c.position - w0, 5)
+        want = textbook_loss(model, start_ids(tok), [], ids["input_ids"][w0: w0 + 24], c.position - w0, 5)
         assert c.loss_empty == pytest.approx(want, abs=1e-5)
 
 

@@ -411,10 +411,15 @@ def _reference_nll(model, ids: List[int], length: int, stride: int) -> float:
 def test_perplexity_matches_reference(tiny_model, smol_tokenizer):
     text = ("The tower is 324 metres tall , about as high as an 81 @-@ storey building .\r\n"
             " It was the first structure to reach a height of 300 metres . [ 1 ]\r\n") * 3
-    ids = smol_tokenizer(text.replace("\r\n", "\n"))["input_ids"]
+    from toolformer.models import start_token_id
+
+    text_ids = smol_tokenizer(text.replace("\r\n", "\n"), add_special_tokens=False)["input_ids"]
+    # after SmolLM2's end-of-text token, as in pre-training: every text token is scored
+    ids = [start_token_id(smol_tokenizer)] + text_ids
+    assert ids[0] == smol_tokenizer.get_vocab()["<|endoftext|>"]
     res = perplexity(tiny_model, smol_tokenizer, text, max_length=16, stride=8, batch_size=3,
                      progress=False)
-    assert res["tokens_scored"] == len(ids) - 1
+    assert res["tokens_scored"] == len(text_ids) and res["start_token"] == "<|endoftext|>"
     expected = math.exp(_reference_nll(tiny_model, ids, 16, 8) / (len(ids) - 1))
     assert res["perplexity_raw"] == pytest.approx(expected, rel=1e-4)
     # p("[") set to 0 moves mass to the other tokens: never a higher perplexity
@@ -428,6 +433,13 @@ def test_perplexity_matches_reference(tiny_model, smol_tokenizer):
     limited = perplexity(tiny_model, smol_tokenizer, text, max_length=16, stride=8, limit=2,
                          progress=False)
     assert limited["windows"] == 2 and limited["tokens_scored"] == 15 + 8
+    # '' for no start token: the first text token has no context and goes unscored
+    bare = perplexity(tiny_model, smol_tokenizer, text, max_length=1024, start_token="",
+                      progress=False)
+    assert bare["tokens_scored"] == len(text_ids) - 1 and bare["start_token"] is None
+    chat = perplexity(tiny_model, smol_tokenizer, text, max_length=1024,
+                      start_token="<|im_start|>", progress=False)
+    assert chat["tokens_scored"] == len(text_ids) and chat["perplexity_raw"] != whole["perplexity_raw"]
 
 
 def test_harness_perplexity_and_resume(tiny_model, smol_tokenizer, data_dir, tmp_path):

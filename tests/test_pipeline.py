@@ -368,3 +368,16 @@ def test_real_annotator_end_to_end_on_default_corpus(tmp_path):
         assert all(k["score"] >= {"Calculator": 0.5, "Calendar": 1.0}[k["tool"]] for k in row["calls"])
     assert load_from_disk(str(out / "dataset")).num_rows == len(rows)
     assert "3 documents" in str(summary)
+
+
+def test_one_seed_a_different_annotator_seed_is_an_error_not_silently_replaced(tmp_path):
+    """AugmentConfig.seed is the run's one seed; an annotator.seed set to something else used to
+    be replaced by it without a word."""
+    from toolformer.data_aug.types import AnnotatorConfig
+
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "x"}\n')
+    with pytest.raises(UserError, match="annotator.seed 7 .* seed 3"):
+        _config(tmp_path, src, seed=3, annotator=AnnotatorConfig(seed=7)).validate()
+    _config(tmp_path, src, seed=3, annotator=AnnotatorConfig(seed=3)).validate()
+    _config(tmp_path, src, seed=3).validate()  # annotator.seed left at its default: fine

@@ -1,4 +1,4 @@
-"""WikiSearch: tokenizer, BM25 (Lucene idf), disk cache, dense/hybrid plumbing, real data."""
+"""WikiSearch: tokenizer, BM25 (bm25s, Lucene idf), disk cache, dense/hybrid plumbing, real data."""
 
 from __future__ import annotations
 
@@ -108,7 +108,8 @@ def test_bm25_exact_ranking_on_tiny_corpus(tiny):
 
 
 def _reference_scores(docs, query, k1=1.5, b=0.75):
-    """BM25 written out term by term (Robertson & Zaragoza 2009, Lucene's idf)."""
+    """BM25 written out term by term as Lucene does (Robertson & Zaragoza 2009 without the
+    constant factor k1 + 1)."""
     n = len(docs)
     avgdl = sum(len(d) for d in docs) / n
     out = []
@@ -120,7 +121,7 @@ def _reference_scores(docs, query, k1=1.5, b=0.75):
                 continue
             idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
             tf = d.count(q)
-            score += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(d) / avgdl))
+            score += idf * tf / (tf + k1 * (1 - b + b * len(d) / avgdl))
         out.append(score)
     return np.array(out)
 

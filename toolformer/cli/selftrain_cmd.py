@@ -13,36 +13,24 @@ from typing import Any, Dict, Optional, Tuple
 
 import click
 
+from toolformer.cli.options import field_option, parse_key_values
 from toolformer.selftrain.config import SelfTrainConfig  # light: no torch at import
 
 _FIELDS = {f.name: f for f in dataclasses.fields(SelfTrainConfig)}
 
 
 def _opt(flag: str, name: str, **kwargs: Any):
-    f = _FIELDS[name]
+    """An option for a SelfTrainConfig field; None (not given) lets a --config file decide."""
     kwargs.setdefault("default", None)
-    return click.option(flag, name, help=f.metadata.get("help", ""), **kwargs)
+    return field_option(SelfTrainConfig, name, flag, **kwargs)
 
 
 def _csv(value: Optional[str]):
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
-def _parse_value(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
-
-
 def _pairs(items: Tuple[str, ...], what: str) -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.UsageError(f"{what} takes KEY=VALUE, got {item!r}")
-        out[key.strip()] = _parse_value(value.strip())
-    return out
+    return parse_key_values([i.strip() for i in items], what)
 
 
 _OPTIONS = [

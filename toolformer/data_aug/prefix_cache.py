@@ -73,16 +73,12 @@ def lm_parts(model: Any) -> LMParts:
 
 
 def start_ids(tokenizer: Any, start_token: Optional[str] = None) -> List[int]:
-    """Ids that start every sequence: ``start_token``, else the tokenizer's BOS if it has one."""
-    if start_token == "":
-        return []
-    if start_token is None:
-        bos = getattr(tokenizer, "bos_token_id", None)
-        return [] if bos is None else [int(bos)]
-    tid = tokenizer.convert_tokens_to_ids(start_token)
-    if tid is None or tid == getattr(tokenizer, "unk_token_id", object()):
-        raise UserError(f"start token {start_token!r} is not in the tokenizer's vocabulary")
-    return [int(tid)]
+    """Ids that start every sequence: ``start_token`` ('' for none), else the token the model
+    saw before a plain text (:func:`toolformer.models.default_start_token`)."""
+    from toolformer.models import start_token_id
+
+    tid = start_token_id(tokenizer, start_token)
+    return [] if tid is None else [tid]
 
 
 def encode(tokenizer: Any, text: str) -> List[int]:

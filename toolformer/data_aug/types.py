@@ -114,8 +114,10 @@ class AnnotatorConfig:
     )
     start_token: Optional[str] = field(
         default=None,
-        metadata={"help": "token that starts prompts and scored sequences; None: the tokenizer's "
-                          "BOS if it has one, '' for none"},
+        metadata={"help": "token that starts prompts and scored sequences; None: the one the "
+                          "model saw before plain text (the BOS a tokenizer adds itself, else its "
+                          "end-of-text token: <|endoftext|> for SmolLM2, not its chat-turn BOS "
+                          "<|im_start|>), '' for none"},
     )
     prefilter: bool = field(
         default=True, metadata={"help": "apply the paper's per-tool document heuristics"}
