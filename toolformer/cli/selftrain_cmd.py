@@ -48,6 +48,9 @@ _OPTIONS = [
     _opt("--round0-docs", "round0_docs", type=int),
     _opt("--corpus-size", "corpus_size", type=int),
     _opt("--demonstrations", "demonstrations", type=str),
+    _opt("--demonstrations-rounds", "demonstrations_rounds", type=int),
+    click.option("--grow-option", "grow_option", multiple=True,
+                 help="KEY=VALUE GenerationConfig field for Grow (repeatable)"),
     _opt("--eval-sets", "eval_sets", type=str),
     _opt("--max-rounds", "max_rounds", type=int),
     _opt("--patience", "patience", type=int),
@@ -87,6 +90,7 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
         if unknown:
             raise UserError(f"--config {path}: unknown field(s) {sorted(unknown)}")
     filter_opts = _pairs(values.pop("filter_option", ()) or (), "--filter-option")
+    grow_opts = _pairs(values.pop("grow_option", ()) or (), "--grow-option")
     ft_opts = _pairs(values.pop("finetune_option", ()) or (), "--finetune-option")
     for key in ("tools", "eval_sets"):
         if values.get(key) is not None:
@@ -99,6 +103,8 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
     base.update({k: v for k, v in values.items() if v is not None})
     if filter_opts:
         base["filter_options"] = {**base.get("filter_options", {}), **filter_opts}
+    if grow_opts:
+        base["grow_options"] = {**base.get("grow_options", {}), **grow_opts}
     # own FinetuneConfig fields by name; any other key is a TrainingArguments field (checked by
     # name when training starts)
     ft = SelfTrainConfig().finetune.to_dict()

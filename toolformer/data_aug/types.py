@@ -7,6 +7,14 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
+def window_key(doc_id: Any, text: str) -> str:
+    """The key of a document's saved windows: its id and a hash of its text (a changed text
+    never picks up another text's windows)."""
+    import hashlib
+
+    return f"{doc_id}:{hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
+
+
 # AnnotationResult.stats counters, in the order stats.json lists them (also kept per tool as
 # "<Tool>/<counter>"); the annotator counts them, the pipeline sums them
 COUNTERS = (
