@@ -82,10 +82,11 @@ def run_ours(data_dir: Path, out: Path, args: argparse.Namespace, bf16: bool) ->
 
     timer = StepTimer()
     config = FinetuneConfig(
-        model=args.model, data=str(data_dir), output_dir=str(out), max_seq_len=args.max_seq_len,
-        batch_size=args.batch_size, gradient_accumulation_steps=1, max_steps=args.steps,
-        eval_fraction=0.0, learning_rate=1e-5, bf16=bf16, save_steps=10**6, logging_steps=10**6,
-        progress=False, seed=args.seed,
+        model=args.model, data=str(data_dir), output_dir=str(out), max_length=args.max_seq_len,
+        eval_fraction=0.0, progress=False, training_args=dict(
+            per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=1,
+            max_steps=args.steps, learning_rate=1e-5, bf16=bf16, save_steps=10**6,
+            logging_steps=10**6, seed=args.seed),
     )
     finetune(config, callbacks=[timer])
     return timer.tokens_per_second()

@@ -10,6 +10,7 @@ import torch
 
 from conftest import make_tiny_model
 from toolformer.data_aug.annotator import Annotator, call_offset, merge_calls
+from toolformer.data_aug.prefix_cache import start_ids
 from toolformer.data_aug.reference import ReferenceAnnotator, textbook_loss
 from toolformer.data_aug.types import AnnotatorConfig, Document, KeptCall
 from toolformer.errors import UserError
@@ -155,8 +156,8 @@ def test_annotator_matches_the_reference(model, smol_tokenizer):
     assert s["Add/candidates_sampled"] == s["Add/positions_kept"] * 6
     assert s["Today/candidates_sampled"] == s["Today/positions_kept"] * 4
     assert s["candidates_closed"] + s["candidates_abandoned"] <= s["candidates_sampled"]
-    assert (s["candidates_closed"] - s["candidates_malformed"] - s["candidates_deduplicated"]
-            == s["candidates_executed"])
+    assert (s["candidates_closed"] - s["candidates_malformed"] - s["candidates_invalid"]
+            - s["candidates_deduplicated"] == s["candidates_executed"])
     assert s["candidates_executed"] - s["tool_failures"] == len(ours.candidates)
     # the Today tool got the document's date through the executor's context
     assert {c.result for c in ours.candidates if c.tool == "Today"} == {"2023-01-30"}
@@ -208,7 +209,7 @@ def test_chunked_document_matches_reference_and_maps_offsets(model, smol_tokeniz
     tok = smol_tokenizer
     text = " ".join([DOC] * 3)
     doc = Document("long", text)
-    cfg = dict(record_candidates=True, max_call_tokens=8, max_doc_tokens=20, tau_f=-100.0, k=2, m=2)
+    cfg = dict(record_candidates=True, max_call_tokens=8, max_length=20, tau_f=-100.0, k=2, m=2)
     ours = Annotator(model, tok, [Add()], AnnotatorConfig(**cfg)).annotate(doc)
     ref = ReferenceAnnotator(model, tok, [Add()], AnnotatorConfig(**cfg)).annotate(doc)
     assert_same(ours, ref)
@@ -224,7 +225,7 @@ def test_chunked_document_matches_reference_and_maps_offsets(model, smol_tokeniz
     assert late
     for c in late:
         w0 = c.position - c.position % 20
-        want = textbook_loss(model, [tok.bos_token_id], [], ids["input_ids"][w0: w0 + 24], c.position - w0, 5)
+        want = textbook_loss(model, start_ids(tok), [], ids["input_ids"][w0: w0 + 24], c.position - w0, 5)
         assert c.loss_empty == pytest.approx(want, abs=1e-5)
 
 
@@ -287,7 +288,7 @@ def test_odd_texts_never_raise(model, smol_tokenizer, text):
 
 def test_very_long_document(model, smol_tokenizer):
     text = " ".join(f"Item {i} and {i + 1}, then {2 * i + 1}." for i in range(150))
-    res = annotator(model, smol_tokenizer, k=1, m=1, max_doc_tokens=256).annotate(Document("long", text))
+    res = annotator(model, smol_tokenizer, k=1, m=1, max_length=256).annotate(Document("long", text))
     assert res.error is None and res.stats["positions_kept"] >= 5  # one per chunk
 
 
@@ -348,3 +349,92 @@ def test_real_smollm2_calculator(real_model, shared_data):
             assert format_call(APICall(c.tool, c.args, c.result)) in res.text
         print(res.doc_id, dict(res.stats), [(c.args, c.result, round(c.score, 3)) for c in res.calls], res.text)
     assert sum(r.stats["candidates_executed"] for r in results) > 0
+
+
+# --------------------------------------------------------------------------- issue 12 faults 5-7
+
+
+def test_calls_go_only_where_a_word_or_number_starts(model, smol_tokenizer):
+    # every position is tried (tau_s 0, k 40): SmolLM2 splits "10" and "15" into digit tokens,
+    # and a call before the second digit would split the number ("1 [Add(1, 1)]0")
+    from toolformer.text_units import first_visible, unit_starts
+
+    tok = smol_tokenizer
+    doc = Document("digits", DOC)
+    cfg = dict(record_candidates=True, max_call_tokens=8, tau_s=0.0, k=40, m=2, tau_f=-100.0)
+    ours = Annotator(model, tok, [Add()], AnnotatorConfig(**cfg)).annotate(doc)
+    ref = ReferenceAnnotator(model, tok, [Add()], AnnotatorConfig(**cfg)).annotate(doc)
+    assert_same(ours, ref)
+    starts = unit_starts(DOC)
+    assert ours.candidates and ours.calls
+    for c in ours.candidates:
+        assert first_visible(DOC, c.offset) in starts, (c.position, DOC[c.offset:])
+    pieces = tok.convert_ids_to_tokens(tok(" " + DOC, add_special_tokens=False)["input_ids"])
+    digits_inside = {j for j, p in enumerate(pieces) if p.isdigit() and pieces[j - 1].isdigit()}
+    assert digits_inside and not digits_inside & {c.position for c in ours.candidates}
+
+
+class Pair(Add):
+    """Add that states its valid calls: odd numbers only (the scripted model writes Add(1) and
+    Add(2), and the other counters stay apart: Add() is malformed-free, Add(1 -> 3) fails)."""
+
+    name = "Pair"
+    prompt = ADD_PROMPT.replace("Add", "Pair")
+
+    def check_call(self, args):
+        return None if args.isdigit() and int(args) % 2 else "Pair takes an odd number: Pair(1)"
+
+
+SCRIPT_PAIR = {"Pair": {"(": 20.0}}
+
+
+def test_invalid_calls_are_counted_and_dropped_before_scoring(smol_tokenizer):
+    tok = smol_tokenizer
+    SCRIPT.update({" [": {**SCRIPT[" ["], "Pair": 20.0}, **SCRIPT_PAIR})
+    try:
+        model = scripted_model(tok)
+    finally:
+        SCRIPT[" ["].pop("Pair")
+        SCRIPT.pop("Pair")
+    cfg = dict(record_candidates=True, max_call_tokens=8, tau_f=-100.0)
+    doc = Document("pairs", DOC)
+    ours = Annotator(model, tok, [Pair()], AnnotatorConfig(**cfg)).annotate(doc)
+    ref = ReferenceAnnotator(model, tok, [Pair()], AnnotatorConfig(**cfg)).annotate(doc)
+    assert_same(ours, ref)
+    s = ours.stats
+    assert s["candidates_invalid"] > 0 and s["Pair/candidates_invalid"] == s["candidates_invalid"]
+    assert ours.candidates and all(int(c.args) % 2 for c in ours.candidates)
+    assert (s["candidates_closed"] - s["candidates_malformed"] - s["candidates_invalid"]
+            - s["candidates_deduplicated"] == s["candidates_executed"])
+
+
+def test_the_built_in_tools_state_their_valid_calls():
+    from toolformer.tools.calculator import Calculator
+    from toolformer.tools.calendar import Calendar
+
+    calendar, calc = Calendar(), Calculator()
+    assert calendar.check_call("") is None and calendar.check_call("  ") is None
+    assert "no arguments" in calendar.check_call("\\)\\(")
+    assert "no arguments" in calendar.check_call("today")
+    for ok in ("18 * 25", "400 / 1400", "(3 + 4) * 2", "-3 - 4", "1/3"):
+        assert calc.check_call(ok) is None, ok
+    for bad in ("180000", "-5", "(3)", "+(7)", "", "3 +", "x * 2"):
+        assert calc.check_call(bad), bad
+    assert "operation" in calc.check_call("180000")
+    assert Add().check_call("1, 2") is None and Add().check_call("")  # the default: parse_args
+
+
+def test_the_same_call_is_kept_once_per_window():
+    text = "paying 18 for 25 days, 450 in all"
+    at = text.index("450")
+
+    def kc(pos, offset, score, args="18 * 25"):
+        return KeptCall("Calculator", args, "450", offset, pos, 1.0, 1.0 + score, 1.0 + score, 3.0)
+
+    near = [kc(3, text.index(" for"), 0.8), kc(9, at - 1, 1.2), kc(30, len(text), 0.9)]
+    merged, calls = merge_calls(text, near, repeat_window=10)
+    assert [c.position for c in calls] == [9, 30]  # the better of the two neighbours, and the far one
+    assert merged.count("[Calculator(18 * 25) -> 450]") == 2
+    other = kc(4, text.index(" 25"), 0.5, args="18 + 25")  # another call nearby stays
+    assert len(merge_calls(text, near + [other], repeat_window=10)[1]) == 3
+    assert len(merge_calls(text, near, repeat_window=0)[1]) == 3  # 0: no limit

@@ -175,3 +175,82 @@ def test_finetune_empty_data_is_an_error(tmp_path, capsys):
     corpus = _corpus(tmp_path, [{"text": ""}])
     code, text = run_main(["finetune", "--data", corpus, "--output", tmp_path / "o"], capsys)
     one_line_error(code, text, "holds no")
+
+
+# --------------------------------------------------------------------------- item 6
+
+
+class _Payload:
+    """Unpickling this runs ``open(marker, "w")``: a planted file that executes code."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory, smol_tokenizer):
+    """A good tiny checkpoint, one with a truncated model.safetensors, one with pickle weights."""
+    import pickle
+
+    from tests.conftest import make_tiny_model
+
+    root = tmp_path_factory.mktemp("ckpts")
+    good = root / "good"
+    make_tiny_model(len(smol_tokenizer), layers=1, hidden=16).save_pretrained(good)
+    smol_tokenizer.save_pretrained(good)
+    truncated = root / "truncated"
+    make_tiny_model(len(smol_tokenizer), layers=1, hidden=16).save_pretrained(truncated)
+    smol_tokenizer.save_pretrained(truncated)
+    weights = truncated / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 3])
+    planted = root / "planted"
+    planted.mkdir()
+    (planted / "config.json").write_text((good / "config.json").read_text())
+    smol_tokenizer.save_pretrained(planted)
+    marker = root / "payload-ran"
+    (planted / "pytorch_model.bin").write_bytes(pickle.dumps(_Payload(str(marker))))
+    return {"good": good, "truncated": truncated, "planted": planted, "marker": marker}
+
+
+def _model_commands(tmp_path, model):
+    corpus = _corpus(tmp_path, [{"text": "It weighs 3 kg."}])
+    return {
+        "generate": ["generate", model, "hi", "--no-tools", "--max-new-tokens", "2"],
+        "eval": ["eval", "--tasks", "svamp", "--data-dir", _svamp(tmp_path), "-o", tmp_path / "e",
+                 "--model", model, "--no-tools", "-q"],
+        "augment": ["augment", "-i", corpus, "-o", tmp_path / "a", "--model", model,
+                    "--tools", "Calculator", "-q"],
+        "finetune": ["finetune", "--data", corpus, "--output", tmp_path / "f", "--model", model,
+                     "--no-progress", "--eval-fraction", "0", "--max-steps", "1"],
+    }
+
+
+@pytest.mark.parametrize("command", ["generate", "eval", "augment", "finetune"])
+def test_truncated_safetensors_is_one_line(tmp_path, capsys, checkpoints, command):
+    code, text = run_main(_model_commands(tmp_path, checkpoints["truncated"])[command], capsys)
+    one_line_error(code, text, f"could not load model {checkpoints['truncated']}")
+
+
+@pytest.mark.parametrize("command", ["generate", "eval", "augment", "finetune"])
+def test_pickle_weights_are_never_unpickled_unless_trusted(tmp_path, capsys, checkpoints, command):
+    code, text = run_main(_model_commands(tmp_path, checkpoints["planted"])[command], capsys)
+    one_line_error(code, text, f"could not load model {checkpoints['planted']}", "pytorch_model.bin",
+                   "--trust-pickle-weights")
+    assert not checkpoints["marker"].exists()
+
+
+def test_trusted_pickle_weights_still_fail_in_one_line(tmp_path, capsys, checkpoints, monkeypatch):
+    monkeypatch.delenv("TOOLFORMER_TRUST_PICKLE_WEIGHTS", raising=False)
+    code, text = run_main(["--trust-pickle-weights", *_model_commands(tmp_path, checkpoints["planted"])["generate"]],
+                          capsys)
+    monkeypatch.delenv("TOOLFORMER_TRUST_PICKLE_WEIGHTS", raising=False)
+    one_line_error(code, text, f"could not load model {checkpoints['planted']}")
+    assert not checkpoints["marker"].exists()  # transformers reads .bin with weights_only=True
+
+
+def test_good_checkpoint_still_loads(tmp_path, capsys, checkpoints):
+    code, text = run_main(_model_commands(tmp_path, checkpoints["good"])["generate"], capsys)
+    assert code == 0, text

@@ -264,11 +264,13 @@ def test_missing_file_is_a_one_line_user_error(tmp_path):
     assert "does not exist" in message and "\n" not in message
 
 
-def test_malformed_jsonl_names_the_line(tmp_path):
+def test_malformed_jsonl_line_is_skipped_with_its_line(tmp_path, caplog):
+    """As in every reader (toolformer.records): the bad line is counted, named and skipped."""
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"text": "ok"}\n{"text": oops}\n', encoding="utf-8")
-    with pytest.raises(UserError, match=r"bad.jsonl:2 is not valid JSON"):
-        load_passages(str(path))
+    path.write_text('{"text": "ok"}\n{"text": oops}\n[1]\n', encoding="utf-8")
+    assert [p.text for p in load_passages(str(path))] == ["ok"]
+    assert "bad.jsonl: line 2 is not valid JSON" in caplog.text
+    assert "bad.jsonl: line 3 is not a JSON object" in caplog.text
 
 
 def test_missing_text_field_lists_the_fields(tmp_path):
@@ -277,12 +279,14 @@ def test_missing_text_field_lists_the_fields(tmp_path):
         load_passages(str(path))
 
 
-def test_unsupported_file_and_plain_folder(tmp_path):
+def test_txt_corpus_and_plain_folder(tmp_path):
     path = tmp_path / "c.txt"
-    path.write_text("hello", encoding="utf-8")
-    with pytest.raises(UserError, match="unsupported corpus file type '.txt'"):
-        load_passages(str(path))
-    with pytest.raises(UserError, match="not a saved dataset"):
+    path.write_text("hello there\n\nsecond block\nof text\n", encoding="utf-8")
+    assert [p.text for p in load_passages(str(path))] == ["hello there", "second block\nof text"]
+    (tmp_path / "c.xml").write_text("<a/>", encoding="utf-8")
+    with pytest.raises(UserError, match="unknown input format '.xml'"):
+        load_passages(str(tmp_path / "c.xml"))
+    with pytest.raises(UserError, match="not a saved HF dataset"):
         load_passages(str(tmp_path))
 
 

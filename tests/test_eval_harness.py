@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List
 
@@ -18,7 +19,8 @@ from toolformer.cli.eval_cmd import eval_command, parse_tool_options
 from toolformer.cli.main import main as cli_main
 from toolformer.errors import UserError
 from toolformer.eval import report
-from toolformer.eval.harness import EvalConfig, checkpoint_tools, evaluate, resolve_tool_names
+from toolformer.eval.harness import (EvalConfig, checkpoint_tools, eval_generation, evaluate,
+                                     resolve_tool_names)
 from toolformer.eval.perplexity import Window, perplexity, sliding_windows
 from toolformer.generation import CallRecord, GenerationOutput, ToolGenerator
 from toolformer.tools.base import Tool
@@ -141,9 +143,11 @@ def fake_tool(tool_name: str) -> Tool:
 FAKE_TOOLS = {n: fake_tool(n) for n in ("Calculator", "WikiSearch", "QA")}
 
 
-def run_eval(data_dir, out, log, tasks="svamp,lama_trex,nq_open,date_understanding", **kw):
+def run_eval(data_dir, out, log, tasks="svamp,lama_trex,nq_open,date_understanding",
+             generation=None, **kw):
+    generation = replace(eval_generation(), batch_size=2, **(generation or {}))
     config = EvalConfig(tasks=tasks, data_dir=str(data_dir), output_dir=str(out), progress=False,
-                        tools=["Calculator", "WikiSearch", "QA"], batch_size=2, **kw)
+                        tools=["Calculator", "WikiSearch", "QA"], generation=generation, **kw)
     return evaluate(config, model=object(), tokenizer=object(), tools=FAKE_TOOLS,
                     generator_factory=scripted(log))
 
@@ -180,7 +184,7 @@ def test_scores_and_tool_statistics(data_dir, tmp_path):
 
 def test_generation_settings_and_disabled_tools(data_dir, tmp_path):
     log: List[Dict] = []
-    run_eval(data_dir, tmp_path / "run", log, max_calls=2, call_top_k=5)
+    run_eval(data_dir, tmp_path / "run", log, generation={"max_calls": 2, "call_top_k": 5})
     lama = next(e for e in log if e["prompts"][0].startswith(("Ann", "Bob", "Cyd")))
     nq = next(e for e in log if "hamlet" in e["prompts"][0] or "peru" in e["prompts"][0])
     math_ = next(e for e in log if "apples" in e["prompts"][0])
@@ -214,7 +218,8 @@ def test_resume_after_interruption(data_dir, tmp_path):
     out = tmp_path / "run"
     log: List[Dict] = []
     config = EvalConfig(tasks="svamp", data_dir=str(data_dir), output_dir=str(out),
-                        progress=False, tools=["Calculator"], batch_size=2)
+                        progress=False, tools=["Calculator"],
+                        generation=replace(eval_generation(), batch_size=2))
     with pytest.raises(KeyboardInterrupt):
         evaluate(config, model=object(), tokenizer=object(), tools=FAKE_TOOLS,
                  generator_factory=scripted(log, fail_after=1))
@@ -237,12 +242,13 @@ def test_resume_after_interruption(data_dir, tmp_path):
     assert again["task_seconds"] == pytest.approx(res["task_seconds"])
     assert again["task_seconds"] == pytest.approx(again["tasks"]["svamp"]["seconds"])
 
-    changed = EvalConfig(**{**config.__dict__, "seed": 1})
+    reseeded = replace(config.generation, seed=1)
+    changed = replace(config, generation=reseeded)
     with pytest.raises(UserError, match="different settings"):
         evaluate(changed, model=object(), tokenizer=object(), tools=FAKE_TOOLS,
                  generator_factory=scripted([]))
     log3: List[Dict] = []
-    fresh = EvalConfig(**{**config.__dict__, "seed": 1, "resume": False})
+    fresh = replace(config, generation=reseeded, resume=False)
     evaluate(fresh, model=object(), tokenizer=object(), tools=FAKE_TOOLS,
              generator_factory=scripted(log3))
     assert sum(len(e["prompts"]) for e in log3) == 4
@@ -365,7 +371,7 @@ def test_cli_user_errors(tmp_path, capsys):
          "Did you mean 'svamp'"),
         (["eval", "--tasks", "svamp", "--data-dir", str(tmp_path), "-o", str(tmp_path / "o")],
          "--data-dir"),
-        (["eval", "--tool-options", "nonsense", "-o", str(tmp_path / "o")], "Tool.key=value"),
+        (["eval", "--tool-options", "nonsense", "-o", str(tmp_path / "o")], "expected Tool.option=value"),
     ):
         with pytest.raises(SystemExit) as exit_:
             cli_main(argv)
@@ -405,10 +411,15 @@ def _reference_nll(model, ids: List[int], length: int, stride: int) -> float:
 def test_perplexity_matches_reference(tiny_model, smol_tokenizer):
     text = ("The tower is 324 metres tall , about as high as an 81 @-@ storey building .\r\n"
             " It was the first structure to reach a height of 300 metres . [ 1 ]\r\n") * 3
-    ids = smol_tokenizer(text.replace("\r\n", "\n"))["input_ids"]
+    from toolformer.models import start_token_id
+
+    text_ids = smol_tokenizer(text.replace("\r\n", "\n"), add_special_tokens=False)["input_ids"]
+    # after SmolLM2's end-of-text token, as in pre-training: every text token is scored
+    ids = [start_token_id(smol_tokenizer)] + text_ids
+    assert ids[0] == smol_tokenizer.get_vocab()["<|endoftext|>"]
     res = perplexity(tiny_model, smol_tokenizer, text, max_length=16, stride=8, batch_size=3,
                      progress=False)
-    assert res["tokens_scored"] == len(ids) - 1
+    assert res["tokens_scored"] == len(text_ids) and res["start_token"] == "<|endoftext|>"
     expected = math.exp(_reference_nll(tiny_model, ids, 16, 8) / (len(ids) - 1))
     assert res["perplexity_raw"] == pytest.approx(expected, rel=1e-4)
     # p("[") set to 0 moves mass to the other tokens: never a higher perplexity
@@ -422,11 +433,18 @@ def test_perplexity_matches_reference(tiny_model, smol_tokenizer):
     limited = perplexity(tiny_model, smol_tokenizer, text, max_length=16, stride=8, limit=2,
                          progress=False)
     assert limited["windows"] == 2 and limited["tokens_scored"] == 15 + 8
+    # '' for no start token: the first text token has no context and goes unscored
+    bare = perplexity(tiny_model, smol_tokenizer, text, max_length=1024, start_token="",
+                      progress=False)
+    assert bare["tokens_scored"] == len(text_ids) - 1 and bare["start_token"] is None
+    chat = perplexity(tiny_model, smol_tokenizer, text, max_length=1024,
+                      start_token="<|im_start|>", progress=False)
+    assert chat["tokens_scored"] == len(text_ids) and chat["perplexity_raw"] != whole["perplexity_raw"]
 
 
 def test_harness_perplexity_and_resume(tiny_model, smol_tokenizer, data_dir, tmp_path):
     config = EvalConfig(tasks="wikitext2", data_dir=str(data_dir), output_dir=str(tmp_path / "r"),
-                        progress=False, ppl_max_length=8, ppl_stride=4)
+                        progress=False, max_length=8, stride=4)
     res = evaluate(config, model=tiny_model, tokenizer=smol_tokenizer)
     task = res["tasks"]["wikitext2"]
     assert task["metric"] == "perplexity" and task["lower_is_better"] and task["score"] > 1
@@ -439,8 +457,8 @@ def test_harness_with_real_generator_on_tiny_model(tiny_model, smol_tokenizer, d
     from toolformer.tools.calculator import Calculator
 
     config = EvalConfig(tasks="svamp,lama_trex", data_dir=str(data_dir), progress=False,
-                        output_dir=str(tmp_path / "r"), tools=["Calculator"], batch_size=3,
-                        max_new_tokens=6, call_top_k=10)
+                        output_dir=str(tmp_path / "r"), tools=["Calculator"], max_new_tokens=6,
+                        generation=replace(eval_generation(), batch_size=3, call_top_k=10))
     res = evaluate(config, model=tiny_model, tokenizer=smol_tokenizer,
                    tools={"Calculator": Calculator()})
     for name, n in (("svamp", 4), ("lama_trex", 3)):
@@ -477,3 +495,55 @@ def test_cli_on_real_smollm2(shared_data, tmp_path):
         assert sum(bool(r["answer_text"].strip()) for r in rows) >= 6  # the model answers
         assert all(r["num_tokens"] <= task["max_new_tokens"] for r in rows)
     assert (out / "chart.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# --------------------------------------------------------------------------- config and CLI
+
+
+def _cli_config(monkeypatch, argv):
+    """The EvalConfig that ``toolformer eval ARGV`` builds (evaluate is not run)."""
+    seen = {}
+
+    def fake_evaluate(config):
+        seen["config"] = config
+        raise SystemExit(0)
+
+    monkeypatch.setattr("toolformer.eval.harness.evaluate", fake_evaluate)
+    CliRunner().invoke(eval_command, argv + ["-o", "unused"])
+    return seen["config"]
+
+
+def test_cli_builds_one_generation_config_with_eval_defaults(monkeypatch):
+    config = _cli_config(monkeypatch, [])
+    assert config.generation == eval_generation()
+    assert (config.generation.batch_size, config.generation.min_new_tokens,
+            config.generation.seed) == (8, 1, 0)
+    config = _cli_config(monkeypatch, [
+        "--do-sample", "--temperature", "0.7", "--top-k", "40", "--top-p", "0.9", "--seed", "3",
+        "-b", "2", "--call-top-k", "5", "--max-calls", "2", "--min-new-tokens", "0",
+        "--ppl-max-length", "256", "--ppl-stride", "128", "--max-new-tokens", "20"])
+    gen = config.generation
+    assert (gen.do_sample, gen.temperature, gen.top_k, gen.top_p, gen.seed) == (True, 0.7, 40, 0.9, 3)
+    assert (gen.batch_size, gen.call_top_k, gen.max_calls, gen.min_new_tokens) == (2, 5, 2, 0)
+    assert (config.max_length, config.stride, config.max_new_tokens) == (256, 128, 20)
+    assert _cli_config(monkeypatch, ["--max-length", "64", "--stride", "32"]).max_length == 64
+
+
+def test_fingerprint_of_the_old_flat_settings_is_kept():
+    """A run folder made before EvalConfig.generation existed still resumes: the hashes below
+    are those of the flat config (computed with the code before the change)."""
+    from toolformer.eval.harness import _fingerprint
+
+    assert _fingerprint(EvalConfig(), ["Calculator"], Path("/data")) == "e1df378da52e8cad"
+    sampled = EvalConfig(max_length=256, max_new_tokens=20, generation=replace(
+        eval_generation(), do_sample=True, temperature=0.7, seed=3))
+    assert _fingerprint(sampled, ["Calculator"], Path("/data")) == "28e46a86dd531a82"
+    nucleus = replace(sampled, generation=replace(sampled.generation, top_p=0.9))
+    assert _fingerprint(nucleus, ["Calculator"], Path("/data")) != "28e46a86dd531a82"
+
+
+def test_generation_seed_is_the_one_seed():
+    from toolformer.generation.types import GenerationConfig
+
+    assert EvalConfig(generation=GenerationConfig()).generation.seed == 0
+    assert not hasattr(EvalConfig(), "seed")

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from toolformer.errors import UserError
 from toolformer.eval.metrics import (
     answer_text,
     choice_prediction,
@@ -260,7 +261,7 @@ def test_multiple_choice_metric():
     assert not score_output("multiple_choice", " (A)", 1, choices=CHOICES).correct
     with pytest.raises(ValueError):
         score_output("multiple_choice", " (A)", 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError, match="unknown metric 'bleu'"):
         score_output("bleu", "x", "x")
 
 
@@ -272,3 +273,31 @@ def test_grouped_numbers_equal_plain_ones_and_decimals_stay_apart(n, frac):
     decimal = f"{n}.{frac}"
     assert not score_output("qa", f" it is {n}{frac}.", [decimal]).correct
     assert score_output("qa", f" it is {decimal}.", [decimal]).correct
+
+
+def test_metric_specs_say_which_way_is_better_and_how_to_show_a_score():
+    from toolformer.eval.metrics import GENERATE_UNTIL, LOGLIKELIHOOD_ROLLING, METRICS
+
+    assert METRICS.names() == ["lama", "math", "multiple_choice", "perplexity", "qa"]
+    for name in ("math", "lama", "qa", "multiple_choice"):
+        spec = METRICS.get(name)
+        assert spec.higher_is_better and spec.output_type == GENERATE_UNTIL
+        assert spec.format(0.4567) == "45.7"
+    ppl = METRICS.get("perplexity")
+    assert not ppl.higher_is_better and ppl.output_type == LOGLIKELIHOOD_ROLLING
+    assert ppl.format(24.2049) == "24.20"
+    with pytest.raises(ValueError, match="whole text"):
+        ppl.score("x", 1.0)
+
+
+def test_a_registered_metric_scores_like_the_built_ins():
+    from toolformer.eval.metrics import METRICS, MetricSpec, Scored, register_metric
+
+    spec = register_metric(MetricSpec(
+        "exact_test", "whole answer equals gold",
+        lambda text, gold, choices: Scored(text, text == gold)))
+    try:
+        assert score_output("exact_test", " [Calculator(1+1) -> 2]", "2").correct
+    finally:
+        METRICS.unregister("exact_test")
+    assert spec.name not in METRICS

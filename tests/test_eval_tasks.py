@@ -202,11 +202,25 @@ def test_generic_bad_rows(tmp_path, row, message):
     assert "q.jsonl:2" in str(err.value)
 
 
-def test_bad_json_line_names_the_line(tmp_path):
+def test_bad_json_line_is_named_and_skipped(tmp_path, caplog):
+    """As in every reader (toolformer.records): the bad line is counted, named and skipped."""
     path = tmp_path / "q.jsonl"
     path.write_text('{"question": "a", "answer": 1}\n{oops\n', encoding="utf-8")
-    with pytest.raises(UserError, match=r"q\.jsonl:2"):
-        load_examples(get_task(f"jsonl:{path}"), tmp_path)
+    _, examples = load_examples(get_task(f"jsonl:{path}"), tmp_path)
+    assert len(examples) == 1
+    assert "q.jsonl: line 2 is not valid JSON" in caplog.text
+
+
+def test_data_that_is_not_utf8_is_one_line(tmp_path, caplog):
+    path = tmp_path / "q.jsonl"
+    path.write_bytes(b'{"question": "caf\xe9?", "answer": 1}\n{"question": "b", "answer": 2}\n')
+    _, examples = load_examples(get_task(f"jsonl:{path}"), tmp_path)
+    assert [ex.fields["question"] for ex in examples] == ["b"]
+    assert "q.jsonl: line 1 is not valid UTF-8 (byte 0xe9" in caplog.text
+    (tmp_path / "svamp").mkdir()
+    (tmp_path / "svamp/SVAMP.json").write_bytes(b'[{"Body": "caf\xe9", "Question": "q", "Answer": 1}]')
+    with pytest.raises(UserError, match=r"SVAMP.json:1 is not valid UTF-8 \(byte 0xe9\)"):
+        load_examples(get_task("svamp"), tmp_path)
 
 
 def test_missing_data_points_at_data_dir(tmp_path):
@@ -256,11 +270,18 @@ def test_generic_registry():
 
 
 def test_register_task_and_validation(tmp_path):
-    with pytest.raises(ValueError, match="metric"):
-        TaskSpec("x", "x.json", "svamp", "accuracy")
+    with pytest.raises(ValueError, match="unknown metric 'accuracy'"):
+        TaskSpec(name="x", path="x.json", format="svamp", metric="accuracy")
+    with pytest.raises(TypeError):  # keyword construction only: no silent field shifts
+        TaskSpec("x", "x.json", "svamp", "math")
+    with pytest.raises(ValueError, match="metric perplexity scores loglikelihood_rolling"):
+        TaskSpec(name="x", path="x.txt", format="text", metric="perplexity",
+                 output_type="generate_until")
     with pytest.raises(UserError, match="data format"):
-        register_task(TaskSpec("my_task", "x.json", "csv_please", "math"))
-    spec = TaskSpec("my_svamp_test_task", "s.json", "svamp", "math")
+        register_task(TaskSpec(name="my_task", path="x.json", format="csv_please", metric="math"))
+    spec = TaskSpec(name="my_svamp_test_task", path="s.json", format="svamp", metric="math")
+    assert spec.output_type == "generate_until" and spec.generates
+    assert get_task("wikitext2").output_type == "loglikelihood_rolling"
     register_task(spec)
     try:
         assert get_task("my_svamp_test_task") is spec

@@ -3,6 +3,7 @@ accelerate configs and a 2-process (gloo) run. All on a tiny random model saved 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -16,10 +17,12 @@ from hypothesis import strategies as st
 
 from conftest import make_tiny_model
 from toolformer.errors import UserError
+from toolformer.records import RecordStats
 from toolformer.finetune import (
     CHECKPOINTS_DIR,
     MANIFEST_FILE,
     CausalCollator,
+    PAPER_TRAINING_ARGS,
     FinetuneConfig,
     accelerate_config,
     accumulation_steps,
@@ -74,11 +77,15 @@ def _write_annotation_output(folder: Path, texts, with_dataset: bool = True) -> 
 
 
 def _config(tiny_dir, data, out, **kw) -> FinetuneConfig:
-    base = dict(model=tiny_dir, data=str(data), output_dir=str(out), max_seq_len=32, batch_size=4,
-                effective_batch_size=4, learning_rate=3e-3, max_steps=6, eval_steps=3,
-                logging_steps=1, progress=False, eval_fraction=0.25)
-    base.update(kw)
-    return FinetuneConfig(**base)
+    """A small run; keywords that are no FinetuneConfig field go to training_args."""
+    base = dict(model=tiny_dir, data=str(data), output_dir=str(out), max_length=32,
+                effective_batch_size=4, progress=False, eval_fraction=0.25)
+    training = dict(per_device_train_batch_size=4, learning_rate=3e-3, max_steps=6, eval_steps=3,
+                    logging_steps=1)
+    own = {f.name for f in dataclasses.fields(FinetuneConfig)}
+    for key, value in kw.items():
+        (base if key in own else training)[key] = value
+    return FinetuneConfig(**base, training_args=training)
 
 
 # --------------------------------------------------------------------------- packing
@@ -101,7 +108,7 @@ def test_pack_sequences_keeps_every_token_in_full_blocks(seqs, block):
 
 def test_build_blocks_separates_documents_with_eos(smol_tokenizer):
     texts = ["first doc [Calculator(2*3) -> 6] 6", "second one", "a third, longer document " * 5]
-    blocks = build_blocks(texts, smol_tokenizer, max_seq_len=16, packing=True)
+    blocks = build_blocks(texts, smol_tokenizer, max_length=16, packing=True)
     eos = smol_tokenizer.eos_token_id
     flat = [t for b in blocks for t in b]
     assert all(len(b) == 16 for b in blocks[:-1])
@@ -113,7 +120,7 @@ def test_build_blocks_separates_documents_with_eos(smol_tokenizer):
     docs = smol_tokenizer.decode(flat).split(smol_tokenizer.eos_token)
     assert docs[:-1] == texts and docs[-1] == ""
     # without packing: one row per text, truncated, each ending in EOS when it fits
-    rows = build_blocks(texts, smol_tokenizer, max_seq_len=16, packing=False)
+    rows = build_blocks(texts, smol_tokenizer, max_length=16, packing=False)
     assert len(rows) == 3 and rows[1][-1] == eos and len(rows[2]) == 16
 
 
@@ -138,13 +145,13 @@ def test_split_and_mix():
 
 
 def test_steps_accumulation_and_bf16_choice(monkeypatch):
-    cfg = FinetuneConfig(data="x", batch_size=8)
+    cfg = FinetuneConfig(data="x", training_args={"per_device_train_batch_size": 8})
     assert accumulation_steps(cfg, 1) == 16 and accumulation_steps(cfg, 4) == 4  # effective 128
-    assert accumulation_steps(FinetuneConfig(data="x", gradient_accumulation_steps=3), 2) == 3
+    assert accumulation_steps(FinetuneConfig(data="x", training_args={"gradient_accumulation_steps": 3}), 2) == 3
     assert total_steps(cfg, 10_000, 1, 16) == 2000
-    epochs = FinetuneConfig(data="x", batch_size=8, num_train_epochs=2.0, max_steps=0)
+    epochs = FinetuneConfig(data="x", training_args={"num_train_epochs": 2.0, "max_steps": 0})
     assert total_steps(epochs, 1000, 1, 16) == math.ceil(2 * 125 / 16)
-    assert total_steps(FinetuneConfig(data="x", num_train_epochs=100.0), 10_000, 1, 16) == 2000
+    assert total_steps(FinetuneConfig(data="x", training_args={"num_train_epochs": 100.0}), 10_000, 1, 16) == 2000
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
     import torch
 
@@ -199,10 +206,11 @@ def test_bad_inputs_are_user_errors(tmp_path, tiny_dir):
     (tmp_path / "blank.jsonl").write_text(json.dumps({"text": "  "}) + "\n")
     with pytest.raises(UserError, match="no non-empty"):
         read_texts(str(tmp_path / "blank.jsonl"))
+    # a bad line is skipped and counted, as in every reader (toolformer.records)
     (tmp_path / "broken.jsonl").write_text('{"text": "ok"}\n{"text": \n')
-    with pytest.raises(UserError, match="broken.jsonl:2 is not valid JSON") as e:
-        read_texts(str(tmp_path / "broken.jsonl"))
-    _one_line(e)
+    stats = RecordStats()
+    assert read_texts(str(tmp_path / "broken.jsonl"), stats=stats)[0] == ["ok"]
+    assert stats.skipped["malformed_json"] == 1 and "line 2" in stats.bad_lines[0]
     (tmp_path / "folder").mkdir()
     with pytest.raises(UserError, match="without data.jsonl"):
         read_texts(str(tmp_path / "folder"))
@@ -212,7 +220,7 @@ def test_bad_inputs_are_user_errors(tmp_path, tiny_dir):
     with pytest.raises(UserError, match="mix_plain"):
         FinetuneConfig(data="x", mix_ratio=0.3)
     with pytest.raises(UserError, match="multiple of eval_steps"):
-        FinetuneConfig(data="x", eval_steps=10, save_steps=15)
+        FinetuneConfig(data="x", training_args={"eval_steps": 10, "save_steps": 15})
     with pytest.raises(UserError, match="no checkpoint to resume"):
         finetune(_config(tiny_dir, _write_annotation_output(tmp_path / "d", CALC_TEXTS), tmp_path / "o",
                          resume_from_checkpoint="latest"))
@@ -238,7 +246,8 @@ def test_training_reduces_loss_and_writes_manifest(tmp_path, tiny_dir):
     assert manifest["tool_calls"] == {"Calculator": 8, "WikiSearch": 2}
     assert manifest["base_model"] == tiny_dir and manifest["lora"] is None
     assert manifest["metrics"]["eval_perplexity_before"] == pytest.approx(m["eval_perplexity_before"])
-    assert manifest["config"]["learning_rate"] == 3e-3
+    assert manifest["config"]["training_args"]["learning_rate"] == 3e-3
+    assert manifest["config"]["training_args"]["seed"] == 42  # in full: defaults included
     # the saved model loads by path with the project loader and its held-out loss is the best one
     model, tok = load_model(str(out))
     assert tok.eos_token_id == 2
@@ -254,11 +263,12 @@ def _eval_loss(model, tok, res) -> float:
     cfg = FinetuneConfig(**json.loads((Path(res.output_dir) / MANIFEST_FILE).read_text())["config"])
     texts, _ = read_texts(cfg.data)
     _, held, _ = split_and_mix(texts, [], cfg.eval_fraction, 0.0, cfg.max_eval_docs, cfg.seed)
-    blocks = build_blocks(held, tok, cfg.max_seq_len, cfg.packing)
+    blocks = build_blocks(held, tok, cfg.max_length, cfg.packing)
     losses = []
     with torch.no_grad():
-        for i in range(0, len(blocks), cfg.batch_size):
-            batch = CausalCollator(tok.pad_token_id)([{"input_ids": b} for b in blocks[i : i + cfg.batch_size]])
+        size = cfg.arg("per_device_train_batch_size")
+        for i in range(0, len(blocks), size):
+            batch = CausalCollator(tok.pad_token_id)([{"input_ids": b} for b in blocks[i : i + size]])
             losses.append(model(**batch).loss.item())
     return sum(losses) / len(losses)
 
@@ -368,18 +378,21 @@ def test_cli_maps_options_onto_config(tmp_path, tiny_dir, monkeypatch):
                                  "--eval-data", "dev.jsonl", "--resume"])
     assert r.exit_code == 0, r.output
     c = seen["config"]
-    assert (c.data, c.output_dir, c.lora, c.max_steps, c.learning_rate, c.batch_size) == ("d", "o", True, 7, 2e-4, 2)
-    assert (c.gradient_accumulation_steps, c.max_seq_len, c.bf16) == (3, 64, False)
+    assert (c.data, c.output_dir, c.lora) == ("d", "o", True)
+    assert c.training_args == {"max_steps": 7, "learning_rate": 2e-4, "per_device_train_batch_size": 2,
+                               "gradient_accumulation_steps": 3, "bf16": False}
+    assert (c.arg("max_steps"), c.arg("learning_rate"), c.max_length) == (7, 2e-4, 64)
     assert (c.mix_plain, c.mix_ratio, c.resume_from_checkpoint) == ("p.jsonl", 0.2, "latest")
     assert c.eval_data == "dev.jsonl"
     r = CliRunner().invoke(cli, ["finetune", "--data", "d", "--output", "o", "--resume", "ck/checkpoint-3"])
-    assert seen["config"].resume_from_checkpoint == "ck/checkpoint-3" and seen["config"].bf16 is None
-    assert seen["config"].learning_rate == 1e-5 and seen["config"].model == "smollm2-135m"
+    assert seen["config"].resume_from_checkpoint == "ck/checkpoint-3" and seen["config"].arg("bf16") is None
+    assert seen["config"].arg("learning_rate") == 1e-5 and seen["config"].model == "smollm2-135m"
+    assert seen["config"].training_args == {}
     assert finetune_cmd.finetune.name == "finetune"
-    import dataclasses
 
     options = {p.name for p in finetune_cmd.finetune.params}
-    assert {f.name for f in dataclasses.fields(FinetuneConfig)} <= options  # every field has an option
+    own = {f.name for f in dataclasses.fields(FinetuneConfig)} - {"training_args"}
+    assert own | set(PAPER_TRAINING_ARGS) <= options  # every field has an option
 
 
 def test_cli_trains_and_reports_user_errors(tmp_path, tiny_dir, capsys):
@@ -441,3 +454,50 @@ def test_two_process_cpu_run_with_gloo(tmp_path, tiny_dir):
     assert m["gradient_accumulation_steps"] == 2  # 2 ranks x batch 2 x 2 = effective 8
     assert m["eval_loss_after"] < m["eval_loss_before"]
     assert (out / "model.safetensors").exists()
+
+
+def test_training_args_reach_trainingarguments_by_name(tmp_path):
+    """FinetuneConfig holds only its own fields: any TrainingArguments field passes through by
+    name over the paper's defaults, the run's derived settings win, and a misspelt one is a
+    user error with a hint."""
+    from toolformer.finetune import _training_arguments
+
+    cfg = FinetuneConfig(data="x", output_dir=str(tmp_path), training_args={
+        "optim": "adafactor", "adam_beta2": 0.95, "learning_rate": 3e-4, "max_steps": 50})
+    args = _training_arguments(cfg, 50, 2, True, False)
+    assert (args.optim, args.adam_beta2, args.learning_rate) == ("adafactor", 0.95, 3e-4)
+    assert (args.seed, args.weight_decay, args.save_total_limit) == (42, 0.0, 2)  # paper defaults
+    assert (args.gradient_accumulation_steps, args.max_steps, args.warmup_steps) == (2, 50, 5)
+    assert cfg.seed == 42 and not hasattr(FinetuneConfig, "learning_rate")
+    bad = FinetuneConfig(data="x", output_dir=str(tmp_path), training_args={"lerning_rate": 1.0})
+    with pytest.raises(UserError, match="'lerning_rate' is not a TrainingArguments field; did you mean 'learning_rate'"):
+        _training_arguments(bad, 10, 1, False, False)
+
+
+def test_cli_passes_any_training_argument_and_old_flag_spellings(monkeypatch):
+    from click.testing import CliRunner
+
+    from toolformer.cli.main import cli
+
+    seen = {}
+    monkeypatch.setattr("toolformer.finetune.finetune", lambda config: seen.update(c=config) or 1 / 0)
+    CliRunner().invoke(cli, ["finetune", "--data", "d", "--output", "o", "--training-arg", "optim=adafactor",
+                             "--training-arg", "adam_beta2=0.95", "--text-column", "body", "--max-seq-len", "48",
+                             "--learning-rate", "2e-4"])
+    c = seen["c"]
+    assert c.training_args == {"optim": "adafactor", "adam_beta2": 0.95, "learning_rate": 2e-4}
+    assert (c.dataset_text_field, c.max_length) == ("body", 48)
+    CliRunner().invoke(cli, ["finetune", "--data", "d", "--output", "o", "--dataset-text-field", "t",
+                             "--max-length", "40"])
+    assert (seen["c"].dataset_text_field, seen["c"].max_length) == ("t", 40)
+
+
+def test_config_from_a_flat_dict_takes_old_names_and_trainingarguments_fields():
+    cfg = FinetuneConfig.from_dict({"data": "d", "max_seq_len": 64, "text_column": "body",
+                                    "batch_size": 2, "learning_rate": 2e-4, "optim": "adafactor",
+                                    "training_args": {"learning_rate": 1.0, "seed": 3}})
+    assert (cfg.max_length, cfg.dataset_text_field, cfg.seed) == (64, "body", 3)
+    assert cfg.training_args == {"per_device_train_batch_size": 2, "learning_rate": 2e-4,
+                                 "optim": "adafactor", "seed": 3}
+    assert FinetuneConfig.from_dict(cfg.to_dict()) == FinetuneConfig.from_dict(
+        {**cfg.to_dict(), "training_args": cfg.all_training_args})

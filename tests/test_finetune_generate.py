@@ -38,9 +38,10 @@ def test_finetuned_smollm2_calls_the_calculator(tmp_path):
     data.write_text("".join(json.dumps({"text": t}) + "\n" for t in _texts(24, seed=0)))
     out = tmp_path / "model"
     result = finetune(FinetuneConfig(
-        model="smollm2-135m", data=str(data), output_dir=str(out), learning_rate=3e-4,
-        warmup_ratio=0.1, max_steps=12, batch_size=4, gradient_accumulation_steps=1, max_seq_len=64,
-        eval_fraction=0.0, save_steps=0, logging_steps=4, progress=False, seed=0,
+        model="smollm2-135m", data=str(data), output_dir=str(out), max_length=64, eval_fraction=0.0,
+        progress=False, training_args=dict(
+            learning_rate=3e-4, warmup_ratio=0.1, max_steps=12, per_device_train_batch_size=4,
+            gradient_accumulation_steps=1, save_steps=0, logging_steps=4, seed=0),
     ))
     assert result.metrics["train_loss_last"] < result.metrics["train_loss"]
 

@@ -177,3 +177,56 @@ def test_real_smollm2_from_cache_forward_pass(real_model):
     # the paper's markers are single tokens in this tokenizer
     assert len(tok(" [", add_special_tokens=False)["input_ids"]) == 1
     assert len(tok(" ->", add_special_tokens=False)["input_ids"]) == 1
+
+
+# --------------------------------------------------------------------------- start of text (issue 12 fault 7)
+
+
+class _BosTokenizer:
+    """A stand-in for a tokenizer that adds its BOS itself (as Llama and Gemma do)."""
+
+    bos_token, bos_token_id, eos_token, eos_token_id, unk_token_id = "<s>", 1, "</s>", 2, 0
+
+    def __call__(self, text, add_special_tokens=True):
+        return {"input_ids": ([1] if add_special_tokens else []) + [5]}
+
+    def get_vocab(self):
+        return {"<unk>": 0, "<s>": 1, "</s>": 2, "a": 5}
+
+    def convert_ids_to_tokens(self, i):
+        return {v: k for k, v in self.get_vocab().items()}[i]
+
+    def convert_tokens_to_ids(self, t):
+        return self.get_vocab().get(t, 0)
+
+
+def test_default_start_token_fits_the_tokenizer(smol_tokenizer):
+    from toolformer.data_aug.prefix_cache import start_ids
+    from toolformer.models import default_start_token, start_token_id
+
+    # SmolLM2 adds no BOS; its bos_token <|im_start|> opens a chat turn: <|endoftext|> instead
+    assert smol_tokenizer.bos_token == "<|im_start|>"
+    assert default_start_token(smol_tokenizer) == "<|endoftext|>"
+    eot = smol_tokenizer.get_vocab()["<|endoftext|>"]
+    assert start_ids(smol_tokenizer) == [eot] == [start_token_id(smol_tokenizer)]
+    # a tokenizer that adds its BOS keeps it
+    assert default_start_token(_BosTokenizer()) == "<s>" and start_ids(_BosTokenizer()) == [1]
+    # explicit choices
+    assert start_ids(smol_tokenizer, "") == []
+    assert start_ids(smol_tokenizer, "<|im_start|>") == [smol_tokenizer.bos_token_id]
+    with pytest.raises(UserError, match="not in the tokenizer's vocabulary"):
+        start_token_id(smol_tokenizer, "<nope>")
+
+
+@pytest.mark.slow
+def test_real_smollm2_default_start_token_has_the_lowest_loss(real_model, shared_data):
+    # the one-off loss check that chose the rule: 40 plain wikitext paragraphs
+    from toolformer.models import default_start_token, start_token_losses
+
+    model, tok = real_model
+    raw = (shared_data / "wikitext2_raw" / "wiki.test.raw").read_text(encoding="utf-8")
+    paras = [p.strip()[:400] for p in raw.split("\n") if len(p.strip()) > 200 and not p.strip().startswith("=")]
+    losses = start_token_losses(model, tok, paras[:20])
+    best = min(losses, key=lambda t: losses[t]["mean_loss"])
+    assert best == default_start_token(tok) == "<|endoftext|>", losses
+    assert losses["<|endoftext|>"]["first_token_loss"] < losses["<|im_start|>"]["first_token_loss"]

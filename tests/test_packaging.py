@@ -14,11 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _package_data_files() -> set:
-    """Every file under toolformer/ that is not Python source: prompts, accelerate configs..."""
+    """Every file under toolformer/ that is not Python source or a folder's README for
+    developers: prompts, accelerate configs..."""
     return {
         p.relative_to(ROOT).as_posix()
         for p in (ROOT / "toolformer").rglob("*")
         if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+        and not p.name.startswith("README")
     }
 
 

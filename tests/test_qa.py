@@ -202,7 +202,7 @@ def test_options_and_lazy_loading(search, monkeypatch):
     assert loaded == [("gemma3-270m", "bf16")]
     with pytest.raises(UserError, match="needs tokenizer"):
         QA(model=object())
-    with pytest.raises(UserError, match="unknown QA option"):
+    with pytest.raises(UserError, match="QA has no option .passage.. Did you mean .passages."):
         QA(passage=3)
     assert isinstance(create_tool("QA", search=search), QA)
     assert QAConfig().model == "smollm2-135m"

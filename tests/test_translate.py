@@ -7,10 +7,11 @@ import math
 import pytest
 import torch
 
+from toolformer.errors import UserError
 from toolformer.syntax import APICall, find_calls
 from toolformer.tools import ToolExecutor, create_tool
 from toolformer.tools.base import COMPUTE_SETTINGS, ToolError, ToolInputError
-from toolformer.tools.langdetect import detect_language
+from toolformer.text.langdetect import detect_language
 from toolformer.tools.translate import MT, NLLB_CODES, Translation
 
 FRENCH = "Le chat est sur la table et le chien dort dans le jardin."
@@ -87,7 +88,7 @@ def test_options_override_config_and_unknown_options_are_rejected():
     mt = MT(budget_ratio=1.5, dtype="bf16")
     assert mt.config.budget_ratio == 1.5 and mt.config.dtype == "bf16"
     assert MT("/some/nllb").config.model == "/some/nllb"
-    with pytest.raises(ToolInputError, match="unknown option"):
+    with pytest.raises(UserError, match="MT has no option 'beams'"):
         MT(beams=4)
     with pytest.raises(ToolInputError, match="tokenizer"):
         MT(model=torch.nn.Linear(2, 2))

@@ -2,7 +2,7 @@
 
 The objective is the plain language-modelling loss on the whole augmented text: the calls AND
 their results are in the text, and nothing is masked. Texts are tokenized, joined with EOS and
-cut into ``max_seq_len`` blocks (packing), so no step is spent on padding. Training runs on
+cut into ``max_length`` blocks (packing), so no step is spent on padding. Training runs on
 transformers' ``Trainer``: the same call works on one CPU, or under ``accelerate launch`` with
 DDP, FSDP or DeepSpeed ZeRO-3 (configs in ``toolformer/configs/accelerate``). The checkpoint
 with the lowest held-out perplexity is kept and saved with ``save_pretrained`` together with a
@@ -17,91 +17,19 @@ import os
 import random
 import sys
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from toolformer.errors import UserError, ensure_dir
-from toolformer.models import DEFAULT_MODEL
+from toolformer.errors import EmptyInputError, UserError, ensure_dir
+from toolformer.finetune_config import PAPER_TRAINING_ARGS, FinetuneConfig  # noqa: F401
+from toolformer.manifest import MANIFEST_FILE, write_manifest  # noqa: F401 - MANIFEST_FILE: public
+from toolformer.records import RecordStats, SUFFIXES, is_saved_dataset, iter_records, load_saved_dataset, source_kind
 from toolformer.syntax import ARROW, CALL_END, CALL_START, RESULT_SEP, find_calls
 
-MANIFEST_FILE = "toolformer.json"
 ADAPTER_DIR = "adapter"
 CHECKPOINTS_DIR = "checkpoints"
 BASELINE_FILE = "baseline_eval.json"  # eval loss of the model before training (kept for resume)
-TEXT_SUFFIXES = {".jsonl", ".json", ".parquet", ".csv", ".txt"}
-
-
-@dataclass
-class FinetuneConfig:
-    """Settings of a fine-tuning run. Defaults follow the paper's fine-tuning setup (lr 1e-5,
-    10% linear warm-up then linear decay, batch 128, up to 2k steps, best checkpoint by held-out
-    perplexity); every field can be overridden (the CLI maps one option onto each)."""
-
-    data: str = field(default="", metadata={"help": "annotation output folder (data.jsonl / dataset/), a JSONL, JSON, parquet, CSV or TXT file, or a saved HF dataset with a text column"})
-    output_dir: str = field(default="toolformer-finetuned", metadata={"help": "where the final model, adapter, checkpoints and toolformer.json go"})
-    model: str = field(default=DEFAULT_MODEL, metadata={"help": "base model: alias (smollm2-135m, gemma3-270m), local folder or HF id"})
-    text_column: str = field(default="text", metadata={"help": "column holding the (augmented) text"})
-    mix_plain: Optional[str] = field(default=None, metadata={"help": "optional plain-text dataset (same formats) mixed into training"})
-    mix_ratio: float = field(default=0.0, metadata={"help": "fraction of training documents drawn from mix_plain, in [0, 1)"})
-    eval_fraction: float = field(default=0.05, metadata={"help": "held-out fraction of the documents for perplexity / best-checkpoint selection (0 = no eval)"})
-    eval_data: Optional[str] = field(default=None, metadata={"help": "a separate held-out dataset (same formats); replaces the eval_fraction split"})
-    max_eval_docs: int = field(default=2000, metadata={"help": "cap on held-out documents"})
-    max_seq_len: int = field(default=512, metadata={"help": "tokens per training block (the paper does not state one)"})
-    packing: bool = field(default=True, metadata={"help": "join tokenized texts with EOS and cut them into max_seq_len blocks (False: one padded row per text, truncated)"})
-    learning_rate: float = field(default=1e-5, metadata={"help": "peak learning rate (paper: 1e-5)"})
-    warmup_ratio: float = field(default=0.1, metadata={"help": "linear warm-up over this fraction of the steps, then linear decay to 0 (paper: 10%)"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
-    batch_size: int = field(default=8, metadata={"help": "blocks per device per forward pass"})
-    effective_batch_size: int = field(default=128, metadata={"help": "blocks per optimizer step over all devices (paper: 128); sets gradient accumulation"})
-    gradient_accumulation_steps: Optional[int] = field(default=None, metadata={"help": "override the accumulation derived from effective_batch_size"})
-    max_steps: int = field(default=2000, metadata={"help": "optimizer steps (paper: up to 2000); with num_train_epochs, the smaller wins; <= 0: no cap"})
-    num_train_epochs: Optional[float] = field(default=None, metadata={"help": "train for this many epochs (capped by max_steps)"})
-    eval_steps: int = field(default=100, metadata={"help": "evaluate held-out perplexity every N steps (and at the end)"})
-    save_steps: Optional[int] = field(default=None, metadata={"help": "checkpoint every N steps (default: eval_steps; must be a multiple of it); 0 = no checkpoints: the final model is the last one, and the run cannot be resumed"})
-    save_total_limit: int = field(default=2, metadata={"help": "checkpoints kept on disk (the best one is always kept)"})
-    logging_steps: int = field(default=10, metadata={"help": "log the training loss every N steps"})
-    lora: bool = field(default=False, metadata={"help": "train a LoRA adapter instead of all weights; the saved model has it merged"})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
-    lora_target_modules: str = field(default="all-linear", metadata={"help": "comma-separated module names for LoRA, or 'all-linear'"})
-    bf16: Optional[bool] = field(default=None, metadata={"help": "bf16 mixed precision; None = auto (on for CUDA GPUs that support bf16; off on CPU, where it measured slower)"})
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in backward to save memory"})
-    seed: int = field(default=42, metadata={"help": "seed for the split, mixing, shuffling and initialisation"})
-    resume_from_checkpoint: Optional[str] = field(default=None, metadata={"help": "a checkpoint folder, or 'latest' for the newest one in output_dir/checkpoints"})
-    dataloader_num_workers: int = field(default=0, metadata={"help": "data-loader worker processes"})
-    progress: bool = field(default=True, metadata={"help": "show tqdm progress bars"})
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.eval_fraction < 1.0:
-            raise UserError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
-        if not 0.0 <= self.mix_ratio < 1.0:
-            raise UserError(f"mix_ratio must be in [0, 1), got {self.mix_ratio}")
-        if self.mix_ratio > 0 and not self.mix_plain:
-            raise UserError("mix_ratio needs a plain-text dataset: pass mix_plain (--mix-plain PATH)")
-        for name in ("max_seq_len", "batch_size", "effective_batch_size", "eval_steps", "logging_steps"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_seq_len < 2:
-            raise UserError("max_seq_len must be >= 2")
-        if self.gradient_accumulation_steps is not None and self.gradient_accumulation_steps < 1:
-            raise UserError("gradient_accumulation_steps must be >= 1")
-        if self.num_train_epochs is not None and self.num_train_epochs <= 0:
-            raise UserError("num_train_epochs must be > 0")
-        if self.num_train_epochs is None and self.max_steps <= 0:
-            raise UserError("set max_steps > 0 or num_train_epochs")
-        has_eval = self.eval_fraction > 0 or bool(self.eval_data)
-        if self.save_steps is not None and self.save_steps < 0:
-            raise UserError("save_steps must be >= 0 (0 = no checkpoints)")
-        if self.save_steps and has_eval and self.save_steps % self.eval_steps:
-            raise UserError(
-                f"save_steps must be a multiple of eval_steps ({self.eval_steps}) so that the best "
-                "checkpoint is on disk"
-            )
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise UserError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
 
 @dataclass
@@ -116,54 +44,31 @@ class FinetuneResult:
 # --------------------------------------------------------------------------- data
 
 
-def _is_saved_dataset(path: Path) -> bool:
-    return path.is_dir() and any((path / f).exists() for f in ("state.json", "dataset_dict.json"))
-
-
-def _read_jsonl(path: Path, text_column: str) -> Tuple[List[str], Counter, bool]:
-    """Texts and tool counts of a JSON-lines (or JSON list) file, read without schema inference
-    (annotation rows carry nested ``calls``/``meta`` that arrow would have to unify)."""
+def _rows_texts(rows: Iterable[Tuple[str, Any]], source: str, text_column: str, stats: RecordStats
+                ) -> Tuple[List[str], Counter, bool]:
+    """Texts and tool counts of reader records (JSON rows keep nested ``calls`` as they are)."""
     texts: List[str] = []
     tools: Counter = Counter()
     saw_calls = False
-    with open(path, encoding="utf-8") as fh:
-        head = fh.read(1)
-        fh.seek(0)
-        if path.suffix == ".json" and head == "[":
-            try:
-                rows: Iterable[Any] = json.load(fh)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path} is not valid JSON ({exc}); pass a JSON list or JSON lines") from None
-        else:
-            rows = _jsonl_rows(fh, path)
-        for row in rows:
-            if not isinstance(row, dict) or text_column not in row:
-                raise UserError(f"{path}: a row has no {text_column!r} field; pass --text-column or fix the file")
-            texts.append(row[text_column] if isinstance(row[text_column], str) else "")
-            calls = row.get("calls")
-            if isinstance(calls, list):
-                saw_calls = True
-                tools.update(c["tool"] for c in calls if isinstance(c, dict) and c.get("tool"))
+    first = True
+    for _, row in rows:
+        if not isinstance(row, Mapping):
+            stats.skipped["not_a_record"] += 1
+            continue
+        if first and text_column not in row:
+            raise UserError(f"{source}: a row has no {text_column!r} field (fields: {', '.join(map(str, row))}); "
+                            "pass --text-column or fix the file")
+        first = False
+        text = row.get(text_column)
+        texts.append(text if isinstance(text, str) else "")
+        calls = row.get("calls")
+        if isinstance(calls, list):
+            saw_calls = True
+            tools.update(c["tool"] for c in calls if isinstance(c, dict) and c.get("tool"))
     return texts, tools, saw_calls
 
 
-def _jsonl_rows(fh: Any, path: Path) -> Iterator[Any]:
-    for lineno, line in enumerate(fh, 1):
-        if not line.strip():
-            continue
-        try:
-            yield json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{lineno} is not valid JSON ({exc.msg}); fix or remove that line") from None
-
-
 def _from_hf(ds: Any, source: str, text_column: str) -> Tuple[List[str], Counter, bool]:
-    from datasets import DatasetDict
-
-    if isinstance(ds, DatasetDict):
-        if "train" not in ds:
-            raise UserError(f"{source} holds splits {list(ds)}; a 'train' split is needed")
-        ds = ds["train"]
     if text_column not in ds.column_names:
         raise UserError(
             f"{source} has no {text_column!r} column (columns: {', '.join(ds.column_names)}); "
@@ -178,51 +83,41 @@ def _from_hf(ds: Any, source: str, text_column: str) -> Tuple[List[str], Counter
     return texts, tools, saw_calls
 
 
-def read_texts(path: str, text_column: str = "text") -> Tuple[List[str], Counter]:
+def read_texts(path: str, text_column: str = "text", stats: Optional[RecordStats] = None
+               ) -> Tuple[List[str], Counter]:
     """The non-empty texts at ``path`` and how many calls of each tool they hold.
 
     ``path``: an annotation output folder (``dataset/`` or ``data.jsonl`` inside), a saved HF
-    dataset, or a JSONL / JSON / parquet / CSV file; a TXT file gives one text per non-empty
-    line. Tool counts come from the ``calls`` column when there is one, else from parsing the
-    calls in the text.
+    dataset (its ``train`` split), or a file the shared reader takes
+    (:func:`toolformer.records.iter_records`: JSONL / JSON / CSV / TSV / parquet, or TXT with one
+    text per blank-line-separated block). Bad lines are skipped and counted in ``stats``. Tool
+    counts come from the ``calls`` column when there is one, else from parsing the calls in the text.
     """
     p = Path(path).expanduser()
     if not p.exists():
         raise UserError(f"data path {path!r} does not exist; pass the annotation output folder or a JSONL/parquet file")
-    saw_calls = False
-    tools: Counter = Counter()
+    stats = stats if stats is not None else RecordStats()
     if p.is_dir():
-        if _is_saved_dataset(p / "dataset"):
+        if is_saved_dataset(p / "dataset"):
             p = p / "dataset"
         elif (p / "data.jsonl").exists():
             p = p / "data.jsonl"
-        elif not _is_saved_dataset(p):
+        elif not is_saved_dataset(p):
             raise UserError(
                 f"{path} is a folder without data.jsonl or a saved dataset; pass the annotation "
                 "output folder, a dataset saved with save_to_disk, or a JSONL/parquet file"
             )
     if p.is_dir():
-        from datasets import load_from_disk
-
-        texts, tools, saw_calls = _from_hf(load_from_disk(str(p)), str(p), text_column)
-    elif p.suffix in (".jsonl", ".json"):
-        texts, tools, saw_calls = _read_jsonl(p, text_column)
-    elif p.suffix == ".txt":
-        texts = p.read_text(encoding="utf-8").replace("\r\n", "\n").split("\n")
-    elif p.suffix in (".parquet", ".csv"):
-        from datasets import Dataset
-
-        loader = Dataset.from_parquet if p.suffix == ".parquet" else Dataset.from_csv
-        try:
-            ds = loader(str(p), keep_in_memory=True)
-        except Exception as exc:  # noqa: BLE001 -- arrow's errors are long; one line is enough
-            raise UserError(f"could not read {p}: {str(exc).splitlines()[0]}") from None
-        texts, tools, saw_calls = _from_hf(ds, str(p), text_column)
+        texts, tools, saw_calls = _from_hf(load_saved_dataset(p, "train"), str(p), text_column)
+    elif source_kind(p) is None:
+        raise UserError(f"unsupported data file {p.name!r}; use one of {', '.join(sorted(SUFFIXES))} or a folder")
     else:
-        raise UserError(f"unsupported data file {p.name!r}; use one of {', '.join(sorted(TEXT_SUFFIXES))} or a folder")
+        column = "text" if source_kind(p) == "txt" else text_column
+        texts, tools, saw_calls = _rows_texts(iter_records(str(p), stats=stats), str(p), column, stats)
     texts = [t for t in texts if t and t.strip()]
     if not texts:
-        raise UserError(f"{path} holds no non-empty {text_column!r} texts; nothing to train on")
+        raise EmptyInputError(f"{path} holds no non-empty {text_column!r} texts; nothing to train on")
+    stats.documents += len(texts)
     if not saw_calls:
         tools = Counter(m.call.tool for t in texts for m in find_calls(t))
     return texts, tools
@@ -283,12 +178,12 @@ def pack_sequences(sequences: Iterable[Sequence[int]], block_size: int) -> List[
     return blocks
 
 
-def build_blocks(texts: Sequence[str], tokenizer: Any, max_seq_len: int, packing: bool) -> List[List[int]]:
+def build_blocks(texts: Sequence[str], tokenizer: Any, max_length: int, packing: bool) -> List[List[int]]:
     """Training rows: packed blocks, or (without packing) one truncated row per text."""
     seqs = tokenize_texts(texts, tokenizer)
     if packing:
-        return pack_sequences(seqs, max_seq_len)
-    return [s[:max_seq_len] for s in seqs]
+        return pack_sequences(seqs, max_length)
+    return [s[:max_length] for s in seqs]
 
 
 class BlockDataset:
@@ -359,18 +254,20 @@ def world_size() -> int:
 
 def accumulation_steps(config: FinetuneConfig, processes: int) -> int:
     """Micro-batches per optimizer step so that the effective batch is ``effective_batch_size``."""
-    if config.gradient_accumulation_steps is not None:
-        return config.gradient_accumulation_steps
-    return max(1, math.ceil(config.effective_batch_size / (config.batch_size * processes)))
+    if config.arg("gradient_accumulation_steps") is not None:
+        return config.arg("gradient_accumulation_steps")
+    batch = config.arg("per_device_train_batch_size")
+    return max(1, math.ceil(config.effective_batch_size / (batch * processes)))
 
 
 def total_steps(config: FinetuneConfig, n_blocks: int, processes: int, accum: int) -> int:
     """Optimizer steps: ``max_steps``, or the steps of ``num_train_epochs`` capped by it."""
-    if config.num_train_epochs is None:
-        return config.max_steps
-    micro = math.ceil(n_blocks / (config.batch_size * processes))
-    steps = max(1, math.ceil(config.num_train_epochs * micro / accum))
-    return min(steps, config.max_steps) if config.max_steps > 0 else steps
+    epochs, max_steps = config.arg("num_train_epochs"), config.arg("max_steps")
+    if epochs is None:
+        return max_steps
+    micro = math.ceil(n_blocks / (config.arg("per_device_train_batch_size") * processes))
+    steps = max(1, math.ceil(epochs * micro / accum))
+    return min(steps, max_steps) if max_steps > 0 else steps
 
 
 def accelerate_config(name: str) -> Path:
@@ -410,6 +307,13 @@ def _resume_path(config: FinetuneConfig) -> Optional[str]:
 def _apply_lora(model: Any, config: FinetuneConfig) -> Any:
     from peft import LoraConfig, get_peft_model
 
+    if config.init_adapter:
+        from peft import PeftModel
+
+        if not (Path(config.init_adapter) / "adapter_config.json").is_file():
+            raise UserError(f"init_adapter {config.init_adapter!r} is not a LoRA adapter folder (no adapter_config.json)")
+        return PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
+
     targets: Any = config.lora_target_modules
     if targets != "all-linear":
         targets = [t.strip() for t in targets.split(",") if t.strip()]
@@ -428,7 +332,9 @@ def merge_adapter(base_path: str, adapter_dir: str, output_dir: str) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(base_path)
+    from toolformer.models import load_pretrained
+
+    base = load_pretrained(AutoModelForCausalLM, base_path, base_path)
     merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
     merged.save_pretrained(output_dir)
 
@@ -439,21 +345,6 @@ def merge_adapter(base_path: str, adapter_dir: str, output_dir: str) -> None:
 def call_syntax() -> Dict[str, str]:
     """The markers a generator needs to recognise calls in this model's output."""
     return {"start": CALL_START, "arrow": ARROW, "end": CALL_END, "result_sep": RESULT_SEP}
-
-
-def write_manifest(output_dir: str, payload: Dict[str, Any]) -> Path:
-    """Write ``toolformer.json`` (atomically) into ``output_dir``."""
-    path = Path(output_dir) / MANIFEST_FILE
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def read_manifest(model_dir: str) -> Optional[Dict[str, Any]]:
-    """The ``toolformer.json`` of a fine-tuned model folder, or None."""
-    path = Path(model_dir) / MANIFEST_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
 def _ppl(loss: Optional[float]) -> Optional[float]:
@@ -475,12 +366,15 @@ class _Prepared:
     train_blocks: List[List[int]]
     eval_blocks: List[List[int]]
     tools: Counter
+    skipped: Dict[str, int] = field(default_factory=dict)  # bad records of the training data, by reason
 
 
 def _prepare(config: FinetuneConfig, tokenizer: Any) -> _Prepared:
-    texts, tools = read_texts(config.data, config.text_column)
-    plain = read_texts(config.mix_plain, config.text_column)[0] if config.mix_plain else []
-    held_out = read_texts(config.eval_data, config.text_column)[0] if config.eval_data else []
+    stats = RecordStats()
+    field_ = config.dataset_text_field
+    texts, tools = read_texts(config.data, field_, stats=stats)
+    plain = read_texts(config.mix_plain, field_)[0] if config.mix_plain else []
+    held_out = read_texts(config.eval_data, field_)[0] if config.eval_data else []
     train, held, n_plain = split_and_mix(
         texts, plain, 0.0 if held_out else config.eval_fraction, config.mix_ratio,
         config.max_eval_docs, config.seed,
@@ -489,49 +383,68 @@ def _prepare(config: FinetuneConfig, tokenizer: Any) -> _Prepared:
         held = held_out[: config.max_eval_docs]
     return _Prepared(
         train, held, n_plain,
-        build_blocks(train, tokenizer, config.max_seq_len, config.packing),
-        build_blocks(held, tokenizer, config.max_seq_len, config.packing) if held else [],
-        tools,
+        build_blocks(train, tokenizer, config.max_length, config.packing),
+        build_blocks(held, tokenizer, config.max_length, config.packing) if held else [],
+        tools, dict(stats.skipped),
     )
+
+
+# TrainingArguments fields that this module turns into others (warmup_ratio -> warmup_steps, ...)
+# or decides from the run (steps, evaluation and checkpoint strategy): not passed on as given.
+_CONSUMED = ("warmup_ratio", "gradient_accumulation_steps", "max_steps", "num_train_epochs",
+             "eval_steps", "save_steps", "bf16", "gradient_checkpointing")
 
 
 def _training_arguments(config: FinetuneConfig, steps: int, accum: int, do_eval: bool, bf16: bool) -> Any:
+    """``TrainingArguments``: the run's derived settings over ``config.all_training_args``
+    (passed by name), over this project's defaults (linear decay, no reporting).
+
+    Raises :class:`UserError` for a name that is no ``TrainingArguments`` field.
+    """
+    import dataclasses
+
     import torch
     from transformers import TrainingArguments
 
-    checkpoints = config.save_steps != 0
-    return TrainingArguments(
-        output_dir=str(Path(config.output_dir) / CHECKPOINTS_DIR),
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=accum,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type="linear",
-        warmup_steps=math.ceil(config.warmup_ratio * steps),
-        weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm,
-        max_steps=steps,
-        eval_strategy="steps" if do_eval else "no",
-        eval_steps=config.eval_steps if do_eval else None,
-        save_strategy="steps" if checkpoints else "no",
-        save_steps=config.save_steps or config.eval_steps,
-        save_total_limit=config.save_total_limit,
-        load_best_model_at_end=do_eval and checkpoints,
-        metric_for_best_model="eval_loss" if do_eval else None,
-        greater_is_better=False if do_eval else None,
-        logging_steps=config.logging_steps,
-        bf16=bf16,
-        activation_checkpointing=config.gradient_checkpointing,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        dataloader_num_workers=config.dataloader_num_workers,
-        seed=config.seed,
-        report_to="none",
-        remove_unused_columns=False,
-        include_num_input_tokens_seen="non_padding",
+    args = config.all_training_args
+    eval_steps = args["eval_steps"]
+    checkpoints = args["save_steps"] != 0
+    passed = {k: v for k, v in args.items() if k not in _CONSUMED}
+    known = {f.name for f in dataclasses.fields(TrainingArguments)}
+    unknown = sorted(set(passed) - known)
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UserError(f"training_args: {unknown[0]!r} is not a TrainingArguments field{hint}")
+    return TrainingArguments(**{
+        # this project's defaults; training_args may change them
+        "lr_scheduler_type": "linear",
+        "per_device_eval_batch_size": args["per_device_train_batch_size"],
+        "report_to": "none",
+        "dataloader_pin_memory": torch.cuda.is_available(),
+        "include_num_input_tokens_seen": "non_padding",
+        **passed,
+        # decided by this run
+        "output_dir": str(Path(config.output_dir) / CHECKPOINTS_DIR),
+        "gradient_accumulation_steps": accum,
+        "warmup_steps": math.ceil(args["warmup_ratio"] * steps),
+        "max_steps": steps,
+        "eval_strategy": "steps" if do_eval else "no",
+        "eval_steps": eval_steps if do_eval else None,
+        "save_strategy": "steps" if checkpoints else "no",
+        "save_steps": args["save_steps"] or eval_steps,
+        "load_best_model_at_end": do_eval and checkpoints,
+        "metric_for_best_model": "eval_loss" if do_eval else None,
+        "greater_is_better": False if do_eval else None,
+        "bf16": bf16,
+        "activation_checkpointing": args["gradient_checkpointing"],
+        "remove_unused_columns": False,  # the collator reads input_ids only
         # without a GPU, several processes (torchrun / accelerate launch) form a gloo CPU group
-        use_cpu=not torch.cuda.is_available(),
-        disable_tqdm=not config.progress,
-    )
+        "use_cpu": not torch.cuda.is_available(),
+        "disable_tqdm": not config.progress,
+    })
 
 
 def _logging_callback(progress: bool) -> Any:
@@ -626,7 +539,7 @@ def _save_outputs(trainer: Any, config: FinetuneConfig, base_path: str, tokenize
                      "merged": True} if config.lora else None,
             "best_checkpoint": best,
             "metrics": metrics,
-            "config": asdict(config),
+            "config": config.to_dict(),
         })
     trainer.accelerator.wait_for_everyone()
 
@@ -640,30 +553,28 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
     from transformers import AutoModelForCausalLM, Trainer
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    from toolformer.models import _check_exists, load_tokenizer, resolve
+    from toolformer.models import _check_exists, check_weight_files, load_pretrained, load_tokenizer, resolve
 
     if not config.data:
         raise UserError("no training data: pass data (--data PATH)")
     ensure_dir(config.output_dir, "the output folder")  # before minutes of loading and tokenizing
     resume = _resume_path(config)
-    if resume is not None and config.save_steps == 0:
+    if resume is not None and config.arg("save_steps") == 0:
         raise UserError("save_steps=0 writes no checkpoints, so there is nothing to resume; drop one of them")
     base_path = resolve(config.model)
     _check_exists(base_path, config.model)
+    check_weight_files(base_path, config.model)  # untrusted pickle weights: refused before any work
     tokenizer = load_tokenizer(base_path)
     data = _prepare(config, tokenizer)
     processes = world_size()
     accum = accumulation_steps(config, processes)
     steps = total_steps(config, len(data.train_blocks), processes, accum)
     do_eval = bool(data.eval_blocks)
-    bf16 = resolve_bf16(config.bf16)
+    bf16 = resolve_bf16(config.arg("bf16"))
 
     # TrainingArguments first: under DeepSpeed ZeRO-3 it must exist before the model is loaded
     args = _training_arguments(config, steps, accum, do_eval, bf16)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-    except OSError as exc:
-        raise UserError(f"could not load model {config.model!r}: {str(exc).splitlines()[0]}") from None
+    model = load_pretrained(AutoModelForCausalLM, base_path, config.model, dtype=torch.float32)
     for cfg in (model.config, model.generation_config):  # align with the tokenizer once, quietly
         if getattr(cfg, "pad_token_id", None) is None:
             cfg.pad_token_id = tokenizer.pad_token_id
@@ -710,6 +621,7 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
         "train_runtime_s": train_out.metrics.get("train_runtime"),
         "tokens_trained": state.num_input_tokens_seen,
         "train_documents": len(data.train_texts),
+        "skipped_records": data.skipped,
         "plain_documents": data.plain_used,
         "eval_documents": len(data.eval_texts),
         "train_blocks": len(data.train_blocks),

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from toolformer.errors import UserError
+from toolformer.errors import ModelLoadError, UserError
 from toolformer.tools.base import MissingDependencyError
 
 DEFAULT_MODEL = "smollm2-135m"
+# Weights in pickle files (pytorch_model.bin, *.pt) can run code when loaded: only safetensors
+# are read unless the user says they trust the files (``toolformer --trust-pickle-weights``).
+TRUST_PICKLE_ENV = "TOOLFORMER_TRUST_PICKLE_WEIGHTS"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
 class MissingModelPackageError(MissingDependencyError, UserError):
@@ -230,34 +233,139 @@ def _check_exists(target: str, original: str) -> None:
         raise UserError(f"{original!r} is not a model folder (no config.json in it)")
 
 
+# --------------------------------------------------------------------------- LoRA adapters
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTERS_ENV = "TOOLFORMER_ADAPTERS"
+
+
+def adapter_search_dirs() -> List[Path]:
+    """Folders whose subfolders are named adapters: ``$TOOLFORMER_ADAPTERS`` (os.pathsep-separated)
+    first, then ``toolformer/adapters/`` inside the package (shipped in the wheel)."""
+    dirs = [Path(os.path.expanduser(d)) for d in os.environ.get(ADAPTERS_ENV, "").split(os.pathsep) if d]
+    return dirs + [Path(__file__).resolve().parent / "adapters"]
+
+
+def list_adapters() -> Dict[str, Path]:
+    """Short name -> folder of every named adapter (a subfolder holding adapter_config.json)."""
+    out: Dict[str, Path] = {}
+    for root in adapter_search_dirs():
+        if root.is_dir():
+            for sub in sorted(root.iterdir()):
+                if (sub / ADAPTER_CONFIG).is_file():
+                    out.setdefault(sub.name, sub)
+    return out
+
+
+def adapter_dir(name_or_path: str) -> Optional[Path]:
+    """The LoRA adapter folder that ``name_or_path`` names (a folder with adapter_config.json,
+    or a short name from :func:`list_adapters`), else None."""
+    name = str(name_or_path)
+    path = Path(os.path.expanduser(name))
+    if (path / ADAPTER_CONFIG).is_file():
+        return path
+    if name in ALIASES or name.lower() in ALIASES or "/" in name or os.sep in name:
+        return None
+    named = list_adapters()
+    found = named.get(name) or {k.lower(): v for k, v in named.items()}.get(name.lower())
+    return found
+
+
+def manifest_dir(name_or_path: str) -> str:
+    """The folder whose ``toolformer.json`` describes the model (an adapter's folder for a short
+    adapter name; the argument itself otherwise)."""
+    found = adapter_dir(name_or_path)
+    return str(found) if found is not None else os.path.expanduser(str(name_or_path))
+
+
+def adapter_base(folder: Path) -> str:
+    """The base model an adapter goes on: ``base_model`` of its toolformer.json (an alias keeps
+    it portable), else of the toolformer.json of the fine-tuning run it sits in, else
+    adapter_config.json's ``base_model_name_or_path``."""
+    import json
+
+    from toolformer.manifest import manifest_base_model
+
+    for where in (folder, folder.parent):
+        base = manifest_base_model(where)
+        if base:
+            return base
+    try:
+        base = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (ValueError, AttributeError):
+        base = None
+    if not base:
+        raise UserError(f"adapter {folder} names no base model; add toolformer.json with "
+                        "{\"base_model\": \"smollm2-135m\"}")
+    return str(base)
+
+
 def _check_name(name: str) -> None:
     """A bare name close to an alias is a typo, not a hub id: say so before any network try."""
     import difflib
 
     if name in ALIASES or name.lower() in ALIASES or "/" in name or _looks_local(name):
         return
+    if adapter_dir(name) is not None:
+        return
     close = difflib.get_close_matches(name.lower(), list(ALIASES), n=1, cutoff=0.6)
     if close:
         raise UserError(f"unknown model {name!r}; did you mean the alias {close[0]!r}?")
 
 
-def _from_pretrained(loader: Any, target: str, original: str, **kwargs: Any) -> Any:
-    """Local files first (no network for anything cached), then the hub; one-line errors."""
+def trust_pickle_weights() -> bool:
+    """Whether the user allowed pickle weight files (``--trust-pickle-weights`` or
+    ``$TOOLFORMER_TRUST_PICKLE_WEIGHTS=1``)."""
+    return os.environ.get(TRUST_PICKLE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def check_weight_files(target: str, original: str) -> None:
+    """Refuse a local model folder whose weights are only pickle files, unless trusted.
+
+    Raises :class:`~toolformer.errors.ModelLoadError` naming the file and the way out.
+    """
+    folder = Path(os.path.expanduser(target))
+    if trust_pickle_weights() or not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise ModelLoadError(
+            f"could not load model {original}: its weights ({pickles[0]}) are a pickle file, which can "
+            "run code when loaded; convert them to safetensors, or pass --trust-pickle-weights if "
+            "you trust where they came from"
+        )
+
+
+def load_pretrained(loader: Any, target: str, original: str, *, weights: bool = True, **kwargs: Any) -> Any:
+    """``loader.from_pretrained(target)`` the one safe way: local files first (no network for
+    anything cached), then the hub; safetensors only unless pickle weights are trusted; any
+    failure (missing files, a truncated safetensors file, a bad config) is one
+    :class:`~toolformer.errors.ModelLoadError` line: ``could not load model DIR: ...``.
+
+    ``weights``: False for tokenizers and configs (no weight files involved).
+    """
+    if weights:
+        check_weight_files(target, original)
+        if not trust_pickle_weights():
+            kwargs.setdefault("use_safetensors", True)
     try:
         return loader.from_pretrained(target, local_files_only=True, **kwargs)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - SafetensorError, UnpicklingError, OSError...: one line
         local_error = exc
     if os.path.isdir(os.path.expanduser(target)) or os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise _load_error(original, local_error)
+        raise _load_error(original, local_error, local=os.path.isdir(os.path.expanduser(target)))
     try:
         return loader.from_pretrained(target, **kwargs)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001
         raise _load_error(original, exc)
 
 
-def _load_error(original: str, exc: Exception) -> UserError:
+
+def _load_error(original: str, exc: Exception, local: bool = False) -> ModelLoadError:
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return UserError(
+    if local:
+        return ModelLoadError(f"could not load model {original}: {type(exc).__name__}: {first}")
+    return ModelLoadError(
         f"could not load model {original!r}: {first} "
         f"(offline? use an alias: {', '.join(ALIASES)}, or a local folder)"
     )
@@ -272,11 +380,14 @@ def _prepare(name_or_path: str) -> str:
 
 
 def load_tokenizer(name_or_path: str = DEFAULT_MODEL):
-    """The tokenizer of an alias, folder or HF id, with a pad token set."""
+    """The tokenizer of an alias, folder or HF id (an adapter: its base's), with a pad token set."""
+    adapter = adapter_dir(name_or_path)
+    if adapter is not None:
+        return load_tokenizer(adapter_base(adapter))
     target = _prepare(name_or_path)
     from transformers import AutoTokenizer
 
-    tok = _from_pretrained(AutoTokenizer, target, name_or_path)
+    tok = load_pretrained(AutoTokenizer, target, name_or_path, weights=False)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -293,13 +404,20 @@ def load_model(
     folder, or a Hugging Face id (from the local cache; the hub only when online). Mistakes
     raise :class:`UserError` with one line; a missing alias package raises
     :class:`MissingModelPackageError` (a UserError) naming the install command.
+
+    A LoRA adapter (a folder with adapter_config.json, or a short name from
+    :func:`list_adapters`) is loaded on top of the base model its toolformer.json names (see
+    :func:`adapter_base`) and merged into it, so generation runs at the base model's speed.
     """
     check_dtype(dtype)
+    adapter = adapter_dir(name_or_path)
+    if adapter is not None:
+        return _load_adapter(adapter, dtype, device)
     target = _prepare(name_or_path)  # user mistakes fail before transformers is imported
     from transformers import AutoModelForCausalLM
 
     tok = load_tokenizer(target)
-    model = _from_pretrained(AutoModelForCausalLM, target, name_or_path, dtype=_torch_dtype(dtype))
+    model = load_pretrained(AutoModelForCausalLM, target, name_or_path, dtype=_torch_dtype(dtype))
     if device:
         model.to(device)
     model.eval()
@@ -308,13 +426,106 @@ def load_model(
     return model, tok
 
 
+def _load_adapter(folder: Path, dtype: Optional[str], device: Optional[str]) -> Tuple[Any, Any]:
+    base = adapter_base(folder)
+    if adapter_dir(base) is not None:
+        raise UserError(f"adapter {folder} names another adapter ({base}) as its base; name a model")
+    check_weight_files(str(folder), str(folder))  # adapter_model.bin: pickle, refused unless trusted
+    model, tok = load_model(base, dtype=dtype, device=device)
+    from peft import PeftModel
+
+    try:
+        model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+    except Exception as exc:  # noqa: BLE001 - SafetensorError of a truncated adapter too: one line
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"could not load adapter {folder} on {base!r}: {first}") from None
+    model.eval()
+    return model, tok
+
+
 def count_parameters(model: Any) -> int:
     """Number of parameters (tied weights counted once)."""
     return sum(p.numel() for p in model.parameters())
 
 
-def timed_load(name_or_path: str, dtype: str = "fp32") -> float:
-    """Seconds to load a model (used to report first and second load times)."""
-    start = time.perf_counter()
-    load_model(name_or_path, dtype=dtype)
-    return time.perf_counter() - start
+# --------------------------------------------------------------------------- start of text
+
+# End-of-text tokens that separate documents in pre-training, most specific first
+END_OF_TEXT_TOKENS = ("<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>")
+
+
+def default_start_token(tokenizer: Any) -> Optional[str]:
+    """The token a plain text starts with, as the model saw texts in pre-training.
+
+    A tokenizer that adds a BOS itself (Llama, Gemma) was trained with it: that BOS. One that
+    adds none (GPT-2, GPT-J, SmolLM2, Qwen) saw documents separated by its end-of-text token:
+    that token (``<|endoftext|>``, else the EOS). SmolLM2's ``bos_token`` ``<|im_start|>``
+    opens a chat turn; scored after it, the first token of a plain text costs 7.1 nats against
+    4.9 after ``<|endoftext|>`` (issue 12; lm-evaluation-harness exposes ``prefix_token_id``
+    for the same reason). None when the tokenizer has neither.
+    """
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is not None:
+        try:
+            ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+        except Exception:  # noqa: BLE001 - a tokenizer without the call: fall back to the rule below
+            ids = []
+        if ids and ids[0] == bos:
+            return tokenizer.convert_ids_to_tokens(int(bos))
+    vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
+    for token in END_OF_TEXT_TOKENS:
+        if token in vocab:
+            return token
+    eos = getattr(tokenizer, "eos_token", None)
+    return eos or None
+
+
+def start_token_id(tokenizer: Any, start_token: Optional[str] = None) -> Optional[int]:
+    """Id of the token that starts every scored text: ``start_token`` ("" for none), or
+    :func:`default_start_token`. Raises :class:`UserError` for a token not in the vocabulary."""
+    if start_token == "":
+        return None
+    token = default_start_token(tokenizer) if start_token is None else start_token
+    if token is None:
+        return None
+    tid = tokenizer.get_vocab().get(token) if hasattr(tokenizer, "get_vocab") else None
+    if tid is None:
+        tid = tokenizer.convert_tokens_to_ids(token)
+        # an unknown token maps to UNK (SmolLM2's UNK is <|endoftext|> itself: looked up above)
+        tid = None if tid == getattr(tokenizer, "unk_token_id", object()) else tid
+    if tid is None:
+        raise UserError(f"start token {token!r} is not in the tokenizer's vocabulary; "
+                        "pass one that is, or '' for none")
+    return int(tid)
+
+
+def start_token_losses(model: Any, tokenizer: Any, texts: List[str],
+                       candidates: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
+    """A one-off check of which start token fits a model: for each candidate token, the mean
+    loss (nats per token) over ``texts`` and the mean loss of their first token, scoring each
+    text after that token alone. Candidates default to the tokenizer's BOS, EOS and
+    end-of-text tokens."""
+    import torch
+
+    if candidates is None:
+        names = [getattr(tokenizer, "bos_token", None), getattr(tokenizer, "eos_token", None)]
+        vocab = tokenizer.get_vocab()
+        names += [t for t in END_OF_TEXT_TOKENS if t in vocab]
+        candidates = list(dict.fromkeys(t for t in names if t))
+    device = next(model.parameters()).device
+    out: Dict[str, Dict[str, float]] = {}
+    for token in candidates:
+        tid = start_token_id(tokenizer, token)
+        total = first = 0.0
+        n = 0
+        with torch.inference_mode():
+            for text in texts:
+                ids = [tid] + list(tokenizer(text, add_special_tokens=False)["input_ids"])
+                inp = torch.tensor([ids], device=device)
+                logp = model(input_ids=inp).logits[0, :-1].float().log_softmax(-1)
+                nll = -logp.gather(1, inp[0, 1:, None]).squeeze(1)
+                total += float(nll.sum())
+                first += float(nll[0])
+                n += len(nll)
+        out[token] = {"mean_loss": total / max(1, n), "first_token_loss": first / max(1, len(texts))}
+    return out

@@ -3,46 +3,30 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import re
-from dataclasses import fields
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import click
 
+from toolformer.cli.options import field_option, field_options, pop_fields
 from toolformer.errors import UserError
-from toolformer.eval.harness import EvalConfig
+from toolformer.eval.harness import EvalConfig, eval_generation
+from toolformer.generation.types import GenerationConfig
 
-_HELP = {f.name: f.metadata.get("help", "") for f in fields(EvalConfig)}
+# decoding options of the command; they build EvalConfig.generation
+_DECODING = ("batch_size", "call_top_k", "max_calls", "min_new_tokens", "do_sample",
+             "temperature", "top_k", "top_p", "seed")
 
 
 def parse_tool_options(values: Sequence[str]) -> Dict[str, Dict[str, Any]]:
-    """``--tool-options`` values: a JSON object ``{"Tool": {"key": value}}`` or ``Tool.key=value``
-    (the value read as JSON when it parses, else as text); repeat the option to combine."""
-    out: Dict[str, Dict[str, Any]] = {}
-    for raw in values:
-        raw = raw.strip()
-        if raw.startswith("{"):
-            try:
-                data = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"--tool-options is not valid JSON: {exc.msg}") from None
-            if not all(isinstance(v, dict) for v in data.values()):
-                raise UserError('--tool-options JSON must map tool names to objects, '
-                                'e.g. {"WikiSearch": {"k": 3}}')
-            for tool, opts in data.items():
-                out.setdefault(tool, {}).update(opts)
-            continue
-        m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)=(.*)", raw, re.S)
-        if m is None:
-            raise UserError(f"--tool-options {raw!r}: use Tool.key=value or a JSON object")
-        try:
-            value: Any = json.loads(m.group(3))
-        except json.JSONDecodeError:
-            value = m.group(3)
-        out.setdefault(m.group(1), {})[m.group(2)] = value
-    return out
+    """``--tool-options`` values: ``Tool.key=value`` or a JSON object ``{"Tool": {"key": value}}``
+    (repeat the option to combine): the one grammar of
+    :func:`toolformer.tools.assembly.parse_tool_options`."""
+    from toolformer.tools.assembly import parse_tool_options as parse
+
+    return parse(values, "--tool-options")
 
 
 def _default_output(model: str, tools_enabled: bool) -> str:
@@ -76,13 +60,25 @@ def _compare(run_dirs: Tuple[str, ...], chart: Optional[str]) -> None:
         click.echo(f"chart: {bar_chart(runs, chart)}")
 
 
+_GEN = eval_generation()  # eval's decoding defaults differ from generate's
+
+
+def _gen(name: str, *flags: str, **overrides: Any):
+    """An option for a decoding field, with eval's default."""
+    overrides.setdefault("default", getattr(_GEN, name))
+    return field_option(GenerationConfig, name, *flags, **overrides)
+
+
 @click.command(name="eval", context_settings={"show_default": True})
 @click.argument("run_dirs", nargs=-1, type=click.Path())
-@click.option("--model", "-m", default=EvalConfig.model, help=_HELP["model"])
-@click.option("--tasks", "-t", default="all", help=_HELP["tasks"])
-@click.option("--data-dir", type=click.Path(), default=None, help=_HELP["data_dir"])
-@click.option("--limit", type=int, default=None, help=_HELP["limit"])
-@click.option("--tools/--no-tools", "tools_enabled", default=True, help=_HELP["tools_enabled"])
+@field_options(
+    EvalConfig,
+    ("model", "--model", "-m"),
+    ("tasks", "--tasks", "-t"),
+    ("data_dir", "--data-dir", {"type": click.Path()}),
+    ("limit", "--limit", {"type": int}),
+    ("tools_enabled", "--tools/--no-tools"),
+)
 @click.option("--tool-names", default=None,
               help="comma-separated tools to offer (default: the checkpoint's toolformer.json, "
                    "else Calculator,Calendar,WikiSearch,QA)")
@@ -90,41 +86,32 @@ def _compare(run_dirs: Tuple[str, ...], chart: Optional[str]) -> None:
               help="tool constructor options: Tool.key=value or a JSON object; repeatable")
 @click.option("--output", "-o", type=click.Path(), default=None,
               help="run folder for results.json and samples/ (default eval_runs/<model>-<time>)")
-@click.option("--batch-size", "-b", type=int, default=EvalConfig.batch_size,
-              help=_HELP["batch_size"])
-@click.option("--max-new-tokens", type=int, default=None, help=_HELP["max_new_tokens"])
-@click.option("--call-top-k", type=int, default=EvalConfig.call_top_k, help=_HELP["call_top_k"])
-@click.option("--max-calls", type=int, default=EvalConfig.max_calls, help=_HELP["max_calls"])
-@click.option("--min-new-tokens", type=int, default=EvalConfig.min_new_tokens,
-              help=_HELP["min_new_tokens"])
-@click.option("--do-sample", is_flag=True, default=False, help=_HELP["do_sample"])
-@click.option("--temperature", type=float, default=EvalConfig.temperature,
-              help=_HELP["temperature"])
-@click.option("--seed", type=int, default=EvalConfig.seed, help=_HELP["seed"])
-@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default=EvalConfig.dtype,
-              help=_HELP["dtype"])
-@click.option("--device", default=None, help=_HELP["device"])
-@click.option("--threads", type=int, default=None, help=_HELP["threads"])
-@click.option("--ppl-max-length", type=int, default=EvalConfig.ppl_max_length,
-              help=_HELP["ppl_max_length"])
-@click.option("--ppl-stride", type=int, default=None, help=_HELP["ppl_stride"])
-@click.option("--resume/--no-resume", default=True, help=_HELP["resume"])
-@click.option("--name", default=None, help=_HELP["name"])
+@_gen("batch_size", "--batch-size", "-b")
+@field_options(EvalConfig, ("max_new_tokens", "--max-new-tokens", {"type": int}))
+@_gen("call_top_k")
+@_gen("max_calls")
+@_gen("min_new_tokens")
+@_gen("do_sample", "--do-sample", is_flag=True)
+@_gen("temperature")
+@_gen("top_k")
+@_gen("top_p")
+@_gen("seed", type=int)
+@field_options(
+    EvalConfig, "dtype", "device", ("threads", "--threads", {"type": int}),
+    ("max_length", "--max-length", "--ppl-max-length"),
+    ("stride", "--stride", "--ppl-stride", {"type": int}),
+    ("resume", "--resume/--no-resume"),
+    "name",
+)
 @click.option("--quiet", "-q", is_flag=True, default=False, help="no progress bars")
 @click.option("--chart", type=click.Path(), default=None,
               help="also write a PNG bar chart of the scores to this path")
 @click.option("--compare", is_flag=True, default=False,
               help="compare finished runs instead: toolformer eval --compare DIR1 DIR2 ...")
 @click.option("--list-tasks", is_flag=True, default=False, help="list the built-in tasks and exit")
-def eval_command(run_dirs: Tuple[str, ...], model: str, tasks: str, data_dir: Optional[str],
-                 limit: Optional[int], tools_enabled: bool, tool_names: Optional[str],
-                 tool_options: Tuple[str, ...], output: Optional[str], batch_size: int,
-                 max_new_tokens: Optional[int], call_top_k: int, max_calls: int,
-                 min_new_tokens: int, do_sample: bool,
-                 temperature: float, seed: int, dtype: str, device: Optional[str],
-                 threads: Optional[int],
-                 ppl_max_length: int, ppl_stride: Optional[int], resume: bool, name: Optional[str],
-                 quiet: bool, chart: Optional[str], compare: bool, list_tasks: bool) -> None:
+def eval_command(run_dirs: Tuple[str, ...], tool_names: Optional[str],
+                 tool_options: Tuple[str, ...], output: Optional[str], quiet: bool,
+                 chart: Optional[str], compare: bool, list_tasks: bool, **values: Any) -> None:
     """Evaluate a model zero-shot on the paper's tasks (lenient metrics), or compare runs.
 
     \b
@@ -148,17 +135,13 @@ def eval_command(run_dirs: Tuple[str, ...], model: str, tasks: str, data_dir: Op
     if chart:  # checked before the run, not after it
         ensure_file_parent(chart, "the chart file")
 
+    generation = replace(_GEN, **pop_fields(GenerationConfig, values, _DECODING))
     config = EvalConfig(
-        model=model, tasks=tasks, data_dir=data_dir, limit=limit, tools_enabled=tools_enabled,
+        **values, generation=generation,
         tools=[t.strip() for t in tool_names.split(",") if t.strip()] if tool_names else None,
         tool_options=parse_tool_options(tool_options),
-        output_dir=output or _default_output(model, tools_enabled), batch_size=batch_size,
-        max_new_tokens=max_new_tokens, call_top_k=call_top_k, max_calls=max_calls,
-        min_new_tokens=min_new_tokens,
-        do_sample=do_sample, temperature=temperature, seed=seed, dtype=dtype, device=device,
-        threads=threads,
-        ppl_max_length=ppl_max_length, ppl_stride=ppl_stride, resume=resume,
-        progress=not quiet, name=name,
+        output_dir=output or _default_output(values["model"], values["tools_enabled"]),
+        progress=not quiet,
     )
     results = evaluate(config)
     click.echo(summary_table(results))

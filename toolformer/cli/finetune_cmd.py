@@ -1,72 +1,74 @@
 """``toolformer finetune``: a thin click layer over :func:`toolformer.finetune.finetune`.
 
-Every option maps onto a :class:`~toolformer.finetune.FinetuneConfig` field and takes its
-default and help from it. torch and transformers are imported only when the command runs.
+Every option maps onto a :class:`~toolformer.finetune_config.FinetuneConfig` field, or onto a
+``TrainingArguments`` field with the paper's default (``PAPER_TRAINING_ARGS``), and takes its
+default and help from there; ``--training-arg NAME=VALUE`` reaches any other one. torch and
+transformers are imported only when the command runs.
 Under ``accelerate launch`` the same command trains on several processes (DDP, FSDP, ZeRO-3).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any, Optional
 
 import click
 
-from toolformer.finetune import FinetuneConfig  # light: no torch at import
+from toolformer.cli.options import field_options, parse_key_values, value_option
+from toolformer.finetune_config import (  # light: no torch at import
+    PAPER_TRAINING_ARGS,
+    TRAINING_ARGS_HELP,
+    FinetuneConfig,
+)
 
-_FIELDS = {f.name: f for f in dataclasses.fields(FinetuneConfig)}
+def _training(name: str, *flags: str, **overrides: Any):
+    """An option for a TrainingArguments field, with the paper's default."""
+    overrides.setdefault("help", TRAINING_ARGS_HELP[name])
+    return value_option(name, PAPER_TRAINING_ARGS[name], "", *flags, **overrides)
 
 
-def _opt(flag: str, name: str, **kwargs: Any):
-    """A click option whose default and help come from the FinetuneConfig field ``name``."""
-    f = _FIELDS[name]
-    kwargs.setdefault("default", f.default)
-    kwargs.setdefault("show_default", f.default is not None)
-    return click.option(flag, name, help=f.metadata.get("help", ""), **kwargs)
-
-
+# Old spellings stay as aliases: --max-seq-len, --text-column, --lr, --grad-accum, --epochs,
+# --workers, --batch-size.
 _OPTIONS = [
-    _opt("--data", "data", required=True, default=None, type=str),
-    _opt("--output", "output_dir", required=True, default=None, type=str),
-    _opt("--model", "model", type=str),
-    _opt("--text-column", "text_column", type=str),
-    _opt("--mix-plain", "mix_plain", type=str),
-    _opt("--mix-ratio", "mix_ratio", type=float),
-    _opt("--eval-fraction", "eval_fraction", type=float),
-    _opt("--eval-data", "eval_data", type=str),
-    _opt("--max-eval-docs", "max_eval_docs", type=int),
-    _opt("--max-seq-len", "max_seq_len", type=int),
-    click.option("--packing/--no-packing", "packing", default=True, show_default=True,
-                 help=_FIELDS["packing"].metadata["help"]),
-    _opt("--lr", "learning_rate", type=float),
-    _opt("--warmup-ratio", "warmup_ratio", type=float),
-    _opt("--weight-decay", "weight_decay", type=float),
-    _opt("--max-grad-norm", "max_grad_norm", type=float),
-    _opt("--batch-size", "batch_size", type=int),
-    _opt("--effective-batch-size", "effective_batch_size", type=int),
-    _opt("--grad-accum", "gradient_accumulation_steps", type=int),
-    _opt("--max-steps", "max_steps", type=int),
-    _opt("--epochs", "num_train_epochs", type=float),
-    _opt("--eval-steps", "eval_steps", type=int),
-    _opt("--save-steps", "save_steps", type=int),
-    _opt("--save-total-limit", "save_total_limit", type=int),
-    _opt("--logging-steps", "logging_steps", type=int),
-    click.option("--lora", "lora", is_flag=True, help=_FIELDS["lora"].metadata["help"]),
-    _opt("--lora-r", "lora_r", type=int),
-    _opt("--lora-alpha", "lora_alpha", type=int),
-    _opt("--lora-dropout", "lora_dropout", type=float),
-    _opt("--lora-target-modules", "lora_target_modules", type=str),
-    click.option("--bf16/--no-bf16", "bf16", default=None,
-                 help=_FIELDS["bf16"].metadata["help"] + " [default: auto]"),
-    click.option("--gradient-checkpointing", "gradient_checkpointing", is_flag=True,
-                 help=_FIELDS["gradient_checkpointing"].metadata["help"]),
-    _opt("--seed", "seed", type=int),
+    field_options(
+        FinetuneConfig,
+        ("data", "--data", {"required": True, "default": None, "show_default": False}),
+        ("output_dir", "--output", {"required": True, "default": None, "show_default": False}),
+        "model",
+        ("dataset_text_field", "--dataset-text-field", "--text-column"),
+        ("mix_plain", "--mix-plain", {"type": str}),
+        "mix_ratio", "eval_fraction",
+        ("eval_data", "--eval-data", {"type": str}),
+        "max_eval_docs",
+        ("max_length", "--max-length", "--max-seq-len"),
+        ("packing", "--packing/--no-packing"),
+    ),
+    _training("learning_rate", "--lr", "--learning-rate"),
+    _training("warmup_ratio"),
+    _training("weight_decay"),
+    _training("max_grad_norm"),
+    _training("per_device_train_batch_size", "--batch-size", "--per-device-train-batch-size"),
+    field_options(FinetuneConfig, "effective_batch_size"),
+    _training("gradient_accumulation_steps", "--grad-accum", "--gradient-accumulation-steps",
+              type=int),
+    _training("max_steps"),
+    _training("num_train_epochs", "--epochs", "--num-train-epochs", type=float),
+    _training("eval_steps"),
+    _training("save_steps", type=int),
+    _training("save_total_limit"),
+    _training("logging_steps"),
+    field_options(FinetuneConfig, ("lora", "--lora", {"is_flag": True}), "lora_r", "lora_alpha",
+                  "lora_dropout", "lora_target_modules", ("init_adapter", "--init-adapter", {"type": str})),
+    _training("bf16", "--bf16/--no-bf16", help=TRAINING_ARGS_HELP["bf16"] + " [default: auto]"),
+    _training("gradient_checkpointing", "--gradient-checkpointing", is_flag=True),
+    _training("seed"),
     click.option("--resume", "resume_from_checkpoint", is_flag=False, flag_value="latest", default=None,
                  help="resume training: from the newest checkpoint in OUTPUT, or from the checkpoint PATH given"),
-    _opt("--workers", "dataloader_num_workers", type=int),
-    click.option("--progress/--no-progress", "progress", default=True, show_default=True,
-                 help=_FIELDS["progress"].metadata["help"]),
+    _training("dataloader_num_workers", "--workers", "--dataloader-num-workers"),
+    field_options(FinetuneConfig, ("progress", "--progress/--no-progress")),
+    click.option("--training-arg", "extra_training_args", multiple=True, metavar="NAME=VALUE",
+                 help="any other TrainingArguments field, e.g. --training-arg optim=adafactor "
+                      "(value read as JSON when it parses); repeatable"),
 ]
 
 
@@ -88,7 +90,10 @@ def finetune(**options: Any) -> None:
     """
     from toolformer.finetune import finetune as run
 
-    config = FinetuneConfig(**options)
+    extra = parse_key_values(options.pop("extra_training_args"), "--training-arg")
+    training = {name: options.pop(name) for name in PAPER_TRAINING_ARGS}
+    training = {k: v for k, v in training.items() if v != PAPER_TRAINING_ARGS[k]}  # overrides only
+    config = FinetuneConfig(**options, training_args={**training, **extra})
     result = run(config)
     m = result.metrics
     _echo_main(json.dumps({

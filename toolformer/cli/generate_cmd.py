@@ -14,29 +14,32 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import click
 
-DEFAULT_TOOL_NAMES = ("Calculator", "Calendar", "WikiSearch")
-CHECKPOINT_META = "toolformer.json"
+from toolformer.cli.options import field_help, field_option
+
+from toolformer.tools.assembly import DEFAULT_TOOLS  # noqa: E402 - light: no torch
+
+DEFAULT_TOOL_NAMES = tuple(DEFAULT_TOOLS["generate"])
 
 
-def _field(name: str) -> dataclasses.Field:
-    from toolformer.generation import GenerationConfig  # light: no torch at import
+def _help(name: str) -> str:
+    from toolformer.generation.types import GenerationConfig
 
-    return {f.name: f for f in dataclasses.fields(GenerationConfig)}[name]
+    return field_help(GenerationConfig, name)
 
 
 def _opt(flag: str, name: str, **kwargs: Any):
     """A click option whose default and help come from GenerationConfig's field."""
-    f = _field(name)
-    kwargs.setdefault("default", f.default)
+    from toolformer.generation.types import GenerationConfig  # light: no torch at import
+
     kwargs.setdefault("show_default", True)
-    return click.option(flag, name, help=f.metadata.get("help", ""), **kwargs)
+    return field_option(GenerationConfig, name, flag, **kwargs)
 
 
 def _decoding_options(fn):
     for deco in reversed([
         _opt("--max-new-tokens", "max_new_tokens", type=int),
         click.option("--sample/--greedy", "do_sample", default=False, show_default=True,
-                     help=_field("do_sample").metadata["help"]),
+                     help=_help("do_sample")),
         _opt("--temperature", "temperature", type=float),
         _opt("--top-k", "top_k", type=int),
         _opt("--top-p", "top_p", type=float),
@@ -60,23 +63,11 @@ def _decoding_options(fn):
 
 
 def checkpoint_tools(model_name: str) -> Optional[List[str]]:
-    """The tools recorded in a fine-tuned checkpoint's ``toolformer.json`` (``"tools"``), if any."""
-    path = os.path.join(os.path.expanduser(model_name), CHECKPOINT_META)
-    if not os.path.isfile(path):
-        return None
-    from toolformer.errors import UserError
+    """The tools recorded in a fine-tuned checkpoint's ``toolformer.json``
+    (:func:`toolformer.manifest.manifest_tools`), if any."""
+    from toolformer.manifest import manifest_tools
 
-    try:
-        with open(path, encoding="utf-8") as fh:
-            meta = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"could not read {path}: {exc}; fix or delete it, or pass --tools") from None
-    tools = meta.get("tools") if isinstance(meta, dict) else None
-    if isinstance(tools, str):
-        tools = [t.strip() for t in tools.split(",") if t.strip()]
-    if isinstance(tools, dict):
-        tools = list(tools)
-    return [str(t) for t in tools] if tools else None
+    return manifest_tools(model_name)
 
 
 def _tool_names(model_name: str, tool_names: Optional[str]) -> List[str]:
@@ -114,16 +105,21 @@ def build_generator(model_name: str, opts: Dict[str, Any]):
     from toolformer.generation import GenerationConfig, ToolGenerator
 
     names: List[str] = [] if opts["no_tools"] else _tool_names(model_name, opts["tool_names"])
-    from toolformer.tools.base import create_tools
+    from toolformer.tools.assembly import build_tools
+    from toolformer.tools.base import get_tool_class
     from toolformer.tools.executor import ToolExecutor
 
-    executor = ToolExecutor(create_tools(names) if names else [])
+    for name in names:  # an unknown tool fails before the model loads
+        get_tool_class(name)
     fields = {f.name for f in dataclasses.fields(GenerationConfig)}
     config = GenerationConfig(
         **{k: v for k, v in opts.items() if k in fields},
         tools_enabled=not opts["no_tools"],
     )
     model, tok = load(model_name, opts["dtype"], opts["device"])
+    # QA (when asked for) reads with this model instead of loading a second copy
+    executor = ToolExecutor(build_tools(names, model=model, tokenizer=tok, model_name=model_name,
+                                        dtype=opts["dtype"]) if names else [])
     return ToolGenerator(model, tok, executor, config), names, _context(opts["date"])
 
 

@@ -19,6 +19,7 @@ COMMANDS: Dict[str, str] = {
     "tools": "toolformer.cli.tools_cmd:tools",
     "models": "toolformer.cli.models_cmd:models",
     "demo": "toolformer.cli.demo_cmd:demo",
+    "selftrain": "toolformer.cli.selftrain_cmd:selftrain",
 }
 
 HELP = {
@@ -30,6 +31,7 @@ HELP = {
     "tools": "List and run tools.",
     "models": "List model aliases and load models.",
     "demo": "Load the default model and run every tool on real inputs.",
+    "selftrain": "Self-training rounds (ReST) that teach the model to use its tools.",
 }
 
 
@@ -86,11 +88,18 @@ def user_message(exc: BaseException) -> Optional[str]:
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="toolformer")
-def cli() -> None:
+@click.option("--trust-pickle-weights", is_flag=True,
+              help="also load model weights stored as pickle (pytorch_model.bin), which can run code "
+                   "when loaded; by default only safetensors are read")
+def cli(trust_pickle_weights: bool) -> None:
     """toolformer: teach a language model to use tools (Schick et al. 2023).
 
     Augment a corpus with tool calls, fine-tune on it, generate with tools, evaluate.
     """
+    if trust_pickle_weights:  # read by toolformer.models, in this process and its workers
+        import os
+
+        os.environ["TOOLFORMER_TRUST_PICKLE_WEIGHTS"] = "1"
 
 
 def main(argv: Optional[List[str]] = None) -> None:

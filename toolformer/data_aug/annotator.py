@@ -3,7 +3,7 @@
 ``Annotator(model, tokenizer, tools, config, executor).annotate(doc)`` returns the document with
 every call that passed the loss filter inserted (paper, Section 2). Per document and tool:
 
-1. prefilter (:mod:`~toolformer.data_aug.heuristics`), per window of ``max_doc_tokens`` tokens
+1. prefilter (:mod:`~toolformer.data_aug.heuristics`), per window of ``max_length`` tokens
    (each window is annotated like a document; its losses still see the tokens after it);
 2. one forward pass over [P(x), x], the few-shot prefix of P(x) coming from a KV cache computed
    once per tool, gives p(`[`) everywhere; positions above tau_s, the k best, are kept;
@@ -11,14 +11,17 @@ every call that passed the loss filter inserted (paper, Section 2). Per document
 4. the distinct calls of all tools run through the :class:`~toolformer.tools.ToolExecutor`;
 5. L_i(empty) (one pass over [BOS, x]), L_i(e(c, empty)) and L_i(e(c, r)) come from one batched
    :class:`~toolformer.data_aug.scoring.Scorer` call; a call is kept if L- - L+ >= tau_f;
-6. the kept calls of all tools are merged into the text, at most one per position (best score).
+6. the kept calls of all tools are merged into the text, at most one per position (best score)
+   and the same call at most once per ``repeat_window`` tokens.
 
 Errors never escape :meth:`Annotator.annotate`: they land in ``AnnotationResult.error``.
 
 Counters (``AnnotationResult.stats``, each also as ``"<Tool>/<name>"``): positions_kept,
 candidates_sampled (rows), candidates_closed (reached ``]``), candidates_malformed (closed but
 not a call of the tool), candidates_abandoned (stopped early, see ``abandon_samples``: never
-closed), candidates_deduplicated (dropped), candidates_executed, tool_failures, calls_kept;
+closed), candidates_invalid (a call the tool rejects, :meth:`~toolformer.tools.base.Tool.check_call`:
+dropped before execution and scoring), candidates_deduplicated (dropped), candidates_executed,
+tool_failures, calls_repeated (the same call again within ``repeat_window`` tokens), calls_kept;
 docs_prefiltered_out counts documents no tool was tried on (``"<Tool>/docs_prefiltered_out"``:
 documents that tool was not tried on).
 """
@@ -28,8 +31,10 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from collections import Counter, defaultdict
+from dataclasses import asdict
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from toolformer.constrain import token_index
 from toolformer.data_aug.heuristics import PrefilterDecision, PrefilterInput, prefilter
 from toolformer.data_aug.prefix_cache import (
     DocChunk,
@@ -51,19 +56,13 @@ from toolformer.data_aug.sampling import (
     select_positions,
 )
 from toolformer.data_aug.scoring import Scorer, keep_decision
-from toolformer.data_aug.types import AnnotationResult, AnnotatorConfig, Document, KeptCall
-from toolformer.constrain import token_index
+from toolformer.data_aug.types import COUNTERS, AnnotationResult, AnnotatorConfig, Document, KeptCall, window_key
 from toolformer.errors import UserError
 from toolformer.grammar import call_grammar
 from toolformer.syntax import APICall, format_call, insert_calls
 from toolformer.tools.base import Tool, ToolContext
 
 STAGES = ("prefilter", "positions", "sampling", "execution", "scoring", "merge")
-COUNTERS = (
-    "docs_prefiltered_out", "positions_kept", "candidates_sampled", "candidates_closed",
-    "candidates_malformed", "candidates_abandoned", "candidates_deduplicated", "candidates_executed",
-    "tool_failures", "calls_kept",
-)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -98,19 +97,48 @@ def call_offset(text: str, insert_at: int) -> int:
     return insert_at - 1 if insert_at > 0 and text[insert_at - 1] == " " else insert_at
 
 
-def merge_calls(text: str, kept: Sequence[KeptCall]) -> Tuple[str, List[KeptCall]]:
-    """Insert the kept calls, at most one per offset (the highest L- - L+), in text order.
-
-    A call at the very start is followed by a space (as when it was scored: ``[call] x``).
-    """
+def one_per_offset(kept: Sequence[KeptCall]) -> List[KeptCall]:
+    """The best call (highest L- - L+) of each offset, in text order."""
     best: Dict[int, KeptCall] = {}
     for call in sorted(kept, key=lambda c: (-c.score, c.position, c.tool, c.args)):
         best.setdefault(call.offset, call)
-    calls = sorted(best.values(), key=lambda c: c.offset)
+    return sorted(best.values(), key=lambda c: c.offset)
+
+
+def drop_repeats(calls: Sequence[KeptCall], window: int) -> List[KeptCall]:
+    """The same call (tool and arguments) at most once per ``window`` tokens: of calls less than
+    ``window`` positions apart, the best-scoring one stays (``[Calculator(18 * 25) -> 450] paying
+    [Calculator(18 * 25) -> 450] 450`` keeps one). ``window`` <= 1: nothing is dropped."""
+    if window <= 1:
+        return sorted(calls, key=lambda c: c.offset)
+    chosen: Dict[Tuple[str, str], List[int]] = defaultdict(list)
+    out: List[KeptCall] = []
+    for call in sorted(calls, key=lambda c: (-c.score, c.position, c.tool, c.args)):
+        near = chosen[(call.tool, call.args)]
+        if any(abs(call.position - p) < window for p in near):
+            continue
+        near.append(call.position)
+        out.append(call)
+    return sorted(out, key=lambda c: c.offset)
+
+
+def merge_calls(text: str, kept: Sequence[KeptCall], repeat_window: int = 0) -> Tuple[str, List[KeptCall]]:
+    """Insert the kept calls, at most one per offset (the highest L- - L+) and the same call at
+    most once per ``repeat_window`` tokens (:func:`drop_repeats`), in text order.
+
+    A call at the very start is followed by a space (as when it was scored: ``[call] x``).
+    """
+    calls = drop_repeats(one_per_offset(kept), repeat_window)
     pairs = [(c.offset, APICall(c.tool, c.args, c.result)) for c in calls]
     if pairs and pairs[0][0] == 0 and text and not text[0].isspace():
         return format_call(pairs[0][1]) + " " + insert_calls(text, pairs[1:]), calls
     return insert_calls(text, pairs), calls
+
+
+def _repeats(kept: Sequence[KeptCall], merged: Sequence[KeptCall]) -> List[KeptCall]:
+    """The offset winners that :func:`drop_repeats` removed."""
+    left = {id(c) for c in merged}
+    return [c for c in one_per_offset(kept) if id(c) not in left]
 
 
 def prefilter_input(config: AnnotatorConfig, doc: Document, date: Optional[_dt.date], chunk: DocChunk) -> PrefilterInput:
@@ -151,8 +179,8 @@ class Annotator:
         self.tools: Dict[str, Tool] = {t.name: t for t in tools.values()}
         if config.max_call_tokens < 1 or config.weight_horizon < 1 or config.batch_size < 1:
             raise UserError("max_call_tokens, weight_horizon and batch_size must be >= 1")
-        if config.max_doc_tokens < 2:
-            raise UserError(f"max_doc_tokens must be >= 2, got {config.max_doc_tokens}")
+        if config.max_length < 2:
+            raise UserError(f"max_length must be >= 2, got {config.max_length}")
         self.model = model
         self.tokenizer = tokenizer
         model.eval()
@@ -176,6 +204,10 @@ class Annotator:
             self.token_index = token_index(tokenizer, vocab)
             for name, tool in self.tools.items():  # a grammar that cannot work fails here, at once
                 self.token_index.check(call_grammar([tool], "]"))
+        # optional: told after every window of a document (progress), and keeps a long
+        # document's finished windows so that a resumed run continues after them (see
+        # toolformer.data_aug.writer.WindowLog for the interface)
+        self.window_log: Any = None
 
     # -- public ---------------------------------------------------------------------------
     def annotate(self, doc: Document) -> AnnotationResult:
@@ -220,11 +252,14 @@ class Annotator:
             return
         date = coerce_date(doc.date)
         t0 = time.perf_counter()
-        chunks = chunk_document(self.tokenizer, doc.text, self.config.max_doc_tokens)
+        chunks = chunk_document(self.tokenizer, doc.text, self.config.max_length)
         secs["positions"] += time.perf_counter() - t0
         tried = {name: False for name in self.tools}
         scored: List[Tuple[KeptCall, bool]] = []
-        for chunk in chunks:
+        log, key, first = self.window_log, window_key(doc.id, doc.text), 0
+        if log is not None and len(chunks) > 1:
+            first = self._restore(log.load(key), tried, scored, stats, secs)
+        for i, chunk in enumerate(chunks[first:], first):
             proposals: List[Tuple[str, int, APICall]] = []
             for name in self.tools:
                 t0 = time.perf_counter()
@@ -235,6 +270,10 @@ class Annotator:
                     proposals += self._propose(doc, chunk, name, stats, secs)
             if proposals:
                 scored += self._execute_and_score(date, chunk, proposals, doc.text, stats, secs)
+            if log is not None:
+                if len(chunks) > 1:
+                    log.save(key, self._window_state(i + 1, tried, scored, stats, secs))
+                log.progress(i + 1, len(chunks))
         for name, was_tried in tried.items():
             if not was_tried:
                 stats[f"{name}/docs_prefiltered_out"] += 1
@@ -243,12 +282,35 @@ class Annotator:
             result.skipped = "prefiltered out for every tool"
         t0 = time.perf_counter()
         kept = [c for c, keep in scored if keep]
-        result.text, result.calls = merge_calls(doc.text, kept)
+        result.text, result.calls = merge_calls(doc.text, kept, self.config.repeat_window)
+        for c in _repeats(kept, result.calls):
+            count(stats, c.tool, "calls_repeated")
         for c in result.calls:
             count(stats, c.tool, "calls_kept")
         if self.config.record_candidates:
             result.candidates = [c for c, _ in scored]
         secs["merge"] += time.perf_counter() - t0
+
+    def _window_state(self, done: int, tried: Dict[str, bool], scored: List[Tuple[KeptCall, bool]],
+                      stats: Counter, secs: Dict[str, float]) -> Dict[str, Any]:
+        """What a resumed run needs to continue after window ``done``: the kept calls (every
+        scored one when candidates are recorded), the counters, the seconds, the tools tried."""
+        keep = scored if self.config.record_candidates else [(c, k) for c, k in scored if k]
+        return {"done": done, "tried": dict(tried), "scored": [[asdict(c), k] for c, k in keep],
+                "stats": dict(stats), "seconds": dict(secs)}
+
+    @staticmethod
+    def _restore(state: Optional[Dict[str, Any]], tried: Dict[str, bool], scored: List[Tuple[KeptCall, bool]],
+                 stats: Counter, secs: Dict[str, float]) -> int:
+        """Load a saved window state into the run's lists; the first window still to do."""
+        if not state:
+            return 0
+        tried.update({k: bool(v) for k, v in state["tried"].items() if k in tried})
+        scored.extend((KeptCall(**c), bool(k)) for c, k in state["scored"])
+        stats.update(state["stats"])
+        for stage, seconds in state["seconds"].items():
+            secs[stage] = secs.get(stage, 0.0) + seconds
+        return int(state["done"])
 
     def _prefilter(self, name: str, doc: Document, date, chunk: DocChunk, stats: Counter) -> PrefilterDecision:
         if not self.config.prefilter:
@@ -271,7 +333,7 @@ class Annotator:
         openers = [self.brackets.opener(sp) for sp in chunk.space_opener]
         probs, kv_cache = bracket_probs(self.parts, cache, rest, chunk.ids, openers)
         # position 0 can only be scored when a start token precedes the text
-        eligible = range(max(self.config.min_position, 0 if self.start else 1), len(chunk))
+        eligible = chunk.call_positions(max(self.config.min_position, 0 if self.start else 1))
         positions = select_positions(probs.tolist(), s.tau_s, s.k, eligible)
         count(stats, name, "positions_kept", len(positions))
         secs["positions"] += time.perf_counter() - t0
@@ -303,6 +365,8 @@ class Annotator:
             call = parse_candidate(smp.text, name)
             if call is None:
                 count(stats, name, "candidates_malformed")
+            elif self.tools[name].check_call(call.args) is not None:
+                count(stats, name, "candidates_invalid")
             else:
                 parsed.append((smp.position, call))
         unique, dropped = dedupe(parsed)

@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from toolformer.data_aug.config import AugmentConfig
 from toolformer.data_aug.inputs import InputStats, load_documents
-from toolformer.data_aug.types import AnnotationResult, Document
+from toolformer.data_aug.types import COUNTERS, AnnotationResult, Document, window_key
 from toolformer.data_aug.writer import (
     DATA_FILE,
     DATASET_DIR,
@@ -35,6 +35,7 @@ from toolformer.data_aug.writer import (
     SHARDS_DIR,
     STATS_FILE,
     ShardStore,
+    WindowLog,
     atomic_write_json,
     data_row,
     file_lock,
@@ -48,12 +49,6 @@ from toolformer.errors import EmptyInputError, UserError, ensure_dir
 
 logger = logging.getLogger("toolformer.augment")
 
-# AnnotationResult.stats counters (also kept per tool as "<Tool>/<counter>")
-COUNTERS = (
-    "docs_prefiltered_out", "positions_kept", "candidates_sampled", "candidates_closed",
-    "candidates_malformed", "candidates_deduplicated", "candidates_executed", "tool_failures",
-    "calls_kept",
-)
 EXAMPLES_PER_TOOL = 3
 
 
@@ -117,37 +112,21 @@ def build_annotator(config: AugmentConfig) -> Tuple[Any, Callable[[], None]]:
 
 
 def prepare_tools(tools: Dict[str, Any]) -> None:
-    """Build retrieval indexes (and QA's reader, usually the run's model) before any call runs
-    under the executor's timeout; MT stays lazy since most documents never reach it."""
-    for name in ("WikiSearch", "QA"):
-        prepare = getattr(tools.get(name), "prepare", None)
-        if callable(prepare):
-            prepare()
+    """Set up the tools that want it before any call runs under the executor's timeout
+    (:func:`toolformer.tools.assembly.setup_tools`)."""
+    from toolformer.tools.assembly import setup_tools
+
+    setup_tools(tools)
 
 
 def make_tools(config: AugmentConfig, model: Any = None, tokenizer: Any = None) -> Dict[str, Any]:
-    """The run's tools, in ``config.tools`` order, with their ``tool_options``.
+    """The run's tools, in ``config.tools`` order, with their ``tool_options`` and the sharing
+    rule of :func:`toolformer.tools.assembly.build_tools` (QA reads with the annotating model
+    when it is the same model and dtype, and searches with the run's WikiSearch)."""
+    from toolformer.tools.assembly import build_tools
 
-    QA shares what it would otherwise load a second time: the run's WikiSearch (same corpus) as
-    its retriever, and the annotating model as its reader when it is the same model and dtype.
-    """
-    from toolformer.models import DTYPES
-    from toolformer.tools import create_tool, create_tools
-
-    options = {name: dict(opts) for name, opts in config.tool_options.items()}
-    tools = create_tools([n for n in config.tools if n != "QA"], options=options)
-    if "QA" in config.tools:
-        from toolformer.tools.qa import QAConfig
-
-        qa = options.get("QA", {})
-        if "WikiSearch" in tools and not {"search", "corpus", "retriever"} & set(qa):
-            qa["search"] = tools["WikiSearch"]
-        same_model = qa.get("model", QAConfig.model) == config.model
-        same_dtype = DTYPES.get(str(qa.get("dtype", QAConfig.dtype)).lower()) == DTYPES.get(config.dtype.lower())
-        if model is not None and same_model and same_dtype:
-            qa.update(model=model, tokenizer=tokenizer)
-        tools["QA"] = create_tool("QA", **qa)
-    return {name: tools[name] for name in config.tools}
+    return build_tools(config.tools, config.tool_options, model=model, tokenizer=tokenizer,
+                       model_name=config.model, dtype=config.dtype)
 
 
 def _annotate(annotator: Any, docs: List[Document]) -> List[AnnotationResult]:
@@ -360,6 +339,9 @@ def _clear_other_runs(output: Path, num_shards: int, overwrite: bool) -> None:
 def augment(config: AugmentConfig) -> AugmentSummary:
     """Annotate this process's shard of the input and merge when all shards are done."""
     config.validate()
+    from toolformer.tools.assembly import check_tool_options
+
+    check_tool_options(config.tool_options)  # one line, before any input or model is read
     num_shards, shard_index = config.resolve_shard()
     output = ensure_dir(config.output, "the output folder")
     _clear_other_runs(output, num_shards, config.overwrite)
@@ -394,6 +376,7 @@ def first_documents(config: AugmentConfig, inputs: InputStats) -> Iterator[Docum
     docs = load_documents(
         config.input, split=config.split, text_field=config.text_field, date_field=config.date_field,
         url_field=config.url_field, id_field=config.id_field, limit=config.limit or None, stats=inputs,
+        encoding_errors=config.encoding_errors,
     )
     first = next(docs, None)
     if first is None:
@@ -403,6 +386,25 @@ def first_documents(config: AugmentConfig, inputs: InputStats) -> Iterator[Docum
         raise EmptyInputError(f"{config.input or 'the default corpus'} holds no documents{detail}; "
                               "pass an input with a non-empty text field")
     return itertools.chain([first], docs)
+
+
+LONG_DOC_CHARS = 20_000  # ~20 windows of 256 tokens: minutes of work on a CPU
+LONG_DOC_RATIO = 10  # "far longer than the rest": this many times the median so far
+
+
+def warn_if_long(index: int, doc: Document, lengths: List[int], window_tokens: int) -> None:
+    """Warn about a document far longer than the ones before it (at least LONG_DOC_CHARS and
+    LONG_DOC_RATIO x their median): it may look hung without this, and the user may want to
+    split it. Records its length in ``lengths``."""
+    n = len(doc.text)
+    median = sorted(lengths)[len(lengths) // 2] if lengths else 0
+    lengths.append(n)
+    if n >= LONG_DOC_CHARS and (not median or n >= LONG_DOC_RATIO * median):
+        than = f", {n / median:.0f}x the median so far" if median else ""
+        logger.warning(
+            "document %s (index %d) has %d characters%s; it is annotated in windows of %d tokens: "
+            "the progress bar counts its windows, and finished windows survive an interruption",
+            doc.id, index, n, than, window_tokens)
 
 
 def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_index: int) -> Tuple[int, float]:
@@ -422,6 +424,12 @@ def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_
     )
     annotator, release = None, (lambda: None)
     batch: List[Tuple[int, Document]] = []
+    lengths: List[int] = []  # characters of the documents annotated so far (long-document warning)
+
+    def show_windows(done: int, total: int) -> None:
+        bar.set_postfix(calls=kept, windows=f"{done}/{total}")  # a long document moves too
+
+    windows = WindowLog(store.folder, show_windows if config.progress else None)
     buffer: List[Dict[str, Any]] = []
     processed, kept, start = 0, 0, None
     try:
@@ -430,10 +438,14 @@ def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_
             if annotator is None:  # loaded only when there is work: a finished run re-merges at once
                 t0 = time.perf_counter()
                 annotator, release = build_annotator(config)
+                if hasattr(annotator, "window_log"):
+                    annotator.window_log = windows
                 store.exclude_time("load_seconds", time.perf_counter() - t0)
                 bar.unpause()  # the rate shown is annotation speed, not loading
             if start is None:
                 start = time.perf_counter()
+            for index, doc in batch:
+                warn_if_long(index, doc, lengths, config.annotator.max_length)
             results = _annotate(annotator, [doc for _, doc in batch])
             for (index, doc), result in zip(batch, results):
                 rec = result_record(index, doc, result)
@@ -445,6 +457,7 @@ def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_
             batch.clear()
             while len(buffer) >= config.chunk_size:
                 store.write_chunk(buffer[: config.chunk_size])
+                windows.forget(window_key(r["id"], r["original"]) for r in buffer[: config.chunk_size])
                 del buffer[: config.chunk_size]
 
         for index, doc in enumerate(docs):
@@ -457,6 +470,7 @@ def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_
             run_batch()
         if buffer:
             store.write_chunk(buffer)
+            windows.forget(window_key(r["id"], r["original"]) for r in buffer)
             buffer.clear()
         store.mark_done({
             "documents": inputs.documents,  # the whole stream's length (all shards)

@@ -1,7 +1,8 @@
 """What the model reads during annotation, built once where it can be.
 
 - :class:`DocChunk` / :func:`chunk_document`: a document's tokens in windows of at most
-  ``max_tokens``, each token with the character offset where a call before it is inserted.
+  ``max_tokens``, each token with the character offset where a call before it is inserted and
+  whether a word or number begins there (the only places a call may go).
 - :class:`ToolPrompt`: a tool's few-shot prompt P(x) split at the document's first appearance,
   so that the part before it (the examples, the same for every document) has fixed token ids.
 - :class:`PromptCache`: that part's KV cache, computed once per tool and copied for each document.
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, List, Optional, Sequence, Tuple
 
 from toolformer.errors import UserError
+from toolformer.text_units import token_starts_unit
 
 FOLLOW_TOKENS = 16  # tokens after a window kept for scoring (>= weight horizon - 1)
 _SENTINELS = ("\x00first-document\x00", "\x01second-document\x01")
@@ -71,16 +73,12 @@ def lm_parts(model: Any) -> LMParts:
 
 
 def start_ids(tokenizer: Any, start_token: Optional[str] = None) -> List[int]:
-    """Ids that start every sequence: ``start_token``, else the tokenizer's BOS if it has one."""
-    if start_token == "":
-        return []
-    if start_token is None:
-        bos = getattr(tokenizer, "bos_token_id", None)
-        return [] if bos is None else [int(bos)]
-    tid = tokenizer.convert_tokens_to_ids(start_token)
-    if tid is None or tid == getattr(tokenizer, "unk_token_id", object()):
-        raise UserError(f"start token {start_token!r} is not in the tokenizer's vocabulary")
-    return [int(tid)]
+    """Ids that start every sequence: ``start_token`` ('' for none), else the token the model
+    saw before a plain text (:func:`toolformer.models.default_start_token`)."""
+    from toolformer.models import start_token_id
+
+    tid = start_token_id(tokenizer, start_token)
+    return [] if tid is None else [tid]
 
 
 def encode(tokenizer: Any, text: str) -> List[int]:
@@ -111,6 +109,13 @@ class DocChunk:
     char_end: int
     text: str  # the window's text (stripped), what goes into the prompt's document slot
     follow: List[int] = field(default_factory=list)
+    word_start: List[bool] = field(default_factory=list)  # a word or number begins at token j
+
+    def call_positions(self, min_position: int = 0) -> List[int]:
+        """Token positions ``>= min_position`` where a call may go: where a word or number
+        begins, never between two characters of one (issue 12: ``1 [Calculator(16) -> 16]6``)."""
+        starts = self.word_start or [True] * len(self.ids)
+        return [j for j in range(max(0, min_position), len(self.ids)) if starts[j]]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -119,6 +124,12 @@ class DocChunk:
 def tokenize_document(tokenizer: Any, text: str) -> Tuple[List[int], List[int], List[bool]]:
     """The document's token ids (tokenized as ``" " + text``: it follows ``Output:`` in P(x) and a
     call in the scored sequences), each token's insertion offset, and its call opener."""
+    return tokenize_document_units(tokenizer, text)[:3]
+
+
+def tokenize_document_units(tokenizer: Any, text: str) -> Tuple[List[int], List[int], List[bool], List[bool]]:
+    """:func:`tokenize_document` and, per token, whether a word or number begins at it
+    (:func:`toolformer.text_units.token_starts_unit`)."""
     try:
         enc = tokenizer(" " + text, add_special_tokens=False, return_offsets_mapping=True)
     except NotImplementedError:
@@ -133,14 +144,15 @@ def tokenize_document(tokenizer: Any, text: str) -> Tuple[List[int], List[int], 
         last = at
     # the prompt's "Output:" precedes token 0; afterwards the original text decides
     space_opener = [j == 0 or not (insert_at[j] > 0 and text[insert_at[j] - 1].isspace()) for j in range(len(ids))]
-    return ids, insert_at, space_opener
+    word_start = token_starts_unit(text, [(s - 1, e - 1) for s, e in enc["offset_mapping"]])
+    return ids, insert_at, space_opener, word_start
 
 
 def chunk_document(tokenizer: Any, text: str, max_tokens: int) -> List[DocChunk]:
     """Cut a document into windows of at most ``max_tokens`` tokens (offsets stay global)."""
     if max_tokens < 2:
-        raise UserError(f"max_doc_tokens must be >= 2, got {max_tokens}")
-    ids, insert_at, space_opener = tokenize_document(tokenizer, text)
+        raise UserError(f"max_length must be >= 2, got {max_tokens}")
+    ids, insert_at, space_opener, word_start = tokenize_document_units(tokenizer, text)
     chunks: List[DocChunk] = []
     for c, start in enumerate(range(0, len(ids), max_tokens)):
         end = min(len(ids), start + max_tokens)
@@ -149,7 +161,8 @@ def chunk_document(tokenizer: Any, text: str, max_tokens: int) -> List[DocChunk]
         opener = space_opener[start:end]
         opener[0] = True  # in P(x) every window follows "Output:", like the document's start
         chunks.append(DocChunk(c, start, ids[start:end], insert_at[start:end], opener, cs, ce,
-                               text[cs:ce].strip(), ids[end:end + FOLLOW_TOKENS]))
+                               text[cs:ce].strip(), ids[end:end + FOLLOW_TOKENS],
+                               word_start[start:end]))
     return chunks
 
 

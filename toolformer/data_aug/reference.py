@@ -16,6 +16,7 @@ from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Unio
 
 from toolformer.data_aug.annotator import (
     STAGES,
+    _repeats,
     call_offset,
     check_settings,
     coerce_date,
@@ -101,7 +102,7 @@ class ReferenceAnnotator:
         date = coerce_date(doc.date)
         scored: List[Tuple[KeptCall, bool]] = []
         tried = set()
-        for chunk in chunk_document(self.tokenizer, doc.text, cfg.max_doc_tokens):
+        for chunk in chunk_document(self.tokenizer, doc.text, cfg.max_length):
             proposals: List[Tuple[str, int, APICall]] = []
             for name in self.tools:
                 if cfg.prefilter and not prefilter(name, prefilter_input(cfg, doc, date, chunk)).keep:
@@ -115,7 +116,10 @@ class ReferenceAnnotator:
         if not tried:
             result.stats["docs_prefiltered_out"] += 1
             result.skipped = "prefiltered out for every tool"
-        result.text, result.calls = merge_calls(doc.text, [c for c, keep in scored if keep])
+        kept = [c for c, keep in scored if keep]
+        result.text, result.calls = merge_calls(doc.text, kept, cfg.repeat_window)
+        for c in _repeats(kept, result.calls):
+            count(result.stats, c.tool, "calls_repeated")
         for c in result.calls:
             count(result.stats, c.tool, "calls_kept")
         if cfg.record_candidates:
@@ -136,7 +140,7 @@ class ReferenceAnnotator:
             logp = self.model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)
         self.forward_tokens += len(ids)
         probs = [float(logp[len(prompt) - 1 + i, openers[i]].exp()) for i in range(len(chunk))]
-        eligible = range(max(cfg.min_position, 0 if self.start else 1), len(chunk))
+        eligible = chunk.call_positions(max(cfg.min_position, 0 if self.start else 1))
         positions = select_positions(probs, s.tau_s, s.k, eligible)
         count(stats, name, "positions_kept", len(positions))
         parsed = []
@@ -154,6 +158,8 @@ class ReferenceAnnotator:
                 call = parse_candidate(finish_text(self.tokenizer, tokens, True), name)
                 if call is None:
                     count(stats, name, "candidates_malformed")
+                elif self.tools[name].check_call(call.args) is not None:
+                    count(stats, name, "candidates_invalid")
                 else:
                     parsed.append((p, call))
         unique, dropped = dedupe(parsed)

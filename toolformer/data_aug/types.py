@@ -7,6 +7,22 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
+def window_key(doc_id: Any, text: str) -> str:
+    """The key of a document's saved windows: its id and a hash of its text (a changed text
+    never picks up another text's windows)."""
+    import hashlib
+
+    return f"{doc_id}:{hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
+
+
+# AnnotationResult.stats counters, in the order stats.json lists them (also kept per tool as
+# "<Tool>/<counter>"); the annotator counts them, the pipeline sums them
+COUNTERS = (
+    "docs_prefiltered_out", "positions_kept", "candidates_sampled", "candidates_closed",
+    "candidates_malformed", "candidates_invalid", "candidates_abandoned", "candidates_deduplicated",
+    "candidates_executed", "tool_failures", "calls_repeated", "calls_kept",
+)
+
 
 @dataclass
 class Document:
@@ -77,7 +93,7 @@ class AnnotatorConfig:
     weight_horizon: int = field(default=5, metadata={"help": "tokens weighted by max(0, 1 - 0.2 t)"})
     max_call_tokens: int = field(default=40, metadata={"help": "max tokens sampled for one call"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature for calls"})
-    max_doc_tokens: int = field(default=256, metadata={"help": "longer documents are chunked"})
+    max_length: int = field(default=256, metadata={"help": "document window in tokens; longer documents are chunked"})
     batch_size: int = field(
         default=256,
         metadata={"help": "rows per sampling/scoring batch (scoring also obeys max_batch_tokens); "
@@ -93,6 +109,12 @@ class AnnotatorConfig:
                           "lowers the loss; on SmolLM2 41 of 51 kept Calculator calls "
                           "were such '[Calculator(250) -> 250] The state...' openers"},
     )
+    repeat_window: int = field(
+        default=10,
+        metadata={"help": "the same call (tool and arguments) is kept at most once per this many "
+                          "tokens (the best-scoring one); 10 tokens: about 5 words of SmolLM2, "
+                          "whose numbers take a token per digit. 0: no limit"},
+    )
     max_batch_tokens: int = field(
         default=16384,
         metadata={"help": "cap on rows x padded length of one scoring forward pass (and of a "
@@ -100,8 +122,10 @@ class AnnotatorConfig:
     )
     start_token: Optional[str] = field(
         default=None,
-        metadata={"help": "token that starts prompts and scored sequences; None: the tokenizer's "
-                          "BOS if it has one, '' for none"},
+        metadata={"help": "token that starts prompts and scored sequences; None: the one the "
+                          "model saw before plain text (the BOS a tokenizer adds itself, else its "
+                          "end-of-text token: <|endoftext|> for SmolLM2, not its chat-turn BOS "
+                          "<|im_start|>), '' for none"},
     )
     prefilter: bool = field(
         default=True, metadata={"help": "apply the paper's per-tool document heuristics"}

@@ -17,23 +17,36 @@ import platform
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from toolformer.errors import UserError, ensure_dir
 from toolformer.eval import report
 from toolformer.eval.loaders import Example
-from toolformer.eval.metrics import answer_text, score_output
+from toolformer.eval.metrics import LOGLIKELIHOOD_ROLLING, METRICS, answer_text
 from toolformer.eval.tasks import TaskSpec, default_data_dir, load_examples, resolve_tasks
+from toolformer.generation.types import GenerationConfig
+from toolformer.tools.assembly import DEFAULT_TOOLS
 
-DEFAULT_EVAL_TOOLS = ("Calculator", "Calendar", "WikiSearch", "QA")
-CHECKPOINT_META = "toolformer.json"
+DEFAULT_EVAL_TOOLS = tuple(DEFAULT_TOOLS["eval"])
+
+
+def eval_generation() -> GenerationConfig:
+    """Decoding for evaluation: greedy with the paper's call rule (top-10 ``[``, one call), EOS
+    blocked for the first output token (an instruct model's end of turn right after ``A:`` is no
+    answer), 8 prompts per batch, seed 0. ``max_new_tokens``, ``stop_strings`` and
+    ``tools_enabled`` are set per task."""
+    return GenerationConfig(min_new_tokens=1, batch_size=8, seed=0)
 
 
 @dataclass
 class EvalConfig:
-    """Settings of one evaluation run (the CLI's options map one to one onto these fields)."""
+    """Settings of one evaluation run: what to evaluate, and how to decode (``generation``).
+
+    ``generation.seed`` is the run's one seed (sampling and torch); ``generation.batch_size``
+    also batches perplexity windows.
+    """
 
     model: str = field(default="smollm2-135m", metadata={"help": "model alias, folder or HF id"})
     tasks: Any = field(default="all", metadata={
@@ -51,48 +64,39 @@ class EvalConfig:
         "help": "constructor options per tool, e.g. {'WikiSearch': {'corpus': 'x.jsonl'}}"})
     output_dir: Optional[str] = field(default=None, metadata={
         "help": "where results.json and samples/ go (None: nothing is written)"})
-    batch_size: int = field(default=8, metadata={"help": "prompts decoded together"})
+    generation: GenerationConfig = field(default_factory=eval_generation, metadata={
+        "help": "decoding settings (see eval_generation); per task the harness sets "
+                "max_new_tokens, stop_strings and tools_enabled"})
     max_new_tokens: Optional[int] = field(default=None, metadata={
         "help": "override every task's generation budget"})
-    call_top_k: int = field(default=10, metadata={
-        "help": "start a call when '[' is among the top-k tokens (paper: 10)"})
-    max_calls: int = field(default=1, metadata={"help": "calls per output (paper: 1)"})
-    min_new_tokens: int = field(default=1, metadata={
-        "help": "EOS is blocked for the first N output tokens (an instruct model's end of turn "
-                "right after 'A:' is no answer)"})
-    do_sample: bool = field(default=False, metadata={"help": "sample instead of greedy decoding"})
-    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
-    seed: int = field(default=0, metadata={"help": "seed for sampling and torch"})
-    dtype: str = field(default="fp32", metadata={"help": "fp32, bf16 or fp16"})
+    dtype: str = field(default="fp32", metadata={"help": "fp32, bf16 or fp16",
+                                                 "choices": ("fp32", "bf16", "fp16")})
     device: Optional[str] = field(default=None, metadata={"help": "e.g. cuda, cpu (default: cpu)"})
     threads: Optional[int] = field(default=None, metadata={
         "help": "torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)"})
-    ppl_max_length: int = field(default=1024, metadata={
+    max_length: int = field(default=1024, metadata={
         "help": "perplexity window in tokens (capped at the model's context)"})
-    ppl_stride: Optional[int] = field(default=None, metadata={
+    stride: Optional[int] = field(default=None, metadata={
         "help": "perplexity stride (default max_length/2; = max_length: disjoint chunks)"})
     resume: bool = field(default=True, metadata={
         "help": "reuse the samples already in output_dir (same settings only)"})
     progress: bool = field(default=True, metadata={"help": "show tqdm progress bars"})
     name: Optional[str] = field(default=None, metadata={"help": "run label in comparisons"})
 
+    def __post_init__(self) -> None:
+        if self.generation.seed is None:  # an evaluation is reproducible unless told otherwise
+            self.generation = replace(self.generation, seed=0)
+
 
 # --------------------------------------------------------------------------- tools
 
 
 def checkpoint_tools(model: str) -> Optional[List[str]]:
-    """The tools recorded in a fine-tuned checkpoint's ``toolformer.json``, if there is one."""
-    meta = Path(os.path.expanduser(model)) / CHECKPOINT_META
-    if not meta.is_file():
-        return None
-    try:
-        tools = json.loads(meta.read_text(encoding="utf-8")).get("tools")
-    except (json.JSONDecodeError, AttributeError):
-        raise UserError(f"{meta} is not a JSON object; expected {{\"tools\": [...]}}") from None
-    if tools is not None and not (isinstance(tools, list)
-                                  and all(isinstance(t, str) for t in tools)):
-        raise UserError(f"{meta}: 'tools' must be a list of tool names")
-    return tools
+    """The tools recorded in a fine-tuned checkpoint's ``toolformer.json``
+    (:func:`toolformer.manifest.manifest_tools`), if there is one."""
+    from toolformer.manifest import manifest_tools
+
+    return manifest_tools(model)
 
 
 def resolve_tool_names(config: EvalConfig) -> List[str]:
@@ -140,11 +144,22 @@ def versions() -> Dict[str, str]:
 
 
 def _fingerprint(config: EvalConfig, tool_names: Sequence[str], data_dir: Path) -> str:
-    """A hash of every setting that changes an output (not limit, batch size or tasks)."""
-    keys = ("model", "tools_enabled", "tool_options", "max_new_tokens", "call_top_k", "max_calls",
-            "min_new_tokens", "do_sample", "temperature", "seed", "dtype", "ppl_max_length",
-            "ppl_stride")
-    blob = {k: getattr(config, k) for k in keys}
+    """A hash of every setting that changes an output (not limit, batch size or tasks).
+
+    The keys are those of the flat config this replaced, so that a run folder made before
+    resumes; decoding settings added since count only when they differ from their default.
+    """
+    gen = config.generation
+    blob: Dict[str, Any] = {
+        "model": config.model, "tools_enabled": config.tools_enabled,
+        "tool_options": config.tool_options, "max_new_tokens": config.max_new_tokens,
+        "call_top_k": gen.call_top_k, "max_calls": gen.max_calls,
+        "min_new_tokens": gen.min_new_tokens, "do_sample": gen.do_sample,
+        "temperature": gen.temperature, "seed": gen.seed, "dtype": config.dtype,
+        "ppl_max_length": config.max_length, "ppl_stride": config.stride}
+    for name in ("top_k", "top_p", "max_call_tokens"):
+        if getattr(gen, name) != getattr(GenerationConfig, name):
+            blob[name] = getattr(gen, name)
     blob.update(tools=list(tool_names), data_dir=str(data_dir.resolve()))
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -171,7 +186,7 @@ def score_sample(task: TaskSpec, idx: int, ex: Example, prompt: str, out: Any,
                  seconds: float) -> Dict[str, Any]:
     """One ``samples/<task>.jsonl`` record for an example and its generation output."""
     calls = [_to_dict(c) for c in out.calls]
-    scored = score_output(task.metric, out.text, ex.gold, ex.choices, calls)
+    scored = METRICS.get(task.metric).score(out.text, ex.gold, ex.choices, calls)
     return {
         "idx": idx,
         "id": ex.id,
@@ -191,7 +206,7 @@ def score_sample(task: TaskSpec, idx: int, ex: Example, prompt: str, out: Any,
 
 def rescore(task: TaskSpec, ex: Example, rec: Dict[str, Any]) -> Dict[str, Any]:
     """A resumed record scored again with the current metric (outputs are kept, not rerun)."""
-    scored = score_output(task.metric, rec["output"], ex.gold, ex.choices, rec["calls"])
+    scored = METRICS.get(task.metric).score(rec["output"], ex.gold, ex.choices, rec["calls"])
     return {**rec, "answer_text": answer_text(rec["output"], rec["calls"]),
             "extracted": scored.extracted, "gold": ex.gold, "choices": ex.choices,
             "correct": scored.correct}
@@ -255,21 +270,10 @@ class _Run:
         QA shares the run's WikiSearch unless its own corpus is set, and reads with the evaluated
         model itself when that is the reader it asks for (no second copy in memory).
         """
-        from toolformer.tools.base import create_tool
+        from toolformer.tools.assembly import build_tools
 
-        for name in names:
-            if name in self.tool_objects:
-                continue
-            opts = dict(self.config.tool_options.get(name, {}))
-            if name == "QA" and not {"search", "corpus", "retriever"} & set(opts):
-                opts["search"] = self.tools_for(["WikiSearch"])["WikiSearch"]
-            tool = create_tool(name, **opts)
-            reader = getattr(getattr(tool, "config", None), "model", None)
-            if name == "QA" and reader == self.config.model and self.model is not None:
-                opts.pop("model", None)
-                tool = create_tool(name, model=self.model, tokenizer=self.tokenizer, **opts)
-            self.tool_objects[name] = tool
-        return {n: self.tool_objects[n] for n in names}
+        return build_tools(names, self.config.tool_options, model=self.model, tokenizer=self.tokenizer,
+                           model_name=self.config.model, dtype=self.config.dtype, built=self.tool_objects)
 
     def samples_path(self, task: TaskSpec) -> Optional[Path]:
         return None if self.out is None else self.out / "samples" / f"{task.file_stem}.jsonl"
@@ -279,18 +283,14 @@ class _Run:
                        ) -> Dict[str, Any]:
         from tqdm.auto import tqdm
 
-        from toolformer.generation import GenerationConfig
         from toolformer.tools.executor import ToolExecutor
 
         cfg = self.config
         allowed = allowed_tools(task, tool_names) if cfg.tools_enabled else []
         disabled = [n for n in tool_names if n not in allowed] if cfg.tools_enabled else []
-        gen_config = GenerationConfig(
-            max_new_tokens=cfg.max_new_tokens or task.max_new_tokens,
-            do_sample=cfg.do_sample, temperature=cfg.temperature, call_top_k=cfg.call_top_k,
-            max_calls=cfg.max_calls, tools_enabled=bool(allowed), stop_strings=task.stop,
-            seed=cfg.seed, batch_size=cfg.batch_size, min_new_tokens=cfg.min_new_tokens,
-        )
+        gen_config = replace(cfg.generation,
+                             max_new_tokens=cfg.max_new_tokens or task.max_new_tokens,
+                             tools_enabled=bool(allowed), stop_strings=task.stop)
         executor = ToolExecutor(self.tools_for(allowed)) if allowed else None
         prompts = [task.prompt(ex) for ex in examples]
         path = self.samples_path(task)
@@ -309,8 +309,8 @@ class _Run:
         bar = tqdm(total=len(examples), initial=len(done), desc=task.name, unit="ex",
                    disable=not cfg.progress, dynamic_ncols=True)
         try:
-            for b in range(0, len(todo), cfg.batch_size):
-                batch = todo[b : b + cfg.batch_size]
+            for b in range(0, len(todo), gen_config.batch_size):
+                batch = todo[b : b + gen_config.batch_size]
                 start = time.perf_counter()
                 outs = generator.generate([prompts[i] for i in batch], gen_config)
                 share = (time.perf_counter() - start) / len(batch)
@@ -345,17 +345,19 @@ class _Run:
 
         cfg = self.config
         path = self.samples_path(task)
-        settings = {"limit": cfg.limit, "max_length": cfg.ppl_max_length, "stride": cfg.ppl_stride}
+        settings = {"limit": cfg.limit, "max_length": cfg.max_length, "stride": cfg.stride}
         if path is not None and cfg.resume and path.exists():
             old = _read_samples(path).get(0)
             if old is not None and old.get("settings") == settings:
                 return old["result"]
         text = "\n".join(ex.fields["text"] for ex in examples)
-        res = perplexity(self.model, self.tokenizer, text, max_length=cfg.ppl_max_length,
-                         stride=cfg.ppl_stride, batch_size=cfg.batch_size, limit=cfg.limit,
+        res = perplexity(self.model, self.tokenizer, text, max_length=cfg.max_length,
+                         stride=cfg.stride, batch_size=cfg.generation.batch_size, limit=cfg.limit,
                          progress=cfg.progress)
-        result = {"task": task.name, "metric": "perplexity", "score": res["perplexity"],
-                  "n": res["tokens_scored"], "lower_is_better": True, "tool_call_rate": 0.0,
+        metric = METRICS.get(task.metric)
+        better = {} if metric.higher_is_better else {"lower_is_better": True}
+        result = {"task": task.name, "metric": task.metric, "score": res["perplexity"],
+                  "n": res["tokens_scored"], **better, "tool_call_rate": 0.0,
                   "calls": 0, "tool_counts": {}, "failed_calls": 0, "call_failure_rate": 0.0,
                   "mean_output_tokens": 0.0, "tools_offered": [], "disabled_tools": ["*"],
                   "paper_task": task.paper_task, **res}
@@ -415,11 +417,14 @@ def evaluate(
     t0 = time.perf_counter()
     specs = resolve_tasks(config.tasks)
     data_dir = Path(config.data_dir).expanduser() if config.data_dir else default_data_dir()
-    if config.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {config.batch_size}")
     tool_names = resolve_tool_names(config)
+    if config.tools_enabled:  # every tool option checked before any data or model loads
+        from toolformer.tools.assembly import check_tool_options
+
+        check_tool_options(config.tool_options)
     # load every task's data before the model: a bad path fails in a second, not after loading
-    loaded = [load_examples(spec, data_dir, None if spec.metric == "perplexity" else config.limit)
+    # --limit counts examples of a generation task, windows of a perplexity text
+    loaded = [load_examples(spec, data_dir, config.limit if spec.generates else None)
               for spec in specs]
     out = Path(config.output_dir) if config.output_dir else None
     fingerprint = _fingerprint(config, tool_names, data_dir)
@@ -428,7 +433,7 @@ def evaluate(
 
     import torch
 
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.generation.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
     if model is None:
@@ -441,7 +446,7 @@ def evaluate(
 
     results: Dict[str, Any] = {}
     for spec, examples in loaded:
-        if spec.metric == "perplexity":
+        if spec.output_type == LOGLIKELIHOOD_ROLLING:
             results[spec.name] = run.run_perplexity(spec, examples)
         else:
             results[spec.name] = run.run_generation(spec, examples, tool_names)
@@ -452,7 +457,7 @@ def evaluate(
         "tokenizer": getattr(tokenizer, "name_or_path", None),
         "tools": tool_names,
         "tools_enabled": config.tools_enabled,
-        "seed": config.seed,
+        "seed": config.generation.seed,
         "limit": config.limit,
         "data_dir": str(data_dir),
         "started": started.isoformat(timespec="seconds"),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 from toolformer.errors import UserError
+from toolformer.records import RecordStats, iter_records
 from toolformer.eval.metrics import LETTERS, parse_gold_number
 from toolformer.registry import Registry
 
@@ -43,28 +44,36 @@ def _need(path: Path, what: str) -> Path:
     return path
 
 
+def read_text(path: Path, what: str = "data file") -> str:
+    """A UTF-8 file's text, or a one-line UserError naming the file and the first bad byte."""
+    data = _need(path, what).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UserError(f"{path}:{line} is not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
+                        "convert the file to UTF-8") from None
+
+
 def read_json(path: Path) -> Any:
     """Parse a JSON file, or raise a UserError naming the file."""
     try:
-        return json.loads(_need(path, "data file").read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
 
-def read_jsonl(path: Path) -> List[Dict[str, Any]]:
-    """Parse a JSONL file (blank lines skipped), or raise a UserError naming the bad line."""
+def read_jsonl(path: Path, stats: Optional[RecordStats] = None) -> List[Dict[str, Any]]:
+    """The JSON objects of a JSONL file, read by the shared reader (:mod:`toolformer.records`):
+    a malformed line, a line that is not an object or not UTF-8 is skipped with a warning naming
+    the file and line, and counted in ``stats``."""
+    stats = stats if stats is not None else RecordStats()
     rows = []
-    with _need(path, "data file").open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{lineno} is not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{path}:{lineno}: expected a JSON object per line")
-            rows.append(row)
+    for where, row in iter_records(str(_need(path, "data file")), stats=stats):
+        if not isinstance(row, dict):
+            stats.bad_line(path, where, "is not a JSON object", "not_a_record", "")
+            continue
+        rows.append(row)
     return rows
 
 
@@ -314,7 +323,7 @@ def load_bigbench_mc(path: Path) -> List[Example]:
 @LOADERS.register("text")
 def load_text(path: Path) -> List[Example]:
     """A raw text file as one example (CRLF normalised to LF), for perplexity."""
-    text = _need(path, "text file").read_text(encoding="utf-8").replace("\r\n", "\n")
+    text = read_text(path, "text file").replace("\r\n", "\n")
     return [Example(path.name, {"text": text}, None)]
 
 

@@ -23,13 +23,13 @@ import math
 import re
 import string
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
+from toolformer.registry import Registry
 from toolformer.syntax import UNCLOSED, iter_calls
 
 LAMA_WORDS = 5
 QA_WORDS = 20
-METRIC_KINDS = ("math", "lama", "qa", "multiple_choice", "perplexity")
 
 # --------------------------------------------------------------------------- answer text
 
@@ -263,7 +263,13 @@ def choice_prediction(text: str, choices: Sequence[str]) -> Optional[int]:
     return min(found)[2]
 
 
-# --------------------------------------------------------------------------- dispatch
+# --------------------------------------------------------------------------- metric specs
+
+# What a task asks of the model (lm-evaluation-harness' names): a generated continuation, scored
+# per example, or the log-likelihood of a whole text in rolling windows (perplexity).
+GENERATE_UNTIL = "generate_until"
+LOGLIKELIHOOD_ROLLING = "loglikelihood_rolling"
+OUTPUT_TYPES = (GENERATE_UNTIL, LOGLIKELIHOOD_ROLLING)
 
 
 @dataclass
@@ -274,26 +280,90 @@ class Scored:
     correct: bool
 
 
+# scorer(answer_text, gold, choices) -> Scored; answer_text as from :func:`answer_text`
+Scorer = Callable[[str, Any, Optional[Sequence[str]]], Scored]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric: how an example is scored, which way is better, how a score is shown.
+
+    A per-example metric (``output_type`` generate_until) has a ``scorer``, and a task's score
+    is the mean of its examples' ``correct``, shown in percent. A corpus metric (perplexity) has
+    none: its runner computes the score.
+    """
+
+    name: str
+    description: str = ""
+    scorer: Optional[Scorer] = None
+    output_type: str = GENERATE_UNTIL
+    higher_is_better: bool = True
+    percent: bool = True  # show score x 100 with one decimal (else the value with two)
+
+    def __post_init__(self) -> None:
+        if self.output_type not in OUTPUT_TYPES:
+            raise ValueError(f"metric {self.name}: output_type must be one of {OUTPUT_TYPES}")
+
+    def score(self, output: str, gold: Any, choices: Optional[Sequence[str]] = None,
+              calls: Optional[Sequence[Any]] = None) -> Scored:
+        """Score one generated ``output`` (calls still in it; ``calls``: see
+        :func:`answer_text`). Raises ``ValueError`` for a corpus metric."""
+        if self.scorer is None:
+            raise ValueError(f"{self.name} is computed over a whole text, not per output")
+        return self.scorer(answer_text(output, calls), gold, choices)
+
+    def format(self, score: float) -> str:
+        """``score`` for a table: percent with one decimal, or the value with two."""
+        return f"{100 * score:.1f}" if self.percent else f"{score:.2f}"
+
+
+METRICS: Registry[MetricSpec] = Registry("metric", entry_points="toolformer.metrics")
+
+
+def register_metric(spec: MetricSpec, overwrite: bool = False) -> MetricSpec:
+    """Add a metric (a plugin's or a user's own) to :data:`METRICS`."""
+    return METRICS.register(spec.name, spec, overwrite=overwrite)
+
+
+def _math(text: str, gold: Any, choices: Optional[Sequence[str]]) -> Scored:
+    num = first_number(text)
+    return Scored(None if num is None else num.value, numbers_match(num, float(gold)))
+
+
+def _lama(text: str, gold: Any, choices: Optional[Sequence[str]]) -> Scored:
+    return Scored(" ".join(first_words(text, LAMA_WORDS)), lama_correct(text, str(gold)))
+
+
+def _qa(text: str, gold: Any, choices: Optional[Sequence[str]]) -> Scored:
+    aliases = [gold] if isinstance(gold, str) else list(gold)
+    return Scored(" ".join(first_words(text, QA_WORDS)), qa_correct(text, aliases))
+
+
+def _multiple_choice(text: str, gold: Any, choices: Optional[Sequence[str]]) -> Scored:
+    if choices is None:
+        raise ValueError("multiple_choice scoring needs the choices")
+    idx = choice_prediction(text, choices)
+    extracted: Dict[str, Any] = {"index": idx, "letter": None if idx is None else LETTERS[idx]}
+    return Scored(extracted, idx is not None and idx == int(gold))
+
+
+for _spec in (
+    MetricSpec("math", "the first number equals the gold answer", _math),
+    MetricSpec("lama", f"the gold object within the first {LAMA_WORDS} words", _lama),
+    MetricSpec("qa", f"a normalised gold alias within the first {QA_WORDS} words", _qa),
+    MetricSpec("multiple_choice", "the first option named is the gold one", _multiple_choice),
+    MetricSpec("perplexity", "token-level perplexity of the text (rolling windows)",
+               output_type=LOGLIKELIHOOD_ROLLING, higher_is_better=False, percent=False),
+):
+    register_metric(_spec)
+
+
 def score_output(kind: str, output: str, gold: Any, choices: Optional[Sequence[str]] = None,
                  calls: Optional[Sequence[Any]] = None) -> Scored:
     """Score one generated ``output`` (calls still in it) against ``gold`` with metric ``kind``.
 
     ``gold`` is a float (math), a string (lama), a list of aliases (qa) or the index of the
     right option (multiple_choice, with ``choices``); ``calls``: see :func:`answer_text`.
+    Raises :class:`~toolformer.registry.UnknownNameError` for an unknown metric.
     """
-    text = answer_text(output, calls)
-    if kind == "math":
-        num = first_number(text)
-        return Scored(None if num is None else num.value, numbers_match(num, float(gold)))
-    if kind == "lama":
-        return Scored(" ".join(first_words(text, LAMA_WORDS)), lama_correct(text, str(gold)))
-    if kind == "qa":
-        aliases = [gold] if isinstance(gold, str) else list(gold)
-        return Scored(" ".join(first_words(text, QA_WORDS)), qa_correct(text, aliases))
-    if kind == "multiple_choice":
-        if choices is None:
-            raise ValueError("multiple_choice scoring needs the choices")
-        idx = choice_prediction(text, choices)
-        extracted: Dict[str, Any] = {"index": idx, "letter": None if idx is None else LETTERS[idx]}
-        return Scored(extracted, idx is not None and idx == int(gold))
-    raise ValueError(f"unknown metric kind {kind!r}; known: {', '.join(METRIC_KINDS)}")
+    return METRICS.get(kind).score(output, gold, choices, calls)

@@ -81,8 +81,13 @@ def perplexity(
     batch_size: int = 4,
     limit: Optional[int] = None,
     progress: bool = True,
+    start_token: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Perplexity of ``model`` on ``text`` (CRLF normalised); ``limit``: the first N windows.
+
+    The text follows ``start_token`` (None: the token the model saw before a plain text,
+    :func:`toolformer.models.default_start_token`; '' for none, and then the first text token
+    goes unscored), the same rule as annotation's scoring.
 
     Returns perplexity (calls disabled), perplexity_raw, word_perplexity, the counts of scored
     tokens and words, the window settings, the tokenizer's name and the seconds taken.
@@ -95,9 +100,13 @@ def perplexity(
     context = getattr(model.config, "max_position_embeddings", None) or 1024
     max_length = min(max_length or context, context)
     stride = stride or max(1, max_length // 2)
-    enc = tokenizer(text, return_offsets_mapping=True, verbose=False)
-    ids: List[int] = enc["input_ids"]
-    offsets: List[Tuple[int, int]] = enc["offset_mapping"]
+    from toolformer.models import start_token_id
+
+    enc = tokenizer(text, return_offsets_mapping=True, verbose=False, add_special_tokens=False)
+    start_id = start_token_id(tokenizer, start_token)
+    head = [] if start_id is None else [start_id]
+    ids: List[int] = head + list(enc["input_ids"])
+    offsets: List[Tuple[int, int]] = [(0, 0)] * len(head) + list(enc["offset_mapping"])
     windows = sliding_windows(len(ids), max_length, stride)
     if not windows:
         raise UserError("the text is too short for perplexity (needs at least 2 tokens)")
@@ -150,6 +159,7 @@ def perplexity(
         "max_length": max_length,
         "stride": stride,
         "tokenizer": getattr(tokenizer, "name_or_path", type(tokenizer).__name__),
+        "start_token": None if start_id is None else tokenizer.convert_ids_to_tokens(start_id),
         "vocab_size": len(tokenizer),
         "call_token_ids": call_ids.tolist(),
         "seconds": time.perf_counter() - start,

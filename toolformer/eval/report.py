@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from toolformer.errors import UserError
+from toolformer.eval.metrics import GENERATE_UNTIL, METRICS, MetricSpec
 
 RESULTS_FILE = "results.json"
 
@@ -62,11 +63,21 @@ def run_labels(runs: Sequence[Dict[str, Any]]) -> List[str]:
     return out
 
 
+def metric_of(task: Dict[str, Any]) -> MetricSpec:
+    """The registered spec of a task result's metric; for a metric not registered here (a
+    plugin's, in someone else's results file) a spec built from the result itself."""
+    name = str(task.get("metric", "?"))
+    spec = METRICS.get(name, None)
+    if spec is not None:
+        return spec
+    higher = not task.get("lower_is_better", False)
+    return MetricSpec(name, higher_is_better=higher, percent=higher)
+
+
 def format_score(task: Dict[str, Any]) -> str:
-    """Accuracy in percent with one decimal; perplexity with two decimals."""
-    if task.get("metric") == "perplexity":
-        return f"{task['score']:.2f}"
-    return f"{100 * task['score']:.1f}"
+    """The score as its metric shows it: accuracy in percent with one decimal, perplexity with
+    two decimals."""
+    return metric_of(task).format(task["score"])
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -104,13 +115,14 @@ def comparison_table(runs: Sequence[Dict[str, Any]], show_calls: bool = True) ->
         tasks.extend(t for t in r["tasks"] if t not in tasks)
     rows = []
     for t in tasks:
-        metric = next(r["tasks"][t].get("metric", "?") for r in runs if t in r["tasks"])
-        cells = [t, metric]
+        first = next(r["tasks"][t] for r in runs if t in r["tasks"])
+        metric = metric_of(first)
+        cells = [t, first.get("metric", "?")]
         for r in runs:
             res = r["tasks"].get(t)
             if res is None:
                 cells.append("-")
-            elif show_calls and metric != "perplexity":
+            elif show_calls and metric.output_type == GENERATE_UNTIL:  # tools act in generation
                 calls = 100 * res.get("tool_call_rate", 0)
                 cells.append(f"{format_score(res)} ({calls:.0f}% calls, n={res.get('n')})")
             else:
@@ -124,7 +136,8 @@ def bar_chart(runs: Sequence[Dict[str, Any]], path: Union[str, Path],
               title: Optional[str] = None) -> Path:
     """A grouped bar chart (tasks on x, one bar per run) written as PNG to ``path``.
 
-    Accuracy tasks share one panel (percent); perplexity tasks, if any, get a second panel.
+    Accuracy tasks share one panel (percent); perplexity tasks, if any, get a second panel
+    (another metric shown as a plain value: one panel each).
     """
     import matplotlib
 
@@ -137,10 +150,14 @@ def bar_chart(runs: Sequence[Dict[str, Any]], path: Union[str, Path],
     tasks: List[str] = []
     for r in runs:
         tasks.extend(t for t in r["tasks"] if t not in tasks)
-    metric = {t: next(r["tasks"][t].get("metric") for r in runs if t in r["tasks"]) for t in tasks}
-    ppl = [t for t in tasks if metric[t] == "perplexity"]
-    groups = [("accuracy (%)", [t for t in tasks if t not in ppl], 100.0),
-              ("perplexity (lower is better)", ppl, 1.0)]
+    metric = {t: metric_of(next(r["tasks"][t] for r in runs if t in r["tasks"])) for t in tasks}
+    # accuracy-like metrics share a percent panel; every other metric gets a panel of its own
+    groups = [("accuracy (%)", [t for t in tasks if metric[t].percent], 100.0)]
+    for name in dict.fromkeys(m.name for m in metric.values() if not m.percent):
+        way = "higher" if next(m for m in metric.values() if m.name == name).higher_is_better \
+            else "lower"
+        groups.append((f"{name} ({way} is better)",
+                       [t for t in tasks if metric[t].name == name], 1.0))
     groups = [g for g in groups if g[1]]
     widths = [max(2, len(g[1])) for g in groups]
     size = (min(20.0, 2 + 0.6 * sum(widths) * len(runs) ** 0.5), 4.5)

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from toolformer.errors import EmptyInputError, UserError
 from toolformer.eval.loaders import LOADERS, Example
-from toolformer.eval.metrics import METRIC_KINDS
+from toolformer.eval.metrics import GENERATE_UNTIL, LOGLIKELIHOOD_ROLLING, METRICS, OUTPUT_TYPES
 from toolformer.registry import Registry
 
 QA_TEMPLATE = "Q: {question}\nA:"
@@ -31,14 +31,17 @@ CLOZE_TEMPLATE = "{text}"
 GENERIC_PREFIX = "jsonl:"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TaskSpec:
-    """How to load, prompt and score one task."""
+    """How to load, prompt and score one task (built with keywords only)."""
 
     name: str = field(metadata={"help": "registry name, also the samples file name"})
     path: str = field(metadata={"help": "data path, relative to the data dir unless absolute"})
     format: str = field(metadata={"help": "loader name in loaders.LOADERS"})
-    metric: str = field(metadata={"help": "math | lama | qa | multiple_choice | perplexity | auto"})
+    metric: str = field(metadata={"help": "a name in metrics.METRICS, or auto (math or qa)"})
+    output_type: str = field(default="", metadata={
+        "help": "generate_until (generate, score each output) or loglikelihood_rolling "
+                "(perplexity of the text); default: the metric's"})
     template: str = field(default=QA_TEMPLATE, metadata={"help": "zero-shot prompt; {fields}"})
     disabled_tools: Tuple[str, ...] = field(
         default=(), metadata={"help": "tools the model may not call on this task (paper)"})
@@ -48,8 +51,24 @@ class TaskSpec:
     paper_task: str = field(default="", metadata={"help": "the paper's benchmark it stands for"})
 
     def __post_init__(self) -> None:
-        if self.metric not in METRIC_KINDS + ("auto",):
-            raise ValueError(f"task {self.name}: unknown metric {self.metric!r}")
+        if self.metric == "auto":  # settled on the data: math or qa, both generate
+            metric_output = GENERATE_UNTIL
+        elif self.metric in METRICS:
+            metric_output = METRICS.get(self.metric).output_type
+        else:
+            raise ValueError(f"task {self.name}: {METRICS.unknown(self.metric)}")
+        if not self.output_type:
+            object.__setattr__(self, "output_type", metric_output)
+        if self.output_type not in OUTPUT_TYPES:
+            raise ValueError(f"task {self.name}: output_type must be one of {OUTPUT_TYPES}")
+        if self.output_type != metric_output:
+            raise ValueError(f"task {self.name}: metric {self.metric} scores {metric_output}, "
+                             f"not {self.output_type}")
+
+    @property
+    def generates(self) -> bool:
+        """Whether the model generates (and may call tools); --limit then counts examples."""
+        return self.output_type == GENERATE_UNTIL
 
     def data_path(self, data_dir: Union[str, Path]) -> Path:
         path = Path(os.path.expanduser(self.path))
@@ -76,20 +95,25 @@ def register_task(spec: TaskSpec, overwrite: bool = False) -> TaskSpec:
     return TASKS.register(spec.name, spec, overwrite=overwrite)
 
 
-def _math(name: str, path: str, fmt: str, desc: str, paper: str = "") -> TaskSpec:
+def _math(name: str, path: str, format: str, description: str, paper_task: str = "") -> TaskSpec:
     # Only the first number is scored, and small models go on after the answer line with more
     # "B: ..." lines: the answer line is the output.
-    return TaskSpec(name, path, fmt, "math", QA_TEMPLATE, (), 48, ("\n",), desc, paper)
+    return TaskSpec(name=name, path=path, format=format, metric="math", max_new_tokens=48,
+                    description=description, paper_task=paper_task)
 
 
-def _lama(name: str, path: str, fmt: str, desc: str, paper: str) -> TaskSpec:
-    return TaskSpec(name, path, fmt, "lama", CLOZE_TEMPLATE, ("WikiSearch",), 24, ("\n",), desc,
-                    paper)
+def _lama(name: str, path: str, format: str, description: str, paper_task: str) -> TaskSpec:
+    return TaskSpec(name=name, path=path, format=format, metric="lama", template=CLOZE_TEMPLATE,
+                    disabled_tools=("WikiSearch",), max_new_tokens=24, description=description,
+                    paper_task=paper_task)
 
 
-_MC_TEMPLATE = "Q: {question}\nA:"
-# after a list of options a model may start its answer on a new line: stop at a blank line
-_MC_STOP = ("\n\n", "\nQ:")
+def _multiple_choice(name: str, path: str, format: str, description: str) -> TaskSpec:
+    # after a list of options a model may start its answer on a new line: stop at a blank line
+    return TaskSpec(name=name, path=path, format=format, metric="multiple_choice",
+                    template=QA_TEMPLATE, max_new_tokens=32, stop=("\n\n", "\nQ:"),
+                    description=description, paper_task="Dateset (stand-in)")
+
 
 for _spec in (
     _math("svamp", "svamp/SVAMP.json", "svamp", "SVAMP math word problems (1000)", "SVAMP"),
@@ -108,21 +132,21 @@ for _spec in (
           "LAMA Google-RE, LAMA templates (5528)", "LAMA Google-RE"),
     _lama("lama_trex", "lama", "lama_trex",
           "LAMA T-REx, mask-final templates (23 of 28 relations here, 18601 facts)", "LAMA T-REx"),
-    TaskSpec("nq_open", "nq_open/NQ-open.dev.jsonl", "nq_open", "qa", QA_TEMPLATE, ("QA",), 48,
-             ("\n",), "Natural Questions open, test set (3610)", "NQ"),
-    TaskSpec("date_understanding", "date_understanding_bbh/date_understanding.json", "bbh_mc",
-             "multiple_choice", _MC_TEMPLATE, (), 32, _MC_STOP,
-             "BIG-Bench-Hard date understanding (250), multiple choice", "Dateset (stand-in)"),
-    TaskSpec("date_understanding_bigbench", "date_understanding_bigbench/task.json", "bigbench_mc",
-             "multiple_choice", _MC_TEMPLATE, (), 32, _MC_STOP,
-             "BIG-bench date understanding (369), options shuffled, multiple choice",
-             "Dateset (stand-in)"),
-    TaskSpec("temporal_sequences", "date_understanding_bbh/temporal_sequences.json", "bbh_mc",
-             "multiple_choice", _MC_TEMPLATE, (), 32, _MC_STOP,
-             "BIG-Bench-Hard temporal sequences (250), multiple choice", "Dateset (stand-in)"),
-    TaskSpec("wikitext2", "wikitext2_raw/wiki.test.raw", "text", "perplexity", "{text}",
-             ("*",), 0, (), "WikiText-2 raw test, token-level perplexity, tools disabled",
-             "WikiText"),
+    TaskSpec(name="nq_open", path="nq_open/NQ-open.dev.jsonl", format="nq_open", metric="qa",
+             disabled_tools=("QA",), max_new_tokens=48,
+             description="Natural Questions open, test set (3610)", paper_task="NQ"),
+    _multiple_choice("date_understanding", "date_understanding_bbh/date_understanding.json",
+                     "bbh_mc", "BIG-Bench-Hard date understanding (250), multiple choice"),
+    _multiple_choice("date_understanding_bigbench", "date_understanding_bigbench/task.json",
+                     "bigbench_mc",
+                     "BIG-bench date understanding (369), options shuffled, multiple choice"),
+    _multiple_choice("temporal_sequences", "date_understanding_bbh/temporal_sequences.json",
+                     "bbh_mc", "BIG-Bench-Hard temporal sequences (250), multiple choice"),
+    TaskSpec(name="wikitext2", path="wikitext2_raw/wiki.test.raw", format="text",
+             metric="perplexity", output_type=LOGLIKELIHOOD_ROLLING, template="{text}",
+             disabled_tools=("*",), max_new_tokens=0, stop=(),
+             description="WikiText-2 raw test, token-level perplexity, tools disabled",
+             paper_task="WikiText"),
 ):
     register_task(_spec)
 
@@ -132,9 +156,10 @@ def generic_task(spec: str) -> TaskSpec:
     path = spec[len(GENERIC_PREFIX):].strip()
     if not path:
         raise UserError("jsonl: needs a path, e.g. --tasks jsonl:my_questions.jsonl")
-    return TaskSpec(f"{GENERIC_PREFIX}{path}", str(Path(path).expanduser().resolve()), "jsonl",
-                    "auto", QA_TEMPLATE, (), 64, ("\n",),
-                    f"questions from {path} (math when every answer is a number, else QA)")
+    return TaskSpec(name=f"{GENERIC_PREFIX}{path}", path=str(Path(path).expanduser().resolve()),
+                    format="jsonl", metric="auto", max_new_tokens=64,
+                    description=f"questions from {path} (math when every answer is a number, "
+                                "else QA)")
 
 
 def get_task(name: str) -> TaskSpec:

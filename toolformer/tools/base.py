@@ -9,14 +9,18 @@ through the ``toolformer.tools`` entry-point group.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import difflib
 import inspect
+import threading
+import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Callable, ClassVar, Dict, Iterable, List, Mapping, Optional, Type, Union
 
-from toolformer.errors import UserError
+from toolformer.errors import ToolOptionError, UserError
 from toolformer.registry import Registry, UnknownNameError
 
 ENTRY_POINT_GROUP = "toolformer.tools"
@@ -28,10 +32,6 @@ class ToolError(Exception):
 
 class ToolInputError(ToolError):
     """The call's arguments are not valid for this tool."""
-
-
-class ToolTimeoutError(ToolError):
-    """The tool did not answer within the executor's time limit."""
 
 
 class UnknownToolError(UnknownNameError):
@@ -47,6 +47,12 @@ class MissingDependencyError(ImportError):
         self.what = what
         self.install = install
         super().__init__(f"{what} needs a package that is not installed: run `{install}`")
+
+
+class ToolOptionsError(ToolError, ToolOptionError, ValueError):
+    """A tool option the tool does not take, or a value it does not accept (one line, naming the
+    tool, the option and what it accepts); raised before any model loads. Also a ``ValueError``,
+    as a bad constructor argument."""
 
 
 class ToolLoadError(ToolError, UserError):
@@ -120,6 +126,11 @@ class Tool(ABC):
     annotation: ClassVar[AnnotationSettings] = RETRIEVAL_SETTINGS
     example_args: ClassVar[str] = ""
     uses_context: ClassVar[bool] = False  # results depend on ToolContext (cache key includes it)
+    # the dataclass of the options a user may give (e.g. QAConfig); None: the __init__ keywords
+    options_class: ClassVar[Optional[type]] = None
+    # set up (index built, model loaded) before the first call runs under the executor's
+    # timeout; False: on first use (MT: most documents never reach it)
+    setup_at_start: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -144,6 +155,20 @@ class Tool(ABC):
         if not value:
             raise ToolInputError(f"{self.name} needs an argument, e.g. {self.name}({self.example_args})")
         return value
+
+    def check_call(self, args: str) -> Optional[str]:
+        """Why ``args`` do not make a call of this tool worth learning (one line), or None.
+
+        Annotation drops such candidates before they are run or scored (counted as
+        ``candidates_invalid``): a call that passes the loss filter by echoing text teaches
+        nothing. The default accepts whatever :meth:`parse_args` accepts; tools state more
+        (the Calendar takes no arguments, the Calculator needs an operation).
+        """
+        try:
+            self.parse_args(args)
+        except ToolInputError as exc:
+            return str(exc)
+        return None
 
     @abstractmethod
     def run(self, args: str, context: Optional[ToolContext] = None) -> str:
@@ -171,6 +196,134 @@ class Tool(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+    # -- options ---------------------------------------------------------------------------
+    @classmethod
+    def option_types(cls) -> Dict[str, Any]:
+        """Each option a tool takes -> its type hint (``Any`` when it has none): the fields of
+        ``options_class`` and the keyword parameters of ``__init__``."""
+        found: Dict[str, Any] = {}
+        hints = _hints(cls.__init__)  # first: a keyword may take more than its field (a loaded model)
+        for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                found[p.name] = hints.get(p.name, Any)
+        if cls.options_class is not None and dataclasses.is_dataclass(cls.options_class):
+            hints = _hints(cls.options_class)
+            for f in dataclasses.fields(cls.options_class):
+                found.setdefault(f.name, hints.get(f.name, Any))
+        return found
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """Raise :class:`ToolOptionsError` for an option the tool does not take (with a "did you
+        mean") or a value of the wrong type (``decimals='abc'``: "expected an integer")."""
+        types = cls.option_types()
+        for key, value in options.items():
+            if key not in types:
+                raise ToolOptionsError(unknown_option_message(cls.name, key, types))
+            expected = _type_mismatch(types[key], value)
+            if expected:
+                raise ToolOptionsError(f"{cls.name} option {key}={value!r}: expected {expected}")
+
+    @classmethod
+    def from_options(cls, **options: Any) -> "Tool":
+        """The tool built from ``options``, every option checked once, here.
+
+        Raises :class:`ToolOptionsError` (a :class:`~toolformer.errors.UserError`) naming the
+        tool, the option and what it accepts, for unknown names, wrong types and values that
+        the constructor rejects (``Calculator(decimals=99)``).
+        """
+        cls.check_options(options)
+        try:
+            return cls(**options)
+        except ToolOptionsError:
+            raise
+        except (TypeError, ValueError, ToolError, UserError) as exc:
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            shown = ", ".join(f"{k}={v!r}" for k, v in options.items() if _is_plain(v))
+            raise ToolOptionsError(f"{cls.name} options {shown or '(none)'}: {first}") from None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def setup(self) -> "Tool":
+        """Load what the tool needs (an index, a model) once; thread-safe and idempotent, so
+        calling it again, or from several threads, costs nothing. Returns the tool."""
+        if self.__dict__.get("_is_setup"):
+            return self
+        with _instance_lock(self):
+            if not self.__dict__.get("_is_setup"):
+                self._setup()
+                self.__dict__["_is_setup"] = True
+        return self
+
+    def _setup(self) -> None:
+        """Subclasses load their heavy parts here; the default calls the tool's ``prepare()`` or
+        ``load()`` when it has one (WikiSearch, QA, MT)."""
+        for method in ("prepare", "load"):
+            fn = getattr(self, method, None)
+            if callable(fn):
+                fn()
+                return
+
+
+_LOCKS_GUARD = threading.Lock()
+
+
+def _instance_lock(tool: Tool) -> "threading.RLock":
+    """The tool's setup lock, made on first use (subclasses need not call a base __init__)."""
+    lock = tool.__dict__.get("_setup_lock")
+    if lock is None:
+        with _LOCKS_GUARD:
+            lock = tool.__dict__.setdefault("_setup_lock", threading.RLock())
+    return lock
+
+
+def _hints(obj: Any) -> Dict[str, Any]:
+    try:
+        return typing.get_type_hints(obj)
+    except Exception:  # noqa: BLE001 - an unresolvable annotation just means "not checked"
+        return {}
+
+
+def _is_plain(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool, list, dict))
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _type_mismatch(hint: Any, value: Any) -> Optional[str]:
+    """What ``hint`` expects in words, when ``value`` does not fit it; None when it fits (or the
+    hint is not a plain type we can check)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is Union:
+        if value is None and type(None) in args:
+            return None
+        words = [_type_mismatch(a, value) for a in args if a is not type(None)]
+        if any(w is None for w in words):
+            return None
+        return " or ".join(w for w in words if w)
+    if hint in (int, float):
+        ok = isinstance(value, (int, float) if hint is float else int) and not isinstance(value, bool)
+        return None if ok else _TYPE_WORDS[hint]
+    if hint in (str, bool):
+        return None if isinstance(value, hint) else _TYPE_WORDS[hint]
+    return None
+
+
+def unknown_option_message(tool: str, key: str, known: Iterable[str]) -> str:
+    """``"Calculator has no option 'decimal'. Did you mean 'decimals'? Its options: decimals."``"""
+    known = sorted(known)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"{tool} has no option {key!r}.{hint} Its options: {', '.join(known) or 'none'}."
+
+
+def reject_unknown_options(tool: str, options: Mapping[str, Any], known: Iterable[str]) -> None:
+    """The constructors' own check (for direct use, without :meth:`Tool.from_options`)."""
+    known = set(known)
+    for key in options:
+        if key not in known:
+            raise ToolOptionsError(unknown_option_message(tool, key, known))
 
 
 # --------------------------------------------------------------------------- registry
@@ -235,8 +388,8 @@ def get_tool_class(name: str) -> Type[Tool]:
 
 
 def create_tool(name: str, **options: Any) -> Tool:
-    """Instantiate the tool ``name`` with keyword ``options`` for its constructor."""
-    return get_tool_class(name)(**options)
+    """Instantiate the tool ``name`` from keyword ``options`` (checked: :meth:`Tool.from_options`)."""
+    return get_tool_class(name).from_options(**options)
 
 
 def create_tools(
@@ -252,7 +405,7 @@ def create_tools(
     tools: Dict[str, Tool] = {}
     for n in names:
         cls = get_tool_class(n)
-        tools[cls.name] = cls(**dict(options.get(cls.name, {})))
+        tools[cls.name] = cls.from_options(**dict(options.get(cls.name, {})))
     return tools
 
 

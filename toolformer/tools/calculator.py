@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from toolformer.tools.base import (
+    ToolOptionsError,
     COMPUTE_SETTINGS,
     Tool,
     ToolContext,
@@ -197,6 +198,13 @@ def parse_expression(expression: str) -> Node:
     return _Parser(tokenize(expression)).parse()
 
 
+def has_operation(node: Node) -> bool:
+    """Whether the expression holds a binary + - * / (a sign alone is no operation)."""
+    if isinstance(node, Binary):
+        return True
+    return isinstance(node, Unary) and has_operation(node.operand)
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -258,18 +266,32 @@ class Calculator(Tool):
     example_args = "400 / 1400"
 
     def __init__(self, decimals: int = 2, numbers_from_text: bool = False):
-        if not 0 <= int(decimals) <= 10:
-            raise ValueError("decimals must be between 0 and 10")
-        self.decimals = int(decimals)
-        self.numbers_from_text = bool(numbers_from_text)
+        if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 10:
+            raise ToolOptionsError(f"Calculator option decimals={decimals!r}: expected an integer from 0 to 10")
+        if not isinstance(numbers_from_text, bool):
+            raise ToolOptionsError(f"Calculator option numbers_from_text={numbers_from_text!r}: expected true or false")
+        self.decimals = decimals
+        self.numbers_from_text = numbers_from_text
 
     def argument_grammar(self, before: str = "") -> Any:
-        """Numbers, ``+ - * / ( ) .`` and spaces, with at least one operation; with
-        ``numbers_from_text``, only numbers written in ``before`` (all numbers if it has none)."""
+        """Numbers, ``+ - * / ( ) .`` and spaces, with at least one operation (as
+        :meth:`check_call` asks); with ``numbers_from_text``, only numbers written in ``before``
+        (all numbers if it has none)."""
         from toolformer.grammar import CalculatorArgs, numbers_in
 
         numbers = numbers_in(before) if self.numbers_from_text else None
         return CalculatorArgs(numbers=numbers or None)
+
+    def check_call(self, args: str) -> Optional[str]:
+        """A well-formed expression with at least one operation (+ - * /), as in every example
+        of the paper: ``Calculator(180000)`` computes nothing and only echoes its argument."""
+        try:
+            node = parse_expression(self.parse_args(args))
+        except ToolInputError as exc:
+            return str(exc)
+        return None if has_operation(node) else (
+            f"Calculator needs an operation (+ - * /), e.g. Calculator({self.example_args})"
+        )
 
     def run(self, args: str, context: Optional[ToolContext] = None) -> str:
         return calculate(self.parse_args(args), self.decimals)

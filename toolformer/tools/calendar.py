@@ -58,6 +58,11 @@ class Calendar(Tool):
         """Anything goes: ``[Calendar()]`` is the usual call and arguments are ignored."""
         return args.strip()
 
+    def check_call(self, args: str) -> Optional[str]:
+        """Only ``[Calendar()]``: the paper's Calendar takes no arguments, and junk in them
+        (``Calendar(\\)\\()``) would be learned along with the date."""
+        return None if not args.strip() else "Calendar takes no arguments: Calendar()"
+
     def date_for(self, context: Optional[ToolContext] = None) -> _dt.date:
         """The document's date, else the constructor's ``today``, else the real current date."""
         if context is not None and context.date is not None:

@@ -13,7 +13,6 @@ a Hugging Face dataset id, with a text field (default ``text``) and optional tit
 from __future__ import annotations
 
 import bz2
-import csv
 import hashlib
 import json
 import os
@@ -24,11 +23,14 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
 
 from toolformer.errors import UserError
+from toolformer.text.split import split_passages, split_sentences  # noqa: F401 - also imported from here
+from toolformer.text.wikitext import clean_wikitext
+from toolformer.records import RecordStats, source_kind
+from toolformer.records import iter_records as read_records
 
 GENSIM_WIKI_GLOB = "enwiki-latest-pages-articles*-shortened.bz2"
 CLEANER_VERSION = 1  # bump when cleaning or splitting changes: it is part of every index key
 
-FILE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -118,125 +120,6 @@ def _iter_pages(path: Path) -> Iterator[Dict[str, str]]:
                 elem.clear()
 
 
-def _drop_balanced(text: str, opener: str, closer: str, starts: Sequence[str]) -> str:
-    """Remove every ``opener...closer`` block (nesting respected) whose head is in ``starts``."""
-    marks = re.compile(re.escape(opener) + "|" + re.escape(closer))
-    out: List[str] = []
-    pos = 0  # text[pos:] is not yet copied
-    depth = 0
-    drop_from = -1
-    for m in marks.finditer(text):
-        if depth == 0:
-            if m.group() != opener:
-                continue
-            head = text[m.end() : m.end() + 12].lstrip().lower()
-            if any(head.startswith(s) for s in starts):
-                drop_from, depth = m.start(), 1
-        elif m.group() == opener:
-            depth += 1
-        else:
-            depth -= 1
-            if depth == 0:
-                out.append(text[pos:drop_from])
-                pos = m.end()
-    if depth:  # unclosed block: drop to the end
-        out.append(text[pos:drop_from])
-        pos = len(text)
-    out.append(text[pos:])
-    return "".join(out)
-
-
-_UNIT_SEPS = {
-    "-": "\u2013",
-    "\u2013": "\u2013",
-    "to": "to",
-    "and": "and",
-    "or": "or",
-    "by": "by",
-    "x": "\u00d7",
-    "\u00d7": "\u00d7",
-    "+/-": "\u00b1",
-}
-_CONVERT = re.compile(r"\{\{\s*(?:convert|cvt)\s*\|([^{}]*)\}\}", re.IGNORECASE)
-_KEEP_LAST = re.compile(
-    r"\{\{\s*(?:lang(?:-[a-z]+)?|nowrap|nobr|nowr)\s*\|([^{}]*)\}\}", re.IGNORECASE
-)
-_NUMBER = re.compile(r"^[\d.,]+$")
-
-
-def _render_convert(m: "re.Match[str]") -> str:
-    """``{{convert|135765|km2|...}}`` -> "135765 km2" (gensim would drop the whole template)."""
-    params = [p.strip() for p in m.group(1).split("|") if "=" not in p]
-    if len(params) < 2 or not _NUMBER.match(params[0]):
-        return ""
-    if params[1] in _UNIT_SEPS and len(params) >= 4:
-        return f"{params[0]} {_UNIT_SEPS[params[1]]} {params[2]} {params[3]}".replace(
-            " \u2013 ", "\u2013"
-        )
-    if len(params) >= 4 and _NUMBER.match(params[2]):  # 6|ft|4|in
-        return f"{params[0]} {params[1]} {params[2]} {params[3]}"
-    return f"{params[0]} {params[1]}"
-
-
-def _render_keep_last(m: "re.Match[str]") -> str:
-    params = [p for p in m.group(1).split("|") if "=" not in p]
-    return params[-1].strip() if params else ""
-
-
-_END_SECTIONS = re.compile(
-    r"^==+\s*(see also|references|notes|external links|further reading|bibliography|sources|"
-    r"citations|footnotes|works cited|notes and references|references and notes)\s*==+\s*$",
-    re.IGNORECASE | re.MULTILINE,
-)
-_HEADING = re.compile(r"^=+.*=+\s*$")
-_PROSE_END = re.compile(r"[.!?][\"'\u201d\u2019)]*$")
-_EMPTY_PARENS = re.compile(r"\(\s*(?:[,;:\u2013-]\s*)*\)")
-_PAREN_LEAD = re.compile(r"\(\s*(?:[,;:]\s*)+")
-_PAREN_TAIL = re.compile(r"(?:\s*[,;:])+\s*\)")
-_SPACE_PUNCT = re.compile(r"\s+([,.;:!?])")
-_MULTI_SPACE = re.compile(r"[ \t\u00a0\u200a\u2009]+")
-_BOLD_ITALIC = re.compile(r"'{2,}")
-_LEFTOVER = re.compile(r"\b(?:thumb|thumbnail|upright|left|right|center)\|", re.IGNORECASE)
-_MIN_LINE_WORDS = 6
-
-
-def clean_wikitext(wikitext: str) -> str:
-    """Wiki markup -> plain prose paragraphs separated by blank lines.
-
-    gensim's ``filter_wiki`` strips templates, references, links and tags; before it we drop
-    file/image links with their captions, tables and galleries, and after it everything that is
-    not running prose: headings, lists, captions and leftovers (a kept line ends like a sentence).
-    """
-    from gensim.corpora.wikicorpus import filter_wiki
-
-    text = wikitext
-    end = _END_SECTIONS.search(text)
-    if end:
-        text = text[: end.start()]
-    text = _CONVERT.sub(_render_convert, text)
-    text = _KEEP_LAST.sub(_render_keep_last, text)
-    text = _drop_balanced(text, "[[", "]]", ("file:", "image:", "category:", "media:"))
-    text = _drop_balanced(text, "{|", "|}", ("",))
-    text = re.sub(r"<gallery.*?</gallery>", "", text, flags=re.DOTALL | re.IGNORECASE)
-    text = filter_wiki(text)
-    paragraphs: List[str] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line[0] in "*#:;|!{}=" or _HEADING.match(line):
-            continue
-        line = _BOLD_ITALIC.sub("", line)
-        line = _LEFTOVER.sub("", line)
-        line = _EMPTY_PARENS.sub("", line)
-        line = _PAREN_LEAD.sub("(", line)
-        line = _PAREN_TAIL.sub(")", line)
-        line = _MULTI_SPACE.sub(" ", line)
-        line = _SPACE_PUNCT.sub(r"\1", line).strip()
-        if len(line.split()) < _MIN_LINE_WORDS or not _PROSE_END.search(line):
-            continue  # captions, list intros, template debris
-        paragraphs.append(line)
-    return "\n\n".join(paragraphs)
-
-
 def _clean_articles(path: Path, min_words: int) -> Iterator[Dict[str, str]]:
     for page in _iter_pages(path):
         raw = page.get("text", "")
@@ -287,237 +170,32 @@ def iter_wikipedia_articles(
             yield json.loads(line)
 
 
-# --------------------------------------------------------------------------- splitting
-
-_SENT_END = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)]*\s+(?=[\"'\u201c(]?[A-Z0-9])")
-_ABBREV = {
-    "mr",
-    "mrs",
-    "ms",
-    "dr",
-    "prof",
-    "sr",
-    "jr",
-    "st",
-    "mt",
-    "ft",
-    "vs",
-    "etc",
-    "no",
-    "vol",
-    "c",
-    "ca",
-    "e.g",
-    "i.e",
-    "approx",
-    "inc",
-    "ltd",
-    "co",
-    "gen",
-    "col",
-    "lt",
-    "sgt",
-    "rev",
-    "jan",
-    "feb",
-    "mar",
-    "apr",
-    "jun",
-    "jul",
-    "aug",
-    "sep",
-    "sept",
-    "oct",
-    "nov",
-    "dec",
-    "fig",
-    "u.s",
-    "u.k",
-    "d.c",
-    "op",
-    "ed",
-    "eds",
-    "al",
-}
-
-
-def split_sentences(text: str) -> List[str]:
-    """Split prose at sentence ends, not after common abbreviations or initials ("S. N. Bose")."""
-    pieces: List[str] = []
-    start = 0
-    for m in _SENT_END.finditer(text):
-        before = text[start : m.start()].rstrip("\"'\u201d\u2019)")
-        last = before.rsplit(None, 1)[-1] if before.split() else ""
-        word = last.rstrip(".!?").lower()
-        if last.endswith(".") and (word in _ABBREV or (len(word) == 1 and word.isalpha())):
-            continue
-        pieces.append(text[start : m.start() + len(m.group(0))].strip())
-        start = m.end()
-    tail = text[start:].strip()
-    if tail:
-        pieces.append(tail)
-    return [p for p in pieces if p]
-
-
-def split_passages(text: str, words: int = 100) -> List[str]:
-    """Cut ``text`` into windows of about ``words`` words that end at sentence ends.
-
-    A window does not cross a paragraph break once it is half full; a sentence longer than
-    twice the target is cut at word boundaries.
-    """
-    out: List[str] = []
-    current: List[str] = []
-    count = 0
-
-    def flush() -> None:
-        nonlocal current, count
-        if current:
-            out.append(" ".join(current))
-        current, count = [], 0
-
-    for paragraph in re.split(r"\n\s*\n", text):
-        if count >= words // 2:
-            flush()
-        for sentence in split_sentences(" ".join(paragraph.split())):
-            n = len(sentence.split())
-            if n > 2 * words:
-                flush()
-                tokens = sentence.split()
-                for i in range(0, len(tokens), words):
-                    out.append(" ".join(tokens[i : i + words]))
-                continue
-            if count and count + n > words:
-                flush()
-            current.append(sentence)
-            count += n
-    flush()
-    return out
-
-
 # --------------------------------------------------------------------------- user corpora
 
 
-def _read_jsonl(path: Path) -> Iterator[Dict[str, Any]]:
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(
-                    f"{path}:{lineno} is not valid JSON ({exc.msg}); "
-                    "a JSONL corpus needs one JSON object per line"
-                ) from None
-            if not isinstance(record, dict):
-                raise UserError(
-                    f"{path}:{lineno} is not a JSON object; "
-                    "a JSONL corpus needs one object per line"
-                )
-            yield record
-
-
-def _read_json(path: Path) -> Iterator[Dict[str, Any]]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except json.JSONDecodeError:
-        yield from _read_jsonl(path)  # many ".json" corpora are really JSON lines
-        return
-    if isinstance(data, dict):
-        lists = [v for v in data.values() if isinstance(v, list)]
-        data = lists[0] if len(lists) == 1 else [data]
-    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        raise UserError(f"{path} must hold a list of JSON objects (or one object per line)")
-    yield from data
-
-
-def _read_csv(path: Path) -> Iterator[Dict[str, Any]]:
-    csv.field_size_limit(1 << 30)
-    delimiter = "\t" if path.suffix == ".tsv" else ","
-    with open(path, encoding="utf-8", newline="") as fh:
-        try:
-            yield from csv.DictReader(fh, delimiter=delimiter)
-        except csv.Error as exc:
-            raise UserError(
-                f"{path} is not a valid {path.suffix[1:].upper()} file: {exc}"
-            ) from None
-
-
-def _read_parquet(path: Path, columns: Sequence[str]) -> Iterator[Dict[str, Any]]:
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for bad files
-        raise UserError(
-            f"{path} is not a readable parquet file: {str(exc).splitlines()[0]}"
-        ) from None
-    keep = [c for c in columns if c in table.column_names]
-    yield from table.select(keep or table.column_names).to_pylist()
-
-
-def _read_dataset(source: str, split: str, local: bool) -> Iterable[Dict[str, Any]]:
-    try:
-        import datasets
-    except ImportError:
-        raise UserError("loading a Hugging Face dataset needs `pip install datasets`") from None
-    try:
-        if local:
-            ds = datasets.load_from_disk(source)
-        else:
-            ds = datasets.load_dataset(source, split=split)
-    except Exception as exc:  # noqa: BLE001 - datasets raises many types; all mean "cannot load"
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"could not load dataset {source!r}: {first}") from None
-    if isinstance(ds, datasets.DatasetDict):
-        if split not in ds:
-            raise UserError(f"dataset {source!r} has no split {split!r}; splits: {', '.join(ds)}")
-        ds = ds[split]
-    return ds
-
-
-def iter_records(config: CorpusConfig) -> Iterator[Dict[str, Any]]:
-    """Raw records of a user corpus (``config.source`` must be set)."""
+def iter_records(config: CorpusConfig, stats: Optional[RecordStats] = None) -> Iterator[Dict[str, Any]]:
+    """Raw records of a user corpus (``config.source`` must be set), read by the shared reader
+    (:func:`toolformer.records.iter_records`): a bad line or a record that is not an object is
+    skipped, counted in ``stats`` and reported with its file and line."""
+    stats = stats if stats is not None else RecordStats()
     source = str(config.source)
     path = Path(source).expanduser()
-    columns = [c for c in (config.text_field, config.title_field, config.id_field) if c]
-    if path.is_dir():
-        if not ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()):
-            raise UserError(
-                f"{source!r} is a folder but not a saved dataset "
-                "(Dataset.save_to_disk); pass a file or a dataset folder"
-            )
-        yield from _read_dataset(str(path), config.split, local=True)
-        return
-    suffix = path.suffix.lower()
-    looks_like_path = suffix in FILE_SUFFIXES or source.startswith((".", "/", "~"))
-    if not path.exists():
-        if looks_like_path or source.count("/") > 1:
-            raise UserError(
-                f"corpus file {source!r} does not exist; pass a .jsonl/.csv/.parquet "
-                "file, a saved dataset folder or an HF dataset id"
-            )
-        yield from _read_dataset(source, config.split, local=False)
-        return
-    if suffix in (".jsonl", ".ndjson"):
-        yield from _read_jsonl(path)
-    elif suffix == ".json":
-        yield from _read_json(path)
-    elif suffix in (".csv", ".tsv"):
-        yield from _read_csv(path)
-    elif suffix == ".parquet":
-        yield from _read_parquet(path, columns)
-    else:
+    if not path.exists() and (source.startswith((".", "/", "~")) or source_kind(path) is not None):
         raise UserError(
-            f"unsupported corpus file type {suffix or '(none)'!r} for {source!r}; "
-            f"use one of {', '.join(FILE_SUFFIXES)} or a saved dataset folder"
+            f"corpus file {source!r} does not exist; pass a .jsonl/.csv/.parquet "
+            "file, a saved dataset folder or an HF dataset id"
         )
+    columns = [c for c in (config.text_field, config.title_field, config.id_field) if c]
+    for where, record in read_records(source, split=config.split, stats=stats, columns=columns):
+        if not isinstance(record, dict):
+            stats.bad_line(source, where, "is not a JSON object", "not_a_record", "")
+            continue
+        yield record
 
 
 def _passages_from_records(config: CorpusConfig) -> List[Passage]:
     passages: List[Passage] = []
-    for row, record in enumerate(iter_records(config)):
+    for row, record in enumerate(iter_records(config)):  # row: the passage id when there is none
         if config.limit is not None and row >= config.limit:
             break
         if config.text_field not in record:

@@ -14,7 +14,14 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 from toolformer.errors import UserError
 from toolformer.grammar import TextArgs
-from toolformer.tools.base import RETRIEVAL_SETTINGS, Tool, ToolContext, ToolError, load_prompt
+from toolformer.tools.base import (
+    RETRIEVAL_SETTINGS,
+    Tool,
+    ToolContext,
+    ToolError,
+    load_prompt,
+    reject_unknown_options,
+)
 from toolformer.tools.corpus import Passage
 
 READER_INSTRUCTION = (
@@ -110,7 +117,7 @@ def clean_answer(
 def focus(text: str, question: str, words: int) -> str:
     """The part of a passage a small reader should see: the sentence sharing most terms with the
     question, widened by its neighbours (following first) up to ``words`` words."""
-    from toolformer.tools.corpus import split_sentences
+    from toolformer.text.split import split_sentences
 
     if len(text.split()) <= words:
         return text
@@ -147,6 +154,8 @@ class QA(Tool):
     prompt = load_prompt("qa.txt").rstrip("\n")
     annotation = RETRIEVAL_SETTINGS
     example_args = "Where was Marie Curie born?"
+    options_class = QAConfig
+    setup_at_start = True  # the reader and the index load before calls run under a timeout
 
     def __init__(
         self,
@@ -156,12 +165,7 @@ class QA(Tool):
         config: Optional[QAConfig] = None,
         **options: Any,
     ):
-        known = {f.name for f in fields(QAConfig)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise UserError(
-                f"unknown QA option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
+        reject_unknown_options(self.name, options, (f.name for f in fields(QAConfig)))
         config = config or QAConfig(**options)
         if isinstance(model, str):
             config.model = model

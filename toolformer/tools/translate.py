@@ -26,6 +26,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from toolformer.grammar import TextArgs
 from toolformer.tools.base import (
+    reject_unknown_options,
     COMPUTE_SETTINGS,
     Tool,
     ToolContext,
@@ -33,7 +34,7 @@ from toolformer.tools.base import (
     ToolInputError,
     load_prompt,
 )
-from toolformer.tools.langdetect import LANGUAGE_NAMES, UNKNOWN, detect_language
+from toolformer.text.langdetect import LANGUAGE_NAMES, UNKNOWN, detect_language
 
 DEFAULT_MT_MODEL = "gemma3-270m"
 
@@ -260,6 +261,7 @@ class MT(Tool):
     prompt = load_prompt("mt.txt").rstrip("\n")
     annotation = COMPUTE_SETTINGS
     example_args = "Le chat est sur la table."
+    options_class = MTConfig
 
     def __init__(
         self,
@@ -270,12 +272,7 @@ class MT(Tool):
         **options: Any,
     ):
         config = config or MTConfig()
-        known = {f.name for f in fields(MTConfig)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ToolInputError(
-                f"MT: unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
-            )
+        reject_unknown_options(self.name, options, (f.name for f in fields(MTConfig)))
         if isinstance(model, str):
             options["model"] = model
         self.config = replace(config, **options)
@@ -327,13 +324,13 @@ class MT(Tool):
         if target not in models.ALIASES and target.lower() not in models.ALIASES:
             from transformers import AutoConfig
 
-            hf_config = AutoConfig.from_pretrained(target)
+            hf_config = models.load_pretrained(AutoConfig, target, target, weights=False)
             if getattr(hf_config, "is_encoder_decoder", False):
                 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-                tok = AutoTokenizer.from_pretrained(target)
-                model = AutoModelForSeq2SeqLM.from_pretrained(
-                    target, dtype=models._torch_dtype(config.dtype)
+                tok = models.load_pretrained(AutoTokenizer, target, target, weights=False)
+                model = models.load_pretrained(
+                    AutoModelForSeq2SeqLM, target, target, dtype=models._torch_dtype(config.dtype)
                 )
                 if device:
                     model.to(device)

@@ -2,9 +2,8 @@
 
 The index is built on the first query, not in the constructor, and cached on disk under
 ``cache_dir()/indexes/<corpus>-<fingerprint>/``: the passages, a BM25 term-weight matrix and the
-dense embeddings. A later process reloads them in well under a second. BM25 uses Lucene's
-non-negative idf; the per-term weights are stored as a sparse matrix so that a query touches
-only the postings of its own terms.
+dense embeddings. A later process reloads them in well under a second. BM25 is the ``bm25s``
+library's (Lucene's non-negative idf, sparse matrices); nothing is pickled.
 """
 
 from __future__ import annotations
@@ -14,10 +13,10 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import threading
 import time
 import unicodedata
-import zipfile
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 from toolformer.errors import UserError
 from toolformer.grammar import TextArgs
 from toolformer.tools.base import (
+    reject_unknown_options,
     RETRIEVAL_SETTINGS,
     MissingDependencyError,
     Tool,
@@ -47,7 +47,7 @@ from toolformer.tools.corpus import (
 
 MODES = ("bm25", "dense", "hybrid")
 TOKENIZER_VERSION = 1  # part of the BM25 cache key
-BM25_VERSION = 2  # 2: Lucene idf (1: rank_bm25 idf); part of the BM25 cache key
+BM25_VERSION = 3  # 3: bm25s (Lucene), 2: own Lucene idf, 1: rank_bm25; part of the cache key
 DENSE_ALIAS = "minilm"
 
 # NLTK's English stopword list (question words included: they carry no topic)
@@ -135,7 +135,7 @@ class WikiSearchConfig:
         default=True, metadata={"help": "fold English plurals (S-stemmer) in BM25 terms"}
     )
     k1: float = field(
-        default=1.5, metadata={"help": "BM25 term-frequency saturation (rank_bm25 default)"}
+        default=1.5, metadata={"help": "BM25 term-frequency saturation (Lucene and bm25s default: 1.2; 1.5 kept from rank_bm25)"}
     )
     b: float = field(default=0.75, metadata={"help": "BM25 length normalisation"})
     dense_model: str = field(
@@ -204,7 +204,7 @@ def _load_cached(load, path: Path, fits) -> Any:
         return None
     try:
         value = load(path)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    except Exception:  # noqa: BLE001 - whatever a damaged or planted file raises: rebuild it
         return None
     return value if fits(value) else None
 
@@ -290,98 +290,60 @@ def _read_passage_table(path: Path) -> Optional[Tuple[List[str], List[str], List
 
 
 class BM25Index:
-    """BM25 scores (Lucene idf) as a sparse (terms x passages) matrix of per-term weights."""
+    """BM25 over tokenised passages, by the ``bm25s`` library (sparse matrices, saved without
+    pickle).
 
-    def __init__(
-        self,
-        vocab: Dict[str, int],
-        indptr: np.ndarray,
-        indices: np.ndarray,
-        weights: np.ndarray,
-        n_docs: int,
-    ):
-        self.vocab = vocab
-        self.indptr, self.indices, self.weights = indptr, indices, weights
-        self.n_docs = n_docs
+    Scores follow Lucene: idf(t) = log(1 + (N - n_t + 0.5) / (n_t + 0.5)), > 0 for every term
+    however common (rank_bm25's log((N - n_t + 0.5) / (n_t + 0.5)) is <= 0 once a term is in half
+    the passages, which were then never found), times tf / (tf + k1 (1 - b + b |d| / avgdl)).
+    ``benchmarks/bm25_bench.py`` compares it with the hand-written index it replaced.
+    """
+
+    def __init__(self, retriever: Any):
+        self.retriever = retriever
+        self.vocab: Dict[str, int] = retriever.vocab_dict
+        self.n_docs = int(retriever.scores["num_docs"])
 
     @classmethod
-    def build(
-        cls, docs: Sequence[Sequence[str]], k1: float = 1.5, b: float = 0.75
-    ) -> "BM25Index":
-        """Index tokenised documents (``docs[passage] = [term, ...]``).
+    def build(cls, docs: Sequence[Sequence[str]], k1: float = 1.5, b: float = 0.75) -> "BM25Index":
+        """Index ``docs[passage] = [term, ...]`` (raises UserError when no passage has a term)."""
+        import bm25s
 
-        weight(t, d) = idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * |d| / avgdl)), with
-        Lucene's idf(t) = log(1 + (N - n_t + 0.5) / (n_t + 0.5)) (Robertson & Zaragoza 2009,
-        as in Lucene 8+ and bm25s): > 0 for every term, however common. rank_bm25's BM25Okapi
-        uses log((N - n_t + 0.5) / (n_t + 0.5)), which is <= 0 once a term is in half the
-        passages, so those passages scored 0 and were never found.
-        """
         if not any(docs):
             raise UserError(
                 "the corpus has no searchable words (all passages are empty or stopwords)"
             )
-        vocab: Dict[str, int] = {w: i for i, w in enumerate(sorted({t for d in docs for t in d}))}
-        rows: List[int] = []
-        cols: List[int] = []
-        tfs: List[int] = []
-        doc_len = np.zeros(len(docs), dtype=np.float64)
-        for j, doc in enumerate(docs):
-            doc_len[j] = len(doc)
-            for w, tf in Counter(doc).items():
-                rows.append(vocab[w])
-                cols.append(j)
-                tfs.append(tf)
-        rows_a = np.asarray(rows, dtype=np.int64)
-        cols_a = np.asarray(cols, dtype=np.int64)
-        tf_a = np.asarray(tfs, dtype=np.float64)
-        n_docs = len(docs)
-        df = np.bincount(rows_a, minlength=len(vocab)).astype(np.float64)
-        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
-        avgdl = doc_len.mean()
-        dl = doc_len[cols_a]
-        w = idf[rows_a] * tf_a * (k1 + 1) / (tf_a + k1 * (1 - b + b * dl / avgdl))
-        order = np.lexsort((cols_a, rows_a))
-        indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
-        np.add.at(indptr, rows_a + 1, 1)
-        np.cumsum(indptr, out=indptr)
-        return cls(vocab, indptr, cols_a[order].astype(np.int32), w[order].astype(np.float32), n_docs)
+        retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
+        retriever.index([list(d) for d in docs], show_progress=False)
+        return cls(retriever)
 
     def scores(self, terms: Sequence[str]) -> np.ndarray:
-        """BM25 score of every passage (query terms counted with repetition, as rank_bm25 does)."""
-        out = np.zeros(self.n_docs, dtype=np.float64)
-        for term, count in Counter(terms).items():
-            row = self.vocab.get(term)
-            if row is None:
-                continue
-            lo, hi = self.indptr[row], self.indptr[row + 1]
-            out[self.indices[lo:hi]] += count * self.weights[lo:hi]
-        return out
+        """BM25 score of every passage, ``[n_docs]`` (query terms counted with repetition)."""
+        known = [t for t in terms if t and t in self.vocab]
+        if not known:
+            return np.zeros(self.n_docs, dtype=np.float64)
+        return np.asarray(self.retriever.get_scores(known), dtype=np.float64)
 
     def search(self, terms: Sequence[str], k: int) -> List[Tuple[int, float]]:
         return _top(self.scores(terms), k)
 
     def save(self, path: Path) -> None:
-        words = sorted(self.vocab, key=self.vocab.get)
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:
-                np.savez(
-                    fh,
-                    indptr=self.indptr,
-                    indices=self.indices,
-                    weights=self.weights,
-                    n_docs=np.int64(self.n_docs),
-                    vocab=np.asarray("\n".join(words)),
-                )
-
-        _atomic_write(path, write)
+        """Write the index into the folder ``path`` (numpy arrays and JSON; replaced whole)."""
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        self.retriever.save(str(tmp), allow_pickle=False, show_progress=False)
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> "BM25Index":
-        with np.load(path) as z:
-            words = str(z["vocab"]).split("\n") if z["vocab"].size and str(z["vocab"]) else []
-            vocab = {w: i for i, w in enumerate(words)}
-            return cls(vocab, z["indptr"], z["indices"], z["weights"], int(z["n_docs"]))
+        """Read a saved index (``np.load`` with ``allow_pickle=False``): OSError/ValueError when
+        the folder is not one."""
+        import bm25s
+
+        if not path.is_dir():
+            raise OSError(f"{path} is not a BM25 index folder")
+        return cls(bm25s.BM25.load(str(path), allow_pickle=False, show_progress=False, verbosity=0))
 
 
 # --------------------------------------------------------------------------- dense
@@ -528,6 +490,8 @@ class WikiSearch(Tool):
     prompt = load_prompt("wiki_search.txt").rstrip("\n")
     annotation = RETRIEVAL_SETTINGS
     example_args = "Fishing Reel Types"
+    options_class = WikiSearchConfig
+    setup_at_start = True  # the index is built before calls run under the executor's timeout
 
     def __init__(
         self,
@@ -538,13 +502,7 @@ class WikiSearch(Tool):
         config: Optional[WikiSearchConfig] = None,
         **options: Any,
     ):
-        known = {f.name for f in fields(WikiSearchConfig)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise UserError(
-                f"unknown WikiSearch option(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(known))}"
-            )
+        reject_unknown_options(self.name, options, (f.name for f in fields(WikiSearchConfig)))
         if config is None:
             config = WikiSearchConfig(
                 corpus=corpus, mode=mode, top_k=top_k, cache_dir=cache_dir, **options
@@ -584,7 +542,7 @@ class WikiSearch(Tool):
                 c = self.config
                 path = (
                     store.folder
-                    / f"bm25-{_key(TOKENIZER_VERSION, BM25_VERSION, c.stem, c.k1, c.b)}.npz"
+                    / f"bm25-{_key(TOKENIZER_VERSION, BM25_VERSION, c.stem, c.k1, c.b)}"
                 )
                 start = time.perf_counter()
                 self._bm25 = _load_cached(BM25Index.load, path, lambda i: i.n_docs == len(store))
@@ -682,6 +640,13 @@ class WikiSearch(Tool):
         if title and title.lower() not in text.lower():
             text = f"{title}: {text}"
         return _clip(text, limit)
+
+    def check_call(self, args: str) -> Optional[str]:
+        """A search term with at least one searchable word (``WikiSearch(the)`` finds nothing)."""
+        reason = super().check_call(args)
+        if reason is None and not tokenize(self.parse_args(args), self.config.stem):
+            reason = f"WikiSearch needs a search term with a searchable word, not {args.strip()!r}"
+        return reason
 
     def run(self, args: str, context: Optional[ToolContext] = None) -> str:
         query = self.parse_args(args)

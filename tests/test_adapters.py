@@ -1,0 +1,93 @@
+"""LoRA adapters loaded by folder path and by short name in ``generate``, ``chat`` and ``eval``,
+on top of the base model their toolformer.json names."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from conftest import make_tiny_model
+from toolformer.cli.main import cli
+from toolformer.errors import UserError
+from toolformer.models import ADAPTERS_ENV, adapter_dir, list_adapters, load_model, load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory, smol_tokenizer):
+    path = tmp_path_factory.mktemp("adapter_base")
+    make_tiny_model(len(smol_tokenizer), seed=2).save_pretrained(path)
+    smol_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def adapters_root(tmp_path_factory, base_dir):
+    """``<root>/calc-tiny``: a LoRA adapter with non-zero weights (it changes the outputs)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    root = tmp_path_factory.mktemp("adapters")
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
+                                            init_lora_weights=False, task_type="CAUSAL_LM"))
+    folder = root / "calc-tiny"
+    peft.save_pretrained(folder)
+    (folder / "toolformer.json").write_text(json.dumps({"base_model": str(base_dir),
+                                                        "tools": ["Calculator"]}))
+    return root
+
+
+def _logits(model, tok, text="Q: 3 + 4 =\nA:"):
+    with torch.inference_mode():
+        return model(**tok(text, return_tensors="pt")).logits
+
+
+def test_an_adapter_loads_by_folder_and_by_short_name_on_its_base(adapters_root, base_dir, monkeypatch):
+    folder = adapters_root / "calc-tiny"
+    base, tok = load_model(str(base_dir))
+    by_path, tok2 = load_model(str(folder))
+    assert tok2.name_or_path == tok.name_or_path
+    assert not torch.allclose(_logits(base, tok), _logits(by_path, tok))
+    # the same as base + adapter merged by peft itself
+    from peft import PeftModel
+
+    merged = PeftModel.from_pretrained(load_model(str(base_dir))[0], str(folder)).merge_and_unload()
+    assert torch.allclose(_logits(merged, tok), _logits(by_path, tok), atol=1e-5)
+    monkeypatch.setenv(ADAPTERS_ENV, str(adapters_root))
+    assert list_adapters()["calc-tiny"] == folder
+    assert adapter_dir("CALC-TINY") == folder and adapter_dir("smollm2-135m") is None
+    by_name, _ = load_model("calc-tiny")
+    assert torch.allclose(_logits(by_name, tok), _logits(by_path, tok))
+    assert load_tokenizer("calc-tiny").name_or_path == tok.name_or_path
+
+
+def test_generate_chat_and_eval_take_an_adapter(adapters_root, tmp_path, monkeypatch):
+    monkeypatch.setenv(ADAPTERS_ENV, str(adapters_root))
+    runner = CliRunner()
+    for model in ("calc-tiny", str(adapters_root / "calc-tiny")):
+        res = runner.invoke(cli, ["generate", model, "Q: 3 + 4 =\nA:", "--max-new-tokens", "4"])
+        assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["chat", "calc-tiny", "--no-template", "--max-new-tokens", "3"],
+                        input="hello\n/tools\n/quit\n")
+    assert res.exit_code == 0, res.output
+    assert "tools: Calculator" in res.output  # from the adapter's toolformer.json
+    from toolformer.eval.harness import EvalConfig, checkpoint_tools, evaluate
+
+    assert checkpoint_tools("calc-tiny") == ["Calculator"]
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text(json.dumps({"question": "What is 3 + 4?", "answer": 7}) + "\n")
+    res = evaluate(EvalConfig(model="calc-tiny", tasks=f"jsonl:{dev}", max_new_tokens=3, progress=False))
+    assert res["tools"] == ["Calculator"] and next(iter(res["tasks"].values()))["n"] == 1
+
+
+def test_an_adapter_without_a_base_is_one_line(tmp_path):
+    folder = tmp_path / "orphan"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"r": 4}))
+    with pytest.raises(UserError) as exc:
+        load_model(str(folder))
+    assert "names no base model" in str(exc.value) and "\n" not in str(exc.value)

@@ -1,0 +1,59 @@
+"""The checkpoint manifest (toolformer.json) has one home, toolformer.manifest, which every
+reader and writer uses (issue 14 seam 3), and the dead code the issue names is gone."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from toolformer.errors import UserError
+from toolformer.manifest import MANIFEST_FILE, manifest_base_model, manifest_tools, read_manifest, write_manifest
+
+
+def test_write_read_round_trip_is_atomic(tmp_path):
+    path = write_manifest(tmp_path, {"tools": ["Calculator"], "base_model": "smollm2-135m"})
+    assert path == tmp_path / MANIFEST_FILE and not list(tmp_path.glob(".*tmp*"))
+    assert read_manifest(tmp_path) == {"tools": ["Calculator"], "base_model": "smollm2-135m"}
+    assert manifest_tools(str(tmp_path)) == ["Calculator"]
+    assert manifest_base_model(tmp_path) == "smollm2-135m"
+    assert read_manifest(tmp_path / "nothing") is None and manifest_tools(str(tmp_path / "x")) is None
+
+
+@pytest.mark.parametrize("content,message", [
+    ('{"tools": "Calculator"}', "must be a list of tool names"),
+    ('{"tools": {"Calculator": 3}}', "must be a list of tool names"),
+    ("[1, 2]", "is not a JSON object"),
+    ("{oops", "could not read"),
+])
+def test_bad_manifests_are_one_line_for_generate_and_eval_alike(tmp_path, content, message):
+    from toolformer.cli.generate_cmd import checkpoint_tools as generate_tools
+    from toolformer.eval.harness import checkpoint_tools as eval_tools
+
+    (tmp_path / MANIFEST_FILE).write_text(content)
+    for reader in (generate_tools, eval_tools, manifest_tools):
+        with pytest.raises(UserError, match=message) as e:
+            reader(str(tmp_path))
+        assert "\n" not in str(e.value)
+
+
+def test_finetune_writes_through_the_manifest_module():
+    import toolformer.finetune as finetune
+    import toolformer.manifest as manifest
+
+    assert finetune.write_manifest is manifest.write_manifest
+    assert finetune.MANIFEST_FILE == manifest.MANIFEST_FILE
+
+
+def test_dead_code_is_gone():
+    import toolformer.data_aug.annotator as annotator
+    import toolformer.data_aug.pipeline as pipeline
+    import toolformer.finetune as finetune
+    import toolformer.models as models
+    import toolformer.tools.base as base
+    from toolformer.data_aug.types import COUNTERS
+
+    assert not hasattr(finetune, "read_manifest") and not hasattr(models, "timed_load")
+    assert not hasattr(base, "ToolTimeoutError")
+    assert annotator.COUNTERS is COUNTERS and pipeline.COUNTERS is COUNTERS
+    assert "candidates_abandoned" in COUNTERS

@@ -1,0 +1,503 @@
+"""Self-training: the loop on a tiny random model and a small corpus (every stage, resume after
+an interruption at each stage), each Improve filter on hand-made cases, the contamination guard,
+and the bad inputs (one line each, nothing lost)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import make_tiny_model
+from toolformer.data_aug.types import AnnotationResult, KeptCall
+from toolformer.errors import UserError
+from toolformer.finetune import FinetuneConfig
+from toolformer.generation import CallRecord, GenerationOutput
+from toolformer.selftrain import (
+    FILTERS,
+    Candidate,
+    CandidateFilter,
+    FilterContext,
+    Schedule,
+    SelfTrainConfig,
+    build_filter,
+    register_filter,
+    selftrain,
+)
+from toolformer.selftrain.contamination import ContaminationGuard, jaccard, word_set
+from toolformer.selftrain.corpus import load_corpus, strip_marks
+from toolformer.syntax import APICall, format_call
+
+PROBLEMS = [
+    ("Tom has 3 apples and buys 2 more. How many apples does Tom have?",
+     "Tom has 3+2 = <<3+2=5>>5 apples.\n#### 5"),
+    ("A box holds 4 rows of 6 eggs. How many eggs are in the box?",
+     "There are 4*6 = <<4*6=24>>24 eggs.\n#### 24"),
+    ("Mia reads 10 pages a day for 7 days. How many pages does she read?",
+     "She reads 10*7 = <<10*7=70>>70 pages.\n#### 70"),
+    ("A shop sold 45 pens on Monday and 15 on Tuesday. How many pens were sold?",
+     "It sold 45+15 = <<45+15=60>>60 pens.\n#### 60"),
+    ("Sam had 50 dollars and spent 18. How many dollars are left?",
+     "He has 50-18 = <<50-18=32>>32 dollars left.\n#### 32"),
+    ("The zoo keeper feeds 8 lions 9 kilograms of meat each. How much meat is that?",
+     "That is 8*9 = <<8*9=72>>72 kilograms.\n#### 72"),
+]
+# an evaluation item that nearly duplicates the last training problem
+EVAL_ITEMS = [
+    {"question": "The zoo keeper feeds 8 lions 9 kilograms of meat each. How much meat is that in all?",
+     "answer": 72},
+    {"question": "What is the capital of France?", "answer": "Paris"},
+]
+
+
+def _write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory, smol_tokenizer):
+    path = tmp_path_factory.mktemp("tiny_st")
+    make_tiny_model(len(smol_tokenizer), seed=0).save_pretrained(path)
+    smol_tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture()
+def files(tmp_path):
+    corpus = _write_jsonl(tmp_path / "gsm8k_train.jsonl",
+                          [{"question": q, "answer": a} for q, a in PROBLEMS])
+    evals = _write_jsonl(tmp_path / "evalset.jsonl", EVAL_ITEMS)
+    return corpus, evals
+
+
+class ScriptedAnnotator:
+    """Round 0's annotator seam (``annotator_factory``): inserts ``[Calculator(a+b) -> c]`` right
+    before the answer ``c`` of each "Q: ...\nA: c" document, as the real one would keep it."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def annotate_batch(self, docs):
+        out = []
+        for d in docs:
+            m = re.search(r"\nA: (\d+)$", d.text)
+            if m is None:
+                out.append(AnnotationResult(d.id, d.text, d.text))
+                continue
+            a, b = re.findall(r"\d+", d.text)[:2]
+            call = APICall("Calculator", f"{a}+{b}", m.group(1))
+            offset = m.start(1)
+            text = d.text[:offset] + format_call(call) + " " + d.text[offset:]
+            kept = KeptCall("Calculator", call.args, call.result, offset, 5, 1.0, 2.0, 2.0, 2.5)
+            out.append(AnnotationResult(d.id, text, d.text, [kept], Counter(calls_kept=1)))
+        return out
+
+
+class ScriptedGenerator:
+    """Grow's generator seam: answers each prompt with a Calculator call on the question's first
+    two numbers (right for the "+" and "*" problems, wrong for the others), the call run by the
+    real executor; counts the prompts it saw."""
+
+    prompts_seen = 0
+    last_prompts: list = []
+    all_prompts: list = []
+
+    def __init__(self, model, tokenizer, executor, config):
+        self.executor, self.config = executor, config
+
+    def generate(self, prompts):
+        type(self).prompts_seen += len(prompts)
+        type(self).last_prompts = list(prompts)
+        type(self).all_prompts.extend(prompts)
+        outs = []
+        for full in prompts:
+            p = "Q:" + full.rsplit("Q:", 1)[-1]  # the problem after the demonstrations
+            a, b = re.findall(r"\d+", p)[:2]
+            op = "*" if any(w in p for w in ("rows", "day", "each")) else "+"
+            call = APICall("Calculator", f"{a}{op}{b}")
+            res = self.executor.run_many([call], [None])[0]
+            text = " " + format_call(call.with_result(res.output))
+            rec = CallRecord("Calculator", call.args, res.output, res.error, 0.0, 1, len(text))
+            text += f" {res.output}."
+            outs.append(GenerationOutput(p, text, [rec], 10, "stop"))
+        return outs
+
+
+def _config(tiny_dir, corpus, evals, out, **kw) -> SelfTrainConfig:
+    base = dict(
+        output=str(out), model=tiny_dir, corpus=str(corpus), eval_sets=[f"jsonl:{evals}"],
+        dev_size=2, round0_docs=2, corpus_size=3, samples_per_prompt=2, max_new_tokens=8,
+        eval_max_new_tokens=4, max_rounds=2, patience=5, grow_batch_size=2, eval_batch_size=4,
+        filter="answer", progress=False, threads=1, demonstrations="calculator",
+        annotator_factory=f"{Path(__file__).resolve()}:ScriptedAnnotator",
+        finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, max_length=64,
+                                effective_batch_size=2, eval_fraction=0.0, progress=False,
+                                training_args=dict(learning_rate=1e-3, per_device_train_batch_size=2,
+                                                   max_steps=2, eval_steps=1, save_steps=1,
+                                                   logging_steps=1)),
+    )
+    base.update(kw)
+    return SelfTrainConfig(**base)
+
+
+STAGES = [(0, "corpus"), (0, "baseline"), (0, "augment"), (0, "finetune_0"), (0, "eval"),
+          (1, "grow"), (1, "improve_0"), (1, "finetune_0"), (1, "eval"),
+          (2, "grow"), (2, "improve_0"), (2, "finetune_0"), (2, "eval")]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_loop_runs_every_stage_and_resumes_after_an_interruption_at_each(tmp_path, tiny_dir, files):
+    corpus, evals = files
+    out = tmp_path / "run"
+    cfg = _config(tiny_dir, corpus, evals, out)
+    ran = []
+
+    def run_until(target):
+        """One invocation that stops right before ``target`` (round, stage)."""
+        seen = []
+
+        def hook(event, info):
+            if event == "stage":
+                key = (info["round"], info["stage"])
+                seen.append(key)
+                if key == target:
+                    raise Interrupt(key)
+
+        with pytest.raises(Interrupt):
+            selftrain(cfg, hook=hook, generator_factory=ScriptedGenerator)
+        return seen
+
+    for target in STAGES:
+        ScriptedGenerator.prompts_seen = 0
+        seen = run_until(target)
+        # the rerun starts at the first unfinished stage: the one interrupted before
+        assert seen[0] == (ran[-1] if ran else STAGES[0]), (target, seen)
+        if ran and ran[-1] == (2, "grow"):  # resumed inside Grow: only the rest is generated
+            assert ScriptedGenerator.prompts_seen == (cfg.corpus_size - 2) * cfg.samples_per_prompt
+        ran.append(target)
+        if target == (2, "grow"):
+            # and an interruption inside Grow, after its first chunk of 2 prompts
+            def grow_hook(event, info):
+                if event == "grow_chunk" and info["done"] == 2:
+                    raise Interrupt("mid-grow")
+
+            ScriptedGenerator.prompts_seen = 0
+            with pytest.raises(Interrupt):
+                selftrain(cfg, hook=grow_hook, generator_factory=ScriptedGenerator)
+            assert ScriptedGenerator.prompts_seen == 2 * cfg.samples_per_prompt
+    result = selftrain(cfg, generator_factory=ScriptedGenerator)
+    grown = [json.loads(l) for l in (out / "round_2" / "grow.jsonl").read_text().splitlines()]
+    assert len(grown) == cfg.corpus_size * cfg.samples_per_prompt
+    assert len({(g["doc_id"], g["sample"]) for g in grown}) == len(grown)
+    # round 1's Grow prompts start with the shipped demonstrations, round 2's (the last) do not
+    # (demonstrations_rounds=1); the training text never holds them
+    assert any(p.startswith("Q: A baker made 24 muffins") for p in ScriptedGenerator.all_prompts)
+    assert not any("muffins" in p for p in ScriptedGenerator.last_prompts)
+    assert all(g["prompt"].startswith("Q: ") and "muffins" not in g["prompt"] for g in grown)
+
+    # every stage left its files and its stats
+    for k, stage in STAGES:
+        state = json.loads((out / f"round_{k}" / "state.json").read_text())
+        assert stage in state["stages"], (k, stage)
+    assert (out / "round_0" / "augment" / "data.jsonl").exists()
+    assert (out / "round_0" / "model_0" / "adapter" / "adapter_config.json").exists()
+    imp = json.loads((out / "round_1" / "state.json").read_text())["stages"]["improve_0"]
+    # the "+"/"*" problems are right, "-" is wrong: the answer filter keeps only right ones
+    kept = [json.loads(l) for l in (out / "round_1" / "kept_0.jsonl").read_text().splitlines()]
+    assert kept and all("[Calculator(" in r["text"] for r in kept)
+    assert imp["texts_kept"] == len(kept) and imp["threshold"] == 0.5
+    for r in kept:
+        assert "-" not in r["calls"][0]["args"]
+    # the contamination guard dropped the near-duplicate problem and says so
+    corpus_stats = json.loads((out / "round_0" / "state.json").read_text())["stages"]["corpus"]
+    assert corpus_stats["contamination"]["near_duplicates"] == {f"jsonl:{evals}": 1}
+    train_ids = [json.loads(l)["question"] for l in (out / "round_0" / "corpus" / "train.jsonl").read_text().splitlines()]
+    dev = [json.loads(l)["question"] for l in (out / "round_0" / "corpus" / "dev.jsonl").read_text().splitlines()]
+    assert PROBLEMS[5][0] not in train_ids + dev and not set(train_ids) & set(dev)
+    # the report: a row per round (+ the base model), the best adapter names its base
+    assert [r["round"] for r in result.rounds] == ["base", 0, 1, 2]
+    report = json.loads((out / "report.json").read_text())
+    assert report["stopped"].startswith("max_rounds")
+    assert "Contamination guard" in (out / "report.md").read_text()
+    for row in result.rounds:
+        lo, hi = row["ci95"]
+        assert 0.0 <= lo <= row["dev_score"] <= hi <= 1.0
+    if result.best_adapter:
+        manifest = json.loads((Path(result.best_adapter) / "toolformer.json").read_text())
+        assert manifest["base_model"] == tiny_dir
+    # rerunning a finished run does nothing again
+    calls = []
+    selftrain(cfg, hook=lambda e, i: calls.append(i), generator_factory=ScriptedGenerator)
+    assert calls == []
+
+
+def test_round_folder_from_another_config_is_one_line_and_nothing_is_lost(tmp_path, tiny_dir, files):
+    corpus, evals = files
+    out = tmp_path / "run"
+    cfg = _config(tiny_dir, corpus, evals, out, max_rounds=0, round0_docs=0)
+    selftrain(cfg)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(UserError) as exc:
+        selftrain(_config(tiny_dir, corpus, evals, out, max_rounds=0, round0_docs=0, temperature=0.3))
+    msg = str(exc.value)
+    assert "\n" not in msg and "temperature" in msg and "another config" in msg
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    # a round folder alone (run.json gone) is checked as well
+    (out / "run.json").unlink()
+    with pytest.raises(UserError, match="round_0 was made with another config"):
+        selftrain(_config(tiny_dir, corpus, evals, out, max_rounds=0, round0_docs=0, temperature=0.3))
+    # raising max_rounds continues the run: not a config change
+    assert "max_rounds" not in SelfTrainConfig().fingerprint()
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, tiny_dir, files):
+    corpus, evals = files
+    with pytest.raises(UserError) as exc:
+        SelfTrainConfig(filter="lose").validate()
+    assert "did you mean 'loss'" in str(exc.value).lower() and "\n" not in str(exc.value)
+    # the answer filter on a corpus without gold answers, before anything runs
+    texts = _write_jsonl(tmp_path / "wiki.jsonl", [{"text": "Paris is the capital of France. It has 2 million people."}])
+    dev = _write_jsonl(tmp_path / "dev.jsonl", [{"question": "What is 2+2?", "answer": 4}])
+    out = tmp_path / "nogold"
+    with pytest.raises(UserError) as exc:
+        selftrain(_config(tiny_dir, texts, evals, out, dev_data=str(dev)))
+    assert "needs gold answers" in str(exc.value) and "\n" not in str(exc.value)
+    assert not (out / "round_0" / "corpus").exists()
+    with pytest.raises(UserError, match="unknown GenerationConfig field"):
+        SelfTrainConfig(grow_options={"temprature": 0.5}).validate()
+    with pytest.raises(UserError, match="placement"):
+        build_filter("loss", options={"placement": "middle"})
+    with pytest.raises(UserError, match="bad options"):
+        build_filter("answer", options={"nope": 1})
+
+
+def test_cli_runs_and_reports_one_line_errors(tmp_path, tiny_dir, files, capsys):
+    from toolformer.cli.main import main
+
+    corpus, evals = files
+    with pytest.raises(SystemExit) as exc:
+        main(["selftrain", "--output", str(tmp_path / "r"), "--filter", "bogus"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("Error: unknown filter 'bogus'") and "\n" not in err
+    from toolformer.cli.selftrain_cmd import build_config
+
+    cfg = build_config({"output": "x", "filter": "loss", "filter_option": ("placement=prefix",),
+                        "thresholds": "0,0.5", "finetune_option": ("max_steps=7",), "tools": "calculator"})
+    assert cfg.filter_options == {"placement": "prefix"} and cfg.thresholds == [0.0, 0.5]
+    assert cfg.finetune.arg("max_steps") == 7 and cfg.finetune.lora and cfg.tools == ["Calculator"]
+
+
+# --------------------------------------------------------------------------- filters
+
+
+class CopyLM:
+    """A language model that predicts "a token seen before in the sequence" (an induction head
+    in its simplest form): a call whose result is the next token makes that token likely."""
+
+    def __init__(self, vocab: int, boost: float = 8.0):
+        import torch
+
+        self.vocab, self.boost = vocab, boost
+        self.device = torch.device("cpu")
+
+    def __call__(self, input_ids, attention_mask=None):
+        import torch
+        import torch.nn.functional as F
+
+        seen = F.one_hot(input_ids, self.vocab).cummax(dim=1).values.float()
+
+        class Out:
+            logits = seen * self.boost
+
+        return Out()
+
+
+def _cand(prompt, text, call, gold=None, result="ok", error=None):
+    start = text.index("[")
+    end = text.index("]", start) + 1
+    rec = {"tool": "Calculator", "args": call, "result": result, "error": error, "start": start, "end": end}
+    return Candidate("d", 0, prompt, text, [rec], gold)
+
+
+def test_loss_filter_keeps_a_call_whose_result_predicts_the_text(smol_tokenizer):
+    model = CopyLM(len(smol_tokenizer))
+    ctx = FilterContext(model=model, tokenizer=smol_tokenizer)
+    useful = _cand("Q: What is 123 times 7?\nA:", " [Calculator(123*7) -> 861] 861 apples.", "123*7", result="861")
+    useless = _cand("Q: What is 123 times 7?\nA:", " [Calculator(2+2) -> 4] 861 apples.", "2+2", result="4")
+    for placement in ("inline", "prefix"):
+        flt = build_filter("loss", ctx, {"placement": placement})
+        s_keep, s_drop = flt.scores([useful, useless])
+        thr = flt.default_schedule[0]
+        assert s_keep >= thr > s_drop, (placement, s_keep, s_drop)
+    # no call that ran: nothing to judge
+    failed = _cand("Q: x\nA:", " [Calculator(1/0) -> ] 5", "1/0", result=None, error="division by zero")
+    assert build_filter("loss", ctx).scores([failed]) == [None]
+
+
+def test_answer_filter_keeps_right_answers_whose_calls_ran():
+    flt = build_filter("answer")
+    right = _cand("Q: 3+2?\nA:", " [Calculator(3+2) -> 5] 5 apples.", "3+2", gold=5.0, result="5")
+    wrong = _cand("Q: 3+2?\nA:", " [Calculator(3*2) -> 6] 6 apples.", "3*2", gold=5.0, result="6")
+    failed = _cand("Q: 3+2?\nA:", " [Calculator(3+) -> ] 5 apples.", "3+", gold=5.0, result=None, error="bad")
+    no_gold = _cand("Q: 3+2?\nA:", " [Calculator(3+2) -> 5] 5.", "3+2", gold=None, result="5")
+    no_call = Candidate("d", 0, "Q: 3+2?\nA:", " 5 apples.", [], 5.0)
+    assert flt.scores([right, wrong, failed, no_gold, no_call]) == [1.0, 0.0, 0.0, None, 0.0]
+    # the result counts as the answer (the paper's metric): a call that ends the output answers
+    assert flt.scores([_cand("Q: 3+2?\nA:", " [Calculator(3+2) -> 5]", "3+2", gold=5.0, result="5")]) == [1.0]
+    # right answers for wrong reasons: a number the question does not hold, or no computation
+    made_up = _cand("Q: 3+2?\nA:", " [Calculator(4+1) -> 5] 5 apples.", "4+1", gold=5.0, result="5")
+    copied = _cand("Q: 3+2 is 5?\nA:", " [Calculator(5) -> 5] 5 apples.", "5", gold=5.0, result="5")
+    chained = Candidate("d", 0, "Q: 2 bags of 3 and 4 more?\nA:",
+                        " [Calculator(2*3) -> 6] [Calculator(6+4) -> 10] 10", [], 6.0)
+    chained.calls = [{"tool": "Calculator", "args": "2*3", "result": "6", "error": None, "start": 1, "end": 23},
+                     {"tool": "Calculator", "args": "6+4", "result": "10", "error": None, "start": 24, "end": 47}]
+    # (the second call's 6 is the first call's result: grounded; the first number answers)
+    assert flt.scores([made_up, copied, chained]) == [0.0, 0.0, 1.0]
+    assert build_filter("answer", options={"grounded": False}).scores([made_up]) == [1.0]
+
+
+def test_reward_filter_scores_the_margin_of_a_classifier(tmp_path, smol_tokenizer):
+    import torch
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(smol_tokenizer), hidden_size=32, intermediate_size=64,
+                      num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
+                      num_labels=2, pad_token_id=smol_tokenizer.pad_token_id)
+    clf_dir = tmp_path / "clf"
+    LlamaForSequenceClassification(cfg).save_pretrained(clf_dir)
+    smol_tokenizer.save_pretrained(clf_dir)
+    flt = build_filter("reward", options={"model": str(clf_dir)})
+    a = _cand("Q: 3+2?\nA:", " [Calculator(3+2) -> 5] 5 apples.", "3+2", result="5")
+    b = _cand("Q: 9*9?\nA:", " It is [Calculator(9*9) -> 81] 81.", "9*9", result="81")
+    sa, sb = flt.scores([a, b])
+    # the margin is r(with the call) - r(without it), r = the last label's logit
+    ra = flt.rewards([a.training_text(), a.prompt + a.without_calls()])
+    assert sa == pytest.approx(ra[0] - ra[1])
+    assert a.without_calls() == " 5 apples."
+    # a threshold between the two margins keeps one and drops the other
+    thr = (sa + sb) / 2
+    assert sorted([sa >= thr, sb >= thr]) == [False, True]
+    # a causal LM is not a classifier: one line, before any scoring
+    lm_dir = tmp_path / "lm"
+    make_tiny_model(len(smol_tokenizer)).save_pretrained(lm_dir)
+    smol_tokenizer.save_pretrained(lm_dir)
+    with pytest.raises(UserError) as exc:
+        build_filter("reward", options={"model": str(lm_dir)})
+    assert "not a sequence-classification model" in str(exc.value) and "\n" not in str(exc.value)
+    with pytest.raises(UserError, match="needs a reward model"):
+        build_filter("reward")
+
+
+def test_a_user_filter_plugs_in_without_touching_the_loop():
+    @register_filter("test_length")
+    class LengthFilter(CandidateFilter):
+        default_schedule = (10.0,)
+
+        def scores(self, candidates):
+            return [float(len(c.text)) for c in candidates]
+
+    try:
+        cfg = SelfTrainConfig(filter="test_length").validate()
+        assert cfg.schedule().at(0) == 10.0
+        flt = build_filter("test_length")
+        assert flt.scores([Candidate("d", 0, "p", "x" * 12)]) == [12.0]
+    finally:
+        FILTERS.unregister("test_length")
+
+
+def test_threshold_schedules_rise_then_hold():
+    s = Schedule.of([0.0, 0.25, 0.5])
+    assert [s.at(i) for i in range(5)] == [0.0, 0.25, 0.5, 0.5, 0.5]
+    assert Schedule.linear(0.0, 1.0, 3).values == (0.0, 0.5, 1.0)
+    assert Schedule.of(0.7).at(3) == 0.7
+    assert SelfTrainConfig(filter="loss").validate().schedule().values == (0.0, 0.25, 0.5)
+    assert SelfTrainConfig(filter="loss", thresholds=[1.0]).validate().schedule().at(2) == 1.0
+    with pytest.raises(UserError):
+        Schedule.of([])
+
+
+# --------------------------------------------------------------------------- corpus, guard
+
+
+def test_corpus_strips_the_calculator_marks(tmp_path, files):
+    corpus, _ = files
+    assert strip_marks("48/2 = <<48/2=24>>24 clips") == "48/2 = 24 clips"
+    docs = load_corpus(str(corpus), "Q: {question}\nA: {solution} The answer is {answer}.", "Q: {question}\nA:")
+    assert len(docs) == 6 and docs[1].answer == 24.0 and docs[1].steps == 1
+    assert docs[1].text == ("Q: A box holds 4 rows of 6 eggs. How many eggs are in the box?\n"
+                            "A: There are 4*6 = 24 eggs. The answer is 24.")
+    assert "<<" not in "".join(d.text for d in docs)
+    assert docs[1].prompt.endswith("\nA:")
+
+
+def test_contamination_guard_drops_near_duplicates_only():
+    evals = {"svamp": ["Jack has 5 marbles and wins 7 more. How many marbles does Jack have now?",
+                       "A train travels 60 miles in 2 hours. What is its speed?"],
+             "other": ["Who wrote Hamlet?"]}
+    guard = ContaminationGuard(evals, threshold=0.5)
+    texts = ["Jack has 5 marbles and wins 7 more. How many marbles does he have now?",  # near-dup
+             "Lisa bakes 12 cakes and sells 4. How many cakes are left?",  # unrelated
+             "A train travels 60 miles in 2 hours."]  # shares words, below the threshold?
+    keep, report = guard.check(texts)
+    sim = jaccard(word_set(texts[2]), word_set(evals["svamp"][1]))
+    assert keep == [False, True, sim < 0.5]
+    assert report.dropped["svamp"] == 1 + (sim >= 0.5) and report.dropped["other"] == 0
+    assert report.max_similarity["svamp"] >= 0.8
+    assert "svamp" in report.line() and report.to_dict()["near_duplicates"]["svamp"] >= 1
+
+
+@pytest.mark.slow
+def test_gsm8k_train_overlap_with_the_eval_sets(shared_data):
+    """The overlap that PROVENANCE.txt states (Jaccard > 0.5: SVAMP 0.1%, MAWPS 0.8%, GSM8K test
+    0.4%), measured by the guard on the real files."""
+    from toolformer.selftrain.contamination import eval_questions
+
+    docs = load_corpus(str(shared_data / "gsm8k" / "train.jsonl"), "{question}", "{question}")
+    guard = ContaminationGuard(eval_questions(["svamp", "mawps", "gsm8k"], str(shared_data)), 0.5)
+    keep, report = guard.check([d.question for d in docs])
+    share = report.to_dict()["near_duplicate_share"]
+    assert report.checked == 7473
+    assert share["svamp"] < 0.01 and share["mawps"] < 0.02 and share["gsm8k"] < 0.01
+
+
+def test_finetune_init_adapter_continues_the_given_adapter(tmp_path, tiny_dir):
+    """A second fine-tuning with ``init_adapter`` and learning rate 0 saves the first adapter's
+    weights unchanged; without it, a fresh adapter (zero B matrices) comes out."""
+    from safetensors.torch import load_file
+
+    from toolformer.finetune import finetune
+
+    data = _write_jsonl(tmp_path / "d.jsonl", [{"text": "Q: 3+2?\nA: [Calculator(3+2) -> 5] 5."}] * 4)
+    common = dict(data=str(data), model=tiny_dir, lora=True, lora_r=4, lora_alpha=8, max_length=32,
+                  effective_batch_size=2, eval_fraction=0.0, progress=False)
+    args = dict(per_device_train_batch_size=2, max_steps=2, warmup_ratio=0.0, save_steps=0)
+    first = finetune(FinetuneConfig(output_dir=str(tmp_path / "a"), **common,
+                                    training_args={**args, "learning_rate": 5e-2}))
+    w1 = load_file(str(Path(first.output_dir) / "adapter" / "adapter_model.safetensors"))
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in w1.items())
+    cont = finetune(FinetuneConfig(output_dir=str(tmp_path / "b"), training_args={**args, "learning_rate": 0.0},
+                                   init_adapter=str(Path(first.output_dir) / "adapter"), **common))
+    w2 = load_file(str(Path(cont.output_dir) / "adapter" / "adapter_model.safetensors"))
+    assert w1.keys() == w2.keys() and all(torch_equal(w1[k], w2[k]) for k in w1)
+    fresh = finetune(FinetuneConfig(output_dir=str(tmp_path / "c"), training_args={**args, "learning_rate": 0.0},
+                                    **common))
+    w3 = load_file(str(Path(fresh.output_dir) / "adapter" / "adapter_model.safetensors"))
+    assert all(v.abs().sum() == 0 for k, v in w3.items() if "lora_B" in k)
+    with pytest.raises(UserError, match="not a LoRA adapter folder"):
+        finetune(FinetuneConfig(output_dir=str(tmp_path / "d"), init_adapter=str(tmp_path), training_args=args,
+                                **common))
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return torch.equal(a, b)

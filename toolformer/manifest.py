@@ -1,0 +1,78 @@
+"""The checkpoint manifest ``toolformer.json``: what a fine-tuned model (or LoRA adapter) folder
+says about itself: the base model, the tools it was trained to call, the call syntax, metrics.
+
+Written by ``finetune`` and ``selftrain``; read by ``generate``/``chat`` and ``eval`` (the tools to
+offer) and by the model loader (an adapter's base model). This module is the only one that
+opens the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+from toolformer.errors import UserError
+
+MANIFEST_FILE = "toolformer.json"
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def manifest_path(folder: PathLike) -> Path:
+    """``folder/toolformer.json``."""
+    return Path(os.path.expanduser(str(folder))) / MANIFEST_FILE
+
+
+def write_manifest(folder: PathLike, payload: Dict[str, Any]) -> Path:
+    """Write ``toolformer.json`` into ``folder`` atomically (readers see the old or the new file)."""
+    path = manifest_path(folder)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_manifest(folder: PathLike) -> Optional[Dict[str, Any]]:
+    """The manifest of a model folder, or None when it has none (or ``folder`` is not a folder).
+
+    Raises :class:`~toolformer.errors.UserError` (one line) when the file is unreadable or not
+    a JSON object.
+    """
+    path = manifest_path(folder)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"could not read {path}: {first}; fix or delete it") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} is not a JSON object; expected {{\"tools\": [...], \"base_model\": ...}}")
+    return data
+
+
+def manifest_tools(model: str) -> Optional[List[str]]:
+    """The tools a fine-tuned checkpoint (a folder, or an adapter's short name) was trained with:
+    the manifest's ``"tools"``, or None when there is no manifest or it names none.
+
+    Raises :class:`~toolformer.errors.UserError` when ``"tools"`` is not a list of names.
+    """
+    from toolformer.models import manifest_dir  # an adapter's short name -> its folder
+
+    folder = manifest_dir(model)
+    meta = read_manifest(folder)
+    tools = None if meta is None else meta.get("tools")
+    if tools is None:
+        return None
+    if not (isinstance(tools, list) and all(isinstance(t, str) for t in tools)):
+        raise UserError(f"{manifest_path(folder)}: 'tools' must be a list of tool names, "
+                        f"e.g. [\"Calculator\"]; fix it or pass --tools")
+    return list(tools) or None
+
+
+def manifest_base_model(folder: PathLike) -> Optional[str]:
+    """The ``base_model`` a manifest names (an adapter's base), or None."""
+    meta = read_manifest(folder)
+    base = None if meta is None else meta.get("base_model")
+    return str(base) if base else None

@@ -1,0 +1,174 @@
+"""``SelfTrainConfig``: the one dataclass behind ``toolformer selftrain`` and ``selftrain()``.
+
+Defaults are sized for a 2-core CPU: a round (Grow + Improve + LoRA fine-tuning + dev eval)
+takes well under 90 minutes on SmolLM2-135M; every subset size is a setting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Dict, List, Optional
+
+from toolformer.data_aug.types import AnnotatorConfig
+from toolformer.errors import UserError
+from toolformer.finetune import FinetuneConfig
+
+# The answer alone after "A:": round 0 annotates the place before it, so a kept call comes first,
+# as the math metric needs (it reads the first number of the answer, a call's result included; a
+# rationale before the call would make an operand the first number).
+DOC_TEMPLATE = "Q: {question}\nA: {answer}"
+PROMPT_TEMPLATE = "Q: {question}\nA:"  # the eval harness's zero-shot math prompt
+
+
+def default_finetune() -> FinetuneConfig:
+    """LoRA on CPU sized for a round's few kept texts (a few hundred of ~40 tokens): lr 2e-4
+    (LoRA needs more than the paper's full-model 1e-5), blocks of 128 tokens, 8 per step, 8
+    epochs capped at 120 steps (about 1k tokens a step: minutes on 2 cores);
+    ``data``/``output_dir``/``model`` are set by the loop."""
+    return FinetuneConfig(
+        lora=True, max_length=128, effective_batch_size=8, eval_fraction=0.0,
+        training_args=dict(learning_rate=2e-4, per_device_train_batch_size=8, max_steps=120,
+                           num_train_epochs=8.0, eval_steps=20, save_steps=20,
+                           save_total_limit=1, logging_steps=10),
+    )
+
+
+def default_annotator() -> AnnotatorConfig:
+    return AnnotatorConfig()
+
+
+# Fields that change speed, reporting or how far a run goes, not what a finished stage holds: a
+# resumed run may change them (raise max_rounds to continue a finished run).
+_NOT_FINGERPRINTED = ("output", "max_rounds", "patience", "progress", "threads", "device",
+                      "grow_batch_size", "eval_batch_size")
+
+
+@dataclass
+class SelfTrainConfig:
+    """Settings of a self-training run (ReST's Grow / Improve rounds on top of the paper's
+    round-0 annotation)."""
+
+    output: str = field(default="runs/selftrain", metadata={"help": "run folder (round_0/, round_1/, ...; resumed if it exists)"})
+    model: str = field(default="smollm2-135m", metadata={"help": "base model: alias, folder or HF id"})
+    dtype: str = field(default="fp32", metadata={"help": "fp32 or bf16"})
+    device: Optional[str] = field(default=None, metadata={"help": "torch device (default cpu / cuda when present)"})
+    threads: Optional[int] = field(default=None, metadata={"help": "torch CPU threads"})
+    tools: List[str] = field(default_factory=lambda: ["Calculator"], metadata={"help": "tools to teach"})
+    data_dir: Optional[str] = field(default=None, metadata={"help": "shared data folder (default $TOOLFORMER_DATA or ../shared/data)"})
+    corpus: str = field(default="gsm8k/train.jsonl", metadata={"help": "GSM8K-style JSONL (question, answer with '#### n'); relative to data_dir unless absolute"})
+    max_problem_steps: Optional[int] = field(default=2, metadata={"help": "keep only problems whose gold solution has at most this many <<...>> calculations (1-2: closest to SVAMP/MAWPS, 2,674 of 7,473); None: all"})
+    wiki_docs: int = field(default=0, metadata={"help": "Wikipedia paragraphs added for the other tools (no gold answers)"})
+    doc_template: str = field(default=DOC_TEMPLATE, metadata={"help": "round-0 document text from {question}, {solution}, {answer}"})
+    prompt_template: str = field(default=PROMPT_TEMPLATE, metadata={"help": "Grow prompt from {question} (the eval prompt)"})
+    demonstrations: Optional[str] = field(default="calculator", metadata={"help": "few-shot text put before Grow prompts (TALM's bootstrap; not part of the training text): a shipped set by name (calculator), a .txt file or the text; None: zero-shot. Without it the base model wrote a call in 3 of 32 outputs and none ran; with it 32 of 32, 30 of 36 calls ran"})
+    demonstrations_rounds: int = field(default=1, metadata={"help": "use the demonstrations in rounds 1..N only (0: every round); later rounds grow zero-shot from the fine-tuned model"})
+    dev_data: Optional[str] = field(default=None, metadata={"help": "a JSONL (question, answer) to use as the dev split instead of held-out corpus problems"})
+    dev_size: int = field(default=100, metadata={"help": "held-out GSM8K-train problems scored after each round (the dev split)"})
+    round0_docs: int = field(default=24, metadata={"help": "documents round 0 annotates with the paper's pipeline (0: skip round 0's annotation)"})
+    corpus_size: int = field(default=320, metadata={"help": "training prompts per later round"})
+    rotate_corpus: bool = field(default=True, metadata={"help": "each round grows on the next corpus_size prompts (False: the same ones every round)"})
+    eval_sets: List[str] = field(default_factory=lambda: ["svamp", "mawps", "gsm8k"], metadata={"help": "evaluation tasks the training texts are checked against (contamination guard)"})
+    contamination_threshold: float = field(default=0.5, metadata={"help": "word-set Jaccard at or above which a training text is a near-duplicate"})
+    max_rounds: int = field(default=3, metadata={"help": "rounds after round 0"})
+    patience: int = field(default=1, metadata={"help": "stop after this many rounds without a better dev score"})
+    samples_per_prompt: int = field(default=4, metadata={"help": "Grow: sampled outputs per prompt"})
+    temperature: float = field(default=0.7, metadata={"help": "Grow: sampling temperature"})
+    top_p: float = field(default=0.95, metadata={"help": "Grow: nucleus mass"})
+    max_new_tokens: int = field(default=24, metadata={"help": "Grow: tokens per output, tool results included (the call and the number need ~20)"})
+    grow_options: Dict[str, Any] = field(default_factory=dict, metadata={"help": "Grow: other GenerationConfig fields by name (e.g. a call grammar option)"})
+    max_calls: int = field(default=2, metadata={"help": "calls per output in Grow and dev eval"})
+    call_top_k: int = field(default=10, metadata={"help": "a call starts when '[' is among the top-k tokens (paper: 10)"})
+    grow_batch_size: int = field(default=16, metadata={"help": "Grow: prompts decoded together"})
+    filter: str = field(default="answer", metadata={"help": "Improve filter (registry name: loss, answer, reward, or a plug-in)"})
+    filter_options: Dict[str, Any] = field(default_factory=dict, metadata={"help": "options of the filter, e.g. {'placement': 'prefix'} for loss, {'model': PATH} for reward"})
+    thresholds: Optional[List[float]] = field(default=None, metadata={"help": "threshold per Improve step (then the last holds); None: the filter's default schedule"})
+    improve_steps: int = field(default=1, metadata={"help": "Improve steps per Grow (ReST): each filters the grown data with the next threshold and fine-tunes further"})
+    max_kept_per_prompt: int = field(default=2, metadata={"help": "Improve keeps at most this many distinct outputs per prompt (best first)"})
+    accumulate: bool = field(default=False, metadata={"help": "fine-tune on the kept data of all rounds so far, not only this round's"})
+    continue_adapter: bool = field(default=True, metadata={"help": "each fine-tuning continues the previous LoRA adapter (ReST); False: a fresh adapter on the base each time (STaR)"})
+    annotator: AnnotatorConfig = field(default_factory=default_annotator, metadata={"help": "round 0: the paper's annotation settings"})
+    annotator_factory: Optional[str] = field(default=None, metadata={"help": "advanced: round 0's annotator as 'module:attr' or 'file.py:attr' (see AugmentConfig)"})
+    finetune: FinetuneConfig = field(default_factory=default_finetune, metadata={"help": "fine-tuning settings (data, output_dir, model are set per round)"})
+    eval_batch_size: int = field(default=16, metadata={"help": "dev eval: prompts decoded together"})
+    eval_max_new_tokens: Optional[int] = field(default=None, metadata={"help": "dev eval: tokens per answer (None: the harness's task default)"})
+    seed: int = field(default=0, metadata={"help": "seed of the split, sampling and training"})
+    progress: bool = field(default=True, metadata={"help": "progress bars"})
+
+    def validate(self) -> "SelfTrainConfig":
+        """Raise :class:`UserError` (one line) for settings that cannot work; return self."""
+        from toolformer.data_aug.config import canonical_tools
+        from toolformer.selftrain.filters import get_filter
+        from toolformer.selftrain.schedule import Schedule
+
+        ints = ("dev_size", "corpus_size", "samples_per_prompt", "max_new_tokens",
+                "grow_batch_size", "improve_steps", "max_kept_per_prompt", "eval_batch_size")
+        for name in ints:
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("round0_docs", "wiki_docs", "max_rounds", "max_calls", "call_top_k",
+                     "demonstrations_rounds"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.patience < 1:
+            raise UserError(f"patience must be >= 1, got {self.patience}")
+        if self.max_problem_steps is not None and self.max_problem_steps < 1:
+            raise UserError(f"max_problem_steps must be >= 1, got {self.max_problem_steps}")
+        if not 0 < self.temperature:
+            raise UserError(f"temperature must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not 0 < self.contamination_threshold <= 1:
+            raise UserError(f"contamination_threshold must be in (0, 1], got {self.contamination_threshold}")
+        if not self.tools:
+            raise UserError("no tools given; pass --tools Calculator")
+        self.tools = canonical_tools(self.tools)
+        get_filter(self.filter)  # unknown name: one line with "did you mean"
+        self.filter = _canonical_filter(self.filter)
+        if self.grow_options:
+            from toolformer.generation import GenerationConfig
+
+            known = {f.name for f in fields(GenerationConfig)}
+            unknown = sorted(set(self.grow_options) - known)
+            if unknown:
+                raise UserError(f"grow_options: unknown GenerationConfig field(s) {unknown}; known: {', '.join(sorted(known))}")
+        if self.thresholds is not None:
+            Schedule.of(self.thresholds)
+        if isinstance(self.annotator, dict):
+            ann = dict(self.annotator)
+            if "max_doc_tokens" in ann:  # the old name of max_length (config files)
+                ann["max_length"] = ann.pop("max_doc_tokens")
+            self.annotator = AnnotatorConfig(**ann)
+        if isinstance(self.finetune, dict):
+            self.finetune = FinetuneConfig.from_dict(self.finetune)
+        return self
+
+    def schedule(self):
+        """The Improve threshold schedule: ``thresholds`` or the filter's default."""
+        from toolformer.selftrain.filters import get_filter
+        from toolformer.selftrain.schedule import Schedule
+
+        return Schedule.of(self.thresholds if self.thresholds is not None
+                           else get_filter(self.filter).default_schedule)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return json.loads(json.dumps(asdict(self), default=str))
+
+    def fingerprint(self) -> Dict[str, Any]:
+        """The settings every round folder of a run must share."""
+        d = self.to_dict()
+        return {k: v for k, v in d.items() if k not in _NOT_FINGERPRINTED}
+
+    def fingerprint_id(self) -> str:
+        return hashlib.sha1(json.dumps(self.fingerprint(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _canonical_filter(name: str) -> str:
+    from toolformer.selftrain.filters import FILTERS
+
+    return FILTERS.canonical(name)
+
+
+def field_help() -> Dict[str, str]:
+    return {f.name: f.metadata.get("help", "") for f in fields(SelfTrainConfig)}

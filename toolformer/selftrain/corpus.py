@@ -1,0 +1,130 @@
+"""The self-training corpus: GSM8K-train problems for the Calculator (the ``<<...>>`` marks of
+its rationales stripped: they are the answers' calls), Wikipedia paragraphs for the other tools.
+
+Each :class:`CorpusDoc` has a ``text`` (round 0 annotates it with the paper's pipeline), a
+``prompt`` (later rounds sample continuations of it) and, for GSM8K, a gold ``answer``.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from toolformer.errors import UserError
+
+CALC_MARK = re.compile(r"<<[^<>]*>>")
+FINAL = "####"
+
+
+@dataclass
+class CorpusDoc:
+    """One training document."""
+
+    id: str
+    text: str  # the whole document (round 0 annotates it)
+    prompt: str  # what later rounds continue
+    question: str  # the part compared with the evaluation sets (contamination guard)
+    answer: Optional[float] = None  # gold answer, when the source has one
+    source: str = "gsm8k"
+    steps: Optional[int] = None  # calculator annotations in the gold solution (GSM8K)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+def strip_marks(rationale: str) -> str:
+    """A GSM8K rationale without its ``<<48/2=24>>`` calculator annotations."""
+    return CALC_MARK.sub("", rationale)
+
+
+def parse_gsm8k(row: Dict[str, Any], where: str) -> tuple:
+    """``(question, solution, answer)`` of a GSM8K row: the rationale's lines (marks stripped)
+    joined into one line, and the number after ``####``."""
+    from toolformer.eval.metrics import parse_gold_number
+
+    if not isinstance(row, dict) or "question" not in row or "answer" not in row:
+        raise UserError(f"{where}: a GSM8K row needs 'question' and 'answer'")
+    body, sep, final = str(row["answer"]).rpartition(FINAL)
+    gold = parse_gold_number(final.strip().replace(",", "")) if sep else None
+    if gold is None:
+        raise UserError(f"{where}: answer has no '#### <number>' line")
+    solution = " ".join(line.strip() for line in strip_marks(body).splitlines() if line.strip())
+    return " ".join(str(row["question"]).split()), solution, gold
+
+
+def _format_number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+def load_corpus(path: str, doc_template: str, prompt_template: str) -> List[CorpusDoc]:
+    """Every row of a JSONL corpus as a :class:`CorpusDoc` (file order; ids ``<stem>-<line>``).
+
+    A GSM8K row (``question``, ``answer`` ending in ``#### n``) becomes a problem with a gold
+    answer: ``doc_template``/``prompt_template`` take ``{question}``, ``{solution}``,
+    ``{answer}``. A row with only ``text`` is a document without gold (its opening is the
+    prompt)."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise UserError(f"corpus {path} not found; pass --corpus PATH to GSM8K's train.jsonl "
+                        "(or set --data-dir)")
+    from toolformer.records import iter_records
+
+    docs: List[CorpusDoc] = []
+    stem = "gsm8k" if "gsm8k" in str(p).lower() else p.stem
+    for lineno, (where, row) in enumerate(iter_records(str(p), on_bad_line="raise"), 1):
+        if isinstance(row, dict) and "answer" not in row and isinstance(row.get("text"), str):
+            text = row["text"].strip()
+            if text:
+                docs.append(CorpusDoc(f"{stem}-{lineno}", text, wiki_prompt(text), text, None, stem))
+            continue
+        question, solution, gold = parse_gsm8k(row, f"{p} {where}")
+        steps = len(CALC_MARK.findall(str(row["answer"])))
+        fields = {"question": question, "solution": solution, "answer": _format_number(gold)}
+        try:
+            text, prompt = doc_template.format(**fields), prompt_template.format(**fields)
+        except (KeyError, IndexError) as exc:
+            raise UserError(f"template field {exc} unknown; use {{question}}, {{solution}}, {{answer}}") from None
+        docs.append(CorpusDoc(f"{stem}-{lineno}", text, prompt, question, gold, stem, steps))
+    if not docs:
+        raise UserError(f"corpus {path} holds no documents")
+    return docs
+
+
+def wiki_prompt(text: str, fraction: float = 1 / 3, min_words: int = 8) -> str:
+    """The opening of a paragraph that later rounds continue: its first sentence, or the first
+    ``fraction`` of its words when that is longer."""
+    words = text.split()
+    cut = max(min_words, int(len(words) * fraction))
+    head = " ".join(words[:cut])
+    m = re.search(r"(?<=[.!?])\s", text)
+    if m and len(text[:m.start()].split()) >= cut:
+        return text[:m.start()]
+    return head
+
+
+def load_wikipedia(n: int) -> List[CorpusDoc]:
+    """``n`` paragraphs of the Wikipedia sample that ``toolformer augment`` uses by default."""
+    if n <= 0:
+        return []
+    from toolformer.data_aug.inputs import load_documents
+
+    out = []
+    for d in load_documents(None, limit=n):
+        out.append(CorpusDoc(f"wiki-{d.id}", d.text, wiki_prompt(d.text), d.text, None, "wikipedia"))
+    return out
+
+
+def split_corpus(docs: List[CorpusDoc], dev_size: int, seed: int) -> tuple:
+    """``(train, dev)``: a seeded shuffle of the problems with gold answers; the dev split is the
+    last ``dev_size`` of them (held out from every round's training), the rest trains."""
+    order = list(docs)
+    if not order:
+        raise UserError("no problem with a gold answer to hold out as the dev split; use a corpus "
+                        "with answers (GSM8K) or pass --dev-data PATH (JSONL: question, answer)")
+    random.Random(seed).shuffle(order)
+    if dev_size >= len(order):
+        raise UserError(f"dev_size {dev_size} leaves no training problem out of {len(order)}")
+    return order[: len(order) - dev_size], order[len(order) - dev_size:]

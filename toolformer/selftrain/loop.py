@@ -1,0 +1,622 @@
+"""The self-training loop: round 0 = the paper's pipeline, then ReST rounds (Grow, Improve,
+fine-tune), each scored on a dev split; the best round is kept, and the loop stops when the dev
+score stops improving.
+
+Folder of a run (``SelfTrainConfig.output``)::
+
+    run.json                  the settings (a resumed run must match them)
+    round_0/                  corpus (+ contamination guard), baseline dev eval, augment,
+                              finetune_0, eval
+    round_1/ ...              grow, improve_0, finetune_0, [improve_1, finetune_1 ...], eval
+    report.json, report.md    per round: kept calls, dev score with 95% interval, call rate,
+                              seconds per stage; the best round; the contamination overlap
+    best_adapter/             the best round's LoRA adapter + toolformer.json (base model)
+
+Every stage writes its files, then records itself in the round's ``state.json``; a rerun skips
+recorded stages and resumes the first unfinished one (augment, fine-tuning, eval and Grow resume
+inside the stage as well).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from toolformer.errors import UserError
+from toolformer.selftrain.candidates import Candidate
+from toolformer.selftrain.config import SelfTrainConfig
+
+STATE_FILE = "state.json"
+RUN_FILE = "run.json"
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+BEST_ADAPTER = "best_adapter"
+Hook = Callable[[str, Dict[str, Any]], None]
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    from toolformer.data_aug.writer import atomic_write_json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, obj)
+
+
+def _read_json(path: Path) -> Optional[Any]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _write_jsonl(path: Path, rows: Sequence[Dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _read_jsonl(path: Path) -> List[Dict[str, Any]]:
+    """Rows of a JSONL file; a torn last line (a crash while appending) is ignored."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return rows
+
+
+def wilson_interval(correct: int, n: int, z: float = 1.96) -> Tuple[float, float]:
+    """95% Wilson score interval of a proportion (Wilson 1927)."""
+    if n == 0:
+        return 0.0, 0.0
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _changed(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+# --------------------------------------------------------------------------- rounds
+
+
+class RoundDir:
+    """One round's folder and its ``state.json`` (finished stages and their stats)."""
+
+    def __init__(self, path: Path, config: SelfTrainConfig):
+        self.path = path
+        self.config = config
+        state = _read_json(path / STATE_FILE)
+        fp = config.fingerprint()
+        if state is not None and state.get("fingerprint") != fp:
+            changed = _changed(state.get("fingerprint") or {}, fp)
+            raise UserError(
+                f"{path} was made with another config (changed: {', '.join(changed) or 'unknown'}); "
+                "rerun with the same settings to resume, or pass another --output"
+            )
+        self.state = state or {"fingerprint": fp, "stages": {}}
+
+    def done(self, stage: str) -> bool:
+        return stage in self.state["stages"]
+
+    def stats(self, stage: str) -> Dict[str, Any]:
+        return self.state["stages"].get(stage) or {}
+
+    def record(self, stage: str, stats: Dict[str, Any]) -> None:
+        self.state["stages"][stage] = stats
+        _write_json(self.path / STATE_FILE, self.state)
+
+
+@dataclass
+class SelfTrainResult:
+    """What a run did: per-round rows, the best round and why it stopped."""
+
+    output: str
+    rounds: List[Dict[str, Any]]
+    best_round: Optional[int]
+    best_model: str
+    best_adapter: Optional[str]
+    stopped: str
+    contamination: Dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return format_report(self.to_dict())
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"output": self.output, "rounds": self.rounds, "best_round": self.best_round,
+                "best_model": self.best_model, "best_adapter": self.best_adapter,
+                "stopped": self.stopped, "contamination": self.contamination}
+
+
+class SelfTrainer:
+    """Runs :func:`selftrain`; ``hook(event, info)`` is called before each stage (``"stage"``)
+    and after each Grow chunk (``"grow_chunk"``): tests interrupt the run there."""
+
+    def __init__(self, config: SelfTrainConfig, hook: Optional[Hook] = None,
+                 generator_factory: Optional[Callable[..., Any]] = None):
+        self.config = config.validate()
+        self.generator_factory = generator_factory
+        self.out = Path(config.output)
+        self.hook = hook or (lambda event, info: None)
+        self.data_dir = Path(config.data_dir).expanduser() if config.data_dir else None
+        self._policy: Tuple[Optional[str], Any, Any] = (None, None, None)
+
+    # -- paths ----------------------------------------------------------------------------
+    def _data_dir(self) -> Path:
+        from toolformer.eval.tasks import default_data_dir
+
+        return self.data_dir or default_data_dir()
+
+    def corpus_path(self) -> Path:
+        p = Path(self.config.corpus).expanduser()
+        if p.is_absolute() or p.exists():
+            return p
+        return self._data_dir() / p
+
+    def round_dir(self, k: int) -> RoundDir:
+        return RoundDir(self.out / f"round_{k}", self.config)
+
+    # -- stage runner ---------------------------------------------------------------------
+    def _stage(self, rd: RoundDir, k: int, name: str, fn: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+        if rd.done(name):
+            return rd.stats(name)
+        self.hook("stage", {"round": k, "stage": name})
+        self._say(f"round {k}: {name} ...")
+        t0 = time.perf_counter()
+        stats = fn() or {}
+        stats["seconds"] = round(time.perf_counter() - t0, 3)
+        rd.record(name, stats)
+        self._say(f"round {k}: {name} done in {stats['seconds']:.0f} s {_brief(stats)}")
+        return stats
+
+    def _say(self, line: str) -> None:
+        if self.config.progress:
+            import sys
+
+            print(f"[selftrain] {line}", file=sys.stderr, flush=True)
+
+    def _check_run(self) -> None:
+        """run.json holds the settings; a different config is refused before anything runs."""
+        path = self.out / RUN_FILE
+        old = _read_json(path)
+        fp = self.config.fingerprint()
+        if old is not None and old.get("fingerprint") != fp:
+            changed = _changed(old.get("fingerprint") or {}, fp)
+            raise UserError(
+                f"{self.out} holds a self-training run made with another config (changed: "
+                f"{', '.join(changed) or 'unknown'}); rerun with the same settings to resume, "
+                "or pass another --output"
+            )
+        if old is None:
+            _write_json(path, {"fingerprint": fp, "config": self.config.to_dict()})
+
+    # -- models ---------------------------------------------------------------------------
+    def _threads(self) -> None:
+        if self.config.threads:
+            import torch
+
+            torch.set_num_threads(self.config.threads)
+
+    def _load(self, name: str) -> Tuple[Any, Any]:
+        if self._policy[0] != name:
+            from toolformer.models import load_model
+
+            self._policy = (None, None, None)
+            model, tok = load_model(name, dtype=self.config.dtype, device=self.config.device)
+            self._policy = (name, model, tok)
+        return self._policy[1], self._policy[2]
+
+    def _tools(self) -> Dict[str, Any]:
+        from toolformer.tools.assembly import build_tools, setup_tools
+
+        tools = build_tools(list(self.config.tools), model_name=self.config.model, dtype=self.config.dtype)
+        setup_tools(tools)
+        return tools
+
+    # -- round 0 --------------------------------------------------------------------------
+    def _corpus(self, rd: RoundDir) -> Dict[str, Any]:
+        from toolformer.eval.loaders import load_generic_jsonl
+        from toolformer.selftrain.contamination import ContaminationGuard, eval_questions
+        from toolformer.selftrain.corpus import load_corpus, load_wikipedia, split_corpus
+
+        c = self.config
+        docs = load_corpus(str(self.corpus_path()), c.doc_template, c.prompt_template)
+        if c.max_problem_steps is not None:
+            docs = [d for d in docs if d.steps is None or d.steps <= c.max_problem_steps]
+        docs += load_wikipedia(c.wiki_docs)
+        if _filter_cls(c.filter).needs_gold and not any(d.answer is not None for d in docs):
+            raise UserError(f"the {c.filter!r} filter needs gold answers and the corpus "
+                            f"{c.corpus} has none; use --filter loss (or reward), or a corpus "
+                            "with answers (GSM8K)")
+        dev_rows: List[Dict[str, Any]] = []
+        if c.dev_data:
+            dev_rows = [{"id": ex.id, "question": ex.fields["question"], "answer": ex.meta["answer"]}
+                        for ex in load_generic_jsonl(Path(c.dev_data).expanduser())]
+        evals = eval_questions(c.eval_sets, str(self._data_dir())) if c.eval_sets else {}
+        guard = ContaminationGuard(evals, c.contamination_threshold)
+        keep, report = guard.check([d.question for d in docs])
+        clean = [d for d, k in zip(docs, keep) if k]
+        gold = [d for d in clean if d.answer is not None]
+        if dev_rows:
+            train = list(clean)
+            dev_keep, _ = guard.check([r["question"] for r in dev_rows])
+            dev_rows = [r for r, k in zip(dev_rows, dev_keep) if k]
+        else:
+            train, dev = split_corpus(gold, c.dev_size, c.seed)
+            train = train + [d for d in clean if d.answer is None]
+            dev_rows = [{"id": d.id, "question": d.question, "answer": d.answer} for d in dev]
+        random.Random(c.seed + 1).shuffle(train)
+        corpus = rd.path / "corpus"
+        _write_jsonl(corpus / "train.jsonl", [d.to_dict() for d in train])
+        _write_jsonl(corpus / "dev.jsonl", dev_rows)
+        _write_json(corpus / "contamination.json", report.to_dict())
+        return {"train": len(train), "dev": len(dev_rows), "with_gold": len(gold),
+                "documents": len(docs), "contamination": report.to_dict(),
+                "contamination_line": report.line()}
+
+    def train_docs(self) -> List[Dict[str, Any]]:
+        return _read_jsonl(self.out / "round_0" / "corpus" / "train.jsonl")
+
+    def dev_path(self) -> Path:
+        return self.out / "round_0" / "corpus" / "dev.jsonl"
+
+    def _augment(self, rd: RoundDir) -> Dict[str, Any]:
+        from toolformer.data_aug import AugmentConfig, augment
+
+        c = self.config
+        docs = self.train_docs()[: c.round0_docs]
+        src = rd.path / "round0_docs.jsonl"
+        if not src.exists():
+            _write_jsonl(src, [{"id": d["id"], "text": d["text"]} for d in docs])
+        summary = augment(AugmentConfig(
+            input=str(src), output=str(rd.path / "augment"), model=c.model, dtype=c.dtype,
+            device=c.device, tools=list(c.tools), limit=0, text_field="text", id_field="id",
+            date_field=None, url_field=None, annotator=c.annotator, seed=c.seed,
+            progress=c.progress, annotator_factory=c.annotator_factory,
+        ).validate())
+        rows = _read_jsonl(rd.path / "augment" / "data.jsonl")
+        kept = [{"doc_id": r["id"], "text": r["text"], "calls": r.get("calls", []),
+                 "score": min((x.get("score", 0.0) for x in r.get("calls", [])), default=None)}
+                for r in rows if r.get("calls")]
+        _write_jsonl(rd.path / "kept_0.jsonl", kept)
+        return {"documents": len(docs), "calls_kept": summary.calls_kept,
+                "texts_kept": len(kept)}
+
+    # -- later rounds ---------------------------------------------------------------------
+    def _prompts(self, k: int) -> List[Dict[str, Any]]:
+        c = self.config
+        docs = self.train_docs()
+        if not c.rotate_corpus:
+            return docs[: c.corpus_size]
+        start = (c.round0_docs + (k - 1) * c.corpus_size) % len(docs)
+        rotated = docs[start:] + docs[:start]
+        return rotated[: c.corpus_size]
+
+    def _demonstrations(self) -> str:
+        """The text put before every Grow prompt: a shipped set by name (``calculator``: four
+        hand-written word problems answered with a call, none from an evaluation set), a .txt
+        file, or the text itself."""
+        d = self.config.demonstrations
+        if not d:
+            return ""
+        shipped = Path(__file__).resolve().parent / "demos" / f"{d}.txt"
+        if "\n" not in d and shipped.is_file():
+            return shipped.read_text(encoding="utf-8")
+        p = Path(d).expanduser()
+        if d.endswith(".txt"):
+            if not p.is_file():
+                names = sorted(x.stem for x in shipped.parent.glob("*.txt"))
+                raise UserError(f"demonstrations file {d} not found (shipped sets: {', '.join(names)})")
+            return p.read_text(encoding="utf-8")
+        return d
+
+    def _grow(self, rd: RoundDir, k: int, policy: str) -> Dict[str, Any]:
+        from toolformer.generation import GenerationConfig, ToolGenerator
+        from toolformer.tools import ToolExecutor
+
+        c = self.config
+        self._threads()
+        prompts = self._prompts(k)
+        partial = rd.path / "grow.partial.jsonl"
+        done_rows = _read_jsonl(partial)
+        done = {r["doc_id"] for r in done_rows}
+        _write_jsonl(partial, done_rows)  # drop a torn last line before appending
+        model, tok = self._load(policy)
+        rounds = c.demonstrations_rounds
+        demo = self._demonstrations() if (rounds == 0 or k <= rounds) else ""
+        executor = ToolExecutor(self._tools())
+        t0 = time.perf_counter()
+        chunk = c.grow_batch_size
+        for lo in range(0, len(prompts), chunk):
+            docs = [d for d in prompts[lo:lo + chunk] if d["id"] not in done]
+            if not docs:
+                continue
+            gen = GenerationConfig(**{
+                "max_new_tokens": c.max_new_tokens, "do_sample": True, "temperature": c.temperature,
+                "top_p": c.top_p, "call_top_k": c.call_top_k, "max_calls": c.max_calls,
+                "stop_strings": ("\n",), "seed": c.seed + 100_003 * k + lo,
+                "batch_size": c.grow_batch_size, **c.grow_options,
+            })
+            batch = [(d, s) for d in docs for s in range(c.samples_per_prompt)]
+            factory = self.generator_factory or ToolGenerator
+            outputs = factory(model, tok, executor, gen).generate([demo + d["prompt"] for d, _ in batch])
+            rows = [Candidate(d["id"], s, d["prompt"], o.text, [x.to_dict() for x in o.calls],
+                              d.get("answer"), o.finish_reason).to_dict()
+                    for (d, s), o in zip(batch, outputs)]
+            with partial.open("a", encoding="utf-8") as fh:
+                fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            self.hook("grow_chunk", {"round": k, "done": lo + len(docs)})
+        rows = _read_jsonl(partial)
+        os.replace(partial, rd.path / "grow.jsonl")
+        calls = [x for r in rows for x in r["calls"]]
+        return {
+            "prompts": len(prompts), "samples": len(rows), "policy": policy,
+            "with_calls": sum(bool(r["calls"]) for r in rows),
+            "calls": len(calls), "calls_ok": sum(1 for x in calls if not x.get("error")),
+            "grow_seconds_now": round(time.perf_counter() - t0, 3),
+        }
+
+    def _improve(self, rd: RoundDir, k: int, j: int, policy: str) -> Dict[str, Any]:
+        from collections import Counter
+
+        from toolformer.selftrain.filters import FilterContext, build_filter
+
+        c = self.config
+        cands = [Candidate.from_dict(r) for r in _read_jsonl(rd.path / "grow.jsonl")]
+        scores_path = rd.path / "scores.jsonl"
+        if scores_path.is_file():
+            scores = [r["score"] for r in _read_jsonl(scores_path)]
+        else:
+            flt = build_filter(c.filter, FilterContext(load=lambda: self._load(policy)), c.filter_options)
+            try:
+                scores = flt.scores(cands) if cands else []
+            finally:
+                flt.close()
+            _write_jsonl(scores_path, [{"doc_id": x.doc_id, "sample": x.sample, "score": s}
+                                       for x, s in zip(cands, scores)])
+        step = (k - 1) * c.improve_steps + j
+        threshold = c.schedule().at(step)
+        by_doc: Dict[str, List[Tuple[float, Candidate]]] = {}
+        for cand, s in zip(cands, scores):
+            if s is not None and s >= threshold and cand.ok_calls:
+                by_doc.setdefault(cand.doc_id, []).append((s, cand))
+        kept = []
+        for doc_id, items in by_doc.items():
+            seen = set()
+            for s, cand in sorted(items, key=lambda it: -it[0]):
+                text = cand.training_text()
+                if text in seen:
+                    continue
+                seen.add(text)
+                kept.append({"doc_id": doc_id, "text": text, "calls": cand.calls, "score": s})
+                if len(seen) >= c.max_kept_per_prompt:
+                    break
+        _write_jsonl(rd.path / f"kept_{j}.jsonl", kept)
+        tools = Counter(x["tool"] for r in kept for x in r["calls"] if not x.get("error"))
+        return {"filter": c.filter, "step": step, "threshold": threshold, "candidates": len(cands),
+                "judged": sum(s is not None for s in scores),
+                "passed": sum(1 for s in scores if s is not None and s >= threshold),
+                "texts_kept": len(kept), "prompts_kept": len(by_doc),
+                "calls_kept": dict(tools)}
+
+    def _round_kept(self, k: int) -> Path:
+        """The kept data of a finished round (its last Improve step)."""
+        last = 0 if k == 0 else self.config.improve_steps - 1
+        return self.out / f"round_{k}" / f"kept_{last}.jsonl"
+
+    def _finetune(self, rd: RoundDir, k: int, j: int, prev_adapter: Optional[str]) -> Dict[str, Any]:
+        from toolformer.finetune import ADAPTER_DIR, finetune, latest_checkpoint, write_manifest
+
+        c = self.config
+        rows = _read_jsonl(rd.path / f"kept_{j}.jsonl")
+        if c.accumulate:
+            for r in range(k):
+                rows = _read_jsonl(self._round_kept(r)) + rows
+        if not rows:
+            return {"skipped": "no kept data", "adapter": prev_adapter, "texts": 0}
+        data = rd.path / f"train_{j}.jsonl"
+        _write_jsonl(data, [{"text": r["text"]} for r in rows])
+        out = rd.path / f"model_{j}"
+        resume = "latest" if latest_checkpoint(str(out)) else None
+        self._policy = (None, None, None)  # free memory before training
+        result = finetune(replace(
+            c.finetune, data=str(data), output_dir=str(out), model=c.model, lora=True,
+            init_adapter=prev_adapter if (c.continue_adapter and prev_adapter) else None,
+            progress=c.progress, resume_from_checkpoint=resume,
+            training_args={**c.finetune.training_args, "seed": c.seed + k},
+        ))
+        adapter = out / ADAPTER_DIR
+        write_manifest(str(adapter), adapter_manifest(c, k, len(rows)))
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        m = result.metrics
+        return {"texts": len(rows), "adapter": str(adapter), "model": str(out),
+                "train_loss": m.get("train_loss"), "global_step": m.get("global_step"),
+                "tokens_trained": m.get("tokens_trained")}
+
+    def _eval(self, rd: RoundDir, model: str, name: str) -> Dict[str, Any]:
+        from toolformer.eval.harness import EvalConfig, evaluate
+
+        c = self.config
+        from toolformer.eval.harness import eval_generation
+
+        gen = replace(eval_generation(), batch_size=c.eval_batch_size, call_top_k=c.call_top_k,
+                      max_calls=c.max_calls, seed=c.seed)
+        res = evaluate(EvalConfig(
+            model=model, tasks=f"jsonl:{self.dev_path().resolve()}", tools=list(c.tools),
+            output_dir=str(rd.path / name), generation=gen, dtype=c.dtype, device=c.device,
+            threads=c.threads, progress=c.progress, name=name, data_dir=str(self._data_dir()),
+            max_new_tokens=c.eval_max_new_tokens,
+        ))
+        task = next(iter(res["tasks"].values()))
+        lo, hi = wilson_interval(task["correct"], task["n"])
+        return {"model": model, "score": task["score"], "correct": task["correct"], "n": task["n"],
+                "ci95": [round(lo, 4), round(hi, 4)], "tool_call_rate": task["tool_call_rate"],
+                "calls": task["calls"], "call_failure_rate": task["call_failure_rate"]}
+
+    # -- the run --------------------------------------------------------------------------
+    def run(self) -> SelfTrainResult:
+        c = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._check_run()
+        rounds: List[Dict[str, Any]] = []
+
+        rd = self.round_dir(0)
+        corpus = self._stage(rd, 0, "corpus", lambda: self._corpus(rd))
+        base = self._stage(rd, 0, "baseline", lambda: self._eval(rd, c.model, "baseline"))
+        policy, adapter = c.model, None
+        if c.round0_docs > 0:
+            aug = self._stage(rd, 0, "augment", lambda: self._augment(rd))
+            ft = self._stage(rd, 0, "finetune_0", lambda: self._finetune(rd, 0, 0, None))
+            if ft.get("model"):
+                policy, adapter = ft["model"], ft["adapter"]
+                ev = self._stage(rd, 0, "eval", lambda: self._eval(rd, policy, "eval"))
+            else:
+                ev = base
+            rounds.append(self._row(0, rd, ev, aug.get("calls_kept", {}), policy, adapter))
+        best = {"round": None, "score": base["score"], "model": c.model, "adapter": None}
+        if rounds and rounds[0]["dev_score"] > best["score"]:
+            best = {"round": 0, "score": rounds[0]["dev_score"], "model": policy, "adapter": adapter}
+        stale, stopped = 0, f"max_rounds {c.max_rounds} reached"
+        for k in range(1, c.max_rounds + 1):
+            rd = self.round_dir(k)
+            grow_policy = policy
+            self._stage(rd, k, "grow", lambda: self._grow(rd, k, grow_policy))
+            kept_tools: Dict[str, int] = {}
+            for j in range(c.improve_steps):
+                imp = self._stage(rd, k, f"improve_{j}", lambda: self._improve(rd, k, j, grow_policy))
+                kept_tools = imp.get("calls_kept", {})
+                ft = self._stage(rd, k, f"finetune_{j}", lambda: self._finetune(rd, k, j, adapter))
+                if ft.get("model"):
+                    policy, adapter = ft["model"], ft["adapter"]
+            if policy == grow_policy:  # nothing was trained this round: same model, same score
+                prev = rounds[-1] if rounds else self._baseline_row(base)
+                same = {"model": policy, "score": prev["dev_score"], "n": prev["n"], "ci95": prev["ci95"],
+                        "tool_call_rate": prev["tool_call_rate"], "call_failure_rate": prev["call_failure_rate"],
+                        "reused": True}
+                ev = self._stage(rd, k, "eval", lambda: dict(same))
+            else:
+                ev = self._stage(rd, k, "eval", lambda: self._eval(rd, policy, "eval"))
+            rounds.append(self._row(k, rd, ev, kept_tools, policy, adapter))
+            if ev["score"] > best["score"]:
+                best, stale = {"round": k, "score": ev["score"], "model": policy, "adapter": adapter}, 0
+            else:
+                stale += 1
+                if stale >= c.patience:
+                    stopped = f"dev score did not improve for {stale} round(s)"
+                    break
+        best_adapter = None
+        if best["adapter"]:
+            dst = self.out / BEST_ADAPTER
+            shutil.rmtree(dst, ignore_errors=True)
+            shutil.copytree(best["adapter"], dst)
+            best_adapter = str(dst)
+        result = SelfTrainResult(str(self.out), [self._baseline_row(base)] + rounds, best["round"],
+                                 best["model"], best_adapter, stopped, corpus.get("contamination", {}))
+        _write_json(self.out / REPORT_JSON, result.to_dict())
+        (self.out / REPORT_MD).write_text(format_report(result.to_dict()) + "\n", encoding="utf-8")
+        return result
+
+    @staticmethod
+    def _baseline_row(ev: Dict[str, Any]) -> Dict[str, Any]:
+        return {"round": "base", "dev_score": ev["score"], "ci95": ev["ci95"], "n": ev["n"],
+                "tool_call_rate": ev["tool_call_rate"], "call_failure_rate": ev["call_failure_rate"],
+                "calls_kept": {}, "seconds": {"eval": ev.get("seconds")}, "model": ev["model"],
+                "adapter": None}
+
+    @staticmethod
+    def _row(k: int, rd: RoundDir, ev: Dict[str, Any], kept: Dict[str, int], model: str,
+             adapter: Optional[str]) -> Dict[str, Any]:
+        return {"round": k, "dev_score": ev["score"], "ci95": ev["ci95"], "n": ev["n"],
+                "tool_call_rate": ev["tool_call_rate"], "call_failure_rate": ev["call_failure_rate"],
+                "calls_kept": kept, "seconds": {s: v.get("seconds") for s, v in rd.state["stages"].items()},
+                "grow": {key: rd.stats("grow").get(key) for key in ("samples", "with_calls", "calls", "calls_ok")}
+                if rd.done("grow") else None,
+                "texts_kept": _texts_kept(rd), "model": model, "adapter": adapter}
+
+
+def _texts_kept(rd: "RoundDir") -> int:
+    """Training texts the round kept (its last Improve step; round 0: the annotated texts)."""
+    steps = [v for k, v in rd.state["stages"].items() if k.startswith("improve_") or k == "augment"]
+    return int(steps[-1].get("texts_kept", 0)) if steps else 0
+
+
+_BRIEF_KEYS = ("train", "dev", "samples", "with_calls", "calls_ok", "threshold", "passed",
+               "texts_kept", "texts", "train_loss", "score", "tool_call_rate", "skipped")
+
+
+def _brief(stats: Dict[str, Any]) -> str:
+    """A few numbers of a stage's stats for the progress line."""
+    parts = [f"{k}={round(v, 4) if isinstance(v, float) else v}" for k, v in stats.items()
+             if k in _BRIEF_KEYS]
+    return "(" + ", ".join(parts) + ")" if parts else ""
+
+
+def _filter_cls(name: str):
+    from toolformer.selftrain.filters import get_filter
+
+    return get_filter(name)
+
+
+def adapter_manifest(config: SelfTrainConfig, round_index: int, texts: int) -> Dict[str, Any]:
+    """The ``toolformer.json`` of a round's adapter folder: it names the base model, so that
+    ``load_model(<adapter folder>)`` puts the adapter on top of it."""
+    from toolformer.finetune import call_syntax
+
+    return {"format": "toolformer-adapter", "version": 1, "base_model": config.model,
+            "tools": list(config.tools), "call_syntax": call_syntax(), "selftrain_round": round_index,
+            "training_texts": texts, "filter": config.filter}
+
+
+def format_report(d: Dict[str, Any]) -> str:
+    """The per-round table (markdown) with the best round and the contamination overlap."""
+    lines = ["| round | dev score | 95% CI | n | dev call rate | dev failed calls | grown: with calls / ran | texts kept | calls kept | seconds per stage |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in d["rounds"]:
+        kept = ", ".join(f"{t} {n}" for t, n in (r.get("calls_kept") or {}).items()) or "-"
+        secs = ", ".join(f"{s} {v:.0f}" for s, v in (r.get("seconds") or {}).items() if v is not None) or "-"
+        lo, hi = r["ci95"]
+        g = r.get("grow") or {}
+        grown = f"{g['with_calls']}/{g['samples']}, {g['calls_ok']}/{g['calls']}" if g else "-"
+        lines.append(f"| {r['round']} | {r['dev_score']:.3f} | {lo:.3f}-{hi:.3f} | {r['n']} | "
+                     f"{r['tool_call_rate']:.2f} | {r['call_failure_rate']:.2f} | {grown} | "
+                     f"{r.get('texts_kept', '-')} | {kept} | {secs} |")
+    best = "the base model" if d["best_round"] is None else f"round {d['best_round']}"
+    lines.append("")
+    lines.append(f"Best: {best} ({d['best_model']}); stopped: {d['stopped']}.")
+    if d.get("best_adapter"):
+        lines.append(f"Best adapter: {d['best_adapter']}")
+    cont = d.get("contamination") or {}
+    if cont:
+        dup = ", ".join(f"{k} {v}" for k, v in (cont.get("near_duplicates") or {}).items())
+        lines.append(f"Contamination guard ({cont.get('measure')} >= {cont.get('threshold')}): "
+                     f"{cont.get('training_texts_checked')} training texts checked; near-duplicates "
+                     f"dropped: {dup or 'none'}.")
+    return "\n".join(lines)
+
+
+def selftrain(config: SelfTrainConfig, hook: Optional[Hook] = None,
+              generator_factory: Optional[Callable[..., Any]] = None) -> SelfTrainResult:
+    """Run (or resume) self-training with ``config``; see :class:`SelfTrainConfig` and the
+    module docstring for the folder layout. Raises :class:`UserError` (one line) for a user's
+    mistake: unknown filter, the answer filter without gold answers, a reward model that is not
+    a classifier, a run folder made with another config.
+
+    ``generator_factory(model, tokenizer, executor, generation_config)`` replaces
+    :class:`~toolformer.generation.ToolGenerator` in Grow (tests script the outputs)."""
+    return SelfTrainer(config, hook, generator_factory).run()
