@@ -151,7 +151,7 @@ class AnnotatorConfig:
     )
     constrained: bool = field(
         default=True,
-        metadata={"help": "sample calls under the tool's argument grammar (issue 11): after '[' only "
+        metadata={"help": "sample calls under the tool's argument grammar: after '[' only "
                           "the tool's name, '(', arguments it accepts, ')' and ']' can be sampled"},
     )
     shared_prefix_attention: bool = field(
