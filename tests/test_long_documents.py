@@ -15,7 +15,7 @@ from toolformer.data_aug.annotator import Annotator
 from toolformer.data_aug.types import AnnotatorConfig, Document
 from toolformer.data_aug.writer import WindowLog
 
-CFG = dict(record_candidates=False, max_call_tokens=8, max_doc_tokens=20, tau_f=-100.0, k=2, m=2)
+CFG = dict(record_candidates=False, max_call_tokens=8, max_length=20, tau_f=-100.0, k=2, m=2)
 LONG = Document("long", " ".join([DOC] * 4))
 
 

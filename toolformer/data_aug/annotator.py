@@ -3,7 +3,7 @@
 ``Annotator(model, tokenizer, tools, config, executor).annotate(doc)`` returns the document with
 every call that passed the loss filter inserted (paper, Section 2). Per document and tool:
 
-1. prefilter (:mod:`~toolformer.data_aug.heuristics`), per window of ``max_doc_tokens`` tokens
+1. prefilter (:mod:`~toolformer.data_aug.heuristics`), per window of ``max_length`` tokens
    (each window is annotated like a document; its losses still see the tokens after it);
 2. one forward pass over [P(x), x], the few-shot prefix of P(x) coming from a KV cache computed
    once per tool, gives p(`[`) everywhere; positions above tau_s, the k best, are kept;
@@ -177,8 +177,8 @@ class Annotator:
         self.tools: Dict[str, Tool] = {t.name: t for t in tools.values()}
         if config.max_call_tokens < 1 or config.weight_horizon < 1 or config.batch_size < 1:
             raise UserError("max_call_tokens, weight_horizon and batch_size must be >= 1")
-        if config.max_doc_tokens < 2:
-            raise UserError(f"max_doc_tokens must be >= 2, got {config.max_doc_tokens}")
+        if config.max_length < 2:
+            raise UserError(f"max_length must be >= 2, got {config.max_length}")
         self.model = model
         self.tokenizer = tokenizer
         model.eval()
@@ -245,7 +245,7 @@ class Annotator:
             return
         date = coerce_date(doc.date)
         t0 = time.perf_counter()
-        chunks = chunk_document(self.tokenizer, doc.text, self.config.max_doc_tokens)
+        chunks = chunk_document(self.tokenizer, doc.text, self.config.max_length)
         secs["positions"] += time.perf_counter() - t0
         tried = {name: False for name in self.tools}
         scored: List[Tuple[KeptCall, bool]] = []

@@ -446,7 +446,7 @@ def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_
             if start is None:
                 start = time.perf_counter()
             for index, doc in batch:
-                warn_if_long(index, doc, lengths, config.annotator.max_doc_tokens)
+                warn_if_long(index, doc, lengths, config.annotator.max_length)
             results = _annotate(annotator, [doc for _, doc in batch])
             for (index, doc), result in zip(batch, results):
                 rec = result_record(index, doc, result)

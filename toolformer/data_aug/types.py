@@ -93,7 +93,7 @@ class AnnotatorConfig:
     weight_horizon: int = field(default=5, metadata={"help": "tokens weighted by max(0, 1 - 0.2 t)"})
     max_call_tokens: int = field(default=40, metadata={"help": "max tokens sampled for one call"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature for calls"})
-    max_doc_tokens: int = field(default=256, metadata={"help": "longer documents are chunked"})
+    max_length: int = field(default=256, metadata={"help": "document window in tokens; longer documents are chunked"})
     batch_size: int = field(
         default=256,
         metadata={"help": "rows per sampling/scoring batch (scoring also obeys max_batch_tokens); "
