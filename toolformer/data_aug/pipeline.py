@@ -427,7 +427,8 @@ def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_
     lengths: List[int] = []  # characters of the documents annotated so far (long-document warning)
 
     def show_windows(done: int, total: int) -> None:
-        bar.set_postfix(calls=kept, windows=f"{done}/{total}")  # a long document moves too
+        if total > 1:  # a long document moves the bar too
+            bar.set_postfix(calls=kept, windows=f"{done}/{total}")
 
     windows = WindowLog(store.folder, show_windows if config.progress else None)
     buffer: List[Dict[str, Any]] = []
