@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from toolformer.cli.augment_cmd import parse_thresholds, parse_tool_options
 from toolformer.cli.main import cli
-from toolformer.data_aug.config import DEFAULT_TOOLS, AugmentConfig, field_default
+from toolformer.cli.options import field_default
+from toolformer.data_aug.config import DEFAULT_TOOLS, AugmentConfig
 
 FACTORY = f"{Path(__file__).resolve().parent / 'test_pipeline.py'}:fake_factory"
 
@@ -43,7 +44,7 @@ def test_defaults_match_the_dataclass():
     cfg = AugmentConfig()
     assert cfg.input is None and cfg.model == "smollm2-135m" and cfg.output == "runs/augment"
     assert cfg.tools == list(DEFAULT_TOOLS) == ["Calculator", "Calendar", "WikiSearch", "QA", "MT"]
-    assert cfg.limit == field_default("limit") and cfg.limit > 0
+    assert cfg.limit == field_default(AugmentConfig, "limit") and cfg.limit > 0
     params = {p.name: p for p in __import__("toolformer.cli.augment_cmd", fromlist=["augment"]).augment.params}
     assert params["limit"].default == cfg.limit and params["output"].default == cfg.output
     assert params["batch_size"].default == cfg.batch_size and params["dtype"].default == cfg.dtype

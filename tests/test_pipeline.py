@@ -368,3 +368,23 @@ def test_real_annotator_end_to_end_on_default_corpus(tmp_path):
         assert all(k["score"] >= {"Calculator": 0.5, "Calendar": 1.0}[k["tool"]] for k in row["calls"])
     assert load_from_disk(str(out / "dataset")).num_rows == len(rows)
     assert "3 documents" in str(summary)
+
+
+def test_one_seed_a_different_annotator_seed_is_an_error_not_silently_replaced(tmp_path):
+    """AugmentConfig.seed is the run's one seed; an annotator.seed set to something else used to
+    be replaced by it without a word."""
+    from toolformer.data_aug.types import AnnotatorConfig
+
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "x"}\n')
+    with pytest.raises(UserError, match="annotator.seed 7 .* seed 3"):
+        _config(tmp_path, src, seed=3, annotator=AnnotatorConfig(seed=7)).validate()
+    _config(tmp_path, src, seed=3, annotator=AnnotatorConfig(seed=3)).validate()
+    _config(tmp_path, src, seed=3).validate()  # annotator.seed left at its default: fine
+
+
+def test_max_length_rename_keeps_the_recorded_fingerprint():
+    """AnnotatorConfig.max_doc_tokens is max_length now; a run recorded before resumes (the id
+    below is the one the code before the rename computed)."""
+    c = AugmentConfig(input="x.jsonl", tools=["Calculator"]).validate()
+    assert AugmentConfig.fingerprint_id(c.fingerprint(1)) == "44afcea6711bef6a"

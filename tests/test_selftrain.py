@@ -75,8 +75,8 @@ def files(tmp_path):
 
 
 class ScriptedAnnotator:
-    """Round 0's annotator seam (``annotator_factory``): inserts ``[Calculator(a+b) -> c]``
-    before the first result of each document, as the real one would keep it."""
+    """Round 0's annotator seam (``annotator_factory``): inserts ``[Calculator(a+b) -> c]`` right
+    before the answer ``c`` of each "Q: ...\nA: c" document, as the real one would keep it."""
 
     def __init__(self, config):
         self.config = config
@@ -84,12 +84,13 @@ class ScriptedAnnotator:
     def annotate_batch(self, docs):
         out = []
         for d in docs:
-            m = re.search(r"(\d+)([+*-])(\d+) = (\d+)", d.text)
+            m = re.search(r"\nA: (\d+)$", d.text)
             if m is None:
                 out.append(AnnotationResult(d.id, d.text, d.text))
                 continue
-            call = APICall("Calculator", f"{m.group(1)}{m.group(2)}{m.group(3)}", m.group(4))
-            offset = m.start(4)
+            a, b = re.findall(r"\d+", d.text)[:2]
+            call = APICall("Calculator", f"{a}+{b}", m.group(1))
+            offset = m.start(1)
             text = d.text[:offset] + format_call(call) + " " + d.text[offset:]
             kept = KeptCall("Calculator", call.args, call.result, offset, 5, 1.0, 2.0, 2.0, 2.5)
             out.append(AnnotationResult(d.id, text, d.text, [kept], Counter(calls_kept=1)))
@@ -103,6 +104,7 @@ class ScriptedGenerator:
 
     prompts_seen = 0
     last_prompts: list = []
+    all_prompts: list = []
 
     def __init__(self, model, tokenizer, executor, config):
         self.executor, self.config = executor, config
@@ -110,6 +112,7 @@ class ScriptedGenerator:
     def generate(self, prompts):
         type(self).prompts_seen += len(prompts)
         type(self).last_prompts = list(prompts)
+        type(self).all_prompts.extend(prompts)
         outs = []
         for full in prompts:
             p = "Q:" + full.rsplit("Q:", 1)[-1]  # the problem after the demonstrations
@@ -193,8 +196,10 @@ def test_loop_runs_every_stage_and_resumes_after_an_interruption_at_each(tmp_pat
     grown = [json.loads(l) for l in (out / "round_2" / "grow.jsonl").read_text().splitlines()]
     assert len(grown) == cfg.corpus_size * cfg.samples_per_prompt
     assert len({(g["doc_id"], g["sample"]) for g in grown}) == len(grown)
-    # Grow prompts start with the shipped demonstrations; the training text does not hold them
-    assert all(p.startswith("Q: A baker made 24 muffins") for p in ScriptedGenerator.last_prompts)
+    # round 1's Grow prompts start with the shipped demonstrations, round 2's (the last) do not
+    # (demonstrations_rounds=1); the training text never holds them
+    assert any(p.startswith("Q: A baker made 24 muffins") for p in ScriptedGenerator.all_prompts)
+    assert not any("muffins" in p for p in ScriptedGenerator.last_prompts)
     assert all(g["prompt"].startswith("Q: ") and "muffins" not in g["prompt"] for g in grown)
 
     # every stage left its files and its stats
@@ -265,6 +270,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path, tiny_dir, files):
         selftrain(_config(tiny_dir, texts, evals, out, dev_data=str(dev)))
     assert "needs gold answers" in str(exc.value) and "\n" not in str(exc.value)
     assert not (out / "round_0" / "corpus").exists()
+    with pytest.raises(UserError, match="unknown GenerationConfig field"):
+        SelfTrainConfig(grow_options={"temprature": 0.5}).validate()
     with pytest.raises(UserError, match="placement"):
         build_filter("loss", options={"placement": "middle"})
     with pytest.raises(UserError, match="bad options"):

@@ -10,16 +10,21 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import click
 
-from toolformer.data_aug.config import DEFAULT_TOOLS, AugmentConfig, canonical_tools, field_default, field_help
+from toolformer.cli.options import field_help, field_option
+from toolformer.data_aug.config import DEFAULT_TOOLS, AugmentConfig, canonical_tools
 from toolformer.data_aug.types import AnnotatorConfig
 
-H = field_help(AugmentConfig)
-A = field_help(AnnotatorConfig)
 THRESHOLDS = {"tau_s": float, "k": int, "m": int, "tau_f": float}
 
 
-def _default(name: str) -> Any:
-    return field_default(name, AugmentConfig)
+def _aug(name: str, *flags: str, **overrides: Any):
+    """An option for an AugmentConfig field (help, default, type from the field)."""
+    return field_option(AugmentConfig, name, *flags, **overrides)
+
+
+def _ann(name: str, *flags: str, **overrides: Any):
+    """An option for an AnnotatorConfig field."""
+    return field_option(AnnotatorConfig, name, *flags, **overrides)
 
 
 def parse_tools(value: str) -> list:
@@ -70,7 +75,7 @@ def _threshold_option(name: str, cast: type):
     flag = "--" + name.replace("_", "-")
     return click.option(
         flag, *LONG_NAMES.get(name, ()), name, multiple=True, metavar="[TOOL=]" + ("N" if cast is int else "X"),
-        help=f"{A[name].replace('override: ', '')}; for every tool, or TOOL=value for one "
+        help=f"{field_help(AnnotatorConfig, name).replace('override: ', '')}; for every tool, or TOOL=value for one "
              "(repeatable). Default: the paper's value per tool.",
     )
 
@@ -78,49 +83,45 @@ def _threshold_option(name: str, cast: type):
 @click.command(name="augment", help="Annotate a corpus with tool calls kept by the loss filter.\n\n"
                "With no options: the Wikipedia sample shipped with gensim, SmolLM2-135M and all five "
                "tools, written to runs/augment. Re-run the same command to resume after a crash.")
-@click.option("--input", "-i", "input_", default=None, metavar="PATH|HF_ID", help=H["input"])
-@click.option("--output", "-o", default=_default("output"), show_default=True, help=H["output"])
-@click.option("--model", default=_default("model"), show_default=True, help=H["model"])
-@click.option("--dtype", type=click.Choice(["fp32", "bf16"]), default=_default("dtype"), show_default=True, help=H["dtype"])
-@click.option("--device", default=None, help=H["device"])
-@click.option("--tools", default=",".join(DEFAULT_TOOLS), show_default=True, help=H["tools"] + " (comma-separated, or 'all')")
+@_aug("input", "--input", "-i", dest="input_", metavar="PATH|HF_ID", show_default=False)
+@_aug("output", "--output", "-o")
+@_aug("model")
+@_aug("dtype", type=click.Choice(["fp32", "bf16"]))
+@_aug("device")
+@_aug("tools", default=",".join(DEFAULT_TOOLS), type=str,
+      help=field_help(AugmentConfig, "tools") + " (comma-separated, or 'all')")
 @click.option("--tool-option", "tool_option", multiple=True, metavar="TOOL.KEY=VALUE",
               help="a tool constructor option, e.g. WikiSearch.corpus=passages.jsonl (repeatable)")
-@click.option("--limit", "-n", type=click.IntRange(min=0), default=_default("limit"), show_default=True, help=H["limit"])
-@click.option("--num-shards", type=click.IntRange(min=1), default=None, help=H["num_shards"])
-@click.option("--shard-index", type=click.IntRange(min=0), default=None, help=H["shard_index"])
-@click.option("--batch-size", type=click.IntRange(min=1), default=_default("batch_size"), show_default=True, help=H["batch_size"])
-@click.option("--chunk-size", type=click.IntRange(min=1), default=_default("chunk_size"), show_default=True, help=H["chunk_size"])
-@click.option("--text-field", default=_default("text_field"), show_default=True, help=H["text_field"])
-@click.option("--date-field", default=_default("date_field"), show_default=True, help=H["date_field"])
-@click.option("--url-field", default=_default("url_field"), show_default=True, help=H["url_field"])
-@click.option("--id-field", default=None, help=H["id_field"])
-@click.option("--split", default=_default("split"), show_default=True, help=H["split"])
-@click.option("--encoding-errors", type=click.Choice(["skip", "replace"]), default=_default("encoding_errors"),
-              show_default=True, help=H["encoding_errors"])
-@click.option("--seed", type=int, default=_default("seed"), show_default=True, help=H["seed"])
+@_aug("limit", "--limit", "-n", type=click.IntRange(min=0))
+@_aug("num_shards", type=click.IntRange(min=1))
+@_aug("shard_index", type=click.IntRange(min=0))
+@_aug("batch_size", type=click.IntRange(min=1))
+@_aug("chunk_size", type=click.IntRange(min=1))
+@_aug("text_field")
+@_aug("date_field")
+@_aug("url_field")
+@_aug("id_field")
+@_aug("split")
+@_aug("encoding_errors", type=click.Choice(["skip", "replace"]))
+@_aug("seed")
 @_threshold_option("tau_s", float)
 @_threshold_option("k", int)
 @_threshold_option("m", int)
 @_threshold_option("tau_f", float)
-@click.option("--max-doc-tokens", type=click.IntRange(min=8), default=AnnotatorConfig.max_doc_tokens,
-              show_default=True, help=A["max_doc_tokens"])
-@click.option("--min-position", type=click.IntRange(min=0), default=AnnotatorConfig.min_position,
-              show_default=True, help=A["min_position"])
-@click.option("--start-token", default=None, metavar="TOKEN", help=A["start_token"])
-@click.option("--repeat-window", type=click.IntRange(min=0), default=AnnotatorConfig.repeat_window,
-              show_default=True, help=A["repeat_window"])
-@click.option("--model-batch-size", type=click.IntRange(min=1), default=AnnotatorConfig.batch_size,
-              show_default=True, help=A["batch_size"])
-@click.option("--annotator-factory", default=None, metavar="MODULE:ATTR", help=H["annotator_factory"])
-@click.option("--overwrite", is_flag=True, help=H["overwrite"])
+@_ann("max_length", "--max-length", "--max-doc-tokens", type=click.IntRange(min=8))
+@_ann("min_position", type=click.IntRange(min=0))
+@_ann("start_token", metavar="TOKEN")
+@_ann("repeat_window", type=click.IntRange(min=0))
+@_ann("batch_size", "--model-batch-size", dest="model_batch_size", type=click.IntRange(min=1))
+@_aug("annotator_factory", metavar="MODULE:ATTR")
+@_aug("overwrite", "--overwrite", is_flag=True)
 @click.option("--no-merge", is_flag=True, help="do not merge the shards at the end")
 @click.option("--merge", "merge_dir", default=None, metavar="DIR",
               help="only merge the finished shards in DIR (a run's --output) and exit")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def augment(input_, output, model, dtype, device, tools, tool_option, limit, num_shards, shard_index,
             batch_size, chunk_size, text_field, date_field, url_field, id_field, split, encoding_errors, seed, tau_s, k, m,
-            tau_f, max_doc_tokens, min_position, start_token, repeat_window, model_batch_size, annotator_factory, overwrite, no_merge, merge_dir,
+            tau_f, max_length, min_position, start_token, repeat_window, model_batch_size, annotator_factory, overwrite, no_merge, merge_dir,
             quiet) -> None:
     from toolformer.cli.main import _user_error_types, user_message
 
@@ -129,7 +130,7 @@ def augment(input_, output, model, dtype, device, tools, tool_option, limit, num
             _merge_only(merge_dir, num_shards)
             return
         thresholds = {"tau_s": tau_s, "k": k, "m": m, "tau_f": tau_f}
-        ann = AnnotatorConfig(max_doc_tokens=max_doc_tokens, batch_size=model_batch_size, seed=seed,
+        ann = AnnotatorConfig(max_length=max_length, batch_size=model_batch_size, seed=seed,
                               min_position=min_position, start_token=start_token,
                               repeat_window=repeat_window)
         for name, items in thresholds.items():

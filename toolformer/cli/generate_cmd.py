@@ -14,30 +14,32 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import click
 
+from toolformer.cli.options import field_help, field_option
+
 from toolformer.tools.assembly import DEFAULT_TOOLS  # noqa: E402 - light: no torch
 
 DEFAULT_TOOL_NAMES = tuple(DEFAULT_TOOLS["generate"])
 
 
-def _field(name: str) -> dataclasses.Field:
-    from toolformer.generation import GenerationConfig  # light: no torch at import
+def _help(name: str) -> str:
+    from toolformer.generation.types import GenerationConfig
 
-    return {f.name: f for f in dataclasses.fields(GenerationConfig)}[name]
+    return field_help(GenerationConfig, name)
 
 
 def _opt(flag: str, name: str, **kwargs: Any):
     """A click option whose default and help come from GenerationConfig's field."""
-    f = _field(name)
-    kwargs.setdefault("default", f.default)
+    from toolformer.generation.types import GenerationConfig  # light: no torch at import
+
     kwargs.setdefault("show_default", True)
-    return click.option(flag, name, help=f.metadata.get("help", ""), **kwargs)
+    return field_option(GenerationConfig, name, flag, **kwargs)
 
 
 def _decoding_options(fn):
     for deco in reversed([
         _opt("--max-new-tokens", "max_new_tokens", type=int),
         click.option("--sample/--greedy", "do_sample", default=False, show_default=True,
-                     help=_field("do_sample").metadata["help"]),
+                     help=_help("do_sample")),
         _opt("--temperature", "temperature", type=float),
         _opt("--top-k", "top_k", type=int),
         _opt("--top-p", "top_p", type=float),

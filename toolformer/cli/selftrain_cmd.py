@@ -13,36 +13,24 @@ from typing import Any, Dict, Optional, Tuple
 
 import click
 
+from toolformer.cli.options import field_option, parse_key_values
 from toolformer.selftrain.config import SelfTrainConfig  # light: no torch at import
 
 _FIELDS = {f.name: f for f in dataclasses.fields(SelfTrainConfig)}
 
 
 def _opt(flag: str, name: str, **kwargs: Any):
-    f = _FIELDS[name]
+    """An option for a SelfTrainConfig field; None (not given) lets a --config file decide."""
     kwargs.setdefault("default", None)
-    return click.option(flag, name, help=f.metadata.get("help", ""), **kwargs)
+    return field_option(SelfTrainConfig, name, flag, **kwargs)
 
 
 def _csv(value: Optional[str]):
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
-def _parse_value(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
-
-
 def _pairs(items: Tuple[str, ...], what: str) -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.UsageError(f"{what} takes KEY=VALUE, got {item!r}")
-        out[key.strip()] = _parse_value(value.strip())
-    return out
+    return parse_key_values([i.strip() for i in items], what)
 
 
 _OPTIONS = [
@@ -60,6 +48,9 @@ _OPTIONS = [
     _opt("--round0-docs", "round0_docs", type=int),
     _opt("--corpus-size", "corpus_size", type=int),
     _opt("--demonstrations", "demonstrations", type=str),
+    _opt("--demonstrations-rounds", "demonstrations_rounds", type=int),
+    click.option("--grow-option", "grow_option", multiple=True,
+                 help="KEY=VALUE GenerationConfig field for Grow (repeatable)"),
     _opt("--eval-sets", "eval_sets", type=str),
     _opt("--max-rounds", "max_rounds", type=int),
     _opt("--patience", "patience", type=int),
@@ -99,6 +90,7 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
         if unknown:
             raise UserError(f"--config {path}: unknown field(s) {sorted(unknown)}")
     filter_opts = _pairs(values.pop("filter_option", ()) or (), "--filter-option")
+    grow_opts = _pairs(values.pop("grow_option", ()) or (), "--grow-option")
     ft_opts = _pairs(values.pop("finetune_option", ()) or (), "--finetune-option")
     for key in ("tools", "eval_sets"):
         if values.get(key) is not None:
@@ -111,6 +103,8 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
     base.update({k: v for k, v in values.items() if v is not None})
     if filter_opts:
         base["filter_options"] = {**base.get("filter_options", {}), **filter_opts}
+    if grow_opts:
+        base["grow_options"] = {**base.get("grow_options", {}), **grow_opts}
     # own FinetuneConfig fields by name; any other key is a TrainingArguments field (checked by
     # name when training starts)
     ft = SelfTrainConfig().finetune.to_dict()

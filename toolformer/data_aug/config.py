@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from toolformer.data_aug.types import AnnotatorConfig
@@ -97,7 +97,7 @@ class AugmentConfig:
         metadata={"help": "advanced: 'module:attr' or 'file.py:attr' of a callable(config) returning an "
                           "object with annotate_batch(docs); default loads the model, tools and Annotator"},
     )
-    seed: int = field(default=0, metadata={"help": "seed of candidate sampling"})
+    seed: int = field(default=0, metadata={"help": "the run's one seed: candidate sampling and torch (the annotator's seed is set from it)"})
     overwrite: bool = field(default=False, metadata={"help": "delete an earlier run in the output folder"})
     merge: bool = field(
         default=True, metadata={"help": "merge the shards into data.jsonl/dataset/stats.json when all are done"}
@@ -107,6 +107,11 @@ class AugmentConfig:
     # -- derived ------------------------------------------------------------------------------
     def validate(self) -> "AugmentConfig":
         """Raise :class:`UserError` for settings that cannot work; return self."""
+        default_seed = AnnotatorConfig.seed
+        if self.annotator.seed not in (default_seed, self.seed):
+            # the run's one seed is AugmentConfig.seed (it also seeds torch); the annotator gets it
+            raise UserError(f"annotator.seed {self.annotator.seed} differs from the run's seed "
+                            f"{self.seed}; set only AugmentConfig.seed (--seed)")
         if self.limit is not None and self.limit < 0:
             raise UserError(f"--limit must be >= 0 (0: all documents), got {self.limit}")
         if self.batch_size < 1:
@@ -176,6 +181,8 @@ class AugmentConfig:
             fp["encoding_errors"] = self.encoding_errors
         fp["tools"] = sorted(fp["tools"])
         fp["annotator"] = {k: v for k, v in fp["annotator"].items() if k not in _THROUGHPUT_ONLY}
+        # the window was called max_doc_tokens when earlier runs recorded it: they still resume
+        fp["annotator"]["max_doc_tokens"] = fp["annotator"].pop("max_length")
         return json.loads(json.dumps(fp, sort_keys=True, default=str))
 
     @staticmethod
@@ -204,16 +211,3 @@ def canonical_tools(names: List[str]) -> List[str]:
         if key not in out:
             out.append(key)
     return out
-
-
-def field_help(cls: type = AugmentConfig) -> Dict[str, str]:
-    """Each field's help string (the CLI reuses them so both stay in sync)."""
-    return {f.name: f.metadata.get("help", "") for f in fields(cls)}
-
-
-def field_default(name: str, cls: type = AugmentConfig) -> Any:
-    """The default value of one field of ``cls``."""
-    for f in fields(cls):
-        if f.name == name:
-            return f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
-    raise KeyError(name)

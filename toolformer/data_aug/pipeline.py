@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from toolformer.data_aug.config import AugmentConfig
 from toolformer.data_aug.inputs import InputStats, load_documents
-from toolformer.data_aug.types import COUNTERS, AnnotationResult, Document
+from toolformer.data_aug.types import COUNTERS, AnnotationResult, Document, window_key
 from toolformer.data_aug.writer import (
     DATA_FILE,
     DATASET_DIR,
@@ -35,6 +35,7 @@ from toolformer.data_aug.writer import (
     SHARDS_DIR,
     STATS_FILE,
     ShardStore,
+    WindowLog,
     atomic_write_json,
     data_row,
     file_lock,
@@ -387,6 +388,25 @@ def first_documents(config: AugmentConfig, inputs: InputStats) -> Iterator[Docum
     return itertools.chain([first], docs)
 
 
+LONG_DOC_CHARS = 20_000  # ~20 windows of 256 tokens: minutes of work on a CPU
+LONG_DOC_RATIO = 10  # "far longer than the rest": this many times the median so far
+
+
+def warn_if_long(index: int, doc: Document, lengths: List[int], window_tokens: int) -> None:
+    """Warn about a document far longer than the ones before it (at least LONG_DOC_CHARS and
+    LONG_DOC_RATIO x their median): it may look hung without this, and the user may want to
+    split it. Records its length in ``lengths``."""
+    n = len(doc.text)
+    median = sorted(lengths)[len(lengths) // 2] if lengths else 0
+    lengths.append(n)
+    if n >= LONG_DOC_CHARS and (not median or n >= LONG_DOC_RATIO * median):
+        than = f", {n / median:.0f}x the median so far" if median else ""
+        logger.warning(
+            "document %s (index %d) has %d characters%s; it is annotated in windows of %d tokens: "
+            "the progress bar counts its windows, and finished windows survive an interruption",
+            doc.id, index, n, than, window_tokens)
+
+
 def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_index: int) -> Tuple[int, float]:
     """Annotate the documents of one shard that are not in its chunks yet."""
     from tqdm.auto import tqdm
@@ -404,6 +424,13 @@ def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_
     )
     annotator, release = None, (lambda: None)
     batch: List[Tuple[int, Document]] = []
+    lengths: List[int] = []  # characters of the documents annotated so far (long-document warning)
+
+    def show_windows(done: int, total: int) -> None:
+        if total > 1:  # a long document moves the bar too
+            bar.set_postfix(calls=kept, windows=f"{done}/{total}")
+
+    windows = WindowLog(store.folder, show_windows if config.progress else None)
     buffer: List[Dict[str, Any]] = []
     processed, kept, start = 0, 0, None
     try:
@@ -412,10 +439,14 @@ def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_
             if annotator is None:  # loaded only when there is work: a finished run re-merges at once
                 t0 = time.perf_counter()
                 annotator, release = build_annotator(config)
+                if hasattr(annotator, "window_log"):
+                    annotator.window_log = windows
                 store.exclude_time("load_seconds", time.perf_counter() - t0)
                 bar.unpause()  # the rate shown is annotation speed, not loading
             if start is None:
                 start = time.perf_counter()
+            for index, doc in batch:
+                warn_if_long(index, doc, lengths, config.annotator.max_length)
             results = _annotate(annotator, [doc for _, doc in batch])
             for (index, doc), result in zip(batch, results):
                 rec = result_record(index, doc, result)
@@ -427,6 +458,7 @@ def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_
             batch.clear()
             while len(buffer) >= config.chunk_size:
                 store.write_chunk(buffer[: config.chunk_size])
+                windows.forget(window_key(r["id"], r["original"]) for r in buffer[: config.chunk_size])
                 del buffer[: config.chunk_size]
 
         for index, doc in enumerate(docs):
@@ -439,6 +471,7 @@ def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_
             run_batch()
         if buffer:
             store.write_chunk(buffer)
+            windows.forget(window_key(r["id"], r["original"]) for r in buffer)
             buffer.clear()
         store.mark_done({
             "documents": inputs.documents,  # the whole stream's length (all shards)

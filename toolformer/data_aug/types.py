@@ -7,6 +7,14 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
+def window_key(doc_id: Any, text: str) -> str:
+    """The key of a document's saved windows: its id and a hash of its text (a changed text
+    never picks up another text's windows)."""
+    import hashlib
+
+    return f"{doc_id}:{hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
+
+
 # AnnotationResult.stats counters, in the order stats.json lists them (also kept per tool as
 # "<Tool>/<counter>"); the annotator counts them, the pipeline sums them
 COUNTERS = (
@@ -85,7 +93,7 @@ class AnnotatorConfig:
     weight_horizon: int = field(default=5, metadata={"help": "tokens weighted by max(0, 1 - 0.2 t)"})
     max_call_tokens: int = field(default=40, metadata={"help": "max tokens sampled for one call"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature for calls"})
-    max_doc_tokens: int = field(default=256, metadata={"help": "longer documents are chunked"})
+    max_length: int = field(default=256, metadata={"help": "document window in tokens; longer documents are chunked"})
     batch_size: int = field(
         default=256,
         metadata={"help": "rows per sampling/scoring batch (scoring also obeys max_batch_tokens); "

@@ -338,7 +338,8 @@ class SelfTrainer:
         done = {r["doc_id"] for r in done_rows}
         _write_jsonl(partial, done_rows)  # drop a torn last line before appending
         model, tok = self._load(policy)
-        demo = self._demonstrations()
+        rounds = c.demonstrations_rounds
+        demo = self._demonstrations() if (rounds == 0 or k <= rounds) else ""
         executor = ToolExecutor(self._tools())
         t0 = time.perf_counter()
         chunk = c.grow_batch_size
@@ -346,11 +347,12 @@ class SelfTrainer:
             docs = [d for d in prompts[lo:lo + chunk] if d["id"] not in done]
             if not docs:
                 continue
-            gen = GenerationConfig(
-                max_new_tokens=c.max_new_tokens, do_sample=True, temperature=c.temperature,
-                top_p=c.top_p, call_top_k=c.call_top_k, max_calls=c.max_calls,
-                stop_strings=("\n",), seed=c.seed + 100_003 * k + lo, batch_size=c.grow_batch_size,
-            )
+            gen = GenerationConfig(**{
+                "max_new_tokens": c.max_new_tokens, "do_sample": True, "temperature": c.temperature,
+                "top_p": c.top_p, "call_top_k": c.call_top_k, "max_calls": c.max_calls,
+                "stop_strings": ("\n",), "seed": c.seed + 100_003 * k + lo,
+                "batch_size": c.grow_batch_size, **c.grow_options,
+            })
             batch = [(d, s) for d in docs for s in range(c.samples_per_prompt)]
             factory = self.generator_factory or ToolGenerator
             outputs = factory(model, tok, executor, gen).generate([demo + d["prompt"] for d, _ in batch])
