@@ -56,7 +56,8 @@ from toolformer.data_aug.sampling import (
     select_positions,
 )
 from toolformer.data_aug.scoring import Scorer, keep_decision
-from toolformer.data_aug.types import COUNTERS, AnnotationResult, AnnotatorConfig, Document, KeptCall, window_key
+from toolformer.data_aug.types import COUNTERS  # noqa: F401 - the counters this module counts
+from toolformer.data_aug.types import AnnotationResult, AnnotatorConfig, Document, KeptCall, window_key
 from toolformer.errors import UserError
 from toolformer.grammar import call_grammar
 from toolformer.syntax import APICall, format_call, insert_calls

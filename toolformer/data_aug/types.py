@@ -102,12 +102,12 @@ class AnnotatorConfig:
     )
     seed: int = field(default=0, metadata={"help": "seed for candidate sampling"})
     min_position: int = field(
-        default=1,
-        metadata={"help": "first token index of a window where a call may go. 1 (a deviation: the "
-                          "paper allows 0): a call before the first token is scored against the "
-                          "bare start token, where any prefix that names a number from the text "
-                          "lowers the loss; on SmolLM2 41 of 51 kept Calculator calls "
-                          "were such '[Calculator(250) -> 250] The state...' openers"},
+        default=0,
+        metadata={"help": "first token index of a window where a call may go (paper: 0). 1 was "
+                          "the default while scored texts began with SmolLM2's chat-turn BOS and "
+                          "echo calls were kept: 41 of 51 kept Calculator calls sat before the "
+                          "first token ('[Calculator(250) -> 250] The state...'); with the "
+                          "<|endoftext|> start and invalid calls dropped, 0 of 8 documents kept one"},
     )
     repeat_window: int = field(
         default=10,
