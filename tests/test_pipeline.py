@@ -388,8 +388,9 @@ def test_max_length_rename_keeps_the_recorded_fingerprint():
     below is the one the code before the rename computed)."""
     from toolformer.data_aug.types import AnnotatorConfig
 
-    # runs before constrained sampling (issue 11) sampled without a grammar
-    c = AugmentConfig(input="x.jsonl", tools=["Calculator"], annotator=AnnotatorConfig(constrained=False)).validate()
+    # the settings of that code: no grammar (issue 11), min_position 1 (issue 12)
+    old = AnnotatorConfig(constrained=False, min_position=1)
+    c = AugmentConfig(input="x.jsonl", tools=["Calculator"], annotator=old).validate()
     assert AugmentConfig.fingerprint_id(c.fingerprint(1)) == "44afcea6711bef6a"
     # with the grammar (the default) the settings differ: such a run does not resume silently
     d = AugmentConfig(input="x.jsonl", tools=["Calculator"]).validate()
