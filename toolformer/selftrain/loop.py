@@ -421,7 +421,8 @@ class SelfTrainer:
         return self.out / f"round_{k}" / f"kept_{last}.jsonl"
 
     def _finetune(self, rd: RoundDir, k: int, j: int, prev_adapter: Optional[str]) -> Dict[str, Any]:
-        from toolformer.finetune import ADAPTER_DIR, finetune, latest_checkpoint, write_manifest
+        from toolformer.finetune import ADAPTER_DIR, finetune, latest_checkpoint
+        from toolformer.manifest import write_manifest
 
         c = self.config
         rows = _read_jsonl(rd.path / f"kept_{j}.jsonl")
