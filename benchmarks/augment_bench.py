@@ -133,7 +133,7 @@ def rescore(ann: Any, docs: List[Any], results: List[Any]) -> List[Tuple[float, 
 
     out = []
     for doc, res in zip(docs, results):
-        chunks = chunk_document(ann.tokenizer, doc.text, ann.config.max_doc_tokens)
+        chunks = chunk_document(ann.tokenizer, doc.text, ann.config.max_length)
         for c in res.candidates:
             chunk = next(ch for ch in chunks if ch.token_start <= c.position < ch.token_start + len(ch))
             i = c.position - chunk.token_start

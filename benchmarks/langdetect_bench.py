@@ -10,7 +10,9 @@ Figures (the ones RESULTS.md quotes for ours):
    found = a span of the right language that covers at least half of the chunk (py3langid has
    no span detection: it names the language of ours' windows instead);
 3. false positives: share of shared Wikipedia passages (English) where a foreign chunk is
-   flagged, and the seconds per passage.
+   flagged, and the seconds per passage;
+4. English sentences full of foreign names (ENGLISH_WITH_NAMES and the names cases of
+   tests/test_langdetect.py) that are still called English.
 
 Languages are limited to the ones ours knows (LANGUAGE_NAMES) for every detector.
 
@@ -115,7 +117,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--passages", type=int, default=None, help="first N shared passages")
     args = ap.parse_args()
-    from test_langdetect import HELD_OUT
+    from test_langdetect import ENGLISH_WITH_NAMES, HELD_OUT
+
+    names = list(ENGLISH_WITH_NAMES) + [
+        "Jean-Paul Sartre and Simone de Beauvoir met in Paris in 1929.",
+        "Los Angeles and San Francisco are the largest cities in California.",
+        "The Louvre is the most visited museum in the world.",
+        "I went to the café and ordered a croissant.",
+    ]
 
     shared = Path(os.environ.get("TOOLFORMER_SHARED", "/work/shared")) / "data" / "wiki_corpus"
     passages = []
@@ -138,8 +147,10 @@ def main() -> None:
         t = time.perf_counter()
         flagged = sum(bool(spans_of(p)) for p in passages)
         per = (time.perf_counter() - t) / len(passages)
+        english = sum(lang_of(s) == "en" for s in names)
         rows[name] = (right, found, flagged, per)
         print(f"{name:10s} held-out {right}/{len(held)}  chunks found {found}/{len(cases)}  "
+              f"English with names {english}/{len(names)}  "
               f"false positives {flagged}/{len(passages)} ({100 * flagged / len(passages):.2f}%)  "
               f"{1000 * per:.2f} ms/passage", flush=True)
     base = rows["ours"]

@@ -194,7 +194,7 @@ def test_chunked_document_matches_reference_and_maps_offsets(model, smol_tokeniz
     tok = smol_tokenizer
     text = " ".join([DOC] * 3)
     doc = Document("long", text)
-    cfg = dict(record_candidates=True, max_call_tokens=8, max_doc_tokens=20, tau_f=-100.0, k=2, m=2)
+    cfg = dict(record_candidates=True, max_call_tokens=8, max_length=20, tau_f=-100.0, k=2, m=2)
     ours = Annotator(model, tok, [Add()], AnnotatorConfig(**cfg)).annotate(doc)
     ref = ReferenceAnnotator(model, tok, [Add()], AnnotatorConfig(**cfg)).annotate(doc)
     assert_same(ours, ref)
@@ -273,7 +273,7 @@ def test_odd_texts_never_raise(model, smol_tokenizer, text):
 
 def test_very_long_document(model, smol_tokenizer):
     text = " ".join(f"Item {i} and {i + 1}, then {2 * i + 1}." for i in range(150))
-    res = annotator(model, smol_tokenizer, k=1, m=1, max_doc_tokens=256).annotate(Document("long", text))
+    res = annotator(model, smol_tokenizer, k=1, m=1, max_length=256).annotate(Document("long", text))
     assert res.error is None and res.stats["positions_kept"] >= 5  # one per chunk
 
 

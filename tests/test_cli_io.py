@@ -254,3 +254,17 @@ def test_trusted_pickle_weights_still_fail_in_one_line(tmp_path, capsys, checkpo
 def test_good_checkpoint_still_loads(tmp_path, capsys, checkpoints):
     code, text = run_main(_model_commands(tmp_path, checkpoints["good"])["generate"], capsys)
     assert code == 0, text
+
+
+def test_disk_full_without_a_file_name_is_one_line(tmp_path, capsys, monkeypatch):
+    """Writing generate's --output when the disk fills: the OSError names no file, still one line."""
+    import errno
+
+    from toolformer.cli import generate_cmd
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(generate_cmd, "build_generator", full)
+    code, text = run_main(["generate", "some-model", "hi", "-o", tmp_path / "g.jsonl"], capsys)
+    one_line_error(code, text, "No space left on device")

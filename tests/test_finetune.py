@@ -460,7 +460,7 @@ def test_training_args_reach_trainingarguments_by_name(tmp_path):
     """FinetuneConfig holds only its own fields: any TrainingArguments field passes through by
     name over the paper's defaults, the run's derived settings win, and a misspelt one is a
     user error with a hint."""
-    from toolformer.finetune import _training_arguments
+    from toolformer.finetune import training_arguments as _training_arguments
 
     cfg = FinetuneConfig(data="x", output_dir=str(tmp_path), training_args={
         "optim": "adafactor", "adam_beta2": 0.95, "learning_rate": 3e-4, "max_steps": 50})

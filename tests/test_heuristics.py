@@ -109,7 +109,7 @@ def test_mt_needs_a_foreign_chunk_in_english_text():
 
 
 def test_mt_without_language_detector_is_counted(monkeypatch):
-    monkeypatch.setitem(sys.modules, "toolformer.tools.langdetect", None)  # import fails
+    monkeypatch.setitem(sys.modules, "toolformer.text.langdetect", None)  # import fails
     item = PrefilterInput("Le comité s'est réuni mardi pour discuter du budget de l'année prochaine.")
     decision = prefilter("MT", item)
     assert not decision.keep and item.warnings["langdetect_unavailable"] == 1

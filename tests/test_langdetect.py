@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toolformer.tools.langdetect import (
+from toolformer.text.langdetect import (
     LANGUAGE_NAMES,
     detect_language,
     find_foreign_spans,

@@ -381,3 +381,10 @@ def test_one_seed_a_different_annotator_seed_is_an_error_not_silently_replaced(t
         _config(tmp_path, src, seed=3, annotator=AnnotatorConfig(seed=7)).validate()
     _config(tmp_path, src, seed=3, annotator=AnnotatorConfig(seed=3)).validate()
     _config(tmp_path, src, seed=3).validate()  # annotator.seed left at its default: fine
+
+
+def test_max_length_rename_keeps_the_recorded_fingerprint():
+    """AnnotatorConfig.max_doc_tokens is max_length now; a run recorded before resumes (the id
+    below is the one the code before the rename computed)."""
+    c = AugmentConfig(input="x.jsonl", tools=["Calculator"]).validate()
+    assert AugmentConfig.fingerprint_id(c.fingerprint(1)) == "44afcea6711bef6a"

@@ -11,7 +11,7 @@ from toolformer.errors import UserError
 from toolformer.syntax import APICall, find_calls
 from toolformer.tools import ToolExecutor, create_tool
 from toolformer.tools.base import COMPUTE_SETTINGS, ToolError, ToolInputError
-from toolformer.tools.langdetect import detect_language
+from toolformer.text.langdetect import detect_language
 from toolformer.tools.translate import MT, NLLB_CODES, Translation
 
 FRENCH = "Le chat est sur la table et le chien dort dans le jardin."

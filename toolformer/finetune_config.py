@@ -5,12 +5,16 @@ The shape is TRL's ``SFTConfig``: the config holds only its own fields, and ever
 ``Trainer`` already knows (learning rate, steps, seed, ...) is passed on under its own name, so any
 ``TrainingArguments`` field works (``{"optim": "adafactor"}``) without a copy here. The paper's
 values for the fields it fixes are :data:`PAPER_TRAINING_ARGS`; ``training_args`` overrides them.
-No torch or transformers at import.
+:func:`training_arguments` turns a config into the ``TrainingArguments`` of a run. No torch or
+transformers at import.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Dict, Optional
 
 from toolformer.errors import UserError
@@ -163,3 +167,113 @@ class FinetuneConfig:
     def seed(self) -> int:
         """The run's one seed (``TrainingArguments.seed``; also the split and the mixing)."""
         return self.arg("seed")
+
+
+# --------------------------------------------------------------------------- Trainer settings
+
+
+def resolve_bf16(setting: Optional[bool]) -> bool:
+    """Whether to train with bf16 autocast. Auto: on for CUDA GPUs with bf16 support.
+
+    On CPU it stays off: on the 2-core AMD EPYC we develop on, bf16-autocast training steps of
+    SmolLM2-135M ran slower than fp32 (benchmarks/finetune_bench.py --precision), although a
+    bare bf16 matmul is ~3x faster there: autocast re-casts the weights every step and the
+    backward pass and optimizer stay in fp32. Pass ``bf16=True`` to force it.
+    """
+    import torch
+
+    if setting is not None:
+        if not setting:
+            # an explicit "no" also overrides an accelerate config that asked for bf16
+            os.environ["ACCELERATE_MIXED_PRECISION"] = "no"
+            return False
+        if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+            raise UserError("this GPU does not support bf16; pass --no-bf16")
+        return True  # on CPU, autocast to bf16 works; the user asked for it
+    if os.environ.get("ACCELERATE_MIXED_PRECISION", "no") != "no":
+        return False  # the accelerate config decides; Trainer reads it from the environment
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
+def world_size() -> int:
+    """Processes in this run (``accelerate launch`` / ``torchrun`` set WORLD_SIZE)."""
+    return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+
+
+def accumulation_steps(config: FinetuneConfig, processes: int) -> int:
+    """Micro-batches per optimizer step so that the effective batch is ``effective_batch_size``."""
+    if config.arg("gradient_accumulation_steps") is not None:
+        return config.arg("gradient_accumulation_steps")
+    batch = config.arg("per_device_train_batch_size")
+    return max(1, math.ceil(config.effective_batch_size / (batch * processes)))
+
+
+def total_steps(config: FinetuneConfig, n_blocks: int, processes: int, accum: int) -> int:
+    """Optimizer steps: ``max_steps``, or the steps of ``num_train_epochs`` capped by it."""
+    epochs, max_steps = config.arg("num_train_epochs"), config.arg("max_steps")
+    if epochs is None:
+        return max_steps
+    micro = math.ceil(n_blocks / (config.arg("per_device_train_batch_size") * processes))
+    steps = max(1, math.ceil(epochs * micro / accum))
+    return min(steps, max_steps) if max_steps > 0 else steps
+
+
+# TrainingArguments fields that this module turns into others (warmup_ratio -> warmup_steps, ...)
+# or decides from the run (steps, evaluation and checkpoint strategy): not passed on as given.
+_CONSUMED = ("warmup_ratio", "gradient_accumulation_steps", "max_steps", "num_train_epochs",
+             "eval_steps", "save_steps", "bf16", "gradient_checkpointing")
+
+
+def training_arguments(config: FinetuneConfig, steps: int, accum: int, do_eval: bool, bf16: bool,
+                       checkpoints_dir: str = "checkpoints") -> Any:
+    """``TrainingArguments``: the run's derived settings over ``config.all_training_args``
+    (passed by name), over this project's defaults (linear decay, no reporting).
+
+    ``steps``/``accum``: from :func:`total_steps` and :func:`accumulation_steps`; ``bf16``: from
+    :func:`resolve_bf16`. Raises :class:`UserError` for a name that is no ``TrainingArguments``
+    field.
+    """
+    import dataclasses
+
+    import torch
+    from transformers import TrainingArguments
+
+    args = config.all_training_args
+    eval_steps = args["eval_steps"]
+    checkpoints = args["save_steps"] != 0
+    passed = {k: v for k, v in args.items() if k not in _CONSUMED}
+    known = {f.name for f in dataclasses.fields(TrainingArguments)}
+    unknown = sorted(set(passed) - known)
+    if unknown:
+        from toolformer.registry import closest
+
+        close = closest(unknown[0], known, cutoff=0.6)
+        hint = f"; did you mean {close!r}?" if close else ""
+        raise UserError(f"training_args: {unknown[0]!r} is not a TrainingArguments field{hint}")
+    return TrainingArguments(**{
+        # this project's defaults; training_args may change them
+        "lr_scheduler_type": "linear",
+        "per_device_eval_batch_size": args["per_device_train_batch_size"],
+        "report_to": "none",
+        "dataloader_pin_memory": torch.cuda.is_available(),
+        "include_num_input_tokens_seen": "non_padding",
+        **passed,
+        # decided by this run
+        "output_dir": str(Path(config.output_dir) / checkpoints_dir),
+        "gradient_accumulation_steps": accum,
+        "warmup_steps": math.ceil(args["warmup_ratio"] * steps),
+        "max_steps": steps,
+        "eval_strategy": "steps" if do_eval else "no",
+        "eval_steps": eval_steps if do_eval else None,
+        "save_strategy": "steps" if checkpoints else "no",
+        "save_steps": args["save_steps"] or eval_steps,
+        "load_best_model_at_end": do_eval and checkpoints,
+        "metric_for_best_model": "eval_loss" if do_eval else None,
+        "greater_is_better": False if do_eval else None,
+        "bf16": bf16,
+        "activation_checkpointing": args["gradient_checkpointing"],
+        "remove_unused_columns": False,  # the collator reads input_ids only
+        # without a GPU, several processes (torchrun / accelerate launch) form a gloo CPU group
+        "use_cpu": not torch.cuda.is_available(),
+        "disable_tqdm": not config.progress,
+    })

@@ -108,7 +108,7 @@ def _threshold_option(name: str, cast: type):
 @_threshold_option("k", int)
 @_threshold_option("m", int)
 @_threshold_option("tau_f", float)
-@_ann("max_doc_tokens", type=click.IntRange(min=8))
+@_ann("max_length", "--max-length", "--max-doc-tokens", type=click.IntRange(min=8))
 @_ann("min_position", type=click.IntRange(min=0))
 @_ann("start_token", metavar="TOKEN")
 @_ann("repeat_window", type=click.IntRange(min=0))
@@ -121,7 +121,7 @@ def _threshold_option(name: str, cast: type):
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def augment(input_, output, model, dtype, device, tools, tool_option, limit, num_shards, shard_index,
             batch_size, chunk_size, text_field, date_field, url_field, id_field, split, encoding_errors, seed, tau_s, k, m,
-            tau_f, max_doc_tokens, min_position, start_token, repeat_window, model_batch_size, annotator_factory, overwrite, no_merge, merge_dir,
+            tau_f, max_length, min_position, start_token, repeat_window, model_batch_size, annotator_factory, overwrite, no_merge, merge_dir,
             quiet) -> None:
     from toolformer.cli.main import _user_error_types, user_message
 
@@ -130,7 +130,7 @@ def augment(input_, output, model, dtype, device, tools, tool_option, limit, num
             _merge_only(merge_dir, num_shards)
             return
         thresholds = {"tau_s": tau_s, "k": k, "m": m, "tau_f": tau_f}
-        ann = AnnotatorConfig(max_doc_tokens=max_doc_tokens, batch_size=model_batch_size, seed=seed,
+        ann = AnnotatorConfig(max_length=max_length, batch_size=model_batch_size, seed=seed,
                               min_position=min_position, start_token=start_token,
                               repeat_window=repeat_window)
         for name, items in thresholds.items():

@@ -3,6 +3,7 @@ so ``toolformer --help`` imports neither torch nor transformers."""
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 from typing import Dict, List, Optional
@@ -83,7 +84,13 @@ def user_message(exc: BaseException) -> Optional[str]:
         from toolformer.errors import path_error
 
         return str(path_error(exc.filename, exc, None))
+    if isinstance(exc, OSError) and exc.errno in _MACHINE_ERRNOS:  # e.g. disk full while writing
+        return f"{exc.strerror or exc}; free space or choose another --output"
     return None
+
+
+# OS errors that come from the machine or the paths the user chose, never from a bug of ours
+_MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

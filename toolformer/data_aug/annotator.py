@@ -3,7 +3,7 @@
 ``Annotator(model, tokenizer, tools, config, executor).annotate(doc)`` returns the document with
 every call that passed the loss filter inserted (paper, Section 2). Per document and tool:
 
-1. prefilter (:mod:`~toolformer.data_aug.heuristics`), per window of ``max_doc_tokens`` tokens
+1. prefilter (:mod:`~toolformer.data_aug.heuristics`), per window of ``max_length`` tokens
    (each window is annotated like a document; its losses still see the tokens after it);
 2. one forward pass over [P(x), x], the few-shot prefix of P(x) coming from a KV cache computed
    once per tool, gives p(`[`) everywhere; positions above tau_s, the k best, are kept;
@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from collections import Counter, defaultdict
+from dataclasses import asdict
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from toolformer.data_aug.heuristics import PrefilterDecision, PrefilterInput, prefilter
@@ -54,7 +55,8 @@ from toolformer.data_aug.sampling import (
     select_positions,
 )
 from toolformer.data_aug.scoring import Scorer, keep_decision
-from toolformer.data_aug.types import COUNTERS, AnnotationResult, AnnotatorConfig, Document, KeptCall
+from toolformer.data_aug.types import COUNTERS  # noqa: F401 - the counters this module counts
+from toolformer.data_aug.types import AnnotationResult, AnnotatorConfig, Document, KeptCall, window_key
 from toolformer.errors import UserError
 from toolformer.syntax import APICall, format_call, insert_calls
 from toolformer.tools.base import Tool, ToolContext
@@ -176,8 +178,8 @@ class Annotator:
         self.tools: Dict[str, Tool] = {t.name: t for t in tools.values()}
         if config.max_call_tokens < 1 or config.weight_horizon < 1 or config.batch_size < 1:
             raise UserError("max_call_tokens, weight_horizon and batch_size must be >= 1")
-        if config.max_doc_tokens < 2:
-            raise UserError(f"max_doc_tokens must be >= 2, got {config.max_doc_tokens}")
+        if config.max_length < 2:
+            raise UserError(f"max_length must be >= 2, got {config.max_length}")
         self.model = model
         self.tokenizer = tokenizer
         model.eval()
@@ -196,6 +198,10 @@ class Annotator:
         self.scorer = Scorer(self.parts, self.start, config.weight_horizon, config.batch_size,
                              config.max_batch_tokens, pad)
         self._call_ids: Dict[str, List[int]] = {}
+        # optional: told after every window of a document (progress), and keeps a long
+        # document's finished windows so that a resumed run continues after them (see
+        # toolformer.data_aug.writer.WindowLog for the interface)
+        self.window_log: Any = None
 
     # -- public ---------------------------------------------------------------------------
     def annotate(self, doc: Document) -> AnnotationResult:
@@ -240,11 +246,14 @@ class Annotator:
             return
         date = coerce_date(doc.date)
         t0 = time.perf_counter()
-        chunks = chunk_document(self.tokenizer, doc.text, self.config.max_doc_tokens)
+        chunks = chunk_document(self.tokenizer, doc.text, self.config.max_length)
         secs["positions"] += time.perf_counter() - t0
         tried = {name: False for name in self.tools}
         scored: List[Tuple[KeptCall, bool]] = []
-        for chunk in chunks:
+        log, key, first = self.window_log, window_key(doc.id, doc.text), 0
+        if log is not None and len(chunks) > 1:
+            first = self._restore(log.load(key), tried, scored, stats, secs)
+        for i, chunk in enumerate(chunks[first:], first):
             proposals: List[Tuple[str, int, APICall]] = []
             for name in self.tools:
                 t0 = time.perf_counter()
@@ -255,6 +264,10 @@ class Annotator:
                     proposals += self._propose(doc, chunk, name, stats, secs)
             if proposals:
                 scored += self._execute_and_score(date, chunk, proposals, doc.text, stats, secs)
+            if log is not None:
+                if len(chunks) > 1:
+                    log.save(key, self._window_state(i + 1, tried, scored, stats, secs))
+                log.progress(i + 1, len(chunks))
         for name, was_tried in tried.items():
             if not was_tried:
                 stats[f"{name}/docs_prefiltered_out"] += 1
@@ -271,6 +284,27 @@ class Annotator:
         if self.config.record_candidates:
             result.candidates = [c for c, _ in scored]
         secs["merge"] += time.perf_counter() - t0
+
+    def _window_state(self, done: int, tried: Dict[str, bool], scored: List[Tuple[KeptCall, bool]],
+                      stats: Counter, secs: Dict[str, float]) -> Dict[str, Any]:
+        """What a resumed run needs to continue after window ``done``: the kept calls (every
+        scored one when candidates are recorded), the counters, the seconds, the tools tried."""
+        keep = scored if self.config.record_candidates else [(c, k) for c, k in scored if k]
+        return {"done": done, "tried": dict(tried), "scored": [[asdict(c), k] for c, k in keep],
+                "stats": dict(stats), "seconds": dict(secs)}
+
+    @staticmethod
+    def _restore(state: Optional[Dict[str, Any]], tried: Dict[str, bool], scored: List[Tuple[KeptCall, bool]],
+                 stats: Counter, secs: Dict[str, float]) -> int:
+        """Load a saved window state into the run's lists; the first window still to do."""
+        if not state:
+            return 0
+        tried.update({k: bool(v) for k, v in state["tried"].items() if k in tried})
+        scored.extend((KeptCall(**c), bool(k)) for c, k in state["scored"])
+        stats.update(state["stats"])
+        for stage, seconds in state["seconds"].items():
+            secs[stage] = secs.get(stage, 0.0) + seconds
+        return int(state["done"])
 
     def _prefilter(self, name: str, doc: Document, date, chunk: DocChunk, stats: Counter) -> PrefilterDecision:
         if not self.config.prefilter:

@@ -181,6 +181,8 @@ class AugmentConfig:
             fp["encoding_errors"] = self.encoding_errors
         fp["tools"] = sorted(fp["tools"])
         fp["annotator"] = {k: v for k, v in fp["annotator"].items() if k not in _THROUGHPUT_ONLY}
+        # the window was called max_doc_tokens when earlier runs recorded it: they still resume
+        fp["annotator"]["max_doc_tokens"] = fp["annotator"].pop("max_length")
         return json.loads(json.dumps(fp, sort_keys=True, default=str))
 
     @staticmethod

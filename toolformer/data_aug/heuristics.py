@@ -7,7 +7,7 @@
   and the document id (deterministic, the same in every process).
 - Calendar: the document must have a date (``Document.date``); the Calendar answers with it.
 - MT: a non-English chunk of >= ``mt_min_foreign_tokens`` (10) words inside English text
-  (:func:`toolformer.tools.langdetect.find_foreign_spans`).
+  (:func:`toolformer.text.langdetect.find_foreign_spans`).
 - WikiSearch, QA and tools without a rule: every document.
 
 "Tokens" for the Calculator window are words, numbers and punctuation marks (a regex), which
@@ -226,7 +226,7 @@ def calendar_prefilter(item: PrefilterInput) -> PrefilterDecision:
 def mt_prefilter(item: PrefilterInput) -> PrefilterDecision:
     """A non-English chunk of enough words inside English text."""
     try:
-        from toolformer.tools.langdetect import find_foreign_spans
+        from toolformer.text.langdetect import find_foreign_spans
     except ImportError:
         item.warnings["langdetect_unavailable"] += 1
         return PrefilterDecision(False, "language detector unavailable")

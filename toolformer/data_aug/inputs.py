@@ -15,14 +15,12 @@ import hashlib
 import logging
 import os
 import re
-from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, Mapping, Optional, Tuple
 
 from toolformer import records
 from toolformer.data_aug.types import Document
 from toolformer.errors import UserError
+from toolformer.text.split import PARAGRAPH_MAX_WORDS, PARAGRAPH_MIN_WORDS, split_paragraphs  # noqa: F401
 
 logger = logging.getLogger("toolformer.augment")
 
@@ -30,9 +28,6 @@ logger = logging.getLogger("toolformer.augment")
 # 2016-05-01T07:08:29Z): its documents get that date so that the Calendar tool has one to use.
 DEFAULT_CORPUS_DATE = _dt.date(2016, 5, 1)
 DEFAULT_CORPUS_NAME = "gensim Wikipedia sample (enwiki, 2016-05-01)"
-# Paragraphs of the default corpus: enough words to be prose, few enough for one model window.
-PARAGRAPH_MIN_WORDS = 30
-PARAGRAPH_MAX_WORDS = 160  # ~200-240 SmolLM2 tokens; the annotator's window is 256
 PARAGRAPHS_PER_ARTICLE = 3  # spread a small --limit over many articles (topics, numbers, dates)
 
 SUFFIXES = records.SUFFIXES
@@ -185,50 +180,6 @@ def _jsonable_scalar(value: Any) -> bool:
 
 
 # --------------------------------------------------------------------------- default corpus
-
-
-def _is_prose(text: str) -> bool:
-    if len(text.split()) < PARAGRAPH_MIN_WORDS or text[-1] not in ".!?\"')\u201d":
-        return False
-    letters = sum(ch.isalpha() for ch in text)
-    return letters >= 0.7 * sum(not ch.isspace() for ch in text)
-
-
-def split_paragraphs(text: str, max_words: int = PARAGRAPH_MAX_WORDS) -> List[str]:
-    """Prose paragraphs (blank-line separated) of an article, long ones cut at sentence ends.
-
-    Paragraphs under ``PARAGRAPH_MIN_WORDS`` words or made mostly of digits and symbols are
-    dropped. A paragraph longer than ``max_words`` becomes pieces of whole sentences, each at most
-    ``max_words`` words (unless one sentence alone is longer); a short last piece joins the one
-    before it when that stays within 1.25 x ``max_words``.
-    """
-    from toolformer.tools.corpus import split_sentences
-
-    out: List[str] = []
-    for block in re.split(r"\n\s*\n", text):
-        para = " ".join(block.split())
-        if not para or not _is_prose(para):
-            continue
-        if len(para.split()) <= max_words:
-            out.append(para)
-            continue
-        pieces: List[str] = []
-        piece: List[str] = []
-        count = 0
-        for sentence in split_sentences(para):
-            n = len(sentence.split())
-            if piece and count + n > max_words:
-                pieces.append(" ".join(piece))
-                piece, count = [], 0
-            piece.append(sentence)
-            count += n
-        tail = " ".join(piece)
-        if pieces and count < PARAGRAPH_MIN_WORDS and len(pieces[-1].split()) + count <= max_words * 1.25:
-            pieces[-1] = f"{pieces[-1]} {tail}"
-        elif tail:
-            pieces.append(tail)
-        out.extend(p for p in pieces if _is_prose(p))
-    return out
 
 
 def default_corpus_records(

@@ -151,7 +151,7 @@ def tokenize_document_units(tokenizer: Any, text: str) -> Tuple[List[int], List[
 def chunk_document(tokenizer: Any, text: str, max_tokens: int) -> List[DocChunk]:
     """Cut a document into windows of at most ``max_tokens`` tokens (offsets stay global)."""
     if max_tokens < 2:
-        raise UserError(f"max_doc_tokens must be >= 2, got {max_tokens}")
+        raise UserError(f"max_length must be >= 2, got {max_tokens}")
     ids, insert_at, space_opener, word_start = tokenize_document_units(tokenizer, text)
     chunks: List[DocChunk] = []
     for c, start in enumerate(range(0, len(ids), max_tokens)):

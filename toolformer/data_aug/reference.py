@@ -101,7 +101,7 @@ class ReferenceAnnotator:
         date = coerce_date(doc.date)
         scored: List[Tuple[KeptCall, bool]] = []
         tried = set()
-        for chunk in chunk_document(self.tokenizer, doc.text, cfg.max_doc_tokens):
+        for chunk in chunk_document(self.tokenizer, doc.text, cfg.max_length):
             proposals: List[Tuple[str, int, APICall]] = []
             for name in self.tools:
                 if cfg.prefilter and not prefilter(name, prefilter_input(cfg, doc, date, chunk)).keep:

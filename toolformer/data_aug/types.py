@@ -7,6 +7,14 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
+def window_key(doc_id: Any, text: str) -> str:
+    """The key of a document's saved windows: its id and a hash of its text (a changed text
+    never picks up another text's windows)."""
+    import hashlib
+
+    return f"{doc_id}:{hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
+
+
 # AnnotationResult.stats counters, in the order stats.json lists them (also kept per tool as
 # "<Tool>/<counter>"); the annotator counts them, the pipeline sums them
 COUNTERS = (
@@ -85,7 +93,7 @@ class AnnotatorConfig:
     weight_horizon: int = field(default=5, metadata={"help": "tokens weighted by max(0, 1 - 0.2 t)"})
     max_call_tokens: int = field(default=40, metadata={"help": "max tokens sampled for one call"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature for calls"})
-    max_doc_tokens: int = field(default=256, metadata={"help": "longer documents are chunked"})
+    max_length: int = field(default=256, metadata={"help": "document window in tokens; longer documents are chunked"})
     batch_size: int = field(
         default=256,
         metadata={"help": "rows per sampling/scoring batch (scoring also obeys max_batch_tokens); "
@@ -94,12 +102,12 @@ class AnnotatorConfig:
     )
     seed: int = field(default=0, metadata={"help": "seed for candidate sampling"})
     min_position: int = field(
-        default=1,
-        metadata={"help": "first token index of a window where a call may go. 1 (a deviation: the "
-                          "paper allows 0): a call before the first token is scored against the "
-                          "bare start token, where any prefix that names a number from the text "
-                          "lowers the loss; on SmolLM2 41 of 51 kept Calculator calls "
-                          "were such '[Calculator(250) -> 250] The state...' openers"},
+        default=0,
+        metadata={"help": "first token index of a window where a call may go (paper: 0). 1 was "
+                          "the default while scored texts began with SmolLM2's chat-turn BOS and "
+                          "echo calls were kept: 41 of 51 kept Calculator calls sat before the "
+                          "first token ('[Calculator(250) -> 250] The state...'); with the "
+                          "<|endoftext|> start and invalid calls dropped, 0 of 8 documents kept one"},
     )
     repeat_window: int = field(
         default=10,

@@ -183,6 +183,39 @@ def list_shard_dirs(output: Path) -> Dict[int, List[Path]]:
     return found
 
 
+class WindowLog:
+    """The finished windows of long documents that are not in a chunk yet (``windows.json``).
+
+    The annotator saves a document's state after each of its windows; a run killed in the middle
+    of a long document resumes after its last finished window instead of at its start. Entries
+    are dropped once their document is in a chunk. ``on_progress(done, total)`` is told after
+    every window (the progress bar shows it).
+    """
+
+    FILE = "windows.json"
+
+    def __init__(self, folder: Path, on_progress: Any = None):
+        self.path = Path(folder) / self.FILE
+        self.entries: Dict[str, Any] = read_json(self.path) or {}
+        self.on_progress = on_progress
+
+    def load(self, key: str) -> Optional[Dict[str, Any]]:
+        return self.entries.get(key)
+
+    def save(self, key: str, state: Dict[str, Any]) -> None:
+        self.entries[key] = state
+        atomic_write_json(self.path, self.entries)
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop the entries of documents that are safely in a chunk now."""
+        if any(self.entries.pop(k, None) is not None for k in list(keys)):
+            atomic_write_json(self.path, self.entries)
+
+    def progress(self, done: int, total: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(done, total)
+
+
 class ShardStore:
     """The chunk files, progress record and done marker of one shard."""
 
@@ -214,6 +247,7 @@ class ShardStore:
             atomic_write_json(self.folder / "config.json", fingerprint)
         elif saved != fingerprint and not any(self.chunk_files()):
             # the earlier run produced nothing (it failed before its first chunk): replace it
+            (self.folder / WindowLog.FILE).unlink(missing_ok=True)
             atomic_write_json(self.folder / "config.json", fingerprint)
         elif saved != fingerprint:
             changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))

@@ -140,7 +140,10 @@ class SelfTrainConfig:
         if self.thresholds is not None:
             Schedule.of(self.thresholds)
         if isinstance(self.annotator, dict):
-            self.annotator = AnnotatorConfig(**self.annotator)
+            ann = dict(self.annotator)
+            if "max_doc_tokens" in ann:  # the old name of max_length (config files)
+                ann["max_length"] = ann.pop("max_doc_tokens")
+            self.annotator = AnnotatorConfig(**ann)
         if isinstance(self.finetune, dict):
             self.finetune = FinetuneConfig.from_dict(self.finetune)
         return self

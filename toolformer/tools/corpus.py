@@ -20,9 +20,11 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional
 
 from toolformer.errors import UserError
+from toolformer.text.split import split_passages, split_sentences  # noqa: F401 - also imported from here
+from toolformer.text.wikitext import clean_wikitext
 from toolformer.records import RecordStats, source_kind
 from toolformer.records import iter_records as read_records
 
@@ -118,125 +120,6 @@ def _iter_pages(path: Path) -> Iterator[Dict[str, str]]:
                 elem.clear()
 
 
-def _drop_balanced(text: str, opener: str, closer: str, starts: Sequence[str]) -> str:
-    """Remove every ``opener...closer`` block (nesting respected) whose head is in ``starts``."""
-    marks = re.compile(re.escape(opener) + "|" + re.escape(closer))
-    out: List[str] = []
-    pos = 0  # text[pos:] is not yet copied
-    depth = 0
-    drop_from = -1
-    for m in marks.finditer(text):
-        if depth == 0:
-            if m.group() != opener:
-                continue
-            head = text[m.end() : m.end() + 12].lstrip().lower()
-            if any(head.startswith(s) for s in starts):
-                drop_from, depth = m.start(), 1
-        elif m.group() == opener:
-            depth += 1
-        else:
-            depth -= 1
-            if depth == 0:
-                out.append(text[pos:drop_from])
-                pos = m.end()
-    if depth:  # unclosed block: drop to the end
-        out.append(text[pos:drop_from])
-        pos = len(text)
-    out.append(text[pos:])
-    return "".join(out)
-
-
-_UNIT_SEPS = {
-    "-": "\u2013",
-    "\u2013": "\u2013",
-    "to": "to",
-    "and": "and",
-    "or": "or",
-    "by": "by",
-    "x": "\u00d7",
-    "\u00d7": "\u00d7",
-    "+/-": "\u00b1",
-}
-_CONVERT = re.compile(r"\{\{\s*(?:convert|cvt)\s*\|([^{}]*)\}\}", re.IGNORECASE)
-_KEEP_LAST = re.compile(
-    r"\{\{\s*(?:lang(?:-[a-z]+)?|nowrap|nobr|nowr)\s*\|([^{}]*)\}\}", re.IGNORECASE
-)
-_NUMBER = re.compile(r"^[\d.,]+$")
-
-
-def _render_convert(m: "re.Match[str]") -> str:
-    """``{{convert|135765|km2|...}}`` -> "135765 km2" (gensim would drop the whole template)."""
-    params = [p.strip() for p in m.group(1).split("|") if "=" not in p]
-    if len(params) < 2 or not _NUMBER.match(params[0]):
-        return ""
-    if params[1] in _UNIT_SEPS and len(params) >= 4:
-        return f"{params[0]} {_UNIT_SEPS[params[1]]} {params[2]} {params[3]}".replace(
-            " \u2013 ", "\u2013"
-        )
-    if len(params) >= 4 and _NUMBER.match(params[2]):  # 6|ft|4|in
-        return f"{params[0]} {params[1]} {params[2]} {params[3]}"
-    return f"{params[0]} {params[1]}"
-
-
-def _render_keep_last(m: "re.Match[str]") -> str:
-    params = [p for p in m.group(1).split("|") if "=" not in p]
-    return params[-1].strip() if params else ""
-
-
-_END_SECTIONS = re.compile(
-    r"^==+\s*(see also|references|notes|external links|further reading|bibliography|sources|"
-    r"citations|footnotes|works cited|notes and references|references and notes)\s*==+\s*$",
-    re.IGNORECASE | re.MULTILINE,
-)
-_HEADING = re.compile(r"^=+.*=+\s*$")
-_PROSE_END = re.compile(r"[.!?][\"'\u201d\u2019)]*$")
-_EMPTY_PARENS = re.compile(r"\(\s*(?:[,;:\u2013-]\s*)*\)")
-_PAREN_LEAD = re.compile(r"\(\s*(?:[,;:]\s*)+")
-_PAREN_TAIL = re.compile(r"(?:\s*[,;:])+\s*\)")
-_SPACE_PUNCT = re.compile(r"\s+([,.;:!?])")
-_MULTI_SPACE = re.compile(r"[ \t\u00a0\u200a\u2009]+")
-_BOLD_ITALIC = re.compile(r"'{2,}")
-_LEFTOVER = re.compile(r"\b(?:thumb|thumbnail|upright|left|right|center)\|", re.IGNORECASE)
-_MIN_LINE_WORDS = 6
-
-
-def clean_wikitext(wikitext: str) -> str:
-    """Wiki markup -> plain prose paragraphs separated by blank lines.
-
-    gensim's ``filter_wiki`` strips templates, references, links and tags; before it we drop
-    file/image links with their captions, tables and galleries, and after it everything that is
-    not running prose: headings, lists, captions and leftovers (a kept line ends like a sentence).
-    """
-    from gensim.corpora.wikicorpus import filter_wiki
-
-    text = wikitext
-    end = _END_SECTIONS.search(text)
-    if end:
-        text = text[: end.start()]
-    text = _CONVERT.sub(_render_convert, text)
-    text = _KEEP_LAST.sub(_render_keep_last, text)
-    text = _drop_balanced(text, "[[", "]]", ("file:", "image:", "category:", "media:"))
-    text = _drop_balanced(text, "{|", "|}", ("",))
-    text = re.sub(r"<gallery.*?</gallery>", "", text, flags=re.DOTALL | re.IGNORECASE)
-    text = filter_wiki(text)
-    paragraphs: List[str] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line[0] in "*#:;|!{}=" or _HEADING.match(line):
-            continue
-        line = _BOLD_ITALIC.sub("", line)
-        line = _LEFTOVER.sub("", line)
-        line = _EMPTY_PARENS.sub("", line)
-        line = _PAREN_LEAD.sub("(", line)
-        line = _PAREN_TAIL.sub(")", line)
-        line = _MULTI_SPACE.sub(" ", line)
-        line = _SPACE_PUNCT.sub(r"\1", line).strip()
-        if len(line.split()) < _MIN_LINE_WORDS or not _PROSE_END.search(line):
-            continue  # captions, list intros, template debris
-        paragraphs.append(line)
-    return "\n\n".join(paragraphs)
-
-
 def _clean_articles(path: Path, min_words: int) -> Iterator[Dict[str, str]]:
     for page in _iter_pages(path):
         raw = page.get("text", "")
@@ -285,113 +168,6 @@ def iter_wikipedia_articles(
     with open(cached, encoding="utf-8") as fh:
         for line in fh:
             yield json.loads(line)
-
-
-# --------------------------------------------------------------------------- splitting
-
-_SENT_END = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)]*\s+(?=[\"'\u201c(]?[A-Z0-9])")
-_ABBREV = {
-    "mr",
-    "mrs",
-    "ms",
-    "dr",
-    "prof",
-    "sr",
-    "jr",
-    "st",
-    "mt",
-    "ft",
-    "vs",
-    "etc",
-    "no",
-    "vol",
-    "c",
-    "ca",
-    "e.g",
-    "i.e",
-    "approx",
-    "inc",
-    "ltd",
-    "co",
-    "gen",
-    "col",
-    "lt",
-    "sgt",
-    "rev",
-    "jan",
-    "feb",
-    "mar",
-    "apr",
-    "jun",
-    "jul",
-    "aug",
-    "sep",
-    "sept",
-    "oct",
-    "nov",
-    "dec",
-    "fig",
-    "u.s",
-    "u.k",
-    "d.c",
-    "op",
-    "ed",
-    "eds",
-    "al",
-}
-
-
-def split_sentences(text: str) -> List[str]:
-    """Split prose at sentence ends, not after common abbreviations or initials ("S. N. Bose")."""
-    pieces: List[str] = []
-    start = 0
-    for m in _SENT_END.finditer(text):
-        before = text[start : m.start()].rstrip("\"'\u201d\u2019)")
-        last = before.rsplit(None, 1)[-1] if before.split() else ""
-        word = last.rstrip(".!?").lower()
-        if last.endswith(".") and (word in _ABBREV or (len(word) == 1 and word.isalpha())):
-            continue
-        pieces.append(text[start : m.start() + len(m.group(0))].strip())
-        start = m.end()
-    tail = text[start:].strip()
-    if tail:
-        pieces.append(tail)
-    return [p for p in pieces if p]
-
-
-def split_passages(text: str, words: int = 100) -> List[str]:
-    """Cut ``text`` into windows of about ``words`` words that end at sentence ends.
-
-    A window does not cross a paragraph break once it is half full; a sentence longer than
-    twice the target is cut at word boundaries.
-    """
-    out: List[str] = []
-    current: List[str] = []
-    count = 0
-
-    def flush() -> None:
-        nonlocal current, count
-        if current:
-            out.append(" ".join(current))
-        current, count = [], 0
-
-    for paragraph in re.split(r"\n\s*\n", text):
-        if count >= words // 2:
-            flush()
-        for sentence in split_sentences(" ".join(paragraph.split())):
-            n = len(sentence.split())
-            if n > 2 * words:
-                flush()
-                tokens = sentence.split()
-                for i in range(0, len(tokens), words):
-                    out.append(" ".join(tokens[i : i + words]))
-                continue
-            if count and count + n > words:
-                flush()
-            current.append(sentence)
-            count += n
-    flush()
-    return out
 
 
 # --------------------------------------------------------------------------- user corpora

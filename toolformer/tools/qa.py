@@ -116,7 +116,7 @@ def clean_answer(
 def focus(text: str, question: str, words: int) -> str:
     """The part of a passage a small reader should see: the sentence sharing most terms with the
     question, widened by its neighbours (following first) up to ``words`` words."""
-    from toolformer.tools.corpus import split_sentences
+    from toolformer.text.split import split_sentences
 
     if len(text.split()) <= words:
         return text

@@ -33,7 +33,7 @@ from toolformer.tools.base import (
     ToolInputError,
     load_prompt,
 )
-from toolformer.tools.langdetect import LANGUAGE_NAMES, UNKNOWN, detect_language
+from toolformer.text.langdetect import LANGUAGE_NAMES, UNKNOWN, detect_language
 
 DEFAULT_MT_MODEL = "gemma3-270m"
 
