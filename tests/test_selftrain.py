@@ -525,3 +525,13 @@ def test_grow_keeps_the_answer_and_rounds_take_their_own_sizes():
     assert SelfTrainConfig(corpus_size=7).validate().round_size(5) == 7
     with pytest.raises(UserError):
         SelfTrainConfig(corpus_sizes=[]).validate()
+
+
+def test_wikipedia_documents_have_no_gold_and_a_prompt_that_opens_them():
+    from toolformer.selftrain.corpus import load_wikipedia, wiki_prompt
+
+    docs = load_wikipedia(2)
+    assert len(docs) == 2 and all(d.answer is None and d.source == "wikipedia" for d in docs)
+    assert all(d.text.startswith(d.prompt) and len(d.prompt) < len(d.text) for d in docs)
+    assert wiki_prompt("One two three four five six seven eight nine ten. Eleven twelve.") == (
+        "One two three four five six seven eight nine ten.")
