@@ -313,7 +313,6 @@ class CopyLM:
         self.device = torch.device("cpu")
 
     def __call__(self, input_ids, attention_mask=None):
-        import torch
         import torch.nn.functional as F
 
         seen = F.one_hot(input_ids, self.vocab).cummax(dim=1).values.float()
