@@ -47,6 +47,7 @@ def _decoding_options(fn):
         _opt("--call-top-k", "call_top_k", type=int),
         _opt("--max-calls", "max_calls", type=int),
         _opt("--max-call-tokens", "max_call_tokens", type=int),
+        _opt("--constrained/--unconstrained", "constrained"),
         click.option("--tools", "tool_names", default=None,
                      help="comma-separated tool names [default: the checkpoint's toolformer.json, "
                           "else Calculator,Calendar,WikiSearch]"),
