@@ -297,6 +297,11 @@ def test_cli_runs_and_reports_one_line_errors(tmp_path, tiny_dir, files, capsys)
                         "answer_only": False})
     assert cfg.corpus_sizes == [240, 400] and cfg.grow_options == {"top_k": 5}
     assert cfg.eval_options == {"call_top_k": 3} and cfg.answer_only is False
+    assert cfg.tool_options == {"Calculator": {"numbers_from_text": True}}  # the default
+    cfg = build_config({"tool_option": ("Calculator.numbers_from_text=false", "Calculator.decimals=3")})
+    assert cfg.tool_options == {"Calculator": {"numbers_from_text": False, "decimals": 3}}
+    with pytest.raises(UserError, match="numbers_from_text"):
+        build_config({"tool_option": ("Calculator.numbers_from_txt=1",)})
 
 
 # --------------------------------------------------------------------------- filters
