@@ -297,6 +297,11 @@ def test_cli_runs_and_reports_one_line_errors(tmp_path, tiny_dir, files, capsys)
                         "answer_only": False})
     assert cfg.corpus_sizes == [240, 400] and cfg.grow_options == {"top_k": 5}
     assert cfg.eval_options == {"call_top_k": 3} and cfg.answer_only is False
+    assert cfg.tool_options == {"Calculator": {"numbers_from_text": True}}  # the default
+    cfg = build_config({"tool_option": ("Calculator.numbers_from_text=false", "Calculator.decimals=3")})
+    assert cfg.tool_options == {"Calculator": {"numbers_from_text": False, "decimals": 3}}
+    with pytest.raises(UserError, match="numbers_from_text"):
+        build_config({"tool_option": ("Calculator.numbers_from_txt=1",)})
 
 
 # --------------------------------------------------------------------------- filters
@@ -313,7 +318,6 @@ class CopyLM:
         self.device = torch.device("cpu")
 
     def __call__(self, input_ids, attention_mask=None):
-        import torch
         import torch.nn.functional as F
 
         seen = F.one_hot(input_ids, self.vocab).cummax(dim=1).values.float()
@@ -525,3 +529,13 @@ def test_grow_keeps_the_answer_and_rounds_take_their_own_sizes():
     assert SelfTrainConfig(corpus_size=7).validate().round_size(5) == 7
     with pytest.raises(UserError):
         SelfTrainConfig(corpus_sizes=[]).validate()
+
+
+def test_wikipedia_documents_have_no_gold_and_a_prompt_that_opens_them():
+    from toolformer.selftrain.corpus import load_wikipedia, wiki_prompt
+
+    docs = load_wikipedia(2)
+    assert len(docs) == 2 and all(d.answer is None and d.source == "wikipedia" for d in docs)
+    assert all(d.text.startswith(d.prompt) and len(d.prompt) < len(d.text) for d in docs)
+    assert wiki_prompt("One two three four five six seven eight nine ten. Eleven twelve.") == (
+        "One two three four five six seven eight nine ten.")

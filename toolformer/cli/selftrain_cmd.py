@@ -39,6 +39,8 @@ _OPTIONS = [
     _opt("--output", "output", type=str),
     _opt("--model", "model", type=str),
     _opt("--tools", "tools", type=str),
+    click.option("--tool-option", "tool_option", multiple=True,
+                 help="Tool.option=value (repeatable), over the default Calculator.numbers_from_text=true"),
     _opt("--data-dir", "data_dir", type=str),
     _opt("--corpus", "corpus", type=str),
     _opt("--max-problem-steps", "max_problem_steps", type=int),
@@ -96,6 +98,7 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
             raise UserError(f"--config {path}: unknown field(s) {sorted(unknown)}")
     filter_opts = _pairs(values.pop("filter_option", ()) or (), "--filter-option")
     grow_opts = _pairs(values.pop("grow_option", ()) or (), "--grow-option")
+    tool_items = values.pop("tool_option", ()) or ()
     eval_opts = _pairs(values.pop("eval_option", ()) or (), "--eval-option")
     if values.get("corpus_sizes") is not None:
         try:
@@ -114,6 +117,13 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
     base.update({k: v for k, v in values.items() if v is not None})
     if filter_opts:
         base["filter_options"] = {**base.get("filter_options", {}), **filter_opts}
+    if tool_items:
+        from toolformer.tools.assembly import parse_tool_options
+
+        merged = {k: dict(v) for k, v in (base.get("tool_options") or SelfTrainConfig().tool_options).items()}
+        for tool, opts in parse_tool_options(tool_items).items():
+            merged.setdefault(tool, {}).update(opts)
+        base["tool_options"] = merged
     if grow_opts:
         base["grow_options"] = {**base.get("grow_options", {}), **grow_opts}
     if eval_opts:

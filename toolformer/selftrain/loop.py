@@ -226,7 +226,8 @@ class SelfTrainer:
     def _tools(self) -> Dict[str, Any]:
         from toolformer.tools.assembly import build_tools, setup_tools
 
-        tools = build_tools(list(self.config.tools), model_name=self.config.model, dtype=self.config.dtype)
+        tools = build_tools(list(self.config.tools), self.config.tool_options,
+                            model_name=self.config.model, dtype=self.config.dtype)
         setup_tools(tools)
         return tools
 
@@ -287,7 +288,8 @@ class SelfTrainer:
             _write_jsonl(src, [{"id": d["id"], "text": d["text"]} for d in docs])
         summary = augment(AugmentConfig(
             input=str(src), output=str(rd.path / "augment"), model=c.model, dtype=c.dtype,
-            device=c.device, tools=list(c.tools), limit=0, text_field="text", id_field="id",
+            device=c.device, tools=list(c.tools), tool_options=c.tool_options, limit=0,
+            text_field="text", id_field="id",
             date_field=None, url_field=None, annotator=c.annotator, seed=c.seed,
             progress=c.progress, annotator_factory=c.annotator_factory,
         ).validate())
@@ -466,6 +468,7 @@ class SelfTrainer:
                       max_calls=c.max_calls, seed=c.seed, **c.eval_options)
         res = evaluate(EvalConfig(
             model=model, tasks=f"jsonl:{self.dev_path().resolve()}", tools=list(c.tools),
+            tool_options=c.tool_options,
             output_dir=str(rd.path / name), generation=gen, dtype=c.dtype, device=c.device,
             threads=c.threads, progress=c.progress, name=name, data_dir=str(self._data_dir()),
             max_new_tokens=c.eval_max_new_tokens,
@@ -606,7 +609,8 @@ def adapter_manifest(config: SelfTrainConfig, round_index: int, texts: int) -> D
     from toolformer.finetune import call_syntax
 
     return {"format": "toolformer-adapter", "version": 1, "base_model": config.model,
-            "tools": list(config.tools), "call_syntax": call_syntax(), "selftrain_round": round_index,
+            "tools": list(config.tools), "tool_options": config.tool_options,
+            "call_syntax": call_syntax(), "selftrain_round": round_index,
             "training_texts": texts, "filter": config.filter}
 
 
