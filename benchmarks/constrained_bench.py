@@ -129,6 +129,71 @@ def generation(model: Any, tok: Any, n: int, prompts: int, repeats: int) -> Dict
     return best
 
 
+LLGUIDANCE_CALL = (r"(Calculator\( *-?[0-9]+(\.[0-9]+)?( *[-+*/] *-?[0-9]+(\.[0-9]+)?)+ *\)|Calendar\(\)"
+                   r"|WikiSearch\([^\[\]\\\n()>-]{1,120}\)) ?\]")
+
+
+def mask_overhead(tok: Any, samples: int) -> Dict[str, float]:
+    """CPU ms per masked step (mask, random logits, masking) for calls of Calculator, Calendar
+    and a WikiSearch-like tool: our token trie against llguidance (a regex of the same calls)."""
+    import torch
+
+    from toolformer.constrain import CallConstraint, apply_masks, token_index
+    from toolformer.grammar import call_grammar
+    from toolformer.tools.base import create_tools
+
+    class Search:
+        name, description = "WikiSearch", "search"
+
+        def argument_grammar(self, before: str = "") -> Any:
+            from toolformer.grammar import TextArgs
+
+            return TextArgs(max_bytes=120)
+
+    grammar = call_grammar(list(create_tools(["Calculator", "Calendar"]).values()) + [Search()], "]")
+    index = token_index(tok)
+    out: Dict[str, float] = {}
+    gen = torch.Generator().manual_seed(0)
+    cpu, steps = 0.0, 0
+    for _ in range(samples):
+        con = CallConstraint(index, grammar, 40)
+        while not con.done:
+            t0 = time.process_time()
+            logits = torch.randn((1, index.vocab_size), generator=gen) * 3
+            apply_masks(logits, [con.allowed()])
+            cpu += time.process_time() - t0
+            t = int(torch.multinomial(logits.softmax(-1), 1, generator=gen)[0])
+            con.push(t)
+            steps += 1
+    out["ours"] = 1000 * cpu / steps
+    try:
+        import llguidance
+        import llguidance.hf
+        import llguidance.torch as lt
+    except ImportError:
+        print("  (llguidance not installed: pip install llguidance to compare)", file=sys.stderr)
+        return out
+    lltok = llguidance.hf.from_tokenizer(tok)
+    ll_grammar = llguidance.grammar_from("regex", LLGUIDANCE_CALL)
+    bitmask = lt.allocate_token_bitmask(1, lltok.vocab_size)
+    cpu, steps = 0.0, 0
+    for _ in range(samples):
+        matcher = llguidance.LLMatcher(lltok, ll_grammar)
+        while not matcher.is_stopped():
+            t0 = time.process_time()
+            lt.fill_next_token_bitmask(matcher, bitmask, 0)
+            logits = torch.randn((1, lltok.vocab_size), generator=gen) * 3
+            lt.apply_token_bitmask_inplace(logits, bitmask)
+            cpu += time.process_time() - t0
+            t = int(torch.multinomial(logits.softmax(-1), 1, generator=gen)[0])
+            if t == lltok.eos_token:
+                break
+            matcher.consume_token(t)
+            steps += 1
+    out["llguidance"] = 1000 * cpu / max(1, steps)
+    return out
+
+
 def main(argv: List[str] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m")
@@ -140,6 +205,7 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-annotation", action="store_true")
+    parser.add_argument("--mask-samples", type=int, default=20, help="calls drawn for the mask-overhead part")
     args = parser.parse_args(argv)
 
     import torch
@@ -149,6 +215,11 @@ def main(argv: List[str] = None) -> None:
     torch.set_num_threads(args.threads)
     model, tok = load_model(args.model, dtype="fp32")
     ratios: Dict[str, float] = {}
+    masks = mask_overhead(tok, args.mask_samples)
+    print("mask overhead, CPU ms per step (mask, logits, masking), random logits: "
+          + ", ".join(f"{k} {v:.3f}" for k, v in masks.items()), file=sys.stderr)
+    if "llguidance" in masks:
+        ratios["llguidance_vs_ours_per_step"] = masks["llguidance"] / masks["ours"]
     if not args.skip_annotation:
         docs = numeric_documents(args.docs)
         print(f"annotation: {len(docs)} documents, Calculator k={args.k} m={args.m}, seed 0, "
