@@ -177,6 +177,17 @@ class Tool(ABC):
     def __call__(self, args: str, context: Optional[ToolContext] = None) -> str:
         return self.run(args, context)
 
+    def argument_grammar(self, before: str = "") -> Any:
+        """What this tool's arguments may be: a :class:`~toolformer.grammar.ArgGrammar` that
+        constrained decoding follows (issue 11). ``before``: the text before the call.
+
+        The default is the class attribute ``arg_grammar`` if set, else
+        :data:`~toolformer.grammar.PERMISSIVE` (text without brackets, ``->`` or line breaks).
+        """
+        from toolformer.grammar import PERMISSIVE
+
+        return getattr(self, "arg_grammar", None) or PERMISSIVE
+
     def format_prompt(self, text: str) -> str:
         """The annotation prompt P(x) with the document in it."""
         if not self.prompt:
