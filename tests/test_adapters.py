@@ -75,9 +75,10 @@ def test_generate_chat_and_eval_take_an_adapter(adapters_root, tmp_path, monkeyp
                         input="hello\n/tools\n/quit\n")
     assert res.exit_code == 0, res.output
     assert "tools: Calculator" in res.output  # from the adapter's toolformer.json
-    from toolformer.eval.harness import EvalConfig, checkpoint_tools, evaluate
+    from toolformer.eval.harness import EvalConfig, evaluate
+    from toolformer.manifest import manifest_tools
 
-    assert checkpoint_tools("calc-tiny") == ["Calculator"]
+    assert manifest_tools("calc-tiny") == ["Calculator"]
     dev = tmp_path / "dev.jsonl"
     dev.write_text(json.dumps({"question": "What is 3 + 4?", "answer": 7}) + "\n")
     res = evaluate(EvalConfig(model="calc-tiny", tasks=f"jsonl:{dev}", max_new_tokens=3, progress=False))

@@ -102,7 +102,7 @@ def test_generate_text_prompts_file_no_tools(checkpoint, tmp_path):
 def test_tools_come_from_the_checkpoint_metadata(checkpoint, test_tools, scripted_load):
     (checkpoint / "toolformer.json").write_text(json.dumps({"tools": ["TestCalculator"]}))
     try:
-        assert generate_cmd.checkpoint_tools(str(checkpoint)) == ["TestCalculator"]
+        assert generate_cmd._tool_names(str(checkpoint), None) == ["TestCalculator"]
         result = invoke(["generate", str(checkpoint), "Compute:", "--max-new-tokens", "14"])
     finally:
         (checkpoint / "toolformer.json").unlink()

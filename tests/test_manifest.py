@@ -27,8 +27,14 @@ def test_write_read_round_trip_is_atomic(tmp_path):
     ("{oops", "could not read"),
 ])
 def test_bad_manifests_are_one_line_for_generate_and_eval_alike(tmp_path, content, message):
-    from toolformer.cli.generate_cmd import checkpoint_tools as generate_tools
-    from toolformer.eval.harness import checkpoint_tools as eval_tools
+    from toolformer.cli.generate_cmd import _tool_names
+    from toolformer.eval.harness import EvalConfig, resolve_tool_names
+
+    def generate_tools(model):  # generate's route: no --tools given
+        return _tool_names(model, None)
+
+    def eval_tools(model):  # eval's route: no tools in the config
+        return resolve_tool_names(EvalConfig(model=model))
 
     (tmp_path / MANIFEST_FILE).write_text(content)
     for reader in (generate_tools, eval_tools, manifest_tools):

@@ -63,14 +63,6 @@ def _decoding_options(fn):
 # --------------------------------------------------------------------------- helpers
 
 
-def checkpoint_tools(model_name: str) -> Optional[List[str]]:
-    """The tools recorded in a fine-tuned checkpoint's ``toolformer.json``
-    (:func:`toolformer.manifest.manifest_tools`), if any."""
-    from toolformer.manifest import manifest_tools
-
-    return manifest_tools(model_name)
-
-
 def _tool_names(model_name: str, tool_names: Optional[str]) -> List[str]:
     if tool_names is not None:
         names = [t.strip() for t in tool_names.split(",") if t.strip()]
@@ -79,7 +71,9 @@ def _tool_names(model_name: str, tool_names: Optional[str]) -> List[str]:
 
             raise UserError("--tools is empty; name tools (e.g. --tools Calculator) or use --no-tools")
         return names
-    return checkpoint_tools(model_name) or list(DEFAULT_TOOL_NAMES)
+    from toolformer.manifest import manifest_tools
+
+    return manifest_tools(model_name) or list(DEFAULT_TOOL_NAMES)
 
 
 def _context(date: Optional[str]):

@@ -91,19 +91,13 @@ class EvalConfig:
 # --------------------------------------------------------------------------- tools
 
 
-def checkpoint_tools(model: str) -> Optional[List[str]]:
-    """The tools recorded in a fine-tuned checkpoint's ``toolformer.json``
-    (:func:`toolformer.manifest.manifest_tools`), if there is one."""
-    from toolformer.manifest import manifest_tools
-
-    return manifest_tools(model)
-
-
 def resolve_tool_names(config: EvalConfig) -> List[str]:
     """The tool names this run offers (canonical spelling), checked against the registry."""
     from toolformer.tools.base import get_tool_class
 
-    names = config.tools if config.tools is not None else checkpoint_tools(config.model)
+    from toolformer.manifest import manifest_tools
+
+    names = config.tools if config.tools is not None else manifest_tools(config.model)
     if names is None:
         names = list(DEFAULT_EVAL_TOOLS)
     if not config.tools_enabled:  # nothing will be called: do not import the tools
