@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from toolformer.cli.augment_cmd import parse_thresholds, parse_tool_options
+from toolformer.cli.augment_cmd import parse_thresholds
+from toolformer.tools.assembly import parse_tool_options
 from toolformer.cli.main import cli
 from toolformer.cli.options import field_default
 from toolformer.data_aug.config import DEFAULT_TOOLS, AugmentConfig

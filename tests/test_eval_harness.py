@@ -15,11 +15,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from toolformer.cli.eval_cmd import eval_command, parse_tool_options
+from toolformer.cli.eval_cmd import eval_command
 from toolformer.cli.main import main as cli_main
 from toolformer.errors import UserError
+from toolformer.manifest import manifest_tools
+from toolformer.tools.assembly import parse_tool_options
 from toolformer.eval import report
-from toolformer.eval.harness import (EvalConfig, checkpoint_tools, eval_generation, evaluate,
+from toolformer.eval.harness import (EvalConfig, eval_generation, evaluate,
                                      resolve_tool_names)
 from toolformer.eval.perplexity import Window, perplexity, sliding_windows
 from toolformer.generation import CallRecord, GenerationOutput, ToolGenerator
@@ -267,7 +269,7 @@ def test_generic_jsonl_task(data_dir, tmp_path):
 def test_tool_names(tmp_path):
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
-    assert checkpoint_tools(str(ckpt)) is None
+    assert manifest_tools(str(ckpt)) is None
     (ckpt / "toolformer.json").write_text(json.dumps({"tools": ["calculator", "Calendar"]}))
     assert resolve_tool_names(EvalConfig(model=str(ckpt))) == ["Calculator", "Calendar"]
     assert resolve_tool_names(EvalConfig()) == ["Calculator", "Calendar", "WikiSearch", "QA"]
@@ -275,7 +277,7 @@ def test_tool_names(tmp_path):
         resolve_tool_names(EvalConfig(tools=["Calculater"]))
     (ckpt / "toolformer.json").write_text(json.dumps({"tools": "Calculator"}))
     with pytest.raises(UserError, match="list"):
-        checkpoint_tools(str(ckpt))
+        manifest_tools(str(ckpt))
 
 
 def test_qa_shares_search_and_reader():

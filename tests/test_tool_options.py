@@ -12,7 +12,8 @@ import pytest
 
 from toolformer.cli.main import main as cli_main
 from toolformer.errors import ToolOptionError, UserError
-from toolformer.tools.assembly import build_tools, check_tool_options, parse_tool_options, setup_tools
+from toolformer.tools.assembly import (build_tools, check_tool_options, parse_options, parse_tool_options,
+                                       setup_tools)
 from toolformer.tools.base import Tool, ToolContext, ToolOptionsError, create_tool
 
 FACTORY = f"{Path(__file__).resolve().parent / 'test_pipeline.py'}:fake_factory"
@@ -109,11 +110,24 @@ def test_one_grammar_for_every_command():
     for bad in ("corpus=x", "A.=1", "{bad json", '{"A": 3}'):
         with pytest.raises(ToolOptionError):
             parse_tool_options([bad])
-    from toolformer.cli.augment_cmd import parse_tool_options as augment_parse
-    from toolformer.cli.eval_cmd import parse_tool_options as eval_parse
+    from toolformer.cli import augment_cmd, eval_cmd
 
+    # the commands call the one parser (only the flag named in messages differs)
+    assert augment_cmd.parse_tool_options is eval_cmd.parse_tool_options is parse_tool_options
     items = ["WikiSearch.top_k=2", '{"QA": {"passages": 5}}']
-    assert augment_parse(items) == eval_parse(items) == parse_tool_options(items)
+    assert parse_tool_options(items, "--tool-options") == parse_tool_options(items)
+    with pytest.raises(ToolOptionError, match="^--tool-options 'top_k=2'"):
+        parse_tool_options(["top_k=2"], "--tool-options")
+
+
+def test_one_tools_option_reads_values_like_the_run_options():
+    """``toolformer tools run -o KEY=VALUE`` (one tool) reads values as ``Tool.KEY=VALUE`` does."""
+    items = ["top_k=2", "y=[1, 2]", "path=a=b", "flag=true", "name=plain text"]
+    assert parse_options(items) == parse_tool_options([f"T.{i}" for i in items])["T"] == {
+        "top_k": 2, "y": [1, 2], "path": "a=b", "flag": True, "name": "plain text"}
+    for bad in ("decimals", "=1"):
+        with pytest.raises(ToolOptionError, match="use KEY=VALUE"):
+            parse_options([bad])
 
 
 # --------------------------------------------------------------------------- build_tools

@@ -13,6 +13,7 @@ import click
 from toolformer.cli.options import field_help, field_option
 from toolformer.data_aug.config import DEFAULT_TOOLS, AugmentConfig, canonical_tools
 from toolformer.data_aug.types import AnnotatorConfig
+from toolformer.tools.assembly import parse_tool_options
 
 THRESHOLDS = {"tau_s": float, "k": int, "m": int, "tau_f": float}
 
@@ -40,14 +41,6 @@ def parse_tools(value: str) -> list:
         return canonical_tools(names)
     except UnknownToolError as exc:
         raise click.BadParameter(str(exc), param_hint="--tools") from None
-
-
-def parse_tool_options(items: Sequence[str]) -> Dict[str, Dict[str, Any]]:
-    """``Tool.key=value`` items -> ``{Tool: {key: value}}``: the one grammar of
-    :func:`toolformer.tools.assembly.parse_tool_options` (values read as JSON when they parse)."""
-    from toolformer.tools.assembly import parse_tool_options as parse
-
-    return parse(items, "--tool-option")
 
 
 def parse_thresholds(name: str, items: Sequence[str], cast: type) -> Tuple[Optional[Any], Dict[str, Any]]:
@@ -142,7 +135,7 @@ def augment(input_, output, model, dtype, device, tools, tool_option, limit, num
         config = AugmentConfig(
             input=input_, split=split, text_field=text_field, date_field=date_field or None,
             url_field=url_field or None, id_field=id_field, encoding_errors=encoding_errors, output=output, model=model, dtype=dtype,
-            device=device, tools=parse_tools(tools), tool_options=parse_tool_options(tool_option),
+            device=device, tools=parse_tools(tools), tool_options=parse_tool_options(tool_option, "--tool-option"),
             limit=limit, num_shards=num_shards, shard_index=shard_index, batch_size=batch_size,
             chunk_size=chunk_size, annotator=ann, annotator_factory=annotator_factory, seed=seed,
             overwrite=overwrite, merge=not no_merge, progress=not quiet,

@@ -6,7 +6,7 @@ import datetime as _dt
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Optional, Tuple
 
 import click
 
@@ -14,19 +14,11 @@ from toolformer.cli.options import field_option, field_options, pop_fields
 from toolformer.errors import UserError
 from toolformer.eval.harness import EvalConfig, eval_generation
 from toolformer.generation.types import GenerationConfig
+from toolformer.tools.assembly import parse_tool_options
 
 # decoding options of the command; they build EvalConfig.generation
 _DECODING = ("batch_size", "call_top_k", "max_calls", "min_new_tokens", "constrained", "do_sample",
              "temperature", "top_k", "top_p", "seed")
-
-
-def parse_tool_options(values: Sequence[str]) -> Dict[str, Dict[str, Any]]:
-    """``--tool-options`` values: ``Tool.key=value`` or a JSON object ``{"Tool": {"key": value}}``
-    (repeat the option to combine): the one grammar of
-    :func:`toolformer.tools.assembly.parse_tool_options`."""
-    from toolformer.tools.assembly import parse_tool_options as parse
-
-    return parse(values, "--tool-options")
 
 
 def _default_output(model: str, tools_enabled: bool) -> str:
@@ -140,7 +132,7 @@ def eval_command(run_dirs: Tuple[str, ...], tool_names: Optional[str],
     config = EvalConfig(
         **values, generation=generation,
         tools=[t.strip() for t in tool_names.split(",") if t.strip()] if tool_names else None,
-        tool_options=parse_tool_options(tool_options),
+        tool_options=parse_tool_options(tool_options, "--tool-options"),
         output_dir=output or _default_output(values["model"], values["tools_enabled"]),
         progress=not quiet,
     )

@@ -14,20 +14,6 @@ def _fail(message: str) -> "click.ClickException":
     return click.ClickException(" ".join(str(message).split()))
 
 
-def parse_options(pairs: Tuple[str, ...]) -> Dict[str, Any]:
-    """``("corpus=/data/x.jsonl", "top_k=5")`` -> ``{"corpus": "/data/x.jsonl", "top_k": 5}``."""
-    options: Dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise _fail(f"bad --option {pair!r}: use KEY=VALUE, e.g. --option top_k=5")
-        try:
-            options[key.strip()] = json.loads(value)  # numbers, booleans, null
-        except ValueError:
-            options[key.strip()] = value
-    return options
-
-
 def tool_rows() -> List[Dict[str, Any]]:
     """One row per registered tool; a tool that cannot be imported says why instead."""
     from toolformer.tools.base import available_tools, get_tool_class
@@ -94,6 +80,7 @@ def run_tool(name: str, args: Tuple[str, ...], date: Optional[_dt.datetime], tim
     """
     from toolformer.errors import UserError
     from toolformer.syntax import CallSyntaxError, parse_call
+    from toolformer.tools.assembly import parse_options
     from toolformer.tools.base import MissingDependencyError, ToolContext, ToolError, UnknownToolError, create_tool
     from toolformer.tools.executor import ToolExecutor
 
@@ -109,7 +96,7 @@ def run_tool(name: str, args: Tuple[str, ...], date: Optional[_dt.datetime], tim
     if timeout <= 0:
         raise _fail("--timeout must be a positive number of seconds")
     try:
-        tool = create_tool(name, **parse_options(options))
+        tool = create_tool(name, **parse_options(options, "--option"))
     except (UnknownToolError, MissingDependencyError, ToolError, UserError) as exc:
         raise _fail(str(exc)) from None
     except TypeError as exc:  # an option the constructor does not take

@@ -38,6 +38,21 @@ def _value(text: str) -> Any:
         return text
 
 
+def parse_options(items: Iterable[str], flag: str = "--option") -> Dict[str, Any]:
+    """One tool's ``KEY=VALUE`` items -> ``{key: value}`` (later items win), values read as in
+    :func:`parse_tool_options`. Keys are not checked here (the tool's constructor checks them).
+
+    Raises :class:`~toolformer.errors.ToolOptionError` with one line for an item without ``=``.
+    """
+    out: Dict[str, Any] = {}
+    for raw in items:
+        key, sep, value = raw.partition("=")
+        if not sep or not key.strip():
+            raise ToolOptionError(f"bad {flag} {raw!r}: use KEY=VALUE, e.g. {flag} top_k=5")
+        out[key.strip()] = _value(value)
+    return out
+
+
 def parse_tool_options(items: Iterable[str], flag: str = "--tool-option") -> Options:
     """``Tool.key=value`` items, or JSON objects ``{"Tool": {"key": value}}``, -> ``{Tool:
     {key: value}}`` (later items win). Tool names are not checked here (see
