@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import difflib
 import inspect
 import threading
 import typing
@@ -21,7 +20,7 @@ from importlib import resources
 from typing import Any, Callable, ClassVar, Dict, Iterable, List, Mapping, Optional, Type, Union
 
 from toolformer.errors import ToolOptionError, UserError
-from toolformer.registry import Registry, UnknownNameError
+from toolformer.registry import Registry, UnknownNameError, closest
 
 ENTRY_POINT_GROUP = "toolformer.tools"
 
@@ -315,8 +314,8 @@ def _type_mismatch(hint: Any, value: Any) -> Optional[str]:
 def unknown_option_message(tool: str, key: str, known: Iterable[str]) -> str:
     """``"Calculator has no option 'decimal'. Did you mean 'decimals'? Its options: decimals."``"""
     known = sorted(known)
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    close = closest(key, known, cutoff=0.6)
+    hint = f" Did you mean {close!r}?" if close else ""
     return f"{tool} has no option {key!r}.{hint} Its options: {', '.join(known) or 'none'}."
 
 
