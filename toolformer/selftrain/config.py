@@ -195,7 +195,3 @@ def _canonical_filter(name: str) -> str:
     from toolformer.selftrain.filters import FILTERS
 
     return FILTERS.canonical(name)
-
-
-def field_help() -> Dict[str, str]:
-    return {f.name: f.metadata.get("help", "") for f in fields(SelfTrainConfig)}
