@@ -539,3 +539,25 @@ def test_wikipedia_documents_have_no_gold_and_a_prompt_that_opens_them():
     assert all(d.text.startswith(d.prompt) and len(d.prompt) < len(d.text) for d in docs)
     assert wiki_prompt("One two three four five six seven eight nine ten. Eleven twelve.") == (
         "One two three four five six seven eight nine ten.")
+
+
+def test_reward_model_with_pickle_weights_is_refused_like_any_model(tmp_path, smol_tokenizer, monkeypatch):
+    """The reward classifier loads through ``models.load_pretrained``: pickle weights (which can
+    run code when loaded) are refused in one line unless trusted, as for every other model."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    monkeypatch.delenv("TOOLFORMER_TRUST_PICKLE_WEIGHTS", raising=False)
+    cfg = LlamaConfig(vocab_size=len(smol_tokenizer), hidden_size=16, intermediate_size=32,
+                      num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, num_labels=2)
+    clf_dir = tmp_path / "pickled"
+    LlamaForSequenceClassification(cfg).save_pretrained(clf_dir)
+    smol_tokenizer.save_pretrained(clf_dir)
+    # transformers writes safetensors only: turn the weights into the pickle file a user may have
+    weights = clf_dir / "model.safetensors"
+    torch.save(load_file(str(weights)), clf_dir / "pytorch_model.bin")
+    weights.unlink()
+    with pytest.raises(UserError) as exc:
+        build_filter("reward", options={"model": str(clf_dir)})
+    assert "pickle" in str(exc.value) and "\n" not in str(exc.value)

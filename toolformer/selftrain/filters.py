@@ -297,7 +297,7 @@ def load_reward_model(name_or_path: str, dtype: str = "fp32") -> Tuple[Any, Any]
     ``AutoModelForSequenceClassification`` would silently add a random head)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from toolformer.models import _prepare, _torch_dtype
+    from toolformer.models import _prepare, _torch_dtype, load_pretrained
 
     target = _prepare(name_or_path)
     try:
@@ -311,9 +311,10 @@ def load_reward_model(name_or_path: str, dtype: str = "fp32") -> Tuple[Any, Any]
             f"(architectures: {', '.join(archs) or 'none'}); pass a checkpoint saved from "
             "AutoModelForSequenceClassification"
         )
-    model = AutoModelForSequenceClassification.from_pretrained(target, local_files_only=True,
-                                                               dtype=_torch_dtype(dtype))
-    tok = AutoTokenizer.from_pretrained(target, local_files_only=True)
+    # the project's one safe loader: safetensors only unless pickle weights are trusted
+    model = load_pretrained(AutoModelForSequenceClassification, target, name_or_path,
+                            dtype=_torch_dtype(dtype))
+    tok = load_pretrained(AutoTokenizer, target, name_or_path, weights=False)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if model.config.pad_token_id is None:
