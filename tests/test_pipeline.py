@@ -395,3 +395,7 @@ def test_max_length_rename_keeps_the_recorded_fingerprint():
     # with the grammar (the default) the settings differ: such a run does not resume silently
     d = AugmentConfig(input="x.jsonl", tools=["Calculator"]).validate()
     assert AugmentConfig.fingerprint_id(d.fingerprint(1)) != "44afcea6711bef6a"
+    # the rule itself: the recorded key, whatever the defaults
+    ann = AugmentConfig(input="x.jsonl", tools=["Calculator"],
+                        annotator=AnnotatorConfig(max_length=123)).validate().fingerprint(1)["annotator"]
+    assert ann["max_doc_tokens"] == 123 and "max_length" not in ann

@@ -125,6 +125,8 @@ class Tool(ABC):
     prompt: ClassVar[str] = ""
     annotation: ClassVar[AnnotationSettings] = RETRIEVAL_SETTINGS
     example_args: ClassVar[str] = ""
+    arg_grammar: ClassVar[Any] = None  # an ArgGrammar (toolformer.grammar); None: PERMISSIVE
+    argument_name: ClassVar[str] = "input"  # the parameter's name in the tool's JSON schema
     uses_context: ClassVar[bool] = False  # results depend on ToolContext (cache key includes it)
     # the dataclass of the options a user may give (e.g. QAConfig); None: the __init__ keywords
     options_class: ClassVar[Optional[type]] = None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from toolformer.grammar import CalculatorArgs
 from toolformer.tools.base import (
     ToolOptionsError,
     COMPUTE_SETTINGS,
@@ -264,6 +265,8 @@ class Calculator(Tool):
     prompt = load_prompt("calculator.txt")
     annotation = COMPUTE_SETTINGS
     example_args = "400 / 1400"
+    arg_grammar = CalculatorArgs()  # see argument_grammar(): numbers may come from the text
+    argument_name = "expression"
 
     def __init__(self, decimals: int = 2, numbers_from_text: bool = False):
         if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 10:
@@ -277,7 +280,7 @@ class Calculator(Tool):
         """Numbers, ``+ - * / ( ) .`` and spaces, with at least one operation (as
         :meth:`check_call` asks); with ``numbers_from_text``, only numbers written in ``before``
         (all numbers if it has none)."""
-        from toolformer.grammar import CalculatorArgs, numbers_in
+        from toolformer.grammar import numbers_in
 
         numbers = numbers_in(before) if self.numbers_from_text else None
         return CalculatorArgs(numbers=numbers or None)

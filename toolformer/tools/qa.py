@@ -147,6 +147,7 @@ class QA(Tool):
 
     name = "QA"
     arg_grammar = TextArgs(max_bytes=120)  # a question
+    argument_name = "question"  # its parameter in a JSON schema (toolformer export --format chat)
     description = (
         "Answers a natural-language question with a short phrase, reading the "
         "Wikipedia passages that a search finds for it."

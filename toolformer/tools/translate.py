@@ -255,6 +255,7 @@ class MT(Tool):
 
     name = "MT"
     arg_grammar = TextArgs(max_bytes=200)  # the text to translate
+    argument_name = "text"  # its parameter in a JSON schema (toolformer export --format chat)
     description = (
         "Translates a text in any language into English, e.g. MT(Le chat est sur la table.)"
     )

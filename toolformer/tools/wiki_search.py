@@ -483,6 +483,7 @@ class WikiSearch(Tool):
 
     name = "WikiSearch"
     arg_grammar = TextArgs(max_bytes=120)  # a search query
+    argument_name = "query"  # its parameter in a JSON schema (toolformer export --format chat)
     description = (
         "Searches Wikipedia (BM25 over passages) and returns short snippets that "
         "match the search term."
