@@ -143,7 +143,8 @@ def test_annotator_matches_the_reference(model, smol_tokenizer):
     tok = smol_tokenizer
     doc = Document("d1", DOC, date=dt.date(2023, 1, 30))
     tools = [Add(), Today()]
-    cfg = dict(record_candidates=True, max_call_tokens=8)
+    # unconstrained sampling: the scripted model writes every kind of broken call
+    cfg = dict(record_candidates=True, max_call_tokens=8, constrained=False)
     ours = Annotator(model, tok, tools, AnnotatorConfig(**cfg)).annotate(doc)
     ref = ReferenceAnnotator(model, tok, tools, AnnotatorConfig(**cfg)).annotate(doc)
     assert_same(ours, ref)
@@ -161,6 +162,20 @@ def test_annotator_matches_the_reference(model, smol_tokenizer):
     # the Today tool got the document's date through the executor's context
     assert {c.result for c in ours.candidates if c.tool == "Today"} == {"2023-01-30"}
     assert all("->" not in c.args for c in ours.candidates)  # "Add(2 -> 3)" failed in the tool
+
+
+def test_constrained_sampling_matches_the_reference_and_writes_only_calls(model, smol_tokenizer):
+    doc = Document("d1", DOC, date=dt.date(2023, 1, 30))
+    tools = [Add(), Today()]
+    cfg = AnnotatorConfig(record_candidates=True, max_call_tokens=8)
+    assert cfg.constrained  # on by default (issue 11)
+    ours = Annotator(model, smol_tokenizer, tools, cfg).annotate(doc)
+    ref = ReferenceAnnotator(model, smol_tokenizer, tools, cfg).annotate(doc)
+    assert_same(ours, ref)
+    s = ours.stats
+    assert s["candidates_sampled"] > 0
+    assert s["candidates_closed"] == s["candidates_sampled"]  # every sample is a closed call
+    assert s["candidates_malformed"] == s["candidates_abandoned"] == 0
 
 
 def test_kept_calls_satisfy_the_keep_rule_and_are_merged(model, smol_tokenizer):

@@ -64,14 +64,15 @@ def test_generate_one_prompt_from_a_saved_checkpoint(checkpoint):
 
 def test_generate_prompts_file_to_jsonl_and_resume(checkpoint, tmp_path, test_tools):
     prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text("\n".join(json.dumps({"prompt": p}) for p in ["One", "Two: three", "Four"]) + "\n")
+    # each prompt ends where a word may start: the call trigger fires at once (issue 12, fault 5)
+    prompts.write_text("\n".join(json.dumps({"prompt": p}) for p in ["One:", "Two: three.", "Four,"]) + "\n")
     out = tmp_path / "out.jsonl"
     args = ["generate", str(checkpoint), "--prompts-file", str(prompts), "--output", str(out),
             "--max-new-tokens", "6", "--tools", "TestCalculator", "--call-top-k", "100000"]
     result = invoke(args)
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["prompt"] for r in rows] == ["One", "Two: three", "Four"]
+    assert [r["prompt"] for r in rows] == ["One:", "Two: three.", "Four,"]
     for r in rows:
         assert set(r) >= {"prompt", "text", "calls", "num_tokens", "finish_reason"}
         assert len(r["calls"]) == 1 and r["text"].lstrip().startswith("[")  # forced by call_top_k

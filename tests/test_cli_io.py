@@ -268,3 +268,10 @@ def test_disk_full_without_a_file_name_is_one_line(tmp_path, capsys, monkeypatch
     monkeypatch.setattr(generate_cmd, "build_generator", full)
     code, text = run_main(["generate", "some-model", "hi", "-o", tmp_path / "g.jsonl"], capsys)
     one_line_error(code, text, "No space left on device")
+
+
+def test_prompts_file_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    prompts = tmp_path / "p.txt"
+    prompts.write_bytes(b"fine\nLe caf\xe9\n")
+    code, text = run_main(["generate", "some-model", "--prompts-file", prompts], capsys)
+    one_line_error(code, text, "p.txt:2 is not valid UTF-8 (byte 0xe9")

@@ -24,6 +24,8 @@ from toolformer.generation import (
     generate_reencode,
 )
 from toolformer.tools.base import Tool, ToolContext, ToolError
+from toolformer.grammar import CalculatorArgs
+from toolformer.syntax import parse_call
 from toolformer.tools.executor import ToolExecutor
 
 
@@ -112,6 +114,7 @@ def scripted(base_model, smol_tokenizer):
 class Calc(Tool):
     name = "Calculator"
     description = "multiplies a*b"
+    arg_grammar = CalculatorArgs()
 
     def run(self, args, context=None):
         a, b = self.parse_args(args).split("*")
@@ -291,7 +294,7 @@ def test_sampling_is_seeded_and_top_k_1_is_greedy(scripted, smol_tokenizer):
 
 def test_call_closed_before_arrow_is_unclosed(scripted, smol_tokenizer):
     model = scripted((":", " [", "Calcul", "ator", "(", "3", "*", "4", ")]", " so"))
-    out = gen_for(model, smol_tokenizer, max_new_tokens=14).generate("Compute:")[0]
+    out = gen_for(model, smol_tokenizer, max_new_tokens=14, constrained=False).generate("Compute:")[0]
     (call,) = out.calls
     assert call.error == UNCLOSED and call.result is None
     assert (call.tool, call.args) == ("Calculator", "3*4")
@@ -302,18 +305,18 @@ def test_call_closed_before_arrow_is_unclosed(scripted, smol_tokenizer):
 def test_bracket_token_the_model_picks_itself_opens_a_call(scripted, smol_tokenizer):
     model = scripted((":", " []", " so"))
     # call_top_k=0: no forcing; the model's own " []" still opens (and at once closes) a call
-    out = gen_for(model, smol_tokenizer, max_new_tokens=6, call_top_k=0).generate("Compute:")[0]
+    out = gen_for(model, smol_tokenizer, max_new_tokens=6, call_top_k=0, constrained=False).generate("Compute:")[0]
     (call,) = out.calls
     assert call.error == UNCLOSED and out.text[call.start : call.end] == "[]"
     assert out.text.startswith(" [] so")
     # with call_top_k=10 the trigger forces the plain opener instead of " []"
-    out = gen_for(model, smol_tokenizer, max_new_tokens=6).generate("Compute:")[0]
+    out = gen_for(model, smol_tokenizer, max_new_tokens=6, constrained=False).generate("Compute:")[0]
     assert out.text.startswith(" [") and not out.text.startswith(" []")
 
 
 def test_call_without_arrow_ends_at_max_call_tokens(scripted, smol_tokenizer):
     model = scripted((":", " [", "Calcul", "ator", "(", " x"), (" x", " x"))
-    out = gen_for(model, smol_tokenizer, max_new_tokens=30, max_call_tokens=8).generate("Compute:")[0]
+    out = gen_for(model, smol_tokenizer, max_new_tokens=30, max_call_tokens=8, constrained=False).generate("Compute:")[0]
     (call,) = out.calls
     assert call.error == UNCLOSED and call.tool == "Calculator"
     assert smol_tokenizer.encode(out.text[call.start : call.end], add_special_tokens=False).__len__() <= 9
@@ -337,10 +340,87 @@ def test_unknown_tool_inserts_an_empty_result(scripted, smol_tokenizer):
 
 def test_malformed_call_inserts_an_empty_result(scripted, smol_tokenizer):
     model = scripted((":", " [", "Calcul", "ator", " ->"), ("]", " so"))
-    out = gen_for(model, smol_tokenizer, max_new_tokens=10).generate("Compute:")[0]
+    out = gen_for(model, smol_tokenizer, max_new_tokens=10, constrained=False).generate("Compute:")[0]
     (call,) = out.calls
     assert call.error.startswith("malformed call") and call.tool == "Calculator"
     assert out.text.startswith(" [Calculator ->] so")
+
+
+def test_constrained_call_cannot_close_before_the_arrow(scripted, smol_tokenizer):
+    # the same script as above: under the grammar ")]" is not allowed after the arguments
+    model = scripted((":", " [", "Calcul", "ator", "(", "3", "*", "4", ")]", " so"))
+    out = gen_for(model, smol_tokenizer, max_new_tokens=24).generate("Compute:")[0]
+    (call,) = out.calls
+    assert call.error != UNCLOSED and call.tool == "Calculator" and call.args.startswith("3*4")
+    assert out.text.startswith(" [Calculator(3*4") and ")]" not in out.text[call.start : call.end]
+    assert "->" in out.text[call.start : call.end]  # the tool ran
+
+
+def test_constrained_generation_writes_a_call_where_the_model_would_not(scripted, smol_tokenizer):
+    # the model writes "[Calculator ->": the grammar makes it write a call of a tool instead
+    model = scripted((":", " [", "Calcul", "ator", " ->"), ("]", " so"))
+    out = gen_for(model, smol_tokenizer, max_new_tokens=30).generate("Compute:")[0]
+    (call,) = out.calls
+    assert call.tool == "Calculator" and call.error != UNCLOSED and not (call.error or "").startswith("malformed")
+    assert parse_call(out.text[call.start : call.end]).tool == "Calculator"
+
+
+class Echo(Tool):
+    name = "Echo"
+    description = "echoes its argument"
+
+    def run(self, args, context=None):
+        return args
+
+
+def test_arrow_inside_an_argument_does_not_end_the_call(scripted, smol_tokenizer):
+    # issue 12, fault 4: the call was cut at the first "->" ("malformed call")
+    model = scripted((":", " [", "Echo", "(", "what", " does", " ->", " mean", ")", " ->"), ("]", " ok"))
+    gen = ToolGenerator(model, smol_tokenizer, ToolExecutor([Echo()]),
+                        GenerationConfig(max_new_tokens=24, constrained=False))
+    out = gen.generate("Compute:")[0]
+    assert out.calls[0].error is None, out.text
+    assert (out.calls[0].tool, out.calls[0].args) == ("Echo", "what does -> mean"), out.text
+    assert out.calls[0].result == "what does - mean"  # the executor keeps "->" out of results
+
+
+def test_call_trigger_fires_only_where_a_word_or_number_starts(scripted, smol_tokenizer):
+    # issue 12, fault 5: with "[" among the top-k after "1" of "16", the call split the number
+    model = scripted(("Total", ":", " 1", "6", " jars"), ("6", " jars"))
+    big = len(smol_tokenizer)  # the trigger fires wherever it may
+    out = gen_for(model, smol_tokenizer, max_new_tokens=4, call_top_k=big, max_calls=1).generate("Total: 1")[0]
+    assert out.text.startswith("6"), out.text  # no call between "1" and "6"
+    (call,) = out.calls
+    assert out.text[: call.start].rstrip() == "6"  # the call opens before the next word
+
+
+def test_word_start_rule(smol_tokenizer):
+    from toolformer.generation.rules import _vocab_for, _TokenTensors, at_word_start
+
+    sets = _TokenTensors.build(_vocab_for(smol_tokenizer, None), "cpu")
+    six, jars = smol_tokenizer.encode("6", add_special_tokens=False)[0], smol_tokenizer.encode(" jars", add_special_tokens=False)[0]
+    logits = torch.zeros((3, len(smol_tokenizer)))
+    logits[0, six] = logits[1, jars] = logits[2, six] = 5
+    assert at_word_start(logits, sets.brackets, sets.continues_word, [True, True, False]) == [False, True, True]
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_constrained_sampled_calls_always_parse(tiny_model, smol_tokenizer, seed):
+    """Random seeds, a random model, the trigger firing everywhere: every call is a well-formed
+    call of a tool (never unclosed or malformed)."""
+    from toolformer.tools.base import create_tools
+
+    tools = list(create_tools("Calculator,Calendar").values()) + [Echo()]
+    gen = ToolGenerator(tiny_model, smol_tokenizer, ToolExecutor(tools),
+                        GenerationConfig(max_new_tokens=60, do_sample=True, seed=seed, call_top_k=50,
+                                         max_calls=3, max_call_tokens=24))
+    out = gen.generate("The sum of 12 and 30 is")[0]
+    for call in out.calls:
+        assert call.error is None or not (call.error == UNCLOSED or call.error.startswith("malformed")), call
+        assert call.tool in ("Calculator", "Calendar", "Echo")
+        if call.end is not None and out.text[call.end - 1 : call.end] == "]":  # not cut by max_new_tokens
+            assert parse_call(out.text[call.start : call.end]).tool == call.tool
 
 
 class Broken(Tool):

@@ -47,7 +47,7 @@ def test_finetune_writes_through_the_manifest_module():
 
 def test_dead_code_is_gone():
     import toolformer.data_aug.annotator as annotator
-    import toolformer.data_aug.pipeline as pipeline
+    import toolformer.data_aug.summary as summary
     import toolformer.finetune as finetune
     import toolformer.models as models
     import toolformer.tools.base as base
@@ -55,5 +55,5 @@ def test_dead_code_is_gone():
 
     assert not hasattr(finetune, "read_manifest") and not hasattr(models, "timed_load")
     assert not hasattr(base, "ToolTimeoutError")
-    assert annotator.COUNTERS is COUNTERS and pipeline.COUNTERS is COUNTERS
+    assert annotator.COUNTERS is COUNTERS and summary.COUNTERS is COUNTERS
     assert "candidates_abandoned" in COUNTERS

@@ -386,5 +386,16 @@ def test_one_seed_a_different_annotator_seed_is_an_error_not_silently_replaced(t
 def test_max_length_rename_keeps_the_recorded_fingerprint():
     """AnnotatorConfig.max_doc_tokens is max_length now; a run recorded before resumes (the id
     below is the one the code before the rename computed)."""
-    c = AugmentConfig(input="x.jsonl", tools=["Calculator"]).validate()
+    from toolformer.data_aug.types import AnnotatorConfig
+
+    # the settings of that code: no grammar (issue 11), min_position 1 (issue 12)
+    old = AnnotatorConfig(constrained=False, min_position=1)
+    c = AugmentConfig(input="x.jsonl", tools=["Calculator"], annotator=old).validate()
     assert AugmentConfig.fingerprint_id(c.fingerprint(1)) == "44afcea6711bef6a"
+    # with the grammar (the default) the settings differ: such a run does not resume silently
+    d = AugmentConfig(input="x.jsonl", tools=["Calculator"]).validate()
+    assert AugmentConfig.fingerprint_id(d.fingerprint(1)) != "44afcea6711bef6a"
+    # the rule itself: the recorded key, whatever the defaults
+    ann = AugmentConfig(input="x.jsonl", tools=["Calculator"],
+                        annotator=AnnotatorConfig(max_length=123)).validate().fingerprint(1)["annotator"]
+    assert ann["max_doc_tokens"] == 123 and "max_length" not in ann

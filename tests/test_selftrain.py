@@ -293,6 +293,15 @@ def test_cli_runs_and_reports_one_line_errors(tmp_path, tiny_dir, files, capsys)
                         "thresholds": "0,0.5", "finetune_option": ("max_steps=7",), "tools": "calculator"})
     assert cfg.filter_options == {"placement": "prefix"} and cfg.thresholds == [0.0, 0.5]
     assert cfg.finetune.arg("max_steps") == 7 and cfg.finetune.lora and cfg.tools == ["Calculator"]
+    cfg = build_config({"corpus_sizes": "240,400", "grow_option": ("top_k=5",), "eval_option": ("call_top_k=3",),
+                        "answer_only": False})
+    assert cfg.corpus_sizes == [240, 400] and cfg.grow_options == {"top_k": 5}
+    assert cfg.eval_options == {"call_top_k": 3} and cfg.answer_only is False
+    assert cfg.tool_options == {"Calculator": {"numbers_from_text": True}}  # the default
+    cfg = build_config({"tool_option": ("Calculator.numbers_from_text=false", "Calculator.decimals=3")})
+    assert cfg.tool_options == {"Calculator": {"numbers_from_text": False, "decimals": 3}}
+    with pytest.raises(UserError, match="numbers_from_text"):
+        build_config({"tool_option": ("Calculator.numbers_from_txt=1",)})
 
 
 # --------------------------------------------------------------------------- filters
@@ -309,7 +318,6 @@ class CopyLM:
         self.device = torch.device("cpu")
 
     def __call__(self, input_ids, attention_mask=None):
-        import torch
         import torch.nn.functional as F
 
         seen = F.one_hot(input_ids, self.vocab).cummax(dim=1).values.float()
@@ -501,3 +509,33 @@ def torch_equal(a, b) -> bool:
     import torch
 
     return torch.equal(a, b)
+
+
+def test_grow_keeps_the_answer_and_rounds_take_their_own_sizes():
+    from toolformer.selftrain.loop import cut_after_answer
+
+    calls = [{"tool": "Calculator", "args": "40 / 28", "result": "1.43", "error": None, "start": 1, "end": 30}]
+    assert cut_after_answer(" [Calculator(40 / 28) -> 1.43] 1.43 hours, so", calls) == (
+        " [Calculator(40 / 28) -> 1.43] 1.43", calls)
+    assert cut_after_answer(" [Calculator(2*600) -> 1200] 1,200. Then", [dict(calls[0], end=28)])[0] == (
+        " [Calculator(2*600) -> 1200] 1,200")
+    # a second call before any number stays; no call or no number: unchanged
+    two = " [Calculator(2*3) -> 6] [Calculator(6+4) -> 10] 10 eggs"
+    c2 = [dict(calls[0], start=1, end=23), dict(calls[0], start=24, end=47)]
+    assert cut_after_answer(two, c2) == (two, c2)
+    assert cut_after_answer(" 12 eggs", []) == (" 12 eggs", [])
+    cfg = SelfTrainConfig(corpus_sizes=[240, 400]).validate()
+    assert [cfg.round_size(k) for k in (1, 2, 3)] == [240, 400, 400]
+    assert SelfTrainConfig(corpus_size=7).validate().round_size(5) == 7
+    with pytest.raises(UserError):
+        SelfTrainConfig(corpus_sizes=[]).validate()
+
+
+def test_wikipedia_documents_have_no_gold_and_a_prompt_that_opens_them():
+    from toolformer.selftrain.corpus import load_wikipedia, wiki_prompt
+
+    docs = load_wikipedia(2)
+    assert len(docs) == 2 and all(d.answer is None and d.source == "wikipedia" for d in docs)
+    assert all(d.text.startswith(d.prompt) and len(d.prompt) < len(d.text) for d in docs)
+    assert wiki_prompt("One two three four five six seven eight nine ten. Eleven twelve.") == (
+        "One two three four five six seven eight nine ten.")

@@ -245,10 +245,10 @@ def training_arguments(config: FinetuneConfig, steps: int, accum: int, do_eval: 
     known = {f.name for f in dataclasses.fields(TrainingArguments)}
     unknown = sorted(set(passed) - known)
     if unknown:
-        import difflib
+        from toolformer.registry import closest
 
-        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        close = closest(unknown[0], known, cutoff=0.6)
+        hint = f"; did you mean {close!r}?" if close else ""
         raise UserError(f"training_args: {unknown[0]!r} is not a TrainingArguments field{hint}")
     return TrainingArguments(**{
         # this project's defaults; training_args may change them

@@ -302,15 +302,15 @@ def adapter_base(folder: Path) -> str:
 
 def _check_name(name: str) -> None:
     """A bare name close to an alias is a typo, not a hub id: say so before any network try."""
-    import difflib
+    from toolformer.registry import closest
 
     if name in ALIASES or name.lower() in ALIASES or "/" in name or _looks_local(name):
         return
     if adapter_dir(name) is not None:
         return
-    close = difflib.get_close_matches(name.lower(), list(ALIASES), n=1, cutoff=0.6)
+    close = closest(name, ALIASES, cutoff=0.6)
     if close:
-        raise UserError(f"unknown model {name!r}; did you mean the alias {close[0]!r}?")
+        raise UserError(f"unknown model {name!r}; did you mean the alias {close!r}?")
 
 
 def trust_pickle_weights() -> bool:

@@ -69,13 +69,19 @@ class RegistryLoadError(UserError):
     """A lazy entry (built-in or plugin) could not be imported, or failed the registry's check."""
 
 
+def closest(name: str, known: Iterable[str], cutoff: float = SUGGEST_CUTOFF) -> Optional[str]:
+    """The known name most like ``name`` (case ignored), or None when none is close enough
+    (difflib's ratio below ``cutoff``): the "did you mean" of every lookup in the package."""
+    by_lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=cutoff)
+    return by_lower[close[0]] if close else None
+
+
 def unknown_name_message(kind: str, name: str, known: Iterable[str], extra_hint: str = "") -> str:
     """``unknown <kind> 'x'. Did you mean 'y'? Known <kind>s: a, b[extra_hint].`` (one line)."""
     known = sorted(known)
-    by_lower = {k.lower(): k for k in known}
-    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1,
-                                      cutoff=SUGGEST_CUTOFF)
-    hint = f" Did you mean {by_lower[close[0]]!r}?" if close else ""
+    close = closest(name, known)
+    hint = f" Did you mean {close!r}?" if close else ""
     return f"unknown {kind} {name!r}.{hint} Known {kind}s: {', '.join(known)}{extra_hint}."
 
 

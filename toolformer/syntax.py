@@ -255,10 +255,10 @@ def _space_is_ours(after: str) -> bool:
 def strip_calls(text: str) -> str:
     """Remove every call, and the space that :func:`insert_calls` put before it.
 
-    That space goes when the call is followed by whitespace, punctuation or the end, so
-    ``strip_calls(insert_calls(t, calls)) == t`` for calls before a space, before punctuation
-    or after whitespace. Inside a word (``12`` with a call after ``1``) the inserted space
-    stays: ``1 2``.
+    That space goes when the call is followed by whitespace, punctuation or the end, which is
+    exactly when :func:`insert_calls` writes one, so ``strip_calls(insert_calls(t, calls)) == t``
+    for any text without brackets and any offsets (issue 13, fault 8). A model's
+    ``is [Calculator(2+2) -> 4]4`` becomes ``is 4``.
     """
     out: List[str] = []
     pos = 0
@@ -292,13 +292,77 @@ def parse_pending_call(text: str) -> Optional[APICall]:
     return APICall(last.call.tool, last.call.args, None)
 
 
+def _first_unescaped(text: str, ch: str, start: int) -> int:
+    """Index of the first ``ch`` at or after ``start`` that no backslash escapes, else -1."""
+    i, n = start, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\" and i + 1 < n and text[i + 1] in _ESCAPABLE:
+            i += 2
+            continue
+        if c == ch:
+            return i
+        i += 1
+    return -1
+
+
+def call_progress(text: str) -> tuple:
+    """Where a call being written stands; ``text`` runs from its ``[`` to what is written so far.
+
+    Returns one of ``("open", None)`` (not finished: go on), ``("pending", APICall)`` (it ends
+    in ``->`` after ``[Tool(args)``: run the tool), ``("closed", end)`` (an unescaped ``]``
+    at ``end - 1`` closed it before any ``->``) or ``("malformed", None)`` (``->`` after text
+    that is not ``[Tool(args)``).
+
+    A ``->`` inside the arguments (parentheses still open, escapes honoured) does not end the
+    call (issue 12, fault 4): generation reads ``[Echo(what does -> mean) ->`` as one call
+    with args ``what does -> mean``, as :func:`parse_call` and the annotation do, so every
+    call :func:`format_call` writes is read back the same way while it is being written.
+    """
+    m = _NAME_RE.match(text, 1)
+    if m is not None and m.end() < len(text) and text[m.end()] == "(":
+        depth, i, n = 0, m.end() + 1, len(text)
+        close = None
+        while i < n:
+            c = text[i]
+            if c == "\\" and i + 1 < n and text[i + 1] in _ESCAPABLE:
+                i += 2
+                continue
+            if c == CALL_END:
+                return ("closed", i + 1)
+            if c == "(":
+                depth += 1
+            elif c == ")":
+                if depth == 0:
+                    close = i
+                    break
+                depth -= 1
+            i += 1
+        if close is None:
+            return ("open", None)  # still inside the arguments, whatever they end with
+        rest_start = close + 1
+    else:
+        head = text[1:]
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*|", head):
+            return ("open", None)  # the name is still being written
+        rest_start = 1
+    end = _first_unescaped(text, CALL_END, rest_start)
+    if end >= 0:
+        return ("closed", end + 1)
+    if text.rstrip().endswith(ARROW):
+        call = parse_pending_call(text)
+        return ("pending", call) if call is not None else ("malformed", None)
+    return ("open", None)
+
+
 def insert_calls(text: str, calls: List[tuple]) -> str:
     """Insert ``(char_offset, APICall)`` pairs into ``text``, each formatted with its result.
 
-    A call goes in at its offset as `` [Tool(args) -> result]``: a space before it unless the
-    text there already ends in whitespace (the model's `` [`` token carries the space; the
-    annotation's sampling measures p of that same token). Calls at the same offset keep their
-    order.
+    A call goes in at its offset as `` [Tool(args) -> result]`` (a space first) when text
+    precedes it and whitespace, punctuation or the end follows it (the call ends a phrase: the
+    model's `` [`` token carries that space), else as ``[Tool(args) -> result]``:
+    ``is [C] 5``, ``end [C].``, ``is [C]5``, ``1[C]2``. :func:`strip_calls` removes exactly
+    those spaces, so it gives ``text`` back. Calls at the same offset keep their order.
     """
     out: List[str] = []
     pos = 0
@@ -306,8 +370,7 @@ def insert_calls(text: str, calls: List[tuple]) -> str:
         if not 0 <= offset <= len(text):
             raise ValueError(f"offset {offset} outside the text (length {len(text)})")
         out.append(text[pos:offset])
-        before = text[offset - 1 : offset]
-        lead = " " if (before and not before.isspace()) else ""
+        lead = " " if offset > 0 and _space_is_ours(text[offset : offset + 1]) else ""
         out.append(lead + format_call(call))
         pos = offset
     out.append(text[pos:])

@@ -112,6 +112,7 @@ def _threshold_option(name: str, cast: type):
 @_ann("min_position", type=click.IntRange(min=0))
 @_ann("start_token", metavar="TOKEN")
 @_ann("repeat_window", type=click.IntRange(min=0))
+@_ann("constrained", "--constrained/--unconstrained")
 @_ann("batch_size", "--model-batch-size", dest="model_batch_size", type=click.IntRange(min=1))
 @_aug("annotator_factory", metavar="MODULE:ATTR")
 @_aug("overwrite", "--overwrite", is_flag=True)
@@ -121,7 +122,7 @@ def _threshold_option(name: str, cast: type):
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def augment(input_, output, model, dtype, device, tools, tool_option, limit, num_shards, shard_index,
             batch_size, chunk_size, text_field, date_field, url_field, id_field, split, encoding_errors, seed, tau_s, k, m,
-            tau_f, max_length, min_position, start_token, repeat_window, model_batch_size, annotator_factory, overwrite, no_merge, merge_dir,
+            tau_f, max_length, min_position, start_token, repeat_window, constrained, model_batch_size, annotator_factory, overwrite, no_merge, merge_dir,
             quiet) -> None:
     from toolformer.cli.main import _user_error_types, user_message
 
@@ -132,7 +133,7 @@ def augment(input_, output, model, dtype, device, tools, tool_option, limit, num
         thresholds = {"tau_s": tau_s, "k": k, "m": m, "tau_f": tau_f}
         ann = AnnotatorConfig(max_length=max_length, batch_size=model_batch_size, seed=seed,
                               min_position=min_position, start_token=start_token,
-                              repeat_window=repeat_window)
+                              repeat_window=repeat_window, constrained=constrained)
         for name, items in thresholds.items():
             everyone, per_tool = parse_thresholds(name, items, THRESHOLDS[name])
             setattr(ann, name, everyone)

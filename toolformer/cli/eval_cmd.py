@@ -16,7 +16,7 @@ from toolformer.eval.harness import EvalConfig, eval_generation
 from toolformer.generation.types import GenerationConfig
 
 # decoding options of the command; they build EvalConfig.generation
-_DECODING = ("batch_size", "call_top_k", "max_calls", "min_new_tokens", "do_sample",
+_DECODING = ("batch_size", "call_top_k", "max_calls", "min_new_tokens", "constrained", "do_sample",
              "temperature", "top_k", "top_p", "seed")
 
 
@@ -91,6 +91,7 @@ def _gen(name: str, *flags: str, **overrides: Any):
 @_gen("call_top_k")
 @_gen("max_calls")
 @_gen("min_new_tokens")
+@_gen("constrained", "--constrained/--unconstrained")
 @_gen("do_sample", "--do-sample", is_flag=True)
 @_gen("temperature")
 @_gen("top_k")

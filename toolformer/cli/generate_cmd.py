@@ -47,6 +47,7 @@ def _decoding_options(fn):
         _opt("--call-top-k", "call_top_k", type=int),
         _opt("--max-calls", "max_calls", type=int),
         _opt("--max-call-tokens", "max_call_tokens", type=int),
+        _opt("--constrained/--unconstrained", "constrained"),
         click.option("--tools", "tool_names", default=None,
                      help="comma-separated tool names [default: the checkpoint's toolformer.json, "
                           "else Calculator,Calendar,WikiSearch]"),
@@ -127,9 +128,15 @@ def read_prompts(path: str) -> List[str]:
     """Prompts from a text file (one per line) or JSONL (a ``"prompt"`` field per line)."""
     from toolformer.errors import UserError
 
+    from toolformer.records import undecodable
+
     prompts: List[str] = []
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
         lines = [line.rstrip("\n") for line in fh]
+    for n, line in enumerate(lines, 1):  # a prompt is never silently changed or dropped
+        bad = undecodable(line)
+        if bad:
+            raise UserError(f"{path}:{n} is not valid UTF-8 ({bad}); convert the file to UTF-8")
     jsonl = path.endswith(".jsonl") or (lines and lines[0].lstrip().startswith("{"))
     for n, line in enumerate(lines, 1):
         if not line.strip():

@@ -21,6 +21,7 @@ COMMANDS: Dict[str, str] = {
     "models": "toolformer.cli.models_cmd:models",
     "demo": "toolformer.cli.demo_cmd:demo",
     "selftrain": "toolformer.cli.selftrain_cmd:selftrain",
+    "export": "toolformer.cli.export_cmd:export",
 }
 
 HELP = {
@@ -33,6 +34,7 @@ HELP = {
     "models": "List model aliases and load models.",
     "demo": "Load the default model and run every tool on real inputs.",
     "selftrain": "Self-training rounds (ReST) that teach the model to use its tools.",
+    "export": "Export augmented data as inline text or chat-template tool calls.",
 }
 
 

@@ -39,6 +39,8 @@ _OPTIONS = [
     _opt("--output", "output", type=str),
     _opt("--model", "model", type=str),
     _opt("--tools", "tools", type=str),
+    click.option("--tool-option", "tool_option", multiple=True,
+                 help="Tool.option=value (repeatable), over the default Calculator.numbers_from_text=true"),
     _opt("--data-dir", "data_dir", type=str),
     _opt("--corpus", "corpus", type=str),
     _opt("--max-problem-steps", "max_problem_steps", type=int),
@@ -49,6 +51,11 @@ _OPTIONS = [
     _opt("--corpus-size", "corpus_size", type=int),
     _opt("--demonstrations", "demonstrations", type=str),
     _opt("--demonstrations-rounds", "demonstrations_rounds", type=int),
+    _opt("--corpus-sizes", "corpus_sizes", type=str),
+    click.option("--answer-only/--whole-output", "answer_only", default=None,
+                 help=_FIELDS["answer_only"].metadata["help"]),
+    click.option("--eval-option", "eval_option", multiple=True,
+                 help="KEY=VALUE GenerationConfig field for the dev eval (repeatable)"),
     click.option("--grow-option", "grow_option", multiple=True,
                  help="KEY=VALUE GenerationConfig field for Grow (repeatable)"),
     _opt("--eval-sets", "eval_sets", type=str),
@@ -91,6 +98,13 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
             raise UserError(f"--config {path}: unknown field(s) {sorted(unknown)}")
     filter_opts = _pairs(values.pop("filter_option", ()) or (), "--filter-option")
     grow_opts = _pairs(values.pop("grow_option", ()) or (), "--grow-option")
+    tool_items = values.pop("tool_option", ()) or ()
+    eval_opts = _pairs(values.pop("eval_option", ()) or (), "--eval-option")
+    if values.get("corpus_sizes") is not None:
+        try:
+            values["corpus_sizes"] = [int(v) for v in _csv(values["corpus_sizes"])]
+        except ValueError:
+            raise UserError(f"--corpus-sizes takes comma-separated integers, got {values['corpus_sizes']!r}") from None
     ft_opts = _pairs(values.pop("finetune_option", ()) or (), "--finetune-option")
     for key in ("tools", "eval_sets"):
         if values.get(key) is not None:
@@ -103,8 +117,17 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
     base.update({k: v for k, v in values.items() if v is not None})
     if filter_opts:
         base["filter_options"] = {**base.get("filter_options", {}), **filter_opts}
+    if tool_items:
+        from toolformer.tools.assembly import parse_tool_options
+
+        merged = {k: dict(v) for k, v in (base.get("tool_options") or SelfTrainConfig().tool_options).items()}
+        for tool, opts in parse_tool_options(tool_items).items():
+            merged.setdefault(tool, {}).update(opts)
+        base["tool_options"] = merged
     if grow_opts:
         base["grow_options"] = {**base.get("grow_options", {}), **grow_opts}
+    if eval_opts:
+        base["eval_options"] = {**base.get("eval_options", {}), **eval_opts}
     # own FinetuneConfig fields by name; any other key is a TrainingArguments field (checked by
     # name when training starts)
     ft = SelfTrainConfig().finetune.to_dict()

@@ -34,6 +34,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from toolformer.constrain import token_index
 from toolformer.data_aug.heuristics import PrefilterDecision, PrefilterInput, prefilter
 from toolformer.data_aug.prefix_cache import (
     DocChunk,
@@ -55,8 +56,10 @@ from toolformer.data_aug.sampling import (
     select_positions,
 )
 from toolformer.data_aug.scoring import Scorer, keep_decision
-from toolformer.data_aug.types import COUNTERS, AnnotationResult, AnnotatorConfig, Document, KeptCall, window_key
+from toolformer.data_aug.types import COUNTERS  # noqa: F401 - the counters this module counts
+from toolformer.data_aug.types import AnnotationResult, AnnotatorConfig, Document, KeptCall, window_key
 from toolformer.errors import UserError
+from toolformer.grammar import call_grammar
 from toolformer.syntax import APICall, format_call, insert_calls
 from toolformer.tools.base import Tool, ToolContext
 
@@ -197,6 +200,11 @@ class Annotator:
         self.scorer = Scorer(self.parts, self.start, config.weight_horizon, config.batch_size,
                              config.max_batch_tokens, pad)
         self._call_ids: Dict[str, List[int]] = {}
+        self.token_index = None
+        if config.constrained:
+            self.token_index = token_index(tokenizer, vocab)
+            for name, tool in self.tools.items():  # a grammar that cannot work fails here, at once
+                self.token_index.check(call_grammar([tool], "]"))
         # optional: told after every window of a document (progress), and keeps a long
         # document's finished windows so that a resumed run continues after them (see
         # toolformer.data_aug.writer.WindowLog for the interface)
@@ -338,12 +346,13 @@ class Annotator:
         def seed_of(p: int, j: int) -> int:
             return row_seed(cfg.seed, str(doc.id), chunk.index, name, chunk.token_start + p, j)
 
+        grammars = self._grammars(name, doc.text, chunk, positions) if cfg.constrained else None
         samples = sample_calls(
             self.parts, self.tokenizer, cache_kv(kv_cache), len(cache.prompt.prefix_ids) + len(rest),
             positions, {p: openers[p] for p in positions}, s.m, seed_of, self.brackets,
             max_new_tokens=cfg.max_call_tokens, temperature=cfg.temperature, batch_size=cfg.batch_size,
             max_batch_tokens=cfg.max_batch_tokens, shared_attention=cfg.shared_prefix_attention,
-            tool=name if cfg.abandon_samples else None,
+            tool=name if cfg.abandon_samples else None, grammars=grammars, index=self.token_index,
         )
         del kv_cache
         count(stats, name, "candidates_sampled", len(samples))
@@ -365,6 +374,12 @@ class Annotator:
         count(stats, name, "candidates_deduplicated", dropped)
         secs["sampling"] += time.perf_counter() - t0
         return [(name, p, call) for p, call in unique]
+
+    def _grammars(self, name: str, text: str, chunk: DocChunk, positions: Sequence[int]) -> Dict[int, Any]:
+        """The call grammar (ending in ``]``) of tool ``name`` at each position; the text before
+        the position goes to the tool (the Calculator may take its numbers from it)."""
+        tool = self.tools[name]
+        return {p: call_grammar([tool], "]", text[: chunk.insert_at[p]]) for p in positions}
 
     def _ids(self, text: str) -> List[int]:
         ids = self._call_ids.get(text)

@@ -27,6 +27,10 @@ FINGERPRINT_FIELDS = (
     "tools", "tool_options", "annotator", "seed", "num_shards",
 )
 
+# AnnotatorConfig fields added later, with the value that reproduces the code before them:
+# constrained sampling (issue 11).
+_ADDED_LATER = {"constrained": False}
+
 # AnnotatorConfig fields that change speed or memory, not which calls are kept: a resumed run may
 # change them (e.g. a smaller batch after running out of memory).
 _THROUGHPUT_ONLY = ("batch_size", "max_batch_tokens", "record_candidates")
@@ -181,6 +185,12 @@ class AugmentConfig:
             fp["encoding_errors"] = self.encoding_errors
         fp["tools"] = sorted(fp["tools"])
         fp["annotator"] = {k: v for k, v in fp["annotator"].items() if k not in _THROUGHPUT_ONLY}
+        # settings added after runs were recorded: left out when they hold the value that does
+        # what the code did before them, so such a run resumes with exactly that value (and
+        # not silently with the new default, which keeps other calls)
+        for name, before in _ADDED_LATER.items():
+            if fp["annotator"].get(name, before) == before:
+                fp["annotator"].pop(name, None)
         # the window was called max_doc_tokens when earlier runs recorded it: they still resume
         fp["annotator"]["max_doc_tokens"] = fp["annotator"].pop("max_length")
         return json.loads(json.dumps(fp, sort_keys=True, default=str))

@@ -15,10 +15,7 @@ import hashlib
 import logging
 import os
 import re
-from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, Mapping, Optional, Tuple
 
 from toolformer import records
 from toolformer.data_aug.types import Document

@@ -39,6 +39,7 @@ from toolformer.data_aug.sampling import (
 )
 from toolformer.data_aug.scoring import keep_decision, loss_weights
 from toolformer.data_aug.types import AnnotationResult, AnnotatorConfig, Document, KeptCall
+from toolformer.grammar import call_grammar
 from toolformer.syntax import APICall, format_call
 from toolformer.tools.base import Tool, ToolContext
 
@@ -146,8 +147,9 @@ class ReferenceAnnotator:
         for p in positions:
             for j in range(s.m):
                 seed = row_seed(cfg.seed, str(doc.id), chunk.index, name, chunk.token_start + p, j)
+                grammar = call_grammar([self.tools[name]], "]", doc.text[: chunk.insert_at[p]]) if cfg.constrained else None
                 tokens, closed, abandoned = self._generate(prompt + list(chunk.ids[:p]) + [openers[p]], make_generator(seed),
-                                                name if cfg.abandon_samples else None)
+                                                name if cfg.abandon_samples else None, grammar)
                 count(stats, name, "candidates_sampled")
                 count(stats, name, "candidates_abandoned", int(abandoned))
                 if not closed:
@@ -164,9 +166,12 @@ class ReferenceAnnotator:
         count(stats, name, "candidates_deduplicated", dropped)
         return [(name, p, c) for p, c in unique]
 
-    def _generate(self, context: List[int], gen: Any, tool: Optional[str]) -> Tuple[List[int], bool, bool]:
+    def _generate(self, context: List[int], gen: Any, tool: Optional[str], grammar: Any = None) -> Tuple[List[int], bool, bool]:
         """Sample one call after ``context`` (which ends with the bracket) until a ``]`` token
-        (or, with ``tool``, until the text can no longer be a call of it)."""
+        (or, with ``tool``, until the text can no longer be a call of it); with ``grammar``,
+        each step masked to the tokens the call grammar allows, until the call is complete."""
+        from toolformer.constrain import CallConstraint, apply_masks, token_index
+
         import torch
         from transformers import DynamicCache
 
@@ -175,12 +180,21 @@ class ReferenceAnnotator:
         inp = torch.tensor([context])
         self.forward_tokens += len(context)
         tokens: List[int] = []
+        con = None
+        if grammar is not None:
+            con = CallConstraint(token_index(self.tokenizer, len(self.brackets.stop)), grammar, cfg.max_call_tokens)
         with torch.inference_mode():
             for _ in range(cfg.max_call_tokens):
                 logits = self.model(input_ids=inp, past_key_values=cache, use_cache=True).logits[:, -1].float()
+                if con is not None:
+                    apply_masks(logits, [con.allowed()])
                 t = int(pick_tokens(logits, [gen], cfg.temperature)[0])
                 tokens.append(t)
-                if t < len(self.brackets.stop) and bool(self.brackets.stop[t]):
+                if con is not None:
+                    con.push(t)
+                    if con.done or con.failed:
+                        return tokens, con.done, con.failed
+                elif t < len(self.brackets.stop) and bool(self.brackets.stop[t]):
                     return tokens, True, False
                 if t in self.brackets.end:
                     return tokens, False, False

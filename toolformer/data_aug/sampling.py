@@ -189,6 +189,8 @@ def sample_calls(
     max_batch_tokens: int = 16384,
     shared_attention: bool = True,
     tool: Optional[str] = None,
+    grammars: Optional[Dict[int, Any]] = None,
+    index: Any = None,
 ) -> List[Sample]:
     """Sample ``m`` calls at each position from one KV cache of [P(x), x].
 
@@ -201,6 +203,10 @@ def sample_calls(
     own attention, more memory and more batches).
     With ``tool``, a row stops as soon as its text can no longer become a call of that tool
     (``Sample.abandoned``): it would be malformed or unclosed anyway.
+    With ``grammars`` (position -> :class:`~toolformer.grammar.CallGrammar` ending in ``]``)
+    and ``index`` (the tokenizer's :class:`~toolformer.constrain.TokenIndex`), every step is
+    masked to the tokens the grammar allows (issue 11): each row writes one call of the tool
+    and closes it within ``max_new_tokens``.
     """
     rows = sorted((p, j) for p in positions for j in range(m))
     samples: List[Sample] = []
@@ -210,7 +216,8 @@ def sample_calls(
         batches = _batches(rows, prompt_len, max_new_tokens, batch_size, max_batch_tokens)
     for batch in batches:
         tokens, closed, abandoned = _sample_batch(parts, tokenizer, kv, prompt_len, batch, openers, seed_of,
-                                                  brackets, max_new_tokens, temperature, shared_attention, tool)
+                                                  brackets, max_new_tokens, temperature, shared_attention, tool,
+                                                  grammars, index)
         for r, (p, j) in enumerate(batch):
             samples.append(Sample(p, j, tokens[r], finish_text(tokenizer, tokens[r], closed[r]), closed[r],
                                   abandoned[r]))
@@ -218,7 +225,7 @@ def sample_calls(
 
 
 def _sample_batch(parts, tokenizer, kv, prompt_len, batch, openers, seed_of, brackets, max_new_tokens,
-                  temperature, shared_attention, tool):
+                  temperature, shared_attention, tool, grammars=None, index=None):
     import contextlib
 
     import torch
@@ -241,6 +248,11 @@ def _sample_batch(parts, tokenizer, kv, prompt_len, batch, openers, seed_of, bra
     inp = torch.tensor([[openers[p]] for p, _ in batch], device=device)
     pos = torch.tensor([[prompt_len + p] for p, _ in batch], device=device)
     gens = [make_generator(seed_of(p, j)) for p, j in batch]
+    cons = None
+    if grammars is not None:
+        from toolformer.constrain import CallConstraint, apply_masks
+
+        cons = [CallConstraint(index, grammars[p], max_new_tokens) for p, _ in batch]
     alive = list(range(size))
     tokens: List[List[int]] = [[] for _ in batch]
     closed = [False] * size
@@ -249,11 +261,22 @@ def _sample_batch(parts, tokenizer, kv, prompt_len, batch, openers, seed_of, bra
         for _ in range(max_new_tokens):
             hidden = parts.base(input_ids=inp, position_ids=pos, past_key_values=cache,
                                 use_cache=True).last_hidden_state[:, -1]
-            picked = pick_tokens(parts.logits(hidden), gens, temperature).tolist()
+            logits = parts.logits(hidden)
+            if cons is not None:
+                logits = apply_masks(logits.float(), [cons[r].allowed() for r in alive])
+            picked = pick_tokens(logits, gens, temperature).tolist()
             keep = []
             for slot, (r, t) in enumerate(zip(alive, picked)):
                 tokens[r].append(t)
-                if t < len(brackets.stop) and bool(brackets.stop[t]):
+                if cons is not None:
+                    cons[r].push(t)
+                    if cons[r].done:
+                        closed[r] = True
+                    elif cons[r].failed:  # cannot happen with a sound grammar; never loop on it
+                        abandoned[r] = True
+                    else:
+                        keep.append(slot)
+                elif t < len(brackets.stop) and bool(brackets.stop[t]):
                     closed[r] = True
                 elif t in brackets.end:
                     pass

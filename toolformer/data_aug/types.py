@@ -149,6 +149,11 @@ class AnnotatorConfig:
         metadata={"help": "stop sampling a call as soon as its text can no longer be a call of "
                           "the tool (counted as candidates_abandoned; kept calls do not change)"},
     )
+    constrained: bool = field(
+        default=True,
+        metadata={"help": "sample calls under the tool's argument grammar: after '[' only "
+                          "the tool's name, '(', arguments it accepts, ')' and ']' can be sampled"},
+    )
     shared_prefix_attention: bool = field(
         default=True,
         metadata={"help": "sample all calls of a document over one shared KV cache (custom "

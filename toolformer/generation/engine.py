@@ -8,7 +8,9 @@ from dataclasses import replace
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
 from toolformer.generation.row import _Row
-from toolformer.generation.rules import _TokenTensors, _vocab_for, block_tokens, call_trigger, sample
+from toolformer.constrain import CallConstraint, apply_masks, token_index
+from toolformer.generation.rules import _TokenTensors, _vocab_for, at_word_start, block_tokens, call_trigger, sample
+from toolformer.grammar import call_grammar
 from toolformer.generation.types import DEFAULT_TOOLS, GenerationConfig, GenerationEvent, GenerationOutput
 from toolformer.tools.base import Tool, ToolContext, ToolResult
 from toolformer.tools.executor import ToolExecutor
@@ -18,8 +20,15 @@ def _choose(rows: Sequence[_Row], logits: Any, sets: _TokenTensors, config: Gene
             generator: Any) -> List[int]:
     """Next token of each row from its ``logits[rows, vocab]``: blocks, call trigger, decoding."""
     logits = logits.float()
+    if any(r.constraint is not None for r in rows):  # inside constrained calls: the grammar's tokens
+        apply_masks(logits, [r.constraint.allowed() if r.constraint is not None else None for r in rows])
     allowed = [r.call_allowed(config) for r in rows]
+    if config.tools_enabled and any(allowed):
+        word = at_word_start(logits, sets.brackets, sets.continues_word, [r.ends_in_word() for r in rows])
+        allowed = [a and w for a, w in zip(allowed, word)]
     block_tokens(logits, [not a for a in allowed], sets.brackets)
+    if config.constrained:  # a call opens with a bare "[": the grammar starts right after it
+        block_tokens(logits, allowed, sets.non_open_brackets)
     trigger = call_trigger(logits, sets.brackets, sets.opens, config.call_top_k)
     forced = {i: t for i, t in enumerate(trigger) if t >= 0 and allowed[i]}
     if config.min_new_tokens:
@@ -58,6 +67,7 @@ class ToolGenerator:
         self._keep_arg = "logits_to_keep" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
         self.max_positions = self._max_positions(model)
         self._token_tensors: Dict[str, _TokenTensors] = {}
+        self._checked: Any = None
 
     # -- setup ---------------------------------------------------------------------------
     def _tensors(self, device: Any) -> _TokenTensors:
@@ -118,12 +128,34 @@ class ToolGenerator:
     def _new_rows(self, prompts: Sequence[str], config: GenerationConfig,
                   contexts: Optional[Sequence[Optional[ToolContext]]], offset: int = 0) -> List[_Row]:
         hold = max((len(s) for s in config.stop_strings), default=1) - 1
+        new_constraint = self.constraint_factory(config)
         rows = []
         for i, prompt in enumerate(prompts):
             ids, warnings = self.encode_prompt(prompt, config)
             ctx = contexts[i] if contexts is not None else None
-            rows.append(_Row(offset + i, prompt, ids, self.tokenizer, ctx, warnings, hold))
+            rows.append(_Row(offset + i, prompt, ids, self.tokenizer, ctx, warnings, hold, new_constraint))
         return rows
+
+    def constraint_factory(self, config: GenerationConfig) -> Optional[Callable[[str, int], CallConstraint]]:
+        """``(before, budget) -> CallConstraint`` for a call that opens after the text ``before``: the
+        executor's tools, each under its argument grammar, ending in `` ->``; None when calls are
+        not constrained (or no tools could be loaded). Raises
+        :class:`~toolformer.grammar.GrammarError` for a grammar that cannot work with this
+        tokenizer (a one-line user error)."""
+        executor = self.executor if (config.constrained and config.tools_enabled and config.max_calls) else None
+        if executor is None or not executor.tools:
+            return None
+        tools = list(executor.tools.values())
+        index = token_index(self.tokenizer, self.vocab.vocab_size)
+        key = (id(executor), tuple(tools))
+        if self._checked != key:
+            index.check(call_grammar(tools, "->"))
+            self._checked = key
+
+        def new(before: str, budget: int) -> CallConstraint:
+            return CallConstraint(index, call_grammar(tools, "->", before), max(1, budget))
+
+        return new
 
     # -- calls -----------------------------------------------------------------------------
     def _run_pending(self, rows: Sequence[_Row]) -> None:

@@ -9,7 +9,7 @@ from typing import Any, Callable, Deque, List, Optional
 from toolformer.generation.detok import _Detokenizer, find_stop
 from toolformer.generation.rules import _Vocab
 from toolformer.generation.types import CallRecord, GenerationConfig, GenerationEvent, GenerationOutput
-from toolformer.syntax import ARROW, CALL_END, CALL_START, UNCLOSED, parse_pending_call
+from toolformer.syntax import ARROW, CALL_END, CALL_START, UNCLOSED, APICall, call_progress
 from toolformer.tools.base import ToolContext, ToolResult
 
 
@@ -34,7 +34,8 @@ class _Row:
     """Per-prompt state: output tokens and text, the open call, forced tokens, streaming cursor."""
 
     def __init__(self, index: int, prompt: str, prompt_ids: List[int], tokenizer: Any,
-                 context: Optional[ToolContext], warnings: List[str], hold: int):
+                 context: Optional[ToolContext], warnings: List[str], hold: int,
+                 new_constraint: Optional[Callable[[str, int], Any]] = None):
         self.index = index
         self.prompt = prompt
         self.prompt_ids = prompt_ids
@@ -58,6 +59,8 @@ class _Row:
         self.emitted = 0
         self.span_idx = 0
         self.span_started = False
+        self.new_constraint = new_constraint  # (text before the call, budget) -> CallConstraint, or None
+        self.constraint: Any = None  # the open call's grammar state under constrained decoding
 
     @property
     def in_call(self) -> bool:
@@ -65,6 +68,11 @@ class _Row:
 
     def call_allowed(self, config: GenerationConfig) -> bool:
         return config.tools_enabled and not self.in_call and self.calls_made < config.max_calls
+
+    def ends_in_word(self) -> bool:
+        """Whether the text so far (prompt and output) ends in a letter or a digit."""
+        last = (self.text or self.prompt)[-1:]
+        return last.isalnum()
 
     def finish(self, reason: str) -> None:
         if not self.done:
@@ -88,6 +96,11 @@ class _Row:
             self.calls.append(CallRecord("", "", None, None, 0.0, self.call_start))
         if self.in_call:
             self._advance_call(forced, config)  # the opening token too: " []" closes at once
+            if opened and self.in_call and self.new_constraint is not None:
+                # the grammar starts after the "[" (an opener token holds nothing else)
+                # its budget: the call's tokens, and the output's, so that "->" comes in time
+                budget = min(config.max_call_tokens - 1, config.max_new_tokens - len(self.ids))
+                self.constraint = self.new_constraint(self.prompt + self.text[: self.call_start], budget)
         if opened:
             self._check_stop(before, self.calls[-1].start, config)
         elif not self.in_call:
@@ -103,21 +116,25 @@ class _Row:
                 self._close_call(len(self.text))
             return
         self.call_tokens += 1
-        close = call_text.find(CALL_END, 1)
-        if close >= 0:  # closed before "->"
-            record.tool, record.args = _split_partial_call(call_text[: close + 1])
+        if self.constraint is not None and not forced:
+            self.constraint.push(self.ids[-1])
+        state, value = call_progress(call_text)
+        if state == "closed":  # "]" before "->"
+            record.tool, record.args = _split_partial_call(call_text[:value])
             record.error = UNCLOSED
-            self._close_call(self.call_start + close + 1)
+            self._close_call(self.call_start + value)
             return
-        if call_text.rstrip().endswith(ARROW):
-            call = parse_pending_call(call_text)
-            if call is None:
+        if state in ("pending", "malformed"):
+            if value is None:
                 record.tool, record.args = _split_partial_call(call_text[: call_text.rstrip().rfind(ARROW)])
                 self.pending = f"malformed call: {call_text.strip()[:60]!r} is not [Tool(args) ->"
             else:
+                # the tool gets the arguments without surrounding spaces, as in annotation
+                call = APICall(value.tool, value.args.strip())
                 record.tool, record.args = call.tool, call.args
                 self.pending = call
             self.awaiting_result = True
+            self.constraint = None
             return
         if self.call_tokens >= config.max_call_tokens:
             record.tool, record.args = _split_partial_call(call_text)
@@ -127,6 +144,7 @@ class _Row:
     def _close_call(self, end: int) -> None:
         self.calls[-1].end = end
         self.call_start = None
+        self.constraint = None
         self.awaiting_result = False
         self.stop_floor = end
 

@@ -25,6 +25,7 @@ class _Vocab:
     bracket_ids: tuple  # every token whose text, left-stripped, starts with "[": trigger and block
     eos_ids: frozenset
     vocab_size: int
+    word_ids: tuple = ()  # tokens whose text starts with a letter or digit: they continue a word
 
 
 _VOCAB_CACHE: "weakref.WeakKeyDictionary[Any, _Vocab]" = weakref.WeakKeyDictionary()
@@ -34,6 +35,18 @@ def call_token_ids(tokenizer: Any) -> tuple:
     """``(open_ids, bracket_ids)``: tokens that are ``[`` (``[``, `` [``) and all that start with it."""
     vocab = _vocab_for(tokenizer, None)
     return vocab.open_ids, vocab.bracket_ids
+
+
+def _word_ids(tokenizer: Any) -> tuple:
+    """Tokens whose text starts with a letter, a digit or a non-ASCII byte (no leading space)."""
+    from toolformer.constrain import token_bytes
+    from toolformer.grammar import GrammarError
+
+    try:
+        raw = token_bytes(tokenizer)
+    except GrammarError:  # a tokenizer of another kind: no word-start rule
+        return ()
+    return tuple(i for i, b in enumerate(raw) if b and (chr(b[0]).isalnum() or b[0] >= 0x80))
 
 
 def _vocab_for(tokenizer: Any, model: Any) -> _Vocab:
@@ -58,7 +71,7 @@ def _vocab_for(tokenizer: Any, model: Any) -> _Vocab:
         eos = set()
         if tokenizer.eos_token_id is not None:
             eos.add(int(tokenizer.eos_token_id))
-        cached = _Vocab(tuple(open_ids), tuple(bracket_ids), frozenset(eos), size)
+        cached = _Vocab(tuple(open_ids), tuple(bracket_ids), frozenset(eos), size, _word_ids(tokenizer))
         try:
             _VOCAB_CACHE[tokenizer] = cached
         except TypeError:
@@ -82,6 +95,7 @@ class _TokenTensors:
     opens: Any  # [n_opens]
     eos: Any  # [n_eos]
     non_open_brackets: Any  # [n]: brackets that are not a bare opener (blocked under constraints)
+    continues_word: Any  # bool [vocab]: the token's text starts with a letter or digit
 
     @classmethod
     def build(cls, vocab: _Vocab, device: Any) -> "_TokenTensors":
@@ -90,8 +104,11 @@ class _TokenTensors:
         def t(ids: Iterable[int]) -> Any:
             return torch.tensor(sorted(ids), dtype=torch.long, device=device)
 
+        words = torch.zeros(vocab.vocab_size, dtype=torch.bool)
+        if vocab.word_ids:
+            words[torch.tensor(vocab.word_ids)] = True
         return cls(t(vocab.bracket_ids), t(vocab.open_ids), t(vocab.eos_ids),
-                   t(set(vocab.bracket_ids) - set(vocab.open_ids)))
+                   t(set(vocab.bracket_ids) - set(vocab.open_ids)), words.to(device))
 
 
 def block_tokens(logits: Any, rows: Sequence[bool], tokens: Any) -> Any:
@@ -127,6 +144,29 @@ def call_trigger(logits: Any, brackets: Any, opens: Any, k: int) -> List[int]:
         return [-1] * logits.shape[0]
     best = opens[logits[:, opens].argmax(dim=-1)].tolist()
     return [b if h else -1 for b, h in zip(best, hit)]
+
+
+def at_word_start(logits: Any, brackets: Any, continues_word: Any, ends_in_word: Sequence[bool]) -> List[bool]:
+    """Whether a call may open here: only where a word or number starts (issue 12, fault 5).
+
+    A row whose text ends in a letter or digit (``ends_in_word``) is inside a word or number
+    unless its most likely next token that is not a bracket starts a new one (a leading space
+    or punctuation): a call there would split ``16`` into ``1 [Calculator(...)]6``.
+    ``logits``: ``[rows, vocab]``; ``continues_word``: bool ``[vocab]``. Returns one bool per row.
+    """
+    rows = [i for i, e in enumerate(ends_in_word) if e]
+    out = [True] * logits.shape[0]
+    if not rows or not bool(continues_word.any()):
+        return out
+    sub = logits[rows].clone()
+    if brackets.numel():
+        sub[:, brackets] = float("-inf")
+    best = sub.argmax(dim=-1)
+    width = continues_word.shape[0]
+    cont = [bool(continues_word[b]) if b < width else False for b in best.tolist()]
+    for i, c in zip(rows, cont):
+        out[i] = not c
+    return out
 
 
 def sample(logits: Any, temperature: float, top_k: int, top_p: float, generator: Any) -> Any:

@@ -28,6 +28,7 @@ class GenerationConfig:
     max_call_tokens: int = field(default=64, metadata={"help": "tokens a call may take before '->'; more is an unclosed call"})
     min_new_tokens: int = field(default=0, metadata={"help": "EOS is blocked before this many output tokens (benchmarks)"})
     batch_size: int = field(default=16, metadata={"help": "prompts decoded together on one KV cache"})
+    constrained: bool = field(default=True, metadata={"help": "write calls under the tools' argument grammars: after '[' only a tool's name, '(', its arguments, ')' and ' ->'"})
     chunked_results: bool = field(default=True, metadata={"help": "feed a forced tool result in one forward pass (False: one token per step)"})
 
     def __post_init__(self) -> None:

@@ -23,20 +23,24 @@ PROMPT_TEMPLATE = "Q: {question}\nA:"  # the eval harness's zero-shot math promp
 
 
 def default_finetune() -> FinetuneConfig:
-    """LoRA on CPU sized for a round's few kept texts (a few hundred of ~40 tokens): lr 2e-4
-    (LoRA needs more than the paper's full-model 1e-5), blocks of 128 tokens, 8 per step, 8
-    epochs capped at 120 steps (about 1k tokens a step: minutes on 2 cores);
+    """LoRA on CPU sized for a round's few hundred kept texts of ~70 tokens: lr 2e-4 (LoRA needs
+    more than the paper's full-model 1e-5), blocks of 128 tokens, 8 per step, 4 epochs capped at
+    60 steps (at most ~61k tokens: a step of 4 blocks took ~9 s on one busy core);
     ``data``/``output_dir``/``model`` are set by the loop."""
     return FinetuneConfig(
         lora=True, max_length=128, effective_batch_size=8, eval_fraction=0.0,
-        training_args=dict(learning_rate=2e-4, per_device_train_batch_size=8, max_steps=120,
-                           num_train_epochs=8.0, eval_steps=20, save_steps=20,
+        training_args=dict(learning_rate=2e-4, per_device_train_batch_size=8, max_steps=60,
+                           num_train_epochs=4.0, eval_steps=20, save_steps=20,
                            save_total_limit=1, logging_steps=10),
     )
 
 
 def default_annotator() -> AnnotatorConfig:
-    return AnnotatorConfig()
+    """The paper's annotation settings without its per-tool document prefilter: the heuristic
+    picks math-like documents out of web text (three numbers, one the result of the other two),
+    and every GSM8K problem is one; on `Q: ...\nA: <answer>` documents of 1-2-step problems it
+    dropped 4 of 4."""
+    return AnnotatorConfig(prefilter=False)
 
 
 # Fields that change speed, reporting or how far a run goes, not what a finished stage holds: a
@@ -56,6 +60,12 @@ class SelfTrainConfig:
     device: Optional[str] = field(default=None, metadata={"help": "torch device (default cpu / cuda when present)"})
     threads: Optional[int] = field(default=None, metadata={"help": "torch CPU threads"})
     tools: List[str] = field(default_factory=lambda: ["Calculator"], metadata={"help": "tools to teach"})
+    tool_options: Dict[str, Dict[str, Any]] = field(
+        default_factory=lambda: {"Calculator": {"numbers_from_text": True}},
+        metadata={"help": "constructor options per tool, in round 0, Grow and the dev eval (recorded in the "
+                          "adapter's toolformer.json). Default: the Calculator takes only numbers written "
+                          "before the call (the base model invents numbers otherwise: 38 of 152 closed "
+                          "zero-shot calls used the question's numbers)"})
     data_dir: Optional[str] = field(default=None, metadata={"help": "shared data folder (default $TOOLFORMER_DATA or ../shared/data)"})
     corpus: str = field(default="gsm8k/train.jsonl", metadata={"help": "GSM8K-style JSONL (question, answer with '#### n'); relative to data_dir unless absolute"})
     max_problem_steps: Optional[int] = field(default=2, metadata={"help": "keep only problems whose gold solution has at most this many <<...>> calculations (1-2: closest to SVAMP/MAWPS, 2,674 of 7,473); None: all"})
@@ -67,7 +77,8 @@ class SelfTrainConfig:
     dev_data: Optional[str] = field(default=None, metadata={"help": "a JSONL (question, answer) to use as the dev split instead of held-out corpus problems"})
     dev_size: int = field(default=100, metadata={"help": "held-out GSM8K-train problems scored after each round (the dev split)"})
     round0_docs: int = field(default=24, metadata={"help": "documents round 0 annotates with the paper's pipeline (0: skip round 0's annotation)"})
-    corpus_size: int = field(default=320, metadata={"help": "training prompts per later round"})
+    corpus_size: int = field(default=160, metadata={"help": "training prompts per later round (Grow with the demonstrations measured 0.7-3.5 s per sample on one core: 160 x 4 samples ~ 8-37 min)"})
+    corpus_sizes: Optional[List[int]] = field(default=None, metadata={"help": "prompts per round, round 1 first (the last holds for later rounds); overrides corpus_size"})
     rotate_corpus: bool = field(default=True, metadata={"help": "each round grows on the next corpus_size prompts (False: the same ones every round)"})
     eval_sets: List[str] = field(default_factory=lambda: ["svamp", "mawps", "gsm8k"], metadata={"help": "evaluation tasks the training texts are checked against (contamination guard)"})
     contamination_threshold: float = field(default=0.5, metadata={"help": "word-set Jaccard at or above which a training text is a near-duplicate"})
@@ -76,9 +87,10 @@ class SelfTrainConfig:
     samples_per_prompt: int = field(default=4, metadata={"help": "Grow: sampled outputs per prompt"})
     temperature: float = field(default=0.7, metadata={"help": "Grow: sampling temperature"})
     top_p: float = field(default=0.95, metadata={"help": "Grow: nucleus mass"})
-    max_new_tokens: int = field(default=24, metadata={"help": "Grow: tokens per output, tool results included (the call and the number need ~20)"})
+    max_new_tokens: int = field(default=20, metadata={"help": "Grow: tokens per output, tool results included (the call and the number need ~20)"})
+    answer_only: bool = field(default=True, metadata={"help": "Grow: cut each output after the first number that follows its first call (the answer the math metric reads); the rest is noise to train on"})
     grow_options: Dict[str, Any] = field(default_factory=dict, metadata={"help": "Grow: other GenerationConfig fields by name (e.g. a call grammar option)"})
-    max_calls: int = field(default=2, metadata={"help": "calls per output in Grow and dev eval"})
+    max_calls: int = field(default=1, metadata={"help": "calls per output in Grow and dev eval (paper: 1)"})
     call_top_k: int = field(default=10, metadata={"help": "a call starts when '[' is among the top-k tokens (paper: 10)"})
     grow_batch_size: int = field(default=16, metadata={"help": "Grow: prompts decoded together"})
     filter: str = field(default="answer", metadata={"help": "Improve filter (registry name: loss, answer, reward, or a plug-in)"})
@@ -92,6 +104,7 @@ class SelfTrainConfig:
     annotator_factory: Optional[str] = field(default=None, metadata={"help": "advanced: round 0's annotator as 'module:attr' or 'file.py:attr' (see AugmentConfig)"})
     finetune: FinetuneConfig = field(default_factory=default_finetune, metadata={"help": "fine-tuning settings (data, output_dir, model are set per round)"})
     eval_batch_size: int = field(default=16, metadata={"help": "dev eval: prompts decoded together"})
+    eval_options: Dict[str, Any] = field(default_factory=dict, metadata={"help": "dev eval: GenerationConfig fields by name over the harness's (e.g. a call grammar option)"})
     eval_max_new_tokens: Optional[int] = field(default=None, metadata={"help": "dev eval: tokens per answer (None: the harness's task default)"})
     seed: int = field(default=0, metadata={"help": "seed of the split, sampling and training"})
     progress: bool = field(default=True, metadata={"help": "progress bars"})
@@ -124,15 +137,23 @@ class SelfTrainConfig:
         if not self.tools:
             raise UserError("no tools given; pass --tools Calculator")
         self.tools = canonical_tools(self.tools)
+        from toolformer.tools.assembly import canonical_options, check_tool_options
+
+        check_tool_options(self.tool_options)
+        self.tool_options = canonical_options(self.tool_options)
         get_filter(self.filter)  # unknown name: one line with "did you mean"
         self.filter = _canonical_filter(self.filter)
-        if self.grow_options:
-            from toolformer.generation import GenerationConfig
+        for name in ("grow_options", "eval_options"):
+            opts = getattr(self, name)
+            if opts:
+                from toolformer.generation import GenerationConfig
 
-            known = {f.name for f in fields(GenerationConfig)}
-            unknown = sorted(set(self.grow_options) - known)
-            if unknown:
-                raise UserError(f"grow_options: unknown GenerationConfig field(s) {unknown}; known: {', '.join(sorted(known))}")
+                known = {f.name for f in fields(GenerationConfig)}
+                unknown = sorted(set(opts) - known)
+                if unknown:
+                    raise UserError(f"{name}: unknown GenerationConfig field(s) {unknown}; known: {', '.join(sorted(known))}")
+        if self.corpus_sizes is not None and (not self.corpus_sizes or min(self.corpus_sizes) < 1):
+            raise UserError(f"corpus_sizes must be a non-empty list of sizes >= 1, got {self.corpus_sizes}")
         if self.thresholds is not None:
             Schedule.of(self.thresholds)
         if isinstance(self.annotator, dict):
@@ -143,6 +164,12 @@ class SelfTrainConfig:
         if isinstance(self.finetune, dict):
             self.finetune = FinetuneConfig.from_dict(self.finetune)
         return self
+
+    def round_size(self, k: int) -> int:
+        """Prompts Grow uses in round ``k`` (>= 1)."""
+        if self.corpus_sizes:
+            return int(self.corpus_sizes[min(k, len(self.corpus_sizes)) - 1])
+        return self.corpus_size
 
     def schedule(self):
         """The Improve threshold schedule: ``thresholds`` or the filter's default."""

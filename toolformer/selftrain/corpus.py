@@ -113,7 +113,8 @@ def load_wikipedia(n: int) -> List[CorpusDoc]:
 
     out = []
     for d in load_documents(None, limit=n):
-        out.append(CorpusDoc(f"wiki-{d.id}", d.text, wiki_prompt(d.text), d.text, None, "wikipedia"))
+        doc_id = d.id if str(d.id).startswith("wiki") else f"wiki-{d.id}"
+        out.append(CorpusDoc(doc_id, d.text, wiki_prompt(d.text), d.text, None, "wikipedia"))
     return out
 
 

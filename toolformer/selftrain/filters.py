@@ -188,7 +188,6 @@ class LossFilter(CandidateFilter):
         after = cand.text[call["end"]:]
         if self.placement == "inline":
             x = enc(after)
-            ctx = enc(before)
             return [(start + enc(before + Candidate.call_text(call)), x),
                     (start + enc(before.rstrip(" ") if after.startswith(" ") else before), x),
                     (start + enc(before + Candidate.call_text(call, with_result=False)), x)]

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import time
 from dataclasses import dataclass, field, replace
@@ -225,7 +226,8 @@ class SelfTrainer:
     def _tools(self) -> Dict[str, Any]:
         from toolformer.tools.assembly import build_tools, setup_tools
 
-        tools = build_tools(list(self.config.tools), model_name=self.config.model, dtype=self.config.dtype)
+        tools = build_tools(list(self.config.tools), self.config.tool_options,
+                            model_name=self.config.model, dtype=self.config.dtype)
         setup_tools(tools)
         return tools
 
@@ -286,7 +288,8 @@ class SelfTrainer:
             _write_jsonl(src, [{"id": d["id"], "text": d["text"]} for d in docs])
         summary = augment(AugmentConfig(
             input=str(src), output=str(rd.path / "augment"), model=c.model, dtype=c.dtype,
-            device=c.device, tools=list(c.tools), limit=0, text_field="text", id_field="id",
+            device=c.device, tools=list(c.tools), tool_options=c.tool_options, limit=0,
+            text_field="text", id_field="id",
             date_field=None, url_field=None, annotator=c.annotator, seed=c.seed,
             progress=c.progress, annotator_factory=c.annotator_factory,
         ).validate())
@@ -302,11 +305,12 @@ class SelfTrainer:
     def _prompts(self, k: int) -> List[Dict[str, Any]]:
         c = self.config
         docs = self.train_docs()
+        size = c.round_size(k)
         if not c.rotate_corpus:
-            return docs[: c.corpus_size]
-        start = (c.round0_docs + (k - 1) * c.corpus_size) % len(docs)
+            return docs[:size]
+        start = (c.round0_docs + sum(c.round_size(r) for r in range(1, k))) % len(docs)
         rotated = docs[start:] + docs[:start]
-        return rotated[: c.corpus_size]
+        return rotated[:size]
 
     def _demonstrations(self) -> str:
         """The text put before every Grow prompt: a shipped set by name (``calculator``: four
@@ -356,9 +360,13 @@ class SelfTrainer:
             batch = [(d, s) for d in docs for s in range(c.samples_per_prompt)]
             factory = self.generator_factory or ToolGenerator
             outputs = factory(model, tok, executor, gen).generate([demo + d["prompt"] for d, _ in batch])
-            rows = [Candidate(d["id"], s, d["prompt"], o.text, [x.to_dict() for x in o.calls],
-                              d.get("answer"), o.finish_reason).to_dict()
-                    for (d, s), o in zip(batch, outputs)]
+            rows = []
+            for (d, s), o in zip(batch, outputs):
+                text, calls = o.text, [x.to_dict() for x in o.calls]
+                if c.answer_only:
+                    text, calls = cut_after_answer(text, calls)
+                rows.append(Candidate(d["id"], s, d["prompt"], text, calls, d.get("answer"),
+                                      o.finish_reason).to_dict())
             with partial.open("a", encoding="utf-8") as fh:
                 fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
             self.hook("grow_chunk", {"round": k, "done": lo + len(docs)})
@@ -421,7 +429,8 @@ class SelfTrainer:
         return self.out / f"round_{k}" / f"kept_{last}.jsonl"
 
     def _finetune(self, rd: RoundDir, k: int, j: int, prev_adapter: Optional[str]) -> Dict[str, Any]:
-        from toolformer.finetune import ADAPTER_DIR, finetune, latest_checkpoint, write_manifest
+        from toolformer.finetune import ADAPTER_DIR, finetune, latest_checkpoint
+        from toolformer.manifest import write_manifest
 
         c = self.config
         rows = _read_jsonl(rd.path / f"kept_{j}.jsonl")
@@ -456,9 +465,10 @@ class SelfTrainer:
         from toolformer.eval.harness import eval_generation
 
         gen = replace(eval_generation(), batch_size=c.eval_batch_size, call_top_k=c.call_top_k,
-                      max_calls=c.max_calls, seed=c.seed)
+                      max_calls=c.max_calls, seed=c.seed, **c.eval_options)
         res = evaluate(EvalConfig(
             model=model, tasks=f"jsonl:{self.dev_path().resolve()}", tools=list(c.tools),
+            tool_options=c.tool_options,
             output_dir=str(rd.path / name), generation=gen, dtype=c.dtype, device=c.device,
             threads=c.threads, progress=c.progress, name=name, data_dir=str(self._data_dir()),
             max_new_tokens=c.eval_max_new_tokens,
@@ -550,6 +560,26 @@ class SelfTrainer:
                 "texts_kept": _texts_kept(rd), "model": model, "adapter": adapter}
 
 
+_ANSWER_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+
+
+def cut_after_answer(text: str, calls: List[Dict[str, Any]]) -> Tuple[str, List[Dict[str, Any]]]:
+    """``text`` up to the first number after its first call, and the calls inside that part.
+
+    ``" [Calculator(40 / 28) -> 1.43] 1.43 hours, so"`` -> ``" [Calculator(40 / 28) -> 1.43] 1.43"``.
+    An output without a call, or without a number after it, is returned unchanged."""
+    first = min((x for x in calls if isinstance(x.get("end"), int)), key=lambda x: x["end"], default=None)
+    if first is None:
+        return text, calls
+    m = _ANSWER_NUMBER.search(text, first["end"])
+    if m is None or "[" in text[first["end"]:m.start()]:
+        return text, calls
+    cut = m.end()
+    if text[cut - 1] in ",.":  # "1,200." -> keep the number, not its punctuation
+        cut -= 1
+    return text[:cut], [x for x in calls if isinstance(x.get("end"), int) and x["end"] <= cut]
+
+
 def _texts_kept(rd: "RoundDir") -> int:
     """Training texts the round kept (its last Improve step; round 0: the annotated texts)."""
     steps = [v for k, v in rd.state["stages"].items() if k.startswith("improve_") or k == "augment"]
@@ -579,7 +609,8 @@ def adapter_manifest(config: SelfTrainConfig, round_index: int, texts: int) -> D
     from toolformer.finetune import call_syntax
 
     return {"format": "toolformer-adapter", "version": 1, "base_model": config.model,
-            "tools": list(config.tools), "call_syntax": call_syntax(), "selftrain_round": round_index,
+            "tools": list(config.tools), "tool_options": config.tool_options,
+            "call_syntax": call_syntax(), "selftrain_round": round_index,
             "training_texts": texts, "filter": config.filter}
 
 

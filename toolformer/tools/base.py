@@ -125,6 +125,8 @@ class Tool(ABC):
     prompt: ClassVar[str] = ""
     annotation: ClassVar[AnnotationSettings] = RETRIEVAL_SETTINGS
     example_args: ClassVar[str] = ""
+    arg_grammar: ClassVar[Any] = None  # an ArgGrammar (toolformer.grammar); None: PERMISSIVE
+    argument_name: ClassVar[str] = "input"  # the parameter's name in the tool's JSON schema
     uses_context: ClassVar[bool] = False  # results depend on ToolContext (cache key includes it)
     # the dataclass of the options a user may give (e.g. QAConfig); None: the __init__ keywords
     options_class: ClassVar[Optional[type]] = None
@@ -176,6 +178,17 @@ class Tool(ABC):
 
     def __call__(self, args: str, context: Optional[ToolContext] = None) -> str:
         return self.run(args, context)
+
+    def argument_grammar(self, before: str = "") -> Any:
+        """What this tool's arguments may be: a :class:`~toolformer.grammar.ArgGrammar` that
+        constrained decoding follows (issue 11). ``before``: the text before the call.
+
+        The default is the class attribute ``arg_grammar`` if set, else
+        :data:`~toolformer.grammar.PERMISSIVE` (text without brackets, ``->`` or line breaks).
+        """
+        from toolformer.grammar import PERMISSIVE
+
+        return getattr(self, "arg_grammar", None) or PERMISSIVE
 
     def format_prompt(self, text: str) -> str:
         """The annotation prompt P(x) with the document in it."""

@@ -13,8 +13,9 @@ import operator
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from toolformer.grammar import CalculatorArgs
 from toolformer.tools.base import (
     ToolOptionsError,
     COMPUTE_SETTINGS,
@@ -264,11 +265,25 @@ class Calculator(Tool):
     prompt = load_prompt("calculator.txt")
     annotation = COMPUTE_SETTINGS
     example_args = "400 / 1400"
+    arg_grammar = CalculatorArgs()  # see argument_grammar(): numbers may come from the text
+    argument_name = "expression"
 
-    def __init__(self, decimals: int = 2):
+    def __init__(self, decimals: int = 2, numbers_from_text: bool = False):
         if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 10:
             raise ToolOptionsError(f"Calculator option decimals={decimals!r}: expected an integer from 0 to 10")
+        if not isinstance(numbers_from_text, bool):
+            raise ToolOptionsError(f"Calculator option numbers_from_text={numbers_from_text!r}: expected true or false")
         self.decimals = decimals
+        self.numbers_from_text = numbers_from_text
+
+    def argument_grammar(self, before: str = "") -> Any:
+        """Numbers, ``+ - * / ( ) .`` and spaces, with at least one operation (as
+        :meth:`check_call` asks); with ``numbers_from_text``, only numbers written in ``before``
+        (all numbers if it has none)."""
+        from toolformer.grammar import numbers_in
+
+        numbers = numbers_in(before) if self.numbers_from_text else None
+        return CalculatorArgs(numbers=numbers or None)
 
     def check_call(self, args: str) -> Optional[str]:
         """A well-formed expression with at least one operation (+ - * /), as in every example

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Optional, Union
 
+from toolformer.grammar import EmptyArgs
 from toolformer.tools.base import RETRIEVAL_SETTINGS, Tool, ToolContext, ToolInputError, load_prompt
 
 # Fixed English names: strftime("%A") would follow the process's locale.
@@ -43,6 +44,7 @@ class Calendar(Tool):
     """The current date, in the paper's words; arguments are ignored."""
 
     name = "Calendar"
+    arg_grammar = EmptyArgs()  # [Calendar()]: no arguments
     description = 'Returns the current date, e.g. "Today is Monday, January 30, 2023."; takes no arguments.'
     prompt = load_prompt("calendar.txt")
     annotation = RETRIEVAL_SETTINGS

@@ -20,7 +20,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional
 
 from toolformer.errors import UserError
 from toolformer.text.split import split_passages, split_sentences  # noqa: F401 - also imported from here

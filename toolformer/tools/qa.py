@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, List, Optional, Sequence, Tuple
 
 from toolformer.errors import UserError
+from toolformer.grammar import TextArgs
 from toolformer.tools.base import (
     RETRIEVAL_SETTINGS,
     Tool,
@@ -145,6 +146,8 @@ class QA(Tool):
     """Answer a question from retrieved Wikipedia passages with a small reader LM."""
 
     name = "QA"
+    arg_grammar = TextArgs(max_bytes=120)  # a question
+    argument_name = "question"  # its parameter in a JSON schema (toolformer export --format chat)
     description = (
         "Answers a natural-language question with a short phrase, reading the "
         "Wikipedia passages that a search finds for it."

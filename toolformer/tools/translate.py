@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Dict, Optional, Tuple
 
+from toolformer.grammar import TextArgs
 from toolformer.tools.base import (
     reject_unknown_options,
     COMPUTE_SETTINGS,
@@ -253,6 +254,8 @@ class MT(Tool):
     """
 
     name = "MT"
+    arg_grammar = TextArgs(max_bytes=200)  # the text to translate
+    argument_name = "text"  # its parameter in a JSON schema (toolformer export --format chat)
     description = (
         "Translates a text in any language into English, e.g. MT(Le chat est sur la table.)"
     )

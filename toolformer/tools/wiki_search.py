@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from toolformer.errors import UserError
+from toolformer.grammar import TextArgs
 from toolformer.tools.base import (
     reject_unknown_options,
     RETRIEVAL_SETTINGS,
@@ -481,6 +482,8 @@ class WikiSearch(Tool):
     """Search a Wikipedia passage corpus and return the best snippets, most relevant first."""
 
     name = "WikiSearch"
+    arg_grammar = TextArgs(max_bytes=120)  # a search query
+    argument_name = "query"  # its parameter in a JSON schema (toolformer export --format chat)
     description = (
         "Searches Wikipedia (BM25 over passages) and returns short snippets that "
         "match the search term."

@@ -1,0 +1,60 @@
+"""``toolformer export``: an augmented dataset as inline text or as chat-template tool calls."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+
+
+@click.command(name="export")
+@click.argument("source", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "chat"]), default="jsonl", show_default=True,
+              help="jsonl: the inline text with [Tool(args) -> result] calls; chat: Hugging Face "
+                   "'messages' with tool_calls and tool turns, and the tools' JSON schemas")
+@click.option("--output", "-o", type=click.Path(), default=None, help="output JSONL file (default: stdout)")
+def export(source: str, fmt: str, output: Optional[str]) -> None:
+    """Export the augmented data of SOURCE (an augment output folder or its data.jsonl).
+
+    \b
+    toolformer export runs/augment --format chat -o chat.jsonl
+    # then: tokenizer.apply_chat_template(row["messages"], tools=row["tools"])
+    """
+    from toolformer.cli.main import user_message
+    from toolformer.data_aug.export import export_rows
+
+    tmp = Path(f"{output}.tmp-{os.getpid()}") if output else None
+    try:
+        rows = export_rows(source, fmt)
+        first = next(rows, None)  # bad input fails here, before an output file is made
+        if first is None:
+            raise click.ClickException(f"{source} holds no augmented rows to export")
+        if output is None:
+            _write(sys.stdout, first, rows)
+            return
+        with open(tmp, "w", encoding="utf-8") as fh:
+            n = _write(fh, first, rows)
+        os.replace(tmp, output)
+        click.echo(f"wrote {n} rows ({fmt}) to {output}", err=True)
+    except click.ClickException:
+        raise
+    except Exception as exc:  # a user's mistake is one line; a bug keeps its traceback
+        message = user_message(exc)
+        if message is None:
+            raise
+        raise click.ClickException(message) from None
+    finally:
+        if tmp is not None and tmp.exists():
+            tmp.unlink()
+
+
+def _write(fh, first, rows) -> int:
+    n = 0
+    for row in [first, *rows]:
+        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        n += 1
+    return n
