@@ -36,8 +36,9 @@ def adapters_root(tmp_path_factory, base_dir):
                                             init_lora_weights=False, task_type="CAUSAL_LM"))
     folder = root / "calc-tiny"
     peft.save_pretrained(folder)
-    (folder / "toolformer.json").write_text(json.dumps({"base_model": str(base_dir),
-                                                        "tools": ["Calculator"]}))
+    (folder / "toolformer.json").write_text(json.dumps({
+        "base_model": str(base_dir), "tools": ["Calculator"],
+        "tool_options": {"Calculator": {"numbers_from_text": True}}}))
     return root
 
 
@@ -83,6 +84,16 @@ def test_generate_chat_and_eval_take_an_adapter(adapters_root, tmp_path, monkeyp
     dev.write_text(json.dumps({"question": "What is 3 + 4?", "answer": 7}) + "\n")
     res = evaluate(EvalConfig(model="calc-tiny", tasks=f"jsonl:{dev}", max_new_tokens=3, progress=False))
     assert res["tools"] == ["Calculator"] and next(iter(res["tasks"].values()))["n"] == 1
+    # the adapter's tool options are used, and the user's own win over them
+    assert res["settings"]["tool_options"] == {"Calculator": {"numbers_from_text": True}}
+    res = evaluate(EvalConfig(model="calc-tiny", tasks=f"jsonl:{dev}", max_new_tokens=3, progress=False,
+                              tool_options={"calculator": {"numbers_from_text": False, "decimals": 3}}))
+    assert res["settings"]["tool_options"] == {"Calculator": {"numbers_from_text": False, "decimals": 3}}
+    from toolformer.cli.generate_cmd import build_generator
+
+    gen, names, _ = build_generator("calc-tiny", {"no_tools": False, "tool_names": None, "dtype": "fp32",
+                                                  "device": None, "date": None})
+    assert names == ["Calculator"] and gen.executor.tools["Calculator"].numbers_from_text is True
 
 
 def test_an_adapter_without_a_base_is_one_line(tmp_path):

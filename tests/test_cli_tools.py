@@ -73,7 +73,7 @@ def test_run_calendar_defaults_to_today(runner):
         (["[Calculator(1+1"], "Error: not a tool call: '[Calculator(1+1'; expected [Tool(args)] or [Tool(args) -> result]"),
         (["[Calculator(1+1)]", "extra"], "Error: give either a whole call or NAME ARGS, not both"),
         (["Calculator", "1", "-o", "decimals"], "Error: bad --option 'decimals': use KEY=VALUE, e.g. --option top_k=5"),
-        (["Calculator", "1", "-o", "colour=red"], "Error: Calculator has no option 'colour'. Its options: decimals."),
+        (["Calculator", "1", "-o", "colour=red"], "Error: Calculator has no option 'colour'. Its options: decimals, numbers_from_text."),
         (["Calculator", "1", "--timeout", "0"], "Error: --timeout must be a positive number of seconds"),
     ],
 )

@@ -76,3 +76,35 @@ def manifest_base_model(folder: PathLike) -> Optional[str]:
     meta = read_manifest(folder)
     base = None if meta is None else meta.get("base_model")
     return str(base) if base else None
+
+
+def manifest_tool_options(model: str) -> Dict[str, Dict[str, Any]]:
+    """The tool constructor options a checkpoint (a folder, or an adapter's short name) was
+    trained with (``"tool_options"``, e.g. ``{"Calculator": {"numbers_from_text": true}}`` from
+    ``selftrain``), or ``{}``. ``generate``, ``chat`` and ``eval`` use them unless the user
+    gives the same option.
+
+    Raises :class:`~toolformer.errors.UserError` when ``"tool_options"`` is not an object of objects.
+    """
+    from toolformer.models import manifest_dir
+
+    folder = manifest_dir(model)
+    meta = read_manifest(folder)
+    opts = None if meta is None else meta.get("tool_options")
+    if opts is None:
+        return {}
+    if not (isinstance(opts, dict) and all(isinstance(v, dict) for v in opts.values())):
+        raise UserError(f"{manifest_path(folder)}: 'tool_options' must map tool names to objects, "
+                        "e.g. {\"Calculator\": {\"numbers_from_text\": true}}")
+    return {str(k): dict(v) for k, v in opts.items()}
+
+
+def merge_tool_options(*layers: Optional[Dict[str, Dict[str, Any]]]) -> Dict[str, Dict[str, Any]]:
+    """Tool options layered per option (later layers win), tool names in their registered spelling."""
+    from toolformer.tools.assembly import canonical_options
+
+    out: Dict[str, Dict[str, Any]] = {}
+    for layer in layers:
+        for tool, opts in canonical_options(layer or {}).items():
+            out.setdefault(tool, {}).update(opts)
+    return out

@@ -113,7 +113,10 @@ def build_generator(model_name: str, opts: Dict[str, Any]):
     )
     model, tok = load(model_name, opts["dtype"], opts["device"])
     # QA (when asked for) reads with this model instead of loading a second copy
-    executor = ToolExecutor(build_tools(names, model=model, tokenizer=tok, model_name=model_name,
+    from toolformer.manifest import manifest_tool_options  # a checkpoint's own tool options
+
+    executor = ToolExecutor(build_tools(names, manifest_tool_options(model_name), model=model,
+                                        tokenizer=tok, model_name=model_name,
                                         dtype=opts["dtype"]) if names else [])
     return ToolGenerator(model, tok, executor, config), names, _context(opts["date"])
 

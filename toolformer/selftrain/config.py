@@ -44,9 +44,11 @@ def default_annotator() -> AnnotatorConfig:
 
 
 # Fields that change speed, reporting or how far a run goes, not what a finished stage holds: a
-# resumed run may change them (raise max_rounds to continue a finished run).
+# resumed run may change them (raise max_rounds to continue a finished run; shrink the prompts of
+# a round that is taking too long: its finished samples are kept, the round's stats say how many
+# prompts it used).
 _NOT_FINGERPRINTED = ("output", "max_rounds", "patience", "progress", "threads", "device",
-                      "grow_batch_size", "eval_batch_size")
+                      "grow_batch_size", "eval_batch_size", "corpus_size", "corpus_sizes")
 
 
 @dataclass
