@@ -57,6 +57,18 @@ def make_tiny_model(vocab_size: int, seed: int = 0, layers: int = 2, hidden: int
     return model
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny-model ops are latency-bound: one thread avoids spin-waiting on a busy machine.
+    Modules of tiny-model tests pull it in with an autouse fixture of their own."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(smol_tokenizer):
     """A tiny random model over SmolLM2's vocabulary (eval mode, fp32)."""

@@ -103,12 +103,8 @@ def scripted_model(tok, mix: float = 0.3, seed: int = 0):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny-model ops are latency-bound: one thread avoids spin-waiting on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def one_thread(one_torch_thread):
+    """One torch thread for this module's tiny models (conftest's ``one_torch_thread``)."""
 
 
 @pytest.fixture(scope="module")

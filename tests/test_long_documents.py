@@ -8,7 +8,6 @@ import json
 import logging
 
 import pytest
-import torch
 
 from test_annotator import DOC, Add, scripted_model
 from toolformer.data_aug.annotator import Annotator
@@ -20,11 +19,8 @@ LONG = Document("long", " ".join([DOC] * 4))
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def one_thread(one_torch_thread):
+    """One torch thread for this module's tiny models (conftest's ``one_torch_thread``)."""
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,8 @@ from toolformer.data_aug.scoring import Scorer, keep_decision, loss_weights, pla
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny-model ops are latency-bound: one thread avoids spin-waiting on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def one_thread(one_torch_thread):
+    """One torch thread for this module's tiny models (conftest's ``one_torch_thread``)."""
 
 
 def test_weights_are_the_papers():
