@@ -103,3 +103,23 @@ def test_an_adapter_without_a_base_is_one_line(tmp_path):
     with pytest.raises(UserError) as exc:
         load_model(str(folder))
     assert "names no base model" in str(exc.value) and "\n" not in str(exc.value)
+
+
+@pytest.mark.slow
+def test_the_shipped_calculator_adapter_calls_with_the_questions_numbers():
+    """The committed self-trained adapter (RESULTS.md, 'Self-training') loads by its short name,
+    carries its tool options, and answers an unseen word problem with a Calculator call over the
+    question's numbers whose result is the answer."""
+    from toolformer.generation import GenerationConfig, ToolGenerator
+    from toolformer.manifest import manifest_tool_options
+    from toolformer.tools.assembly import build_tools
+
+    assert "smollm2-135m-calculator" in list_adapters()
+    options = manifest_tool_options("smollm2-135m-calculator")
+    assert options == {"Calculator": {"numbers_from_text": True}}
+    model, tokenizer = load_model("smollm2-135m-calculator")
+    gen = ToolGenerator(model, tokenizer, list(build_tools(["Calculator"], options).values()))
+    out = gen.generate(["Q: A farmer has 12 boxes with 8 eggs in each box. How many eggs does the farmer have?\nA:"],
+                       GenerationConfig(max_new_tokens=24, stop_strings=("\n",)))[0]
+    assert out.calls and out.calls[0].tool == "Calculator" and out.calls[0].error is None
+    assert out.calls[0].result == "96"
