@@ -225,6 +225,57 @@ def test_chunked_document_matches_reference_and_maps_offsets(model, smol_tokeniz
         assert c.loss_empty == pytest.approx(want, abs=1e-5)
 
 
+def _full_run(model, tok, doc, **cfg):
+    """Every loss of every candidate (record_candidates): the unoptimised scoring."""
+    ann = Annotator(model, tok, [Add(), Today()], AnnotatorConfig(record_candidates=True, max_call_tokens=8, **cfg))
+    return ann.annotate(doc), ann.scorer.stats
+
+
+@pytest.mark.parametrize("share", [0.0, 0.25, 0.6, 1.0])
+def test_lazy_losses_keep_exactly_the_calls_of_full_scoring(model, smol_tokenizer, share):
+    """L+ only where L(empty) >= tau_f, L(e(c, empty)) only where L(empty) - L+ >= tau_f: the
+    same calls kept with the same losses as when every loss is computed, with fewer tokens."""
+    tok = smol_tokenizer
+    doc = Document("lazy", DOC, date=dt.date(2023, 1, 30))
+    base, _ = _full_run(model, tok, doc, tau_f=-100.0, k=4, m=6)
+    gaps = sorted({round(c.loss_empty - c.loss_plus, 4) for c in base.candidates})
+    assert len(gaps) >= 4
+    # tau_f between two candidates' L(empty) - L+ (never on one: no float tie), so that a
+    # share of them passes the first test
+    at = min(len(gaps) - 1, int(share * len(gaps)))
+    tau = gaps[0] - 1.0 if share == 0 else (gaps[-1] + 1.0 if share == 1 else (gaps[at - 1] + gaps[at]) / 2)
+    full, full_work = _full_run(model, tok, doc, tau_f=tau, k=4, m=6)
+    ann = Annotator(model, tok, [Add(), Today()], AnnotatorConfig(max_call_tokens=8, tau_f=tau, k=4, m=6))
+    lazy = ann.annotate(doc)
+    assert lazy.error is None and dict(lazy.stats) == dict(full.stats)
+    assert [key(c) for c in lazy.calls] == [key(c) for c in full.calls] and lazy.text == full.text
+    for a, b in zip(lazy.calls, full.calls):
+        for f in ("loss_plus", "loss_minus", "loss_empty", "loss_no_result"):
+            assert getattr(a, f) == pytest.approx(getattr(b, f), abs=1e-5)
+    passing = sum(c.loss_empty - c.loss_plus >= tau for c in full.candidates)
+    if share > 0:
+        # the rows (or a row's positions) no decision needed were not computed
+        assert ann.scorer.stats.tokens < full_work.tokens
+    if share == 1.0:  # no call passes the first test: no L(e(c, empty)) row at all
+        assert passing == 0 and not lazy.calls
+        plus_texts = {format_call(APICall(c.tool, c.args, c.result)) for c in full.candidates}
+        assert ann.scorer.stats.rows <= 1 + len(plus_texts)
+    if share == 0.0:  # every call passes the first test: every row is needed
+        assert passing == len(full.candidates) and lazy.calls and ann.scorer.stats.tokens == full_work.tokens
+
+
+def test_no_call_is_scored_where_the_text_alone_is_below_tau_f(model, smol_tokenizer):
+    """L+ >= 0, so where L(empty) < tau_f nothing can be kept: only the L(empty) row is run."""
+    doc = Document("bound", DOC, date=dt.date(2023, 1, 30))
+    base, _ = _full_run(model, smol_tokenizer, doc, tau_f=-100.0, k=4, m=6)
+    tau = max(c.loss_empty for c in base.candidates) + 0.5
+    full, _ = _full_run(model, smol_tokenizer, doc, tau_f=tau, k=4, m=6)
+    ann = Annotator(model, smol_tokenizer, [Add(), Today()], AnnotatorConfig(max_call_tokens=8, tau_f=tau, k=4, m=6))
+    lazy = ann.annotate(doc)
+    assert full.candidates and not full.calls and not lazy.calls and dict(lazy.stats) == dict(full.stats)
+    assert ann.scorer.stats.rows == 1
+
+
 def test_settings_precedence():
     tool = Add()
     assert AnnotatorConfig().settings_for(tool) == Add.annotation

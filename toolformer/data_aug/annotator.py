@@ -9,8 +9,11 @@ every call that passed the loss filter inserted (paper, Section 2). Per document
    once per tool, gives p(`[`) everywhere; positions above tau_s, the k best, are kept;
 3. m calls per position are sampled in batches that continue that pass's cache;
 4. the distinct calls of all tools run through the :class:`~toolformer.tools.ToolExecutor`;
-5. L_i(empty) (one pass over [BOS, x]), L_i(e(c, empty)) and L_i(e(c, r)) come from one batched
-   :class:`~toolformer.data_aug.scoring.Scorer` call; a call is kept if L- - L+ >= tau_f;
+5. L_i(empty) (one pass over [BOS, x]), L_i(e(c, r)) and L_i(e(c, empty)) come from batched
+   :class:`~toolformer.data_aug.scoring.Scorer` calls; a call is kept if L- - L+ >= tau_f. Each
+   loss is computed only where it can still change the decision (:meth:`Annotator._lazy_losses`:
+   no L+ where L_i(empty) < tau_f, no L_i(e(c, empty)) where L_i(empty) - L+ < tau_f), unless
+   ``record_candidates`` asks for every loss;
 6. the kept calls of all tools are merged into the text, at most one per position (best score)
    and the same call at most once per ``repeat_window`` tokens.
 
@@ -29,6 +32,7 @@ documents that tool was not tried on).
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict
@@ -389,9 +393,50 @@ class Annotator:
             ids = self._call_ids[text] = encode(self.tokenizer, text)
         return ids
 
+    def _losses(self, text_ids: List[int], calls: Sequence[Tuple[str, int, APICall]],
+                kinds: Sequence[str], known: Optional[Dict[str, Dict[int, float]]] = None) -> Dict[str, Dict[int, float]]:
+        """L_i(z) for the prefixes z of ``kinds`` ("empty": no call, "plus": e(c, r), "none":
+        e(c, empty)) of each (tool, position, call), one :class:`Scorer` row per distinct z;
+        added to ``known`` (prefix text -> position -> loss), which is returned."""
+        rows: Dict[str, set] = defaultdict(set)
+        for _, p, call in calls:
+            for kind in kinds:
+                z = "" if kind == "empty" else format_call(call if kind == "plus" else call.with_result(""))
+                rows[z].add(p)
+        keys = list(rows)
+        losses = self.scorer.losses(text_ids, [self._ids(z) if z else [] for z in keys], [rows[z] for z in keys])
+        known = {} if known is None else known
+        for z, row in zip(keys, losses):
+            known.setdefault(z, {}).update(row)
+        return known
+
+    def _lazy_losses(self, text_ids: List[int], calls: Sequence[Tuple[str, int, APICall]]) -> Dict[str, Dict[int, float]]:
+        """The losses the keep rule needs, computed only as far as they can change a decision.
+
+        keep iff min(L(empty), L(e(c, empty))) - L+ >= tau_f (paper, Section 2). L+ is a weighted
+        mean of -log p >= 0, so where L(empty) < tau_f no call can be kept: its L+ is not
+        computed; where L(empty) - L+ < tau_f the call is rejected whatever L(e(c, empty)) is:
+        that row is not computed. The decisions are those of computing every loss (the rows
+        that are computed hold the same tokens; only the batches they share differ, ~1e-6 in
+        a loss); a loss left out is NaN in the candidate (only seen with ``record_candidates``,
+        which computes every loss instead).
+        """
+        loss = self._losses(text_ids, calls, ("empty",))
+        empty = loss[""]
+        tau = {name: self.settings[name].tau_f for name in self.settings}
+        live = [c for c in calls if c[1] in empty and empty[c[1]] >= tau[c[0]]]
+        self._losses(text_ids, live, ("plus",), loss)
+        passed = []
+        for name, p, call in live:
+            plus = loss[format_call(call)].get(p)
+            if plus is not None and empty[p] - plus >= tau[name]:
+                passed.append((name, p, call))
+        return self._losses(text_ids, passed, ("none",), loss)
+
     def _execute_and_score(self, date, chunk: DocChunk, proposals: List[Tuple[str, int, APICall]],
                            text: str, stats: Counter, secs: Dict[str, float]) -> List[Tuple[KeptCall, bool]]:
-        """Run the candidates' tools, score them all in one batched call, apply the keep rule."""
+        """Run the candidates' tools, score them (:meth:`_lazy_losses`; every loss with
+        ``record_candidates``), apply the keep rule."""
         t0 = time.perf_counter()
         context = ToolContext(date=date)
         results = self.executor.run_many([c for _, _, c in proposals], [context] * len(proposals))
@@ -406,25 +451,24 @@ class Annotator:
         if not ready:
             return []
         t0 = time.perf_counter()
-        # one row per distinct prefix: "" (no call), e(c, r) and e(c, empty)
-        rows: Dict[str, set] = defaultdict(set)
-        for _, p, call in ready:
-            for z in ("", format_call(call), format_call(call.with_result(""))):
-                rows[z].add(p)
-        keys = list(rows)
         text_ids = chunk.ids + chunk.follow[: self.config.weight_horizon - 1]
-        losses = self.scorer.losses(text_ids, [self._ids(z) if z else [] for z in keys], [rows[z] for z in keys])
-        loss = dict(zip(keys, losses))
+        if self.config.record_candidates:
+            loss = self._losses(text_ids, ready, ("plus", "empty", "none"))
+        else:
+            loss = self._lazy_losses(text_ids, ready)
         out: List[Tuple[KeptCall, bool]] = []
+        nan = float("nan")
         for name, p, call in ready:
-            plus = loss[format_call(call)].get(p)
-            none = loss[format_call(call.with_result(""))].get(p)
             empty = loss[""].get(p)
-            if plus is None or none is None or empty is None:
+            if empty is None:
+                continue  # nothing before position p to predict it from: undefined
+            plus = loss.get(format_call(call), {}).get(p, nan)
+            none = loss.get(format_call(call.with_result("")), {}).get(p, nan)
+            where = (call_offset(text, chunk.insert_at[p]), chunk.token_start + p)
+            if math.isnan(plus) or math.isnan(none):  # rejected before that loss was needed
+                out.append((KeptCall(name, call.args, call.result, *where, plus, nan, empty, none), False))
                 continue
             keep, minus = keep_decision(plus, empty, none, self.settings[name].tau_f)
-            kept = KeptCall(name, call.args, call.result, call_offset(text, chunk.insert_at[p]),
-                            chunk.token_start + p, plus, minus, empty, none)
-            out.append((kept, keep))
+            out.append((KeptCall(name, call.args, call.result, *where, plus, minus, empty, none), keep))
         secs["scoring"] += time.perf_counter() - t0
         return out

@@ -47,6 +47,8 @@ class KeptCall:
     loss_minus: float  # L- = min(L_i(empty), L_i(e(c, empty)))
     loss_empty: float  # L_i(empty)
     loss_no_result: float  # L_i(e(c, empty))
+    # a rejected candidate's loss that could not change the decision is NaN (not computed, see
+    # Annotator._lazy_losses); AnnotatorConfig.record_candidates computes every one
 
     @property
     def score(self) -> float:
@@ -161,7 +163,9 @@ class AnnotatorConfig:
     )
     record_candidates: bool = field(
         default=False,
-        metadata={"help": "keep every scored candidate in AnnotationResult.candidates (debugging)"},
+        metadata={"help": "keep every scored candidate in AnnotationResult.candidates (debugging); "
+                          "computes all three losses of every candidate (otherwise a loss that "
+                          "cannot change the keep decision is skipped: same calls kept, less time)"},
     )
 
     def settings_for(self, tool: Any) -> Any:
