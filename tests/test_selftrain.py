@@ -279,6 +279,24 @@ def test_bad_inputs_are_one_line_errors(tmp_path, tiny_dir, files):
         build_filter("answer", options={"nope": 1})
 
 
+def test_filter_options_are_checked_before_the_run_starts(tmp_path, tiny_dir, files):
+    """A bad filter option used to pass until round 1's Improve, after run.json had recorded it
+    (so the corrected command was refused on the same folder)."""
+    corpus, evals = files
+    bad = [("loss", {"placement": "sideways"}, "placement"), ("loss", {"horizon": 0}, "horizon"),
+           ("loss", {"placment": "prefix"}, "bad options"), ("answer", {"metric": "bleu-ish"}, "metric"),
+           ("reward", {}, "needs a reward model")]
+    for name, opts, match in bad:
+        with pytest.raises(UserError, match=match) as exc:
+            SelfTrainConfig(filter=name, filter_options=opts).validate()
+        assert "\n" not in str(exc.value)
+    out = tmp_path / "run"
+    with pytest.raises(UserError, match="placement"):
+        selftrain(_config(tiny_dir, corpus, evals, out, filter="loss", filter_options={"placement": "sideways"}))
+    assert not (out / "run.json").exists()
+    SelfTrainConfig(filter="loss", filter_options={"placement": "prefix", "horizon": 3}).validate()
+
+
 def test_cli_runs_and_reports_one_line_errors(tmp_path, tiny_dir, files, capsys):
     from toolformer.cli.main import main
 

@@ -143,7 +143,9 @@ class SelfTrainConfig:
 
         check_tool_options(self.tool_options)
         self.tool_options = canonical_options(self.tool_options)
-        get_filter(self.filter)  # unknown name: one line with "did you mean"
+        # unknown name: one line with "did you mean"; bad options fail here, before run.json is
+        # written or any model loads (not in round 1's Improve)
+        get_filter(self.filter).check_options(self.filter_options)
         self.filter = _canonical_filter(self.filter)
         for name in ("grow_options", "eval_options"):
             opts = getattr(self, name)
