@@ -135,6 +135,22 @@ def test_chat_shows_calls_and_commands(scripted_load, test_tools):
     assert out.rstrip().endswith("bye")
 
 
+def test_chat_transcript_of_piped_input_shows_what_was_said(scripted_load, test_tools):
+    """Piped input is not echoed by a terminal: 'you> bot> ...' on one line before."""
+    result = invoke(["chat", "tiny", "--tools", "TestCalculator", "--no-template", "--max-new-tokens", "14"],
+                    input="Compute\n/quit\n")
+    assert result.exit_code == 0, result.output
+    assert "you> Compute\nbot> " in result.output and "you> bot>" not in result.output
+
+
+def test_generate_prompt_argument_takes_escapes():
+    from toolformer.cli.generate_cmd import unescape_prompt
+
+    assert unescape_prompt("Q: What is 3+4?\\nA:") == "Q: What is 3+4?\nA:"
+    assert unescape_prompt("a\\tb\\\\n") == "a\tb\\n"  # an escaped backslash stays one backslash
+    assert unescape_prompt("C:\\frac x") == "C:\\frac x"  # other backslashes are kept
+
+
 def test_chat_ctrl_c_stops_an_answer_and_ctrl_d_exits(scripted_load, monkeypatch, test_tools):
     class Interrupting(Calc):
         def run(self, args, context=None):

@@ -106,6 +106,9 @@ def test_alias_typo_says_did_you_mean():
         load_model("smollm2")
     with pytest.raises(UserError, match="did you mean the alias 'gemma3-270m'"):
         load_model("gemma-270m")
+    # a typo of a shipped adapter's name points at the adapter, not at its base alias
+    with pytest.raises(UserError, match="did you mean the adapter 'smollm2-135m-calculator'"):
+        load_model("smollm2-135m-calculater")
 
 
 def test_uncached_hub_id_offline_fails_fast(monkeypatch):

@@ -221,6 +221,12 @@ def test_loop_runs_every_stage_and_resumes_after_an_interruption_at_each(tmp_pat
     train_ids = [json.loads(l)["question"] for l in (out / "round_0" / "corpus" / "train.jsonl").read_text().splitlines()]
     dev = [json.loads(l)["question"] for l in (out / "round_0" / "corpus" / "dev.jsonl").read_text().splitlines()]
     assert PROBLEMS[5][0] not in train_ids + dev and not set(train_ids) & set(dev)
+    # fine-tuning rehearses as many plain Wikipedia paragraphs as it has kept texts (plain_ratio 1)
+    plain = {json.loads(l)["text"] for l in (out / "round_0" / "corpus" / "plain.jsonl").read_text().splitlines()}
+    trained = [json.loads(l)["text"] for l in (out / "round_1" / "train_0.jsonl").read_text().splitlines()]
+    ft = json.loads((out / "round_1" / "state.json").read_text())["stages"]["finetune_0"]
+    assert plain and ft["plain_texts"] == ft["texts"] == sum(t not in plain for t in trained)
+    assert sum(t in plain for t in trained) == ft["plain_texts"]
     # the report: a row per round (+ the base model), the best adapter names its base
     assert [r["round"] for r in result.rounds] == ["base", 0, 1, 2]
     report = json.loads((out / "report.json").read_text())
@@ -277,6 +283,24 @@ def test_bad_inputs_are_one_line_errors(tmp_path, tiny_dir, files):
         build_filter("loss", options={"placement": "middle"})
     with pytest.raises(UserError, match="bad options"):
         build_filter("answer", options={"nope": 1})
+
+
+def test_filter_options_are_checked_before_the_run_starts(tmp_path, tiny_dir, files):
+    """A bad filter option used to pass until round 1's Improve, after run.json had recorded it
+    (so the corrected command was refused on the same folder)."""
+    corpus, evals = files
+    bad = [("loss", {"placement": "sideways"}, "placement"), ("loss", {"horizon": 0}, "horizon"),
+           ("loss", {"placment": "prefix"}, "bad options"), ("answer", {"metric": "bleu-ish"}, "metric"),
+           ("reward", {}, "needs a reward model")]
+    for name, opts, match in bad:
+        with pytest.raises(UserError, match=match) as exc:
+            SelfTrainConfig(filter=name, filter_options=opts).validate()
+        assert "\n" not in str(exc.value)
+    out = tmp_path / "run"
+    with pytest.raises(UserError, match="placement"):
+        selftrain(_config(tiny_dir, corpus, evals, out, filter="loss", filter_options={"placement": "sideways"}))
+    assert not (out / "run.json").exists()
+    SelfTrainConfig(filter="loss", filter_options={"placement": "prefix", "horizon": 3}).validate()
 
 
 def test_cli_runs_and_reports_one_line_errors(tmp_path, tiny_dir, files, capsys):
@@ -446,6 +470,32 @@ def test_corpus_strips_the_calculator_marks(tmp_path, files):
                             "A: There are 4*6 = 24 eggs. The answer is 24.")
     assert "<<" not in "".join(d.text for d in docs)
     assert docs[1].prompt.endswith("\nA:")
+
+
+def test_dev_split_holds_out_problems_with_at_most_the_given_steps():
+    from toolformer.selftrain.corpus import CorpusDoc, split_corpus
+
+    docs = [CorpusDoc(f"d{i}", f"t{i}", f"p{i}", f"q{i}", float(i), "gsm8k", 1 + i % 3) for i in range(30)]
+    train, dev = split_corpus(docs, 5, seed=0, dev_max_steps=1)
+    assert len(dev) == 5 and all(d.steps == 1 for d in dev)
+    assert len(train) == 25 and not {d.id for d in train} & {d.id for d in dev}
+    train, dev = split_corpus(docs, 5, seed=0)
+    assert len({d.steps for d in dev} | {d.steps for d in train}) == 3
+    with pytest.raises(UserError, match="at most 1 steps"):
+        split_corpus(docs, 11, seed=0, dev_max_steps=1)
+
+
+def test_ngram_guard_drops_plain_text_that_shares_a_13_gram():
+    from toolformer.selftrain.contamination import NgramGuard
+
+    ref = ("Robert Boulter is an English film , television and theatre actor . He had a guest @-@ starring "
+           "role on the television series The Bill in 2000 .")
+    guard = NgramGuard([ref], 13)
+    copied = "In other news, he had a guest starring role on the television series The Bill in 2000, it said."
+    near = "He had a guest starring role on a television series called The Bill."  # 12 words in a row at most
+    assert guard.overlaps(copied)
+    assert not guard.overlaps(near)
+    assert not guard.overlaps("Paris is the capital of France.")
 
 
 def test_contamination_guard_drops_near_duplicates_only():

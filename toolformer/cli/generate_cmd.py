@@ -186,6 +186,18 @@ def _unescape(text: str) -> str:
     return codecs.decode(text, "unicode_escape")
 
 
+_PROMPT_ESCAPE = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+
+
+def unescape_prompt(text: str) -> str:
+    """``\\n``, ``\\t``, ``\\r`` and ``\\\\`` typed in a PROMPT argument become the characters
+    (as llama.cpp's ``--escape``, on by default: a shell passes ``"Q: ...\\nA:"`` literally);
+    any other backslash is kept, so ``\\frac`` or a Windows path stays as typed."""
+    import re
+
+    return re.sub(r"\\([ntr\\])", lambda m: _PROMPT_ESCAPE[m.group(1)], text)
+
+
 def call_label(call: Any) -> str:
     """``⚙ Calculator(3*4) -> 12`` (or ``... ✗ error``)."""
     head = f"⚙ {call.tool or '?'}({call.args})"
@@ -208,10 +220,12 @@ def _echo_call(call: Any, err: bool = False) -> None:
               help="write JSONL (prompt, text, calls, ...); an existing file is resumed")
 @click.option("--overwrite", is_flag=True, help="start --output afresh instead of resuming it")
 @click.option("--stop", "stop_strings", multiple=True, help="stop string (repeatable), e.g. --stop '\\n'")
+@click.option("--escape/--no-escape", default=True, show_default=True,
+              help="turn \\n, \\t, \\r and \\\\ in the PROMPT argument into the characters (not in --prompts-file)")
 @_opt("--batch-size", "batch_size", type=int)
 @_decoding_options
 def generate(model: str, prompt: Optional[str], prompts_file: Optional[str], output: Optional[str],
-             overwrite: bool, stop_strings: Tuple[str, ...], **opts: Any) -> None:
+             overwrite: bool, stop_strings: Tuple[str, ...], escape: bool, **opts: Any) -> None:
     """Continue PROMPT (or each prompt of --prompts-file) with MODEL, calling tools.
 
     MODEL is an alias (smollm2-135m, gemma3-270m), a Hugging Face id, or a fine-tuned
@@ -222,6 +236,8 @@ def generate(model: str, prompt: Optional[str], prompts_file: Optional[str], out
     if (prompt is None) == (prompts_file is None):
         raise UserError("give either a PROMPT argument or --prompts-file FILE")
     opts["stop_strings"] = tuple(_unescape(s) for s in stop_strings)
+    if prompt is not None and escape:
+        prompt = unescape_prompt(prompt)
     prompts = [prompt] if prompt is not None else read_prompts(prompts_file)
     if output:  # a folder, or a parent that is a file: one line now, not after loading the model
         from toolformer.errors import ensure_file_parent
@@ -347,6 +363,8 @@ def chat(model: str, system: Optional[str], use_template: Optional[bool], **opts
         try:
             click.echo(click.style("you> ", fg="green", bold=True), nl=False)
             line = stdin.readline()
+            if line and not stdin.isatty():  # piped input is not echoed: the transcript shows it
+                click.echo(line.rstrip("\n"))
         except KeyboardInterrupt:
             click.echo()
             break

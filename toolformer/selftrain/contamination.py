@@ -117,6 +117,35 @@ class ContaminationGuard:
         return keep, report
 
 
+def word_ngrams(text: str, n: int = 13) -> Set[Tuple[str, ...]]:
+    """The word ``n``-grams of ``text`` (lowercased words and numbers, as :func:`word_set`)."""
+    words = _WORD.findall(text.lower())
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+class NgramGuard:
+    """Drops training texts that share any word ``n``-gram with a reference text (GPT-3's
+    contamination test, Brown et al. 2020, Appendix C: 13-grams): for plain text mixed into
+    fine-tuning against a perplexity set such as WikiText-2, where a question-level Jaccard
+    test does not apply. Texts shorter than ``n`` words are compared as a whole."""
+
+    def __init__(self, references: Sequence[str], n: int = 13):
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        self.n = n
+        self.grams: Set[Tuple[str, ...]] = set()
+        for text in references:
+            self.grams |= word_ngrams(text, n)
+
+    def overlaps(self, text: str) -> bool:
+        """Whether ``text`` shares an n-gram with the references."""
+        grams = word_ngrams(text, self.n)
+        if not grams:  # shorter than n words: the whole text as one gram
+            words = tuple(_WORD.findall(text.lower()))
+            return bool(words) and any(g[: len(words)] == words for g in self.grams)
+        return not grams.isdisjoint(self.grams)
+
+
 def eval_questions(names: Sequence[str], data_dir: str) -> Dict[str, List[str]]:
     """The question texts of the named evaluation tasks (the harness's loaders and tasks)."""
     from toolformer.eval.tasks import get_task, load_examples

@@ -118,14 +118,19 @@ def load_wikipedia(n: int) -> List[CorpusDoc]:
     return out
 
 
-def split_corpus(docs: List[CorpusDoc], dev_size: int, seed: int) -> tuple:
+def split_corpus(docs: List[CorpusDoc], dev_size: int, seed: int, dev_max_steps: Optional[int] = None) -> tuple:
     """``(train, dev)``: a seeded shuffle of the problems with gold answers; the dev split is the
-    last ``dev_size`` of them (held out from every round's training), the rest trains."""
+    last ``dev_size`` of those with at most ``dev_max_steps`` calculations (all when None; held
+    out from every round's training), the rest trains."""
     order = list(docs)
     if not order:
         raise UserError("no problem with a gold answer to hold out as the dev split; use a corpus "
                         "with answers (GSM8K) or pass --dev-data PATH (JSONL: question, answer)")
     random.Random(seed).shuffle(order)
-    if dev_size >= len(order):
-        raise UserError(f"dev_size {dev_size} leaves no training problem out of {len(order)}")
-    return order[: len(order) - dev_size], order[len(order) - dev_size:]
+    eligible = [d for d in order if dev_max_steps is None or d.steps is None or d.steps <= dev_max_steps]
+    if dev_size >= len(order) or dev_size > len(eligible):
+        raise UserError(f"dev_size {dev_size} leaves no training problem out of {len(order)} "
+                        f"({len(eligible)} with at most {dev_max_steps} steps can be dev problems)")
+    dev = eligible[len(eligible) - dev_size:]
+    held = {id(d) for d in dev}
+    return [d for d in order if id(d) not in held], dev

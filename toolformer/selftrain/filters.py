@@ -79,6 +79,27 @@ class CandidateFilter:
     def close(self) -> None:
         """Release what the filter loaded (a reward model)."""
 
+    @classmethod
+    def check_options(cls, options: Optional[Dict[str, Any]] = None) -> None:
+        """Check ``options`` before anything runs or loads: names against the constructor's
+        keywords, values with :meth:`check_values`. Raises :class:`UserError` (one line)."""
+        import inspect
+
+        options = dict(options or {})
+        if options and cls.__init__ is CandidateFilter.__init__:
+            raise UserError(f"filter {cls.name!r} takes no option(s) {sorted(options)}")
+        try:
+            inspect.signature(cls.__init__).bind(None, None, **options)
+        except TypeError as exc:
+            known = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "context")]
+            raise UserError(f"filter {cls.name!r}: bad options {options!r} ({exc}); it takes: "
+                            f"{', '.join(known) or 'no options'}") from None
+        cls.check_values(**options)
+
+    @classmethod
+    def check_values(cls, **options: Any) -> None:
+        """Raise :class:`UserError` for an option value that cannot work (subclasses)."""
+
 
 FILTERS: Registry[Type[CandidateFilter]] = Registry(
     "filter", entry_points="toolformer.filters",
@@ -170,16 +191,24 @@ class LossFilter(CandidateFilter):
     def __init__(self, context: Optional[FilterContext] = None, placement: str = "inline",
                  horizon: int = 5, batch_size: int = 16, model: Optional[str] = None):
         super().__init__(context)
+        self.check_values(placement=placement, horizon=horizon)
         if model:
             from toolformer.models import load_model
 
             scorer = load_model(str(model))
             self.context = FilterContext(model=scorer[0], tokenizer=scorer[1])
+        self.placement, self.horizon, self.batch_size = placement, int(horizon), int(batch_size)
+
+    @classmethod
+    def check_values(cls, placement: str = "inline", horizon: int = 5, **_: Any) -> None:
         if placement not in PLACEMENTS:
             raise UserError(f"loss filter: placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
-        if horizon < 1:
-            raise UserError(f"loss filter: horizon must be >= 1, got {horizon}")
-        self.placement, self.horizon, self.batch_size = placement, int(horizon), int(batch_size)
+        try:
+            bad = int(horizon) < 1
+        except (TypeError, ValueError):
+            bad = True
+        if bad:
+            raise UserError(f"loss filter: horizon must be an integer >= 1, got {horizon!r}")
 
     def _rows(self, cand: Candidate, call: Dict[str, Any], enc: Callable[[str], List[int]],
               start: List[int]) -> List[Tuple[List[int], List[int]]]:
@@ -244,11 +273,17 @@ class AnswerFilter(CandidateFilter):
         super().__init__(context)
         from toolformer.eval.metrics import METRICS
 
+        self.check_values(metric=metric)
+        self.metric, self.require_call = METRICS.canonical(metric), bool(require_call)
+        self.grounded = bool(grounded)
+
+    @classmethod
+    def check_values(cls, metric: str = "math", **_: Any) -> None:
+        from toolformer.eval.metrics import METRICS
+
         spec = METRICS.get(metric)  # unknown: one line with "did you mean"
         if getattr(spec, "scorer", None) is None:
             raise UserError(f"answer filter: metric {metric!r} does not score generated answers")
-        self.metric, self.require_call = METRICS.canonical(metric), bool(require_call)
-        self.grounded = bool(grounded)
 
     @staticmethod
     def is_grounded(cand: Candidate) -> bool:
@@ -339,15 +374,19 @@ class RewardFilter(CandidateFilter):
                  label: Optional[int] = None, batch_size: int = 8, max_length: int = 512,
                  dtype: str = "fp32"):
         super().__init__(context)
-        if not model:
-            raise UserError("the reward filter needs a reward model: filter_options={'model': PATH} "
-                            "(--filter-option model=PATH)")
+        self.check_values(model=model)
         self.model, self.tokenizer = load_reward_model(model, dtype)
         n = int(self.model.config.num_labels)
         self.label = n - 1 if label is None else int(label)
         if not 0 <= self.label < n:
             raise UserError(f"reward filter: label {self.label} is out of range for a model with {n} labels")
         self.batch_size, self.max_length = int(batch_size), int(max_length)
+
+    @classmethod
+    def check_values(cls, model: Optional[str] = None, **_: Any) -> None:
+        if not model:
+            raise UserError("the reward filter needs a reward model: filter_options={'model': PATH} "
+                            "(--filter-option model=PATH)")
 
     def rewards(self, texts: Sequence[str]) -> List[float]:
         """r(text) for each text: the ``label`` logit."""

@@ -260,7 +260,7 @@ class SelfTrainer:
             dev_keep, _ = guard.check([r["question"] for r in dev_rows])
             dev_rows = [r for r, k in zip(dev_rows, dev_keep) if k]
         else:
-            train, dev = split_corpus(gold, c.dev_size, c.seed)
+            train, dev = split_corpus(gold, c.dev_size, c.seed, c.dev_max_problem_steps)
             train = train + [d for d in clean if d.answer is None]
             dev_rows = [{"id": d.id, "question": d.question, "answer": d.answer} for d in dev]
         random.Random(c.seed + 1).shuffle(train)
@@ -268,9 +268,37 @@ class SelfTrainer:
         _write_jsonl(corpus / "train.jsonl", [d.to_dict() for d in train])
         _write_jsonl(corpus / "dev.jsonl", dev_rows)
         _write_json(corpus / "contamination.json", report.to_dict())
+        plain = self._plain_pool(guard, {d.text for d in docs})
+        _write_jsonl(corpus / "plain.jsonl", plain["rows"])
         return {"train": len(train), "dev": len(dev_rows), "with_gold": len(gold),
                 "documents": len(docs), "contamination": report.to_dict(),
-                "contamination_line": report.line()}
+                "contamination_line": report.line(), "plain": plain["stats"]}
+
+    def _plain_pool(self, guard: Any, used: set) -> Dict[str, Any]:
+        """Plain Wikipedia paragraphs for rehearsal (``plain_ratio``): the default augment
+        corpus minus the texts the run annotates, minus any paragraph sharing a word 13-gram
+        with a perplexity set (WikiText-2 is itself Wikipedia) or nearly duplicating an
+        evaluation question."""
+        from toolformer.eval.tasks import get_task, load_examples
+        from toolformer.selftrain.contamination import NgramGuard
+        from toolformer.selftrain.corpus import load_wikipedia
+
+        c = self.config
+        if c.plain_ratio <= 0:
+            return {"rows": [], "stats": {"paragraphs": 0}}
+        refs: List[str] = []
+        for name in c.perplexity_sets:
+            _, examples = load_examples(get_task(name), str(self._data_dir()))
+            refs += [" ".join(str(v) for v in ex.fields.values()) for ex in examples]
+        ngrams = NgramGuard(refs, 13)
+        paras = [d for d in load_wikipedia(100_000) if d.text not in used]
+        leaked = [ngrams.overlaps(d.text) for d in paras]
+        keep, _ = guard.check([d.text for d in paras])
+        rows = [{"id": d.id, "text": d.text} for d, bad, k in zip(paras, leaked, keep) if k and not bad]
+        random.Random(c.seed + 2).shuffle(rows)
+        return {"rows": rows, "stats": {"paragraphs": len(rows), "candidates": len(paras),
+                                        "dropped_13gram": sum(leaked), "perplexity_sets": list(c.perplexity_sets),
+                                        "dropped_near_duplicate": sum(1 for k in keep if not k)}}
 
     def train_docs(self) -> List[Dict[str, Any]]:
         return _read_jsonl(self.out / "round_0" / "corpus" / "train.jsonl")
@@ -439,8 +467,14 @@ class SelfTrainer:
                 rows = _read_jsonl(self._round_kept(r)) + rows
         if not rows:
             return {"skipped": "no kept data", "adapter": prev_adapter, "texts": 0}
+        texts = [r["text"] for r in rows]
+        pool = [r["text"] for r in _read_jsonl(self.out / "round_0" / "corpus" / "plain.jsonl")]
+        n_plain = round(len(texts) * c.plain_ratio) if pool else 0
+        plain = [pool[(k * 7919 + i) % len(pool)] for i in range(n_plain)] if n_plain else []
+        mixed = texts + plain
+        random.Random(c.seed + 1000 * k + j).shuffle(mixed)
         data = rd.path / f"train_{j}.jsonl"
-        _write_jsonl(data, [{"text": r["text"]} for r in rows])
+        _write_jsonl(data, [{"text": t} for t in mixed])
         out = rd.path / f"model_{j}"
         resume = "latest" if latest_checkpoint(str(out)) else None
         self._policy = (None, None, None)  # free memory before training
@@ -454,7 +488,7 @@ class SelfTrainer:
         write_manifest(str(adapter), adapter_manifest(c, k, len(rows)))
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         m = result.metrics
-        return {"texts": len(rows), "adapter": str(adapter), "model": str(out),
+        return {"texts": len(rows), "plain_texts": len(plain), "adapter": str(adapter), "model": str(out),
                 "train_loss": m.get("train_loss"), "global_step": m.get("global_step"),
                 "tokens_trained": m.get("tokens_trained")}
 
@@ -537,7 +571,8 @@ class SelfTrainer:
             shutil.copytree(best["adapter"], dst)
             best_adapter = str(dst)
         result = SelfTrainResult(str(self.out), [self._baseline_row(base)] + rounds, best["round"],
-                                 best["model"], best_adapter, stopped, corpus.get("contamination", {}))
+                                 best["model"], best_adapter, stopped,
+                                 {**corpus.get("contamination", {}), **({"plain": corpus["plain"]} if corpus.get("plain") else {})})
         _write_json(self.out / REPORT_JSON, result.to_dict())
         (self.out / REPORT_MD).write_text(format_report(result.to_dict()) + "\n", encoding="utf-8")
         return result
@@ -638,6 +673,12 @@ def format_report(d: Dict[str, Any]) -> str:
         lines.append(f"Contamination guard ({cont.get('measure')} >= {cont.get('threshold')}): "
                      f"{cont.get('training_texts_checked')} training texts checked; near-duplicates "
                      f"dropped: {dup or 'none'}.")
+    plain = cont.get("plain") or {}
+    if plain.get("paragraphs"):
+        lines.append(f"Plain paragraphs for rehearsal: {plain['paragraphs']} of {plain.get('candidates')} "
+                     f"(dropped: {plain.get('dropped_13gram')} sharing a word 13-gram with "
+                     f"{', '.join(plain.get('perplexity_sets') or [])}, {plain.get('dropped_near_duplicate')} "
+                     f"near-duplicates of evaluation questions).")
     return "\n".join(lines)
 
 
