@@ -205,6 +205,46 @@ def test_sampling_matches_one_full_forward_per_step(tiny_model, smol_tokenizer):
     assert out.tokens == want
 
 
+def _rows_run(model):
+    """A counter of the rows the decoder stack runs (its input batch size, summed over passes)."""
+    seen = []
+    handle = model.model.register_forward_pre_hook(
+        lambda mod, args, kwargs: seen.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+    return seen, handle
+
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("constrained", [True, False])
+def test_rows_with_the_same_prefix_share_one_model_row_and_draw_the_same_samples(
+        tiny_model, smol_tokenizer, shared, constrained):
+    """Grouped sampling (one model row per distinct prefix, split when the rows' draws differ)
+    gives exactly the samples of one model row per sample, with fewer rows run."""
+    from toolformer.constrain import token_index
+    from toolformer.grammar import call_grammar
+
+    tok = smol_tokenizer
+    # peaked enough that rows share their first tokens, flat enough that they then split
+    model = biased(tiny_model, tok, {"Add": 12.0, "(": 11.0, "1": 3.0, "2": 3.0, ")]": 2.0, "]": 2.0})
+    kw = dict(max_new_tokens=7, shared_attention=shared, tool="Add")
+    if constrained:
+        kw.update(grammars={p: call_grammar([Add()], "]") for p in (1, 5, 9)}, index=token_index(tok))
+    runs = {}
+    for grouped in (True, False):
+        seen, handle = _rows_run(model)
+        try:
+            runs[grouped] = (sample(model, tok, [1, 5, 9], 8, group_prefixes=grouped, **kw), sum(seen))
+        finally:
+            handle.remove()
+    (a, rows_a), (b, rows_b) = runs[True], runs[False]
+    assert [(s.position, s.index, s.tokens, s.closed, s.abandoned) for s in a] == \
+        [(s.position, s.index, s.tokens, s.closed, s.abandoned) for s in b]
+    assert len({tuple(s.tokens) for s in a}) > 3  # real sampling: the groups did split
+    assert max(len(s.tokens) for s in a) > 2
+    assert rows_a < rows_b
+    if constrained:
+        assert all(s.closed for s in a)
+
+
 # --------------------------------------------------------------------------- parsing and dedup
 
 

@@ -191,6 +191,7 @@ def sample_calls(
     tool: Optional[str] = None,
     grammars: Optional[Dict[int, Any]] = None,
     index: Any = None,
+    group_prefixes: bool = True,
 ) -> List[Sample]:
     """Sample ``m`` calls at each position from one KV cache of [P(x), x].
 
@@ -207,6 +208,8 @@ def sample_calls(
     and ``index`` (the tokenizer's :class:`~toolformer.constrain.TokenIndex`), every step is
     masked to the tokens the grammar allows (issue 11): each row writes one call of the tool
     and closes it within ``max_new_tokens``.
+    Rows with the same tokens so far share one model row (``group_prefixes``, see
+    :func:`_sample_batch`); the samples are the same as with one model row per sample.
     """
     rows = sorted((p, j) for p in positions for j in range(m))
     samples: List[Sample] = []
@@ -217,15 +220,49 @@ def sample_calls(
     for batch in batches:
         tokens, closed, abandoned = _sample_batch(parts, tokenizer, kv, prompt_len, batch, openers, seed_of,
                                                   brackets, max_new_tokens, temperature, shared_attention, tool,
-                                                  grammars, index)
+                                                  grammars, index, group_prefixes)
         for r, (p, j) in enumerate(batch):
             samples.append(Sample(p, j, tokens[r], finish_text(tokenizer, tokens[r], closed[r]), closed[r],
                                   abandoned[r]))
     return samples
 
 
+def pick_group_tokens(logits, groups: Sequence[Sequence[Any]], temperature: float) -> List[List[int]]:
+    """:func:`pick_tokens` for rows that share their logits: ``logits[g]`` is the distribution of
+    every row of group ``g``, ``groups[g]`` holds those rows' generators (one uniform number
+    each, as :func:`pick_tokens` draws it). Returns each group's tokens, one per generator.
+
+    The arithmetic per row is :func:`pick_tokens`' (float64 CDF of the row's logits, ``u`` times
+    its last value, right-bisection), so a row draws the same token either way.
+    """
+    import torch
+
+    if temperature <= 0:
+        best = logits.argmax(-1).tolist()
+        return [[best[g]] * len(gens) for g, gens in enumerate(groups)]
+    cdf = torch.softmax(logits.double() / temperature, dim=-1).cumsum(-1)
+    out: List[List[int]] = []
+    top = cdf.shape[-1] - 1
+    for g, gens in enumerate(groups):
+        u = torch.cat([torch.rand(1, generator=gen, dtype=torch.float64) for gen in gens])
+        row = cdf[g]
+        picked = torch.searchsorted(row, (u.to(row.device) * row[-1]), right=True).clamp_(max=top)
+        out.append(picked.tolist())
+    return out
+
+
 def _sample_batch(parts, tokenizer, kv, prompt_len, batch, openers, seed_of, brackets, max_new_tokens,
-                  temperature, shared_attention, tool, grammars=None, index=None):
+                  temperature, shared_attention, tool, grammars=None, index=None, group_prefixes=True):
+    """Sample the rows of ``batch`` ((position, sample index) pairs); see :func:`sample_calls`.
+
+    Rows whose tokens so far are identical (same position, same sampled tokens) have identical
+    next-token distributions, so the model runs once per distinct prefix, a group (at the first
+    step all rows of a position are one group), and every row of a group draws its own token
+    from the group's distribution with its own generator. When the rows of a group draw
+    different tokens the group splits: its cache row is duplicated (``batch_select_indices``
+    with repeated indices). ``group_prefixes=False`` runs one model row per sample row (the
+    same samples, more work; for tests).
+    """
     import contextlib
 
     import torch
@@ -236,24 +273,33 @@ def _sample_batch(parts, tokenizer, kv, prompt_len, batch, openers, seed_of, bra
     device = parts.device
     size = len(batch)
     ctx = prompt_len + max(p for p, _ in batch)
+    # groups[g]: the rows (indices into batch) whose tokens so far are the same; cache row g
+    if group_prefixes:
+        by_position: Dict[int, List[int]] = {}
+        for r, (p, _) in enumerate(batch):
+            by_position.setdefault(p, []).append(r)
+        groups = list(by_position.values())
+    else:
+        groups = [[r] for r in range(size)]
+    first = [batch[g[0]][0] for g in groups]  # each group's position
     if shared_attention:
-        cache = DynamicCache()  # holds only each row's own tokens
-        lens = torch.tensor([prompt_len + p for p, _ in batch], device=device)
+        cache = DynamicCache()  # holds only each group's own tokens
+        lens = torch.tensor([prompt_len + p for p in first], device=device)
         scope = shared_prefix(parts.model, [(k[:, :, :ctx], v[:, :, :ctx]) for k, v in kv], lens)
     else:  # every row of the batch is at the same position: the cache simply ends there
         cache = DynamicCache(ddp_cache_data=[
-            (k[:, :, :ctx].expand(size, -1, -1, -1), v[:, :, :ctx].expand(size, -1, -1, -1)) for k, v in kv
+            (k[:, :, :ctx].expand(len(groups), -1, -1, -1), v[:, :, :ctx].expand(len(groups), -1, -1, -1))
+            for k, v in kv
         ])
         scope = contextlib.nullcontext()
-    inp = torch.tensor([[openers[p]] for p, _ in batch], device=device)
-    pos = torch.tensor([[prompt_len + p] for p, _ in batch], device=device)
+    inp = torch.tensor([[openers[p]] for p in first], device=device)
+    pos = torch.tensor([[prompt_len + p] for p in first], device=device)
     gens = [make_generator(seed_of(p, j)) for p, j in batch]
     cons = None
     if grammars is not None:
         from toolformer.constrain import CallConstraint, apply_masks
 
         cons = [CallConstraint(index, grammars[p], max_new_tokens) for p, _ in batch]
-    alive = list(range(size))
     tokens: List[List[int]] = [[] for _ in batch]
     closed = [False] * size
     abandoned = [False] * size
@@ -262,42 +308,64 @@ def _sample_batch(parts, tokenizer, kv, prompt_len, batch, openers, seed_of, bra
             hidden = parts.base(input_ids=inp, position_ids=pos, past_key_values=cache,
                                 use_cache=True).last_hidden_state[:, -1]
             logits = parts.logits(hidden)
-            if cons is not None:
-                logits = apply_masks(logits.float(), [cons[r].allowed() for r in alive])
-            picked = pick_tokens(logits, gens, temperature).tolist()
-            keep = []
-            for slot, (r, t) in enumerate(zip(alive, picked)):
-                tokens[r].append(t)
-                if cons is not None:
-                    cons[r].push(t)
-                    if cons[r].done:
-                        closed[r] = True
-                    elif cons[r].failed:  # cannot happen with a sound grammar; never loop on it
-                        abandoned[r] = True
-                    else:
-                        keep.append(slot)
-                elif t < len(brackets.stop) and bool(brackets.stop[t]):
-                    closed[r] = True
-                elif t in brackets.end:
-                    pass
-                elif tool is not None and not could_be_call(finish_text(tokenizer, tokens[r], False), tool):
-                    abandoned[r] = True
-                else:
-                    keep.append(slot)
-            if not keep:
+            if cons is not None:  # the rows of a group are in the same grammar state
+                logits = apply_masks(logits.float(), [cons[g[0]].allowed() for g in groups])
+            picked = pick_group_tokens(logits, [[gens[r] for r in g] for g in groups], temperature)
+            parents: List[int] = []
+            children: List[List[int]] = []
+            nxt: List[int] = []
+            for g, (rows, toks) in enumerate(zip(groups, picked)):
+                split: Dict[int, List[int]] = {}
+                for r, t in zip(rows, toks):
+                    tokens[r].append(t)
+                    split.setdefault(t, []).append(r)
+                for t, members in split.items():
+                    live = _advance(members, t, tokens, cons, closed, abandoned, brackets, tokenizer, tool)
+                    if live:
+                        parents.append(g)
+                        children.append(members)
+                        nxt.append(t)
+            if not children:
                 break
-            if len(keep) < len(alive):
-                index = torch.tensor(keep, device=device)
-                cache.batch_select_indices(index)
-                pos = pos[index]
+            if parents != list(range(len(groups))):
+                sel = torch.tensor(parents, device=device)
+                cache.batch_select_indices(sel)
+                pos = pos[sel]
                 if shared_attention:
-                    state.lens = state.lens[index]
-                picked = [picked[s] for s in keep]
-                gens = [gens[s] for s in keep]
-                alive = [alive[s] for s in keep]
-            inp = torch.tensor([[t] for t in picked], device=device)
+                    state.lens = state.lens[sel]
+            groups = children
+            inp = torch.tensor([[t] for t in nxt], device=device)
             pos = pos + 1
     return tokens, closed, abandoned
+
+
+def _advance(rows, t, tokens, cons, closed, abandoned, brackets, tokenizer, tool) -> bool:
+    """After ``rows`` (one group's rows that drew token ``t``, so equal tokens) took ``t``:
+    mark them closed or abandoned, or say they go on (True)."""
+    if cons is not None:
+        for r in rows:
+            cons[r].push(t)
+        c = cons[rows[0]]
+        if c.done:
+            for r in rows:
+                closed[r] = True
+        elif c.failed:  # cannot happen with a sound grammar; never loop on it
+            for r in rows:
+                abandoned[r] = True
+        else:
+            return True
+        return False
+    if t < len(brackets.stop) and bool(brackets.stop[t]):
+        for r in rows:
+            closed[r] = True
+    elif t in brackets.end:
+        pass
+    elif tool is not None and not could_be_call(finish_text(tokenizer, tokens[rows[0]], False), tool):
+        for r in rows:
+            abandoned[r] = True
+    else:
+        return True
+    return False
 
 
 # --------------------------------------------------------------------------- parsing
