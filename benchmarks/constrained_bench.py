@@ -8,10 +8,12 @@ annotated with the Calculator at the same k and m (paper, Appendix A: k=20, m=10
   numbers         the grammar with ``numbers_from_text`` (only numbers written before the call).
 
 For each: candidates sampled, the share that are valid calls (closed, a call of the tool, and
-accepted by the tool's own check: an expression with an operation), documents/s, calls kept per
-100 documents. Generation: the same prompts continued by the same number of tokens with plain
-``model.generate`` and with the ToolGenerator making one call per output under the grammar
-(and without it); times are the best of ``--repeats``, the tool's own seconds taken off.
+accepted by the tool's own check: an expression with an operation), documents/s, valid
+candidates/s (the trade-off: constrained rows are all valid, and each valid call is scored),
+calls kept per 100 documents, and the work of scoring (rows, tokens, seconds per candidate).
+Generation: the same prompts continued by the same number of tokens with plain ``model.generate``
+and with the ToolGenerator making one call per output under the grammar (and without it); times
+are the best of ``--repeats``, the tool's own seconds taken off.
 
 Ratios are printed as ``NAME: <number>x``; the last line is ``constrained_generation: <ratio>x``
 (constrained generation time / plain ``generate`` time).
@@ -65,6 +67,7 @@ def annotate(model: Any, tok: Any, docs: List[Any], constrained: bool, numbers: 
         t0 = time.perf_counter()
         results = [ann.annotate(d) for d in docs]
         seconds = time.perf_counter() - t0
+        work = ann.scorer.stats
     stats: Dict[str, int] = {}
     stages: Dict[str, float] = {}
     for r in results:
@@ -79,6 +82,7 @@ def annotate(model: Any, tok: Any, docs: List[Any], constrained: bool, numbers: 
     valid = stats.get("candidates_closed", 0) - stats.get("candidates_malformed", 0) - stats.get("candidates_invalid", 0)
     kept = sum(len(r.calls) for r in results)
     return {"seconds": seconds, "sampled": sampled, "valid": valid, "kept": kept, "stats": stats, "stages": stages,
+            "score_rows": work.rows, "score_tokens": work.tokens,
             "calls": [(r.doc_id, c.args, c.result) for r in results for c in r.calls]}
 
 
@@ -235,6 +239,11 @@ def main(argv: List[str] = None) -> None:
                   f"invalid {s.get('candidates_invalid', 0)}  executed {s.get('candidates_executed', 0)}  "
                   f"kept {r['kept']} ({100 * r['kept'] / len(docs):.0f} per 100 docs)  "
                   + "stages " + " ".join(f"{k} {v:.1f}s" for k, v in r["stages"].items() if v >= 0.05), file=sys.stderr)
+            scored = s.get("candidates_executed", 0) - s.get("tool_failures", 0)
+            print(f"  {'':13s} {r['valid'] / r['seconds']:.2f} valid candidates/s  "
+                  f"{r['seconds'] / max(1, r['valid']):.3f} s per valid candidate  "
+                  f"{r['stages'].get('scoring', 0.0) / max(1, scored):.3f} scoring s per scored candidate ({scored})  "
+                  f"scoring {r['score_rows']} rows, {r['score_tokens']} tokens", file=sys.stderr)
             for doc_id, a, res in r["calls"]:
                 print(f"    kept {doc_id}: Calculator({a}) -> {res}", file=sys.stderr)
         base = runs["unconstrained"]
@@ -244,7 +253,11 @@ def main(argv: List[str] = None) -> None:
         for name in ("constrained", "numbers"):
             r = runs[name]
             ratios[f"docs_per_s_{name}_vs_unconstrained"] = base["seconds"] / r["seconds"]
-            ratios[f"kept_{name}_vs_unconstrained"] = r["kept"] / max(1, base["kept"])
+            ratios[f"valid_per_s_{name}_vs_unconstrained"] = (
+                (r["valid"] / r["seconds"]) / (base["valid"] / base["seconds"]) if base["valid"] else float("inf"))
+            # 0 kept by both: the same (1x), not "fewer"
+            ratios[f"kept_{name}_vs_unconstrained"] = (r["kept"] / base["kept"] if base["kept"]
+                                                       else (1.0 if r["kept"] == 0 else float("inf")))
     print(f"generation: {args.gen_prompts} prompts x {args.gen_tokens} tokens, greedy, one call per output, "
           f"best of {args.repeats}", file=sys.stderr)
     best = generation(model, tok, args.gen_tokens, args.gen_prompts, args.repeats)
