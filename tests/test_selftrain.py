@@ -395,6 +395,13 @@ def test_answer_filter_keeps_right_answers_whose_calls_ran():
     # (the second call's 6 is the first call's result: grounded; the first number answers)
     assert flt.scores([made_up, copied, chained]) == [0.0, 0.0, 1.0]
     assert build_filter("answer", options={"grounded": False}).scores([made_up]) == [1.0]
+    # an output cut by max_new_tokens inside the result holds no finished call: it must not be
+    # kept (round 1 kept " [Calculator(285 - 49 - 59)-> 17" for 177 before)
+    text = " [Calculator(285 - 49 - 59)-> 17"
+    cut = Candidate("d", 0, "Q: 285 sweets, 49 red, 59 green: how many neither?\nA:", text,
+                    [{"tool": "Calculator", "args": "285 - 49 - 59", "result": "177", "error": None,
+                      "start": 1, "end": len(text)}], 177.0, "length")
+    assert cut.ok_calls == [] and flt.scores([cut]) == [0.0]
 
 
 def test_reward_filter_scores_the_margin_of_a_classifier(tmp_path, smol_tokenizer):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
-from toolformer.syntax import APICall, format_call
+from toolformer.syntax import CALL_END, APICall, format_call
 
 
 @dataclass
@@ -27,9 +27,12 @@ class Candidate:
 
     @property
     def ok_calls(self) -> List[Dict[str, Any]]:
-        """Calls that ran and returned a result."""
+        """Calls that ran, returned a result and are closed in the text: an output cut by
+        ``max_new_tokens`` while the result was being written (``[Calculator(285 - 49 - 59)->
+        17`` for 177) holds a broken call and must not be trained on."""
         return [c for c in self.calls if not c.get("error") and c.get("result") is not None
-                and isinstance(c.get("start"), int) and isinstance(c.get("end"), int)]
+                and isinstance(c.get("start"), int) and isinstance(c.get("end"), int)
+                and self.text[c["start"]:c["end"]].endswith(CALL_END)]
 
     @property
     def all_calls_ran(self) -> bool:
