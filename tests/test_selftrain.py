@@ -5,6 +5,7 @@ and the bad inputs (one line each, nothing lost)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import re
 from collections import Counter
 from pathlib import Path
@@ -561,6 +562,43 @@ def test_finetune_init_adapter_continues_the_given_adapter(tmp_path, tiny_dir):
     with pytest.raises(UserError, match="not a LoRA adapter folder"):
         finetune(FinetuneConfig(output_dir=str(tmp_path / "d"), init_adapter=str(tmp_path), training_args=args,
                                 **common))
+
+
+def test_a_run_can_start_from_an_adapter(tmp_path, tiny_dir, files):
+    """init_adapter: the baseline row scores the adapter, round 1 grows with it and fine-tunes
+    on from it (a later run continues an earlier run's best adapter)."""
+    from safetensors.torch import load_file
+
+    from toolformer.finetune import finetune
+
+    corpus, evals = files
+    data = _write_jsonl(tmp_path / "d.jsonl", [{"text": "Q: 3+2?\nA: [Calculator(3+2) -> 5] 5."}] * 4)
+    first = finetune(FinetuneConfig(
+        output_dir=str(tmp_path / "a"), data=str(data), model=tiny_dir, lora=True, lora_r=4, lora_alpha=8,
+        max_length=32, effective_batch_size=2, eval_fraction=0.0, progress=False,
+        training_args=dict(per_device_train_batch_size=2, max_steps=2, learning_rate=5e-2, save_steps=0)))
+    init = str(Path(first.output_dir) / "adapter")
+    with pytest.raises(UserError, match="--round0-docs 0"):
+        _config(tiny_dir, corpus, evals, tmp_path / "x", init_adapter=init).validate()
+    with pytest.raises(UserError, match="not a LoRA adapter folder"):
+        _config(tiny_dir, corpus, evals, tmp_path / "x", init_adapter=str(tmp_path), round0_docs=0).validate()
+    with pytest.raises(UserError, match="was trained on"):
+        _config("smollm2-135m", corpus, evals, tmp_path / "x", init_adapter=init, round0_docs=0).validate()
+    out = tmp_path / "run"
+    cfg = _config(tiny_dir, corpus, evals, out, init_adapter=init, round0_docs=0, max_rounds=1,
+                  finetune=replace(_config(tiny_dir, corpus, evals, out).finetune,
+                                   training_args=dict(learning_rate=0.0, per_device_train_batch_size=2,
+                                                      max_steps=1, save_steps=0, warmup_ratio=0.0)))
+    result = selftrain(cfg, generator_factory=ScriptedGenerator)
+    state0 = json.loads((out / "round_0" / "state.json").read_text())["stages"]
+    state1 = json.loads((out / "round_1" / "state.json").read_text())["stages"]
+    assert state0["baseline"]["model"] == str(Path(init).resolve()) and "augment" not in state0
+    assert state1["grow"]["policy"] == str(Path(init).resolve())
+    # learning rate 0: round 1's adapter is the initial one, so it went on from it
+    w0 = load_file(str(Path(init) / "adapter_model.safetensors"))
+    w1 = load_file(str(Path(state1["finetune_0"]["adapter"]) / "adapter_model.safetensors"))
+    assert w0.keys() == w1.keys() and all(torch_equal(w0[k], w1[k]) for k in w0)
+    assert result.rounds[0]["model"] == str(Path(init).resolve())
 
 
 def torch_equal(a, b) -> bool:

@@ -38,6 +38,7 @@ _OPTIONS = [
                  help="JSON file with SelfTrainConfig fields (options override it)"),
     _opt("--output", "output", type=str),
     _opt("--model", "model", type=str),
+    _opt("--init-adapter", "init_adapter", type=str),
     _opt("--tools", "tools", type=str),
     click.option("--tool-option", "tool_option", multiple=True,
                  help="Tool.option=value (repeatable), over the default Calculator.numbers_from_text=true"),

@@ -60,6 +60,7 @@ class SelfTrainConfig:
 
     output: str = field(default="runs/selftrain", metadata={"help": "run folder (round_0/, round_1/, ...; resumed if it exists)"})
     model: str = field(default="smollm2-135m", metadata={"help": "base model: alias, folder or HF id"})
+    init_adapter: Optional[str] = field(default=None, metadata={"help": "start from this LoRA adapter on top of model (a folder, e.g. an earlier run's best_adapter, or a shipped adapter's name): the baseline row scores it, round 1 grows with it and fine-tuning continues it; needs round0_docs 0 (round 0 annotates with the base model)"})
     dtype: str = field(default="fp32", metadata={"help": "fp32 or bf16"})
     device: Optional[str] = field(default=None, metadata={"help": "torch device (default cpu / cuda when present)"})
     threads: Optional[int] = field(default=None, metadata={"help": "torch CPU threads"})
@@ -139,6 +140,21 @@ class SelfTrainConfig:
             raise UserError(f"temperature must be > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise UserError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.init_adapter:
+            from toolformer.models import adapter_base, adapter_dir
+
+            found = adapter_dir(self.init_adapter)
+            if found is None:
+                raise UserError(f"init_adapter {self.init_adapter!r} is not a LoRA adapter folder or a "
+                                "shipped adapter name (see `toolformer models`)")
+            if self.round0_docs:
+                raise UserError("init_adapter starts after round 0 (which annotates with the base model): "
+                                "pass --round0-docs 0")
+            base = adapter_base(found)
+            if base != self.model:
+                raise UserError(f"init_adapter {self.init_adapter!r} was trained on {base!r}, not on "
+                                f"model {self.model!r}; pass --model {base}")
+            self.init_adapter = str(found.resolve())
         if self.dev_max_problem_steps is not None and self.dev_max_problem_steps < 1:
             raise UserError(f"dev_max_problem_steps must be >= 1, got {self.dev_max_problem_steps}")
         if not 0 <= self.plain_ratio <= 20:

@@ -522,8 +522,10 @@ class SelfTrainer:
 
         rd = self.round_dir(0)
         corpus = self._stage(rd, 0, "corpus", lambda: self._corpus(rd))
-        base = self._stage(rd, 0, "baseline", lambda: self._eval(rd, c.model, "baseline"))
-        policy, adapter = c.model, None
+        # the starting policy: the base model, or an adapter on top of it (init_adapter)
+        policy, adapter = (c.init_adapter, c.init_adapter) if c.init_adapter else (c.model, None)
+        start = policy
+        base = self._stage(rd, 0, "baseline", lambda: self._eval(rd, start, "baseline"))
         if c.round0_docs > 0:
             aug = self._stage(rd, 0, "augment", lambda: self._augment(rd))
             ft = self._stage(rd, 0, "finetune_0", lambda: self._finetune(rd, 0, 0, None))
@@ -533,7 +535,7 @@ class SelfTrainer:
             else:
                 ev = base
             rounds.append(self._row(0, rd, ev, aug.get("calls_kept", {}), policy, adapter))
-        best = {"round": None, "score": base["score"], "model": c.model, "adapter": None}
+        best = {"round": None, "score": base["score"], "model": start, "adapter": c.init_adapter}
         if rounds and rounds[0]["dev_score"] > best["score"]:
             best = {"round": 0, "score": rounds[0]["dev_score"], "model": policy, "adapter": adapter}
         stale, stopped = 0, f"max_rounds {c.max_rounds} reached"
