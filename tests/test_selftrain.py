@@ -226,8 +226,10 @@ def test_loop_runs_every_stage_and_resumes_after_an_interruption_at_each(tmp_pat
     plain = {json.loads(l)["text"] for l in (out / "round_0" / "corpus" / "plain.jsonl").read_text().splitlines()}
     trained = [json.loads(l)["text"] for l in (out / "round_1" / "train_0.jsonl").read_text().splitlines()]
     ft = json.loads((out / "round_1" / "state.json").read_text())["stages"]["finetune_0"]
-    assert plain and ft["plain_texts"] == ft["texts"] == sum(t not in plain for t in trained)
-    assert sum(t in plain for t in trained) == ft["plain_texts"]
+    assert plain and ft["plain_texts"] == ft["texts"] == len(trained) and not set(trained) & plain
+    manifest = json.loads((out / "round_1" / "model_0" / "toolformer.json").read_text())
+    assert manifest["metrics"]["plain_documents"] == ft["texts"]
+    assert manifest["config"]["mix_plain"].endswith("plain.jsonl") and manifest["config"]["mix_ratio"] == 0.5
     # the report: a row per round (+ the base model), the best adapter names its base
     assert [r["round"] for r in result.rounds] == ["base", 0, 1, 2]
     report = json.loads((out / "report.json").read_text())

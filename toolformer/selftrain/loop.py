@@ -467,28 +467,26 @@ class SelfTrainer:
                 rows = _read_jsonl(self._round_kept(r)) + rows
         if not rows:
             return {"skipped": "no kept data", "adapter": prev_adapter, "texts": 0}
-        texts = [r["text"] for r in rows]
-        pool = [r["text"] for r in _read_jsonl(self.out / "round_0" / "corpus" / "plain.jsonl")]
-        n_plain = round(len(texts) * c.plain_ratio) if pool else 0
-        plain = [pool[(k * 7919 + i) % len(pool)] for i in range(n_plain)] if n_plain else []
-        mixed = texts + plain
-        random.Random(c.seed + 1000 * k + j).shuffle(mixed)
         data = rd.path / f"train_{j}.jsonl"
-        _write_jsonl(data, [{"text": t} for t in mixed])
+        _write_jsonl(data, [{"text": r["text"]} for r in rows])
+        # rehearsal: the finetuner draws plain_ratio plain paragraphs per kept text
+        plain = self.out / "round_0" / "corpus" / "plain.jsonl"
+        mix = {"mix_plain": str(plain), "mix_ratio": c.plain_ratio / (1 + c.plain_ratio)} \
+            if c.plain_ratio > 0 and _read_jsonl(plain) else {}
         out = rd.path / f"model_{j}"
         resume = "latest" if latest_checkpoint(str(out)) else None
         self._policy = (None, None, None)  # free memory before training
         result = finetune(replace(
             c.finetune, data=str(data), output_dir=str(out), model=c.model, lora=True,
             init_adapter=prev_adapter if (c.continue_adapter and prev_adapter) else None,
-            progress=c.progress, resume_from_checkpoint=resume,
+            progress=c.progress, resume_from_checkpoint=resume, **mix,
             training_args={**c.finetune.training_args, "seed": c.seed + k},
         ))
         adapter = out / ADAPTER_DIR
         write_manifest(str(adapter), adapter_manifest(c, k, len(rows)))
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         m = result.metrics
-        return {"texts": len(rows), "plain_texts": len(plain), "adapter": str(adapter), "model": str(out),
+        return {"texts": len(rows), "plain_texts": int(m.get("plain_documents") or 0), "adapter": str(adapter), "model": str(out),
                 "train_loss": m.get("train_loss"), "global_step": m.get("global_step"),
                 "tokens_trained": m.get("tokens_trained")}
 
