@@ -275,7 +275,7 @@ class SelfTrainer:
                 "contamination_line": report.line(), "plain": plain["stats"]}
 
     def _plain_pool(self, guard: Any, used: set) -> Dict[str, Any]:
-        """Plain Wikipedia paragraphs for rehearsal (``plain_ratio``): the default augment
+        """Plain Wikipedia paragraphs for rehearsal (``plain_ratio``; ``corpus/plain.jsonl``): the default augment
         corpus minus the texts the run annotates, minus any paragraph sharing a word 13-gram
         with a perplexity set (WikiText-2 is itself Wikipedia) or nearly duplicating an
         evaluation question."""
@@ -283,9 +283,7 @@ class SelfTrainer:
         from toolformer.selftrain.contamination import NgramGuard
         from toolformer.selftrain.corpus import load_wikipedia
 
-        c = self.config
-        if c.plain_ratio <= 0:
-            return {"rows": [], "stats": {"paragraphs": 0}}
+        c = self.config  # written even with plain_ratio 0: `toolformer finetune --mix-plain` can use it
         refs: List[str] = []
         for name in c.perplexity_sets:
             _, examples = load_examples(get_task(name), str(self._data_dir()))
