@@ -601,6 +601,21 @@ def test_a_run_can_start_from_an_adapter(tmp_path, tiny_dir, files):
     w1 = load_file(str(Path(state1["finetune_0"]["adapter"]) / "adapter_model.safetensors"))
     assert w0.keys() == w1.keys() and all(torch_equal(w0[k], w1[k]) for k in w0)
     assert result.rounds[0]["model"] == str(Path(init).resolve())
+    assert "the base model" not in str(result) or result.best_round is not None
+
+
+def test_a_run_that_failed_before_any_stage_takes_the_corrected_command(tmp_path, tiny_dir, files):
+    """A bad corpus used to leave run.json behind, and the corrected command was refused."""
+    corpus, evals = files
+    bad = _write_jsonl(tmp_path / "noans.jsonl", [{"question": "What is 2+2?"}])
+    out = tmp_path / "run"
+    with pytest.raises(UserError):
+        selftrain(_config(tiny_dir, bad, evals, out, max_rounds=0, round0_docs=0))
+    result = selftrain(_config(tiny_dir, corpus, evals, out, max_rounds=0, round0_docs=0))
+    assert result.rounds[0]["round"] == "base"
+    # once a stage has finished, another config is still refused
+    with pytest.raises(UserError, match="another config"):
+        selftrain(_config(tiny_dir, corpus, evals, out, max_rounds=0, round0_docs=0, temperature=0.3))
 
 
 def torch_equal(a, b) -> bool:

@@ -73,7 +73,7 @@ class SelfTrainConfig:
                           "zero-shot calls used the question's numbers)"})
     data_dir: Optional[str] = field(default=None, metadata={"help": "shared data folder (default $TOOLFORMER_DATA or ../shared/data)"})
     corpus: str = field(default="gsm8k/train.jsonl", metadata={"help": "GSM8K-style JSONL (question, answer with '#### n'); relative to data_dir unless absolute"})
-    max_problem_steps: Optional[int] = field(default=1, metadata={"help": "keep only problems whose gold solution has at most this many <<...>> calculations (1: one call answers them, as most SVAMP/MAWPS questions; 404 of 7,473. With 1-2 steps, 2,674 problems, round 1's Grow found the gold answer in 10-24 of 1,280 samples); None: all"})
+    max_problem_steps: Optional[int] = field(default=1, metadata={"help": "keep only problems whose gold solution has at most this many <<...>> calculations (1: one call answers them, as most SVAMP/MAWPS questions; 499 of 7,473. With 1-2 steps, 2,674 problems, round 1's Grow found the gold answer in 10-24 of 1,280 samples); None: all"})
     wiki_docs: int = field(default=0, metadata={"help": "Wikipedia paragraphs added for the other tools (no gold answers)"})
     doc_template: str = field(default=DOC_TEMPLATE, metadata={"help": "round-0 document text from {question}, {solution}, {answer}"})
     prompt_template: str = field(default=PROMPT_TEMPLATE, metadata={"help": "Grow prompt from {question} (the eval prompt)"})

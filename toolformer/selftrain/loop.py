@@ -135,6 +135,7 @@ class SelfTrainResult:
     best_adapter: Optional[str]
     stopped: str
     contamination: Dict[str, Any] = field(default_factory=dict)
+    init_adapter: Optional[str] = None
 
     def __str__(self) -> str:
         return format_report(self.to_dict())
@@ -142,7 +143,8 @@ class SelfTrainResult:
     def to_dict(self) -> Dict[str, Any]:
         return {"output": self.output, "rounds": self.rounds, "best_round": self.best_round,
                 "best_model": self.best_model, "best_adapter": self.best_adapter,
-                "stopped": self.stopped, "contamination": self.contamination}
+                "stopped": self.stopped, "contamination": self.contamination,
+                "init_adapter": self.init_adapter}
 
 
 class SelfTrainer:
@@ -197,6 +199,11 @@ class SelfTrainer:
         path = self.out / RUN_FILE
         old = _read_json(path)
         fp = self.config.fingerprint()
+        # a run that failed before its first stage finished (a bad corpus file) holds nothing to
+        # protect: the corrected command takes the folder over
+        started = any(self.out.glob(f"round_*/{STATE_FILE}"))
+        if old is not None and old.get("fingerprint") != fp and not started:
+            old = None
         if old is not None and old.get("fingerprint") != fp:
             changed = _changed(old.get("fingerprint") or {}, fp)
             raise UserError(
@@ -570,7 +577,8 @@ class SelfTrainer:
             best_adapter = str(dst)
         result = SelfTrainResult(str(self.out), [self._baseline_row(base)] + rounds, best["round"],
                                  best["model"], best_adapter, stopped,
-                                 {**corpus.get("contamination", {}), **({"plain": corpus["plain"]} if corpus.get("plain") else {})})
+                                 {**corpus.get("contamination", {}), **({"plain": corpus["plain"]} if corpus.get("plain") else {})},
+                                 c.init_adapter)
         _write_json(self.out / REPORT_JSON, result.to_dict())
         (self.out / REPORT_MD).write_text(format_report(result.to_dict()) + "\n", encoding="utf-8")
         return result
@@ -660,7 +668,8 @@ def format_report(d: Dict[str, Any]) -> str:
         lines.append(f"| {r['round']} | {r['dev_score']:.3f} | {lo:.3f}-{hi:.3f} | {r['n']} | "
                      f"{r['tool_call_rate']:.2f} | {r['call_failure_rate']:.2f} | {grown} | "
                      f"{r.get('texts_kept', '-')} | {kept} | {secs} |")
-    best = "the base model" if d["best_round"] is None else f"round {d['best_round']}"
+    start = "the starting adapter" if d.get("init_adapter") else "the base model"
+    best = start if d["best_round"] is None else f"round {d['best_round']}"
     lines.append("")
     lines.append(f"Best: {best} ({d['best_model']}); stopped: {d['stopped']}.")
     if d.get("best_adapter"):
