@@ -8,7 +8,7 @@
 #    have moved since): round 0 = the paper's pipeline on 24 GSM8K-train documents of 1-2 steps;
 #    round 1 = Grow with the shipped demonstrations on 320 problems x 4 samples (constrained calls,
 #    numbers only from the question), Improve with the answer filter, LoRA fine-tuning.
-# 2. The kept texts of rounds 0 and 1 fine-tuned for longer (100 steps) with as many plain
+# 2. The kept texts of rounds 0 and 1 fine-tuned for longer (100 steps) with three times as many plain
 #    Wikipedia paragraphs (the run's round_0/corpus/plain.jsonl: the augment corpus minus anything
 #    sharing a word 13-gram with WikiText-2), so that language modelling is rehearsed.
 set -euo pipefail
@@ -26,7 +26,7 @@ toolformer selftrain --output "$OUT/run" --threads "$THREADS" --no-progress \
 
 MODEL="$OUT/model"
 [ -f "$MODEL/toolformer.json" ] || toolformer finetune --data "$OUT/run/round_1/train_0.jsonl" \
-    --mix-plain "$OUT/run/round_0/corpus/plain.jsonl" --mix-ratio 0.5 \
+    --mix-plain "$OUT/run/round_0/corpus/plain.jsonl" --mix-ratio 0.75 \
     --output "$MODEL" --lora --lr 2e-4 --max-length 128 --batch-size 8 --effective-batch-size 8 \
     --epochs 40 --max-steps 100 --eval-fraction 0 --save-steps 0 --no-progress
 ADAPTER="$MODEL/adapter"
