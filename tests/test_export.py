@@ -93,9 +93,10 @@ def test_cli_exports_chat_and_jsonl(tmp_path):
 @pytest.mark.parametrize("make, expect", [
     (lambda p: p.mkdir(), "holds no augmented data (no data.jsonl)"),
     (lambda p: None, "does not exist"),
-    (lambda p: (p.mkdir(), (p / "data.jsonl").write_text("")), "holds no augmented rows"),
+    (lambda p: (p.mkdir(), (p / "data.jsonl").write_text("")), "only documents with a kept call"),
     (lambda p: (p.mkdir(), (p / "data.jsonl").write_text("{oops\n")), "data.jsonl:1: not a JSON line"),
-    (lambda p: (p.mkdir(), (p / "data.jsonl").write_text('{"id": "x", "text": "t"}\n')), "is not an augmented row"),
+    (lambda p: (p.mkdir(), (p / "data.jsonl").write_text('\n{"id": "x", "text": "t"}\n')),
+     "data.jsonl:2: row x is not an augmented row"),
 ])
 def test_bad_input_is_one_line(tmp_path, make, expect):
     run = tmp_path / "run"

@@ -32,7 +32,8 @@ def export(source: str, fmt: str, output: Optional[str]) -> None:
         rows = export_rows(source, fmt)
         first = next(rows, None)  # bad input fails here, before an output file is made
         if first is None:
-            raise click.ClickException(f"{source} holds no augmented rows to export")
+            raise click.ClickException(f"{source} holds no augmented rows to export (augment writes only "
+                                       "documents with a kept call to data.jsonl: its summary says how many)")
         if output is None:
             _write(sys.stdout, first, rows)
             return

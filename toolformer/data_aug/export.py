@@ -131,7 +131,10 @@ def export_rows(path: str, fmt: str) -> Iterator[Dict[str, Any]]:
                 name = call.get("tool")
                 if name and name not in tools:
                     tools[name] = _tool_class(name)
-            yield to_messages(row, tools)
+            try:
+                yield to_messages(row, tools)
+            except UserError as exc:
+                raise UserError(f"{source}:{n}: {exc}") from None
 
 
 def _tool_class(name: str) -> Any:
