@@ -147,7 +147,8 @@ class NgramGuard:
 
 
 def eval_questions(names: Sequence[str], data_dir: str) -> Dict[str, List[str]]:
-    """The question texts of the named evaluation tasks (the harness's loaders and tasks)."""
+    """The texts of the named evaluation tasks' examples (a question with its fields; a perplexity
+    task's text), by the harness's loaders and tasks."""
     from toolformer.eval.tasks import get_task, load_examples
 
     out: Dict[str, List[str]] = {}

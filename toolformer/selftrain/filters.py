@@ -130,10 +130,8 @@ def build_filter(name: str, context: Optional[FilterContext] = None,
                  options: Optional[Dict[str, Any]] = None) -> CandidateFilter:
     """An instance of filter ``name`` with ``options``; a wrong option is a one-line error."""
     cls = get_filter(name)
-    try:
-        return cls(context, **dict(options or {}))
-    except TypeError as exc:
-        raise UserError(f"filter {name!r}: bad options {dict(options or {})!r} ({exc})") from None
+    cls.check_options(options)  # the same check SelfTrainConfig.validate makes
+    return cls(context, **dict(options or {}))
 
 
 # --------------------------------------------------------------------------- loss

@@ -286,16 +286,12 @@ class SelfTrainer:
         corpus minus the texts the run annotates, minus any paragraph sharing a word 13-gram
         with a perplexity set (WikiText-2 is itself Wikipedia) or nearly duplicating an
         evaluation question."""
-        from toolformer.eval.tasks import get_task, load_examples
-        from toolformer.selftrain.contamination import NgramGuard
+        from toolformer.selftrain.contamination import NgramGuard, eval_questions
         from toolformer.selftrain.corpus import load_wikipedia
 
         c = self.config  # written even with plain_ratio 0: `toolformer finetune --mix-plain` can use it
-        refs: List[str] = []
-        for name in c.perplexity_sets:
-            _, examples = load_examples(get_task(name), str(self._data_dir()))
-            refs += [" ".join(str(v) for v in ex.fields.values()) for ex in examples]
-        ngrams = NgramGuard(refs, 13)
+        refs = eval_questions(c.perplexity_sets, str(self._data_dir()))
+        ngrams = NgramGuard([text for texts in refs.values() for text in texts], 13)
         paras = [d for d in load_wikipedia(100_000) if d.text not in used]
         leaked = [ngrams.overlaps(d.text) for d in paras]
         keep, _ = guard.check([d.text for d in paras])
@@ -477,7 +473,7 @@ class SelfTrainer:
         # rehearsal: the finetuner draws plain_ratio plain paragraphs per kept text
         plain = self.out / "round_0" / "corpus" / "plain.jsonl"
         mix = {"mix_plain": str(plain), "mix_ratio": c.plain_ratio / (1 + c.plain_ratio)} \
-            if c.plain_ratio > 0 and _read_jsonl(plain) else {}
+            if c.plain_ratio > 0 and plain.is_file() and plain.stat().st_size else {}
         out = rd.path / f"model_{j}"
         resume = "latest" if latest_checkpoint(str(out)) else None
         self._policy = (None, None, None)  # free memory before training
