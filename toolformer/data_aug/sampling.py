@@ -128,16 +128,14 @@ def row_seed(seed: int, doc_id: str, chunk: int, tool: str, position: int, sampl
 
 def pick_tokens(logits, generators: Sequence[Any], temperature: float):
     """Sample one token per row from softmax(logits / T) by inverse CDF, drawing one uniform
-    number from the row's own generator; greedy when T == 0. Returns a LongTensor [rows]."""
+    number from the row's own generator; greedy when T == 0. Returns a LongTensor [rows].
+
+    Each row is its own group of :func:`pick_group_tokens`: one arithmetic for both, so a row
+    draws the same token whether or not it shares its logits with other rows."""
     import torch
 
-    if temperature <= 0:
-        return logits.argmax(-1)
-    # float64 so that the CDF of a row does not depend on how many rows share the batch
-    cdf = torch.softmax(logits.double() / temperature, dim=-1).cumsum(-1)
-    u = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in generators])
-    u = (u.to(cdf.device) * cdf[:, -1])[:, None]
-    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=cdf.shape[-1] - 1)
+    picked = pick_group_tokens(logits, [[g] for g in generators], temperature)
+    return torch.tensor([toks[0] for toks in picked], dtype=torch.long, device=logits.device)
 
 
 def make_generator(seed: int):
@@ -235,12 +233,12 @@ def sample_calls(
 
 
 def pick_group_tokens(logits, groups: Sequence[Sequence[Any]], temperature: float) -> List[List[int]]:
-    """:func:`pick_tokens` for rows that share their logits: ``logits[g]`` is the distribution of
-    every row of group ``g``, ``groups[g]`` holds those rows' generators (one uniform number
-    each, as :func:`pick_tokens` draws it). Returns each group's tokens, one per generator.
+    """Sample from softmax(logits / T) by inverse CDF for rows that share their logits:
+    ``logits[g]`` (shape [groups, vocab]) is the distribution of every row of group ``g``,
+    ``groups[g]`` holds those rows' generators, each drawing one uniform number; greedy when
+    T == 0. Returns each group's tokens, one per generator.
 
-    The arithmetic per row is :func:`pick_tokens`' (float64 CDF of the row's logits, ``u`` times
-    its last value, right-bisection), so a row draws the same token either way.
+    The CDF is float64 so that a row's draw does not depend on how many rows share the batch.
     """
     import torch
 
