@@ -94,9 +94,9 @@ def test_cli_exports_chat_and_jsonl(tmp_path):
     (lambda p: p.mkdir(), "holds no augmented data (no data.jsonl)"),
     (lambda p: None, "does not exist"),
     (lambda p: (p.mkdir(), (p / "data.jsonl").write_text("")), "only documents with a kept call"),
-    (lambda p: (p.mkdir(), (p / "data.jsonl").write_text("{oops\n")), "data.jsonl:1: not a JSON line"),
+    (lambda p: (p.mkdir(), (p / "data.jsonl").write_text("{oops\n")), "data.jsonl:1 is not valid JSON"),
     (lambda p: (p.mkdir(), (p / "data.jsonl").write_text('\n{"id": "x", "text": "t"}\n')),
-     "data.jsonl:2: row x is not an augmented row"),
+     "data.jsonl line 2: row x is not an augmented row"),
 ])
 def test_bad_input_is_one_line(tmp_path, make, expect):
     run = tmp_path / "run"

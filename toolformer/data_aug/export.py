@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -114,27 +113,23 @@ def export_rows(path: str, fmt: str) -> Iterator[Dict[str, Any]]:
     """The rows of ``path`` (an augment output) in format ``fmt`` (``jsonl`` or ``chat``)."""
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; use one of: {', '.join(FORMATS)}")
+    from toolformer.records import iter_records
+
     source = data_file(path)
     tools: Dict[str, Any] = {}
-    with open(source, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{source}:{n}: not a JSON line ({exc.msg})") from None
-            if fmt == "jsonl":
-                yield {"id": row.get("id"), "text": row.get("text", row.get("original", ""))}
-                continue
-            for call in row.get("calls", []) if isinstance(row, dict) else []:
-                name = call.get("tool")
-                if name and name not in tools:
-                    tools[name] = _tool_class(name)
-            try:
-                yield to_messages(row, tools)
-            except UserError as exc:
-                raise UserError(f"{source}:{n}: {exc}") from None
+    # the project's one record reader: a line that is not JSON (or not UTF-8) is a one-line error
+    for where, row in iter_records(str(source), on_bad_line="raise"):
+        if fmt == "jsonl":
+            yield {"id": row.get("id"), "text": row.get("text", row.get("original", ""))}
+            continue
+        for call in row.get("calls", []) if isinstance(row, dict) else []:
+            name = call.get("tool")
+            if name and name not in tools:
+                tools[name] = _tool_class(name)
+        try:
+            yield to_messages(row, tools)
+        except UserError as exc:
+            raise UserError(f"{source} {where}: {exc}") from None
 
 
 def _tool_class(name: str) -> Any:
