@@ -8,7 +8,7 @@ import time
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from transformers import LlamaForCausalLM
 
@@ -406,6 +406,7 @@ def test_word_start_rule(smol_tokenizer):
 
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1))
+@example(seed=133908)
 def test_constrained_sampled_calls_always_parse(tiny_model, smol_tokenizer, seed):
     """Random seeds, a random model, the trigger firing everywhere: every call is a well-formed
     call of a tool (never unclosed or malformed)."""
@@ -417,8 +418,11 @@ def test_constrained_sampled_calls_always_parse(tiny_model, smol_tokenizer, seed
                                          max_calls=3, max_call_tokens=24))
     out = gen.generate("The sum of 12 and 30 is")[0]
     for call in out.calls:
-        assert call.error is None or not (call.error == UNCLOSED or call.error.startswith("malformed")), call
-        assert call.tool in ("Calculator", "Calendar", "Echo")
+        # max_new_tokens may end the output inside the last call (seed 133908 opened `[` as the
+        # 60th token): unclosed only then, and only that call
+        cut = out.finish_reason == "length" and call.end == len(out.text)
+        assert call.error is None or not ((call.error == UNCLOSED and not cut) or call.error.startswith("malformed")), call
+        assert cut or call.tool in ("Calculator", "Calendar", "Echo")
         if call.end is not None and out.text[call.end - 1 : call.end] == "]":  # not cut by max_new_tokens
             assert parse_call(out.text[call.start : call.end]).tool == call.tool
 
