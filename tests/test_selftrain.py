@@ -674,3 +674,22 @@ def test_reward_model_with_pickle_weights_is_refused_like_any_model(tmp_path, sm
     with pytest.raises(UserError) as exc:
         build_filter("reward", options={"model": str(clf_dir)})
     assert "pickle" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_run_grows_on_the_generated_arithmetic_corpus(tmp_path, tiny_dir, files):
+    """``corpus="arithmetic:N"``: no file, the same stages; the scripted policy (first two numbers,
+    ``*`` or ``+``) is right on some generated problems, and only those are kept and trained on."""
+    _, evals = files
+    out = tmp_path / "run"
+    cfg = _config(tiny_dir, "arithmetic:30", evals, out, max_rounds=1, round0_docs=0, dev_size=4,
+                  corpus_size=12, max_problem_steps=1, dev_max_problem_steps=1)
+    result = selftrain(cfg, generator_factory=ScriptedGenerator)
+    train = [json.loads(line) for line in (out / "round_0" / "corpus" / "train.jsonl").read_text().splitlines()]
+    assert {d["source"] for d in train} == {"arithmetic"} and all(d["steps"] == 1 for d in train)
+    assert len(train) + 4 <= 30
+    kept = [json.loads(line) for line in (out / "round_1" / "kept_0.jsonl").read_text().splitlines()]
+    grown = [json.loads(line) for line in (out / "round_1" / "grow.jsonl").read_text().splitlines()]
+    right = {g["doc_id"] for g in grown if g["calls"] and g["calls"][0]["result"] is not None
+             and float(g["calls"][0]["result"]) == g["gold"]}
+    assert kept and {k["doc_id"] for k in kept} == right  # exactly the problems it got right
+    assert result.rounds[1]["round"] == 1 and result.rounds[1]["texts_kept"] == len(kept)

@@ -72,7 +72,7 @@ class SelfTrainConfig:
                           "before the call (the base model invents numbers otherwise: 38 of 152 closed "
                           "zero-shot calls used the question's numbers)"})
     data_dir: Optional[str] = field(default=None, metadata={"help": "shared data folder (default $TOOLFORMER_DATA or ../shared/data)"})
-    corpus: str = field(default="gsm8k/train.jsonl", metadata={"help": "GSM8K-style JSONL (question, answer with '#### n'); relative to data_dir unless absolute"})
+    corpus: str = field(default="gsm8k/train.jsonl", metadata={"help": "GSM8K-style JSONL (question, answer with '#### n'); relative to data_dir unless absolute. 'arithmetic' or 'arithmetic:N': N generated easy word problems (one or two operations on the question's numbers; toolformer.selftrain.word_problems) instead, for a model too small for GSM8K"})
     max_problem_steps: Optional[int] = field(default=1, metadata={"help": "keep only problems whose gold solution has at most this many <<...>> calculations (1: one call answers them, as most SVAMP/MAWPS questions; 499 of 7,473. With 1-2 steps, 2,674 problems, round 1's Grow found the gold answer in 10-24 of 1,280 samples); None: all"})
     wiki_docs: int = field(default=0, metadata={"help": "Wikipedia paragraphs added for the other tools (no gold answers)"})
     doc_template: str = field(default=DOC_TEMPLATE, metadata={"help": "round-0 document text from {question}, {solution}, {answer}"})
@@ -134,6 +134,10 @@ class SelfTrainConfig:
                 raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.patience < 1:
             raise UserError(f"patience must be >= 1, got {self.patience}")
+        from toolformer.selftrain import word_problems
+
+        if word_problems.is_spec(self.corpus):
+            word_problems.parse_spec(self.corpus)  # a bad size: one line before anything runs
         if self.max_problem_steps is not None and self.max_problem_steps < 1:
             raise UserError(f"max_problem_steps must be >= 1, got {self.max_problem_steps}")
         if not 0 < self.temperature:

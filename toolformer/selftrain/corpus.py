@@ -11,7 +11,7 @@ import random
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from toolformer.errors import UserError
 
@@ -59,28 +59,43 @@ def _format_number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(x)
 
 
-def load_corpus(path: str, doc_template: str, prompt_template: str) -> List[CorpusDoc]:
+def load_corpus(path: str, doc_template: str, prompt_template: str, seed: int = 0) -> List[CorpusDoc]:
     """Every row of a JSONL corpus as a :class:`CorpusDoc` (file order; ids ``<stem>-<line>``).
 
     A GSM8K row (``question``, ``answer`` ending in ``#### n``) becomes a problem with a gold
     answer: ``doc_template``/``prompt_template`` take ``{question}``, ``{solution}``,
     ``{answer}``. A row with only ``text`` is a document without gold (its opening is the
-    prompt)."""
+    prompt). ``path`` ``arithmetic`` or ``arithmetic:N`` is the generated corpus of easy word
+    problems (:mod:`toolformer.selftrain.word_problems`, drawn with ``seed``) instead of a file."""
+    from toolformer.selftrain import word_problems
+
+    if word_problems.is_spec(path):
+        rows = word_problems.generate_problems(word_problems.parse_spec(path), seed=seed)
+        return corpus_from_rows(((f"row {i}", r) for i, r in enumerate(rows, 1)), word_problems.NAME,
+                                path, doc_template, prompt_template)
     p = Path(path).expanduser()
     if not p.is_file():
         raise UserError(f"corpus {path} not found; pass --corpus PATH to GSM8K's train.jsonl "
-                        "(or set --data-dir)")
+                        "(or set --data-dir), or --corpus arithmetic for generated easy problems")
     from toolformer.records import iter_records
 
-    docs: List[CorpusDoc] = []
     stem = "gsm8k" if "gsm8k" in str(p).lower() else p.stem
-    for lineno, (where, row) in enumerate(iter_records(str(p), on_bad_line="raise"), 1):
+    return corpus_from_rows(iter_records(str(p), on_bad_line="raise"), stem, str(p),
+                            doc_template, prompt_template)
+
+
+def corpus_from_rows(rows: Iterable[Tuple[str, Any]], stem: str, source: str, doc_template: str,
+                     prompt_template: str) -> List[CorpusDoc]:
+    """:class:`CorpusDoc` s from ``(where, row)`` pairs (see :func:`load_corpus`); ids
+    ``<stem>-<n>``. Raises :class:`UserError` for a malformed row or no documents."""
+    docs: List[CorpusDoc] = []
+    for lineno, (where, row) in enumerate(rows, 1):
         if isinstance(row, dict) and "answer" not in row and isinstance(row.get("text"), str):
             text = row["text"].strip()
             if text:
                 docs.append(CorpusDoc(f"{stem}-{lineno}", text, wiki_prompt(text), text, None, stem))
             continue
-        question, solution, gold = parse_gsm8k(row, f"{p} {where}")
+        question, solution, gold = parse_gsm8k(row, f"{source} {where}")
         steps = len(CALC_MARK.findall(str(row["answer"])))
         fields = {"question": question, "solution": solution, "answer": _format_number(gold)}
         try:
@@ -89,7 +104,7 @@ def load_corpus(path: str, doc_template: str, prompt_template: str) -> List[Corp
             raise UserError(f"template field {exc} unknown; use {{question}}, {{solution}}, {{answer}}") from None
         docs.append(CorpusDoc(f"{stem}-{lineno}", text, prompt, question, gold, stem, steps))
     if not docs:
-        raise UserError(f"corpus {path} holds no documents")
+        raise UserError(f"corpus {source} holds no documents")
     return docs
 
 

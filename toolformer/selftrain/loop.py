@@ -167,6 +167,10 @@ class SelfTrainer:
         return self.data_dir or default_data_dir()
 
     def corpus_path(self) -> Path:
+        from toolformer.selftrain.word_problems import is_spec
+
+        if is_spec(self.config.corpus):  # generated, not a file
+            return Path(self.config.corpus)
         p = Path(self.config.corpus).expanduser()
         if p.is_absolute() or p.exists():
             return p
@@ -245,7 +249,7 @@ class SelfTrainer:
         from toolformer.selftrain.corpus import load_corpus, load_wikipedia, split_corpus
 
         c = self.config
-        docs = load_corpus(str(self.corpus_path()), c.doc_template, c.prompt_template)
+        docs = load_corpus(str(self.corpus_path()), c.doc_template, c.prompt_template, seed=c.seed)
         if c.max_problem_steps is not None:
             docs = [d for d in docs if d.steps is None or d.steps <= c.max_problem_steps]
         docs += load_wikipedia(c.wiki_docs)
