@@ -405,6 +405,13 @@ def test_answer_filter_keeps_right_answers_whose_calls_ran():
                     [{"tool": "Calculator", "args": "285 - 49 - 59", "result": "177", "error": None,
                       "start": 1, "end": len(text)}], 177.0, "length")
     assert cut.ok_calls == [] and flt.scores([cut]) == [0.0]
+    # a division's operands are two numbers, not the fraction 36/3 (every division was dropped)
+    q = "Q: Hiro read 36 pages in 3 days, the same number each day. How many pages a day?\nA:"
+    div = _cand(q, " [Calculator(36 / 3) -> 12] 12", "36 / 3", gold=12.0, result="12")
+    big = _cand("Q: 1,200 seats in 4 equal rows?\nA:", " [Calculator(1,200/4) -> 300] 300", "1,200/4",
+                gold=300.0, result="300")
+    invented = _cand(q, " [Calculator(36 / 2 - 6) -> 12] 12", "36 / 2 - 6", gold=12.0, result="12")
+    assert flt.scores([div, big, invented]) == [1.0, 1.0, 0.0]
 
 
 def test_reward_filter_scores_the_margin_of_a_classifier(tmp_path, smol_tokenizer):
