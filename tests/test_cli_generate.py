@@ -184,3 +184,31 @@ def test_chat_session_uses_the_chat_template(smol_tokenizer):
     assert "hello<|im_end|>" in session.prompt("again")
     plain = generate_cmd.ChatSession(smol_tokenizer, False, None)
     assert plain.prompt("hi") == "User: hi\nAssistant:" and plain.stop_strings == ("\nUser:",)
+
+
+def test_chat_talks_in_the_turns_an_adapter_was_trained_on(smol_tokenizer, tmp_path):
+    """A selftrain adapter's manifest names its plain turns (``Q:`` / ``A:``): chat uses them by
+    default (the model never saw the chat template), ``--template`` still wins, and a typed
+    ``Q:`` is not doubled."""
+    from toolformer.errors import UserError
+    from toolformer.manifest import chat_roles_of_template, manifest_chat_roles, write_manifest
+    from toolformer.selftrain import SelfTrainConfig
+    from toolformer.selftrain.loop import adapter_manifest
+
+    meta = adapter_manifest(SelfTrainConfig(), 1, 3)
+    assert meta["chat_roles"] == {"user": "Q", "assistant": "A"}
+    assert "chat_roles" not in adapter_manifest(SelfTrainConfig(prompt_template="{question} ="), 1, 3)
+    assert chat_roles_of_template("Question: {question}\nAnswer:") == {"user": "Question", "assistant": "Answer"}
+    write_manifest(tmp_path, meta)
+    roles = manifest_chat_roles(str(tmp_path))
+    assert roles == ("Q", "A")
+    session = generate_cmd.ChatSession(smol_tokenizer, None, None, roles)
+    assert not session.use_template
+    assert session.prompt("A box has 6 eggs. How many in 7 boxes?") == "Q: A box has 6 eggs. How many in 7 boxes?\nA:"
+    assert session.prompt("Q: 3 and 4 more?") == "Q: 3 and 4 more?\nA:" and session.stop_strings == ("\nQ:",)
+    session.add("Q: 3 and 4 more?", " [Calculator(3 + 4) -> 7] 7 ")
+    assert session.prompt("5 less 2?") == "Q: 3 and 4 more?\nA: [Calculator(3 + 4) -> 7] 7\nQ: 5 less 2?\nA:"
+    assert generate_cmd.ChatSession(smol_tokenizer, True, None, roles).use_template
+    write_manifest(tmp_path, {**meta, "chat_roles": {"user": "Q"}})
+    with pytest.raises(UserError, match="chat_roles"):
+        manifest_chat_roles(str(tmp_path))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from toolformer.errors import UserError
 
@@ -97,6 +97,38 @@ def manifest_tool_options(model: str) -> Dict[str, Dict[str, Any]]:
         raise UserError(f"{manifest_path(folder)}: 'tool_options' must map tool names to objects, "
                         "e.g. {\"Calculator\": {\"numbers_from_text\": true}}")
     return {str(k): dict(v) for k, v in opts.items()}
+
+
+def manifest_chat_roles(model: str) -> Optional[Tuple[str, str]]:
+    """``(user, assistant)``: the plain-text turn labels a checkpoint was trained on (the
+    manifest's ``"chat_roles"``, e.g. ``{"user": "Q", "assistant": "A"}`` written by ``selftrain``
+    for its ``Q: ...\nA:`` texts), or None. ``chat`` then talks in those turns instead of the
+    chat template, which the model never saw during fine-tuning.
+
+    Raises :class:`~toolformer.errors.UserError` when ``"chat_roles"`` is not two one-line labels.
+    """
+    from toolformer.models import manifest_dir
+
+    folder = manifest_dir(model)
+    meta = read_manifest(folder)
+    roles = None if meta is None else meta.get("chat_roles")
+    if roles is None:
+        return None
+    ok = isinstance(roles, dict) and all(
+        isinstance(roles.get(k), str) and roles[k].strip() and "\n" not in roles[k] for k in ("user", "assistant"))
+    if not ok:
+        raise UserError(f"{manifest_path(folder)}: 'chat_roles' must be {{\"user\": \"Q\", \"assistant\": \"A\"}} "
+                        "(one-line labels); fix or delete it")
+    return roles["user"].strip(), roles["assistant"].strip()
+
+
+def chat_roles_of_template(prompt_template: str) -> Optional[Dict[str, str]]:
+    """``{"user": "Q", "assistant": "A"}`` for a prompt template ``"Q: {question}\nA:"`` (a label,
+    the question, a line break, a label), else None."""
+    import re
+
+    m = re.fullmatch(r"([^\s:{}]+): \{question\}\n([^\s:{}]+):", prompt_template)
+    return {"user": m.group(1), "assistant": m.group(2)} if m else None
 
 
 def merge_tool_options(*layers: Optional[Dict[str, Dict[str, Any]]]) -> Dict[str, Dict[str, Any]]:

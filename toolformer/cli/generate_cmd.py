@@ -299,28 +299,39 @@ Ctrl-C stops an answer; Ctrl-C or Ctrl-D at the prompt exits."""
 class ChatSession:
     """The conversation: turns, and the prompt the model continues (chat template or plain)."""
 
-    def __init__(self, tokenizer: Any, use_template: Optional[bool], system: Optional[str]):
+    def __init__(self, tokenizer: Any, use_template: Optional[bool], system: Optional[str],
+                 roles: Optional[Tuple[str, str]] = None):
+        """``roles``: the plain turn labels the model was trained on (``("Q", "A")``, from its
+        manifest); with them the default is plain turns, not the chat template."""
         self.tokenizer = tokenizer
         has_template = bool(getattr(tokenizer, "chat_template", None))
+        if use_template is None and roles is not None:
+            use_template = False
         self.use_template = has_template if use_template is None else (use_template and has_template)
         self.system = system
+        self.roles = roles or ("User", "Assistant")
         self.turns: List[Dict[str, str]] = []
 
     def prompt(self, user: str) -> str:
+        if not self.use_template and user.startswith(f"{self.roles[0]}:"):  # "Q: ..." typed out
+            user = user[len(self.roles[0]) + 1:].strip()
         turns = self.turns + [{"role": "user", "content": user}]
         if self.use_template:
             messages = ([{"role": "system", "content": self.system}] if self.system else []) + turns
             return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         lines = [self.system] if self.system else []
+        user, assistant = self.roles
         for t in turns:
-            lines.append(f"{'User' if t['role'] == 'user' else 'Assistant'}: {t['content']}")
-        return "\n".join(lines) + "\nAssistant:"
+            lines.append(f"{user if t['role'] == 'user' else assistant}: {t['content']}")
+        return "\n".join(lines) + f"\n{assistant}:"
 
     @property
     def stop_strings(self) -> Tuple[str, ...]:
-        return () if self.use_template else ("\nUser:",)
+        return () if self.use_template else (f"\n{self.roles[0]}:",)
 
     def add(self, user: str, answer: str) -> None:
+        if not self.use_template and user.startswith(f"{self.roles[0]}:"):
+            user = user[len(self.roles[0]) + 1:].strip()
         self.turns += [{"role": "user", "content": user}, {"role": "assistant", "content": answer.strip()}]
 
 
@@ -354,10 +365,15 @@ def _answer(gen: Any, session: ChatSession, user: str, context: Any) -> None:
 def chat(model: str, system: Optional[str], use_template: Optional[bool], **opts: Any) -> None:
     """Talk with MODEL; tool calls and their results are shown as they happen."""
     opts.setdefault("stop_strings", ())
+    from toolformer.manifest import manifest_chat_roles
+
+    roles = manifest_chat_roles(model)
     gen, names, context = build_generator(model, opts)
-    session = ChatSession(gen.tokenizer, use_template, system)
+    session = ChatSession(gen.tokenizer, use_template, system, roles)
     tools = ", ".join(names) if names and gen.config.tools_enabled else "none"
-    click.echo(f"toolformer chat with {model} (tools: {tools}). /help for commands.", err=True)
+    turns = "" if session.use_template or roles is None else \
+        f" Plain '{roles[0]}:' / '{roles[1]}:' turns, as it was trained; --template for the chat template."
+    click.echo(f"toolformer chat with {model} (tools: {tools}).{turns} /help for commands.", err=True)
     stdin = click.get_text_stream("stdin")
     while True:
         try:

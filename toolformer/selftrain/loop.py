@@ -648,11 +648,16 @@ def adapter_manifest(config: SelfTrainConfig, round_index: int, texts: int) -> D
     """The ``toolformer.json`` of a round's adapter folder: it names the base model, so that
     ``load_model(<adapter folder>)`` puts the adapter on top of it."""
     from toolformer.finetune import call_syntax
+    from toolformer.manifest import chat_roles_of_template
 
-    return {"format": "toolformer-adapter", "version": 1, "base_model": config.model,
-            "tools": list(config.tools), "tool_options": config.tool_options,
-            "call_syntax": call_syntax(), "selftrain_round": round_index,
-            "training_texts": texts, "filter": config.filter}
+    out = {"format": "toolformer-adapter", "version": 1, "base_model": config.model,
+           "tools": list(config.tools), "tool_options": config.tool_options,
+           "call_syntax": call_syntax(), "selftrain_round": round_index,
+           "training_texts": texts, "filter": config.filter}
+    roles = chat_roles_of_template(config.prompt_template)  # chat talks as the texts were written
+    if roles:
+        out["chat_roles"] = roles
+    return out
 
 
 def format_report(d: Dict[str, Any]) -> str:
