@@ -55,7 +55,7 @@ def test_load_corpus_reads_the_spec_like_a_gsm8k_file():
     assert [d.question for d in docs] == [d.question for d in load_corpus("arithmetic:40", "{question}", "{question}", seed=5)]
 
 
-@pytest.mark.parametrize("spec", ["arithmetic:0", "arithmetic:ten", "arithmetic:-3"])
+@pytest.mark.parametrize("spec", ["arithmetic:0", "arithmetic:ten", "arithmetic:-3", "arithmetic:"])
 def test_a_bad_size_is_one_line_before_anything_runs(spec, tmp_path):
     with pytest.raises(UserError) as err:
         SelfTrainConfig(output=str(tmp_path / "run"), corpus=spec).validate()

@@ -187,10 +187,10 @@ def generate_problems(n: int = DEFAULT_SIZE, seed: int = 0, two_step_fraction: f
 
 def parse_spec(spec: str) -> int:
     """The size in a corpus spec ``arithmetic`` or ``arithmetic:N``; raises UserError otherwise."""
-    name, _, size = spec.partition(":")
+    name, sep, size = spec.partition(":")
     if name != NAME:
         raise UserError(f"unknown generated corpus {spec!r}; use {NAME} or {NAME}:N")
-    if not size:
+    if not sep:
         return DEFAULT_SIZE
     if not size.isdigit() or int(size) < 1:
         raise UserError(f"corpus {spec!r}: the size after ':' must be a whole number >= 1")
