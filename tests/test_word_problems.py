@@ -83,3 +83,13 @@ def test_generated_problems_rarely_resemble_an_evaluation_question(shared_data: 
     share = report.to_dict()["near_duplicate_share"]
     assert report.checked == 3000 and sum(keep) < 3000  # the guard does flag some
     assert share["svamp"] < 0.01 and share["mawps"] < 0.03 and share["gsm8k"] < 0.01
+
+
+def test_a_missing_corpus_file_is_one_line_and_leaves_no_run_folder(tmp_path):
+    from toolformer.selftrain import selftrain
+
+    out = tmp_path / "run"
+    with pytest.raises(UserError) as err:
+        selftrain(SelfTrainConfig(output=str(out), corpus=str(tmp_path / "missing.jsonl"), progress=False))
+    assert "not found" in str(err.value) and "arithmetic" in str(err.value) and "\n" not in str(err.value)
+    assert not out.exists()
