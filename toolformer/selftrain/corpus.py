@@ -75,13 +75,18 @@ def load_corpus(path: str, doc_template: str, prompt_template: str, seed: int = 
                                 path, doc_template, prompt_template)
     p = Path(path).expanduser()
     if not p.is_file():
-        raise UserError(f"corpus {path} not found; pass --corpus PATH to GSM8K's train.jsonl "
-                        "(or set --data-dir), or --corpus arithmetic for generated easy problems")
+        raise corpus_not_found(path)
     from toolformer.records import iter_records
 
     stem = "gsm8k" if "gsm8k" in str(p).lower() else p.stem
     return corpus_from_rows(iter_records(str(p), on_bad_line="raise"), stem, str(p),
                             doc_template, prompt_template)
+
+
+def corpus_not_found(path: Any) -> UserError:
+    """The one-line error for a corpus file that does not exist."""
+    return UserError(f"corpus {path} not found; pass --corpus PATH to GSM8K's train.jsonl "
+                     "(or set --data-dir), or --corpus arithmetic for generated easy problems")
 
 
 def corpus_from_rows(rows: Iterable[Tuple[str, Any]], stem: str, source: str, doc_template: str,

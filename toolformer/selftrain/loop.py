@@ -519,11 +519,11 @@ class SelfTrainer:
     # -- the run --------------------------------------------------------------------------
     def run(self) -> SelfTrainResult:
         c = self.config
+        from toolformer.selftrain.corpus import corpus_not_found
         from toolformer.selftrain.word_problems import is_spec
 
         if not is_spec(c.corpus) and not self.corpus_path().is_file():  # before run.json exists
-            raise UserError(f"corpus {self.corpus_path()} not found; pass --corpus PATH to GSM8K's "
-                            "train.jsonl (or set --data-dir), or --corpus arithmetic for generated easy problems")
+            raise corpus_not_found(self.corpus_path())
         self.out.mkdir(parents=True, exist_ok=True)
         self._check_run()
         rounds: List[Dict[str, Any]] = []
