@@ -312,27 +312,29 @@ class ChatSession:
         self.roles = roles or ("User", "Assistant")
         self.turns: List[Dict[str, str]] = []
 
+    def _content(self, user: str) -> str:
+        """What the user said, without the user label typed out in plain turns (``Q: ...``)."""
+        label = f"{self.roles[0]}:"
+        return user[len(label):].strip() if not self.use_template and user.startswith(label) else user
+
     def prompt(self, user: str) -> str:
-        if not self.use_template and user.startswith(f"{self.roles[0]}:"):  # "Q: ..." typed out
-            user = user[len(self.roles[0]) + 1:].strip()
-        turns = self.turns + [{"role": "user", "content": user}]
+        turns = self.turns + [{"role": "user", "content": self._content(user)}]
         if self.use_template:
             messages = ([{"role": "system", "content": self.system}] if self.system else []) + turns
             return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         lines = [self.system] if self.system else []
-        user, assistant = self.roles
+        user_label, assistant_label = self.roles
         for t in turns:
-            lines.append(f"{user if t['role'] == 'user' else assistant}: {t['content']}")
-        return "\n".join(lines) + f"\n{assistant}:"
+            lines.append(f"{user_label if t['role'] == 'user' else assistant_label}: {t['content']}")
+        return "\n".join(lines) + f"\n{assistant_label}:"
 
     @property
     def stop_strings(self) -> Tuple[str, ...]:
         return () if self.use_template else (f"\n{self.roles[0]}:",)
 
     def add(self, user: str, answer: str) -> None:
-        if not self.use_template and user.startswith(f"{self.roles[0]}:"):
-            user = user[len(self.roles[0]) + 1:].strip()
-        self.turns += [{"role": "user", "content": user}, {"role": "assistant", "content": answer.strip()}]
+        self.turns += [{"role": "user", "content": self._content(user)},
+                       {"role": "assistant", "content": answer.strip()}]
 
 
 def _answer(gen: Any, session: ChatSession, user: str, context: Any) -> None:

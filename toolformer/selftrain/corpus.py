@@ -55,7 +55,8 @@ def parse_gsm8k(row: Dict[str, Any], where: str) -> tuple:
     return " ".join(str(row["question"]).split()), solution, gold
 
 
-def _format_number(x: float) -> str:
+def format_number(x: float) -> str:
+    """``24.0`` -> ``"24"``, ``2.5`` -> ``"2.5"`` (a gold answer as GSM8K writes it)."""
     return str(int(x)) if float(x).is_integer() else repr(x)
 
 
@@ -102,7 +103,7 @@ def corpus_from_rows(rows: Iterable[Tuple[str, Any]], stem: str, source: str, do
             continue
         question, solution, gold = parse_gsm8k(row, f"{source} {where}")
         steps = len(CALC_MARK.findall(str(row["answer"])))
-        fields = {"question": question, "solution": solution, "answer": _format_number(gold)}
+        fields = {"question": question, "solution": solution, "answer": format_number(gold)}
         try:
             text, prompt = doc_template.format(**fields), prompt_template.format(**fields)
         except (KeyError, IndexError) as exc:

@@ -22,6 +22,7 @@ import random
 from typing import Callable, Dict, List, Tuple
 
 from toolformer.errors import UserError
+from toolformer.selftrain.corpus import format_number
 
 NAME = "arithmetic"
 DEFAULT_SIZE = 3000
@@ -155,10 +156,6 @@ ONE_STEP: Tuple[Callable, ...] = (_add, _sub, _mul, _div)
 TWO_STEP: Tuple[Callable, ...] = (_mul_add, _mul_sub, _add_sub, _add3)
 
 
-def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(x)
-
-
 def generate_problems(n: int = DEFAULT_SIZE, seed: int = 0, two_step_fraction: float = 0.25) -> List[Dict[str, str]]:
     """``n`` distinct problems as GSM8K rows: ``{"question", "answer"}``, the answer
     ``"<<x+y=z>> ... #### z"`` (one mark per operation). Deterministic for a ``seed``.
@@ -180,8 +177,8 @@ def generate_problems(n: int = DEFAULT_SIZE, seed: int = 0, two_step_fraction: f
         if question in seen:
             continue
         seen.add(question)
-        marks = " ".join(f"<<{e}={_fmt(val)}>>" for e, val in steps)
-        rows.append({"question": question, "answer": f"{marks}\n#### {_fmt(answer)}"})
+        marks = " ".join(f"<<{e}={format_number(val)}>>" for e, val in steps)
+        rows.append({"question": question, "answer": f"{marks}\n#### {format_number(answer)}"})
     return rows
 
 
