@@ -52,17 +52,23 @@ def read_manifest(folder: PathLike) -> Optional[Dict[str, Any]]:
     return data
 
 
+def _field(model: str, key: str) -> Tuple[str, Any]:
+    """``(folder, value)``: the manifest folder of ``model`` (a folder, or an adapter's short
+    name) and its manifest's ``key``, None when there is no manifest or no such key."""
+    from toolformer.models import manifest_dir  # an adapter's short name -> its folder
+
+    folder = manifest_dir(model)
+    meta = read_manifest(folder)
+    return folder, (None if meta is None else meta.get(key))
+
+
 def manifest_tools(model: str) -> Optional[List[str]]:
     """The tools a fine-tuned checkpoint (a folder, or an adapter's short name) was trained with:
     the manifest's ``"tools"``, or None when there is no manifest or it names none.
 
     Raises :class:`~toolformer.errors.UserError` when ``"tools"`` is not a list of names.
     """
-    from toolformer.models import manifest_dir  # an adapter's short name -> its folder
-
-    folder = manifest_dir(model)
-    meta = read_manifest(folder)
-    tools = None if meta is None else meta.get("tools")
+    folder, tools = _field(model, "tools")
     if tools is None:
         return None
     if not (isinstance(tools, list) and all(isinstance(t, str) for t in tools)):
@@ -86,11 +92,7 @@ def manifest_tool_options(model: str) -> Dict[str, Dict[str, Any]]:
 
     Raises :class:`~toolformer.errors.UserError` when ``"tool_options"`` is not an object of objects.
     """
-    from toolformer.models import manifest_dir
-
-    folder = manifest_dir(model)
-    meta = read_manifest(folder)
-    opts = None if meta is None else meta.get("tool_options")
+    folder, opts = _field(model, "tool_options")
     if opts is None:
         return {}
     if not (isinstance(opts, dict) and all(isinstance(v, dict) for v in opts.values())):
@@ -107,11 +109,7 @@ def manifest_chat_roles(model: str) -> Optional[Tuple[str, str]]:
 
     Raises :class:`~toolformer.errors.UserError` when ``"chat_roles"`` is not two one-line labels.
     """
-    from toolformer.models import manifest_dir
-
-    folder = manifest_dir(model)
-    meta = read_manifest(folder)
-    roles = None if meta is None else meta.get("chat_roles")
+    folder, roles = _field(model, "chat_roles")
     if roles is None:
         return None
     ok = isinstance(roles, dict) and all(
