@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, List, Optional, Sequence, Tuple
 
 from toolformer.errors import UserError
+from toolformer.kv_cache import cache_kwargs
 from toolformer.text_units import token_starts_unit
 
 FOLLOW_TOKENS = 16  # tokens after a window kept for scoring (>= weight horizon - 1)
@@ -221,7 +222,7 @@ class PromptCache:
             if self.prompt.prefix_ids:
                 ids = torch.tensor([self.prompt.prefix_ids], device=self.parts.device)
                 with torch.inference_mode():
-                    self.parts.base(input_ids=ids, past_key_values=cache, use_cache=True)
+                    self.parts.base(input_ids=ids, use_cache=True, **cache_kwargs(self.parts.base, cache))
             self._kv = [(layer.keys, layer.values) for layer in cache.layers]
         return self._kv
 

@@ -40,6 +40,7 @@ from toolformer.data_aug.sampling import (
 from toolformer.data_aug.scoring import keep_decision, loss_weights
 from toolformer.data_aug.types import AnnotationResult, AnnotatorConfig, Document, KeptCall
 from toolformer.grammar import call_grammar
+from toolformer.kv_cache import cache_kwargs
 from toolformer.syntax import APICall, format_call
 from toolformer.tools.base import Tool, ToolContext
 
@@ -185,7 +186,7 @@ class ReferenceAnnotator:
             con = CallConstraint(token_index(self.tokenizer, len(self.brackets.stop)), grammar, cfg.max_call_tokens)
         with torch.inference_mode():
             for _ in range(cfg.max_call_tokens):
-                logits = self.model(input_ids=inp, past_key_values=cache, use_cache=True).logits[:, -1].float()
+                logits = self.model(input_ids=inp, use_cache=True, **cache_kwargs(self.model, cache)).logits[:, -1].float()
                 if con is not None:
                     apply_masks(logits, [con.allowed()])
                 t = int(pick_tokens(logits, [gen], cfg.temperature)[0])

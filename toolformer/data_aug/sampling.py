@@ -35,6 +35,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
+from toolformer.kv_cache import cache_kwargs
 from toolformer.syntax import APICall, CallSyntaxError, parse_call
 
 
@@ -99,7 +100,7 @@ def bracket_probs(parts: Any, prompt_cache: Any, rest_ids: Sequence[int], doc_id
     ids = list(rest_ids) + list(doc_ids[: n - 1])
     inp = torch.tensor([ids], device=parts.device)
     with torch.inference_mode():
-        hidden = parts.base(input_ids=inp, past_key_values=cache, use_cache=True).last_hidden_state[0]
+        hidden = parts.base(input_ids=inp, use_cache=True, **cache_kwargs(parts.base, cache)).last_hidden_state[0]
         # the state after x_{i-1} (after the prompt's last token for i = 0) predicts the bracket
         idx = torch.arange(len(rest_ids) - 1, len(rest_ids) - 1 + n, device=parts.device)
         logp = parts.logits(hidden[idx]).log_softmax(-1)
@@ -310,8 +311,8 @@ def _sample_batch(parts, tokenizer, kv, prompt_len, batch, openers, seed_of, bra
     abandoned = [False] * size
     with scope as state, torch.inference_mode():
         for _ in range(max_new_tokens):
-            hidden = parts.base(input_ids=inp, position_ids=pos, past_key_values=cache,
-                                use_cache=True).last_hidden_state[:, -1]
+            hidden = parts.base(input_ids=inp, position_ids=pos, use_cache=True,
+                                **cache_kwargs(parts.base, cache)).last_hidden_state[:, -1]
             logits = parts.logits(hidden)
             if cons is not None:  # the rows of a group are in the same grammar state
                 logits = apply_masks(logits.float(), [cons[g[0]].allowed() for g in groups])

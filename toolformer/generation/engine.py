@@ -11,6 +11,7 @@ from toolformer.generation.row import _Row
 from toolformer.constrain import CallConstraint, apply_masks, token_index
 from toolformer.generation.rules import _TokenTensors, _vocab_for, at_word_start, block_tokens, call_trigger, sample
 from toolformer.grammar import call_grammar
+from toolformer.kv_cache import cache_kwargs, returned_cache
 from toolformer.generation.types import DEFAULT_TOOLS, GenerationConfig, GenerationEvent, GenerationOutput
 from toolformer.tools.base import Tool, ToolContext, ToolResult
 from toolformer.tools.executor import ToolExecutor
@@ -204,7 +205,7 @@ class ToolGenerator:
         """Logits ``[rows, vocab]`` at the last position, from ``input_ids[rows, step]``,
         the whole ``mask[rows, past + step]`` and ``positions[rows, step]``; extends ``cache``."""
         kwargs = dict(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                      past_key_values=cache, use_cache=True)
+                      use_cache=True, **cache_kwargs(self.model, cache))
         if self._keep_arg:
             kwargs["logits_to_keep"] = 1
         return self.model(**kwargs).logits[:, -1, :]
@@ -348,7 +349,7 @@ def generate_reencode(
         with torch.inference_mode():
             seq = torch.tensor([row.prompt_ids], device=model.device)
             out = model(input_ids=seq, use_cache=True)
-            cache, logits = out.past_key_values, out.logits[:, -1, :]
+            cache, logits = returned_cache(out), out.logits[:, -1, :]
             while True:
                 chunk = gen._plan([row], logits, config, generator)[0]
                 if row.done:
@@ -357,8 +358,8 @@ def generate_reencode(
                 if len(chunk) > 1:  # a tool result was inserted: re-encode everything
                     out = model(input_ids=seq, use_cache=True)
                 else:
-                    out = model(input_ids=seq[:, -1:], past_key_values=cache, use_cache=True)
-                cache, logits = out.past_key_values, out.logits[:, -1, :]
+                    out = model(input_ids=seq[:, -1:], use_cache=True, **cache_kwargs(model, cache))
+                cache, logits = returned_cache(out), out.logits[:, -1, :]
         outputs.append(row.finalize())
     return outputs
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Dict, Optional, Tuple
 
 from toolformer.grammar import TextArgs
+from toolformer.kv_cache import cache_kwargs, returned_cache
 from toolformer.tools.base import (
     reject_unknown_options,
     COMPUTE_SETTINGS,
@@ -145,7 +146,7 @@ class _CausalBackend:
             params = inspect.signature(self.model.forward).parameters
             self._keep_kwargs = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         return self.model(
-            input_ids=input_ids, past_key_values=cache, use_cache=True, **self._keep_kwargs
+            input_ids=input_ids, use_cache=True, **cache_kwargs(self.model, cache), **self._keep_kwargs
         )
 
     def _device(self):
@@ -165,7 +166,7 @@ class _CausalBackend:
             self._prefix_ids = ids
             if self.config.cache_prompt:
                 with torch.no_grad():
-                    self._prefix_cache = self._forward(ids, None).past_key_values
+                    self._prefix_cache = returned_cache(self._forward(ids, None))
         return self._prefix_ids
 
     def count_tokens(self, text: str) -> int:
@@ -195,7 +196,7 @@ class _CausalBackend:
                 if len(generated) == budget:
                     break
                 step = torch.tensor([[next_id]], device=prefix.device)
-                out = self._forward(step, out.past_key_values)
+                out = self._forward(step, returned_cache(out))
         return self.tok.decode(generated, skip_special_tokens=True), len(generated)
 
 
