@@ -30,6 +30,7 @@ from toolformer.selftrain import (
 )
 from toolformer.selftrain.contamination import ContaminationGuard, jaccard, word_set
 from toolformer.selftrain.corpus import load_corpus, strip_marks
+from toolformer.selftrain.loop import loadable, merged_weights
 from toolformer.syntax import APICall, format_call
 
 PROBLEMS = [
@@ -241,6 +242,22 @@ def test_loop_runs_every_stage_and_resumes_after_an_interruption_at_each(tmp_pat
     if result.best_adapter:
         manifest = json.loads((Path(result.best_adapter) / "toolformer.json").read_text())
         assert manifest["base_model"] == tiny_dir
+    # keep_models="best": merged weights only for the best and the latest round (the next Grow's
+    # policy); every other round loads from its adapter, and the report points there
+    latest = (out / "round_2" / "model_0").resolve()
+    keep = {latest, Path(result.best_model).resolve()}
+    for folder in sorted(out.glob("round_*/model_0")):
+        assert (folder / "adapter" / "adapter_config.json").exists()
+        assert bool(merged_weights(folder)) == (folder.resolve() in keep), folder
+        assert Path(loadable(str(folder))) == (folder if folder.resolve() in keep else folder / "adapter")
+    pruned = [f for f in sorted(out.glob("round_*/model_0")) if f.resolve() not in keep]
+    assert pruned  # at least one of the three fine-tuned models, and it still loads
+    from toolformer.models import load_model
+
+    model, _ = load_model(loadable(str(pruned[0])))
+    assert model.config.vocab_size == len(load_model(tiny_dir)[1])
+    for row in result.rounds[1:]:
+        assert row["model"] == loadable(row["model"])
     # rerunning a finished run does nothing again
     calls = []
     selftrain(cfg, hook=lambda e, i: calls.append(i), generator_factory=ScriptedGenerator)
@@ -282,6 +299,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path, tiny_dir, files):
     assert not (out / "round_0" / "corpus").exists()
     with pytest.raises(UserError, match="unknown GenerationConfig field"):
         SelfTrainConfig(grow_options={"temprature": 0.5}).validate()
+    with pytest.raises(UserError, match="keep_models must be one of best, all"):
+        SelfTrainConfig(keep_models="none").validate()
     with pytest.raises(UserError, match="placement"):
         build_filter("loss", options={"placement": "middle"})
     with pytest.raises(UserError, match="bad options"):

@@ -77,6 +77,7 @@ _OPTIONS = [
                  help=_FIELDS["accumulate"].metadata["help"]),
     click.option("--finetune-option", "finetune_option", multiple=True,
                  help="KEY=VALUE FinetuneConfig or TrainingArguments field (repeatable), e.g. max_steps=100, learning_rate=2e-4"),
+    _opt("--keep-models", "keep_models"),
     _opt("--seed", "seed", type=int),
     _opt("--threads", "threads", type=int),
     _opt("--dtype", "dtype", type=str),

@@ -50,7 +50,8 @@ def default_annotator() -> AnnotatorConfig:
 # a round that is taking too long: its finished samples are kept, the round's stats say how many
 # prompts it used).
 _NOT_FINGERPRINTED = ("output", "max_rounds", "patience", "progress", "threads", "device",
-                      "grow_batch_size", "eval_batch_size", "corpus_size", "corpus_sizes")
+                      "grow_batch_size", "eval_batch_size", "corpus_size", "corpus_sizes", "keep_models")
+KEEP_MODELS = ("best", "all")
 
 
 @dataclass
@@ -114,6 +115,7 @@ class SelfTrainConfig:
     eval_batch_size: int = field(default=16, metadata={"help": "dev eval: prompts decoded together"})
     eval_options: Dict[str, Any] = field(default_factory=dict, metadata={"help": "dev eval: GenerationConfig fields by name over the harness's (e.g. a call grammar option)"})
     eval_max_new_tokens: Optional[int] = field(default=None, metadata={"help": "dev eval: tokens per answer (None: the harness's task default)"})
+    keep_models: str = field(default="best", metadata={"help": "merged weights kept in the run folder: best (the best round's and the latest round's; every other round keeps its LoRA adapter, from which it still loads: ~539 MB saved per round with SmolLM2-135M) or all", "choices": KEEP_MODELS})
     seed: int = field(default=0, metadata={"help": "seed of the split, sampling and training"})
     progress: bool = field(default=True, metadata={"help": "progress bars"})
 
@@ -134,6 +136,8 @@ class SelfTrainConfig:
                 raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.patience < 1:
             raise UserError(f"patience must be >= 1, got {self.patience}")
+        if self.keep_models not in KEEP_MODELS:
+            raise UserError(f"keep_models must be one of {', '.join(KEEP_MODELS)}, got {self.keep_models!r}")
         from toolformer.selftrain import word_problems
 
         if word_problems.is_spec(self.corpus):

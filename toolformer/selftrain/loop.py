@@ -12,6 +12,11 @@ Folder of a run (``SelfTrainConfig.output``)::
                               seconds per stage; the best round; the contamination overlap
     best_adapter/             the best round's LoRA adapter + toolformer.json (base model)
 
+Each fine-tuning leaves ``round_k/model_j/`` (merged weights, tokenizer, toolformer.json) and
+``round_k/model_j/adapter/``. With ``keep_models="best"`` (the default) only the best round's and
+the latest round's merged weights stay; the others keep their adapter, which
+:func:`loadable` loads instead (the same weights, merged on load).
+
 Every stage writes its files, then records itself in the round's ``state.json``; a rerun skips
 recorded stages and resumes the first unfinished one (augment, fine-tuning, eval and Grow resume
 inside the stage as well).
@@ -88,6 +93,27 @@ def wilson_interval(correct: int, n: int, z: float = 1.96) -> Tuple[float, float
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+# the files that hold a saved model's weights (single file, shards, their index)
+WEIGHT_FILES = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin", "pytorch_model*.bin.index.json")
+
+
+def merged_weights(folder: Path) -> List[Path]:
+    """The weight files at the top of a saved model folder (not those of its ``adapter/``)."""
+    return sorted({f for pattern in WEIGHT_FILES for f in folder.glob(pattern) if f.is_file()})
+
+
+def loadable(model: str) -> str:
+    """What loads a round's model: its folder, or its ``adapter/`` (LoRA on the base model, merged
+    on load) once ``keep_models`` removed the merged weights. Other names pass through."""
+    from toolformer.finetune import ADAPTER_DIR
+
+    folder = Path(model)
+    adapter = folder / ADAPTER_DIR
+    if folder.is_dir() and adapter.is_dir() and not merged_weights(folder):
+        return str(adapter)
+    return model
 
 
 def _changed(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
@@ -226,6 +252,7 @@ class SelfTrainer:
             torch.set_num_threads(self.config.threads)
 
     def _load(self, name: str) -> Tuple[Any, Any]:
+        name = loadable(name)
         if self._policy[0] != name:
             from toolformer.models import load_model
 
@@ -504,7 +531,7 @@ class SelfTrainer:
         gen = replace(eval_generation(), batch_size=c.eval_batch_size, call_top_k=c.call_top_k,
                       max_calls=c.max_calls, seed=c.seed, **c.eval_options)
         res = evaluate(EvalConfig(
-            model=model, tasks=f"jsonl:{self.dev_path().resolve()}", tools=list(c.tools),
+            model=loadable(model), tasks=f"jsonl:{self.dev_path().resolve()}", tools=list(c.tools),
             tool_options=c.tool_options,
             output_dir=str(rd.path / name), generation=gen, dtype=c.dtype, device=c.device,
             threads=c.threads, progress=c.progress, name=name, data_dir=str(self._data_dir()),
@@ -546,6 +573,7 @@ class SelfTrainer:
         best = {"round": None, "score": base["score"], "model": start, "adapter": c.init_adapter}
         if rounds and rounds[0]["dev_score"] > best["score"]:
             best = {"round": 0, "score": rounds[0]["dev_score"], "model": policy, "adapter": adapter}
+        self._prune({best["model"], policy}, 0)
         stale, stopped = 0, f"max_rounds {c.max_rounds} reached"
         for k in range(1, c.max_rounds + 1):
             rd = self.round_dir(k)
@@ -571,22 +599,50 @@ class SelfTrainer:
                 best, stale = {"round": k, "score": ev["score"], "model": policy, "adapter": adapter}, 0
             else:
                 stale += 1
-                if stale >= c.patience:
-                    stopped = f"dev score did not improve for {stale} round(s)"
-                    break
+            self._prune({best["model"], policy}, k)
+            if stale >= c.patience:
+                stopped = f"dev score did not improve for {stale} round(s)"
+                break
         best_adapter = None
         if best["adapter"]:
             dst = self.out / BEST_ADAPTER
             shutil.rmtree(dst, ignore_errors=True)
             shutil.copytree(best["adapter"], dst)
             best_adapter = str(dst)
+        for row in rounds:  # a pruned round loads from its adapter
+            row["model"] = loadable(row["model"])
         result = SelfTrainResult(str(self.out), [self._baseline_row(base)] + rounds, best["round"],
-                                 best["model"], best_adapter, stopped,
+                                 loadable(best["model"]), best_adapter, stopped,
                                  {**corpus.get("contamination", {}), **({"plain": corpus["plain"]} if corpus.get("plain") else {})},
                                  c.init_adapter)
         _write_json(self.out / REPORT_JSON, result.to_dict())
         (self.out / REPORT_MD).write_text(format_report(result.to_dict()) + "\n", encoding="utf-8")
         return result
+
+    def _prune(self, keep: set, upto: int) -> None:
+        """With ``keep_models="best"``: remove the merged weights of the fine-tuned models of rounds
+        0..``upto`` other than ``keep`` (the best and the latest so far); their adapters stay
+        (:func:`loadable`). A resumed run replays finished rounds: later rounds' models are not
+        touched until the loop reaches them."""
+        if self.config.keep_models == "all":
+            return
+        from toolformer.finetune import ADAPTER_DIR
+
+        keep = {Path(m).resolve() for m in keep if m}
+        for k in range(upto + 1):
+            for folder in sorted((self.out / f"round_{k}").glob("model_*")):
+                if folder.resolve() in keep or not (folder / ADAPTER_DIR).is_dir():
+                    continue
+                self._prune_folder(folder)
+
+    def _prune_folder(self, folder: Path) -> None:
+        files = merged_weights(folder)
+        if files:
+            freed = sum(f.stat().st_size for f in files)
+            for f in files:
+                f.unlink()
+            self._say(f"removed the merged weights of {folder} ({freed / 2**20:.0f} MiB); "
+                      "it loads from its adapter/ (keep_models=best)")
 
     @staticmethod
     def _baseline_row(ev: Dict[str, Any]) -> Dict[str, Any]:
