@@ -55,13 +55,15 @@ def numeric_documents(n: int) -> List[Any]:
     return docs
 
 
-def annotate(model: Any, tok: Any, docs: List[Any], constrained: bool, numbers: bool, k: int, m: int) -> Dict[str, Any]:
+def annotate(model: Any, tok: Any, docs: List[Any], constrained: bool, numbers: bool, k: int, m: int,
+             tau_f: float = None) -> Dict[str, Any]:
     from toolformer.data_aug.annotator import Annotator
     from toolformer.data_aug.types import AnnotatorConfig
     from toolformer.tools.base import create_tools
 
     tools = create_tools(["Calculator"], {"Calculator": {"numbers_from_text": numbers}})
-    cfg = AnnotatorConfig(constrained=constrained, seed=0, settings={"Calculator": {"k": k, "m": m}})
+    settings = {"k": k, "m": m, **({} if tau_f is None else {"tau_f": tau_f})}
+    cfg = AnnotatorConfig(constrained=constrained, seed=0, settings={"Calculator": settings})
     with Annotator(model, tok, tools, cfg) as ann:
         ann.warmup()
         t0 = time.perf_counter()
@@ -204,6 +206,9 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument("--docs", type=int, default=6)
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--m", type=int, default=10)
+    parser.add_argument("--tau-f", type=float, default=None,
+                        help="keep threshold (default: the paper's 0.5 for the Calculator); lower it to "
+                             "compare calls kept on documents where none pass 0.5")
     parser.add_argument("--gen-tokens", type=int, default=64)
     parser.add_argument("--gen-prompts", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
@@ -226,12 +231,13 @@ def main(argv: List[str] = None) -> None:
         ratios["llguidance_vs_ours_per_step"] = masks["llguidance"] / masks["ours"]
     if not args.skip_annotation:
         docs = numeric_documents(args.docs)
-        print(f"annotation: {len(docs)} documents, Calculator k={args.k} m={args.m}, seed 0, "
+        print(f"annotation: {len(docs)} documents, Calculator k={args.k} m={args.m}"
+              f"{'' if args.tau_f is None else f' tau_f={args.tau_f}'}, seed 0, "
               f"{torch.get_num_threads()} threads", file=sys.stderr)
         runs = {}
         for name, constrained, numbers in (("unconstrained", False, False), ("constrained", True, False),
                                            ("numbers", True, True)):
-            r = runs[name] = annotate(model, tok, docs, constrained, numbers, args.k, args.m)
+            r = runs[name] = annotate(model, tok, docs, constrained, numbers, args.k, args.m, args.tau_f)
             s = r["stats"]
             print(f"  {name:13s} {r['seconds']:7.1f}s  {len(docs) / r['seconds']:.4f} docs/s  sampled {r['sampled']}  "
                   f"valid {r['valid']} ({100 * r['valid'] / max(1, r['sampled']):.1f}%)  closed {s.get('candidates_closed', 0)}  "
