@@ -37,7 +37,15 @@ class Wrapped:
         return self.base
 
 
+class PassesKwargsOn(NewForward):
+    """Like a scripted test model: forward(input_ids, **kwargs) calls the parent's."""
+
+    def forward(self, input_ids=None, **kwargs):
+        return super().forward(input_ids=input_ids, **kwargs)
+
+
 def test_the_cache_goes_by_the_name_the_forward_takes():
+    assert cache_name(PassesKwargsOn()) == "cache"
     assert cache_name(OldForward()) == "past_key_values"
     assert cache_name(NewForward()) == "cache"
     assert cache_name(Wrapped(NewForward())) == "cache"

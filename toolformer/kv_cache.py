@@ -24,16 +24,27 @@ def _unwrapped(model: Any) -> Any:
 
 
 def cache_name(model: Any) -> str:
-    """``"cache"`` when ``model.forward`` takes a ``cache`` argument, else ``"past_key_values"``."""
+    """``"cache"`` when ``model.forward`` takes a ``cache`` argument, else ``"past_key_values"``.
+
+    A subclass whose forward passes ``**kwargs`` on (a wrapper, a test's scripted model) names
+    neither: the first class up its MRO whose forward names one decides."""
     model = _unwrapped(model)
     kind = type(model)
     name = _NAMES.get(kind)
     if name is None:
-        try:
-            params = inspect.signature(model.forward).parameters
-        except (TypeError, ValueError):  # a forward without a readable signature
-            params = {}
-        name = _NAMES[kind] = "cache" if "cache" in params else "past_key_values"
+        name = "past_key_values"
+        for cls in kind.__mro__:
+            forward = cls.__dict__.get("forward")
+            if forward is None:
+                continue
+            try:
+                params = inspect.signature(forward).parameters
+            except (TypeError, ValueError):  # a forward without a readable signature
+                continue
+            if "cache" in params or "past_key_values" in params:
+                name = "cache" if "cache" in params else "past_key_values"
+                break
+        _NAMES[kind] = name
     return name
 
 
