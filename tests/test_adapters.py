@@ -4,6 +4,7 @@ on top of the base model their toolformer.json names."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -50,7 +51,11 @@ def _logits(model, tok, text="Q: 3 + 4 =\nA:"):
 def test_an_adapter_loads_by_folder_and_by_short_name_on_its_base(adapters_root, base_dir, monkeypatch):
     folder = adapters_root / "calc-tiny"
     base, tok = load_model(str(base_dir))
-    by_path, tok2 = load_model(str(folder))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        by_path, tok2 = load_model(str(folder))
+    # peft's read of a deprecated transformers property is not the user's warning to see
+    assert not [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
     assert tok2.name_or_path == tok.name_or_path
     assert not torch.allclose(_logits(base, tok), _logits(by_path, tok))
     # the same as base + adapter merged by peft itself
@@ -64,6 +69,23 @@ def test_an_adapter_loads_by_folder_and_by_short_name_on_its_base(adapters_root,
     by_name, _ = load_model("calc-tiny")
     assert torch.allclose(_logits(by_name, tok), _logits(by_path, tok))
     assert load_tokenizer("calc-tiny").name_or_path == tok.name_or_path
+
+
+def test_a_finetune_output_without_its_merged_weights_loads_from_its_adapter(adapters_root, base_dir, tmp_path):
+    """``selftrain --keep-models best`` removes a round's merged weights and keeps ``adapter/``:
+    the round's folder still loads (by path, as ``eval --model round_1/model_0``)."""
+    import shutil
+
+    run = tmp_path / "model_0"
+    run.mkdir()
+    shutil.copytree(adapters_root / "calc-tiny", run / "adapter")
+    (run / "config.json").write_text("{}")  # what a pruned folder keeps beside the adapter
+    assert adapter_dir(str(run)) == run / "adapter"
+    model, tok = load_model(str(run))
+    by_adapter, _ = load_model(str(run / "adapter"))
+    assert torch.allclose(_logits(model, tok), _logits(by_adapter, tok))
+    (run / "model.safetensors").write_bytes(b"")  # merged weights present: the folder is the model
+    assert adapter_dir(str(run)) is None
 
 
 def test_generate_chat_and_eval_take_an_adapter(adapters_root, tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import make_tiny_model
 from toolformer.data_aug.types import AnnotationResult, KeptCall
@@ -30,7 +31,8 @@ from toolformer.selftrain import (
 )
 from toolformer.selftrain.contamination import ContaminationGuard, jaccard, word_set
 from toolformer.selftrain.corpus import load_corpus, strip_marks
-from toolformer.selftrain.loop import loadable, merged_weights
+from toolformer.models import weight_files
+from toolformer.selftrain.loop import loadable
 from toolformer.syntax import APICall, format_call
 
 PROBLEMS = [
@@ -248,7 +250,7 @@ def test_loop_runs_every_stage_and_resumes_after_an_interruption_at_each(tmp_pat
     keep = {latest, Path(result.best_model).resolve()}
     for folder in sorted(out.glob("round_*/model_0")):
         assert (folder / "adapter" / "adapter_config.json").exists()
-        assert bool(merged_weights(folder)) == (folder.resolve() in keep), folder
+        assert bool(weight_files(folder)) == (folder.resolve() in keep), folder
         assert Path(loadable(str(folder))) == (folder if folder.resolve() in keep else folder / "adapter")
     pruned = [f for f in sorted(out.glob("round_*/model_0")) if f.resolve() not in keep]
     assert pruned  # at least one of the three fine-tuned models, and it still loads
@@ -256,6 +258,9 @@ def test_loop_runs_every_stage_and_resumes_after_an_interruption_at_each(tmp_pat
 
     model, _ = load_model(loadable(str(pruned[0])))
     assert model.config.vocab_size == len(load_model(tiny_dir)[1])
+    # the pruned folder itself loads too (from its adapter), as `toolformer eval --model` gives it
+    again, _ = load_model(str(pruned[0]))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
     for row in result.rounds[1:]:
         assert row["model"] == loadable(row["model"])
     # rerunning a finished run does nothing again

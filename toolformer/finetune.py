@@ -31,10 +31,10 @@ from toolformer.finetune_config import (  # noqa: F401 - the public names stay i
     world_size,
 )
 from toolformer.manifest import MANIFEST_FILE, write_manifest  # noqa: F401 - MANIFEST_FILE: public
+from toolformer.models import ADAPTER_DIR  # noqa: F401 - public here too (where finetune saves the adapter)
 from toolformer.records import RecordStats, SUFFIXES, is_saved_dataset, iter_records, load_saved_dataset, source_kind
 from toolformer.syntax import ARROW, CALL_END, CALL_START, RESULT_SEP, find_calls
 
-ADAPTER_DIR = "adapter"
 CHECKPOINTS_DIR = "checkpoints"
 BASELINE_FILE = "baseline_eval.json"  # eval loss of the model before training (kept for resume)
 
@@ -269,11 +269,11 @@ def _apply_lora(model: Any, config: FinetuneConfig) -> Any:
     from peft import LoraConfig, get_peft_model
 
     if config.init_adapter:
-        from peft import PeftModel
+        from toolformer.models import peft_from_pretrained
 
         if not (Path(config.init_adapter) / "adapter_config.json").is_file():
             raise UserError(f"init_adapter {config.init_adapter!r} is not a LoRA adapter folder (no adapter_config.json)")
-        return PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
+        return peft_from_pretrained(model, config.init_adapter, is_trainable=True)
 
     targets: Any = config.lora_target_modules
     if targets != "all-linear":
@@ -290,13 +290,12 @@ def _apply_lora(model: Any, config: FinetuneConfig) -> Any:
 
 def merge_adapter(base_path: str, adapter_dir: str, output_dir: str) -> None:
     """Load the base weights, merge the LoRA adapter into them and ``save_pretrained`` the result."""
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from toolformer.models import load_pretrained
+    from toolformer.models import load_pretrained, peft_from_pretrained
 
     base = load_pretrained(AutoModelForCausalLM, base_path, base_path)
-    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    merged = peft_from_pretrained(base, adapter_dir).merge_and_unload()
     merged.save_pretrained(output_dir)
 
 

@@ -257,13 +257,27 @@ def list_adapters() -> Dict[str, Path]:
     return out
 
 
+# where ``toolformer finetune`` saves the LoRA adapter, beside the merged weights
+ADAPTER_DIR = "adapter"
+# the files that hold a saved model's weights (single file, shards, their index)
+WEIGHT_FILES = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin", "pytorch_model*.bin.index.json")
+
+
+def weight_files(folder: Path) -> List[Path]:
+    """The weight files at the top of a saved model folder (not those of its ``adapter/``)."""
+    return sorted({f for pattern in WEIGHT_FILES for f in Path(folder).glob(pattern) if f.is_file()})
+
+
 def adapter_dir(name_or_path: str) -> Optional[Path]:
     """The LoRA adapter folder that ``name_or_path`` names (a folder with adapter_config.json,
-    or a short name from :func:`list_adapters`), else None."""
+    a fine-tuning output whose merged weights were removed (``selftrain --keep-models best``):
+    its ``adapter/``, or a short name from :func:`list_adapters`), else None."""
     name = str(name_or_path)
     path = Path(os.path.expanduser(name))
     if (path / ADAPTER_CONFIG).is_file():
         return path
+    if (path / ADAPTER_DIR / ADAPTER_CONFIG).is_file() and not weight_files(path):
+        return path / ADAPTER_DIR
     if name in ALIASES or name.lower() in ALIASES or "/" in name or os.sep in name:
         return None
     named = list_adapters()
@@ -276,6 +290,19 @@ def manifest_dir(name_or_path: str) -> str:
     adapter name; the argument itself otherwise)."""
     found = adapter_dir(name_or_path)
     return str(found) if found is not None else os.path.expanduser(str(name_or_path))
+
+
+def peft_from_pretrained(model: Any, folder: str, **kwargs: Any) -> Any:
+    """``peft.PeftModel.from_pretrained(model, folder, **kwargs)`` without the FutureWarning peft
+    triggers on every load (it reads transformers' deprecated ``is_gradient_checkpointing``:
+    peft's business, not the user's)."""
+    import warnings
+
+    from peft import PeftModel
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return PeftModel.from_pretrained(model, folder, **kwargs)
 
 
 def adapter_base(folder: Path) -> str:
@@ -437,10 +464,8 @@ def _load_adapter(folder: Path, dtype: Optional[str], device: Optional[str]) -> 
         raise UserError(f"adapter {folder} names another adapter ({base}) as its base; name a model")
     check_weight_files(str(folder), str(folder))  # adapter_model.bin: pickle, refused unless trusted
     model, tok = load_model(base, dtype=dtype, device=device)
-    from peft import PeftModel
-
     try:
-        model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+        model = peft_from_pretrained(model, str(folder)).merge_and_unload()
     except Exception as exc:  # noqa: BLE001 - SafetensorError of a truncated adapter too: one line
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UserError(f"could not load adapter {folder} on {base!r}: {first}") from None

@@ -95,25 +95,14 @@ def wilson_interval(correct: int, n: int, z: float = 1.96) -> Tuple[float, float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-# the files that hold a saved model's weights (single file, shards, their index)
-WEIGHT_FILES = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin", "pytorch_model*.bin.index.json")
-
-
-def merged_weights(folder: Path) -> List[Path]:
-    """The weight files at the top of a saved model folder (not those of its ``adapter/``)."""
-    return sorted({f for pattern in WEIGHT_FILES for f in folder.glob(pattern) if f.is_file()})
-
-
 def loadable(model: str) -> str:
-    """What loads a round's model: its folder, or its ``adapter/`` (LoRA on the base model, merged
-    on load) once ``keep_models`` removed the merged weights. Other names pass through."""
-    from toolformer.finetune import ADAPTER_DIR
+    """What loads a round's model, for reports: its folder, or its ``adapter/`` once
+    ``keep_models`` removed the merged weights (``load_model`` follows such a folder to its
+    adapter as well: :func:`toolformer.models.adapter_dir`). Other names pass through."""
+    from toolformer.models import ADAPTER_DIR, adapter_dir
 
-    folder = Path(model)
-    adapter = folder / ADAPTER_DIR
-    if folder.is_dir() and adapter.is_dir() and not merged_weights(folder):
-        return str(adapter)
-    return model
+    found = adapter_dir(model)
+    return str(found) if found is not None and found.name == ADAPTER_DIR and found.parent == Path(model) else model
 
 
 def _changed(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
@@ -626,7 +615,7 @@ class SelfTrainer:
         touched until the loop reaches them."""
         if self.config.keep_models == "all":
             return
-        from toolformer.finetune import ADAPTER_DIR
+        from toolformer.models import ADAPTER_DIR
 
         keep = {Path(m).resolve() for m in keep if m}
         for k in range(upto + 1):
@@ -636,7 +625,9 @@ class SelfTrainer:
                 self._prune_folder(folder)
 
     def _prune_folder(self, folder: Path) -> None:
-        files = merged_weights(folder)
+        from toolformer.models import weight_files
+
+        files = weight_files(folder)
         if files:
             freed = sum(f.stat().st_size for f in files)
             for f in files:
