@@ -202,18 +202,18 @@ def mask_overhead(tok: Any, samples: int) -> Dict[str, float]:
 
 def main(argv: List[str] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--docs", type=int, default=6)
-    parser.add_argument("--k", type=int, default=20)
-    parser.add_argument("--m", type=int, default=10)
+    parser.add_argument("--model", default="smollm2-135m", help="model alias, folder or HF id (default: %(default)s)")
+    parser.add_argument("--docs", type=int, default=6, help="Wikipedia paragraphs that pass the Calculator prefilter (default: %(default)s)")
+    parser.add_argument("--k", type=int, default=20, help="positions per document (paper: %(default)s)")
+    parser.add_argument("--m", type=int, default=10, help="samples per position (paper: %(default)s)")
     parser.add_argument("--tau-f", type=float, default=None,
                         help="keep threshold (default: the paper's 0.5 for the Calculator); lower it to "
                              "compare calls kept on documents where none pass 0.5")
-    parser.add_argument("--gen-tokens", type=int, default=64)
-    parser.add_argument("--gen-prompts", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--skip-annotation", action="store_true")
+    parser.add_argument("--gen-tokens", type=int, default=64, help="generation part: tokens per output (default: %(default)s)")
+    parser.add_argument("--gen-prompts", type=int, default=4, help="generation part: prompts (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=3, help="generation part: best of this many runs (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
+    parser.add_argument("--skip-annotation", action="store_true", help="only the mask-overhead and generation parts")
     parser.add_argument("--mask-samples", type=int, default=20, help="calls drawn for the mask-overhead part")
     args = parser.parse_args(argv)
 

@@ -62,6 +62,20 @@ def test_generate_one_prompt_from_a_saved_checkpoint(checkpoint):
     assert result.stdout.startswith("Hello there") and len(result.stdout) > len("Hello there\n")
 
 
+def test_generate_and_chat_take_threads(checkpoint):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        result = invoke(["generate", str(checkpoint), "Hi", "--max-new-tokens", "2", "--no-tools", "--threads", "1"])
+        assert result.exit_code == 0, result.output
+        assert torch.get_num_threads() == 1
+        result = invoke(["chat", str(checkpoint), "--no-tools", "--threads", "0"], input="/quit\n")
+        assert result.exit_code != 0 and "--threads" in result.output
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_generate_prompts_file_to_jsonl_and_resume(checkpoint, tmp_path, test_tools):
     prompts = tmp_path / "prompts.jsonl"
     # each prompt ends where a word may start: the call trigger fires at once (issue 12, fault 5)

@@ -256,6 +256,10 @@ def test_resolve_tasks():
         resolve_tasks(" , ")
     with pytest.raises(UserError, match="needs a path"):
         get_task("jsonl:")
+    # the user's own file: its path, not --data-dir (which only holds the built-in tasks' data)
+    with pytest.raises(UserError) as err:
+        get_task("jsonl:/nonexistent/questions.jsonl")
+    assert "no such file /nonexistent/questions.jsonl" in str(err.value) and "data-dir" not in str(err.value)
 
 
 def test_generic_registry():

@@ -55,6 +55,8 @@ def _decoding_options(fn):
         click.option("--date", default=None, help="the date the Calendar tool sees (YYYY-MM-DD) [default: today]"),
         click.option("--dtype", default="fp32", show_default=True, help="fp32, bf16 or fp16"),
         click.option("--device", default=None, help="torch device, e.g. cuda [default: cpu]"),
+        click.option("--threads", type=click.IntRange(min=1), default=None,
+                     help="torch CPU threads [default: torch's, one per core]"),
     ]):
         fn = deco(fn)
     return fn
@@ -111,6 +113,10 @@ def build_generator(model_name: str, opts: Dict[str, Any]):
         **{k: v for k, v in opts.items() if k in fields},
         tools_enabled=not opts["no_tools"],
     )
+    if opts.get("threads"):
+        import torch
+
+        torch.set_num_threads(opts["threads"])
     model, tok = load(model_name, opts["dtype"], opts["device"])
     # QA (when asked for) reads with this model instead of loading a second copy
     from toolformer.manifest import manifest_tool_options  # a checkpoint's own tool options

@@ -156,6 +156,8 @@ def generic_task(spec: str) -> TaskSpec:
     path = spec[len(GENERIC_PREFIX):].strip()
     if not path:
         raise UserError("jsonl: needs a path, e.g. --tasks jsonl:my_questions.jsonl")
+    if not Path(path).expanduser().is_file():  # the user's own file: --data-dir is no help here
+        raise UserError(f"--tasks {spec}: no such file {path}")
     return TaskSpec(name=f"{GENERIC_PREFIX}{path}", path=str(Path(path).expanduser().resolve()),
                     format="jsonl", metric="auto", max_new_tokens=64,
                     description=f"questions from {path} (math when every answer is a number, "

@@ -37,7 +37,7 @@ class GenerationConfig:
         self.stop_strings = tuple(self.stop_strings or ())
         checks = [
             (self.max_new_tokens >= 1, "max_new_tokens must be >= 1"),
-            (self.temperature > 0, "temperature must be > 0 (use do_sample=False for greedy)"),
+            (self.temperature > 0, "temperature must be > 0 (for greedy decoding: do_sample=False, on the command line --greedy)"),
             (self.top_k >= 0, "top_k must be >= 0"),
             (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
             (self.call_top_k >= 0, "call_top_k must be >= 0"),
