@@ -95,6 +95,17 @@ def test_nonexistent_local_path(path):
     assert time.perf_counter() - start < 1.0  # fails before transformers loads anything
 
 
+def test_a_checkpoint_missing_from_an_existing_folder_is_local(tmp_path, monkeypatch):
+    """``runs/ckpt`` before fine-tuning, with ``runs/`` present: a missing path, not a Hub id
+    (the Hub lookup retried for 48 s offline before failing)."""
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    start = time.perf_counter()
+    with pytest.raises(UserError, match=r"^model path 'runs/ckpt' does not exist"):
+        load_model("runs/ckpt")
+    assert time.perf_counter() - start < 1.0
+
+
 def test_folder_that_is_not_a_model(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(UserError, match=r"is not a model folder \(no config.json in it\)"):

@@ -210,12 +210,14 @@ def resolve(name_or_path: str) -> str:
 
 
 def _looks_local(name: str) -> bool:
-    """A path rather than a Hugging Face id (``org/name``) or an alias."""
+    """A path rather than a Hugging Face id (``org/name``) or an alias: ``runs/ckpt`` is local
+    when ``runs/`` is a folder here (else a missing checkpoint is looked up on the Hub)."""
     return (
         name.startswith((".", "/", "~"))
         or (os.sep != "/" and os.sep in name)
         or name.count("/") >= 2
         or os.path.exists(os.path.expanduser(name))
+        or ("/" in name and os.path.isdir(name.split("/", 1)[0]))
     )
 
 
