@@ -120,6 +120,9 @@ def test_alias_typo_says_did_you_mean():
     # a typo of a shipped adapter's name points at the adapter, not at its base alias
     with pytest.raises(UserError, match="did you mean the adapter 'smollm2-135m-calculator'"):
         load_model("smollm2-135m-calculater")
+    # ... and a typo of the base alias at the alias (a new user got the adapter suggested)
+    with pytest.raises(UserError, match="did you mean the alias 'smollm2-135m'"):
+        load_model("smollm-135m")
 
 
 def test_uncached_hub_id_offline_fails_fast(monkeypatch):

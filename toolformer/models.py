@@ -337,14 +337,12 @@ def _check_name(name: str) -> None:
         return
     if adapter_dir(name) is not None:
         return
-    # adapters first: "smollm2-135m-calculater" is a typo of the adapter, not of its base alias
-    adapters = list(list_adapters())
-    close = closest(name, adapters, cutoff=0.6)
+    # the nearest of all names: "smollm2-135m-calculater" is a typo of the adapter,
+    # "smollm-135m" one of its base alias
+    kinds = {**{a: "adapter" for a in list_adapters()}, **{a: "alias" for a in ALIASES}}
+    close = closest(name, kinds, cutoff=0.6)
     if close:
-        raise UserError(f"unknown model {name!r}; did you mean the adapter {close!r}?")
-    close = closest(name, ALIASES, cutoff=0.6)
-    if close:
-        raise UserError(f"unknown model {name!r}; did you mean the alias {close!r}?")
+        raise UserError(f"unknown model {name!r}; did you mean the {kinds[close]} {close!r}?")
 
 
 def trust_pickle_weights() -> bool:
