@@ -11,7 +11,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from toolformer.errors import ModelLoadError, UserError
 from toolformer.tools.base import MissingDependencyError
@@ -270,6 +270,14 @@ def weight_files(folder: Path) -> List[Path]:
     return sorted({f for pattern in WEIGHT_FILES for f in Path(folder).glob(pattern) if f.is_file()})
 
 
+def pruned_adapter(folder: Union[str, Path]) -> Optional[Path]:
+    """The ``adapter/`` of a fine-tuning output whose merged weights were removed
+    (``selftrain --keep-models best``), else None."""
+    folder = Path(os.path.expanduser(str(folder)))
+    adapter = folder / ADAPTER_DIR
+    return adapter if (adapter / ADAPTER_CONFIG).is_file() and not weight_files(folder) else None
+
+
 def adapter_dir(name_or_path: str) -> Optional[Path]:
     """The LoRA adapter folder that ``name_or_path`` names (a folder with adapter_config.json,
     a fine-tuning output whose merged weights were removed (``selftrain --keep-models best``):
@@ -278,8 +286,9 @@ def adapter_dir(name_or_path: str) -> Optional[Path]:
     path = Path(os.path.expanduser(name))
     if (path / ADAPTER_CONFIG).is_file():
         return path
-    if (path / ADAPTER_DIR / ADAPTER_CONFIG).is_file() and not weight_files(path):
-        return path / ADAPTER_DIR
+    pruned = pruned_adapter(path)
+    if pruned is not None:
+        return pruned
     if name in ALIASES or name.lower() in ALIASES or "/" in name or os.sep in name:
         return None
     named = list_adapters()

@@ -14,8 +14,8 @@ Folder of a run (``SelfTrainConfig.output``)::
 
 Each fine-tuning leaves ``round_k/model_j/`` (merged weights, tokenizer, toolformer.json) and
 ``round_k/model_j/adapter/``. With ``keep_models="best"`` (the default) only the best round's and
-the latest round's merged weights stay; the others keep their adapter, which
-:func:`loadable` loads instead (the same weights, merged on load).
+the latest round's merged weights stay; the others keep their adapter, from which
+``load_model`` loads such a folder (the same weights, merged on load).
 
 Every stage writes its files, then records itself in the round's ``state.json``; a rerun skips
 recorded stages and resumes the first unfinished one (augment, fine-tuning, eval and Grow resume
@@ -96,13 +96,13 @@ def wilson_interval(correct: int, n: int, z: float = 1.96) -> Tuple[float, float
 
 
 def loadable(model: str) -> str:
-    """What loads a round's model, for reports: its folder, or its ``adapter/`` once
-    ``keep_models`` removed the merged weights (``load_model`` follows such a folder to its
-    adapter as well: :func:`toolformer.models.adapter_dir`). Other names pass through."""
-    from toolformer.models import ADAPTER_DIR, adapter_dir
+    """A round's model as the report names it: its folder, or its ``adapter/`` once
+    ``keep_models`` removed the merged weights (``load_model`` loads either: it follows such a
+    folder to its adapter, :func:`toolformer.models.pruned_adapter`). Other names pass through."""
+    from toolformer.models import pruned_adapter
 
-    found = adapter_dir(model)
-    return str(found) if found is not None and found.name == ADAPTER_DIR and found.parent == Path(model) else model
+    found = pruned_adapter(model)
+    return model if found is None else str(found)
 
 
 def _changed(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
@@ -241,7 +241,6 @@ class SelfTrainer:
             torch.set_num_threads(self.config.threads)
 
     def _load(self, name: str) -> Tuple[Any, Any]:
-        name = loadable(name)
         if self._policy[0] != name:
             from toolformer.models import load_model
 
@@ -520,7 +519,7 @@ class SelfTrainer:
         gen = replace(eval_generation(), batch_size=c.eval_batch_size, call_top_k=c.call_top_k,
                       max_calls=c.max_calls, seed=c.seed, **c.eval_options)
         res = evaluate(EvalConfig(
-            model=loadable(model), tasks=f"jsonl:{self.dev_path().resolve()}", tools=list(c.tools),
+            model=model, tasks=f"jsonl:{self.dev_path().resolve()}", tools=list(c.tools),
             tool_options=c.tool_options,
             output_dir=str(rd.path / name), generation=gen, dtype=c.dtype, device=c.device,
             threads=c.threads, progress=c.progress, name=name, data_dir=str(self._data_dir()),
@@ -610,8 +609,8 @@ class SelfTrainer:
 
     def _prune(self, keep: set, upto: int) -> None:
         """With ``keep_models="best"``: remove the merged weights of the fine-tuned models of rounds
-        0..``upto`` other than ``keep`` (the best and the latest so far); their adapters stay
-        (:func:`loadable`). A resumed run replays finished rounds: later rounds' models are not
+        0..``upto`` other than ``keep`` (the best and the latest so far); their adapters stay, and
+        ``load_model`` loads such a folder from its adapter. A resumed run replays finished rounds: later rounds' models are not
         touched until the loop reaches them."""
         if self.config.keep_models == "all":
             return
