@@ -501,3 +501,18 @@ def test_config_from_a_flat_dict_takes_old_names_and_trainingarguments_fields():
                                  "optim": "adafactor", "seed": 3}
     assert FinetuneConfig.from_dict(cfg.to_dict()) == FinetuneConfig.from_dict(
         {**cfg.to_dict(), "training_args": cfg.all_training_args})
+
+
+def test_a_fresh_lora_model_is_made_without_peft_s_future_warning(smol_tokenizer):
+    """peft's PeftModel reads transformers' deprecated is_gradient_checkpointing when it is made
+    (fresh LoRA as well as a loaded adapter): the user should not see that warning."""
+    import warnings
+
+    from conftest import make_tiny_model
+    from toolformer.finetune import FinetuneConfig, _apply_lora
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        peft = _apply_lora(make_tiny_model(len(smol_tokenizer)), FinetuneConfig(lora=True))
+    assert not [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+    assert sum(p.numel() for p in peft.parameters() if p.requires_grad) > 0

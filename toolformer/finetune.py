@@ -282,8 +282,11 @@ def _apply_lora(model: Any, config: FinetuneConfig) -> Any:
         r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
         target_modules=targets, task_type="CAUSAL_LM",
     )
+    from toolformer.models import quiet_peft
+
     try:
-        return get_peft_model(model, lora)
+        with quiet_peft():
+            return get_peft_model(model, lora)
     except ValueError as exc:
         raise UserError(f"LoRA: {str(exc).splitlines()[0]} (check --lora-target-modules)") from None
 

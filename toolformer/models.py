@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from toolformer.errors import ModelLoadError, UserError
 from toolformer.tools.base import MissingDependencyError
@@ -303,16 +304,23 @@ def manifest_dir(name_or_path: str) -> str:
     return str(found) if found is not None else os.path.expanduser(str(name_or_path))
 
 
-def peft_from_pretrained(model: Any, folder: str, **kwargs: Any) -> Any:
-    """``peft.PeftModel.from_pretrained(model, folder, **kwargs)`` without the FutureWarning peft
-    triggers on every load (it reads transformers' deprecated ``is_gradient_checkpointing``:
-    peft's business, not the user's)."""
+@contextmanager
+def quiet_peft() -> Iterator[None]:
+    """Hide the FutureWarning that every ``peft.PeftModel`` construction triggers (its
+    ``__init__`` reads transformers' deprecated ``is_gradient_checkpointing``: peft's business,
+    not the user's), for a fresh LoRA model and a loaded adapter alike."""
     import warnings
-
-    from peft import PeftModel
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
+def peft_from_pretrained(model: Any, folder: str, **kwargs: Any) -> Any:
+    """``peft.PeftModel.from_pretrained(model, folder, **kwargs)`` under :func:`quiet_peft`."""
+    from peft import PeftModel
+
+    with quiet_peft():
         return PeftModel.from_pretrained(model, folder, **kwargs)
 
 
