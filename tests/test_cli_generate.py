@@ -183,11 +183,22 @@ def test_chat_ctrl_c_at_the_prompt_exits(scripted_load, monkeypatch, test_tools)
         def readline(self):
             raise KeyboardInterrupt
 
-    real = click.get_text_stream
-    monkeypatch.setattr(generate_cmd.click, "get_text_stream",
+    real = click.get_binary_stream  # chat reads bytes and decodes each line itself
+    monkeypatch.setattr(generate_cmd.click, "get_binary_stream",
                         lambda name, *a, **k: CtrlC() if name == "stdin" else real(name, *a, **k))
-    result = invoke(["chat", "tiny", "--tools", "TestCalculator"])
-    assert result.exit_code == 0 and "bye" in result.output
+    result = invoke(["chat", "tiny", "--tools", "TestCalculator"], input="Compute\n")
+    assert result.exit_code == 0 and "bye" in result.output and "bot>" not in result.output
+
+
+def test_chat_input_that_is_not_utf8_is_a_notice_not_a_traceback(scripted_load, test_tools):
+    result = invoke(["chat", "tiny", "--tools", "TestCalculator", "--no-template",
+                     "--max-new-tokens", "14"],
+                    input=b"\xef\xbb\xbfCaf\xe9 compute\n/tools\n/quit\n")
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    assert "note: input line 1 is not valid utf-8 (byte 0xe9)" in result.output
+    assert "you> Caf\ufffd compute\nnote: " in result.output  # the BOM is dropped
+    assert "multiplies" in result.output and result.output.rstrip().endswith("bye")
 
 
 def test_chat_session_uses_the_chat_template(smol_tokenizer):

@@ -13,6 +13,11 @@ everywhere:
   ``surrogateescape`` and a record holding an undecodable byte is skipped with a warning, unless
   the caller opts in with ``encoding_errors="replace"`` (the bytes become U+FFFD and the record
   is kept, counted under ``notes["replaced_encoding"]``);
+- lines end at ``\n`` (or ``\r\n``) only, never at U+2028, U+2029 or U+0085, which are
+  ordinary characters inside a record; a UTF-8 byte order mark at the start is dropped;
+- a file compressed with gzip, bzip2 or xz (``.gz``, ``.bz2``, ``.xz`` after the format's
+  suffix, e.g. ``data.jsonl.xz``) is decompressed; a truncated or mislabelled one is a
+  one-line ``UserError`` naming the file;
 - a TXT file holds one record ``{"text": ...}`` per block of lines separated by a blank line;
 - a folder is a saved HF dataset when :func:`is_saved_dataset` says so;
 - a bad source (missing file, unknown format, unreadable parquet) raises ``UserError`` at once.
@@ -20,14 +25,17 @@ everywhere:
 
 from __future__ import annotations
 
+import bz2
 import csv
 import gzip
 import io
 import json
 import logging
+import lzma
 import os
 import re
 import sys
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +53,14 @@ WARN_LINES = 10  # bad lines reported one by one (per kind); the rest only in th
 ON_BAD_LINE = ("skip", "raise")
 ENCODING_ERRORS = ("skip", "replace")
 _UNDECODED = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a byte that is not UTF-8
+# compressed text files: suffix -> (name, opener, magic bytes at the start of such a file)
+COMPRESSIONS: Dict[str, Tuple[str, Callable[..., Any], bytes]] = {
+    ".gz": ("gzip", gzip.open, b"\x1f\x8b"),
+    ".bz2": ("bzip2", bz2.open, b"BZh"),
+    ".xz": ("xz", lzma.open, b"\xfd7zXZ\x00"),
+}
+# what a truncated or corrupt compressed stream raises (gzip.BadGzipFile is an OSError)
+_DECOMPRESS_ERRORS = (EOFError, OSError, lzma.LZMAError, zlib.error)
 
 Record = Tuple[str, Any]  # (where, record): ("line 3", {...}), ("row 2", {...}), ("record[0]", ...)
 
@@ -80,12 +96,23 @@ class RecordStats:
 # --------------------------------------------------------------------------- helpers
 
 
+def compression_suffix(path: Path) -> Optional[str]:
+    """``".gz"``, ``".bz2"`` or ``".xz"`` when the file name ends in one, else None."""
+    name = Path(path).name.lower()
+    return next((s for s in COMPRESSIONS if name.endswith(s)), None)
+
+
 def source_kind(path: Path) -> Optional[str]:
-    """``"jsonl"``, ``"csv"``... from a file name, or None for an unknown suffix."""
+    """``"jsonl"``, ``"csv"``... from a file name (a compression suffix after a text format's
+    suffix allowed: ``data.csv.gz``), or None for an unknown suffix."""
     name = path.name.lower()
     for suffix in sorted(SUFFIXES, key=len, reverse=True):
         if name.endswith(suffix):
             return SUFFIXES[suffix]
+    compressed = compression_suffix(path)
+    if compressed:
+        inner = source_kind(Path(name[: -len(compressed)]))
+        return inner if inner not in (None, "parquet") else None  # arrow reads parquet itself
     return None
 
 
@@ -105,11 +132,47 @@ def looks_like_hub_id(source: str) -> bool:
 
 
 def open_text(path: Path):
-    """A text stream of ``path`` (gzip when it ends in .gz) in which a byte that is not UTF-8
-    becomes a lone surrogate (``surrogateescape``), found later by :func:`undecodable`."""
-    if path.name.lower().endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="surrogateescape")
-    return open(path, encoding="utf-8", errors="surrogateescape", newline="")
+    """A text stream of ``path`` in which a byte that is not UTF-8 becomes a lone surrogate
+    (``surrogateescape``), found later by :func:`undecodable`.
+
+    A leading byte order mark is dropped (``utf-8-sig``); lines are split at ``\n``, ``\r\n``
+    and ``\r`` only (``newline=""``: never at U+2028, U+2029 or U+0085, unlike
+    ``str.splitlines``). A ``.gz``, ``.bz2`` or ``.xz`` file is decompressed.
+
+    Raises :class:`UserError` when a file named as compressed is not (its first bytes differ).
+    """
+    path = Path(path)
+    suffix = compression_suffix(path)
+    if suffix is None:
+        return open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    name, opener, magic = COMPRESSIONS[suffix]
+    with open(path, "rb") as fh:
+        head = fh.read(len(magic))
+    if head and head != magic:
+        raise UserError(f"{path} is not {name}-compressed although its name ends in {suffix} "
+                        f"(it starts with {head!r}); rename it without {suffix} or compress it")
+    return io.TextIOWrapper(opener(path, "rb"), encoding="utf-8-sig", errors="surrogateescape",
+                            newline="")
+
+
+def _unreadable(path: Path, exc: BaseException) -> UserError:
+    """The one-line error for a file that could not be read to its end."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    suffix = compression_suffix(path)
+    if suffix is None:
+        return UserError(f"could not read {path}: {reason}")
+    name = COMPRESSIONS[suffix][0]
+    return UserError(f"{path} is not a complete {name} file ({reason}); it is truncated or "
+                     f"corrupt: download or compress it again, or pass the uncompressed file")
+
+
+def _guarded(records: Iterator[Record], path: Path) -> Iterator[Record]:
+    """``records`` with a read error (a truncated or corrupt compressed stream, an I/O error)
+    turned into a one-line :class:`UserError` naming ``path``."""
+    try:
+        yield from records
+    except _DECOMPRESS_ERRORS as exc:
+        raise _unreadable(path, exc) from None
 
 
 def undecodable(value: Any) -> Optional[str]:
@@ -367,7 +430,8 @@ def iter_records(
             )
         if kind == "parquet":  # arrow has decoded (and checked) the text already
             return _read_parquet(path, stats, on_bad_line, columns)
-        return _checked(_READERS[kind](path, stats, on_bad_line), path, stats, encoding_errors, on_bad_line)
+        records = _guarded(_READERS[kind](path, stats, on_bad_line), path)
+        return _checked(records, path, stats, encoding_errors, on_bad_line)
     if looks_like_hub_id(str(source)):
         return _read_hub_dataset(str(source), split)
     raise UserError(f"input {source} does not exist; pass an existing file or folder, or an HF dataset id")

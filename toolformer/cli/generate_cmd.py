@@ -134,7 +134,8 @@ def read_prompts(path: str) -> List[str]:
     from toolformer.records import undecodable
 
     prompts: List[str] = []
-    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+    # utf-8-sig: a file saved "UTF-8 with BOM" keeps its first prompt (and reads as JSONL)
+    with open(path, encoding="utf-8-sig", errors="surrogateescape") as fh:
         lines = [line.rstrip("\n") for line in fh]
     for n, line in enumerate(lines, 1):  # a prompt is never silently changed or dropped
         bad = undecodable(line)
@@ -298,6 +299,22 @@ def generate(model: str, prompt: Optional[str], prompts_file: Optional[str], out
 
 # --------------------------------------------------------------------------- chat
 
+def decode_input_line(raw: bytes, n: int, encoding: str = "utf-8") -> Tuple[str, Optional[str]]:
+    """Line ``n`` (1-based) of standard input as text, and a one-line notice or None.
+
+    ``raw`` is decoded as ``encoding``, a byte order mark at the start of line 1 dropped. Bytes
+    that do not decode become U+FFFD and the notice says so (never a traceback: the
+    conversation goes on)."""
+    notice = None
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        text = raw.decode(encoding, errors="replace")
+        notice = (f"note: input line {n} is not valid {encoding} (byte 0x{raw[exc.start]:02x}); "
+                  "such bytes are read as U+FFFD")
+    return (text[1:] if n == 1 and text.startswith("\ufeff") else text), notice
+
+
 CHAT_HELP = """Commands: /help this text, /tools list the tools, /reset forget the conversation, /quit exit.
 Ctrl-C stops an answer; Ctrl-C or Ctrl-D at the prompt exits."""
 
@@ -382,13 +399,20 @@ def chat(model: str, system: Optional[str], use_template: Optional[bool], **opts
     turns = "" if session.use_template or roles is None else \
         f" Plain '{roles[0]}:' / '{roles[1]}:' turns, as it was trained; --template for the chat template."
     click.echo(f"toolformer chat with {model} (tools: {tools}).{turns} /help for commands.", err=True)
-    stdin = click.get_text_stream("stdin")
+    # bytes, decoded line by line: input that is not UTF-8 is a notice, not a traceback
+    stdin = click.get_binary_stream("stdin")
+    encoding = getattr(sys.stdin, "encoding", None) or "utf-8"
+    lineno = 0
     while True:
         try:
             click.echo(click.style("you> ", fg="green", bold=True), nl=False)
-            line = stdin.readline()
+            raw = stdin.readline()
+            lineno += 1
+            line, notice = decode_input_line(raw, lineno, encoding)
             if line and not stdin.isatty():  # piped input is not echoed: the transcript shows it
                 click.echo(line.rstrip("\n"))
+            if notice:
+                click.echo(notice, err=True)
         except KeyboardInterrupt:
             click.echo()
             break

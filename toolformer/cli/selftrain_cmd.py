@@ -94,7 +94,7 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
     path = values.pop("config_file", None)
     if path:
         try:
-            base = json.loads(open(path, encoding="utf-8").read())
+            base = json.loads(open(path, encoding="utf-8-sig").read())  # a BOM is no error
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"could not read --config {path}: {exc}") from None
         unknown = set(base) - set(_FIELDS)

@@ -7,11 +7,12 @@ sets, whose relations are interleaved round-robin so that a limited run covers e
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from toolformer.errors import UserError
 from toolformer.records import RecordStats, iter_records
@@ -45,10 +46,11 @@ def _need(path: Path, what: str) -> Path:
 
 
 def read_text(path: Path, what: str = "data file") -> str:
-    """A UTF-8 file's text, or a one-line UserError naming the file and the first bad byte."""
+    """A UTF-8 file's text (a leading byte order mark dropped), or a one-line UserError naming
+    the file and the first bad byte."""
     data = _need(path, what).read_bytes()
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise UserError(f"{path}:{line} is not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
@@ -63,9 +65,13 @@ def read_json(path: Path) -> Any:
         raise UserError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
 
-def read_jsonl(path: Path, stats: Optional[RecordStats] = None) -> List[Dict[str, Any]]:
-    """The JSON objects of a JSONL file, read by the shared reader (:mod:`toolformer.records`):
-    a malformed line, a line that is not an object or not UTF-8 is skipped with a warning naming
+def read_jsonl_located(path: Path, stats: Optional[RecordStats] = None
+                       ) -> List[Tuple[str, Dict[str, Any]]]:
+    """``(where, row)`` for each JSON object of a JSONL file, read by the shared reader
+    (:mod:`toolformer.records`); ``where`` is ``"PATH:N"`` with N the row's physical 1-based
+    line (blank and skipped lines counted), for messages about that row.
+
+    A malformed line, a line that is not an object or not UTF-8 is skipped with a warning naming
     the file and line, and counted in ``stats``."""
     stats = stats if stats is not None else RecordStats()
     rows = []
@@ -73,8 +79,14 @@ def read_jsonl(path: Path, stats: Optional[RecordStats] = None) -> List[Dict[str
         if not isinstance(row, dict):
             stats.bad_line(path, where, "is not a JSON object", "not_a_record", "")
             continue
-        rows.append(row)
+        line = where[len("line "):] if where.startswith("line ") else None
+        rows.append((f"{path}:{line}" if line else f"{path} {where}", row))
     return rows
+
+
+def read_jsonl(path: Path, stats: Optional[RecordStats] = None) -> List[Dict[str, Any]]:
+    """The JSON objects of a JSONL file (see :func:`read_jsonl_located`)."""
+    return [row for _, row in read_jsonl_located(path, stats)]
 
 
 def _require(row: Dict[str, Any], keys: Sequence[str], where: str) -> None:
@@ -88,6 +100,8 @@ def _gold_number(value: Any, where: str) -> float:
     number = parse_gold_number(value)
     if number is None:
         raise UserError(f"{where}: answer {value!r} is not a number")
+    if not math.isfinite(number):  # NaN never equals a prediction; no answer reads as infinity
+        raise UserError(f"{where}: answer {value!r} is not a finite number; fix or remove the row")
     return number
 
 
@@ -142,8 +156,7 @@ def load_mawps_jsonl(path: Path) -> List[Example]:
     """The MAWPS union JSONL (question, answer). Its restored numbers read "56.0"; written
     back as "56" (MAWPS's original integers) so the question reads naturally."""
     out = []
-    for i, row in enumerate(read_jsonl(path)):
-        where = f"{path}:{i + 1}"
+    for i, (where, row) in enumerate(read_jsonl_located(path)):
         _require(row, ("question", "answer"), where)
         question = _FLOAT_INT.sub(r"\1", row["question"])
         out.append(Example(str(row.get("id", i)), {"question": question},
@@ -155,8 +168,7 @@ def load_mawps_jsonl(path: Path) -> List[Example]:
 def load_gsm8k(path: Path) -> List[Example]:
     """GSM8K: the gold is the number after ``####`` in the rationale."""
     out = []
-    for i, row in enumerate(read_jsonl(path)):
-        where = f"{path}:{i + 1}"
+    for i, (where, row) in enumerate(read_jsonl_located(path)):
         _require(row, ("question", "answer"), where)
         final = str(row["answer"]).rsplit("####", 1)
         if len(final) != 2:
@@ -197,8 +209,8 @@ def _lama_facts(path: Path, template: str, relation: str) -> List[Example]:
     if prefix is None:
         return []
     out = []
-    for i, row in enumerate(read_jsonl(path)):
-        _require(row, ("sub_label", "obj_label"), f"{path}:{i + 1}")
+    for i, (where, row) in enumerate(read_jsonl_located(path)):
+        _require(row, ("sub_label", "obj_label"), where)
         out.append(Example(str(row.get("uuid", f"{relation}-{i}")),
                            {"text": prefix.replace("\x00", row["sub_label"])},
                            row["obj_label"],
@@ -235,8 +247,8 @@ def load_lama_google_re(path: Path) -> List[Example]:
 def load_lama_squad(path: Path) -> List[Example]:
     """LAMA SQuAD: the masked sentence cut at ``[MASK]``, kept only where the mask is final."""
     out = []
-    for i, row in enumerate(read_jsonl(path)):
-        _require(row, ("masked_sentences", "obj_label"), f"{path}:{i + 1}")
+    for i, (where, row) in enumerate(read_jsonl_located(path)):
+        _require(row, ("masked_sentences", "obj_label"), where)
         prefix = cloze_prefix(row["masked_sentences"][0], "[MASK]")
         if prefix is not None:
             out.append(Example(str(row.get("id", i)), {"text": prefix}, row["obj_label"]))
@@ -250,8 +262,8 @@ def load_lama_squad(path: Path) -> List[Example]:
 def load_nq_open(path: Path) -> List[Example]:
     """NQ-open: ``question`` (lowercase, no "?"; one is added) and ``answer`` (aliases)."""
     out = []
-    for i, row in enumerate(read_jsonl(path)):
-        _require(row, ("question", "answer"), f"{path}:{i + 1}")
+    for i, (where, row) in enumerate(read_jsonl_located(path)):
+        _require(row, ("question", "answer"), where)
         q = row["question"].strip()
         q = q if q.endswith("?") else q + "?"
         aliases = row["answer"] if isinstance(row["answer"], list) else [row["answer"]]
@@ -337,26 +349,35 @@ def load_generic_jsonl(path: Path) -> List[Example]:
     Each example's ``meta["numeric"]`` says whether its answer is a number; the task scores
     with the math metric when every answer is, and with the QA metric otherwise.
     """
-    rows = read_jsonl(path)
+    if not path.is_file():  # the user's own file: --data-dir is no help here
+        raise UserError(f"{path}: no such file; pass a JSONL file with question and answer fields")
+    rows = read_jsonl_located(path)
     if not rows:
         raise UserError(f"{path} holds no examples")
     out = []
-    for i, row in enumerate(rows):
-        where = f"{path}:{i + 1}"
+    for i, (where, row) in enumerate(rows):
         _require(row, ("question", "answer"), where)
+        question = row["question"]
+        # a null or empty question would be asked as "None" or as nothing; a number is text enough
+        if not (isinstance(question, str) and question.strip()
+                or isinstance(question, (int, float)) and not isinstance(question, bool)
+                and math.isfinite(question)):
+            raise UserError(f"{where}: question must be a non-empty string, got {question!r}; "
+                            "fix or remove the row")
         answer = row["answer"]
         number = parse_gold_number(answer)
         if number is not None:
-            gold: Any = number
+            gold: Any = _gold_number(answer, where)
         elif isinstance(answer, str) and answer.strip():
             gold = [answer]
         elif (isinstance(answer, list) and answer
-              and all(isinstance(a, (str, int, float)) and not isinstance(a, bool)
-                      for a in answer)):
+              and all(isinstance(a, str) and a.strip()
+                      or isinstance(a, (int, float)) and not isinstance(a, bool)
+                      and math.isfinite(a) for a in answer)):
             gold = [str(a) for a in answer]
         else:
-            raise UserError(f"{where}: answer must be a number, a string or a non-empty list of "
-                            f"strings, got {answer!r}")
-        out.append(Example(str(row.get("id", i)), {"question": str(row["question"])}, gold,
+            raise UserError(f"{where}: answer must be a finite number, a string or a non-empty "
+                            f"list of them, got {answer!r}; fix or remove the row")
+        out.append(Example(str(row.get("id", i)), {"question": str(question)}, gold,
                            meta={"numeric": number is not None, "answer": answer}))
     return out

@@ -41,9 +41,12 @@ def load_run(path: Union[str, Path]) -> Dict[str, Any]:
     if not file.is_file():
         raise UserError(f"no {RESULTS_FILE} in {p}; pass the --output folder of an eval run")
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        data = json.loads(file.read_text(encoding="utf-8-sig"))  # a BOM is no error
     except json.JSONDecodeError as exc:
         raise UserError(f"{file} is not valid JSON ({exc.msg})") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{file} is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at byte "
+                        f"{exc.start}); convert it to UTF-8") from None
     if not isinstance(data, dict) or not isinstance(data.get("tasks"), dict):
         raise UserError(f"{file} is not an eval results file (no 'tasks')")
     data.setdefault("name", default_label(data.get("model", p.name),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Optional
 
@@ -142,6 +143,10 @@ class SelfTrainConfig:
 
         if word_problems.is_spec(self.corpus):
             word_problems.parse_spec(self.corpus)  # a bad size: one line before anything runs
+        if self.dev_data is not None and not os.path.isfile(os.path.expanduser(self.dev_data)):
+            # the user's own file, not one under data_dir: name it before anything runs
+            raise UserError(f"--dev-data {self.dev_data}: no such file; pass a JSONL file with "
+                            "question and answer fields")
         if self.max_problem_steps is not None and self.max_problem_steps < 1:
             raise UserError(f"max_problem_steps must be >= 1, got {self.max_problem_steps}")
         if not 0 < self.temperature:

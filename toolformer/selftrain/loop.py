@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from toolformer.errors import UserError
+from toolformer.records import open_text
 from toolformer.selftrain.candidates import Candidate
 from toolformer.selftrain.config import SelfTrainConfig
 
@@ -71,16 +72,21 @@ def _write_jsonl(path: Path, rows: Sequence[Dict[str, Any]]) -> None:
 
 
 def _read_jsonl(path: Path) -> List[Dict[str, Any]]:
-    """Rows of a JSONL file; a torn last line (a crash while appending) is ignored."""
+    """Rows of a JSONL file; a torn last line (a crash while appending) is ignored.
+
+    Opened by the shared reader's :func:`~toolformer.records.open_text`, so lines end at "\n"
+    only: a row holding U+2028, U+2029 or U+0085 (``str.splitlines`` splits there) stays whole.
+    """
     if not path.is_file():
         return []
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
+    with open_text(path) as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break
     return rows
 
 

@@ -106,18 +106,24 @@ def _local(tag: str) -> str:
 def _iter_pages(path: Path) -> Iterator[Dict[str, str]]:
     """(title, id, ns, wikitext) of each page of a MediaWiki XML dump (.bz2 or plain)."""
     opener = bz2.open if path.suffix == ".bz2" else open
-    with opener(path, "rb") as fh:
-        page: Dict[str, str] = {}
-        for _event, elem in ET.iterparse(fh, events=("end",)):
-            tag = _local(elem.tag)
-            if tag in ("title", "ns") or (tag == "id" and "id" not in page):
-                page[tag] = elem.text or ""
-            elif tag == "text":
-                page["text"] = elem.text or ""
-            elif tag == "page":
-                yield page
-                page = {}
-                elem.clear()
+    try:
+        with opener(path, "rb") as fh:
+            page: Dict[str, str] = {}
+            for _event, elem in ET.iterparse(fh, events=("end",)):
+                tag = _local(elem.tag)
+                if tag in ("title", "ns") or (tag == "id" and "id" not in page):
+                    page[tag] = elem.text or ""
+                elif tag == "text":
+                    page["text"] = elem.text or ""
+                elif tag == "page":
+                    yield page
+                    page = {}
+                    elem.clear()
+    except (EOFError, OSError, ET.ParseError) as exc:  # a truncated or mislabelled dump
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"Wikipedia dump {path} could not be read to its end ({reason}); it is "
+                        "truncated or not a MediaWiki XML (.xml or .xml.bz2) dump: download "
+                        "it again (gensim's sample: reinstall gensim)") from None
 
 
 def _clean_articles(path: Path, min_words: int) -> Iterator[Dict[str, str]]:
