@@ -91,7 +91,8 @@ def test_shared_reader_accepts_a_byte_order_mark_inside_a_gzip_file(tmp_path):
 
 def test_eval_jsonl_task_keeps_the_first_example_of_a_file_with_bom(tmp_path, caplog):
     path = tmp_path / "q.jsonl"
-    path.write_bytes(BOM + b'{"question": "1+1?", "answer": 2}\n{"question": "2+2?", "answer": 4}\n')
+    path.write_bytes(BOM + b'{"question": "1+1?", "answer": 2}\n'
+                     b'{"question": "2+2?", "answer": 4}\n')
     examples = loaders.load_generic_jsonl(path)
     assert [e.fields["question"] for e in examples] == ["1+1?", "2+2?"]
     assert "skipped" not in caplog.text

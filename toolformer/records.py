@@ -13,8 +13,9 @@ everywhere:
   ``surrogateescape`` and a record holding an undecodable byte is skipped with a warning, unless
   the caller opts in with ``encoding_errors="replace"`` (the bytes become U+FFFD and the record
   is kept, counted under ``notes["replaced_encoding"]``);
-- lines end at ``\n`` (or ``\r\n``) only, never at U+2028, U+2029 or U+0085, which are
-  ordinary characters inside a record; a UTF-8 byte order mark at the start is dropped;
+- lines end at ``\n``, ``\r\n`` or ``\r`` only, never at U+2028, U+2029 or U+0085 (where
+  ``str.splitlines`` would split), which are ordinary characters inside a record; a UTF-8 byte
+  order mark at the start of a file is dropped;
 - a file compressed with gzip, bzip2 or xz (``.gz``, ``.bz2``, ``.xz`` after the format's
   suffix, e.g. ``data.jsonl.xz``) is decompressed; a truncated or mislabelled one is a
   one-line ``UserError`` naming the file;
