@@ -125,3 +125,29 @@ def test_resolve_trigger_uses_the_manifest_unless_the_user_set_one(tmp_path):
     assert (got.call_top_k, got.call_threshold) == (3, 0.4)
     assert resolve_trigger(base, str(tmp_path), explicit=True) == base
     assert resolve_trigger(base, str(tmp_path / "none"), explicit=False) == base
+
+
+def test_calibrate_command_stores_the_trigger_in_the_manifest(tmp_path, monkeypatch, smol_tokenizer):
+    from click.testing import CliRunner
+
+    import toolformer.models
+    from toolformer.cli.main import cli
+
+    model = make_tiny_model(len(smol_tokenizer), seed=3)
+    monkeypatch.setattr(toolformer.models, "load_model", lambda name, **kw: (model, smol_tokenizer))
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    write_manifest(folder, {"tools": ["Calculator"]})
+    dev = tmp_path / "dev.jsonl"
+    rows = [{"question": f"What is {i} times 3?", "tools": ["Calculator"]} for i in range(4)]
+    rows += [{"question": q, "tools": []} for q in ("Say hi.", "Write a haiku.", "Tell a joke.")]
+    dev.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = CliRunner().invoke(cli, ["calibrate", str(folder), "--dev", str(dev),
+                                      "--max-new-tokens", "6"])
+    assert result.exit_code == 0, result.output
+    trigger = manifest_call_trigger(str(folder))
+    assert trigger is not None and trigger["n"] == 7 and 0 <= trigger["f1"] <= 1
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question": "Hi"}) + "\n")
+    result = CliRunner().invoke(cli, ["calibrate", str(folder), "--dev", str(bad)])
+    assert result.exit_code != 0 and "'tools'" in str(result.exception)

@@ -208,14 +208,12 @@ def expects_call(item: Dict[str, Any], where: str) -> bool:
     return bool(tools)
 
 
-def calibrate_trigger(model: Any, tokenizer: Any, items: Sequence[Dict[str, Any]],
-                      template: str = "Q: {question}\nA:", max_new_tokens: int = 32,
-                      batch_size: int = 8) -> TriggerCalibration:
-    """Calibrate the call trigger of ``model`` on dev ``items`` (rows with ``question`` and
-    ``tools``, e.g. a self-training dev split): :func:`trace_call_scores` on the prompts made
-    with ``template``, then :func:`calibrate`.
+def calibration_prompts(items: Sequence[Dict[str, Any]], template: str = "Q: {question}\nA:"
+                        ) -> Tuple[List[str], List[bool]]:
+    """``(prompts, expects_call)`` of dev items (rows with ``question`` and ``tools``).
 
-    Raises :class:`UserError` on an item without ``question`` or ``tools``.
+    Raises :class:`UserError` on an item without a ``question`` text or a ``tools`` list, and
+    when the items cannot calibrate (none, or all with / all without a fitting tool).
     """
     labels, prompts = [], []
     for i, item in enumerate(items):
@@ -224,6 +222,21 @@ def calibrate_trigger(model: Any, tokenizer: Any, items: Sequence[Dict[str, Any]
         if not isinstance(question, str) or not question.strip():
             raise UserError(f"item {i + 1}: a calibration item needs a 'question' (text)")
         prompts.append(template.format(question=question.strip()))
+    if not labels or all(labels) or not any(labels):
+        calibrate([CallTrace([], [])] * len(labels), labels)  # raises its one-line error
+    return prompts, labels
+
+
+def calibrate_trigger(model: Any, tokenizer: Any, items: Sequence[Dict[str, Any]],
+                      template: str = "Q: {question}\nA:", max_new_tokens: int = 32,
+                      batch_size: int = 8) -> TriggerCalibration:
+    """Calibrate the call trigger of ``model`` on dev ``items`` (rows with ``question`` and
+    ``tools``, e.g. a self-training dev split): :func:`trace_call_scores` on the prompts made
+    with ``template``, then :func:`calibrate`.
+
+    Raises :class:`UserError` as :func:`calibration_prompts` does.
+    """
+    prompts, labels = calibration_prompts(items, template)
     traces = trace_call_scores(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
                                batch_size=batch_size)
     return calibrate(traces, labels)
