@@ -138,3 +138,44 @@ def merge_tool_options(*layers: Optional[Dict[str, Dict[str, Any]]]) -> Dict[str
         for tool, opts in canonical_options(layer or {}).items():
             out.setdefault(tool, {}).update(opts)
     return out
+
+
+def manifest_call_trigger(model: str) -> Optional[Dict[str, Any]]:
+    """The call trigger a checkpoint was calibrated with (the manifest's ``"call_trigger"``:
+    ``{"call_top_k": 10, "call_threshold": 0.31, "f1": ..., "n": ...}``, written by
+    :func:`write_call_trigger`), or None. ``generate``, ``chat`` and ``eval`` decode with it
+    unless the user sets ``call_top_k`` or ``call_threshold``.
+
+    Raises :class:`~toolformer.errors.UserError` when the trigger is out of range.
+    """
+    folder, trigger = _field(model, "call_trigger")
+    if trigger is None:
+        return None
+    if not isinstance(trigger, dict):
+        raise UserError(f"{manifest_path(folder)}: 'call_trigger' must be an object like "
+                        "{\"call_top_k\": 10, \"call_threshold\": 0.3}; fix or delete it")
+    k, t = check_trigger(trigger.get("call_top_k"), trigger.get("call_threshold"),
+                         str(manifest_path(folder)))
+    return {**trigger, "call_top_k": k, "call_threshold": t}
+
+
+def write_call_trigger(folder: PathLike, trigger: Dict[str, Any]) -> Path:
+    """Store a calibrated trigger (``TriggerCalibration.to_dict()``) in ``folder``'s manifest,
+    keeping its other fields."""
+    meta = read_manifest(folder) or {}
+    meta["call_trigger"] = dict(trigger)
+    return write_manifest(folder, meta)
+
+
+def check_trigger(call_top_k: Any, call_threshold: Any, where: str) -> Tuple[int, float]:
+    """``(call_top_k, call_threshold)`` checked: an int >= 0 and a number in [0, 1).
+
+    Raises :class:`UserError` naming ``where`` otherwise.
+    """
+    ok_k = isinstance(call_top_k, int) and not isinstance(call_top_k, bool) and call_top_k >= 0
+    ok_t = (isinstance(call_threshold, (int, float)) and not isinstance(call_threshold, bool)
+            and 0 <= call_threshold < 1)
+    if not (ok_k and ok_t):
+        raise UserError(f"{where}: a call trigger needs call_top_k >= 0 (an integer) and "
+                        f"call_threshold in [0, 1); got {call_top_k!r}, {call_threshold!r}")
+    return call_top_k, float(call_threshold)

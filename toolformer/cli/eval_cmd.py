@@ -17,7 +17,7 @@ from toolformer.generation.types import GenerationConfig
 from toolformer.tools.assembly import parse_tool_options
 
 # decoding options of the command; they build EvalConfig.generation
-_DECODING = ("batch_size", "call_top_k", "max_calls", "min_new_tokens", "constrained", "do_sample",
+_DECODING = ("batch_size", "call_top_k", "call_threshold", "max_calls", "min_new_tokens", "constrained", "do_sample",
              "temperature", "top_k", "top_p", "seed")
 
 
@@ -80,7 +80,13 @@ def _gen(name: str, *flags: str, **overrides: Any):
               help="run folder for results.json and samples/ (default eval_runs/<model>-<time>)")
 @_gen("batch_size", "--batch-size", "-b")
 @field_options(EvalConfig, ("max_new_tokens", "--max-new-tokens", {"type": int}))
-@_gen("call_top_k")
+@_gen("call_top_k", default=None, show_default=False,
+      help="start a call whenever '[' is among the top-k next tokens (paper: 10) [default: the "
+           "adapter's calibrated trigger (toolformer.json), else 10]")
+@_gen("call_threshold", type=click.FloatRange(0, 1, max_open=True), default=None,
+      show_default=False,
+      help="also require p('[') >= this to start a call [default: the adapter's calibrated "
+           "trigger, else 0 = off]")
 @_gen("max_calls")
 @_gen("min_new_tokens")
 @_gen("constrained", "--constrained/--unconstrained")
@@ -128,9 +134,11 @@ def eval_command(run_dirs: Tuple[str, ...], tool_names: Optional[str],
     if chart:  # checked before the run, not after it
         ensure_file_parent(chart, "the chart file")
 
-    generation = replace(_GEN, **pop_fields(GenerationConfig, values, _DECODING))
+    decoding = pop_fields(GenerationConfig, values, _DECODING)
+    explicit = any(decoding.get(k) is not None for k in ("call_top_k", "call_threshold"))
+    generation = replace(_GEN, **{k: v for k, v in decoding.items() if v is not None})
     config = EvalConfig(
-        **values, generation=generation,
+        **values, generation=generation, call_trigger="config" if explicit else "manifest",
         tools=[t.strip() for t in tool_names.split(",") if t.strip()] if tool_names else None,
         tool_options=parse_tool_options(tool_options, "--tool-options"),
         output_dir=output or _default_output(values["model"], values["tools_enabled"]),

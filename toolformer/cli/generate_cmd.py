@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import click
 
 from toolformer.cli.options import field_help, field_option
+from toolformer.generation.trigger import resolve_trigger
 
 from toolformer.tools.assembly import DEFAULT_TOOLS  # noqa: E402 - light: no torch
 
@@ -35,6 +36,9 @@ def _opt(flag: str, name: str, **kwargs: Any):
     return field_option(GenerationConfig, name, flag, **kwargs)
 
 
+_TRIGGER_HELP = "{} [default: the adapter's calibrated trigger (toolformer.json), else {}]"
+
+
 def _decoding_options(fn):
     for deco in reversed([
         _opt("--max-new-tokens", "max_new_tokens", type=int),
@@ -44,7 +48,11 @@ def _decoding_options(fn):
         _opt("--top-k", "top_k", type=int),
         _opt("--top-p", "top_p", type=float),
         _opt("--seed", "seed", type=int),
-        _opt("--call-top-k", "call_top_k", type=int),
+        _opt("--call-top-k", "call_top_k", type=int, default=None, show_default=False,
+             help=_TRIGGER_HELP.format(_help("call_top_k"), "10")),
+        _opt("--call-threshold", "call_threshold", type=click.FloatRange(0, 1, max_open=True),
+             default=None, show_default=False,
+             help=_TRIGGER_HELP.format(_help("call_threshold"), "0")),
         _opt("--max-calls", "max_calls", type=int),
         _opt("--max-call-tokens", "max_call_tokens", type=int),
         _opt("--constrained/--unconstrained", "constrained"),
@@ -109,10 +117,12 @@ def build_generator(model_name: str, opts: Dict[str, Any]):
     for name in names:  # an unknown tool fails before the model loads
         get_tool_class(name)
     fields = {f.name for f in dataclasses.fields(GenerationConfig)}
+    trigger = ("call_top_k", "call_threshold")
     config = GenerationConfig(
-        **{k: v for k, v in opts.items() if k in fields},
+        **{k: v for k, v in opts.items() if k in fields and not (k in trigger and v is None)},
         tools_enabled=not opts["no_tools"],
     )
+    config = resolve_trigger(config, model_name, any(opts.get(k) is not None for k in trigger))
     if opts.get("threads"):
         import torch
 

@@ -26,6 +26,7 @@ from toolformer.eval import report
 from toolformer.eval.loaders import Example
 from toolformer.eval.metrics import LOGLIKELIHOOD_ROLLING, METRICS, answer_text
 from toolformer.eval.tasks import TaskSpec, default_data_dir, load_examples, resolve_tasks
+from toolformer.generation.trigger import resolve_trigger
 from toolformer.generation.types import GenerationConfig
 from toolformer.tools.assembly import DEFAULT_TOOLS
 
@@ -82,6 +83,10 @@ class EvalConfig:
         "help": "reuse the samples already in output_dir (same settings only)"})
     progress: bool = field(default=True, metadata={"help": "show tqdm progress bars"})
     name: Optional[str] = field(default=None, metadata={"help": "run label in comparisons"})
+    call_trigger: str = field(default="manifest", metadata={
+        "help": "manifest: decode with the model's calibrated call trigger (toolformer.json "
+                "call_trigger) when it has one; config: generation.call_top_k/call_threshold "
+                "as given", "choices": ("manifest", "config")})
 
     def __post_init__(self) -> None:
         if self.generation.seed is None:  # an evaluation is reproducible unless told otherwise
@@ -151,7 +156,7 @@ def _fingerprint(config: EvalConfig, tool_names: Sequence[str], data_dir: Path) 
         "min_new_tokens": gen.min_new_tokens, "do_sample": gen.do_sample,
         "temperature": gen.temperature, "seed": gen.seed, "dtype": config.dtype,
         "ppl_max_length": config.max_length, "ppl_stride": config.stride}
-    for name in ("top_k", "top_p", "max_call_tokens"):
+    for name in ("top_k", "top_p", "max_call_tokens", "call_threshold"):
         if getattr(gen, name) != getattr(GenerationConfig, name):
             blob[name] = getattr(gen, name)
     blob.update(tools=list(tool_names), data_dir=str(data_dir.resolve()))
@@ -412,6 +417,10 @@ def evaluate(
     specs = resolve_tasks(config.tasks)
     data_dir = Path(config.data_dir).expanduser() if config.data_dir else default_data_dir()
     tool_names = resolve_tool_names(config)
+    if config.call_trigger not in ("manifest", "config"):
+        raise UserError(f"call_trigger must be 'manifest' or 'config', not {config.call_trigger!r}")
+    config = replace(config, generation=resolve_trigger(
+        config.generation, config.model, explicit=config.call_trigger == "config"))
     if config.tools_enabled:  # the checkpoint's own tool options (selftrain's), then the user's
         from toolformer.manifest import manifest_tool_options, merge_tool_options
 

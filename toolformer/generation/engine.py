@@ -30,8 +30,10 @@ def _choose(rows: Sequence[_Row], logits: Any, sets: _TokenTensors, config: Gene
     block_tokens(logits, [not a for a in allowed], sets.brackets)
     if config.constrained:  # a call opens with a bare "[": the grammar starts right after it
         block_tokens(logits, allowed, sets.non_open_brackets)
-    trigger = call_trigger(logits, sets.brackets, sets.opens, config.call_top_k)
+    trigger = call_trigger(logits, sets.brackets, sets.opens, config.call_top_k, config.call_threshold)
     forced = {i: t for i, t in enumerate(trigger) if t >= 0 and allowed[i]}
+    if config.call_threshold > 0:  # below the calibrated threshold '[' may not be chosen either
+        block_tokens(logits, [i not in forced for i in range(len(rows))], sets.brackets)
     if config.min_new_tokens:
         block_tokens(logits, [len(r.ids) < config.min_new_tokens for r in rows], sets.eos)
     if len(forced) == len(rows):

@@ -128,8 +128,21 @@ def block_tokens(logits: Any, rows: Sequence[bool], tokens: Any) -> Any:
     return logits
 
 
-def call_trigger(logits: Any, brackets: Any, opens: Any, k: int) -> List[int]:
-    """Paper, Section 4: a call starts when ``[`` is among the ``k`` most likely next tokens.
+def call_scores(logits: Any, brackets: Any) -> tuple:
+    """``(p_call[rows], rank[rows])``: the probability mass of the tokens that open a call
+    (softmax over ``logits[rows, vocab]``, summed over ``brackets``) and the rank of the best of
+    them (0 = the most likely token). The two quantities the call trigger thresholds.
+    """
+    best_bracket = logits[:, brackets].max(dim=-1).values
+    rank = (logits > best_bracket[:, None]).sum(dim=-1)
+    p_call = logits.float().softmax(dim=-1)[:, brackets].sum(dim=-1)
+    return p_call, rank
+
+
+def call_trigger(logits: Any, brackets: Any, opens: Any, k: int, threshold: float = 0.0) -> List[int]:
+    """Paper, Section 4: a call starts when ``[`` is among the ``k`` most likely next tokens;
+    with ``threshold`` > 0 its probability (:func:`call_scores`) must also reach ``threshold``
+    (a trigger calibrated on a dev split, see :mod:`toolformer.generation.trigger`).
 
     ``logits``: ``[rows, vocab]``; ``brackets``: every token starting with ``[`` (``[n]``);
     ``opens``: the bare openers (``[``, `` [``). "Among the top k" holds iff fewer than ``k``
@@ -138,8 +151,11 @@ def call_trigger(logits: Any, brackets: Any, opens: Any, k: int) -> List[int]:
     """
     if k <= 0 or not opens.numel() or not brackets.numel() or logits.shape[0] == 0:
         return [-1] * logits.shape[0]
-    best_bracket = logits[:, brackets].max(dim=-1).values
-    hit = ((logits > best_bracket[:, None]).sum(dim=-1) < k).tolist()
+    p_call, rank = call_scores(logits, brackets)
+    fires = rank < k
+    if threshold > 0:
+        fires = fires & (p_call >= threshold)
+    hit = fires.tolist()
     if not any(hit):
         return [-1] * logits.shape[0]
     best = opens[logits[:, opens].argmax(dim=-1)].tolist()

@@ -21,6 +21,7 @@ class GenerationConfig:
     top_k: int = field(default=0, metadata={"help": "sample among the k most likely tokens (0 = off)"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass (1.0 = off)"})
     call_top_k: int = field(default=10, metadata={"help": "start a call whenever '[' is among the top-k next tokens (paper: 10)"})
+    call_threshold: float = field(default=0.0, metadata={"help": "also require p('[') >= this to start a call; then '[' is never chosen below it (0 = off, the paper's rule; a calibrated adapter stores its value)"})
     max_calls: int = field(default=1, metadata={"help": "calls per output (paper: 1)"})
     tools_enabled: bool = field(default=True, metadata={"help": "False = 'Toolformer (disabled)': p('[') set to 0"})
     stop_strings: tuple = field(default=(), metadata={"help": "stop when text outside a call contains one (not kept in the output)"})
@@ -41,6 +42,7 @@ class GenerationConfig:
             (self.top_k >= 0, "top_k must be >= 0"),
             (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
             (self.call_top_k >= 0, "call_top_k must be >= 0"),
+            (0 <= self.call_threshold < 1, "call_threshold must be in [0, 1)"),
             (self.max_calls >= 0, "max_calls must be >= 0"),
             (self.max_call_tokens >= 1, "max_call_tokens must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),

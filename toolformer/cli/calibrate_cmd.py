@@ -1,0 +1,55 @@
+"""``toolformer calibrate``: fit a model's call trigger on dev items and store it in its manifest."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import click
+
+from toolformer.errors import UserError
+
+
+@click.command(name="calibrate")
+@click.argument("model")
+@click.option("--dev", "dev_path", required=True, type=click.Path(),
+              help="JSONL of dev items with 'question' and 'tools' (the tool names that fit the "
+                   "item, [] for none), e.g. a self-training run's dev split")
+@click.option("--template", default="Q: {question}\nA:", show_default=True,
+              help="prompt made from each item ({question})")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="first N items")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=32, show_default=True,
+              help="tokens decoded per item while looking for a call")
+@click.option("--write/--no-write", default=True, show_default=True,
+              help="store the trigger in MODEL's toolformer.json (generate, chat and eval use it)")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads")
+def calibrate(model: str, dev_path: str, template: str, limit: Optional[int],
+              max_new_tokens: int, write: bool, threads: Optional[int]) -> None:
+    """Calibrate WHEN MODEL calls a tool: the (call_top_k, call_threshold) with the best call F1
+    on dev items (a call where some tool fits the item, none where none does).
+
+    \b
+    toolformer calibrate runs/st/best_adapter --dev runs/st/round_0/dev.jsonl
+    """
+    from toolformer.generation.trigger import calibrate_trigger, calibration_prompts
+    from toolformer.manifest import write_call_trigger
+    from toolformer.models import load_model, manifest_dir
+    from toolformer.records import iter_records
+
+    if "{question}" not in template:
+        raise UserError("--template must contain {question}")
+    items = [row for _, row in iter_records(dev_path, on_bad_line="raise")]
+    items = items[:limit] if limit else items
+    calibration_prompts(items, template)  # bad items fail before the model loads
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    loaded, tokenizer = load_model(model)
+    cal = calibrate_trigger(loaded, tokenizer, items, template=template,
+                            max_new_tokens=max_new_tokens)
+    click.echo(json.dumps(cal.to_dict(), indent=2))
+    click.echo(f"call F1 {cal.f1:.3f} (paper's top-10 rule: {cal.paper_f1:.3f}) on {cal.n} items")
+    if write:
+        path = write_call_trigger(manifest_dir(model), cal.to_dict())
+        click.echo(f"stored in {path}")
