@@ -300,7 +300,8 @@ def test_register_task_and_validation(tmp_path):
 EXPECTED = {"svamp": 1000, "mawps": 1920, "mawps_addsub": 395, "mawps_multiarith": 600,
             "mawps_singleeq": 508, "gsm8k": 1319, "lama_squad": 210, "lama_google_re": 5528,
             "lama_trex": 18601, "nq_open": 3610, "date_understanding": 250,
-            "date_understanding_bigbench": 369, "temporal_sequences": 250, "wikitext2": 1}
+            "date_understanding_bigbench": 369, "temporal_sequences": 250, "wikitext2": 1,
+            "dateset": 300, "notool": 300}
 
 
 @pytest.mark.slow

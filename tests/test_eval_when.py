@@ -233,3 +233,40 @@ def test_real_generator_passes_the_date_to_the_calendar(tiny_model, smol_tokeniz
     assert set(results) <= wanted
     assert res["tasks"]["notool"]["when"]["call_rate"] == 1.0
     assert res["tasks"]["notool"]["score"] == 0.0
+
+
+def test_when_comparison_table_puts_runs_side_by_side():
+    def run(name, rate, prec, rec):
+        w = {"call_rate": rate, "precision": prec, "recall": rec}
+        return {"name": name, "tasks": {"svamp": {"when": w}, "wikitext2": {"score": 20.0}}}
+
+    table = report.when_comparison_table([run("base", 0.0, None, 0.0),
+                                          run("tuned", 0.98, 0.9, 0.97)]).splitlines()
+    assert table[0].split() == ["task", "base", "tuned"]
+    assert table[2].split() == ["svamp", "0.0", "/", "-", "/", "0.0",
+                                "98.0", "/", "90.0", "/", "97.0"]
+    assert len(table) == 4  # wikitext2 (no call statistics) has no row
+    assert report.when_comparison_table([{"name": "old", "tasks": {"svamp": {}}}]) == ""
+
+
+def test_cli_prints_when_and_which(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from toolformer.cli.eval_cmd import eval_command
+
+    stats = call_statistics([{"calls": [call("Calculator", "2")], "correct": False}], ())
+    results = {"name": "x", "tasks": {"notool": {"metric": "no_call", "score": 0.0, "n": 1,
+                                                 "when": stats}},
+               "when": merge_call_statistics([stats])}
+    monkeypatch.setattr("toolformer.eval.harness.evaluate", lambda config: results)
+    out = CliRunner().invoke(eval_command, ["--tasks", "notool", "-o", str(tmp_path / "r")])
+    assert out.exit_code == 0, out.output
+    assert re.search(r"notool\s+none\s+100\.0\s+1\s+0\.0\s+-", out.output)
+    assert "expected \\ called" in out.output and "report.md" in out.output
+
+
+def test_a_task_spec_refuses_a_string_for_expected_tools():
+    from toolformer.eval.tasks import TaskSpec
+
+    with pytest.raises(ValueError, match="tuple of tool names"):
+        TaskSpec(name="x", path="p", format="jsonl", metric="qa", expected_tools="QA")

@@ -43,12 +43,16 @@ def _list_tasks() -> None:
 
 
 def _compare(run_dirs: Tuple[str, ...], chart: Optional[str]) -> None:
-    from toolformer.eval.report import bar_chart, comparison_table, load_run
+    from toolformer.eval.report import (bar_chart, comparison_table, load_run,
+                                        when_comparison_table)
 
     if not run_dirs:
         raise UserError("--compare needs run folders: toolformer eval --compare DIR1 DIR2 ...")
     runs = [load_run(d) for d in run_dirs]
     click.echo(comparison_table(runs))
+    when = when_comparison_table(runs)
+    if when:
+        click.echo("\n" + when)
     if chart:
         click.echo(f"chart: {bar_chart(runs, chart)}")
 

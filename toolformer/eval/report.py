@@ -231,6 +231,28 @@ def comparison_table(runs: Sequence[Dict[str, Any]], show_calls: bool = True) ->
     return _table(["task", "metric", *labels], rows) + "\n" + note
 
 
+def when_comparison_table(runs: Sequence[Dict[str, Any]]) -> str:
+    """Rows = generating tasks, columns = runs; a cell is ``call rate / precision / recall`` in
+    percent (``-`` where undefined or the run lacks the task); empty text when no run has call
+    statistics."""
+    labels = run_labels(runs)
+    tasks: List[str] = []
+    for r in runs:
+        tasks.extend(t for t, res in r["tasks"].items() if res.get("when") and t not in tasks)
+    rows = []
+    for t in tasks:
+        cells = [t]
+        for r in runs:
+            w = (r["tasks"].get(t) or {}).get("when")
+            cells.append("-" if not w else
+                         f"{_pct(w['call_rate'])} / {_pct(w['precision'])} / {_pct(w['recall'])}")
+        rows.append(cells)
+    if not rows:
+        return ""
+    note = "cells: call rate / call precision / call recall, in % (- where undefined)"
+    return _table(["task", *labels], rows) + "\n" + note
+
+
 def bar_chart(runs: Sequence[Dict[str, Any]], path: Union[str, Path],
               title: Optional[str] = None) -> Path:
     """A grouped bar chart (tasks on x, one bar per run) written as PNG to ``path``.

@@ -69,6 +69,9 @@ class TaskSpec:
             metric_output = METRICS.get(self.metric).output_type
         else:
             raise ValueError(f"task {self.name}: {METRICS.unknown(self.metric)}")
+        if isinstance(self.expected_tools, str):  # ("QA") is a string, not a tuple
+            raise ValueError(f"task {self.name}: expected_tools must be a tuple of tool names, "
+                             f"e.g. ({self.expected_tools!r},)")
         if not self.output_type:
             object.__setattr__(self, "output_type", metric_output)
         if self.output_type not in OUTPUT_TYPES:
@@ -255,6 +258,7 @@ def describe_tasks() -> List[Dict[str, str]]:
         t = TASKS.get(name)
         rows.append({"name": t.name, "metric": t.metric, "path": t.path,
                      "disabled_tools": ",".join(t.disabled_tools) or "-",
-                     "expected_tools": ",".join(t.expected_tools) or "none",
+                     "expected_tools": (",".join(t.expected_tools) or "none") if t.generates
+                     else "n/a",
                      "description": t.description})
     return rows
