@@ -229,3 +229,70 @@ def test_a_tool_that_fails_or_hangs_is_a_counted_tool_error(scripted_model, smol
         health = httpx.get(url + "/health").json()
         assert health["stats"]["tool_errors"] == 1 and health["executor"]["failed"] == 1
         assert r.json()["toolformer"]["tool_errors"] == 1
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_serve_command_builds_the_app_as_generate_builds_its_generator(
+        scripted_model, smol_tokenizer, monkeypatch, tmp_path):
+    """`toolformer serve` loads like `generate`, takes the manifest's chat roles and tools, and
+    hands uvicorn the app on a socket bound before the model loads."""
+    import uvicorn
+    from click.testing import CliRunner
+
+    from toolformer.cli import generate_cmd
+    from toolformer.cli.main import cli
+    from toolformer.tools import base as tool_base
+
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "toolformer.json").write_text(json.dumps(
+        {"base_model": "smollm2-135m", "tools": ["TestCalculator"],
+         "chat_roles": {"user": "Q", "assistant": "A"}}))
+    monkeypatch.setitem(tool_base.TOOLS, "TestCalculator", Calc)
+    monkeypatch.setattr(generate_cmd, "load", lambda *a, **k: (scripted_model, smol_tokenizer))
+    seen = {}
+
+    def fake_run(self, sockets=None):
+        seen["app"], seen["port"] = self.config.app, sockets[0].getsockname()[1]
+        sockets[0].close()
+
+    real_run = uvicorn.Server.run
+    monkeypatch.setattr(uvicorn.Server, "run", fake_run)
+    result = CliRunner().invoke(cli, ["serve", str(folder), "--port", "0", "--served-name", "calc",
+                                      "--tool-timeout", "2", "--max-new-tokens", "16"])
+    assert result.exit_code == 0, result.output
+    assert f"on http://127.0.0.1:{seen['port']}/v1" in result.output
+    state = seen["app"].state.toolformer
+    assert state.model_id == "calc" and state.roles == ("Q", "A")
+    assert state.generator.executor.timeout == 2 and list(state.generator.executor.tools) == ["Calculator"]
+    monkeypatch.setattr(uvicorn.Server, "run", real_run)
+    with serve_in_thread(seen["app"]) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0)
+        r = client.chat.completions.create(model="calc", messages=[
+            {"role": "user", "content": "What is 3 times 4?"}])
+        assert r.choices[0].message.toolformer_calls[0]["result"] == "12"
+
+
+@pytest.mark.slow
+def test_the_shipped_adapter_answers_a_word_problem_through_the_openai_client():
+    from toolformer.cli.generate_cmd import build_generator
+    from toolformer.manifest import manifest_chat_roles
+
+    name = "smollm2-135m-calculator"
+    opts = dict(max_new_tokens=48, do_sample=False, temperature=1.0, top_k=0, top_p=1.0,
+                seed=None, call_top_k=10, max_calls=1, max_call_tokens=64, constrained=True,
+                tool_names=None, no_tools=False, date=None, dtype="fp32", device=None,
+                threads=None, stop_strings=())
+    gen, names, context = build_generator(name, opts)
+    app = create_app(gen, name, roles=manifest_chat_roles(name), context=lambda: context)
+    with serve_in_thread(app) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=300)
+        r = client.chat.completions.create(model=name, messages=[{"role": "user", "content": (
+            "A baker made 24 muffins and sold 9 of them. How many muffins are left?")}])
+    msg = r.choices[0].message
+    calls = msg.toolformer_calls
+    assert names == ["Calculator"] and calls, msg.content
+    assert calls[0]["tool"] == "Calculator" and calls[0]["error"] is None and calls[0]["result"]
+    assert f"-> {calls[0]['result']}]" in msg.content

@@ -22,6 +22,7 @@ COMMANDS: Dict[str, str] = {
     "demo": "toolformer.cli.demo_cmd:demo",
     "selftrain": "toolformer.cli.selftrain_cmd:selftrain",
     "export": "toolformer.cli.export_cmd:export",
+    "serve": "toolformer.cli.serve_cmd:serve",
 }
 
 HELP = {
@@ -35,6 +36,7 @@ HELP = {
     "demo": "Load the default model and run every tool on real inputs.",
     "selftrain": "Self-training rounds (ReST) that teach the model to use its tools.",
     "export": "Export augmented data as inline text or chat-template tool calls.",
+    "serve": "Serve a model with an OpenAI-compatible HTTP API, tools run on the server.",
 }
 
 
