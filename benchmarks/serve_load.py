@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import statistics
 import sys
 import time
 from typing import Any, Dict, List, Tuple
@@ -54,8 +53,9 @@ def requests(n: int, seed: int = 0) -> List[Dict[str, Any]]:
     out = []
     for i in range(n):
         words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12)))
+        a, b = rng.randint(2, 99), rng.randint(2, 99)
         out.append({"id": i, "chat": i % 2 == 0, "stream": (i // 2) % 2 == 0,
-                    "prompt": f"Request {i}: {words} costs {rng.randint(2, 99)} and {rng.randint(2, 99)}."})
+                    "prompt": f"Request {i}: {words} costs {a} and {b}."})
     return out
 
 
@@ -89,7 +89,8 @@ async def ask(client: Any, req: Dict[str, Any], max_tokens: int) -> Tuple[str, L
     return text, calls, time.perf_counter() - start
 
 
-async def run(url: str, reqs: List[Dict[str, Any]], clients: int, max_tokens: int) -> Dict[str, Any]:
+async def run(url: str, reqs: List[Dict[str, Any]], clients: int, max_tokens: int
+              ) -> Dict[str, Any]:
     import httpx
     import openai
 
@@ -117,7 +118,8 @@ async def run(url: str, reqs: List[Dict[str, Any]], clients: int, max_tokens: in
     wall = time.perf_counter() - start
     health = httpx.get(url + "/health").json()
     await client.close()
-    mixed = [r["id"] for r in reqs if r["id"] in results and results[r["id"]][:2] != alone[r["id"]][:2]]
+    mixed = [r["id"] for r in reqs
+             if r["id"] in results and results[r["id"]][:2] != alone[r["id"]][:2]]
     batches = health["batching"]["batches"] - before["batches"]
     rows = health["batching"]["rows"] - before["rows"]
     return {"alone": alone, "results": results, "errors": errors, "mixed": mixed, "wall": wall,

@@ -13,7 +13,8 @@ from toolformer.cards import load_results, render_card, write_card
 from toolformer.cli.main import cli
 from toolformer.errors import UserError
 
-SHIPPED = Path(__file__).resolve().parents[1] / "toolformer" / "adapters" / "smollm2-135m-calculator"
+ADAPTERS = Path(__file__).resolve().parents[1] / "toolformer" / "adapters"
+SHIPPED = ADAPTERS / "smollm2-135m-calculator"
 
 
 def front_matter(text: str) -> dict:

@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
-import torch
 
 from conftest import make_tiny_model
 from test_generation import CALC_CALL, Calc, ScriptedLlama, chain, sharpen
@@ -114,7 +113,8 @@ def test_decoding_settings_reach_the_engine(client):
     r = client.completions.create(model=MODEL, prompt="Hello there", max_tokens=3)
     assert r.usage.completion_tokens == 3 and r.choices[0].finish_reason == "length"
     full = client.completions.create(model=MODEL, prompt="Compute:", max_tokens=16).choices[0].text
-    cut = client.completions.create(model=MODEL, prompt="Compute:", max_tokens=16, stop=[" so", "->"])
+    cut = client.completions.create(model=MODEL, prompt="Compute:", max_tokens=16,
+                                    stop=[" so", "->"])
     # stop strings are searched outside calls: "->" inside the call does not stop it
     assert cut.choices[0].text == full[: full.index(" so")] and "-> 12]" in cut.choices[0].text
     sampled = [client.completions.create(model=MODEL, prompt="Hello", max_tokens=8,
@@ -155,8 +155,9 @@ def _error(response, status):
 def test_bad_input_gets_an_openai_error_and_the_server_keeps_serving(client, server):
     url = server[0]
     chat = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
-    assert _error(httpx.post(url + "/v1/chat/completions", content=b'{"model": "x", "mess',
-                             headers={"content-type": "application/json"}), 400)["code"] == "json_invalid"
+    broken = httpx.post(url + "/v1/chat/completions", content=b'{"model": "x", "mess',
+                        headers={"content-type": "application/json"})
+    assert _error(broken, 400)["code"] == "json_invalid"
     assert _error(httpx.post(url + "/v1/chat/completions", json={**chat, "model": "gpt-4"}),
                   404)["param"] == "model"
     assert _error(httpx.post(url + "/v1/chat/completions", json={**chat, "messages": []}),
@@ -170,7 +171,8 @@ def test_bad_input_gets_an_openai_error_and_the_server_keeps_serving(client, ser
         "context_length_exceeded"
     last = {**chat, "messages": [{"role": "assistant", "content": "hi"}]}
     assert _error(httpx.post(url + "/v1/chat/completions", json=last), 400)["param"] == "messages"
-    assert _error(httpx.post(url + "/v1/completions", json={"model": MODEL}), 400)["param"] == "prompt"
+    no_prompt = httpx.post(url + "/v1/completions", json={"model": MODEL})
+    assert _error(no_prompt, 400)["param"] == "prompt"
     _error(httpx.post(url + "/v1/completions", json=[1, 2]), 400)
     _error(httpx.get(url + "/v1/nothing"), 404)
     with pytest.raises(openai.NotFoundError):
@@ -266,7 +268,8 @@ def test_serve_command_builds_the_app_as_generate_builds_its_generator(
     assert f"on http://127.0.0.1:{seen['port']}/v1" in result.output
     state = seen["app"].state.toolformer
     assert state.model_id == "calc" and state.roles == ("Q", "A")
-    assert state.generator.executor.timeout == 2 and list(state.generator.executor.tools) == ["Calculator"]
+    executor = state.generator.executor
+    assert executor.timeout == 2 and list(executor.tools) == ["Calculator"]
     monkeypatch.setattr(uvicorn.Server, "run", real_run)
     with serve_in_thread(seen["app"]) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0)

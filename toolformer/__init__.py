@@ -27,7 +27,9 @@ from typing import Any, List
 
 __version__ = "0.1.0"
 
-from toolformer.syntax import APICall, find_calls, format_call, parse_call, strip_calls  # noqa: E402
+from toolformer.syntax import (  # noqa: E402
+    APICall, find_calls, format_call, parse_call, strip_calls,
+)
 
 # name -> the module that defines it, or (module, its name there); imported on first use
 _LAZY = {

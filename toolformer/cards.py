@@ -38,7 +38,8 @@ def load_results(paths: Sequence[PathLike]) -> Dict[str, Any]:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise UserError(f"{path} does not exist; pass an eval run folder or a results file") from None
+            raise UserError(f"{path} does not exist; pass an eval run folder or a results "
+                            "file") from None
         except (OSError, ValueError) as exc:
             raise UserError(f"{path} is not a readable JSON results file ({exc})") from None
         if isinstance(data, dict) and isinstance(data.get("runs"), list):
@@ -106,7 +107,8 @@ def render_card(folder: PathLike, results: Optional[Dict[str, Any]] = None,
     folder = Path(folder)
     manifest = read_manifest(folder)
     if manifest is None:
-        raise UserError(f"{folder} has no toolformer.json; write one (see toolformer/adapters/README.md)")
+        raise UserError(f"{folder} has no toolformer.json; write one "
+                        "(see toolformer/adapters/README.md)")
     peft_cfg: Dict[str, Any] = {}
     if (folder / "adapter_config.json").exists():
         peft_cfg = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
@@ -127,8 +129,10 @@ def render_card(folder: PathLike, results: Optional[Dict[str, Any]] = None,
     out += ["## Training data and method", ""]
     facts = [("corpus", manifest.get("corpus")), ("training texts", manifest.get("training_texts")),
              ("plain paragraphs mixed in (rehearsal)", manifest.get("plain_paragraphs")),
-             ("filter", manifest.get("filter")), ("self-training round", manifest.get("selftrain_round")),
-             ("tool options", json.dumps(manifest["tool_options"]) if manifest.get("tool_options") else None),
+             ("filter", manifest.get("filter")),
+             ("self-training round", manifest.get("selftrain_round")),
+             ("tool options",
+              json.dumps(manifest["tool_options"]) if manifest.get("tool_options") else None),
              ("chat turns", f"`{roles['user']}:` / `{roles['assistant']}:`" if roles else None),
              ("weights", manifest.get("weights_dtype")), ("reproduce", manifest.get("reproduce"))]
     if peft_cfg:
@@ -162,18 +166,20 @@ def render_card(folder: PathLike, results: Optional[Dict[str, Any]] = None,
                    "can differ slightly.")
     out.append("")
 
-    turn = f"{roles['user']}: A baker made 24 muffins and sold 9. How many are left?\\n{roles['assistant']}:" \
-        if roles else "The shop sold 12 boxes of 8 eggs, that is"
+    question = "A baker made 24 muffins and sold 9. How many are left?"
+    turn = f"{roles['user']}: {question}\\n{roles['assistant']}:" if roles \
+        else "The shop sold 12 boxes of 8 eggs, that is"
     out += ["## How to load", "", "With this project (the tools run while the model writes):", "",
-            "```bash", f"toolformer chat {name}", f"toolformer serve {name}   # OpenAI-compatible API",
+            "```bash", f"toolformer chat {name}",
+            f"toolformer serve {name}   # OpenAI-compatible API",
             "```", "", "```python",
             "from toolformer import GenerationConfig, ToolGenerator, create_tools, load_model",
             "", f'model, tokenizer = load_model("{name}")  # or the folder\'s path',
             f"generator = ToolGenerator(model, tokenizer, create_tools({tools!r}),",
             "                          GenerationConfig(max_new_tokens=48))",
             f'print(generator.generate("{turn}")[0].text)', "```", "",
-            "With peft alone (no tool runs: the model writes `[Tool(args) ->` and goes on without a "
-            "result unless your code inserts one):", "",
+            "With peft alone (no tool runs: the model writes `[Tool(args) ->` and goes on "
+            "without a result unless your code inserts one):", "",
             "```python", "from peft import PeftModel",
             "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
             f'base = AutoModelForCausalLM.from_pretrained("{hf_base or "BASE_MODEL"}")',
@@ -189,14 +195,15 @@ def render_card(folder: PathLike, results: Optional[Dict[str, Any]] = None,
     return "\n".join(out)
 
 
-def write_card(folder: PathLike, results: Sequence[PathLike] = (), output: Optional[PathLike] = None,
-               license: str = "apache-2.0") -> Path:
+def write_card(folder: PathLike, results: Sequence[PathLike] = (),
+               output: Optional[PathLike] = None, license: str = "apache-2.0") -> Path:
     """Write the card of the adapter in ``folder`` to ``output`` (default ``folder/README.md``);
     ``results``: result files or eval run folders (default: ``folder/eval_results.json`` when it
     exists). Returns the path written."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise UserError(f"{folder} is not a folder; pass an adapter folder (toolformer.json inside)")
+        raise UserError(f"{folder} is not a folder; pass an adapter folder "
+                        "(toolformer.json inside)")
     paths = list(results) or ([folder / RESULTS_FILE] if (folder / RESULTS_FILE).exists() else [])
     text = render_card(folder, load_results(paths) if paths else None, license)
     target = Path(output) if output else folder / CARD_FILE

@@ -37,7 +37,8 @@ class APIError(Exception):
     def __init__(self, status: int, message: str, param: Optional[str] = None,
                  code: Optional[str] = None, type: str = "invalid_request_error"):
         super().__init__(message)
-        self.status, self.message, self.param, self.code, self.type = status, message, param, code, type
+        self.status, self.message, self.param = status, message, param
+        self.code, self.type = code, type
 
     def body(self) -> Dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param,
@@ -239,7 +240,8 @@ def create_app(generator: Any, model_id: str, *, roles: Optional[Tuple[str, str]
         first = exc.errors()[0] if exc.errors() else {"msg": "invalid request", "loc": ()}
         if first.get("type") == "json_invalid":
             detail = (first.get("ctx") or {}).get("error", "")
-            return error(APIError(400, f"the body is not valid JSON ({detail})", None, "json_invalid"))
+            return error(APIError(400, f"the body is not valid JSON ({detail})", None,
+                                  "json_invalid"))
         loc = [str(x) for x in first.get("loc", ()) if x != "body"]
         param = ".".join(loc) or None
         message = f"{param}: {first['msg']}" if param else str(first["msg"])
@@ -255,7 +257,8 @@ def create_app(generator: Any, model_id: str, *, roles: Optional[Tuple[str, str]
         return error(APIError(500, f"{type(exc).__name__}: {exc}", type="server_error"))
 
     def model_card() -> Dict[str, Any]:
-        return {"id": model_id, "object": "model", "created": state.created, "owned_by": "toolformer"}
+        return {"id": model_id, "object": "model", "created": state.created,
+                "owned_by": "toolformer"}
 
     @app.get("/health")
     async def health() -> Dict[str, Any]:
@@ -311,7 +314,8 @@ def create_app(generator: Any, model_id: str, *, roles: Optional[Tuple[str, str]
         state.check_model(req.model)
         prompts = req.prompts()
         if not prompts or any(not p for p in prompts):
-            raise APIError(400, "prompt is empty: send a non-empty string", "prompt", "invalid_value")
+            raise APIError(400, "prompt is empty: send a non-empty string", "prompt",
+                           "invalid_value")
         config = state.config(req, prompts, (), "prompt")
         run = _Run(state, prompts, config)
         rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())

@@ -84,7 +84,10 @@ class BatchWorker:
         while len(jobs) < self.max_batch:
             remaining = deadline - time.monotonic()
             try:  # what is already waiting is taken at once; then wait out the window
-                job = self._queue.get_nowait() if remaining <= 0 else self._queue.get(timeout=remaining)
+                if remaining <= 0:
+                    job = self._queue.get_nowait()
+                else:
+                    job = self._queue.get(timeout=remaining)
             except queue.Empty:
                 break
             if job is None:

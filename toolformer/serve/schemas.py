@@ -68,7 +68,9 @@ class ChatCompletionRequest(_Decoding):
     max_completion_tokens: Optional[int] = Field(None, ge=1)
 
     def token_limit(self) -> Optional[int]:
-        return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+        if self.max_completion_tokens is not None:
+            return self.max_completion_tokens
+        return self.max_tokens
 
 
 class CompletionRequest(_Decoding):
