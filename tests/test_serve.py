@@ -299,3 +299,15 @@ def test_the_shipped_adapter_answers_a_word_problem_through_the_openai_client():
     assert names == ["Calculator"] and calls, msg.content
     assert calls[0]["tool"] == "Calculator" and calls[0]["error"] is None and calls[0]["result"]
     assert f"-> {calls[0]['result']}]" in msg.content
+
+
+def test_serve_without_fastapi_says_how_to_install_it(monkeypatch):
+    import sys
+
+    from click.testing import CliRunner
+
+    from toolformer.cli.main import cli
+
+    monkeypatch.setitem(sys.modules, "fastapi", None)
+    result = CliRunner().invoke(cli, ["serve", "smollm2-135m"])
+    assert result.exit_code != 0 and "[serve]" in result.output

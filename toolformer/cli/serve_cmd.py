@@ -35,7 +35,14 @@ def serve(model: str, host: str, port: int, served_name: Optional[str], batch_wa
     The decoding options are the defaults for requests that do not set max_tokens, temperature,
     top_p, stop or seed themselves.
     """
-    import uvicorn
+    from toolformer.errors import UserError
+
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError as exc:  # the serve extra is optional
+        raise UserError(f"toolformer serve needs FastAPI and uvicorn ({exc}): "
+                        "pip install 'toolformer[serve]' (or -e \".[serve]\")") from None
 
     from toolformer.cli.generate_cmd import build_generator
     from toolformer.manifest import manifest_chat_roles
