@@ -23,6 +23,7 @@ COMMANDS: Dict[str, str] = {
     "selftrain": "toolformer.cli.selftrain_cmd:selftrain",
     "export": "toolformer.cli.export_cmd:export",
     "calibrate": "toolformer.cli.calibrate_cmd:calibrate",
+    "serve": "toolformer.cli.serve_cmd:serve",
 }
 
 HELP = {
@@ -37,6 +38,7 @@ HELP = {
     "selftrain": "Self-training rounds (ReST) that teach the model to use its tools.",
     "export": "Export augmented data as inline text or chat-template tool calls.",
     "calibrate": "Fit when a model calls a tool (its call trigger) on dev items.",
+    "serve": "Serve a model with an OpenAI-compatible HTTP API, tools run on the server.",
 }
 
 

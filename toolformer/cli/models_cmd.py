@@ -62,3 +62,21 @@ def load_cmd(name: str, dtype: str, device: str) -> None:
         f"loaded {name} in {seconds:.1f} s{note}: {count_parameters(model):,} parameters, "
         f"{dtype}, {type(model).__name__} on {next(model.parameters()).device}"
     )
+
+
+@models.command(name="card")
+@click.argument("adapter_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--results", "results", multiple=True, type=click.Path(exists=True),
+              help="eval_results.json, or a `toolformer eval` run folder (repeatable) "
+                   "[default: ADAPTER_DIR/eval_results.json when it exists]")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="where to write the card [default: ADAPTER_DIR/README.md]")
+@click.option("--license", "license_", default="apache-2.0", show_default=True,
+              help="the license named in the card's metadata")
+def card_cmd(adapter_dir: str, results: tuple, output: str, license_: str) -> None:
+    """Write ADAPTER_DIR's model card (README.md, Hugging Face format) from its toolformer.json,
+    adapter_config.json and evaluation results."""
+    from toolformer.cards import write_card
+
+    path = write_card(adapter_dir, results, output, license_)
+    click.echo(f"wrote {path}")

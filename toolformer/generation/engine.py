@@ -312,6 +312,16 @@ class ToolGenerator:
                     on_text(e.row, e.text)
         return outputs  # type: ignore[return-value]
 
+    def stream_batch(self, prompts: Sequence[str], config: Optional[GenerationConfig] = None,
+                     contexts: Optional[Sequence[Optional[ToolContext]]] = None
+                     ) -> Iterator[List[GenerationEvent]]:
+        """Events of several prompts decoded together, a list per step; each event's ``row`` is
+        its prompt's index in ``prompts`` (a server routes them back to their requests)."""
+        config = config or self.config
+        if contexts is not None and len(contexts) != len(prompts):
+            raise ValueError("stream_batch: contexts and prompts differ in length")
+        yield from self._stream_rows(list(prompts), config, contexts)
+
     def stream(self, prompt: str, config: Optional[GenerationConfig] = None,
                context: Optional[ToolContext] = None) -> Iterator[GenerationEvent]:
         """Events of one prompt as they happen: text, call start, call text, call end, done."""
