@@ -93,3 +93,68 @@ def test_finetune_init_adapter_goes_through_the_same_check(adapter, base_dir, tm
     bad = _rewrite(adapter, tmp_path / "bad", lambda name, t: [])
     with pytest.raises(UserError):
         peft_from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), str(bad), is_trainable=True)
+
+
+# --------------------------------------------------------------------------- manifest options
+
+UNSAFE = {"WikiSearch": {"corpus": "/etc/passwd", "cache_dir": "/tmp/made-by-a-manifest"},
+          "QA": {"model": "/somewhere/else"}}
+
+
+@pytest.fixture()
+def steering_adapter(adapter, tmp_path):
+    """The adapter with a manifest that names a corpus file, an index folder and a reader model."""
+    import shutil
+
+    folder = tmp_path / "steering"
+    shutil.copytree(adapter, folder)
+    meta = json.loads((folder / "toolformer.json").read_text())
+    meta.update(tools=["Calculator", "WikiSearch"], tool_options={
+        "Calculator": {"numbers_from_text": True},
+        "WikiSearch": {**UNSAFE["WikiSearch"], "top_k": 2}, "QA": UNSAFE["QA"]})
+    (folder / "toolformer.json").write_text(json.dumps(meta))
+    return folder
+
+
+def test_builtin_tools_let_a_manifest_choose_no_file_folder_or_model():
+    from toolformer.tools.base import available_tools, get_tool_class
+
+    for name in available_tools():
+        cls = get_tool_class(name)
+        safe = set(cls.manifest_safe_options)
+        assert safe <= set(cls.option_types()), name
+        assert not safe & {"corpus", "cache_dir", "model", "dense_model", "device", "search",
+                           "tokenizer", "retriever", "today", "config"}, name
+    assert "numbers_from_text" in get_tool_class("Calculator").manifest_safe_options
+
+
+def test_generate_drops_a_manifests_paths_and_models_and_says_which_it_used(steering_adapter, capsys):
+    from toolformer.cli.generate_cmd import build_generator
+
+    opts = {"no_tools": False, "tool_names": None, "dtype": "fp32", "device": None, "date": None}
+    gen, names, _ = build_generator(str(steering_adapter), opts)
+    err = capsys.readouterr().err
+    search = gen.executor.tools["WikiSearch"]
+    assert search.config.corpus is None and search.config.cache_dir is None
+    assert search.config.top_k == 2 and gen.executor.tools["Calculator"].numbers_from_text is True
+    lines = [line for line in err.splitlines() if "tool options from" in line]
+    assert len(lines) == 2, err
+    assert "Calculator.numbers_from_text=true" in lines[0] and "WikiSearch.top_k=2" in lines[0]
+    assert all(o in lines[1] for o in ("WikiSearch.corpus", "WikiSearch.cache_dir", "QA.model"))
+    # what the user passes is used, and is no longer reported as dropped
+    gen, _, _ = build_generator(str(steering_adapter), {
+        **opts, "tool_option": ("WikiSearch.corpus=mine.jsonl",)})
+    assert gen.executor.tools["WikiSearch"].config.corpus == "mine.jsonl"
+    assert "WikiSearch.corpus" not in capsys.readouterr().err
+
+
+def test_eval_drops_a_manifests_paths_and_models(steering_adapter, tmp_path, capsys):
+    from toolformer.eval.harness import EvalConfig, evaluate
+
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text(json.dumps({"question": "What is 3 + 4?", "answer": 7}) + "\n")
+    res = evaluate(EvalConfig(model=str(steering_adapter), tasks=f"jsonl:{dev}", max_new_tokens=2,
+                              tools=["Calculator"], progress=False))
+    assert res["settings"]["tool_options"] == {"Calculator": {"numbers_from_text": True},
+                                               "WikiSearch": {"top_k": 2}}
+    assert "ignored tool options from" in capsys.readouterr().err

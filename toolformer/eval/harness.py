@@ -412,11 +412,10 @@ def evaluate(
     specs = resolve_tasks(config.tasks)
     data_dir = Path(config.data_dir).expanduser() if config.data_dir else default_data_dir()
     tool_names = resolve_tool_names(config)
-    if config.tools_enabled:  # the checkpoint's own tool options (selftrain's), then the user's
-        from toolformer.manifest import manifest_tool_options, merge_tool_options
+    if config.tools_enabled:  # the checkpoint's own safe tool options (selftrain's), then the user's
+        from toolformer.manifest import run_tool_options
 
-        config = replace(config, tool_options=merge_tool_options(
-            manifest_tool_options(config.model), config.tool_options))
+        config = replace(config, tool_options=run_tool_options(config.model, config.tool_options))
     if config.tools_enabled:  # every tool option checked before any data or model loads
         from toolformer.tools.assembly import check_tool_options
 
