@@ -158,3 +158,45 @@ def test_eval_drops_a_manifests_paths_and_models(steering_adapter, tmp_path, cap
     assert res["settings"]["tool_options"] == {"Calculator": {"numbers_from_text": True},
                                                "WikiSearch": {"top_k": 2}}
     assert "ignored tool options from" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- resumes
+
+
+def _retrain(folder, base_dir, seed):
+    """Save another adapter (other weights) over ``folder``, as a retraining run would."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir), LoraConfig(
+        r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM"))
+    model.save_pretrained(folder)
+
+
+def test_eval_refuses_to_resume_after_the_adapters_weights_changed(adapter, base_dir, tmp_path):
+    import shutil
+
+    from toolformer.eval.harness import EvalConfig, evaluate
+
+    folder = tmp_path / "calc"
+    shutil.copytree(adapter, folder)
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text(json.dumps({"question": "What is 3 + 4?", "answer": 7}) + "\n")
+    cfg = EvalConfig(model=str(folder), tasks=f"jsonl:{dev}", max_new_tokens=2, progress=False,
+                     tools=["Calculator"], output_dir=str(tmp_path / "run"))
+    evaluate(cfg)
+    copy = tmp_path / "copied"  # the same files elsewhere, with other times: still the same model
+    shutil.copytree(folder, copy)
+    shutil.rmtree(folder)
+    shutil.copytree(copy, folder)
+    evaluate(cfg)
+    _retrain(folder, base_dir, seed=7)
+    with pytest.raises(UserError) as exc:
+        evaluate(cfg)
+    msg = str(exc.value)
+    assert "adapter_model.safetensors" in msg and "--no-resume" in msg and "\n" not in msg
+    from dataclasses import replace
+
+    evaluate(replace(cfg, resume=False))  # afresh, as the message says
+    evaluate(cfg)  # and that run resumes
