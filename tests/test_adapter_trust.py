@@ -85,6 +85,19 @@ def test_an_adapter_folder_without_its_weights_says_so(adapter, tmp_path):
     assert "outgoing traffic" not in msg
 
 
+def test_a_model_folder_without_its_weights_says_so(base_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "no_weights_model"
+    shutil.copytree(base_dir, folder)
+    for f in folder.glob("*.safetensors"):
+        f.unlink()
+    with pytest.raises(UserError) as exc:
+        load_model(str(folder))
+    msg = str(exc.value)
+    assert "lacks its weights" in msg and "model.safetensors" in msg and "\n" not in msg
+
+
 def test_finetune_init_adapter_goes_through_the_same_check(adapter, base_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 

@@ -458,6 +458,11 @@ def load_pretrained(loader: Any, target: str, original: str, *, weights: bool = 
     """
     if weights:
         check_weight_files(target, original)
+        folder = Path(os.path.expanduser(target))
+        if folder.is_dir() and (folder / "config.json").is_file() and not weight_files(folder):
+            raise ModelLoadError(
+                f"model folder {original} lacks its weights (model.safetensors, or its shards "
+                "and index); copy them into it, or pass the folder that holds them")
         if not trust_pickle_weights():
             kwargs.setdefault("use_safetensors", True)
     try:
