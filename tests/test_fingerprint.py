@@ -53,3 +53,21 @@ def test_aliases_hub_ids_and_missing_paths(tmp_path):
     assert fp.model_fingerprint(str(tmp_path / "nothing")) == {"name": str(tmp_path / "nothing")}
     assert fp.model_fingerprint("org/model")["hub"] == "org/model"
     json.dumps(alias)
+
+
+def test_tool_options_naming_a_file_or_model_are_fingerprinted_but_not_a_cache(tmp_path):
+    corpus = tmp_path / "passages.jsonl"
+    corpus.write_text('{"text": "a"}\n')
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    (reader / "config.json").write_text("{}")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    opts = {"WikiSearch": {"corpus": str(corpus), "cache_dir": str(cache), "top_k": 2},
+            "QA": {"model": str(reader)}}
+    before = fp.options_fingerprint(opts)
+    assert set(before) == {"WikiSearch.corpus", "QA.model"}
+    (cache / "index.npy").write_bytes(b"filled")
+    assert fp.options_fingerprint(opts) == before
+    corpus.write_text('{"text": "b"}\n')
+    assert fp.changed_parts(before, fp.options_fingerprint(opts)) == ["WikiSearch.corpus"]

@@ -92,3 +92,21 @@ def test_finetune_resume_refuses_a_checkpoint_of_a_base_whose_weights_changed(tm
                          resume_from_checkpoint="latest"))
     msg = str(exc.value)
     assert "model.safetensors" in msg and "without --resume" in msg and "\n" not in msg
+
+
+def test_augment_refuses_to_resume_after_a_tool_options_corpus_changed(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(TESTS))
+    from test_pipeline import _config, _corpus
+
+    from toolformer.data_aug.pipeline import augment
+
+    passages = tmp_path / "passages.jsonl"
+    passages.write_text('{"text": "one"}\n')
+    src = _corpus(tmp_path / "in.jsonl", 6)
+    opts = {"WikiSearch": {"corpus": str(passages)}}
+    augment(_config(tmp_path, src, limit=3, tool_options=opts))
+    passages.write_text('{"text": "two"}\n')
+    with pytest.raises(UserError, match="WikiSearch.corpus"):
+        augment(_config(tmp_path, src, limit=6, tool_options=opts))

@@ -122,6 +122,23 @@ def model_fingerprint(name_or_path: Optional[str]) -> Dict[str, Any]:
     return {"name": name}
 
 
+def options_fingerprint(options: Optional[Dict[str, Dict[str, Any]]]) -> Dict[str, Any]:
+    """``"Tool.option"`` -> fingerprint, for each tool option naming an existing file (a search
+    corpus) or model folder (a reader model): what else a resumed run's outputs depend on.
+    Other folders (an index cache, which changes as it fills) are left out."""
+    out: Dict[str, Any] = {}
+    for tool, opts in sorted((options or {}).items()):
+        for key, value in sorted((opts or {}).items()):
+            if not isinstance(value, str) or not value:
+                continue
+            path = Path(os.path.expanduser(value))
+            if path.is_file():
+                out[f"{tool}.{key}"] = file_digest(path)
+            elif path.is_dir() and any((path / f).is_file() for f in ("config.json", "adapter_config.json")):
+                out[f"{tool}.{key}"] = model_fingerprint(value)
+    return out
+
+
 def changed_parts(old: Any, new: Any, prefix: str = "") -> List[str]:
     """The keys (``base/files/model.safetensors``) where two fingerprints differ."""
     if isinstance(old, dict) and isinstance(new, dict):
@@ -144,5 +161,5 @@ def check_same_model(recorded: Optional[Dict[str, Any]], current: Dict[str, Any]
         return
     parts = changed_parts(recorded, current)
     shown = ", ".join(parts[:3]) + (f" and {len(parts) - 3} more" if len(parts) > 3 else "")
-    raise UserError(f"{where} holds outputs of {model} as it was then, and its files changed since "
-                    f"({shown}); {remedy}")
+    raise UserError(f"{where} holds outputs made with {model} as its files were then, and they "
+                    f"changed since ({shown}); {remedy}")

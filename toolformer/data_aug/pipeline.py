@@ -247,11 +247,13 @@ MODEL_FILE = "model.json"  # a shard's record of the annotating model's files
 
 def _check_model(config: AugmentConfig, store: ShardStore) -> None:
     """Refuse to add chunks to a shard annotated by the same model name whose files changed
-    since (:mod:`toolformer.fingerprint`); record the model's fingerprint otherwise. A shard
-    recorded before fingerprints were is trusted."""
-    from toolformer.fingerprint import check_same_model, model_fingerprint
+    since, or with tool options naming a corpus file or model that changed
+    (:mod:`toolformer.fingerprint`); record them otherwise. A shard recorded before
+    fingerprints were is trusted."""
+    from toolformer.fingerprint import check_same_model, model_fingerprint, options_fingerprint
 
-    current = model_fingerprint(config.model)
+    current = {"model": model_fingerprint(config.model),
+               "tool_options": options_fingerprint(config.tool_options)}
     path = store.folder / MODEL_FILE
     if any(store.chunk_files()):
         check_same_model(read_json(path), current, config.model, config.output,

@@ -441,9 +441,12 @@ def evaluate(
     fingerprint = _fingerprint(config, tool_names, data_dir)
     model_files = None
     if out is not None:  # the model's files, not only its name: a retrained adapter is another
-        from toolformer.fingerprint import model_fingerprint
+        from toolformer.fingerprint import model_fingerprint, options_fingerprint
 
         model_files = model_fingerprint(config.model)
+        tool_files = options_fingerprint(config.tool_options) if config.tools_enabled else {}
+        if tool_files:  # a corpus file or reader model the tools use (left out when none)
+            model_files = {**model_files, "tool_options": tool_files}
         _check_output_dir(out, fingerprint, config.resume, model_files, config.model)
 
     import torch

@@ -235,15 +235,19 @@ class SelfTrainer:
             _write_json(path, {"fingerprint": fp, "config": self.config.to_dict()})
 
     def _check_models(self) -> None:
-        """A started run goes on only with the base model (and starting adapter) whose files it
-        was made with: a name is not enough (the weights at a path may have changed since).
+        """A started run goes on only with the base model (and starting adapter, and the files
+        its tool options name) whose files it was made with: a name is not enough (the weights
+        at a path may have changed since).
         A run recorded before fingerprints were is trusted, and recorded now."""
-        from toolformer.fingerprint import check_same_model, model_fingerprint
+        from toolformer.fingerprint import check_same_model, model_fingerprint, options_fingerprint
 
         c = self.config
         current = {"model": model_fingerprint(c.model)}
         if c.init_adapter:
             current["init_adapter"] = model_fingerprint(c.init_adapter)
+        tool_files = options_fingerprint(c.tool_options)  # a search corpus, a reader model
+        if tool_files:
+            current["tool_options"] = tool_files
         path = self.out / MODELS_FILE
         if any(self.out.glob(f"round_*/{STATE_FILE}")):
             check_same_model(_read_json(path), current, c.init_adapter or c.model, self.out,
