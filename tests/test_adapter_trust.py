@@ -55,9 +55,12 @@ def _rewrite(src, dst, keep):
 
 @pytest.mark.parametrize("case", ["renamed", "half", "none"])
 def test_an_adapter_that_fits_no_or_part_of_the_model_is_refused(adapter, tmp_path, case):
-    n = len(__import__("safetensors.torch").torch.load_file(str(adapter / "adapter_model.safetensors")))
+    from safetensors.torch import load_file
+
+    n = len(load_file(str(adapter / "adapter_model.safetensors")))
     if case == "renamed":
-        keep = lambda name, t: [(name.replace("lora_A", "lora_down").replace("lora_B", "lora_up"), t)]
+        keep = lambda name, t: [(name.replace("lora_A", "lora_down").replace("lora_B", "lora_up"),
+                                 t)]
     elif case == "half":
         keep = lambda name, t: [(name, t)] if ".layers.0." in name else []
     else:
@@ -105,7 +108,8 @@ def test_finetune_init_adapter_goes_through_the_same_check(adapter, base_dir, tm
 
     bad = _rewrite(adapter, tmp_path / "bad", lambda name, t: [])
     with pytest.raises(UserError):
-        peft_from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), str(bad), is_trainable=True)
+        peft_from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), str(bad),
+                             is_trainable=True)
 
 
 # --------------------------------------------------------------------------- manifest options
@@ -141,7 +145,8 @@ def test_builtin_tools_let_a_manifest_choose_no_file_folder_or_model():
     assert "numbers_from_text" in get_tool_class("Calculator").manifest_safe_options
 
 
-def test_generate_drops_a_manifests_paths_and_models_and_says_which_it_used(steering_adapter, capsys):
+def test_generate_drops_a_manifests_paths_and_models_and_says_which_it_used(steering_adapter,
+                                                                           capsys):
     from toolformer.cli.generate_cmd import build_generator
 
     opts = {"no_tools": False, "tool_names": None, "dtype": "fp32", "device": None, "date": None}
@@ -183,7 +188,8 @@ def _retrain(folder, base_dir, seed):
 
     torch.manual_seed(seed)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir), LoraConfig(
-        r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM"))
+        r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False,
+        task_type="CAUSAL_LM"))
     model.save_pretrained(folder)
 
 

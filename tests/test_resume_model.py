@@ -4,14 +4,11 @@ name changed (eval: tests/test_adapter_trust.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from toolformer.errors import UserError
-
-TESTS = Path(__file__).resolve().parent
 
 
 def _fake_model(folder: Path, weights: bytes) -> Path:
@@ -22,9 +19,6 @@ def _fake_model(folder: Path, weights: bytes) -> Path:
 
 
 def test_augment_refuses_to_resume_after_the_models_weights_changed(tmp_path):
-    import sys
-
-    sys.path.insert(0, str(TESTS))
     from test_pipeline import _config, _corpus
 
     from toolformer.data_aug.pipeline import augment
@@ -40,11 +34,9 @@ def test_augment_refuses_to_resume_after_the_models_weights_changed(tmp_path):
     augment(_config(tmp_path, src, model=str(model), limit=6, overwrite=True))
 
 
-def test_selftrain_refuses_to_resume_after_the_base_models_weights_changed(tmp_path, smol_tokenizer):
+def test_selftrain_refuses_to_resume_after_the_base_models_weights_changed(tmp_path,
+                                                                          smol_tokenizer):
     import shutil
-    import sys
-
-    sys.path.insert(0, str(TESTS))
     from conftest import make_tiny_model
     from test_selftrain import _config, _write_jsonl, EVAL_ITEMS, PROBLEMS
 
@@ -53,7 +45,8 @@ def test_selftrain_refuses_to_resume_after_the_base_models_weights_changed(tmp_p
     base = tmp_path / "base"
     make_tiny_model(len(smol_tokenizer), seed=0).save_pretrained(base)
     smol_tokenizer.save_pretrained(base)
-    corpus = _write_jsonl(tmp_path / "train.jsonl", [{"question": q, "answer": a} for q, a in PROBLEMS])
+    corpus = _write_jsonl(tmp_path / "train.jsonl",
+                          [{"question": q, "answer": a} for q, a in PROBLEMS])
     evals = _write_jsonl(tmp_path / "evalset.jsonl", EVAL_ITEMS)
     cfg = _config(str(base), corpus, evals, tmp_path / "run", max_rounds=0, round0_docs=0)
     selftrain(cfg)
@@ -68,10 +61,8 @@ def test_selftrain_refuses_to_resume_after_the_base_models_weights_changed(tmp_p
     assert "model.safetensors" in str(exc.value) and "\n" not in str(exc.value)
 
 
-def test_finetune_resume_refuses_a_checkpoint_of_a_base_whose_weights_changed(tmp_path, smol_tokenizer):
-    import sys
-
-    sys.path.insert(0, str(TESTS))
+def test_finetune_resume_refuses_a_checkpoint_of_a_base_whose_weights_changed(tmp_path,
+                                                                              smol_tokenizer):
     from conftest import make_tiny_model
     from test_finetune import CALC_TEXTS, _config, _write_annotation_output
 
@@ -95,9 +86,6 @@ def test_finetune_resume_refuses_a_checkpoint_of_a_base_whose_weights_changed(tm
 
 
 def test_augment_refuses_to_resume_after_a_tool_options_corpus_changed(tmp_path):
-    import sys
-
-    sys.path.insert(0, str(TESTS))
     from test_pipeline import _config, _corpus
 
     from toolformer.data_aug.pipeline import augment

@@ -134,7 +134,8 @@ def options_fingerprint(options: Optional[Dict[str, Dict[str, Any]]]) -> Dict[st
             path = Path(os.path.expanduser(value))
             if path.is_file():
                 out[f"{tool}.{key}"] = file_digest(path)
-            elif path.is_dir() and any((path / f).is_file() for f in ("config.json", "adapter_config.json")):
+            elif path.is_dir() and any((path / f).is_file()
+                                       for f in ("config.json", "adapter_config.json")):
                 out[f"{tool}.{key}"] = model_fingerprint(value)
     return out
 

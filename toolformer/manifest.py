@@ -143,7 +143,8 @@ def run_tool_options(model: str, user: Optional[Dict[str, Dict[str, Any]]] = Non
     if taken or dropped:
         where = manifest_path(_field(model, "tool_options")[0])
         if taken:
-            shown = ", ".join(f"{t}.{k}={_shown(v)}" for t, o in taken.items() for k, v in o.items())
+            shown = ", ".join(f"{t}.{k}={_shown(v)}"
+                              for t, o in taken.items() for k, v in o.items())
             say(f"tool options from {where}: {shown}")
         if dropped:
             say(f"ignored tool options from {where}: {', '.join(dropped)} (a checkpoint's "

@@ -53,9 +53,9 @@ def _decoding_options(fn):
                           "else Calculator,Calendar,WikiSearch]"),
         click.option("--no-tools", is_flag=True, help="'Toolformer (disabled)': never open a call"),
         click.option("--tool-option", "tool_option", multiple=True,
-                     help="Tool.key=value or a JSON object, repeatable, e.g. WikiSearch.corpus=FILE "
-                          "(a checkpoint's toolformer.json sets only options that choose no file "
-                          "or model)"),
+                     help="Tool.key=value or a JSON object, repeatable, e.g. "
+                          "WikiSearch.corpus=FILE (a checkpoint's toolformer.json sets only "
+                          "options that choose no file or model)"),
         click.option("--date", default=None, help="the date the Calendar tool sees (YYYY-MM-DD) [default: today]"),
         click.option("--dtype", default="fp32", show_default=True, help="fp32, bf16 or fp16"),
         click.option("--device", default=None, help="torch device, e.g. cuda [default: cpu]"),
@@ -117,7 +117,8 @@ def build_generator(model_name: str, opts: Dict[str, Any]):
 
     tool_options = {}
     if names:
-        tool_options = run_tool_options(model_name, parse_tool_options(opts.get("tool_option") or ()))
+        user = parse_tool_options(opts.get("tool_option") or ())
+        tool_options = run_tool_options(model_name, user)
         check_tool_options(tool_options)  # a bad option fails before the model loads
     fields = {f.name for f in dataclasses.fields(GenerationConfig)}
     config = GenerationConfig(

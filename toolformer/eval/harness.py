@@ -369,7 +369,8 @@ def _has_samples(out: Path) -> bool:
 
 
 def _check_output_dir(out: Path, fingerprint: str, resume: bool,
-                      model_files: Optional[Dict[str, Any]] = None, model: str = "the model") -> None:
+                      model_files: Optional[Dict[str, Any]] = None,
+                      model: str = "the model") -> None:
     """Refuse a folder holding samples made with other settings, or with the same model name
     whose files changed since (``model_files``: :func:`toolformer.fingerprint.model_fingerprint`);
     called before any loading.
@@ -425,7 +426,7 @@ def evaluate(
     specs = resolve_tasks(config.tasks)
     data_dir = Path(config.data_dir).expanduser() if config.data_dir else default_data_dir()
     tool_names = resolve_tool_names(config)
-    if config.tools_enabled:  # the checkpoint's own safe tool options (selftrain's), then the user's
+    if config.tools_enabled:  # the checkpoint's safe tool options (selftrain's), then the user's
         from toolformer.manifest import run_tool_options
 
         config = replace(config, tool_options=run_tool_options(config.model, config.tool_options))
