@@ -72,8 +72,11 @@ def folder_fingerprint(folder: Path) -> Dict[str, str]:
 def _alias_version(alias: Any) -> Optional[str]:
     import importlib.metadata as md
 
-    names = md.packages_distributions().get(alias.package) or [alias.install.split()[-1]]
-    for name in names:
+    try:  # the package the install command names; else a (slower) scan of every distribution
+        return md.version(alias.install.split()[-1])
+    except md.PackageNotFoundError:
+        pass
+    for name in md.packages_distributions().get(alias.package) or []:
         try:
             return md.version(name)
         except md.PackageNotFoundError:
