@@ -37,6 +37,7 @@ from toolformer.syntax import ARROW, CALL_END, CALL_START, RESULT_SEP, find_call
 
 CHECKPOINTS_DIR = "checkpoints"
 BASELINE_FILE = "baseline_eval.json"  # eval loss of the model before training (kept for resume)
+BASE_RECORD = "base_model.json"  # fingerprint of the model the checkpoints were trained from
 
 
 @dataclass
@@ -262,6 +263,25 @@ def _resume_path(config: FinetuneConfig) -> Optional[str]:
     return config.resume_from_checkpoint
 
 
+def _check_base_record(config: FinetuneConfig, resume: Optional[str]) -> None:
+    """A checkpoint continues only on the base model whose files it was trained from (the
+    record beside the checkpoints; :mod:`toolformer.fingerprint`), not on whatever the same
+    name holds now; a fresh run records its base. Checkpoints recorded before are trusted.
+
+    Raises :class:`~toolformer.errors.UserError` (one line) naming the changed files.
+    """
+    from toolformer.data_aug.writer import atomic_write_json, read_json
+    from toolformer.fingerprint import check_same_model, model_fingerprint
+
+    current = {"model": model_fingerprint(config.model)}
+    if resume is not None:
+        check_same_model(read_json(Path(resume).parent / BASE_RECORD), current, config.model,
+                         resume, "run without --resume to train on it afresh")
+    record = Path(config.output_dir) / CHECKPOINTS_DIR / BASE_RECORD  # this run's checkpoints
+    record.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(record, current)
+
+
 # --------------------------------------------------------------------------- model
 
 
@@ -469,6 +489,7 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
     base_path = resolve(config.model)
     _check_exists(base_path, config.model)
     check_weight_files(base_path, config.model)  # untrusted pickle weights: refused before any work
+    _check_base_record(config, resume)
     tokenizer = load_tokenizer(base_path)
     data = _prepare(config, tokenizer)
     processes = world_size()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from toolformer.errors import UserError
 
@@ -99,6 +99,58 @@ def manifest_tool_options(model: str) -> Dict[str, Dict[str, Any]]:
         raise UserError(f"{manifest_path(folder)}: 'tool_options' must map tool names to objects, "
                         "e.g. {\"Calculator\": {\"numbers_from_text\": true}}")
     return {str(k): dict(v) for k, v in opts.items()}
+
+
+def _stderr(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr, flush=True)
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def run_tool_options(model: str, user: Optional[Dict[str, Dict[str, Any]]] = None,
+                     say: Optional[Callable[[str], None]] = None) -> Dict[str, Dict[str, Any]]:
+    """The tool options a run of ``model`` uses: the user's (``user``), over those of the
+    checkpoint's manifest that each tool declares safe (``Tool.manifest_safe_options``).
+
+    A manifest comes from whoever made the checkpoint: options it sets beyond a tool's list
+    (a corpus file, an index folder, a reader model) are dropped, unless the user gives the
+    same option (then the user's value is used). ``say`` (default: a line on stderr) gets one
+    line naming the options taken from the manifest and one naming those dropped.
+
+    Raises :class:`~toolformer.errors.UserError` for a malformed ``tool_options`` or an unknown
+    tool in it (see :func:`manifest_tool_options`).
+    """
+    from toolformer.tools.assembly import canonical_options
+    from toolformer.tools.base import get_tool_class
+
+    say = say or _stderr
+    user = canonical_options(user or {})
+    taken: Dict[str, Dict[str, Any]] = {}
+    dropped: List[str] = []
+    for tool, opts in canonical_options(manifest_tool_options(model)).items():
+        safe = getattr(get_tool_class(tool), "manifest_safe_options", frozenset())
+        for key, value in opts.items():
+            if key in user.get(tool, {}):
+                continue  # the user's own value wins: nothing of the manifest's is used
+            if key in safe:
+                taken.setdefault(tool, {})[key] = value
+            else:
+                dropped.append(f"{tool}.{key}")
+    if taken or dropped:
+        where = manifest_path(_field(model, "tool_options")[0])
+        if taken:
+            shown = ", ".join(f"{t}.{k}={_shown(v)}"
+                              for t, o in taken.items() for k, v in o.items())
+            say(f"tool options from {where}: {shown}")
+        if dropped:
+            say(f"ignored tool options from {where}: {', '.join(dropped)} (a checkpoint's "
+                "manifest may not choose files, folders or models; to use one, pass it yourself: "
+                "--tool-option TOOL.OPTION=VALUE)")
+    return merge_tool_options(taken, user)
 
 
 def manifest_chat_roles(model: str) -> Optional[Tuple[str, str]]:

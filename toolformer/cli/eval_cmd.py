@@ -79,7 +79,7 @@ def _gen(name: str, *flags: str, **overrides: Any):
 @click.option("--tool-names", default=None,
               help="comma-separated tools to offer (default: the checkpoint's toolformer.json, "
                    "else Calculator,Calendar,WikiSearch,QA)")
-@click.option("--tool-options", multiple=True,
+@click.option("--tool-options", "--tool-option", "tool_options", multiple=True,
               help="tool constructor options: Tool.key=value or a JSON object; repeatable")
 @click.option("--output", "-o", type=click.Path(), default=None,
               help="run folder for results.json and samples/ (default eval_runs/<model>-<time>)")

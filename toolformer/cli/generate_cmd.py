@@ -60,6 +60,10 @@ def _decoding_options(fn):
                      help="comma-separated tool names [default: the checkpoint's toolformer.json, "
                           "else Calculator,Calendar,WikiSearch]"),
         click.option("--no-tools", is_flag=True, help="'Toolformer (disabled)': never open a call"),
+        click.option("--tool-option", "tool_option", multiple=True,
+                     help="Tool.key=value or a JSON object, repeatable, e.g. "
+                          "WikiSearch.corpus=FILE (a checkpoint's toolformer.json sets only "
+                          "options that choose no file or model)"),
         click.option("--date", default=None, help="the date the Calendar tool sees (YYYY-MM-DD) [default: today]"),
         click.option("--dtype", default="fp32", show_default=True, help="fp32, bf16 or fp16"),
         click.option("--device", default=None, help="torch device, e.g. cuda [default: cpu]"),
@@ -116,6 +120,14 @@ def build_generator(model_name: str, opts: Dict[str, Any]):
 
     for name in names:  # an unknown tool fails before the model loads
         get_tool_class(name)
+    from toolformer.manifest import run_tool_options  # the checkpoint's safe options, the user's
+    from toolformer.tools.assembly import check_tool_options, parse_tool_options
+
+    tool_options = {}
+    if names:
+        user = parse_tool_options(opts.get("tool_option") or ())
+        tool_options = run_tool_options(model_name, user)
+        check_tool_options(tool_options)  # a bad option fails before the model loads
     fields = {f.name for f in dataclasses.fields(GenerationConfig)}
     trigger = ("call_top_k", "call_threshold")
     config = GenerationConfig(
@@ -129,9 +141,7 @@ def build_generator(model_name: str, opts: Dict[str, Any]):
         torch.set_num_threads(opts["threads"])
     model, tok = load(model_name, opts["dtype"], opts["device"])
     # QA (when asked for) reads with this model instead of loading a second copy
-    from toolformer.manifest import manifest_tool_options  # a checkpoint's own tool options
-
-    executor = ToolExecutor(build_tools(names, manifest_tool_options(model_name), model=model,
+    executor = ToolExecutor(build_tools(names, tool_options, model=model,
                                         tokenizer=tok, model_name=model_name,
                                         dtype=opts["dtype"]) if names else [])
     return ToolGenerator(model, tok, executor, config), names, _context(opts["date"])

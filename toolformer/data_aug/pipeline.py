@@ -242,6 +242,25 @@ def warn_if_long(index: int, doc: Document, lengths: List[int], window_tokens: i
             doc.id, index, n, than, window_tokens)
 
 
+MODEL_FILE = "model.json"  # a shard's record of the annotating model's files
+
+
+def _check_model(config: AugmentConfig, store: ShardStore) -> None:
+    """Refuse to add chunks to a shard annotated by the same model name whose files changed
+    since, or with tool options naming a corpus file or model that changed
+    (:mod:`toolformer.fingerprint`); record them otherwise. A shard recorded before
+    fingerprints were is trusted."""
+    from toolformer.fingerprint import check_same_model, model_fingerprint, options_fingerprint
+
+    current = {"model": model_fingerprint(config.model),
+               "tool_options": options_fingerprint(config.tool_options)}
+    path = store.folder / MODEL_FILE
+    if any(store.chunk_files()):
+        check_same_model(read_json(path), current, config.model, config.output,
+                         "pass --overwrite to annotate again, or choose another --output")
+    atomic_write_json(path, current)
+
+
 def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_index: int) -> Tuple[int, float]:
     """Annotate the documents of one shard that are not in its chunks yet."""
     from tqdm.auto import tqdm
@@ -251,6 +270,7 @@ def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_
     # its settings: a command that failed on a bad --input does not lock its --output
     docs = first_documents(config, inputs)
     store.prepare(config.fingerprint(num_shards), overwrite=config.overwrite)
+    _check_model(config, store)
     store.start_session(pid=os.getpid(), host=os.uname().nodename if hasattr(os, "uname") else "")
     bar = tqdm(
         total=_shard_size(config.limit, num_shards, shard_index), initial=len(store.done), unit="doc",

@@ -391,8 +391,12 @@ def _has_samples(out: Path) -> bool:
     return folder.is_dir() and any(p.is_file() and p.stat().st_size > 0 for p in folder.iterdir())
 
 
-def _check_output_dir(out: Path, fingerprint: str, resume: bool) -> None:
-    """Refuse a folder holding samples made with other settings; called before any loading.
+def _check_output_dir(out: Path, fingerprint: str, resume: bool,
+                      model_files: Optional[Dict[str, Any]] = None,
+                      model: str = "the model") -> None:
+    """Refuse a folder holding samples made with other settings, or with the same model name
+    whose files changed since (``model_files``: :func:`toolformer.fingerprint.model_fingerprint`);
+    called before any loading.
 
     The settings are recorded only by :func:`_record_settings`, once the data and the model have
     loaded, so that a run that failed on a bad ``--model`` does not lock its folder; a folder
@@ -410,10 +414,20 @@ def _check_output_dir(out: Path, fingerprint: str, resume: bool) -> None:
                 f"{out} holds a run with different settings; pass another --output, or "
                 "--no-resume to overwrite its samples"
             )
+        if model_files is not None:  # a folder recorded before model fingerprints: trusted
+            from toolformer.fingerprint import check_same_model
+
+            recorded = json.loads(state.read_text(encoding="utf-8")).get("model_files")
+            check_same_model(recorded, model_files, model, out, "pass another --output, or "
+                             "--no-resume to evaluate it afresh over its samples")
 
 
-def _record_settings(out: Path, fingerprint: str) -> None:
-    (out / "run_state.json").write_text(json.dumps({"fingerprint": fingerprint}), encoding="utf-8")
+def _record_settings(out: Path, fingerprint: str,
+                     model_files: Optional[Dict[str, Any]] = None) -> None:
+    state = {"fingerprint": fingerprint}
+    if model_files is not None:
+        state["model_files"] = model_files
+    (out / "run_state.json").write_text(json.dumps(state), encoding="utf-8")
 
 
 def evaluate(
@@ -439,11 +453,10 @@ def evaluate(
         raise UserError(f"call_trigger must be 'manifest' or 'config', not {config.call_trigger!r}")
     config = replace(config, generation=resolve_trigger(
         config.generation, config.model, explicit=config.call_trigger == "config"))
-    if config.tools_enabled:  # the checkpoint's own tool options (selftrain's), then the user's
-        from toolformer.manifest import manifest_tool_options, merge_tool_options
+    if config.tools_enabled:  # the checkpoint's safe tool options (selftrain's), then the user's
+        from toolformer.manifest import run_tool_options
 
-        config = replace(config, tool_options=merge_tool_options(
-            manifest_tool_options(config.model), config.tool_options))
+        config = replace(config, tool_options=run_tool_options(config.model, config.tool_options))
     if config.tools_enabled:  # every tool option checked before any data or model loads
         from toolformer.tools.assembly import check_tool_options
 
@@ -454,8 +467,15 @@ def evaluate(
               for spec in specs]
     out = Path(config.output_dir) if config.output_dir else None
     fingerprint = _fingerprint(config, tool_names, data_dir)
-    if out is not None:
-        _check_output_dir(out, fingerprint, config.resume)
+    model_files = None
+    if out is not None:  # the model's files, not only its name: a retrained adapter is another
+        from toolformer.fingerprint import model_fingerprint, options_fingerprint
+
+        model_files = model_fingerprint(config.model)
+        tool_files = options_fingerprint(config.tool_options) if config.tools_enabled else {}
+        if tool_files:  # a corpus file or reader model the tools use (left out when none)
+            model_files = {**model_files, "tool_options": tool_files}
+        _check_output_dir(out, fingerprint, config.resume, model_files, config.model)
 
     import torch
 
@@ -467,7 +487,7 @@ def evaluate(
 
         model, tokenizer = load_model(config.model, dtype=config.dtype, device=config.device)
     if out is not None:  # the inputs and the model checked out: now the folder is this run's
-        _record_settings(out, fingerprint)
+        _record_settings(out, fingerprint, model_files)
     run = _Run(config, model, tokenizer, generator_factory or _default_generator, tools)
 
     results: Dict[str, Any] = {}

@@ -42,6 +42,7 @@ from toolformer.selftrain.config import SelfTrainConfig
 
 STATE_FILE = "state.json"
 RUN_FILE = "run.json"
+MODELS_FILE = "models.json"  # fingerprints of the base model and the starting adapter
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 BEST_ADAPTER = "best_adapter"
@@ -238,6 +239,26 @@ class SelfTrainer:
             )
         if old is None:
             _write_json(path, {"fingerprint": fp, "config": self.config.to_dict()})
+
+    def _check_models(self) -> None:
+        """A started run goes on only with the base model (and starting adapter, and the files
+        its tool options name) whose files it was made with: a name is not enough (the weights
+        at a path may have changed since).
+        A run recorded before fingerprints were is trusted, and recorded now."""
+        from toolformer.fingerprint import check_same_model, model_fingerprint, options_fingerprint
+
+        c = self.config
+        current = {"model": model_fingerprint(c.model)}
+        if c.init_adapter:
+            current["init_adapter"] = model_fingerprint(c.init_adapter)
+        tool_files = options_fingerprint(c.tool_options)  # a search corpus, a reader model
+        if tool_files:
+            current["tool_options"] = tool_files
+        path = self.out / MODELS_FILE
+        if any(self.out.glob(f"round_*/{STATE_FILE}")):
+            check_same_model(_read_json(path), current, c.init_adapter or c.model, self.out,
+                             "pass another --output to train on it as it is now")
+        _write_json(path, current)
 
     # -- models ---------------------------------------------------------------------------
     def _threads(self) -> None:
@@ -547,6 +568,7 @@ class SelfTrainer:
             raise corpus_not_found(self.corpus_path())
         self.out.mkdir(parents=True, exist_ok=True)
         self._check_run()
+        self._check_models()
         rounds: List[Dict[str, Any]] = []
 
         rd = self.round_dir(0)

@@ -17,7 +17,8 @@ import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Callable, ClassVar, Dict, Iterable, List, Mapping, Optional, Type, Union
+from typing import (Any, Callable, ClassVar, Dict, FrozenSet, Iterable, List, Mapping, Optional,
+                    Type, Union)
 
 from toolformer.errors import ToolOptionError, UserError
 from toolformer.registry import Registry, UnknownNameError, closest
@@ -132,6 +133,11 @@ class Tool(ABC):
     # set up (index built, model loaded) before the first call runs under the executor's
     # timeout; False: on first use (MT: most documents never reach it)
     setup_at_start: ClassVar[bool] = False
+    # the options a checkpoint's toolformer.json may set (what the tool's behaviour learned in
+    # training needs, e.g. the Calculator's numbers_from_text): a manifest is data from whoever
+    # made the checkpoint, so files, folders and models it names are never used unless the user
+    # passes them (toolformer.manifest.run_tool_options)
+    manifest_safe_options: ClassVar[FrozenSet[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

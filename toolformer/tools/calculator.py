@@ -267,6 +267,7 @@ class Calculator(Tool):
     example_args = "400 / 1400"
     arg_grammar = CalculatorArgs()  # see argument_grammar(): numbers may come from the text
     argument_name = "expression"
+    manifest_safe_options = frozenset({"decimals", "numbers_from_text"})
 
     def __init__(self, decimals: int = 2, numbers_from_text: bool = False):
         if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 10:

@@ -264,6 +264,9 @@ class MT(Tool):
     annotation = COMPUTE_SETTINGS
     example_args = "Le chat est sur la table."
     options_class = MTConfig
+    # the translation budget and when to translate: model and device are the user's to choose
+    manifest_safe_options = frozenset({"budget_ratio", "budget_extra", "max_new_tokens",
+                                       "max_input_tokens", "english_threshold"})
 
     def __init__(
         self,

@@ -493,6 +493,8 @@ class WikiSearch(Tool):
     example_args = "Fishing Reel Types"
     options_class = WikiSearchConfig
     setup_at_start = True  # the index is built before calls run under the executor's timeout
+    # the result's shape only: corpus, cache_dir and dense_model name files and models
+    manifest_safe_options = frozenset({"top_k", "snippet_chars", "max_chars"})
 
     def __init__(
         self,
