@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from toolformer.config_types import check_field_types
 from toolformer.errors import UserError
 from toolformer.models import DEFAULT_MODEL
 
@@ -97,6 +98,7 @@ class FinetuneConfig:
     training_args: Dict[str, Any] = field(default_factory=dict, metadata={"help": "TrainingArguments fields by name, over PAPER_TRAINING_ARGS (e.g. {'learning_rate': 3e-4, 'optim': 'adafactor'})"})
 
     def __post_init__(self) -> None:
+        check_field_types(self, "finetune.")  # a config file's "max_length": "128": one line
         if not isinstance(self.training_args, dict):
             raise UserError("training_args must be a dict of TrainingArguments fields")
         if not 0.0 <= self.eval_fraction < 1.0:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Optional
 
 from toolformer.data_aug.types import AnnotatorConfig
+from toolformer.config_types import check_field_types
 from toolformer.errors import UserError
 from toolformer.finetune import FinetuneConfig
 
@@ -120,7 +121,10 @@ class SelfTrainConfig:
     progress: bool = field(default=True, metadata={"help": "progress bars"})
 
     def validate(self) -> "SelfTrainConfig":
-        """Raise :class:`UserError` (one line) for settings that cannot work; return self."""
+        """Raise :class:`UserError` (one line) for settings that cannot work; return self.
+
+        Every field's type is checked first (a config file may hold ``"max_rounds": "3"``)."""
+        check_field_types(self)
         from toolformer.data_aug.config import canonical_tools
         from toolformer.selftrain.filters import get_filter
         from toolformer.selftrain.schedule import Schedule
@@ -200,6 +204,8 @@ class SelfTrainConfig:
             self.annotator = AnnotatorConfig(**ann)
         if isinstance(self.finetune, dict):
             self.finetune = FinetuneConfig.from_dict(self.finetune)
+        check_field_types(self.annotator, "annotator.")  # before the corpus and baseline stages
+        check_field_types(self.finetune, "finetune.")
         return self
 
     def round_size(self, k: int) -> int:
@@ -232,3 +238,4 @@ def _canonical_filter(name: str) -> str:
     from toolformer.selftrain.filters import FILTERS
 
     return FILTERS.canonical(name)
+
