@@ -47,10 +47,15 @@ def hold_output(output: PathLike, is_file: bool = False,
     Creates the folder (or the file's folder). Yields the lock file's path. Never waits: raises
     :class:`UserError` (one line) ``another toolformer run holds OUTPUT (pid N); wait for it or
     pick another --output`` when another process holds it, and :class:`PathError` when the folder
-    cannot be created. The lock goes with the process (a killed run holds nothing).
+    cannot be created. The lock goes with the process (a killed run holds nothing). The other
+    processes of one distributed run (``RANK`` > 0 under ``accelerate launch`` / ``torchrun``)
+    share the hold of their main process and take none.
     """
     from filelock import FileLock, Timeout
 
+    if os.environ.get("RANK", "0").strip() not in ("", "0"):
+        yield lock_file(output, is_file)
+        return
     path = lock_file(output, is_file)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
