@@ -6,11 +6,9 @@ emptied corpus one line before any stage runs."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -193,7 +191,8 @@ def test_check_not_input_compares_resolved_paths(tmp_path):
     data.write_text("{}\n")
     link = tmp_path / "link.jsonl"
     link.symlink_to(data)
-    for output, written in [(data, None), (link, None), (tmp_path / "x" / ".." / "run" / "data.jsonl", None),
+    dotted = tmp_path / "x" / ".." / "run" / "data.jsonl"
+    for output, written in [(data, None), (link, None), (dotted, None),
                             (tmp_path / "run", ["data.jsonl"]), (tmp_path / "run", ["data.*"])]:
         with pytest.raises(UserError) as exc:
             check_not_input(output, {"SOURCE": str(data)}, written)
@@ -236,8 +235,8 @@ def test_finetune_refuses_an_output_that_holds_its_input(tmp_path, tiny_dir):
     missing = str(tmp_path / "no-model")  # without the check it fails on the model instead
     cases = [dict(data=run, out=run),  # model files written into the data folder
              dict(data=run, out=tmp_path / "m", init_adapter=str(tmp_path / "m" / "adapter")),
-             dict(data=run, out=tmp_path / "m2", mix_plain=str(tmp_path / "m2" / "checkpoints" / "p.jsonl"),
-                  mix_ratio=0.5)]
+             dict(data=run, out=tmp_path / "m2", mix_ratio=0.5,
+                  mix_plain=str(tmp_path / "m2" / "checkpoints" / "p.jsonl"))]
     for case in cases:
         data, out = case.pop("data"), case.pop("out")
         if case.get("init_adapter"):
@@ -306,8 +305,8 @@ def test_a_run_resumes_from_another_directory(tmp_path, tiny_dir, files, monkeyp
             raise Interrupt(info)
 
     with pytest.raises(Interrupt):
-        selftrain(st_config(tiny_dir, corpus, evals, "runR", max_rounds=1, data_dir=data_dir), hook=stop_at_grow,
-                  generator_factory=ScriptedGenerator)
+        selftrain(st_config(tiny_dir, corpus, evals, "runR", max_rounds=1, data_dir=data_dir),
+                  hook=stop_at_grow, generator_factory=ScriptedGenerator)
     monkeypatch.chdir(other)  # the same run folder, named from elsewhere
     result = selftrain(st_config(tiny_dir, corpus, evals, "../first/runR", max_rounds=1,
                                  data_dir=data_dir),
@@ -345,7 +344,8 @@ def test_a_run_recorded_with_working_directory_paths_still_resumes(tmp_path, tin
             raise Interrupt(info)
 
     with pytest.raises(Interrupt):
-        selftrain(st_config(tiny_dir, corpus, evals, "runs/old", max_rounds=1, data_dir=data_dir), hook=stop_at_grow,
+        selftrain(st_config(tiny_dir, corpus, evals, "runs/old", max_rounds=1,
+                            data_dir=data_dir), hook=stop_at_grow,
                   generator_factory=ScriptedGenerator)
     path = first / "runs" / "old" / "round_0" / "state.json"
     state = json.loads(path.read_text())
@@ -354,14 +354,15 @@ def test_a_run_recorded_with_working_directory_paths_still_resumes(tmp_path, tin
     path.write_text(json.dumps(state))
     backup = tmp_path / "backup"
     shutil.copytree(first / "runs" / "old", backup)
-    result = selftrain(st_config(tiny_dir, corpus, evals, "runs/old", max_rounds=1, data_dir=data_dir),
-                       generator_factory=ScriptedGenerator)
+    result = selftrain(st_config(tiny_dir, corpus, evals, "runs/old", max_rounds=1,
+                                 data_dir=data_dir), generator_factory=ScriptedGenerator)
     assert [r["round"] for r in result.rounds] == ["base", 0, 1]
     shutil.rmtree(first / "runs" / "old")
     shutil.copytree(backup, first / "runs" / "old")
     monkeypatch.chdir(other)
     result = selftrain(st_config(tiny_dir, corpus, evals, str(first / "runs" / "old"),
-                                 max_rounds=1, data_dir=data_dir), generator_factory=ScriptedGenerator)
+                                 max_rounds=1, data_dir=data_dir),
+                       generator_factory=ScriptedGenerator)
     assert [r["round"] for r in result.rounds] == ["base", 0, 1]
 
 
@@ -369,7 +370,8 @@ def test_a_run_recorded_with_working_directory_paths_still_resumes(tmp_path, tin
 
 
 def _checkpoints(out: Path):
-    return sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return sorted((out / "checkpoints").glob("checkpoint-*"),
+                  key=lambda p: int(p.name.split("-")[1]))
 
 
 def test_an_incomplete_checkpoint_is_skipped_on_resume(tmp_path, tiny_dir, capsys):
@@ -471,7 +473,8 @@ def test_a_corpus_the_guard_empties_is_one_line_before_the_baseline(tmp_path, ti
     from toolformer.selftrain import selftrain
 
     corpus, _ = files
-    evals = _write_jsonl(tmp_path / "same.jsonl", [{"question": q, "answer": 1} for q, _ in PROBLEMS])
+    evals = _write_jsonl(tmp_path / "same.jsonl",
+                         [{"question": q, "answer": 1} for q, _ in PROBLEMS])
     dev = _write_jsonl(tmp_path / "dev.jsonl", [{"question": "What is 2 plus 2?", "answer": 4}])
     seen = []
     cfg = st_config(tiny_dir, corpus, evals, tmp_path / "run", dev_data=str(dev), round0_docs=0)

@@ -42,7 +42,8 @@ FINETUNE_WRITES = (CHECKPOINTS_DIR, ADAPTER_DIR, "*.json", "*.safetensors", "*.b
                    "*.jinja", "*.model")
 # a Trainer checkpoint is complete when it holds these (the Trainer writes trainer_state.json last)
 _CKPT_WEIGHTS = ("model.safetensors", "adapter_model.safetensors", "pytorch_model.bin",
-                 "adapter_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+                 "adapter_model.bin", "model.safetensors.index.json",
+                 "pytorch_model.bin.index.json")
 _CKPT_OPTIMIZER = (("optimizer.pt", "optimizer.bin"), ("scheduler.pt",))
 BASELINE_FILE = "baseline_eval.json"  # eval loss of the model before training (kept for resume)
 

@@ -19,7 +19,8 @@ the latest round's merged weights stay; the others keep their adapter, from whic
 
 Every stage writes its files, then records itself in the round's ``state.json``; a rerun skips
 recorded stages and resumes the first unfinished one (augment, fine-tuning, eval and Grow resume
-inside the stage as well).
+inside the stage as well). Paths inside the run folder are recorded relative to it (report.json:
+absolute), so a run resumes from any working directory; one process at a time holds the folder.
 """
 
 from __future__ import annotations
@@ -318,8 +319,8 @@ class SelfTrainer:
             why = (f"the contamination guard dropped all {len(docs)} as near-duplicates of "
                    f"{', '.join(c.eval_sets)} (threshold {c.contamination_threshold})") if docs \
                 else "it holds none"
-            raise EmptyInputError(f"no training text left from the corpus {c.corpus}{steps}: {why}; "
-                                  "use another corpus, other --eval-sets or a higher "
+            raise EmptyInputError(f"no training text left from the corpus {c.corpus}{steps}: "
+                                  f"{why}; use another corpus, other --eval-sets or a higher "
                                   "contamination_threshold")
         gold = [d for d in clean if d.answer is not None]
         if dev_rows:
@@ -632,7 +633,8 @@ class SelfTrainer:
                     policy, adapter = self._abs(ft["model"]), self._abs(ft["adapter"])
             if policy == grow_policy:  # nothing was trained this round: same model, same score
                 prev = rounds[-1] if rounds else self._baseline_row(base)
-                same = {"model": self._rel(policy), "score": prev["dev_score"], "n": prev["n"], "ci95": prev["ci95"],
+                same = {"model": self._rel(policy), "score": prev["dev_score"], "n": prev["n"],
+                        "ci95": prev["ci95"],
                         "tool_call_rate": prev["tool_call_rate"], "call_failure_rate": prev["call_failure_rate"],
                         "reused": True}
                 ev = self._stage(rd, k, "eval", lambda: dict(same))
@@ -656,8 +658,9 @@ class SelfTrainer:
         for row in rounds:  # a pruned round loads from its adapter; the report's paths are
             row["model"] = self._shown(loadable(row["model"]))  # absolute (any directory)
             row["adapter"] = self._shown(row["adapter"])
-        result = SelfTrainResult(str(self.out.absolute()), [self._baseline_row(base)] + rounds, best["round"],
-                                 self._shown(loadable(best["model"])), self._shown(best_adapter),
+        result = SelfTrainResult(str(self.out.absolute()), [self._baseline_row(base)] + rounds,
+                                 best["round"], self._shown(loadable(best["model"])),
+                                 self._shown(best_adapter),
                                  stopped,
                                  {**corpus.get("contamination", {}), **({"plain": corpus["plain"]} if corpus.get("plain") else {})},
                                  c.init_adapter)
