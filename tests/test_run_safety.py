@@ -511,3 +511,23 @@ def test_a_config_file_of_the_wrong_shape_is_one_line(tmp_path, capsys, content,
     err = capsys.readouterr().err.strip()
     assert err.startswith("Error: ") and "\n" not in err and expected in err, err
     assert not (tmp_path / "r").exists()  # before anything ran
+
+
+def test_an_adapter_names_its_local_base_so_it_loads_from_another_directory(tmp_path, tiny_dir,
+                                                                            monkeypatch):
+    """A relative --model (a local folder) was recorded as given in the manifests and in peft's
+    adapter_config.json: the adapter then loaded from its first directory only."""
+    from toolformer.finetune import finetune
+    from toolformer.models import load_model
+
+    data = _write_annotation_output(tmp_path / "aug", CALC_TEXTS, with_dataset=False)
+    monkeypatch.chdir(Path(tiny_dir).parent)
+    finetune(ft_config(Path(tiny_dir).name, data, tmp_path / "m", lora=True, lora_r=4,
+                       lora_alpha=8, max_steps=1, eval_fraction=0.0))
+    monkeypatch.chdir(tmp_path)
+    manifest = json.loads((tmp_path / "m" / "toolformer.json").read_text())
+    assert manifest["base_model"] == manifest["base_model_path"] == str(Path(tiny_dir).resolve())
+    peft_cfg = json.loads((tmp_path / "m" / "adapter" / "adapter_config.json").read_text())
+    assert Path(peft_cfg["base_model_name_or_path"]).is_absolute()
+    model, _ = load_model(str(tmp_path / "m" / "adapter"))
+    assert model is not None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import sys
 from collections import Counter
@@ -366,6 +367,14 @@ def _apply_lora(model: Any, config: FinetuneConfig) -> Any:
         raise UserError(f"LoRA: {str(exc).splitlines()[0]} (check --lora-target-modules)") from None
 
 
+def recorded_model(name: str) -> str:
+    """A model as a manifest records it: a local folder as its absolute path (a relative one
+    would name another folder, or none, from another working directory); an alias or a Hugging
+    Face id as it is."""
+    path = os.path.expanduser(str(name))
+    return os.path.abspath(path) if os.path.exists(path) else str(name)
+
+
 def merge_adapter(base_path: str, adapter_dir: str, output_dir: str) -> None:
     """Load the base weights, merge the LoRA adapter into them and ``save_pretrained`` the result."""
     from transformers import AutoModelForCausalLM
@@ -512,12 +521,12 @@ def _save_outputs(trainer: Any, config: FinetuneConfig, base_path: str, tokenize
             "call_syntax": call_syntax(),
             "tools": sorted(tools),
             "tool_calls": dict(sorted(tools.items())),
-            "base_model": config.model,
-            "base_model_path": base_path,
+            "base_model": recorded_model(config.model),
+            "base_model_path": recorded_model(base_path),
             "lora": {"r": config.lora_r, "alpha": config.lora_alpha, "dropout": config.lora_dropout,
                      "target_modules": config.lora_target_modules, "adapter_dir": ADAPTER_DIR,
                      "merged": True} if config.lora else None,
-            "best_checkpoint": best,
+            "best_checkpoint": recorded_model(best) if best else None,
             "metrics": metrics,
             "config": config.to_dict(),
         })
@@ -554,6 +563,7 @@ def _finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]]) -> Fin
         raise UserError("save_steps=0 writes no checkpoints, so there is nothing to resume; drop one of them")
     base_path = resolve(config.model)
     _check_exists(base_path, config.model)
+    base_path = recorded_model(base_path)  # peft's adapter_config.json records it as loaded
     check_weight_files(base_path, config.model)  # untrusted pickle weights: refused before any work
     tokenizer = load_tokenizer(base_path)
     data = _prepare(config, tokenizer)

@@ -162,8 +162,10 @@ class SelfTrainConfig:
             if self.round0_docs:
                 raise UserError("init_adapter starts after round 0 (which annotates with the base model): "
                                 "pass --round0-docs 0")
+            from toolformer.finetune import recorded_model
+
             base = adapter_base(found)
-            if base != self.model:
+            if recorded_model(base) != recorded_model(self.model):  # a folder by any spelling
                 raise UserError(f"init_adapter {self.init_adapter!r} was trained on {base!r}, not on "
                                 f"model {self.model!r}; pass --model {base}")
             self.init_adapter = str(found.resolve())

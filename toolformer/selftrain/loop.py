@@ -771,10 +771,11 @@ def _filter_cls(name: str):
 def adapter_manifest(config: SelfTrainConfig, round_index: int, texts: int) -> Dict[str, Any]:
     """The ``toolformer.json`` of a round's adapter folder: it names the base model, so that
     ``load_model(<adapter folder>)`` puts the adapter on top of it."""
-    from toolformer.finetune import call_syntax
+    from toolformer.finetune import call_syntax, recorded_model
     from toolformer.manifest import chat_roles_of_template
 
-    out = {"format": "toolformer-adapter", "version": 1, "base_model": config.model,
+    # a local base model by its absolute path: the adapter loads from any working directory
+    out = {"format": "toolformer-adapter", "version": 1, "base_model": recorded_model(config.model),
            "tools": list(config.tools), "tool_options": config.tool_options,
            "call_syntax": call_syntax(), "selftrain_round": round_index,
            "training_texts": texts, "filter": config.filter}
