@@ -499,6 +499,10 @@ def test_a_corpus_the_guard_empties_is_one_line_before_the_baseline(tmp_path, ti
     ('{"finetune": {"max_length": "128"}}', "finetune.max_length must be int"),
     ('{"annotator": {"max_length": "x"}}', "annotator.max_length must be int"),
     ('{"corpus_sizes": [10, "20"]}', "corpus_sizes must be a list of int"),
+    # TrainingArguments fields: checked up front too (they failed when round 0's training began)
+    ('{"finetune": {"max_steps": "100"}}', "training_args: max_steps must be a number"),
+    ('{"finetune": {"learning_rate": "fast"}}', "training_args: learning_rate must be number"),
+    ('{"finetune": {"lerning_rate": 0.001}}', "'lerning_rate' is not a TrainingArguments field"),
 ])
 def test_a_config_file_of_the_wrong_shape_is_one_line(tmp_path, capsys, content, expected):
     from toolformer.cli.main import main

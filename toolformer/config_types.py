@@ -11,15 +11,15 @@ from typing import Any, Dict, List, Union, get_args, get_origin, get_type_hints
 from toolformer.errors import UserError
 
 
-def _type_name(tp: Any) -> str:
-    """``int``, ``a list of int``, ``an int or null``... for the messages of :func:`_fits`."""
+def describe_type(tp: Any) -> str:
+    """``int``, ``a list of int``, ``an int or null``... for the messages of :func:`fits`."""
     origin, args = get_origin(tp), get_args(tp)
     if origin is Union:
         kinds = [a for a in args if a is not type(None)]
         null = ", or null" if len(kinds) < len(args) else ""
-        return " or ".join(_type_name(a) for a in kinds) + null
+        return " or ".join(describe_type(a) for a in kinds) + null
     if origin in (list, List):
-        return f"a list of {_type_name(args[0])}" if args else "a list"
+        return f"a list of {describe_type(args[0])}" if args else "a list"
     if origin in (dict, Dict):
         return "an object (JSON {...})"
     if tp is Any:
@@ -33,17 +33,17 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _fits(value: Any, tp: Any) -> bool:
+def fits(value: Any, tp: Any) -> bool:
     origin, args = get_origin(tp), get_args(tp)
     if tp is Any:
         return True
     if origin is Union:
-        return any(_fits(value, a) for a in args)
+        return any(fits(value, a) for a in args)
     if tp is type(None):
         return value is None
     if origin in (list, List):
         return isinstance(value, (list, tuple)) and (
-            not args or all(_fits(v, args[0]) for v in value))
+            not args or all(fits(v, args[0]) for v in value))
     if origin in (dict, Dict):
         return isinstance(value, dict) and all(isinstance(k, str) for k in value)
     if is_dataclass(tp):  # a config file gives nested settings as objects
@@ -67,7 +67,7 @@ def check_field_types(config: Any, prefix: str = "") -> None:
     for f in fields(config):
         value = getattr(config, f.name)
         tp = hints.get(f.name, Any)
-        if not _fits(value, tp):
+        if not fits(value, tp):
             shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-            raise UserError(f"{prefix}{f.name} must be {_type_name(tp)}, got "
+            raise UserError(f"{prefix}{f.name} must be {describe_type(tp)}, got "
                             f"{type(value).__name__} {shown}")

@@ -208,6 +208,9 @@ class SelfTrainConfig:
             self.finetune = FinetuneConfig.from_dict(self.finetune)
         check_field_types(self.annotator, "annotator.")  # before the corpus and baseline stages
         check_field_types(self.finetune, "finetune.")
+        from toolformer.finetune_config import check_training_args
+
+        check_training_args(self.finetune.training_args)
         return self
 
     def round_size(self, k: int) -> int:
