@@ -629,7 +629,8 @@ def test_a_run_can_start_from_an_adapter(tmp_path, tiny_dir, files):
     assert state1["grow"]["policy"] == str(Path(init).resolve())
     # learning rate 0: round 1's adapter is the initial one, so it went on from it
     w0 = load_file(str(Path(init) / "adapter_model.safetensors"))
-    w1 = load_file(str(Path(state1["finetune_0"]["adapter"]) / "adapter_model.safetensors"))
+    # state.json records paths inside the run folder relative to it
+    w1 = load_file(str(out / state1["finetune_0"]["adapter"] / "adapter_model.safetensors"))
     assert w0.keys() == w1.keys() and all(torch_equal(w0[k], w1[k]) for k in w0)
     assert result.rounds[0]["model"] == str(Path(init).resolve())
     assert "the base model" not in str(result) or result.best_round is not None

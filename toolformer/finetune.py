@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import sys
 from collections import Counter
@@ -32,10 +33,19 @@ from toolformer.finetune_config import (  # noqa: F401 - the public names stay i
 )
 from toolformer.manifest import MANIFEST_FILE, write_manifest  # noqa: F401 - MANIFEST_FILE: public
 from toolformer.models import ADAPTER_DIR  # noqa: F401 - public here too (where finetune saves the adapter)
+from toolformer.output_lock import check_not_input, hold_output
 from toolformer.records import RecordStats, SUFFIXES, is_saved_dataset, iter_records, load_saved_dataset, source_kind
 from toolformer.syntax import ARROW, CALL_END, CALL_START, RESULT_SEP, find_calls
 
 CHECKPOINTS_DIR = "checkpoints"
+# what finetune writes at the top of its output folder (an input there would be overwritten)
+FINETUNE_WRITES = (CHECKPOINTS_DIR, ADAPTER_DIR, "*.json", "*.safetensors", "*.bin", "*.txt",
+                   "*.jinja", "*.model")
+# a Trainer checkpoint is complete when it holds these (the Trainer writes trainer_state.json last)
+_CKPT_WEIGHTS = ("model.safetensors", "adapter_model.safetensors", "pytorch_model.bin",
+                 "adapter_model.bin", "model.safetensors.index.json",
+                 "pytorch_model.bin.index.json")
+_CKPT_OPTIMIZER = (("optimizer.pt", "optimizer.bin"), ("scheduler.pt",))
 BASELINE_FILE = "baseline_eval.json"  # eval loss of the model before training (kept for resume)
 BASE_RECORD = "base_model.json"  # fingerprint of the model the checkpoints were trained from
 
@@ -242,12 +252,70 @@ def accelerate_config(name: str) -> Path:
     return path
 
 
-def latest_checkpoint(output_dir: str) -> Optional[str]:
-    """The newest ``checkpoint-N`` folder of a run, or None."""
-    from transformers.trainer_utils import get_last_checkpoint
+def checkpoint_problem(path: Any) -> Optional[str]:
+    """Why the Trainer checkpoint folder ``path`` cannot be resumed (a kill while it was being
+    saved leaves it without its trainer_state.json, weights or optimizer files, or with a
+    truncated file), or None when it is complete."""
+    p = Path(path)
+    try:
+        state = json.loads((p / "trainer_state.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "no trainer_state.json"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return "trainer_state.json is unreadable"
+    if not isinstance(state, dict) or not isinstance(state.get("global_step"), int):
+        return "trainer_state.json is unreadable"
+    weights = [p / n for n in _CKPT_WEIGHTS if (p / n).is_file()]
+    if not weights:
+        return "no weights file"
+    for w in weights:
+        if w.stat().st_size == 0 or (w.suffix == ".safetensors" and not _safetensors_ok(w)):
+            return f"{w.name} is unreadable"
+    for names in _CKPT_OPTIMIZER:
+        if not any((p / n).is_file() and (p / n).stat().st_size > 0 for n in names):
+            return f"no {names[0]}"
+    return None
+
+
+def _safetensors_ok(path: Path) -> bool:
+    """Whether a safetensors file's header parses and its data is all there (a truncated write
+    fails this; the tensors themselves are not read)."""
+    import struct
+
+    try:
+        with path.open("rb") as fh:
+            n = struct.unpack("<Q", fh.read(8))[0]
+            header = json.loads(fh.read(n))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"),
+                  default=0)
+        return path.stat().st_size >= 8 + n + end
+    except (OSError, ValueError, struct.error, KeyError, TypeError, IndexError):
+        return False
+
+
+def latest_checkpoint(output_dir: str, say: bool = True) -> Optional[str]:
+    """The newest complete ``checkpoint-N`` folder of a run, or None.
+
+    An incomplete one (:func:`checkpoint_problem`) is skipped with one line on stderr (when
+    ``say``), so that the previous checkpoint is resumed, or training starts afresh."""
+    import re
 
     folder = Path(output_dir) / CHECKPOINTS_DIR
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if not folder.is_dir():
+        return None
+    found = []
+    for p in folder.iterdir():
+        m = re.fullmatch(r"checkpoint-(\d+)", p.name)
+        if m and p.is_dir():
+            found.append((int(m.group(1)), p))
+    for _, p in sorted(found, reverse=True):
+        problem = checkpoint_problem(p)
+        if problem is None:
+            return str(p)
+        if say:
+            print(f"skipping the incomplete checkpoint {p} ({problem}; a run stopped while saving "
+                  "it)", file=sys.stderr, flush=True)
+    return None
 
 
 def _resume_path(config: FinetuneConfig) -> Optional[str]:
@@ -258,8 +326,11 @@ def _resume_path(config: FinetuneConfig) -> Optional[str]:
         if found is None:
             raise UserError(f"no checkpoint to resume in {Path(config.output_dir) / CHECKPOINTS_DIR}; run without --resume")
         return found
-    if not (Path(config.resume_from_checkpoint) / "trainer_state.json").exists():
-        raise UserError(f"{config.resume_from_checkpoint!r} is not a Trainer checkpoint (no trainer_state.json)")
+    problem = checkpoint_problem(config.resume_from_checkpoint)
+    if problem is not None:
+        raise UserError(f"{config.resume_from_checkpoint!r} is not a Trainer checkpoint, or not a "
+                        f"complete one ({problem}); pass another one, --resume latest, or run "
+                        "without --resume")
     return config.resume_from_checkpoint
 
 
@@ -302,13 +373,26 @@ def _apply_lora(model: Any, config: FinetuneConfig) -> Any:
         r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
         target_modules=targets, task_type="CAUSAL_LM",
     )
+    from transformers import set_seed
+
     from toolformer.models import quiet_peft
 
+    # the LoRA matrices' random init is drawn here, before the Trainer seeds anything: seeded
+    # with the run's seed, a resumed or repeated run builds the same adapter
+    set_seed(config.seed)
     try:
         with quiet_peft():
             return get_peft_model(model, lora)
     except ValueError as exc:
         raise UserError(f"LoRA: {str(exc).splitlines()[0]} (check --lora-target-modules)") from None
+
+
+def recorded_model(name: str) -> str:
+    """A model as a manifest records it: a local folder as its absolute path (a relative one
+    would name another folder, or none, from another working directory); an alias or a Hugging
+    Face id as it is."""
+    path = os.path.expanduser(str(name))
+    return os.path.abspath(path) if os.path.exists(path) else str(name)
 
 
 def merge_adapter(base_path: str, adapter_dir: str, output_dir: str) -> None:
@@ -457,12 +541,12 @@ def _save_outputs(trainer: Any, config: FinetuneConfig, base_path: str, tokenize
             "call_syntax": call_syntax(),
             "tools": sorted(tools),
             "tool_calls": dict(sorted(tools.items())),
-            "base_model": config.model,
-            "base_model_path": base_path,
+            "base_model": recorded_model(config.model),
+            "base_model_path": recorded_model(base_path),
             "lora": {"r": config.lora_r, "alpha": config.lora_alpha, "dropout": config.lora_dropout,
                      "target_modules": config.lora_target_modules, "adapter_dir": ADAPTER_DIR,
                      "merged": True} if config.lora else None,
-            "best_checkpoint": best,
+            "best_checkpoint": recorded_model(best) if best else None,
             "metrics": metrics,
             "config": config.to_dict(),
         })
@@ -473,21 +557,33 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
     """Fine-tune ``config.model`` on ``config.data``; see :class:`FinetuneConfig`.
 
     ``callbacks``: extra ``transformers.TrainerCallback`` objects (logging, timing, early stop).
+    Raises :class:`UserError` (one line) when another run holds ``output_dir`` or when it would
+    overwrite an input (``data``, ``mix_plain``, ``eval_data``, ``init_adapter``).
     """
+    if not config.data:
+        raise UserError("no training data: pass data (--data PATH)")
+    check_not_input(config.output_dir, {"--data": config.data, "--mix-plain": config.mix_plain,
+                                        "--eval-data": config.eval_data,
+                                        "--init-adapter": config.init_adapter}, FINETUNE_WRITES)
+    ensure_dir(config.output_dir, "the output folder")  # before minutes of loading and tokenizing
+    # one run per output folder: two would write each other's checkpoints and weights
+    with hold_output(config.output_dir):
+        return _finetune(config, callbacks)
+
+
+def _finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]]) -> FinetuneResult:
     import torch
     from transformers import AutoModelForCausalLM, Trainer
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from toolformer.models import _check_exists, check_weight_files, load_pretrained, load_tokenizer, resolve
 
-    if not config.data:
-        raise UserError("no training data: pass data (--data PATH)")
-    ensure_dir(config.output_dir, "the output folder")  # before minutes of loading and tokenizing
     resume = _resume_path(config)
     if resume is not None and config.arg("save_steps") == 0:
         raise UserError("save_steps=0 writes no checkpoints, so there is nothing to resume; drop one of them")
     base_path = resolve(config.model)
     _check_exists(base_path, config.model)
+    base_path = recorded_model(base_path)  # peft's adapter_config.json records it as loaded
     check_weight_files(base_path, config.model)  # untrusted pickle weights: refused before any work
     _check_base_record(config, resume)
     tokenizer = load_tokenizer(base_path)

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from toolformer.config_types import check_field_types
 from toolformer.errors import UserError
 from toolformer.models import DEFAULT_MODEL
 
@@ -97,8 +98,17 @@ class FinetuneConfig:
     training_args: Dict[str, Any] = field(default_factory=dict, metadata={"help": "TrainingArguments fields by name, over PAPER_TRAINING_ARGS (e.g. {'learning_rate': 3e-4, 'optim': 'adafactor'})"})
 
     def __post_init__(self) -> None:
+        check_field_types(self, "finetune.")  # a config file's "max_length": "128": one line
         if not isinstance(self.training_args, dict):
             raise UserError("training_args must be a dict of TrainingArguments fields")
+        for name in _NUMERIC_ARGS:  # compared below: a string is one line, not a TypeError
+            value = self.arg(name)
+            if value is None and name in _MAY_BE_NONE:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                null = " or null" if name in _MAY_BE_NONE else ""
+                raise UserError(f"training_args: {name} must be a number{null}, got "
+                                f"{type(value).__name__} {value!r:.60}")
         if not 0.0 <= self.eval_fraction < 1.0:
             raise UserError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
         if not 0.0 <= self.mix_ratio < 1.0:
@@ -220,8 +230,44 @@ def total_steps(config: FinetuneConfig, n_blocks: int, processes: int, accum: in
 
 # TrainingArguments fields that this module turns into others (warmup_ratio -> warmup_steps, ...)
 # or decides from the run (steps, evaluation and checkpoint strategy): not passed on as given.
+# the training_args this module compares with numbers itself
+_NUMERIC_ARGS = ("per_device_train_batch_size", "eval_steps", "logging_steps", "save_steps",
+                 "max_steps", "num_train_epochs", "gradient_accumulation_steps", "warmup_ratio")
+_MAY_BE_NONE = ("save_steps", "max_steps", "num_train_epochs", "gradient_accumulation_steps")
 _CONSUMED = ("warmup_ratio", "gradient_accumulation_steps", "max_steps", "num_train_epochs",
              "eval_steps", "save_steps", "bf16", "gradient_checkpointing")
+
+
+def check_training_args(args: Dict[str, Any]) -> None:
+    """Raise :class:`UserError` (one line) for a ``training_args`` key that is no
+    ``TrainingArguments`` field, or a value not of the field's type (``learning_rate`` given as
+    ``"fast"``): a config file's mistake is found before any stage of a run, not when training
+    starts."""
+    import dataclasses
+    from typing import get_type_hints
+
+    from transformers import TrainingArguments
+
+    from toolformer.config_types import describe_type, fits
+
+    known = {f.name for f in dataclasses.fields(TrainingArguments)}
+    unknown = sorted(set(args) - known - set(_CONSUMED))
+    if unknown:
+        from toolformer.registry import closest
+
+        close = closest(unknown[0], known, cutoff=0.6)
+        hint = f"; did you mean {close!r}?" if close else ""
+        raise UserError(f"training_args: {unknown[0]!r} is not a TrainingArguments field{hint}")
+    try:
+        hints = get_type_hints(TrainingArguments)
+    except Exception:  # an annotation this Python cannot evaluate: names only
+        return
+    for key, value in args.items():
+        # the keys this project reads itself take None too (bf16: auto, ...)
+        tp = Optional[hints[key]] if key in _CONSUMED and key in hints else hints.get(key)
+        if tp is not None and not fits(value, tp):
+            raise UserError(f"training_args: {key} must be {describe_type(tp)}, got "
+                            f"{type(value).__name__} {value!r:.60}")
 
 
 def training_arguments(config: FinetuneConfig, steps: int, accum: int, do_eval: bool, bf16: bool,
@@ -242,14 +288,7 @@ def training_arguments(config: FinetuneConfig, steps: int, accum: int, do_eval: 
     eval_steps = args["eval_steps"]
     checkpoints = args["save_steps"] != 0
     passed = {k: v for k, v in args.items() if k not in _CONSUMED}
-    known = {f.name for f in dataclasses.fields(TrainingArguments)}
-    unknown = sorted(set(passed) - known)
-    if unknown:
-        from toolformer.registry import closest
-
-        close = closest(unknown[0], known, cutoff=0.6)
-        hint = f"; did you mean {close!r}?" if close else ""
-        raise UserError(f"training_args: {unknown[0]!r} is not a TrainingArguments field{hint}")
+    check_training_args(passed)
     return TrainingArguments(**{
         # this project's defaults; training_args may change them
         "lr_scheduler_type": "linear",

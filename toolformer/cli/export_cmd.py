@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -25,10 +26,15 @@ def export(source: str, fmt: str, output: Optional[str]) -> None:
     # then: tokenizer.apply_chat_template(row["messages"], tools=row["tools"])
     """
     from toolformer.cli.main import user_message
-    from toolformer.data_aug.export import export_rows
+    from toolformer.data_aug.export import data_file, export_rows
+    from toolformer.output_lock import check_not_input, hold_output
 
     tmp = Path(f"{output}.tmp-{os.getpid()}") if output else None
+    held = contextlib.ExitStack()
     try:
+        if output is not None:  # -o RUN/data.jsonl would replace the data being read
+            check_not_input(output, {"SOURCE": data_file(source)}, option="-o")
+            held.enter_context(hold_output(output, is_file=True, option="-o"))
         rows = export_rows(source, fmt)
         first = next(rows, None)  # bad input fails here, before an output file is made
         if first is None:
@@ -51,6 +57,7 @@ def export(source: str, fmt: str, output: Optional[str]) -> None:
     finally:
         if tmp is not None and tmp.exists():
             tmp.unlink()
+        held.close()
 
 
 def _write(fh, first, rows) -> int:

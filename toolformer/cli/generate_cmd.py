@@ -270,6 +270,11 @@ def generate(model: str, prompt: Optional[str], prompts_file: Optional[str], out
         from toolformer.errors import ensure_file_parent
 
         ensure_file_parent(output, "the output file")
+        from toolformer.output_lock import check_not_input, hold_output
+
+        check_not_input(output, {"--prompts-file": prompts_file})  # --overwrite would delete it
+        # one run per output file (it resumes by appending): held until the command ends
+        click.get_current_context().with_resource(hold_output(output, is_file=True))
     start = 0
     if output and os.path.exists(output) and not overwrite:
         start = _done_rows(output, prompts)

@@ -97,6 +97,9 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
             base = json.loads(open(path, encoding="utf-8-sig").read())  # a BOM is no error
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"could not read --config {path}: {exc}") from None
+        if not isinstance(base, dict):  # a list or a string: one line, not a traceback later
+            raise UserError(f"--config {path} must hold a JSON object of SelfTrainConfig fields "
+                            f"({{\"max_rounds\": 3, ...}}), not a {type(base).__name__}")
         unknown = set(base) - set(_FIELDS)
         if unknown:
             raise UserError(f"--config {path}: unknown field(s) {sorted(unknown)}")
@@ -135,7 +138,11 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
     # own FinetuneConfig fields by name; any other key is a TrainingArguments field (checked by
     # name when training starts)
     ft = SelfTrainConfig().finetune.to_dict()
-    ft.update(base.pop("finetune", {}) or {})
+    given = base.pop("finetune", {}) or {}
+    if not isinstance(given, dict):
+        raise UserError(f"finetune must be an object (JSON {{...}}) of FinetuneConfig fields, got "
+                        f"{type(given).__name__} {given!r:.60}")
+    ft.update(given)
     ft.update(ft_opts)
     base["finetune"] = FinetuneConfig.from_dict(ft)
     try:

@@ -45,6 +45,7 @@ from toolformer.data_aug.writer import (
     write_data,
 )
 from toolformer.errors import EmptyInputError, UserError, ensure_dir
+from toolformer.output_lock import check_not_input
 
 logger = logging.getLogger("toolformer.augment")
 
@@ -178,6 +179,11 @@ def augment(config: AugmentConfig) -> AugmentSummary:
 
     check_tool_options(config.tool_options)  # one line, before any input or model is read
     num_shards, shard_index = config.resolve_shard()
+    # an --input among the files augment writes (RUN/data.jsonl) would be replaced while read;
+    # one process per shard is held by the shard's own lock below
+    check_not_input(config.output, {"--input": config.input if config.input and
+                                    os.path.exists(os.path.expanduser(config.input)) else None},
+                    (DATA_FILE, DATASET_DIR, STATS_FILE, SHARDS_DIR, MERGE_LOCK))
     output = ensure_dir(config.output, "the output folder")
     _clear_other_runs(output, num_shards, config.overwrite)
     store = ShardStore(output / SHARDS_DIR / shard_name(shard_index, num_shards))

@@ -29,6 +29,7 @@ from toolformer.eval.metrics import (LOGLIKELIHOOD_ROLLING, METRICS, answer_text
 from toolformer.eval.tasks import TaskSpec, default_data_dir, load_examples, resolve_tasks
 from toolformer.generation.trigger import resolve_trigger
 from toolformer.generation.types import GenerationConfig
+from toolformer.output_lock import check_not_input, hold_output
 from toolformer.tools.assembly import DEFAULT_TOOLS
 
 DEFAULT_EVAL_TOOLS = tuple(DEFAULT_TOOLS["eval"])
@@ -430,6 +431,10 @@ def _record_settings(out: Path, fingerprint: str,
     (out / "run_state.json").write_text(json.dumps(state), encoding="utf-8")
 
 
+# what eval writes in its output folder (a --tasks file there would be overwritten)
+EVAL_WRITES = ("samples", report.RESULTS_FILE, "run_state.json", "*.tmp")
+
+
 def evaluate(
     config: EvalConfig,
     *,
@@ -442,8 +447,25 @@ def evaluate(
 
     ``model``/``tokenizer`` skip loading ``config.model``; ``generator_factory(model, tokenizer,
     executor, generation_config)`` replaces :class:`~toolformer.generation.ToolGenerator` (tests
-    use a fake); ``tools`` supplies ready tool instances by name.
+    use a fake); ``tools`` supplies ready tool instances by name. Raises :class:`UserError` (one
+    line) when another run holds ``output_dir``, or when a ``jsonl:`` task file lies where the
+    run writes its samples or results.
     """
+    kwargs = dict(model=model, tokenizer=tokenizer, generator_factory=generator_factory,
+                  tools=tools)
+    if not config.output_dir:
+        return _evaluate(config, **kwargs)
+    specs = resolve_tasks(config.tasks)
+    check_not_input(config.output_dir, {f"--tasks {s.name}": s.path for s in specs
+                                        if s.name.startswith("jsonl:")}, EVAL_WRITES)
+    # one run per output folder: two would append to the same samples files
+    with hold_output(config.output_dir):
+        return _evaluate(config, **kwargs)
+
+
+def _evaluate(config: EvalConfig, *, model: Any, tokenizer: Any,
+              generator_factory: Optional[GeneratorFactory],
+              tools: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()
     specs = resolve_tasks(config.tasks)

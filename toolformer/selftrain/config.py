@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Optional
 
 from toolformer.data_aug.types import AnnotatorConfig
+from toolformer.config_types import check_field_types
 from toolformer.errors import UserError
 from toolformer.finetune import FinetuneConfig
 
@@ -121,7 +122,10 @@ class SelfTrainConfig:
     progress: bool = field(default=True, metadata={"help": "progress bars"})
 
     def validate(self) -> "SelfTrainConfig":
-        """Raise :class:`UserError` (one line) for settings that cannot work; return self."""
+        """Raise :class:`UserError` (one line) for settings that cannot work; return self.
+
+        Every field's type is checked first (a config file may hold ``"max_rounds": "3"``)."""
+        check_field_types(self)
         from toolformer.data_aug.config import canonical_tools
         from toolformer.selftrain.filters import get_filter
         from toolformer.selftrain.schedule import Schedule
@@ -163,8 +167,10 @@ class SelfTrainConfig:
             if self.round0_docs:
                 raise UserError("init_adapter starts after round 0 (which annotates with the base model): "
                                 "pass --round0-docs 0")
+            from toolformer.finetune import recorded_model
+
             base = adapter_base(found)
-            if base != self.model:
+            if recorded_model(base) != recorded_model(self.model):  # a folder by any spelling
                 raise UserError(f"init_adapter {self.init_adapter!r} was trained on {base!r}, not on "
                                 f"model {self.model!r}; pass --model {base}")
             self.init_adapter = str(found.resolve())
@@ -205,6 +211,11 @@ class SelfTrainConfig:
             self.annotator = AnnotatorConfig(**ann)
         if isinstance(self.finetune, dict):
             self.finetune = FinetuneConfig.from_dict(self.finetune)
+        check_field_types(self.annotator, "annotator.")  # before the corpus and baseline stages
+        check_field_types(self.finetune, "finetune.")
+        from toolformer.finetune_config import check_training_args
+
+        check_training_args(self.finetune.training_args)
         return self
 
     def round_size(self, k: int) -> int:
@@ -237,3 +248,4 @@ def _canonical_filter(name: str) -> str:
     from toolformer.selftrain.filters import FILTERS
 
     return FILTERS.canonical(name)
+

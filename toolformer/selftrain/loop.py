@@ -19,7 +19,8 @@ the latest round's merged weights stay; the others keep their adapter, from whic
 
 Every stage writes its files, then records itself in the round's ``state.json``; a rerun skips
 recorded stages and resumes the first unfinished one (augment, fine-tuning, eval and Grow resume
-inside the stage as well).
+inside the stage as well). Paths inside the run folder are recorded relative to it (report.json:
+absolute), so a run resumes from any working directory; one process at a time holds the folder.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from toolformer.errors import UserError
+from toolformer.errors import EmptyInputError, UserError
+from toolformer.output_lock import check_not_input, hold_output
 from toolformer.records import open_text
 from toolformer.selftrain.candidates import Candidate
 from toolformer.selftrain.config import SelfTrainConfig
@@ -46,6 +48,8 @@ MODELS_FILE = "models.json"  # fingerprints of the base model and the starting a
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 BEST_ADAPTER = "best_adapter"
+# what a run writes at the top of its folder: an input there would be overwritten
+RUN_WRITES = (RUN_FILE, REPORT_JSON, REPORT_MD, "round_*", BEST_ADAPTER)
 Hook = Callable[[str, Dict[str, Any]], None]
 
 
@@ -201,6 +205,35 @@ class SelfTrainer:
     def round_dir(self, k: int) -> RoundDir:
         return RoundDir(self.out / f"round_{k}", self.config)
 
+    def _rel(self, path: Optional[Any]) -> Optional[str]:
+        """A path as ``state.json`` records it: relative to the run folder when inside it (the
+        run then resumes from any working directory, under any spelling of --output)."""
+        if path is None:
+            return None
+        p = Path(path)
+        try:
+            return p.absolute().relative_to(self.out.absolute()).as_posix()
+        except ValueError:
+            return str(path)
+
+    def _abs(self, recorded: Optional[str]) -> Optional[str]:
+        """A path read from ``state.json`` as this process can use it: run-folder-relative
+        records joined to --output; a record of an older run, relative to the working directory
+        of its first command (``runs/x/round_1/model_0``), has that command's --output cut off
+        first. Absolute paths and model names pass through."""
+        if not recorded or Path(recorded).is_absolute():
+            return recorded
+        inside = self.out / recorded
+        if inside.exists():
+            return str(inside)
+        first = ((_read_json(self.out / RUN_FILE) or {}).get("config") or {}).get("output")
+        if first:
+            head = Path(os.path.normpath(os.path.expanduser(first))).parts
+            parts = Path(os.path.normpath(recorded)).parts
+            if head and parts[:len(head)] == head and len(parts) > len(head):
+                return str(self.out.joinpath(*parts[len(head):]))
+        return recorded
+
     # -- stage runner ---------------------------------------------------------------------
     def _stage(self, rd: RoundDir, k: int, name: str, fn: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
         if rd.done(name):
@@ -307,11 +340,24 @@ class SelfTrainer:
         guard = ContaminationGuard(evals, c.contamination_threshold)
         keep, report = guard.check([d.question for d in docs])
         clean = [d for d, k in zip(docs, keep) if k]
+        if not clean:  # here, before the baseline eval and every later stage
+            steps = "" if c.max_problem_steps is None else \
+                f" with at most {c.max_problem_steps} step(s) (--max-problem-steps)"
+            why = (f"the contamination guard dropped all {len(docs)} as near-duplicates of "
+                   f"{', '.join(c.eval_sets)} (threshold {c.contamination_threshold})") if docs \
+                else "it holds none"
+            raise EmptyInputError(f"no training text left from the corpus {c.corpus}{steps}: "
+                                  f"{why}; use another corpus, other --eval-sets or a higher "
+                                  "contamination_threshold")
         gold = [d for d in clean if d.answer is not None]
         if dev_rows:
             train = list(clean)
             dev_keep, _ = guard.check([r["question"] for r in dev_rows])
             dev_rows = [r for r, k in zip(dev_rows, dev_keep) if k]
+            if not dev_rows:
+                raise EmptyInputError(f"no dev problem left from --dev-data {c.dev_data}: the "
+                                      "contamination guard dropped every one as a near-duplicate "
+                                      f"of {', '.join(c.eval_sets)}; use another --dev-data")
         else:
             train, dev = split_corpus(gold, c.dev_size, c.seed, c.dev_max_problem_steps)
             train = train + [d for d in clean if d.answer is None]
@@ -449,7 +495,7 @@ class SelfTrainer:
         os.replace(partial, rd.path / "grow.jsonl")
         calls = [x for r in rows for x in r["calls"]]
         return {
-            "prompts": len(prompts), "samples": len(rows), "policy": policy,
+            "prompts": len(prompts), "samples": len(rows), "policy": self._rel(policy),
             "with_calls": sum(bool(r["calls"]) for r in rows),
             "calls": len(calls), "calls_ok": sum(1 for x in calls if not x.get("error")),
             "grow_seconds_now": round(time.perf_counter() - t0, 3),
@@ -513,7 +559,7 @@ class SelfTrainer:
             for r in range(k):
                 rows = _read_jsonl(self._round_kept(r)) + rows
         if not rows:
-            return {"skipped": "no kept data", "adapter": prev_adapter, "texts": 0}
+            return {"skipped": "no kept data", "adapter": self._rel(prev_adapter), "texts": 0}
         data = rd.path / f"train_{j}.jsonl"
         _write_jsonl(data, [{"text": r["text"]} for r in rows])
         # rehearsal: the finetuner draws plain_ratio plain paragraphs per kept text
@@ -521,7 +567,8 @@ class SelfTrainer:
         mix = {"mix_plain": str(plain), "mix_ratio": c.plain_ratio / (1 + c.plain_ratio)} \
             if c.plain_ratio > 0 and plain.is_file() and plain.stat().st_size else {}
         out = rd.path / f"model_{j}"
-        resume = "latest" if latest_checkpoint(str(out)) else None
+        # the newest complete checkpoint (one cut short by a kill is skipped), else a fresh start
+        resume = "latest" if latest_checkpoint(str(out), say=False) else None
         self._policy = (None, None, None)  # free memory before training
         result = finetune(replace(
             c.finetune, data=str(data), output_dir=str(out), model=c.model, lora=True,
@@ -533,7 +580,8 @@ class SelfTrainer:
         write_manifest(str(adapter), adapter_manifest(c, k, len(rows)))
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         m = result.metrics
-        return {"texts": len(rows), "plain_texts": int(m.get("plain_documents") or 0), "adapter": str(adapter), "model": str(out),
+        return {"texts": len(rows), "plain_texts": int(m.get("plain_documents") or 0),
+                "adapter": self._rel(adapter), "model": self._rel(out),
                 "train_loss": m.get("train_loss"), "global_step": m.get("global_step"),
                 "tokens_trained": m.get("tokens_trained")}
 
@@ -554,7 +602,8 @@ class SelfTrainer:
         ))
         task = next(iter(res["tasks"].values()))
         lo, hi = wilson_interval(task["correct"], task["n"])
-        return {"model": model, "score": task["score"], "correct": task["correct"], "n": task["n"],
+        return {"model": self._rel(model), "score": task["score"], "correct": task["correct"],
+                "n": task["n"],
                 "ci95": [round(lo, 4), round(hi, 4)], "tool_call_rate": task["tool_call_rate"],
                 "calls": task["calls"], "call_failure_rate": task["call_failure_rate"]}
 
@@ -566,9 +615,17 @@ class SelfTrainer:
 
         if not is_spec(c.corpus) and not self.corpus_path().is_file():  # before run.json exists
             raise corpus_not_found(self.corpus_path())
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._check_run()
-        self._check_models()
+        check_not_input(self.out, {"--corpus": None if is_spec(c.corpus) else self.corpus_path(),
+                                   "--dev-data": c.dev_data, "--init-adapter": c.init_adapter},
+                        RUN_WRITES)
+        # one process per run folder: a second run would interleave its stages with this one's
+        with hold_output(self.out):
+            self._check_run()
+            self._check_models()
+            return self._run()
+
+    def _run(self) -> SelfTrainResult:
+        c = self.config
         rounds: List[Dict[str, Any]] = []
 
         rd = self.round_dir(0)
@@ -581,7 +638,7 @@ class SelfTrainer:
             aug = self._stage(rd, 0, "augment", lambda: self._augment(rd))
             ft = self._stage(rd, 0, "finetune_0", lambda: self._finetune(rd, 0, 0, None))
             if ft.get("model"):
-                policy, adapter = ft["model"], ft["adapter"]
+                policy, adapter = self._abs(ft["model"]), self._abs(ft["adapter"])
                 ev = self._stage(rd, 0, "eval", lambda: self._eval(rd, policy, "eval"))
             else:
                 ev = base
@@ -601,10 +658,11 @@ class SelfTrainer:
                 kept_tools = imp.get("calls_kept", {})
                 ft = self._stage(rd, k, f"finetune_{j}", lambda: self._finetune(rd, k, j, adapter))
                 if ft.get("model"):
-                    policy, adapter = ft["model"], ft["adapter"]
+                    policy, adapter = self._abs(ft["model"]), self._abs(ft["adapter"])
             if policy == grow_policy:  # nothing was trained this round: same model, same score
                 prev = rounds[-1] if rounds else self._baseline_row(base)
-                same = {"model": policy, "score": prev["dev_score"], "n": prev["n"], "ci95": prev["ci95"],
+                same = {"model": self._rel(policy), "score": prev["dev_score"], "n": prev["n"],
+                        "ci95": prev["ci95"],
                         "tool_call_rate": prev["tool_call_rate"], "call_failure_rate": prev["call_failure_rate"],
                         "reused": True}
                 ev = self._stage(rd, k, "eval", lambda: dict(same))
@@ -625,15 +683,30 @@ class SelfTrainer:
             shutil.rmtree(dst, ignore_errors=True)
             shutil.copytree(best["adapter"], dst)
             best_adapter = str(dst)
-        for row in rounds:  # a pruned round loads from its adapter
-            row["model"] = loadable(row["model"])
-        result = SelfTrainResult(str(self.out), [self._baseline_row(base)] + rounds, best["round"],
-                                 loadable(best["model"]), best_adapter, stopped,
+        for row in rounds:  # a pruned round loads from its adapter; the report's paths are
+            row["model"] = self._shown(loadable(row["model"]))  # absolute (any directory)
+            row["adapter"] = self._shown(row["adapter"])
+        result = SelfTrainResult(str(self.out.absolute()), [self._baseline_row(base)] + rounds,
+                                 best["round"], self._shown(loadable(best["model"])),
+                                 self._shown(best_adapter),
+                                 stopped,
                                  {**corpus.get("contamination", {}), **({"plain": corpus["plain"]} if corpus.get("plain") else {})},
                                  c.init_adapter)
         _write_json(self.out / REPORT_JSON, result.to_dict())
         (self.out / REPORT_MD).write_text(format_report(result.to_dict()) + "\n", encoding="utf-8")
         return result
+
+    def _shown(self, path: Optional[str]) -> Optional[str]:
+        """A path inside the run folder as the report gives it: absolute, so that it holds from
+        any working directory (a model name or a path elsewhere as it is)."""
+        if path is None:
+            return None
+        p = Path(path).absolute()
+        try:
+            p.relative_to(self.out.absolute())
+        except ValueError:
+            return path
+        return str(p)
 
     def _prune(self, keep: set, upto: int) -> None:
         """With ``keep_models="best"``: remove the merged weights of the fine-tuned models of rounds
@@ -726,10 +799,11 @@ def _filter_cls(name: str):
 def adapter_manifest(config: SelfTrainConfig, round_index: int, texts: int) -> Dict[str, Any]:
     """The ``toolformer.json`` of a round's adapter folder: it names the base model, so that
     ``load_model(<adapter folder>)`` puts the adapter on top of it."""
-    from toolformer.finetune import call_syntax
+    from toolformer.finetune import call_syntax, recorded_model
     from toolformer.manifest import chat_roles_of_template
 
-    out = {"format": "toolformer-adapter", "version": 1, "base_model": config.model,
+    # a local base model by its absolute path: the adapter loads from any working directory
+    out = {"format": "toolformer-adapter", "version": 1, "base_model": recorded_model(config.model),
            "tools": list(config.tools), "tool_options": config.tool_options,
            "call_syntax": call_syntax(), "selftrain_round": round_index,
            "training_texts": texts, "filter": config.filter}
