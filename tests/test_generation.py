@@ -384,6 +384,23 @@ def test_arrow_inside_an_argument_does_not_end_the_call(scripted, smol_tokenizer
     assert out.calls[0].result == "what does - mean"  # the executor keeps "->" out of results
 
 
+def test_constrained_call_never_ends_inside_a_character(base_model, smol_tokenizer):
+    """The model writes "[Echo(caf", the byte 0xC3 alone (the first half of "é") and then
+    ") ->": the grammar let the call close there, and the output held U+FFFD. Now only a
+    byte that continues the character may follow, and the call ends on whole characters."""
+    tok = smol_tokenizer
+    ids = [tok.encode(p, add_special_tokens=False) for p in (":", " [", "Echo", "(", "caf")]
+    lead = tok.convert_tokens_to_ids("\u00c3")  # byte-level BPE's name for the byte 0xC3
+    script = sum(ids, []) + [lead] + tok.encode(") ->", add_special_tokens=False)
+    model = base_model.set_script(list(zip(script[:-1], script[1:])))
+    gen = ToolGenerator(model, tok, ToolExecutor([Echo()]), GenerationConfig(max_new_tokens=40, max_call_tokens=16))
+    out = gen.generate("Compute:")[0]
+    (call,) = out.calls
+    assert call.tool == "Echo" and call.args.startswith("caf"), out.text
+    assert "\ufffd" not in out.text and "\ufffd" not in (call.result or ""), out.text
+    assert call.result == call.args and out.text[call.start : call.end] == f"[Echo({call.args}) -> {call.args}]"
+
+
 def test_call_trigger_fires_only_where_a_word_or_number_starts(scripted, smol_tokenizer):
     # issue 12, fault 5: with "[" among the top-k after "1" of "16", the call split the number
     model = scripted(("Total", ":", " 1", "6", " jars"), ("6", " jars"))
