@@ -13,6 +13,7 @@ from toolformer.generation.rules import _TokenTensors, _vocab_for, at_word_start
 from toolformer.grammar import call_grammar
 from toolformer.kv_cache import cache_kwargs, returned_cache
 from toolformer.generation.types import DEFAULT_TOOLS, GenerationConfig, GenerationEvent, GenerationOutput
+from toolformer.errors import UserError
 from toolformer.tools.base import Tool, ToolContext, ToolResult
 from toolformer.tools.executor import ToolExecutor
 
@@ -107,13 +108,22 @@ class ToolGenerator:
         return self._executor
 
     def encode_prompt(self, prompt: str, config: GenerationConfig) -> tuple:
-        """``(ids, warnings)``: the prompt's tokens, cut from the left to fit the context."""
+        """``(ids, warnings)``: the prompt's tokens, cut from the left to fit the context.
+
+        Raises :class:`~toolformer.errors.UserError` when ``max_new_tokens`` leaves no room for
+        the prompt in the context (it kept the prompt's last token and wrote past the context).
+        """
         ids = self.tokenizer(prompt, add_special_tokens=True).input_ids
         warnings: List[str] = []
         if not ids:
             ids = [self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.pad_id]
         if self.max_positions is not None:
-            keep = max(1, self.max_positions - config.max_new_tokens)
+            if config.max_new_tokens >= self.max_positions:
+                raise UserError(
+                    f"max_new_tokens ({config.max_new_tokens}) must leave room for the prompt: "
+                    f"context {self.max_positions}, prompt {len(ids)} tokens; pass at most "
+                    f"{max(1, self.max_positions - len(ids))} (--max-new-tokens)")
+            keep = self.max_positions - config.max_new_tokens
             if len(ids) > keep:
                 warnings.append(
                     f"prompt truncated from {len(ids)} to its last {keep} tokens "
@@ -134,7 +144,9 @@ class ToolGenerator:
         for i, prompt in enumerate(prompts):
             ids, warnings = self.encode_prompt(prompt, config)
             ctx = contexts[i] if contexts is not None else None
-            rows.append(_Row(offset + i, prompt, ids, self.tokenizer, ctx, warnings, hold, new_constraint))
+            room = None if self.max_positions is None else self.max_positions - len(ids)
+            rows.append(_Row(offset + i, prompt, ids, self.tokenizer, ctx, warnings, hold, new_constraint,
+                             room))
         return rows
 
     def constraint_factory(self, config: GenerationConfig) -> Optional[Callable[[str, int], CallConstraint]]:
