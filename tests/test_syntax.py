@@ -484,17 +484,27 @@ def test_linear_parser_agrees_on_formatted_calls(parts):
     assert find_calls(text) == _old_find_calls(text)
 
 
-@pytest.mark.parametrize("unit", ["[a(()", "[a(\\[a(", "\\[a((", "[a() -> x", "[a(" + " " * 8 + ")"])
-def test_find_calls_is_linear_in_the_text(unit):
+def _answer_text(text):
+    from toolformer.eval.metrics import answer_text
+
+    return answer_text(text)
+
+
+@pytest.mark.parametrize("unit, parse", [
+    ("[a(()", find_calls), ("[a(\\[a(", find_calls), ("\\[a((", find_calls), ("[a() -> x", find_calls),
+    ("[a(" + " " * 8 + ")", find_calls), ("[a(()", strip_calls), ("[a(()", _answer_text),
+])
+def test_find_calls_is_linear_in_the_text(unit, parse):
     """200,000 characters of many openings took 29.5 s (each "[" scanned to the end): ten
-    times the text must take about ten times as long, not a hundred."""
+    times the text must take about ten times as long, not a hundred (find_calls and the
+    callers that read calls out of any text: strip_calls, the metrics' answer text)."""
 
     def seconds(n):
         text = unit * (n // len(unit))
         best = float("inf")
         for _ in range(3):
             start = time.perf_counter()
-            find_calls(text)
+            parse(text)
             best = min(best, time.perf_counter() - start)
         return best
 
