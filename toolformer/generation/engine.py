@@ -118,11 +118,7 @@ class ToolGenerator:
         if not ids:
             ids = [self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.pad_id]
         if self.max_positions is not None:
-            if config.max_new_tokens >= self.max_positions:
-                raise UserError(
-                    f"max_new_tokens ({config.max_new_tokens}) must leave room for the prompt: "
-                    f"context {self.max_positions}, prompt {len(ids)} tokens; pass at most "
-                    f"{max(1, self.max_positions - len(ids))} (--max-new-tokens)")
+            self._check_room(len(ids), config)
             keep = self.max_positions - config.max_new_tokens
             if len(ids) > keep:
                 warnings.append(
@@ -131,6 +127,20 @@ class ToolGenerator:
                 )
                 ids = ids[-keep:]
         return list(ids), warnings
+
+    def _check_room(self, prompt_tokens: int, config: GenerationConfig) -> None:
+        if self.max_positions is not None and config.max_new_tokens >= self.max_positions:
+            raise UserError(
+                f"max_new_tokens ({config.max_new_tokens}) must leave room for the prompt: "
+                f"context {self.max_positions}, prompt {prompt_tokens} tokens; pass at most "
+                f"{max(1, self.max_positions - prompt_tokens)} (--max-new-tokens)")
+
+    def check_room(self, prompts: Sequence[str], config: Optional[GenerationConfig] = None) -> None:
+        """Raise :class:`~toolformer.errors.UserError` at once (before any output) when
+        ``max_new_tokens`` leaves no room in the model's context for a prompt."""
+        config = config or self.config
+        if prompts and self.max_positions is not None and config.max_new_tokens >= self.max_positions:
+            self._check_room(len(self.tokenizer(prompts[0], add_special_tokens=True).input_ids), config)
 
     def encode_forced(self, text: str) -> List[int]:
         """Tokens of a forced text; special-token strings in tool output stay plain text."""
