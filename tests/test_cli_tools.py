@@ -333,6 +333,7 @@ def test_demo_never_generates_past_the_context(smol_tokenizer, capsys):
     n_prompt = len(smol_tokenizer(prompt).input_ids)
     _, n, _ = _generate(model, smol_tokenizer, prompt, 100)
     assert n == 16 - n_prompt
-    assert f"capped to {16 - n_prompt}: context 16, prompt {n_prompt} tokens" in capsys.readouterr().err
+    expect = f"capped to {16 - n_prompt}: context 16, prompt {n_prompt} tokens"
+    assert expect in capsys.readouterr().err
     with _pytest.raises(click.ClickException, match="fills the model's context"):
         _generate(model, smol_tokenizer, " ".join(["word"] * 20), 5)

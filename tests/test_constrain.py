@@ -141,8 +141,8 @@ def test_call_grammar_reads_arguments_as_utf8(ending):
     for tool in (Search(), Plain()):
         g = call_grammar([tool], ending)
         assert g.accepts(f"{tool.name}(café ✓ 🙂{tail}"), tool
-        for bad in (b"caf\xc3", b"\xe2\x9c", b"\xf0\x9f\x99", b"\xff", b"a\xc0\xaf", b"\xed\xa0\x80",
-                    b"\x80", b"\xe0\x80\x80", b"\xf4\x90\x80\x80", b"\xc3 x"):
+        for bad in (b"caf\xc3", b"\xe2\x9c", b"\xf0\x9f\x99", b"\xff", b"a\xc0\xaf",
+                    b"\xed\xa0\x80", b"\x80", b"\xe0\x80\x80", b"\xf4\x90\x80\x80", b"\xc3 x"):
             state, _ = g.advance(g.start(), tool.name.encode() + b"(" + bad + tail.encode())
             assert state is None or not g.done(state), bad
 
@@ -154,8 +154,8 @@ def test_masks_keep_characters_whole(smol_tokenizer):
 
     index = token_index(smol_tokenizer)
     g = call_grammar([Search()], "->")
-    for prefix in (b"WikiSearch(", b"WikiSearch(caf", b"WikiSearch(caf\xc3", b"WikiSearch(x \xe2\x9c",
-                   b"WikiSearch(x (y"):
+    for prefix in (b"WikiSearch(", b"WikiSearch(caf", b"WikiSearch(caf\xc3",
+                   b"WikiSearch(x \xe2\x9c", b"WikiSearch(x (y"):
         state = g.advance(g.start(), prefix)[0]
         mask = index.mask(g, state).numpy()
         after = [g.advance(state, b)[0] if b else None for b in index.bytes_of]
@@ -165,7 +165,8 @@ def test_masks_keep_characters_whole(smol_tokenizer):
         if prefix.endswith((b"\xc3", b"\x9c")):
             assert 0 < mask.sum() <= 64
             assert all(0x80 <= index.bytes_of[i][0] <= 0xBF for i in np.flatnonzero(mask))
-    assert not index.mask(g, g.advance(g.start(), b"WikiSearch(")[0])[smol_tokenizer.convert_tokens_to_ids("ÿ")]
+    start = g.advance(g.start(), b"WikiSearch(")[0]
+    assert not index.mask(g, start)[smol_tokenizer.convert_tokens_to_ids("ÿ")]  # the byte 0xFF
 
 
 # --------------------------------------------------------------------------- sampling under a grammar

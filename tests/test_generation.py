@@ -393,12 +393,14 @@ def test_constrained_call_never_ends_inside_a_character(base_model, smol_tokeniz
     lead = tok.convert_tokens_to_ids("\u00c3")  # byte-level BPE's name for the byte 0xC3
     script = sum(ids, []) + [lead] + tok.encode(") ->", add_special_tokens=False)
     model = base_model.set_script(list(zip(script[:-1], script[1:])))
-    gen = ToolGenerator(model, tok, ToolExecutor([Echo()]), GenerationConfig(max_new_tokens=40, max_call_tokens=16))
+    config = GenerationConfig(max_new_tokens=40, max_call_tokens=16)
+    gen = ToolGenerator(model, tok, ToolExecutor([Echo()]), config)
     out = gen.generate("Compute:")[0]
     (call,) = out.calls
     assert call.tool == "Echo" and call.args.startswith("caf"), out.text
     assert "\ufffd" not in out.text and "\ufffd" not in (call.result or ""), out.text
-    assert call.result == call.args and out.text[call.start : call.end] == f"[Echo({call.args}) -> {call.args}]"
+    assert call.result == call.args
+    assert out.text[call.start : call.end] == f"[Echo({call.args}) -> {call.args}]"
 
 
 def test_call_trigger_fires_only_where_a_word_or_number_starts(scripted, smol_tokenizer):
@@ -517,7 +519,8 @@ def test_text_and_call_record_agree_at_every_budget(scripted, smol_tokenizer, co
                 assert written.endswith(f" -> {call.result}]"), (budget, written)
                 assert parse_call(written).result == call.result
             else:
-                assert "->" not in written or written.rstrip().endswith(("->", "->]")), (budget, written)
+                bare = "->" not in written or written.rstrip().endswith(("->", "->]"))
+                assert bare, (budget, written)
         assert out.num_tokens <= budget or out.calls[-1].end == len(out.text)
         ref = generate_reencode(model, smol_tokenizer, "Compute:", calc_executor(), gen.config)[0]
         assert_same(out, ref)
@@ -566,8 +569,9 @@ def test_max_new_tokens_that_leaves_no_room_for_the_prompt_is_refused(smol_token
     base = make_tiny_model(len(smol_tokenizer), seed=4)
     base.config.max_position_embeddings = 64
     for budget in (64, 100):
-        with pytest.raises(UserError, match=r"max_new_tokens \(%d\) must leave room for the prompt: "
-                                            r"context 64, prompt 3 tokens" % budget):
+        expect = (r"max_new_tokens \(%d\) must leave room for the prompt: "
+                  r"context 64, prompt 3 tokens")
+        with pytest.raises(UserError, match=expect % budget):
             gen_for(base, smol_tokenizer, max_new_tokens=budget).generate("a b c")
     out = gen_for(base, smol_tokenizer, max_new_tokens=61, min_new_tokens=61).generate("a b c")[0]
     assert out.prompt_tokens + out.num_tokens <= 64

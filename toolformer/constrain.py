@@ -93,8 +93,8 @@ class TokenIndex:
         # the last position of a special byte or of ill-formed UTF-8 in each token (-1: none):
         # a range whose tokens have none at or after depth d is plain text from there on
         self.last_special = np.array(
-            [max(max((k for k, c in enumerate(b) if c in SPECIAL_BYTES), default=-1), utf8_bad_tail(b))
-             for b in self.sorted],
+            [max(max((k for k, c in enumerate(b) if c in SPECIAL_BYTES), default=-1),
+                 utf8_bad_tail(b)) for b in self.sorted],
             dtype=np.int64,
         )
         self._masks: Dict[Tuple[Any, State, bool], Any] = {}

@@ -44,8 +44,8 @@ def _generate(model: Any, tok: Any, prompt: str, max_new_tokens: int) -> Tuple[s
             raise click.ClickException(f"the prompt ({context - room} tokens) fills the model's "
                                        f"context ({context}); use a shorter --prompt")
         if max_new_tokens > room:
-            click.echo(f"note: --max-new-tokens {max_new_tokens} capped to {room}: context {context}, "
-                       f"prompt {context - room} tokens", err=True)
+            click.echo(f"note: --max-new-tokens {max_new_tokens} capped to {room}: "
+                       f"context {context}, prompt {context - room} tokens", err=True)
             max_new_tokens = room
     start = time.perf_counter()
     with torch.no_grad():

@@ -44,7 +44,8 @@ def export(source: str, fmt: str, output: Optional[str]) -> None:
         except OSError as exc:  # name the path the user gave, not our temporary file
             from toolformer.errors import path_error
 
-            raise path_error(output, _as_output_error(exc, tmp, output), "the output file") from None
+            named = _as_output_error(exc, tmp, output)
+            raise path_error(output, named, "the output file") from None
         click.echo(f"wrote {n} rows ({fmt}) to {output}", err=True)
     except click.ClickException:
         raise

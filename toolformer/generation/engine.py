@@ -139,8 +139,10 @@ class ToolGenerator:
         """Raise :class:`~toolformer.errors.UserError` at once (before any output) when
         ``max_new_tokens`` leaves no room in the model's context for a prompt."""
         config = config or self.config
-        if prompts and self.max_positions is not None and config.max_new_tokens >= self.max_positions:
-            self._check_room(len(self.tokenizer(prompts[0], add_special_tokens=True).input_ids), config)
+        limit = self.max_positions
+        if prompts and limit is not None and config.max_new_tokens >= limit:
+            first = self.tokenizer(prompts[0], add_special_tokens=True).input_ids
+            self._check_room(len(first), config)
 
     def encode_forced(self, text: str) -> List[int]:
         """Tokens of a forced text; special-token strings in tool output stay plain text."""
@@ -155,8 +157,8 @@ class ToolGenerator:
             ids, warnings = self.encode_prompt(prompt, config)
             ctx = contexts[i] if contexts is not None else None
             room = None if self.max_positions is None else self.max_positions - len(ids)
-            rows.append(_Row(offset + i, prompt, ids, self.tokenizer, ctx, warnings, hold, new_constraint,
-                             room))
+            rows.append(_Row(offset + i, prompt, ids, self.tokenizer, ctx, warnings, hold,
+                             new_constraint, room))
         return rows
 
     def constraint_factory(self, config: GenerationConfig) -> Optional[Callable[[str, int], CallConstraint]]:
