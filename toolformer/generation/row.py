@@ -184,9 +184,10 @@ class _Row:
         text = f" {record.result}{CALL_END}" if record.ok else CALL_END
         tokens = encode(text)
         if self.room is not None and len(self.ids) + len(tokens) > self.room:
-            record.result = None
-            record.error = (f"the result does not fit in the model's context "
-                            f"({self.room} tokens after the prompt)")
+            if record.ok:  # (a tool's own error stays the call's error)
+                record.result = None
+                record.error = (f"the result does not fit in the model's context "
+                                f"({self.room} tokens after the prompt)")
             tokens = encode(CALL_END)
             if len(self.ids) + len(tokens) > self.room:
                 tokens = []
