@@ -237,3 +237,20 @@ def test_chat_talks_in_the_turns_an_adapter_was_trained_on(smol_tokenizer, tmp_p
     write_manifest(tmp_path, {**meta, "chat_roles": {"user": "Q"}})
     with pytest.raises(UserError, match="chat_roles"):
         manifest_chat_roles(str(tmp_path))
+
+
+def test_max_new_tokens_past_the_context_is_one_line_before_any_output(checkpoint, tmp_path):
+    """--max-new-tokens larger than the context kept the prompt's last token and wrote past
+    the context; now it is refused before anything is written (the checkpoint's context: 1024)."""
+    result = invoke(["generate", str(checkpoint), "Hello there", "--max-new-tokens", "2000",
+                     "--no-tools"])
+    assert result.exit_code != 0
+    expect = "max_new_tokens (2000) must leave room for the prompt: context 1024, prompt"
+    assert expect in str(result.exception)
+    assert "Hello there" not in result.stdout  # refused before the prompt was echoed
+    out = tmp_path / "out.jsonl"
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("one\ntwo\n")
+    result = invoke(["generate", str(checkpoint), "--prompts-file", str(prompts),
+                     "--output", str(out), "--max-new-tokens", "1024", "--no-tools"])
+    assert "must leave room for the prompt" in str(result.exception) and not out.exists()

@@ -315,3 +315,25 @@ def test_main_prints_user_errors_on_one_line():
     proc = _run_python(code)
     assert proc.returncode == 1
     assert proc.stderr.startswith("Error: unknown tool 'Nope'.") and proc.stderr.count("\n") == 1
+
+
+def test_demo_never_generates_past_the_context(smol_tokenizer, capsys):
+    """--max-new-tokens larger than the context generated past it: now it is capped to the
+    room the prompt leaves, with a notice; a prompt that fills the context is one line."""
+    import click
+    import pytest as _pytest
+
+    from conftest import make_tiny_model
+    from toolformer.cli.demo_cmd import _generate
+
+    model = make_tiny_model(len(smol_tokenizer))
+    model.config.max_position_embeddings = 16
+    model.generation_config.eos_token_id = None  # a random model: write every token allowed
+    prompt = "one two three"
+    n_prompt = len(smol_tokenizer(prompt).input_ids)
+    _, n, _ = _generate(model, smol_tokenizer, prompt, 100)
+    assert n == 16 - n_prompt
+    expect = f"capped to {16 - n_prompt}: context 16, prompt {n_prompt} tokens"
+    assert expect in capsys.readouterr().err
+    with _pytest.raises(click.ClickException, match="fills the model's context"):
+        _generate(model, smol_tokenizer, " ".join(["word"] * 20), 5)

@@ -133,6 +133,42 @@ def test_call_grammar_accepts_whole_calls():
     assert call_grammar(TOOLS, "->").accepts("Calculator(3 * 4) ->")
 
 
+@pytest.mark.parametrize("ending", ["]", "->"])
+def test_call_grammar_reads_arguments_as_utf8(ending):
+    """The grammar took every byte >= 0x80 as text: 0xFF, and a ")" in the middle of a
+    character (the output then held U+FFFD)."""
+    tail = ")]" if ending == "]" else ") ->"
+    for tool in (Search(), Plain()):
+        g = call_grammar([tool], ending)
+        assert g.accepts(f"{tool.name}(café ✓ 🙂{tail}"), tool
+        for bad in (b"caf\xc3", b"\xe2\x9c", b"\xf0\x9f\x99", b"\xff", b"a\xc0\xaf",
+                    b"\xed\xa0\x80", b"\x80", b"\xe0\x80\x80", b"\xf4\x90\x80\x80", b"\xc3 x"):
+            state, _ = g.advance(g.start(), tool.name.encode() + b"(" + bad + tail.encode())
+            assert state is None or not g.done(state), bad
+
+
+def test_masks_keep_characters_whole(smol_tokenizer):
+    """After half a character only the bytes that continue it may follow; the masks agree
+    with stepping every token through the grammar (the plain-text shortcut included)."""
+    import numpy as np
+
+    index = token_index(smol_tokenizer)
+    g = call_grammar([Search()], "->")
+    for prefix in (b"WikiSearch(", b"WikiSearch(caf", b"WikiSearch(caf\xc3",
+                   b"WikiSearch(x \xe2\x9c", b"WikiSearch(x (y"):
+        state = g.advance(g.start(), prefix)[0]
+        mask = index.mask(g, state).numpy()
+        after = [g.advance(state, b)[0] if b else None for b in index.bytes_of]
+        assert (mask == np.array([a is not None for a in after])).all(), prefix
+        left = np.array([g.distance(a) if a is not None else 1 << 30 for a in after])
+        assert (index.mask(g, state, True).numpy() == (left == left.min())).all(), prefix
+        if prefix.endswith((b"\xc3", b"\x9c")):
+            assert 0 < mask.sum() <= 64
+            assert all(0x80 <= index.bytes_of[i][0] <= 0xBF for i in np.flatnonzero(mask))
+    start = g.advance(g.start(), b"WikiSearch(")[0]
+    assert not index.mask(g, start)[smol_tokenizer.convert_tokens_to_ids("ÿ")]  # the byte 0xFF
+
+
 # --------------------------------------------------------------------------- sampling under a grammar
 
 
@@ -191,10 +227,10 @@ def test_masks_handle_tokens_that_span_parts_of_a_call(smol_tokenizer):
     allowed = {smol_tokenizer.decode([i]) for i in index.mask(gen, after).nonzero().flatten().tolist()}
     assert allowed == {" ->", " -", "->", "-", " "} & allowed and " ->" in allowed
     # multi-byte characters split over tokens are checked byte by byte
-    text_state = g.advance(g.start(), "WikiSearch(caf".encode())[0]
-    mask = index.mask(g, text_state)
+    state = g.advance(g.start(), "WikiSearch(caf".encode())[0]
     for i in smol_tokenizer.encode("é ✓", add_special_tokens=False):
-        assert mask[i]
+        assert index.mask(g, state)[i]
+        state = g.advance(state, index.bytes_of[i])[0]
 
 
 def test_budget_forces_the_call_to_close(smol_tokenizer):

@@ -104,3 +104,94 @@ def test_bad_input_is_one_line(tmp_path, make, expect):
     result = CliRunner().invoke(cli, ["export", str(run), "--format", "chat"])
     assert result.exit_code != 0 and expect in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+# A chat template with the tool-call contract of Mistral-7B-Instruct-v0.3's: every call needs an
+# id of length 9, every tool turn the id of its call (written here, not copied from Mistral).
+_MISTRAL_LIKE = (
+    "{%- for m in messages %}"
+    "{%- if m.tool_calls is defined and m.tool_calls is not none %}"
+    "{%- for c in m.tool_calls %}"
+    "{%- if c.id is not defined or c.id|length != 9 %}"
+    "{{ raise_exception('Tool call IDs should be alphanumeric strings with length 9!') }}"
+    "{%- endif %}[CALL {{ c.id }} {{ c.function|tojson }}]"
+    "{%- endfor %}"
+    "{%- elif m.role == 'tool' %}"
+    "{%- if m.tool_call_id is not defined or m.tool_call_id|length != 9 %}"
+    "{{ raise_exception('Tool call IDs should be alphanumeric strings with length 9!') }}"
+    "{%- endif %}[RESULT {{ m.tool_call_id }} {{ m.content }}]"
+    "{%- else %}[{{ m.role }}] {{ m.content }}{%- endif %}"
+    "{%- endfor %}"
+)
+
+
+def test_chat_export_gives_every_call_an_id_and_every_tool_turn_its_call_id(smol_tokenizer):
+    """Rows without ids made Mistral-7B-Instruct-v0.3's template raise: each call now has 9
+    letters and digits, the tool turn after it the same id, and the ids do not change
+    between exports."""
+    conv = to_messages(ROW, tools())
+    calls = [c for m in conv["messages"] for c in m.get("tool_calls", [])]
+    ids = [c["id"] for c in calls]
+    assert len(set(ids)) == 3 and all(len(i) == 9 and i.isalnum() and i.isascii() for i in ids)
+    assert [m["tool_call_id"] for m in conv["messages"] if m["role"] == "tool"] == ids
+    assert to_messages(json.loads(json.dumps(ROW)), tools()) == conv  # deterministic per row
+    other = to_messages({**ROW, "id": "doc-2"}, tools())
+    assert [c["id"] for m in other["messages"] for c in m.get("tool_calls", [])] != ids
+    rendered = smol_tokenizer.apply_chat_template(conv["messages"], tools=conv["tools"],
+                                                  chat_template=_MISTRAL_LIKE, tokenize=False)
+    for i in ids:
+        assert f"[CALL {i} " in rendered and f"[RESULT {i} " in rendered
+
+
+_CALL = {"tool": "Calculator", "args": "1+2", "result": "3", "offset": 0}
+
+
+@pytest.mark.parametrize("fmt", ["chat", "jsonl"])
+@pytest.mark.parametrize("row, expect", [
+    ([1, 2], "the row is a list, not an object"),
+    ("text", "the row is a string, not an object"),
+    ({"id": "r", "original": "t", "text": "t", "calls": None}, "'calls' is null, not a list"),
+    ({"id": "r", "original": "t", "text": "t", "calls": ["[Calculator(1+2)]"]},
+     "call 1 is a string, not an object"),
+    ({"id": "r", "original": "t", "text": "t", "calls": [{**_CALL, "offset": "0"}]},
+     "call 1: 'offset' is a string, not an integer"),
+    ({"id": "r", "original": "t", "text": "t", "calls": [_CALL, {**_CALL, "offset": 9}]},
+     "call 2: offset 9 is outside the text (length 1)"),
+    ({"id": "r", "original": "t", "text": "t", "calls": [{**_CALL, "tool": None}]},
+     "call 1: 'tool' is null, not a string"),
+    ({"id": "r", "original": "t", "text": "t", "calls": [{**_CALL, "result": 3}]},
+     "call 1: 'result' is a number, not a string or null"),
+])
+def test_malformed_rows_are_one_line_naming_the_line(tmp_path, fmt, row, expect):
+    """A row that is a list, 'calls' null, a call that is a string, an offset that is a
+    string: each was a traceback; now the export stops with one line naming the line."""
+    if fmt == "jsonl" and not isinstance(row, list) and not isinstance(row, str):
+        expect = None  # the inline text needs only 'text'
+    good = json.dumps(ROW)
+    (tmp_path / "data.jsonl").write_text(f"{good}\n\n{json.dumps(row)}\n{good}\n")
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(cli, ["export", str(tmp_path), "--format", fmt, "-o", str(out)])
+    if expect is None:
+        assert result.exit_code == 0, result.output
+        return
+    assert result.exit_code == 1, result.output
+    assert f"data.jsonl line 3: {expect}" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("target, expect", [
+    (lambda p: p / "missing" / "out.jsonl", "no such file or directory"),
+    (lambda p: p, "it is a folder"),
+])
+def test_output_errors_name_the_path_given(tmp_path, target, expect):
+    """Errors writing -o named the temporary file next to it ('out.jsonl.tmp-1234')."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "data.jsonl").write_text(json.dumps(ROW) + "\n")
+    out = target(tmp_path)
+    result = CliRunner().invoke(cli, ["export", str(run), "-o", str(out)])
+    assert result.exit_code == 1, result.output
+    assert f"cannot use {out} as the output file: {expect}" in result.output, result.output
+    assert "tmp" not in result.output.replace(str(tmp_path), ""), result.output
+    assert len(result.output.strip().splitlines()) == 1

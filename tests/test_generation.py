@@ -384,6 +384,25 @@ def test_arrow_inside_an_argument_does_not_end_the_call(scripted, smol_tokenizer
     assert out.calls[0].result == "what does - mean"  # the executor keeps "->" out of results
 
 
+def test_constrained_call_never_ends_inside_a_character(base_model, smol_tokenizer):
+    """The model writes "[Echo(caf", the byte 0xC3 alone (the first half of "é") and then
+    ") ->": the grammar let the call close there, and the output held U+FFFD. Now only a
+    byte that continues the character may follow, and the call ends on whole characters."""
+    tok = smol_tokenizer
+    ids = [tok.encode(p, add_special_tokens=False) for p in (":", " [", "Echo", "(", "caf")]
+    lead = tok.convert_tokens_to_ids("\u00c3")  # byte-level BPE's name for the byte 0xC3
+    script = sum(ids, []) + [lead] + tok.encode(") ->", add_special_tokens=False)
+    model = base_model.set_script(list(zip(script[:-1], script[1:])))
+    config = GenerationConfig(max_new_tokens=40, max_call_tokens=16)
+    gen = ToolGenerator(model, tok, ToolExecutor([Echo()]), config)
+    out = gen.generate("Compute:")[0]
+    (call,) = out.calls
+    assert call.tool == "Echo" and call.args.startswith("caf"), out.text
+    assert "\ufffd" not in out.text and "\ufffd" not in (call.result or ""), out.text
+    assert call.result == call.args
+    assert out.text[call.start : call.end] == f"[Echo({call.args}) -> {call.args}]"
+
+
 def test_call_trigger_fires_only_where_a_word_or_number_starts(scripted, smol_tokenizer):
     # issue 12, fault 5: with "[" among the top-k after "1" of "16", the call split the number
     model = scripted(("Total", ":", " 1", "6", " jars"), ("6", " jars"))
@@ -474,13 +493,106 @@ def test_long_result_is_capped_by_the_executor(scripted, smol_tokenizer):
     assert out.text[call.start : call.end] == f"[Calculator(3*4) -> {call.result}]"
 
 
-def test_result_cut_by_max_new_tokens(scripted, smol_tokenizer):
+def test_result_goes_in_whole_past_max_new_tokens(scripted, smol_tokenizer):
+    """A result cut by the token budget wrote "[Calculator(...)-> 4" while the record said 46:
+    now the result goes in whole, with its "]", and the text and the record agree."""
     model = scripted(CALC_CALL)
-    ex = ToolExecutor([Huge()])
+    ex = ToolExecutor([Huge()], max_result_chars=300)
     out = gen_for(model, smol_tokenizer, ex, max_new_tokens=15).generate("Compute:")[0]
-    assert out.num_tokens == 15 and out.finish_reason == "length"
+    assert out.num_tokens > 15 and out.finish_reason == "length"
     (call,) = out.calls
-    assert call.ok and call.end == len(out.text) and not out.text.endswith("]")
+    assert call.ok and call.end == len(out.text) and out.text.endswith("]")
+    assert parse_call(out.text[call.start : call.end]).result == call.result
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_text_and_call_record_agree_at_every_budget(scripted, smol_tokenizer, constrained):
+    """Every budget from before the call to after it: a result in the record is in the text
+    as " -> result]"; without one, nothing after "->"; the KV cache agrees with re-encoding."""
+    model = scripted(CALC_CALL, ("]", " so", " end", "."))
+    for budget in range(1, 16):
+        gen = gen_for(model, smol_tokenizer, max_new_tokens=budget, constrained=constrained)
+        (out,) = gen.generate("Compute:")
+        for call in out.calls:
+            written = out.text[call.start : call.end]
+            if call.ok:
+                assert written.endswith(f" -> {call.result}]"), (budget, written)
+                assert parse_call(written).result == call.result
+            else:
+                bare = "->" not in written or written.rstrip().endswith(("->", "->]"))
+                assert bare, (budget, written)
+        assert out.num_tokens <= budget or out.calls[-1].end == len(out.text)
+        ref = generate_reencode(model, smol_tokenizer, "Compute:", calc_executor(), gen.config)[0]
+        assert_same(out, ref)
+
+
+def test_a_closing_budget_writes_the_arrow_with_its_space(smol_tokenizer):
+    """Where the budget closed a call, it wrote ")->" (the shortest ending), not ") ->"."""
+    from toolformer.constrain import CallConstraint, token_index
+    from toolformer.grammar import call_grammar
+
+    index = token_index(smol_tokenizer)
+    g = call_grammar([Calc()], "->")
+    assert g.accepts("Calculator(3*4) ->") and not g.accepts("Calculator(3*4)->")
+    con = CallConstraint(index, g, max_tokens=3, reserve=0)
+    for tok in smol_tokenizer.encode("Calculator(3*4", add_special_tokens=False):
+        con.push(tok)
+    ids = []
+    while not con.done:
+        allowed = con.allowed().nonzero().flatten().tolist()
+        ids.append(max(allowed, key=lambda i: len(index.bytes_of[i])))
+        con.push(ids[-1])
+    assert smol_tokenizer.decode(ids).endswith(") ->")
+
+
+def test_no_call_opens_inside_a_character(smol_tokenizer):
+    """A "[" after half a character split it (the output held U+FFFD before the call)."""
+    from toolformer.generation.row import _Row
+    from toolformer.generation.rules import _vocab_for
+
+    row = _Row(0, "Compute:", smol_tokenizer.encode("Compute:"), smol_tokenizer, None, [], 0)
+    config = GenerationConfig()
+    assert row.call_allowed(config)
+    é = smol_tokenizer.encode("é", add_special_tokens=False)
+    lead = smol_tokenizer.convert_tokens_to_ids("\u00c3")
+    cont = smol_tokenizer.convert_tokens_to_ids(smol_tokenizer.convert_ids_to_tokens(é)[0][1:])
+    row.push(lead, _vocab_for(smol_tokenizer, None), config, forced=False)
+    assert not row.call_allowed(config)
+    row.push(cont, _vocab_for(smol_tokenizer, None), config, forced=False)
+    assert row.text == "é" and row.call_allowed(config)
+
+
+def test_max_new_tokens_that_leaves_no_room_for_the_prompt_is_refused(smol_tokenizer):
+    """max_new_tokens >= the context kept the prompt's last token and wrote past the context."""
+    from toolformer.errors import UserError
+
+    base = make_tiny_model(len(smol_tokenizer), seed=4)
+    base.config.max_position_embeddings = 64
+    for budget in (64, 100):
+        expect = (r"max_new_tokens \(%d\) must leave room for the prompt: "
+                  r"context 64, prompt 3 tokens")
+        with pytest.raises(UserError, match=expect % budget):
+            gen_for(base, smol_tokenizer, max_new_tokens=budget).generate("a b c")
+    out = gen_for(base, smol_tokenizer, max_new_tokens=61, min_new_tokens=61).generate("a b c")[0]
+    assert out.prompt_tokens + out.num_tokens <= 64
+
+
+def test_a_result_the_context_cannot_hold_is_left_out(scripted, smol_tokenizer, base_model):
+    """Results go in whole, but never past the model's context: one that does not fit is
+    recorded as the call's error, and the text holds no result either."""
+    model = scripted(CALC_CALL, ("]", " so"))
+    before = model.config.max_position_embeddings
+    model.config.max_position_embeddings = 40
+    try:
+        gen = gen_for(model, smol_tokenizer, ToolExecutor([Huge()], max_result_chars=400),
+                      max_new_tokens=20)
+        out = gen.generate("Compute:")[0]
+    finally:
+        model.config.max_position_embeddings = before
+    (call,) = out.calls
+    assert not call.ok and "does not fit in the model's context" in call.error
+    assert out.text[call.start : call.end] == "[Calculator(3*4) ->]"
+    assert out.prompt_tokens + out.num_tokens <= 40
 
 
 def test_prompt_longer_than_the_context_is_cut_from_the_left(smol_tokenizer):

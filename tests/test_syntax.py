@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -9,6 +10,11 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from toolformer.syntax import (
+    ARROW,
+    CALL_END,
+    CALL_START,
+    _NAME_RE,
+    _unescape,
     call_progress,
     APICall,
     CallMatch,
@@ -354,3 +360,154 @@ def test_generation_annotation_and_syntax_agree_on_every_call(tool, args):
         assert call_progress(written[:k])[0] == "open", written[:k]
     state, got = call_progress(written)
     assert state == "pending" and got == call
+
+
+# --------------------------------------------------------------------------- linear parsing
+# The parser as it was before it became linear (a scan from every "[" to the end of the text):
+# the reference the linear parser must agree with on any text.
+_OLD_ESCAPABLE = set("\\()[]")
+
+
+def _old_scan_balanced(text: str, pos: int) -> Optional[int]:
+    """Index of the ``)`` closing the args that start at ``pos``, by balanced parentheses."""
+    depth = 0
+    i = pos
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\" and i + 1 < n and text[i + 1] in _OLD_ESCAPABLE:
+            i += 2
+            continue
+        if ch in "[]":
+            return None
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            if depth == 0:
+                return i
+            depth -= 1
+        i += 1
+    return None
+
+
+_OLD_LENIENT_END = re.compile(r"\)\s*(?:\]|->)")
+
+
+def _old_scan_lenient(text: str, pos: int) -> Optional[int]:
+    """Index of the first ``)`` followed by ``]`` or ``->``, with no bracket before it."""
+    m = _OLD_LENIENT_END.search(text, pos)
+    if m is None:
+        return None
+    if re.search(r"(?<!\\)[\[\]]", text[pos : m.start()]):
+        return None
+    return m.start()
+
+
+def _old_after_args(text: str, close: int) -> Optional[tuple]:
+    """Parse what follows the args' ``)``: ``]`` or ``-> result]``. Returns (result, end)."""
+    i = close + 1
+    n = len(text)
+    j = i
+    while j < n and text[j] in " \t":
+        j += 1
+    if j < n and text[j] == CALL_END:
+        return None, j + 1
+    if text.startswith(ARROW, j):
+        k = j + len(ARROW)
+        if k < n and text[k] == " ":
+            k += 1
+        start = k
+        while k < n:
+            ch = text[k]
+            if ch == "\\" and k + 1 < n and text[k + 1] in _OLD_ESCAPABLE:
+                k += 2
+                continue
+            if ch == CALL_END:
+                return _unescape(text[start:k]), k + 1
+            if ch == CALL_START:
+                return False  # a new call opens before this one closed
+            k += 1
+        return False  # never closed
+    return False
+
+
+def _old_parse_at(text: str, start: int) -> Optional[CallMatch]:
+    if not text.startswith(CALL_START, start):
+        return None
+    m = _NAME_RE.match(text, start + 1)
+    if m is None or m.end() >= len(text) or text[m.end()] != "(":
+        return None
+    args_start = m.end() + 1
+    for scan in (_old_scan_balanced, _old_scan_lenient):
+        close = scan(text, args_start)
+        if close is None:
+            continue
+        tail = _old_after_args(text, close)
+        if tail is False:
+            continue
+        result, end = tail
+        args = _unescape(text[args_start:close])
+        return CallMatch(APICall(m.group(0), args, result), start, end)
+    return None
+
+
+def _old_find_calls(text):
+    out, pos = [], 0
+    while True:
+        start = text.find(CALL_START, pos)
+        if start < 0:
+            return out
+        match = _old_parse_at(text, start)
+        if match is None:
+            pos = start + 1
+        else:
+            out.append(match)
+            pos = match.end
+
+
+# Texts made of the pieces that steer the parser: brackets, parentheses, escapes, arrows.
+_PIECES = st.sampled_from(["[", "]", "(", ")", "\\", "->", " ", "a", "Calc", "[a(", ") ->",
+                           ")]", "\\[", "\\)", "\t", "\n", "x y", "é"])
+parser_text = st.lists(_PIECES, max_size=40).map("".join)
+
+
+@THOROUGH
+@given(parser_text)
+def test_linear_parser_agrees_with_the_scanning_parser(text):
+    assert find_calls(text) == _old_find_calls(text)
+
+
+@FAST
+@given(st.lists(st.tuples(calls, prose), max_size=4))
+def test_linear_parser_agrees_on_formatted_calls(parts):
+    text = "".join(format_call(c) + p for c, p in parts)
+    assert find_calls(text) == _old_find_calls(text)
+
+
+def _answer_text(text):
+    from toolformer.eval.metrics import answer_text
+
+    return answer_text(text)
+
+
+@pytest.mark.parametrize("unit, parse", [
+    ("[a(()", find_calls), ("[a(\\[a(", find_calls), ("\\[a((", find_calls),
+    ("[a() -> x", find_calls), ("[a(" + " " * 8 + ")", find_calls), ("[a(()", strip_calls),
+    ("[a(()", _answer_text),
+])
+def test_find_calls_is_linear_in_the_text(unit, parse):
+    """200,000 characters of many openings took 29.5 s (each "[" scanned to the end): ten
+    times the text must take about ten times as long, not a hundred (find_calls and the
+    callers that read calls out of any text: strip_calls, the metrics' answer text)."""
+
+    def seconds(n):
+        text = unit * (n // len(unit))
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            parse(text)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    small, large = seconds(20_000), seconds(200_000)
+    assert large / small < 30, (small, large)

@@ -25,7 +25,7 @@ import bisect
 import weakref
 from typing import Any, Dict, List, Optional, Tuple
 
-from toolformer.grammar import SPECIAL_BYTES, CallGrammar, GrammarError, State
+from toolformer.grammar import SPECIAL_BYTES, CallGrammar, GrammarError, State, utf8_bad_tail
 
 def _byte_decoder() -> Dict[str, int]:
     """GPT-2's byte <-> unicode table, inverted (byte-level BPE pieces back to bytes)."""
@@ -90,10 +90,11 @@ class TokenIndex:
         pairs = sorted((b, i) for i, b in enumerate(raw) if b)
         self.sorted = [b for b, _ in pairs]
         self.ids = np.array([i for _, i in pairs], dtype=np.int64)
-        # the last position of a special byte in each token (-1: none): a range whose tokens
-        # have none at or after depth d is plain text from there on
+        # the last position of a special byte or of ill-formed UTF-8 in each token (-1: none):
+        # a range whose tokens have none at or after depth d is plain text from there on
         self.last_special = np.array(
-            [max((k for k, c in enumerate(b) if c in SPECIAL_BYTES), default=-1) for b in self.sorted],
+            [max(max((k for k, c in enumerate(b) if c in SPECIAL_BYTES), default=-1),
+                 utf8_bad_tail(b)) for b in self.sorted],
             dtype=np.int64,
         )
         self._masks: Dict[Tuple[Any, State, bool], Any] = {}

@@ -9,7 +9,10 @@ whole call after ``[``: a registered tool's name, ``(``, its arguments, ``)`` an
 (candidate sampling) or `` ->`` (generation).
 
 The automata work on bytes, not characters, so that a token holding part of a multi-byte
-character can be checked on its own (every byte >= 0x80 is ordinary text). Every state they
+character can be checked on its own (every byte >= 0x80 is ordinary text to an argument
+grammar). :class:`CallGrammar` also reads the argument bytes as UTF-8: only well-formed
+characters, and the call cannot close in the middle of one (a ``)`` there would leave half a
+character, decoded as U+FFFD, in the output). Every state they
 can reach has a way to finish the call, so a decoder that only ever picks allowed tokens ends
 with a call that :func:`toolformer.syntax.parse_call` accepts. :mod:`toolformer.constrain`
 turns a grammar into token masks for a tokenizer.
@@ -33,6 +36,56 @@ _DASH, _GT = ord("-"), ord(">")
 _TEXT_FORBIDDEN = frozenset(b"[]\\\n\r") | frozenset(range(0x20)) | {0x7F}
 # Bytes whose meaning depends on the state; every other byte is "plain" text.
 SPECIAL_BYTES = frozenset(b"[]()\\->") | frozenset(range(0x21))  # controls and space too
+
+
+def utf8_step(pending: object, byte: int) -> Optional[object]:
+    """One byte of UTF-8 (RFC 3629): the decoder's next state, or None for an ill-formed byte.
+
+    ``pending``: 0 at a character boundary, else ``(bytes still needed, lowest, highest)``
+    allowed for the next byte (``E0`` needs ``A0..BF`` next: no overlong forms; ``ED`` needs
+    ``80..9F``: no surrogates; ``F4`` needs ``80..8F``: nothing above U+10FFFF). ``C0``, ``C1``
+    and ``F5..FF`` never occur.
+    """
+    if pending == 0:
+        if byte < 0x80:
+            return 0
+        if 0xC2 <= byte <= 0xDF:
+            return (1, 0x80, 0xBF)
+        if 0xE0 <= byte <= 0xEF:
+            return (2, 0xA0 if byte == 0xE0 else 0x80, 0x9F if byte == 0xED else 0xBF)
+        if 0xF0 <= byte <= 0xF4:
+            return (3, 0x90 if byte == 0xF0 else 0x80, 0x8F if byte == 0xF4 else 0xBF)
+        return None
+    need, lo, hi = pending  # type: ignore[misc]
+    if not lo <= byte <= hi:
+        return None
+    return 0 if need == 1 else (need - 1, 0x80, 0xBF)
+
+
+def utf8_bad_tail(data: bytes) -> int:
+    """The last position of ``data`` inside an ill-formed piece of UTF-8 (a stray continuation
+    byte, a byte that never occurs, a character cut short, at the end too), else -1.
+
+    UTF-8 synchronises at every lead byte, so from any character boundary after that
+    position the bytes decode the same way, as whole characters.
+    """
+    try:
+        data.decode("utf-8")
+        return -1  # the common case, at C speed
+    except UnicodeDecodeError:
+        pass
+    bad, pending = -1, 0
+    for k, b in enumerate(data):
+        nxt = utf8_step(pending, b)
+        if nxt is None and pending != 0:  # the character in progress was cut short
+            bad = k - 1
+            nxt = utf8_step(0, b)
+        if nxt is None:
+            bad, nxt = k, 0
+        pending = nxt
+    if pending != 0:
+        bad = len(data) - 1
+    return bad
 _OPERATORS = frozenset(b"+-*/")
 _DIGITS = frozenset(b"0123456789")
 
@@ -258,8 +311,11 @@ class CallGrammar:
 
     ``tools``: ``(name, ArgGrammar)`` pairs; ``ending``: ``"]"`` (candidate sampling: the
     call closes) or ``"->"`` (generation: the tool runs next); one space may precede it.
-    States: ``("n", prefix)`` in the name, ``("a", tool, arg_state)`` in the arguments,
-    ``("t", tool, written)`` after the ``)``, ``("d", tool)`` done (nothing may follow).
+    With ending ``"->"`` the call ends exactly as :func:`toolformer.syntax.format_call_prefix`
+    writes it, ``) ->`` (a budget that closes the call wrote ``)->`` before).
+    States: ``("n", prefix)`` in the name, ``("a", tool, arg_state, utf8)`` in the arguments
+    (``utf8``: :func:`utf8_step`'s state), ``("t", tool, written)`` after the ``)``,
+    ``("d", tool)`` done (nothing may follow).
     """
 
     tools: Tuple[Tuple[str, ArgGrammar], ...]
@@ -280,7 +336,9 @@ class CallGrammar:
         object.__setattr__(self, "_heads", heads)
         object.__setattr__(self, "_name_prefixes", frozenset(prefixes))
         object.__setattr__(self, "_args", dict(self.tools))
-        object.__setattr__(self, "_tails", (self.ending, " " + self.ending))
+        # "]" or " ]" closes a candidate; a call that the tool is to run ends " ->", as written
+        tails = (self.ending, " " + self.ending) if self.ending == "]" else (" " + self.ending,)
+        object.__setattr__(self, "_tails", tails)
         object.__setattr__(self, "_distances", {})
 
     @classmethod
@@ -299,16 +357,17 @@ class CallGrammar:
             text = state[1] + chr(byte)
             if text in self._heads:  # type: ignore[attr-defined]
                 tool = self._heads[text]  # type: ignore[attr-defined]
-                return ("a", tool, self._args[tool].start())  # type: ignore[attr-defined]
+                return ("a", tool, self._args[tool].start(), 0)  # type: ignore[attr-defined]
             return ("n", text) if byte < 0x80 and text in self._name_prefixes else None  # type: ignore[attr-defined]
         if kind == "a":
-            tool, inner = state[1], state[2]
+            tool, inner, pending = state[1], state[2], state[3]
             grammar = self._args[tool]  # type: ignore[attr-defined]
-            if byte == _CLOSE and grammar.can_close(inner):
+            if byte == _CLOSE and pending == 0 and grammar.can_close(inner):
                 # the first ")" at depth 0 ends the arguments (no grammar lets one through)
                 return ("t", tool, "")
-            nxt = grammar.step(inner, byte)
-            return None if nxt is None else ("a", tool, nxt)
+            utf8 = utf8_step(pending, byte)
+            nxt = None if utf8 is None else grammar.step(inner, byte)
+            return None if nxt is None else ("a", tool, nxt, utf8)
         if kind == "t":
             text = state[2] + chr(byte)
             if text in self._tails:  # type: ignore[attr-defined]
@@ -317,10 +376,13 @@ class CallGrammar:
         return None
 
     def absorbs(self, state: State) -> Optional[State]:
+        # the state after any run of plain bytes that is well-formed UTF-8 to its end (the
+        # character in progress completed): the token-mask builder checks that each token of
+        # the range is (TokenIndex.last_special), so a run never ends inside a character
         if state[0] != "a":
             return None
         inner = self._args[state[1]].absorbs(state[2])  # type: ignore[attr-defined]
-        return None if inner is None else ("a", state[1], inner)
+        return None if inner is None else ("a", state[1], inner, 0)
 
     def distance(self, state: State) -> int:
         """The fewest bytes that complete the call from ``state`` (0 when done)."""
@@ -337,7 +399,9 @@ class CallGrammar:
                 return steps
             nxt = []
             for s in frontier:
-                for b in range(0x20, 0x7F):
+                # printable ASCII; inside a character, the lowest byte that continues it
+                probe = range(0x20, 0x7F) if s[0] != "a" or s[3] == 0 else (s[3][1],)
+                for b in probe:
                     t = self.step(s, b)
                     if t is not None and t not in seen:
                         seen.add(t)

@@ -8,6 +8,7 @@ calls we format ourselves escape just enough (a backslash before ``\\ ( ) [ ]``)
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, replace
 from typing import Iterator, List, Optional
@@ -130,81 +131,122 @@ def _unescape(text: str) -> str:
     return "".join(out)
 
 
-def _scan_args_balanced(text: str, pos: int) -> Optional[int]:
-    """Index of the ``)`` closing the args that start at ``pos``, by balanced parentheses."""
-    depth = 0
-    i = pos
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "\\" and i + 1 < n and text[i + 1] in _ESCAPABLE:
-            i += 2
-            continue
-        if ch in "[]":
-            return None
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            if depth == 0:
-                return i
-            depth -= 1
-        i += 1
-    return None
+class _Scan:
+    """Every position a call parse needs, found in one pass over a text, so that parsing
+    from each ``[`` costs a look-up instead of a scan to the end of the text (a text with
+    many openings, e.g. 200,000 characters of ``[a(()``, was quadratic).
 
+    Escapes are read left to right (``\\`` then an escapable character is one pair); every
+    scan starts after a ``(``, ``>`` or space, which always ends a pair or stands alone, so
+    reading each scan's escapes from its own start gives the same pairs as reading them once
+    from the text's start. ``events``: positions of the unescaped ``( ) [ ]``; ``closes[k]``:
+    the first event at or after ``k`` where the depth counted from ``k`` drops below zero
+    (a ``)`` that closes at depth 0); ``brackets[k]``: the first ``[`` or ``]`` event at or
+    after ``k``. The lenient scan reads escapes as before (a bracket not right after a
+    backslash): ``loose_brackets`` and ``loose_ends`` (``)`` then ``]`` or ``->``).
+    """
 
-_LENIENT_END = re.compile(r"\)\s*(?:\]|->)")
-
-
-def _scan_args_lenient(text: str, pos: int) -> Optional[int]:
-    """Index of the first ``)`` followed by ``]`` or ``->``, with no bracket before it."""
-    m = _LENIENT_END.search(text, pos)
-    if m is None:
-        return None
-    if re.search(r"(?<!\\)[\[\]]", text[pos : m.start()]):
-        return None
-    return m.start()
-
-
-def _after_args(text: str, close: int) -> Optional[tuple]:
-    """Parse what follows the args' ``)``: ``]`` or ``-> result]``. Returns (result, end)."""
-    i = close + 1
-    n = len(text)
-    j = i
-    while j < n and text[j] in " \t":
-        j += 1
-    if j < n and text[j] == CALL_END:
-        return None, j + 1
-    if text.startswith(ARROW, j):
-        k = j + len(ARROW)
-        if k < n and text[k] == " ":
-            k += 1
-        start = k
-        while k < n:
-            ch = text[k]
-            if ch == "\\" and k + 1 < n and text[k + 1] in _ESCAPABLE:
-                k += 2
+    def __init__(self, text: str):
+        self.text = text
+        pos: List[int] = []
+        depth_pending: dict = {}
+        closes: List[int] = []
+        depth = 0
+        for m in _STRUCTURE.finditer(text):
+            ch = m.group(0)
+            if len(ch) == 2:  # an escaped pair
                 continue
-            if ch == CALL_END:
-                return _unescape(text[start:k]), k + 1
-            if ch == CALL_START:
-                return False  # a new call opens before this one closed
-            k += 1
-        return False  # never closed
-    return False
+            k = len(pos)
+            pos.append(m.start())
+            closes.append(-1)
+            depth_pending.setdefault(depth, []).append(k)
+            if ch == "(":
+                depth += 1
+            elif ch == ")":
+                for j in depth_pending.pop(depth, ()):
+                    closes[j] = k
+                depth -= 1
+        n = len(pos)
+        brackets = [-1] * (n + 1)
+        for k in range(n - 1, -1, -1):
+            brackets[k] = k if text[pos[k]] in "[]" else brackets[k + 1]
+        self.events, self.closes, self.brackets = pos, closes, brackets
+        self.loose_brackets = [m.start() for m in _LOOSE_BRACKET.finditer(text)]
+        self.loose_ends = [m.start() for m in _LENIENT_END.finditer(text)]
+        self._after: dict = {}
+
+    def balanced(self, start: int) -> Optional[int]:
+        """Index of the ``)`` closing the args that start at ``start``, by balanced parentheses:
+        the first ``)`` at depth 0 before any bracket, else None."""
+        k = bisect.bisect_left(self.events, start)
+        if k >= len(self.events):
+            return None
+        close, bracket = self.closes[k], self.brackets[k]
+        if close < 0 or (0 <= bracket < close):
+            return None
+        return self.events[close]
+
+    def lenient(self, start: int) -> Optional[int]:
+        """Index of the first ``)`` followed by ``]`` or ``->``, with no bracket before it."""
+        i = bisect.bisect_left(self.loose_ends, start)
+        if i >= len(self.loose_ends):
+            return None
+        end = self.loose_ends[i]
+        j = bisect.bisect_left(self.loose_brackets, start)
+        if j < len(self.loose_brackets) and self.loose_brackets[j] < end:
+            return None
+        return end
+
+    def next_bracket(self, start: int) -> int:
+        """Index of the first unescaped ``[`` or ``]`` at or after ``start``, else -1."""
+        k = bisect.bisect_left(self.events, start)
+        b = self.brackets[k] if k < len(self.events) else -1
+        return -1 if b < 0 else self.events[b]
+
+    def after_args(self, close: int):
+        """What follows the args' ``)``: ``]`` or ``-> result]``; ``(result, end)`` or False."""
+        found = self._after.get(close)
+        if found is None:
+            found = self._after[close] = self._after_args(close)
+        return found
+
+    def _after_args(self, close: int):
+        text, n = self.text, len(self.text)
+        j = close + 1
+        while j < n and text[j] in " \t":
+            j += 1
+        if j < n and text[j] == CALL_END:
+            return None, j + 1
+        if text.startswith(ARROW, j):
+            k = j + len(ARROW)
+            if k < n and text[k] == " ":
+                k += 1
+            end = self.next_bracket(k)
+            if end >= 0 and text[end] == CALL_END:
+                return _unescape(text[k:end]), end + 1
+        return False  # never closed, or a new call opens before this one closed
 
 
-def _parse_at(text: str, start: int) -> Optional[CallMatch]:
+_STRUCTURE = re.compile(r"\\[\\()\[\]]|[()\[\]]")
+_LOOSE_BRACKET = re.compile(r"(?<!\\)[\[\]]")
+_LENIENT_END = re.compile(r"\)(?=\s*(?:\]|->))")
+
+
+def _parse_at(text: str, start: int, scan: Optional[_Scan] = None) -> Optional[CallMatch]:
+    """The call whose ``[`` is at ``start``, if one is well-formed there (``scan``: the
+    text's :class:`_Scan`, shared by the parses of one text)."""
     if not text.startswith(CALL_START, start):
         return None
     m = _NAME_RE.match(text, start + 1)
     if m is None or m.end() >= len(text) or text[m.end()] != "(":
         return None
+    scan = scan or _Scan(text)
     args_start = m.end() + 1
-    for scan in (_scan_args_balanced, _scan_args_lenient):
-        close = scan(text, args_start)
+    for find in (scan.balanced, scan.lenient):
+        close = find(args_start)
         if close is None:
             continue
-        tail = _after_args(text, close)
+        tail = scan.after_args(close)
         if tail is False:
             continue
         result, end = tail
@@ -227,11 +269,13 @@ def parse_call(text: str) -> APICall:
 def iter_calls(text: str) -> Iterator[CallMatch]:
     """Yield every well-formed call in ``text`` in order; unclosed calls are skipped."""
     pos = 0
+    scan: Optional[_Scan] = None
     while True:
         start = text.find(CALL_START, pos)
         if start < 0:
             return
-        match = _parse_at(text, start)
+        scan = scan or _Scan(text)  # built once per text: every parse below is a look-up
+        match = _parse_at(text, start, scan)
         if match is None:
             pos = start + 1
         else:

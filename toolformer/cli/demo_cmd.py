@@ -29,10 +29,24 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _generate(model: Any, tok: Any, prompt: str, max_new_tokens: int) -> Tuple[str, int, float]:
-    """A greedy continuation: (text, new tokens, seconds)."""
+    """A greedy continuation: (text, new tokens, seconds).
+
+    Never past the model's context: ``max_new_tokens`` is capped to the room the prompt leaves
+    (with a notice); a prompt that fills the context is a one-line error.
+    """
     import torch
 
     enc = tok(prompt, return_tensors="pt").to(model.device)
+    context = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(context, int) and context > 0:
+        room = context - int(enc["input_ids"].shape[1])
+        if room < 1:
+            raise click.ClickException(f"the prompt ({context - room} tokens) fills the model's "
+                                       f"context ({context}); use a shorter --prompt")
+        if max_new_tokens > room:
+            click.echo(f"note: --max-new-tokens {max_new_tokens} capped to {room}: "
+                       f"context {context}, prompt {context - room} tokens", err=True)
+            max_new_tokens = room
     start = time.perf_counter()
     with torch.no_grad():
         out = model.generate(

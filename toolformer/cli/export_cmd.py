@@ -43,9 +43,15 @@ def export(source: str, fmt: str, output: Optional[str]) -> None:
         if output is None:
             _write(sys.stdout, first, rows)
             return
-        with open(tmp, "w", encoding="utf-8") as fh:
-            n = _write(fh, first, rows)
-        os.replace(tmp, output)
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                n = _write(fh, first, rows)
+            os.replace(tmp, output)
+        except OSError as exc:  # name the path the user gave, not our temporary file
+            from toolformer.errors import path_error
+
+            named = _as_output_error(exc, tmp, output)
+            raise path_error(output, named, "the output file") from None
         click.echo(f"wrote {n} rows ({fmt}) to {output}", err=True)
     except click.ClickException:
         raise
@@ -66,3 +72,11 @@ def _write(fh, first, rows) -> int:
         fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         n += 1
     return n
+
+
+def _as_output_error(exc: OSError, tmp: Path, output: str) -> OSError:
+    """``exc`` with the temporary file's name replaced by ``output`` (the error is about it)."""
+    named = str(exc.filename) if exc.filename is not None else None
+    if named is not None and named != str(tmp):
+        return exc
+    return type(exc)(exc.errno, exc.strerror, output)

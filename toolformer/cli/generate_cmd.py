@@ -286,6 +286,7 @@ def generate(model: str, prompt: Optional[str], prompts_file: Optional[str], out
         return
     gen, names, context = build_generator(model, opts)
     todo = prompts[start:]
+    gen.check_room(todo)  # a budget the context cannot hold: one line before any output
 
     if output is None and len(todo) == 1:  # stream one answer to the terminal
         click.echo(click.style(todo[0], bold=True), nl=False)

@@ -8,12 +8,16 @@
   ``tool_calls`` (``{"type": "function", "function": {"name", "arguments": {param: args}}}``),
   and a ``tool`` turn holding the result; a last ``assistant`` turn with the rest of the text.
   The turns' texts put together give the original document back.
+* each call has an ``id`` of 9 letters and digits (Mistral's chat templates refuse any other),
+  the same for the same row every time, and its ``tool`` turn names it as ``tool_call_id``.
 * ``tools``: the JSON schema of each tool that occurs, from its Tool definition (name,
   description, and its one string parameter, constrained as its argument grammar says).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -53,33 +57,96 @@ def _parameter(tool: Any) -> Optional[str]:
     return getattr(tool, "argument_name", None) or DEFAULT_PARAMETER
 
 
+def _kind(value: Any) -> str:
+    """How a JSON value is named in a message: ``a string``, ``null``, ``a list``..."""
+    if value is None:
+        return "null"
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+             list: "a list", dict: "an object"}
+    return names.get(type(value), type(value).__name__)
+
+
+def row_problem(row: Any, fmt: str = "chat") -> Optional[str]:
+    """What keeps ``row`` (one parsed ``data.jsonl`` line) from being exported, else None.
+
+    ``jsonl`` needs an object with a string ``text`` or ``original``; ``chat`` an object with a
+    string ``original`` and a list ``calls`` of objects with a string ``tool``, a string
+    ``args``, a string or null ``result`` and an integer ``offset`` inside the text.
+    """
+    if not isinstance(row, dict):
+        return f"the row is {_kind(row)}, not an object"
+    if fmt == "jsonl":
+        text = row.get("text", row.get("original"))
+        return None if isinstance(text, str) else f"'text' is {_kind(text)}, not a string"
+    if not isinstance(row.get("original"), str) or "calls" not in row:
+        return (f"row {row.get('id', '?')} is not an augmented row (needs 'original' and "
+                f"'calls'); export reads the data.jsonl of toolformer augment")
+    calls, length = row["calls"], len(row["original"])
+    if not isinstance(calls, list):
+        return f"'calls' is {_kind(calls)}, not a list"
+    for i, call in enumerate(calls, 1):
+        if not isinstance(call, dict):
+            return f"call {i} is {_kind(call)}, not an object"
+        for key, ok, want in (("tool", str, "a string"), ("args", str, "a string"),
+                              ("result", (str, type(None)), "a string or null")):
+            if not isinstance(call.get(key, "" if key == "result" else None), ok):
+                return f"call {i}: '{key}' is {_kind(call.get(key))}, not {want}"
+        offset = call.get("offset")
+        if not isinstance(offset, int) or isinstance(offset, bool):
+            return f"call {i}: 'offset' is {_kind(offset)}, not an integer"
+        if not 0 <= offset <= length:
+            return f"call {i}: offset {offset} is outside the text (length {length})"
+    return None
+
+
+def call_ids(row: Dict[str, Any], n: int) -> List[str]:
+    """``n`` distinct ids of 9 letters and digits for the calls of ``row``.
+
+    Mistral's chat templates refuse a tool call whose id is not exactly 9 alphanumeric
+    characters; the ids come from a hash of the row's id and text, so an export gives the
+    same ids every time.
+    """
+    key = json.dumps([row.get("id"), row.get("original")], ensure_ascii=False, default=str)
+    out: List[str] = []
+    salt = 0
+    while len(out) < n:
+        digest = hashlib.sha256(f"{key}\x00{len(out)}\x00{salt}".encode("utf-8")).hexdigest()
+        ident = digest[:9]
+        if ident in out:  # a collision of 36 bits within one row: draw again
+            salt += 1
+            continue
+        out.append(ident)
+    return out
+
+
 def to_messages(row: Dict[str, Any], tools: Dict[str, Any]) -> Dict[str, Any]:
     """One ``data.jsonl`` row (``original`` and ``calls`` with ``offset``) as a conversation.
 
     ``tools``: tool name -> Tool class or instance (for the schemas and parameter names).
-    Returns ``{"id", "messages", "tools"}``. Raises :class:`UserError` for a row without the
-    fields an augmented row has.
+    Returns ``{"id", "messages", "tools"}``. Raises :class:`UserError` for a row that is not
+    an augmented row (:func:`row_problem` says what is wrong).
     """
-    try:
-        text, calls = row["original"], sorted(row["calls"], key=lambda c: c["offset"])
-    except (KeyError, TypeError):
-        raise UserError(f"row {row.get('id', '?') if isinstance(row, dict) else '?'} is not an augmented "
-                        f"row (needs 'original' and 'calls'); export reads the data.jsonl of toolformer augment") from None
+    problem = row_problem(row, "chat")
+    if problem is not None:
+        raise UserError(problem)
+    text, calls = row["original"], sorted(row["calls"], key=lambda c: c["offset"])
     messages: List[Dict[str, Any]] = []
     pos = 0
     used: List[str] = []
-    for i, call in enumerate(calls):
+    for i, (call, ident) in enumerate(zip(calls, call_ids(row, len(calls)))):
         segment = text[pos : call["offset"]]
         tool = tools.get(call["tool"])
         param = _parameter(tool) if tool is not None else DEFAULT_PARAMETER
         arguments = {param: call["args"]} if param else {}
-        fn = {"type": "function", "function": {"name": call["tool"], "arguments": arguments}}
+        fn = {"id": ident, "type": "function",
+              "function": {"name": call["tool"], "arguments": arguments}}
         if i == 0:
             messages.append({"role": "user", "content": segment})
             messages.append({"role": "assistant", "content": "", "tool_calls": [fn]})
         else:
             messages.append({"role": "assistant", "content": segment, "tool_calls": [fn]})
-        messages.append({"role": "tool", "name": call["tool"], "content": call.get("result") or ""})
+        messages.append({"role": "tool", "tool_call_id": ident, "name": call["tool"],
+                         "content": call.get("result") or ""})
         if call["tool"] not in used:
             used.append(call["tool"])
         pos = call["offset"]
@@ -119,17 +186,17 @@ def export_rows(path: str, fmt: str) -> Iterator[Dict[str, Any]]:
     tools: Dict[str, Any] = {}
     # the project's one record reader: a line that is not JSON (or not UTF-8) is a one-line error
     for where, row in iter_records(str(source), on_bad_line="raise"):
+        # a malformed row stops the export with one line naming it (nothing is dropped silently)
+        problem = row_problem(row, fmt)
+        if problem is not None:
+            raise UserError(f"{source} {where}: {problem}")
         if fmt == "jsonl":
             yield {"id": row.get("id"), "text": row.get("text", row.get("original", ""))}
             continue
-        for call in row.get("calls", []) if isinstance(row, dict) else []:
-            name = call.get("tool")
-            if name and name not in tools:
-                tools[name] = _tool_class(name)
-        try:
-            yield to_messages(row, tools)
-        except UserError as exc:
-            raise UserError(f"{source} {where}: {exc}") from None
+        for call in row["calls"]:
+            if call["tool"] and call["tool"] not in tools:
+                tools[call["tool"]] = _tool_class(call["tool"])
+        yield to_messages(row, tools)
 
 
 def _tool_class(name: str) -> Any:

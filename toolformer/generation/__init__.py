@@ -29,10 +29,13 @@ Faults never raise; each is recorded in a :class:`CallRecord`:
 * unknown tool, tool error, timeout or empty result: the executor's error, and ``]`` is inserted;
 * results are capped by the executor (``max_result_chars``);
 * a prompt longer than the context keeps its last ``max_position_embeddings - max_new_tokens``
-  tokens and the output carries a warning.
+  tokens and the output carries a warning; a ``max_new_tokens`` that leaves no room for the
+  prompt is refused (:class:`~toolformer.errors.UserError`).
 
-``max_new_tokens`` bounds every output token, forced ones included; a forced result cut by it
-ends the output with ``finish_reason="length"``. Stop strings are searched in text outside calls;
+``max_new_tokens`` bounds the output's tokens, except that a tool result being inserted goes in
+whole, with its ``]``, so the text and the call record always agree; a result that the model's
+context cannot hold is left out and recorded as the call's error. Nothing is ever written past
+the context. Stop strings are searched in text outside calls;
 the output text ends just before the stop string (it is not included).
 
 The package: :mod:`.types` (config and results), :mod:`.rules` (pure functions on

@@ -32,6 +32,11 @@ class _Detokenizer:
             return now[len(before) :]
         return ""
 
+    @property
+    def holding(self) -> bool:
+        """Whether tokens are held back (half a character): text is still to come from them."""
+        return self.read < len(self.ids)
+
     def flush(self) -> str:
         before = self._decode(self.ids[self.prefix : self.read])
         now = self._decode(self.ids[self.prefix :])

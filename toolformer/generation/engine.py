@@ -13,6 +13,7 @@ from toolformer.generation.rules import _TokenTensors, _vocab_for, at_word_start
 from toolformer.grammar import call_grammar
 from toolformer.kv_cache import cache_kwargs, returned_cache
 from toolformer.generation.types import DEFAULT_TOOLS, GenerationConfig, GenerationEvent, GenerationOutput
+from toolformer.errors import UserError
 from toolformer.tools.base import Tool, ToolContext, ToolResult
 from toolformer.tools.executor import ToolExecutor
 
@@ -109,13 +110,18 @@ class ToolGenerator:
         return self._executor
 
     def encode_prompt(self, prompt: str, config: GenerationConfig) -> tuple:
-        """``(ids, warnings)``: the prompt's tokens, cut from the left to fit the context."""
+        """``(ids, warnings)``: the prompt's tokens, cut from the left to fit the context.
+
+        Raises :class:`~toolformer.errors.UserError` when ``max_new_tokens`` leaves no room for
+        the prompt in the context (it kept the prompt's last token and wrote past the context).
+        """
         ids = self.tokenizer(prompt, add_special_tokens=True).input_ids
         warnings: List[str] = []
         if not ids:
             ids = [self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.pad_id]
         if self.max_positions is not None:
-            keep = max(1, self.max_positions - config.max_new_tokens)
+            self._check_room(len(ids), config)
+            keep = self.max_positions - config.max_new_tokens
             if len(ids) > keep:
                 warnings.append(
                     f"prompt truncated from {len(ids)} to its last {keep} tokens "
@@ -123,6 +129,22 @@ class ToolGenerator:
                 )
                 ids = ids[-keep:]
         return list(ids), warnings
+
+    def _check_room(self, prompt_tokens: int, config: GenerationConfig) -> None:
+        if self.max_positions is not None and config.max_new_tokens >= self.max_positions:
+            raise UserError(
+                f"max_new_tokens ({config.max_new_tokens}) must leave room for the prompt: "
+                f"context {self.max_positions}, prompt {prompt_tokens} tokens; pass at most "
+                f"{max(1, self.max_positions - prompt_tokens)} (--max-new-tokens)")
+
+    def check_room(self, prompts: Sequence[str], config: Optional[GenerationConfig] = None) -> None:
+        """Raise :class:`~toolformer.errors.UserError` at once (before any output) when
+        ``max_new_tokens`` leaves no room in the model's context for a prompt."""
+        config = config or self.config
+        limit = self.max_positions
+        if prompts and limit is not None and config.max_new_tokens >= limit:
+            first = self.tokenizer(prompts[0], add_special_tokens=True).input_ids
+            self._check_room(len(first), config)
 
     def encode_forced(self, text: str) -> List[int]:
         """Tokens of a forced text; special-token strings in tool output stay plain text."""
@@ -136,7 +158,9 @@ class ToolGenerator:
         for i, prompt in enumerate(prompts):
             ids, warnings = self.encode_prompt(prompt, config)
             ctx = contexts[i] if contexts is not None else None
-            rows.append(_Row(offset + i, prompt, ids, self.tokenizer, ctx, warnings, hold, new_constraint))
+            room = None if self.max_positions is None else self.max_positions - len(ids)
+            rows.append(_Row(offset + i, prompt, ids, self.tokenizer, ctx, warnings, hold,
+                             new_constraint, room))
         return rows
 
     def constraint_factory(self, config: GenerationConfig) -> Optional[Callable[[str, int], CallConstraint]]:

@@ -35,7 +35,8 @@ class _Row:
 
     def __init__(self, index: int, prompt: str, prompt_ids: List[int], tokenizer: Any,
                  context: Optional[ToolContext], warnings: List[str], hold: int,
-                 new_constraint: Optional[Callable[[str, int], Any]] = None):
+                 new_constraint: Optional[Callable[[str, int], Any]] = None,
+                 room: Optional[int] = None):
         self.index = index
         self.prompt = prompt
         self.prompt_ids = prompt_ids
@@ -61,13 +62,18 @@ class _Row:
         self.span_started = False
         self.new_constraint = new_constraint  # (text before the call, budget) -> CallConstraint, or None
         self.constraint: Any = None  # the open call's grammar state under constrained decoding
+        # output tokens the model's context holds after the prompt (None: no known limit); a
+        # tool result may pass max_new_tokens (it goes in whole), never this
+        self.room = room
 
     @property
     def in_call(self) -> bool:
         return self.call_start is not None
 
     def call_allowed(self, config: GenerationConfig) -> bool:
-        return config.tools_enabled and not self.in_call and self.calls_made < config.max_calls
+        # not while the detokenizer holds half a character: the "[" would split it
+        return (config.tools_enabled and not self.in_call and self.calls_made < config.max_calls
+                and not self.detok.holding)
 
     def ends_in_word(self) -> bool:
         """Whether the text so far (prompt and output) ends in a letter or a digit."""
@@ -105,7 +111,10 @@ class _Row:
             self._check_stop(before, self.calls[-1].start, config)
         elif not self.in_call:
             self._check_stop(before, len(self.text), config)
-        if len(self.ids) >= config.max_new_tokens:
+        # a result being inserted goes in whole, with its "]": the text and the call record agree
+        if len(self.ids) >= config.max_new_tokens and not self.awaiting_result:
+            self.finish("length")
+        if self.room is not None and len(self.ids) >= self.room:
             self.finish("length")
 
     def _advance_call(self, forced: bool, config: GenerationConfig) -> None:
@@ -159,7 +168,12 @@ class _Row:
             self.finish("stop")
 
     def apply_result(self, result: Optional[ToolResult], error: Optional[str], encode: Callable[[str], List[int]]) -> None:
-        """Record the executor's answer and queue the forced tokens of `` result]`` (or ``]``)."""
+        """Record the executor's answer and queue the forced tokens of `` result]`` (or ``]``).
+
+        The result goes in whole even past ``max_new_tokens``; one that the model's context
+        cannot hold is left out (recorded as an error; only ``]`` goes in, or nothing when even
+        that does not fit), so the text and the record always agree.
+        """
         record = self.calls[-1]
         if result is not None:
             record.tool = result.tool or record.tool
@@ -168,7 +182,17 @@ class _Row:
         else:
             record.error = error
         text = f" {record.result}{CALL_END}" if record.ok else CALL_END
-        self.queue.extend(encode(text))
+        tokens = encode(text)
+        if self.room is not None and len(self.ids) + len(tokens) > self.room:
+            if record.ok:  # (a tool's own error stays the call's error)
+                record.result = None
+                record.error = (f"the result does not fit in the model's context "
+                                f"({self.room} tokens after the prompt)")
+            tokens = encode(CALL_END)
+            if len(self.ids) + len(tokens) > self.room:
+                tokens = []
+                self.finish("length")
+        self.queue.extend(tokens)
         self.pending = None
 
     # -- finishing and streaming ---------------------------------------------------------

@@ -15,7 +15,8 @@ FINISH_REASONS = ("eos", "length", "stop")
 class GenerationConfig:
     """Decoding settings; the call settings default to the paper's (top-10 trigger, one call)."""
 
-    max_new_tokens: int = field(default=128, metadata={"help": "cap on output tokens, forced tool results included"})
+    max_new_tokens: int = field(default=128, metadata={
+        "help": "cap on output tokens; a tool result being inserted goes in whole, even past it"})
     do_sample: bool = field(default=False, metadata={"help": "sample instead of greedy decoding"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
     top_k: int = field(default=0, metadata={"help": "sample among the k most likely tokens (0 = off)"})
