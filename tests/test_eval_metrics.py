@@ -278,8 +278,9 @@ def test_grouped_numbers_equal_plain_ones_and_decimals_stay_apart(n, frac):
 def test_metric_specs_say_which_way_is_better_and_how_to_show_a_score():
     from toolformer.eval.metrics import GENERATE_UNTIL, LOGLIKELIHOOD_ROLLING, METRICS
 
-    assert METRICS.names() == ["lama", "math", "multiple_choice", "perplexity", "qa"]
-    for name in ("math", "lama", "qa", "multiple_choice"):
+    assert METRICS.names() == ["contains", "lama", "math", "multiple_choice", "no_call",
+                               "perplexity", "qa"]
+    for name in ("math", "lama", "qa", "multiple_choice", "contains", "no_call"):
         spec = METRICS.get(name)
         assert spec.higher_is_better and spec.output_type == GENERATE_UNTIL
         assert spec.format(0.4567) == "45.7"

@@ -36,7 +36,8 @@ def _list_tasks() -> None:
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         click.echo(f"{r['name'].ljust(width)}  {r['metric']:<15}  "
-                   f"no-tools: {r['disabled_tools']:<10}  {r['description']}")
+                   f"no-tools: {r['disabled_tools']:<10}  fits: {r['expected_tools']:<13}  "
+                   f"{r['description']}")
     click.echo(f"{'jsonl:PATH'.ljust(width)}  {'math | qa':<15}  "
                "your JSONL with question and answer")
 
@@ -123,7 +124,7 @@ def eval_command(run_dirs: Tuple[str, ...], tool_names: Optional[str],
                         "to compare runs add --compare")
     from toolformer.errors import ensure_file_parent
     from toolformer.eval.harness import evaluate
-    from toolformer.eval.report import bar_chart, summary_table
+    from toolformer.eval.report import bar_chart, confusion_table, summary_table, when_table
 
     if chart:  # checked before the run, not after it
         ensure_file_parent(chart, "the chart file")
@@ -138,6 +139,10 @@ def eval_command(run_dirs: Tuple[str, ...], tool_names: Optional[str],
     )
     results = evaluate(config)
     click.echo(summary_table(results))
-    click.echo(f"results: {Path(config.output_dir) / 'results.json'}")
+    for table in (when_table(results), confusion_table(results)):
+        if table:
+            click.echo("\n" + table)
+    click.echo(f"results: {Path(config.output_dir) / 'results.json'} "
+               f"(report: {Path(config.output_dir) / 'report.md'})")
     if chart:
         click.echo(f"chart: {bar_chart([results], chart)}")

@@ -24,7 +24,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 from toolformer.errors import UserError, ensure_dir
 from toolformer.eval import report
 from toolformer.eval.loaders import Example
-from toolformer.eval.metrics import LOGLIKELIHOOD_ROLLING, METRICS, answer_text
+from toolformer.eval.metrics import (LOGLIKELIHOOD_ROLLING, METRICS, answer_text,
+                                     call_statistics, merge_call_statistics)
 from toolformer.eval.tasks import TaskSpec, default_data_dir, load_examples, resolve_tasks
 from toolformer.generation.types import GenerationConfig
 from toolformer.tools.assembly import DEFAULT_TOOLS
@@ -231,7 +232,21 @@ def summarize(task: TaskSpec, samples: Sequence[Dict[str, Any]], disabled: Seque
         "empty_outputs": sum(1 for s in samples if not s["answer_text"].strip()),
         "finish_reasons": dict(Counter(s["finish_reason"] for s in samples)),
         "seconds": sum(s.get("seconds", 0.0) for s in samples),
+        # when and which tool: call rate, precision, recall, confusion, accuracy split by call
+        "when": call_statistics(samples, task.expected_tools),
     }
+
+
+def example_contexts(examples: Sequence[Example]) -> Optional[List[Any]]:
+    """Per example, what its tools may know: the Calendar returns ``meta["date"]`` (a generated
+    date question's own "today") instead of the real date. None when no example has a date."""
+    if not any(ex.meta.get("date") for ex in examples):
+        return None
+    from toolformer.tools.base import ToolContext
+    from toolformer.tools.calendar import as_date
+
+    return [ToolContext(date=as_date(ex.meta["date"])) if ex.meta.get("date") else None
+            for ex in examples]
 
 
 # --------------------------------------------------------------------------- running
@@ -287,6 +302,7 @@ class _Run:
                              tools_enabled=bool(allowed), stop_strings=task.stop)
         executor = ToolExecutor(self.tools_for(allowed)) if allowed else None
         prompts = [task.prompt(ex) for ex in examples]
+        contexts = example_contexts(examples)
         path = self.samples_path(task)
         done = _read_samples(path) if (path is not None and cfg.resume) else {}
         done = {i: rescore(task, examples[i], r) for i, r in done.items()
@@ -306,7 +322,9 @@ class _Run:
             for b in range(0, len(todo), gen_config.batch_size):
                 batch = todo[b : b + gen_config.batch_size]
                 start = time.perf_counter()
-                outs = generator.generate([prompts[i] for i in batch], gen_config)
+                # only where an example has a date: a generator may not take contexts
+                extra = {} if contexts is None else {"contexts": [contexts[i] for i in batch]}
+                outs = generator.generate([prompts[i] for i in batch], gen_config, **extra)
                 share = (time.perf_counter() - start) / len(batch)
                 records = [score_sample(task, i, examples[i], prompts[i], o, share)
                            for i, o in zip(batch, outs)]
@@ -468,6 +486,8 @@ def evaluate(
         "command": " ".join(sys.argv),
         "settings": asdict(config),
         "tasks": results,
+        # over every generating task: calls, precision, the summed confusion table
+        "when": merge_call_statistics([r["when"] for r in results.values() if "when" in r]),
     }
     if out is not None:
         report.write_results(summary, out)

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
+from toolformer.datasets.dateset import generate_dateset
+from toolformer.datasets.notool import generate_notool
+from toolformer.datasets.rows import check_row
 from toolformer.errors import UserError
 from toolformer.records import RecordStats, iter_records
 from toolformer.eval.metrics import LETTERS, parse_gold_number
@@ -317,6 +320,37 @@ def load_bigbench_mc(path: Path) -> List[Example]:
     return out
 
 
+# --------------------------------------------------------------------------- generated sets
+
+# The evaluation split of the generated sets: how many items, drawn with which seed.
+GENERATED_N = 300
+GENERATED_SEED = 0
+
+
+def _generated(rows: List[Dict[str, Any]]) -> List[Example]:
+    out = []
+    for row in rows:
+        check_row(row)
+        meta = {"date": row["date"], "tools": list(row["tools"]), "answer": row["answer"],
+                "kind": row["kind"], "family": row.get("family")}
+        out.append(Example(row["id"], {"question": row["question"]}, list(row["answers"]),
+                           meta=meta))
+    return out
+
+
+@LOADERS.register("dateset")
+def load_dateset(path: Path) -> List[Example]:
+    """The generated Dateset's eval split (``path`` is not read); gold: the accepted forms,
+    ``meta["date"]``: the reference date the Calendar returns for the example."""
+    return _generated(generate_dateset(GENERATED_N, GENERATED_SEED, "eval"))
+
+
+@LOADERS.register("notool")
+def load_notool(path: Path) -> List[Example]:
+    """The generated no-tool prompts' eval split (``path`` is not read); gold: none."""
+    return _generated(generate_notool(GENERATED_N, GENERATED_SEED, "eval"))
+
+
 # --------------------------------------------------------------------------- perplexity
 
 
@@ -330,9 +364,19 @@ def load_text(path: Path) -> List[Example]:
 # --------------------------------------------------------------------------- generic JSONL
 
 
+def _iso_date(value: Any, where: str) -> str:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        raise UserError(f"{where}: date {value!r} is not YYYY-MM-DD, e.g. 2023-01-30") from None
+
+
 @LOADERS.register("jsonl")
 def load_generic_jsonl(path: Path) -> List[Example]:
-    """Any JSONL with ``question`` and ``answer`` (a number, a string, or a list of strings).
+    """Any JSONL with ``question`` and ``answer`` (a number, a string, or a list of strings),
+    and optionally ``date`` (``YYYY-MM-DD``: what the Calendar returns for that question).
 
     Each example's ``meta["numeric"]`` says whether its answer is a number; the task scores
     with the math metric when every answer is, and with the QA metric otherwise.
@@ -357,6 +401,9 @@ def load_generic_jsonl(path: Path) -> List[Example]:
         else:
             raise UserError(f"{where}: answer must be a number, a string or a non-empty list of "
                             f"strings, got {answer!r}")
+        meta = {"numeric": number is not None, "answer": answer}
+        if row.get("date") is not None:  # the Calendar's date for this question
+            meta["date"] = _iso_date(row["date"], where)
         out.append(Example(str(row.get("id", i)), {"question": str(row["question"])}, gold,
-                           meta={"numeric": number is not None, "answer": answer}))
+                           meta=meta))
     return out

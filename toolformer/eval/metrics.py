@@ -15,6 +15,15 @@ Metrics (paper, Section 4.2):
   reads "3000" and "U.S." reads "US"), appears as whole words within the first 20 words.
 - ``multiple_choice``: the first option the output names, by letter ``(B)`` or by option text
   (see :func:`choice_prediction`), is the gold one.
+- ``contains``: a gold form (a list of accepted forms) within the first 20 words, on word
+  boundaries (the generated Dateset; the paper: the gold contained in the output).
+- ``no_call``: the output has no call (prompts where no tool helps); it reads the output as
+  generated, calls included.
+
+When and which tool (:func:`call_statistics`): per task the call rate, the call precision (calls
+of a tool that fits the task / all calls), recall (examples with a call of a fitting tool /
+examples, for a task that a tool fits), a confusion table (expected x called tool, ``none`` on
+both axes), accuracy with and without a call (the paper's Table 9) and failed calls per tool.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import string
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
+from toolformer.datasets.rows import answer_matches
 from toolformer.registry import Registry
 from toolformer.syntax import UNCLOSED, iter_calls
 
@@ -299,6 +309,8 @@ class MetricSpec:
     output_type: str = GENERATE_UNTIL
     higher_is_better: bool = True
     percent: bool = True  # show score x 100 with one decimal (else the value with two)
+    # the scorer reads the output as generated (calls in it) instead of its answer text
+    reads_calls: bool = False
 
     def __post_init__(self) -> None:
         if self.output_type not in OUTPUT_TYPES:
@@ -310,6 +322,8 @@ class MetricSpec:
         :func:`answer_text`). Raises ``ValueError`` for a corpus metric."""
         if self.scorer is None:
             raise ValueError(f"{self.name} is computed over a whole text, not per output")
+        if self.reads_calls:
+            return self.scorer(output, gold, choices)
         return self.scorer(answer_text(output, calls), gold, choices)
 
     def format(self, score: float) -> str:
@@ -347,11 +361,29 @@ def _multiple_choice(text: str, gold: Any, choices: Optional[Sequence[str]]) -> 
     return Scored(extracted, idx is not None and idx == int(gold))
 
 
+def _contains(text: str, gold: Any, choices: Optional[Sequence[str]]) -> Scored:
+    forms = [gold] if isinstance(gold, str) else [str(g) for g in gold]
+    return Scored(" ".join(first_words(text, QA_WORDS)), answer_matches(text, forms, QA_WORDS))
+
+
+def output_calls(output: str) -> List[str]:
+    """The tool names of the calls in a generated ``output``, in order: every ``[Name(`` (a
+    call closed or not; a bracket that never reached a name is no call)."""
+    return [m.group(0)[1:-1] for m in _OPEN_CALL.finditer(output)]
+
+
+def _no_call(output: str, gold: Any, choices: Optional[Sequence[str]]) -> Scored:
+    called = output_calls(output)
+    return Scored(called, not called)
+
+
 for _spec in (
     MetricSpec("math", "the first number equals the gold answer", _math),
     MetricSpec("lama", f"the gold object within the first {LAMA_WORDS} words", _lama),
     MetricSpec("qa", f"a normalised gold alias within the first {QA_WORDS} words", _qa),
     MetricSpec("multiple_choice", "the first option named is the gold one", _multiple_choice),
+    MetricSpec("contains", f"a gold form within the first {QA_WORDS} words", _contains),
+    MetricSpec("no_call", "the output has no tool call", _no_call, reads_calls=True),
     MetricSpec("perplexity", "token-level perplexity of the text (rolling windows)",
                output_type=LOGLIKELIHOOD_ROLLING, higher_is_better=False, percent=False),
 ):
@@ -367,3 +399,113 @@ def score_output(kind: str, output: str, gold: Any, choices: Optional[Sequence[s
     Raises :class:`~toolformer.registry.UnknownNameError` for an unknown metric.
     """
     return METRICS.get(kind).score(output, gold, choices, calls)
+
+
+# --------------------------------------------------------------------------- when and which
+
+NO_TOOL = "none"  # the confusion table's label for "no tool expected" / "no call made"
+
+
+def called_tools(calls: Sequence[Any]) -> List[str]:
+    """The tool names of a sample's call records (dicts or objects with ``tool``), in order.
+
+    A record without a name (the call rule opened ``[`` but the model wrote no tool name, e.g.
+    ``[A]``) is no call, as in :func:`answer_text`.
+    """
+    names = []
+    for c in calls or ():
+        name = c.get("tool") if isinstance(c, dict) else getattr(c, "tool", None)
+        if name:
+            names.append(str(name))
+    return names
+
+
+def expected_label(expected: Sequence[str]) -> str:
+    """A confusion-table row label: ``QA/WikiSearch``, ``Calculator``, or ``none``."""
+    return "/".join(expected) if expected else NO_TOOL
+
+
+def _rate(num: int, den: int) -> Optional[float]:
+    return num / den if den else None
+
+
+def call_statistics(samples: Sequence[Dict[str, Any]], expected: Sequence[str]
+                    ) -> Dict[str, Any]:
+    """When and which tool the model called on one task.
+
+    ``samples``: records with ``calls`` (call records as dicts: ``tool``, ``error``) and
+    ``correct``; ``expected``: the tools that fit the task (``()``: none does). Returns:
+
+    - ``call_rate``: share of examples with at least one call;
+    - ``precision``: calls of an expected tool / all calls (None without calls); its complement
+      ``wrong_tool_calls`` / ``calls`` is the share of calls to a tool that does not fit;
+    - ``recall``: examples with a call of an expected tool / examples (None when no tool fits);
+    - ``f1`` of the two (None unless both are defined);
+    - ``confusion``: ``{expected_label: {called: count}}``; a cell counts examples: one that
+      called tools counts once under each tool it called, one without a call under ``none``;
+    - ``called`` / ``not_called``: ``{"correct", "n", "accuracy"}`` over the examples with and
+      without a call (the paper's Table 9);
+    - ``failed_calls_by_tool``: calls that returned no result, per tool.
+    Tool names compare case-insensitively.
+    """
+    fits = {t.lower() for t in expected}
+    n = len(samples)
+    n_calls = fitting_calls = with_call = with_fitting = 0
+    row: Dict[str, int] = {}
+    failed: Dict[str, int] = {}
+    split = {True: [0, 0], False: [0, 0]}  # called -> [correct, n]
+    for s in samples:
+        names = called_tools(s.get("calls") or ())
+        n_calls += len(names)
+        fitting_calls += sum(1 for t in names if t.lower() in fits)
+        with_call += bool(names)
+        with_fitting += any(t.lower() in fits for t in names)
+        for t in dict.fromkeys(names) or (NO_TOOL,):
+            row[t] = row.get(t, 0) + 1
+        for c in s.get("calls") or ():
+            if c.get("tool") and c.get("error"):
+                failed[c["tool"]] = failed.get(c["tool"], 0) + 1
+        cell = split[bool(names)]
+        cell[0] += bool(s.get("correct"))
+        cell[1] += 1
+    precision = _rate(fitting_calls, n_calls)
+    recall = _rate(with_fitting, n) if fits else None
+    f1 = (2 * precision * recall / (precision + recall) if precision and recall else
+          (0.0 if precision is not None and recall is not None else None))
+    return {
+        "expected_tools": list(expected),
+        "n": n,
+        "call_rate": _rate(with_call, n) or 0.0,
+        "calls": n_calls,
+        "expected_calls": fitting_calls,
+        "wrong_tool_calls": n_calls - fitting_calls,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "confusion": {expected_label(expected): dict(sorted(row.items()))},
+        "called": {"correct": split[True][0], "n": split[True][1],
+                   "accuracy": _rate(*split[True])},
+        "not_called": {"correct": split[False][0], "n": split[False][1],
+                       "accuracy": _rate(*split[False])},
+        "failed_calls_by_tool": dict(sorted(failed.items())),
+    }
+
+
+def merge_call_statistics(per_task: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """The run's totals over tasks' :func:`call_statistics`: calls, precision, the summed
+    confusion table (rows: expected tools, columns: called tools) and failed calls."""
+    confusion: Dict[str, Dict[str, int]] = {}
+    failed: Dict[str, int] = {}
+    calls = fitting = 0
+    for stats in per_task:
+        calls += stats["calls"]
+        fitting += stats["expected_calls"]
+        for label, row in stats["confusion"].items():
+            target = confusion.setdefault(label, {})
+            for tool, count in row.items():
+                target[tool] = target.get(tool, 0) + count
+        for tool, count in stats["failed_calls_by_tool"].items():
+            failed[tool] = failed.get(tool, 0) + count
+    return {"calls": calls, "expected_calls": fitting, "wrong_tool_calls": calls - fitting,
+            "precision": _rate(fitting, calls), "confusion": confusion,
+            "failed_calls_by_tool": failed}

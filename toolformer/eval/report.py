@@ -1,7 +1,8 @@
-"""Reports of evaluation runs: ``results.json``, terminal tables, a PNG bar chart.
+"""Reports of evaluation runs: ``results.json``, ``report.md``, terminal tables, a PNG chart.
 
 A run folder holds ``results.json`` (see :func:`toolformer.eval.harness.evaluate`) and
-``samples/<task>.jsonl``. :func:`comparison_table` puts several runs side by side (rows = tasks,
+``samples/<task>.jsonl``. :func:`when_table` and :func:`confusion_table` say when and which
+tool the model called. :func:`comparison_table` puts several runs side by side (rows = tasks,
 columns = runs); :func:`bar_chart` draws the same as grouped bars.
 """
 
@@ -9,12 +10,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from toolformer.errors import UserError
-from toolformer.eval.metrics import GENERATE_UNTIL, METRICS, MetricSpec
+from toolformer.eval.metrics import GENERATE_UNTIL, METRICS, NO_TOOL, MetricSpec
 
 RESULTS_FILE = "results.json"
+REPORT_FILE = "report.md"
 
 
 def default_label(model: str, tools_enabled: bool = True) -> str:
@@ -31,6 +33,7 @@ def write_results(results: Dict[str, Any], out_dir: Union[str, Path]) -> Path:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     tmp.replace(path)
+    (out / REPORT_FILE).write_text(markdown_report(results), encoding="utf-8")
     return path
 
 
@@ -89,8 +92,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(header), sep] + [line(r) for r in rows])
 
 
-def summary_table(results: Dict[str, Any]) -> str:
-    """One run: per task the score, n, tool use, failures, output length and time."""
+def summary_rows(results: Dict[str, Any]) -> Tuple[List[str], List[List[str]], str]:
+    """``(header, rows, note)`` of :func:`summary_table`."""
     header = ["task", "metric", "score", "n", "calls%", "failed", "tools", "tokens", "seconds"]
     rows = []
     for name, t in results["tasks"].items():
@@ -101,7 +104,100 @@ def summary_table(results: Dict[str, Any]) -> str:
             f"{t.get('mean_output_tokens', 0.0):.1f}", f"{t.get('seconds', 0.0):.1f}",
         ])
     note = "scores: accuracy in % (lenient, zero-shot); perplexity: lower is better"
+    return header, rows, note
+
+
+def summary_table(results: Dict[str, Any]) -> str:
+    """One run: per task the score, n, tool use, failures, output length and time."""
+    header, rows, note = summary_rows(results)
     return _table(header, rows) + "\n" + note
+
+
+def _pct(value: Optional[float]) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _acc(cell: Optional[Dict[str, Any]]) -> str:
+    if not cell or not cell.get("n"):
+        return "- (0)"
+    return f"{_pct(cell.get('accuracy'))} ({cell['n']})"
+
+
+def when_rows(results: Dict[str, Any]) -> Tuple[List[str], List[List[str]], str]:
+    """``(header, rows, note)`` of :func:`when_table`; no rows for a run without call
+    statistics (no generating task, or a results file from before them)."""
+    rows = []
+    for name, t in results["tasks"].items():
+        w = t.get("when")
+        if not w:
+            continue
+        rows.append([name, ",".join(w["expected_tools"]) or "none", _pct(w["call_rate"]),
+                     str(w["calls"]), _pct(w["precision"]), _pct(w["recall"]),
+                     _acc(w.get("called")), _acc(w.get("not_called")),
+                     ",".join(f"{k}:{v}" for k, v in w["failed_calls_by_tool"].items()) or "0"])
+    header = ["task", "expected", "calls%", "calls", "prec%", "recall%", "acc called (n)",
+              "acc not called (n)", "failed"]
+    note = ("prec: calls of a fitting tool / all calls; recall: examples with a call of a "
+            "fitting tool / examples (- where no tool fits)")
+    return header, rows, note
+
+
+def when_table(results: Dict[str, Any]) -> str:
+    """One run, per generating task: the tools that fit it, the call rate, call precision and
+    recall, accuracy with / without a call (the paper's Table 9) and failed calls; empty text
+    when no task has call statistics."""
+    header, rows, note = when_rows(results)
+    return _table(header, rows) + "\n" + note if rows else ""
+
+
+def confusion_rows(confusion: Dict[str, Dict[str, int]]) -> Tuple[List[str], List[List[str]]]:
+    """``(header, rows)`` of a confusion table: rows = expected tools, columns = called tools,
+    ``none`` last on both axes."""
+    def order(names: Sequence[str]) -> List[str]:
+        return sorted(n for n in set(names) if n != NO_TOOL) + ([NO_TOOL] if NO_TOOL in names
+                                                               else [])
+    expected = order(list(confusion))
+    called = order([c for row in confusion.values() for c in row] + [NO_TOOL])
+    rows = [[e] + [str(confusion[e].get(c, 0)) for c in called] for e in expected]
+    return ["expected \\ called", *called], rows
+
+
+def confusion_parts(results: Dict[str, Any]) -> Tuple[List[str], List[List[str]], str]:
+    """``(header, rows, note)`` of :func:`confusion_table`; no rows without call statistics."""
+    when = results.get("when")
+    if not when or not when.get("confusion"):
+        return [], [], ""
+    header, rows = confusion_rows(when["confusion"])
+    note = (f"cells: examples (one that called a tool counts under it, one without a call "
+            f"under none); calls: {when['calls']}, to a fitting tool: {when['expected_calls']}"
+            f" (precision {_pct(when['precision'])}%)")
+    return header, rows, note
+
+
+def confusion_table(results: Dict[str, Any]) -> str:
+    """The run's confusion table (summed over tasks; rows: expected tools, columns: called
+    tools; cells count examples) with its call precision; empty text without statistics."""
+    header, rows, note = confusion_parts(results)
+    return _table(header, rows) + "\n" + note if rows else ""
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+
+
+def markdown_report(results: Dict[str, Any]) -> str:
+    """The run as Markdown: scores, when and which tool per task, the confusion table."""
+    parts = [f"# {results.get('name', 'eval')}", "",
+             f"model: `{results.get('model')}`, tools: {', '.join(results.get('tools') or [])}"
+             f", limit: {results.get('limit')}, seed: {results.get('seed')}", ""]
+    for title, (header, rows, note) in (("Scores", summary_rows(results)),
+                                        ("When and which tool", when_rows(results)),
+                                        ("Confusion (expected x called)",
+                                         confusion_parts(results))):
+        if rows:
+            parts += [f"## {title}", "", _md_table(header, rows), "", note, ""]
+    return "\n".join(parts)
 
 
 def comparison_table(runs: Sequence[Dict[str, Any]], show_calls: bool = True) -> str:

@@ -7,6 +7,12 @@ verbatim, sources ``gre-*``/``trex-*``: a QA tool reading that corpus leaks LAMA
 default WikiSearch corpus, gensim's Wikipedia sample, does not.)
 ``jsonl:PATH`` names a generic task over any JSONL with ``question`` and ``answer``.
 
+Each task names the tools that fit it (``expected_tools``; ``()``: none does), which the report's
+call precision, recall and confusion table measure against: math -> Calculator, LAMA and NQ ->
+QA and WikiSearch, the generated Dateset -> Calendar. The BIG-bench date tasks state their own
+reference date ("Today is 12/24/1937") and the Calendar returns another one, so no tool fits
+them. ``dateset`` and ``notool`` are generated (:mod:`toolformer.datasets`), not read from files.
+
 Multiple choice (the date tasks) is scored from the generated text, by the option the output
 names first (see :func:`toolformer.eval.metrics.choice_prediction`), not by option
 log-likelihood: tools act only during generation (a Calendar call may answer a date question),
@@ -22,13 +28,17 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from toolformer.errors import EmptyInputError, UserError
-from toolformer.eval.loaders import LOADERS, Example
+from toolformer.eval.loaders import GENERATED_N, GENERATED_SEED, LOADERS, Example
 from toolformer.eval.metrics import GENERATE_UNTIL, LOGLIKELIHOOD_ROLLING, METRICS, OUTPUT_TYPES
 from toolformer.registry import Registry
 
 QA_TEMPLATE = "Q: {question}\nA:"
 CLOZE_TEMPLATE = "{text}"
 GENERIC_PREFIX = "jsonl:"
+GENERATED_PREFIX = "generated:"
+MATH_TOOLS = ("Calculator",)
+FACT_TOOLS = ("QA", "WikiSearch")
+DATE_TOOLS = ("Calendar",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +59,8 @@ class TaskSpec:
     stop: Tuple[str, ...] = field(default=("\n",), metadata={"help": "generation stop strings"})
     description: str = field(default="", metadata={"help": "one line for `--list-tasks`"})
     paper_task: str = field(default="", metadata={"help": "the paper's benchmark it stands for"})
+    expected_tools: Tuple[str, ...] = field(default=(), metadata={
+        "help": "the tools that fit the task (() = none does): call precision and recall"})
 
     def __post_init__(self) -> None:
         if self.metric == "auto":  # settled on the data: math or qa, both generate
@@ -71,6 +83,8 @@ class TaskSpec:
         return self.output_type == GENERATE_UNTIL
 
     def data_path(self, data_dir: Union[str, Path]) -> Path:
+        if self.path.startswith(GENERATED_PREFIX):  # made by code: no file to find
+            return Path(self.path)
         path = Path(os.path.expanduser(self.path))
         return path if path.is_absolute() else Path(data_dir) / path
 
@@ -99,13 +113,13 @@ def _math(name: str, path: str, format: str, description: str, paper_task: str =
     # Only the first number is scored, and small models go on after the answer line with more
     # "B: ..." lines: the answer line is the output.
     return TaskSpec(name=name, path=path, format=format, metric="math", max_new_tokens=48,
-                    description=description, paper_task=paper_task)
+                    description=description, paper_task=paper_task, expected_tools=MATH_TOOLS)
 
 
 def _lama(name: str, path: str, format: str, description: str, paper_task: str) -> TaskSpec:
     return TaskSpec(name=name, path=path, format=format, metric="lama", template=CLOZE_TEMPLATE,
                     disabled_tools=("WikiSearch",), max_new_tokens=24, description=description,
-                    paper_task=paper_task)
+                    paper_task=paper_task, expected_tools=FACT_TOOLS)
 
 
 def _multiple_choice(name: str, path: str, format: str, description: str) -> TaskSpec:
@@ -134,7 +148,8 @@ for _spec in (
           "LAMA T-REx, mask-final templates (23 of 28 relations here, 18601 facts)", "LAMA T-REx"),
     TaskSpec(name="nq_open", path="nq_open/NQ-open.dev.jsonl", format="nq_open", metric="qa",
              disabled_tools=("QA",), max_new_tokens=48,
-             description="Natural Questions open, test set (3610)", paper_task="NQ"),
+             description="Natural Questions open, test set (3610)", paper_task="NQ",
+             expected_tools=FACT_TOOLS),
     _multiple_choice("date_understanding", "date_understanding_bbh/date_understanding.json",
                      "bbh_mc", "BIG-Bench-Hard date understanding (250), multiple choice"),
     _multiple_choice("date_understanding_bigbench", "date_understanding_bigbench/task.json",
@@ -142,6 +157,15 @@ for _spec in (
                      "BIG-bench date understanding (369), options shuffled, multiple choice"),
     _multiple_choice("temporal_sequences", "date_understanding_bbh/temporal_sequences.json",
                      "bbh_mc", "BIG-Bench-Hard temporal sequences (250), multiple choice"),
+    TaskSpec(name="dateset", path=GENERATED_PREFIX + "dateset", format="dateset",
+             metric="contains", max_new_tokens=48, expected_tools=DATE_TOOLS,
+             description="generated date questions, each with its own date for the Calendar "
+                         f"(eval split, {GENERATED_N}, seed {GENERATED_SEED})",
+             paper_task="Dateset"),
+    TaskSpec(name="notool", path=GENERATED_PREFIX + "notool", format="notool", metric="no_call",
+             max_new_tokens=32, expected_tools=(),
+             description=f"generated prompts where no tool helps (eval split, {GENERATED_N}, "
+                         f"seed {GENERATED_SEED}); score: share of outputs without a call"),
     TaskSpec(name="wikitext2", path="wikitext2_raw/wiki.test.raw", format="text",
              metric="perplexity", output_type=LOGLIKELIHOOD_ROLLING, template="{text}",
              disabled_tools=("*",), max_new_tokens=0, stop=(),
@@ -205,9 +229,9 @@ def load_examples(task: TaskSpec, data_dir: Union[str, Path], limit: Optional[in
                               "check the file or pass another --data-dir")
     if task.metric == "auto":
         if all(ex.meta.get("numeric") for ex in examples):
-            task = replace(task, metric="math")
+            task = replace(task, metric="math", expected_tools=MATH_TOOLS)
         else:
-            task = replace(task, metric="qa")
+            task = replace(task, metric="qa", expected_tools=FACT_TOOLS)
             for ex in examples:
                 if ex.meta.get("numeric"):
                     ex.gold = [str(ex.meta["answer"])]
@@ -231,5 +255,6 @@ def describe_tasks() -> List[Dict[str, str]]:
         t = TASKS.get(name)
         rows.append({"name": t.name, "metric": t.metric, "path": t.path,
                      "disabled_tools": ",".join(t.disabled_tools) or "-",
+                     "expected_tools": ",".join(t.expected_tools) or "none",
                      "description": t.description})
     return rows
