@@ -322,12 +322,13 @@ class AnswerFilter(CandidateFilter):
 
     def answer_correct(self, cand: Candidate) -> bool:
         """Whether the output (its calls' results included) answers right: ``metric`` for a
-        number gold answer, the QA metric (a normalised gold alias among the first words) for a
-        list of aliases; an item no tool helps (``[]``) has no answer to match."""
+        number gold answer, the lenient ``contains`` metric (a gold alias among the first 20
+        words, as the dateset task scores) for a list of aliases (facts, dates); an item no tool
+        helps (``[]``) has no answer to match."""
         from toolformer.eval.metrics import score_output
 
         if isinstance(cand.gold, (list, tuple)):
-            return bool(cand.gold) and score_output("qa", cand.text, list(cand.gold),
+            return bool(cand.gold) and score_output("contains", cand.text, list(cand.gold),
                                                     calls=cand.calls).correct
         return score_output(self.metric, cand.text, cand.gold, calls=cand.calls).correct
 
