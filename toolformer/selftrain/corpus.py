@@ -101,7 +101,8 @@ def load_corpus(path: str, doc_template: str, prompt_template: str, seed: int = 
                             doc_template, prompt_template)
 
 
-def mix_docs(rows: List[Dict[str, Any]], doc_template: str, prompt_template: str) -> List[CorpusDoc]:
+def mix_docs(rows: List[Dict[str, Any]], doc_template: str,
+             prompt_template: str) -> List[CorpusDoc]:
     """:class:`CorpusDoc` s of mixed-curriculum rows: a math row is read as GSM8K (its gold
     number is ``answer``, so it can be a dev problem); other kinds keep their aliases in
     ``answers`` and ``answer`` None (they train, the dev split is math)."""
@@ -115,7 +116,8 @@ def mix_docs(rows: List[Dict[str, Any]], doc_template: str, prompt_template: str
             docs.append(doc)
             continue
         answers = [str(a) for a in row.get("answers") or []]
-        fields = {"question": row["question"], "solution": "", "answer": answers[0] if answers else ""}
+        fields = {"question": row["question"], "solution": "",
+                  "answer": answers[0] if answers else ""}
         try:
             text, prompt = doc_template.format(**fields), prompt_template.format(**fields)
         except (KeyError, IndexError) as exc:

@@ -182,7 +182,8 @@ def check_disjoint(rows: Sequence[Dict[str, Any]], refs: EvalReferences,
     return out
 
 
-def _row(id_: str, question: str, answers: Iterable[str], source: str, **extra: Any) -> Dict[str, Any]:
+def _row(id_: str, question: str, answers: Iterable[str], source: str,
+         **extra: Any) -> Dict[str, Any]:
     answers = [str(a) for a in answers if str(a).strip()]
     return {"id": id_, "question": question, "answer": answers[0] if answers else None,
             "answers": answers, "date": None, "tools": list(TOOLS), "kind": KIND,
@@ -219,7 +220,8 @@ def efficientqa_rows(data_dir: Path) -> List[Dict[str, Any]]:
 
 def generate_facts(n: int, seed: int = 0, data_dir: Optional[Path] = None,
                    sources: Sequence[str] = SOURCES,
-                   refs: Optional[EvalReferences] = None) -> Tuple[List[Dict[str, Any]], FactsReport]:
+                   refs: Optional[EvalReferences] = None,
+                   ) -> Tuple[List[Dict[str, Any]], FactsReport]:
     """``(rows, report)``: ``n`` fact questions drawn (seeded) from ``sources`` after the
     disjointness check, sources interleaved in equal shares; fewer when the sources hold fewer.
 
@@ -234,7 +236,8 @@ def generate_facts(n: int, seed: int = 0, data_dir: Optional[Path] = None,
     report = FactsReport(trex_relations=sorted(set(QUESTIONS) - refs.evaluated_relations))
     pools = []
     for src in sources:
-        rows = trex_rows(data_dir, refs.evaluated_relations) if src == "trex" else efficientqa_rows(data_dir)
+        rows = (trex_rows(data_dir, refs.evaluated_relations) if src == "trex"
+                else efficientqa_rows(data_dir))
         report.candidates[src] = len(rows)
         rows = [r for r in rows if r["answers"]]
         pools.append(check_disjoint(rows, refs, report))

@@ -382,7 +382,8 @@ class WhenFilter(AnswerFilter):
         except (TypeError, ValueError):
             bad = True
         if bad:
-            raise UserError(f"when filter: call_cost must be a number in [0, 0.5), got {call_cost!r}")
+            raise UserError(f"when filter: call_cost must be a number in [0, 0.5), "
+                            f"got {call_cost!r}")
 
     def plain_right(self, cand: Candidate) -> bool:
         """A sample without a call that is right (see the class docstring)."""

@@ -467,7 +467,8 @@ class SelfTrainer:
         plain_ok = _filter_cls(c.filter).keeps_plain  # a right output without a call may train
         by_doc: Dict[str, List[Tuple[float, Candidate]]] = {}
         for cand, s in zip(cands, scores):
-            if s is not None and s >= threshold and (cand.ok_calls or (plain_ok and not cand.calls)):
+            if s is not None and s >= threshold and (cand.ok_calls
+                                                     or (plain_ok and not cand.calls)):
                 by_doc.setdefault(cand.doc_id, []).append((s, cand))
         kept = []
         for doc_id, items in by_doc.items():

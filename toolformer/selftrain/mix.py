@@ -71,7 +71,8 @@ def parse_mix(value: Union[str, Mapping[str, Any], None]) -> Dict[str, float]:
         try:
             w = float(weight)
         except (TypeError, ValueError):
-            raise UserError(f"--mix: the weight of {kind} must be a number, got {weight!r}") from None
+            raise UserError(f"--mix: the weight of {kind} must be a number, "
+                            f"got {weight!r}") from None
         if not w >= 0:  # also NaN
             raise UserError(f"--mix: the weight of {kind} must be >= 0, got {weight!r}")
         out[kind] = w
@@ -92,7 +93,8 @@ def counts(size: int, weights: Mapping[str, float]) -> Dict[str, int]:
     return out
 
 
-def check_tools(tools_of_items: Sequence[Tuple[str, Sequence[str]]], offered: Sequence[str]) -> None:
+def check_tools(tools_of_items: Sequence[Tuple[str, Sequence[str]]],
+                offered: Sequence[str]) -> None:
     """Raise :class:`UserError` for an item none of whose fitting tools is offered.
 
     ``tools_of_items``: ``(what, tools)`` pairs (an item id or a kind, and its tools); an empty
