@@ -294,3 +294,16 @@ def test_grow_gives_the_calendar_each_items_own_date(tmp_path, tiny_dir, shared_
     assert sum(v["with_call"] + v["no_call"] for v in by_kind.values()) == len(kept)
     mixed = json.loads((out / "round_0/corpus/mix.json").read_text())
     assert mixed["items"] == {"math": 8, "dates": 8} and "others_check" in mixed
+
+
+def test_mix_demonstrations_are_shuffled_per_item_and_sample():
+    from toolformer.selftrain.loop import offered_demonstrations, shuffled_demonstrations
+
+    text = offered_demonstrations((Path(mix.__file__).parent / "demos" / "mix.txt").read_text(),
+                                  ["Calculator", "QA", "WikiSearch", "Calendar"])
+    blocks = sorted(b for b in text.split("\n\n") if b)
+    orders = {shuffled_demonstrations(text, f"0-item{i}-0") for i in range(20)}
+    assert len(orders) > 5  # the nearest example varies
+    for o in orders:
+        assert o.endswith("\n\n") and sorted(b for b in o.split("\n\n") if b) == blocks
+    assert shuffled_demonstrations(text, "0-a-1") == shuffled_demonstrations(text, "0-a-1")

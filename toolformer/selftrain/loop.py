@@ -417,7 +417,8 @@ class SelfTrainer:
             })
             batch = [(d, s) for d in docs for s in range(c.samples_per_prompt)]
             factory = self.generator_factory or ToolGenerator
-            texts = [demo + d["prompt"] for d, _ in batch]
+            texts = [(shuffled_demonstrations(demo, f"{c.seed}-{d['id']}-{s}")
+                      if c.demonstrations == "mix" else demo) + d["prompt"] for d, s in batch]
             # the Calendar reads each item's own reference date (a dates item of the mix)
             dated = {"contexts": [ToolContext(date=as_date(d["date"]) if d.get("date") else None)
                                   for d, _ in batch]} if any(d.get("date") for d in docs) else {}
@@ -706,6 +707,18 @@ def offered_demonstrations(text: str, tools: Sequence[str]) -> str:
     blocks = [b for b in re.split(r"\n\s*\n", text) if b.strip()]
     keep = [b for b in blocks if all(m.call.tool in tools for m in iter_calls(b))]
     return "".join(b.strip("\n") + "\n\n" for b in keep)
+
+
+def shuffled_demonstrations(text: str, key: str) -> str:
+    """``text``'s examples in an order drawn from ``key`` (an item and sample): with the mixed
+    demonstrations in one fixed order, the base model called the tool of the example nearest
+    the prompt (the Calendar) on 27 of 32 samples of a smoke run, math and facts included."""
+    import hashlib
+
+    blocks = [b.strip("\n") for b in re.split(r"\n\s*\n", text) if b.strip()]
+    rng = random.Random(int(hashlib.sha1(key.encode()).hexdigest()[:12], 16))
+    rng.shuffle(blocks)
+    return "".join(b + "\n\n" for b in blocks)
 
 
 def grow_by_kind(rows: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
