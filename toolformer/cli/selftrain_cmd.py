@@ -44,6 +44,7 @@ _OPTIONS = [
                  help="Tool.option=value (repeatable), over the default Calculator.numbers_from_text=true"),
     _opt("--data-dir", "data_dir", type=str),
     _opt("--corpus", "corpus", type=str),
+    _opt("--mix", "mix", type=str),
     _opt("--max-problem-steps", "max_problem_steps", type=int),
     _opt("--wiki-docs", "wiki_docs", type=int),
     _opt("--dev-data", "dev_data", type=str),

@@ -24,6 +24,9 @@ class Candidate:
     calls: List[Dict[str, Any]] = field(default_factory=list)
     gold: Optional[Any] = None
     finish_reason: str = ""
+    # the mixed curriculum: the item's kind and the tools that fit it ([]: no tool helps)
+    kind: Optional[str] = None
+    tools: Optional[List[str]] = None
 
     @property
     def ok_calls(self) -> List[Dict[str, Any]]:
@@ -69,4 +72,4 @@ class Candidate:
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "Candidate":
         return cls(**{k: d[k] for k in ("doc_id", "sample", "prompt", "text", "calls", "gold",
-                                       "finish_reason") if k in d})
+                                       "finish_reason", "kind", "tools") if k in d})

@@ -76,6 +76,7 @@ class SelfTrainConfig:
                           "zero-shot calls used the question's numbers)"})
     data_dir: Optional[str] = field(default=None, metadata={"help": "shared data folder (default $TOOLFORMER_DATA or ../shared/data)"})
     corpus: str = field(default="gsm8k/train.jsonl", metadata={"help": "GSM8K-style JSONL (question, answer with '#### n'); relative to data_dir unless absolute. 'arithmetic' or 'arithmetic:N': N generated easy word problems (one or two operations on the question's numbers; toolformer.selftrain.word_problems) instead, for a model too small for GSM8K"})
+    mix: Optional[Dict[str, float]] = field(default=None, metadata={"help": "with --corpus mix[:N] (N items, default 3000): the kinds' relative weights, e.g. math=0.4,facts=0.25,dates=0.2,notool=0.15 (the default); math: generated word problems (Calculator), facts: fact questions disjoint from every evaluation set (QA, WikiSearch), dates: generated date questions, each with its own reference date (Calendar), notool: prompts no tool helps (the right output has no call). Each kind with weight > 0 needs one of its tools in --tools"})
     max_problem_steps: Optional[int] = field(default=1, metadata={"help": "keep only problems whose gold solution has at most this many <<...>> calculations (1: one call answers them, as most SVAMP/MAWPS questions; 499 of 7,473. With 1-2 steps, 2,674 problems, round 1's Grow found the gold answer in 10-24 of 1,280 samples); None: all"})
     wiki_docs: int = field(default=0, metadata={"help": "Wikipedia paragraphs added for the other tools (no gold answers)"})
     doc_template: str = field(default=DOC_TEMPLATE, metadata={"help": "round-0 document text from {question}, {solution}, {answer}"})
@@ -151,6 +152,7 @@ class SelfTrainConfig:
             # the user's own file, not one under data_dir: name it before anything runs
             raise UserError(f"--dev-data {self.dev_data}: no such file; pass a JSONL file with "
                             "question and answer fields")
+        self._validate_mix()
         if self.max_problem_steps is not None and self.max_problem_steps < 1:
             raise UserError(f"max_problem_steps must be >= 1, got {self.max_problem_steps}")
         if not 0 < self.temperature:
@@ -217,6 +219,25 @@ class SelfTrainConfig:
 
         check_training_args(self.finetune.training_args)
         return self
+
+    def _validate_mix(self) -> None:
+        """The mixed curriculum's settings: its size, its weights (a known kind, >= 0, not all
+        zero) and a tool offered for every kind it draws; the shipped calculator demonstrations
+        become the mixed ones (an example per tool and one without a call)."""
+        from toolformer.data_aug.config import canonical_tools
+        from toolformer.selftrain import mix
+
+        if not mix.is_spec(self.corpus):
+            if self.mix is not None:
+                raise UserError("--mix needs --corpus mix (or mix:N)")
+            return
+        mix.parse_spec(self.corpus)
+        self.mix = mix.parse_mix(self.mix)
+        offered = canonical_tools(self.tools) if self.tools else []
+        mix.check_tools([(f"of kind {k}", mix.KIND_TOOLS[k]) for k, w in self.mix.items() if w > 0],
+                        offered)
+        if self.demonstrations == "calculator":
+            self.demonstrations = "mix"
 
     def round_size(self, k: int) -> int:
         """Prompts Grow uses in round ``k`` (>= 1)."""

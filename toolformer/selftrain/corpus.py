@@ -30,6 +30,12 @@ class CorpusDoc:
     answer: Optional[float] = None  # gold answer, when the source has one
     source: str = "gsm8k"
     steps: Optional[int] = None  # calculator annotations in the gold solution (GSM8K)
+    # the mixed curriculum (toolformer.selftrain.mix): the item's kind, the tools that fit it
+    # ([]: none), its gold aliases and its reference date (the Calendar's; YYYY-MM-DD)
+    kind: Optional[str] = None
+    tools: Optional[List[str]] = None
+    answers: Optional[List[str]] = None
+    date: Optional[str] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -60,15 +66,26 @@ def format_number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(x)
 
 
-def load_corpus(path: str, doc_template: str, prompt_template: str, seed: int = 0) -> List[CorpusDoc]:
+def load_corpus(path: str, doc_template: str, prompt_template: str, seed: int = 0,
+                mix: Optional[Dict[str, float]] = None, data_dir: Optional[str] = None,
+                report: Optional[Dict[str, Any]] = None) -> List[CorpusDoc]:
     """Every row of a JSONL corpus as a :class:`CorpusDoc` (file order; ids ``<stem>-<line>``).
 
     A GSM8K row (``question``, ``answer`` ending in ``#### n``) becomes a problem with a gold
     answer: ``doc_template``/``prompt_template`` take ``{question}``, ``{solution}``,
     ``{answer}``. A row with only ``text`` is a document without gold (its opening is the
     prompt). ``path`` ``arithmetic`` or ``arithmetic:N`` is the generated corpus of easy word
-    problems (:mod:`toolformer.selftrain.word_problems`, drawn with ``seed``) instead of a file."""
+    problems (:mod:`toolformer.selftrain.word_problems`, drawn with ``seed``) instead of a file;
+    ``mix`` or ``mix:N`` the mixed curriculum in the proportions ``mix``
+    (:mod:`toolformer.selftrain.mix`; its build report is stored into ``report``)."""
+    from toolformer.selftrain import mix as mixed
     from toolformer.selftrain import word_problems
+
+    if mixed.is_spec(path):
+        rows, built = mixed.build_mix(mixed.parse_spec(path), mixed.parse_mix(mix), seed, data_dir)
+        if report is not None:
+            report.update(built)
+        return mix_docs(rows, doc_template, prompt_template)
 
     if word_problems.is_spec(path):
         rows = word_problems.generate_problems(word_problems.parse_spec(path), seed=seed)
@@ -82,6 +99,33 @@ def load_corpus(path: str, doc_template: str, prompt_template: str, seed: int = 
     stem = "gsm8k" if "gsm8k" in str(p).lower() else p.stem
     return corpus_from_rows(iter_records(str(p), on_bad_line="raise"), stem, str(p),
                             doc_template, prompt_template)
+
+
+def mix_docs(rows: List[Dict[str, Any]], doc_template: str,
+             prompt_template: str) -> List[CorpusDoc]:
+    """:class:`CorpusDoc` s of mixed-curriculum rows: a math row is read as GSM8K (its gold
+    number is ``answer``, so it can be a dev problem); other kinds keep their aliases in
+    ``answers`` and ``answer`` None (they train, the dev split is math)."""
+    docs = []
+    for row in rows:
+        if row["kind"] == "math":
+            doc = corpus_from_rows([(str(row["id"]), row)], "math", "mix", doc_template,
+                                   prompt_template)[0]
+            doc.id, doc.kind, doc.tools = str(row["id"]), "math", list(row["tools"])
+            doc.answers = [format_number(doc.answer)]
+            docs.append(doc)
+            continue
+        answers = [str(a) for a in row.get("answers") or []]
+        fields = {"question": row["question"], "solution": "",
+                  "answer": answers[0] if answers else ""}
+        try:
+            text, prompt = doc_template.format(**fields), prompt_template.format(**fields)
+        except (KeyError, IndexError) as exc:
+            raise UserError(f"template field {exc} unknown; use {{question}}, {{solution}}, {{answer}}") from None
+        docs.append(CorpusDoc(str(row["id"]), text.rstrip(), prompt, row["question"], None,
+                              row["kind"], None, row["kind"], list(row.get("tools") or []),
+                              answers, row.get("date")))
+    return docs
 
 
 def corpus_not_found(path: Any) -> UserError:

@@ -23,6 +23,9 @@ the filter cannot judge (dropped and counted). Built-ins:
   of the text) or ``inline`` (the call where the model wrote it; for a model that has seen calls);
 - ``answer``: 1.0 when every call ran and the answer (the eval harness's math metric: the first
   number, a call's result included) equals the gold answer, else 0.0 (STaR; needs gold answers);
+- ``when``: the fewest calls that make the answer right: a right output without a call is kept
+  (and, for an item no tool helps, any output without a call); an output with a call only
+  where no sample of its item without a call was right, and only with a tool that fits it;
 - ``reward``: r(text with calls) - r(text without them) under a Hugging Face sequence
   classification model (its ``label`` logit, option ``model``).
 """
@@ -67,6 +70,9 @@ class CandidateFilter:
     name: str = ""
     default_schedule: Tuple[float, ...] = (0.0,)
     needs_gold: bool = False
+    # Improve keeps only candidates with a call that ran, unless the filter judges outputs
+    # without a call too (a right answer without help is then a training text)
+    keeps_plain: bool = False
 
     def __init__(self, context: Optional[FilterContext] = None, **options: Any):
         self.context = context or FilterContext()
@@ -314,22 +320,94 @@ class AnswerFilter(CandidateFilter):
                 return False
         return True
 
-    def scores(self, candidates: Sequence[Candidate]) -> List[Optional[float]]:
+    def answer_correct(self, cand: Candidate) -> bool:
+        """Whether the output (its calls' results included) answers right: ``metric`` for a
+        number gold answer, the lenient ``contains`` metric (a gold alias among the first 20
+        words, as the dateset task scores) for a list of aliases (facts, dates); an item no tool
+        helps (``[]``) has no answer to match."""
         from toolformer.eval.metrics import score_output
 
+        if isinstance(cand.gold, (list, tuple)):
+            return bool(cand.gold) and score_output("contains", cand.text, list(cand.gold),
+                                                    calls=cand.calls).correct
+        return score_output(self.metric, cand.text, cand.gold, calls=cand.calls).correct
+
+    def calls_sound(self, cand: Candidate) -> bool:
+        """Every call ran and closed, and (``grounded``) its numbers come from the text."""
+        if len(cand.ok_calls) != len(cand.calls):
+            return False
+        return not (self.grounded and not self.is_grounded(cand))
+
+    def scores(self, candidates: Sequence[Candidate]) -> List[Optional[float]]:
         out: List[Optional[float]] = []
         for cand in candidates:
             if cand.gold is None:
                 out.append(None)
                 continue
-            if (self.require_call and not cand.calls) or len(cand.ok_calls) != len(cand.calls):
+            if (self.require_call and not cand.calls) or not self.calls_sound(cand):
                 out.append(0.0)
                 continue
-            if self.grounded and not self.is_grounded(cand):
+            out.append(1.0 if self.answer_correct(cand) else 0.0)
+        return out
+
+
+@register_filter("when")
+class WhenFilter(AnswerFilter):
+    """Improve that teaches when to call: keep the fewest calls that make the answer right.
+
+    Per item (the Grow samples of one prompt): a sample without a call is right when it answers
+    right (the answer filter's check), or, for an item no tool helps (``tools`` ``[]``), when it
+    simply has no call. A sample with a call counts only where every sample of the item without a
+    call is wrong (the same model without the call fails), every call ran (grounded, as the
+    answer filter's), each called tool fits the item (``tools``; an item without ``tools`` takes
+    any), and the answer is right; an item no tool helps never keeps a call.
+
+    Scores: 1.0 for a right sample without a call, ``1 - call_cost * calls`` for a kept sample
+    with calls (fewer calls first), 0.0 otherwise; None without gold. Needs gold answers."""
+
+    default_schedule = (0.5,)
+    keeps_plain = True
+
+    def __init__(self, context: Optional[FilterContext] = None, metric: str = "math",
+                 grounded: bool = True, call_cost: float = 0.01):
+        super().__init__(context, metric=metric, require_call=False, grounded=grounded)
+        self.check_values(metric=metric, call_cost=call_cost)
+        self.call_cost = float(call_cost)
+
+    @classmethod
+    def check_values(cls, metric: str = "math", call_cost: float = 0.01, **_: Any) -> None:
+        AnswerFilter.check_values(metric=metric)
+        try:
+            bad = not 0 <= float(call_cost) < 0.5
+        except (TypeError, ValueError):
+            bad = True
+        if bad:
+            raise UserError(f"when filter: call_cost must be a number in [0, 0.5), "
+                            f"got {call_cost!r}")
+
+    def plain_right(self, cand: Candidate) -> bool:
+        """A sample without a call that is right (see the class docstring)."""
+        if cand.calls:
+            return False
+        if cand.tools is not None and not cand.tools:  # no tool helps: no call is the answer
+            return True
+        return cand.gold is not None and self.answer_correct(cand)
+
+    def scores(self, candidates: Sequence[Candidate]) -> List[Optional[float]]:
+        solved_plain = {c.doc_id for c in candidates if c.gold is not None and self.plain_right(c)}
+        out: List[Optional[float]] = []
+        for cand in candidates:
+            if cand.gold is None:
+                out.append(None)
+            elif not cand.calls:
+                out.append(1.0 if self.plain_right(cand) else 0.0)
+            elif (cand.doc_id in solved_plain or (cand.tools is not None and not cand.tools)
+                  or not self.calls_sound(cand)
+                  or (cand.tools and any(x.get("tool") not in cand.tools for x in cand.calls))
+                  or not self.answer_correct(cand)):
                 out.append(0.0)
-                continue
-            correct = score_output(self.metric, cand.text, cand.gold, calls=cand.calls).correct
-            out.append(1.0 if correct else 0.0)
+            else:
+                out.append(1.0 - self.call_cost * len(cand.calls))
         return out
 
 

@@ -1,0 +1,309 @@
+"""The mixed self-training curriculum: the facts source's disjointness check (it catches planted
+overlaps), ``--mix`` parsing and its bad inputs (one line each, nothing written), the ``when``
+Improve filter on scripted candidates, and Grow giving the Calendar each item's own date."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import make_tiny_model
+from toolformer.errors import UserError
+from toolformer.finetune import FinetuneConfig
+from toolformer.generation import CallRecord, GenerationOutput
+from toolformer.selftrain import Candidate, SelfTrainConfig, build_filter, selftrain
+from toolformer.selftrain import facts, mix
+from toolformer.selftrain.facts import EvalReferences, FactsReport, WikitextGuard, check_disjoint
+from toolformer.syntax import APICall, format_call
+
+
+# --------------------------------------------------------------------------- facts check
+
+
+def _fact(question, answers, subject=None, relation=None):
+    return {"question": question, "answers": answers, "subject": subject, "relation": relation}
+
+
+def test_facts_check_drops_each_planted_overlap_and_counts_it():
+    wiki = ("The castle was rebuilt in stone after the great fire of the winter of the year "
+            "when the old king died in the north")
+    refs = EvalReferences(lama_facts={(facts.norm("Ada Lovelace"), "P19")},
+                          squad_subjects={facts.norm("Kraków")},
+                          nq_questions={facts.norm("who wrote the iliad")},
+                          wikitext=WikitextGuard([wiki]))
+    rows = [
+        _fact("Where was Ada Lovelace born?", ["London"], "Ada  lovelace", "P19"),  # LAMA fact
+        _fact("What is the profession of Ada Lovelace?", ["mathematician"], "Ada Lovelace", "P106"),
+        _fact("Which country is Kraków in?", ["Poland"], "Kraków", "P17"),  # a SQuAD subject
+        _fact("Who wrote the Iliad?", ["Homer"]),  # NQ-open dev, normalised
+        _fact("after the great fire of the winter of the year when the old king died?", ["x"]),
+        _fact("the old king died in", ["the north"]),  # short: whole sequence in WikiText
+        _fact("Who painted the ceiling of a chapel?", ["Michelangelo"]),
+    ]
+    report = FactsReport()
+    kept = check_disjoint(rows, refs, report)
+    assert [r["question"] for r in kept] == ["What is the profession of Ada Lovelace?",
+                                            "Who painted the ceiling of a chapel?"]
+    assert report.dropped == {"lama_fact": 1, "lama_squad_subject": 1, "nq_open_dev": 1,
+                              "wikitext2_13gram": 2}
+    assert report.kept == 2
+
+
+def test_facts_built_from_the_real_data_avoid_every_eval_set_and_catch_planted_ones(shared_data):
+    refs = facts.eval_references(shared_data)
+    # the built-in lama_trex task scores relations whose [Y] is final; the source's are not
+    assert not refs.evaluated_relations & set(facts.QUESTIONS)
+    rows, report = facts.generate_facts(40, seed=1, data_dir=shared_data, refs=refs)
+    assert len(rows) == 40 and {r["source"] for r in rows} == {"trex", "efficientqa"}
+    for r in rows:
+        assert r["kind"] == "facts" and r["tools"] == ["QA", "WikiSearch"] and r["answers"]
+        assert r["answer"] == r["answers"][0] and r["date"] is None
+    assert report.candidates["trex"] > 4000 and report.candidates["efficientqa"] > 3000
+    # planted: a LAMA T-REx fact the harness scores, a Google-RE fact (as P19), an NQ dev
+    # question, a WikiText-2 test sentence
+    trex = json.loads((shared_data / "lama/TREx/P19.jsonl").read_text().splitlines()[0])
+    gre = json.loads((shared_data / "lama/Google_RE/place_of_birth_test.jsonl").read_text()
+                     .splitlines()[0])
+    nq = json.loads((shared_data / "nq_open/NQ-open.dev.jsonl").read_text().splitlines()[3])
+    wt = next(line for line in (shared_data / "wikitext2_raw/wiki.test.raw").read_text()
+              .splitlines() if len(line.split()) > 40)
+    planted = [_fact(f"Where was {trex['sub_label']} born?", ["x"], trex["sub_label"], "P19"),
+               _fact(f"Where was {gre['sub_label']} born?", ["x"], gre["sub_label"], "P19"),
+               _fact(nq["question"].upper() + "?", ["x"]),
+               _fact(" ".join(wt.split()[5:25]), ["x"])]
+    report = FactsReport()
+    assert check_disjoint(planted, refs, report) == []
+    assert report.dropped == {"lama_fact": 2, "lama_squad_subject": 0, "nq_open_dev": 1,
+                              "wikitext2_13gram": 1}
+
+
+# --------------------------------------------------------------------------- --mix
+
+
+def test_mix_parsing():
+    assert mix.parse_mix("math=0.4, facts=0.25,dates=0.2,notool=0.15") == mix.DEFAULT_MIX
+    assert mix.parse_mix("math=2,notool=1") == {"math": 2.0, "facts": 0.0, "dates": 0.0,
+                                               "notool": 1.0}
+    assert mix.parse_mix({"dates": 1}) == {"math": 0.0, "facts": 0.0, "dates": 1.0, "notool": 0.0}
+    assert mix.parse_mix(None) == mix.DEFAULT_MIX
+    assert mix.counts(10, mix.DEFAULT_MIX) == {"math": 4, "facts": 3, "dates": 2, "notool": 1}
+    assert sum(mix.counts(7, {"math": 1, "facts": 1, "dates": 1, "notool": 0}).values()) == 7
+    assert mix.parse_spec("mix") == mix.DEFAULT_SIZE and mix.parse_spec("mix:12") == 12
+    assert mix.is_spec("mix:5") and not mix.is_spec("mixtures.jsonl")
+
+
+@pytest.mark.parametrize("value, match", [
+    ("math=0,facts=0", "sum to zero"),
+    ("math=0.5,poems=0.5", "unknown kind 'poems'"),
+    ("math=-0.1,facts=1", "must be >= 0"),
+    ("math=lots", "must be a number"),
+    ("math", "is not kind=weight"),
+    ("math=nan", "must be >= 0"),
+])
+def test_bad_mix_is_one_line(value, match):
+    with pytest.raises(UserError, match=match) as exc:
+        mix.parse_mix(value)
+    assert "\n" not in str(exc.value)
+
+
+def test_bad_mix_settings_are_one_line_and_nothing_is_written(tmp_path, capsys):
+    from toolformer.cli.main import main
+
+    bad = [
+        (["--corpus", "mix", "--mix", "math=0,notool=0"], "sum to zero"),
+        (["--corpus", "mix", "--mix", "math=1,cooking=1"], "unknown kind"),
+        (["--corpus", "mix", "--mix", "math=1,dates=-1"], ">= 0"),
+        # facts need QA or WikiSearch; only the Calculator is offered
+        (["--corpus", "mix", "--mix", "math=1,facts=1", "--tools", "Calculator"],
+         "needs the tool QA or WikiSearch"),
+        (["--corpus", "mix:x"], "whole number"),
+        (["--mix", "math=1"], "needs --corpus mix"),
+    ]
+    for args, match in bad:
+        out = tmp_path / "run"
+        with pytest.raises(SystemExit) as exc:
+            main(["selftrain", "--output", str(out), *args])
+        assert exc.value.code != 0
+        err = capsys.readouterr().err.strip()
+        assert match in err and len(err.splitlines()) == 1, (args, err)
+        assert not out.exists()
+    # a kind of weight 0 needs no tool; no tool helps a notool item
+    cfg = SelfTrainConfig(corpus="mix:10", mix={"math": 1, "facts": 0, "notool": 1},
+                          tools=["Calculator"]).validate()
+    assert cfg.mix["facts"] == 0 and cfg.demonstrations == "mix"
+
+
+def test_an_item_whose_tool_is_not_offered_is_refused():
+    mix.check_tools([("dates-1", ["Calendar"]), ("n-1", [])], ["Calendar"])
+    with pytest.raises(UserError, match="item dates-1 needs the tool Calendar") as exc:
+        mix.check_tools([("dates-1", ["Calendar"])], ["Calculator", "QA"])
+    assert "\n" not in str(exc.value)
+
+
+def test_mix_demonstrations_show_only_offered_tools():
+    from toolformer.selftrain.loop import offered_demonstrations
+
+    text = (Path(mix.__file__).parent / "demos" / "mix.txt").read_text()
+    tools = [m for m in re.findall(r"\[(\w+)\(", text)]
+    assert sorted(set(tools)) == ["Calculator", "Calendar", "QA", "WikiSearch"]
+    shown = offered_demonstrations(text, ["Calculator", "Calendar"])
+    assert "[Calculator(" in shown and "[Calendar(" in shown and "[QA(" not in shown
+    assert "WikiSearch" not in shown and "greet a new neighbour" in shown  # the no-call example
+
+
+# --------------------------------------------------------------------------- when
+
+
+def _cand(doc, sample, text, calls=(), gold=None, kind=None, tools=None, prompt="Q: x\nA:"):
+    recs = []
+    for tool, args, result in calls:
+        call = format_call(APICall(tool, args, result))
+        start = text.index(call)
+        recs.append({"tool": tool, "args": args, "result": result, "error": None,
+                     "start": start, "end": start + len(call)})
+    return Candidate(doc, sample, prompt, text, recs, gold, "stop", kind, tools)
+
+
+def test_when_filter_keeps_the_fewest_calls_that_make_the_answer_right():
+    p = "Q: Ann has 3 apples and gets 4 more. How many apples?\nA:"
+    calc = [("Calculator", "3 + 4", "7")]
+    cands = [
+        # m1: the model answers right without help -> its call samples are not kept
+        _cand("m1", 0, " 7 apples.", gold=7.0, kind="math", tools=["Calculator"], prompt=p),
+        _cand("m1", 1, " [Calculator(3 + 4) -> 7] 7", calc, 7.0, "math", ["Calculator"], p),
+        # m2: wrong without help -> the right call sample is kept, the wrong one not
+        _cand("m2", 0, " 12 apples.", gold=7.0, kind="math", tools=["Calculator"], prompt=p),
+        _cand("m2", 1, " [Calculator(3 + 4) -> 7] 7", calc, 7.0, "math", ["Calculator"], p),
+        _cand("m2", 2, " [Calculator(3 * 4) -> 12] 12", [("Calculator", "3 * 4", "12")], 7.0,
+              "math", ["Calculator"], p),
+        # notool: any output without a call is right; a call never is
+        _cand("n1", 0, " Roses are red.", gold=[], kind="notool", tools=[]),
+        _cand("n1", 1, " [Calculator(1 + 1) -> 2] 2", [("Calculator", "1 + 1", "2")], [],
+              "notool", []),
+        # facts: right with QA where the no-call sample is wrong; the wrong tool is not kept
+        _cand("f1", 0, " Madrid.", gold=["Paris"], kind="facts", tools=["QA", "WikiSearch"]),
+        _cand("f1", 1, " [QA(capital of France?) -> Paris] Paris.",
+              [("QA", "capital of France?", "Paris")], ["Paris"], "facts", ["QA", "WikiSearch"]),
+        _cand("f1", 2, " [Calendar() -> Paris] Paris.", [("Calendar", "", "Paris")], ["Paris"],
+              "facts", ["QA", "WikiSearch"]),
+        # dates: lenient alias match
+        _cand("d1", 0, " Monday.", gold=["Tuesday"], kind="dates", tools=["Calendar"]),
+        _cand("d1", 1, " [Calendar() -> Today is Tuesday, May 2, 2023.] Tuesday.",
+              [("Calendar", "", "Today is Tuesday, May 2, 2023.")], ["Tuesday"], "dates",
+              ["Calendar"]),
+        # a failed call is never kept; no gold -> not judged
+        _cand("d2", 0, " [Calendar()] Tuesday.", [("Calendar", "", None)], ["Tuesday"],
+              "dates", ["Calendar"]),
+        _cand("w1", 0, " something", gold=None),
+    ]
+    scores = build_filter("when").scores(cands)
+    assert scores == [1.0, 0.0, 0.0, 0.99, 0.0, 1.0, 0.0, 0.0, 0.99, 0.0, 0.0, 0.99, 0.0, None]
+
+
+def test_when_filter_options_are_checked():
+    with pytest.raises(UserError, match="call_cost"):
+        SelfTrainConfig(filter="when", filter_options={"call_cost": 0.7}).validate()
+    SelfTrainConfig(filter="when", filter_options={"call_cost": 0.05}).validate()
+
+
+# --------------------------------------------------------------------------- Grow + dates
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory, smol_tokenizer):
+    path = tmp_path_factory.mktemp("tiny_mix")
+    make_tiny_model(len(smol_tokenizer), seed=0).save_pretrained(path)
+    smol_tokenizer.save_pretrained(path)
+    return str(path)
+
+
+class DatedGenerator:
+    """Grow's generator seam with tool contexts: a dates prompt gets a Calendar call run by the
+    real executor with the prompt's context, a math prompt one sample without a call (wrong)
+    and one with a Calculator call; records every context it saw."""
+
+    contexts: list = []
+
+    def __init__(self, model, tokenizer, executor, config):
+        self.executor = executor
+
+    def generate(self, prompts, contexts=None):
+        contexts = contexts if contexts is not None else [None] * len(prompts)
+        assert len(contexts) == len(prompts)
+        type(self).contexts.extend(contexts)
+        outs = []
+        for k, (full, ctx) in enumerate(zip(prompts, contexts)):
+            p = "Q:" + full.rsplit("Q:", 1)[-1]
+            nums = re.findall(r"\d+", p)
+            if ctx is not None and ctx.date is not None:
+                call = APICall("Calendar", "")
+            elif k % 2 == 0 or len(nums) < 2:
+                outs.append(GenerationOutput(p, " 1000.", [], 3, "stop"))
+                continue
+            else:
+                call = APICall("Calculator", f"{nums[0]} + {nums[1]}")
+            res = self.executor.run_many([call], [ctx])[0]
+            text = " " + format_call(call.with_result(res.output))
+            rec = CallRecord(call.tool, call.args, res.output, res.error, 0.0, 1, len(text))
+            outs.append(GenerationOutput(p, text + " ok", [rec], 10, "stop"))
+        return outs
+
+
+class Stop(Exception):
+    pass
+
+
+def test_grow_gives_the_calendar_each_items_own_date(tmp_path, tiny_dir, shared_data):
+    out = tmp_path / "run"
+    cfg = SelfTrainConfig(
+        output=str(out), model=tiny_dir, corpus="mix:16", mix={"math": 1, "dates": 1},
+        tools=["Calculator", "Calendar"], data_dir=str(shared_data), eval_sets=[],
+        dev_size=2, round0_docs=0, corpus_size=14, samples_per_prompt=2, max_new_tokens=8,
+        eval_max_new_tokens=4, max_rounds=1, grow_batch_size=3, eval_batch_size=4,
+        filter="when", progress=False, threads=1, plain_ratio=0.0,
+        finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, max_length=64,
+                                effective_batch_size=2, eval_fraction=0.0, progress=False,
+                                training_args=dict(max_steps=1)))
+
+    def hook(event, info):
+        if event == "stage" and info["stage"] == "finetune_0" and info["round"] == 1:
+            raise Stop
+
+    DatedGenerator.contexts = []
+    with pytest.raises(Stop):
+        selftrain(cfg, hook=hook, generator_factory=DatedGenerator)
+    train = {d["id"]: d for d in map(json.loads, (out / "round_0/corpus/train.jsonl").open())}
+    grown = [json.loads(line) for line in (out / "round_1/grow.jsonl").open()]
+    dated = [g for g in grown if g["kind"] == "dates"]
+    assert dated and len({train[g["doc_id"]]["date"] for g in dated}) > 1
+    from toolformer.tools.calendar import as_date, format_date
+
+    for g in dated:  # the Calendar's result is the item's own date, not today's
+        assert g["calls"][0]["result"] == format_date(as_date(train[g["doc_id"]]["date"]))
+        assert g["tools"] == ["Calendar"]
+    assert DatedGenerator.contexts and all(
+        c is None or c.date is None for c, g in zip(DatedGenerator.contexts, grown)
+        if g["kind"] == "math")
+    state = json.loads((out / "round_1/state.json").read_text())["stages"]
+    assert set(state["grow"]["by_kind"]) == {"math", "dates"}
+    kept = [json.loads(line) for line in (out / "round_1/kept_0.jsonl").open()]
+    by_kind = state["improve_0"]["by_kind"]
+    assert sum(v["with_call"] + v["no_call"] for v in by_kind.values()) == len(kept)
+    mixed = json.loads((out / "round_0/corpus/mix.json").read_text())
+    assert mixed["items"] == {"math": 8, "dates": 8} and "others_check" in mixed
+
+
+def test_mix_demonstrations_are_shuffled_per_item_and_sample():
+    from toolformer.selftrain.loop import offered_demonstrations, shuffled_demonstrations
+
+    text = offered_demonstrations((Path(mix.__file__).parent / "demos" / "mix.txt").read_text(),
+                                  ["Calculator", "QA", "WikiSearch", "Calendar"])
+    blocks = sorted(b for b in text.split("\n\n") if b)
+    orders = {shuffled_demonstrations(text, f"0-item{i}-0") for i in range(20)}
+    assert len(orders) > 5  # the nearest example varies
+    for o in orders:
+        assert o.endswith("\n\n") and sorted(b for b in o.split("\n\n") if b) == blocks
+    assert shuffled_demonstrations(text, "0-a-1") == shuffled_demonstrations(text, "0-a-1")
