@@ -52,7 +52,8 @@ def default_annotator() -> AnnotatorConfig:
 # a round that is taking too long: its finished samples are kept, the round's stats say how many
 # prompts it used).
 _NOT_FINGERPRINTED = ("output", "max_rounds", "patience", "progress", "threads", "device",
-                      "grow_batch_size", "eval_batch_size", "corpus_size", "corpus_sizes", "keep_models")
+                      "grow_batch_size", "eval_batch_size", "corpus_size", "corpus_sizes", "keep_models",
+                      "calibrate", "calibration_size")
 KEEP_MODELS = ("best", "all")
 
 
@@ -97,6 +98,9 @@ class SelfTrainConfig:
     max_rounds: int = field(default=3, metadata={"help": "rounds after round 0"})
     patience: int = field(default=1, metadata={"help": "stop after this many rounds without a better dev score"})
     samples_per_prompt: int = field(default=4, metadata={"help": "Grow: sampled outputs per prompt"})
+    no_call_samples: Optional[int] = field(default=None, metadata={"help": "Grow: more samples per prompt decoded with tools disabled (the same model without a call: the when filter keeps a call only where these are wrong, and keeps them where no tool fits) [default: 1 with --corpus mix, else 0]"})
+    calibrate: Optional[bool] = field(default=None, metadata={"help": "after the last round, calibrate the best adapter's call trigger (when to call) on held-out items of each kind and store it in its toolformer.json [default: on with --corpus mix]"})
+    calibration_size: int = field(default=60, metadata={"help": "held-out items per kind for the trigger calibration"})
     temperature: float = field(default=0.7, metadata={"help": "Grow: sampling temperature"})
     top_p: float = field(default=0.95, metadata={"help": "Grow: nucleus mass"})
     max_new_tokens: int = field(default=28, metadata={"help": "Grow: tokens per output, tool results included (SmolLM2 writes a digit per token: with 20, 264 of 1,280 outputs were cut inside their call)"})
@@ -131,7 +135,9 @@ class SelfTrainConfig:
         from toolformer.selftrain.filters import get_filter
         from toolformer.selftrain.schedule import Schedule
 
-        ints = ("dev_size", "corpus_size", "samples_per_prompt", "max_new_tokens",
+        if self.no_call_samples is not None and self.no_call_samples < 0:
+            raise UserError(f"no_call_samples must be >= 0, got {self.no_call_samples}")
+        ints = ("dev_size", "corpus_size", "samples_per_prompt", "max_new_tokens", "calibration_size",
                 "grow_batch_size", "improve_steps", "max_kept_per_prompt", "eval_batch_size")
         for name in ints:
             if getattr(self, name) < 1:
@@ -255,6 +261,22 @@ class SelfTrainConfig:
 
     def to_dict(self) -> Dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
+
+    @property
+    def grow_no_call_samples(self) -> int:
+        """Grow's tools-disabled samples per prompt (``no_call_samples``, default by corpus)."""
+        from toolformer.selftrain import mix
+
+        if self.no_call_samples is not None:
+            return self.no_call_samples
+        return 1 if mix.is_spec(self.corpus) else 0
+
+    @property
+    def calibrates(self) -> bool:
+        """Whether the run calibrates the best adapter's call trigger (``calibrate``)."""
+        from toolformer.selftrain import mix
+
+        return self.calibrate if self.calibrate is not None else mix.is_spec(self.corpus)
 
     def fingerprint(self) -> Dict[str, Any]:
         """The settings every round folder of a run must share."""

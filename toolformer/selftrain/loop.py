@@ -32,6 +32,7 @@ import random
 import re
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -496,6 +497,14 @@ class SelfTrainer:
             dated = {"contexts": [ToolContext(date=as_date(d["date"]) if d.get("date") else None)
                                   for d, _ in batch]} if any(d.get("date") for d in docs) else {}
             outputs = factory(model, tok, executor, gen).generate(texts, **dated)
+            n_plain = c.grow_no_call_samples
+            if n_plain:  # the same model without a call, on the same prompts
+                plain = [(d, c.samples_per_prompt + s) for d in docs for s in range(n_plain)]
+                off = replace(gen, tools_enabled=False, seed=gen.seed + 7)
+                by_doc = {d["id"]: t for (d, s), t in zip(batch, texts) if s == 0}
+                outputs = list(outputs) + list(factory(model, tok, executor, off).generate(
+                    [by_doc[d["id"]] for d, _ in plain]))
+                batch = batch + plain
             rows = []
             for (d, s), o in zip(batch, outputs):
                 text, calls = o.text, [x.to_dict() for x in o.calls]
@@ -703,6 +712,14 @@ class SelfTrainer:
             shutil.rmtree(dst, ignore_errors=True)
             shutil.copytree(best["adapter"], dst)
             best_adapter = str(dst)
+            if c.calibrates:  # when to call: stored in the adapter's manifest
+                from toolformer.manifest import write_call_trigger
+
+                rd0 = self.round_dir(0)
+                model_for = best["model"]
+                trigger = self._stage(rd0, 0, f"calibrate_round_{best['round']}",
+                                      lambda: self._calibrate(rd0, model_for))
+                write_call_trigger(dst, trigger)
         for row in rounds:  # a pruned round loads from its adapter; the report's paths are
             row["model"] = self._shown(loadable(row["model"]))  # absolute (any directory)
             row["adapter"] = self._shown(row["adapter"])
@@ -715,6 +732,48 @@ class SelfTrainer:
         _write_json(self.out / REPORT_JSON, result.to_dict())
         (self.out / REPORT_MD).write_text(format_report(result.to_dict()) + "\n", encoding="utf-8")
         return result
+
+    def calibration_items(self) -> List[Dict[str, Any]]:
+        """Held-out items of each kind the run trains (``calibration_size`` each): the dev
+        split's problems (Calculator), the date and no-tool generators' ``dev`` splits, and
+        fact items of the training split that no Grow prompted. Rows: ``question``, ``tools``,
+        ``kind``."""
+        from toolformer.datasets.dateset import generate_dateset
+        from toolformer.datasets.notool import generate_notool
+        from toolformer.selftrain import mix
+
+        c, n = self.config, self.config.calibration_size
+        corpus = self.round_dir(0).path / "corpus"
+        items = [{"question": r["question"], "tools": ["Calculator"], "kind": "math"}
+                 for r in _read_jsonl(corpus / "dev.jsonl")[:n]]
+        weights = mix.parse_mix(c.mix) if mix.is_spec(c.corpus) else {}
+        if weights.get("dates"):
+            items += [{"question": r["question"], "tools": ["Calendar"], "kind": "dates"}
+                      for r in generate_dateset(n, c.seed, "dev")]
+        if weights.get("notool"):
+            items += [{"question": r["question"], "tools": [], "kind": "notool"}
+                      for r in generate_notool(n, c.seed, "dev")]
+        if weights.get("facts"):
+            prompted = {r["doc_id"] for k in range(1, c.max_rounds + 1)
+                        for r in _read_jsonl(self.round_dir(k).path / "grow.jsonl")}
+            facts = [r for r in _read_jsonl(corpus / "train.jsonl")
+                     if r.get("kind") == "facts" and r["id"] not in prompted]
+            items += [{"question": r["question"], "tools": list(r.get("tools") or []),
+                       "kind": "facts"} for r in facts[:n]]
+        return items
+
+    def _calibrate(self, rd: RoundDir, model_name: str) -> Dict[str, Any]:
+        """Calibrate ``model_name``'s call trigger on :meth:`calibration_items`."""
+        from toolformer.generation.trigger import calibrate_trigger
+
+        self._threads()
+        items = self.calibration_items()
+        model, tok = self._load(model_name)
+        cal = calibrate_trigger(model, tok, items, template=self.config.prompt_template,
+                                max_new_tokens=self.config.max_new_tokens,
+                                batch_size=self.config.eval_batch_size)
+        _write_jsonl(rd.path / "calibration_items.jsonl", items)
+        return {**cal.to_dict(), "kinds": dict(Counter(i["kind"] for i in items))}
 
     def _shown(self, path: Optional[str]) -> Optional[str]:
         """A path inside the run folder as the report gives it: absolute, so that it holds from
