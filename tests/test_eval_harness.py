@@ -24,7 +24,7 @@ from toolformer.eval import report
 from toolformer.eval.harness import (EvalConfig, eval_generation, evaluate,
                                      resolve_tool_names)
 from toolformer.eval.perplexity import Window, perplexity, sliding_windows
-from toolformer.generation import CallRecord, GenerationOutput, ToolGenerator
+from toolformer.generation import CallRecord, GenerationOutput
 from toolformer.tools.base import Tool
 
 

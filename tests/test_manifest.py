@@ -3,7 +3,6 @@ reader and writer uses (issue 14 seam 3), and the dead code the issue names is g
 
 from __future__ import annotations
 
-import json
 
 import pytest
 

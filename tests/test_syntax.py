@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Optional
 
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from toolformer.syntax import (

@@ -19,7 +19,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from toolformer.errors import EmptyInputError, UserError, ensure_dir
 from toolformer.finetune_config import (  # noqa: F401 - the public names stay importable here

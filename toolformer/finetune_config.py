@@ -279,7 +279,6 @@ def training_arguments(config: FinetuneConfig, steps: int, accum: int, do_eval: 
     :func:`resolve_bf16`. Raises :class:`UserError` for a name that is no ``TrainingArguments``
     field.
     """
-    import dataclasses
 
     import torch
     from transformers import TrainingArguments

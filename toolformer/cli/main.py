@@ -56,9 +56,11 @@ class LazyGroup(click.Group):
         try:
             return getattr(importlib.import_module(module), attr)
         except ImportError as exc:  # a command whose module is missing should not kill --help
+            why = str(exc)  # `exc` is unbound once the except block ends
+
             @click.command(name=name, help=HELP.get(name, ""))
             def unavailable() -> None:
-                raise click.ClickException(f"command {name!r} is unavailable: {exc}")
+                raise click.ClickException(f"command {name!r} is unavailable: {why}")
 
             return unavailable
 

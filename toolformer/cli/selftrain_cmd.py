@@ -121,6 +121,10 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
     for key in ("tools", "eval_sets"):
         if values.get(key) is not None:
             values[key] = _csv(values[key])
+    if isinstance(values.get("mix"), str):  # "math=0.4,facts=0.25": the config holds the weights
+        from toolformer.selftrain.mix import parse_mix
+
+        values["mix"] = parse_mix(values["mix"])
     if values.get("thresholds") is not None:
         try:
             values["thresholds"] = [float(v) for v in _csv(values["thresholds"])]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import logging
-import os
 import re
 from typing import Any, Dict, Iterable, Iterator, Mapping, Optional, Tuple
 

@@ -644,7 +644,7 @@ class SelfTrainer:
 
         if not _generated(c.corpus) and not self.corpus_path().is_file():  # before run.json exists
             raise corpus_not_found(self.corpus_path())
-        check_not_input(self.out, {"--corpus": None if is_spec(c.corpus) else self.corpus_path(),
+        check_not_input(self.out, {"--corpus": None if _generated(c.corpus) else self.corpus_path(),
                                    "--dev-data": c.dev_data, "--init-adapter": c.init_adapter},
                         RUN_WRITES)
         # one process per run folder: a second run would interleave its stages with this one's

@@ -17,7 +17,6 @@ import shutil
 import threading
 import time
 import unicodedata
-from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
