@@ -263,7 +263,7 @@ def test_grow_gives_the_calendar_each_items_own_date(tmp_path, tiny_dir, shared_
         tools=["Calculator", "Calendar"], data_dir=str(shared_data), eval_sets=[],
         dev_size=2, round0_docs=0, corpus_size=14, samples_per_prompt=2, max_new_tokens=8,
         eval_max_new_tokens=4, max_rounds=1, grow_batch_size=3, eval_batch_size=4,
-        filter="when", progress=False, threads=1, plain_ratio=0.0,
+        filter="when", progress=False, threads=1, plain_ratio=0.0, no_call_samples=0,
         finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, max_length=64,
                                 effective_batch_size=2, eval_fraction=0.0, progress=False,
                                 training_args=dict(max_steps=1)))
@@ -307,3 +307,68 @@ def test_mix_demonstrations_are_shuffled_per_item_and_sample():
     for o in orders:
         assert o.endswith("\n\n") and sorted(b for b in o.split("\n\n") if b) == blocks
     assert shuffled_demonstrations(text, "0-a-1") == shuffled_demonstrations(text, "0-a-1")
+
+
+class CallingGenerator:
+    """Grow's seam: with tools on, every output calls the Calculator (right on math); with tools
+    off (the no-call samples), every output is a plain wrong number. Records the settings."""
+
+    configs: list = []
+
+    def __init__(self, model, tokenizer, executor, config):
+        self.executor, self.config = executor, config
+        type(self).configs.append(config)
+
+    def generate(self, prompts, contexts=None):
+        outs = []
+        for full in prompts:
+            p = "Q:" + full.rsplit("Q:", 1)[-1]
+            nums = re.findall(r"\d+", p)
+            if not self.config.tools_enabled or len(nums) < 2:
+                outs.append(GenerationOutput(p, " 1000." if self.config.tools_enabled is False
+                                             else " Hello.", [], 3, "stop"))
+                continue
+            call = APICall("Calculator", f"{nums[0]} + {nums[1]}")
+            res = self.executor.run_many([call], [None])[0]
+            text = f" [Calculator({call.args}) -> {res.result}] {res.result}."
+            rec = CallRecord("Calculator", call.args, res.result, res.error, 0.0, 1, len(text))
+            outs.append(GenerationOutput(p, text, [rec], 9, "stop"))
+        return outs
+
+
+def test_grow_samples_the_model_without_a_call_and_when_keeps_them_for_notool(
+        tmp_path, tiny_dir, shared_data):
+    out = tmp_path / "run"
+    cfg = SelfTrainConfig(
+        output=str(out), model=tiny_dir, corpus="mix:16", mix={"math": 1, "notool": 1},
+        tools=["Calculator"], data_dir=str(shared_data), eval_sets=[],
+        dev_size=2, round0_docs=0, corpus_size=14, samples_per_prompt=2, max_new_tokens=8,
+        eval_max_new_tokens=4, max_rounds=1, grow_batch_size=4, eval_batch_size=4,
+        filter="when", progress=False, threads=1, plain_ratio=0.0, calibrate=False,
+        finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, max_length=64,
+                                effective_batch_size=2, eval_fraction=0.0, progress=False,
+                                training_args=dict(max_steps=1)))
+    assert cfg.grow_no_call_samples == 1  # the mix's default
+
+    def hook(event, info):
+        if event == "stage" and info["stage"] == "finetune_0" and info["round"] == 1:
+            raise Stop
+
+    CallingGenerator.configs = []
+    with pytest.raises(Stop):
+        selftrain(cfg, hook=hook, generator_factory=CallingGenerator)
+    grown = [json.loads(line) for line in (out / "round_1/grow.jsonl").open()]
+    by_doc: dict = {}
+    for g in grown:
+        by_doc.setdefault(g["doc_id"], []).append(g)
+    assert by_doc and all(sorted(r["sample"] for r in rows) == [0, 1, 2]
+                          for rows in by_doc.values())
+    assert all(not r["calls"] for r in grown if r["sample"] == 2)  # tools off: no call
+    assert any(not c.tools_enabled for c in CallingGenerator.configs)
+    kept = [json.loads(line) for line in (out / "round_1/kept_0.jsonl").open()]
+    kinds = {d: rows[0]["kind"] for d, rows in by_doc.items()}
+    kept_notool = [k for k in kept if kinds.get(k.get("doc_id")) == "notool"]
+    kept_math = [k for k in kept if kinds.get(k.get("doc_id")) == "math"]
+    assert kept_notool and all("[" not in k["text"] for k in kept_notool)
+    # math: the no-call sample is wrong, so the right Calculator calls are kept, no plain output
+    assert kept_math and all("[Calculator(" in k["text"] for k in kept_math)
