@@ -257,3 +257,26 @@ def test_the_run_counts_and_reports_left_out_passages():
     assert out["per_tool"]["Calculator"][SELF_EXCLUDED] == 0
     text = "\n".join(_stats_lines(out, []))
     assert "annotated document itself: 3 passages (QA 1, WikiSearch 2)" in text
+
+
+# --------------------------------------------------------------------------- selftrain's Grow
+
+
+def test_grow_prompts_carry_their_source_document(tmp_path):
+    from toolformer.generation import ToolGenerator
+    from toolformer.selftrain.corpus import wiki_prompt
+    from toolformer.selftrain.loop import _source_context, _takes
+
+    text = "Ayn Rand was a writer. " + RAND
+    doc = {"id": "wiki:Ayn_Rand#0", "text": text, "prompt": wiki_prompt(text)}
+    ctx = _source_context(doc)
+    assert ctx.date is None and ctx.document.title == "Ayn Rand"
+    assert ctx.document.following.split()[:2] == text[len(doc["prompt"]):].split()[:2]
+    tool = WikiSearch(corpus=corpus(tmp_path), top_k=2, cache_dir=str(tmp_path / "c"))
+    assert "received Rand's fiction" not in tool.run(QUERY, ctx)
+    # the copy is caught by its words too, under another id and without a title
+    copy = _source_context({"id": "gsm-3", "text": text, "prompt": "Ayn Rand was a writer."})
+    assert copy.document.title is None
+    assert "received Rand's fiction" not in tool.run(QUERY, copy)
+    assert _takes(ToolGenerator.generate, "contexts")  # Grow passes them to the real generator
+    assert not _takes(lambda prompts: prompts, "contexts")  # a scripted one without them still works

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import re
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict
@@ -69,7 +68,7 @@ from toolformer.errors import UserError
 from toolformer.grammar import call_grammar
 from toolformer.syntax import APICall, format_call, insert_calls
 from toolformer.tools.base import SourceDocument, Tool, ToolContext
-from toolformer.tools.self_retrieval import SELF_EXCLUDED, following_text
+from toolformer.tools.self_retrieval import SELF_EXCLUDED, default_corpus_title, following_text
 
 STAGES = ("prefilter", "positions", "sampling", "execution", "scoring", "merge")
 
@@ -150,17 +149,13 @@ def _repeats(kept: Sequence[KeptCall], merged: Sequence[KeptCall]) -> List[KeptC
     return [c for c in one_per_offset(kept) if id(c) not in left]
 
 
-_DEFAULT_CORPUS_ID = re.compile(r"wiki:(.+)#\d+")  # inputs.default_corpus_records' ids
-
-
 def document_title(doc: Document) -> Optional[str]:
     """The document's title: its ``title`` field, else the one in an id of the default corpus
     (``wiki:Ayn_Rand#0``, kept by selftrain's round 0, which writes only id and text)."""
     title = (doc.meta or {}).get("title")
     if isinstance(title, str) and title.strip():
         return title
-    m = _DEFAULT_CORPUS_ID.fullmatch(str(doc.id))
-    return m.group(1).replace("_", " ") if m else None
+    return default_corpus_title(doc.id)
 
 
 def call_context(doc: Document, date: Optional[_dt.date], at: int) -> ToolContext:

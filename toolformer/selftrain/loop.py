@@ -407,7 +407,12 @@ class SelfTrainer:
             })
             batch = [(d, s) for d in docs for s in range(c.samples_per_prompt)]
             factory = self.generator_factory or ToolGenerator
-            outputs = factory(model, tok, executor, gen).generate([demo + d["prompt"] for d, _ in batch])
+            generator = factory(model, tok, executor, gen)
+            prompts_now = [demo + d["prompt"] for d, _ in batch]
+            if _takes(generator.generate, "contexts"):  # the source document, left out of searches
+                outputs = generator.generate(prompts_now, contexts=[_source_context(d) for d, _ in batch])
+            else:
+                outputs = generator.generate(prompts_now)
             rows = []
             for (d, s), o in zip(batch, outputs):
                 text, calls = o.text, [x.to_dict() for x in o.calls]
@@ -755,3 +760,26 @@ def selftrain(config: SelfTrainConfig, hook: Optional[Hook] = None,
     ``generator_factory(model, tokenizer, executor, generation_config)`` replaces
     :class:`~toolformer.generation.ToolGenerator` in Grow (tests script the outputs)."""
     return SelfTrainer(config, hook, generator_factory).run()
+
+
+def _takes(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` takes the keyword ``name`` (a ``generator_factory``'s generator may not)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _source_context(doc: Dict[str, Any]) -> Any:
+    """The tool context of a Grow prompt: the corpus document it opens, which WikiSearch and QA
+    leave out of their results (a Wikipedia paragraph is also in the search index: the search
+    would hand the model the rest of the paragraph, and the loss filter would keep the copy)."""
+    from toolformer.tools.base import SourceDocument, ToolContext
+    from toolformer.tools.self_retrieval import default_corpus_title, text_after
+
+    following = text_after(str(doc.get("text", "")), str(doc.get("prompt", "")))
+    title = default_corpus_title(doc.get("id"))
+    return ToolContext(document=SourceDocument(str(doc.get("id")), title, following))

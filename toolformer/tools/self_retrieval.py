@@ -56,6 +56,25 @@ def following_text(text: str, at: int, n_words: int = FOLLOWING_WORDS) -> str:
     return " ".join(text[at : at + 40 * n_words].split()[:n_words])
 
 
+_DEFAULT_CORPUS_ID = re.compile(r"wiki:(.+)#\d+")  # data_aug.inputs.default_corpus_records
+
+
+def default_corpus_title(doc_id: Any) -> Optional[str]:
+    """The article title in an id of augment's default corpus (``wiki:Ayn_Rand#0`` -> ``Ayn
+    Rand``; selftrain keeps these ids but not the title), else None."""
+    m = _DEFAULT_CORPUS_ID.fullmatch(str(doc_id))
+    return m.group(1).replace("_", " ") if m else None
+
+
+def text_after(text: str, prompt: str, n_words: int = FOLLOWING_WORDS) -> str:
+    """The ``n_words`` words of ``text`` after ``prompt`` when ``prompt`` is its opening (word
+    for word), else "" (what a continuation of ``prompt`` would copy from the document)."""
+    head, words_ = prompt.split(), text.split()
+    if not head or words_[: len(head)] != head:
+        return ""
+    return " ".join(words_[len(head) : len(head) + n_words])
+
+
 def normal_title(title: Optional[str]) -> str:
     """A title compared case-, space- and underscore-blind ("Ayn_Rand" is "ayn rand")."""
     return _SPACE.sub(" ", str(title or "").replace("_", " ")).strip().casefold()
