@@ -85,6 +85,14 @@ def _call_with_timeout(fn: Callable[[], Any], timeout: float, name: str) -> Any:
     return box["value"]
 
 
+def _notes(obj: Any) -> Dict[str, int]:
+    """The counts a tool attached to its result or error (:class:`ToolOutput`), else {}."""
+    notes = getattr(obj, "notes", None)
+    if not isinstance(notes, Mapping):
+        return {}
+    return {str(k): v for k, v in notes.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
 def _one_line(text: str, limit: int = 300) -> str:
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
@@ -174,7 +182,7 @@ class ToolExecutor:
                 raw = self._invoke(tool, args, context)
             else:
                 raw = _call_with_timeout(lambda: self._invoke(tool, args, context), self.timeout, tool.name)
-            notes = dict(getattr(raw, "notes", None) or {})  # a ToolOutput's counts
+            notes = _notes(raw)  # a ToolOutput's counts
             output, error = sanitize_result(raw, self.max_result_chars), None
             if not output:
                 output, error = None, f"{tool.name} returned an empty result"
@@ -182,7 +190,7 @@ class ToolExecutor:
             timed_out = True
             output, error = None, f"{tool.name} timed out after {self.timeout:g}s"
         except ToolError as exc:
-            notes = dict(getattr(exc, "notes", None) or {})  # counts of a failed search
+            notes = _notes(exc)  # counts of a failed search
             output, error = None, _one_line(str(exc)) or type(exc).__name__
         except Exception as exc:  # noqa: BLE001 - a tool's bug must not crash the caller
             output, error = None, f"{tool.name} failed: {type(exc).__name__}: {_one_line(str(exc))}"
