@@ -211,7 +211,8 @@ def model(smol_tokenizer):
     return scripted_model(smol_tokenizer)
 
 
-def test_annotating_a_document_that_is_in_the_index(model, smol_tokenizer, tmp_path, one_torch_thread):
+def test_annotating_a_document_that_is_in_the_index(model, smol_tokenizer, tmp_path,
+                                                    one_torch_thread):
     records = [{"id": "d1", "title": "Fruit", "text": DOC},
                {"id": "o", "title": "Orchard", "text": "Apples and pears are fruits of orchards."}]
     path = corpus(tmp_path, records)
@@ -279,4 +280,4 @@ def test_grow_prompts_carry_their_source_document(tmp_path):
     assert copy.document.title is None
     assert "received Rand's fiction" not in tool.run(QUERY, copy)
     assert _takes(ToolGenerator.generate, "contexts")  # Grow passes them to the real generator
-    assert not _takes(lambda prompts: prompts, "contexts")  # a scripted one without them still works
+    assert not _takes(lambda prompts: prompts, "contexts")  # a scripted one without: still works

@@ -163,7 +163,8 @@ def call_context(doc: Document, date: Optional[_dt.date], at: int) -> ToolContex
     its identity and next words, which retrieval tools leave out of their results
     (:mod:`toolformer.tools.self_retrieval`)."""
     following = following_text(doc.text, at)
-    return ToolContext(date=date, document=SourceDocument(str(doc.id), document_title(doc), following))
+    document = SourceDocument(str(doc.id), document_title(doc), following)
+    return ToolContext(date=date, document=document)
 
 
 def prefilter_input(config: AnnotatorConfig, doc: Document, date: Optional[_dt.date], chunk: DocChunk) -> PrefilterInput:
@@ -454,7 +455,8 @@ class Annotator:
         return self._losses(text_ids, passed, ("none",), loss)
 
     def _execute_and_score(self, date, chunk: DocChunk, proposals: List[Tuple[str, int, APICall]],
-                           doc: Document, stats: Counter, secs: Dict[str, float]) -> List[Tuple[KeptCall, bool]]:
+                           doc: Document, stats: Counter,
+                           secs: Dict[str, float]) -> List[Tuple[KeptCall, bool]]:
         """Run the candidates' tools, score them (:meth:`_lazy_losses`; every loss with
         ``record_candidates``), apply the keep rule. Each call's context names the document
         and the text after the call, which retrieval tools leave out of their results

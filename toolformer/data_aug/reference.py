@@ -213,8 +213,8 @@ class ReferenceAnnotator:
             return []
         text = doc.text
         h = self.config.weight_horizon
-        results = self.executor.run_many([c for _, _, c in proposals],
-                                         [call_context(doc, date, chunk.insert_at[p]) for _, p, _ in proposals])
+        contexts = [call_context(doc, date, chunk.insert_at[p]) for _, p, _ in proposals]
+        results = self.executor.run_many([c for _, _, c in proposals], contexts)
         out = []
         for (name, p, call), res in zip(proposals, results):
             count(stats, name, "candidates_executed")

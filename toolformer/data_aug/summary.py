@@ -153,8 +153,8 @@ def _stats_lines(stats: Dict[str, Any], examples: List[Dict[str, Any]]) -> List[
     ]
     excluded = int((stats.get("counters") or {}).get(SELF_EXCLUDED, 0))
     if excluded:
-        by_tool = ", ".join(f"{t} {row[SELF_EXCLUDED]}" for t, row in (stats.get("per_tool") or {}).items()
-                            if row.get(SELF_EXCLUDED))
+        per_tool = (stats.get("per_tool") or {}).items()
+        by_tool = ", ".join(f"{t} {r[SELF_EXCLUDED]}" for t, r in per_tool if r.get(SELF_EXCLUDED))
         lines.append(f"  Left out of search results as the annotated document itself: {excluded} "
                      f"passages ({by_tool}).")
     limit = (stats.get("config") or {}).get("limit")

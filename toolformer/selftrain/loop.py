@@ -410,7 +410,8 @@ class SelfTrainer:
             generator = factory(model, tok, executor, gen)
             prompts_now = [demo + d["prompt"] for d, _ in batch]
             if _takes(generator.generate, "contexts"):  # the source document, left out of searches
-                outputs = generator.generate(prompts_now, contexts=[_source_context(d) for d, _ in batch])
+                contexts = [_source_context(d) for d, _ in batch]
+                outputs = generator.generate(prompts_now, contexts=contexts)
             else:
                 outputs = generator.generate(prompts_now)
             rows = []
