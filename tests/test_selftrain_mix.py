@@ -330,8 +330,8 @@ class CallingGenerator:
                 continue
             call = APICall("Calculator", f"{nums[0]} + {nums[1]}")
             res = self.executor.run_many([call], [None])[0]
-            text = f" [Calculator({call.args}) -> {res.result}] {res.result}."
-            rec = CallRecord("Calculator", call.args, res.result, res.error, 0.0, 1, len(text))
+            text = f" [Calculator({call.args}) -> {res.output}] {res.output}."
+            rec = CallRecord("Calculator", call.args, res.output, res.error, 0.0, 1, len(text))
             outs.append(GenerationOutput(p, text, [rec], 9, "stop"))
         return outs
 

@@ -24,7 +24,9 @@ candidates_sampled (rows), candidates_closed (reached ``]``), candidates_malform
 not a call of the tool), candidates_abandoned (stopped early, see ``abandon_samples``: never
 closed), candidates_invalid (a call the tool rejects, :meth:`~toolformer.tools.base.Tool.check_call`:
 dropped before execution and scoring), candidates_deduplicated (dropped), candidates_executed,
-tool_failures, calls_repeated (the same call again within ``repeat_window`` tokens), calls_kept;
+tool_failures, retrieval_self_excluded (passages a search left out of a candidate's result as
+the annotated document itself, :mod:`toolformer.tools.self_retrieval`), calls_repeated (the same
+call again within ``repeat_window`` tokens), calls_kept;
 docs_prefiltered_out counts documents no tool was tried on (``"<Tool>/docs_prefiltered_out"``:
 documents that tool was not tried on).
 """
@@ -65,7 +67,8 @@ from toolformer.data_aug.types import AnnotationResult, AnnotatorConfig, Documen
 from toolformer.errors import UserError
 from toolformer.grammar import call_grammar
 from toolformer.syntax import APICall, format_call, insert_calls
-from toolformer.tools.base import Tool, ToolContext
+from toolformer.tools.base import SourceDocument, Tool, ToolContext
+from toolformer.tools.self_retrieval import SELF_EXCLUDED, default_corpus_title, following_text
 
 STAGES = ("prefilter", "positions", "sampling", "execution", "scoring", "merge")
 
@@ -144,6 +147,24 @@ def _repeats(kept: Sequence[KeptCall], merged: Sequence[KeptCall]) -> List[KeptC
     """The offset winners that :func:`drop_repeats` removed."""
     left = {id(c) for c in merged}
     return [c for c in one_per_offset(kept) if id(c) not in left]
+
+
+def document_title(doc: Document) -> Optional[str]:
+    """The document's title: its ``title`` field, else the one in an id of the default corpus
+    (``wiki:Ayn_Rand#0``, kept by selftrain's round 0, which writes only id and text)."""
+    title = (doc.meta or {}).get("title")
+    if isinstance(title, str) and title.strip():
+        return title
+    return default_corpus_title(doc.id)
+
+
+def call_context(doc: Document, date: Optional[_dt.date], at: int) -> ToolContext:
+    """The context of a call inserted at character ``at`` of ``doc``: the document's date, and
+    its identity and next words, which retrieval tools leave out of their results
+    (:mod:`toolformer.tools.self_retrieval`)."""
+    following = following_text(doc.text, at)
+    document = SourceDocument(str(doc.id), document_title(doc), following)
+    return ToolContext(date=date, document=document)
 
 
 def prefilter_input(config: AnnotatorConfig, doc: Document, date: Optional[_dt.date], chunk: DocChunk) -> PrefilterInput:
@@ -274,7 +295,7 @@ class Annotator:
                     tried[name] = True
                     proposals += self._propose(doc, chunk, name, stats, secs)
             if proposals:
-                scored += self._execute_and_score(date, chunk, proposals, doc.text, stats, secs)
+                scored += self._execute_and_score(date, chunk, proposals, doc, stats, secs)
             if log is not None:
                 if len(chunks) > 1:
                     log.save(key, self._window_state(i + 1, tried, scored, stats, secs))
@@ -434,15 +455,20 @@ class Annotator:
         return self._losses(text_ids, passed, ("none",), loss)
 
     def _execute_and_score(self, date, chunk: DocChunk, proposals: List[Tuple[str, int, APICall]],
-                           text: str, stats: Counter, secs: Dict[str, float]) -> List[Tuple[KeptCall, bool]]:
+                           doc: Document, stats: Counter,
+                           secs: Dict[str, float]) -> List[Tuple[KeptCall, bool]]:
         """Run the candidates' tools, score them (:meth:`_lazy_losses`; every loss with
-        ``record_candidates``), apply the keep rule."""
+        ``record_candidates``), apply the keep rule. Each call's context names the document
+        and the text after the call, which retrieval tools leave out of their results
+        (:func:`call_context`)."""
         t0 = time.perf_counter()
-        context = ToolContext(date=date)
-        results = self.executor.run_many([c for _, _, c in proposals], [context] * len(proposals))
+        text = doc.text
+        contexts = [call_context(doc, date, chunk.insert_at[p]) for _, p, _ in proposals]
+        results = self.executor.run_many([c for _, _, c in proposals], contexts)
         ready: List[Tuple[str, int, APICall]] = []
         for (name, p, call), res in zip(proposals, results):
             count(stats, name, "candidates_executed")
+            count(stats, name, SELF_EXCLUDED, res.notes.get(SELF_EXCLUDED, 0))
             if res.ok:
                 ready.append((name, p, call.with_result(res.output)))
             else:

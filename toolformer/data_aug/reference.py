@@ -17,6 +17,7 @@ from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Unio
 from toolformer.data_aug.annotator import (
     STAGES,
     _repeats,
+    call_context,
     call_offset,
     check_settings,
     coerce_date,
@@ -42,7 +43,8 @@ from toolformer.data_aug.types import AnnotationResult, AnnotatorConfig, Documen
 from toolformer.grammar import call_grammar
 from toolformer.kv_cache import cache_kwargs
 from toolformer.syntax import APICall, format_call
-from toolformer.tools.base import Tool, ToolContext
+from toolformer.tools.base import Tool
+from toolformer.tools.self_retrieval import SELF_EXCLUDED
 
 
 def full_nll(model: Any, ids: Sequence[int]) -> List[float]:
@@ -110,7 +112,7 @@ class ReferenceAnnotator:
                     continue
                 tried.add(name)
                 proposals += self._propose(doc, chunk, name, result.stats)
-            scored += self._score(date, chunk, proposals, doc.text, result.stats)
+            scored += self._score(date, chunk, proposals, doc, result.stats)
         for name in self.tools:
             if name not in tried:
                 result.stats[f"{name}/docs_prefiltered_out"] += 1
@@ -205,15 +207,18 @@ class ReferenceAnnotator:
                 self.forward_tokens += 1
         return tokens, False, False
 
-    def _score(self, date, chunk: Any, proposals: List[Tuple[str, int, APICall]], text: str,
+    def _score(self, date, chunk: Any, proposals: List[Tuple[str, int, APICall]], doc: Document,
                stats: Counter) -> List[Tuple[KeptCall, bool]]:
         if not proposals:
             return []
+        text = doc.text
         h = self.config.weight_horizon
-        results = self.executor.run_many([c for _, _, c in proposals], [ToolContext(date=date)] * len(proposals))
+        contexts = [call_context(doc, date, chunk.insert_at[p]) for _, p, _ in proposals]
+        results = self.executor.run_many([c for _, _, c in proposals], contexts)
         out = []
         for (name, p, call), res in zip(proposals, results):
             count(stats, name, "candidates_executed")
+            count(stats, name, SELF_EXCLUDED, res.notes.get(SELF_EXCLUDED, 0))
             if not res.ok:
                 count(stats, name, "tool_failures")
                 continue

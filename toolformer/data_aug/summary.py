@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Tuple
 
 from toolformer.data_aug.types import COUNTERS
 from toolformer.data_aug.writer import DATA_FILE, DATASET_DIR, STATS_FILE, ShardStore
+from toolformer.tools.self_retrieval import SELF_EXCLUDED
 
 EXAMPLES_PER_TOOL = 3
 
@@ -150,6 +151,12 @@ def _stats_lines(stats: Dict[str, Any], examples: List[Dict[str, Any]]) -> List[
         "  Calls kept: " + (", ".join(f"{t} {n}" for t, n in kept["per_tool"].items()) or "none")
         + f" (total {kept['total']}).",
     ]
+    excluded = int((stats.get("counters") or {}).get(SELF_EXCLUDED, 0))
+    if excluded:
+        per_tool = (stats.get("per_tool") or {}).items()
+        by_tool = ", ".join(f"{t} {r[SELF_EXCLUDED]}" for t, r in per_tool if r.get(SELF_EXCLUDED))
+        lines.append(f"  Left out of search results as the annotated document itself: {excluded} "
+                     f"passages ({by_tool}).")
     limit = (stats.get("config") or {}).get("limit")
     if limit and d["read"] >= limit:
         lines.append(f"  Stopped at --limit {limit} documents (--limit 0 annotates the whole input).")

@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
+from toolformer.tools.self_retrieval import SELF_EXCLUDED
+
 def window_key(doc_id: Any, text: str) -> str:
     """The key of a document's saved windows: its id and a hash of its text (a changed text
     never picks up another text's windows)."""
@@ -20,7 +22,7 @@ def window_key(doc_id: Any, text: str) -> str:
 COUNTERS = (
     "docs_prefiltered_out", "positions_kept", "candidates_sampled", "candidates_closed",
     "candidates_malformed", "candidates_invalid", "candidates_abandoned", "candidates_deduplicated",
-    "candidates_executed", "tool_failures", "calls_repeated", "calls_kept",
+    "candidates_executed", "tool_failures", SELF_EXCLUDED, "calls_repeated", "calls_kept",
 )
 
 

@@ -493,10 +493,16 @@ class SelfTrainer:
             factory = self.generator_factory or ToolGenerator
             texts = [(shuffled_demonstrations(demo, f"{c.seed}-{d['id']}-{s}")
                       if c.demonstrations == "mix" else demo) + d["prompt"] for d, s in batch]
-            # the Calendar reads each item's own reference date (a dates item of the mix)
-            dated = {"contexts": [ToolContext(date=as_date(d["date"]) if d.get("date") else None)
-                                  for d, _ in batch]} if any(d.get("date") for d in docs) else {}
-            outputs = factory(model, tok, executor, gen).generate(texts, **dated)
+            generator = factory(model, tok, executor, gen)
+            # the source document (left out of searches) and, for a dates item of the mix, its
+            # own reference date (what the Calendar returns)
+            contexts = [replace(_source_context(d),
+                                date=as_date(d["date"]) if d.get("date") else None)
+                        for d, _ in batch]
+            if _takes(generator.generate, "contexts"):
+                outputs = generator.generate(texts, contexts=contexts)
+            else:
+                outputs = generator.generate(texts)
             n_plain = c.grow_no_call_samples
             if n_plain:  # the same model without a call, on the same prompts
                 plain = [(d, c.samples_per_prompt + s) for d in docs for s in range(n_plain)]
@@ -986,3 +992,26 @@ def selftrain(config: SelfTrainConfig, hook: Optional[Hook] = None,
     ``generator_factory(model, tokenizer, executor, generation_config)`` replaces
     :class:`~toolformer.generation.ToolGenerator` in Grow (tests script the outputs)."""
     return SelfTrainer(config, hook, generator_factory).run()
+
+
+def _takes(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` takes the keyword ``name`` (a ``generator_factory``'s generator may not)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _source_context(doc: Dict[str, Any]) -> Any:
+    """The tool context of a Grow prompt: the corpus document it opens, which WikiSearch and QA
+    leave out of their results (a Wikipedia paragraph is also in the search index: the search
+    would hand the model the rest of the paragraph, and the loss filter would keep the copy)."""
+    from toolformer.tools.base import SourceDocument, ToolContext
+    from toolformer.tools.self_retrieval import default_corpus_title, text_after
+
+    following = text_after(str(doc.get("text", "")), str(doc.get("prompt", "")))
+    title = default_corpus_title(doc.get("id"))
+    return ToolContext(document=SourceDocument(str(doc.get("id")), title, following))

@@ -63,10 +63,27 @@ class ToolLoadError(ToolError, UserError):
 
 
 @dataclass(frozen=True)
+class SourceDocument:
+    """The document a call is placed in while that document is being annotated.
+
+    Retrieval tools (WikiSearch, QA) leave this document out of their results
+    (:mod:`toolformer.tools.self_retrieval`): when the annotated text is also in the search
+    corpus, a search finds it and its result hands the model the very next words, a call that
+    passes the loss filter by copying. Absent at generation time (no document is known).
+    """
+
+    id: Optional[str] = None
+    title: Optional[str] = None
+    following: str = ""  # the document's text right after the call (its next words)
+
+
+@dataclass(frozen=True)
 class ToolContext:
-    """What a tool may know about the document it is called from (the Calendar uses ``date``)."""
+    """What a tool may know about the document it is called from (the Calendar uses ``date``,
+    WikiSearch and QA leave ``document`` out of their results)."""
 
     date: Optional[_dt.date] = None
+    document: Optional[SourceDocument] = None
 
 
 @dataclass(frozen=True)
@@ -83,9 +100,23 @@ RETRIEVAL_SETTINGS = AnnotationSettings(tau_s=0.05, k=5, m=5, tau_f=1.0)
 COMPUTE_SETTINGS = AnnotationSettings(tau_s=0.0, k=20, m=10, tau_f=0.5)
 
 
+class ToolOutput(str):
+    """A tool's result text with counts about how it was made (``notes``, name -> int), e.g.
+    the passages a search left out as the annotated document itself; the executor copies them
+    into :attr:`ToolResult.notes`. A plain ``str`` result has no notes."""
+
+    notes: Dict[str, int]
+
+    def __new__(cls, text: str, notes: Optional[Mapping[str, int]] = None) -> "ToolOutput":
+        obj = super().__new__(cls, text)
+        obj.notes = {k: int(v) for k, v in (notes or {}).items() if v}
+        return obj
+
+
 @dataclass(frozen=True)
 class ToolResult:
-    """The outcome of one call: ``output`` on success, ``error`` otherwise. Never raised."""
+    """The outcome of one call: ``output`` on success, ``error`` otherwise. Never raised.
+    ``notes``: the tool's counts (:class:`ToolOutput`), also on a result served from the cache."""
 
     tool: str
     args: str
@@ -94,6 +125,7 @@ class ToolResult:
     seconds: float = 0.0
     cached: bool = False
     timed_out: bool = False
+    notes: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -183,6 +215,11 @@ class Tool(ABC):
 
     def __call__(self, args: str, context: Optional[ToolContext] = None) -> str:
         return self.run(args, context)
+
+    def context_key(self, context: Optional[ToolContext]) -> Any:
+        """The part of ``context`` that the result depends on (hashable; the executor's cache
+        key holds it): the whole context for a tool that ``uses_context``, else None."""
+        return context if self.uses_context else None
 
     def argument_grammar(self, before: str = "") -> Any:
         """What this tool's arguments may be: a :class:`~toolformer.grammar.ArgGrammar` that

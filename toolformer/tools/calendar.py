@@ -63,6 +63,10 @@ class Calendar(Tool):
         (``Calendar(\\)\\()``) would be learned along with the date."""
         return None if not args.strip() else "Calendar takes no arguments: Calendar()"
 
+    def context_key(self, context: Optional[ToolContext]) -> Optional[_dt.date]:
+        """Only the date changes the result (not the annotated document's identity or text)."""
+        return context.date if context is not None else None
+
     def date_for(self, context: Optional[ToolContext] = None) -> _dt.date:
         """The document's date, else the constructor's ``today``, else the real current date."""
         if context is not None and context.date is not None:

@@ -85,6 +85,14 @@ def _call_with_timeout(fn: Callable[[], Any], timeout: float, name: str) -> Any:
     return box["value"]
 
 
+def _notes(obj: Any) -> Dict[str, int]:
+    """The counts a tool attached to its result or error (:class:`ToolOutput`), else {}."""
+    notes = getattr(obj, "notes", None)
+    if not isinstance(notes, Mapping):
+        return {}
+    return {str(k): v for k, v in notes.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
 def _one_line(text: str, limit: int = 300) -> str:
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
@@ -137,7 +145,7 @@ class ToolExecutor:
 
     # -- execution ------------------------------------------------------------------------
     def _key(self, tool: Tool, args: str, context: Optional[ToolContext]) -> Tuple:
-        return (tool.name, args.strip(), context if tool.uses_context else None)
+        return (tool.name, args.strip(), tool.context_key(context))
 
     def _invoke(self, tool: Tool, args: str, context: Optional[ToolContext]) -> str:
         return tool.run(args, context)
@@ -163,15 +171,18 @@ class ToolExecutor:
                 self._cache.move_to_end(key)
         if hit is not None:
             self._count(cached=1, failed=0 if hit.ok else 1)
-            return ToolResult(tool.name, args, hit.output, hit.error, 0.0, True, hit.timed_out)
+            return ToolResult(tool.name, args, hit.output, hit.error, 0.0, True, hit.timed_out,
+                              hit.notes)
 
         start = time.perf_counter()
         timed_out = False
+        notes: Dict[str, int] = {}
         try:
             if self.timeout is None:
                 raw = self._invoke(tool, args, context)
             else:
                 raw = _call_with_timeout(lambda: self._invoke(tool, args, context), self.timeout, tool.name)
+            notes = _notes(raw)  # a ToolOutput's counts
             output, error = sanitize_result(raw, self.max_result_chars), None
             if not output:
                 output, error = None, f"{tool.name} returned an empty result"
@@ -179,11 +190,12 @@ class ToolExecutor:
             timed_out = True
             output, error = None, f"{tool.name} timed out after {self.timeout:g}s"
         except ToolError as exc:
+            notes = _notes(exc)  # counts of a failed search
             output, error = None, _one_line(str(exc)) or type(exc).__name__
         except Exception as exc:  # noqa: BLE001 - a tool's bug must not crash the caller
             output, error = None, f"{tool.name} failed: {type(exc).__name__}: {_one_line(str(exc))}"
         seconds = time.perf_counter() - start
-        result = ToolResult(tool.name, args, output, error, seconds, False, timed_out)
+        result = ToolResult(tool.name, args, output, error, seconds, False, timed_out, notes)
         self._count(executed=1, seconds=seconds, failed=int(error is not None), timeouts=int(timed_out))
         if not timed_out and self.cache_size > 0:  # a timeout may be load; let a later call retry
             with self._lock:
@@ -222,7 +234,7 @@ class ToolExecutor:
             if i != j:  # a duplicate within the batch: served from the first one
                 name, args = (calls[i].tool, calls[i].args) if isinstance(calls[i], APICall) else calls[i]
                 self._count(calls=1, cached=1, failed=0 if r.ok else 1)
-                r = ToolResult(r.tool, args, r.output, r.error, 0.0, True, r.timed_out)
+                r = ToolResult(r.tool, args, r.output, r.error, 0.0, True, r.timed_out, r.notes)
             out.append(r)
         return out
 

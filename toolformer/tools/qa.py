@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field, fields
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -19,11 +20,19 @@ from toolformer.tools.base import (
     Tool,
     ToolContext,
     ToolError,
+    ToolOutput,
     load_prompt,
     reject_unknown_options,
 )
 from toolformer.tools.corpus import Passage
+from toolformer.tools.self_retrieval import (
+    SELF_EXCLUDED,
+    SelfExclusion,
+    search_excluding,
+    with_notes,
+)
 
+ANSWER_CACHE = 4096  # answers kept per (question, passages) read
 READER_INSTRUCTION = (
     "Read the passages and answer the question with a short phrase of a few words, "
     "taken from the passages. Do not write a full sentence."
@@ -181,6 +190,7 @@ class QA(Tool):
         self._model = model
         self._tokenizer = tokenizer
         self._lock = threading.RLock()
+        self._answers: "OrderedDict[Tuple[str, Tuple[str, ...]], str]" = OrderedDict()
 
     # -- parts, loaded on first use -------------------------------------------------------
     @property
@@ -213,8 +223,23 @@ class QA(Tool):
         return self
 
     # -- answering ------------------------------------------------------------------------
-    def retrieve(self, question: str) -> List[Passage]:
-        return [p for p, _ in self.search.search(question, self.config.passages)]
+    def retrieve(self, question: str, exclude: Optional[SelfExclusion] = None) -> List[Passage]:
+        """The passages the reader sees, none of them left out by ``exclude``."""
+        return self.retrieve_excluding(question, exclude)[0]
+
+    def retrieve_excluding(
+        self, question: str, exclude: Optional[SelfExclusion] = None
+    ) -> Tuple[List[Passage], int]:
+        """:meth:`retrieve` and how many passages ``exclude`` (the annotated document) left out
+        ahead of them; an injected retriever without ``search_excluding`` is asked for more
+        passages and filtered here, by the same rule."""
+        k = self.config.passages
+        search = self.search
+        if hasattr(search, "search_excluding"):
+            hits, dropped = search.search_excluding(question, k, exclude)
+        else:
+            hits, dropped = search_excluding(lambda n: search.search(question, n), k, exclude)
+        return [p for p, _ in hits], dropped
 
     def build_prompt(
         self, question: str, passages: List[Passage], tokenizer: Any
@@ -266,15 +291,30 @@ class QA(Tool):
             text, question, [p.title for p in passages], self.config.max_answer_words
         )
 
+    def context_key(self, context: Optional[ToolContext]) -> Any:
+        """The annotated document (left out of the passages); None at generation time."""
+        return getattr(context, "document", None)
+
     def run(self, args: str, context: Optional[ToolContext] = None) -> str:
         question = self.parse_args(args)
-        passages = self.retrieve(question)
+        passages, dropped = self.retrieve_excluding(question, SelfExclusion.from_context(context))
+        notes = {SELF_EXCLUDED: dropped}
         if not passages:
-            raise ToolError(f"QA found no passage about {question!r}")
-        answer = self.answer(question, passages)
+            raise with_notes(ToolError(f"QA found no passage about {question!r}"), notes)
+        # the executor caches per annotated document and call position; the same question
+        # over the same passages is read once
+        key = (question, tuple(p.id for p in passages))
+        with self._lock:
+            answer = self._answers.get(key)
+        if answer is None:
+            answer = self.answer(question, passages)
+            with self._lock:
+                self._answers[key] = answer
+                if len(self._answers) > ANSWER_CACHE:
+                    self._answers.popitem(last=False)
         if not answer:
-            raise ToolError(f"QA could not answer {question!r}")
-        return answer
+            raise with_notes(ToolError(f"QA could not answer {question!r}"), notes)
+        return ToolOutput(answer, notes)
 
     def __repr__(self) -> str:
         return f"QA(model={self.config.model!r}, passages={self.config.passages})"

@@ -33,6 +33,7 @@ from toolformer.tools.base import (
     ToolContext,
     ToolError,
     ToolInputError,
+    ToolOutput,
     load_prompt,
 )
 from toolformer.tools.corpus import (
@@ -42,6 +43,12 @@ from toolformer.tools.corpus import (
     corpus_name,
     load_passages,
     split_sentences,
+)
+from toolformer.tools.self_retrieval import (
+    SELF_EXCLUDED,
+    SelfExclusion,
+    search_excluding,
+    with_notes,
 )
 
 MODES = ("bm25", "dense", "hybrid")
@@ -599,28 +606,47 @@ class WikiSearch(Tool):
         return self
 
     # -- searching ------------------------------------------------------------------------
-    def search(self, query: str, k: Optional[int] = None) -> List[Tuple[Passage, float]]:
-        """The ``k`` (default ``top_k``) best passages with their scores, best first."""
+    def search(
+        self, query: str, k: Optional[int] = None, exclude: Optional[SelfExclusion] = None
+    ) -> List[Tuple[Passage, float]]:
+        """The ``k`` (default ``top_k``) best passages with their scores, best first, none of
+        them left out by ``exclude`` (the annotated document, see :meth:`search_excluding`)."""
+        return self.search_excluding(query, k, exclude)[0]
+
+    def search_excluding(
+        self, query: str, k: Optional[int] = None, exclude: Optional[SelfExclusion] = None
+    ) -> Tuple[List[Tuple[Passage, float]], int]:
+        """:meth:`search` and the number of passages ``exclude`` left out ahead of the results
+        (:func:`~toolformer.tools.self_retrieval.search_excluding`: excluded before the cut to
+        ``k``, so ``k`` results still come back when the corpus has them)."""
         query = (query or "").strip()
         if not query:
             raise ToolInputError(
                 "WikiSearch needs a search term, e.g. WikiSearch(Fishing Reel Types)"
             )
         k = k or self.config.top_k
+        passages = self.passages
+
+        def ranked(n: int) -> List[Tuple[Passage, float]]:
+            return [(passages[i], s) for i, s in self._ranked(query, n)]
+
+        return search_excluding(ranked, k, exclude, len(passages))
+
+    def _ranked(self, query: str, n: int) -> List[Tuple[int, float]]:
+        """The ``n`` best (passage index, score) of the configured mode, best first."""
         mode = self.config.mode
         if mode == "bm25":
-            hits = self._bm25_index().search(tokenize(query, self.config.stem), k)
-        elif mode == "dense":
-            hits = self._dense_index().search(query, k)
-        else:
-            n = max(self.config.candidates, k)
-            lexical = [
-                i for i, _ in self._bm25_index().search(tokenize(query, self.config.stem), n)
-            ]
-            semantic = [i for i, _ in self._dense_index().search(query, n)]
-            hits = rrf([lexical, semantic], self.config.rrf_k)[:k]
-        passages = self.passages
-        return [(passages[i], s) for i, s in hits]
+            return self._bm25_index().search(tokenize(query, self.config.stem), n)
+        if mode == "dense":
+            return self._dense_index().search(query, n)
+        # hybrid: each retriever's list at least ``candidates`` deep, so that the fused order
+        # of the first results does not depend on how many are asked for
+        depth = max(self.config.candidates, n)
+        lexical = [
+            i for i, _ in self._bm25_index().search(tokenize(query, self.config.stem), depth)
+        ]
+        semantic = [i for i, _ in self._dense_index().search(query, depth)]
+        return rrf([lexical, semantic], self.config.rrf_k)[:n]
 
     def snippet(self, passage: Passage, query: str) -> str:
         """The passage's sentence that shares most query terms (earliest on ties), followed by
@@ -650,11 +676,17 @@ class WikiSearch(Tool):
             reason = f"WikiSearch needs a search term with a searchable word, not {args.strip()!r}"
         return reason
 
+    def context_key(self, context: Optional[ToolContext]) -> Any:
+        """The annotated document (left out of the results); None at generation time."""
+        return getattr(context, "document", None)
+
     def run(self, args: str, context: Optional[ToolContext] = None) -> str:
         query = self.parse_args(args)
-        hits = self.search(query, self.config.top_k)
+        exclude = SelfExclusion.from_context(context)
+        hits, dropped = self.search_excluding(query, self.config.top_k, exclude)
         if not hits:
-            raise ToolError(f"WikiSearch found nothing for {query!r}")
+            raise with_notes(ToolError(f"WikiSearch found nothing for {query!r}"),
+                             {SELF_EXCLUDED: dropped})
         parts: List[str] = []
         total = 0
         for passage, _ in hits:
@@ -666,7 +698,7 @@ class WikiSearch(Tool):
                 break
             parts.append(text)
             total += extra
-        return _clip(" | ".join(parts), self.config.max_chars)
+        return ToolOutput(_clip(" | ".join(parts), self.config.max_chars), {SELF_EXCLUDED: dropped})
 
     def __repr__(self) -> str:
         c = self.config
