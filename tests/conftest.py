@@ -76,6 +76,15 @@ def tiny_model(smol_tokenizer):
 
 
 @pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory, smol_tokenizer):
+    """A tiny random model and the SmolLM2 tokenizer saved in a folder (a model path)."""
+    path = tmp_path_factory.mktemp("tiny_model")
+    make_tiny_model(len(smol_tokenizer), seed=0).save_pretrained(path)
+    smol_tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
 def real_model():
     """The real SmolLM2-135M (integration tests)."""
     from toolformer.models import load_model

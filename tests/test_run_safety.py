@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_tiny_model
 from test_finetune import CALC_TEXTS, _config as ft_config, _write_annotation_output
 from test_selftrain import (
     PROBLEMS,
@@ -28,14 +27,6 @@ from toolformer.eval.tasks import default_data_dir
 from toolformer.output_lock import check_not_input, hold_output, lock_file
 
 HELD = "another toolformer run holds"
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, smol_tokenizer):
-    path = tmp_path_factory.mktemp("tiny_safety")
-    make_tiny_model(len(smol_tokenizer), seed=0).save_pretrained(path)
-    smol_tokenizer.save_pretrained(path)
-    return str(path)
 
 
 @pytest.fixture()

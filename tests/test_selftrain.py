@@ -62,14 +62,6 @@ def _write_jsonl(path: Path, rows) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, smol_tokenizer):
-    path = tmp_path_factory.mktemp("tiny_st")
-    make_tiny_model(len(smol_tokenizer), seed=0).save_pretrained(path)
-    smol_tokenizer.save_pretrained(path)
-    return str(path)
-
-
 @pytest.fixture()
 def files(tmp_path):
     corpus = _write_jsonl(tmp_path / "gsm8k_train.jsonl",

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_tiny_model
 from toolformer.errors import UserError
 from toolformer.finetune import FinetuneConfig
 from toolformer.generation import CallRecord, GenerationOutput
@@ -210,14 +209,6 @@ def test_when_filter_options_are_checked():
 
 
 # --------------------------------------------------------------------------- Grow + dates
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, smol_tokenizer):
-    path = tmp_path_factory.mktemp("tiny_mix")
-    make_tiny_model(len(smol_tokenizer), seed=0).save_pretrained(path)
-    smol_tokenizer.save_pretrained(path)
-    return str(path)
 
 
 class DatedGenerator:

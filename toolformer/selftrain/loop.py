@@ -463,7 +463,6 @@ class SelfTrainer:
     def _grow(self, rd: RoundDir, k: int, policy: str) -> Dict[str, Any]:
         from toolformer.generation import GenerationConfig, ToolGenerator
         from toolformer.tools import ToolExecutor
-        from toolformer.tools.base import ToolContext
         from toolformer.tools.calendar import as_date
 
         c = self.config

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from toolformer.errors import UserError
+from toolformer.selftrain.spec import is_sized_spec, parse_sized_spec
 
 NAME = "mix"
 DEFAULT_SIZE = 3000
@@ -29,20 +30,13 @@ KIND_TOOLS: Dict[str, Tuple[str, ...]] = {"math": ("Calculator",), "facts": ("QA
 
 
 def is_spec(spec: str) -> bool:
-    """True for ``mix`` / ``mix:N`` (a generated mixed corpus rather than a path)."""
-    return spec == NAME or spec.startswith(NAME + ":")
+    """True for ``mix`` / ``mix:N`` (a generated corpus rather than a path)."""
+    return is_sized_spec(spec, NAME)
 
 
 def parse_spec(spec: str) -> int:
     """The size in ``mix`` or ``mix:N``; raises :class:`UserError` otherwise."""
-    name, sep, size = spec.partition(":")
-    if name != NAME:
-        raise UserError(f"unknown generated corpus {spec!r}; use {NAME} or {NAME}:N")
-    if not sep:
-        return DEFAULT_SIZE
-    if not size.isdigit() or int(size) < 1:
-        raise UserError(f"corpus {spec!r}: the size after ':' must be a whole number >= 1")
-    return int(size)
+    return parse_sized_spec(spec, NAME, DEFAULT_SIZE)
 
 
 def parse_mix(value: Union[str, Mapping[str, Any], None]) -> Dict[str, float]:

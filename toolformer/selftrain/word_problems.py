@@ -22,6 +22,7 @@ import random
 from typing import Callable, Dict, List, Tuple
 
 from toolformer.errors import UserError
+from toolformer.selftrain.spec import is_sized_spec, parse_sized_spec
 from toolformer.selftrain.corpus import format_number
 
 NAME = "arithmetic"
@@ -183,17 +184,10 @@ def generate_problems(n: int = DEFAULT_SIZE, seed: int = 0, two_step_fraction: f
 
 
 def parse_spec(spec: str) -> int:
-    """The size in a corpus spec ``arithmetic`` or ``arithmetic:N``; raises UserError otherwise."""
-    name, sep, size = spec.partition(":")
-    if name != NAME:
-        raise UserError(f"unknown generated corpus {spec!r}; use {NAME} or {NAME}:N")
-    if not sep:
-        return DEFAULT_SIZE
-    if not size.isdigit() or int(size) < 1:
-        raise UserError(f"corpus {spec!r}: the size after ':' must be a whole number >= 1")
-    return int(size)
+    """The size in ``arithmetic`` or ``arithmetic:N``; raises :class:`UserError` otherwise."""
+    return parse_sized_spec(spec, NAME, DEFAULT_SIZE)
 
 
 def is_spec(spec: str) -> bool:
     """True for ``arithmetic`` / ``arithmetic:N`` (a generated corpus rather than a path)."""
-    return spec == NAME or spec.startswith(NAME + ":")
+    return is_sized_spec(spec, NAME)
