@@ -1,46 +1,51 @@
 #!/usr/bin/env bash
-# Self-training SmolLM2-135M on the mixed curriculum (when and which tool), then the paper's
-# protocol per task for the base model, the new adapter and the adapter with tools disabled.
-# Every stage resumes when rerun; settings are environment variables.
+# When and which tool: self-train SmolLM2-135M on the mixed curriculum, calibrate its call
+# trigger, then the paper's protocol per task for the base model, the new adapter and the
+# adapter with tools disabled (RESULTS.md, "When and which"). Every stage resumes when rerun;
+# settings are environment variables; the defaults are the run in RESULTS.md (2 CPU cores).
 #
-# Curriculum (`--corpus mix`): 4,000 items, 40% generated word problems (Calculator), 25% fact
-# questions (QA, WikiSearch: T-REx relations no built-in task scores, and EfficientQA; the
-# disjointness check against LAMA, NQ-open dev and WikiText-2 test runs on every build and its
-# drops are in round_0/corpus/mix.json), 20% generated date questions each with its own reference
-# date (Calendar), 15% prompts where no tool helps (the right output has no call). Round 1 grows
-# with the mixed demonstrations (one example per tool and one without a call), later rounds
-# zero-shot. Improve with the `when` filter: an output with a call is kept only where no
-# no-call sample of the same item is right and the tool fits the item; right outputs without a
-# call are kept (for notool items: any output without a call). The dev split (best round) is
-# held-out word problems only; the per-task table below is what judges when and which.
-# QA and WikiSearch read their default corpus (gensim's Wikipedia sample: no LAMA evidence, so
-# no evaluation fact reaches a training text through a tool result; little headroom on facts).
+# Curriculum (`--corpus mix`): generated word problems (Calculator), fact questions (QA: T-REx
+# relations that no built-in task scores, and EfficientQA; checked disjoint from LAMA, NQ-open
+# dev and WikiText-2 on every build), generated date questions with their own reference date
+# (Calendar), prompts where no tool helps. Grow samples each prompt with tools (3) and once
+# without (the same model without a call); the `when` filter keeps a call only where the
+# no-call sample is wrong and the tool fits, and keeps no-call outputs where no tool fits or the
+# model is right without help. After the round the best adapter's call trigger is calibrated on
+# held-out items of each kind and stored in its toolformer.json (generate, chat, eval use it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-runs/selftrain_when}
-N=${N:-300}                 # examples per task
+OUT=${OUT:-runs/when}
+N=${N:-300}                 # examples per task (math, dateset, notool)
+N_FACTS=${N_FACTS:-100}     # examples per LAMA task (each QA call runs the reader LM)
 PPL_WINDOWS=${PPL_WINDOWS:-40}
 THREADS=${THREADS:-2}
-SIZE=${SIZE:-4000}
-MIX=${MIX:-math=0.4,facts=0.25,dates=0.2,notool=0.15}
-TOOLS=Calculator,QA,WikiSearch,Calendar
+TOOLS=Calculator,QA,Calendar
 export OMP_NUM_THREADS=$THREADS
 
 toolformer selftrain --output "$OUT/run" --threads "$THREADS" --no-progress \
-    --corpus "mix:$SIZE" --mix "$MIX" --tools "$TOOLS" --filter when \
-    --max-problem-steps 2 --dev-max-problem-steps 2 --round0-docs 0 \
-    --corpus-size 300 --samples 4 --max-new-tokens 48 --max-rounds 3 --patience 2
+    --corpus mix:2000 --mix math=0.35,facts=0.2,dates=0.25,notool=0.2 --tools "$TOOLS" \
+    --filter when --max-problem-steps 2 --dev-max-problem-steps 2 --round0-docs 0 \
+    --corpus-size 120 --samples 3 --no-call-samples 1 --max-new-tokens 40 \
+    --max-rounds 1 --patience 1 --calibration-size 40
 ADAPTER="$OUT/run/best_adapter"
-OPT="--tool-names $TOOLS --tool-options Calculator.numbers_from_text=true"
+# QA reads the shared Wikipedia passages (the LAMA evidence is there: the paper's QA setting)
+QA_CORPUS="--tool-options QA.corpus=$(cd ..; pwd)/shared/data/wiki_corpus/passages.jsonl"
+OPT="--tool-names $TOOLS $QA_CORPUS"
 
-TASKS=svamp,mawps,lama_squad,lama_google_re,lama_trex,nq_open,dateset,notool
-EVAL="toolformer eval --tasks $TASKS --limit $N --threads $THREADS -q"
+run() { # name model extra-args...
+    local name=$1 model=$2; shift 2
+    toolformer eval --model "$model" --tasks svamp,mawps,dateset,notool --limit "$N" \
+        --threads "$THREADS" -q -o "$OUT/eval/$name" --name "$name" "$@"
+    toolformer eval --model "$model" --tasks lama_squad,lama_google_re,lama_trex \
+        --limit "$N_FACTS" --threads "$THREADS" -q -o "$OUT/eval/${name}_facts" \
+        --name "$name" "$@"
+}
+run base smollm2-135m --no-tools
+run toolformer "$ADAPTER" $OPT
+run disabled "$ADAPTER" --no-tools
+run paper_trigger "$ADAPTER" $OPT --call-top-k 10 --call-threshold 0
 PPL="toolformer eval --tasks wikitext2 --limit $PPL_WINDOWS --no-tools --threads $THREADS -q"
-$EVAL --model smollm2-135m --no-tools      -o "$OUT/eval/base"       --name "SmolLM2-135M (base)"
-$EVAL --model smollm2-135m $OPT            -o "$OUT/eval/base_tools" --name "SmolLM2-135M (base, tools)"
-$EVAL --model "$ADAPTER" $OPT              -o "$OUT/eval/toolformer" --name "Toolformer"
-$EVAL --model "$ADAPTER" --no-tools        -o "$OUT/eval/disabled"   --name "Toolformer (disabled)"
-$PPL  --model smollm2-135m                 -o "$OUT/eval/base_ppl"
-$PPL  --model "$ADAPTER"                   -o "$OUT/eval/toolformer_ppl"
-toolformer eval --compare "$OUT/eval/base" "$OUT/eval/base_tools" "$OUT/eval/toolformer" "$OUT/eval/disabled" \
-    --chart "$OUT/eval/compare.png"
+$PPL --model smollm2-135m -o "$OUT/eval/base_ppl"
+$PPL --model "$ADAPTER"   -o "$OUT/eval/toolformer_ppl"
+toolformer eval --compare "$OUT/eval/base" "$OUT/eval/toolformer" "$OUT/eval/disabled" \
+    "$OUT/eval/paper_trigger"
