@@ -171,6 +171,8 @@ def test_bad_input_gets_an_openai_error_and_the_server_keeps_serving(client, ser
         "context_length_exceeded"
     last = {**chat, "messages": [{"role": "assistant", "content": "hi"}]}
     assert _error(httpx.post(url + "/v1/chat/completions", json=last), 400)["param"] == "messages"
+    empty = {**chat, "messages": [{"role": "user"}]}  # no content: nothing to answer
+    assert _error(httpx.post(url + "/v1/chat/completions", json=empty), 400)["param"] == "messages"
     no_prompt = httpx.post(url + "/v1/completions", json={"model": MODEL})
     assert _error(no_prompt, 400)["param"] == "prompt"
     _error(httpx.post(url + "/v1/completions", json=[1, 2]), 400)
@@ -180,6 +182,13 @@ def test_bad_input_gets_an_openai_error_and_the_server_keeps_serving(client, ser
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model=MODEL, messages=[])
     assert client.completions.create(model=MODEL, prompt="Compute:", max_tokens=8).choices[0].text
+
+
+def test_finished_requests_are_not_counted_as_cancelled_batches(client, server):
+    before = _health(server)["batching"].get("cancelled_batches", 0)
+    for _ in range(3):
+        client.completions.create(model=MODEL, prompt="Compute:", max_tokens=4)
+    assert _health(server)["batching"].get("cancelled_batches", 0) == before
 
 
 def test_a_client_that_disconnects_mid_stream_cancels_its_request(client, server):

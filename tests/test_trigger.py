@@ -151,3 +151,15 @@ def test_calibrate_command_stores_the_trigger_in_the_manifest(tmp_path, monkeypa
     bad.write_text(json.dumps({"question": "Hi"}) + "\n")
     result = CliRunner().invoke(cli, ["calibrate", str(folder), "--dev", str(bad)])
     assert result.exit_code != 0 and "'tools'" in str(result.exception)
+
+
+def test_calibrate_will_not_write_into_a_shipped_adapter(tmp_path):
+    from click.testing import CliRunner
+
+    from toolformer.cli.main import cli
+
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text('{"question": "2 + 2?", "tools": ["Calculator"]}\n'
+                   '{"question": "Hi!", "tools": []}\n')
+    result = CliRunner().invoke(cli, ["calibrate", "smollm2-135m-calculator", "--dev", str(dev)])
+    assert result.exit_code != 0 and "shipped in the package" in str(result.exception)

@@ -116,6 +116,9 @@ def render_card(folder: PathLike, results: Optional[Dict[str, Any]] = None,
     alias = str(manifest.get("base_model") or "")
     hf_base = HF_BASE.get(alias, alias or None)
     tools = [str(t) for t in manifest.get("tools") or []]
+    # the tool options it was trained with (the CLI applies the safe ones from the manifest)
+    options = {str(k): dict(v) for k, v in (manifest.get("tool_options") or {}).items()
+               if isinstance(v, dict)}
     roles = manifest.get("chat_roles") or {}
     tool_list = ", ".join(tools) or "none"
     example = "[Calculator(24 - 9) -> 15]" if "Calculator" in tools else "[Tool(args) -> result]"
@@ -160,6 +163,15 @@ def render_card(folder: PathLike, results: Optional[Dict[str, Any]] = None,
             "tool: the model writes `[Tool(args) ->` and a runtime must insert the result "
             "(this project's `generate`, `chat`, `serve` or `ToolGenerator`).",
             f"- A small model ({alias}), trained on a narrow corpus; English only."]
+    trigger = manifest.get("call_trigger")
+    if isinstance(trigger, dict):
+        out.append(f"- When it calls: a trigger calibrated on {trigger.get('n')} held-out items "
+                   f"(call_top_k {trigger.get('call_top_k')}, call_threshold "
+                   f"{trigger.get('call_threshold')}; call F1 {trigger.get('f1')}, the paper's "
+                   f"top-10 rule {trigger.get('paper_f1')}), stored in toolformer.json.")
+    else:
+        out.append("- It has no calibrated call trigger: with the paper's top-10 rule it may call "
+                   "a tool on questions no tool helps.")
     if alias in HF_BASE:
         out.append(f"- It was trained on the weights of the `{alias}` alias ({hf_base} as a "
                    "quantised GGUF file, dequantised); on the original weights its outputs "
@@ -175,7 +187,7 @@ def render_card(folder: PathLike, results: Optional[Dict[str, Any]] = None,
             "```", "", "```python",
             "from toolformer import GenerationConfig, ToolGenerator, create_tools, load_model",
             "", f'model, tokenizer = load_model("{name}")  # or the folder\'s path',
-            f"generator = ToolGenerator(model, tokenizer, create_tools({tools!r}),",
+            f"generator = ToolGenerator(model, tokenizer, create_tools({tools!r}, {options!r}),",
             "                          GenerationConfig(max_new_tokens=48))",
             f'print(generator.generate("{turn}")[0].text)', "```", "",
             "With peft alone (no tool runs: the model writes `[Tool(args) ->` and goes on "

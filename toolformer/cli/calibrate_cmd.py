@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Optional
 
 import click
@@ -29,7 +30,8 @@ def calibrate(model: str, dev_path: str, template: str, limit: Optional[int],
     on dev items (a call where some tool fits the item, none where none does).
 
     \b
-    toolformer calibrate runs/st/best_adapter --dev runs/st/round_0/dev.jsonl
+    toolformer calibrate runs/st/best_adapter --dev runs/st/round_0/calibration_items.jsonl
+    toolformer calibrate smollm2-135m-calculator --dev my_items.jsonl --no-write
     """
     from toolformer.generation.trigger import calibrate_trigger, calibration_prompts
     from toolformer.manifest import write_call_trigger
@@ -41,6 +43,14 @@ def calibrate(model: str, dev_path: str, template: str, limit: Optional[int],
     items = [row for _, row in iter_records(dev_path, on_bad_line="raise")]
     items = items[:limit] if limit else items
     calibration_prompts(items, template)  # bad items fail before the model loads
+    if write:
+        import toolformer
+
+        folder = Path(manifest_dir(model)).resolve()
+        shipped = Path(toolformer.__file__).resolve().parent / "adapters"
+        if shipped in folder.parents:
+            raise UserError(f"{model} is an adapter shipped in the package; copy its folder "
+                            f"({folder}) and calibrate the copy, or pass --no-write")
     if threads:
         import torch
 

@@ -34,10 +34,14 @@ def _list_tasks() -> None:
 
     rows = describe_tasks()
     width = max(len(r["name"]) for r in rows)
+    click.echo(f"{'task'.ljust(width)}  {'metric':<15}  {'tools it forbids':<16}  "
+               f"{'tools that fit':<14}  description")
     for r in rows:
         click.echo(f"{r['name'].ljust(width)}  {r['metric']:<15}  "
-                   f"no-tools: {r['disabled_tools']:<10}  fits: {r['expected_tools']:<13}  "
+                   f"{r['disabled_tools']:<16}  {r['expected_tools']:<14}  "
                    f"{r['description']}")
+    click.echo("(tools it forbids: the paper disables them on the task, e.g. WikiSearch on LAMA, "
+               "whose evidence it would return verbatim; * = all)")
     click.echo(f"{'jsonl:PATH'.ljust(width)}  {'math | qa':<15}  "
                "your JSONL with question and answer")
 

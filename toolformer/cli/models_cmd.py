@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 import time
 
@@ -65,7 +67,7 @@ def load_cmd(name: str, dtype: str, device: str) -> None:
 
 
 @models.command(name="card")
-@click.argument("adapter_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("adapter_dir")
 @click.option("--results", "results", multiple=True, type=click.Path(exists=True),
               help="eval_results.json, or a `toolformer eval` run folder (repeatable) "
                    "[default: ADAPTER_DIR/eval_results.json when it exists]")
@@ -77,6 +79,12 @@ def card_cmd(adapter_dir: str, results: tuple, output: str, license_: str) -> No
     """Write ADAPTER_DIR's model card (README.md, Hugging Face format) from its toolformer.json,
     adapter_config.json and evaluation results."""
     from toolformer.cards import write_card
+    from toolformer.errors import UserError
+    from toolformer.models import manifest_dir
 
-    path = write_card(adapter_dir, results, output, license_)
+    folder = manifest_dir(adapter_dir)  # a shipped adapter's short name, or a folder
+    if not Path(folder).is_dir():
+        raise UserError(f"{adapter_dir} is neither an adapter folder nor a shipped adapter's name "
+                        "(toolformer models list)")
+    path = write_card(folder, results, output, license_)
     click.echo(f"wrote {path}")

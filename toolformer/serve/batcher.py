@@ -37,6 +37,7 @@ class Job:
     sink: Callable[[GenerationEvent], None]
     context: Any = None
     cancelled: threading.Event = field(default_factory=threading.Event)
+    finished: bool = False  # its "done" event was sunk
 
     def group_key(self) -> tuple:
         """Jobs with equal keys may share a batch: equal settings (batch size aside)."""
@@ -118,8 +119,13 @@ class BatchWorker:
             for step in events:
                 for event in step:
                     jobs[event.row].sink(event)
-                if all(j.cancelled.is_set() for j in jobs):  # nobody is listening any more
-                    self.stats["cancelled_batches"] += 1
+                    if event.kind == "done":
+                        jobs[event.row].finished = True
+                # nobody is listening any more (a finished request also sets cancelled: only
+                # rows still decoding count)
+                if all(j.cancelled.is_set() for j in jobs):
+                    if not all(j.finished for j in jobs):
+                        self.stats["cancelled_batches"] += 1
                     break
         except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the server
             self.stats["engine_errors"] += 1

@@ -22,6 +22,9 @@ def chat_prompt(messages: Sequence[Any], tokenizer: Any, roles: Optional[Tuple[s
     turns = [m for m in messages if m.role not in ("system", "developer")]
     if not turns or turns[-1].role != "user":
         raise UserError("the last message must have role 'user' (the model answers it)")
+    if not turns[-1].text().strip():
+        raise UserError("the last user message has no content: send {'role': 'user', "
+                        "'content': 'your question'}")
     session = ChatSession(tokenizer, use_template, system or None, roles)
     session.turns = [{"role": m.role, "content": m.text()} for m in turns[:-1]]
     return session.prompt(turns[-1].text()), session.stop_strings
