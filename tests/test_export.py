@@ -180,8 +180,18 @@ def test_malformed_rows_are_one_line_naming_the_line(tmp_path, fmt, row, expect)
     assert not out.exists()
 
 
+def test_an_output_file_in_a_missing_folder_gets_its_folder(tmp_path):
+    """The output lock makes the output file's folder, as every command makes its output."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "data.jsonl").write_text(json.dumps(ROW) + "\n")
+    out = tmp_path / "missing" / "out.jsonl"
+    result = CliRunner().invoke(cli, ["export", str(run), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and out.read_text().strip()
+
+
 @pytest.mark.parametrize("target, expect", [
-    (lambda p: p / "missing" / "out.jsonl", "no such file or directory"),
     (lambda p: p, "it is a folder"),
 ])
 def test_output_errors_name_the_path_given(tmp_path, target, expect):
