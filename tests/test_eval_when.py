@@ -9,7 +9,6 @@ from dataclasses import replace
 from typing import Dict, List
 
 import pytest
-import torch
 
 from toolformer.datasets import answer_matches
 from toolformer.errors import UserError
@@ -23,12 +22,9 @@ from toolformer.tools.calculator import Calculator
 from toolformer.tools.calendar import Calendar, as_date, format_date
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+@pytest.fixture(autouse=True)
+def one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(before)
 
 
 def call(tool: str, result=None, error=None) -> Dict:

@@ -45,15 +45,6 @@ CALC_TEXTS = [
 SEARCH_TEXT = "Paris is the capital of [WikiSearch(capital of France) -> Paris is the capital of France.] France."
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, smol_tokenizer):
-    """A tiny random Llama over SmolLM2's vocabulary, saved with the tokenizer."""
-    path = tmp_path_factory.mktemp("tiny-model")
-    make_tiny_model(len(smol_tokenizer), seed=0).save_pretrained(path)
-    smol_tokenizer.save_pretrained(path)
-    return str(path)
-
-
 def _write_annotation_output(folder: Path, texts, with_dataset: bool = True) -> Path:
     """The annotation pipeline's layout: data.jsonl (+ dataset/ saved with save_to_disk)."""
     from toolformer.syntax import find_calls
@@ -508,7 +499,6 @@ def test_a_fresh_lora_model_is_made_without_peft_s_future_warning(smol_tokenizer
     (fresh LoRA as well as a loaded adapter): the user should not see that warning."""
     import warnings
 
-    from conftest import make_tiny_model
     from toolformer.finetune import FinetuneConfig, _apply_lora
 
     with warnings.catch_warnings(record=True) as caught:
