@@ -280,8 +280,9 @@ def test_selftrain_refuses_a_corpus_or_dev_set_inside_what_it_writes(tmp_path, t
 # --------------------------------------------------------------------------- recorded paths
 
 
-def test_a_run_resumes_from_another_directory(tmp_path, tiny_dir, files, monkeypatch):
-    from toolformer.models import weight_files
+def _stopped_at_grow(tmp_path, tiny_dir, files, monkeypatch, output):
+    """A run started in ``tmp_path/first`` as ``output`` and stopped at round 1's Grow:
+    ``(first, other, data_dir)``, with ``other`` an empty second directory."""
     from toolformer.selftrain import selftrain
 
     corpus, evals = files
@@ -296,8 +297,17 @@ def test_a_run_resumes_from_another_directory(tmp_path, tiny_dir, files, monkeyp
             raise Interrupt(info)
 
     with pytest.raises(Interrupt):
-        selftrain(st_config(tiny_dir, corpus, evals, "runR", max_rounds=1, data_dir=data_dir),
+        selftrain(st_config(tiny_dir, corpus, evals, output, max_rounds=1, data_dir=data_dir),
                   hook=stop_at_grow, generator_factory=ScriptedGenerator)
+    return first, other, data_dir
+
+
+def test_a_run_resumes_from_another_directory(tmp_path, tiny_dir, files, monkeypatch):
+    from toolformer.models import weight_files
+    from toolformer.selftrain import selftrain
+
+    corpus, evals = files
+    first, other, data_dir = _stopped_at_grow(tmp_path, tiny_dir, files, monkeypatch, "runR")
     monkeypatch.chdir(other)  # the same run folder, named from elsewhere
     result = selftrain(st_config(tiny_dir, corpus, evals, "../first/runR", max_rounds=1,
                                  data_dir=data_dir),
@@ -324,20 +334,7 @@ def test_a_run_recorded_with_working_directory_paths_still_resumes(tmp_path, tin
     from toolformer.selftrain import selftrain
 
     corpus, evals = files
-    first, other = tmp_path / "first", tmp_path / "other"
-    first.mkdir()
-    other.mkdir()
-    data_dir = str(Path(default_data_dir()).resolve())  # the default is relative to the cwd
-    monkeypatch.chdir(first)
-
-    def stop_at_grow(event, info):
-        if event == "stage" and (info["round"], info["stage"]) == (1, "grow"):
-            raise Interrupt(info)
-
-    with pytest.raises(Interrupt):
-        selftrain(st_config(tiny_dir, corpus, evals, "runs/old", max_rounds=1,
-                            data_dir=data_dir), hook=stop_at_grow,
-                  generator_factory=ScriptedGenerator)
+    first, other, data_dir = _stopped_at_grow(tmp_path, tiny_dir, files, monkeypatch, "runs/old")
     path = first / "runs" / "old" / "round_0" / "state.json"
     state = json.loads(path.read_text())
     state["stages"]["finetune_0"].update(model="runs/old/round_0/model_0",

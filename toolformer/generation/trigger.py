@@ -148,6 +148,16 @@ def _score(fired: Sequence[bool], expects: Sequence[bool]) -> Tuple[float, float
     return f1, precision, recall, (tp + fp) / n if n else 0.0
 
 
+def _check_labels(expects_call: Sequence[bool]) -> None:
+    """Raise :class:`UserError` unless there are items both with and without a fitting tool
+    (call F1 cannot tell settings apart otherwise)."""
+    if not expects_call:
+        raise UserError("trigger calibration needs dev items; none were given")
+    if all(expects_call) or not any(expects_call):
+        raise UserError("trigger calibration needs dev items both with and without a fitting "
+                        "tool; add no-tool items (or tool items) to the dev split")
+
+
 def calibrate(traces: Sequence[CallTrace], expects_call: Sequence[bool],
               top_k_grid: Sequence[int] = TOP_K_GRID) -> TriggerCalibration:
     """The ``(call_top_k, call_threshold)`` with the best call F1 on these items.
@@ -161,11 +171,7 @@ def calibrate(traces: Sequence[CallTrace], expects_call: Sequence[bool],
     """
     if len(traces) != len(expects_call):
         raise ValueError("traces and expects_call differ in length")
-    if not traces:
-        raise UserError("trigger calibration needs dev items; none were given")
-    if all(expects_call) or not any(expects_call):
-        raise UserError("trigger calibration needs dev items both with and without a fitting "
-                        "tool; add no-tool items (or tool items) to the dev split")
+    _check_labels(expects_call)
     thresholds = sorted({0.0} | {max(t.p_call) for t in traces if t.p_call})
     best: Optional[Tuple[Tuple[float, int, float, int], TriggerCalibration]] = None
     paper = _score([t.fires(PAPER_TOP_K, 0.0) for t in traces], expects_call)[0]
@@ -222,8 +228,7 @@ def calibration_prompts(items: Sequence[Dict[str, Any]], template: str = "Q: {qu
         if not isinstance(question, str) or not question.strip():
             raise UserError(f"item {i + 1}: a calibration item needs a 'question' (text)")
         prompts.append(template.format(question=question.strip()))
-    if not labels or all(labels) or not any(labels):
-        calibrate([CallTrace([], [])] * len(labels), labels)  # raises its one-line error
+    _check_labels(labels)
     return prompts, labels
 
 
