@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from toolformer.errors import ModelLoadError, UserError
+from toolformer.paths import DTYPES, cache_dir, check_dtype, torch_dtype as _torch_dtype  # noqa: F401
 from toolformer.tools.base import MissingDependencyError
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -55,20 +56,6 @@ ALIASES: Dict[str, ModelAlias] = {
         "Gemma-3-270m base (Q4_K_M GGUF, dequantized); the default MT model",
     ),
 }
-
-DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
-          "fp16": "float16", "float16": "float16"}
-
-
-def cache_dir() -> Path:
-    """Where converted models and indexes live (``$TOOLFORMER_CACHE`` or ~/.cache/toolformer)."""
-    root = os.environ.get("TOOLFORMER_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "toolformer"
-    )
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
 
 def _package_dir(alias: ModelAlias) -> Path:
     try:
@@ -140,25 +127,6 @@ def list_models() -> List[Dict[str, Any]]:
             "description": alias.description,
         })
     return rows
-
-
-def check_dtype(dtype: Any) -> None:
-    """Raise :class:`UserError` for a dtype name we do not know (before any loading starts)."""
-    if dtype is None or not isinstance(dtype, str):
-        return
-    if dtype.lower() not in DTYPES:
-        raise UserError(f"unknown dtype {dtype!r}; use one of fp32, bf16, fp16")
-
-
-def _torch_dtype(dtype: Optional[str]):
-    import torch
-
-    if dtype is None:
-        return torch.float32
-    if not isinstance(dtype, str):
-        return dtype
-    check_dtype(dtype)
-    return getattr(torch, DTYPES[dtype.lower()])
 
 
 def ensure_converted(alias_name: str) -> Path:

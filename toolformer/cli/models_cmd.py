@@ -19,7 +19,8 @@ def models() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object per alias")
 def list_models_cmd(as_json: bool) -> None:
     """Each alias: whether its package is installed, whether it is converted, how to install."""
-    from toolformer.models import cache_dir, list_models
+    from toolformer.models import list_models
+    from toolformer.paths import cache_dir
 
     rows = list_models()
     if as_json:

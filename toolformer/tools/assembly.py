@@ -101,7 +101,7 @@ def check_tool_options(options: Optional[Mapping[str, Mapping[str, Any]]]) -> No
 
 def _same_reader(qa_options: Mapping[str, Any], model_name: Optional[str], dtype: Optional[str]) -> bool:
     """Whether QA's reader would be the run's model: same model name and same dtype."""
-    from toolformer.models import DTYPES
+    from toolformer.paths import DTYPES
     from toolformer.tools.qa import QAConfig
 
     if model_name is None:

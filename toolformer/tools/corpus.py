@@ -154,7 +154,7 @@ def iter_wikipedia_articles(
     if not cache:
         yield from _clean_articles(path, min_words)
         return
-    from toolformer.models import cache_dir
+    from toolformer.paths import cache_dir
 
     st = path.stat()
     key = hashlib.sha256(

@@ -528,7 +528,7 @@ class WikiSearch(Tool):
     def cache_root(self) -> Path:
         if self.config.cache_dir:
             return Path(self.config.cache_dir).expanduser()
-        from toolformer.models import cache_dir
+        from toolformer.paths import cache_dir
 
         return cache_dir() / "indexes"
 
