@@ -336,6 +336,7 @@ def test_grow_samples_the_model_without_a_call_and_when_keeps_them_for_notool(
         dev_size=2, round0_docs=0, corpus_size=14, samples_per_prompt=2, max_new_tokens=8,
         eval_max_new_tokens=4, max_rounds=1, grow_batch_size=4, eval_batch_size=4,
         filter="when", progress=False, threads=1, plain_ratio=0.0, calibrate=False,
+        forced_call_samples=0,
         finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, max_length=64,
                                 effective_batch_size=2, eval_fraction=0.0, progress=False,
                                 training_args=dict(max_steps=1)))
@@ -363,3 +364,111 @@ def test_grow_samples_the_model_without_a_call_and_when_keeps_them_for_notool(
     assert kept_notool and all("[" not in k["text"] for k in kept_notool)
     # math: the no-call sample is wrong, so only right Calculator calls are kept, no plain output
     assert all("[Calculator(" in k["text"] for k in kept_math)
+
+
+def test_forced_samples_cover_each_fitting_offered_tool():
+    from toolformer.selftrain.loop import forced_samples
+
+    docs = [{"id": "a", "tools": ["QA", "WikiSearch"]}, {"id": "b", "tools": []},
+            {"id": "c"}, {"id": "d", "tools": ["Calendar"]}]
+    picks = forced_samples(docs, {"QA": 1, "Calendar": 1}, 2)
+    assert [(d["id"], t, s) for d, t, s in picks] == [
+        ("a", "QA", 0), ("a", "QA", 1), ("d", "Calendar", 0), ("d", "Calendar", 1)]
+    assert forced_samples(docs, {"QA": 1}, 0) == []
+
+
+def test_cap_per_kind_spreads_over_prompts_and_keeps_order():
+    from toolformer.selftrain.loop import cap_per_kind
+
+    def row(doc, kind, tool, score):
+        return {"doc_id": doc, "kind": kind, "score": score,
+                "calls": [{"tool": tool}] if tool else []}
+
+    kept = [row("d1", "dates", "Calendar", 0.99), row("d1", "dates", "Calendar", 0.98),
+            row("d2", "dates", "Calendar", 0.97), row("d3", "dates", "Calendar", 0.99),
+            row("m1", "math", "Calculator", 0.99), row("n1", "notool", None, 1.0),
+            row("n2", "notool", None, 1.0), row("d4", "dates", None, 1.0)]
+    out = cap_per_kind(kept, 2)
+    # Calendar texts of dates items: each prompt's best first (d1's second waits), then the
+    # higher score (d1 and d3 at 0.99 before d2); a no-call dates text is its own group
+    assert [(r["doc_id"], r["score"]) for r in out] == [
+        ("d1", 0.99), ("d3", 0.99), ("m1", 0.99), ("n1", 1.0), ("n2", 1.0), ("d4", 1.0)]
+    assert cap_per_kind(kept, 1) == [kept[0], kept[4], kept[5], kept[7]]
+
+
+def test_a_run_folder_without_a_setting_added_later_still_resumes():
+    cfg = SelfTrainConfig(output="x")
+    old = cfg.fingerprint()
+    for added in ("forced_call_samples", "max_kept_per_kind"):
+        old.pop(added)
+    assert cfg.changed_since(old) == []  # the new settings at their defaults: same run
+    cfg.max_kept_per_kind = 5
+    assert cfg.changed_since(old) == ["max_kept_per_kind"]
+    assert SelfTrainConfig(output="x", samples_per_prompt=9).changed_since(old) == [
+        "samples_per_prompt"]
+
+
+class ForcingGenerator(CallingGenerator):
+    """With the forced trigger (every '[' in the top k), calls the one tool its executor holds;
+    otherwise as :class:`CallingGenerator`. Records the tools each forced batch was offered."""
+
+    offered: list = []
+
+    def generate(self, prompts, contexts=None):
+        from toolformer.selftrain.loop import FORCE_CALL_TOP_K
+
+        if self.config.call_top_k != FORCE_CALL_TOP_K:
+            return super().generate(prompts, contexts)
+        names = sorted(self.executor.tools)
+        type(self).offered.append(names)
+        outs = []
+        for full, ctx in zip(prompts, contexts or [None] * len(prompts)):
+            p = "Q:" + full.rsplit("Q:", 1)[-1]
+            call = APICall(names[0], "")
+            res = self.executor.run_many([call], [ctx])[0]
+            text = f" [{names[0]}() -> {res.output}] x"
+            rec = CallRecord(names[0], "", res.output, res.error, 0.0, 1, len(text) - 2)
+            outs.append(GenerationOutput(p, text, [rec], 9, "stop"))
+        return outs
+
+
+def test_grow_forces_a_call_of_each_fitting_tool(tmp_path, tiny_dir, shared_data):
+    out = tmp_path / "run"
+    cfg = SelfTrainConfig(
+        output=str(out), model=tiny_dir, corpus="mix:24", mix={"math": 1, "dates": 1, "notool": 1},
+        tools=["Calculator", "Calendar"], data_dir=str(shared_data), eval_sets=[],
+        dev_size=2, round0_docs=0, corpus_size=20, samples_per_prompt=1, max_new_tokens=8,
+        eval_max_new_tokens=4, max_rounds=1, grow_batch_size=5, eval_batch_size=4,
+        filter="when", progress=False, threads=1, plain_ratio=0.0, calibrate=False,
+        finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, max_length=64,
+                                effective_batch_size=2, eval_fraction=0.0, progress=False,
+                                training_args=dict(max_steps=1)))
+    assert cfg.grow_forced_call_samples == 1  # the mix's default
+
+    def hook(event, info):
+        if event == "stage" and info["stage"] == "finetune_0" and info["round"] == 1:
+            raise Stop
+
+    ForcingGenerator.offered = []
+    with pytest.raises(Stop):
+        selftrain(cfg, hook=hook, generator_factory=ForcingGenerator)
+    grown = [json.loads(line) for line in (out / "round_1/grow.jsonl").open()]
+    by_doc: dict = {}
+    for g in grown:
+        by_doc.setdefault(g["doc_id"], []).append(g)
+    kinds = {d: rows[0]["kind"] for d, rows in by_doc.items()}
+    assert set(kinds.values()) == {"math", "dates", "notool"}
+    fitting = {"math": "Calculator", "dates": "Calendar"}
+    for d, rows in by_doc.items():
+        samples = sorted(r["sample"] for r in rows)
+        # free sample 0, no-call sample 1, and the forced call of the fitting tool: sample 2
+        assert samples == ([0, 1] if kinds[d] == "notool" else [0, 1, 2])
+        for r in rows:
+            if r["sample"] == 2:
+                assert r["calls"][0]["tool"] == fitting[kinds[d]]
+                if kinds[d] == "dates":
+                    assert r["calls"][0]["result"].startswith("Today is")
+    assert sorted(map(tuple, ForcingGenerator.offered)) and all(
+        len(o) == 1 for o in ForcingGenerator.offered)
+    kept = [json.loads(line) for line in (out / "round_1/kept_0.jsonl").open()]
+    assert kept  # the no-tool items' plain outputs at least

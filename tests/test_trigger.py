@@ -163,3 +163,28 @@ def test_calibrate_will_not_write_into_a_shipped_adapter(tmp_path):
                    '{"question": "Hi!", "tools": []}\n')
     result = CliRunner().invoke(cli, ["calibrate", "smollm2-135m-calculator", "--dev", str(dev)])
     assert result.exit_code != 0 and "shipped in the package" in str(result.exception)
+
+
+def test_macro_f1_refuses_always_call_where_call_f1_picks_it():
+    # 4 of 6 items expect a call and p('[') separates them badly: call F1 prefers calling
+    # everywhere (0.8 against 0.75 at threshold 0.05); macro F1 (0.4 there) picks 0.05
+    traces = [CallTrace([0.30], [0]), CallTrace([0.20], [0]), CallTrace([0.05], [0]),
+              CallTrace([0.03], [0]), CallTrace([0.25], [0]), CallTrace([0.04], [0])]
+    labels = [True, True, True, True, False, False]
+    f1 = calibrate(traces, labels, objective="f1")
+    assert f1.call_rate == 1.0 and f1.f1 == pytest.approx(0.8)
+    macro = calibrate(traces, labels, objective="macro_f1")
+    assert macro.objective == "macro_f1" and macro.call_threshold == pytest.approx(0.05)
+    assert macro.score == pytest.approx((0.75 + 0.5) / 2)
+    assert macro.paper_score == pytest.approx(0.4) and macro.paper_f1 == pytest.approx(0.8)
+
+
+def test_objective_scores_and_bad_objective():
+    from toolformer.generation.trigger import objective_score
+
+    fired, expects = [True, True, False, False], [True, False, False, True]
+    assert objective_score(fired, expects, "f1") == pytest.approx(0.5)
+    assert objective_score(fired, expects, "macro_f1") == pytest.approx(0.5)
+    assert objective_score([True] * 4, [True, True, True, False], "balanced_accuracy") == 0.5
+    with pytest.raises(UserError, match="objective"):
+        calibrate([CallTrace([0.5], [0]), CallTrace([], [])], [True, False], objective="auc")

@@ -9,6 +9,7 @@ from typing import Optional
 import click
 
 from toolformer.errors import UserError
+from toolformer.generation.trigger import OBJECTIVES
 
 
 @click.command(name="calibrate")
@@ -23,11 +24,15 @@ from toolformer.errors import UserError
               help="tokens decoded per item while looking for a call")
 @click.option("--write/--no-write", default=True, show_default=True,
               help="store the trigger in MODEL's toolformer.json (generate, chat and eval use it)")
+@click.option("--objective", type=click.Choice(OBJECTIVES), default="macro_f1", show_default=True,
+              help="what the trigger maximises: macro_f1 (mean F1 of calling and of not "
+                   "calling), f1 (call F1 alone; prefers always calling when most items expect "
+                   "a call) or balanced_accuracy")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads")
 def calibrate(model: str, dev_path: str, template: str, limit: Optional[int],
-              max_new_tokens: int, write: bool, threads: Optional[int]) -> None:
-    """Calibrate WHEN MODEL calls a tool: the (call_top_k, call_threshold) with the best call F1
-    on dev items (a call where some tool fits the item, none where none does).
+              max_new_tokens: int, objective: str, write: bool, threads: Optional[int]) -> None:
+    """Calibrate WHEN MODEL calls a tool: the (call_top_k, call_threshold) with the best
+    objective on dev items (a call where some tool fits the item, none where none does).
 
     \b
     toolformer calibrate runs/st/best_adapter --dev runs/st/round_0/calibration_items.jsonl
@@ -57,9 +62,10 @@ def calibrate(model: str, dev_path: str, template: str, limit: Optional[int],
         torch.set_num_threads(threads)
     loaded, tokenizer = load_model(model)
     cal = calibrate_trigger(loaded, tokenizer, items, template=template,
-                            max_new_tokens=max_new_tokens)
+                            max_new_tokens=max_new_tokens, objective=objective)
     click.echo(json.dumps(cal.to_dict(), indent=2))
-    click.echo(f"call F1 {cal.f1:.3f} (paper's top-10 rule: {cal.paper_f1:.3f}) on {cal.n} items")
+    click.echo(f"{objective} {cal.score:.3f} (paper's top-10 rule: {cal.paper_score:.3f}); "
+               f"call F1 {cal.f1:.3f} (paper's rule: {cal.paper_f1:.3f}) on {cal.n} items")
     if write:
         path = write_call_trigger(manifest_dir(model), cal.to_dict())
         click.echo(f"stored in {path}")

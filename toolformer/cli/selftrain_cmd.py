@@ -14,6 +14,7 @@ from typing import Any, Dict, Optional, Tuple
 import click
 
 from toolformer.cli.options import field_option, parse_key_values
+from toolformer.generation.trigger import OBJECTIVES
 from toolformer.selftrain.config import SelfTrainConfig  # light: no torch at import
 
 _FIELDS = {f.name: f for f in dataclasses.fields(SelfTrainConfig)}
@@ -70,6 +71,9 @@ _OPTIONS = [
     click.option("--calibrate/--no-calibrate", "calibrate", default=None,
                  help=_FIELDS["calibrate"].metadata["help"]),
     _opt("--calibration-size", "calibration_size", type=int),
+    _opt("--calibration-objective", "calibration_objective", type=click.Choice(OBJECTIVES)),
+    _opt("--forced-call-samples", "forced_call_samples", type=int),
+    _opt("--max-kept-per-kind", "max_kept_per_kind", type=int),
     _opt("--temperature", "temperature", type=float),
     _opt("--max-new-tokens", "max_new_tokens", type=int),
     _opt("--max-calls", "max_calls", type=int),

@@ -53,7 +53,7 @@ def default_annotator() -> AnnotatorConfig:
 # prompts it used).
 _NOT_FINGERPRINTED = ("output", "max_rounds", "patience", "progress", "threads", "device",
                       "grow_batch_size", "eval_batch_size", "corpus_size", "corpus_sizes", "keep_models",
-                      "calibrate", "calibration_size")
+                      "calibrate", "calibration_size", "calibration_objective")
 KEEP_MODELS = ("best", "all")
 
 
@@ -99,8 +99,11 @@ class SelfTrainConfig:
     patience: int = field(default=1, metadata={"help": "stop after this many rounds without a better dev score"})
     samples_per_prompt: int = field(default=4, metadata={"help": "Grow: sampled outputs per prompt"})
     no_call_samples: Optional[int] = field(default=None, metadata={"help": "Grow: more samples per prompt decoded with tools disabled (the same model without a call: the when filter keeps a call only where these are wrong, and keeps them where no tool fits) [default: 1 with --corpus mix, else 0]"})
+    forced_call_samples: Optional[int] = field(default=None, metadata={"help": "Grow: more samples per prompt and per fitting tool of the item (its `tools`, among --tools) where a call of that tool is forced at the first place one may open (the paper samples each tool's candidate calls on their own, Section 2); the when filter still keeps a call only where it makes the answer right and the no-call samples are wrong [default: 1 with --corpus mix, else 0]"})
+    max_kept_per_kind: Optional[int] = field(default=None, metadata={"help": "Improve: keep at most this many texts per item kind and called tool (best scores first, one text per prompt before a second): no kind or tool outweighs the others in fine-tuning; None: no cap"})
     calibrate: Optional[bool] = field(default=None, metadata={"help": "after the last round, calibrate the best adapter's call trigger (when to call) on held-out items of each kind and store it in its toolformer.json [default: on with --corpus mix]"})
     calibration_size: int = field(default=60, metadata={"help": "held-out items per kind for the trigger calibration"})
+    calibration_objective: str = field(default="macro_f1", metadata={"help": "what the trigger calibration maximises: macro_f1 (the mean of the call and no-call F1: every kind of item counts, whatever the share that expects a call), f1 (call F1) or balanced_accuracy", "choices": ("macro_f1", "f1", "balanced_accuracy")})
     temperature: float = field(default=0.7, metadata={"help": "Grow: sampling temperature"})
     top_p: float = field(default=0.95, metadata={"help": "Grow: nucleus mass"})
     max_new_tokens: int = field(default=28, metadata={"help": "Grow: tokens per output, tool results included (SmolLM2 writes a digit per token: with 20, 264 of 1,280 outputs were cut inside their call)"})
@@ -135,8 +138,16 @@ class SelfTrainConfig:
         from toolformer.selftrain.filters import get_filter
         from toolformer.selftrain.schedule import Schedule
 
-        if self.no_call_samples is not None and self.no_call_samples < 0:
-            raise UserError(f"no_call_samples must be >= 0, got {self.no_call_samples}")
+        for name in ("no_call_samples", "forced_call_samples"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_kept_per_kind is not None and self.max_kept_per_kind < 1:
+            raise UserError(f"max_kept_per_kind must be >= 1, got {self.max_kept_per_kind}")
+        from toolformer.generation.trigger import OBJECTIVES
+
+        if self.calibration_objective not in OBJECTIVES:
+            raise UserError(f"calibration_objective must be one of {', '.join(OBJECTIVES)}, "
+                            f"got {self.calibration_objective!r}")
         ints = ("dev_size", "corpus_size", "samples_per_prompt", "max_new_tokens", "calibration_size",
                 "grow_batch_size", "improve_steps", "max_kept_per_prompt", "eval_batch_size")
         for name in ints:
@@ -272,6 +283,16 @@ class SelfTrainConfig:
         return 1 if mix.is_spec(self.corpus) else 0
 
     @property
+    def grow_forced_call_samples(self) -> int:
+        """Grow's forced-call samples per prompt and fitting tool (``forced_call_samples``,
+        default by corpus)."""
+        from toolformer.selftrain import mix
+
+        if self.forced_call_samples is not None:
+            return self.forced_call_samples
+        return 1 if mix.is_spec(self.corpus) else 0
+
+    @property
     def calibrates(self) -> bool:
         """Whether the run calibrates the best adapter's call trigger (``calibrate``)."""
         from toolformer.selftrain import mix
@@ -282,6 +303,18 @@ class SelfTrainConfig:
         """The settings every round folder of a run must share."""
         d = self.to_dict()
         return {k: v for k, v in d.items() if k not in _NOT_FINGERPRINTED}
+
+    def changed_since(self, recorded: Optional[Dict[str, Any]]) -> List[str]:
+        """The fingerprinted settings that differ from ``recorded`` (a run folder's fingerprint).
+
+        A setting ``recorded`` lacks was added to the config after that folder was made: it
+        counts as unchanged while it holds its default (what the folder's run did), so older
+        run folders keep resuming."""
+        recorded = recorded or {}
+        now = self.fingerprint()
+        defaults = SelfTrainConfig().to_dict()
+        return sorted(k for k in set(recorded) | set(now)
+                      if (recorded[k] if k in recorded else defaults.get(k)) != now.get(k))
 
     def fingerprint_id(self) -> str:
         return hashlib.sha1(json.dumps(self.fingerprint(), sort_keys=True).encode()).hexdigest()[:16]

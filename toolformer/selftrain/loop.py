@@ -35,7 +35,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from toolformer.errors import EmptyInputError, UserError
 from toolformer.output_lock import check_not_input, hold_output
@@ -117,10 +117,6 @@ def loadable(model: str) -> str:
     return model if found is None else str(found)
 
 
-def _changed(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
-    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-
-
 # --------------------------------------------------------------------------- rounds
 
 
@@ -132,8 +128,8 @@ class RoundDir:
         self.config = config
         state = _read_json(path / STATE_FILE)
         fp = config.fingerprint()
-        if state is not None and state.get("fingerprint") != fp:
-            changed = _changed(state.get("fingerprint") or {}, fp)
+        changed = config.changed_since(state.get("fingerprint")) if state is not None else []
+        if changed:
             raise UserError(
                 f"{path} was made with another config (changed: {', '.join(changed) or 'unknown'}); "
                 "rerun with the same settings to resume, or pass another --output"
@@ -260,10 +256,10 @@ class SelfTrainer:
         # a run that failed before its first stage finished (a bad corpus file) holds nothing to
         # protect: the corrected command takes the folder over
         started = any(self.out.glob(f"round_*/{STATE_FILE}"))
-        if old is not None and old.get("fingerprint") != fp and not started:
+        changed = self.config.changed_since(old.get("fingerprint")) if old is not None else []
+        if changed and not started:
             old = None
-        if old is not None and old.get("fingerprint") != fp:
-            changed = _changed(old.get("fingerprint") or {}, fp)
+        if old is not None and changed:
             raise UserError(
                 f"{self.out} holds a self-training run made with another config (changed: "
                 f"{', '.join(changed) or 'unknown'}); rerun with the same settings to resume, "
@@ -475,7 +471,10 @@ class SelfTrainer:
         model, tok = self._load(policy)
         rounds = c.demonstrations_rounds
         demo = self._demonstrations() if (rounds == 0 or k <= rounds) else ""
-        executor = ToolExecutor(self._tools())
+        tools = self._tools()
+        executor = ToolExecutor(tools)
+        # one executor per tool: a forced sample's grammar may name only the tool it explores
+        single = {name: ToolExecutor({name: tool}) for name, tool in tools.items()}
         t0 = time.perf_counter()
         chunk = c.grow_batch_size
         for lo in range(0, len(prompts), chunk):
@@ -510,6 +509,22 @@ class SelfTrainer:
                 outputs = list(outputs) + list(factory(model, tok, executor, off).generate(
                     [by_doc[d["id"]] for d, _ in plain]))
                 batch = batch + plain
+            first = c.samples_per_prompt + n_plain
+            by_doc = {d["id"]: t for (d, s), t in zip(batch, texts) if s == 0}
+            picks = forced_samples(docs, single, c.grow_forced_call_samples)
+            for tool in sorted({t for _, t, _ in picks}):
+                mine = [(d, s) for d, t, s in picks if t == tool]
+                # a call of `tool` opens at the first place one may: every '[' is in the top k
+                forced = replace(gen, call_top_k=FORCE_CALL_TOP_K, call_threshold=0.0,
+                                 seed=gen.seed + 11 + len(tool))
+                gen_f = factory(model, tok, single[tool], forced)
+                prompts_f = [by_doc[d["id"]] for d, _ in mine]
+                ctx = [replace(_source_context(d), date=as_date(d["date"]) if d.get("date") else None)
+                       for d, _ in mine]
+                out = (gen_f.generate(prompts_f, contexts=ctx)
+                       if _takes(gen_f.generate, "contexts") else gen_f.generate(prompts_f))
+                outputs = list(outputs) + list(out)
+                batch = batch + [(d, first + s) for d, s in mine]
             rows = []
             for (d, s), o in zip(batch, outputs):
                 text, calls = o.text, [x.to_dict() for x in o.calls]
@@ -570,13 +585,18 @@ class SelfTrainer:
                              **({"kind": cand.kind} if cand.kind else {})})
                 if len(seen) >= c.max_kept_per_prompt:
                     break
+        capped = 0
+        if c.max_kept_per_kind is not None:
+            before = len(kept)
+            kept = cap_per_kind(kept, c.max_kept_per_kind)
+            capped = before - len(kept)
         _write_jsonl(rd.path / f"kept_{j}.jsonl", kept)
         tools = Counter(x["tool"] for r in kept for x in r["calls"] if not x.get("error"))
         return {"filter": c.filter, "step": step, "threshold": threshold, "candidates": len(cands),
                 "judged": sum(s is not None for s in scores),
                 "passed": sum(1 for s in scores if s is not None and s >= threshold),
                 "texts_kept": len(kept), "prompts_kept": len(by_doc),
-                "calls_kept": dict(tools),
+                "calls_kept": dict(tools), **({"capped": capped} if capped else {}),
                 **({"by_kind": kept_by_kind(kept)} if any(r.get("kind") for r in kept) else {})}
 
     def _round_kept(self, k: int) -> Path:
@@ -776,7 +796,8 @@ class SelfTrainer:
         model, tok = self._load(model_name)
         cal = calibrate_trigger(model, tok, items, template=self.config.prompt_template,
                                 max_new_tokens=self.config.max_new_tokens,
-                                batch_size=self.config.eval_batch_size)
+                                batch_size=self.config.eval_batch_size,
+                                objective=self.config.calibration_objective)
         _write_jsonl(rd.path / "calibration_items.jsonl", items)
         return {**cal.to_dict(), "kinds": dict(Counter(i["kind"] for i in items))}
 
@@ -838,6 +859,44 @@ class SelfTrainer:
 
 
 _ANSWER_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+
+
+def cap_per_kind(kept: Sequence[Dict[str, Any]], cap: int) -> List[Dict[str, Any]]:
+    """At most ``cap`` of the ``kept`` texts per group (item ``kind``, first called tool or none):
+    each prompt's best text before any prompt's second, then higher scores first; the kept
+    order is otherwise unchanged. A text without ``kind`` groups under None."""
+    rank: Dict[str, int] = {}
+    keyed = []
+    for i, r in enumerate(kept):
+        nth = rank.get(r["doc_id"], 0)
+        rank[r["doc_id"]] = nth + 1
+        group = (r.get("kind"), r["calls"][0]["tool"] if r.get("calls") else None)
+        keyed.append(((nth, -float(r.get("score") or 0.0), i), group, i))
+    chosen, used = set(), Counter()
+    for key, group, i in sorted(keyed):
+        if used[group] < cap:
+            used[group] += 1
+            chosen.add(i)
+    return [r for i, r in enumerate(kept) if i in chosen]
+
+
+FORCE_CALL_TOP_K = 1 << 30  # larger than any vocabulary: the trigger fires wherever a call may open
+
+
+def forced_samples(docs: Sequence[Dict[str, Any]], offered: Mapping[str, Any], n: int
+                   ) -> List[Tuple[Dict[str, Any], str, int]]:
+    """``(doc, tool, sample_index)`` for Grow's forced-call samples: ``n`` per doc and per tool
+    that fits it (its ``tools``) and is ``offered``; index ``s`` counts over the doc's forced
+    samples (0, 1, ...). A doc without ``tools`` (a plain corpus) or with ``[]`` gets none."""
+    out = []
+    for d in docs:
+        fitting = [t for t in (d.get("tools") or []) if t in offered]
+        s = 0
+        for tool in fitting:
+            for _ in range(n):
+                out.append((d, tool, s))
+                s += 1
+    return out
 
 
 def cut_after_answer(text: str, calls: List[Dict[str, Any]]) -> Tuple[str, List[Dict[str, Any]]]:
