@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 from toolformer.errors import UserError
+from toolformer.data_aug.scoring import weighted_loss
 from toolformer.registry import Registry
 from toolformer.selftrain.candidates import Candidate
 
@@ -147,14 +148,11 @@ def weighted_losses(model: Any, rows: Sequence[Tuple[Sequence[int], Sequence[int
                     horizon: int = 5, batch_size: int = 16) -> List[Optional[float]]:
     """L = sum_t w_t * -log p(x_t | head, x_<t) over the first ``horizon`` tokens x of each
     ``(head_ids, x_ids)`` row; weights w~_t = max(0, 1 - t/horizon), normalised over the tokens
-    that exist (paper, Section 2; :func:`toolformer.data_aug.scoring.loss_weights`). None for
-    a row with no x token. Rows are right-padded in batches: causal attention never reads padding
-    after a position, so the numbers equal one-row passes."""
+    that exist (paper, Section 2; the one formula, :func:`toolformer.data_aug.scoring.weighted_loss`).
+    None for a row with no x token. Rows are right-padded in batches: causal attention never reads
+    padding after a position, so the numbers equal one-row passes."""
     import torch
 
-    from toolformer.data_aug.scoring import loss_weights
-
-    weights = loss_weights(horizon)
     out: List[Optional[float]] = [None] * len(rows)
     todo = [(k, list(h), list(x[:horizon])) for k, (h, x) in enumerate(rows) if len(x) and len(h)]
     todo.sort(key=lambda r: -(len(r[1]) + len(r[2])))
@@ -173,8 +171,7 @@ def weighted_losses(model: Any, rows: Sequence[Tuple[Sequence[int], Sequence[int
         for r, (k, h, x) in enumerate(batch):
             pos = torch.arange(len(h) - 1, len(h) - 1 + len(x), device=logp.device)
             nll = (-logp[r, pos, torch.tensor(x, device=logp.device)]).double().cpu().tolist()
-            w = weights[:len(x)]
-            out[k] = sum(wt * v for wt, v in zip(w, nll)) / sum(w)
+            out[k] = weighted_loss(dict(enumerate(nll)), 0, len(x), horizon)
     return out
 
 
