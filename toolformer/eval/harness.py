@@ -13,7 +13,6 @@ import datetime as _dt
 import hashlib
 import json
 import platform
-import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
@@ -441,17 +440,20 @@ def evaluate(
     tokenizer: Any = None,
     generator_factory: Optional[GeneratorFactory] = None,
     tools: Optional[Mapping[str, Any]] = None,
+    command: Optional[Sequence[str]] = None,
 ) -> Dict[str, Any]:
     """Run ``config.tasks`` and return the results (also written to ``config.output_dir``).
 
     ``model``/``tokenizer`` skip loading ``config.model``; ``generator_factory(model, tokenizer,
     executor, generation_config)`` replaces :class:`~toolformer.generation.ToolGenerator` (tests
-    use a fake); ``tools`` supplies ready tool instances by name. Raises :class:`UserError` (one
+    use a fake); ``tools`` supplies ready tool instances by name. ``command``: the command line
+    that asked for the run (``toolformer eval`` passes its own), recorded beside the settings;
+    a caller of this function leaves it None (the settings say what it was called with). Raises :class:`UserError` (one
     line) when another run holds ``output_dir``, or when a ``jsonl:`` task file lies where the
     run writes its samples or results.
     """
     kwargs = dict(model=model, tokenizer=tokenizer, generator_factory=generator_factory,
-                  tools=tools)
+                  tools=tools, command=command)
     if not config.output_dir:
         return _evaluate(config, **kwargs)
     specs = resolve_tasks(config.tasks)
@@ -464,7 +466,8 @@ def evaluate(
 
 def _evaluate(config: EvalConfig, *, model: Any, tokenizer: Any,
               generator_factory: Optional[GeneratorFactory],
-              tools: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+              tools: Optional[Mapping[str, Any]],
+              command: Optional[Sequence[str]]) -> Dict[str, Any]:
     started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()
     specs = resolve_tasks(config.tasks)
@@ -533,7 +536,7 @@ def _evaluate(config: EvalConfig, *, model: Any, tokenizer: Any,
         # every task's own time, kept across resumes: the run's cost
         "task_seconds": sum(float(r.get("seconds") or 0.0) for r in results.values()),
         "versions": versions(),
-        "command": " ".join(sys.argv),
+        "command": None if command is None else " ".join(command),
         "settings": asdict(config),
         "tasks": results,
         # over every generating task: calls, precision, the summed confusion table
