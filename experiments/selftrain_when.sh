@@ -29,8 +29,8 @@ toolformer selftrain --output "$OUT/run" --threads "$THREADS" --no-progress \
     --max-rounds 1 --patience 1 --calibration-size 40
 ADAPTER="$OUT/run/best_adapter"
 # QA reads the shared Wikipedia passages (the LAMA evidence is there: the paper's QA setting)
-QA_CORPUS="--tool-options QA.corpus=$(cd ..; pwd)/shared/data/wiki_corpus/passages.jsonl"
-OPT="--tool-names $TOOLS $QA_CORPUS"
+QA_CORPUS="--tool-option QA.corpus=$(cd ..; pwd)/shared/data/wiki_corpus/passages.jsonl"
+OPT="--tools $TOOLS $QA_CORPUS"
 
 run() { # name model extra-args...
     local name=$1 model=$2; shift 2

@@ -15,7 +15,7 @@ from typing import Optional, Sequence, Tuple, Union
 PathLike = Union[str, "os.PathLike[str]"]
 
 # a config field as a message names it: ``EvalConfig.max_new_tokens``
-_FIELD = re.compile(r"[A-Z][A-Za-z0-9]*\.[a-z_][a-z0-9_]*")
+_FIELD = re.compile(r"[A-Z][A-Za-z0-9]*\.[a-z_][a-z0-9_]*(?:=(?:True|False))?")
 
 
 class UserError(Exception):
@@ -36,9 +36,10 @@ class UserError(Exception):
         return self.fields[0] if self.fields else None
 
 
-def fields_named(*labels: Optional[str]) -> Tuple[str, ...]:
-    """Those of ``labels`` that are config fields (``Class.field``), for ``UserError(field=)``."""
-    return tuple(label for label in labels if label and _FIELD.fullmatch(label))
+def fields_in(*texts: Optional[str]) -> Tuple[str, ...]:
+    """The config fields (``Class.field``, or ``Class.field=value``) written in ``texts``, for
+    ``UserError(field=...)`` when a caller's words make part of the message."""
+    return tuple(m for text in texts if text for m in _FIELD.findall(str(text)))
 
 
 class PathError(UserError):

@@ -40,9 +40,12 @@ FIELD_FLAGS: Dict[str, str] = {
     "EvalConfig.output_dir": "--output",
     "EvalConfig.max_new_tokens": "--max-new-tokens",
     "EvalConfig.resume": "--resume/--no-resume",
+    "EvalConfig.resume=False": "--no-resume",
+    "EvalConfig.tools_enabled=False": "--no-tools",
     # decoding: generate, chat, serve, eval
     "GenerationConfig.max_new_tokens": "--max-new-tokens",
     "GenerationConfig.do_sample": "--do-sample",
+    "GenerationConfig.do_sample=False": "--no-do-sample",
     "GenerationConfig.temperature": "--temperature",
     "GenerationConfig.top_k": "--top-k",
     "GenerationConfig.top_p": "--top-p",
@@ -64,7 +67,7 @@ FIELD_FLAGS: Dict[str, str] = {
     "FinetuneConfig.init_adapter": "--init-adapter",
     "FinetuneConfig.lora_target_modules": "--lora-target-modules",
     "FinetuneConfig.resume_from_checkpoint": "--resume",
-    "TrainingArguments.bf16": "--bf16/--no-bf16",
+    "TrainingArguments.bf16=False": "--no-bf16",
     # toolformer selftrain
     "SelfTrainConfig.tools": "--tools",
     "SelfTrainConfig.mix": "--mix",
@@ -89,7 +92,10 @@ def flag_for(field: str, command: Optional[str] = None) -> Optional[str]:
 def in_flags(message: str, fields, command: Optional[str] = None) -> str:
     """``message`` with each of ``fields`` that has a flag written as that flag."""
     for field in sorted(fields, key=len, reverse=True):  # a longer name first: no partial hits
+        name, is_value, value = field.partition("=")
         flag = flag_for(field, command)
         if flag:
             message = message.replace(field, flag)
+        elif is_value and flag_for(name, command):  # no spelling of this value: flag=value
+            message = message.replace(field, f"{flag_for(name, command)}={value}")
     return message

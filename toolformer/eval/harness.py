@@ -410,15 +410,16 @@ def _check_output_dir(out: Path, fingerprint: str, resume: bool,
             old = None
         if old != fingerprint:
             raise UserError(
-                f"{out} holds a run with different settings; pass another --output, or "
-                "--no-resume to overwrite its samples"
-            )
+                f"{out} holds a run with different settings; give another EvalConfig.output_dir, "
+                "or EvalConfig.resume=False to overwrite its samples",
+                field=("EvalConfig.output_dir", "EvalConfig.resume=False"))
         if model_files is not None:  # a folder recorded before model fingerprints: trusted
             from toolformer.fingerprint import check_same_model
 
             recorded = json.loads(state.read_text(encoding="utf-8")).get("model_files")
-            check_same_model(recorded, model_files, model, out, "pass another --output, or "
-                             "--no-resume to evaluate it afresh over its samples")
+            check_same_model(recorded, model_files, model, out, "give another "
+                             "EvalConfig.output_dir, or EvalConfig.resume=False to evaluate it "
+                             "afresh over its samples")
 
 
 def _record_settings(out: Path, fingerprint: str,
@@ -457,10 +458,11 @@ def evaluate(
     if not config.output_dir:
         return _evaluate(config, **kwargs)
     specs = resolve_tasks(config.tasks)
-    check_not_input(config.output_dir, {f"--tasks {s.name}": s.path for s in specs
-                                        if s.name.startswith("jsonl:")}, EVAL_WRITES)
+    check_not_input(config.output_dir, {f"EvalConfig.tasks {s.name}": s.path for s in specs
+                                        if s.name.startswith("jsonl:")}, EVAL_WRITES,
+                    option="EvalConfig.output_dir")
     # one run per output folder: two would append to the same samples files
-    with hold_output(config.output_dir):
+    with hold_output(config.output_dir, option="EvalConfig.output_dir"):
         return _evaluate(config, **kwargs)
 
 
