@@ -97,7 +97,8 @@ def test_do_sample_is_one_spelling_in_eval_and_generate(monkeypatch, argv, sampl
 
 def test_generate_shares_the_tool_options(monkeypatch):
     opts, _ = _generate_opts(monkeypatch, ["--tools", "Calculator", "--tool-option", "A.x=1"])
-    assert (opts["tool_names"], opts["tool_option"], opts["no_tools"]) == ("Calculator", ("A.x=1",), False)
+    assert (opts["tool_names"], opts["tool_option"], opts["no_tools"]) == (
+        "Calculator", ("A.x=1",), False)
 
 
 # --------------------------------------------------------------------------- --help
@@ -116,7 +117,8 @@ def test_decoding_options_are_the_same_in_every_decoding_command():
     def flags(name):
         spec = COMMANDS[name]
         command = getattr(importlib.import_module(spec.partition(":")[0]), spec.partition(":")[2])
-        return {opt for p in command.params if not getattr(p, "hidden", False) for opt in p.opts + p.secondary_opts}
+        return {opt for p in command.params if not getattr(p, "hidden", False)
+                for opt in p.opts + p.secondary_opts}
 
     decoding = {"--max-new-tokens", "--do-sample", "--no-do-sample", "--temperature", "--top-k",
                 "--top-p", "--seed", "--call-top-k", "--call-threshold", "--max-calls",
@@ -160,13 +162,15 @@ def test_augment_errors_name_the_field_for_the_api_and_the_flag_on_the_command_l
 
 def test_eval_data_dir_error_reads_the_flag_on_the_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        cli_main(["eval", "--tasks", "svamp", "--data-dir", str(tmp_path), "-o", str(tmp_path / "o")])
+        cli_main(["eval", "--tasks", "svamp", "--data-dir", str(tmp_path),
+                  "-o", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert "set --data-dir" in err and "EvalConfig" not in err
 
 
 def test_a_command_spells_a_field_its_own_way():
-    error = UserError("GenerationConfig.batch_size must be >= 1", field="GenerationConfig.batch_size")
+    error = UserError("GenerationConfig.batch_size must be >= 1",
+                      field="GenerationConfig.batch_size")
     assert in_flags(str(error), error.fields, "serve") == "--max-batch must be >= 1"
     assert in_flags(str(error), error.fields, "generate") == "--batch-size must be >= 1"
     assert in_flags("EvalConfig.resume=False", ["EvalConfig.resume=False"]) == "--no-resume"

@@ -507,7 +507,7 @@ def _cli_config(monkeypatch, argv):
     """The EvalConfig that ``toolformer eval ARGV`` builds (evaluate is not run)."""
     seen = {}
 
-    def fake_evaluate(config):
+    def fake_evaluate(config, **kwargs):
         seen["config"] = config
         raise SystemExit(0)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import errno
 import os
-from pathlib import Path
 import re
+from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
 
 PathLike = Union[str, "os.PathLike[str]"]

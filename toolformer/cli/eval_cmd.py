@@ -11,8 +11,12 @@ from typing import Any, Optional, Tuple
 
 import click
 
-from toolformer.cli.decoding import (DECODING_FIELDS, decoding_options, named_tools,
-                                     tool_choice_options)
+from toolformer.cli.decoding import (
+    DECODING_FIELDS,
+    decoding_options,
+    named_tools,
+    tool_choice_options,
+)
 from toolformer.cli.options import field_option, field_options, old_spelling, pop_fields
 from toolformer.errors import UserError
 from toolformer.eval.harness import DEFAULT_EVAL_TOOLS, EvalConfig, eval_generation

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import click
 
-from toolformer.cli.decoding import decoding_options, tool_choice_options, named_tools
+from toolformer.cli.decoding import decoding_options, named_tools, tool_choice_options
 from toolformer.cli.options import field_option
 from toolformer.generation.trigger import resolve_trigger
 from toolformer.generation.types import GenerationConfig  # light: no torch at import

@@ -119,8 +119,8 @@ class AugmentConfig:
             raise UserError(f"annotator.seed {self.annotator.seed} differs from the run's seed "
                             f"{self.seed}; set only AugmentConfig.seed", field="AugmentConfig.seed")
         if self.limit is not None and self.limit < 0:
-            raise UserError(f"AugmentConfig.limit must be >= 0 (0: all documents), got {self.limit}",
-                            field="AugmentConfig.limit")
+            raise UserError(f"AugmentConfig.limit must be >= 0 (0: all documents), got "
+                            f"{self.limit}", field="AugmentConfig.limit")
         if self.batch_size < 1:
             raise UserError(f"AugmentConfig.batch_size must be >= 1, got {self.batch_size}",
                             field="AugmentConfig.batch_size")
