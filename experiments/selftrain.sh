@@ -24,7 +24,7 @@ toolformer selftrain --output "$OUT/run" --threads "$THREADS" --no-progress \
     --corpus arithmetic --max-problem-steps 2 --dev-max-problem-steps 2 --round0-docs 0 \
     --corpus-size 200 --samples 4 --max-rounds 3 --patience 2
 ADAPTER="$OUT/run/best_adapter"
-OPT="--tool-names Calculator --tool-options Calculator.numbers_from_text=true"
+OPT="--tools Calculator --tool-option Calculator.numbers_from_text=true"
 
 EVAL="toolformer eval --tasks svamp,mawps --limit $N --threads $THREADS -q"
 PPL="toolformer eval --tasks wikitext2 --limit $PPL_WINDOWS --no-tools --threads $THREADS -q"

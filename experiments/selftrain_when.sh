@@ -40,7 +40,7 @@ toolformer selftrain --output "$OUT/run" --threads "$THREADS" --no-progress \
     --max-kept-per-kind "$MAX_KEPT" --max-new-tokens 40 \
     --max-rounds 1 --patience 1 --calibration-size 40 --calibration-objective macro_f1
 ADAPTER="$OUT/run/best_adapter"
-OPT="--tool-names $TOOLS --tool-options QA.corpus=$PASSAGES"
+OPT="--tools $TOOLS --tool-option QA.corpus=$PASSAGES"
 
 math() { # name model extra-args...
     local name=$1 model=$2; shift 2

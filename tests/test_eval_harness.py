@@ -206,6 +206,7 @@ def test_no_tools(data_dir, tmp_path):
     res = run_eval(data_dir, tmp_path / "run", log, tools_enabled=False, tasks="svamp")
     assert all(e["tools"] is None and e["config"].tools_enabled is False for e in log)
     assert res["tasks"]["svamp"]["tools_offered"] == []
+    assert res["command"] is None  # an API caller ran no command line: none is recorded
 
 
 def test_limit_and_prompt_order(data_dir, tmp_path):
@@ -373,7 +374,7 @@ def test_cli_user_errors(tmp_path, capsys):
          "Did you mean 'svamp'"),
         (["eval", "--tasks", "svamp", "--data-dir", str(tmp_path), "-o", str(tmp_path / "o")],
          "--data-dir"),
-        (["eval", "--tool-options", "nonsense", "-o", str(tmp_path / "o")], "expected Tool.option=value"),
+        (["eval", "--tool-option", "nonsense", "-o", str(tmp_path / "o")], "expected Tool.option=value"),
     ):
         with pytest.raises(SystemExit) as exit_:
             cli_main(argv)
@@ -483,7 +484,7 @@ def test_cli_on_real_smollm2(shared_data, tmp_path):
     runner = CliRunner()
     result = runner.invoke(eval_command, [
         "--model", "smollm2-135m", "--tasks", "svamp,lama_trex", "--limit", "8",
-        "--data-dir", str(shared_data), "--tool-names", "Calculator,Calendar", "-o", str(out),
+        "--data-dir", str(shared_data), "--tools", "Calculator,Calendar", "-o", str(out),
         "--batch-size", "8", "--quiet", "--chart", str(out / "chart.png")])
     assert result.exit_code == 0, result.output
     assert "svamp" in result.output and "lama_trex" in result.output
@@ -506,7 +507,7 @@ def _cli_config(monkeypatch, argv):
     """The EvalConfig that ``toolformer eval ARGV`` builds (evaluate is not run)."""
     seen = {}
 
-    def fake_evaluate(config):
+    def fake_evaluate(config, **kwargs):
         seen["config"] = config
         raise SystemExit(0)
 

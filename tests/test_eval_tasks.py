@@ -224,8 +224,10 @@ def test_data_that_is_not_utf8_is_one_line(tmp_path, caplog):
 
 
 def test_missing_data_points_at_data_dir(tmp_path):
-    with pytest.raises(UserError, match="--data-dir"):
+    """An API caller reads the config field (the CLI prints --data-dir instead)."""
+    with pytest.raises(UserError, match="set EvalConfig.data_dir") as err:
         load_examples(get_task("svamp"), tmp_path)
+    assert err.value.field == "EvalConfig.data_dir" and "--" not in str(err.value)
 
 
 def test_limit(tmp_path):
@@ -256,10 +258,10 @@ def test_resolve_tasks():
         resolve_tasks(" , ")
     with pytest.raises(UserError, match="needs a path"):
         get_task("jsonl:")
-    # the user's own file: its path, not --data-dir (which only holds the built-in tasks' data)
+    # the user's own file: its path, not data_dir (which only holds the built-in tasks' data)
     with pytest.raises(UserError) as err:
         get_task("jsonl:/nonexistent/questions.jsonl")
-    assert "no such file /nonexistent/questions.jsonl" in str(err.value) and "data-dir" not in str(err.value)
+    assert "no such file /nonexistent/questions.jsonl" in str(err.value) and "data_dir" not in str(err.value)
 
 
 def test_generic_registry():

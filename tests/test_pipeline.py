@@ -306,8 +306,8 @@ def test_resolve_shard(env, options, expected):
 
 
 @pytest.mark.parametrize("options,env,message", [
-    ({"num_shards": 3}, {}, "needs --shard-index"),
-    ({"shard_index": 1}, {}, "needs --num-shards"),
+    ({"num_shards": 3}, {}, "needs AugmentConfig.shard_index"),
+    ({"shard_index": 1}, {}, "needs AugmentConfig.num_shards"),
     ({"num_shards": 2, "shard_index": 2}, {}, "out of range"),
     ({}, {"WORLD_SIZE": "two"}, "not an integer"),
 ])

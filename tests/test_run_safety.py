@@ -215,7 +215,7 @@ def test_augment_refuses_an_input_among_its_outputs(tmp_path):
         with pytest.raises(UserError) as exc:
             augment(AugmentConfig(input=str(given), output=str(run), model="no-such-model",
                                   progress=False))
-        assert "would overwrite the input --input" in _one_line(exc)
+        assert "would overwrite the input AugmentConfig.input" in _one_line(exc)
     assert (run / "data.jsonl").read_bytes() == before
 
 
@@ -252,7 +252,7 @@ def test_eval_refuses_a_task_file_where_it_writes(tmp_path):
         with pytest.raises(UserError) as exc:
             evaluate(EvalConfig(model=str(tmp_path / "no-model"), tasks=f"jsonl:{qs}",
                                 output_dir=str(out), progress=False))
-        assert "would overwrite the input --tasks" in _one_line(exc)
+        assert "would overwrite the input EvalConfig.tasks" in _one_line(exc)
         assert json.loads(qs.read_text().splitlines()[0])["answer"] == 4
 
 

@@ -603,7 +603,7 @@ def test_a_run_can_start_from_an_adapter(tmp_path, tiny_dir, files):
         max_length=32, effective_batch_size=2, eval_fraction=0.0, progress=False,
         training_args=dict(per_device_train_batch_size=2, max_steps=2, learning_rate=5e-2, save_steps=0)))
     init = str(Path(first.output_dir) / "adapter")
-    with pytest.raises(UserError, match="--round0-docs 0"):
+    with pytest.raises(UserError, match="set SelfTrainConfig.round0_docs to 0"):
         _config(tiny_dir, corpus, evals, tmp_path / "x", init_adapter=init).validate()
     with pytest.raises(UserError, match="not a LoRA adapter folder"):
         _config(tiny_dir, corpus, evals, tmp_path / "x", init_adapter=str(tmp_path), round0_docs=0).validate()

@@ -83,7 +83,7 @@ def test_eval_bad_tool_option_fails_before_the_model_loads(tmp_path, capsys, no_
     (data / "svamp").mkdir(parents=True)
     (data / "svamp/SVAMP.json").write_text('[{"Body": "a", "Question": "b", "Answer": 1}]')
     code, text = run_main(["eval", "--tasks", "svamp", "--data-dir", data, "-o", tmp_path / "o",
-                           "--tool-options", "Calculator.decimals=abc"], capsys)
+                           "--tool-option", "Calculator.decimals=abc"], capsys)
     _one_line(code, text, "Calculator", "decimals", "expected an integer")
 
 

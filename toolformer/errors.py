@@ -8,14 +8,38 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Sequence, Tuple, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
+# a config field as a message names it: ``EvalConfig.max_new_tokens``
+_FIELD = re.compile(r"[A-Z][A-Za-z0-9]*\.[a-z_][a-z0-9_]*(?:=(?:True|False))?")
+
 
 class UserError(Exception):
-    """A bad file, option or argument; the message says what to do instead."""
+    """A bad file, setting or argument; the message says what to do instead.
+
+    ``field`` names the config fields the message mentions, spelled as they appear in it
+    (``"EvalConfig.limit"``, or several), so that a front end can put its own spelling of each
+    in their place (the CLI writes ``--limit``); the message itself speaks the API's words.
+    """
+
+    def __init__(self, message: str = "", *, field: Union[str, Sequence[str], None] = None):
+        super().__init__(message)
+        self.fields: Tuple[str, ...] = (field,) if isinstance(field, str) else tuple(field or ())
+
+    @property
+    def field(self) -> Optional[str]:
+        """The first field the message names, or None."""
+        return self.fields[0] if self.fields else None
+
+
+def fields_in(*texts: Optional[str]) -> Tuple[str, ...]:
+    """The config fields (``Class.field``, or ``Class.field=value``) written in ``texts``, for
+    ``UserError(field=...)`` when a caller's words make part of the message."""
+    return tuple(m for text in texts if text for m in _FIELD.findall(str(text)))
 
 
 class PathError(UserError):

@@ -75,7 +75,8 @@ def _rows_texts(rows: Iterable[Tuple[str, Any]], source: str, text_column: str, 
             continue
         if first and text_column not in row:
             raise UserError(f"{source}: a row has no {text_column!r} field (fields: {', '.join(map(str, row))}); "
-                            "pass --text-column or fix the file")
+                            "set FinetuneConfig.dataset_text_field or fix the file",
+                            field="FinetuneConfig.dataset_text_field")
         first = False
         text = row.get(text_column)
         texts.append(text if isinstance(text, str) else "")
@@ -90,8 +91,7 @@ def _from_hf(ds: Any, source: str, text_column: str) -> Tuple[List[str], Counter
     if text_column not in ds.column_names:
         raise UserError(
             f"{source} has no {text_column!r} column (columns: {', '.join(ds.column_names)}); "
-            "pass --text-column"
-        )
+            "set FinetuneConfig.dataset_text_field", field="FinetuneConfig.dataset_text_field")
     texts = [t if isinstance(t, str) else "" for t in ds[text_column]]
     tools: Counter = Counter()
     saw_calls = "calls" in ds.column_names
@@ -157,8 +157,8 @@ def split_and_mix(
         if n_eval >= len(docs):
             raise UserError(
                 f"only {len(docs)} document(s): too few to hold out {eval_fraction:.0%} for "
-                "evaluation; add data or pass eval_fraction=0 (--eval-fraction 0)"
-            )
+                "evaluation; add data or set FinetuneConfig.eval_fraction to 0",
+                field="FinetuneConfig.eval_fraction")
     eval_docs, train = docs[:n_eval], docs[n_eval:]
     n_plain = 0
     if mix_ratio > 0 and plain:
@@ -324,13 +324,16 @@ def _resume_path(config: FinetuneConfig) -> Optional[str]:
     if config.resume_from_checkpoint == "latest":
         found = latest_checkpoint(config.output_dir)
         if found is None:
-            raise UserError(f"no checkpoint to resume in {Path(config.output_dir) / CHECKPOINTS_DIR}; run without --resume")
+            raise UserError(f"no checkpoint to resume in {Path(config.output_dir) / CHECKPOINTS_DIR}; "
+                            "leave FinetuneConfig.resume_from_checkpoint unset",
+                            field="FinetuneConfig.resume_from_checkpoint")
         return found
     problem = checkpoint_problem(config.resume_from_checkpoint)
     if problem is not None:
         raise UserError(f"{config.resume_from_checkpoint!r} is not a Trainer checkpoint, or not a "
-                        f"complete one ({problem}); pass another one, --resume latest, or run "
-                        "without --resume")
+                        f"complete one ({problem}); give another one or 'latest' as "
+                        "FinetuneConfig.resume_from_checkpoint, or leave it unset",
+                        field="FinetuneConfig.resume_from_checkpoint")
     return config.resume_from_checkpoint
 
 
@@ -347,7 +350,8 @@ def _check_base_record(config: FinetuneConfig, resume: Optional[str]) -> None:
     current = {"model": model_fingerprint(config.model)}
     if resume is not None:
         check_same_model(read_json(Path(resume).parent / BASE_RECORD), current, config.model,
-                         resume, "run without --resume to train on it afresh")
+                         resume, "leave FinetuneConfig.resume_from_checkpoint unset to train "
+                         "on it afresh")
     record = Path(config.output_dir) / CHECKPOINTS_DIR / BASE_RECORD  # this run's checkpoints
     record.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(record, current)
@@ -384,7 +388,9 @@ def _apply_lora(model: Any, config: FinetuneConfig) -> Any:
         with quiet_peft():
             return get_peft_model(model, lora)
     except ValueError as exc:
-        raise UserError(f"LoRA: {str(exc).splitlines()[0]} (check --lora-target-modules)") from None
+        raise UserError(f"LoRA: {str(exc).splitlines()[0]} (check "
+                        "FinetuneConfig.lora_target_modules)",
+                        field="FinetuneConfig.lora_target_modules") from None
 
 
 def recorded_model(name: str) -> str:
@@ -561,13 +567,15 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
     overwrite an input (``data``, ``mix_plain``, ``eval_data``, ``init_adapter``).
     """
     if not config.data:
-        raise UserError("no training data: pass data (--data PATH)")
-    check_not_input(config.output_dir, {"--data": config.data, "--mix-plain": config.mix_plain,
-                                        "--eval-data": config.eval_data,
-                                        "--init-adapter": config.init_adapter}, FINETUNE_WRITES)
+        raise UserError("no training data: set FinetuneConfig.data", field="FinetuneConfig.data")
+    check_not_input(config.output_dir, {"FinetuneConfig.data": config.data,
+                                        "FinetuneConfig.mix_plain": config.mix_plain,
+                                        "FinetuneConfig.eval_data": config.eval_data,
+                                        "FinetuneConfig.init_adapter": config.init_adapter},
+                    FINETUNE_WRITES, option="FinetuneConfig.output_dir")
     ensure_dir(config.output_dir, "the output folder")  # before minutes of loading and tokenizing
     # one run per output folder: two would write each other's checkpoints and weights
-    with hold_output(config.output_dir):
+    with hold_output(config.output_dir, option="FinetuneConfig.output_dir"):
         return _finetune(config, callbacks)
 
 

@@ -114,7 +114,9 @@ class FinetuneConfig:
         if not 0.0 <= self.mix_ratio < 1.0:
             raise UserError(f"mix_ratio must be in [0, 1), got {self.mix_ratio}")
         if self.mix_ratio > 0 and not self.mix_plain:
-            raise UserError("mix_ratio needs a plain-text dataset: pass mix_plain (--mix-plain PATH)")
+            raise UserError("FinetuneConfig.mix_ratio needs a plain-text dataset: set "
+                            "FinetuneConfig.mix_plain",
+                            field=("FinetuneConfig.mix_ratio", "FinetuneConfig.mix_plain"))
         for name, value in (("per_device_train_batch_size", self.arg("per_device_train_batch_size")),
                             ("effective_batch_size", self.effective_batch_size),
                             ("eval_steps", self.arg("eval_steps")),
@@ -198,7 +200,8 @@ def resolve_bf16(setting: Optional[bool]) -> bool:
             os.environ["ACCELERATE_MIXED_PRECISION"] = "no"
             return False
         if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
-            raise UserError("this GPU does not support bf16; pass --no-bf16")
+            raise UserError("this GPU does not support bf16; set TrainingArguments.bf16=False",
+                            field="TrainingArguments.bf16=False")
         return True  # on CPU, autocast to bf16 works; the user asked for it
     if os.environ.get("ACCELERATE_MIXED_PRECISION", "no") != "no":
         return False  # the accelerate config decides; Trainer reads it from the environment

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from toolformer.errors import UserError
+from toolformer.errors import UserError, fields_in
 
 FULL_HASH_BYTES = 64 * 2**20
 EDGE_BYTES = 2**20
@@ -166,4 +166,4 @@ def check_same_model(recorded: Optional[Dict[str, Any]], current: Dict[str, Any]
     parts = changed_parts(recorded, current)
     shown = ", ".join(parts[:3]) + (f" and {len(parts) - 3} more" if len(parts) > 3 else "")
     raise UserError(f"{where} holds outputs made with {model} as its files were then, and they "
-                    f"changed since ({shown}); {remedy}")
+                    f"changed since ({shown}); {remedy}", field=fields_in(remedy))

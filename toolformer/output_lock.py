@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Iterator, Mapping, Optional, Sequence, Union
 
-from toolformer.errors import PathError, UserError, path_error
+from toolformer.errors import PathError, UserError, fields_in, path_error
 
 PathLike = Union[str, "os.PathLike[str]"]
 LOCK_NAME = ".toolformer.lock"
@@ -67,7 +67,7 @@ def hold_output(output: PathLike, is_file: bool = False,
         lock.acquire(timeout=0)
     except Timeout:
         raise UserError(f"another toolformer run holds {output} (pid {_holder(path)}); wait for it "
-                        f"or pick another {option}") from None
+                        f"or pick another {option}", field=fields_in(option)) from None
     except OSError as exc:
         raise PathError(f"cannot lock {output}: {exc.strerror or exc}") from None
     try:
@@ -117,4 +117,5 @@ def check_not_input(output: PathLike, inputs: Mapping[str, Optional[PathLike]],
                 fnmatch.fnmatchcase(rel.parts[0], pat) for pat in written)
         if clash:
             raise UserError(f"{option} {output} would overwrite the input {label} {given}; pick "
-                            f"another {option} (or copy the input elsewhere first)")
+                            f"another {option} (or copy the input elsewhere first)",
+                            field=fields_in(option, label))

@@ -144,7 +144,7 @@ def augment(input_, output, model, dtype, device, tools, tool_option, limit, num
 
         summary = run(config)
     except (*_user_error_types(), OSError) as exc:  # a user's mistake: one line, no traceback
-        message = user_message(exc)
+        message = user_message(exc, "augment")
         if message is None:
             raise
         raise click.ClickException(message) from None

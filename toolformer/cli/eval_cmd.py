@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
 import click
 
-from toolformer.cli.options import field_option, field_options, pop_fields
+from toolformer.cli.decoding import (
+    DECODING_FIELDS,
+    decoding_options,
+    named_tools,
+    tool_choice_options,
+)
+from toolformer.cli.options import field_option, field_options, old_spelling, pop_fields
 from toolformer.errors import UserError
-from toolformer.eval.harness import EvalConfig, eval_generation
+from toolformer.eval.harness import DEFAULT_EVAL_TOOLS, EvalConfig, eval_generation
 from toolformer.generation.types import GenerationConfig
 from toolformer.tools.assembly import parse_tool_options
 
-# decoding options of the command; they build EvalConfig.generation
-_DECODING = ("batch_size", "call_top_k", "call_threshold", "max_calls", "min_new_tokens", "constrained", "do_sample",
-             "temperature", "top_k", "top_p", "seed")
+# decoding options of the command; they build EvalConfig.generation (max_new_tokens is
+# EvalConfig's own: it overrides each task's budget)
+_DECODING = ("batch_size",) + tuple(f for f in DECODING_FIELDS if f != "max_new_tokens")
 
 
 def _default_output(model: str, tools_enabled: bool) -> str:
@@ -64,12 +71,6 @@ def _compare(run_dirs: Tuple[str, ...], chart: Optional[str]) -> None:
 _GEN = eval_generation()  # eval's decoding defaults differ from generate's
 
 
-def _gen(name: str, *flags: str, **overrides: Any):
-    """An option for a decoding field, with eval's default."""
-    overrides.setdefault("default", getattr(_GEN, name))
-    return field_option(GenerationConfig, name, *flags, **overrides)
-
-
 @click.command(name="eval", context_settings={"show_default": True})
 @click.argument("run_dirs", nargs=-1, type=click.Path())
 @field_options(
@@ -78,32 +79,16 @@ def _gen(name: str, *flags: str, **overrides: Any):
     ("tasks", "--tasks", "-t"),
     ("data_dir", "--data-dir", {"type": click.Path()}),
     ("limit", "--limit", {"type": int}),
-    ("tools_enabled", "--tools/--no-tools"),
 )
-@click.option("--tool-names", default=None,
-              help="comma-separated tools to offer (default: the checkpoint's toolformer.json, "
-                   "else Calculator,Calendar,WikiSearch,QA)")
-@click.option("--tool-options", "--tool-option", "tool_options", multiple=True,
-              help="tool constructor options: Tool.key=value or a JSON object; repeatable")
+@tool_choice_options("the checkpoint's toolformer.json, else " + ",".join(DEFAULT_EVAL_TOOLS))
+@old_spelling("tool_names", "--tools NAMES", "--tool-names")
+@old_spelling("tool_option", "--tool-option", "--tool-options", multiple=True)
 @click.option("--output", "-o", type=click.Path(), default=None,
               help="run folder for results.json and samples/ (default eval_runs/<model>-<time>)")
-@_gen("batch_size", "--batch-size", "-b")
-@field_options(EvalConfig, ("max_new_tokens", "--max-new-tokens", {"type": int}))
-@_gen("call_top_k", default=None, show_default=False,
-      help="start a call whenever '[' is among the top-k next tokens (paper: 10) [default: the "
-           "adapter's calibrated trigger (toolformer.json), else 10]")
-@_gen("call_threshold", type=click.FloatRange(0, 1, max_open=True), default=None,
-      show_default=False,
-      help="also require p('[') >= this to start a call [default: the adapter's calibrated "
-           "trigger, else 0 = off]")
-@_gen("max_calls")
-@_gen("min_new_tokens")
-@_gen("constrained", "--constrained/--unconstrained")
-@_gen("do_sample", "--do-sample", is_flag=True)
-@_gen("temperature")
-@_gen("top_k")
-@_gen("top_p")
-@_gen("seed", type=int)
+@field_option(GenerationConfig, "batch_size", "--batch-size", "-b", default=_GEN.batch_size)
+@decoding_options(_GEN, max_new_tokens=dict(default=None, type=int, show_default=False,
+                                            help=EvalConfig.__dataclass_fields__[
+                                                "max_new_tokens"].metadata["help"]))
 @field_options(
     EvalConfig, "dtype", "device", ("threads", "--threads", {"type": int}),
     ("max_length", "--max-length", "--ppl-max-length"),
@@ -117,8 +102,8 @@ def _gen(name: str, *flags: str, **overrides: Any):
 @click.option("--compare", is_flag=True, default=False,
               help="compare finished runs instead: toolformer eval --compare DIR1 DIR2 ...")
 @click.option("--list-tasks", is_flag=True, default=False, help="list the built-in tasks and exit")
-def eval_command(run_dirs: Tuple[str, ...], tool_names: Optional[str],
-                 tool_options: Tuple[str, ...], output: Optional[str], quiet: bool,
+def eval_command(run_dirs: Tuple[str, ...], tool_names: Optional[str], no_tools: bool,
+                 tool_option: Tuple[str, ...], output: Optional[str], quiet: bool,
                  chart: Optional[str], compare: bool, list_tasks: bool, **values: Any) -> None:
     """Evaluate a model zero-shot on the paper's tasks (lenient metrics), or compare runs.
 
@@ -148,12 +133,12 @@ def eval_command(run_dirs: Tuple[str, ...], tool_names: Optional[str],
     generation = replace(_GEN, **{k: v for k, v in decoding.items() if v is not None})
     config = EvalConfig(
         **values, generation=generation, call_trigger="config" if explicit else "manifest",
-        tools=[t.strip() for t in tool_names.split(",") if t.strip()] if tool_names else None,
-        tool_options=parse_tool_options(tool_options, "--tool-options"),
-        output_dir=output or _default_output(values["model"], values["tools_enabled"]),
+        tools_enabled=not no_tools, tools=named_tools(tool_names),
+        tool_options=parse_tool_options(tool_option, "--tool-option"),
+        output_dir=output or _default_output(values["model"], not no_tools),
         progress=not quiet,
     )
-    results = evaluate(config)
+    results = evaluate(config, command=sys.argv)
     click.echo(summary_table(results))
     for table in (when_table(results), confusion_table(results)):
         if table:

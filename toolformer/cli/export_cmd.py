@@ -56,7 +56,7 @@ def export(source: str, fmt: str, output: Optional[str]) -> None:
     except click.ClickException:
         raise
     except Exception as exc:  # a user's mistake is one line; a bug keeps its traceback
-        message = user_message(exc)
+        message = user_message(exc, "export")
         if message is None:
             raise
         raise click.ClickException(message) from None

@@ -14,56 +14,28 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import click
 
-from toolformer.cli.options import field_help, field_option
+from toolformer.cli.decoding import decoding_options, named_tools, tool_choice_options
+from toolformer.cli.options import field_option
 from toolformer.generation.trigger import resolve_trigger
-
-from toolformer.tools.assembly import DEFAULT_TOOLS  # noqa: E402 - light: no torch
+from toolformer.generation.types import GenerationConfig  # light: no torch at import
+from toolformer.tools.assembly import DEFAULT_TOOLS  # light: no torch
 
 DEFAULT_TOOL_NAMES = tuple(DEFAULT_TOOLS["generate"])
 
 
-def _help(name: str) -> str:
-    from toolformer.generation.types import GenerationConfig
-
-    return field_help(GenerationConfig, name)
-
-
 def _opt(flag: str, name: str, **kwargs: Any):
     """A click option whose default and help come from GenerationConfig's field."""
-    from toolformer.generation.types import GenerationConfig  # light: no torch at import
-
     kwargs.setdefault("show_default", True)
     return field_option(GenerationConfig, name, flag, **kwargs)
 
 
-_TRIGGER_HELP = "{} [default: the adapter's calibrated trigger (toolformer.json), else {}]"
-
-
-def _decoding_options(fn):
+def generation_options(fn):
+    """The options of every command that decodes with tools: ``generate``, ``chat``, ``serve``
+    (decoding, the tools, the Calendar's date, where the model runs)."""
     for deco in reversed([
-        _opt("--max-new-tokens", "max_new_tokens", type=int),
-        click.option("--sample/--greedy", "do_sample", default=False, show_default=True,
-                     help=_help("do_sample")),
-        _opt("--temperature", "temperature", type=float),
-        _opt("--top-k", "top_k", type=int),
-        _opt("--top-p", "top_p", type=float),
-        _opt("--seed", "seed", type=int),
-        _opt("--call-top-k", "call_top_k", type=int, default=None, show_default=False,
-             help=_TRIGGER_HELP.format(_help("call_top_k"), "10")),
-        _opt("--call-threshold", "call_threshold", type=click.FloatRange(0, 1, max_open=True),
-             default=None, show_default=False,
-             help=_TRIGGER_HELP.format(_help("call_threshold"), "0")),
-        _opt("--max-calls", "max_calls", type=int),
-        _opt("--max-call-tokens", "max_call_tokens", type=int),
-        _opt("--constrained/--unconstrained", "constrained"),
-        click.option("--tools", "tool_names", default=None,
-                     help="comma-separated tool names [default: the checkpoint's toolformer.json, "
-                          "else Calculator,Calendar,WikiSearch]"),
-        click.option("--no-tools", is_flag=True, help="'Toolformer (disabled)': never open a call"),
-        click.option("--tool-option", "tool_option", multiple=True,
-                     help="Tool.key=value or a JSON object, repeatable, e.g. "
-                          "WikiSearch.corpus=FILE (a checkpoint's toolformer.json sets only "
-                          "options that choose no file or model)"),
+        decoding_options(),
+        tool_choice_options("the checkpoint's toolformer.json, else "
+                            + ",".join(DEFAULT_TOOL_NAMES)),
         click.option("--date", default=None, help="the date the Calendar tool sees (YYYY-MM-DD) [default: today]"),
         click.option("--dtype", default="fp32", show_default=True, help="fp32, bf16 or fp16"),
         click.option("--device", default=None, help="torch device, e.g. cuda [default: cpu]"),
@@ -77,13 +49,10 @@ def _decoding_options(fn):
 # --------------------------------------------------------------------------- helpers
 
 
-def _tool_names(model_name: str, tool_names: Optional[str]) -> List[str]:
-    if tool_names is not None:
-        names = [t.strip() for t in tool_names.split(",") if t.strip()]
-        if not names:
-            from toolformer.errors import UserError
-
-            raise UserError("--tools is empty; name tools (e.g. --tools Calculator) or use --no-tools")
+def _tool_names(model_name: str, value: Optional[str]) -> List[str]:
+    """The tools ``--tools`` names, else the checkpoint's, else the defaults."""
+    names = named_tools(value)
+    if names is not None:
         return names
     from toolformer.manifest import manifest_tools
 
@@ -111,7 +80,7 @@ def load(model_name: str, dtype: str, device: Optional[str]) -> Tuple[Any, Any]:
 
 def build_generator(model_name: str, opts: Dict[str, Any]):
     """The ToolGenerator, its config and the tool context for the decoding options."""
-    from toolformer.generation import GenerationConfig, ToolGenerator
+    from toolformer.generation import ToolGenerator
 
     names: List[str] = [] if opts["no_tools"] else _tool_names(model_name, opts["tool_names"])
     from toolformer.tools.assembly import build_tools
@@ -250,7 +219,7 @@ def _echo_call(call: Any, err: bool = False) -> None:
 @click.option("--escape/--no-escape", default=True, show_default=True,
               help="turn \\n, \\t, \\r and \\\\ in the PROMPT argument into the characters (not in --prompts-file)")
 @_opt("--batch-size", "batch_size", type=int)
-@_decoding_options
+@generation_options
 def generate(model: str, prompt: Optional[str], prompts_file: Optional[str], output: Optional[str],
              overwrite: bool, stop_strings: Tuple[str, ...], escape: bool, **opts: Any) -> None:
     """Continue PROMPT (or each prompt of --prompts-file) with MODEL, calling tools.
@@ -412,7 +381,7 @@ def _answer(gen: Any, session: ChatSession, user: str, context: Any) -> None:
 @click.option("--system", default=None, help="a system message / preamble")
 @click.option("--template/--no-template", "use_template", default=None,
               help="use the tokenizer's chat template [default: when it has one]")
-@_decoding_options
+@generation_options
 def chat(model: str, system: Optional[str], use_template: Optional[bool], **opts: Any) -> None:
     """Talk with MODEL; tool calls and their results are shown as they happen."""
     opts.setdefault("stop_strings", ())

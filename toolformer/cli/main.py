@@ -6,9 +6,11 @@ from __future__ import annotations
 import errno
 import importlib
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import click
+
+from toolformer.cli.flags import in_flags
 
 # name -> "module:attribute" of a click command or group
 COMMANDS: Dict[str, str] = {
@@ -78,16 +80,18 @@ def _user_error_types() -> tuple:
     return (UserError, UnknownToolError, MissingDependencyError, CallSyntaxError, FileNotFoundError)
 
 
-def user_message(exc: BaseException) -> Optional[str]:
+def user_message(exc: BaseException, command: Optional[str] = None) -> Optional[str]:
     """The one-line message for a user's mistake, or None for a bug (which keeps its traceback).
 
-    An ``OSError`` that names a path (a folder that is a file, permission denied, disk full) is
-    a problem with a path the user gave or with the machine, never a bug of ours: one line too.
+    The config fields a :class:`~toolformer.errors.UserError` names are written as the flags
+    of ``command`` (``EvalConfig.limit`` -> ``--limit``). An ``OSError`` that names a path (a
+    folder that is a file, permission denied, disk full) is a problem with a path the user gave
+    or with the machine, never a bug of ours: one line too.
     """
     if isinstance(exc, _user_error_types()) and not (
         isinstance(exc, FileNotFoundError) and getattr(exc, "filename", None) is not None
     ):
-        return " ".join(str(exc).split())
+        return " ".join(in_flags(str(exc), getattr(exc, "fields", ()), command).split())
     if isinstance(exc, OSError) and getattr(exc, "filename", None) is not None:
         from toolformer.errors import path_error
 
@@ -117,6 +121,11 @@ def cli(trust_pickle_weights: bool) -> None:
         os.environ["TOOLFORMER_TRUST_PICKLE_WEIGHTS"] = "1"
 
 
+def command_name(args: Sequence[str]) -> Optional[str]:
+    """The subcommand of a ``toolformer ARGS`` command line (the group's options take no value)."""
+    return next((a for a in args if not a.startswith("-")), None)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Console entry point: user mistakes end in a one-line message, not a traceback."""
     try:
@@ -131,7 +140,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001
-        message = user_message(exc)
+        message = user_message(exc, command_name(sys.argv[1:] if argv is None else argv))
         if message is not None:
             click.echo(f"Error: {message}", err=True)
             sys.exit(2)

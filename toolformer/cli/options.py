@@ -9,11 +9,14 @@ renamed field (``max_seq_len`` -> ``max_length``) does not change the command li
     @click.command()
     @field_options(FinetuneConfig, "model", ("max_length", "--max-length", "--max-seq-len"))
     def finetune(**values): config = FinetuneConfig(**values)
+
+A spelling being retired is a hidden alias with a deprecation warning (:func:`old_spelling`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from typing import Any, Callable, Dict, Sequence, Tuple, Union
 
@@ -119,6 +122,42 @@ def value_option(name: str, default: Any, help_text: str, *flags: str, **overrid
         kwargs["type"] = type(default)
     kwargs.update(overrides)
     return click.option(*flags, name, **kwargs)
+
+
+def old_spelling(dest: str, new: str, *flags: str, **attrs: Any) -> Callable[[Any], Any]:
+    """Keep an option's old spelling working for a release: a hidden option ``flags`` whose
+    value goes to the command's ``dest`` (the option spelled ``new``), with a deprecation
+    warning on standard error. ``attrs`` go to ``click.option`` (``multiple=True``: the values
+    join those of ``new``; a bool pair ``--old/--older``: give it as one flag). Giving both
+    spellings of a one-value option is a usage error."""
+    hidden = f"{dest}__old_spelling"
+    multiple = bool(attrs.get("multiple"))
+    attrs.setdefault("default", () if multiple else None)
+    shown = "/".join(flags)
+
+    def decorate(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def command(*args: Any, **values: Any) -> Any:
+            old = values.pop(hidden)
+            if old is None or (multiple and not old):
+                return fn(*args, **values)
+            used, instead = shown, new
+            if isinstance(old, bool) and "/" in shown:  # the half of the switch that was given
+                used, instead = (x.split("/")[0 if old else 1] for x in (shown, new))
+            click.echo(f"warning: {used} is deprecated and goes in a later release; use "
+                       f"{instead}", err=True)
+            if multiple:
+                values[dest] = tuple(values.get(dest) or ()) + tuple(old)
+            else:
+                source = click.get_current_context().get_parameter_source(dest)
+                if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+                    raise click.UsageError(f"{shown} is the old spelling of {new}; give only {new}")
+                values[dest] = old
+            return fn(*args, **values)
+
+        return click.option(*flags, hidden, hidden=True, **attrs)(command)
+
+    return decorate
 
 
 def parse_key_values(items: Sequence[str], option: str) -> Dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import click
 
-from toolformer.cli.generate_cmd import _decoding_options, _opt
+from toolformer.cli.generate_cmd import _opt, generation_options
 
 
 @click.command("serve")
@@ -25,7 +25,7 @@ from toolformer.cli.generate_cmd import _decoding_options, _opt
 @click.option("--template/--no-template", "use_template", default=None,
               help="chat prompts through the tokenizer's chat template [default: plain turns when "
                    "the adapter's toolformer.json names chat_roles, else the template]")
-@_decoding_options
+@generation_options
 def serve(model: str, host: str, port: int, served_name: Optional[str], batch_wait_ms: float,
           tool_timeout: float, use_template: Optional[bool], **opts: Any) -> None:
     """Serve MODEL (an alias, folder or adapter name) with OpenAI's API: /v1/models,

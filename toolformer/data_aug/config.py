@@ -17,6 +17,8 @@ from toolformer.data_aug.types import AnnotatorConfig
 from toolformer.errors import UserError
 from toolformer.tools.assembly import PAPER_TOOLS
 
+_SHARDS = ("AugmentConfig.num_shards", "AugmentConfig.shard_index")  # fields an error names
+
 DEFAULT_TOOLS = PAPER_TOOLS  # the paper's five (one home: toolformer.tools.assembly)
 
 # Fields whose change makes earlier chunks of a run incompatible with the rest of it: resuming a
@@ -115,17 +117,21 @@ class AugmentConfig:
         if self.annotator.seed not in (default_seed, self.seed):
             # the run's one seed is AugmentConfig.seed (it also seeds torch); the annotator gets it
             raise UserError(f"annotator.seed {self.annotator.seed} differs from the run's seed "
-                            f"{self.seed}; set only AugmentConfig.seed (--seed)")
+                            f"{self.seed}; set only AugmentConfig.seed", field="AugmentConfig.seed")
         if self.limit is not None and self.limit < 0:
-            raise UserError(f"--limit must be >= 0 (0: all documents), got {self.limit}")
+            raise UserError(f"AugmentConfig.limit must be >= 0 (0: all documents), got "
+                            f"{self.limit}", field="AugmentConfig.limit")
         if self.batch_size < 1:
-            raise UserError(f"--batch-size must be >= 1, got {self.batch_size}")
+            raise UserError(f"AugmentConfig.batch_size must be >= 1, got {self.batch_size}",
+                            field="AugmentConfig.batch_size")
         if self.chunk_size < 1:
-            raise UserError(f"--chunk-size must be >= 1, got {self.chunk_size}")
+            raise UserError(f"AugmentConfig.chunk_size must be >= 1, got {self.chunk_size}",
+                            field="AugmentConfig.chunk_size")
         if self.dtype.lower() not in ("fp32", "float32", "bf16", "bfloat16", "fp16", "float16"):
             raise UserError(f"unknown dtype {self.dtype!r}; use fp32 or bf16")
         if not self.tools:
-            raise UserError("no tools given; pass --tools, e.g. --tools Calculator,Calendar")
+            raise UserError("no tools given; set AugmentConfig.tools, e.g. Calculator,Calendar",
+                            field="AugmentConfig.tools")
         self.tools = canonical_tools(self.tools)
         options = {}
         for name, opts in self.tool_options.items():
@@ -134,14 +140,16 @@ class AugmentConfig:
             options.setdefault(canonical_tools([name])[0], {}).update(opts)
         self.tool_options = options
         if not self.text_field:
-            raise UserError("--text-field must not be empty")
+            raise UserError("AugmentConfig.text_field must not be empty",
+                            field="AugmentConfig.text_field")
         n, i = self.num_shards, self.shard_index
         if n is not None and n < 1:
-            raise UserError(f"--num-shards must be >= 1, got {n}")
+            raise UserError(f"AugmentConfig.num_shards must be >= 1, got {n}", field=_SHARDS[0])
         if i is not None and i < 0:
-            raise UserError(f"--shard-index must be >= 0, got {i}")
+            raise UserError(f"AugmentConfig.shard_index must be >= 0, got {i}", field=_SHARDS[1])
         if n is not None and i is not None and i >= n:
-            raise UserError(f"--shard-index {i} is out of range for --num-shards {n} (use 0..{n - 1})")
+            raise UserError(f"AugmentConfig.shard_index {i} is out of range for "
+                            f"AugmentConfig.num_shards {n} (use 0..{n - 1})", field=_SHARDS)
         return self
 
     def resolve_shard(self, env: Optional[Dict[str, str]] = None) -> Tuple[int, int]:
@@ -154,7 +162,8 @@ class AugmentConfig:
         n, i = self.num_shards, self.shard_index
         if n is None:
             if i is not None:
-                raise UserError("--shard-index needs --num-shards")
+                raise UserError("AugmentConfig.shard_index needs AugmentConfig.num_shards",
+                                field=_SHARDS)
             if world is not None and world > 1:
                 n, i = world, rank or 0
             else:
@@ -166,9 +175,8 @@ class AugmentConfig:
                 i = rank
             else:
                 raise UserError(
-                    f"--num-shards {n} needs --shard-index (0..{n - 1}), or run under "
-                    f"torchrun/accelerate launch with {n} processes"
-                )
+                    f"AugmentConfig.num_shards {n} needs AugmentConfig.shard_index (0..{n - 1}), "
+                    f"or run under torchrun/accelerate launch with {n} processes", field=_SHARDS)
         if not 0 <= i < n:
             raise UserError(f"shard index {i} is out of range for {n} shards")
         return n, i

@@ -181,9 +181,10 @@ def augment(config: AugmentConfig) -> AugmentSummary:
     num_shards, shard_index = config.resolve_shard()
     # an --input among the files augment writes (RUN/data.jsonl) would be replaced while read;
     # one process per shard is held by the shard's own lock below
-    check_not_input(config.output, {"--input": config.input if config.input and
+    check_not_input(config.output, {"AugmentConfig.input": config.input if config.input and
                                     os.path.exists(os.path.expanduser(config.input)) else None},
-                    (DATA_FILE, DATASET_DIR, STATS_FILE, SHARDS_DIR, MERGE_LOCK))
+                    (DATA_FILE, DATASET_DIR, STATS_FILE, SHARDS_DIR, MERGE_LOCK),
+                    option="AugmentConfig.output")
     output = ensure_dir(config.output, "the output folder")
     _clear_other_runs(output, num_shards, config.overwrite)
     store = ShardStore(output / SHARDS_DIR / shard_name(shard_index, num_shards))

@@ -13,7 +13,6 @@ import datetime as _dt
 import hashlib
 import json
 import platform
-import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
@@ -411,15 +410,16 @@ def _check_output_dir(out: Path, fingerprint: str, resume: bool,
             old = None
         if old != fingerprint:
             raise UserError(
-                f"{out} holds a run with different settings; pass another --output, or "
-                "--no-resume to overwrite its samples"
-            )
+                f"{out} holds a run with different settings; give another EvalConfig.output_dir, "
+                "or EvalConfig.resume=False to overwrite its samples",
+                field=("EvalConfig.output_dir", "EvalConfig.resume=False"))
         if model_files is not None:  # a folder recorded before model fingerprints: trusted
             from toolformer.fingerprint import check_same_model
 
             recorded = json.loads(state.read_text(encoding="utf-8")).get("model_files")
-            check_same_model(recorded, model_files, model, out, "pass another --output, or "
-                             "--no-resume to evaluate it afresh over its samples")
+            check_same_model(recorded, model_files, model, out, "give another "
+                             "EvalConfig.output_dir, or EvalConfig.resume=False to evaluate it "
+                             "afresh over its samples")
 
 
 def _record_settings(out: Path, fingerprint: str,
@@ -441,30 +441,35 @@ def evaluate(
     tokenizer: Any = None,
     generator_factory: Optional[GeneratorFactory] = None,
     tools: Optional[Mapping[str, Any]] = None,
+    command: Optional[Sequence[str]] = None,
 ) -> Dict[str, Any]:
     """Run ``config.tasks`` and return the results (also written to ``config.output_dir``).
 
     ``model``/``tokenizer`` skip loading ``config.model``; ``generator_factory(model, tokenizer,
     executor, generation_config)`` replaces :class:`~toolformer.generation.ToolGenerator` (tests
-    use a fake); ``tools`` supplies ready tool instances by name. Raises :class:`UserError` (one
+    use a fake); ``tools`` supplies ready tool instances by name. ``command``: the command line
+    that asked for the run (``toolformer eval`` passes its own), recorded beside the settings;
+    a caller of this function leaves it None (the settings say what it was called with). Raises :class:`UserError` (one
     line) when another run holds ``output_dir``, or when a ``jsonl:`` task file lies where the
     run writes its samples or results.
     """
     kwargs = dict(model=model, tokenizer=tokenizer, generator_factory=generator_factory,
-                  tools=tools)
+                  tools=tools, command=command)
     if not config.output_dir:
         return _evaluate(config, **kwargs)
     specs = resolve_tasks(config.tasks)
-    check_not_input(config.output_dir, {f"--tasks {s.name}": s.path for s in specs
-                                        if s.name.startswith("jsonl:")}, EVAL_WRITES)
+    check_not_input(config.output_dir, {f"EvalConfig.tasks {s.name}": s.path for s in specs
+                                        if s.name.startswith("jsonl:")}, EVAL_WRITES,
+                    option="EvalConfig.output_dir")
     # one run per output folder: two would append to the same samples files
-    with hold_output(config.output_dir):
+    with hold_output(config.output_dir, option="EvalConfig.output_dir"):
         return _evaluate(config, **kwargs)
 
 
 def _evaluate(config: EvalConfig, *, model: Any, tokenizer: Any,
               generator_factory: Optional[GeneratorFactory],
-              tools: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+              tools: Optional[Mapping[str, Any]],
+              command: Optional[Sequence[str]]) -> Dict[str, Any]:
     started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()
     specs = resolve_tasks(config.tasks)
@@ -533,7 +538,7 @@ def _evaluate(config: EvalConfig, *, model: Any, tokenizer: Any,
         # every task's own time, kept across resumes: the run's cost
         "task_seconds": sum(float(r.get("seconds") or 0.0) for r in results.values()),
         "versions": versions(),
-        "command": " ".join(sys.argv),
+        "command": None if command is None else " ".join(command),
         "settings": asdict(config),
         "tasks": results,
         # over every generating task: calls, precision, the summed confusion table

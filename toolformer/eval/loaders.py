@@ -43,8 +43,8 @@ LOADERS: Registry[Loader] = Registry("data format")
 
 def _need(path: Path, what: str) -> Path:
     if not path.exists():
-        raise UserError(f"{what} not found at {path}; pass --data-dir (or set $TOOLFORMER_DATA) "
-                        "to the folder that holds the evaluation data")
+        raise UserError(f"{what} not found at {path}; set EvalConfig.data_dir (or $TOOLFORMER_DATA) "
+                        "to the folder that holds the evaluation data", field="EvalConfig.data_dir")
     return path
 
 

@@ -182,9 +182,10 @@ def generic_task(spec: str) -> TaskSpec:
     """The task for ``jsonl:PATH`` (PATH relative to the current directory, or absolute)."""
     path = spec[len(GENERIC_PREFIX):].strip()
     if not path:
-        raise UserError("jsonl: needs a path, e.g. --tasks jsonl:my_questions.jsonl")
-    if not Path(path).expanduser().is_file():  # the user's own file: --data-dir is no help here
-        raise UserError(f"--tasks {spec}: no such file {path}")
+        raise UserError("jsonl: needs a path, e.g. EvalConfig.tasks jsonl:my_questions.jsonl",
+                        field="EvalConfig.tasks")
+    if not Path(path).expanduser().is_file():  # the user's own file: data_dir is no help here
+        raise UserError(f"EvalConfig.tasks {spec}: no such file {path}", field="EvalConfig.tasks")
     return TaskSpec(name=f"{GENERIC_PREFIX}{path}", path=str(Path(path).expanduser().resolve()),
                     format="jsonl", metric="auto", max_new_tokens=64,
                     description=f"questions from {path} (math when every answer is a number, "
@@ -209,7 +210,8 @@ def resolve_tasks(tasks: Union[str, Sequence[str], None]) -> List[TaskSpec]:
     else:
         names = [t.strip() for t in tasks if t.strip()]
     if not names:
-        raise UserError("no task given; use --tasks svamp,lama_trex,... or --tasks all")
+        raise UserError("no task given; set EvalConfig.tasks to svamp,lama_trex,... or all",
+                        field="EvalConfig.tasks")
     out: List[TaskSpec] = []
     for n in names:
         specs = [TASKS.get(k) for k in TASKS.names()] if n.lower() == "all" else [get_task(n)]
@@ -229,7 +231,8 @@ def load_examples(task: TaskSpec, data_dir: Union[str, Path], limit: Optional[in
     examples = LOADERS.get(task.format)(task.data_path(data_dir))
     if not examples:
         raise EmptyInputError(f"{task.data_path(data_dir)} holds no examples for task {task.name}; "
-                              "check the file or pass another --data-dir")
+                              "check the file or give another EvalConfig.data_dir",
+                              field="EvalConfig.data_dir")
     if task.metric == "auto":
         if all(ex.meta.get("numeric") for ex in examples):
             task = replace(task, metric="math", expected_tools=MATH_TOOLS)
@@ -240,7 +243,8 @@ def load_examples(task: TaskSpec, data_dir: Union[str, Path], limit: Optional[in
                     ex.gold = [str(ex.meta["answer"])]
     if limit is not None:
         if limit < 1:
-            raise UserError(f"--limit must be at least 1, got {limit}")
+            raise UserError(f"EvalConfig.limit must be at least 1, got {limit}",
+                            field="EvalConfig.limit")
         examples = examples[:limit]
     return task, examples
 

@@ -133,9 +133,10 @@ class ToolGenerator:
     def _check_room(self, prompt_tokens: int, config: GenerationConfig) -> None:
         if self.max_positions is not None and config.max_new_tokens >= self.max_positions:
             raise UserError(
-                f"max_new_tokens ({config.max_new_tokens}) must leave room for the prompt: "
-                f"context {self.max_positions}, prompt {prompt_tokens} tokens; pass at most "
-                f"{max(1, self.max_positions - prompt_tokens)} (--max-new-tokens)")
+                f"GenerationConfig.max_new_tokens ({config.max_new_tokens}) must leave room for "
+                f"the prompt: context {self.max_positions}, prompt {prompt_tokens} tokens; set "
+                f"at most {max(1, self.max_positions - prompt_tokens)}",
+                field="GenerationConfig.max_new_tokens")
 
     def check_room(self, prompts: Sequence[str], config: Optional[GenerationConfig] = None) -> None:
         """Raise :class:`~toolformer.errors.UserError` at once (before any output) when

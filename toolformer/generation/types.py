@@ -37,21 +37,25 @@ class GenerationConfig:
         from toolformer.errors import UserError
 
         self.stop_strings = tuple(self.stop_strings or ())
-        checks = [
-            (self.max_new_tokens >= 1, "max_new_tokens must be >= 1"),
-            (self.temperature > 0, "temperature must be > 0 (for greedy decoding: do_sample=False, on the command line --greedy)"),
-            (self.top_k >= 0, "top_k must be >= 0"),
-            (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
-            (self.call_top_k >= 0, "call_top_k must be >= 0"),
-            (0 <= self.call_threshold < 1, "call_threshold must be in [0, 1)"),
-            (self.max_calls >= 0, "max_calls must be >= 0"),
-            (self.max_call_tokens >= 1, "max_call_tokens must be >= 1"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (all(isinstance(s, str) and s for s in self.stop_strings), "stop_strings must be non-empty strings"),
+        greedy = " (greedy decoding, GenerationConfig.do_sample=False, takes none)"
+        checks = [  # (ok, the field, what it must be)
+            (self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1"),
+            (self.temperature > 0, "temperature", "must be > 0" + greedy),
+            (self.top_k >= 0, "top_k", "must be >= 0"),
+            (0 < self.top_p <= 1, "top_p", "must be in (0, 1]"),
+            (self.call_top_k >= 0, "call_top_k", "must be >= 0"),
+            (0 <= self.call_threshold < 1, "call_threshold", "must be in [0, 1)"),
+            (self.max_calls >= 0, "max_calls", "must be >= 0"),
+            (self.max_call_tokens >= 1, "max_call_tokens", "must be >= 1"),
+            (self.batch_size >= 1, "batch_size", "must be >= 1"),
+            (all(isinstance(s, str) and s for s in self.stop_strings), "stop_strings",
+             "must be non-empty strings"),
         ]
-        for ok, message in checks:
+        for ok, name, rule in checks:
             if not ok:
-                raise UserError(f"GenerationConfig: {message}")
+                named = [f"GenerationConfig.{name}"] + (["GenerationConfig.do_sample=False"]
+                                                        if greedy in rule else [])
+                raise UserError(f"GenerationConfig.{name} {rule}", field=named)
 
 
 @dataclass

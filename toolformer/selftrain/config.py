@@ -167,8 +167,9 @@ class SelfTrainConfig:
             word_problems.parse_spec(self.corpus)  # a bad size: one line before anything runs
         if self.dev_data is not None and not os.path.isfile(os.path.expanduser(self.dev_data)):
             # the user's own file, not one under data_dir: name it before anything runs
-            raise UserError(f"--dev-data {self.dev_data}: no such file; pass a JSONL file with "
-                            "question and answer fields")
+            raise UserError(f"SelfTrainConfig.dev_data {self.dev_data}: no such file; give a "
+                            "JSONL file with question and answer fields",
+                            field="SelfTrainConfig.dev_data")
         self._validate_mix()
         if self.max_problem_steps is not None and self.max_problem_steps < 1:
             raise UserError(f"max_problem_steps must be >= 1, got {self.max_problem_steps}")
@@ -185,13 +186,15 @@ class SelfTrainConfig:
                                 "shipped adapter name (see `toolformer models`)")
             if self.round0_docs:
                 raise UserError("init_adapter starts after round 0 (which annotates with the base model): "
-                                "pass --round0-docs 0")
+                                "set SelfTrainConfig.round0_docs to 0",
+                                field="SelfTrainConfig.round0_docs")
             from toolformer.finetune import recorded_model
 
             base = adapter_base(found)
             if recorded_model(base) != recorded_model(self.model):  # a folder by any spelling
                 raise UserError(f"init_adapter {self.init_adapter!r} was trained on {base!r}, not on "
-                                f"model {self.model!r}; pass --model {base}")
+                                f"model {self.model!r}; set SelfTrainConfig.model {base}",
+                                field="SelfTrainConfig.model")
             self.init_adapter = str(found.resolve())
         if self.dev_max_problem_steps is not None and self.dev_max_problem_steps < 1:
             raise UserError(f"dev_max_problem_steps must be >= 1, got {self.dev_max_problem_steps}")
@@ -200,7 +203,8 @@ class SelfTrainConfig:
         if not 0 < self.contamination_threshold <= 1:
             raise UserError(f"contamination_threshold must be in (0, 1], got {self.contamination_threshold}")
         if not self.tools:
-            raise UserError("no tools given; pass --tools Calculator")
+            raise UserError("no tools given; set SelfTrainConfig.tools, e.g. Calculator",
+                            field="SelfTrainConfig.tools")
         self.tools = canonical_tools(self.tools)
         from toolformer.tools.assembly import canonical_options, check_tool_options
 
@@ -246,7 +250,8 @@ class SelfTrainConfig:
 
         if not mix.is_spec(self.corpus):
             if self.mix is not None:
-                raise UserError("--mix needs --corpus mix (or mix:N)")
+                raise UserError("SelfTrainConfig.mix needs SelfTrainConfig.corpus mix (or mix:N)",
+                                field=("SelfTrainConfig.mix", "SelfTrainConfig.corpus"))
             return
         mix.parse_spec(self.corpus)
         self.mix = mix.parse_mix(self.mix)

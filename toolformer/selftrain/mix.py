@@ -20,6 +20,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from toolformer.errors import UserError
 from toolformer.selftrain.spec import is_sized_spec, parse_sized_spec
 
+_MIX = "SelfTrainConfig.mix"  # the field the errors below name
+
 NAME = "mix"
 DEFAULT_SIZE = 3000
 KINDS = ("math", "facts", "dates", "notool")
@@ -54,25 +56,29 @@ def parse_mix(value: Union[str, Mapping[str, Any], None]) -> Dict[str, float]:
                 continue
             kind, sep, weight = part.partition("=")
             if not sep:
-                raise UserError(f"--mix: {part!r} is not kind=weight (e.g. math=0.4,notool=0.15)")
+                raise UserError(f"SelfTrainConfig.mix: {part!r} is not kind=weight (e.g. math=0.4,notool=0.15)",
+                              field=_MIX)
             items[kind.strip()] = weight.strip()
     else:
         items = dict(value)
     out = {}
     for kind, weight in items.items():
         if kind not in KINDS:
-            raise UserError(f"--mix: unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
+            raise UserError(f"SelfTrainConfig.mix: unknown kind {kind!r}; kinds: {', '.join(KINDS)}",
+                            field=_MIX)
         try:
             w = float(weight)
         except (TypeError, ValueError):
-            raise UserError(f"--mix: the weight of {kind} must be a number, "
-                            f"got {weight!r}") from None
+            raise UserError(f"SelfTrainConfig.mix: the weight of {kind} must be a number, "
+                            f"got {weight!r}", field=_MIX) from None
         if not w >= 0:  # also NaN
-            raise UserError(f"--mix: the weight of {kind} must be >= 0, got {weight!r}")
+            raise UserError(f"SelfTrainConfig.mix: the weight of {kind} must be >= 0, got {weight!r}",
+                            field=_MIX)
         out[kind] = w
     if not sum(out.values()) > 0:
-        raise UserError(f"--mix: the weights sum to zero ({value!r}); give at least one kind a "
-                        "weight > 0, e.g. math=0.4,facts=0.25,dates=0.2,notool=0.15")
+        raise UserError(f"SelfTrainConfig.mix: the weights sum to zero ({value!r}); give at least "
+                        "one kind a weight > 0, e.g. math=0.4,facts=0.25,dates=0.2,notool=0.15",
+                        field=_MIX)
     return {k: out.get(k, 0.0) for k in KINDS}
 
 
@@ -97,8 +103,9 @@ def check_tools(tools_of_items: Sequence[Tuple[str, Sequence[str]]],
     for what, tools in tools_of_items:
         if tools and not have & set(tools):
             raise UserError(f"curriculum item {what} needs the tool {' or '.join(tools)}, which "
-                            f"--tools ({', '.join(offered)}) does not offer; add it to --tools or "
-                            "give that kind weight 0 in --mix")
+                            f"SelfTrainConfig.tools ({', '.join(offered)}) does not offer; add it "
+                            "to SelfTrainConfig.tools or give that kind weight 0 in "
+                            "SelfTrainConfig.mix", field=("SelfTrainConfig.tools", _MIX))
 
 
 def _other_kind(kind: str, n: int, seed: int) -> List[Dict[str, Any]]:
@@ -110,7 +117,7 @@ def _other_kind(kind: str, n: int, seed: int) -> List[Dict[str, Any]]:
             from toolformer.datasets.notool import generate_notool as gen
     except ImportError:
         raise UserError(f"the {kind} generator (toolformer.datasets) is not installed here; "
-                        f"give {kind} weight 0 in --mix") from None
+                        f"give {kind} weight 0 in SelfTrainConfig.mix", field=_MIX) from None
     rows = list(gen(n, seed, "train"))
     for r in rows:
         if kind == "dates" and not r.get("date"):
