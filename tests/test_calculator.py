@@ -15,15 +15,15 @@ from toolformer.tools.base import COMPUTE_SETTINGS, ToolError, ToolInputError, c
 from toolformer.tools.calculator import (
     Binary,
     Calculator,
-    Number,
+    Literal,
     Unary,
     calculate,
     evaluate,
-    format_number,
     parse_expression,
     tokenize,
 )
 from toolformer.tools.executor import ToolExecutor
+from toolformer.text.numbers import format_number
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_decimals_option():
 def test_parses_to_a_whitelisted_ast():
     tree = parse_expression("-(1 + 2) * 3")
     assert tree == Binary(
-        "*", Unary("-", Binary("+", Number(Fraction(1)), Number(Fraction(2)))), Number(Fraction(3))
+        "*", Unary("-", Binary("+", Literal(Fraction(1)), Literal(Fraction(2)))), Literal(Fraction(3))
     )
     assert tokenize("3 x 4") == [("num", "3"), ("op", "*"), ("num", "4")]
 

@@ -21,9 +21,9 @@ from toolformer.grammar import (
     GrammarError,
     TextArgs,
     call_grammar,
-    numbers_in,
 )
 from toolformer.syntax import call_progress, parse_call
+from toolformer.text.numbers import numbers_in
 from toolformer.tools.base import Tool, create_tools
 
 
