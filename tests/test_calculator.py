@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolformer.syntax import find_calls, strip_calls
+from toolformer.text.numbers import format_number
 from toolformer.tools.base import COMPUTE_SETTINGS, ToolError, ToolInputError, create_tool
 from toolformer.tools.calculator import (
     Binary,
@@ -23,7 +24,6 @@ from toolformer.tools.calculator import (
     tokenize,
 )
 from toolformer.tools.executor import ToolExecutor
-from toolformer.text.numbers import format_number
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,9 @@ def test_decimals_option():
 def test_parses_to_a_whitelisted_ast():
     tree = parse_expression("-(1 + 2) * 3")
     assert tree == Binary(
-        "*", Unary("-", Binary("+", Literal(Fraction(1)), Literal(Fraction(2)))), Literal(Fraction(3))
+        "*",
+        Unary("-", Binary("+", Literal(Fraction(1)), Literal(Fraction(2)))),
+        Literal(Fraction(3)),
     )
     assert tokenize("3 x 4") == [("num", "3"), ("op", "*"), ("num", "4")]
 

@@ -22,8 +22,8 @@ Errors never escape :meth:`Annotator.annotate`: they land in ``AnnotationResult.
 Counters (``AnnotationResult.stats``, each also as ``"<Tool>/<name>"``): positions_kept,
 positions_no_call (kept positions where the tool cannot be called under ``constrained``: its
 grammar there is :data:`~toolformer.grammar.NO_CALL`, e.g. the Calculator with
-``numbers_from_text`` before any number; no call is sampled there), candidates_sampled (rows), candidates_closed (reached ``]``), candidates_malformed (closed but
-not a call of the tool), candidates_abandoned (stopped early, see ``abandon_samples``: never
+``numbers_from_text`` before any number; no call is sampled there), candidates_sampled (rows),
+candidates_closed (reached ``]``), candidates_malformed (closed but not a call of the tool), candidates_abandoned (stopped early, see ``abandon_samples``: never
 closed), candidates_invalid (a call the tool rejects, :meth:`~toolformer.tools.base.Tool.check_call`:
 dropped before execution and scoring), candidates_deduplicated (dropped), candidates_executed,
 tool_failures, retrieval_self_excluded (passages a search left out of a candidate's result as
@@ -374,7 +374,7 @@ class Annotator:
             return row_seed(cfg.seed, str(doc.id), chunk.index, name, chunk.token_start + p, j)
 
         grammars = self._grammars(name, doc.text, chunk, positions) if cfg.constrained else None
-        if grammars is not None:  # no call of the tool may open there (a Calculator without numbers)
+        if grammars is not None:  # where no call of the tool may open (a Calculator, no number)
             count(stats, name, "positions_no_call", sum(g is None for g in grammars.values()))
             positions = [p for p in positions if grammars[p] is not None]
             if not positions:

@@ -11,9 +11,9 @@
 - WikiSearch, QA and tools without a rule: every document.
 
 "Tokens" for the Calculator window are words, numbers and punctuation marks
-(:func:`toolformer.text.numbers.prose_tokens`, whose numbers :func:`~toolformer.text.numbers.prose_numbers`
-reads), which is close to the paper's GPT-J tokens and independent of the model's tokenizer
-(SmolLM2 splits numbers into one token per digit). Operations with an identity or absorbing operand (x + 0,
+(:func:`toolformer.text.numbers.prose_tokens`; :func:`~toolformer.text.numbers.prose_numbers`
+reads their numbers), close to the paper's GPT-J tokens and independent of the model's
+tokenizer (SmolLM2 splits numbers into one token per digit). Operations with an identity or absorbing operand (x + 0,
 x * 1, x / 1, x * 0) and degenerate ones (x - x, x / x) are not counted: any text with a "1" and
 a number written twice would pass.
 """

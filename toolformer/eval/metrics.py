@@ -37,7 +37,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 from toolformer.datasets.rows import answer_matches
 from toolformer.registry import Registry
 from toolformer.syntax import UNCLOSED, iter_calls
-from toolformer.text.numbers import Number, answer_numbers, drop_thousands_separators, first_answer_number
+from toolformer.text.numbers import (
+    Number,
+    answer_numbers,
+    drop_thousands_separators,
+    first_answer_number,
+)
 
 LAMA_WORDS = 5
 QA_WORDS = 20

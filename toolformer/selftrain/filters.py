@@ -302,7 +302,8 @@ class AnswerFilter(CandidateFilter):
 
         for call in cand.calls:
             before = cand.prompt + cand.text[: call.get("start") or 0]
-            known = {round(n.value, 6) for n in answer_numbers(before)} | set(operands(before, words=True))
+            known = ({round(n.value, 6) for n in answer_numbers(before)}
+                     | set(operands(before, words=True)))
             args = str(call.get("args", ""))
             nums = operands(args)
             if any(n not in known for n in nums):

@@ -212,7 +212,8 @@ def numbers_in(text: str, words: bool = False) -> FrozenSet[str]:
     for m in _DIGIT_RUN.finditer(text):
         parts = _SEPARATOR.split(m.group(0))
         seps = _SEPARATOR.findall(m.group(0))
-        if len(parts) > 1 and all(len(p) == 3 for p in parts[1:]) and len(set(seps)) == 1 and seps[0] == ",":
+        grouped = len(parts) > 1 and all(len(p) == 3 for p in parts[1:])
+        if grouped and len(set(seps)) == 1 and seps[0] == ",":
             out.add("".join(parts))
         elif len(parts) == 2:
             out.add(f"{parts[0]}.{parts[1]}")
@@ -409,7 +410,8 @@ def word_numbers(text: str) -> List[Number]:
         counts[occ.end] = occ.value
         if occ.is_ordinal:
             # a position ("the fourth day"), unless the denominator of a fraction ("a third")
-            after_count = occ.start > 0 and (toks[occ.start - 1].lower in ("a", "an") or count is not None)
+            after_a = occ.start > 0 and toks[occ.start - 1].lower in ("a", "an")
+            after_count = after_a or count is not None
             if occ.value < 3 or first.startswith("second") or not after_count:
                 continue
         elif count is not None and occ.end - occ.start == 1 and first in _SCALES:
@@ -427,7 +429,7 @@ def word_numbers(text: str) -> List[Number]:
             add(counts[i] * values[0], i - 1, i)
         if multiplies and before[-2:] == ["half", "a"]:  # "half a dozen"
             add(values[0] / 2, i - 2, i)
-        if t.lower == "half" and before[-2:] == ["and", "a"] and i - 2 in counts:  # "two and a half"
+        if t.lower == "half" and before[-2:] == ["and", "a"] and i - 2 in counts:  # "2 and a half"
             add(counts[i - 2] + 0.5, i - 3, i)
     out.sort(key=lambda n: (n.start, n.end))
     return out

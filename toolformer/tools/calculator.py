@@ -16,14 +16,20 @@ from fractions import Fraction
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from toolformer.grammar import NO_CALL, CalculatorArgs
-from toolformer.text.numbers import EXPRESSION_NUMBER, exact_value, format_number, has_number, numbers_in
+from toolformer.text.numbers import (
+    EXPRESSION_NUMBER,
+    exact_value,
+    format_number,
+    has_number,
+    numbers_in,
+)
 from toolformer.tools.base import (
-    ToolOptionsError,
     COMPUTE_SETTINGS,
     Tool,
     ToolContext,
     ToolError,
     ToolInputError,
+    ToolOptionsError,
     load_prompt,
 )
 
