@@ -53,15 +53,29 @@ and adds the words it leaves out:
   plurals "hundreds", "thousands", "millions", "billions", "dozens", are no numbers either.
   Known limit: "the red one" still reads 1 (only the listed words before it are recognised).
 
-Measured (20 phrases of word problems and questions written for this choice, see
-``tests/test_numbers.py``; 1,000 questions of about 50 characters each, one core):
-``text2num`` 3.1 ``alpha2digit`` 15 of 20 right out of the box (misses "dozen", "twice",
-"half", "two and a half" and, by design, isolated small numbers such as "one dog"),
-1.3 ms per 1,000 questions; ``numerizer`` 0.2.4 14 of 20 ("a fifty" -> "1 50", "half" ->
-"/2", ordinals read as numbers, "one" pronoun read as 1), 127 ms per 1,000; ``word2number``
-1.1 converts a whole string to one number only (no positions, no several numbers in a text),
-so it cannot read a question. ``text2num``'s token API with the additions above reads all 20
-(:func:`word_numbers`, about 20 ms per 1,000 questions, most of it the Python tokenizer).
+Measured to choose (this project's 2-core machine, shared with other jobs, so times are upper
+bounds): accuracy on the 20 phrases of word problems and questions in ``tests/test_numbers.py``
+(``PHRASES``), speed on the first 1,000 GSM8K test questions (238 characters on average, 513 of
+them with a number word):
+
+==============================  ==========  =====================  ==============================
+reader                          phrases     per 1,000 questions    misses
+==============================  ==========  =====================  ==============================
+``text2num`` 3.1 alpha2digit    15 of 20    42 ms                  "dozen", "twice", "half", "two
+                                                                   and a half", isolated "one dog"
+``numerizer`` 0.2.4             14 of 20    2,100 ms               "a fifty" -> "1 50", "half" ->
+                                                                   "/2", ordinals and the pronoun
+                                                                   "one" read as numbers
+``word2number`` 1.1             --          --                     reads a whole string as one
+                                                                   number: no positions, no text
+:func:`word_numbers`            20 of 20    340 ms                 (text2num's token API + the
+                                                                   additions above)
+==============================  ==========  =====================  ==============================
+
+:func:`word_numbers` spends its time in the Python tokenizer; a text in which no word starts
+like a number word (most questions without one) costs one regex search (0.3 ms for 2,000
+characters), which matters to :meth:`~toolformer.tools.calculator.Calculator.available`, asked
+at every decoding step.
 """
 
 from __future__ import annotations
@@ -308,12 +322,12 @@ def is_numeral(text: str) -> bool:
 # --------------------------------------------------------------------------- words
 
 _WORD_TOKEN = re.compile(r"[A-Za-z]+|\d+(?:[.,]\d+)*|[^\w\s]")
-# a cheap test before tokenizing: a text without any of these stems has no number word
+# a cheap test before tokenizing (on the lowercased text; a word token starts after a
+# non-letter): a text in which no word starts with one of these stems has no number word
 _NUMBER_STEMS = re.compile(
-    r"zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twel|thir|fift|twent|"
-    r"forty|hundred|thousand|million|billion|dozen|half|halves|quarter|twice|thrice|double|"
-    r"triple|pair|first|second|fourth|sixth|ninth|point",
-    re.IGNORECASE,
+    r"(?<![a-z])(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twel|thir|fift|"
+    r"twent|forty|hundred|thousand|million|billion|dozen|half|halves|quarter|twice|thrice|double|"
+    r"triple|pair|first|second|fourth|sixth|ninth|point)"
 )
 # before "one" these make it a pronoun ("the other one", "no one", "which one")
 _PRONOUN_BEFORE = frozenset(
@@ -390,7 +404,7 @@ def word_numbers(text: str) -> List[Number]:
 
     Needs the ``text2num`` package (imported here, on first use).
     """
-    if _NUMBER_STEMS.search(text) is None:
+    if _NUMBER_STEMS.search(text.lower()) is None:
         return []
     from text_to_num import find_numbers
 
