@@ -213,8 +213,9 @@ class CalculatorArgs(ArgGrammar):
     """Arithmetic: numbers, ``+ - * /``, parentheses, a decimal point and spaces.
 
     With ``numbers``, only those numbers may appear (e.g.
-    :func:`toolformer.text.numbers.numbers_in` the text before the call); with ``require_operator``, at least one operation (a bare number teaches nothing;
-    the paper's examples all compute something).
+    :func:`toolformer.text.numbers.numbers_in` the text before the call); with
+    ``require_operator``, at least one operation (a bare number teaches nothing; the paper's
+    examples all compute something).
 
     State: ``(phase, depth, number_so_far, has_operator)``; phases: ``o`` expecting an
     operand, ``n`` after a unary minus, ``i`` integer digits, ``p`` just after a point, ``f``
