@@ -11,15 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolformer.syntax import find_calls, strip_calls
+from toolformer.text.numbers import format_number
 from toolformer.tools.base import COMPUTE_SETTINGS, ToolError, ToolInputError, create_tool
 from toolformer.tools.calculator import (
     Binary,
     Calculator,
-    Number,
+    Literal,
     Unary,
     calculate,
     evaluate,
-    format_number,
     parse_expression,
     tokenize,
 )
@@ -117,7 +117,9 @@ def test_decimals_option():
 def test_parses_to_a_whitelisted_ast():
     tree = parse_expression("-(1 + 2) * 3")
     assert tree == Binary(
-        "*", Unary("-", Binary("+", Number(Fraction(1)), Number(Fraction(2)))), Number(Fraction(3))
+        "*",
+        Unary("-", Binary("+", Literal(Fraction(1)), Literal(Fraction(2)))),
+        Literal(Fraction(3)),
     )
     assert tokenize("3 x 4") == [("num", "3"), ("op", "*"), ("num", "4")]
 

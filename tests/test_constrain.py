@@ -13,6 +13,7 @@ from toolformer.constrain import CallConstraint, apply_masks, token_bytes, token
 from toolformer.data_aug.sampling import parse_candidate, pick_tokens
 from toolformer.errors import UserError
 from toolformer.grammar import (
+    NO_CALL,
     PERMISSIVE,
     ArgGrammar,
     CalculatorArgs,
@@ -21,9 +22,9 @@ from toolformer.grammar import (
     GrammarError,
     TextArgs,
     call_grammar,
-    numbers_in,
 )
 from toolformer.syntax import call_progress, parse_call
+from toolformer.text.numbers import numbers_in
 from toolformer.tools.base import Tool, create_tools
 
 
@@ -110,7 +111,9 @@ def test_calculator_numbers_from_the_text():
     assert not g.accepts("4858980 * 1") and not g.accepts("20 * 1")
     tool = create_tools("Calculator", {"Calculator": {"numbers_from_text": True}})["Calculator"]
     assert tool.argument_grammar(before) == g
-    assert tool.argument_grammar("no numbers here") == CalculatorArgs()  # nothing to restrict to
+    # a text without any number admits no Calculator call at all (it computed "10 * 11" before)
+    assert tool.argument_grammar("no numbers here") is NO_CALL
+    assert tool.argument_grammar() == CalculatorArgs()  # any text: every number
 
 
 def test_text_and_empty_grammars():

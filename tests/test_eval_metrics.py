@@ -12,12 +12,12 @@ from toolformer.errors import UserError
 from toolformer.eval.metrics import (
     answer_text,
     choice_prediction,
-    first_number,
     normalize_answer,
     numbers_match,
     parse_gold_number,
     score_output,
 )
+from toolformer.text.numbers import first_answer_number
 
 
 # --------------------------------------------------------------------------- answer text
@@ -92,12 +92,12 @@ def test_spans_with_results():
     ],
 )
 def test_first_number(text, value):
-    num = first_number(text)
+    num = first_answer_number(text)
     assert num is not None and math.isclose(num.value, value)
 
 
 def test_no_number():
-    assert first_number("I do not know") is None
+    assert first_answer_number("I do not know") is None
     assert not score_output("math", "I do not know", 3.0).correct
 
 
@@ -143,22 +143,22 @@ def test_gold_numbers():
 def test_integers_round_trip(value, prefix, suffix):
     sign = "-" if value < 0 else ""
     text = f"The answer is {sign}{prefix}{abs(value):,}{suffix}"
-    assert numbers_match(first_number(text), float(value))
-    assert not numbers_match(first_number(text), float(value) * 10 + 1)
+    assert numbers_match(first_answer_number(text), float(value))
+    assert not numbers_match(first_answer_number(text), float(value) * 10 + 1)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.decimals(min_value=-10**6, max_value=10**6, places=2, allow_nan=False,
                    allow_infinity=False))
 def test_decimals_round_trip(value):
-    assert numbers_match(first_number(f"= {value} m"), float(value))
+    assert numbers_match(first_answer_number(f"= {value} m"), float(value))
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=80))
 def test_extraction_never_crashes(text):
     answer_text(text)
-    first_number(text)
+    first_answer_number(text)
     for kind, gold in (("math", 1.0), ("lama", "Paris"), ("qa", ["Paris"])):
         score_output(kind, text, gold)
     score_output("multiple_choice", text, 0, choices=["a", "b"])

@@ -384,6 +384,36 @@ def test_arrow_inside_an_argument_does_not_end_the_call(scripted, smol_tokenizer
     assert out.calls[0].result == "what does - mean"  # the executor keeps "->" out of results
 
 
+def number_calculator():
+    from toolformer.tools.base import create_tools
+
+    return create_tools("Calculator", {"Calculator": {"numbers_from_text": True}})["Calculator"]
+
+
+@pytest.mark.parametrize("prompt", ["What is the capital of France:", "Which one is it? The other one:"])
+def test_no_number_in_the_text_no_calculator_call(scripted, smol_tokenizer, prompt):
+    """With numbers_from_text, a text without any number (digits or words) admits no Calculator
+    call: the "[" is never written (the model wrote "[Calculator(3*4)" after such questions)."""
+    model = scripted(CALC_CALL, ("]", " so"))
+    gen = ToolGenerator(model, smol_tokenizer, ToolExecutor([number_calculator()]),
+                        GenerationConfig(max_new_tokens=16, call_top_k=50))
+    out = gen.generate(prompt)[0]
+    assert out.calls == [] and "[" not in out.text, out.text
+    # the same script after a text with a number (in words) calls the Calculator on it
+    out = gen.generate("Multiply three by four:")[0]
+    (call,) = out.calls
+    assert (call.tool, call.args, call.result) == ("Calculator", "3*4", "12"), out.text
+
+
+def test_no_number_in_the_text_leaves_the_other_tools(scripted, smol_tokenizer):
+    model = scripted(CALC_CALL, ("]", " so"))
+    gen = ToolGenerator(model, smol_tokenizer, ToolExecutor([number_calculator(), Echo()]),
+                        GenerationConfig(max_new_tokens=40, max_call_tokens=16))
+    out = gen.generate("What is the capital of France:")[0]
+    assert out.calls and out.calls[0].tool == "Echo", out.text
+    assert "Calculator" not in out.text
+
+
 def test_constrained_call_never_ends_inside_a_character(base_model, smol_tokenizer):
     """The model writes "[Echo(caf", the byte 0xC3 alone (the first half of "é") and then
     ") ->": the grammar let the call close there, and the output held U+FFFD. Now only a

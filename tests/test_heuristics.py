@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from toolformer.data_aug.heuristics import (
     PrefilterInput,
     calculator_prefilter,
-    find_numbers,
     find_operation,
     prefilter,
     random_keep,
 )
+from toolformer.text.numbers import prose_numbers
 
 
 def calc(text: str, **kw) -> str:
@@ -80,12 +80,12 @@ def test_calculator_random_keep_is_about_one_percent_and_deterministic():
     assert not random_keep(0, "x", 0, 0.0) and random_keep(0, "x", 0, 1.0)
 
 
-def test_find_numbers_and_operation():
-    nums = find_numbers("Out of 1,400 people, 400 (28.57%) came")
+def test_prose_numbers_and_operation():
+    nums = prose_numbers("Out of 1,400 people, 400 (28.57%) came")
     assert [(n.value, n.decimals, n.percent) for n in nums] == [(1400.0, 0, False), (400.0, 0, False), (28.57, 2, True)]
     a, b, c = find_operation(nums, 100)
     assert c.value == 28.57
-    assert find_operation(find_numbers("Out of 1,400 people, 400 (31%) came"), 100) is None
+    assert find_operation(prose_numbers("Out of 1,400 people, 400 (31%) came"), 100) is None
 
 
 def test_calendar_needs_a_date():
@@ -121,7 +121,7 @@ def test_prefilters_never_raise(text):
     for tool in ("Calculator", "Calendar", "WikiSearch"):
         d = prefilter(tool, PrefilterInput(text, doc_id="h"))
         assert isinstance(d.keep, bool)
-    for n in find_numbers(text):
+    for n in prose_numbers(text):
         assert n.value >= 0 and n.decimals >= 0
 
 

@@ -6,7 +6,10 @@ that occur in the text before the call), the Calendar nothing, the text tools (W
 MT) text without ``[``, ``]``, ``->``, a backslash or a newline, up to a length. A tool that
 declares nothing gets :data:`PERMISSIVE`. :class:`CallGrammar` puts them together into the
 whole call after ``[``: a registered tool's name, ``(``, its arguments, ``)`` and then ``]``
-(candidate sampling) or `` ->`` (generation).
+(candidate sampling) or `` ->`` (generation). A tool whose grammar for the text before the
+call is :data:`NO_CALL` (the Calculator with ``numbers_from_text`` after a text without a
+number) is left out of that call's grammar; :func:`call_grammar` is None when no tool is left,
+and the ``[`` must then not be written at all.
 
 The automata work on bytes, not characters, so that a token holding part of a multi-byte
 character can be checked on its own (every byte >= 0x80 is ordinary text to an argument
@@ -205,36 +208,14 @@ class TextArgs(ArgGrammar):
 
 PERMISSIVE = TextArgs(max_bytes=200, max_depth=3)
 
-_NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
-
-
-def numbers_in(text: str) -> FrozenSet[str]:
-    """The numbers written in ``text`` as a Calculator argument would write them.
-
-    Thousands separators go (``4,858,979`` -> ``4858979``); a decimal comma or point stays a
-    point only when followed by fewer or more than three digits (``1,5`` -> ``1.5``).
-    """
-    out = set()
-    for m in _NUMBER_RE.finditer(text):
-        parts = re.split(r"[.,]", m.group(0))
-        seps = re.findall(r"[.,]", m.group(0))
-        if len(parts) > 1 and all(len(p) == 3 for p in parts[1:]) and len(set(seps)) == 1 and seps[0] == ",":
-            out.add("".join(parts))
-        elif len(parts) == 2:
-            out.add(f"{parts[0]}.{parts[1]}")
-            out.add(parts[0])
-        else:
-            out.update(parts)
-    return frozenset(n for n in out if n)
-
-
 @dataclass(frozen=True)
 class CalculatorArgs(ArgGrammar):
     """Arithmetic: numbers, ``+ - * /``, parentheses, a decimal point and spaces.
 
-    With ``numbers``, only those numbers may appear (e.g. :func:`numbers_in` the text before the
-    call); with ``require_operator``, at least one operation (a bare number teaches nothing;
-    the paper's examples all compute something).
+    With ``numbers``, only those numbers may appear (e.g.
+    :func:`toolformer.text.numbers.numbers_in` the text before the call); with
+    ``require_operator``, at least one operation (a bare number teaches nothing; the paper's
+    examples all compute something).
 
     State: ``(phase, depth, number_so_far, has_operator)``; phases: ``o`` expecting an
     operand, ``n`` after a unary minus, ``i`` integer digits, ``p`` just after a point, ``f``
@@ -436,28 +417,70 @@ class CallGrammar:
         return state is not None and self.done(state)
 
 
-def tool_arg_grammar(tool: object, before: str = "") -> ArgGrammar:
-    """The argument grammar a tool declares (``tool.argument_grammar(before)``), else PERMISSIVE.
+class _NoCall(ArgGrammar):
+    """The marker :data:`NO_CALL`: no argument text at all (never part of a CallGrammar)."""
 
-    ``before``: the text before the call (the Calculator may restrict numbers to it).
+    max_bytes = 0
+
+    def start(self) -> State:
+        return 0
+
+    def step(self, state: State, byte: int) -> Optional[State]:
+        return None
+
+    def can_close(self, state: State) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "NO_CALL"
+
+
+NO_CALL = _NoCall()
+"""What ``tool.argument_grammar(before)`` returns when the tool cannot be called after the text
+``before`` (the Calculator with ``numbers_from_text`` when it holds no number): the tool is
+left out of that call's :func:`call_grammar`."""
+
+
+def tool_arg_grammar(tool: object, before: Optional[str] = None) -> ArgGrammar:
+    """The argument grammar a tool declares (``tool.argument_grammar(before)``), else PERMISSIVE;
+    may be :data:`NO_CALL`.
+
+    ``before``: the text before the call (the Calculator may restrict numbers to it); None
+    (the text is not known, e.g. to check a grammar against a tokenizer): the tool's grammar for
+    any text (``tool.argument_grammar()`` with its own default).
     """
     fn = getattr(tool, "argument_grammar", None)
-    grammar = fn(before) if callable(fn) else None
+    grammar = (fn() if before is None else fn(before)) if callable(fn) else None
     if grammar is None:
         return PERMISSIVE
+    if grammar is NO_CALL:
+        return grammar
     if not isinstance(grammar, ArgGrammar):
         raise GrammarError(f"tool {getattr(tool, 'name', tool)}: argument_grammar() must return an "
                            f"ArgGrammar, got {type(grammar).__name__}")
     return grammar
 
 
-def call_grammar(tools: Sequence[object], ending: str = "]", before: str = "") -> CallGrammar:
-    """The :class:`CallGrammar` of ``tools`` (objects with ``name`` and maybe ``argument_grammar``).
+def tool_available(tool: object, before: str) -> bool:
+    """Whether ``tool`` may be called after the text ``before`` (its ``available(before)``;
+    True for a tool without one): exactly when :func:`tool_arg_grammar` is not
+    :data:`NO_CALL` there, and cheaper to ask."""
+    fn = getattr(tool, "available", None)
+    return bool(fn(before)) if callable(fn) else True
 
-    Equal grammars come back as the same object (cached), so their token masks are shared.
+
+def call_grammar(tools: Sequence[object], ending: str = "]",
+                 before: Optional[str] = None) -> Optional[CallGrammar]:
+    """The :class:`CallGrammar` of ``tools`` (objects with ``name`` and maybe ``argument_grammar``)
+    for a call after the text ``before`` (None: any text, see :func:`tool_arg_grammar`).
+
+    Tools whose grammar there is :data:`NO_CALL` are left out; None when no tool is left (no
+    call may open there). Equal grammars come back as the same object (cached), so their token
+    masks are shared.
     """
     pairs = tuple(sorted((t.name, tool_arg_grammar(t, before)) for t in tools))  # type: ignore[attr-defined]
-    return _cached_call_grammar(pairs, ending)
+    pairs = tuple(p for p in pairs if p[1] is not NO_CALL)
+    return _cached_call_grammar(pairs, ending) if pairs else None
 
 
 @functools.lru_cache(maxsize=4096)

@@ -20,8 +20,10 @@ every call that passed the loss filter inserted (paper, Section 2). Per document
 Errors never escape :meth:`Annotator.annotate`: they land in ``AnnotationResult.error``.
 
 Counters (``AnnotationResult.stats``, each also as ``"<Tool>/<name>"``): positions_kept,
-candidates_sampled (rows), candidates_closed (reached ``]``), candidates_malformed (closed but
-not a call of the tool), candidates_abandoned (stopped early, see ``abandon_samples``: never
+positions_no_call (kept positions where the tool cannot be called under ``constrained``: its
+grammar there is :data:`~toolformer.grammar.NO_CALL`, e.g. the Calculator with
+``numbers_from_text`` before any number; no call is sampled there), candidates_sampled (rows),
+candidates_closed (reached ``]``), candidates_malformed (closed but not a call of the tool), candidates_abandoned (stopped early, see ``abandon_samples``: never
 closed), candidates_invalid (a call the tool rejects, :meth:`~toolformer.tools.base.Tool.check_call`:
 dropped before execution and scoring), candidates_deduplicated (dropped), candidates_executed,
 tool_failures, retrieval_self_excluded (passages a search left out of a candidate's result as
@@ -372,6 +374,12 @@ class Annotator:
             return row_seed(cfg.seed, str(doc.id), chunk.index, name, chunk.token_start + p, j)
 
         grammars = self._grammars(name, doc.text, chunk, positions) if cfg.constrained else None
+        if grammars is not None:  # where no call of the tool may open (a Calculator, no number)
+            count(stats, name, "positions_no_call", sum(g is None for g in grammars.values()))
+            positions = [p for p in positions if grammars[p] is not None]
+            if not positions:
+                secs["sampling"] += time.perf_counter() - t0
+                return []
         samples = sample_calls(
             self.parts, self.tokenizer, cache_kv(kv_cache), len(cache.prompt.prefix_ids) + len(rest),
             positions, {p: openers[p] for p in positions}, s.m, seed_of, self.brackets,
@@ -402,7 +410,8 @@ class Annotator:
 
     def _grammars(self, name: str, text: str, chunk: DocChunk, positions: Sequence[int]) -> Dict[int, Any]:
         """The call grammar (ending in ``]``) of tool ``name`` at each position; the text before
-        the position goes to the tool (the Calculator may take its numbers from it)."""
+        the position goes to the tool (the Calculator may take its numbers from it). None at a
+        position where the tool cannot be called (:data:`~toolformer.grammar.NO_CALL`)."""
         tool = self.tools[name]
         return {p: call_grammar([tool], "]", text[: chunk.insert_at[p]]) for p in positions}
 

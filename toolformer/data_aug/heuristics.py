@@ -10,9 +10,10 @@
   (:func:`toolformer.text.langdetect.find_foreign_spans`).
 - WikiSearch, QA and tools without a rule: every document.
 
-"Tokens" for the Calculator window are words, numbers and punctuation marks (a regex), which
-is close to the paper's GPT-J tokens and independent of the model's tokenizer (SmolLM2 splits
-numbers into one token per digit). Operations with an identity or absorbing operand (x + 0,
+"Tokens" for the Calculator window are words, numbers and punctuation marks
+(:func:`toolformer.text.numbers.prose_tokens`; :func:`~toolformer.text.numbers.prose_numbers`
+reads their numbers), close to the paper's GPT-J tokens and independent of the model's
+tokenizer (SmolLM2 splits numbers into one token per digit). Operations with an identity or absorbing operand (x + 0,
 x * 1, x / 1, x * 0) and degenerate ones (x - x, x / x) are not counted: any text with a "1" and
 a number written twice would pass.
 """
@@ -22,20 +23,16 @@ from __future__ import annotations
 import bisect
 import datetime as _dt
 import hashlib
-import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Tuple
 
 from toolformer.registry import Registry
+from toolformer.text.numbers import Number, prose_numbers
 
 CALCULATOR_KEYWORDS = ("=", "equals", "equal to", "total of", "average of")
 
-# a number: 1,400 / 1,400.5 / 3.25 / 12 ; words that merely contain digits (A380) are not numbers
-_NUMBER = r"\d{1,3}(?:,\d{3})+(?!\d)(?:\.\d+)?|\d+(?:\.\d+)?"
-_TOKEN_RE = re.compile(rf"(?P<num>{_NUMBER})(?![A-Za-z])|\w+|[^\w\s]")
-_PERCENT_WORDS = ("percent", "per cent", "pct")
 _KEYWORD_RE = re.compile(
     r"(?:=|\bequals\b|\bequal\s+to\b|\btotal\s+of\b|\baverage\s+of\b)\s*[-+−]?\s*[$€£¥]?\s*\d",
     re.IGNORECASE,
@@ -90,40 +87,6 @@ def prefilter(tool_name: str, item: PrefilterInput) -> PrefilterDecision:
 
 
 # --------------------------------------------------------------------------- Calculator
-
-
-@dataclass(frozen=True)
-class Number:
-    """A number in a text: its token index, value, decimals as written and whether it is a %."""
-
-    token: int
-    value: float
-    decimals: int
-    percent: bool
-
-
-def word_tokens(text: str) -> List[re.Match]:
-    """The prefilter's tokens: numbers, words and single punctuation marks."""
-    return list(_TOKEN_RE.finditer(text))
-
-
-def find_numbers(text: str) -> List[Number]:
-    """Every number in ``text`` with its position in :func:`word_tokens` units."""
-    toks = word_tokens(text)
-    out: List[Number] = []
-    for i, tok in enumerate(toks):
-        raw = tok.group("num")
-        if raw is None:
-            continue
-        digits = raw.replace(",", "")
-        value = float(digits)
-        if not math.isfinite(value):
-            continue
-        decimals = len(digits.split(".", 1)[1]) if "." in digits else 0
-        nxt = toks[i + 1].group(0).lower() if i + 1 < len(toks) else ""
-        percent = nxt == "%" or any(text[tok.end():].lower().lstrip().startswith(w) for w in _PERCENT_WORDS)
-        out.append(Number(i, value, decimals, percent))
-    return out
 
 
 def _results(a: Number, b: Number) -> List[float]:
@@ -201,7 +164,7 @@ def calculator_prefilter(item: PrefilterInput) -> PrefilterDecision:
     text = item.text
     if _KEYWORD_RE.search(text):
         return PrefilterDecision(True, "keyword")
-    numbers = find_numbers(text)
+    numbers = prose_numbers(text)
     if not has_numbers_in_window(numbers, item.calc_min_numbers, item.calc_window_tokens):
         return PrefilterDecision(False, "too few numbers")
     if find_operation(numbers, item.calc_window_tokens) is not None:

@@ -148,9 +148,12 @@ class ReferenceAnnotator:
         count(stats, name, "positions_kept", len(positions))
         parsed = []
         for p in positions:
+            grammar = call_grammar([self.tools[name]], "]", doc.text[: chunk.insert_at[p]]) if cfg.constrained else None
+            if cfg.constrained and grammar is None:  # the tool cannot be called here
+                count(stats, name, "positions_no_call")
+                continue
             for j in range(s.m):
                 seed = row_seed(cfg.seed, str(doc.id), chunk.index, name, chunk.token_start + p, j)
-                grammar = call_grammar([self.tools[name]], "]", doc.text[: chunk.insert_at[p]]) if cfg.constrained else None
                 tokens, closed, abandoned = self._generate(prompt + list(chunk.ids[:p]) + [openers[p]], make_generator(seed),
                                                 name if cfg.abandon_samples else None, grammar)
                 count(stats, name, "candidates_sampled")

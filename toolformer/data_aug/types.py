@@ -20,7 +20,8 @@ def window_key(doc_id: Any, text: str) -> str:
 # AnnotationResult.stats counters, in the order stats.json lists them (also kept per tool as
 # "<Tool>/<counter>"); the annotator counts them, the pipeline sums them
 COUNTERS = (
-    "docs_prefiltered_out", "positions_kept", "candidates_sampled", "candidates_closed",
+    "docs_prefiltered_out", "positions_kept", "positions_no_call", "candidates_sampled",
+    "candidates_closed",
     "candidates_malformed", "candidates_invalid", "candidates_abandoned", "candidates_deduplicated",
     "candidates_executed", "tool_failures", SELF_EXCLUDED, "calls_repeated", "calls_kept",
 )

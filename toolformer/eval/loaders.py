@@ -20,6 +20,7 @@ from toolformer.datasets.rows import check_row
 from toolformer.errors import UserError
 from toolformer.records import RecordStats, iter_records
 from toolformer.eval.metrics import LETTERS, parse_gold_number
+from toolformer.text.numbers import drop_point_zero
 from toolformer.registry import Registry
 
 
@@ -151,9 +152,6 @@ def load_mawps_subset(path: Path) -> List[Example]:
     return out
 
 
-_FLOAT_INT = re.compile(r"(?<![\d.])(\d+)\.0(?![\d])")
-
-
 @LOADERS.register("mawps_jsonl")
 def load_mawps_jsonl(path: Path) -> List[Example]:
     """The MAWPS union JSONL (question, answer). Its restored numbers read "56.0"; written
@@ -161,7 +159,7 @@ def load_mawps_jsonl(path: Path) -> List[Example]:
     out = []
     for i, (where, row) in enumerate(read_jsonl_located(path)):
         _require(row, ("question", "answer"), where)
-        question = _FLOAT_INT.sub(r"\1", row["question"])
+        question = drop_point_zero(row["question"])
         out.append(Example(str(row.get("id", i)), {"question": question},
                            _gold_number(row["answer"], where), meta={"fold": row.get("fold")}))
     return out

@@ -37,6 +37,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 from toolformer.datasets.rows import answer_matches
 from toolformer.registry import Registry
 from toolformer.syntax import UNCLOSED, iter_calls
+from toolformer.text.numbers import (
+    Number,
+    answer_numbers,
+    drop_thousands_separators,
+    first_answer_number,
+)
 
 LAMA_WORDS = 5
 QA_WORDS = 20
@@ -102,47 +108,6 @@ def first_words(text: str, n: int) -> List[str]:
 
 # --------------------------------------------------------------------------- numbers
 
-# A number not glued to a preceding letter/digit: optional minus, optional "$", then
-# "1,000,000.5" | "3.50" | ".5", optionally a fraction "/7" (not part of a date like 12/25/1937).
-_NUMBER_RE = re.compile(
-    r"(?<![\w.])(?P<neg>[-\u2212])?\$?"
-    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])|\d+(?:\.\d+)?|\.\d+)"
-    r"(?:\s*/\s*(?P<den>\d+(?:\.\d+)?)(?![\d/]))?"
-)
-
-
-@dataclass(frozen=True)
-class Number:
-    """A number read from text: its value, how many decimals were written, and the text."""
-
-    value: float
-    decimals: Optional[int]  # None for a fraction
-    text: str
-
-
-def _to_number(m: "re.Match[str]") -> Number:
-    raw = m.group("num").replace(",", "")
-    value = float(raw)
-    decimals: Optional[int] = len(raw.split(".")[1]) if "." in raw else 0
-    den = m.group("den")
-    if den is not None and float(den) != 0:
-        value, decimals = value / float(den), None
-    if m.group("neg"):
-        value = -value
-    return Number(value, decimals, m.group(0))
-
-
-def find_numbers(text: str) -> List[Number]:
-    """Every number in ``text`` in order ("1,000" -> 1000, "$5" -> 5, "-3" -> -3, "1/2" -> 0.5)."""
-    return [_to_number(m) for m in _NUMBER_RE.finditer(text)]
-
-
-def first_number(text: str) -> Optional[Number]:
-    """The first number in ``text`` (the paper's math criterion), or None."""
-    m = _NUMBER_RE.search(text)
-    return None if m is None else _to_number(m)
-
-
 def parse_gold_number(value: Any) -> Optional[float]:
     """A gold answer as a float: a JSON number, or a string holding exactly one number."""
     if isinstance(value, bool):
@@ -150,7 +115,7 @@ def parse_gold_number(value: Any) -> Optional[float]:
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, str):
-        nums = find_numbers(value.strip())
+        nums = answer_numbers(value.strip())
         if len(nums) == 1 and nums[0].text.strip() == value.strip().rstrip("."):
             return nums[0].value
     return None
@@ -180,16 +145,15 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation) | {"\u2018", "\u2019", "\u201c", "\u201d", "\u2013", "\u2014"}
 
 
-# "3,000" / "1,234,567": the commas of a grouped number; "U.S." / "D.C." / "e.g.": the dots of
-# an abbreviation written letter by letter. Both are dropped, not turned into spaces, so that
-# "3,000" reads "3000" and "U.S." reads "US"; a decimal point stays ("3.14" is not "314").
-_GROUPED_NUMBER = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+(?![\d]|,\d)")
+# "U.S." / "D.C." / "e.g.": the dots of an abbreviation written letter by letter. They are
+# dropped, not turned into spaces, as are the commas of a grouped number, so that "3,000" reads
+# "3000" and "U.S." reads "US"; a decimal point stays ("3.14" is not "314").
 _LETTER_ABBREVIATION = re.compile(r"(?<![\w.])[^\W\d_](?:\.[^\W\d_])+\.?(?!\w)")
 
 
 def fold_numbers_and_abbreviations(text: str) -> str:
     """``"3,000"`` -> ``"3000"``, ``"U.S."`` -> ``"US"``; other text unchanged."""
-    text = _GROUPED_NUMBER.sub(lambda m: m.group().replace(",", ""), text)
+    text = drop_thousands_separators(text)
     return _LETTER_ABBREVIATION.sub(lambda m: m.group().replace(".", ""), text)
 
 
@@ -340,7 +304,7 @@ def register_metric(spec: MetricSpec, overwrite: bool = False) -> MetricSpec:
 
 
 def _math(text: str, gold: Any, choices: Optional[Sequence[str]]) -> Scored:
-    num = first_number(text)
+    num = first_answer_number(text)
     return Scored(None if num is None else num.value, numbers_match(num, float(gold)))
 
 

@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 from toolformer.generation.row import _Row
 from toolformer.constrain import CallConstraint, apply_masks, token_index
 from toolformer.generation.rules import _TokenTensors, _vocab_for, at_word_start, block_tokens, call_trigger, sample
-from toolformer.grammar import call_grammar
+from toolformer.grammar import call_grammar, tool_available
 from toolformer.kv_cache import cache_kwargs, returned_cache
 from toolformer.generation.types import DEFAULT_TOOLS, GenerationConfig, GenerationEvent, GenerationOutput
 from toolformer.errors import UserError
@@ -49,6 +49,26 @@ def _choose(rows: Sequence[_Row], logits: Any, sets: _TokenTensors, config: Gene
 
 
 ExecutorLike = Union[ToolExecutor, Mapping[str, Tool], Iterable[Tool], None]
+
+
+class CallGrammars:
+    """The calls that ``tools`` allow after a text: ``grammars(before, budget)`` is the
+    :class:`CallConstraint` of a call that opens after the text ``before`` (None when no tool
+    may be called there), ``grammars.possible(before)`` whether any may (a row must not write
+    the ``[`` otherwise: the Calculator with ``numbers_from_text`` after a text without a
+    number)."""
+
+    def __init__(self, index: Any, tools: Sequence[Tool]):
+        self.index, self.tools = index, list(tools)
+
+    def __call__(self, before: str, budget: int) -> Optional[CallConstraint]:
+        grammar = call_grammar(self.tools, "->", before)
+        return None if grammar is None else CallConstraint(self.index, grammar, max(1, budget))
+
+    def possible(self, before: str) -> bool:
+        """Whether a call of some tool may open after ``before`` (each tool's cheap
+        :meth:`~toolformer.tools.base.Tool.available`, not its grammar)."""
+        return any(tool_available(t, before) for t in self.tools)
 
 
 class ToolGenerator:
@@ -164,12 +184,11 @@ class ToolGenerator:
                              new_constraint, room))
         return rows
 
-    def constraint_factory(self, config: GenerationConfig) -> Optional[Callable[[str, int], CallConstraint]]:
-        """``(before, budget) -> CallConstraint`` for a call that opens after the text ``before``: the
-        executor's tools, each under its argument grammar, ending in `` ->``; None when calls are
-        not constrained (or no tools could be loaded). Raises
-        :class:`~toolformer.grammar.GrammarError` for a grammar that cannot work with this
-        tokenizer (a one-line user error)."""
+    def constraint_factory(self, config: GenerationConfig) -> Optional["CallGrammars"]:
+        """The calls of the executor's tools, each under its argument grammar, ending in `` ->``
+        (:class:`CallGrammars`); None when calls are not constrained (or no tools could be
+        loaded). Raises :class:`~toolformer.grammar.GrammarError` for a grammar that cannot work
+        with this tokenizer (a one-line user error)."""
         executor = self.executor if (config.constrained and config.tools_enabled and config.max_calls) else None
         if executor is None or not executor.tools:
             return None
@@ -177,13 +196,11 @@ class ToolGenerator:
         index = token_index(self.tokenizer, self.vocab.vocab_size)
         key = (id(executor), tuple(tools))
         if self._checked != key:
-            index.check(call_grammar(tools, "->"))
+            grammar = call_grammar(tools, "->")
+            if grammar is not None:
+                index.check(grammar)
             self._checked = key
-
-        def new(before: str, budget: int) -> CallConstraint:
-            return CallConstraint(index, call_grammar(tools, "->", before), max(1, budget))
-
-        return new
+        return CallGrammars(index, tools)
 
     # -- calls -----------------------------------------------------------------------------
     def _run_pending(self, rows: Sequence[_Row]) -> None:

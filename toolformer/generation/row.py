@@ -35,7 +35,7 @@ class _Row:
 
     def __init__(self, index: int, prompt: str, prompt_ids: List[int], tokenizer: Any,
                  context: Optional[ToolContext], warnings: List[str], hold: int,
-                 new_constraint: Optional[Callable[[str, int], Any]] = None,
+                 new_constraint: Any = None,
                  room: Optional[int] = None):
         self.index = index
         self.prompt = prompt
@@ -60,7 +60,9 @@ class _Row:
         self.emitted = 0
         self.span_idx = 0
         self.span_started = False
-        self.new_constraint = new_constraint  # (text before the call, budget) -> CallConstraint, or None
+        # (text before the call, budget) -> CallConstraint, and .possible(text): a CallGrammars
+        self.new_constraint = new_constraint
+        self._possible = (-1, True)  # (length of the text, whether a call may open after it)
         self.constraint: Any = None  # the open call's grammar state under constrained decoding
         # output tokens the model's context holds after the prompt (None: no known limit); a
         # tool result may pass max_new_tokens (it goes in whole), never this
@@ -73,7 +75,16 @@ class _Row:
     def call_allowed(self, config: GenerationConfig) -> bool:
         # not while the detokenizer holds half a character: the "[" would split it
         return (config.tools_enabled and not self.in_call and self.calls_made < config.max_calls
-                and not self.detok.holding)
+                and not self.detok.holding and self._call_possible())
+
+    def _call_possible(self) -> bool:
+        """Whether some tool may be called after the text so far (constrained decoding: no
+        ``[`` where no tool's grammar allows a call); asked once per length of the text."""
+        if self.new_constraint is None:
+            return True
+        if self._possible[0] != len(self.text):
+            self._possible = (len(self.text), self.new_constraint.possible(self.prompt + self.text))
+        return self._possible[1]
 
     def ends_in_word(self) -> bool:
         """Whether the text so far (prompt and output) ends in a letter or a digit."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from toolformer.errors import UserError
+from toolformer.text.numbers import format_number
 
 CALC_MARK = re.compile(r"<<[^<>]*>>")
 FINAL = "####"
@@ -59,11 +60,6 @@ def parse_gsm8k(row: Dict[str, Any], where: str) -> tuple:
         raise UserError(f"{where}: answer has no '#### <number>' line")
     solution = " ".join(line.strip() for line in strip_marks(body).splitlines() if line.strip())
     return " ".join(str(row["question"]).split()), solution, gold
-
-
-def format_number(x: float) -> str:
-    """``24.0`` -> ``"24"``, ``2.5`` -> ``"2.5"`` (a gold answer as GSM8K writes it)."""
-    return str(int(x)) if float(x).is_integer() else repr(x)
 
 
 def load_corpus(path: str, doc_template: str, prompt_template: str, seed: int = 0,

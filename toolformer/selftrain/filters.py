@@ -254,16 +254,6 @@ class LossFilter(CandidateFilter):
 # --------------------------------------------------------------------------- answer
 
 
-# one written number: "1,000", "12", "0.5", ".5" (never a fraction: "36 / 3" is two operands)
-OPERAND = re.compile(r"(?<![\w.,])(?:\d{1,3}(?:,\d{3})+(?![\d,])|\d+)(?:\.\d+)?|(?<![\w.])\.\d+")
-
-
-def operands(text: str) -> List[float]:
-    """The numbers written in ``text``, each on its own (``"36 / 3"`` -> ``[36.0, 3.0]``,
-    ``"1,200 - 0.5"`` -> ``[1200.0, 0.5]``), rounded to 6 decimals for comparison."""
-    return [round(float(m.group().replace(",", "")), 6) for m in OPERAND.finditer(text)]
-
-
 @register_filter("answer")
 class AnswerFilter(CandidateFilter):
     """STaR's outcome filter: 1.0 when the candidate made at least one call, every call ran, and
@@ -301,14 +291,16 @@ class AnswerFilter(CandidateFilter):
         """Every number of every call's arguments appears before the call (values compared, so
         "1,000" matches "1000"); a Calculator call has an operator.
 
-        Operands are read one by one (:data:`OPERAND`): the harness's answer reader takes
-        ``36 / 3`` for the fraction 12, which made every division call one number and dropped
-        it here (no round ever kept a division before this was fixed)."""
-        from toolformer.eval.metrics import find_numbers
+        Operands are read one by one (:func:`~toolformer.text.numbers.operands`): the harness's
+        answer reader takes ``36 / 3`` for the fraction 12, which made every division call one
+        number and dropped it here (no round ever kept a division before this was fixed). The
+        text before a call is read with numbers written in words too ("a dozen" grounds 12)."""
+        from toolformer.text.numbers import answer_numbers, operands
 
         for call in cand.calls:
             before = cand.prompt + cand.text[: call.get("start") or 0]
-            known = {round(n.value, 6) for n in find_numbers(before)} | set(operands(before))
+            known = ({round(n.value, 6) for n in answer_numbers(before)}
+                     | set(operands(before, words=True)))
             args = str(call.get("args", ""))
             nums = operands(args)
             if any(n not in known for n in nums):

@@ -42,6 +42,7 @@ from toolformer.output_lock import check_not_input, hold_output
 from toolformer.records import open_text
 from toolformer.selftrain.candidates import Candidate
 from toolformer.selftrain.config import SelfTrainConfig
+from toolformer.text.numbers import next_answer_number
 
 STATE_FILE = "state.json"
 RUN_FILE = "run.json"
@@ -858,9 +859,6 @@ class SelfTrainer:
                 "texts_kept": _texts_kept(rd), "model": model, "adapter": adapter}
 
 
-_ANSWER_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
-
-
 def cap_per_kind(kept: Sequence[Dict[str, Any]], cap: int) -> List[Dict[str, Any]]:
     """At most ``cap`` of the ``kept`` texts per group (item ``kind``, first called tool or none):
     each prompt's best text before any prompt's second, then higher scores first; the kept
@@ -907,10 +905,10 @@ def cut_after_answer(text: str, calls: List[Dict[str, Any]]) -> Tuple[str, List[
     first = min((x for x in calls if isinstance(x.get("end"), int)), key=lambda x: x["end"], default=None)
     if first is None:
         return text, calls
-    m = _ANSWER_NUMBER.search(text, first["end"])
-    if m is None or "[" in text[first["end"]:m.start()]:
+    m = next_answer_number(text, first["end"])
+    if m is None or "[" in text[first["end"]:m.start]:
         return text, calls
-    cut = m.end()
+    cut = m.end
     if text[cut - 1] in ",.":  # "1,200." -> keep the number, not its punctuation
         cut -= 1
     return text[:cut], [x for x in calls if isinstance(x.get("end"), int) and x["end"] <= cut]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import List, Sequence
 
+from toolformer.text.numbers import is_numeral
+
 
 def _drop_balanced(text: str, opener: str, closer: str, starts: Sequence[str]) -> str:
     """Remove every ``opener...closer`` block (nesting respected) whose head is in ``starts``."""
@@ -55,19 +57,18 @@ _CONVERT = re.compile(r"\{\{\s*(?:convert|cvt)\s*\|([^{}]*)\}\}", re.IGNORECASE)
 _KEEP_LAST = re.compile(
     r"\{\{\s*(?:lang(?:-[a-z]+)?|nowrap|nobr|nowr)\s*\|([^{}]*)\}\}", re.IGNORECASE
 )
-_NUMBER = re.compile(r"^[\d.,]+$")
 
 
 def _render_convert(m: "re.Match[str]") -> str:
     """``{{convert|135765|km2|...}}`` -> "135765 km2" (gensim would drop the whole template)."""
     params = [p.strip() for p in m.group(1).split("|") if "=" not in p]
-    if len(params) < 2 or not _NUMBER.match(params[0]):
+    if len(params) < 2 or not is_numeral(params[0]):
         return ""
     if params[1] in _UNIT_SEPS and len(params) >= 4:
         return f"{params[0]} {_UNIT_SEPS[params[1]]} {params[2]} {params[3]}".replace(
             " \u2013 ", "\u2013"
         )
-    if len(params) >= 4 and _NUMBER.match(params[2]):  # 6|ft|4|in
+    if len(params) >= 4 and is_numeral(params[2]):  # 6|ft|4|in
         return f"{params[0]} {params[1]} {params[2]} {params[3]}"
     return f"{params[0]} {params[1]}"
 

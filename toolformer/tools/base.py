@@ -221,9 +221,11 @@ class Tool(ABC):
         key holds it): the whole context for a tool that ``uses_context``, else None."""
         return context if self.uses_context else None
 
-    def argument_grammar(self, before: str = "") -> Any:
+    def argument_grammar(self, before: Optional[str] = None) -> Any:
         """What this tool's arguments may be: a :class:`~toolformer.grammar.ArgGrammar` that
-        constrained decoding follows (issue 11). ``before``: the text before the call.
+        constrained decoding follows (issue 11), or :data:`~toolformer.grammar.NO_CALL` when the
+        tool cannot be called after ``before``. ``before``: the text before the call (None: any
+        text).
 
         The default is the class attribute ``arg_grammar`` if set, else
         :data:`~toolformer.grammar.PERMISSIVE` (text without brackets, ``->`` or line breaks).
@@ -231,6 +233,13 @@ class Tool(ABC):
         from toolformer.grammar import PERMISSIVE
 
         return getattr(self, "arg_grammar", None) or PERMISSIVE
+
+    def available(self, before: str) -> bool:
+        """Whether a call of this tool may open after the text ``before``: False exactly when
+        :meth:`argument_grammar` of ``before`` is :data:`~toolformer.grammar.NO_CALL` (asked
+        at every decoding step before a ``[`` may be written, so it must be cheap). Always
+        True here."""
+        return True
 
     def format_prompt(self, text: str) -> str:
         """The annotation prompt P(x) with the document in it."""

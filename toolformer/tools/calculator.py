@@ -15,14 +15,21 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from toolformer.grammar import CalculatorArgs
+from toolformer.grammar import NO_CALL, CalculatorArgs
+from toolformer.text.numbers import (
+    EXPRESSION_NUMBER,
+    exact_value,
+    format_number,
+    has_number,
+    numbers_in,
+)
 from toolformer.tools.base import (
-    ToolOptionsError,
     COMPUTE_SETTINGS,
     Tool,
     ToolContext,
     ToolError,
     ToolInputError,
+    ToolOptionsError,
     load_prompt,
 )
 
@@ -31,9 +38,7 @@ MAX_LITERAL_DIGITS = 30
 MAX_DEPTH = 50  # nested parentheses and unary signs
 MAX_BITS = 512  # numerator / denominator of any intermediate (~154 digits)
 
-# A number: plain digits or digits grouped by thousands ("1,000,000"), an optional decimal part.
-_NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+"
-_TOKEN_RE = re.compile(rf"\s*(?:(?P<num>{_NUMBER})|(?P<op>\*\*|[-+*/()^x×X÷−]))")
+_TOKEN_RE = re.compile(rf"\s*(?:(?P<num>{EXPRESSION_NUMBER})|(?P<op>\*\*|[-+*/()^x×X÷−]))")
 _ALIASES = {"x": "*", "X": "*", "×": "*", "÷": "/", "−": "-"}
 _BINARY: Dict[str, Callable[[Fraction, Fraction], Fraction]] = {
     "+": operator.add,
@@ -47,7 +52,9 @@ _BINARY: Dict[str, Callable[[Fraction, Fraction], Fraction]] = {
 
 
 @dataclass(frozen=True)
-class Number:
+class Literal:
+    """A number of the expression, exact."""
+
     value: Fraction
 
 
@@ -64,7 +71,7 @@ class Binary:
     right: "Node"
 
 
-Node = Union[Number, Unary, Binary]
+Node = Union[Literal, Unary, Binary]
 Token = Tuple[str, str]  # ("num" | "op", text)
 
 
@@ -120,13 +127,6 @@ def _resolve_times_signs(tokens: List[Token]) -> List[Token]:
     return out
 
 
-def _literal(text: str) -> Fraction:
-    text = text.replace(",", "")
-    if text.endswith("."):
-        text = text[:-1]
-    return Fraction(text)
-
-
 # --------------------------------------------------------------------------- parser
 
 
@@ -180,7 +180,7 @@ class _Parser:
         try:
             kind, text = self.take()
             if kind == "num":
-                return Number(_literal(text))
+                return Literal(exact_value(text))
             if text in ("+", "-"):
                 return Unary(text, self.factor())
             if text == "(":
@@ -216,8 +216,8 @@ def _bounded(value: Fraction) -> Fraction:
 
 
 def evaluate_node(node: Node) -> Fraction:
-    """Evaluate an AST exactly; only Number, Unary and Binary nodes of + - * / exist."""
-    if isinstance(node, Number):
+    """Evaluate an AST exactly; only Literal, Unary and Binary nodes of + - * / exist."""
+    if isinstance(node, Literal):
         return node.value
     if isinstance(node, Unary):
         value = evaluate_node(node.operand)
@@ -235,22 +235,9 @@ def evaluate(expression: str) -> Fraction:
     return evaluate_node(parse_expression(expression))
 
 
-def format_number(value: Fraction, decimals: int = 2) -> str:
-    """Round half away from zero to ``decimals`` places; no trailing zeros (2.50 -> "2.5")."""
-    scale = 10**decimals
-    scaled = abs(value) * scale
-    rounded = int(scaled) + (1 if scaled - int(scaled) >= Fraction(1, 2) else 0)
-    if rounded == 0:
-        return "0"
-    whole, frac = divmod(rounded, scale)
-    text = str(whole)
-    if decimals and frac:
-        text += "." + str(frac).rjust(decimals, "0").rstrip("0")
-    return ("-" if value < 0 else "") + text
-
-
 def calculate(expression: str, decimals: int = 2) -> str:
-    """Evaluate and format: ``calculate("400/1400") == "0.29"``."""
+    """Evaluate and format (:func:`~toolformer.text.numbers.format_number`, rounded half away
+    from zero): ``calculate("400/1400") == "0.29"``."""
     return format_number(evaluate(expression), decimals)
 
 
@@ -277,14 +264,20 @@ class Calculator(Tool):
         self.decimals = decimals
         self.numbers_from_text = numbers_from_text
 
-    def argument_grammar(self, before: str = "") -> Any:
+    def argument_grammar(self, before: Optional[str] = None) -> Any:
         """Numbers, ``+ - * / ( ) .`` and spaces, with at least one operation (as
-        :meth:`check_call` asks); with ``numbers_from_text``, only numbers written in ``before``
-        (all numbers if it has none)."""
-        from toolformer.grammar import numbers_in
+        :meth:`check_call` asks); with ``numbers_from_text``, only numbers written in ``before``,
+        in digits or in words (:func:`~toolformer.text.numbers.numbers_in`), and
+        :data:`~toolformer.grammar.NO_CALL` (no call at all) when it has none: "What is the
+        capital of France?" has nothing to compute. ``before`` None: any text (every number)."""
+        if not self.numbers_from_text or before is None:
+            return CalculatorArgs()
+        numbers = numbers_in(before, words=True)
+        return CalculatorArgs(numbers=numbers) if numbers else NO_CALL
 
-        numbers = numbers_in(before) if self.numbers_from_text else None
-        return CalculatorArgs(numbers=numbers or None)
+    def available(self, before: str) -> bool:
+        """With ``numbers_from_text``, only after a text that holds a number (digits or words)."""
+        return not self.numbers_from_text or has_number(before, words=True)
 
     def check_call(self, args: str) -> Optional[str]:
         """A well-formed expression with at least one operation (+ - * /), as in every example
