@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+from toolformer.atomic import atomic_write_json
 from toolformer.data_aug.config import AugmentConfig
 from toolformer.data_aug.inputs import InputStats, load_documents
 from toolformer.data_aug.summary import AugmentSummary, RunStats, format_merged, wall_seconds  # noqa: F401
@@ -35,7 +36,6 @@ from toolformer.data_aug.writer import (
     STATS_FILE,
     ShardStore,
     WindowLog,
-    atomic_write_json,
     data_row,
     file_lock,
     list_shard_dirs,

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
+from toolformer.atomic import TMP_GLOB
 from toolformer.errors import UserError, ensure_dir
 from toolformer.eval import report
 from toolformer.eval.loaders import Example
@@ -431,7 +432,7 @@ def _record_settings(out: Path, fingerprint: str,
 
 
 # what eval writes in its output folder (a --tasks file there would be overwritten)
-EVAL_WRITES = ("samples", report.RESULTS_FILE, "run_state.json", "*.tmp")
+EVAL_WRITES = ("samples", report.RESULTS_FILE, "run_state.json", TMP_GLOB)
 
 
 def evaluate(

@@ -58,7 +58,7 @@ Hook = Callable[[str, Dict[str, Any]], None]
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    from toolformer.data_aug.writer import atomic_write_json
+    from toolformer.atomic import atomic_write_json
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, obj)
