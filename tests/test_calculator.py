@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolformer.syntax import find_calls, strip_calls
-from toolformer.tools.base import COMPUTE_SETTINGS, ToolError, ToolInputError, create_tool
+from toolformer.tools.assembly import create_tool
+from toolformer.tools.base import COMPUTE_SETTINGS, ToolError, ToolInputError
 from toolformer.tools.calculator import (
     Binary,
     Calculator,

@@ -24,7 +24,8 @@ from toolformer.grammar import (
     numbers_in,
 )
 from toolformer.syntax import call_progress, parse_call
-from toolformer.tools.base import Tool, create_tools
+from toolformer.tools.assembly import create_tools
+from toolformer.tools.base import Tool
 
 
 class Lookup(Tool):

@@ -107,7 +107,8 @@ def demo(model_name: Optional[str], prompt: str, max_new_tokens: int, only: Opti
     """Load the default model, generate a short greedy continuation, then run every tool."""
     from toolformer.errors import UserError
     from toolformer.models import DEFAULT_MODEL, count_parameters, load_model
-    from toolformer.tools.base import MissingDependencyError, ToolContext, available_tools
+    from toolformer.errors import MissingDependencyError
+    from toolformer.tools.base import ToolContext, available_tools
     from toolformer.tools.executor import ToolExecutor
 
     model_name = model_name or DEFAULT_MODEL

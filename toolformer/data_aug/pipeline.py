@@ -120,12 +120,12 @@ def prepare_tools(tools: Dict[str, Any]) -> None:
 
 def make_tools(config: AugmentConfig, model: Any = None, tokenizer: Any = None) -> Dict[str, Any]:
     """The run's tools, in ``config.tools`` order, with their ``tool_options`` and the sharing
-    rule of :func:`toolformer.tools.assembly.build_tools` (QA reads with the annotating model
+    rule of :func:`toolformer.tools.assembly.create_tools` (QA reads with the annotating model
     when it is the same model and dtype, and searches with the run's WikiSearch)."""
-    from toolformer.tools.assembly import build_tools
+    from toolformer.tools.assembly import create_tools
 
-    return build_tools(config.tools, config.tool_options, model=model, tokenizer=tokenizer,
-                       model_name=config.model, dtype=config.dtype)
+    return create_tools(config.tools, config.tool_options, model=model, tokenizer=tokenizer,
+                        model_name=config.model, dtype=config.dtype)
 
 
 def _annotate(annotator: Any, docs: List[Document]) -> List[AnnotationResult]:

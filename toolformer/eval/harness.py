@@ -285,10 +285,10 @@ class _Run:
         QA shares the run's WikiSearch unless its own corpus is set, and reads with the evaluated
         model itself when that is the reader it asks for (no second copy in memory).
         """
-        from toolformer.tools.assembly import build_tools
+        from toolformer.tools.assembly import create_tools
 
-        return build_tools(names, self.config.tool_options, model=self.model, tokenizer=self.tokenizer,
-                           model_name=self.config.model, dtype=self.config.dtype, built=self.tool_objects)
+        return create_tools(names, self.config.tool_options, model=self.model, tokenizer=self.tokenizer,
+                            model_name=self.config.model, dtype=self.config.dtype, built=self.tool_objects)
 
     def samples_path(self, task: TaskSpec) -> Optional[Path]:
         return None if self.out is None else self.out / "samples" / f"{task.file_stem}.jsonl"
