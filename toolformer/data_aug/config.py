@@ -133,6 +133,7 @@ class AugmentConfig:
                 raise UserError(f"tool options of {name} must be a dict of constructor options, got {opts!r}")
             options.setdefault(canonical_tools([name])[0], {}).update(opts)
         self.tool_options = options
+        self.annotator.prefilter_settings(self.tools)  # a bad prefilter option: one line, now
         if not self.text_field:
             raise UserError("--text-field must not be empty")
         n, i = self.num_shards, self.shard_index
@@ -179,6 +180,7 @@ class AugmentConfig:
     def fingerprint(self, num_shards: int) -> Dict[str, Any]:
         """The settings a resumed run must share with the chunks already written."""
         d = self.to_dict()
+        d["annotator"] = self.annotator.fingerprint()  # in the shape earlier runs recorded
         fp = {k: d[k] for k in FINGERPRINT_FIELDS if k != "num_shards"}
         fp["num_shards"] = num_shards
         if self.encoding_errors != "skip":  # only then: runs recorded before the option resume
