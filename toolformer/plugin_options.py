@@ -67,7 +67,8 @@ def expected_type(hint: Any, value: Any) -> Optional[str]:
             return None
         return " or ".join(w for w in words if w)
     if hint in (int, float):
-        ok = isinstance(value, (int, float) if hint is float else int) and not isinstance(value, bool)
+        kinds = (int, float) if hint is float else int
+        ok = isinstance(value, kinds) and not isinstance(value, bool)
         return None if ok else _TYPE_WORDS[hint]
     if hint is str:
         return None if isinstance(value, (str, os.PathLike)) else _TYPE_WORDS[str]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import warnings
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from toolformer.data_aug.heuristics import (
@@ -16,6 +16,7 @@ from toolformer.data_aug.heuristics import (
 )
 from toolformer.errors import UserError
 from toolformer.tools.self_retrieval import SELF_EXCLUDED
+
 
 def window_key(doc_id: Any, text: str) -> str:
     """The key of a document's saved windows: its id and a hash of its text (a changed text
@@ -150,16 +151,20 @@ class AnnotatorConfig:
     )
     # the four knobs before prefilter_options: config files and run folders still name them
     calc_window_tokens: Optional[int] = field(
-        default=None, metadata={"help": "deprecated: prefilter_options={'Calculator': {'window_tokens': N}}"}
+        default=None,
+        metadata={"help": "deprecated: prefilter_options={'Calculator': {'window_tokens': N}}"},
     )
     calc_min_numbers: Optional[int] = field(
-        default=None, metadata={"help": "deprecated: prefilter_options={'Calculator': {'min_numbers': N}}"}
+        default=None,
+        metadata={"help": "deprecated: prefilter_options={'Calculator': {'min_numbers': N}}"},
     )
     calc_random_keep: Optional[float] = field(
-        default=None, metadata={"help": "deprecated: prefilter_options={'Calculator': {'random_keep': P}}"}
+        default=None,
+        metadata={"help": "deprecated: prefilter_options={'Calculator': {'random_keep': P}}"},
     )
     mt_min_foreign_tokens: Optional[int] = field(
-        default=None, metadata={"help": "deprecated: prefilter_options={'MT': {'min_foreign_tokens': N}}"}
+        default=None,
+        metadata={"help": "deprecated: prefilter_options={'MT': {'min_foreign_tokens': N}}"},
     )
     abandon_samples: bool = field(
         default=True,

@@ -26,7 +26,13 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Set
 
-from toolformer.atomic import TMP_GLOB, atomic_write, atomic_write_json, atomic_write_text, replace_dir
+from toolformer.atomic import (
+    TMP_GLOB,
+    atomic_write,
+    atomic_write_json,
+    atomic_write_text,
+    replace_dir,
+)
 from toolformer.data_aug.types import AnnotationResult, Document
 from toolformer.errors import UserError
 from toolformer.syntax import APICall, format_call

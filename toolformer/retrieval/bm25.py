@@ -1,4 +1,4 @@
-"""BM25 over tokenised passages, by the ``bm25s`` library (sparse matrices, saved without pickle)."""
+"""BM25 over tokenised passages, by the ``bm25s`` library (sparse matrices, no pickle)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ class BM25Index:
         return cls(retriever)
 
     def scores(self, terms: Sequence[str]):
-        """BM25 score of every passage, ``float64[n_docs]`` (query terms counted with repetition)."""
+        """BM25 score of every passage, ``float64[n_docs]`` (query terms counted with
+        repetition)."""
         import numpy as np
 
         known = [t for t in terms if t and t in self.vocab]

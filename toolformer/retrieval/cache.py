@@ -28,7 +28,9 @@ def save_npy(path: Path, array: Any) -> None:
     atomic_write(path, write)
 
 
-def load_cached(load: Callable[[Path], Any], path: Path, fits: Callable[[Any], bool]) -> Optional[Any]:
+def load_cached(
+    load: Callable[[Path], Any], path: Path, fits: Callable[[Any], bool]
+) -> Optional[Any]:
     """``load(path)`` when that file exists, reads without pickle and ``fits(value)``; else None
     (the caller rebuilds it). ``np.load`` refuses pickled data (``allow_pickle=False``)."""
     if not path.exists():

@@ -152,7 +152,8 @@ def create_tools(
             opts = dict(options.get(cls.name, {}))
             if cls.name == "QA":
                 if not {"search", "corpus", "retriever"} & set(opts):
-                    opts["search"] = create_tools(["WikiSearch"], options, built=built)["WikiSearch"]
+                    search = create_tools(["WikiSearch"], options, built=built)["WikiSearch"]
+                    opts["search"] = search
                 if model is not None and _same_reader(opts, model_name, dtype):
                     opts.update(model=model, tokenizer=tokenizer)
             built[cls.name] = cls.from_options(**opts)

@@ -13,12 +13,10 @@ import dataclasses
 import datetime as _dt
 import inspect
 import threading
-import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from importlib import resources
-from typing import (Any, Callable, ClassVar, Dict, FrozenSet, Iterable, List, Mapping, Optional,
-                    Type, Union)
+from typing import Any, Callable, ClassVar, Dict, FrozenSet, List, Mapping, Optional, Type, Union
 
 from toolformer.errors import MissingDependencyError, ToolOptionError, UserError
 from toolformer.plugin_options import build_options, check_options, option_types

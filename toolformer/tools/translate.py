@@ -27,6 +27,7 @@ from typing import Any, Dict, Optional, Tuple
 from toolformer.grammar import TextArgs
 from toolformer.kv_cache import cache_kwargs, returned_cache
 from toolformer.paths import torch_dtype
+from toolformer.text.langdetect import LANGUAGE_NAMES, UNKNOWN, detect_language
 from toolformer.tools.base import (
     COMPUTE_SETTINGS,
     Tool,
@@ -35,7 +36,6 @@ from toolformer.tools.base import (
     ToolInputError,
     load_prompt,
 )
-from toolformer.text.langdetect import LANGUAGE_NAMES, UNKNOWN, detect_language
 
 DEFAULT_MT_MODEL = "gemma3-270m"
 

@@ -102,7 +102,8 @@ class WikiSearch(Tool):
                                 len(self.passages))
 
     def snippet(self, passage: Passage, query: str) -> str:
-        """The part of ``passage`` shown for ``query`` (:func:`toolformer.retrieval.snippets.snippet`)."""
+        """The part of ``passage`` shown for ``query``
+        (:func:`toolformer.retrieval.snippets.snippet`)."""
         return snippet(passage, query, self.config.snippet_chars, self.config.stem)
 
     def check_call(self, args: str) -> Optional[str]:
