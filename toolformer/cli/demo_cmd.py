@@ -59,7 +59,8 @@ def _generate(model: Any, tok: Any, prompt: str, max_new_tokens: int) -> Tuple[s
 
 def _build(name: str, shared: Dict[str, Any], model_name: str, corpus: Optional[str]) -> Any:
     """Instantiate a tool, sharing what the demo already holds (the model, the search index)."""
-    from toolformer.tools.base import create_tool, get_tool_class
+    from toolformer.tools.assembly import create_tool
+    from toolformer.tools.base import get_tool_class
 
     cls = get_tool_class(name)
     options: Dict[str, Any] = {}
