@@ -33,7 +33,7 @@ PASSAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "wiki_corpu
 def paragraphs(min_words: int, max_words: int):
     """Real Wikipedia paragraphs: gensim's sample (cleaned), else the shared passages file."""
     try:
-        from toolformer.tools.corpus import iter_wikipedia_articles
+        from toolformer.retrieval.corpus import iter_wikipedia_articles
 
         for art in iter_wikipedia_articles():
             for k, para in enumerate(p for p in art["text"].split("\n\n") if p.strip()):

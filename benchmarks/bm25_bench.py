@@ -94,7 +94,8 @@ def _top1(scores: np.ndarray) -> int:
 
 
 def bench(name: str, passages, questions: List[Tuple[str, str]], repeats: int) -> Dict[str, float]:
-    from toolformer.tools.wiki_search import BM25Index, tokenize
+    from toolformer.retrieval.bm25 import BM25Index
+    from toolformer.retrieval.terms import tokenize
 
     t = time.perf_counter()
     docs = [tokenize(f"{p.title} {p.text}") for p in passages]
@@ -142,7 +143,7 @@ def main() -> None:
     args = ap.parse_args()
     from test_wiki_search import DEFAULT_QUESTIONS, SHARED_QUESTIONS
 
-    from toolformer.tools.corpus import CorpusConfig, load_passages
+    from toolformer.retrieval.corpus import CorpusConfig, load_passages
 
     shared = Path(os.environ.get("TOOLFORMER_SHARED", "/work/shared")) / "data" / "wiki_corpus"
     passages = load_passages(config=CorpusConfig(source=str(shared / "passages.jsonl"),

@@ -59,7 +59,7 @@ def annotate(model: Any, tok: Any, docs: List[Any], constrained: bool, numbers: 
              tau_f: float = None) -> Dict[str, Any]:
     from toolformer.data_aug.annotator import Annotator
     from toolformer.data_aug.types import AnnotatorConfig
-    from toolformer.tools.base import create_tools
+    from toolformer.tools.assembly import create_tools
 
     tools = create_tools(["Calculator"], {"Calculator": {"numbers_from_text": numbers}})
     settings = {"k": k, "m": m, **({} if tau_f is None else {"tau_f": tau_f})}
@@ -92,7 +92,7 @@ def generation(model: Any, tok: Any, n: int, prompts: int, repeats: int) -> Dict
     import torch
 
     from toolformer.generation import GenerationConfig, ToolGenerator
-    from toolformer.tools.base import create_tools
+    from toolformer.tools.assembly import create_tools
     from toolformer.tools.executor import ToolExecutor
 
     bench = _sibling("generate_bench")
@@ -146,7 +146,7 @@ def mask_overhead(tok: Any, samples: int) -> Dict[str, float]:
 
     from toolformer.constrain import CallConstraint, apply_masks, token_index
     from toolformer.grammar import call_grammar
-    from toolformer.tools.base import create_tools
+    from toolformer.tools.assembly import create_tools
 
     class Search:
         name, description = "WikiSearch", "search"

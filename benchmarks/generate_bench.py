@@ -42,7 +42,8 @@ QUESTIONS = [
 
 def _calculator():
     """The project's Calculator; a small + - * / stand-in while that module is not there."""
-    from toolformer.tools.base import Tool, ToolError, create_tool
+    from toolformer.tools.assembly import create_tool
+    from toolformer.tools.base import Tool, ToolError
 
     try:
         return create_tool("Calculator")

@@ -1,4 +1,4 @@
-"""Language identification for the MT prefilter: our tools/langdetect.py against lingua
+"""Language identification for the MT prefilter: our text/langdetect.py against lingua
 (lingua-language-detector) and py3langid, side by side in one run.
 
 Figures (the ones RESULTS.md quotes for ours):
@@ -43,7 +43,7 @@ FRAMES = [
 def lingua_detector():
     from lingua import Language, LanguageDetectorBuilder
 
-    from toolformer.tools.langdetect import LANGUAGE_NAMES
+    from toolformer.text.langdetect import LANGUAGE_NAMES
 
     by_iso = {lang.iso_code_639_1.name.lower(): lang for lang in Language.all()}
     langs = [by_iso[c] for c in LANGUAGE_NAMES if c in by_iso]
@@ -53,7 +53,7 @@ def lingua_detector():
 def py3langid_identifier():
     from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
 
-    from toolformer.tools.langdetect import LANGUAGE_NAMES
+    from toolformer.text.langdetect import LANGUAGE_NAMES
 
     ident = LanguageIdentifier.from_modelpath(Path(MODEL_DIR) / MODEL_FILE, norm_probs=True)
     ident.set_languages([c for c in LANGUAGE_NAMES if c in ident.labels])
@@ -62,7 +62,7 @@ def py3langid_identifier():
 
 def detectors() -> Dict[str, Tuple[Callable[[str], str], Callable[[str], List[Tuple[int, int, str]]]]]:
     """name -> (language of a text, foreign spans of a text)."""
-    from toolformer.tools.langdetect import detect_language, find_foreign_spans
+    from toolformer.text.langdetect import detect_language, find_foreign_spans
 
     lingua = lingua_detector()
     langid = py3langid_identifier()

@@ -1,4 +1,4 @@
-"""Wiki markup to prose: tools/corpus.py's cleaner against gensim's ``filter_wiki`` and
+"""Wiki markup to prose: text/wikitext.py's cleaner against gensim's ``filter_wiki`` and
 mwparserfromhell's ``strip_code`` alone, side by side in one run, on every article page of
 gensim's Wikipedia sample (the default corpus).
 
@@ -20,7 +20,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's package, not an installed one
@@ -30,29 +30,11 @@ _LEFTOVER = re.compile(r"\{\{|\}\}|\[\[|\]\]|\||<ref|'''|==|&nbsp;|thumb\||</?[a
 _CONVERT_NUMBER = re.compile(r"\{\{\s*(?:convert|cvt)\s*\|\s*([\d.,]+)", re.IGNORECASE)
 
 
-def _lines_like_ours(text: str) -> str:
-    """Our after-steps: keep prose lines only (what clean_wikitext does after filter_wiki)."""
-    from toolformer.tools import corpus as c
-
-    out: List[str] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line[0] in "*#:;|!{}=" or c._HEADING.match(line):
-            continue
-        line = c._BOLD_ITALIC.sub("", line)
-        line = c._MULTI_SPACE.sub(" ", line)
-        line = c._SPACE_PUNCT.sub(r"\1", line).strip()
-        if len(line.split()) < c._MIN_LINE_WORDS or not c._PROSE_END.search(line):
-            continue
-        out.append(line)
-    return "\n\n".join(out)
-
-
 def cleaners() -> Dict[str, Callable[[str], str]]:
     import mwparserfromhell
     from gensim.corpora.wikicorpus import filter_wiki
 
-    from toolformer.tools.corpus import clean_wikitext
+    from toolformer.text.wikitext import clean_wikitext, prose_lines
 
     def mwp(text: str) -> str:
         return mwparserfromhell.parse(text).strip_code(normalize=True, collapse=True)
@@ -60,16 +42,16 @@ def cleaners() -> Dict[str, Callable[[str], str]]:
     return {
         "ours (gensim + steps)": clean_wikitext,
         "gensim filter_wiki": filter_wiki,
-        "gensim + lines": lambda t: _lines_like_ours(filter_wiki(t)),
+        "gensim + lines": lambda t: prose_lines(filter_wiki(t)),
         "mwparserfromhell": mwp,
-        "mwparserfromhell + lines": lambda t: _lines_like_ours(mwp(t)),
+        "mwparserfromhell + lines": lambda t: prose_lines(mwp(t)),
     }
 
 
 def main() -> None:
-    from toolformer.tools.corpus import _iter_pages, gensim_wiki_dump
+    from toolformer.retrieval.corpus import gensim_wiki_dump, iter_pages
 
-    pages = [p.get("text", "") for p in _iter_pages(gensim_wiki_dump())
+    pages = [p.get("text", "") for p in iter_pages(gensim_wiki_dump())
              if p.get("ns", "0") == "0" and not p.get("text", "").lstrip().lower().startswith("#redirect")]
     converts = [_CONVERT_NUMBER.findall(p) for p in pages]
     n_convert = sum(len(c) for c in converts)

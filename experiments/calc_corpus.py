@@ -8,8 +8,9 @@ import json
 import sys
 
 from toolformer.data_aug.heuristics import PrefilterInput, prefilter
-from toolformer.data_aug.inputs import DEFAULT_CORPUS_DATE, split_paragraphs
-from toolformer.tools.corpus import iter_wikipedia_articles
+from toolformer.data_aug.inputs import DEFAULT_CORPUS_DATE
+from toolformer.retrieval.corpus import iter_wikipedia_articles
+from toolformer.text.split import split_paragraphs
 
 
 def main(out: str) -> None:

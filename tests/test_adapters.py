@@ -134,13 +134,13 @@ def test_the_shipped_calculator_adapter_calls_with_the_questions_numbers():
     question's numbers whose result is the answer."""
     from toolformer.generation import GenerationConfig, ToolGenerator
     from toolformer.manifest import manifest_tool_options
-    from toolformer.tools.assembly import build_tools
+    from toolformer.tools.assembly import create_tools
 
     assert "smollm2-135m-calculator" in list_adapters()
     options = manifest_tool_options("smollm2-135m-calculator")
     assert options == {"Calculator": {"numbers_from_text": True}}
     model, tokenizer = load_model("smollm2-135m-calculator")
-    gen = ToolGenerator(model, tokenizer, list(build_tools(["Calculator"], options).values()))
+    gen = ToolGenerator(model, tokenizer, list(create_tools(["Calculator"], options).values()))
     out = gen.generate(["Q: A farmer has 12 boxes with 8 eggs in each box. How many eggs does the farmer have?\nA:"],
                        GenerationConfig(max_new_tokens=24, stop_strings=("\n",)))[0]
     assert out.calls and out.calls[0].tool == "Calculator" and out.calls[0].error is None

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from toolformer.syntax import find_calls, strip_calls
 from toolformer.text.numbers import format_number
-from toolformer.tools.base import COMPUTE_SETTINGS, ToolError, ToolInputError, create_tool
+from toolformer.tools.assembly import create_tool
+from toolformer.tools.base import COMPUTE_SETTINGS, ToolError, ToolInputError
 from toolformer.tools.calculator import (
     Binary,
     Calculator,

@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 
 from toolformer.syntax import find_calls, strip_calls
-from toolformer.tools.base import RETRIEVAL_SETTINGS, ToolContext, ToolInputError, create_tool
+from toolformer.tools.assembly import create_tool
+from toolformer.tools.base import RETRIEVAL_SETTINGS, ToolContext, ToolInputError
 from toolformer.tools.calendar import Calendar, as_date, format_date
 from toolformer.tools.executor import ToolExecutor
 

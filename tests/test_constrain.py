@@ -25,7 +25,8 @@ from toolformer.grammar import (
 )
 from toolformer.syntax import call_progress, parse_call
 from toolformer.text.numbers import numbers_in
-from toolformer.tools.base import Tool, create_tools
+from toolformer.tools.assembly import create_tools
+from toolformer.tools.base import Tool
 
 
 class Lookup(Tool):

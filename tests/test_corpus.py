@@ -13,16 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolformer.errors import UserError
-from toolformer.tools.corpus import (
+from toolformer.retrieval.corpus import (
     CorpusConfig,
     Passage,
-    clean_wikitext,
     corpus_fingerprint,
     iter_wikipedia_articles,
     load_passages,
-    split_passages,
-    split_sentences,
 )
+from toolformer.text.split import split_passages, split_sentences
+from toolformer.text.wikitext import clean_wikitext
 
 RECORDS = [
     {"id": "a1", "title": "Ulm", "text": "Ulm is a city on the Danube in Germany."},

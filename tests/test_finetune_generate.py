@@ -31,7 +31,7 @@ def test_finetuned_smollm2_calls_the_calculator(tmp_path):
     from toolformer.finetune import FinetuneConfig, finetune
     from toolformer.generation import GenerationConfig, ToolGenerator
     from toolformer.models import load_model
-    from toolformer.tools.base import create_tools
+    from toolformer.tools.assembly import create_tools
     from toolformer.tools.executor import ToolExecutor
 
     data = tmp_path / "data.jsonl"

@@ -459,7 +459,7 @@ def test_word_start_rule(smol_tokenizer):
 def test_constrained_sampled_calls_always_parse(tiny_model, smol_tokenizer, seed):
     """Random seeds, a random model, the trigger firing everywhere: every call is a well-formed
     call of a tool (never unclosed or malformed)."""
-    from toolformer.tools.base import create_tools
+    from toolformer.tools.assembly import create_tools
 
     tools = list(create_tools("Calculator,Calendar").values()) + [Echo()]
     gen = ToolGenerator(tiny_model, smol_tokenizer, ToolExecutor(tools),
@@ -698,7 +698,7 @@ def test_split_partial_call_never_raises(text):
 def _real_calculator():
     """The project's Calculator; a minimal + - * / one while that module is not written yet."""
     try:
-        from toolformer.tools.base import create_tool
+        from toolformer.tools.assembly import create_tool
 
         return create_tool("Calculator")
     except ImportError:

@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolformer.data_aug.heuristics import (
+    CalculatorPrefilterOptions,
+    MTPrefilterOptions,
     PrefilterInput,
     calculator_prefilter,
     find_operation,
@@ -19,8 +21,10 @@ from toolformer.data_aug.heuristics import (
 from toolformer.text.numbers import prose_numbers
 
 
-def calc(text: str, **kw) -> str:
-    d = calculator_prefilter(PrefilterInput(text, doc_id=kw.pop("doc_id", "d"), **kw))
+def calc(text: str, doc_id: str = "d", seed: int = 0, **options) -> str:
+    """The Calculator rule's reason for ``text`` with ``options`` (CalculatorPrefilterOptions)."""
+    item = PrefilterInput(text, doc_id=doc_id, seed=seed, options=CalculatorPrefilterOptions(**options))
+    d = calculator_prefilter(item)
     return d.reason if d.keep else "rejected: " + d.reason
 
 
@@ -58,14 +62,14 @@ def test_calculator_keeps_keyword_followed_by_number(text):
     ("The A380 and the 2nd 747 flew in the 1990s.", "too few numbers"),  # not numbers
 ])
 def test_calculator_rejects(text, reason):
-    assert calc(text, calc_random_keep=0.0) == "rejected: " + reason
+    assert calc(text, random_keep=0.0) == "rejected: " + reason
 
 
 def test_calculator_window_is_in_tokens():
     filler = " ".join(["word"] * 120)
     far = f"We had 3 cats. {filler} Later 4 dogs came, 7 animals."
-    assert calc(far, calc_random_keep=0.0) == "rejected: too few numbers"
-    assert calc(far, calc_window_tokens=200) == "operation"
+    assert calc(far, random_keep=0.0) == "rejected: too few numbers"
+    assert calc(far, window_tokens=200) == "operation"
     near = "We had 3 cats. Later 4 dogs came, 7 animals."
     assert calc(near) == "operation"
 
@@ -105,7 +109,7 @@ def test_mt_needs_a_foreign_chunk_in_english_text():
     mixed = f"{english} The mayor then said: \"{french}\" After that, everyone went home for the evening."
     assert not prefilter("MT", PrefilterInput(english)).keep
     assert prefilter("MT", PrefilterInput(mixed)).keep
-    assert not prefilter("MT", PrefilterInput(mixed, mt_min_foreign_tokens=60)).keep
+    assert not prefilter("MT", PrefilterInput(mixed, options=MTPrefilterOptions(60))).keep
 
 
 def test_mt_without_language_detector_is_counted(monkeypatch):
@@ -131,4 +135,4 @@ def test_calculator_finds_any_written_operation(a, b, op):
     value = {"+": a + b, "-": abs(a - b), "*": a * b, "/": a / b}[op]
     trivial = (op in "*/" and 1 in (a, b)) or (op in "-/" and a == b)
     text = f"We took {a} and {b}, which gave {round(value, 2)} in the end."
-    assert (calc(text, calc_random_keep=0.0) == "operation") or trivial
+    assert (calc(text, random_keep=0.0) == "operation") or trivial

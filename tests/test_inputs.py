@@ -15,16 +15,14 @@ from hypothesis import strategies as st
 
 from toolformer.data_aug.inputs import (
     DEFAULT_CORPUS_DATE,
-    PARAGRAPH_MAX_WORDS,
-    PARAGRAPH_MIN_WORDS,
     InputStats,
     date_from_url,
     document_id,
     load_documents,
     parse_date,
-    split_paragraphs,
 )
 from toolformer.errors import UserError
+from toolformer.text.split import PARAGRAPH_MAX_WORDS, PARAGRAPH_MIN_WORDS, split_paragraphs
 
 RECORDS = [
     {"text": "The bridge is 120 metres long and 30 metres wide.", "date": "2023-01-30", "id": "a"},

@@ -76,7 +76,7 @@ def test_annotation_and_generation_pass_the_cache_without_deprecation_warnings(t
     from toolformer.data_aug.reference import ReferenceAnnotator
     from toolformer.data_aug.types import AnnotatorConfig, Document
     from toolformer.generation import GenerationConfig, ToolGenerator
-    from toolformer.tools.base import create_tools
+    from toolformer.tools.assembly import create_tools
     from toolformer.tools.executor import ToolExecutor
 
     tools = create_tools(["Calculator"])

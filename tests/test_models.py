@@ -21,7 +21,7 @@ from toolformer.models import (
     load_tokenizer,
     resolve,
 )
-from toolformer.tools.base import MissingDependencyError
+from toolformer.errors import MissingDependencyError
 
 
 def _hide_package(monkeypatch, package: str) -> None:

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from toolformer.errors import UserError
 from toolformer.syntax import find_calls
-from toolformer.tools.base import RETRIEVAL_SETTINGS, ToolError, ToolInputError, create_tool
+from toolformer.tools.assembly import create_tool
+from toolformer.tools.base import RETRIEVAL_SETTINGS, ToolError, ToolInputError
 from toolformer.tools.executor import ToolExecutor
 from toolformer.tools.qa import QA, QAConfig, _stop_at_line_or_sentence, clean_answer, focus
 from toolformer.tools.wiki_search import WikiSearch
@@ -208,10 +209,10 @@ def test_options_and_lazy_loading(search, monkeypatch):
     assert QAConfig().model == "smollm2-135m"
 
 
-def test_prepare_loads_reader_and_index(search, tiny_model, smol_tokenizer):
+def test_setup_loads_reader_and_index(search, tiny_model, smol_tokenizer):
     qa = QA(search=search, model=tiny_model, tokenizer=smol_tokenizer)
-    assert search._bm25 is None
-    assert qa.prepare() is qa and search._bm25 is not None
+    assert search.searcher._bm25 is None
+    assert qa.setup() is qa and search.searcher._bm25 is not None
 
 
 def test_default_search_is_built_lazily(tmp_path, monkeypatch):

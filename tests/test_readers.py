@@ -197,7 +197,7 @@ def test_truncated_input_through_augment_and_eval_readers(tmp_path):
 
 
 def test_truncated_wikipedia_dump_is_one_line(tmp_path):
-    from toolformer.tools.corpus import iter_wikipedia_articles
+    from toolformer.retrieval.corpus import iter_wikipedia_articles
 
     page = "<page><title>T</title><ns>0</ns><id>1</id><revision><text>%s</text></revision></page>"
     xml = "<mediawiki>" + "".join(page % ("word " * 60) for _ in range(50)) + "</mediawiki>"

@@ -77,7 +77,7 @@ def test_finetune_data_skips_undecodable_lines(tmp_path):
 
 
 def test_search_corpus_skips_undecodable_lines(tmp_path):
-    from toolformer.tools.corpus import load_passages
+    from toolformer.retrieval.corpus import load_passages
 
     path = _write(tmp_path / "c.jsonl", GOOD + LATIN1_FOUR)
     assert [p.text for p in load_passages(str(path))] == ["A good line with 4 apples."]

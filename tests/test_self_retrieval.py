@@ -12,13 +12,15 @@ import json
 
 import numpy as np
 import pytest
-
-import toolformer.tools.wiki_search as ws_mod
 from test_annotator import ADD_PROMPT, DOC, Add, assert_same, scripted_model
+
+import toolformer.retrieval.search as search_mod
 from toolformer.data_aug.annotator import Annotator, call_context, document_title
 from toolformer.data_aug.reference import ReferenceAnnotator
 from toolformer.data_aug.summary import RunStats, _stats_lines
 from toolformer.data_aug.types import COUNTERS, AnnotatorConfig, Document
+from toolformer.retrieval.corpus import Passage
+from toolformer.retrieval.terms import tokenize
 from toolformer.tools.base import SourceDocument, ToolContext
 from toolformer.tools.executor import ToolExecutor
 from toolformer.tools.qa import QA
@@ -28,7 +30,7 @@ from toolformer.tools.self_retrieval import (
     following_text,
     search_excluding,
 )
-from toolformer.tools.wiki_search import WikiSearch, tokenize
+from toolformer.tools.wiki_search import WikiSearch
 
 RAND = ("Literary critics received Rand's fiction with mixed reviews, and academic philosophers "
         "generally ignored or rejected her philosophy. She was born and educated in Russia.")
@@ -76,8 +78,8 @@ class BagEncoder:
 @pytest.fixture(params=["bm25", "dense", "hybrid"])
 def search(request, tmp_path, monkeypatch):
     encoder = BagEncoder()
-    monkeypatch.setattr(ws_mod, "load_encoder", lambda *a, **k: encoder)
-    monkeypatch.setattr(ws_mod, "dense_model_path", lambda *a, **k: tmp_path)
+    monkeypatch.setattr(search_mod, "load_encoder", lambda *a, **k: encoder)
+    monkeypatch.setattr(search_mod, "dense_model_path", lambda *a, **k: tmp_path)
     return WikiSearch(corpus=corpus(tmp_path), mode=request.param, top_k=2,
                       cache_dir=str(tmp_path / "cache"))
 
@@ -110,20 +112,20 @@ def test_each_identity_of_the_document_is_left_out(tmp_path, doc):
 
 def test_a_passage_holding_the_next_words_is_left_out_under_any_name():
     rule = SelfExclusion.of(SourceDocument("d", None, following_text(ANNOTATED.text, AT)))
-    copy = ws_mod.Passage("other-7", "Other", "Intro words. " + RAND.upper().replace(",", ";"))
+    copy = Passage("other-7", "Other", "Intro words. " + RAND.upper().replace(",", ";"))
     assert rule.reason(copy) == "text"
-    near = ws_mod.Passage("o", "O", "Critics received Rand's fiction with mixed feelings.")
+    near = Passage("o", "O", "Critics received Rand's fiction with mixed feelings.")
     assert rule.reason(near) is None  # 5 words in a row, not 8: a passage about the same thing
     assert SelfExclusion.of(None) is None and SelfExclusion.of(SourceDocument()) is None
     assert following_text("a  b\nc d", 2, 2) == "b c"
     # a cut record of a user corpus ("<id>#<part>") is the document, another id is not
     rule = SelfExclusion.of(SourceDocument("42", None, ""))
-    assert rule.reason(ws_mod.Passage("42#3", "", "x")) == "id"
-    assert rule.reason(ws_mod.Passage("421", "", "x")) is None
+    assert rule.reason(Passage("42#3", "", "x")) == "id"
+    assert rule.reason(Passage("421", "", "x")) is None
 
 
 def test_search_fetches_more_candidates_until_k_are_left():
-    hits = [(ws_mod.Passage(str(i), "Self" if i < 12 else "", "t"), 1.0) for i in range(20)]
+    hits = [(Passage(str(i), "Self" if i < 12 else "", "t"), 1.0) for i in range(20)]
     asked = []
 
     def ranked(n):

@@ -300,7 +300,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, tiny_dir, files):
         SelfTrainConfig(keep_models="none").validate()
     with pytest.raises(UserError, match="placement"):
         build_filter("loss", options={"placement": "middle"})
-    with pytest.raises(UserError, match="bad options"):
+    with pytest.raises(UserError, match="filter 'answer' has no option 'nope'"):
         build_filter("answer", options={"nope": 1})
 
 
@@ -309,7 +309,7 @@ def test_filter_options_are_checked_before_the_run_starts(tmp_path, tiny_dir, fi
     (so the corrected command was refused on the same folder)."""
     corpus, evals = files
     bad = [("loss", {"placement": "sideways"}, "placement"), ("loss", {"horizon": 0}, "horizon"),
-           ("loss", {"placment": "prefix"}, "bad options"), ("answer", {"metric": "bleu-ish"}, "metric"),
+           ("loss", {"placment": "prefix"}, "Did you mean 'placement'"), ("answer", {"metric": "bleu-ish"}, "metric"),
            ("reward", {}, "needs a reward model")]
     for name, opts, match in bad:
         with pytest.raises(UserError, match=match) as exc:

@@ -1,20 +1,19 @@
-"""Text utilities have one home, toolformer/text (issue 14 seam 1): the stages import them from
-there, and the old names are the same objects, not copies."""
+"""Text utilities have one home, toolformer/text: the stages import them from there, and no
+other module re-exports them."""
 
 from __future__ import annotations
 
 
 def test_one_home_for_text_utilities():
-    import toolformer.data_aug.inputs as inputs
-    import toolformer.text as text
-    import toolformer.text.langdetect as langdetect
-    import toolformer.tools.corpus as corpus
-    import toolformer.tools.langdetect as old_langdetect
+    import importlib.util
 
-    assert corpus.split_passages is text.split_passages and corpus.split_sentences is text.split_sentences
-    assert corpus.clean_wikitext is text.clean_wikitext
-    assert inputs.split_paragraphs is text.split_paragraphs
-    assert old_langdetect.detect_language is langdetect.detect_language
+    import toolformer.data_aug.inputs as inputs
+    import toolformer.retrieval.corpus as corpus
+
+    assert importlib.util.find_spec("toolformer.tools.langdetect") is None
+    assert importlib.util.find_spec("toolformer.tools.corpus") is None
+    assert not hasattr(corpus, "split_sentences")  # it used to re-export it
+    assert not hasattr(inputs, "PARAGRAPH_MIN_WORDS")
 
 
 def test_text_package_is_light():

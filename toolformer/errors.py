@@ -54,6 +54,15 @@ class ToolOptionError(UserError):
     """A tool option that the tool does not take, or a value it does not accept."""
 
 
+class MissingDependencyError(ImportError):
+    """An optional package that a tool, a retriever or a model needs is not installed."""
+
+    def __init__(self, what: str, install: str):
+        self.what = what
+        self.install = install
+        super().__init__(f"{what} needs a package that is not installed: run `{install}`")
+
+
 class ModelLoadError(UserError):
     """A model folder, alias or id that could not be loaded (missing, corrupt, untrusted)."""
 

@@ -344,7 +344,8 @@ def _check_base_record(config: FinetuneConfig, resume: Optional[str]) -> None:
 
     Raises :class:`~toolformer.errors.UserError` (one line) naming the changed files.
     """
-    from toolformer.data_aug.writer import atomic_write_json, read_json
+    from toolformer.atomic import atomic_write_json
+    from toolformer.data_aug.writer import read_json
     from toolformer.fingerprint import check_same_model, model_fingerprint
 
     current = {"model": model_fingerprint(config.model)}

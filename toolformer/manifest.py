@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from toolformer.atomic import atomic_write_json
 from toolformer.errors import UserError
 
 MANIFEST_FILE = "toolformer.json"
@@ -27,9 +28,7 @@ def manifest_path(folder: PathLike) -> Path:
 def write_manifest(folder: PathLike, payload: Dict[str, Any]) -> Path:
     """Write ``toolformer.json`` into ``folder`` atomically (readers see the old or the new file)."""
     path = manifest_path(folder)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, payload)
     return path
 
 

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
-from toolformer.errors import ModelLoadError, UserError
+from toolformer.errors import MissingDependencyError, ModelLoadError, UserError
 from toolformer.paths import DTYPES, cache_dir, check_dtype, torch_dtype as _torch_dtype  # noqa: F401
-from toolformer.tools.base import MissingDependencyError
 
 DEFAULT_MODEL = "smollm2-135m"
 # Weights in pickle files (pytorch_model.bin, *.pt) can run code when loaded: only safetensors

@@ -2,7 +2,7 @@
 HF dataset ids, as ``(where, record)`` pairs in file order.
 
 Used by every stage that reads user data: augment inputs (:mod:`toolformer.data_aug.inputs`),
-search corpora (:mod:`toolformer.tools.corpus`), fine-tuning data (:mod:`toolformer.finetune`)
+search corpora (:mod:`toolformer.retrieval.corpus`), fine-tuning data (:mod:`toolformer.finetune`)
 and the JSONL evaluation loaders (:mod:`toolformer.eval.loaders`). The rules are the same
 everywhere:
 

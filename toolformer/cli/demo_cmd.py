@@ -59,7 +59,8 @@ def _generate(model: Any, tok: Any, prompt: str, max_new_tokens: int) -> Tuple[s
 
 def _build(name: str, shared: Dict[str, Any], model_name: str, corpus: Optional[str]) -> Any:
     """Instantiate a tool, sharing what the demo already holds (the model, the search index)."""
-    from toolformer.tools.base import create_tool, get_tool_class
+    from toolformer.tools.assembly import create_tool
+    from toolformer.tools.base import get_tool_class
 
     cls = get_tool_class(name)
     options: Dict[str, Any] = {}
@@ -107,7 +108,8 @@ def demo(model_name: Optional[str], prompt: str, max_new_tokens: int, only: Opti
     """Load the default model, generate a short greedy continuation, then run every tool."""
     from toolformer.errors import UserError
     from toolformer.models import DEFAULT_MODEL, count_parameters, load_model
-    from toolformer.tools.base import MissingDependencyError, ToolContext, available_tools
+    from toolformer.errors import MissingDependencyError
+    from toolformer.tools.base import ToolContext, available_tools
     from toolformer.tools.executor import ToolExecutor
 
     model_name = model_name or DEFAULT_MODEL

@@ -83,7 +83,7 @@ def build_generator(model_name: str, opts: Dict[str, Any]):
     from toolformer.generation import ToolGenerator
 
     names: List[str] = [] if opts["no_tools"] else _tool_names(model_name, opts["tool_names"])
-    from toolformer.tools.assembly import build_tools
+    from toolformer.tools.assembly import create_tools as build_tools
     from toolformer.tools.base import get_tool_class
     from toolformer.tools.executor import ToolExecutor
 

@@ -51,7 +51,7 @@ def load_cmd(name: str, dtype: str, device: str) -> None:
     """
     from toolformer.errors import UserError
     from toolformer.models import ALIASES, converted_dir, count_parameters, load_model
-    from toolformer.tools.base import MissingDependencyError
+    from toolformer.errors import MissingDependencyError
 
     first = name.lower() in ALIASES and not (converted_dir(name) / "config.json").exists()
     start = time.perf_counter()

@@ -169,12 +169,12 @@ def call_context(doc: Document, date: Optional[_dt.date], at: int) -> ToolContex
     return ToolContext(date=date, document=document)
 
 
-def prefilter_input(config: AnnotatorConfig, doc: Document, date: Optional[_dt.date], chunk: DocChunk) -> PrefilterInput:
-    return PrefilterInput(
-        text=chunk.text, doc_id=str(doc.id), date=date, chunk=chunk.index, seed=config.seed,
-        calc_window_tokens=config.calc_window_tokens, calc_min_numbers=config.calc_min_numbers,
-        calc_random_keep=config.calc_random_keep, mt_min_foreign_tokens=config.mt_min_foreign_tokens,
-    )
+def prefilter_input(config: AnnotatorConfig, doc: Document, date: Optional[_dt.date], chunk: DocChunk,
+                    options: Any = None) -> PrefilterInput:
+    """What a tool's prefilter sees of ``chunk``; ``options``: that prefilter's options object
+    (:meth:`AnnotatorConfig.prefilter_settings`)."""
+    return PrefilterInput(text=chunk.text, doc_id=str(doc.id), date=date, chunk=chunk.index,
+                          seed=config.seed, options=options)
 
 
 def check_settings(name: str, s: Any) -> None:
@@ -219,6 +219,7 @@ class Annotator:
         self.settings = {name: config.settings_for(t) for name, t in self.tools.items()}
         for name, s in self.settings.items():
             check_settings(name, s)
+        self.prefilter_options = config.prefilter_settings(self.tools)
         self.prompts = {name: PromptCache(self.parts, ToolPrompt(tokenizer, t, self.start))
                         for name, t in self.tools.items()}
         self._own_executor = executor is None
@@ -343,7 +344,7 @@ class Annotator:
     def _prefilter(self, name: str, doc: Document, date, chunk: DocChunk, stats: Counter) -> PrefilterDecision:
         if not self.config.prefilter:
             return PrefilterDecision(True, "prefilter off")
-        item = prefilter_input(self.config, doc, date, chunk)
+        item = prefilter_input(self.config, doc, date, chunk, self.prefilter_options.get(name))
         decision = prefilter(name, item)
         for warning, n in item.warnings.items():
             stats[f"{name}/{warning}"] += n

@@ -139,6 +139,7 @@ class AugmentConfig:
                 raise UserError(f"tool options of {name} must be a dict of constructor options, got {opts!r}")
             options.setdefault(canonical_tools([name])[0], {}).update(opts)
         self.tool_options = options
+        self.annotator.prefilter_settings(self.tools)  # a bad prefilter option: one line, now
         if not self.text_field:
             raise UserError("AugmentConfig.text_field must not be empty",
                             field="AugmentConfig.text_field")
@@ -187,6 +188,7 @@ class AugmentConfig:
     def fingerprint(self, num_shards: int) -> Dict[str, Any]:
         """The settings a resumed run must share with the chunks already written."""
         d = self.to_dict()
+        d["annotator"] = self.annotator.fingerprint()  # in the shape earlier runs recorded
         fp = {k: d[k] for k in FINGERPRINT_FIELDS if k != "num_shards"}
         fp["num_shards"] = num_shards
         if self.encoding_errors != "skip":  # only then: runs recorded before the option resume

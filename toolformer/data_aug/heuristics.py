@@ -1,14 +1,18 @@
 """Per-tool document prefilters: the paper's rules for which texts a tool is worth trying on.
 
-- Calculator: at least ``calc_min_numbers`` (3) numbers within ``calc_window_tokens`` (100)
-  tokens where one is the result of + - * / on two others, or one of "=", "equals",
-  "equal to", "total of", "average of" followed by a number. Texts that only have the three
-  numbers are kept with probability ``calc_random_keep`` (1%), decided by a hash of the seed
-  and the document id (deterministic, the same in every process).
+- Calculator: at least ``min_numbers`` (3) numbers within ``window_tokens`` (100) tokens where
+  one is the result of + - * / on two others, or one of "=", "equals", "equal to", "total of",
+  "average of" followed by a number. Texts that only have the three numbers are kept with
+  probability ``random_keep`` (1%), decided by a hash of the seed and the document id
+  (deterministic, the same in every process).
 - Calendar: the document must have a date (``Document.date``); the Calendar answers with it.
-- MT: a non-English chunk of >= ``mt_min_foreign_tokens`` (10) words inside English text
+- MT: a non-English chunk of >= ``min_foreign_tokens`` (10) words inside English text
   (:func:`toolformer.text.langdetect.find_foreign_spans`).
 - WikiSearch, QA and tools without a rule: every document.
+
+A rule's options are a dataclass (:class:`CalculatorPrefilterOptions`, :class:`MTPrefilterOptions`)
+registered with it; ``AnnotatorConfig.prefilter_options`` gives them by tool name, checked and
+built by :func:`prefilter_options` (:mod:`toolformer.plugin_options`, as tool options are).
 
 "Tokens" for the Calculator window are words, numbers and punctuation marks
 (:func:`toolformer.text.numbers.prose_tokens`; :func:`~toolformer.text.numbers.prose_numbers`
@@ -26,8 +30,10 @@ import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Mapping, Optional, Tuple
 
+from toolformer.errors import UserError
+from toolformer.plugin_options import build_options
 from toolformer.registry import Registry
 from toolformer.text.numbers import Number, prose_numbers
 
@@ -49,18 +55,35 @@ class PrefilterDecision:
 
 @dataclass
 class PrefilterInput:
-    """What a prefilter may look at: one text (a document or one of its chunks) and its document."""
+    """What a prefilter may look at: one text (a document or one of its chunks) and its
+    document; ``options``: the rule's options object (None: its defaults)."""
 
     text: str
     doc_id: str = ""
     date: Optional[_dt.date] = None
     chunk: int = 0
     seed: int = 0
-    calc_window_tokens: int = 100
-    calc_min_numbers: int = 3
-    calc_random_keep: float = 0.01
-    mt_min_foreign_tokens: int = 10
+    options: Any = None
     warnings: Counter = field(default_factory=Counter)  # e.g. langdetect_unavailable
+
+
+@dataclass(frozen=True)
+class CalculatorPrefilterOptions:
+    """Options of the Calculator's rule (paper: 3 numbers within 100 tokens, 1% kept at random)."""
+
+    window_tokens: int = field(default=100, metadata={"help": "window (in word tokens) for the numbers"})
+    min_numbers: int = field(default=3, metadata={"help": "numbers needed within the window"})
+    random_keep: float = field(
+        default=0.01, metadata={"help": "share of texts kept that only have enough numbers "
+                                        "(seeded by document id)"})
+
+
+@dataclass(frozen=True)
+class MTPrefilterOptions:
+    """Options of the MT rule."""
+
+    min_foreign_tokens: int = field(
+        default=10, metadata={"help": "words in a non-English chunk of English text"})
 
 
 Prefilter = Callable[[PrefilterInput], PrefilterDecision]
@@ -68,15 +91,34 @@ Prefilter = Callable[[PrefilterInput], PrefilterDecision]
 PREFILTERS: Registry[Prefilter] = Registry("prefilter", entry_points="toolformer.prefilters")
 
 
-def register_prefilter(tool_name: str) -> Callable[[Prefilter], Prefilter]:
+def register_prefilter(tool_name: str, options: Optional[type] = None) -> Callable[[Prefilter], Prefilter]:
     """Decorator: use ``fn(PrefilterInput) -> PrefilterDecision`` for the tool ``tool_name``
-    (replacing a rule registered before)."""
+    (replacing a rule registered before); ``options``: the dataclass of the rule's options
+    (set as ``fn.options_class``; a plugin rule may set that attribute itself)."""
 
     def add(fn: Prefilter) -> Prefilter:
+        if options is not None:
+            fn.options_class = options  # type: ignore[attr-defined]
         PREFILTERS.register(tool_name, fn, overwrite=True)
         return fn
 
     return add
+
+
+def prefilter_options(tool_name: str, options: Optional[Mapping[str, Any]] = None) -> Any:
+    """The options object of ``tool_name``'s rule built from ``options`` (None when the rule
+    takes none and none are given).
+
+    Raises :class:`~toolformer.errors.UserError` (one line) for a tool without a rule (with a
+    "did you mean"), an option the rule does not take, or a value of the wrong type."""
+    rule = PREFILTERS.get(tool_name)
+    options_class = getattr(rule, "options_class", None)
+    if options_class is None:
+        if options:
+            raise UserError(f"the {PREFILTERS.canonical(tool_name)} prefilter takes no options, "
+                            f"got {sorted(options)}")
+        return None
+    return build_options(options_class, options, f"{PREFILTERS.canonical(tool_name)} prefilter")
 
 
 def prefilter(tool_name: str, item: PrefilterInput) -> PrefilterDecision:
@@ -158,18 +200,19 @@ def random_keep(seed: int, doc_id: str, chunk: int, rate: float, salt: str = "Ca
     return int.from_bytes(digest[:8], "big") / 2**64 < rate
 
 
-@register_prefilter("Calculator")
+@register_prefilter("Calculator", options=CalculatorPrefilterOptions)
 def calculator_prefilter(item: PrefilterInput) -> PrefilterDecision:
     """The paper's Calculator rule (see the module docstring)."""
+    opts = item.options or CalculatorPrefilterOptions()
     text = item.text
     if _KEYWORD_RE.search(text):
         return PrefilterDecision(True, "keyword")
     numbers = prose_numbers(text)
-    if not has_numbers_in_window(numbers, item.calc_min_numbers, item.calc_window_tokens):
+    if not has_numbers_in_window(numbers, opts.min_numbers, opts.window_tokens):
         return PrefilterDecision(False, "too few numbers")
-    if find_operation(numbers, item.calc_window_tokens) is not None:
+    if find_operation(numbers, opts.window_tokens) is not None:
         return PrefilterDecision(True, "operation")
-    if random_keep(item.seed, item.doc_id, item.chunk, item.calc_random_keep):
+    if random_keep(item.seed, item.doc_id, item.chunk, opts.random_keep):
         return PrefilterDecision(True, "random")
     return PrefilterDecision(False, "numbers without operation")
 
@@ -185,14 +228,15 @@ def calendar_prefilter(item: PrefilterInput) -> PrefilterDecision:
     return PrefilterDecision(True, "has date")
 
 
-@register_prefilter("MT")
+@register_prefilter("MT", options=MTPrefilterOptions)
 def mt_prefilter(item: PrefilterInput) -> PrefilterDecision:
     """A non-English chunk of enough words inside English text."""
+    opts = item.options or MTPrefilterOptions()
     try:
         from toolformer.text.langdetect import find_foreign_spans
     except ImportError:
         item.warnings["langdetect_unavailable"] += 1
         return PrefilterDecision(False, "language detector unavailable")
-    if find_foreign_spans(item.text, min_tokens=item.mt_min_foreign_tokens):
+    if find_foreign_spans(item.text, min_tokens=opts.min_foreign_tokens):
         return PrefilterDecision(True, "foreign span")
     return PrefilterDecision(False, "no foreign span")

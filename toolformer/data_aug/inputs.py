@@ -19,7 +19,8 @@ from typing import Any, Dict, Iterable, Iterator, Mapping, Optional, Tuple
 from toolformer import records
 from toolformer.data_aug.types import Document
 from toolformer.errors import UserError
-from toolformer.text.split import PARAGRAPH_MAX_WORDS, PARAGRAPH_MIN_WORDS, split_paragraphs  # noqa: F401
+from toolformer.retrieval.corpus import iter_wikipedia_articles
+from toolformer.text.split import PARAGRAPH_MAX_WORDS, split_paragraphs
 
 logger = logging.getLogger("toolformer.augment")
 
@@ -29,7 +30,6 @@ DEFAULT_CORPUS_DATE = _dt.date(2016, 5, 1)
 DEFAULT_CORPUS_NAME = "gensim Wikipedia sample (enwiki, 2016-05-01)"
 PARAGRAPHS_PER_ARTICLE = 3  # spread a small --limit over many articles (topics, numbers, dates)
 
-SUFFIXES = records.SUFFIXES
 _WARN_LINES = records.WARN_LINES  # repeated ids reported one by one; the rest only in the counts
 InputStats = records.RecordStats  # what the loader read and why it skipped records
 
@@ -185,8 +185,6 @@ def default_corpus_records(
     per_article: int = PARAGRAPHS_PER_ARTICLE, max_words: int = PARAGRAPH_MAX_WORDS
 ) -> Iterator[Tuple[str, Dict[str, Any]]]:
     """Paragraph records (id, title, text, date) of gensim's Wikipedia sample, in dump order."""
-    from toolformer.tools.corpus import iter_wikipedia_articles
-
     for article in iter_wikipedia_articles():
         title = str(article.get("title", "")).strip()
         paragraphs = split_paragraphs(str(article.get("text", "")), max_words)[:per_article]

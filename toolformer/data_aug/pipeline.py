@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+from toolformer.atomic import atomic_write_json
 from toolformer.data_aug.config import AugmentConfig
 from toolformer.data_aug.inputs import InputStats, load_documents
 from toolformer.data_aug.summary import AugmentSummary, RunStats, format_merged, wall_seconds  # noqa: F401
@@ -35,7 +36,6 @@ from toolformer.data_aug.writer import (
     STATS_FILE,
     ShardStore,
     WindowLog,
-    atomic_write_json,
     data_row,
     file_lock,
     list_shard_dirs,
@@ -46,6 +46,7 @@ from toolformer.data_aug.writer import (
 )
 from toolformer.errors import EmptyInputError, UserError, ensure_dir
 from toolformer.output_lock import check_not_input
+from toolformer.tools.assembly import create_tools, setup_tools
 
 logger = logging.getLogger("toolformer.augment")
 
@@ -105,27 +106,17 @@ def build_annotator(config: AugmentConfig) -> Tuple[Any, Callable[[], None]]:
     torch.manual_seed(config.seed)
     model, tokenizer = load_model(config.model, dtype=config.dtype, device=config.device or _default_device())
     tools = make_tools(config, model, tokenizer)
-    prepare_tools(tools)
+    setup_tools(tools)  # indexes and QA's reader load before calls run under a timeout
     annotator = Annotator(model, tokenizer, tools, dataclasses.replace(config.annotator, seed=config.seed))
     return annotator, annotator.close
 
 
-def prepare_tools(tools: Dict[str, Any]) -> None:
-    """Set up the tools that want it before any call runs under the executor's timeout
-    (:func:`toolformer.tools.assembly.setup_tools`)."""
-    from toolformer.tools.assembly import setup_tools
-
-    setup_tools(tools)
-
-
 def make_tools(config: AugmentConfig, model: Any = None, tokenizer: Any = None) -> Dict[str, Any]:
     """The run's tools, in ``config.tools`` order, with their ``tool_options`` and the sharing
-    rule of :func:`toolformer.tools.assembly.build_tools` (QA reads with the annotating model
+    rule of :func:`toolformer.tools.assembly.create_tools` (QA reads with the annotating model
     when it is the same model and dtype, and searches with the run's WikiSearch)."""
-    from toolformer.tools.assembly import build_tools
-
-    return build_tools(config.tools, config.tool_options, model=model, tokenizer=tokenizer,
-                       model_name=config.model, dtype=config.dtype)
+    return create_tools(config.tools, config.tool_options, model=model, tokenizer=tokenizer,
+                        model_name=config.model, dtype=config.dtype)
 
 
 def _annotate(annotator: Any, docs: List[Document]) -> List[AnnotationResult]:

@@ -88,6 +88,7 @@ class ReferenceAnnotator:
         self.start = start_ids(tokenizer, self.config.start_token)
         self.brackets = BracketTokens(tokenizer, getattr(lm_parts(model).head, "out_features", None))
         self.settings = {n: self.config.settings_for(t) for n, t in self.tools.items()}
+        self.prefilter_options = self.config.prefilter_settings(self.tools)
         for n, s in self.settings.items():
             check_settings(n, s)
         self.prompts = {n: ToolPrompt(tokenizer, t, self.start) for n, t in self.tools.items()}
@@ -108,7 +109,8 @@ class ReferenceAnnotator:
         for chunk in chunk_document(self.tokenizer, doc.text, cfg.max_length):
             proposals: List[Tuple[str, int, APICall]] = []
             for name in self.tools:
-                if cfg.prefilter and not prefilter(name, prefilter_input(cfg, doc, date, chunk)).keep:
+                item = prefilter_input(cfg, doc, date, chunk, self.prefilter_options.get(name))
+                if cfg.prefilter and not prefilter(name, item).keep:
                     continue
                 tried.add(name)
                 proposals += self._propose(doc, chunk, name, result.stats)

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import datetime as _dt
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
+from toolformer.data_aug.heuristics import (
+    PREFILTERS,
+    CalculatorPrefilterOptions,
+    MTPrefilterOptions,
+    prefilter_options,
+)
+from toolformer.errors import UserError
 from toolformer.tools.self_retrieval import SELF_EXCLUDED
+
 
 def window_key(doc_id: Any, text: str) -> str:
     """The key of a document's saved windows: its id and a hash of its text (a changed text
@@ -135,19 +144,28 @@ class AnnotatorConfig:
     prefilter: bool = field(
         default=True, metadata={"help": "apply the paper's per-tool document heuristics"}
     )
-    calc_window_tokens: int = field(
-        default=100, metadata={"help": "Calculator prefilter: window (in word tokens) for 3 numbers"}
+    prefilter_options: Dict[str, Dict[str, Any]] = field(
+        default_factory=dict,
+        metadata={"help": "options of the prefilters by tool name, e.g. {'Calculator': "
+                          "{'window_tokens': 100, 'min_numbers': 3, 'random_keep': 0.01}, "
+                          "'MT': {'min_foreign_tokens': 10}}"},
     )
-    calc_min_numbers: int = field(
-        default=3, metadata={"help": "Calculator prefilter: numbers needed within the window"}
+    # the four knobs before prefilter_options: config files and run folders still name them
+    calc_window_tokens: Optional[int] = field(
+        default=None,
+        metadata={"help": "deprecated: prefilter_options={'Calculator': {'window_tokens': N}}"},
     )
-    calc_random_keep: float = field(
-        default=0.01,
-        metadata={"help": "Calculator prefilter: share of documents kept that only have enough "
-                          "numbers (seeded by document id)"},
+    calc_min_numbers: Optional[int] = field(
+        default=None,
+        metadata={"help": "deprecated: prefilter_options={'Calculator': {'min_numbers': N}}"},
     )
-    mt_min_foreign_tokens: int = field(
-        default=10, metadata={"help": "MT prefilter: words in a non-English chunk of English text"}
+    calc_random_keep: Optional[float] = field(
+        default=None,
+        metadata={"help": "deprecated: prefilter_options={'Calculator': {'random_keep': P}}"},
+    )
+    mt_min_foreign_tokens: Optional[int] = field(
+        default=None,
+        metadata={"help": "deprecated: prefilter_options={'MT': {'min_foreign_tokens': N}}"},
     )
     abandon_samples: bool = field(
         default=True,
@@ -170,6 +188,59 @@ class AnnotatorConfig:
                           "computes all three losses of every candidate (otherwise a loss that "
                           "cannot change the keep decision is skipped: same calls kept, less time)"},
     )
+
+    def __post_init__(self) -> None:
+        """Map the deprecated prefilter fields into ``prefilter_options`` (once, here; the
+        fields are then None)."""
+        options = {str(k): dict(v) for k, v in dict(self.prefilter_options or {}).items()}
+        given = [a for a in PREFILTER_ALIASES if getattr(self, a) is not None]
+        for alias in given:
+            tool, key = PREFILTER_ALIASES[alias]
+            name = _same_name(tool, options) or tool
+            value = getattr(self, alias)
+            if options.get(name, {}).get(key, value) != value:
+                raise UserError(f"annotator.{alias}={value!r} and prefilter_options "
+                                f"{name}.{key}={options[name][key]!r} disagree; set only "
+                                "prefilter_options")
+            options.setdefault(name, {})[key] = value
+            setattr(self, alias, None)
+        if given:
+            warnings.warn(f"AnnotatorConfig {', '.join(given)} are deprecated: use "
+                          "prefilter_options={tool: {option: value}}", DeprecationWarning,
+                          stacklevel=3)
+        self.prefilter_options = options
+
+    def prefilter_settings(self, tools: Iterable[str]) -> Dict[str, Any]:
+        """Tool name -> its prefilter's options object, for each of ``tools`` with a rule that
+        takes options. Every entry of ``prefilter_options`` is checked, also those of tools not
+        given: a name without a rule, an unknown option or a wrong type is a one-line
+        :class:`~toolformer.errors.UserError`."""
+        built = {PREFILTERS.canonical(name): prefilter_options(name, opts)
+                 for name, opts in self.prefilter_options.items()}
+        out: Dict[str, Any] = {}
+        for tool in tools:
+            if tool in PREFILTERS:
+                options = built.get(PREFILTERS.canonical(tool)) or prefilter_options(tool)
+                if options is not None:
+                    out[tool] = options
+        return out
+
+    def fingerprint(self) -> Dict[str, Any]:
+        """The settings as a dict in the shape runs recorded before ``prefilter_options``: the
+        built-in prefilters' options under their old names with the values in effect, and
+        ``prefilter_options`` only when it holds more (a plugin prefilter's options), so that a
+        run recorded then resumes."""
+        d = asdict(self)
+        options = {k: dict(v) for k, v in d.pop("prefilter_options").items()}
+        for alias, (tool, key) in PREFILTER_ALIASES.items():
+            name = _same_name(tool, options)
+            value = options[name].pop(key, None) if name else None
+            if name and not options[name]:
+                del options[name]
+            d[alias] = value if value is not None else _ALIAS_DEFAULTS[alias]
+        if options:
+            d["prefilter_options"] = options
+        return d
 
     def settings_for(self, tool: Any) -> Any:
         """The AnnotationSettings of ``tool``: its Appendix A defaults, then ``settings[name]``
@@ -198,3 +269,21 @@ class AnnotatorConfig:
             base = _replace(base, **{k: v for k, v in override.items() if v is not None})
         globals_ = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
         return _replace(base, **globals_) if globals_ else base
+
+
+# deprecated AnnotatorConfig field -> (tool, option of its prefilter)
+PREFILTER_ALIASES: Dict[str, Tuple[str, str]] = {
+    "calc_window_tokens": ("Calculator", "window_tokens"),
+    "calc_min_numbers": ("Calculator", "min_numbers"),
+    "calc_random_keep": ("Calculator", "random_keep"),
+    "mt_min_foreign_tokens": ("MT", "min_foreign_tokens"),
+}
+_ALIAS_DEFAULTS = {
+    alias: getattr({"Calculator": CalculatorPrefilterOptions, "MT": MTPrefilterOptions}[tool](), key)
+    for alias, (tool, key) in PREFILTER_ALIASES.items()
+}
+
+
+def _same_name(tool: str, options: Dict[str, Any]) -> Optional[str]:
+    """The key of ``options`` that names ``tool`` (tool names are case-insensitive), or None."""
+    return next((k for k in options if k.lower() == tool.lower()), None)

@@ -26,6 +26,13 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Set
 
+from toolformer.atomic import (
+    TMP_GLOB,
+    atomic_write,
+    atomic_write_json,
+    atomic_write_text,
+    replace_dir,
+)
 from toolformer.data_aug.types import AnnotationResult, Document
 from toolformer.errors import UserError
 from toolformer.syntax import APICall, format_call
@@ -41,43 +48,6 @@ DATA_FILE = "data.jsonl"
 DATASET_DIR = "dataset"
 STATS_FILE = "stats.json"
 MERGE_LOCK = ".merge.lock"
-
-
-# --------------------------------------------------------------------------- atomic files
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def atomic_replace_dir(tmp: Path, target: Path) -> None:
-    """Move the finished folder ``tmp`` to ``target``, replacing an older one."""
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def read_json(path: Path) -> Optional[Any]:
@@ -238,7 +208,7 @@ class ShardStore:
         if overwrite:
             self.remove_contents()
         self.chunks_dir.mkdir(parents=True, exist_ok=True)
-        for tmp in self.chunks_dir.glob(".*.tmp-*"):  # chunks a killed process never renamed
+        for tmp in self.chunks_dir.glob(TMP_GLOB):  # chunks a killed process never renamed
             tmp.unlink(missing_ok=True)
         saved = read_json(self.folder / "config.json")
         if saved is None:
@@ -368,16 +338,27 @@ def _dataset_rows(path: str, call_keys: Set[str]) -> Iterator[Dict[str, Any]]:
 
 
 def write_data(output: Path, rows: Iterable[Dict[str, Any]]) -> int:
-    """Write ``data.jsonl`` and the HF dataset ``dataset/`` (save_to_disk) from data rows."""
+    """Write ``data.jsonl`` and the HF dataset ``dataset/`` (save_to_disk) from data rows; the
+    dataset is made from the new ``data.jsonl`` before that file is renamed into place."""
     output = Path(output)
-    tmp = output / f".{DATA_FILE}.tmp-{os.getpid()}"
     n = 0
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-            n += 1
-        fh.flush()
-        os.fsync(fh.fileno())
+
+    def write(tmp: Path) -> None:
+        nonlocal n
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+                n += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        _write_dataset(output, tmp, n)
+
+    atomic_write(output / DATA_FILE, write)
+    return n
+
+
+def _write_dataset(output: Path, data_file: Path, n: int) -> None:
+    """``output/dataset`` (replaced whole) from the ``n`` rows of the JSONL ``data_file``."""
     from datasets import Dataset
     from datasets.utils.logging import disable_progress_bar
 
@@ -388,14 +369,12 @@ def write_data(output: Path, rows: Iterable[Dict[str, Any]]) -> int:
     try:
         if n:
             ds = Dataset.from_generator(_dataset_rows, features=features, cache_dir=str(cache),
-                                        gen_kwargs={"path": str(tmp), "call_keys": call_keys})
+                                        gen_kwargs={"path": str(data_file), "call_keys": call_keys})
         else:
             ds = Dataset.from_dict({name: [] for name in features}, features=features)
         ds.save_to_disk(str(ds_tmp), num_shards=None if n else 1)  # 0 shards would not load back
         del ds
-        atomic_replace_dir(ds_tmp, output / DATASET_DIR)
+        replace_dir(ds_tmp, output / DATASET_DIR)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
         shutil.rmtree(ds_tmp, ignore_errors=True)
-    os.replace(tmp, output / DATA_FILE)
-    return n

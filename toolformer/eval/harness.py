@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
+from toolformer.atomic import TMP_GLOB
 from toolformer.errors import UserError, ensure_dir
 from toolformer.eval import report
 from toolformer.eval.loaders import Example
@@ -283,10 +284,10 @@ class _Run:
         QA shares the run's WikiSearch unless its own corpus is set, and reads with the evaluated
         model itself when that is the reader it asks for (no second copy in memory).
         """
-        from toolformer.tools.assembly import build_tools
+        from toolformer.tools.assembly import create_tools
 
-        return build_tools(names, self.config.tool_options, model=self.model, tokenizer=self.tokenizer,
-                           model_name=self.config.model, dtype=self.config.dtype, built=self.tool_objects)
+        return create_tools(names, self.config.tool_options, model=self.model, tokenizer=self.tokenizer,
+                            model_name=self.config.model, dtype=self.config.dtype, built=self.tool_objects)
 
     def samples_path(self, task: TaskSpec) -> Optional[Path]:
         return None if self.out is None else self.out / "samples" / f"{task.file_stem}.jsonl"
@@ -431,7 +432,7 @@ def _record_settings(out: Path, fingerprint: str,
 
 
 # what eval writes in its output folder (a --tasks file there would be overwritten)
-EVAL_WRITES = ("samples", report.RESULTS_FILE, "run_state.json", "*.tmp")
+EVAL_WRITES = ("samples", report.RESULTS_FILE, "run_state.json", TMP_GLOB)
 
 
 def evaluate(

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+from toolformer.atomic import atomic_write_text
 from toolformer.errors import UserError
 from toolformer.eval.metrics import GENERATE_UNTIL, METRICS, NO_TOOL, MetricSpec
 
@@ -30,9 +31,7 @@ def write_results(results: Dict[str, Any], out_dir: Union[str, Path]) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / RESULTS_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(results, indent=2, ensure_ascii=False, default=str))
     (out / REPORT_FILE).write_text(markdown_report(results), encoding="utf-8")
     return path
 

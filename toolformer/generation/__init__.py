@@ -48,7 +48,6 @@ from toolformer.generation.engine import ExecutorLike, ToolGenerator, generate_r
 from toolformer.generation.row import _split_partial_call
 from toolformer.generation.rules import call_token_ids
 from toolformer.generation.types import (
-    DEFAULT_TOOLS,
     FINISH_REASONS,
     CallRecord,
     GenerationConfig,
@@ -58,6 +57,6 @@ from toolformer.generation.types import (
 from toolformer.syntax import UNCLOSED
 
 __all__ = [
-    "DEFAULT_TOOLS", "FINISH_REASONS", "UNCLOSED", "CallRecord", "ExecutorLike", "GenerationConfig",
+    "FINISH_REASONS", "UNCLOSED", "CallRecord", "ExecutorLike", "GenerationConfig",
     "GenerationEvent", "GenerationOutput", "ToolGenerator", "call_token_ids", "generate_reencode",
 ]

@@ -12,8 +12,9 @@ from toolformer.constrain import CallConstraint, apply_masks, token_index
 from toolformer.generation.rules import _TokenTensors, _vocab_for, at_word_start, block_tokens, call_trigger, sample
 from toolformer.grammar import call_grammar, tool_available
 from toolformer.kv_cache import cache_kwargs, returned_cache
-from toolformer.generation.types import DEFAULT_TOOLS, GenerationConfig, GenerationEvent, GenerationOutput
+from toolformer.generation.types import GenerationConfig, GenerationEvent, GenerationOutput
 from toolformer.errors import UserError
+from toolformer.tools.assembly import DEFAULT_TOOLS, create_tools
 from toolformer.tools.base import Tool, ToolContext, ToolResult
 from toolformer.tools.executor import ToolExecutor
 
@@ -122,9 +123,7 @@ class ToolGenerator:
     def executor(self) -> Optional[ToolExecutor]:
         if self._executor is None and self._executor_error is None:
             try:
-                from toolformer.tools.base import create_tools
-
-                self._executor = ToolExecutor(create_tools(list(DEFAULT_TOOLS)))
+                self._executor = ToolExecutor(create_tools(DEFAULT_TOOLS["generator"]))
             except Exception as exc:  # noqa: BLE001 - recorded on each call instead
                 self._executor_error = f"could not load the default tools: {exc}"
         return self._executor

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
-DEFAULT_TOOLS = ("Calculator", "Calendar")
 FINISH_REASONS = ("eos", "length", "stop")
 
 

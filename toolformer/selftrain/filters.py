@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 from toolformer.errors import UserError
 from toolformer.data_aug.scoring import weighted_loss
+from toolformer.plugin_options import check_options, option_types, required_options
 from toolformer.registry import Registry
 from toolformer.selftrain.candidates import Candidate
 
@@ -88,19 +89,13 @@ class CandidateFilter:
 
     @classmethod
     def check_options(cls, options: Optional[Dict[str, Any]] = None) -> None:
-        """Check ``options`` before anything runs or loads: names against the constructor's
-        keywords, values with :meth:`check_values`. Raises :class:`UserError` (one line)."""
-        import inspect
-
+        """Check ``options`` before anything runs or loads: names and types against the
+        constructor's keywords (:mod:`toolformer.plugin_options`, as tools and prefilters are
+        checked), values with :meth:`check_values`. Raises :class:`UserError` (one line)."""
         options = dict(options or {})
-        if options and cls.__init__ is CandidateFilter.__init__:
-            raise UserError(f"filter {cls.name!r} takes no option(s) {sorted(options)}")
-        try:
-            inspect.signature(cls.__init__).bind(None, None, **options)
-        except TypeError as exc:
-            known = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "context")]
-            raise UserError(f"filter {cls.name!r}: bad options {options!r} ({exc}); it takes: "
-                            f"{', '.join(known) or 'no options'}") from None
+        skip = ("self", "context")
+        check_options(f"filter {cls.name!r}", options, option_types(cls.__init__, skip),
+                      required=required_options(cls.__init__, skip))
         cls.check_values(**options)
 
     @classmethod

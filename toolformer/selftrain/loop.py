@@ -59,7 +59,7 @@ Hook = Callable[[str, Dict[str, Any]], None]
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    from toolformer.data_aug.writer import atomic_write_json
+    from toolformer.atomic import atomic_write_json
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, obj)
@@ -306,7 +306,7 @@ class SelfTrainer:
         return self._policy[1], self._policy[2]
 
     def _tools(self) -> Dict[str, Any]:
-        from toolformer.tools.assembly import build_tools, setup_tools
+        from toolformer.tools.assembly import create_tools as build_tools, setup_tools
 
         tools = build_tools(list(self.config.tools), self.config.tool_options,
                             model_name=self.config.model, dtype=self.config.dtype)

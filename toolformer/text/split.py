@@ -1,6 +1,6 @@
 """Splitting prose: sentences, fixed-size passages at sentence ends, and paragraphs of prose.
 
-``split_passages`` cuts search corpora into ~100-word passages (:mod:`toolformer.tools.corpus`);
+``split_passages`` cuts search corpora into ~100-word passages (:mod:`toolformer.retrieval.corpus`);
 ``split_paragraphs`` cuts the default annotation corpus into paragraphs that fit one model
 window (:mod:`toolformer.data_aug.inputs`); QA's reader picks the best sentence of a passage.
 """

@@ -1,7 +1,7 @@
 """Wiki markup to readable prose: templates, references, tables, lists, captions, categories and
 trailing reference sections dropped; ``{{convert}}`` and ``{{lang}}``-like templates rendered.
 
-Used for gensim's Wikipedia sample (:mod:`toolformer.tools.corpus`), which is both the default
+Used for gensim's Wikipedia sample (:mod:`toolformer.retrieval.corpus`), which is both the default
 search corpus and the default annotation corpus. The ``mwparserfromhell`` alternative was
 measured in ``benchmarks/markup_bench.py`` and left more markup behind (RESULTS.md).
 """
@@ -113,7 +113,13 @@ def clean_wikitext(wikitext: str) -> str:
     text = _drop_balanced(text, "[[", "]]", ("file:", "image:", "category:", "media:"))
     text = _drop_balanced(text, "{|", "|}", ("",))
     text = re.sub(r"<gallery.*?</gallery>", "", text, flags=re.DOTALL | re.IGNORECASE)
-    text = filter_wiki(text)
+    return prose_lines(filter_wiki(text))
+
+
+def prose_lines(text: str) -> str:
+    """The running prose of markup-free text (what :func:`clean_wikitext` keeps after gensim's
+    ``filter_wiki``): headings, lists, captions and leftovers dropped, spacing tidied, each kept
+    line ending like a sentence; paragraphs separated by blank lines."""
     paragraphs: List[str] = []
     for line in text.splitlines():
         line = line.strip()

@@ -12,10 +12,9 @@ from toolformer.tools.base import (  # noqa: F401
     ToolResult,
     UnknownToolError,
     available_tools,
-    create_tool,
-    create_tools,
     function_tool,
     get_tool_class,
     register_tool,
 )
+from toolformer.tools.assembly import create_tool, create_tools  # noqa: F401
 from toolformer.tools.executor import ToolExecutor, sanitize_result  # noqa: F401

@@ -1,16 +1,18 @@
 """Assembling a run's tools: the default tool lists, the ``--tool-option`` grammar, the options
-check that runs before any model loads, and :func:`build_tools`, the one place that owns the
-sharing rule (QA reads with the run's model and searches with the run's WikiSearch).
+check that runs before any model loads, and :func:`create_tools`, the one place that builds
+tools and owns the sharing rule (QA reads with the run's model and searches with the run's
+WikiSearch).
 
 Used by ``augment`` (:mod:`toolformer.data_aug.pipeline`), ``eval``
-(:mod:`toolformer.eval.harness`), ``generate``/``chat`` and ``tools run``.
+(:mod:`toolformer.eval.harness`), ``generate``/``chat``, ``tools run``, self-training and
+:class:`~toolformer.generation.ToolGenerator` (its default tools).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Dict, Iterable, Mapping, MutableMapping, Optional, Sequence
+from typing import Any, Dict, Iterable, Mapping, MutableMapping, Optional, Sequence, Union
 
 from toolformer.errors import ToolOptionError
 from toolformer.tools.base import Tool, get_tool_class
@@ -19,11 +21,13 @@ from toolformer.tools.base import Tool, get_tool_class
 PAPER_TOOLS = ("Calculator", "Calendar", "WikiSearch", "QA", "MT")
 # What each command offers when the user names no tools and the checkpoint's toolformer.json
 # names none either. eval leaves MT out: none of its tasks is in another language. generate and
-# chat leave QA and MT out: they would load a second model to answer a chat turn.
+# chat leave QA and MT out: they would load a second model to answer a chat turn. A
+# ToolGenerator made without tools ("generator") offers the two that load nothing.
 DEFAULT_TOOLS: Dict[str, Sequence[str]] = {
     "augment": PAPER_TOOLS,
     "eval": ("Calculator", "Calendar", "WikiSearch", "QA"),
     "generate": ("Calculator", "Calendar", "WikiSearch"),
+    "generator": ("Calculator", "Calendar"),
 }
 
 Options = Dict[str, Dict[str, Any]]  # tool name -> {option: value}
@@ -111,8 +115,8 @@ def _same_reader(qa_options: Mapping[str, Any], model_name: Optional[str], dtype
     return same_model and DTYPES.get(str(qa_options.get("dtype", QAConfig.dtype)).lower()) == run_dtype
 
 
-def build_tools(
-    names: Iterable[str],
+def create_tools(
+    names: Union[None, str, Iterable[str]] = None,
     options: Optional[Mapping[str, Mapping[str, Any]]] = None,
     *,
     model: Any = None,
@@ -121,7 +125,9 @@ def build_tools(
     dtype: Optional[str] = "fp32",
     built: Optional[MutableMapping[str, Tool]] = None,
 ) -> Dict[str, Tool]:
-    """The run's tools, in ``names`` order, each made by :meth:`Tool.from_options`.
+    """The tools ``names`` (a list, or a comma-separated string; None: the paper's five) by
+    registered name, in that order, each made by :meth:`Tool.from_options` with ``options``
+    (tool name -> its options; names case-insensitive).
 
     The sharing rule lives here and only here: QA searches with the run's WikiSearch (built
     with the run's WikiSearch options, also when WikiSearch itself is not offered) unless QA has
@@ -129,7 +135,14 @@ def build_tools(
     loaded model) when its reader is ``model_name`` in the same ``dtype``, instead of loading a
     second copy. ``built``: tools made earlier in the run, reused and added to (eval builds a
     task's tools once per run, not once per task).
+
+    Raises :class:`~toolformer.tools.base.UnknownToolError` for an unknown name and
+    :class:`~toolformer.tools.base.ToolOptionsError` (one line) for a bad option.
     """
+    if names is None:
+        names = PAPER_TOOLS
+    elif isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
     built = built if built is not None else {}
     options = canonical_options(options)
     out: Dict[str, Tool] = {}
@@ -139,12 +152,20 @@ def build_tools(
             opts = dict(options.get(cls.name, {}))
             if cls.name == "QA":
                 if not {"search", "corpus", "retriever"} & set(opts):
-                    opts["search"] = build_tools(["WikiSearch"], options, built=built)["WikiSearch"]
+                    search = create_tools(["WikiSearch"], options, built=built)["WikiSearch"]
+                    opts["search"] = search
                 if model is not None and _same_reader(opts, model_name, dtype):
                     opts.update(model=model, tokenizer=tokenizer)
             built[cls.name] = cls.from_options(**opts)
         out[cls.name] = built[cls.name]
     return out
+
+
+def create_tool(name: str, **options: Any) -> Tool:
+    """The tool ``name`` made from keyword ``options`` by :func:`create_tools` (so a QA made
+    alone searches with a WikiSearch made by the same rule)."""
+    cls = get_tool_class(name)
+    return create_tools([cls.name], {cls.name: options})[cls.name]
 
 
 def setup_tools(tools: Mapping[str, Tool]) -> None:

@@ -13,15 +13,14 @@ import dataclasses
 import datetime as _dt
 import inspect
 import threading
-import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from importlib import resources
-from typing import (Any, Callable, ClassVar, Dict, FrozenSet, Iterable, List, Mapping, Optional,
-                    Type, Union)
+from typing import Any, Callable, ClassVar, Dict, FrozenSet, List, Mapping, Optional, Type, Union
 
-from toolformer.errors import ToolOptionError, UserError
-from toolformer.registry import Registry, UnknownNameError, closest
+from toolformer.errors import MissingDependencyError, ToolOptionError, UserError
+from toolformer.plugin_options import build_options, check_options, option_types
+from toolformer.registry import Registry, UnknownNameError
 
 ENTRY_POINT_GROUP = "toolformer.tools"
 
@@ -38,15 +37,6 @@ class UnknownToolError(UnknownNameError):
     """No tool of that name is registered (a ``KeyError`` and a ``UserError``)."""
 
     kind = "tool"
-
-
-class MissingDependencyError(ImportError):
-    """An optional package that a tool or model needs is not installed."""
-
-    def __init__(self, what: str, install: str):
-        self.what = what
-        self.install = install
-        super().__init__(f"{what} needs a package that is not installed: run `{install}`")
 
 
 class ToolOptionsError(ToolError, ToolOptionError, ValueError):
@@ -253,30 +243,27 @@ class Tool(ABC):
     # -- options ---------------------------------------------------------------------------
     @classmethod
     def option_types(cls) -> Dict[str, Any]:
-        """Each option a tool takes -> its type hint (``Any`` when it has none): the fields of
-        ``options_class`` and the keyword parameters of ``__init__``."""
-        found: Dict[str, Any] = {}
-        hints = _hints(cls.__init__)  # first: a keyword may take more than its field (a loaded model)
-        for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-                found[p.name] = hints.get(p.name, Any)
+        """Each option a tool takes -> its type hint (``Any`` when it has none): the keyword
+        parameters of ``__init__`` (first: a keyword may take more than its field, e.g. a loaded
+        model), then the fields of ``options_class``."""
+        found = option_types(cls.__init__)
         if cls.options_class is not None and dataclasses.is_dataclass(cls.options_class):
-            hints = _hints(cls.options_class)
-            for f in dataclasses.fields(cls.options_class):
-                found.setdefault(f.name, hints.get(f.name, Any))
+            for name, hint in option_types(cls.options_class).items():
+                found.setdefault(name, hint)
         return found
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
         """Raise :class:`ToolOptionsError` for an option the tool does not take (with a "did you
-        mean") or a value of the wrong type (``decimals='abc'``: "expected an integer")."""
-        types = cls.option_types()
-        for key, value in options.items():
-            if key not in types:
-                raise ToolOptionsError(unknown_option_message(cls.name, key, types))
-            expected = _type_mismatch(types[key], value)
-            if expected:
-                raise ToolOptionsError(f"{cls.name} option {key}={value!r}: expected {expected}")
+        mean") or a value of the wrong type (``decimals='abc'``: "expected an integer"); the one
+        check of :mod:`toolformer.plugin_options`, shared with prefilters and filters."""
+        check_options(cls.name, options, cls.option_types(), error=ToolOptionsError)
+
+    @classmethod
+    def build_config(cls, options: Mapping[str, Any], base: Any = None) -> Any:
+        """The tool's ``options_class`` built from ``options`` (over ``base`` when given), checked
+        as :meth:`check_options` checks them; what constructors with an options class call."""
+        return build_options(cls.options_class, options, cls.name, ToolOptionsError, base)
 
     @classmethod
     def from_options(cls, **options: Any) -> "Tool":
@@ -299,7 +286,10 @@ class Tool(ABC):
     # -- lifecycle -------------------------------------------------------------------------
     def setup(self) -> "Tool":
         """Load what the tool needs (an index, a model) once; thread-safe and idempotent, so
-        calling it again, or from several threads, costs nothing. Returns the tool."""
+        calling it again, or from several threads, costs nothing. Returns the tool.
+
+        The one lifecycle of every tool: subclasses put their loading in :meth:`_setup`, and
+        call ``self.setup()`` where they first need it (a call before the run set them up)."""
         if self.__dict__.get("_is_setup"):
             return self
         with _instance_lock(self):
@@ -309,13 +299,8 @@ class Tool(ABC):
         return self
 
     def _setup(self) -> None:
-        """Subclasses load their heavy parts here; the default calls the tool's ``prepare()`` or
-        ``load()`` when it has one (WikiSearch, QA, MT)."""
-        for method in ("prepare", "load"):
-            fn = getattr(self, method, None)
-            if callable(fn):
-                fn()
-                return
+        """Subclasses load their heavy parts here (runs once, under the tool's lock); the
+        default loads nothing."""
 
 
 _LOCKS_GUARD = threading.Lock()
@@ -330,53 +315,8 @@ def _instance_lock(tool: Tool) -> "threading.RLock":
     return lock
 
 
-def _hints(obj: Any) -> Dict[str, Any]:
-    try:
-        return typing.get_type_hints(obj)
-    except Exception:  # noqa: BLE001 - an unresolvable annotation just means "not checked"
-        return {}
-
-
 def _is_plain(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, float, bool, list, dict))
-
-
-_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-
-
-def _type_mismatch(hint: Any, value: Any) -> Optional[str]:
-    """What ``hint`` expects in words, when ``value`` does not fit it; None when it fits (or the
-    hint is not a plain type we can check)."""
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) is Union:
-        if value is None and type(None) in args:
-            return None
-        words = [_type_mismatch(a, value) for a in args if a is not type(None)]
-        if any(w is None for w in words):
-            return None
-        return " or ".join(w for w in words if w)
-    if hint in (int, float):
-        ok = isinstance(value, (int, float) if hint is float else int) and not isinstance(value, bool)
-        return None if ok else _TYPE_WORDS[hint]
-    if hint in (str, bool):
-        return None if isinstance(value, hint) else _TYPE_WORDS[hint]
-    return None
-
-
-def unknown_option_message(tool: str, key: str, known: Iterable[str]) -> str:
-    """``"Calculator has no option 'decimal'. Did you mean 'decimals'? Its options: decimals."``"""
-    known = sorted(known)
-    close = closest(key, known, cutoff=0.6)
-    hint = f" Did you mean {close!r}?" if close else ""
-    return f"{tool} has no option {key!r}.{hint} Its options: {', '.join(known) or 'none'}."
-
-
-def reject_unknown_options(tool: str, options: Mapping[str, Any], known: Iterable[str]) -> None:
-    """The constructors' own check (for direct use, without :meth:`Tool.from_options`)."""
-    known = set(known)
-    for key in options:
-        if key not in known:
-            raise ToolOptionsError(unknown_option_message(tool, key, known))
 
 
 # --------------------------------------------------------------------------- registry
@@ -438,28 +378,6 @@ def get_tool_class(name: str) -> Type[Tool]:
     a package the tool imports is missing, and :class:`ToolLoadError` for a broken registration.
     """
     return TOOLS.get(name)
-
-
-def create_tool(name: str, **options: Any) -> Tool:
-    """Instantiate the tool ``name`` from keyword ``options`` (checked: :meth:`Tool.from_options`)."""
-    return get_tool_class(name).from_options(**options)
-
-
-def create_tools(
-    names: Union[None, str, Iterable[str]] = None,
-    options: Optional[Mapping[str, Mapping[str, Any]]] = None,
-) -> Dict[str, Tool]:
-    """Instantiate several tools: ``names`` as a list or a comma-separated string (None: all)."""
-    if names is None:
-        names = list(_BUILTINS)
-    elif isinstance(names, str):
-        names = [n.strip() for n in names.split(",") if n.strip()]
-    options = options or {}
-    tools: Dict[str, Tool] = {}
-    for n in names:
-        cls = get_tool_class(n)
-        tools[cls.name] = cls.from_options(**dict(options.get(cls.name, {})))
-    return tools
 
 
 def function_tool(

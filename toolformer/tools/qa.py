@@ -1,20 +1,23 @@
 """QA: a retrieval-augmented reader (the paper used Atlas) that answers a question in a few words.
 
-The question goes to a :class:`~toolformer.tools.wiki_search.WikiSearch` (shared with the
-WikiSearch tool when one is injected); a causal LM reads the best passages and the question and
-answers greedily, stopping at the end of a line or sentence. The LM is loaded on the first call.
+The question goes to a :class:`~toolformer.tools.wiki_search.WikiSearch` (the run's WikiSearch
+when :func:`~toolformer.tools.assembly.create_tools` builds QA); a causal LM reads the best
+passages and the question and answers greedily, stopping at the end of a line or sentence. The
+LM and the index load in ``setup()`` (before the first call, or at it).
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, List, Optional, Sequence, Tuple
 
 from toolformer.errors import UserError
 from toolformer.grammar import TextArgs
+from toolformer.retrieval.corpus import Passage
+from toolformer.retrieval.terms import tokenize
+from toolformer.text.split import split_sentences
 from toolformer.tools.base import (
     RETRIEVAL_SETTINGS,
     Tool,
@@ -22,9 +25,7 @@ from toolformer.tools.base import (
     ToolError,
     ToolOutput,
     load_prompt,
-    reject_unknown_options,
 )
-from toolformer.tools.corpus import Passage
 from toolformer.tools.self_retrieval import (
     SELF_EXCLUDED,
     SelfExclusion,
@@ -81,8 +82,6 @@ _COPULA = re.compile(r"\s(?:is|was|are|were)\s", re.IGNORECASE)
 
 
 def _content(text: str) -> set:
-    from toolformer.tools.wiki_search import tokenize
-
     return set(tokenize(text))
 
 
@@ -126,8 +125,6 @@ def clean_answer(
 def focus(text: str, question: str, words: int) -> str:
     """The part of a passage a small reader should see: the sentence sharing most terms with the
     question, widened by its neighbours (following first) up to ``words`` words."""
-    from toolformer.text.split import split_sentences
-
     if len(text.split()) <= words:
         return text
     sentences = split_sentences(text) or [text]
@@ -178,8 +175,7 @@ class QA(Tool):
         config: Optional[QAConfig] = None,
         **options: Any,
     ):
-        reject_unknown_options(self.name, options, (f.name for f in fields(QAConfig)))
-        config = config or QAConfig(**options)
+        config = self.build_config(options, base=config)
         if isinstance(model, str):
             config.model = model
             model = None
@@ -189,38 +185,35 @@ class QA(Tool):
         self._search = search
         self._model = model
         self._tokenizer = tokenizer
-        self._lock = threading.RLock()
         self._answers: "OrderedDict[Tuple[str, Tuple[str, ...]], str]" = OrderedDict()
 
-    # -- parts, loaded on first use -------------------------------------------------------
+    # -- parts, loaded by setup() ---------------------------------------------------------
     @property
     def search(self):
-        """The retriever (a WikiSearch over ``config.corpus`` unless one was injected)."""
-        with self._lock:
-            if self._search is None:
-                from toolformer.tools.wiki_search import WikiSearch
+        """The retriever: the injected one, else a WikiSearch over ``config.corpus`` (made here,
+        loaded in ``setup()``)."""
+        if self._search is None:
+            from toolformer.tools.wiki_search import WikiSearch
 
-                self._search = WikiSearch(corpus=self.config.corpus, mode=self.config.retriever)
-            return self._search
+            self._search = WikiSearch(corpus=self.config.corpus, mode=self.config.retriever)
+        return self._search
+
+    def _setup(self) -> None:
+        """Load the reader LM (unless one was injected) and the retriever's index."""
+        if self._model is None:
+            from toolformer.models import load_model
+
+            self._model, self._tokenizer = load_model(self.config.model, dtype=self.config.dtype)
+        setup = getattr(self.search, "setup", None)
+        if setup is not None:
+            setup()
 
     def reader(self) -> Tuple[Any, Any]:
-        """``(model, tokenizer)`` of the reader LM."""
-        with self._lock:
-            if self._model is None:
-                from toolformer.models import load_model
-
-                self._model, self._tokenizer = load_model(
-                    self.config.model, dtype=self.config.dtype
-                )
-            return self._model, self._tokenizer
-
-    def prepare(self) -> "QA":
-        """Load the reader and the retriever's index now instead of at the first call."""
-        self.reader()
-        prepare = getattr(self.search, "prepare", None)
-        if prepare is not None:
-            prepare()
-        return self
+        """``(model, tokenizer)`` of the reader LM (the tool is set up first unless one was
+        injected)."""
+        if self._model is None:
+            self.setup()
+        return self._model, self._tokenizer
 
     # -- answering ------------------------------------------------------------------------
     def retrieve(self, question: str, exclude: Optional[SelfExclusion] = None) -> List[Passage]:
@@ -278,7 +271,7 @@ class QA(Tool):
         device = next(model.parameters()).device
         enc = {k: v.to(device) for k, v in enc.items()}
         n = enc["input_ids"].shape[1]
-        with self._lock, torch.no_grad():
+        with torch.no_grad():
             out = model.generate(
                 **enc,
                 max_new_tokens=self.config.max_new_tokens,
@@ -304,14 +297,13 @@ class QA(Tool):
         # the executor caches per annotated document and call position; the same question
         # over the same passages is read once
         key = (question, tuple(p.id for p in passages))
-        with self._lock:
-            answer = self._answers.get(key)
+        answer = self._answers.get(key)
         if answer is None:
             answer = self.answer(question, passages)
-            with self._lock:
-                self._answers[key] = answer
-                if len(self._answers) > ANSWER_CACHE:
-                    self._answers.popitem(last=False)
+            # two threads asking the same question at once both read it: harmless
+            self._answers[key] = answer
+            while len(self._answers) > ANSWER_CACHE:
+                self._answers.popitem(last=False)
         if not answer:
             raise with_notes(ToolError(f"QA could not answer {question!r}"), notes)
         return ToolOutput(answer, notes)

@@ -21,13 +21,14 @@ import math
 import re
 import threading
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
 from toolformer.grammar import TextArgs
 from toolformer.kv_cache import cache_kwargs, returned_cache
+from toolformer.paths import torch_dtype
+from toolformer.text.langdetect import LANGUAGE_NAMES, UNKNOWN, detect_language
 from toolformer.tools.base import (
-    reject_unknown_options,
     COMPUTE_SETTINGS,
     Tool,
     ToolContext,
@@ -35,7 +36,6 @@ from toolformer.tools.base import (
     ToolInputError,
     load_prompt,
 )
-from toolformer.text.langdetect import LANGUAGE_NAMES, UNKNOWN, detect_language
 
 DEFAULT_MT_MODEL = "gemma3-270m"
 
@@ -276,35 +276,29 @@ class MT(Tool):
         config: Optional[MTConfig] = None,
         **options: Any,
     ):
-        config = config or MTConfig()
-        reject_unknown_options(self.name, options, (f.name for f in fields(MTConfig)))
         if isinstance(model, str):
             options["model"] = model
-        self.config = replace(config, **options)
+        self.config = self.build_config(options, base=config)
         self._model_obj = None if model is None or isinstance(model, str) else model
         if self._model_obj is not None and tokenizer is None:
             raise ToolInputError("MT: pass the tokenizer together with a loaded model")
         self._tokenizer = tokenizer
         self._backend: Any = None
         self._load_error: Optional[str] = None
-        self._lock = threading.Lock()
+        # one translation at a time: a call sets the tokenizer's source language (NLLB, M2M100)
+        # and reuses the backend's prompt cache
+        self._translating = threading.Lock()
 
     # -- loading ------------------------------------------------------------------------------
     @property
     def loaded(self) -> bool:
-        """Whether the model is in memory (it loads on the first call that needs it)."""
+        """Whether the model is in memory (``setup()``, or the first call that needs it)."""
         return self._backend is not None
 
-    def load(self) -> "MT":
-        """Load the model now instead of on the first call."""
-        with self._lock:
-            self._ensure_backend()
-        return self
-
-    def _ensure_backend(self) -> Any:
-        if self._backend is not None:
-            return self._backend
-        if self._load_error is not None:  # do not retry a failed load on every call
+    def _setup(self) -> None:
+        """Load the model (unless one was injected) and pick its backend; a failed load is
+        remembered and reported on every later call instead of being retried."""
+        if self._load_error is not None:
             raise ToolError(self._load_error)
         try:
             model, tok = self._model_obj, self._tokenizer
@@ -316,7 +310,6 @@ class MT(Tool):
             raise ToolError(self._load_error) from exc
         seq2seq = getattr(model.config, "is_encoder_decoder", False)
         self._backend = (_Seq2SeqBackend if seq2seq else _CausalBackend)(model, tok, self.config)
-        return self._backend
 
     @staticmethod
     def _load(config: MTConfig) -> Tuple[Any, Any]:
@@ -335,7 +328,7 @@ class MT(Tool):
 
                 tok = models.load_pretrained(AutoTokenizer, target, target, weights=False)
                 model = models.load_pretrained(
-                    AutoModelForSeq2SeqLM, target, target, dtype=models._torch_dtype(config.dtype)
+                    AutoModelForSeq2SeqLM, target, target, dtype=torch_dtype(config.dtype)
                 )
                 if device:
                     model.to(device)
@@ -364,8 +357,8 @@ class MT(Tool):
         if not has_letters or (lang == "en" and confidence >= self.config.english_threshold):
             return Translation(original, lang, confidence, skipped=True,
                                seconds=time.perf_counter() - start)
-        with self._lock:
-            backend = self._ensure_backend()
+        backend = self.setup()._backend
+        with self._translating:
             n_source = backend.count_tokens(text)
             if n_source > self.config.max_input_tokens:
                 raise ToolInputError(

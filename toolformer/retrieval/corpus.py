@@ -22,15 +22,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
+from toolformer.atomic import atomic_write_jsonl
 from toolformer.errors import UserError
-from toolformer.text.split import split_passages, split_sentences  # noqa: F401 - also imported from here
-from toolformer.text.wikitext import clean_wikitext
 from toolformer.records import RecordStats, source_kind
 from toolformer.records import iter_records as read_records
+from toolformer.text.split import split_passages
+from toolformer.text.wikitext import clean_wikitext
 
 GENSIM_WIKI_GLOB = "enwiki-latest-pages-articles*-shortened.bz2"
 CLEANER_VERSION = 1  # bump when cleaning or splitting changes: it is part of every index key
-
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _iter_pages(path: Path) -> Iterator[Dict[str, str]]:
+def iter_pages(path: Path) -> Iterator[Dict[str, str]]:
     """(title, id, ns, wikitext) of each page of a MediaWiki XML dump (.bz2 or plain)."""
     opener = bz2.open if path.suffix == ".bz2" else open
     try:
@@ -127,7 +127,7 @@ def _iter_pages(path: Path) -> Iterator[Dict[str, str]]:
 
 
 def _clean_articles(path: Path, min_words: int) -> Iterator[Dict[str, str]]:
-    for page in _iter_pages(path):
+    for page in iter_pages(path):
         raw = page.get("text", "")
         if page.get("ns", "0") != "0" or raw.lstrip().lower().startswith("#redirect"):
             continue
@@ -164,11 +164,7 @@ def iter_wikipedia_articles(
     if not cached.exists():
         articles = list(_clean_articles(path, min_words))
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for article in articles:
-                fh.write(json.dumps(article, ensure_ascii=False) + "\n")
-        os.replace(tmp, cached)  # atomic: readers never see half a file
+        atomic_write_jsonl(cached, articles)  # readers never see half a file
         yield from articles
         return
     with open(cached, encoding="utf-8") as fh:
