@@ -8,12 +8,12 @@ import textwrap
 
 import pytest
 
+from toolformer.errors import MissingDependencyError
 from toolformer.tools import base
 from toolformer.tools.base import (
     COMPUTE_SETTINGS,
     RETRIEVAL_SETTINGS,
     AnnotationSettings,
-    MissingDependencyError,
     Tool,
     ToolContext,
     ToolError,

@@ -34,6 +34,19 @@ class ModelLoadError(UserError):
     """A model folder, alias or id that could not be loaded (missing, corrupt, untrusted)."""
 
 
+class MissingDependencyError(ImportError):
+    """An optional package that a tool or model needs is not installed.
+
+    An ``ImportError`` (what a missing package raises), not a :class:`UserError`: the CLI
+    lists it among the errors it prints on one line. ``what`` names who needs the package,
+    ``install`` the command that installs it."""
+
+    def __init__(self, what: str, install: str):
+        self.what = what
+        self.install = install
+        super().__init__(f"{what} needs a package that is not installed: run `{install}`")
+
+
 def _reason(exc: OSError) -> str:
     """The OS's reason in words: ``permission denied``, ``no space left on device``..."""
     if isinstance(exc, PermissionError):

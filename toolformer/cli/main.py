@@ -71,9 +71,9 @@ class LazyGroup(click.Group):
 
 
 def _user_error_types() -> tuple:
-    from toolformer.errors import UserError
+    from toolformer.errors import MissingDependencyError, UserError
     from toolformer.syntax import CallSyntaxError
-    from toolformer.tools.base import MissingDependencyError, UnknownToolError
+    from toolformer.tools.base import UnknownToolError
 
     return (UserError, UnknownToolError, MissingDependencyError, CallSyntaxError, FileNotFoundError)
 

@@ -78,10 +78,10 @@ def run_tool(name: str, args: Tuple[str, ...], date: Optional[_dt.datetime], tim
 
     NAME may also be a whole call: ``toolformer tools run "[Calculator(400 / 1400)]"``.
     """
-    from toolformer.errors import UserError
+    from toolformer.errors import MissingDependencyError, UserError
     from toolformer.syntax import CallSyntaxError, parse_call
     from toolformer.tools.assembly import parse_options
-    from toolformer.tools.base import MissingDependencyError, ToolContext, ToolError, UnknownToolError, create_tool
+    from toolformer.tools.base import ToolContext, ToolError, UnknownToolError, create_tool
     from toolformer.tools.executor import ToolExecutor
 
     text = " ".join(args)

@@ -22,8 +22,8 @@ import random
 from typing import Callable, Dict, List, Tuple
 
 from toolformer.errors import UserError
+from toolformer.selftrain.gsm8k import format_number
 from toolformer.selftrain.spec import is_sized_spec, parse_sized_spec
-from toolformer.selftrain.corpus import format_number
 
 NAME = "arithmetic"
 DEFAULT_SIZE = 3000

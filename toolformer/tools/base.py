@@ -20,7 +20,7 @@ from importlib import resources
 from typing import (Any, Callable, ClassVar, Dict, FrozenSet, Iterable, List, Mapping, Optional,
                     Type, Union)
 
-from toolformer.errors import ToolOptionError, UserError
+from toolformer.errors import MissingDependencyError, ToolOptionError, UserError
 from toolformer.registry import Registry, UnknownNameError, closest
 
 ENTRY_POINT_GROUP = "toolformer.tools"
@@ -38,15 +38,6 @@ class UnknownToolError(UnknownNameError):
     """No tool of that name is registered (a ``KeyError`` and a ``UserError``)."""
 
     kind = "tool"
-
-
-class MissingDependencyError(ImportError):
-    """An optional package that a tool or model needs is not installed."""
-
-    def __init__(self, what: str, install: str):
-        self.what = what
-        self.install = install
-        super().__init__(f"{what} needs a package that is not installed: run `{install}`")
 
 
 class ToolOptionsError(ToolError, ToolOptionError, ValueError):
@@ -168,7 +159,7 @@ class Tool(ABC):
     # the options a checkpoint's toolformer.json may set (what the tool's behaviour learned in
     # training needs, e.g. the Calculator's numbers_from_text): a manifest is data from whoever
     # made the checkpoint, so files, folders and models it names are never used unless the user
-    # passes them (toolformer.manifest.run_tool_options)
+    # passes them (toolformer.tools.assembly.run_tool_options)
     manifest_safe_options: ClassVar[FrozenSet[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

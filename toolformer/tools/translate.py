@@ -24,8 +24,10 @@ import time
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Dict, Optional, Tuple
 
+from toolformer import models
 from toolformer.grammar import TextArgs
 from toolformer.kv_cache import cache_kwargs, returned_cache
+from toolformer.paths import torch_dtype
 from toolformer.tools.base import (
     reject_unknown_options,
     COMPUTE_SETTINGS,
@@ -322,8 +324,6 @@ class MT(Tool):
     def _load(config: MTConfig) -> Tuple[Any, Any]:
         import torch
 
-        from toolformer import models
-
         device = config.device or ("cuda" if torch.cuda.is_available() else None)
         target = config.model
         if target not in models.ALIASES and target.lower() not in models.ALIASES:
@@ -335,7 +335,7 @@ class MT(Tool):
 
                 tok = models.load_pretrained(AutoTokenizer, target, target, weights=False)
                 model = models.load_pretrained(
-                    AutoModelForSeq2SeqLM, target, target, dtype=models._torch_dtype(config.dtype)
+                    AutoModelForSeq2SeqLM, target, target, dtype=torch_dtype(config.dtype)
                 )
                 if device:
                     model.to(device)

@@ -23,12 +23,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from toolformer.errors import UserError
+from toolformer.errors import MissingDependencyError, UserError
 from toolformer.grammar import TextArgs
 from toolformer.tools.base import (
     reject_unknown_options,
     RETRIEVAL_SETTINGS,
-    MissingDependencyError,
     Tool,
     ToolContext,
     ToolError,
