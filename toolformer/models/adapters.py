@@ -22,7 +22,8 @@ def quiet_peft() -> Iterator[None]:
     ``__init__`` reads transformers' deprecated ``is_gradient_checkpointing``: peft's business,
     not the user's), for a fresh LoRA model and a loaded adapter alike."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*",
+                                category=FutureWarning)
         yield
 
 

@@ -23,13 +23,15 @@ ADAPTERS_ENV = "TOOLFORMER_ADAPTERS"
 # where ``toolformer finetune`` saves the LoRA adapter, beside the merged weights
 ADAPTER_DIR = "adapter"
 # the files that hold a saved model's weights (single file, shards, their index)
-WEIGHT_FILES = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin", "pytorch_model*.bin.index.json")
+WEIGHT_FILES = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin",
+                "pytorch_model*.bin.index.json")
 
 
 def adapter_search_dirs() -> List[Path]:
     """Folders whose subfolders are named adapters: ``$TOOLFORMER_ADAPTERS`` (os.pathsep-separated)
     first, then ``toolformer/adapters/`` inside the package (shipped in the wheel)."""
-    dirs = [Path(os.path.expanduser(d)) for d in os.environ.get(ADAPTERS_ENV, "").split(os.pathsep) if d]
+    dirs = [Path(os.path.expanduser(d))
+            for d in os.environ.get(ADAPTERS_ENV, "").split(os.pathsep) if d]
     return dirs + [Path(__file__).resolve().parents[1] / "adapters"]
 
 
@@ -46,7 +48,8 @@ def list_adapters() -> Dict[str, Path]:
 
 def weight_files(folder: Path) -> List[Path]:
     """The weight files at the top of a saved model folder (not those of its ``adapter/``)."""
-    return sorted({f for pattern in WEIGHT_FILES for f in Path(folder).glob(pattern) if f.is_file()})
+    return sorted({f for pattern in WEIGHT_FILES for f in Path(folder).glob(pattern)
+                   if f.is_file()})
 
 
 def pruned_adapter(folder: Union[str, Path]) -> Optional[Path]:
@@ -93,7 +96,8 @@ def adapter_base(folder: Path) -> str:
         if base:
             return base
     try:
-        base = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
+        config = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+        base = config.get("base_model_name_or_path")
     except (ValueError, AttributeError):
         base = None
     if not base:
@@ -134,7 +138,8 @@ def manifest_tool_options(model: str) -> Dict[str, Dict[str, Any]]:
     ``selftrain``), or ``{}``. ``generate``, ``chat`` and ``eval`` use them unless the user
     gives the same option (:func:`toolformer.tools.assembly.run_tool_options`).
 
-    Raises :class:`~toolformer.errors.UserError` when ``"tool_options"`` is not an object of objects.
+    Raises :class:`~toolformer.errors.UserError` when ``"tool_options"`` is not an object of
+    objects.
     """
     folder, opts = _field(model, "tool_options")
     if opts is None:
@@ -157,10 +162,12 @@ def manifest_chat_roles(model: str) -> Optional[Tuple[str, str]]:
     if roles is None:
         return None
     ok = isinstance(roles, dict) and all(
-        isinstance(roles.get(k), str) and roles[k].strip() and "\n" not in roles[k] for k in ("user", "assistant"))
+        isinstance(roles.get(k), str) and roles[k].strip() and "\n" not in roles[k]
+        for k in ("user", "assistant"))
     if not ok:
-        raise UserError(f"{manifest_path(folder)}: 'chat_roles' must be {{\"user\": \"Q\", \"assistant\": \"A\"}} "
-                        "(one-line labels); fix or delete it")
+        raise UserError(f"{manifest_path(folder)}: 'chat_roles' must be "
+                        "{\"user\": \"Q\", \"assistant\": \"A\"} (one-line labels); "
+                        "fix or delete it")
     return roles["user"].strip(), roles["assistant"].strip()
 
 

@@ -20,7 +20,8 @@ from toolformer.models.trust import check_weight_files, trust_pickle_weights
 from toolformer.paths import check_dtype, torch_dtype
 
 
-def load_pretrained(loader: Any, target: str, original: str, *, weights: bool = True, **kwargs: Any) -> Any:
+def load_pretrained(loader: Any, target: str, original: str, *, weights: bool = True,
+                    **kwargs: Any) -> Any:
     """``loader.from_pretrained(target)`` the one safe way: local files first (no network for
     anything cached), then the hub; safetensors only unless pickle weights are trusted; any
     failure (missing files, a truncated safetensors file, a bad config) is one
@@ -109,8 +110,10 @@ def load_model(
 def _load_adapter(folder: Path, dtype: Optional[str], device: Optional[str]) -> Tuple[Any, Any]:
     base = adapter_base(folder)
     if adapter_dir(base) is not None:
-        raise UserError(f"adapter {folder} names another adapter ({base}) as its base; name a model")
-    check_weight_files(str(folder), str(folder))  # adapter_model.bin: pickle, refused unless trusted
+        raise UserError(f"adapter {folder} names another adapter ({base}) as its base; "
+                        "name a model")
+    # adapter_model.bin is a pickle: refused unless trusted
+    check_weight_files(str(folder), str(folder))
     model, tok = load_model(base, dtype=dtype, device=device)
     try:
         model = peft_from_pretrained(model, str(folder)).merge_and_unload()

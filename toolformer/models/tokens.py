@@ -84,5 +84,6 @@ def start_token_losses(model: Any, tokenizer: Any, texts: List[str],
                 total += float(nll.sum())
                 first += float(nll[0])
                 n += len(nll)
-        out[token] = {"mean_loss": total / max(1, n), "first_token_loss": first / max(1, len(texts))}
+        out[token] = {"mean_loss": total / max(1, n),
+                      "first_token_loss": first / max(1, len(texts))}
     return out

@@ -33,7 +33,7 @@ def check_weight_files(target: str, original: str) -> None:
     pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if pickles:
         raise ModelLoadError(
-            f"could not load model {original}: its weights ({pickles[0]}) are a pickle file, which can "
-            "run code when loaded; convert them to safetensors, or pass --trust-pickle-weights if "
-            "you trust where they came from"
+            f"could not load model {original}: its weights ({pickles[0]}) are a pickle file, "
+            "which can run code when loaded; convert them to safetensors, or pass "
+            "--trust-pickle-weights if you trust where they came from"
         )

@@ -96,7 +96,8 @@ def canonical_options(options: Optional[Mapping[str, Mapping[str, Any]]]) -> Opt
 
 
 def merge_tool_options(*layers: Optional[Dict[str, Dict[str, Any]]]) -> Dict[str, Dict[str, Any]]:
-    """Tool options layered per option (later layers win), tool names in their registered spelling."""
+    """Tool options layered per option (later layers win), tool names in their registered
+    spelling."""
     out: Dict[str, Dict[str, Any]] = {}
     for layer in layers:
         for tool, opts in canonical_options(layer or {}).items():
