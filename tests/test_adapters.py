@@ -99,7 +99,7 @@ def test_generate_chat_and_eval_take_an_adapter(adapters_root, tmp_path, monkeyp
     assert res.exit_code == 0, res.output
     assert "tools: Calculator" in res.output  # from the adapter's toolformer.json
     from toolformer.eval.harness import EvalConfig, evaluate
-    from toolformer.manifest import manifest_tools
+    from toolformer.models import manifest_tools
 
     assert manifest_tools("calc-tiny") == ["Calculator"]
     dev = tmp_path / "dev.jsonl"
@@ -133,7 +133,7 @@ def test_the_shipped_calculator_adapter_calls_with_the_questions_numbers():
     carries its tool options, and answers an unseen word problem with a Calculator call over the
     question's numbers whose result is the answer."""
     from toolformer.generation import GenerationConfig, ToolGenerator
-    from toolformer.manifest import manifest_tool_options
+    from toolformer.models import manifest_tool_options
     from toolformer.tools.assembly import create_tools
 
     assert "smollm2-135m-calculator" in list_adapters()

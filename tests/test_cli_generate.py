@@ -216,7 +216,8 @@ def test_chat_talks_in_the_turns_an_adapter_was_trained_on(smol_tokenizer, tmp_p
     default (the model never saw the chat template), ``--template`` still wins, and a typed
     ``Q:`` is not doubled."""
     from toolformer.errors import UserError
-    from toolformer.manifest import chat_roles_of_template, manifest_chat_roles, write_manifest
+    from toolformer.manifest import chat_roles_of_template, write_manifest
+    from toolformer.models import manifest_chat_roles
     from toolformer.selftrain import SelfTrainConfig
     from toolformer.selftrain.loop import adapter_manifest
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from toolformer.cli.eval_cmd import eval_command
 from toolformer.cli.main import main as cli_main
 from toolformer.errors import UserError
-from toolformer.manifest import manifest_tools
+from toolformer.models import manifest_tools
 from toolformer.tools.assembly import parse_tool_options
 from toolformer.eval import report
 from toolformer.eval.harness import (EvalConfig, eval_generation, evaluate,

@@ -1,13 +1,14 @@
-"""The checkpoint manifest (toolformer.json) has one home, toolformer.manifest, which every
-reader and writer uses (issue 14 seam 3), and the dead code the issue names is gone."""
+"""The checkpoint manifest (toolformer.json) has one home, toolformer.manifest, through which
+every reader and writer opens the file (a model name's checked fields are read through it by
+toolformer.models.checkpoint), and dead code is gone."""
 
 from __future__ import annotations
-
 
 import pytest
 
 from toolformer.errors import UserError
-from toolformer.manifest import MANIFEST_FILE, manifest_base_model, manifest_tools, read_manifest, write_manifest
+from toolformer.manifest import MANIFEST_FILE, manifest_base_model, read_manifest, write_manifest
+from toolformer.models import manifest_tools
 
 
 def test_write_read_round_trip_is_atomic(tmp_path):

@@ -7,21 +7,21 @@ import time
 
 import pytest
 
-from toolformer import models
-from toolformer.errors import UserError
+from toolformer.errors import MissingDependencyError, UserError
 from toolformer.models import (
     ALIASES,
     DEFAULT_MODEL,
     MissingModelPackageError,
-    cache_dir,
     converted_dir,
+    count_parameters,
     gguf_path,
     list_models,
     load_model,
     load_tokenizer,
+    resolution,
     resolve,
 )
-from toolformer.errors import MissingDependencyError
+from toolformer.paths import cache_dir, torch_dtype
 
 
 def _hide_package(monkeypatch, package: str) -> None:
@@ -140,7 +140,7 @@ def test_bad_dtype_fails_before_loading(dtype, monkeypatch):
     def no_loading(*args, **kwargs):
         raise AssertionError("should fail before resolving the model")
 
-    monkeypatch.setattr(models, "resolve", no_loading)
+    monkeypatch.setattr(resolution, "resolve", no_loading)  # where load_model looks it up
     with pytest.raises(UserError, match=f"unknown dtype '{dtype}'; use one of fp32, bf16, fp16"):
         load_model("smollm2-135m", dtype=dtype)
 
@@ -148,11 +148,11 @@ def test_bad_dtype_fails_before_loading(dtype, monkeypatch):
 def test_dtype_names():
     import torch
 
-    assert models._torch_dtype("fp32") is torch.float32
-    assert models._torch_dtype("BF16") is torch.bfloat16
-    assert models._torch_dtype("float16") is torch.float16
-    assert models._torch_dtype(None) is torch.float32
-    assert models._torch_dtype(torch.bfloat16) is torch.bfloat16
+    assert torch_dtype("fp32") is torch.float32
+    assert torch_dtype("BF16") is torch.bfloat16
+    assert torch_dtype("float16") is torch.float16
+    assert torch_dtype(None) is torch.float32
+    assert torch_dtype(torch.bfloat16) is torch.bfloat16
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +172,7 @@ def test_local_folder_and_dtype(tiny_folder, dtype, expected):
     assert not model.training
     assert tok.pad_token is not None
     assert model.generation_config.pad_token_id is not None
-    assert models.count_parameters(model) == sum(p.numel() for p in model.parameters())
+    assert count_parameters(model) == sum(p.numel() for p in model.parameters())
 
 
 @pytest.mark.slow
@@ -183,7 +183,7 @@ def test_real_smollm2_from_cache_forward_pass(real_model):
     assert (converted_dir("smollm2-135m") / "config.json").exists()
     model, tok = real_model
     assert type(model).__name__ == "LlamaForCausalLM" and not model.training
-    assert models.count_parameters(model) == 134_515_008
+    assert count_parameters(model) == 134_515_008
     assert next(model.parameters()).dtype == torch.float32
     enc = tok("The capital of France is", return_tensors="pt")
     with torch.no_grad():

@@ -30,7 +30,8 @@ from toolformer.selftrain import (
     selftrain,
 )
 from toolformer.selftrain.contamination import ContaminationGuard, jaccard, word_set
-from toolformer.selftrain.corpus import load_corpus, strip_marks
+from toolformer.selftrain.corpus import load_corpus
+from toolformer.selftrain.gsm8k import strip_marks
 from toolformer.models import weight_files
 from toolformer.selftrain.loop import loadable
 from toolformer.syntax import APICall, format_call

@@ -290,7 +290,7 @@ def test_serve_command_builds_the_app_as_generate_builds_its_generator(
 @pytest.mark.slow
 def test_the_shipped_adapter_answers_a_word_problem_through_the_openai_client():
     from toolformer.cli.generate_cmd import build_generator
-    from toolformer.manifest import manifest_chat_roles
+    from toolformer.models import manifest_chat_roles
 
     name = "smollm2-135m-calculator"
     opts = dict(max_new_tokens=48, do_sample=False, temperature=1.0, top_k=0, top_p=1.0,

@@ -9,7 +9,8 @@ import pytest
 
 from toolformer.errors import UserError
 from toolformer.generation.trigger import CallTrace, calibrate, calibrate_trigger, trace_call_scores
-from toolformer.manifest import manifest_call_trigger, write_call_trigger, write_manifest
+from toolformer.manifest import write_call_trigger, write_manifest
+from toolformer.models import manifest_call_trigger
 
 from tests.conftest import make_tiny_model
 

@@ -54,17 +54,21 @@ class ToolOptionError(UserError):
     """A tool option that the tool does not take, or a value it does not accept."""
 
 
+class ModelLoadError(UserError):
+    """A model folder, alias or id that could not be loaded (missing, corrupt, untrusted)."""
+
+
 class MissingDependencyError(ImportError):
-    """An optional package that a tool, a retriever or a model needs is not installed."""
+    """An optional package that a tool, a retriever or a model needs is not installed.
+
+    An ``ImportError`` (what a missing package raises), not a :class:`UserError`: the CLI
+    lists it among the errors it prints on one line. ``what`` names who needs the package,
+    ``install`` the command that installs it."""
 
     def __init__(self, what: str, install: str):
         self.what = what
         self.install = install
         super().__init__(f"{what} needs a package that is not installed: run `{install}`")
-
-
-class ModelLoadError(UserError):
-    """A model folder, alias or id that could not be loaded (missing, corrupt, untrusted)."""
 
 
 def _reason(exc: OSError) -> str:

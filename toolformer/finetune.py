@@ -32,7 +32,16 @@ from toolformer.finetune_config import (  # noqa: F401 - the public names stay i
     world_size,
 )
 from toolformer.manifest import MANIFEST_FILE, write_manifest  # noqa: F401 - MANIFEST_FILE: public
-from toolformer.models import ADAPTER_DIR  # noqa: F401 - public here too (where finetune saves the adapter)
+from toolformer.models import (  # ADAPTER_DIR: public here too (where finetune saves the adapter)
+    ADAPTER_DIR,
+    check_exists,
+    check_weight_files,
+    load_pretrained,
+    load_tokenizer,
+    peft_from_pretrained,
+    quiet_peft,
+    resolve,
+)
 from toolformer.output_lock import check_not_input, hold_output
 from toolformer.records import RecordStats, SUFFIXES, is_saved_dataset, iter_records, load_saved_dataset, source_kind
 from toolformer.syntax import ARROW, CALL_END, CALL_START, RESULT_SEP, find_calls
@@ -365,8 +374,6 @@ def _apply_lora(model: Any, config: FinetuneConfig) -> Any:
     from peft import LoraConfig, get_peft_model
 
     if config.init_adapter:
-        from toolformer.models import peft_from_pretrained
-
         if not (Path(config.init_adapter) / "adapter_config.json").is_file():
             raise UserError(f"init_adapter {config.init_adapter!r} is not a LoRA adapter folder (no adapter_config.json)")
         return peft_from_pretrained(model, config.init_adapter, is_trainable=True)
@@ -379,8 +386,6 @@ def _apply_lora(model: Any, config: FinetuneConfig) -> Any:
         target_modules=targets, task_type="CAUSAL_LM",
     )
     from transformers import set_seed
-
-    from toolformer.models import quiet_peft
 
     # the LoRA matrices' random init is drawn here, before the Trainer seeds anything: seeded
     # with the run's seed, a resumed or repeated run builds the same adapter
@@ -405,8 +410,6 @@ def recorded_model(name: str) -> str:
 def merge_adapter(base_path: str, adapter_dir: str, output_dir: str) -> None:
     """Load the base weights, merge the LoRA adapter into them and ``save_pretrained`` the result."""
     from transformers import AutoModelForCausalLM
-
-    from toolformer.models import load_pretrained, peft_from_pretrained
 
     base = load_pretrained(AutoModelForCausalLM, base_path, base_path)
     merged = peft_from_pretrained(base, adapter_dir).merge_and_unload()
@@ -585,13 +588,11 @@ def _finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]]) -> Fin
     from transformers import AutoModelForCausalLM, Trainer
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    from toolformer.models import _check_exists, check_weight_files, load_pretrained, load_tokenizer, resolve
-
     resume = _resume_path(config)
     if resume is not None and config.arg("save_steps") == 0:
         raise UserError("save_steps=0 writes no checkpoints, so there is nothing to resume; drop one of them")
     base_path = resolve(config.model)
-    _check_exists(base_path, config.model)
+    check_exists(base_path, config.model)
     base_path = recorded_model(base_path)  # peft's adapter_config.json records it as loaded
     check_weight_files(base_path, config.model)  # untrusted pickle weights: refused before any work
     _check_base_record(config, resume)

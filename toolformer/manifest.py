@@ -3,7 +3,9 @@ says about itself: the base model, the tools it was trained to call, the call sy
 
 Written by ``finetune`` and ``selftrain``; read by ``generate``/``chat`` and ``eval`` (the tools to
 offer) and by the model loader (an adapter's base model). This module is the only one that
-opens the file.
+opens the file; it knows folders, not model names: which folder describes a model (an
+adapter's short name, say) and the checked fields it declares are
+:mod:`toolformer.models.checkpoint`'s.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 from toolformer.atomic import atomic_write_json
 from toolformer.errors import UserError
@@ -51,124 +53,11 @@ def read_manifest(folder: PathLike) -> Optional[Dict[str, Any]]:
     return data
 
 
-def _field(model: str, key: str) -> Tuple[str, Any]:
-    """``(folder, value)``: the manifest folder of ``model`` (a folder, or an adapter's short
-    name) and its manifest's ``key``, None when there is no manifest or no such key."""
-    from toolformer.models import manifest_dir  # an adapter's short name -> its folder
-
-    folder = manifest_dir(model)
-    meta = read_manifest(folder)
-    return folder, (None if meta is None else meta.get(key))
-
-
-def manifest_tools(model: str) -> Optional[List[str]]:
-    """The tools a fine-tuned checkpoint (a folder, or an adapter's short name) was trained with:
-    the manifest's ``"tools"``, or None when there is no manifest or it names none.
-
-    Raises :class:`~toolformer.errors.UserError` when ``"tools"`` is not a list of names.
-    """
-    folder, tools = _field(model, "tools")
-    if tools is None:
-        return None
-    if not (isinstance(tools, list) and all(isinstance(t, str) for t in tools)):
-        raise UserError(f"{manifest_path(folder)}: 'tools' must be a list of tool names, "
-                        f"e.g. [\"Calculator\"]; fix it or pass --tools")
-    return list(tools) or None
-
-
 def manifest_base_model(folder: PathLike) -> Optional[str]:
     """The ``base_model`` a manifest names (an adapter's base), or None."""
     meta = read_manifest(folder)
     base = None if meta is None else meta.get("base_model")
     return str(base) if base else None
-
-
-def manifest_tool_options(model: str) -> Dict[str, Dict[str, Any]]:
-    """The tool constructor options a checkpoint (a folder, or an adapter's short name) was
-    trained with (``"tool_options"``, e.g. ``{"Calculator": {"numbers_from_text": true}}`` from
-    ``selftrain``), or ``{}``. ``generate``, ``chat`` and ``eval`` use them unless the user
-    gives the same option.
-
-    Raises :class:`~toolformer.errors.UserError` when ``"tool_options"`` is not an object of objects.
-    """
-    folder, opts = _field(model, "tool_options")
-    if opts is None:
-        return {}
-    if not (isinstance(opts, dict) and all(isinstance(v, dict) for v in opts.values())):
-        raise UserError(f"{manifest_path(folder)}: 'tool_options' must map tool names to objects, "
-                        "e.g. {\"Calculator\": {\"numbers_from_text\": true}}")
-    return {str(k): dict(v) for k, v in opts.items()}
-
-
-def _stderr(line: str) -> None:
-    import sys
-
-    print(line, file=sys.stderr, flush=True)
-
-
-def _shown(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def run_tool_options(model: str, user: Optional[Dict[str, Dict[str, Any]]] = None,
-                     say: Optional[Callable[[str], None]] = None) -> Dict[str, Dict[str, Any]]:
-    """The tool options a run of ``model`` uses: the user's (``user``), over those of the
-    checkpoint's manifest that each tool declares safe (``Tool.manifest_safe_options``).
-
-    A manifest comes from whoever made the checkpoint: options it sets beyond a tool's list
-    (a corpus file, an index folder, a reader model) are dropped, unless the user gives the
-    same option (then the user's value is used). ``say`` (default: a line on stderr) gets one
-    line naming the options taken from the manifest and one naming those dropped.
-
-    Raises :class:`~toolformer.errors.UserError` for a malformed ``tool_options`` or an unknown
-    tool in it (see :func:`manifest_tool_options`).
-    """
-    from toolformer.tools.assembly import canonical_options
-    from toolformer.tools.base import get_tool_class
-
-    say = say or _stderr
-    user = canonical_options(user or {})
-    taken: Dict[str, Dict[str, Any]] = {}
-    dropped: List[str] = []
-    for tool, opts in canonical_options(manifest_tool_options(model)).items():
-        safe = getattr(get_tool_class(tool), "manifest_safe_options", frozenset())
-        for key, value in opts.items():
-            if key in user.get(tool, {}):
-                continue  # the user's own value wins: nothing of the manifest's is used
-            if key in safe:
-                taken.setdefault(tool, {})[key] = value
-            else:
-                dropped.append(f"{tool}.{key}")
-    if taken or dropped:
-        where = manifest_path(_field(model, "tool_options")[0])
-        if taken:
-            shown = ", ".join(f"{t}.{k}={_shown(v)}"
-                              for t, o in taken.items() for k, v in o.items())
-            say(f"tool options from {where}: {shown}")
-        if dropped:
-            say(f"ignored tool options from {where}: {', '.join(dropped)} (a checkpoint's "
-                "manifest may not choose files, folders or models; to use one, pass it yourself: "
-                "--tool-option TOOL.OPTION=VALUE)")
-    return merge_tool_options(taken, user)
-
-
-def manifest_chat_roles(model: str) -> Optional[Tuple[str, str]]:
-    """``(user, assistant)``: the plain-text turn labels a checkpoint was trained on (the
-    manifest's ``"chat_roles"``, e.g. ``{"user": "Q", "assistant": "A"}`` written by ``selftrain``
-    for its ``Q: ...\nA:`` texts), or None. ``chat`` then talks in those turns instead of the
-    chat template, which the model never saw during fine-tuning.
-
-    Raises :class:`~toolformer.errors.UserError` when ``"chat_roles"`` is not two one-line labels.
-    """
-    folder, roles = _field(model, "chat_roles")
-    if roles is None:
-        return None
-    ok = isinstance(roles, dict) and all(
-        isinstance(roles.get(k), str) and roles[k].strip() and "\n" not in roles[k] for k in ("user", "assistant"))
-    if not ok:
-        raise UserError(f"{manifest_path(folder)}: 'chat_roles' must be {{\"user\": \"Q\", \"assistant\": \"A\"}} "
-                        "(one-line labels); fix or delete it")
-    return roles["user"].strip(), roles["assistant"].strip()
 
 
 def chat_roles_of_template(prompt_template: str) -> Optional[Dict[str, str]]:
@@ -178,36 +67,6 @@ def chat_roles_of_template(prompt_template: str) -> Optional[Dict[str, str]]:
 
     m = re.fullmatch(r"([^\s:{}]+): \{question\}\n([^\s:{}]+):", prompt_template)
     return {"user": m.group(1), "assistant": m.group(2)} if m else None
-
-
-def merge_tool_options(*layers: Optional[Dict[str, Dict[str, Any]]]) -> Dict[str, Dict[str, Any]]:
-    """Tool options layered per option (later layers win), tool names in their registered spelling."""
-    from toolformer.tools.assembly import canonical_options
-
-    out: Dict[str, Dict[str, Any]] = {}
-    for layer in layers:
-        for tool, opts in canonical_options(layer or {}).items():
-            out.setdefault(tool, {}).update(opts)
-    return out
-
-
-def manifest_call_trigger(model: str) -> Optional[Dict[str, Any]]:
-    """The call trigger a checkpoint was calibrated with (the manifest's ``"call_trigger"``:
-    ``{"call_top_k": 10, "call_threshold": 0.31, "f1": ..., "n": ...}``, written by
-    :func:`write_call_trigger`), or None. ``generate``, ``chat`` and ``eval`` decode with it
-    unless the user sets ``call_top_k`` or ``call_threshold``.
-
-    Raises :class:`~toolformer.errors.UserError` when the trigger is out of range.
-    """
-    folder, trigger = _field(model, "call_trigger")
-    if trigger is None:
-        return None
-    if not isinstance(trigger, dict):
-        raise UserError(f"{manifest_path(folder)}: 'call_trigger' must be an object like "
-                        "{\"call_top_k\": 10, \"call_threshold\": 0.3}; fix or delete it")
-    k, t = check_trigger(trigger.get("call_top_k"), trigger.get("call_threshold"),
-                         str(manifest_path(folder)))
-    return {**trigger, "call_top_k": k, "call_threshold": t}
 
 
 def write_call_trigger(folder: PathLike, trigger: Dict[str, Any]) -> Path:

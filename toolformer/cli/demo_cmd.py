@@ -106,9 +106,8 @@ def _default_field(cls: type, config_name: str, field_name: str) -> Optional[str
 def demo(model_name: Optional[str], prompt: str, max_new_tokens: int, only: Optional[str],
          corpus: Optional[str], timeout: float, skip_model: bool) -> None:
     """Load the default model, generate a short greedy continuation, then run every tool."""
-    from toolformer.errors import UserError
+    from toolformer.errors import MissingDependencyError, UserError
     from toolformer.models import DEFAULT_MODEL, count_parameters, load_model
-    from toolformer.errors import MissingDependencyError
     from toolformer.tools.base import ToolContext, available_tools
     from toolformer.tools.executor import ToolExecutor
 

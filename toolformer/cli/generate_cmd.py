@@ -54,7 +54,7 @@ def _tool_names(model_name: str, value: Optional[str]) -> List[str]:
     names = named_tools(value)
     if names is not None:
         return names
-    from toolformer.manifest import manifest_tools
+    from toolformer.models import manifest_tools
 
     return manifest_tools(model_name) or list(DEFAULT_TOOL_NAMES)
 
@@ -89,8 +89,8 @@ def build_generator(model_name: str, opts: Dict[str, Any]):
 
     for name in names:  # an unknown tool fails before the model loads
         get_tool_class(name)
-    from toolformer.manifest import run_tool_options  # the checkpoint's safe options, the user's
-    from toolformer.tools.assembly import check_tool_options, parse_tool_options
+    # the checkpoint's safe options, then the user's
+    from toolformer.tools.assembly import check_tool_options, parse_tool_options, run_tool_options
 
     tool_options = {}
     if names:
@@ -385,7 +385,7 @@ def _answer(gen: Any, session: ChatSession, user: str, context: Any) -> None:
 def chat(model: str, system: Optional[str], use_template: Optional[bool], **opts: Any) -> None:
     """Talk with MODEL; tool calls and their results are shown as they happen."""
     opts.setdefault("stop_strings", ())
-    from toolformer.manifest import manifest_chat_roles
+    from toolformer.models import manifest_chat_roles
 
     roles = manifest_chat_roles(model)
     gen, names, context = build_generator(model, opts)

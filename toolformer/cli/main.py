@@ -73,9 +73,8 @@ class LazyGroup(click.Group):
 
 
 def _user_error_types() -> tuple:
-    from toolformer.errors import UserError
+    from toolformer.errors import MissingDependencyError, UserError
     from toolformer.syntax import CallSyntaxError
-    from toolformer.errors import MissingDependencyError
     from toolformer.tools.base import UnknownToolError
 
     return (UserError, UnknownToolError, MissingDependencyError, CallSyntaxError, FileNotFoundError)

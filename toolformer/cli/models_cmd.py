@@ -49,9 +49,8 @@ def load_cmd(name: str, dtype: str, device: str) -> None:
     The first load of an alias converts its GGUF file once (tens of seconds); later loads read
     the converted cache.
     """
-    from toolformer.errors import UserError
+    from toolformer.errors import MissingDependencyError, UserError
     from toolformer.models import ALIASES, converted_dir, count_parameters, load_model
-    from toolformer.errors import MissingDependencyError
 
     first = name.lower() in ALIASES and not (converted_dir(name) / "config.json").exists()
     start = time.perf_counter()

@@ -45,7 +45,7 @@ def serve(model: str, host: str, port: int, served_name: Optional[str], batch_wa
                         "pip install 'toolformer[serve]' (or -e \".[serve]\")") from None
 
     from toolformer.cli.generate_cmd import build_generator
-    from toolformer.manifest import manifest_chat_roles
+    from toolformer.models import manifest_chat_roles
     from toolformer.serve import create_app
     from toolformer.serve.server import bind
 

@@ -28,8 +28,10 @@ from toolformer.eval.metrics import (LOGLIKELIHOOD_ROLLING, METRICS, answer_text
 from toolformer.eval.tasks import TaskSpec, default_data_dir, load_examples, resolve_tasks
 from toolformer.generation.trigger import resolve_trigger
 from toolformer.generation.types import GenerationConfig
+from toolformer.models import manifest_tools
 from toolformer.output_lock import check_not_input, hold_output
-from toolformer.tools.assembly import DEFAULT_TOOLS
+from toolformer.tools.assembly import (DEFAULT_TOOLS, check_tool_options, create_tools,
+                                       run_tool_options)
 
 DEFAULT_EVAL_TOOLS = tuple(DEFAULT_TOOLS["eval"])
 
@@ -100,8 +102,6 @@ class EvalConfig:
 def resolve_tool_names(config: EvalConfig) -> List[str]:
     """The tool names this run offers (canonical spelling), checked against the registry."""
     from toolformer.tools.base import get_tool_class
-
-    from toolformer.manifest import manifest_tools
 
     names = config.tools if config.tools is not None else manifest_tools(config.model)
     if names is None:
@@ -284,8 +284,6 @@ class _Run:
         QA shares the run's WikiSearch unless its own corpus is set, and reads with the evaluated
         model itself when that is the reader it asks for (no second copy in memory).
         """
-        from toolformer.tools.assembly import create_tools
-
         return create_tools(names, self.config.tool_options, model=self.model, tokenizer=self.tokenizer,
                             model_name=self.config.model, dtype=self.config.dtype, built=self.tool_objects)
 
@@ -481,12 +479,8 @@ def _evaluate(config: EvalConfig, *, model: Any, tokenizer: Any,
     config = replace(config, generation=resolve_trigger(
         config.generation, config.model, explicit=config.call_trigger == "config"))
     if config.tools_enabled:  # the checkpoint's safe tool options (selftrain's), then the user's
-        from toolformer.manifest import run_tool_options
-
         config = replace(config, tool_options=run_tool_options(config.model, config.tool_options))
     if config.tools_enabled:  # every tool option checked before any data or model loads
-        from toolformer.tools.assembly import check_tool_options
-
         check_tool_options(config.tool_options)
     # load every task's data before the model: a bad path fails in a second, not after loading
     # --limit counts examples of a generation task, windows of a perplexity text

@@ -22,7 +22,7 @@ from toolformer.errors import UserError
 from toolformer.generation.detok import find_stop
 from toolformer.generation.rules import _TokenTensors, _vocab_for, at_word_start, call_scores
 from toolformer.generation.types import GenerationConfig
-from toolformer.manifest import manifest_call_trigger
+from toolformer.models import manifest_call_trigger
 
 PAPER_TOP_K = 10
 TOP_K_GRID = (1, 2, 3, 5, 10, 20, 50)

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from toolformer.errors import UserError
+from toolformer.records import iter_records
+from toolformer.selftrain import mix as mixed
+from toolformer.selftrain import word_problems
+from toolformer.selftrain.gsm8k import CALC_MARK, parse_gsm8k
 from toolformer.text.numbers import format_number
-
-CALC_MARK = re.compile(r"<<[^<>]*>>")
-FINAL = "####"
 
 
 @dataclass
@@ -42,26 +43,6 @@ class CorpusDoc:
         return asdict(self)
 
 
-def strip_marks(rationale: str) -> str:
-    """A GSM8K rationale without its ``<<48/2=24>>`` calculator annotations."""
-    return CALC_MARK.sub("", rationale)
-
-
-def parse_gsm8k(row: Dict[str, Any], where: str) -> tuple:
-    """``(question, solution, answer)`` of a GSM8K row: the rationale's lines (marks stripped)
-    joined into one line, and the number after ``####``."""
-    from toolformer.eval.metrics import parse_gold_number
-
-    if not isinstance(row, dict) or "question" not in row or "answer" not in row:
-        raise UserError(f"{where}: a GSM8K row needs 'question' and 'answer'")
-    body, sep, final = str(row["answer"]).rpartition(FINAL)
-    gold = parse_gold_number(final.strip().replace(",", "")) if sep else None
-    if gold is None:
-        raise UserError(f"{where}: answer has no '#### <number>' line")
-    solution = " ".join(line.strip() for line in strip_marks(body).splitlines() if line.strip())
-    return " ".join(str(row["question"]).split()), solution, gold
-
-
 def load_corpus(path: str, doc_template: str, prompt_template: str, seed: int = 0,
                 mix: Optional[Dict[str, float]] = None, data_dir: Optional[str] = None,
                 report: Optional[Dict[str, Any]] = None) -> List[CorpusDoc]:
@@ -74,9 +55,6 @@ def load_corpus(path: str, doc_template: str, prompt_template: str, seed: int = 
     problems (:mod:`toolformer.selftrain.word_problems`, drawn with ``seed``) instead of a file;
     ``mix`` or ``mix:N`` the mixed curriculum in the proportions ``mix``
     (:mod:`toolformer.selftrain.mix`; its build report is stored into ``report``)."""
-    from toolformer.selftrain import mix as mixed
-    from toolformer.selftrain import word_problems
-
     if mixed.is_spec(path):
         rows, built = mixed.build_mix(mixed.parse_spec(path), mixed.parse_mix(mix), seed, data_dir)
         if report is not None:
@@ -90,8 +68,6 @@ def load_corpus(path: str, doc_template: str, prompt_template: str, seed: int = 
     p = Path(path).expanduser()
     if not p.is_file():
         raise corpus_not_found(path)
-    from toolformer.records import iter_records
-
     stem = "gsm8k" if "gsm8k" in str(p).lower() else p.stem
     return corpus_from_rows(iter_records(str(p), on_bad_line="raise"), stem, str(p),
                             doc_template, prompt_template)

@@ -406,7 +406,8 @@ def load_reward_model(name_or_path: str, dtype: str = "fp32") -> Tuple[Any, Any]
     ``AutoModelForSequenceClassification`` would silently add a random head)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from toolformer.models import _prepare, _torch_dtype, load_pretrained
+    from toolformer.models import load_pretrained, prepare as _prepare
+    from toolformer.paths import torch_dtype as _torch_dtype
 
     target = _prepare(name_or_path)
     try:

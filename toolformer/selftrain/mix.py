@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from toolformer.errors import UserError
+from toolformer.selftrain import word_problems
 from toolformer.selftrain.spec import is_sized_spec, parse_sized_spec
 
 _MIX = "SelfTrainConfig.mix"  # the field the errors below name
@@ -143,7 +144,6 @@ def build_mix(size: int, weights: Mapping[str, float], seed: int, data_dir: Opti
     from pathlib import Path
 
     from toolformer.eval.tasks import default_data_dir
-    from toolformer.selftrain import word_problems
     from toolformer.selftrain.facts import FactsReport, check_disjoint, eval_references
     from toolformer.selftrain.facts import generate_facts
 

@@ -3,7 +3,6 @@
 from toolformer.tools.base import (  # noqa: F401
     AnnotationSettings,
     TOOLS,
-    MissingDependencyError,
     Tool,
     ToolContext,
     ToolError,

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Dict, Iterable, Mapping, MutableMapping, Optional, Sequence, Union
+import sys
+from typing import (Any, Callable, Dict, Iterable, List, Mapping, MutableMapping, Optional,
+                    Sequence, Union)
 
 from toolformer.errors import ToolOptionError
+from toolformer.manifest import manifest_path
+from toolformer.models import manifest_dir, manifest_tool_options
+from toolformer.paths import DTYPES
 from toolformer.tools.base import Tool, get_tool_class
 
 # The paper's five tools (Schick et al. 2023, Section 3): what ``augment`` annotates with.
@@ -94,6 +99,63 @@ def canonical_options(options: Optional[Mapping[str, Mapping[str, Any]]]) -> Opt
     return out
 
 
+def merge_tool_options(*layers: Optional[Dict[str, Dict[str, Any]]]) -> Dict[str, Dict[str, Any]]:
+    """Tool options layered per option (later layers win), tool names in their registered
+    spelling."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for layer in layers:
+        for tool, opts in canonical_options(layer or {}).items():
+            out.setdefault(tool, {}).update(opts)
+    return out
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def run_tool_options(model: str, user: Optional[Dict[str, Dict[str, Any]]] = None,
+                     say: Optional[Callable[[str], None]] = None) -> Dict[str, Dict[str, Any]]:
+    """The tool options a run of ``model`` uses: the user's (``user``), over those of the
+    checkpoint's manifest that each tool declares safe (``Tool.manifest_safe_options``).
+
+    A manifest comes from whoever made the checkpoint: options it sets beyond a tool's list
+    (a corpus file, an index folder, a reader model) are dropped, unless the user gives the
+    same option (then the user's value is used). ``say`` (default: a line on stderr) gets one
+    line naming the options taken from the manifest and one naming those dropped.
+
+    Raises :class:`~toolformer.errors.UserError` for a malformed ``tool_options`` or an unknown
+    tool in it (see :func:`toolformer.models.checkpoint.manifest_tool_options`).
+    """
+    say = say or _stderr
+    user = canonical_options(user or {})
+    taken: Dict[str, Dict[str, Any]] = {}
+    dropped: List[str] = []
+    for tool, opts in canonical_options(manifest_tool_options(model)).items():
+        safe = getattr(get_tool_class(tool), "manifest_safe_options", frozenset())
+        for key, value in opts.items():
+            if key in user.get(tool, {}):
+                continue  # the user's own value wins: nothing of the manifest's is used
+            if key in safe:
+                taken.setdefault(tool, {})[key] = value
+            else:
+                dropped.append(f"{tool}.{key}")
+    if taken or dropped:
+        where = manifest_path(manifest_dir(model))
+        if taken:
+            shown = ", ".join(f"{t}.{k}={_shown(v)}"
+                              for t, o in taken.items() for k, v in o.items())
+            say(f"tool options from {where}: {shown}")
+        if dropped:
+            say(f"ignored tool options from {where}: {', '.join(dropped)} (a checkpoint's "
+                "manifest may not choose files, folders or models; to use one, pass it yourself: "
+                "--tool-option TOOL.OPTION=VALUE)")
+    return merge_tool_options(taken, user)
+
+
 def check_tool_options(options: Optional[Mapping[str, Mapping[str, Any]]]) -> None:
     """Check every tool option now, before any model loads: unknown tools, unknown options, wrong
     types and values a constructor rejects all raise a one-line
@@ -105,8 +167,7 @@ def check_tool_options(options: Optional[Mapping[str, Mapping[str, Any]]]) -> No
 
 def _same_reader(qa_options: Mapping[str, Any], model_name: Optional[str], dtype: Optional[str]) -> bool:
     """Whether QA's reader would be the run's model: same model name and same dtype."""
-    from toolformer.paths import DTYPES
-    from toolformer.tools.qa import QAConfig
+    from toolformer.tools.qa import QAConfig  # QA's module loads its retrieval parts: only here
 
     if model_name is None:
         return False

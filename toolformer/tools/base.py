@@ -158,7 +158,7 @@ class Tool(ABC):
     # the options a checkpoint's toolformer.json may set (what the tool's behaviour learned in
     # training needs, e.g. the Calculator's numbers_from_text): a manifest is data from whoever
     # made the checkpoint, so files, folders and models it names are never used unless the user
-    # passes them (toolformer.manifest.run_tool_options)
+    # passes them (toolformer.tools.assembly.run_tool_options)
     manifest_safe_options: ClassVar[FrozenSet[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

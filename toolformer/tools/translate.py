@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
+from toolformer import models
 from toolformer.grammar import TextArgs
 from toolformer.kv_cache import cache_kwargs, returned_cache
 from toolformer.paths import torch_dtype
@@ -314,8 +315,6 @@ class MT(Tool):
     @staticmethod
     def _load(config: MTConfig) -> Tuple[Any, Any]:
         import torch
-
-        from toolformer import models
 
         device = config.device or ("cuda" if torch.cuda.is_available() else None)
         target = config.model
