@@ -83,7 +83,7 @@ def build_generator(model_name: str, opts: Dict[str, Any]):
     from toolformer.generation import ToolGenerator
 
     names: List[str] = [] if opts["no_tools"] else _tool_names(model_name, opts["tool_names"])
-    from toolformer.tools.assembly import create_tools as build_tools
+    from toolformer.tools.assembly import create_tools
     from toolformer.tools.base import get_tool_class
     from toolformer.tools.executor import ToolExecutor
 
@@ -110,9 +110,9 @@ def build_generator(model_name: str, opts: Dict[str, Any]):
         torch.set_num_threads(opts["threads"])
     model, tok = load(model_name, opts["dtype"], opts["device"])
     # QA (when asked for) reads with this model instead of loading a second copy
-    executor = ToolExecutor(build_tools(names, tool_options, model=model,
-                                        tokenizer=tok, model_name=model_name,
-                                        dtype=opts["dtype"]) if names else [])
+    executor = ToolExecutor(create_tools(names, tool_options, model=model,
+                                         tokenizer=tok, model_name=model_name,
+                                         dtype=opts["dtype"]) if names else [])
     return ToolGenerator(model, tok, executor, config), names, _context(opts["date"])
 
 

@@ -307,6 +307,7 @@ class SelfTrainConfig:
     def fingerprint(self) -> Dict[str, Any]:
         """The settings every round folder of a run must share."""
         d = self.to_dict()
+        d["annotator"] = self.annotator.fingerprint()  # its fields as run folders recorded them
         return {k: v for k, v in d.items() if k not in _NOT_FINGERPRINTED}
 
     def changed_since(self, recorded: Optional[Dict[str, Any]]) -> List[str]:

@@ -306,10 +306,10 @@ class SelfTrainer:
         return self._policy[1], self._policy[2]
 
     def _tools(self) -> Dict[str, Any]:
-        from toolformer.tools.assembly import create_tools as build_tools, setup_tools
+        from toolformer.tools.assembly import create_tools, setup_tools
 
-        tools = build_tools(list(self.config.tools), self.config.tool_options,
-                            model_name=self.config.model, dtype=self.config.dtype)
+        tools = create_tools(list(self.config.tools), self.config.tool_options,
+                             model_name=self.config.model, dtype=self.config.dtype)
         setup_tools(tools)
         return tools
 
