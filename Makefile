@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup run demo test test-fast bench clean
+.PHONY: setup run demo test test-fast lint bench clean
 
 setup:
 	# the CPU wheel of torch first, or pip pulls gigabytes of CUDA packages
@@ -19,8 +19,12 @@ run: setup
 demo: setup
 	toolformer demo
 
-test:
+test: lint
 	$(PYTHON) -m pytest -q
+
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
 
 test-fast:
 	$(PYTHON) -m pytest -q -m "not slow"

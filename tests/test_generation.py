@@ -385,7 +385,7 @@ def test_arrow_inside_an_argument_does_not_end_the_call(scripted, smol_tokenizer
 
 
 def number_calculator():
-    from toolformer.tools.base import create_tools
+    from toolformer.tools.assembly import create_tools
 
     return create_tools("Calculator", {"Calculator": {"numbers_from_text": True}})["Calculator"]
 

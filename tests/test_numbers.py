@@ -27,7 +27,8 @@ from toolformer.text.numbers import (
     prose_numbers,
     word_numbers,
 )
-from toolformer.tools.base import Tool, create_tools
+from toolformer.tools.assembly import create_tools
+from toolformer.tools.base import Tool
 
 
 def calculator(from_text: bool = True):
