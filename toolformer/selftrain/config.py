@@ -24,11 +24,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import typing
 import warnings
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from toolformer.config_types import check_field_types
+from toolformer.config_types import check_field_types, describe_type, fits
 from toolformer.data_aug.types import AnnotatorConfig
 from toolformer.errors import UserError
 from toolformer.eval.harness import eval_generation
@@ -375,7 +377,7 @@ class SelfTrainConfig:
         from toolformer.finetune import recorded_model
         from toolformer.models import adapter_base
 
-        base = adapter_base(self.init_adapter)
+        base = adapter_base(Path(self.init_adapter))  # the folder normalize() resolved
         if recorded_model(base) != recorded_model(self.model):  # a folder by any spelling
             raise UserError(f"init_adapter {self.init_adapter!r} was trained on {base!r}, not on "
                             f"model {self.model!r}; pass --model {base}")
@@ -457,15 +459,19 @@ class SelfTrainConfig:
 
 
 def _construct(cls: type, values: Dict[str, Any], where: str) -> Any:
-    """``cls(**values)`` with one line naming ``where`` for an unknown field or a refused value."""
+    """``cls(**values)`` with one line naming ``where`` for an unknown field, a value of another
+    type than its field's, or a value ``cls`` refuses."""
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise UserError(f"{where}: unknown field(s) {unknown}; known: {', '.join(sorted(known))}")
-    try:
-        return cls(**values)
-    except TypeError as exc:  # a value of the wrong type compared in __post_init__
-        raise UserError(f"{where}: {exc}") from None
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():  # before __post_init__ compares them
+        if not fits(value, hints[name]):
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+            raise UserError(f"{where}.{name} must be {describe_type(hints[name])}, got "
+                            f"{type(value).__name__} {shown}")
+    return cls(**values)
 
 
 def _group_from_dict(cls: type, values: Mapping[str, Any], where: str) -> Any:
