@@ -261,7 +261,7 @@ def test_grow_gives_the_calendar_each_items_own_date(tmp_path, tiny_dir, shared_
         dev=dict(size=2, max_new_tokens=4, generation=dict(batch_size=4)),
         finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, max_length=64,
                                 effective_batch_size=2, eval_fraction=0.0, progress=False,
-                                training_args=dict(max_steps=1)))
+                                training_args=dict(max_steps=1))))
 
     def hook(event, info):
         if event == "stage" and info["stage"] == "finetune_0" and info["round"] == 1:
@@ -346,7 +346,7 @@ def test_grow_samples_the_model_without_a_call_and_when_keeps_them_for_notool(
         calibration=dict(enabled=False),
         finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, max_length=64,
                                 effective_batch_size=2, eval_fraction=0.0, progress=False,
-                                training_args=dict(max_steps=1)))
+                                training_args=dict(max_steps=1))))
     assert cfg.grow_no_call_samples == 1  # the mix's default
 
     def hook(event, info):
@@ -452,7 +452,7 @@ def test_grow_forces_a_call_of_each_fitting_tool(tmp_path, tiny_dir, shared_data
         calibration=dict(enabled=False),
         finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, max_length=64,
                                 effective_batch_size=2, eval_fraction=0.0, progress=False,
-                                training_args=dict(max_steps=1)))
+                                training_args=dict(max_steps=1))))
     assert cfg.grow_forced_call_samples == 1  # the mix's default
 
     def hook(event, info):

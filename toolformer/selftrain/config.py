@@ -467,9 +467,10 @@ def _construct(cls: type, values: Dict[str, Any], where: str) -> Any:
         raise UserError(f"{where}: unknown field(s) {unknown}; known: {', '.join(sorted(known))}")
     hints = typing.get_type_hints(cls)
     for name, value in values.items():  # before __post_init__ compares them
-        if not fits(value, hints[name]):
+        tp = hints[name]  # a JSON list is a tuple field's value (stop_strings)
+        if not (isinstance(value, (list, tuple)) if tp is tuple else fits(value, tp)):
             shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-            raise UserError(f"{where}.{name} must be {describe_type(hints[name])}, got "
+            raise UserError(f"{where}.{name} must be {describe_type(tp)}, got "
                             f"{type(value).__name__} {shown}")
     return cls(**values)
 
