@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from test_selftrain import Interrupt, files  # noqa: F401  (files: a fixture)
+
 from toolformer.cli.selftrain_cmd import build_config
 from toolformer.cli.selftrain_cmd import selftrain as selftrain_command
 from toolformer.errors import UserError
 from toolformer.selftrain import SelfTrainConfig, selftrain
-from toolformer.generation.types import GenerationConfig
 from toolformer.selftrain.config import GrowConfig, grow_generation
 
 # What `fingerprint()` returned before the settings were grouped (copied once from that code's
@@ -157,8 +157,9 @@ def test_a_run_folder_recorded_flat_resumes_with_the_same_options(tmp_path, tiny
     with pytest.raises(Interrupt) as stopped:  # accepted: the first stage starts
         selftrain(same, hook=_stop)
     assert stopped.value.args[0] == {"round": 0, "stage": "corpus"}
-    changes = [(["--samples", "3"], "samples_per_prompt"), (["--temperature", "0.9"], "temperature"),
-               (["--max-calls", "1"], "max_calls"), (["--eval-option", "call_top_k=4"], "eval_options"),
+    changes = [(["--samples", "3"], "samples_per_prompt"),
+               (["--temperature", "0.9"], "temperature"), (["--max-calls", "1"], "max_calls"),
+               (["--eval-option", "call_top_k=4"], "eval_options"),
                (["--grow-option", "top_k=6"], "grow_options"), (["--dev-size", "3"], "dev_size")]
     for extra, key in changes:
         with pytest.raises(UserError) as exc:
@@ -166,7 +167,8 @@ def test_a_run_folder_recorded_flat_resumes_with_the_same_options(tmp_path, tiny
         assert f"(changed: {key})" in str(exc.value) and "\n" not in str(exc.value)
     # a round folder alone is checked the same way
     (out / "run.json").unlink()
-    with pytest.raises(UserError, match=r"round_0 was made with another config \(changed: temperature\)"):
+    with pytest.raises(UserError, match=r"round_0 was made with another config "
+                                        r"\(changed: temperature\)"):
         selftrain(_cli(out, tiny_dir, corpus, evals, "--temperature", "0.9"), hook=_stop)
 
 
@@ -175,8 +177,7 @@ def test_a_recorded_field_given_twice_is_the_same_setting():
     recorded run decoded with the option's value, as the nested config does."""
     recorded = SelfTrainConfig().fingerprint()
     recorded["grow_options"] = {"max_calls": 2, "batch_size": 4}
-    cfg = SelfTrainConfig(grow=GrowConfig(generation=GenerationConfig(
-        **{**vars(grow_generation()), "max_calls": 2})))
+    cfg = SelfTrainConfig(grow=GrowConfig(generation=replace(grow_generation(), max_calls=2)))
     # Grow made 2 calls, the dev eval 1: in today's spelling max_calls 2, eval_options max_calls 1
     assert cfg.changed_since(recorded) == [] and SelfTrainConfig().changed_since(recorded) == [
         "eval_options", "max_calls"]
@@ -196,11 +197,10 @@ def test_flat_keys_move_to_their_places_with_one_warning():
     assert cfg.dev.generation.call_top_k == 3 and cfg.grow.generation.call_top_k == 10
     assert cfg.calibration.enabled is True and cfg.improve.steps == 2
     assert cfg.grow.generation.do_sample and cfg.grow.generation.top_p == 0.95  # group defaults
-    nested = SelfTrainConfig.from_dict({"grow": {"generation": {"temperature": 0.5, "max_calls": 2}},
-                                        "dev": {"size": 50, "generation": {"max_calls": 2,
-                                                                          "call_top_k": 3}},
-                                        "seed": 4, "calibration": {"enabled": True},
-                                        "improve": {"steps": 2}})
+    nested = SelfTrainConfig.from_dict({
+        "grow": {"generation": {"temperature": 0.5, "max_calls": 2}},
+        "dev": {"size": 50, "generation": {"max_calls": 2, "call_top_k": 3}},
+        "seed": 4, "calibration": {"enabled": True}, "improve": {"steps": 2}})
     assert nested == cfg and nested.fingerprint() == cfg.fingerprint()
     # the flat dict run folders record reads back to the same settings
     with warnings.catch_warnings():

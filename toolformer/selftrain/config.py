@@ -33,7 +33,6 @@ from typing import Any, Dict, List, Mapping, Optional
 from toolformer.config_types import check_field_types, describe_type, fits
 from toolformer.data_aug.types import AnnotatorConfig
 from toolformer.errors import UserError
-from toolformer.eval.harness import eval_generation
 from toolformer.finetune import FinetuneConfig
 from toolformer.generation.trigger import OBJECTIVES
 from toolformer.generation.types import GenerationConfig
@@ -83,6 +82,8 @@ def dev_generation() -> GenerationConfig:
     """The dev eval's decoding: the harness's (:func:`eval_generation`: greedy, the paper's call
     rule) with 16 prompts per batch; the seed (None) is the run's ``seed``. The harness sets
     ``max_new_tokens``, ``stop_strings`` and ``tools_enabled`` per task."""
+    from toolformer.eval.harness import eval_generation  # the harness: not for `--help`
+
     return replace(eval_generation(), batch_size=16, seed=None)
 
 
@@ -324,7 +325,8 @@ class SelfTrainConfig:
                     (1, "calibration.size", self.calibration.size), (1, "improve.steps", imp.steps),
                     (1, "improve.max_kept_per_prompt", imp.max_kept_per_prompt),
                     (1, "patience", self.patience),
-                    (0, "round0_docs", self.round0_docs), (0, "data.wiki_docs", self.data.wiki_docs),
+                    (0, "round0_docs", self.round0_docs),
+                    (0, "data.wiki_docs", self.data.wiki_docs),
                     (0, "max_rounds", self.max_rounds),
                     (0, "grow.demonstrations_rounds", g.demonstrations_rounds),
                     (0, "grow.no_call_samples", g.no_call_samples),
@@ -339,11 +341,13 @@ class SelfTrainConfig:
             raise UserError(f"calibration.objective must be one of {', '.join(OBJECTIVES)}, "
                             f"got {self.calibration.objective!r}")
         if self.keep_models not in KEEP_MODELS:
-            raise UserError(f"keep_models must be one of {', '.join(KEEP_MODELS)}, got {self.keep_models!r}")
+            raise UserError(f"keep_models must be one of {', '.join(KEEP_MODELS)}, "
+                            f"got {self.keep_models!r}")
         if not 0 <= self.plain_ratio <= 20:
             raise UserError(f"plain_ratio must be in [0, 20], got {self.plain_ratio}")
         if g.corpus_sizes is not None and (not g.corpus_sizes or min(g.corpus_sizes) < 1):
-            raise UserError(f"grow.corpus_sizes must be a non-empty list of sizes >= 1, got {g.corpus_sizes}")
+            raise UserError("grow.corpus_sizes must be a non-empty list of sizes >= 1, got "
+                            f"{g.corpus_sizes}")
 
     def _check_corpus(self) -> None:
         """The corpus spec, the dev file, and for a mixed corpus its size and a tool offered for
@@ -365,7 +369,8 @@ class SelfTrainConfig:
             mix.check_tools([(f"of kind {k}", mix.KIND_TOOLS[k]) for k, w in d.mix.items() if w > 0],
                             self.tools)
         if not 0 < d.contamination_threshold <= 1:
-            raise UserError(f"data.contamination_threshold must be in (0, 1], got {d.contamination_threshold}")
+            raise UserError("data.contamination_threshold must be in (0, 1], got "
+                            f"{d.contamination_threshold}")
 
     def _check_init_adapter(self) -> None:
         """An ``init_adapter`` starts after round 0, on the model it was trained on."""

@@ -751,7 +751,7 @@ class SelfTrainer:
         return result
 
     def calibration_items(self) -> List[Dict[str, Any]]:
-        """Held-out items of each kind the run trains (``calibration_size`` each): the dev
+        """Held-out items of each kind the run trains (``calibration.size`` each): the dev
         split's problems (Calculator), the date and no-tool generators' ``dev`` splits, and
         fact items of the training split that no Grow prompted. Rows: ``question``, ``tools``,
         ``kind``."""
