@@ -219,11 +219,12 @@ def test_chat_talks_in_the_turns_an_adapter_was_trained_on(smol_tokenizer, tmp_p
     from toolformer.manifest import chat_roles_of_template, write_manifest
     from toolformer.models import manifest_chat_roles
     from toolformer.selftrain import SelfTrainConfig
+    from toolformer.selftrain.config import CorpusConfig
     from toolformer.selftrain.loop import adapter_manifest
 
     meta = adapter_manifest(SelfTrainConfig(), 1, 3)
     assert meta["chat_roles"] == {"user": "Q", "assistant": "A"}
-    assert "chat_roles" not in adapter_manifest(SelfTrainConfig(prompt_template="{question} ="), 1, 3)
+    assert "chat_roles" not in adapter_manifest(SelfTrainConfig(data=CorpusConfig(prompt_template="{question} =")), 1, 3)
     assert chat_roles_of_template("Question: {question}\nAnswer:") == {"user": "Question", "assistant": "Answer"}
     write_manifest(tmp_path, meta)
     roles = manifest_chat_roles(str(tmp_path))

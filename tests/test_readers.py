@@ -270,12 +270,12 @@ def test_every_jsonl_loader_names_the_physical_line(tmp_path, loader, row):
 
 
 def test_missing_dev_data_names_the_file_not_data_dir(tmp_path):
-    from toolformer.selftrain.config import SelfTrainConfig
+    from toolformer.selftrain.config import DevEvalConfig, SelfTrainConfig
 
     missing = tmp_path / "dev.jsonl"
-    with pytest.raises(UserError, match=rf"SelfTrainConfig.dev_data {missing}: no such file") as exc:
-        SelfTrainConfig(dev_data=str(missing), output=str(tmp_path / "run")).validate()
-    assert "data_dir" not in str(exc.value) and exc.value.field == "SelfTrainConfig.dev_data"
+    with pytest.raises(UserError, match=rf"SelfTrainConfig.dev.data {missing}: no such file") as exc:
+        SelfTrainConfig(dev=DevEvalConfig(data=str(missing)), output=str(tmp_path / "run")).validate()
+    assert "data_dir" not in str(exc.value) and exc.value.field == "SelfTrainConfig.dev.data"
     with pytest.raises(UserError, match="dev.jsonl: no such file") as exc:
         loaders.load_generic_jsonl(missing)
     assert "--data-dir" not in str(exc.value)

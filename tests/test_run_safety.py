@@ -269,7 +269,7 @@ def test_selftrain_refuses_a_corpus_or_dev_set_inside_what_it_writes(tmp_path, t
     def hook(event, info):
         raise Interrupt(info)
 
-    for kw in (dict(corpus=str(inside)), dict(dev_data=str(dev))):
+    for kw in (dict(corpus=str(inside)), dict(dev={"data": str(dev)})):
         cfg = st_config(tiny_dir, kw.pop("corpus", corpus), evals, out, **kw)
         with pytest.raises(UserError) as exc:
             selftrain(cfg, hook=hook)
@@ -297,7 +297,7 @@ def _stopped_at_grow(tmp_path, tiny_dir, files, monkeypatch, output):
             raise Interrupt(info)
 
     with pytest.raises(Interrupt):
-        selftrain(st_config(tiny_dir, corpus, evals, output, max_rounds=1, data_dir=data_dir),
+        selftrain(st_config(tiny_dir, corpus, evals, output, max_rounds=1, data={"data_dir": data_dir}),
                   hook=stop_at_grow, generator_factory=ScriptedGenerator)
     return first, other, data_dir
 
@@ -310,7 +310,7 @@ def test_a_run_resumes_from_another_directory(tmp_path, tiny_dir, files, monkeyp
     first, other, data_dir = _stopped_at_grow(tmp_path, tiny_dir, files, monkeypatch, "runR")
     monkeypatch.chdir(other)  # the same run folder, named from elsewhere
     result = selftrain(st_config(tiny_dir, corpus, evals, "../first/runR", max_rounds=1,
-                                 data_dir=data_dir),
+                                 data={"data_dir": data_dir}),
                        generator_factory=ScriptedGenerator)
     assert [r["round"] for r in result.rounds] == ["base", 0, 1]
     grow = json.loads((first / "runR" / "round_1" / "state.json").read_text())["stages"]["grow"]
@@ -343,13 +343,13 @@ def test_a_run_recorded_with_working_directory_paths_still_resumes(tmp_path, tin
     backup = tmp_path / "backup"
     shutil.copytree(first / "runs" / "old", backup)
     result = selftrain(st_config(tiny_dir, corpus, evals, "runs/old", max_rounds=1,
-                                 data_dir=data_dir), generator_factory=ScriptedGenerator)
+                                 data={"data_dir": data_dir}), generator_factory=ScriptedGenerator)
     assert [r["round"] for r in result.rounds] == ["base", 0, 1]
     shutil.rmtree(first / "runs" / "old")
     shutil.copytree(backup, first / "runs" / "old")
     monkeypatch.chdir(other)
     result = selftrain(st_config(tiny_dir, corpus, evals, str(first / "runs" / "old"),
-                                 max_rounds=1, data_dir=data_dir),
+                                 max_rounds=1, data={"data_dir": data_dir}),
                        generator_factory=ScriptedGenerator)
     assert [r["round"] for r in result.rounds] == ["base", 0, 1]
 
@@ -465,7 +465,7 @@ def test_a_corpus_the_guard_empties_is_one_line_before_the_baseline(tmp_path, ti
                          [{"question": q, "answer": 1} for q, _ in PROBLEMS])
     dev = _write_jsonl(tmp_path / "dev.jsonl", [{"question": "What is 2 plus 2?", "answer": 4}])
     seen = []
-    cfg = st_config(tiny_dir, corpus, evals, tmp_path / "run", dev_data=str(dev), round0_docs=0)
+    cfg = st_config(tiny_dir, corpus, evals, tmp_path / "run", dev={"data": str(dev)}, round0_docs=0)
     with pytest.raises(EmptyInputError) as exc:
         selftrain(cfg, hook=lambda e, i: seen.append(i["stage"]),
                   generator_factory=ScriptedGenerator)
@@ -480,13 +480,16 @@ def test_a_corpus_the_guard_empties_is_one_line_before_the_baseline(tmp_path, ti
     ('{"max_rounds": "3"}', "max_rounds must be int, got str '3'"),
     ('{"tools": "Calculator"}', "tools must be a list of str"),
     ('{"seed": 1.5}', "seed must be int"),
-    ('{"thresholds": ["high"]}', "thresholds must be a list of number"),
-    ('{"temperature": "warm"}', "temperature must be number"),
+    ('{"improve": {"thresholds": ["high"]}}', "improve.thresholds must be a list of number"),
+    ('{"grow": {"generation": {"temperature": "warm"}}}', "grow.generation.temperature must be number"),
+    ('{"grow": 3}', "grow must be an object"),
+    ('{"grow": {"samples": 3}}', "grow: unknown field(s) ['samples']"),
+    ('{"dev": {"generation": {"temprature": 0.5}}}', "dev.generation: unknown GenerationConfig field"),
     ('{"tool_options": []}', "tool_options must be an object"),
     ('{"finetune": [1]}', "finetune must be an object"),
     ('{"finetune": {"max_length": "128"}}', "finetune.max_length must be int"),
     ('{"annotator": {"max_length": "x"}}', "annotator.max_length must be int"),
-    ('{"corpus_sizes": [10, "20"]}', "corpus_sizes must be a list of int"),
+    ('{"grow": {"corpus_sizes": [10, "20"]}}', "grow.corpus_sizes must be a list of int"),
     # TrainingArguments fields: checked up front too (they failed when round 0's training began)
     ('{"finetune": {"max_steps": "100"}}', "training_args: max_steps must be a number"),
     ('{"finetune": {"learning_rate": "fast"}}', "training_args: learning_rate must be number"),

@@ -29,6 +29,7 @@ from toolformer.selftrain import (
     register_filter,
     selftrain,
 )
+from toolformer.selftrain.config import GrowConfig, ImproveConfig
 from toolformer.selftrain.contamination import ContaminationGuard, jaccard, word_set
 from toolformer.selftrain.corpus import load_corpus
 from toolformer.selftrain.gsm8k import strip_marks
@@ -124,21 +125,32 @@ class ScriptedGenerator:
         return outs
 
 
+def _merged(base: dict, over: dict) -> dict:
+    """``base`` with ``over`` laid on it, nested dicts merged key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else value
+    return out
+
+
 def _config(tiny_dir, corpus, evals, out, **kw) -> SelfTrainConfig:
+    """A small run's config; ``kw`` over it, the groups (``grow={"generation": {...}}``) merged."""
     base = dict(
-        output=str(out), model=tiny_dir, corpus=str(corpus), eval_sets=[f"jsonl:{evals}"],
-        dev_size=2, round0_docs=2, corpus_size=3, samples_per_prompt=2, max_new_tokens=8,
-        eval_max_new_tokens=4, max_rounds=2, patience=5, grow_batch_size=2, eval_batch_size=4,
-        filter="answer", progress=False, threads=1, demonstrations="calculator",
-        annotator_factory=f"{Path(__file__).resolve()}:ScriptedAnnotator",
+        output=str(out), model=tiny_dir, round0_docs=2, max_rounds=2, patience=5, progress=False,
+        threads=1, annotator_factory=f"{Path(__file__).resolve()}:ScriptedAnnotator",
+        data=dict(corpus=str(corpus), eval_sets=[f"jsonl:{evals}"]),
+        grow=dict(corpus_size=3, samples_per_prompt=2, demonstrations="calculator",
+                  generation=dict(max_new_tokens=8, batch_size=2)),
+        improve=dict(filter="answer"),
+        dev=dict(size=2, max_new_tokens=4, generation=dict(batch_size=4)),
         finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, max_length=64,
                                 effective_batch_size=2, eval_fraction=0.0, progress=False,
                                 training_args=dict(learning_rate=1e-3, per_device_train_batch_size=2,
                                                    max_steps=2, eval_steps=1, save_steps=1,
                                                    logging_steps=1)),
     )
-    base.update(kw)
-    return SelfTrainConfig(**base)
+    return SelfTrainConfig.from_dict(_merged(base, kw))
 
 
 STAGES = [(0, "corpus"), (0, "baseline"), (0, "augment"), (0, "finetune_0"), (0, "eval"),
@@ -177,7 +189,7 @@ def test_loop_runs_every_stage_and_resumes_after_an_interruption_at_each(tmp_pat
         # the rerun starts at the first unfinished stage: the one interrupted before
         assert seen[0] == (ran[-1] if ran else STAGES[0]), (target, seen)
         if ran and ran[-1] == (2, "grow"):  # resumed inside Grow: only the rest is generated
-            assert ScriptedGenerator.prompts_seen == (cfg.corpus_size - 2) * cfg.samples_per_prompt
+            assert ScriptedGenerator.prompts_seen == (cfg.grow.corpus_size - 2) * cfg.grow.samples_per_prompt
         ran.append(target)
         if target == (2, "grow"):
             # and an interruption inside Grow, after its first chunk of 2 prompts
@@ -188,10 +200,10 @@ def test_loop_runs_every_stage_and_resumes_after_an_interruption_at_each(tmp_pat
             ScriptedGenerator.prompts_seen = 0
             with pytest.raises(Interrupt):
                 selftrain(cfg, hook=grow_hook, generator_factory=ScriptedGenerator)
-            assert ScriptedGenerator.prompts_seen == 2 * cfg.samples_per_prompt
+            assert ScriptedGenerator.prompts_seen == 2 * cfg.grow.samples_per_prompt
     result = selftrain(cfg, generator_factory=ScriptedGenerator)
     grown = [json.loads(l) for l in (out / "round_2" / "grow.jsonl").read_text().splitlines()]
-    assert len(grown) == cfg.corpus_size * cfg.samples_per_prompt
+    assert len(grown) == cfg.grow.corpus_size * cfg.grow.samples_per_prompt
     assert len({(g["doc_id"], g["sample"]) for g in grown}) == len(grown)
     # round 1's Grow prompts start with the shipped demonstrations, round 2's (the last) do not
     # (demonstrations_rounds=1); the training text never holds them
@@ -269,14 +281,14 @@ def test_round_folder_from_another_config_is_one_line_and_nothing_is_lost(tmp_pa
     selftrain(cfg)
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
     with pytest.raises(UserError) as exc:
-        selftrain(_config(tiny_dir, corpus, evals, out, max_rounds=0, round0_docs=0, temperature=0.3))
+        selftrain(_config(tiny_dir, corpus, evals, out, max_rounds=0, round0_docs=0, grow={"generation": {"temperature": 0.3}}))
     msg = str(exc.value)
     assert "\n" not in msg and "temperature" in msg and "another config" in msg
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
     # a round folder alone (run.json gone) is checked as well
     (out / "run.json").unlink()
     with pytest.raises(UserError, match="round_0 was made with another config"):
-        selftrain(_config(tiny_dir, corpus, evals, out, max_rounds=0, round0_docs=0, temperature=0.3))
+        selftrain(_config(tiny_dir, corpus, evals, out, max_rounds=0, round0_docs=0, grow={"generation": {"temperature": 0.3}}))
     # raising max_rounds continues the run, and a round's size may shrink: not config changes
     fp = SelfTrainConfig().fingerprint()
     assert "max_rounds" not in fp and "corpus_sizes" not in fp and "temperature" in fp
@@ -285,18 +297,18 @@ def test_round_folder_from_another_config_is_one_line_and_nothing_is_lost(tmp_pa
 def test_bad_inputs_are_one_line_errors(tmp_path, tiny_dir, files):
     corpus, evals = files
     with pytest.raises(UserError) as exc:
-        SelfTrainConfig(filter="lose").validate()
+        SelfTrainConfig(improve=ImproveConfig(filter="lose")).validate()
     assert "did you mean 'loss'" in str(exc.value).lower() and "\n" not in str(exc.value)
     # the answer filter on a corpus without gold answers, before anything runs
     texts = _write_jsonl(tmp_path / "wiki.jsonl", [{"text": "Paris is the capital of France. It has 2 million people."}])
     dev = _write_jsonl(tmp_path / "dev.jsonl", [{"question": "What is 2+2?", "answer": 4}])
     out = tmp_path / "nogold"
     with pytest.raises(UserError) as exc:
-        selftrain(_config(tiny_dir, texts, evals, out, dev_data=str(dev)))
+        selftrain(_config(tiny_dir, texts, evals, out, dev={"data": str(dev)}))
     assert "needs gold answers" in str(exc.value) and "\n" not in str(exc.value)
     assert not (out / "round_0" / "corpus").exists()
     with pytest.raises(UserError, match="unknown GenerationConfig field"):
-        SelfTrainConfig(grow_options={"temprature": 0.5}).validate()
+        SelfTrainConfig.from_dict({"grow": {"generation": {"temprature": 0.5}}})
     with pytest.raises(UserError, match="keep_models must be one of best, all"):
         SelfTrainConfig(keep_models="none").validate()
     with pytest.raises(UserError, match="placement"):
@@ -314,13 +326,14 @@ def test_filter_options_are_checked_before_the_run_starts(tmp_path, tiny_dir, fi
            ("reward", {}, "needs a reward model")]
     for name, opts, match in bad:
         with pytest.raises(UserError, match=match) as exc:
-            SelfTrainConfig(filter=name, filter_options=opts).validate()
+            SelfTrainConfig(improve=ImproveConfig(filter=name, filter_options=opts)).validate()
         assert "\n" not in str(exc.value)
     out = tmp_path / "run"
     with pytest.raises(UserError, match="placement"):
-        selftrain(_config(tiny_dir, corpus, evals, out, filter="loss", filter_options={"placement": "sideways"}))
+        selftrain(_config(tiny_dir, corpus, evals, out,
+                          improve={"filter": "loss", "filter_options": {"placement": "sideways"}}))
     assert not (out / "run.json").exists()
-    SelfTrainConfig(filter="loss", filter_options={"placement": "prefix", "horizon": 3}).validate()
+    SelfTrainConfig(improve=ImproveConfig(filter="loss", filter_options={"placement": "prefix", "horizon": 3})).validate()
 
 
 def test_cli_runs_and_reports_one_line_errors(tmp_path, tiny_dir, files, capsys):
@@ -336,12 +349,18 @@ def test_cli_runs_and_reports_one_line_errors(tmp_path, tiny_dir, files, capsys)
 
     cfg = build_config({"output": "x", "filter": "loss", "filter_option": ("placement=prefix",),
                         "thresholds": "0,0.5", "finetune_option": ("max_steps=7",), "tools": "calculator"})
-    assert cfg.filter_options == {"placement": "prefix"} and cfg.thresholds == [0.0, 0.5]
+    assert cfg.improve.filter_options == {"placement": "prefix"} and cfg.improve.thresholds == [0.0, 0.5]
     assert cfg.finetune.arg("max_steps") == 7 and cfg.finetune.lora and cfg.tools == ["Calculator"]
     cfg = build_config({"corpus_sizes": "240,400", "grow_option": ("top_k=5",), "eval_option": ("call_top_k=3",),
                         "answer_only": False})
-    assert cfg.corpus_sizes == [240, 400] and cfg.grow_options == {"top_k": 5}
-    assert cfg.eval_options == {"call_top_k": 3} and cfg.answer_only is False
+    assert cfg.grow.corpus_sizes == [240, 400] and cfg.grow.generation.top_k == 5
+    assert cfg.dev.generation.call_top_k == 3 and cfg.grow.generation.call_top_k == 10
+    assert cfg.grow.answer_only is False
+    # the same in the flat keys run folders record
+    assert cfg.fingerprint()["grow_options"] == {"top_k": 5}
+    assert cfg.fingerprint()["eval_options"] == {"call_top_k": 3}
+    with pytest.raises(UserError, match="--grow-option: unknown GenerationConfig field"):
+        build_config({"grow_option": ("temprature=0.5",)})
     assert cfg.tool_options == {"Calculator": {"numbers_from_text": True}}  # the default
     cfg = build_config({"tool_option": ("Calculator.numbers_from_text=false", "Calculator.decimals=3")})
     assert cfg.tool_options == {"Calculator": {"numbers_from_text": False, "decimals": 3}}
@@ -473,8 +492,8 @@ def test_a_user_filter_plugs_in_without_touching_the_loop():
             return [float(len(c.text)) for c in candidates]
 
     try:
-        cfg = SelfTrainConfig(filter="test_length").validate()
-        assert cfg.schedule().at(0) == 10.0
+        cfg = SelfTrainConfig(improve=ImproveConfig(filter="test_length")).validate()
+        assert cfg.improve.schedule().at(0) == 10.0
         flt = build_filter("test_length")
         assert flt.scores([Candidate("d", 0, "p", "x" * 12)]) == [12.0]
     finally:
@@ -486,8 +505,9 @@ def test_threshold_schedules_rise_then_hold():
     assert [s.at(i) for i in range(5)] == [0.0, 0.25, 0.5, 0.5, 0.5]
     assert Schedule.linear(0.0, 1.0, 3).values == (0.0, 0.5, 1.0)
     assert Schedule.of(0.7).at(3) == 0.7
-    assert SelfTrainConfig(filter="loss").validate().schedule().values == (0.0, 0.25, 0.5)
-    assert SelfTrainConfig(filter="loss", thresholds=[1.0]).validate().schedule().at(2) == 1.0
+    assert SelfTrainConfig(improve=ImproveConfig(filter="loss")).validate().improve.schedule().values == (0.0, 0.25, 0.5)
+    assert SelfTrainConfig(improve=ImproveConfig(filter="loss", thresholds=[1.0])).validate(
+    ).improve.schedule().at(2) == 1.0
     with pytest.raises(UserError):
         Schedule.of([])
 
@@ -640,7 +660,7 @@ def test_a_run_that_failed_before_any_stage_takes_the_corrected_command(tmp_path
     assert result.rounds[0]["round"] == "base"
     # once a stage has finished, another config is still refused
     with pytest.raises(UserError, match="another config"):
-        selftrain(_config(tiny_dir, corpus, evals, out, max_rounds=0, round0_docs=0, temperature=0.3))
+        selftrain(_config(tiny_dir, corpus, evals, out, max_rounds=0, round0_docs=0, grow={"generation": {"temperature": 0.3}}))
 
 
 def torch_equal(a, b) -> bool:
@@ -662,11 +682,11 @@ def test_grow_keeps_the_answer_and_rounds_take_their_own_sizes():
     c2 = [dict(calls[0], start=1, end=23), dict(calls[0], start=24, end=47)]
     assert cut_after_answer(two, c2) == (two, c2)
     assert cut_after_answer(" 12 eggs", []) == (" 12 eggs", [])
-    cfg = SelfTrainConfig(corpus_sizes=[240, 400]).validate()
-    assert [cfg.round_size(k) for k in (1, 2, 3)] == [240, 400, 400]
-    assert SelfTrainConfig(corpus_size=7).validate().round_size(5) == 7
+    cfg = SelfTrainConfig(grow=GrowConfig(corpus_sizes=[240, 400])).validate()
+    assert [cfg.grow.round_size(k) for k in (1, 2, 3)] == [240, 400, 400]
+    assert SelfTrainConfig(grow=GrowConfig(corpus_size=7)).validate().grow.round_size(5) == 7
     with pytest.raises(UserError):
-        SelfTrainConfig(corpus_sizes=[]).validate()
+        SelfTrainConfig(grow=GrowConfig(corpus_sizes=[])).validate()
 
 
 def test_wikipedia_documents_have_no_gold_and_a_prompt_that_opens_them():
@@ -706,8 +726,9 @@ def test_a_run_grows_on_the_generated_arithmetic_corpus(tmp_path, tiny_dir, file
     ``*`` or ``+``) is right on some generated problems, and only those are kept and trained on."""
     _, evals = files
     out = tmp_path / "run"
-    cfg = _config(tiny_dir, "arithmetic:30", evals, out, max_rounds=1, round0_docs=0, dev_size=4,
-                  corpus_size=12, max_problem_steps=1, dev_max_problem_steps=1)
+    cfg = _config(tiny_dir, "arithmetic:30", evals, out, max_rounds=1, round0_docs=0,
+                  dev={"size": 4, "max_problem_steps": 1}, grow={"corpus_size": 12},
+                  data={"max_problem_steps": 1})
     result = selftrain(cfg, generator_factory=ScriptedGenerator)
     train = [json.loads(line) for line in (out / "round_0" / "corpus" / "train.jsonl").read_text().splitlines()]
     assert {d["source"] for d in train} == {"arithmetic"} and all(d["steps"] == 1 for d in train)

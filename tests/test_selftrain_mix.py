@@ -15,6 +15,7 @@ from toolformer.finetune import FinetuneConfig
 from toolformer.generation import CallRecord, GenerationOutput
 from toolformer.selftrain import Candidate, SelfTrainConfig, build_filter, selftrain
 from toolformer.selftrain import facts, mix
+from toolformer.selftrain.config import CorpusConfig, GrowConfig, ImproveConfig
 from toolformer.selftrain.facts import EvalReferences, FactsReport, WikitextGuard, check_disjoint
 from toolformer.syntax import APICall, format_call
 
@@ -130,9 +131,9 @@ def test_bad_mix_settings_are_one_line_and_nothing_is_written(tmp_path, capsys):
         assert match in err and len(err.splitlines()) == 1, (args, err)
         assert not out.exists()
     # a kind of weight 0 needs no tool; no tool helps a notool item
-    cfg = SelfTrainConfig(corpus="mix:10", mix={"math": 1, "facts": 0, "notool": 1},
+    cfg = SelfTrainConfig(data=CorpusConfig(corpus="mix:10", mix={"math": 1, "facts": 0, "notool": 1}),
                           tools=["Calculator"]).validate()
-    assert cfg.mix["facts"] == 0 and cfg.demonstrations == "mix"
+    assert cfg.data.mix["facts"] == 0 and cfg.grow.demonstrations == "mix"
 
 
 def test_an_item_whose_tool_is_not_offered_is_refused():
@@ -204,8 +205,8 @@ def test_when_filter_keeps_the_fewest_calls_that_make_the_answer_right():
 
 def test_when_filter_options_are_checked():
     with pytest.raises(UserError, match="call_cost"):
-        SelfTrainConfig(filter="when", filter_options={"call_cost": 0.7}).validate()
-    SelfTrainConfig(filter="when", filter_options={"call_cost": 0.05}).validate()
+        SelfTrainConfig(improve=ImproveConfig(filter="when", filter_options={"call_cost": 0.7})).validate()
+    SelfTrainConfig(improve=ImproveConfig(filter="when", filter_options={"call_cost": 0.05})).validate()
 
 
 # --------------------------------------------------------------------------- Grow + dates
@@ -249,15 +250,18 @@ class Stop(Exception):
 
 def test_grow_gives_the_calendar_each_items_own_date(tmp_path, tiny_dir, shared_data):
     out = tmp_path / "run"
-    cfg = SelfTrainConfig(
-        output=str(out), model=tiny_dir, corpus="mix:16", mix={"math": 1, "dates": 1},
-        tools=["Calculator", "Calendar"], data_dir=str(shared_data), eval_sets=[],
-        dev_size=2, round0_docs=0, corpus_size=14, samples_per_prompt=2, max_new_tokens=8,
-        eval_max_new_tokens=4, max_rounds=1, grow_batch_size=3, eval_batch_size=4,
-        filter="when", progress=False, threads=1, plain_ratio=0.0, no_call_samples=0,
+    cfg = SelfTrainConfig.from_dict(dict(
+        output=str(out), model=tiny_dir, tools=["Calculator", "Calendar"], round0_docs=0,
+        max_rounds=1, progress=False, threads=1, plain_ratio=0.0,
+        data=dict(corpus="mix:16", mix={"math": 1, "dates": 1}, data_dir=str(shared_data),
+                  eval_sets=[]),
+        grow=dict(corpus_size=14, samples_per_prompt=2, no_call_samples=0,
+                  generation=dict(max_new_tokens=8, batch_size=3)),
+        improve=dict(filter="when"),
+        dev=dict(size=2, max_new_tokens=4, generation=dict(batch_size=4)),
         finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, max_length=64,
                                 effective_batch_size=2, eval_fraction=0.0, progress=False,
-                                training_args=dict(max_steps=1)))
+                                training_args=dict(max_steps=1))))
 
     def hook(event, info):
         if event == "stage" and info["stage"] == "finetune_0" and info["round"] == 1:
@@ -330,16 +334,19 @@ class CallingGenerator:
 def test_grow_samples_the_model_without_a_call_and_when_keeps_them_for_notool(
         tmp_path, tiny_dir, shared_data):
     out = tmp_path / "run"
-    cfg = SelfTrainConfig(
-        output=str(out), model=tiny_dir, corpus="mix:16", mix={"math": 1, "notool": 1},
-        tools=["Calculator"], data_dir=str(shared_data), eval_sets=[],
-        dev_size=2, round0_docs=0, corpus_size=14, samples_per_prompt=2, max_new_tokens=8,
-        eval_max_new_tokens=4, max_rounds=1, grow_batch_size=4, eval_batch_size=4,
-        filter="when", progress=False, threads=1, plain_ratio=0.0, calibrate=False,
-        forced_call_samples=0,
+    cfg = SelfTrainConfig.from_dict(dict(
+        output=str(out), model=tiny_dir, tools=["Calculator"], round0_docs=0, max_rounds=1,
+        progress=False, threads=1, plain_ratio=0.0,
+        data=dict(corpus="mix:16", mix={"math": 1, "notool": 1}, data_dir=str(shared_data),
+                  eval_sets=[]),
+        grow=dict(corpus_size=14, samples_per_prompt=2, forced_call_samples=0,
+                  generation=dict(max_new_tokens=8, batch_size=4)),
+        improve=dict(filter="when"),
+        dev=dict(size=2, max_new_tokens=4, generation=dict(batch_size=4)),
+        calibration=dict(enabled=False),
         finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, max_length=64,
                                 effective_batch_size=2, eval_fraction=0.0, progress=False,
-                                training_args=dict(max_steps=1)))
+                                training_args=dict(max_steps=1))))
     assert cfg.grow_no_call_samples == 1  # the mix's default
 
     def hook(event, info):
@@ -402,9 +409,9 @@ def test_a_run_folder_without_a_setting_added_later_still_resumes():
     for added in ("forced_call_samples", "max_kept_per_kind"):
         old.pop(added)
     assert cfg.changed_since(old) == []  # the new settings at their defaults: same run
-    cfg.max_kept_per_kind = 5
+    cfg.improve.max_kept_per_kind = 5
     assert cfg.changed_since(old) == ["max_kept_per_kind"]
-    assert SelfTrainConfig(output="x", samples_per_prompt=9).changed_since(old) == [
+    assert SelfTrainConfig(output="x", grow=GrowConfig(samples_per_prompt=9)).changed_since(old) == [
         "samples_per_prompt"]
 
 
@@ -434,15 +441,18 @@ class ForcingGenerator(CallingGenerator):
 
 def test_grow_forces_a_call_of_each_fitting_tool(tmp_path, tiny_dir, shared_data):
     out = tmp_path / "run"
-    cfg = SelfTrainConfig(
-        output=str(out), model=tiny_dir, corpus="mix:24", mix={"math": 1, "dates": 1, "notool": 1},
-        tools=["Calculator", "Calendar"], data_dir=str(shared_data), eval_sets=[],
-        dev_size=2, round0_docs=0, corpus_size=20, samples_per_prompt=1, max_new_tokens=8,
-        eval_max_new_tokens=4, max_rounds=1, grow_batch_size=5, eval_batch_size=4,
-        filter="when", progress=False, threads=1, plain_ratio=0.0, calibrate=False,
+    cfg = SelfTrainConfig.from_dict(dict(
+        output=str(out), model=tiny_dir, tools=["Calculator", "Calendar"], round0_docs=0,
+        max_rounds=1, progress=False, threads=1, plain_ratio=0.0,
+        data=dict(corpus="mix:24", mix={"math": 1, "dates": 1, "notool": 1},
+                  data_dir=str(shared_data), eval_sets=[]),
+        grow=dict(corpus_size=20, samples_per_prompt=1, generation=dict(max_new_tokens=8, batch_size=5)),
+        improve=dict(filter="when"),
+        dev=dict(size=2, max_new_tokens=4, generation=dict(batch_size=4)),
+        calibration=dict(enabled=False),
         finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, max_length=64,
                                 effective_batch_size=2, eval_fraction=0.0, progress=False,
-                                training_args=dict(max_steps=1)))
+                                training_args=dict(max_steps=1))))
     assert cfg.grow_forced_call_samples == 1  # the mix's default
 
     def hook(event, info):

@@ -10,6 +10,7 @@ import pytest
 
 from toolformer.errors import UserError
 from toolformer.selftrain import SelfTrainConfig
+from toolformer.selftrain.config import CorpusConfig
 from toolformer.selftrain.corpus import load_corpus
 from toolformer.selftrain.word_problems import generate_problems, is_spec, parse_spec
 
@@ -58,7 +59,7 @@ def test_load_corpus_reads_the_spec_like_a_gsm8k_file():
 @pytest.mark.parametrize("spec", ["arithmetic:0", "arithmetic:ten", "arithmetic:-3", "arithmetic:"])
 def test_a_bad_size_is_one_line_before_anything_runs(spec, tmp_path):
     with pytest.raises(UserError) as err:
-        SelfTrainConfig(output=str(tmp_path / "run"), corpus=spec).validate()
+        SelfTrainConfig(output=str(tmp_path / "run"), data=CorpusConfig(corpus=spec)).validate()
     assert "\n" not in str(err.value) and "arithmetic" in str(err.value)
     assert not (tmp_path / "run").exists()
 
@@ -90,6 +91,7 @@ def test_a_missing_corpus_file_is_one_line_and_leaves_no_run_folder(tmp_path):
 
     out = tmp_path / "run"
     with pytest.raises(UserError) as err:
-        selftrain(SelfTrainConfig(output=str(out), corpus=str(tmp_path / "missing.jsonl"), progress=False))
+        selftrain(SelfTrainConfig(output=str(out), data=CorpusConfig(corpus=str(tmp_path / "missing.jsonl")),
+                                  progress=False))
     assert "not found" in str(err.value) and "arithmetic" in str(err.value) and "\n" not in str(err.value)
     assert not out.exists()

@@ -70,9 +70,9 @@ FIELD_FLAGS: Dict[str, str] = {
     "TrainingArguments.bf16=False": "--no-bf16",
     # toolformer selftrain
     "SelfTrainConfig.tools": "--tools",
-    "SelfTrainConfig.mix": "--mix",
-    "SelfTrainConfig.corpus": "--corpus",
-    "SelfTrainConfig.dev_data": "--dev-data",
+    "SelfTrainConfig.data.mix": "--mix",
+    "SelfTrainConfig.data.corpus": "--corpus",
+    "SelfTrainConfig.dev.data": "--dev-data",
     "SelfTrainConfig.round0_docs": "--round0-docs",
     "SelfTrainConfig.model": "--model",
 }

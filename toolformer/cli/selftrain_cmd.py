@@ -1,29 +1,127 @@
 """``toolformer selftrain``: a thin click layer over :func:`toolformer.selftrain.selftrain`.
 
-Options map onto :class:`~toolformer.selftrain.SelfTrainConfig` fields (defaults and help come
-from it); ``--config FILE.json`` sets any field, nested ones (``finetune``, ``annotator``)
-included, and options given on the command line override it. torch loads only when it runs.
+Each option sets one or more fields of the nested
+:class:`~toolformer.selftrain.SelfTrainConfig` (:data:`FLAGS`, the one table; help and type come
+from the field); ``--config FILE.json`` sets any field, the groups (``grow``, ``dev``,
+``finetune``, ...) as objects, and options given on the command line override it. A file written
+with the flat keys of before the grouping still loads, with a one-line warning. torch loads only
+when it runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Dict, Optional, Tuple
+import typing
+from typing import Any, Dict, List, Optional, Tuple
 
 import click
 
 from toolformer.cli.options import field_option, parse_key_values
-from toolformer.generation.trigger import OBJECTIVES
+from toolformer.selftrain import flat_keys
 from toolformer.selftrain.config import SelfTrainConfig  # light: no torch at import
 
-_FIELDS = {f.name: f for f in dataclasses.fields(SelfTrainConfig)}
+# option -> the nested field(s) it sets (the first gives its help and type) [, click overrides].
+# The command's keyword for an option is its first flag's name (--dev-size -> dev_size).
+FLAGS: List[Tuple[str, Tuple[str, ...], Dict[str, Any]]] = [
+    ("--output", ("output",), {}),
+    ("--model", ("model",), {}),
+    ("--init-adapter", ("init_adapter",), {}),
+    ("--tools", ("tools",), {"type": str}),
+    ("--data-dir", ("data.data_dir",), {}),
+    ("--corpus", ("data.corpus",), {}),
+    ("--mix", ("data.mix",), {"type": str}),
+    ("--max-problem-steps", ("data.max_problem_steps",), {}),
+    ("--wiki-docs", ("data.wiki_docs",), {}),
+    ("--dev-data", ("dev.data",), {}),
+    ("--dev-size", ("dev.size",), {}),
+    ("--dev-max-problem-steps", ("dev.max_problem_steps",), {}),
+    ("--plain-ratio", ("plain_ratio",), {}),
+    ("--round0-docs", ("round0_docs",), {}),
+    ("--corpus-size", ("grow.corpus_size",), {}),
+    ("--demonstrations", ("grow.demonstrations",), {}),
+    ("--demonstrations-rounds", ("grow.demonstrations_rounds",), {}),
+    ("--corpus-sizes", ("grow.corpus_sizes",), {"type": str}),
+    ("--answer-only/--whole-output", ("grow.answer_only",), {}),
+    ("--eval-sets", ("data.eval_sets",), {"type": str}),
+    ("--max-rounds", ("max_rounds",), {}),
+    ("--patience", ("patience",), {}),
+    ("--samples", ("grow.samples_per_prompt",), {}),
+    ("--no-call-samples", ("grow.no_call_samples",), {}),
+    ("--calibrate", ("calibration.enabled",), {}),
+    ("--calibration-size", ("calibration.size",), {}),
+    ("--calibration-objective", ("calibration.objective",), {}),
+    ("--forced-call-samples", ("grow.forced_call_samples",), {}),
+    ("--max-kept-per-kind", ("improve.max_kept_per_kind",), {}),
+    ("--temperature", ("grow.generation.temperature",),
+     {"help": "Grow: sampling temperature [0.7]"}),
+    ("--max-new-tokens", ("grow.generation.max_new_tokens",),
+     {"help": "Grow: tokens per output, tool results included [28]"}),
+    ("--max-calls", ("grow.generation.max_calls", "dev.generation.max_calls"),
+     {"help": "calls per output in Grow and dev eval (paper: 1)"}),
+    ("--filter", ("improve.filter",), {}),
+    ("--thresholds", ("improve.thresholds",), {"type": str}),
+    ("--improve-steps", ("improve.steps",), {}),
+    ("--accumulate", ("improve.accumulate",), {}),
+    ("--keep-models", ("keep_models",), {}),
+    ("--seed", ("seed",), {}),
+    ("--threads", ("threads",), {}),
+    ("--dtype", ("dtype",), {}),
+    ("--progress", ("progress",), {}),
+]
+# options of KEY=VALUE items (repeatable), merged into a dict field; they come after --tools,
+# --answer-only, --corpus-sizes, --max-calls, --accumulate in --help, as they did
+_PAIRS = {
+    "--tool-option": click.option(
+        "--tool-option", "tool_option", multiple=True,
+        help="Tool.option=value (repeatable), over the default Calculator.numbers_from_text=true"),
+    "--eval-option": click.option(
+        "--eval-option", "eval_option", multiple=True,
+        help="KEY=VALUE GenerationConfig field for the dev eval (repeatable)"),
+    "--grow-option": click.option(
+        "--grow-option", "grow_option", multiple=True,
+        help="KEY=VALUE GenerationConfig field for Grow (repeatable)"),
+    "--filter-option": click.option(
+        "--filter-option", "filter_option", multiple=True,
+        help="KEY=VALUE option of the filter (repeatable), e.g. placement=prefix, model=PATH"),
+    "--finetune-option": click.option(
+        "--finetune-option", "finetune_option", multiple=True,
+        help="KEY=VALUE FinetuneConfig or TrainingArguments field (repeatable), e.g. "
+             "max_steps=100, learning_rate=2e-4"),
+}
+# the KEY=VALUE options, placed after the flag named here (the --help order of before)
+_PAIRS_AFTER = {"--tools": ["--tool-option"], "--answer-only/--whole-output": ["--eval-option",
+                                                                                "--grow-option"],
+                "--filter": ["--filter-option"], "--accumulate": ["--finetune-option"]}
 
 
-def _opt(flag: str, name: str, **kwargs: Any):
-    """An option for a SelfTrainConfig field; None (not given) lets a --config file decide."""
-    kwargs.setdefault("default", None)
-    return field_option(SelfTrainConfig, name, flag, **kwargs)
+def _dest(flag: str) -> str:
+    return flag.split("/")[0][2:].replace("-", "_")
+
+
+def _owner(path: str) -> Tuple[type, str]:
+    """The dataclass holding the field at ``path`` (``grow.generation.temperature`` ->
+    ``(GenerationConfig, "temperature")``)."""
+    cls: type = SelfTrainConfig
+    *heads, leaf = path.split(".")
+    for head in heads:
+        cls = typing.get_type_hints(cls)[head]
+    return cls, leaf
+
+
+def _option(flag: str, paths: Tuple[str, ...], overrides: Dict[str, Any]):
+    """The option of ``flag``; None (not given) lets a --config file decide."""
+    cls, leaf = _owner(paths[0])
+    return field_option(cls, leaf, flag, dest=_dest(flag), **{"default": None, **overrides})
+
+
+def _options() -> List[Any]:
+    out = [click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+                        help="JSON file with SelfTrainConfig fields (options override it)")]
+    for flag, paths, overrides in FLAGS:
+        out.append(_option(flag, paths, overrides))
+        out += [_PAIRS[p] for p in _PAIRS_AFTER.get(flag, ())]
+    return out
 
 
 def _csv(value: Optional[str]):
@@ -34,94 +132,37 @@ def _pairs(items: Tuple[str, ...], what: str) -> Dict[str, Any]:
     return parse_key_values([i.strip() for i in items], what)
 
 
-_OPTIONS = [
-    click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-                 help="JSON file with SelfTrainConfig fields (options override it)"),
-    _opt("--output", "output", type=str),
-    _opt("--model", "model", type=str),
-    _opt("--init-adapter", "init_adapter", type=str),
-    _opt("--tools", "tools", type=str),
-    click.option("--tool-option", "tool_option", multiple=True,
-                 help="Tool.option=value (repeatable), over the default Calculator.numbers_from_text=true"),
-    _opt("--data-dir", "data_dir", type=str),
-    _opt("--corpus", "corpus", type=str),
-    _opt("--mix", "mix", type=str),
-    _opt("--max-problem-steps", "max_problem_steps", type=int),
-    _opt("--wiki-docs", "wiki_docs", type=int),
-    _opt("--dev-data", "dev_data", type=str),
-    _opt("--dev-size", "dev_size", type=int),
-    _opt("--dev-max-problem-steps", "dev_max_problem_steps", type=int),
-    _opt("--plain-ratio", "plain_ratio", type=float),
-    _opt("--round0-docs", "round0_docs", type=int),
-    _opt("--corpus-size", "corpus_size", type=int),
-    _opt("--demonstrations", "demonstrations", type=str),
-    _opt("--demonstrations-rounds", "demonstrations_rounds", type=int),
-    _opt("--corpus-sizes", "corpus_sizes", type=str),
-    click.option("--answer-only/--whole-output", "answer_only", default=None,
-                 help=_FIELDS["answer_only"].metadata["help"]),
-    click.option("--eval-option", "eval_option", multiple=True,
-                 help="KEY=VALUE GenerationConfig field for the dev eval (repeatable)"),
-    click.option("--grow-option", "grow_option", multiple=True,
-                 help="KEY=VALUE GenerationConfig field for Grow (repeatable)"),
-    _opt("--eval-sets", "eval_sets", type=str),
-    _opt("--max-rounds", "max_rounds", type=int),
-    _opt("--patience", "patience", type=int),
-    _opt("--samples", "samples_per_prompt", type=int),
-    _opt("--no-call-samples", "no_call_samples", type=int),
-    click.option("--calibrate/--no-calibrate", "calibrate", default=None,
-                 help=_FIELDS["calibrate"].metadata["help"]),
-    _opt("--calibration-size", "calibration_size", type=int),
-    _opt("--calibration-objective", "calibration_objective", type=click.Choice(OBJECTIVES)),
-    _opt("--forced-call-samples", "forced_call_samples", type=int),
-    _opt("--max-kept-per-kind", "max_kept_per_kind", type=int),
-    _opt("--temperature", "temperature", type=float),
-    _opt("--max-new-tokens", "max_new_tokens", type=int),
-    _opt("--max-calls", "max_calls", type=int),
-    _opt("--filter", "filter", type=str),
-    click.option("--filter-option", "filter_option", multiple=True,
-                 help="KEY=VALUE option of the filter (repeatable), e.g. placement=prefix, model=PATH"),
-    _opt("--thresholds", "thresholds", type=str),
-    _opt("--improve-steps", "improve_steps", type=int),
-    click.option("--accumulate/--no-accumulate", "accumulate", default=None,
-                 help=_FIELDS["accumulate"].metadata["help"]),
-    click.option("--finetune-option", "finetune_option", multiple=True,
-                 help="KEY=VALUE FinetuneConfig or TrainingArguments field (repeatable), e.g. max_steps=100, learning_rate=2e-4"),
-    _opt("--keep-models", "keep_models"),
-    _opt("--seed", "seed", type=int),
-    _opt("--threads", "threads", type=int),
-    _opt("--dtype", "dtype", type=str),
-    click.option("--progress/--no-progress", "progress", default=None, help="progress bars"),
-]
-
-
-def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
-    """The config from a ``--config`` file and the options given (None = not given)."""
+def _read_config_file(path: str) -> Dict[str, Any]:
+    """A ``--config`` file's settings, nested (flat keys of before the grouping moved, with a
+    one-line warning)."""
     from toolformer.errors import UserError
-    from toolformer.finetune import FinetuneConfig
 
-    base: Dict[str, Any] = {}
-    path = values.pop("config_file", None)
-    if path:
-        try:
-            base = json.loads(open(path, encoding="utf-8-sig").read())  # a BOM is no error
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"could not read --config {path}: {exc}") from None
-        if not isinstance(base, dict):  # a list or a string: one line, not a traceback later
-            raise UserError(f"--config {path} must hold a JSON object of SelfTrainConfig fields "
-                            f"({{\"max_rounds\": 3, ...}}), not a {type(base).__name__}")
-        unknown = set(base) - set(_FIELDS)
-        if unknown:
-            raise UserError(f"--config {path}: unknown field(s) {sorted(unknown)}")
-    filter_opts = _pairs(values.pop("filter_option", ()) or (), "--filter-option")
-    grow_opts = _pairs(values.pop("grow_option", ()) or (), "--grow-option")
-    tool_items = values.pop("tool_option", ()) or ()
-    eval_opts = _pairs(values.pop("eval_option", ()) or (), "--eval-option")
+    try:
+        base = json.loads(open(path, encoding="utf-8-sig").read())  # a BOM is no error
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"could not read --config {path}: {exc}") from None
+    if not isinstance(base, dict):  # a list or a string: one line, not a traceback later
+        raise UserError(f"--config {path} must hold a JSON object of SelfTrainConfig fields "
+                        f"({{\"max_rounds\": 3, ...}}), not a {type(base).__name__}")
+    warning = flat_keys.deprecation(base)
+    if warning:
+        click.echo(f"Warning: --config {path}: {warning}", err=True)
+    nested = flat_keys.nest_flat(base)
+    unknown = set(nested) - {f.name for f in dataclasses.fields(SelfTrainConfig)}
+    if unknown:
+        raise UserError(f"--config {path}: unknown field(s) {sorted(unknown)}")
+    return nested
+
+
+def _parse_lists(values: Dict[str, Any]) -> None:
+    """The comma-separated options as the fields hold them (lists, the mix's weights)."""
+    from toolformer.errors import UserError
+
     if values.get("corpus_sizes") is not None:
         try:
             values["corpus_sizes"] = [int(v) for v in _csv(values["corpus_sizes"])]
         except ValueError:
             raise UserError(f"--corpus-sizes takes comma-separated integers, got {values['corpus_sizes']!r}") from None
-    ft_opts = _pairs(values.pop("finetune_option", ()) or (), "--finetune-option")
     for key in ("tools", "eval_sets"):
         if values.get(key) is not None:
             values[key] = _csv(values[key])
@@ -134,9 +175,36 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
             values["thresholds"] = [float(v) for v in _csv(values["thresholds"])]
         except ValueError:
             raise UserError(f"--thresholds takes comma-separated numbers, got {values['thresholds']!r}") from None
-    base.update({k: v for k, v in values.items() if v is not None})
+
+
+def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
+    """The config from a ``--config`` file and the options given (keywords as the command
+    gets them; None = not given)."""
+    from toolformer.errors import UserError
+    from toolformer.finetune import FinetuneConfig
+
+    path = values.pop("config_file", None)
+    base: Dict[str, Any] = _read_config_file(path) if path else {}
+    filter_opts = _pairs(values.pop("filter_option", ()) or (), "--filter-option")
+    grow_opts = _pairs(values.pop("grow_option", ()) or (), "--grow-option")
+    tool_items = values.pop("tool_option", ()) or ()
+    eval_opts = _pairs(values.pop("eval_option", ()) or (), "--eval-option")
+    ft_opts = _pairs(values.pop("finetune_option", ()) or (), "--finetune-option")
+    _parse_lists(values)
+    for flag, paths, _ in FLAGS:
+        value = values.get(_dest(flag))
+        if value is not None:
+            for p in paths:
+                flat_keys.set_path(base, p, value)
+    for opts, where, group in ((grow_opts, "--grow-option", "grow"),
+                               (eval_opts, "--eval-option", "dev")):
+        flat_keys.check_generation_fields(opts, where)
+        for key, value in opts.items():
+            flat_keys.set_path(base, f"{group}.generation.{key}", value)
     if filter_opts:
-        base["filter_options"] = {**base.get("filter_options", {}), **filter_opts}
+        improve = base.get("improve") or {}
+        given = improve.get("filter_options") if isinstance(improve, dict) else None
+        flat_keys.set_path(base, "improve.filter_options", {**(given or {}), **filter_opts})
     if tool_items:
         from toolformer.tools.assembly import parse_tool_options
 
@@ -144,10 +212,6 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
         for tool, opts in parse_tool_options(tool_items).items():
             merged.setdefault(tool, {}).update(opts)
         base["tool_options"] = merged
-    if grow_opts:
-        base["grow_options"] = {**base.get("grow_options", {}), **grow_opts}
-    if eval_opts:
-        base["eval_options"] = {**base.get("eval_options", {}), **eval_opts}
     # own FinetuneConfig fields by name; any other key is a TrainingArguments field (checked by
     # name when training starts)
     ft = SelfTrainConfig().finetune.to_dict()
@@ -159,13 +223,13 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
     ft.update(ft_opts)
     base["finetune"] = FinetuneConfig.from_dict(ft)
     try:
-        return SelfTrainConfig(**base).validate()
+        return SelfTrainConfig.from_dict(base).validate()
     except TypeError as exc:
         raise UserError(f"bad self-training settings: {exc}") from None
 
 
 def selftrain_options(fn):
-    for option in reversed(_OPTIONS):
+    for option in reversed(_options()):
         fn = option(fn)
     return fn
 

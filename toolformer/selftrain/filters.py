@@ -14,7 +14,7 @@ A filter is a class registered in :data:`FILTERS` (the project's generic
         def scores(self, candidates):
             return [float(len(c.text)) for c in candidates]
 
-and is then usable as ``SelfTrainConfig(filter="length")`` / ``--filter length``; the loop is not
+and is then usable as ``SelfTrainConfig(improve=ImproveConfig(filter="length"))`` / ``--filter length``; the loop is not
 touched. ``scores`` returns one number per candidate (higher is better) or None for a candidate
 the filter cannot judge (dropped and counted). Built-ins:
 
@@ -67,7 +67,7 @@ class FilterContext:
 class CandidateFilter:
     """Base class of Improve filters. Subclasses set ``default_schedule`` and implement
     :meth:`scores`; ``needs_gold`` filters are refused (one line) on a corpus without answers.
-    Options come from ``SelfTrainConfig.filter_options`` as keyword arguments."""
+    Options come from ``SelfTrainConfig.improve.filter_options`` as keyword arguments."""
 
     name: str = ""
     default_schedule: Tuple[float, ...] = (0.0,)

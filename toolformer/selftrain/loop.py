@@ -181,7 +181,7 @@ class SelfTrainer:
         self.generator_factory = generator_factory
         self.out = Path(config.output)
         self.hook = hook or (lambda event, info: None)
-        self.data_dir = Path(config.data_dir).expanduser() if config.data_dir else None
+        self.data_dir = Path(config.data.data_dir).expanduser() if config.data.data_dir else None
         self._policy: Tuple[Optional[str], Any, Any] = (None, None, None)
 
     # -- paths ----------------------------------------------------------------------------
@@ -191,9 +191,9 @@ class SelfTrainer:
         return self.data_dir or default_data_dir()
 
     def corpus_path(self) -> Path:
-        if _generated(self.config.corpus):  # generated, not a file
-            return Path(self.config.corpus)
-        p = Path(self.config.corpus).expanduser()
+        if _generated(self.config.data.corpus):  # generated, not a file
+            return Path(self.config.data.corpus)
+        p = Path(self.config.data.corpus).expanduser()
         if p.is_absolute() or p.exists():
             return p
         return self._data_dir() / p
@@ -321,35 +321,35 @@ class SelfTrainer:
 
         c = self.config
         built: Dict[str, Any] = {}
-        docs = load_corpus(str(self.corpus_path()), c.doc_template, c.prompt_template, seed=c.seed,
-                           mix=c.mix, data_dir=str(self._data_dir()), report=built)
+        docs = load_corpus(str(self.corpus_path()), c.data.doc_template, c.data.prompt_template, seed=c.seed,
+                           mix=c.data.mix, data_dir=str(self._data_dir()), report=built)
         if built:
             from toolformer.selftrain.mix import check_tools
 
             check_tools([(d.id, d.tools) for d in docs if d.tools is not None], list(c.tools))
-        if c.max_problem_steps is not None:
-            docs = [d for d in docs if d.steps is None or d.steps <= c.max_problem_steps]
-        docs += load_wikipedia(c.wiki_docs)
-        if _filter_cls(c.filter).needs_gold and not any(d.answer is not None or d.answers
+        if c.data.max_problem_steps is not None:
+            docs = [d for d in docs if d.steps is None or d.steps <= c.data.max_problem_steps]
+        docs += load_wikipedia(c.data.wiki_docs)
+        if _filter_cls(c.improve.filter).needs_gold and not any(d.answer is not None or d.answers
                                                          for d in docs):
-            raise UserError(f"the {c.filter!r} filter needs gold answers and the corpus "
-                            f"{c.corpus} has none; use --filter loss (or reward), or a corpus "
+            raise UserError(f"the {c.improve.filter!r} filter needs gold answers and the corpus "
+                            f"{c.data.corpus} has none; use --filter loss (or reward), or a corpus "
                             "with answers (GSM8K)")
         dev_rows: List[Dict[str, Any]] = []
-        if c.dev_data:
+        if c.dev.data:
             dev_rows = [{"id": ex.id, "question": ex.fields["question"], "answer": ex.meta["answer"]}
-                        for ex in load_generic_jsonl(Path(c.dev_data).expanduser())]
-        evals = eval_questions(c.eval_sets, str(self._data_dir())) if c.eval_sets else {}
-        guard = ContaminationGuard(evals, c.contamination_threshold)
+                        for ex in load_generic_jsonl(Path(c.dev.data).expanduser())]
+        evals = eval_questions(c.data.eval_sets, str(self._data_dir())) if c.data.eval_sets else {}
+        guard = ContaminationGuard(evals, c.data.contamination_threshold)
         keep, report = guard.check([d.question for d in docs])
         clean = [d for d, k in zip(docs, keep) if k]
         if not clean:  # here, before the baseline eval and every later stage
-            steps = "" if c.max_problem_steps is None else \
-                f" with at most {c.max_problem_steps} step(s) (--max-problem-steps)"
+            steps = "" if c.data.max_problem_steps is None else \
+                f" with at most {c.data.max_problem_steps} step(s) (--max-problem-steps)"
             why = (f"the contamination guard dropped all {len(docs)} as near-duplicates of "
-                   f"{', '.join(c.eval_sets)} (threshold {c.contamination_threshold})") if docs \
+                   f"{', '.join(c.data.eval_sets)} (threshold {c.data.contamination_threshold})") if docs \
                 else "it holds none"
-            raise EmptyInputError(f"no training text left from the corpus {c.corpus}{steps}: "
+            raise EmptyInputError(f"no training text left from the corpus {c.data.corpus}{steps}: "
                                   f"{why}; use another corpus, other --eval-sets or a higher "
                                   "contamination_threshold")
         gold = [d for d in clean if d.answer is not None]
@@ -358,11 +358,11 @@ class SelfTrainer:
             dev_keep, _ = guard.check([r["question"] for r in dev_rows])
             dev_rows = [r for r, k in zip(dev_rows, dev_keep) if k]
             if not dev_rows:
-                raise EmptyInputError(f"no dev problem left from --dev-data {c.dev_data}: the "
+                raise EmptyInputError(f"no dev problem left from --dev-data {c.dev.data}: the "
                                       "contamination guard dropped every one as a near-duplicate "
-                                      f"of {', '.join(c.eval_sets)}; use another --dev-data")
+                                      f"of {', '.join(c.data.eval_sets)}; use another --dev-data")
         else:
-            train, dev = split_corpus(gold, c.dev_size, c.seed, c.dev_max_problem_steps)
+            train, dev = split_corpus(gold, c.dev.size, c.seed, c.dev.max_problem_steps)
             train = train + [d for d in clean if d.answer is None]
             dev_rows = [{"id": d.id, "question": d.question, "answer": d.answer} for d in dev]
         random.Random(c.seed + 1).shuffle(train)
@@ -388,7 +388,7 @@ class SelfTrainer:
         from toolformer.selftrain.corpus import load_wikipedia
 
         c = self.config  # written even with plain_ratio 0: `toolformer finetune --mix-plain` can use it
-        refs = eval_questions(c.perplexity_sets, str(self._data_dir()))
+        refs = eval_questions(c.data.perplexity_sets, str(self._data_dir()))
         ngrams = NgramGuard([text for texts in refs.values() for text in texts], 13)
         paras = [d for d in load_wikipedia(100_000) if d.text not in used]
         leaked = [ngrams.overlaps(d.text) for d in paras]
@@ -396,7 +396,7 @@ class SelfTrainer:
         rows = [{"id": d.id, "text": d.text} for d, bad, k in zip(paras, leaked, keep) if k and not bad]
         random.Random(c.seed + 2).shuffle(rows)
         return {"rows": rows, "stats": {"paragraphs": len(rows), "candidates": len(paras),
-                                        "dropped_13gram": sum(leaked), "perplexity_sets": list(c.perplexity_sets),
+                                        "dropped_13gram": sum(leaked), "perplexity_sets": list(c.data.perplexity_sets),
                                         "dropped_near_duplicate": sum(1 for k in keep if not k)}}
 
     def train_docs(self) -> List[Dict[str, Any]]:
@@ -432,10 +432,10 @@ class SelfTrainer:
     def _prompts(self, k: int) -> List[Dict[str, Any]]:
         c = self.config
         docs = self.train_docs()
-        size = c.round_size(k)
-        if not c.rotate_corpus:
+        size = c.grow.round_size(k)
+        if not c.grow.rotate_corpus:
             return docs[:size]
-        start = (c.round0_docs + sum(c.round_size(r) for r in range(1, k))) % len(docs)
+        start = (c.round0_docs + sum(c.grow.round_size(r) for r in range(1, k))) % len(docs)
         rotated = docs[start:] + docs[:start]
         return rotated[:size]
 
@@ -443,7 +443,7 @@ class SelfTrainer:
         """The text put before every Grow prompt: a shipped set by name (``calculator``: four
         hand-written word problems answered with a call, none from an evaluation set), a .txt
         file, or the text itself."""
-        d = self.config.demonstrations
+        d = self.config.grow.demonstrations
         if not d:
             return ""
         shipped = Path(__file__).resolve().parent / "demos" / f"{d}.txt"
@@ -458,7 +458,7 @@ class SelfTrainer:
         return d
 
     def _grow(self, rd: RoundDir, k: int, policy: str) -> Dict[str, Any]:
-        from toolformer.generation import GenerationConfig, ToolGenerator
+        from toolformer.generation import ToolGenerator
         from toolformer.tools import ToolExecutor
         from toolformer.tools.calendar import as_date
 
@@ -470,28 +470,23 @@ class SelfTrainer:
         done = {r["doc_id"] for r in done_rows}
         _write_jsonl(partial, done_rows)  # drop a torn last line before appending
         model, tok = self._load(policy)
-        rounds = c.demonstrations_rounds
+        rounds = c.grow.demonstrations_rounds
         demo = self._demonstrations() if (rounds == 0 or k <= rounds) else ""
         tools = self._tools()
         executor = ToolExecutor(tools)
         # one executor per tool: a forced sample's grammar may name only the tool it explores
         single = {name: ToolExecutor({name: tool}) for name, tool in tools.items()}
         t0 = time.perf_counter()
-        chunk = c.grow_batch_size
+        chunk = c.grow.generation.batch_size
         for lo in range(0, len(prompts), chunk):
             docs = [d for d in prompts[lo:lo + chunk] if d["id"] not in done]
             if not docs:
                 continue
-            gen = GenerationConfig(**{
-                "max_new_tokens": c.max_new_tokens, "do_sample": True, "temperature": c.temperature,
-                "top_p": c.top_p, "call_top_k": c.call_top_k, "max_calls": c.max_calls,
-                "stop_strings": ("\n",), "seed": c.seed + 100_003 * k + lo,
-                "batch_size": c.grow_batch_size, **c.grow_options,
-            })
-            batch = [(d, s) for d in docs for s in range(c.samples_per_prompt)]
+            gen = c.grow.sampling(c.seed + 100_003 * k + lo)
+            batch = [(d, s) for d in docs for s in range(c.grow.samples_per_prompt)]
             factory = self.generator_factory or ToolGenerator
             texts = [(shuffled_demonstrations(demo, f"{c.seed}-{d['id']}-{s}")
-                      if c.demonstrations == "mix" else demo) + d["prompt"] for d, s in batch]
+                      if c.grow.demonstrations == "mix" else demo) + d["prompt"] for d, s in batch]
             generator = factory(model, tok, executor, gen)
             # the source document (left out of searches) and, for a dates item of the mix, its
             # own reference date (what the Calendar returns)
@@ -504,13 +499,13 @@ class SelfTrainer:
                 outputs = generator.generate(texts)
             n_plain = c.grow_no_call_samples
             if n_plain:  # the same model without a call, on the same prompts
-                plain = [(d, c.samples_per_prompt + s) for d in docs for s in range(n_plain)]
+                plain = [(d, c.grow.samples_per_prompt + s) for d in docs for s in range(n_plain)]
                 off = replace(gen, tools_enabled=False, seed=gen.seed + 7)
                 by_doc = {d["id"]: t for (d, s), t in zip(batch, texts) if s == 0}
                 outputs = list(outputs) + list(factory(model, tok, executor, off).generate(
                     [by_doc[d["id"]] for d, _ in plain]))
                 batch = batch + plain
-            first = c.samples_per_prompt + n_plain
+            first = c.grow.samples_per_prompt + n_plain
             by_doc = {d["id"]: t for (d, s), t in zip(batch, texts) if s == 0}
             picks = forced_samples(docs, single, c.grow_forced_call_samples)
             for tool in sorted({t for _, t, _ in picks}):
@@ -529,7 +524,7 @@ class SelfTrainer:
             rows = []
             for (d, s), o in zip(batch, outputs):
                 text, calls = o.text, [x.to_dict() for x in o.calls]
-                if c.answer_only and d.get("kind") in (None, "math"):  # a number answers it
+                if c.grow.answer_only and d.get("kind") in (None, "math"):  # a number answers it
                     text, calls = cut_after_answer(text, calls)
                 gold = d.get("answer") if d.get("answer") is not None else d.get("answers")
                 rows.append(Candidate(d["id"], s, d["prompt"], text, calls, gold,
@@ -559,16 +554,16 @@ class SelfTrainer:
         if scores_path.is_file():
             scores = [r["score"] for r in _read_jsonl(scores_path)]
         else:
-            flt = build_filter(c.filter, FilterContext(load=lambda: self._load(policy)), c.filter_options)
+            flt = build_filter(c.improve.filter, FilterContext(load=lambda: self._load(policy)), c.improve.filter_options)
             try:
                 scores = flt.scores(cands) if cands else []
             finally:
                 flt.close()
             _write_jsonl(scores_path, [{"doc_id": x.doc_id, "sample": x.sample, "score": s}
                                        for x, s in zip(cands, scores)])
-        step = (k - 1) * c.improve_steps + j
-        threshold = c.schedule().at(step)
-        plain_ok = _filter_cls(c.filter).keeps_plain  # a right output without a call may train
+        step = (k - 1) * c.improve.steps + j
+        threshold = c.improve.schedule().at(step)
+        plain_ok = _filter_cls(c.improve.filter).keeps_plain  # a right output without a call may train
         by_doc: Dict[str, List[Tuple[float, Candidate]]] = {}
         for cand, s in zip(cands, scores):
             if s is not None and s >= threshold and (cand.ok_calls
@@ -584,16 +579,16 @@ class SelfTrainer:
                 seen.add(text)
                 kept.append({"doc_id": doc_id, "text": text, "calls": cand.calls, "score": s,
                              **({"kind": cand.kind} if cand.kind else {})})
-                if len(seen) >= c.max_kept_per_prompt:
+                if len(seen) >= c.improve.max_kept_per_prompt:
                     break
         capped = 0
-        if c.max_kept_per_kind is not None:
+        if c.improve.max_kept_per_kind is not None:
             before = len(kept)
-            kept = cap_per_kind(kept, c.max_kept_per_kind)
+            kept = cap_per_kind(kept, c.improve.max_kept_per_kind)
             capped = before - len(kept)
         _write_jsonl(rd.path / f"kept_{j}.jsonl", kept)
         tools = Counter(x["tool"] for r in kept for x in r["calls"] if not x.get("error"))
-        return {"filter": c.filter, "step": step, "threshold": threshold, "candidates": len(cands),
+        return {"filter": c.improve.filter, "step": step, "threshold": threshold, "candidates": len(cands),
                 "judged": sum(s is not None for s in scores),
                 "passed": sum(1 for s in scores if s is not None and s >= threshold),
                 "texts_kept": len(kept), "prompts_kept": len(by_doc),
@@ -602,7 +597,7 @@ class SelfTrainer:
 
     def _round_kept(self, k: int) -> Path:
         """The kept data of a finished round (its last Improve step)."""
-        last = 0 if k == 0 else self.config.improve_steps - 1
+        last = 0 if k == 0 else self.config.improve.steps - 1
         return self.out / f"round_{k}" / f"kept_{last}.jsonl"
 
     def _finetune(self, rd: RoundDir, k: int, j: int, prev_adapter: Optional[str]) -> Dict[str, Any]:
@@ -611,7 +606,7 @@ class SelfTrainer:
 
         c = self.config
         rows = _read_jsonl(rd.path / f"kept_{j}.jsonl")
-        if c.accumulate:
+        if c.improve.accumulate:
             for r in range(k):
                 rows = _read_jsonl(self._round_kept(r)) + rows
         if not rows:
@@ -645,16 +640,13 @@ class SelfTrainer:
         from toolformer.eval.harness import EvalConfig, evaluate
 
         c = self.config
-        from toolformer.eval.harness import eval_generation
-
-        gen = replace(eval_generation(), batch_size=c.eval_batch_size, call_top_k=c.call_top_k,
-                      max_calls=c.max_calls, seed=c.seed, **c.eval_options)
+        gen = c.dev.decoding(c.seed)
         res = evaluate(EvalConfig(
             model=model, tasks=f"jsonl:{self.dev_path().resolve()}", tools=list(c.tools),
             tool_options=c.tool_options,
             output_dir=str(rd.path / name), generation=gen, dtype=c.dtype, device=c.device,
             threads=c.threads, progress=c.progress, name=name, data_dir=str(self._data_dir()),
-            max_new_tokens=c.eval_max_new_tokens,
+            max_new_tokens=c.dev.max_new_tokens,
         ))
         task = next(iter(res["tasks"].values()))
         lo, hi = wilson_interval(task["correct"], task["n"])
@@ -668,10 +660,10 @@ class SelfTrainer:
         c = self.config
         from toolformer.selftrain.corpus import corpus_not_found
 
-        if not _generated(c.corpus) and not self.corpus_path().is_file():  # before run.json exists
+        if not _generated(c.data.corpus) and not self.corpus_path().is_file():  # before run.json exists
             raise corpus_not_found(self.corpus_path())
-        check_not_input(self.out, {"--corpus": None if _generated(c.corpus) else self.corpus_path(),
-                                   "--dev-data": c.dev_data, "--init-adapter": c.init_adapter},
+        check_not_input(self.out, {"--corpus": None if _generated(c.data.corpus) else self.corpus_path(),
+                                   "--dev-data": c.dev.data, "--init-adapter": c.init_adapter},
                         RUN_WRITES)
         # one process per run folder: a second run would interleave its stages with this one's
         with hold_output(self.out):
@@ -708,7 +700,7 @@ class SelfTrainer:
             grow_policy = policy
             self._stage(rd, k, "grow", lambda: self._grow(rd, k, grow_policy))
             kept_tools: Dict[str, int] = {}
-            for j in range(c.improve_steps):
+            for j in range(c.improve.steps):
                 imp = self._stage(rd, k, f"improve_{j}", lambda: self._improve(rd, k, j, grow_policy))
                 kept_tools = imp.get("calls_kept", {})
                 ft = self._stage(rd, k, f"finetune_{j}", lambda: self._finetune(rd, k, j, adapter))
@@ -760,7 +752,7 @@ class SelfTrainer:
         return result
 
     def calibration_items(self) -> List[Dict[str, Any]]:
-        """Held-out items of each kind the run trains (``calibration_size`` each): the dev
+        """Held-out items of each kind the run trains (``calibration.size`` each): the dev
         split's problems (Calculator), the date and no-tool generators' ``dev`` splits, and
         fact items of the training split that no Grow prompted. Rows: ``question``, ``tools``,
         ``kind``."""
@@ -768,11 +760,11 @@ class SelfTrainer:
         from toolformer.datasets.notool import generate_notool
         from toolformer.selftrain import mix
 
-        c, n = self.config, self.config.calibration_size
+        c, n = self.config, self.config.calibration.size
         corpus = self.round_dir(0).path / "corpus"
         items = [{"question": r["question"], "tools": ["Calculator"], "kind": "math"}
                  for r in _read_jsonl(corpus / "dev.jsonl")[:n]]
-        weights = mix.parse_mix(c.mix) if mix.is_spec(c.corpus) else {}
+        weights = mix.parse_mix(c.data.mix) if mix.is_spec(c.data.corpus) else {}
         if weights.get("dates"):
             items += [{"question": r["question"], "tools": ["Calendar"], "kind": "dates"}
                       for r in generate_dateset(n, c.seed, "dev")]
@@ -795,10 +787,10 @@ class SelfTrainer:
         self._threads()
         items = self.calibration_items()
         model, tok = self._load(model_name)
-        cal = calibrate_trigger(model, tok, items, template=self.config.prompt_template,
-                                max_new_tokens=self.config.max_new_tokens,
-                                batch_size=self.config.eval_batch_size,
-                                objective=self.config.calibration_objective)
+        cal = calibrate_trigger(model, tok, items, template=self.config.data.prompt_template,
+                                max_new_tokens=self.config.grow.generation.max_new_tokens,
+                                batch_size=self.config.dev.generation.batch_size,
+                                objective=self.config.calibration.objective)
         _write_jsonl(rd.path / "calibration_items.jsonl", items)
         return {**cal.to_dict(), "kinds": dict(Counter(i["kind"] for i in items))}
 
@@ -997,8 +989,8 @@ def adapter_manifest(config: SelfTrainConfig, round_index: int, texts: int) -> D
     out = {"format": "toolformer-adapter", "version": 1, "base_model": recorded_model(config.model),
            "tools": list(config.tools), "tool_options": config.tool_options,
            "call_syntax": call_syntax(), "selftrain_round": round_index,
-           "training_texts": texts, "filter": config.filter}
-    roles = chat_roles_of_template(config.prompt_template)  # chat talks as the texts were written
+           "training_texts": texts, "filter": config.improve.filter}
+    roles = chat_roles_of_template(config.data.prompt_template)  # chat talks as the texts were written
     if roles:
         out["chat_roles"] = roles
     return out

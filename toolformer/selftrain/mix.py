@@ -21,7 +21,7 @@ from toolformer.errors import UserError
 from toolformer.selftrain import word_problems
 from toolformer.selftrain.spec import is_sized_spec, parse_sized_spec
 
-_MIX = "SelfTrainConfig.mix"  # the field the errors below name
+_MIX = "SelfTrainConfig.data.mix"  # the field the errors below name
 
 NAME = "mix"
 DEFAULT_SIZE = 3000
@@ -57,7 +57,7 @@ def parse_mix(value: Union[str, Mapping[str, Any], None]) -> Dict[str, float]:
                 continue
             kind, sep, weight = part.partition("=")
             if not sep:
-                raise UserError(f"SelfTrainConfig.mix: {part!r} is not kind=weight (e.g. math=0.4,notool=0.15)",
+                raise UserError(f"SelfTrainConfig.data.mix: {part!r} is not kind=weight (e.g. math=0.4,notool=0.15)",
                               field=_MIX)
             items[kind.strip()] = weight.strip()
     else:
@@ -65,19 +65,19 @@ def parse_mix(value: Union[str, Mapping[str, Any], None]) -> Dict[str, float]:
     out = {}
     for kind, weight in items.items():
         if kind not in KINDS:
-            raise UserError(f"SelfTrainConfig.mix: unknown kind {kind!r}; kinds: {', '.join(KINDS)}",
+            raise UserError(f"SelfTrainConfig.data.mix: unknown kind {kind!r}; kinds: {', '.join(KINDS)}",
                             field=_MIX)
         try:
             w = float(weight)
         except (TypeError, ValueError):
-            raise UserError(f"SelfTrainConfig.mix: the weight of {kind} must be a number, "
+            raise UserError(f"SelfTrainConfig.data.mix: the weight of {kind} must be a number, "
                             f"got {weight!r}", field=_MIX) from None
         if not w >= 0:  # also NaN
-            raise UserError(f"SelfTrainConfig.mix: the weight of {kind} must be >= 0, got {weight!r}",
+            raise UserError(f"SelfTrainConfig.data.mix: the weight of {kind} must be >= 0, got {weight!r}",
                             field=_MIX)
         out[kind] = w
     if not sum(out.values()) > 0:
-        raise UserError(f"SelfTrainConfig.mix: the weights sum to zero ({value!r}); give at least "
+        raise UserError(f"SelfTrainConfig.data.mix: the weights sum to zero ({value!r}); give at least "
                         "one kind a weight > 0, e.g. math=0.4,facts=0.25,dates=0.2,notool=0.15",
                         field=_MIX)
     return {k: out.get(k, 0.0) for k in KINDS}
@@ -106,7 +106,7 @@ def check_tools(tools_of_items: Sequence[Tuple[str, Sequence[str]]],
             raise UserError(f"curriculum item {what} needs the tool {' or '.join(tools)}, which "
                             f"SelfTrainConfig.tools ({', '.join(offered)}) does not offer; add it "
                             "to SelfTrainConfig.tools or give that kind weight 0 in "
-                            "SelfTrainConfig.mix", field=("SelfTrainConfig.tools", _MIX))
+                            "SelfTrainConfig.data.mix", field=("SelfTrainConfig.tools", _MIX))
 
 
 def _other_kind(kind: str, n: int, seed: int) -> List[Dict[str, Any]]:
@@ -118,7 +118,7 @@ def _other_kind(kind: str, n: int, seed: int) -> List[Dict[str, Any]]:
             from toolformer.datasets.notool import generate_notool as gen
     except ImportError:
         raise UserError(f"the {kind} generator (toolformer.datasets) is not installed here; "
-                        f"give {kind} weight 0 in SelfTrainConfig.mix", field=_MIX) from None
+                        f"give {kind} weight 0 in SelfTrainConfig.data.mix", field=_MIX) from None
     rows = list(gen(n, seed, "train"))
     for r in rows:
         if kind == "dates" and not r.get("date"):
