@@ -1,4 +1,5 @@
-"""Constrained calls (issue 11), side by side in one run on the same documents, model and seeds.
+"""Constrained calls (arguments held to the tool's grammar) against free ones, side by side in
+one run on the same documents, model and seeds.
 
 Annotation: the same real Wikipedia paragraphs (those that pass the Calculator prefilter) are
 annotated with the Calculator at the same k and m (paper, Appendix A: k=20, m=10) and seeds:

@@ -55,7 +55,7 @@ PROCS=$OTHER_PROCS stage augment_other augment --output "$OUT/aug_other" --tools
   --limit "$OTHER_DOCS" --min-position 0 --dtype "$DTYPE" --quiet
 
 # 3. fine-tuning set: the documents with at least one kept call (the paper's C*). Calls before
-#    a document's first token are dropped (what --min-position 1, the default until issue 12, did per window;
+#    a document's first token are dropped (what --min-position 1, once the default, did per window;
 #    this run annotated with 0): scored against the bare start token, any number-bearing prefix helps
 python - "$OUT" <<'EOF'
 import json, sys

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Self-training SmolLM2-135M to use the Calculator (issue 10), then the paper's protocol on SVAMP
+# Self-training SmolLM2-135M to use the Calculator, then the paper's protocol on SVAMP
 # and MAWPS (first 300 examples each) and WikiText-2 perplexity (first 40 windows) for the base
 # model, Toolformer and Toolformer (disabled). Every stage resumes when rerun; settings are
 # environment variables; the defaults are the run in RESULTS.md (2 CPU cores, about 75 min).

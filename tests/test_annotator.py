@@ -164,7 +164,7 @@ def test_constrained_sampling_matches_the_reference_and_writes_only_calls(model,
     doc = Document("d1", DOC, date=dt.date(2023, 1, 30))
     tools = [Add(), Today()]
     cfg = AnnotatorConfig(record_candidates=True, max_call_tokens=8)
-    assert cfg.constrained  # on by default (issue 11)
+    assert cfg.constrained  # calls follow their tool's argument grammar by default
     ours = Annotator(model, smol_tokenizer, tools, cfg).annotate(doc)
     ref = ReferenceAnnotator(model, smol_tokenizer, tools, cfg).annotate(doc)
     assert_same(ours, ref)
@@ -398,7 +398,7 @@ def test_real_smollm2_calculator(real_model, shared_data):
     assert sum(r.stats["candidates_executed"] for r in results) > 0
 
 
-# --------------------------------------------------------------------------- issue 12 faults 5-7
+# ---------------------------------------------------------------- where calls go, which are valid
 
 
 def test_calls_go_only_where_a_word_or_number_starts(model, smol_tokenizer):

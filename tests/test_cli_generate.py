@@ -78,7 +78,8 @@ def test_generate_and_chat_take_threads(checkpoint):
 
 def test_generate_prompts_file_to_jsonl_and_resume(checkpoint, tmp_path, test_tools):
     prompts = tmp_path / "prompts.jsonl"
-    # each prompt ends where a word may start: the call trigger fires at once (issue 12, fault 5)
+    # each prompt ends where a word may start: the call trigger fires at once (calls open only
+    # where a word or number starts)
     prompts.write_text("\n".join(json.dumps({"prompt": p}) for p in ["One:", "Two: three.", "Four,"]) + "\n")
     out = tmp_path / "out.jsonl"
     args = ["generate", str(checkpoint), "--prompts-file", str(prompts), "--output", str(out),

@@ -1,6 +1,6 @@
 """Bad paths, failed runs and empty inputs through the real entry point (``main``): one line on
-stderr, a non-zero exit, and nothing left behind that blocks the corrected command (issue 13,
-items 1, 2 and 4, for every command that takes such a path or input)."""
+stderr, a non-zero exit, and nothing left behind that blocks the corrected command
+(for every command that takes such a path or input)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def _svamp(tmp_path: Path) -> Path:
     return root
 
 
-# --------------------------------------------------------------------------- item 1
+# --------------------------------------------------------------------------- bad paths
 
 
 def _commands(tmp_path: Path, out: str):
@@ -101,7 +101,7 @@ def test_any_os_error_on_a_path_is_one_line(tmp_path, capsys, monkeypatch):
     one_line_error(code, text, "no space left on device")
 
 
-# --------------------------------------------------------------------------- item 2
+# --------------------------------------------------------------------------- failed runs
 
 
 def test_failed_augment_does_not_lock_its_output(tmp_path, capsys):
@@ -150,7 +150,7 @@ def test_failed_eval_does_not_lock_its_output(tmp_path, capsys):
     assert result["tasks"]["svamp"]["n"] == 1
 
 
-# --------------------------------------------------------------------------- item 4
+# --------------------------------------------------------------------------- empty inputs
 
 
 @pytest.mark.parametrize("rows", [[], [{"text": "  "}, {"text": ""}]])
@@ -177,7 +177,7 @@ def test_finetune_empty_data_is_an_error(tmp_path, capsys):
     one_line_error(code, text, "holds no")
 
 
-# --------------------------------------------------------------------------- item 6
+# --------------------------------------------------------------------------- broken files
 
 
 class _Payload:

@@ -1,4 +1,4 @@
-"""Argument grammars and constrained decoding (issue 11): the grammars themselves, token masks
+"""Argument grammars and constrained decoding: the grammars themselves, token masks
 on the SmolLM2 and Gemma-3 tokenizers, samples drawn under them with random seeds, plug-in
 tools, and the bad-input cases."""
 

@@ -254,7 +254,7 @@ def test_stop_strings_cut_the_text_outside_calls(scripted, smol_tokenizer):
 
 
 def test_stop_string_ends_the_output_only_after_some_text(scripted, smol_tokenizer):
-    # issue 12, fault 3: "\n12 jars.\n" with stop "\n" lost the answer (cut before any text)
+    # "\n12 jars.\n" with stop "\n" once lost the answer (cut before any text)
     model = scripted((":", "\n", "1", "2", " jars", ".", "\n"))
     out = gen_for(model, smol_tokenizer, max_new_tokens=12, stop_strings=("\n",),
                   tools_enabled=False).generate("Compute:")[0]
@@ -374,7 +374,7 @@ class Echo(Tool):
 
 
 def test_arrow_inside_an_argument_does_not_end_the_call(scripted, smol_tokenizer):
-    # issue 12, fault 4: the call was cut at the first "->" ("malformed call")
+    # the call was once cut at the first "->" ("malformed call")
     model = scripted((":", " [", "Echo", "(", "what", " does", " ->", " mean", ")", " ->"), ("]", " ok"))
     gen = ToolGenerator(model, smol_tokenizer, ToolExecutor([Echo()]),
                         GenerationConfig(max_new_tokens=24, constrained=False))
@@ -434,7 +434,7 @@ def test_constrained_call_never_ends_inside_a_character(base_model, smol_tokeniz
 
 
 def test_call_trigger_fires_only_where_a_word_or_number_starts(scripted, smol_tokenizer):
-    # issue 12, fault 5: with "[" among the top-k after "1" of "16", the call split the number
+    # with "[" among the top-k after "1" of "16", a call once split the number
     model = scripted(("Total", ":", " 1", "6", " jars"), ("6", " jars"))
     big = len(smol_tokenizer)  # the trigger fires wherever it may
     out = gen_for(model, smol_tokenizer, max_new_tokens=4, call_top_k=big, max_calls=1).generate("Total: 1")[0]

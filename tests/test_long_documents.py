@@ -1,6 +1,5 @@
 """A very long document shows progress inside it (windows done / total), is warned about when it
-is far longer than the rest, and keeps its finished windows across an interruption (issue 13
-item 9)."""
+is far longer than the rest, and keeps its finished windows across an interruption."""
 
 from __future__ import annotations
 

@@ -196,7 +196,7 @@ def test_real_smollm2_from_cache_forward_pass(real_model):
     assert len(tok(" ->", add_special_tokens=False)["input_ids"]) == 1
 
 
-# --------------------------------------------------------------------------- start of text (issue 12 fault 7)
+# --------------------------------------------------------------------------- start of text
 
 
 class _BosTokenizer:

@@ -1,4 +1,4 @@
-"""The built wheel carries every data file the package reads (issue 12 fault 8)."""
+"""The built wheel carries every data file the package reads."""
 
 from __future__ import annotations
 

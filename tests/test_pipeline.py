@@ -388,7 +388,7 @@ def test_max_length_rename_keeps_the_recorded_fingerprint():
     below is the one the code before the rename computed)."""
     from toolformer.data_aug.types import AnnotatorConfig
 
-    # the settings of that code: no grammar (issue 11), min_position 1 (issue 12)
+    # the settings of that code: no argument grammar, calls from the second token on
     old = AnnotatorConfig(constrained=False, min_position=1)
     c = AugmentConfig(input="x.jsonl", tools=["Calculator"], annotator=old).validate()
     assert AugmentConfig.fingerprint_id(c.fingerprint(1)) == "44afcea6711bef6a"

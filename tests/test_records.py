@@ -1,6 +1,6 @@
 """The shared record reader (toolformer.records) and the stages that read through it: bytes that
 are not UTF-8 are warned about with file and line, counted and never turned into U+FFFD unless
-the user opts in (issue 13 item 5); bad lines are skipped and counted the same way everywhere."""
+the user opts in; bad lines are skipped and counted the same way everywhere."""
 
 from __future__ import annotations
 

@@ -299,7 +299,7 @@ def test_insert_calls_spacing_rules():
     assert insert_calls("end", [(3, c)]) == "end [C(x) -> y]"
     assert insert_calls("a\nb", [(2, c)]) == "a\n[C(x) -> y]b"
     assert insert_calls("ab", [(0, c)]) == "[C(x) -> y]ab"
-    # inside a word no space is added, so stripping gives the word back (issue 13, fault 8)
+    # inside a word no space is added, so stripping gives the word back
     assert insert_calls("12", [(1, c)]) == "1[C(x) -> y]2"
     assert strip_calls("1[C(x) -> y]2") == "12"
     # after a space and before the end or punctuation: a space of its own, which strip removes
@@ -328,7 +328,7 @@ def test_insert_calls_bad_offset():
     st.data(),
 )
 def test_strip_inverts_insert(text, call_list, data):
-    # issue 13, fault 8: any text, any offsets (180 of 3,000 cases failed before)
+    # any text, any offsets (180 of 3,000 cases failed when a space was stripped inside a word)
     placed = [(data.draw(st.integers(0, len(text))), c) for c in call_list]
     out = insert_calls(text, placed)
     assert strip_calls(out) == text
@@ -348,7 +348,7 @@ def test_inserted_calls_are_all_found(raw_calls):
 @settings(max_examples=300, deadline=None)
 @given(tool=st.from_regex(r"[A-Za-z_][A-Za-z0-9_.]{0,10}", fullmatch=True), args=free_text)
 def test_generation_annotation_and_syntax_agree_on_every_call(tool, args):
-    """Issue 12, fault 4: every call format_call can write is read back the same way by the
+    """Every call format_call can write is read back the same way by the
     syntax module, by the annotation's candidate parser, and by generation while it is being
     written (never ended early: not at a "->" or "]" inside the arguments)."""
     from toolformer.data_aug.sampling import parse_candidate

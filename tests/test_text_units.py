@@ -1,4 +1,4 @@
-"""Calls go where a word or number starts, never inside one (issue 12 fault 5)."""
+"""Calls go where a word or number starts, never inside one."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Tool options checked once (``Tool.from_options``), before any model loads, in every command
-(issue 13 item 3); one options grammar, one tool builder with the sharing rule, and a lazy,
-idempotent, thread-safe ``Tool.setup()`` (issue 14 seam 2)."""
+(a bad option is one line, not a traceback after minutes of loading); one options grammar,
+one tool builder with the sharing rule, and a lazy, idempotent, thread-safe ``Tool.setup()``
+(the tools' one lifecycle step)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def _one_line(code, text, *needles):
         assert needle in errors[0], text
 
 
-# --------------------------------------------------------------------------- item 3, per command
+# ----------------------------------------------------------------------- bad options, per command
 
 
 @pytest.mark.parametrize("option,needles", [

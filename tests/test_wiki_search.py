@@ -323,7 +323,7 @@ def test_dense_index_search_and_resume(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         DenseIndex.build(_passages(), BagEncoder(fail_after=4), path, batch_size=2, progress=False)
     assert not path.exists() and len(list(path.with_suffix(".parts").glob("*.npy"))) == 1
-    # a pickle planted as a later chunk is not run, only redone (issue 13 fault 7)
+    # a pickle planted as a later chunk is not run, only redone
     import pickle
 
     marker = tmp_path / "payload-ran"
@@ -468,7 +468,7 @@ def test_dense_minilm_on_default_corpus_leads(tmp_path_factory, mode):
         )
 
 
-# --------------------------------------------------------------------------- issue 12 fault 1
+# --------------------------------------------------------------------------- BM25 scores
 
 
 def _corpus(tmp_path, texts):
@@ -518,7 +518,7 @@ def test_bm25_every_passage_with_a_query_term_scores_above_zero(docs, query):
         assert (score > 0) == bool(set(doc) & set(query))
 
 
-# --------------------------------------------------------------------------- issue 13 fault 7
+# ---------------------------------------------------------------------- no pickle is ever loaded
 
 
 class _Payload:
@@ -571,7 +571,7 @@ def test_no_module_of_the_package_unpickles():
 
 
 def test_check_call_wants_a_searchable_word(tiny):
-    # issue 12 fault 6: a tool states which calls are valid
+    # a tool states which calls are valid
     assert tiny.check_call("Lake Tahoe") is None
     assert "searchable" in tiny.check_call("the of and")
     assert tiny.check_call("  ")

@@ -1,7 +1,7 @@
 """Argument grammars: what a tool's call may hold, as small automata over UTF-8 bytes.
 
-Each tool declares an :class:`ArgGrammar` for the text between ``(`` and ``)`` of its call
-(issue 11): the Calculator numbers, ``+ - * / ( ) .`` and spaces (optionally only numbers
+Each tool declares an :class:`ArgGrammar` for the text between ``(`` and ``)`` of its call:
+the Calculator numbers, ``+ - * / ( ) .`` and spaces (optionally only numbers
 that occur in the text before the call), the Calendar nothing, the text tools (WikiSearch, QA,
 MT) text without ``[``, ``]``, ``->``, a backslash or a newline, up to a length. A tool that
 declares nothing gets :data:`PERMISSIVE`. :class:`CallGrammar` puts them together into the

@@ -301,7 +301,7 @@ def strip_calls(text: str) -> str:
 
     That space goes when the call is followed by whitespace, punctuation or the end, which is
     exactly when :func:`insert_calls` writes one, so ``strip_calls(insert_calls(t, calls)) == t``
-    for any text without brackets and any offsets (issue 13, fault 8). A model's
+    for any text without brackets and any offsets. A model's
     ``is [Calculator(2+2) -> 4]4`` becomes ``is 4``.
     """
     out: List[str] = []
@@ -359,7 +359,7 @@ def call_progress(text: str) -> tuple:
     that is not ``[Tool(args)``).
 
     A ``->`` inside the arguments (parentheses still open, escapes honoured) does not end the
-    call (issue 12, fault 4): generation reads ``[Echo(what does -> mean) ->`` as one call
+    call: generation reads ``[Echo(what does -> mean) ->`` as one call
     with args ``what does -> mean``, as :func:`parse_call` and the annotation do, so every
     call :func:`format_call` writes is read back the same way while it is being written.
     """

@@ -30,7 +30,7 @@ FINGERPRINT_FIELDS = (
 )
 
 # AnnotatorConfig fields added later, with the value that reproduces the code before them:
-# constrained sampling (issue 11).
+# constrained sampling (calls whose arguments follow the tool's grammar).
 _ADDED_LATER = {"constrained": False}
 
 # AnnotatorConfig fields that change speed or memory, not which calls are kept: a resumed run may

@@ -260,72 +260,19 @@ def _check_model(config: AugmentConfig, store: ShardStore) -> None:
 
 
 def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_index: int) -> Tuple[int, float]:
-    """Annotate the documents of one shard that are not in its chunks yet."""
-    from tqdm.auto import tqdm
+    """Annotate the documents of one shard that are not in its chunks yet.
 
+    Returns ``(documents annotated now, seconds from the first batch on)``; the shard is marked
+    done once every document is in a chunk. Whatever happens, the documents finished so far are
+    saved and the session is closed."""
     inputs = InputStats()
-    # the input is checked (exists, has the fields, holds a document) before the shard records
-    # its settings: a command that failed on a bad --input does not lock its --output
-    docs = first_documents(config, inputs)
-    store.prepare(config.fingerprint(num_shards), overwrite=config.overwrite)
-    _check_model(config, store)
-    store.start_session(pid=os.getpid(), host=os.uname().nodename if hasattr(os, "uname") else "")
-    bar = tqdm(
-        total=_shard_size(config.limit, num_shards, shard_index), initial=len(store.done), unit="doc",
-        desc=f"augment {shard_index + 1}/{num_shards}" if num_shards > 1 else "augment",
-        disable=not config.progress, dynamic_ncols=True, position=shard_index if num_shards > 1 else None,
-    )
-    annotator, release = None, (lambda: None)
-    batch: List[Tuple[int, Document]] = []
-    lengths: List[int] = []  # characters of the documents annotated so far (long-document warning)
-
-    def show_windows(done: int, total: int) -> None:
-        if total > 1:  # a long document moves the bar too
-            bar.set_postfix(calls=kept, windows=f"{done}/{total}")
-
-    windows = WindowLog(store.folder, show_windows if config.progress else None)
-    buffer: List[Dict[str, Any]] = []
-    processed, kept, start = 0, 0, None
+    docs = _open_shard(config, store, num_shards, inputs)
+    bar = _progress_bar(config, store, num_shards, shard_index)
+    run = _ShardRun(config, store, bar)
     try:
-        def run_batch() -> None:
-            nonlocal annotator, release, processed, kept, start
-            if annotator is None:  # loaded only when there is work: a finished run re-merges at once
-                t0 = time.perf_counter()
-                annotator, release = build_annotator(config)
-                if hasattr(annotator, "window_log"):
-                    annotator.window_log = windows
-                store.exclude_time("load_seconds", time.perf_counter() - t0)
-                bar.unpause()  # the rate shown is annotation speed, not loading
-            if start is None:
-                start = time.perf_counter()
-            for index, doc in batch:
-                warn_if_long(index, doc, lengths, config.annotator.max_length)
-            results = _annotate(annotator, [doc for _, doc in batch])
-            for (index, doc), result in zip(batch, results):
-                rec = result_record(index, doc, result)
-                buffer.append(rec)
-                kept += len(rec["calls"])
-            processed += len(batch)
-            bar.update(len(batch))
-            bar.set_postfix(calls=kept, refresh=False)
-            batch.clear()
-            while len(buffer) >= config.chunk_size:
-                store.write_chunk(buffer[: config.chunk_size])
-                windows.forget(window_key(r["id"], r["original"]) for r in buffer[: config.chunk_size])
-                del buffer[: config.chunk_size]
-
-        for index, doc in enumerate(docs):
-            if index % num_shards != shard_index or index in store.done:
-                continue
-            batch.append((index, doc))
-            if len(batch) >= config.batch_size:
-                run_batch()
-        if batch:
-            run_batch()
-        if buffer:
-            store.write_chunk(buffer)
-            windows.forget(window_key(r["id"], r["original"]) for r in buffer)
-            buffer.clear()
+        for batch in _pending_batches(docs, store, num_shards, shard_index, config.batch_size):
+            run.annotate(batch)
+        run.flush()
         store.mark_done({
             "documents": inputs.documents,  # the whole stream's length (all shards)
             "input": inputs.to_dict(),
@@ -333,15 +280,127 @@ def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_
             "finished": _dt.datetime.now().isoformat(timespec="microseconds"),
         })
     finally:
-        if buffer:  # interrupted (Ctrl-C, an error): keep the documents that are finished
+        run.close()
+    return run.processed, (time.perf_counter() - run.start) if run.start is not None else 0.0
+
+
+def _open_shard(config: AugmentConfig, store: ShardStore, num_shards: int,
+                inputs: InputStats) -> Iterator[Document]:
+    """The run's document stream, once the shard has recorded its settings and model and opened
+    a session; ``inputs`` counts what the stream reads."""
+    # the input is checked (exists, has the fields, holds a document) before the shard records
+    # its settings: a command that failed on a bad --input does not lock its --output
+    docs = first_documents(config, inputs)
+    store.prepare(config.fingerprint(num_shards), overwrite=config.overwrite)
+    _check_model(config, store)
+    store.start_session(pid=os.getpid(), host=os.uname().nodename if hasattr(os, "uname") else "")
+    return docs
+
+
+def _progress_bar(config: AugmentConfig, store: ShardStore, num_shards: int,
+                  shard_index: int) -> Any:
+    """The shard's tqdm bar in documents, starting at those already in its chunks (one line per
+    shard when there are several)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=_shard_size(config.limit, num_shards, shard_index), initial=len(store.done),
+        unit="doc", desc=f"augment {shard_index + 1}/{num_shards}" if num_shards > 1 else "augment",
+        disable=not config.progress, dynamic_ncols=True,
+        position=shard_index if num_shards > 1 else None,
+    )
+
+
+def _pending_batches(docs: Iterator[Document], store: ShardStore, num_shards: int, shard_index: int,
+                     batch_size: int) -> Iterator[List[Tuple[int, Document]]]:
+    """``(index, document)`` batches of this shard's documents not in its chunks yet, in input
+    order, ``batch_size`` at a time (the last batch may be shorter)."""
+    batch: List[Tuple[int, Document]] = []
+    for index, doc in enumerate(docs):
+        if index % num_shards != shard_index or index in store.done:
+            continue
+        batch.append((index, doc))
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _ShardRun:
+    """One session's annotation of a shard: loads the annotator when the first batch comes (a
+    finished run re-merges at once), buffers finished documents and writes them in chunks of
+    ``config.chunk_size``, and counts documents and kept calls for the progress bar."""
+
+    def __init__(self, config: AugmentConfig, store: ShardStore, bar: Any):
+        self.config, self.store, self.bar = config, store, bar
+        self.annotator: Any = None
+        self.release: Callable[[], None] = lambda: None
+        self.buffer: List[Dict[str, Any]] = []
+        # characters of the documents annotated so far (the long-document warning)
+        self.lengths: List[int] = []
+        self.processed = self.kept = 0
+        self.start: Optional[float] = None  # perf_counter at the first batch
+        self.windows = WindowLog(store.folder, self._show_windows if config.progress else None)
+
+    def _show_windows(self, done: int, total: int) -> None:
+        """Show a long document's finished windows beside the bar."""
+        if total > 1:  # a long document moves the bar too
+            self.bar.set_postfix(calls=self.kept, windows=f"{done}/{total}")
+
+    def _load_annotator(self) -> None:
+        """Build the annotator; its loading time is recorded apart from annotation time."""
+        t0 = time.perf_counter()
+        self.annotator, self.release = build_annotator(self.config)
+        if hasattr(self.annotator, "window_log"):
+            self.annotator.window_log = self.windows
+        self.store.exclude_time("load_seconds", time.perf_counter() - t0)
+        self.bar.unpause()  # the rate shown is annotation speed, not loading
+
+    def annotate(self, batch: List[Tuple[int, Document]]) -> None:
+        """Annotate one batch of ``(index, document)``, buffer its records and write every full
+        chunk."""
+        if self.annotator is None:
+            self._load_annotator()
+        if self.start is None:
+            self.start = time.perf_counter()
+        for index, doc in batch:
+            warn_if_long(index, doc, self.lengths, self.config.annotator.max_length)
+        results = _annotate(self.annotator, [doc for _, doc in batch])
+        for (index, doc), result in zip(batch, results):
+            rec = result_record(index, doc, result)
+            self.buffer.append(rec)
+            self.kept += len(rec["calls"])
+        self.processed += len(batch)
+        self.bar.update(len(batch))
+        self.bar.set_postfix(calls=self.kept, refresh=False)
+        size = self.config.chunk_size
+        while len(self.buffer) >= size:
+            self._write(self.buffer[:size])
+            del self.buffer[:size]
+
+    def _write(self, records: List[Dict[str, Any]]) -> None:
+        """Write ``records`` as one chunk; their documents' saved windows are no longer needed."""
+        self.store.write_chunk(records)
+        self.windows.forget(window_key(r["id"], r["original"]) for r in records)
+
+    def flush(self) -> None:
+        """Write the buffered documents (the last, shorter chunk)."""
+        if self.buffer:
+            self._write(self.buffer)
+            self.buffer.clear()
+
+    def close(self) -> None:
+        """End the session: save what is still buffered (interrupted by Ctrl-C or an error),
+        close the bar and release the annotator."""
+        if self.buffer:  # interrupted (Ctrl-C, an error): keep the documents that are finished
             try:
-                store.write_chunk(buffer)
+                self.store.write_chunk(self.buffer)
             except Exception:  # noqa: BLE001 - the original error matters more
-                logger.exception("could not save %d finished documents", len(buffer))
-        store.finish_session()
-        bar.close()
-        release()
-    return processed, (time.perf_counter() - start) if start is not None else 0.0
+                logger.exception("could not save %d finished documents", len(self.buffer))
+        self.store.finish_session()
+        self.bar.close()
+        self.release()
 
 
 # --------------------------------------------------------------------------- merge

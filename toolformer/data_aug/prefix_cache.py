@@ -114,7 +114,7 @@ class DocChunk:
 
     def call_positions(self, min_position: int = 0) -> List[int]:
         """Token positions ``>= min_position`` where a call may go: where a word or number
-        begins, never between two characters of one (issue 12: ``1 [Calculator(16) -> 16]6``)."""
+        begins, never between two characters of one (no ``1 [Calculator(16) -> 16]6``)."""
         starts = self.word_start or [True] * len(self.ids)
         return [j for j in range(max(0, min_position), len(self.ids)) if starts[j]]
 

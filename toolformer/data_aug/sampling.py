@@ -212,7 +212,7 @@ def sample_calls(
     (``Sample.abandoned``): it would be malformed or unclosed anyway.
     With ``grammars`` (position -> :class:`~toolformer.grammar.CallGrammar` ending in ``]``)
     and ``index`` (the tokenizer's :class:`~toolformer.constrain.TokenIndex`), every step is
-    masked to the tokens the grammar allows (issue 11): each row writes one call of the tool
+    masked to the tokens the grammar allows: each row writes one call of the tool
     and closes it within ``max_new_tokens``.
     Rows with the same tokens so far share one model row (``group_prefixes``, see
     :func:`_sample_batch`); the samples are the same as with one model row per sample.

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from toolformer.atomic import TMP_GLOB
 from toolformer.errors import UserError, ensure_dir
@@ -469,11 +469,37 @@ def _evaluate(config: EvalConfig, *, model: Any, tokenizer: Any,
               generator_factory: Optional[GeneratorFactory],
               tools: Optional[Mapping[str, Any]],
               command: Optional[Sequence[str]]) -> Dict[str, Any]:
+    """:func:`evaluate` once the output folder (if any) is this process's: check and load the
+    inputs, then the model, run every task and write the results."""
     started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()
     specs = resolve_tasks(config.tasks)
     data_dir = Path(config.data_dir).expanduser() if config.data_dir else default_data_dir()
     tool_names = resolve_tool_names(config)
+    config = _resolve_settings(config)
+    # load every task's data before the model: a bad path fails in a second, not after loading
+    # --limit counts examples of a generation task, windows of a perplexity text
+    loaded = [load_examples(spec, data_dir, config.limit if spec.generates else None)
+              for spec in specs]
+    out = Path(config.output_dir) if config.output_dir else None
+    fingerprint = _fingerprint(config, tool_names, data_dir)
+    model_files = _check_output(config, out, fingerprint) if out is not None else None
+    model, tokenizer = _load_model(config, model, tokenizer)
+    if out is not None:  # the inputs and the model checked out: now the folder is this run's
+        _record_settings(out, fingerprint, model_files)
+    run = _Run(config, model, tokenizer, generator_factory or _default_generator, tools)
+    results = _run_tasks(run, loaded, tool_names, data_dir)
+    summary = _summary(config, tokenizer, tool_names, data_dir, results, command, started, t0)
+    if out is not None:
+        report.write_results(summary, out)
+    return summary
+
+
+def _resolve_settings(config: EvalConfig) -> EvalConfig:
+    """``config`` with its call trigger resolved (the checkpoint's calibrated one unless
+    ``call_trigger='config'``) and, with tools enabled, the checkpoint's tool options under the
+    user's, every one checked. Raises :class:`UserError` for a bad ``call_trigger`` or tool
+    option, before any data or model loads."""
     if config.call_trigger not in ("manifest", "config"):
         raise UserError(f"call_trigger must be 'manifest' or 'config', not {config.call_trigger!r}")
     config = replace(config, generation=resolve_trigger(
@@ -482,22 +508,26 @@ def _evaluate(config: EvalConfig, *, model: Any, tokenizer: Any,
         config = replace(config, tool_options=run_tool_options(config.model, config.tool_options))
     if config.tools_enabled:  # every tool option checked before any data or model loads
         check_tool_options(config.tool_options)
-    # load every task's data before the model: a bad path fails in a second, not after loading
-    # --limit counts examples of a generation task, windows of a perplexity text
-    loaded = [load_examples(spec, data_dir, config.limit if spec.generates else None)
-              for spec in specs]
-    out = Path(config.output_dir) if config.output_dir else None
-    fingerprint = _fingerprint(config, tool_names, data_dir)
-    model_files = None
-    if out is not None:  # the model's files, not only its name: a retrained adapter is another
-        from toolformer.fingerprint import model_fingerprint, options_fingerprint
+    return config
 
-        model_files = model_fingerprint(config.model)
-        tool_files = options_fingerprint(config.tool_options) if config.tools_enabled else {}
-        if tool_files:  # a corpus file or reader model the tools use (left out when none)
-            model_files = {**model_files, "tool_options": tool_files}
-        _check_output_dir(out, fingerprint, config.resume, model_files, config.model)
 
+def _check_output(config: EvalConfig, out: Path, fingerprint: str) -> Dict[str, Any]:
+    """Check that ``out`` may take this run (see :func:`_check_output_dir`) and return the
+    model's file fingerprint, with the tools' option files when there are any."""
+    # the model's files, not only its name: a retrained adapter is another
+    from toolformer.fingerprint import model_fingerprint, options_fingerprint
+
+    model_files = model_fingerprint(config.model)
+    tool_files = options_fingerprint(config.tool_options) if config.tools_enabled else {}
+    if tool_files:  # a corpus file or reader model the tools use (left out when none)
+        model_files = {**model_files, "tool_options": tool_files}
+    _check_output_dir(out, fingerprint, config.resume, model_files, config.model)
+    return model_files
+
+
+def _load_model(config: EvalConfig, model: Any, tokenizer: Any) -> Tuple[Any, Any]:
+    """Seed torch, set its CPU threads, and return ``(model, tokenizer)``: those given, else
+    ``config.model`` loaded."""
     import torch
 
     torch.manual_seed(config.generation.seed)
@@ -507,10 +537,12 @@ def _evaluate(config: EvalConfig, *, model: Any, tokenizer: Any,
         from toolformer.models import load_model
 
         model, tokenizer = load_model(config.model, dtype=config.dtype, device=config.device)
-    if out is not None:  # the inputs and the model checked out: now the folder is this run's
-        _record_settings(out, fingerprint, model_files)
-    run = _Run(config, model, tokenizer, generator_factory or _default_generator, tools)
+    return model, tokenizer
 
+
+def _run_tasks(run: _Run, loaded: Sequence[Tuple[TaskSpec, List[Example]]],
+               tool_names: Sequence[str], data_dir: Path) -> Dict[str, Any]:
+    """Every task's result by name, in task order, each with the data file it read."""
     results: Dict[str, Any] = {}
     for spec, examples in loaded:
         if spec.output_type == LOGLIKELIHOOD_ROLLING:
@@ -518,7 +550,16 @@ def _evaluate(config: EvalConfig, *, model: Any, tokenizer: Any,
         else:
             results[spec.name] = run.run_generation(spec, examples, tool_names)
         results[spec.name]["data_path"] = str(spec.data_path(data_dir))
-    summary = {
+    return results
+
+
+def _summary(config: EvalConfig, tokenizer: Any, tool_names: Sequence[str], data_dir: Path,
+             results: Dict[str, Any], command: Optional[Sequence[str]],
+             started: _dt.datetime, t0: float) -> Dict[str, Any]:
+    """The run's report (what ``results.json`` holds): its settings, versions, timings, every
+    task's result and the call statistics over all generating tasks. ``started``: the UTC start
+    time; ``t0``: its ``time.perf_counter()``."""
+    return {
         "name": config.name or report.default_label(config.model, config.tools_enabled),
         "model": config.model,
         "tokenizer": getattr(tokenizer, "name_or_path", None),
@@ -539,6 +580,3 @@ def _evaluate(config: EvalConfig, *, model: Any, tokenizer: Any,
         # over every generating task: calls, precision, the summed confusion table
         "when": merge_call_statistics([r["when"] for r in results.values() if "when" in r]),
     }
-    if out is not None:
-        report.write_results(summary, out)
-    return summary

@@ -92,62 +92,19 @@ def perplexity(
     Returns perplexity (calls disabled), perplexity_raw, word_perplexity, the counts of scored
     tokens and words, the window settings, the tokenizer's name and the seconds taken.
     """
-    import torch
-    from tqdm.auto import tqdm
-
     start = time.perf_counter()
     text = text.replace("\r\n", "\n")
-    context = getattr(model.config, "max_position_embeddings", None) or 1024
-    max_length = min(max_length or context, context)
-    stride = stride or max(1, max_length // 2)
-    from toolformer.models import start_token_id
-
-    enc = tokenizer(text, return_offsets_mapping=True, verbose=False, add_special_tokens=False)
-    start_id = start_token_id(tokenizer, start_token)
-    head = [] if start_id is None else [start_id]
-    ids: List[int] = head + list(enc["input_ids"])
-    offsets: List[Tuple[int, int]] = [(0, 0)] * len(head) + list(enc["offset_mapping"])
+    max_length, stride = _window_settings(model, max_length, stride)
+    ids, offsets, start_id = _tokenize(tokenizer, text, start_token)
     windows = sliding_windows(len(ids), max_length, stride)
     if not windows:
         raise UserError("the text is too short for perplexity (needs at least 2 tokens)")
     if limit is not None:
         windows = windows[:limit]
-
-    from toolformer.generation import call_token_ids
-
-    # the tokens the generator blocks when tools are disabled: every one that opens a bracket
-    call_ids = torch.tensor(sorted(call_token_ids(tokenizer)[1]), dtype=torch.long)
-    device = next(model.parameters()).device
-    vocab = model.get_output_embeddings().weight.shape[0]
-    # keep one batch's fp32 logits under ~256 MB
-    widest = max(w.n_targets + 1 for w in windows)
-    rows = max(1, min(batch_size, (1 << 26) // (widest * vocab)))
-    ids_t = torch.tensor(ids, dtype=torch.long)
-    nll_raw = nll_off = 0.0
-    n_scored = 0
-    bar = tqdm(total=len(windows), desc="wikitext perplexity", unit="win", disable=not progress,
-               leave=False)
-    with torch.inference_mode():
-        for batch in _batches(windows, rows):
-            length = batch[0].end - batch[0].begin
-            keep = min(batch[0].n_targets + 1, length)
-            inputs = torch.stack([ids_t[w.begin : w.end] for w in batch]).to(device)
-            logits = model(input_ids=inputs, logits_to_keep=keep, use_cache=False).logits
-            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-            targets = inputs[:, length - keep + 1 :]
-            lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-            lp_off = lp
-            if len(call_ids):
-                p_call = logp[..., call_ids.to(device)].exp().sum(-1).clamp(max=1 - 1e-6)
-                is_call = torch.isin(targets, call_ids.to(device))
-                lp_off = torch.where(is_call, lp, lp - torch.log1p(-p_call))
-            nll_raw -= lp.sum().item()
-            nll_off -= lp_off.sum().item()
-            n_scored += targets.numel()
-            bar.update(len(batch))
-    bar.close()
-    covered = offsets[windows[-1].end - 1][1]
-    n_words = max(1, len(text[:covered].split()))
+    call_ids = _call_token_ids(tokenizer)
+    nll_raw, nll_off, n_scored = _score_windows(model, ids, windows, call_ids, batch_size,
+                                                progress)
+    n_words = _words_covered(text, offsets, windows)
     return {
         "perplexity": math.exp(nll_off / n_scored),
         "perplexity_raw": math.exp(nll_raw / n_scored),
@@ -164,3 +121,100 @@ def perplexity(
         "call_token_ids": call_ids.tolist(),
         "seconds": time.perf_counter() - start,
     }
+
+
+def _window_settings(model: Any, max_length: Optional[int],
+                     stride: Optional[int]) -> Tuple[int, int]:
+    """``(max_length, stride)`` in tokens: the window capped at the model's context (1024 when
+    its config names none; None means the whole context), the stride half the window unless
+    given."""
+    context = getattr(model.config, "max_position_embeddings", None) or 1024
+    max_length = min(max_length or context, context)
+    return max_length, stride or max(1, max_length // 2)
+
+
+def _tokenize(tokenizer: Any, text: str,
+              start_token: Optional[str]) -> Tuple[List[int], List[Tuple[int, int]], Optional[int]]:
+    """``(ids, offsets, start_id)``: the text's token ids after the start token (if any), each
+    token's character span in ``text`` (``(0, 0)`` for the start token), and the start token's
+    id (None when there is none)."""
+    from toolformer.models import start_token_id
+
+    enc = tokenizer(text, return_offsets_mapping=True, verbose=False, add_special_tokens=False)
+    start_id = start_token_id(tokenizer, start_token)
+    head = [] if start_id is None else [start_id]
+    ids: List[int] = head + list(enc["input_ids"])
+    offsets: List[Tuple[int, int]] = [(0, 0)] * len(head) + list(enc["offset_mapping"])
+    return ids, offsets, start_id
+
+
+def _call_token_ids(tokenizer: Any) -> Any:
+    """The tokens the generator blocks when tools are disabled (every one that opens a
+    bracket), as a sorted 1-D long tensor."""
+    import torch
+
+    from toolformer.generation import call_token_ids
+
+    return torch.tensor(sorted(call_token_ids(tokenizer)[1]), dtype=torch.long)
+
+
+def _batch_rows(model: Any, windows: Sequence[Window], batch_size: int) -> int:
+    """Windows per forward pass: at most ``batch_size``, fewer when one batch's fp32 logits
+    would pass ~256 MB."""
+    vocab = model.get_output_embeddings().weight.shape[0]
+    widest = max(w.n_targets + 1 for w in windows)
+    return max(1, min(batch_size, (1 << 26) // (widest * vocab)))
+
+
+def _score_windows(model: Any, ids: List[int], windows: Sequence[Window], call_ids: Any,
+                   batch_size: int, progress: bool) -> Tuple[float, float, int]:
+    """``(nll_raw, nll_off, n_scored)``: the summed negative log-likelihood (nats) of every
+    window's scored tokens, raw and with calls disabled, and how many tokens were scored."""
+    import torch
+    from tqdm.auto import tqdm
+
+    device = next(model.parameters()).device
+    rows = _batch_rows(model, windows, batch_size)
+    ids_t = torch.tensor(ids, dtype=torch.long)
+    nll_raw = nll_off = 0.0
+    n_scored = 0
+    bar = tqdm(total=len(windows), desc="wikitext perplexity", unit="win", disable=not progress,
+               leave=False)
+    with torch.inference_mode():
+        for batch in _batches(windows, rows):
+            lp, lp_off = _batch_log_probs(model, ids_t, batch, call_ids, device)
+            nll_raw -= lp.sum().item()
+            nll_off -= lp_off.sum().item()
+            n_scored += lp.numel()
+            bar.update(len(batch))
+    bar.close()
+    return nll_raw, nll_off, n_scored
+
+
+def _batch_log_probs(model: Any, ids_t: Any, batch: Sequence[Window], call_ids: Any,
+                     device: Any) -> Tuple[Any, Any]:
+    """Log-probabilities of the scored tokens of a batch of same-shape windows, shape
+    ``(len(batch), n_targets)``: raw, and renormalised without the call-opening tokens
+    (``log p - log(1 - p([))``; a target that is itself such a token keeps its raw value)."""
+    import torch
+
+    length = batch[0].end - batch[0].begin
+    keep = min(batch[0].n_targets + 1, length)
+    inputs = torch.stack([ids_t[w.begin : w.end] for w in batch]).to(device)
+    logits = model(input_ids=inputs, logits_to_keep=keep, use_cache=False).logits
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    targets = inputs[:, length - keep + 1 :]
+    lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    lp_off = lp
+    if len(call_ids):
+        p_call = logp[..., call_ids.to(device)].exp().sum(-1).clamp(max=1 - 1e-6)
+        is_call = torch.isin(targets, call_ids.to(device))
+        lp_off = torch.where(is_call, lp, lp - torch.log1p(-p_call))
+    return lp, lp_off
+
+
+def _words_covered(text: str, offsets: Sequence[Tuple[int, int]],
+                   windows: Sequence[Window]) -> int:
+    """Whitespace-separated words of ``text`` up to the last scored token (at least 1)."""
+    covered = offsets[windows[-1].end - 1][1]
+    return max(1, len(text[:covered].split()))

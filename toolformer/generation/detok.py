@@ -48,7 +48,7 @@ class _Detokenizer:
 def find_stop(text: str, lo: int, limit: int, stop_strings: Sequence[str]) -> Optional[int]:
     """Where the output ends: the first stop string found in ``text[lo:limit]``, else None.
 
-    A stop string counts only once some non-space text precedes it (issue 12, fault 3): an
+    A stop string counts only once some non-space text precedes it: an
     answer that starts on a new line (``"\n12 jars.\n"`` with stop ``"\n"``) is not cut to
     nothing. ``lo`` lets the caller search only text it has not searched yet (and not inside
     a call); the answer is an index into ``text``.

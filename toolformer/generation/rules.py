@@ -163,7 +163,7 @@ def call_trigger(logits: Any, brackets: Any, opens: Any, k: int, threshold: floa
 
 
 def at_word_start(logits: Any, brackets: Any, continues_word: Any, ends_in_word: Sequence[bool]) -> List[bool]:
-    """Whether a call may open here: only where a word or number starts (issue 12, fault 5).
+    """Whether a call may open here: only where a word or number starts.
 
     A row whose text ends in a letter or digit (``ends_in_word``) is inside a word or number
     unless its most likely next token that is not a bracket starts a new one (a leading space

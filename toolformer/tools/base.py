@@ -213,7 +213,7 @@ class Tool(ABC):
 
     def argument_grammar(self, before: Optional[str] = None) -> Any:
         """What this tool's arguments may be: a :class:`~toolformer.grammar.ArgGrammar` that
-        constrained decoding follows (issue 11), or :data:`~toolformer.grammar.NO_CALL` when the
+        constrained decoding follows, or :data:`~toolformer.grammar.NO_CALL` when the
         tool cannot be called after ``before``. ``before``: the text before the call (None: any
         text).
 
