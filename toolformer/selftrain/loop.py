@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from toolformer.atomic import atomic_write_json, atomic_write_jsonl
 from toolformer.errors import EmptyInputError, UserError
 from toolformer.output_lock import check_not_input, hold_output
 from toolformer.records import open_text
@@ -59,8 +60,6 @@ Hook = Callable[[str, Dict[str, Any]], None]
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    from toolformer.atomic import atomic_write_json
-
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, obj)
 
@@ -71,11 +70,7 @@ def _read_json(path: Path) -> Optional[Any]:
 
 def _write_jsonl(path: Path, rows: Sequence[Dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    atomic_write_jsonl(path, rows)
 
 
 def _read_jsonl(path: Path) -> List[Dict[str, Any]]:
