@@ -214,7 +214,7 @@ def test_eval_refuses_to_resume_after_the_adapters_weights_changed(adapter, base
     with pytest.raises(UserError) as exc:
         evaluate(cfg)
     msg = str(exc.value)
-    assert "adapter_model.safetensors" in msg and "--no-resume" in msg and "\n" not in msg
+    assert "adapter_model.safetensors" in msg and "EvalConfig.resume=False" in msg and "\n" not in msg
     from dataclasses import replace
 
     evaluate(replace(cfg, resume=False))  # afresh, as the message says

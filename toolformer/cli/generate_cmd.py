@@ -95,7 +95,7 @@ def build_generator(model_name: str, opts: Dict[str, Any]):
 
     tool_options = {}
     if names:
-        user = parse_tool_options(opts.get("tool_option") or ())
+        user = parse_tool_options(opts.get("tool_option") or (), "--tool-option")
         tool_options = run_tool_options(model_name, user)
         check_tool_options(tool_options)  # a bad option fails before the model loads
     fields = {f.name for f in dataclasses.fields(GenerationConfig)}
