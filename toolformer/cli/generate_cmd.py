@@ -242,9 +242,9 @@ def generate(model: str, prompt: Optional[str], prompts_file: Optional[str], out
         ensure_file_parent(output, "the output file")
         from toolformer.output_lock import check_not_input, hold_output
 
-        check_not_input(output, {"--prompts-file": prompts_file})  # --overwrite would delete it
+        check_not_input(output, {"--prompts-file": prompts_file}, option="--output")  # --overwrite would delete it
         # one run per output file (it resumes by appending): held until the command ends
-        click.get_current_context().with_resource(hold_output(output, is_file=True))
+        click.get_current_context().with_resource(hold_output(output, is_file=True, option="--output"))
     start = 0
     if output and os.path.exists(output) and not overwrite:
         start = _done_rows(output, prompts)
