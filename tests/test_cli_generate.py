@@ -13,6 +13,7 @@ from conftest import make_tiny_model
 from test_generation import CALC_CALL, Calc, ScriptedLlama, chain, sharpen
 from toolformer.cli import generate_cmd
 from toolformer.cli.main import cli
+from toolformer.generation.chat import ChatSession
 from toolformer.tools import base as tool_base
 from toolformer.tools.base import UnknownToolError
 
@@ -203,12 +204,12 @@ def test_chat_input_that_is_not_utf8_is_a_notice_not_a_traceback(scripted_load, 
 
 
 def test_chat_session_uses_the_chat_template(smol_tokenizer):
-    session = generate_cmd.ChatSession(smol_tokenizer, None, "Be brief.")
+    session = ChatSession(smol_tokenizer, None, "Be brief.")
     prompt = session.prompt("hi")
     assert "<|im_start|>user\nhi<|im_end|>" in prompt and prompt.endswith("<|im_start|>assistant\n")
     session.add("hi", " hello ")
     assert "hello<|im_end|>" in session.prompt("again")
-    plain = generate_cmd.ChatSession(smol_tokenizer, False, None)
+    plain = ChatSession(smol_tokenizer, False, None)
     assert plain.prompt("hi") == "User: hi\nAssistant:" and plain.stop_strings == ("\nUser:",)
 
 
@@ -230,13 +231,13 @@ def test_chat_talks_in_the_turns_an_adapter_was_trained_on(smol_tokenizer, tmp_p
     write_manifest(tmp_path, meta)
     roles = manifest_chat_roles(str(tmp_path))
     assert roles == ("Q", "A")
-    session = generate_cmd.ChatSession(smol_tokenizer, None, None, roles)
+    session = ChatSession(smol_tokenizer, None, None, roles)
     assert not session.use_template
     assert session.prompt("A box has 6 eggs. How many in 7 boxes?") == "Q: A box has 6 eggs. How many in 7 boxes?\nA:"
     assert session.prompt("Q: 3 and 4 more?") == "Q: 3 and 4 more?\nA:" and session.stop_strings == ("\nQ:",)
     session.add("Q: 3 and 4 more?", " [Calculator(3 + 4) -> 7] 7 ")
     assert session.prompt("5 less 2?") == "Q: 3 and 4 more?\nA: [Calculator(3 + 4) -> 7] 7\nQ: 5 less 2?\nA:"
-    assert generate_cmd.ChatSession(smol_tokenizer, True, None, roles).use_template
+    assert ChatSession(smol_tokenizer, True, None, roles).use_template
     write_manifest(tmp_path, {**meta, "chat_roles": {"user": "Q"}})
     with pytest.raises(UserError, match="chat_roles"):
         manifest_chat_roles(str(tmp_path))

@@ -4,9 +4,14 @@ config field, the command line reads the flag."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
+import inspect
+import re
 import sys
+import typing
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -14,7 +19,9 @@ from click.testing import CliRunner
 from toolformer.cli.flags import COMMAND_FLAGS, FIELD_FLAGS, in_flags
 from toolformer.cli.main import COMMANDS, cli
 from toolformer.cli.main import main as cli_main
-from toolformer.errors import UserError
+from toolformer.errors import UserError, fields_in
+from toolformer.models.trust import TRUST_PICKLE_ENV
+from toolformer.records import iter_records
 
 
 def _eval_config(monkeypatch, argv):
@@ -175,6 +182,13 @@ def test_a_command_spells_a_field_its_own_way():
     assert in_flags(str(error), error.fields, "generate") == "--batch-size must be >= 1"
     assert in_flags("EvalConfig.resume=False", ["EvalConfig.resume=False"]) == "--no-resume"
     assert in_flags("Unmapped.field here", ["Unmapped.field"]) == "Unmapped.field here"
+    message = ("set AugmentConfig.overwrite=True to start again, or choose another "
+               "AugmentConfig.output")
+    assert in_flags(message, fields_in(message)) == (
+        "set --overwrite to start again, or choose another --output")
+    nested = "no dev problem left from SelfTrainConfig.dev.data x.jsonl"
+    assert fields_in(nested) == ("SelfTrainConfig.dev.data",)
+    assert in_flags(nested, fields_in(nested)) == "no dev problem left from --dev-data x.jsonl"
 
 
 def test_the_field_table_names_real_fields_and_real_flags():
@@ -187,7 +201,7 @@ def test_the_field_table_names_real_fields_and_real_flags():
 
     classes = {c.__name__: c for c in (AugmentConfig, AnnotatorConfig, EvalConfig,
                                        FinetuneConfig, GenerationConfig, SelfTrainConfig)}
-    declared = set()
+    declared = {o for p in cli.params for o in p.opts + p.secondary_opts}  # the group's own
     for spec in COMMANDS.values():
         module, _, attr = spec.partition(":")
         command = getattr(importlib.import_module(module), attr)
@@ -198,10 +212,50 @@ def test_the_field_table_names_real_fields_and_real_flags():
         table.update(overrides)
     for field, flag in table.items():
         cls, _, name = field.partition("=")[0].partition(".")
-        names = (PAPER_TRAINING_ARGS if cls == "TrainingArguments"
-                 else {f.name for f in dataclasses.fields(classes[cls])})
-        assert name in names, field
+        if cls == "TrainingArguments":
+            assert name in PAPER_TRAINING_ARGS, field
+        elif cls == "iter_records":  # the reader's own keyword arguments
+            assert name in inspect.signature(iter_records).parameters, field
+        elif cls.startswith("$"):  # an environment variable that a flag of the group sets
+            assert cls == f"${TRUST_PICKLE_ENV}", field
+        else:
+            assert _is_field(classes[cls], name), field
         assert all(part in declared for part in flag.split("/")), (field, flag)
+
+
+def _is_field(cls, dotted: str) -> bool:
+    """Whether ``dotted`` (``data.corpus``) names a field of dataclass ``cls``, group by group."""
+    for part in dotted.split("."):
+        if not dataclasses.is_dataclass(cls) or part not in {f.name for f in dataclasses.fields(cls)}:
+            return False
+        cls = typing.get_type_hints(cls).get(part)
+    return True
+
+
+def _raise_strings(node: ast.AST):
+    """The string constants of a ``raise`` statement (f-strings' literal parts included)."""
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            yield sub.lineno, sub.value
+
+
+def test_no_library_error_names_a_command_line_flag():
+    """An API caller never set a flag: what the library raises names config fields (the CLI
+    writes them as flags through FIELD_FLAGS); only toolformer/cli/ speaks in flags."""
+    root = Path(__file__).resolve().parents[1] / "toolformer"
+    flag = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if "cli" in path.relative_to(root).parts[:1]:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                for line, text in _raise_strings(node.exc):
+                    hit = flag.search(text)
+                    if hit and not text[:hit.start()].rstrip().endswith("pip install"):
+                        found.append(f"{path.relative_to(root.parent)}:{line}: {hit.group()}")
+    assert not found, "library errors that name a flag: " + "; ".join(found)
 
 
 def test_eval_passes_its_command_line_to_the_harness(monkeypatch):

@@ -18,11 +18,11 @@ from toolformer.generation import (
     CallRecord,
     GenerationConfig,
     ToolGenerator,
-    _Detokenizer,
-    _split_partial_call,
     call_token_ids,
     generate_reencode,
 )
+from toolformer.generation.detok import _Detokenizer
+from toolformer.generation.row import _split_partial_call
 from toolformer.tools.base import Tool, ToolContext, ToolError
 from toolformer.grammar import CalculatorArgs
 from toolformer.syntax import parse_call

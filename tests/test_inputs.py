@@ -112,7 +112,7 @@ def test_saved_dataset_and_dataset_dict(tmp_path):
     _check_standard(list(load_documents(str(tmp_path / "ds"))))
     DatasetDict({"validation": Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "dd"))
     _check_standard(list(load_documents(str(tmp_path / "dd"), split="validation")))
-    with pytest.raises(UserError, match=r"no split 'train'.*validation.*--split"):
+    with pytest.raises(UserError, match=r"no split 'train'.*validation.*iter_records.split"):
         load_documents(str(tmp_path / "dd"))
 
 
@@ -192,7 +192,7 @@ def test_folder_that_is_not_a_dataset(tmp_path):
 
 def test_missing_text_field_lists_the_fields(tmp_path):
     path = _write_jsonl(tmp_path / "d.jsonl", [{"body": "x", "title": "t"}])
-    with pytest.raises(UserError, match=r"no text field 'text'.*fields: body, title.*--text-field"):
+    with pytest.raises(UserError, match=r"no text field 'text'.*fields: body, title.*AugmentConfig.text_field"):
         list(load_documents(str(path)))
     with pytest.raises(UserError, match=r"no id field 'uid'"):
         list(load_documents(str(path), text_field="body", id_field="uid"))

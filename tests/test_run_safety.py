@@ -59,7 +59,7 @@ def test_a_second_process_is_refused_while_the_first_holds_the_output(tmp_path):
             with hold_output(out):
                 pass
         msg = _one_line(exc)
-        assert msg.startswith(f"{HELD} {out} (pid {holder.pid})") and "--output" in msg
+        assert msg.startswith(f"{HELD} {out} (pid {holder.pid})") and msg.endswith("pick another output")
     finally:
         holder.kill()
         holder.wait()

@@ -94,7 +94,7 @@ def test_other_settings_are_refused(tmp_path):
     store = ShardStore(tmp_path / "out" / "shards" / shard_name(0, 1))
     store.prepare(FP)
     store.write_chunk([_record(0)])
-    with pytest.raises(UserError, match=r"other settings \(changed: model, tools\).*--overwrite"):
+    with pytest.raises(UserError, match=r"other settings \(changed: model, tools\).*AugmentConfig.overwrite=True"):
         ShardStore(store.folder).prepare({**FP, "model": "x", "tools": ["QA"]})
     fresh = ShardStore(store.folder)
     fresh.prepare({**FP, "model": "x"}, overwrite=True)

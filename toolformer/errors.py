@@ -15,7 +15,7 @@ from typing import Optional, Sequence, Tuple, Union
 PathLike = Union[str, "os.PathLike[str]"]
 
 # a config field as a message names it: ``EvalConfig.max_new_tokens``
-_FIELD = re.compile(r"[A-Z][A-Za-z0-9]*\.[a-z_][a-z0-9_]*(?:=(?:True|False))?")
+_FIELD = re.compile(r"[A-Z][A-Za-z0-9]*(?:\.[a-z_][a-z0-9_]*)+(?:=(?:True|False))?")
 
 
 class UserError(Exception):

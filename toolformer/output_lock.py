@@ -41,7 +41,7 @@ def _holder(path: Path) -> str:
 
 @contextlib.contextmanager
 def hold_output(output: PathLike, is_file: bool = False,
-                option: str = "--output") -> Iterator[Path]:
+                option: str = "output") -> Iterator[Path]:
     """Hold ``output`` (a folder, or a file when ``is_file``) for this process while the block runs.
 
     Creates the folder (or the file's folder). Yields the lock file's path. Never waits: raises
@@ -92,7 +92,7 @@ def _same(a: Path, b: Path) -> bool:
 
 
 def check_not_input(output: PathLike, inputs: Mapping[str, Optional[PathLike]],
-                    written: Optional[Sequence[str]] = None, option: str = "--output") -> None:
+                    written: Optional[Sequence[str]] = None, option: str = "output") -> None:
     """Refuse an ``output`` that would replace one of ``inputs`` (label -> path; None skipped).
 
     ``written`` None: ``output`` is a file, refused when it is an input (same path after

@@ -330,7 +330,8 @@ def pick_split(dd: Mapping[str, Any], split: str, where: str) -> Any:
     """``dd[split]`` of a DatasetDict, or a UserError listing its splits."""
     if split in dd:
         return dd[split]
-    raise UserError(f"{where} has no split {split!r}; its splits: {', '.join(dd)}; pass --split")
+    raise UserError(f"{where} has no split {split!r}; its splits: {', '.join(dd)}; pass one as "
+                    "iter_records.split", field="iter_records.split")
 
 
 def load_saved_dataset(path: Path, split: str = "train") -> Any:
@@ -354,7 +355,8 @@ def _read_hub_dataset(name: str, split: str) -> Iterator[Record]:
         ds = datasets.load_dataset(name, split=split, streaming=True)
     except ValueError as exc:
         if "split" in str(exc).lower():
-            raise UserError(f"HF dataset {name!r}: {exc}; pass --split") from None
+            raise UserError(f"HF dataset {name!r}: {exc}; pass iter_records.split",
+                            field="iter_records.split") from None
         raise UserError(f"could not load HF dataset {name!r}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - offline, unknown id, gated, ...
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

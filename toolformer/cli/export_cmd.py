@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Optional
 
 import click
+
+from toolformer.atomic import atomic_write, temporary_path
 
 
 @click.command(name="export")
@@ -29,7 +30,7 @@ def export(source: str, fmt: str, output: Optional[str]) -> None:
     from toolformer.data_aug.export import data_file, export_rows
     from toolformer.output_lock import check_not_input, hold_output
 
-    tmp = Path(f"{output}.tmp-{os.getpid()}") if output else None
+    tmp = temporary_path(output) if output else None
     held = contextlib.ExitStack()
     try:
         if output is not None:  # -o RUN/data.jsonl would replace the data being read
@@ -43,16 +44,20 @@ def export(source: str, fmt: str, output: Optional[str]) -> None:
         if output is None:
             _write(sys.stdout, first, rows)
             return
+        written: list = []  # the row count, set inside the atomic write
+
+        def write(path: Path) -> None:
+            with open(path, "w", encoding="utf-8") as fh:
+                written.append(_write(fh, first, rows))
+
         try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                n = _write(fh, first, rows)
-            os.replace(tmp, output)
+            atomic_write(output, write)
         except OSError as exc:  # name the path the user gave, not our temporary file
             from toolformer.errors import path_error
 
             named = _as_output_error(exc, tmp, output)
             raise path_error(output, named, "the output file") from None
-        click.echo(f"wrote {n} rows ({fmt}) to {output}", err=True)
+        click.echo(f"wrote {written[0]} rows ({fmt}) to {output}", err=True)
     except click.ClickException:
         raise
     except Exception as exc:  # a user's mistake is one line; a bug keeps its traceback
@@ -61,8 +66,6 @@ def export(source: str, fmt: str, output: Optional[str]) -> None:
             raise
         raise click.ClickException(message) from None
     finally:
-        if tmp is not None and tmp.exists():
-            tmp.unlink()
         held.close()
 
 

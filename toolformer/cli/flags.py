@@ -28,6 +28,8 @@ FIELD_FLAGS: Dict[str, str] = {
     "AugmentConfig.encoding_errors": "--encoding-errors",
     "AugmentConfig.seed": "--seed",
     "AugmentConfig.overwrite": "--overwrite",
+    "AugmentConfig.overwrite=True": "--overwrite",
+    "iter_records.split": "--split",
     "AnnotatorConfig.seed": "--seed",
     # toolformer eval
     "EvalConfig.model": "--model",
@@ -75,6 +77,15 @@ FIELD_FLAGS: Dict[str, str] = {
     "SelfTrainConfig.dev.data": "--dev-data",
     "SelfTrainConfig.round0_docs": "--round0-docs",
     "SelfTrainConfig.model": "--model",
+    "SelfTrainConfig.output": "--output",
+    "SelfTrainConfig.init_adapter": "--init-adapter",
+    "SelfTrainConfig.data.data_dir": "--data-dir",
+    "SelfTrainConfig.data.max_problem_steps": "--max-problem-steps",
+    "SelfTrainConfig.data.eval_sets": "--eval-sets",
+    "SelfTrainConfig.improve.filter": "--filter",
+    "SelfTrainConfig.improve.filter_options": "--filter-option",
+    # every command (a flag of the toolformer group)
+    "$TOOLFORMER_TRUST_PICKLE_WEIGHTS=1": "--trust-pickle-weights",
 }
 
 # where a command spells a field its own way

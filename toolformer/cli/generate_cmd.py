@@ -16,6 +16,7 @@ import click
 
 from toolformer.cli.decoding import decoding_options, named_tools, tool_choice_options
 from toolformer.cli.options import field_option
+from toolformer.generation.chat import ChatSession
 from toolformer.generation.trigger import resolve_trigger
 from toolformer.generation.types import GenerationConfig  # light: no torch at import
 from toolformer.tools.assembly import DEFAULT_TOOLS  # light: no torch
@@ -94,7 +95,7 @@ def build_generator(model_name: str, opts: Dict[str, Any]):
 
     tool_options = {}
     if names:
-        user = parse_tool_options(opts.get("tool_option") or ())
+        user = parse_tool_options(opts.get("tool_option") or (), "--tool-option")
         tool_options = run_tool_options(model_name, user)
         check_tool_options(tool_options)  # a bad option fails before the model loads
     fields = {f.name for f in dataclasses.fields(GenerationConfig)}
@@ -241,9 +242,9 @@ def generate(model: str, prompt: Optional[str], prompts_file: Optional[str], out
         ensure_file_parent(output, "the output file")
         from toolformer.output_lock import check_not_input, hold_output
 
-        check_not_input(output, {"--prompts-file": prompts_file})  # --overwrite would delete it
+        check_not_input(output, {"--prompts-file": prompts_file}, option="--output")  # --overwrite would delete it
         # one run per output file (it resumes by appending): held until the command ends
-        click.get_current_context().with_resource(hold_output(output, is_file=True))
+        click.get_current_context().with_resource(hold_output(output, is_file=True, option="--output"))
     start = 0
     if output and os.path.exists(output) and not overwrite:
         start = _done_rows(output, prompts)
@@ -312,47 +313,6 @@ def decode_input_line(raw: bytes, n: int, encoding: str = "utf-8") -> Tuple[str,
 
 CHAT_HELP = """Commands: /help this text, /tools list the tools, /reset forget the conversation, /quit exit.
 Ctrl-C stops an answer; Ctrl-C or Ctrl-D at the prompt exits."""
-
-
-class ChatSession:
-    """The conversation: turns, and the prompt the model continues (chat template or plain)."""
-
-    def __init__(self, tokenizer: Any, use_template: Optional[bool], system: Optional[str],
-                 roles: Optional[Tuple[str, str]] = None):
-        """``roles``: the plain turn labels the model was trained on (``("Q", "A")``, from its
-        manifest); with them the default is plain turns, not the chat template."""
-        self.tokenizer = tokenizer
-        has_template = bool(getattr(tokenizer, "chat_template", None))
-        if use_template is None and roles is not None:
-            use_template = False
-        self.use_template = has_template if use_template is None else (use_template and has_template)
-        self.system = system
-        self.roles = roles or ("User", "Assistant")
-        self.turns: List[Dict[str, str]] = []
-
-    def _content(self, user: str) -> str:
-        """What the user said, without the user label typed out in plain turns (``Q: ...``)."""
-        label = f"{self.roles[0]}:"
-        return user[len(label):].strip() if not self.use_template and user.startswith(label) else user
-
-    def prompt(self, user: str) -> str:
-        turns = self.turns + [{"role": "user", "content": self._content(user)}]
-        if self.use_template:
-            messages = ([{"role": "system", "content": self.system}] if self.system else []) + turns
-            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        lines = [self.system] if self.system else []
-        user_label, assistant_label = self.roles
-        for t in turns:
-            lines.append(f"{user_label if t['role'] == 'user' else assistant_label}: {t['content']}")
-        return "\n".join(lines) + f"\n{assistant_label}:"
-
-    @property
-    def stop_strings(self) -> Tuple[str, ...]:
-        return () if self.use_template else (f"\n{self.roles[0]}:",)
-
-    def add(self, user: str, answer: str) -> None:
-        self.turns += [{"role": "user", "content": self._content(user)},
-                       {"role": "assistant", "content": answer.strip()}]
 
 
 def _answer(gen: Any, session: ChatSession, user: str, context: Any) -> None:

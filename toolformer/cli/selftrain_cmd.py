@@ -209,7 +209,7 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
         from toolformer.tools.assembly import parse_tool_options
 
         merged = {k: dict(v) for k, v in (base.get("tool_options") or SelfTrainConfig().tool_options).items()}
-        for tool, opts in parse_tool_options(tool_items).items():
+        for tool, opts in parse_tool_options(tool_items, "--tool-option").items():
             merged.setdefault(tool, {}).update(opts)
         base["tool_options"] = merged
     # own FinetuneConfig fields by name; any other key is a TrainingArguments field (checked by

@@ -169,8 +169,9 @@ def data_file(path: str) -> Path:
     if p.is_dir():
         if (p / "data.jsonl").is_file():
             return p / "data.jsonl"
-        raise UserError(f"{path} holds no augmented data (no data.jsonl); run `toolformer augment "
-                        f"--output {path}` first, or pass the data.jsonl of a finished run")
+        raise UserError(f"{path} holds no augmented data (no data.jsonl); run augment with "
+                        f"AugmentConfig.output {path} first, or pass the data.jsonl of a finished "
+                        "run", field="AugmentConfig.output")
     if p.is_file():
         return p
     raise UserError(f"{path} does not exist; pass an augment output folder or its data.jsonl")

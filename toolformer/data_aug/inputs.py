@@ -109,9 +109,11 @@ iter_records = records.iter_records
 # --------------------------------------------------------------------------- documents
 
 
-def _field_error(source: str, what: str, name: str, rec: Any, option: str) -> UserError:
+def _field_error(source: str, what: str, name: str, rec: Any, field: str,
+                 alternative: str = "") -> UserError:
     have = ", ".join(map(str, rec)) if isinstance(rec, Mapping) else type(rec).__name__
-    return UserError(f"{source}: no {what} field {name!r} in the first record (fields: {have}); pass {option}")
+    return UserError(f"{source}: no {what} field {name!r} in the first record (fields: {have}); "
+                     f"set {field}{alternative}", field=field)
 
 
 def documents_from_records(
@@ -138,9 +140,10 @@ def documents_from_records(
         if first:
             first = False
             if text_field not in rec:
-                raise _field_error(source, "text", text_field, rec, "--text-field")
+                raise _field_error(source, "text", text_field, rec, "AugmentConfig.text_field")
             if id_field and id_field not in rec:
-                raise _field_error(source, "id", id_field, rec, "--id-field or leave it out")
+                raise _field_error(source, "id", id_field, rec, "AugmentConfig.id_field",
+                                   " or leave it out")
         text = rec.get(text_field)
         reason = _junk_reason(text)
         if reason is not None:

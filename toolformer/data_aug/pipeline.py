@@ -150,8 +150,10 @@ def _clear_other_runs(output: Path, num_shards: int, overwrite: bool) -> None:
         counts = ", ".join(str(n) for n in sorted(others))
         raise UserError(
             f"{output} holds a run split into {counts} shard(s), not {num_shards}; use the same "
-            "--num-shards, pass --overwrite to start again, or choose another --output"
-        )
+            "AugmentConfig.num_shards, set AugmentConfig.overwrite=True to start again, or choose "
+            "another AugmentConfig.output",
+            field=("AugmentConfig.num_shards", "AugmentConfig.overwrite=True",
+                   "AugmentConfig.output"))
     import shutil
 
     for dirs in others.values():
@@ -255,7 +257,8 @@ def _check_model(config: AugmentConfig, store: ShardStore) -> None:
     path = store.folder / MODEL_FILE
     if any(store.chunk_files()):
         check_same_model(read_json(path), current, config.model, config.output,
-                         "pass --overwrite to annotate again, or choose another --output")
+                         "set AugmentConfig.overwrite=True to annotate again, or choose another "
+                         "AugmentConfig.output")
     atomic_write_json(path, current)
 
 
@@ -433,10 +436,12 @@ def merge_shards(output: str, num_shards: Optional[int] = None) -> Tuple[Dict[st
     out = Path(output).expanduser()
     found = list_shard_dirs(out)
     if not found:
-        raise UserError(f"no shards in {out}/{SHARDS_DIR}; run `toolformer augment --output {out}` first")
+        raise UserError(f"no shards in {out}/{SHARDS_DIR}; run augment with AugmentConfig.output "
+                        f"{out} first", field="AugmentConfig.output")
     if num_shards is None:
         if len(found) > 1:
-            raise UserError(f"{out} holds runs with {sorted(found)} shards; pass --num-shards")
+            raise UserError(f"{out} holds runs with {sorted(found)} shards; set "
+                            "AugmentConfig.num_shards", field="AugmentConfig.num_shards")
         num_shards = next(iter(found))
     with file_lock(out / MERGE_LOCK):
         stores, markers = _shards(out, num_shards)
@@ -444,8 +449,9 @@ def merge_shards(output: str, num_shards: Optional[int] = None) -> Tuple[Dict[st
         if missing:
             raise UserError(
                 f"shard(s) {', '.join(missing)} of {num_shards} in {out} are not finished; run them "
-                f"(--num-shards {num_shards} --shard-index N with the same options) and merge again"
-            )
+                f"(AugmentConfig.num_shards {num_shards}, AugmentConfig.shard_index N, the same "
+                "options otherwise) and merge again",
+                field=("AugmentConfig.num_shards", "AugmentConfig.shard_index"))
         config = read_json(stores[0].folder / "config.json") or {}
         return _merge(out, stores, markers, config)
 

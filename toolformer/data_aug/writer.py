@@ -213,7 +213,9 @@ class ShardStore:
         saved = read_json(self.folder / "config.json")
         if saved is None:
             if any(self.chunk_files()):
-                raise UserError(f"{self.folder} has chunks but no config.json; use --overwrite to start again")
+                raise UserError(f"{self.folder} has chunks but no config.json; set "
+                                "AugmentConfig.overwrite=True to start again",
+                                field="AugmentConfig.overwrite=True")
             atomic_write_json(self.folder / "config.json", fingerprint)
         elif saved != fingerprint and not any(self.chunk_files()):
             # the earlier run produced nothing (it failed before its first chunk): replace it
@@ -223,9 +225,9 @@ class ShardStore:
             changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
             raise UserError(
                 f"{self.folder.parent.parent} holds a run made with other settings (changed: "
-                f"{', '.join(changed)}); rerun with the same options, pass --overwrite to start "
-                "again, or choose another --output"
-            )
+                f"{', '.join(changed)}); rerun with the same options, set "
+                "AugmentConfig.overwrite=True to start again, or choose another AugmentConfig.output",
+                field=("AugmentConfig.overwrite=True", "AugmentConfig.output"))
         files = self.chunk_files()
         self._next_chunk = (int(CHUNK_RE.match(files[-1].name).group(1)) + 1) if files else 0
         # the chunks are the truth; progress.json may be one chunk behind after a kill

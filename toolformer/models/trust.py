@@ -34,6 +34,7 @@ def check_weight_files(target: str, original: str) -> None:
     if pickles:
         raise ModelLoadError(
             f"could not load model {original}: its weights ({pickles[0]}) are a pickle file, "
-            "which can run code when loaded; convert them to safetensors, or pass "
-            "--trust-pickle-weights if you trust where they came from"
+            "which can run code when loaded; convert them to safetensors, or set "
+            f"${TRUST_PICKLE_ENV}=1 if you trust where they came from",
+            field=f"${TRUST_PICKLE_ENV}=1",
         )

@@ -102,8 +102,10 @@ def mix_docs(rows: List[Dict[str, Any]], doc_template: str,
 
 def corpus_not_found(path: Any) -> UserError:
     """The one-line error for a corpus file that does not exist."""
-    return UserError(f"corpus {path} not found; pass --corpus PATH to GSM8K's train.jsonl "
-                     "(or set --data-dir), or --corpus arithmetic for generated easy problems")
+    return UserError(f"corpus {path} not found; set SelfTrainConfig.data.corpus to GSM8K's "
+                     "train.jsonl (or set SelfTrainConfig.data.data_dir), or to arithmetic for "
+                     "generated easy problems",
+                     field=("SelfTrainConfig.data.corpus", "SelfTrainConfig.data.data_dir"))
 
 
 def corpus_from_rows(rows: Iterable[Tuple[str, Any]], stem: str, source: str, doc_template: str,
@@ -162,7 +164,8 @@ def split_corpus(docs: List[CorpusDoc], dev_size: int, seed: int, dev_max_steps:
     order = list(docs)
     if not order:
         raise UserError("no problem with a gold answer to hold out as the dev split; use a corpus "
-                        "with answers (GSM8K) or pass --dev-data PATH (JSONL: question, answer)")
+                        "with answers (GSM8K) or set SelfTrainConfig.dev.data to a JSONL file "
+                        "(question, answer)", field="SelfTrainConfig.dev.data")
     random.Random(seed).shuffle(order)
     eligible = [d for d in order if dev_max_steps is None or d.steps is None or d.steps <= dev_max_steps]
     if dev_size >= len(order) or dev_size > len(eligible):

@@ -122,7 +122,8 @@ def eval_references(data_dir: Path, wikitext: bool = True) -> EvalReferences:
     missing = [str(p) for p in need if not p.exists()]
     if missing:
         raise UserError(f"facts: cannot check disjointness, missing {', '.join(missing)}; "
-                        "pass --data-dir with the shared data")
+                        "set SelfTrainConfig.data.data_dir to the shared data",
+                        field="SelfTrainConfig.data.data_dir")
     refs = EvalReferences(evaluated_relations=evaluated_trex_relations(data_dir))
     for rel in sorted(refs.evaluated_relations):
         path = lama / "TREx" / f"{rel}.jsonl"

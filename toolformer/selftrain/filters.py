@@ -460,8 +460,9 @@ class RewardFilter(CandidateFilter):
     @classmethod
     def check_values(cls, model: Optional[str] = None, **_: Any) -> None:
         if not model:
-            raise UserError("the reward filter needs a reward model: filter_options={'model': PATH} "
-                            "(--filter-option model=PATH)")
+            raise UserError("the reward filter needs a reward model: the option model=PATH in "
+                            "SelfTrainConfig.improve.filter_options",
+                            field="SelfTrainConfig.improve.filter_options")
 
     def rewards(self, texts: Sequence[str]) -> List[float]:
         """r(text) for each text: the ``label`` logit."""

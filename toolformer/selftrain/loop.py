@@ -37,7 +37,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from toolformer.errors import EmptyInputError, UserError
+from toolformer.atomic import atomic_write_json, atomic_write_jsonl
+from toolformer.errors import EmptyInputError, UserError, fields_in
 from toolformer.output_lock import check_not_input, hold_output
 from toolformer.records import open_text
 from toolformer.selftrain.candidates import Candidate
@@ -59,8 +60,6 @@ Hook = Callable[[str, Dict[str, Any]], None]
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    from toolformer.atomic import atomic_write_json
-
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, obj)
 
@@ -71,11 +70,7 @@ def _read_json(path: Path) -> Optional[Any]:
 
 def _write_jsonl(path: Path, rows: Sequence[Dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    atomic_write_jsonl(path, rows)
 
 
 def _read_jsonl(path: Path) -> List[Dict[str, Any]]:
@@ -133,8 +128,8 @@ class RoundDir:
         if changed:
             raise UserError(
                 f"{path} was made with another config (changed: {', '.join(changed) or 'unknown'}); "
-                "rerun with the same settings to resume, or pass another --output"
-            )
+                "rerun with the same settings to resume, or pass another SelfTrainConfig.output",
+                field="SelfTrainConfig.output")
         self.state = state or {"fingerprint": fp, "stages": {}}
 
     def done(self, stage: str) -> bool:
@@ -264,8 +259,7 @@ class SelfTrainer:
             raise UserError(
                 f"{self.out} holds a self-training run made with another config (changed: "
                 f"{', '.join(changed) or 'unknown'}); rerun with the same settings to resume, "
-                "or pass another --output"
-            )
+                "or pass another SelfTrainConfig.output", field="SelfTrainConfig.output")
         if old is None:
             _write_json(path, {"fingerprint": fp, "config": self.config.to_dict()})
 
@@ -286,7 +280,7 @@ class SelfTrainer:
         path = self.out / MODELS_FILE
         if any(self.out.glob(f"round_*/{STATE_FILE}")):
             check_same_model(_read_json(path), current, c.init_adapter or c.model, self.out,
-                             "pass another --output to train on it as it is now")
+                             "pass another SelfTrainConfig.output to train on it as it is now")
         _write_json(path, current)
 
     # -- models ---------------------------------------------------------------------------
@@ -333,8 +327,9 @@ class SelfTrainer:
         if _filter_cls(c.improve.filter).needs_gold and not any(d.answer is not None or d.answers
                                                          for d in docs):
             raise UserError(f"the {c.improve.filter!r} filter needs gold answers and the corpus "
-                            f"{c.data.corpus} has none; use --filter loss (or reward), or a corpus "
-                            "with answers (GSM8K)")
+                            f"{c.data.corpus} has none; set SelfTrainConfig.improve.filter to loss "
+                            "(or reward), or use a corpus with answers (GSM8K)",
+                            field="SelfTrainConfig.improve.filter")
         dev_rows: List[Dict[str, Any]] = []
         if c.dev.data:
             dev_rows = [{"id": ex.id, "question": ex.fields["question"], "answer": ex.meta["answer"]}
@@ -345,22 +340,26 @@ class SelfTrainer:
         clean = [d for d, k in zip(docs, keep) if k]
         if not clean:  # here, before the baseline eval and every later stage
             steps = "" if c.data.max_problem_steps is None else \
-                f" with at most {c.data.max_problem_steps} step(s) (--max-problem-steps)"
+                f" with at most {c.data.max_problem_steps} step(s) (SelfTrainConfig.data.max_problem_steps)"
             why = (f"the contamination guard dropped all {len(docs)} as near-duplicates of "
                    f"{', '.join(c.data.eval_sets)} (threshold {c.data.contamination_threshold})") if docs \
                 else "it holds none"
             raise EmptyInputError(f"no training text left from the corpus {c.data.corpus}{steps}: "
-                                  f"{why}; use another corpus, other --eval-sets or a higher "
-                                  "contamination_threshold")
+                                  f"{why}; use another corpus, other SelfTrainConfig.data.eval_sets "
+                                  "or a higher SelfTrainConfig.data.contamination_threshold",
+                                  field=fields_in(steps, "SelfTrainConfig.data.eval_sets",
+                                                  "SelfTrainConfig.data.contamination_threshold"))
         gold = [d for d in clean if d.answer is not None]
         if dev_rows:
             train = list(clean)
             dev_keep, _ = guard.check([r["question"] for r in dev_rows])
             dev_rows = [r for r, k in zip(dev_rows, dev_keep) if k]
             if not dev_rows:
-                raise EmptyInputError(f"no dev problem left from --dev-data {c.dev.data}: the "
-                                      "contamination guard dropped every one as a near-duplicate "
-                                      f"of {', '.join(c.data.eval_sets)}; use another --dev-data")
+                raise EmptyInputError(f"no dev problem left from SelfTrainConfig.dev.data "
+                                      f"{c.dev.data}: the contamination guard dropped every one as "
+                                      f"a near-duplicate of {', '.join(c.data.eval_sets)}; use "
+                                      "another SelfTrainConfig.dev.data",
+                                      field="SelfTrainConfig.dev.data")
         else:
             train, dev = split_corpus(gold, c.dev.size, c.seed, c.dev.max_problem_steps)
             train = train + [d for d in clean if d.answer is None]
@@ -662,11 +661,13 @@ class SelfTrainer:
 
         if not _generated(c.data.corpus) and not self.corpus_path().is_file():  # before run.json exists
             raise corpus_not_found(self.corpus_path())
-        check_not_input(self.out, {"--corpus": None if _generated(c.data.corpus) else self.corpus_path(),
-                                   "--dev-data": c.dev.data, "--init-adapter": c.init_adapter},
-                        RUN_WRITES)
+        check_not_input(self.out, {"SelfTrainConfig.data.corpus": None if _generated(c.data.corpus)
+                                   else self.corpus_path(),
+                                   "SelfTrainConfig.dev.data": c.dev.data,
+                                   "SelfTrainConfig.init_adapter": c.init_adapter},
+                        RUN_WRITES, option="SelfTrainConfig.output")
         # one process per run folder: a second run would interleave its stages with this one's
-        with hold_output(self.out):
+        with hold_output(self.out, option="SelfTrainConfig.output"):
             self._check_run()
             self._check_models()
             return self._run()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence, Tuple
 
-from toolformer.cli.generate_cmd import ChatSession
 from toolformer.errors import UserError
+from toolformer.generation.chat import ChatSession
 
 
 def chat_prompt(messages: Sequence[Any], tokenizer: Any, roles: Optional[Tuple[str, str]] = None,

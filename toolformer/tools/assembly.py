@@ -47,7 +47,7 @@ def _value(text: str) -> Any:
         return text
 
 
-def parse_options(items: Iterable[str], flag: str = "--option") -> Dict[str, Any]:
+def parse_options(items: Iterable[str], flag: str = "option") -> Dict[str, Any]:
     """One tool's ``KEY=VALUE`` items -> ``{key: value}`` (later items win), values read as in
     :func:`parse_tool_options`. Keys are not checked here (the tool's constructor checks them).
 
@@ -62,7 +62,7 @@ def parse_options(items: Iterable[str], flag: str = "--option") -> Dict[str, Any
     return out
 
 
-def parse_tool_options(items: Iterable[str], flag: str = "--tool-option") -> Options:
+def parse_tool_options(items: Iterable[str], flag: str = "tool option") -> Options:
     """``Tool.key=value`` items, or JSON objects ``{"Tool": {"key": value}}``, -> ``{Tool:
     {key: value}}`` (later items win). Tool names are not checked here (see
     :func:`check_tool_options`).
