@@ -254,7 +254,7 @@ def test_cli_prints_when_and_which(monkeypatch, tmp_path):
     results = {"name": "x", "tasks": {"notool": {"metric": "no_call", "score": 0.0, "n": 1,
                                                  "when": stats}},
                "when": merge_call_statistics([stats])}
-    monkeypatch.setattr("toolformer.eval.harness.evaluate", lambda config: results)
+    monkeypatch.setattr("toolformer.eval.harness.evaluate", lambda config, command=None: results)
     out = CliRunner().invoke(eval_command, ["--tasks", "notool", "-o", str(tmp_path / "r")])
     assert out.exit_code == 0, out.output
     assert re.search(r"notool\s+none\s+100\.0\s+1\s+0\.0\s+-", out.output)
