@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 DATE = _dt.date(2016, 5, 1)  # the gensim Wikipedia sample's dump date: the Calendar's answer
-PASSAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "wiki_corpus" / "passages.jsonl"
+PASSAGES = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "wiki_corpus" / "passages.jsonl"
+)
 
 
 def paragraphs(min_words: int, max_words: int):
@@ -67,7 +69,9 @@ def pick_documents(n: int, min_words: int, max_words: int) -> List[Any]:
     return docs + other[: n - len(docs)]
 
 
-def matmul_rate(dtype: Any, size: Tuple[int, int, int] = (512, 576, 1536), repeats: int = 20) -> float:
+def matmul_rate(
+    dtype: Any, size: Tuple[int, int, int] = (512, 576, 1536), repeats: int = 20
+) -> float:
     """Measured GFLOP/s of torch.mm at a size like the model's MLP on a few hundred tokens."""
     import torch
 
@@ -108,23 +112,32 @@ def compare(ref: List[Any], ours: List[Any], tol: float) -> Tuple[List[str], Lis
             continue
         rc, oc = {key(c): c for c in r.candidates}, {key(c): c for c in o.candidates}
         if set(rc) != set(oc):
-            problems.append(f"{r.doc_id}: candidates differ: only reference {sorted(set(rc) - set(oc))}, "
-                            f"only annotator {sorted(set(oc) - set(rc))}")
+            problems.append(
+                f"{r.doc_id}: candidates differ: only reference {sorted(set(rc) - set(oc))}, "
+                f"only annotator {sorted(set(oc) - set(rc))}"
+            )
         for k in set(rc) & set(oc):
             for f in ("loss_plus", "loss_minus", "loss_empty", "loss_no_result"):
                 d = abs(getattr(rc[k], f) - getattr(oc[k], f))
                 if d > tol:
                     problems.append(f"{r.doc_id}: {k} {f} differs by {d:.2e}")
         if [key(c) for c in r.calls] != [key(c) for c in o.calls] or r.text != o.text:
-            problems.append(f"{r.doc_id}: kept calls differ: {[key(c) for c in r.calls]} vs {[key(c) for c in o.calls]}")
+            problems.append(
+                f"{r.doc_id}: kept calls differ: {[key(c) for c in r.calls]} vs {[key(c) for c in o.calls]}"
+            )
         if dict(r.stats) != dict(o.stats):
-            diff = {k: (r.stats.get(k, 0), o.stats.get(k, 0)) for k in set(r.stats) | set(o.stats)
-                    if "/" not in k and r.stats.get(k, 0) != o.stats.get(k, 0)}
+            diff = {
+                k: (r.stats.get(k, 0), o.stats.get(k, 0))
+                for k in set(r.stats) | set(o.stats)
+                if "/" not in k and r.stats.get(k, 0) != o.stats.get(k, 0)
+            }
             notes.append(f"{r.doc_id}: sampling counters differ (reference, annotator): {diff}")
     return problems, notes
 
 
-def rescore(ann: Any, docs: List[Any], results: List[Any]) -> List[Tuple[float, float, float, float, bool]]:
+def rescore(
+    ann: Any, docs: List[Any], results: List[Any]
+) -> List[Tuple[float, float, float, float, bool]]:
     """L+, L(empty), L(e(c, empty)), L- and keep of every candidate of ``results``, scored again
     by ``ann`` (e.g. in bf16): the same calls, so keep/drop decisions compare one to one."""
     from toolformer.data_aug.prefix_cache import chunk_document, encode
@@ -135,12 +148,18 @@ def rescore(ann: Any, docs: List[Any], results: List[Any]) -> List[Tuple[float, 
     for doc, res in zip(docs, results):
         chunks = chunk_document(ann.tokenizer, doc.text, ann.config.max_length)
         for c in res.candidates:
-            chunk = next(ch for ch in chunks if ch.token_start <= c.position < ch.token_start + len(ch))
+            chunk = next(
+                ch for ch in chunks if ch.token_start <= c.position < ch.token_start + len(ch)
+            )
             i = c.position - chunk.token_start
             call = APICall(c.tool, c.args, c.result)
             zs = [format_call(call), "", format_call(call.with_result(""))]
-            plus, empty, none = (row[i] for row in ann.scorer.losses(
-                chunk.ids, [encode(ann.tokenizer, z) if z else [] for z in zs], [[i]] * 3))
+            plus, empty, none = (
+                row[i]
+                for row in ann.scorer.losses(
+                    chunk.ids, [encode(ann.tokenizer, z) if z else [] for z in zs], [[i]] * 3
+                )
+            )
             keep, minus = keep_decision(plus, empty, none, ann.settings[c.tool].tau_f)
             out.append((plus, empty, none, minus, keep))
     return out
@@ -158,17 +177,27 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", type=int, default=8, help="number of real paragraphs")
     ap.add_argument("--tools", default="Calculator,Calendar", help="comma-separated tools")
-    ap.add_argument("--bf16", action="store_true", help="also run the Annotator in bf16 and compare")
+    ap.add_argument(
+        "--bf16", action="store_true", help="also run the Annotator in bf16 and compare"
+    )
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--k", type=int, default=None, help="override k for every tool (default: Appendix A)")
-    ap.add_argument("--m", type=int, default=None, help="override m for every tool (default: Appendix A)")
+    ap.add_argument(
+        "--k", type=int, default=None, help="override k for every tool (default: Appendix A)"
+    )
+    ap.add_argument(
+        "--m", type=int, default=None, help="override m for every tool (default: Appendix A)"
+    )
     ap.add_argument("--min-words", type=int, default=30)
     ap.add_argument("--max-words", type=int, default=80)
     ap.add_argument("--max-call-tokens", type=int, default=30)
-    ap.add_argument("--min-position", type=int, default=0,
-                    help="first eligible position (default 0: the paper, and it lets the short "
-                         "benchmark paragraphs keep calls, so the check covers kept calls too)")
+    ap.add_argument(
+        "--min-position",
+        type=int,
+        default=0,
+        help="first eligible position (default 0: the paper, and it lets the short "
+        "benchmark paragraphs keep calls, so the check covers kept calls too)",
+    )
     ap.add_argument("--tolerance", type=float, default=1e-4)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -186,11 +215,19 @@ def main(argv=None) -> int:
     tools = create_tools(args.tools)
     model, tok = load_model(args.model, dtype="fp32")
     params = sum(p.numel() for p in model.parameters())
-    cfg = AnnotatorConfig(k=args.k, m=args.m, seed=args.seed, max_call_tokens=args.max_call_tokens,
-                          min_position=args.min_position, record_candidates=True)
-    print(f"{len(docs)} documents ({sum(len(tok(' ' + d.text)['input_ids']) for d in docs)} tokens), "
-          f"tools {list(tools)}, model {args.model} ({params / 1e6:.0f}M parameters), "
-          f"{torch.get_num_threads()} threads")
+    cfg = AnnotatorConfig(
+        k=args.k,
+        m=args.m,
+        seed=args.seed,
+        max_call_tokens=args.max_call_tokens,
+        min_position=args.min_position,
+        record_candidates=True,
+    )
+    print(
+        f"{len(docs)} documents ({sum(len(tok(' ' + d.text)['input_ids']) for d in docs)} tokens), "
+        f"tools {list(tools)}, model {args.model} ({params / 1e6:.0f}M parameters), "
+        f"{torch.get_num_threads()} threads"
+    )
     for name, tool in tools.items():
         print(f"  {name}: {cfg.settings_for(tool)}")
     mm32 = matmul_rate(torch.float32)
@@ -210,21 +247,32 @@ def main(argv=None) -> int:
         (o,), dt2 = run(ann, [d])
         ours.append(o)
         ours_s += dt2
-        print(f"  {d.id}: reference {dt:.1f} s, annotator {dt2:.1f} s, {len(o.candidates)} candidates, "
-              f"{len(o.calls)} kept", flush=True)
-    print(f"reference: {ref_s:.1f} s, {len(docs) / ref_s:.4f} docs/s, {ref.forward_tokens} tokens through the model")
-    print(f"annotator: {ours_s:.1f} s, {len(docs) / ours_s:.4f} docs/s "
-          f"(+ {warm_s:.1f} s once for the prompt-prefix caches)")
+        print(
+            f"  {d.id}: reference {dt:.1f} s, annotator {dt2:.1f} s, {len(o.candidates)} candidates, "
+            f"{len(o.calls)} kept",
+            flush=True,
+        )
+    print(
+        f"reference: {ref_s:.1f} s, {len(docs) / ref_s:.4f} docs/s, {ref.forward_tokens} tokens through the model"
+    )
+    print(
+        f"annotator: {ours_s:.1f} s, {len(docs) / ours_s:.4f} docs/s "
+        f"(+ {warm_s:.1f} s once for the prompt-prefix caches)"
+    )
     print("  stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stage_seconds(ours).items()))
     st = ann.scorer.stats
     if st.seconds > 0:
         gflops = 2 * params * st.tokens / st.seconds / 1e9
-        print(f"  scoring: {st.rows} rows in {st.forwards} passes, {st.tokens} tokens "
-              f"({st.padded_tokens} with padding), {gflops:.1f} GFLOP/s = {100 * gflops / mm32:.0f}% of torch.mm")
+        print(
+            f"  scoring: {st.rows} rows in {st.forwards} passes, {st.tokens} tokens "
+            f"({st.padded_tokens} with padding), {gflops:.1f} GFLOP/s = {100 * gflops / mm32:.0f}% of torch.mm"
+        )
     for r in ours:
         for c in r.calls:
-            print(f"  kept {r.doc_id}: [{c.tool}({c.args}) -> {c.result}] at token {c.position}, "
-                  f"L+ {c.loss_plus:.3f} L- {c.loss_minus:.3f}")
+            print(
+                f"  kept {r.doc_id}: [{c.tool}({c.args}) -> {c.result}] at token {c.position}, "
+                f"L+ {c.loss_plus:.3f} L- {c.loss_minus:.3f}"
+            )
     counters: Dict[str, int] = {}
     for r in ours:
         for k, v in r.stats.items():
@@ -241,8 +289,10 @@ def main(argv=None) -> int:
         for p in problems:
             print("  " + p)
     else:
-        print(f"agreement: {n_cand} scored candidates, {sum(len(r.calls) for r in ours)} kept calls: "
-              f"identical, losses within {args.tolerance:g}")
+        print(
+            f"agreement: {n_cand} scored candidates, {sum(len(r.calls) for r in ours)} kept calls: "
+            f"identical, losses within {args.tolerance:g}"
+        )
 
     if args.bf16:
         # bf16 scores the fp32 run's candidates again (the same calls, so keep/drop decisions
@@ -262,10 +312,14 @@ def main(argv=None) -> int:
         agree = sum(keep32 == a[4] for (c, keep32), a in zip(flat, again16))
         dmax = max([abs(a[0] - b[0]) for a, b in zip(again32, again16)] + [0.0])
         dscore = max([abs((a[3] - a[0]) - (b[3] - b[0])) for a, b in zip(again32, again16)] + [0.0])
-        print(f"bf16 re-scoring of the {len(flat)} fp32 candidates: keep/drop identical on {agree}/{len(flat)}; "
-              f"max |L+ difference| {dmax:.3f}, max |score difference| {dscore:.3f}")
-        print(f"bf16 scoring: {s16:.1f} s vs fp32 {s32:.1f} s for the same candidates "
-              f"({s32 / s16:.2f}x the fp32 speed)")
+        print(
+            f"bf16 re-scoring of the {len(flat)} fp32 candidates: keep/drop identical on {agree}/{len(flat)}; "
+            f"max |L+ difference| {dmax:.3f}, max |score difference| {dscore:.3f}"
+        )
+        print(
+            f"bf16 scoring: {s16:.1f} s vs fp32 {s32:.1f} s for the same candidates "
+            f"({s32 / s16:.2f}x the fp32 speed)"
+        )
     speedup = ref_s / ours_s
     print(f"speed-up: {speedup:.2f}x")
     return 1 if problems else 0

@@ -39,7 +39,12 @@ class HandWrittenBM25:
 
     def __init__(self, vocab, indptr, indices, weights, n_docs):
         self.vocab, self.indptr, self.indices, self.weights, self.n_docs = (
-            vocab, indptr, indices, weights, n_docs)
+            vocab,
+            indptr,
+            indices,
+            weights,
+            n_docs,
+        )
 
     @classmethod
     def build(cls, docs: Sequence[Sequence[str]], k1: float = 1.5, b: float = 0.75):
@@ -64,8 +69,9 @@ class HandWrittenBM25:
         indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
         np.add.at(indptr, rows_a + 1, 1)
         np.cumsum(indptr, out=indptr)
-        return cls(vocab, indptr, cols_a[order].astype(np.int32), w[order].astype(np.float32),
-                   len(docs))
+        return cls(
+            vocab, indptr, cols_a[order].astype(np.int32), w[order].astype(np.float32), len(docs)
+        )
 
     def scores(self, terms: Sequence[str]) -> np.ndarray:
         out = np.zeros(self.n_docs)
@@ -78,15 +84,26 @@ class HandWrittenBM25:
 
     def save(self, path: Path) -> None:
         words = sorted(self.vocab, key=self.vocab.get)
-        np.savez(path, indptr=self.indptr, indices=self.indices, weights=self.weights,
-                 n_docs=np.int64(self.n_docs), vocab=np.asarray("\n".join(words)))
+        np.savez(
+            path,
+            indptr=self.indptr,
+            indices=self.indices,
+            weights=self.weights,
+            n_docs=np.int64(self.n_docs),
+            vocab=np.asarray("\n".join(words)),
+        )
 
     @classmethod
     def load(cls, path: Path):
         with np.load(path) as z:
             words = str(z["vocab"]).split("\n")
-            return cls({w: i for i, w in enumerate(words)}, z["indptr"], z["indices"],
-                       z["weights"], int(z["n_docs"]))
+            return cls(
+                {w: i for i, w in enumerate(words)},
+                z["indptr"],
+                z["indices"],
+                z["weights"],
+                int(z["n_docs"]),
+            )
 
 
 def _top1(scores: np.ndarray) -> int:
@@ -104,8 +121,10 @@ def bench(name: str, passages, questions: List[Tuple[str, str]], repeats: int) -
     out: Dict[str, float] = {}
     tops: Dict[str, List[int]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, cls, path in (("hand-written", HandWrittenBM25, Path(tmp) / "h.npz"),
-                                 ("bm25s", BM25Index, Path(tmp) / "bm25s")):
+        for label, cls, path in (
+            ("hand-written", HandWrittenBM25, Path(tmp) / "h.npz"),
+            ("bm25s", BM25Index, Path(tmp) / "bm25s"),
+        ):
             t = time.perf_counter()
             index = cls.build(docs)
             out[f"{label} build s"] = time.perf_counter() - t
@@ -121,17 +140,22 @@ def bench(name: str, passages, questions: List[Tuple[str, str]], repeats: int) -
                     times.append(time.perf_counter() - t)
             out[f"{label} query ms (median)"] = 1000 * statistics.median(times)
             tops[label] = [_top1(index.scores(q)) for q in queries]
-            out[f"{label} top-1"] = sum(passages[i].title == title
-                                        for i, (_, title) in zip(tops[label], questions))
+            out[f"{label} top-1"] = sum(
+                passages[i].title == title for i, (_, title) in zip(tops[label], questions)
+            )
     assert tops["hand-written"] == tops["bm25s"], "the two indexes rank differently"
-    print(f"\n## {name}: {len(passages)} passages, {len(questions)} questions "
-          f"(tokenizing {tok_s:.1f} s, shared)")
+    print(
+        f"\n## {name}: {len(passages)} passages, {len(questions)} questions "
+        f"(tokenizing {tok_s:.1f} s, shared)"
+    )
     for what in ("build s", "save+reload s", "query ms (median)", "top-1"):
         a, b = out[f"hand-written {what}"], out[f"bm25s {what}"]
         ratio = f"{b / a:.2f}x" if a else "-"
         fmt = "{:.0f}/" + str(len(questions)) if what == "top-1" else "{:.3f}"
-        print(f"{what:20s} hand-written {fmt.format(a):>10s}  bm25s {fmt.format(b):>10s}  "
-              f"bm25s/hand-written: {ratio}")
+        print(
+            f"{what:20s} hand-written {fmt.format(a):>10s}  bm25s {fmt.format(b):>10s}  "
+            f"bm25s/hand-written: {ratio}"
+        )
     return out
 
 
@@ -146,8 +170,9 @@ def main() -> None:
     from toolformer.retrieval.corpus import CorpusConfig, load_passages
 
     shared = Path(os.environ.get("TOOLFORMER_SHARED", "/work/shared")) / "data" / "wiki_corpus"
-    passages = load_passages(config=CorpusConfig(source=str(shared / "passages.jsonl"),
-                                                 limit=args.limit))
+    passages = load_passages(
+        config=CorpusConfig(source=str(shared / "passages.jsonl"), limit=args.limit)
+    )
     bench("shared wiki_corpus", passages, SHARED_QUESTIONS, args.repeats)
     if not args.skip_default:
         bench("default corpus (gensim sample)", load_passages(), DEFAULT_QUESTIONS, args.repeats)

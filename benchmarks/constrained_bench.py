@@ -56,8 +56,16 @@ def numeric_documents(n: int) -> List[Any]:
     return docs
 
 
-def annotate(model: Any, tok: Any, docs: List[Any], constrained: bool, numbers: bool, k: int, m: int,
-             tau_f: float = None) -> Dict[str, Any]:
+def annotate(
+    model: Any,
+    tok: Any,
+    docs: List[Any],
+    constrained: bool,
+    numbers: bool,
+    k: int,
+    m: int,
+    tau_f: float = None,
+) -> Dict[str, Any]:
     from toolformer.data_aug.annotator import Annotator
     from toolformer.data_aug.types import AnnotatorConfig
     from toolformer.tools.assembly import create_tools
@@ -82,11 +90,23 @@ def annotate(model: Any, tok: Any, docs: List[Any], constrained: bool, numbers: 
             if "/" not in key:
                 stats[key] = stats.get(key, 0) + int(value)
     sampled = stats.get("candidates_sampled", 0)
-    valid = stats.get("candidates_closed", 0) - stats.get("candidates_malformed", 0) - stats.get("candidates_invalid", 0)
+    valid = (
+        stats.get("candidates_closed", 0)
+        - stats.get("candidates_malformed", 0)
+        - stats.get("candidates_invalid", 0)
+    )
     kept = sum(len(r.calls) for r in results)
-    return {"seconds": seconds, "sampled": sampled, "valid": valid, "kept": kept, "stats": stats, "stages": stages,
-            "score_rows": work.rows, "score_tokens": work.tokens,
-            "calls": [(r.doc_id, c.args, c.result) for r in results for c in r.calls]}
+    return {
+        "seconds": seconds,
+        "sampled": sampled,
+        "valid": valid,
+        "kept": kept,
+        "stats": stats,
+        "stages": stages,
+        "score_rows": work.rows,
+        "score_tokens": work.tokens,
+        "calls": [(r.doc_id, c.args, c.result) for r in results for c in r.calls],
+    }
 
 
 def generation(model: Any, tok: Any, n: int, prompts: int, repeats: int) -> Dict[str, float]:
@@ -102,14 +122,22 @@ def generation(model: Any, tok: Any, n: int, prompts: int, repeats: int) -> Dict
     gen = ToolGenerator(model, tok, ToolExecutor(list(create_tools(["Calculator"]).values())))
     # a call is forced at the first word start (call_top_k = vocabulary size)
     base = dict(max_new_tokens=n, min_new_tokens=n, call_top_k=len(tok), max_calls=1)
-    configs = {"constrained": GenerationConfig(constrained=True, **base),
-               "unconstrained": GenerationConfig(constrained=False, **base)}
+    configs = {
+        "constrained": GenerationConfig(constrained=True, **base),
+        "unconstrained": GenerationConfig(constrained=False, **base),
+    }
 
     def plain() -> float:
         t0 = time.perf_counter()
         with torch.inference_mode():
             for e in enc:
-                model.generate(**e, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id)
+                model.generate(
+                    **e,
+                    max_new_tokens=n,
+                    min_new_tokens=n,
+                    do_sample=False,
+                    pad_token_id=tok.pad_token_id,
+                )
         return time.perf_counter() - t0
 
     outputs: Dict[str, list] = {}
@@ -131,13 +159,18 @@ def generation(model: Any, tok: Any, n: int, prompts: int, repeats: int) -> Dict
         assert all(o.num_tokens == n for o in outs), f"{name}: not {n} tokens each"
         calls = [c for o in outs for c in o.calls]
         ok = sum(c.ok for c in calls)
-        print(f"  generation {name}: {len(calls)} calls, {ok} with a result, e.g. "
-              f"{outs[0].text[:100]!r}", file=sys.stderr)
+        print(
+            f"  generation {name}: {len(calls)} calls, {ok} with a result, e.g. "
+            f"{outs[0].text[:100]!r}",
+            file=sys.stderr,
+        )
     return best
 
 
-LLGUIDANCE_CALL = (r"(Calculator\( *-?[0-9]+(\.[0-9]+)?( *[-+*/] *-?[0-9]+(\.[0-9]+)?)+ *\)|Calendar\(\)"
-                   r"|WikiSearch\([^\[\]\\\n()>-]{1,120}\)) ?\]")
+LLGUIDANCE_CALL = (
+    r"(Calculator\( *-?[0-9]+(\.[0-9]+)?( *[-+*/] *-?[0-9]+(\.[0-9]+)?)+ *\)|Calendar\(\)"
+    r"|WikiSearch\([^\[\]\\\n()>-]{1,120}\)) ?\]"
+)
 
 
 def mask_overhead(tok: Any, samples: int) -> Dict[str, float]:
@@ -157,7 +190,9 @@ def mask_overhead(tok: Any, samples: int) -> Dict[str, float]:
 
             return TextArgs(max_bytes=120)
 
-    grammar = call_grammar(list(create_tools(["Calculator", "Calendar"]).values()) + [Search()], "]")
+    grammar = call_grammar(
+        list(create_tools(["Calculator", "Calendar"]).values()) + [Search()], "]"
+    )
     index = token_index(tok)
     out: Dict[str, float] = {}
     gen = torch.Generator().manual_seed(0)
@@ -202,20 +237,57 @@ def mask_overhead(tok: Any, samples: int) -> Dict[str, float]:
 
 
 def main(argv: List[str] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="smollm2-135m", help="model alias, folder or HF id (default: %(default)s)")
-    parser.add_argument("--docs", type=int, default=6, help="Wikipedia paragraphs that pass the Calculator prefilter (default: %(default)s)")
-    parser.add_argument("--k", type=int, default=20, help="positions per document (paper: %(default)s)")
-    parser.add_argument("--m", type=int, default=10, help="samples per position (paper: %(default)s)")
-    parser.add_argument("--tau-f", type=float, default=None,
-                        help="keep threshold (default: the paper's 0.5 for the Calculator); lower it to "
-                             "compare calls kept on documents where none pass 0.5")
-    parser.add_argument("--gen-tokens", type=int, default=64, help="generation part: tokens per output (default: %(default)s)")
-    parser.add_argument("--gen-prompts", type=int, default=4, help="generation part: prompts (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=3, help="generation part: best of this many runs (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
-    parser.add_argument("--skip-annotation", action="store_true", help="only the mask-overhead and generation parts")
-    parser.add_argument("--mask-samples", type=int, default=20, help="calls drawn for the mask-overhead part")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model",
+        default="smollm2-135m",
+        help="model alias, folder or HF id (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--docs",
+        type=int,
+        default=6,
+        help="Wikipedia paragraphs that pass the Calculator prefilter (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--k", type=int, default=20, help="positions per document (paper: %(default)s)"
+    )
+    parser.add_argument(
+        "--m", type=int, default=10, help="samples per position (paper: %(default)s)"
+    )
+    parser.add_argument(
+        "--tau-f",
+        type=float,
+        default=None,
+        help="keep threshold (default: the paper's 0.5 for the Calculator); lower it to "
+        "compare calls kept on documents where none pass 0.5",
+    )
+    parser.add_argument(
+        "--gen-tokens",
+        type=int,
+        default=64,
+        help="generation part: tokens per output (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--gen-prompts", type=int, default=4, help="generation part: prompts (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="generation part: best of this many runs (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--skip-annotation", action="store_true", help="only the mask-overhead and generation parts"
+    )
+    parser.add_argument(
+        "--mask-samples", type=int, default=20, help="calls drawn for the mask-overhead part"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -226,31 +298,49 @@ def main(argv: List[str] = None) -> None:
     model, tok = load_model(args.model, dtype="fp32")
     ratios: Dict[str, float] = {}
     masks = mask_overhead(tok, args.mask_samples)
-    print("mask overhead, CPU ms per step (mask, logits, masking), random logits: "
-          + ", ".join(f"{k} {v:.3f}" for k, v in masks.items()), file=sys.stderr)
+    print(
+        "mask overhead, CPU ms per step (mask, logits, masking), random logits: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in masks.items()),
+        file=sys.stderr,
+    )
     if "llguidance" in masks:
         ratios["llguidance_vs_ours_per_step"] = masks["llguidance"] / masks["ours"]
     if not args.skip_annotation:
         docs = numeric_documents(args.docs)
-        print(f"annotation: {len(docs)} documents, Calculator k={args.k} m={args.m}"
-              f"{'' if args.tau_f is None else f' tau_f={args.tau_f}'}, seed 0, "
-              f"{torch.get_num_threads()} threads", file=sys.stderr)
+        print(
+            f"annotation: {len(docs)} documents, Calculator k={args.k} m={args.m}"
+            f"{'' if args.tau_f is None else f' tau_f={args.tau_f}'}, seed 0, "
+            f"{torch.get_num_threads()} threads",
+            file=sys.stderr,
+        )
         runs = {}
-        for name, constrained, numbers in (("unconstrained", False, False), ("constrained", True, False),
-                                           ("numbers", True, True)):
-            r = runs[name] = annotate(model, tok, docs, constrained, numbers, args.k, args.m, args.tau_f)
+        for name, constrained, numbers in (
+            ("unconstrained", False, False),
+            ("constrained", True, False),
+            ("numbers", True, True),
+        ):
+            r = runs[name] = annotate(
+                model, tok, docs, constrained, numbers, args.k, args.m, args.tau_f
+            )
             s = r["stats"]
-            print(f"  {name:13s} {r['seconds']:7.1f}s  {len(docs) / r['seconds']:.4f} docs/s  sampled {r['sampled']}  "
-                  f"valid {r['valid']} ({100 * r['valid'] / max(1, r['sampled']):.1f}%)  closed {s.get('candidates_closed', 0)}  "
-                  f"abandoned {s.get('candidates_abandoned', 0)}  malformed {s.get('candidates_malformed', 0)}  "
-                  f"invalid {s.get('candidates_invalid', 0)}  executed {s.get('candidates_executed', 0)}  "
-                  f"kept {r['kept']} ({100 * r['kept'] / len(docs):.0f} per 100 docs)  "
-                  + "stages " + " ".join(f"{k} {v:.1f}s" for k, v in r["stages"].items() if v >= 0.05), file=sys.stderr)
+            print(
+                f"  {name:13s} {r['seconds']:7.1f}s  {len(docs) / r['seconds']:.4f} docs/s  sampled {r['sampled']}  "
+                f"valid {r['valid']} ({100 * r['valid'] / max(1, r['sampled']):.1f}%)  closed {s.get('candidates_closed', 0)}  "
+                f"abandoned {s.get('candidates_abandoned', 0)}  malformed {s.get('candidates_malformed', 0)}  "
+                f"invalid {s.get('candidates_invalid', 0)}  executed {s.get('candidates_executed', 0)}  "
+                f"kept {r['kept']} ({100 * r['kept'] / len(docs):.0f} per 100 docs)  "
+                + "stages "
+                + " ".join(f"{k} {v:.1f}s" for k, v in r["stages"].items() if v >= 0.05),
+                file=sys.stderr,
+            )
             scored = s.get("candidates_executed", 0) - s.get("tool_failures", 0)
-            print(f"  {'':13s} {r['valid'] / r['seconds']:.2f} valid candidates/s  "
-                  f"{r['seconds'] / max(1, r['valid']):.3f} s per valid candidate  "
-                  f"{r['stages'].get('scoring', 0.0) / max(1, scored):.3f} scoring s per scored candidate ({scored})  "
-                  f"scoring {r['score_rows']} rows, {r['score_tokens']} tokens", file=sys.stderr)
+            print(
+                f"  {'':13s} {r['valid'] / r['seconds']:.2f} valid candidates/s  "
+                f"{r['seconds'] / max(1, r['valid']):.3f} s per valid candidate  "
+                f"{r['stages'].get('scoring', 0.0) / max(1, scored):.3f} scoring s per scored candidate ({scored})  "
+                f"scoring {r['score_rows']} rows, {r['score_tokens']} tokens",
+                file=sys.stderr,
+            )
             for doc_id, a, res in r["calls"]:
                 print(f"    kept {doc_id}: Calculator({a}) -> {res}", file=sys.stderr)
         base = runs["unconstrained"]
@@ -261,12 +351,21 @@ def main(argv: List[str] = None) -> None:
             r = runs[name]
             ratios[f"docs_per_s_{name}_vs_unconstrained"] = base["seconds"] / r["seconds"]
             ratios[f"valid_per_s_{name}_vs_unconstrained"] = (
-                (r["valid"] / r["seconds"]) / (base["valid"] / base["seconds"]) if base["valid"] else float("inf"))
+                (r["valid"] / r["seconds"]) / (base["valid"] / base["seconds"])
+                if base["valid"]
+                else float("inf")
+            )
             # 0 kept by both: the same (1x), not "fewer"
-            ratios[f"kept_{name}_vs_unconstrained"] = (r["kept"] / base["kept"] if base["kept"]
-                                                       else (1.0 if r["kept"] == 0 else float("inf")))
-    print(f"generation: {args.gen_prompts} prompts x {args.gen_tokens} tokens, greedy, one call per output, "
-          f"best of {args.repeats}", file=sys.stderr)
+            ratios[f"kept_{name}_vs_unconstrained"] = (
+                r["kept"] / base["kept"]
+                if base["kept"]
+                else (1.0 if r["kept"] == 0 else float("inf"))
+            )
+    print(
+        f"generation: {args.gen_prompts} prompts x {args.gen_tokens} tokens, greedy, one call per output, "
+        f"best of {args.repeats}",
+        file=sys.stderr,
+    )
     best = generation(model, tok, args.gen_tokens, args.gen_prompts, args.repeats)
     print("  " + ", ".join(f"{k} {v:.2f}s" for k, v in best.items()), file=sys.stderr)
     ratios["unconstrained_generation"] = best["unconstrained"] / best["plain"]

@@ -29,7 +29,9 @@ from typing import Dict, List
 
 from transformers import TrainerCallback
 
-DEFAULT_PASSAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "wiki_corpus" / "passages.jsonl"
+DEFAULT_PASSAGES = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "wiki_corpus" / "passages.jsonl"
+)
 
 
 def augmented_texts(path: Path, n: int, seed: int) -> List[str]:
@@ -73,8 +75,12 @@ class StepTimer(TrainerCallback):
 
     def tokens_per_second(self) -> Dict[str, float]:
         (t0, n0, _), (t1, n1, steps) = self.marks[0], self.marks[-1]
-        return {"tokens_per_s": (n1 - n0) / (t1 - t0), "tokens": n1 - n0, "seconds": t1 - t0,
-                "timed_steps": steps - self.marks[0][2]}
+        return {
+            "tokens_per_s": (n1 - n0) / (t1 - t0),
+            "tokens": n1 - n0,
+            "seconds": t1 - t0,
+            "timed_steps": steps - self.marks[0][2],
+        }
 
 
 def run_ours(data_dir: Path, out: Path, args: argparse.Namespace, bf16: bool) -> Dict[str, float]:
@@ -82,11 +88,22 @@ def run_ours(data_dir: Path, out: Path, args: argparse.Namespace, bf16: bool) ->
 
     timer = StepTimer()
     config = FinetuneConfig(
-        model=args.model, data=str(data_dir), output_dir=str(out), max_length=args.max_seq_len,
-        eval_fraction=0.0, progress=False, training_args=dict(
-            per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=1,
-            max_steps=args.steps, learning_rate=1e-5, bf16=bf16, save_steps=10**6,
-            logging_steps=10**6, seed=args.seed),
+        model=args.model,
+        data=str(data_dir),
+        output_dir=str(out),
+        max_length=args.max_seq_len,
+        eval_fraction=0.0,
+        progress=False,
+        training_args=dict(
+            per_device_train_batch_size=args.batch_size,
+            gradient_accumulation_steps=1,
+            max_steps=args.steps,
+            learning_rate=1e-5,
+            bf16=bf16,
+            save_steps=10**6,
+            logging_steps=10**6,
+            seed=args.seed,
+        ),
     )
     finetune(config, callbacks=[timer])
     return timer.tokens_per_second()
@@ -96,7 +113,12 @@ def run_plain(texts: List[str], out: Path, args: argparse.Namespace) -> Dict[str
     """The common recipe: tokenize each text, pad batches with DataCollatorForLanguageModeling."""
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, DataCollatorForLanguageModeling, Trainer, TrainingArguments
+    from transformers import (
+        AutoModelForCausalLM,
+        DataCollatorForLanguageModeling,
+        Trainer,
+        TrainingArguments,
+    )
 
     from toolformer.models import load_tokenizer, resolve
 
@@ -104,18 +126,35 @@ def run_plain(texts: List[str], out: Path, args: argparse.Namespace) -> Dict[str
     tok = load_tokenizer(path)
     ds = Dataset.from_dict({"text": texts}).map(
         lambda b: tok(b["text"], truncation=True, max_length=args.max_seq_len),
-        batched=True, remove_columns=["text"], keep_in_memory=True,
+        batched=True,
+        remove_columns=["text"],
+        keep_in_memory=True,
     )
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     timer = StepTimer()
     targs = TrainingArguments(
-        output_dir=str(out), per_device_train_batch_size=args.batch_size, max_steps=args.steps,
-        learning_rate=1e-5, lr_scheduler_type="linear", warmup_steps=0.1, save_strategy="no",
-        logging_steps=10**6, report_to="none", include_num_input_tokens_seen="non_padding",
-        disable_tqdm=True, seed=args.seed, dataloader_pin_memory=False,
+        output_dir=str(out),
+        per_device_train_batch_size=args.batch_size,
+        max_steps=args.steps,
+        learning_rate=1e-5,
+        lr_scheduler_type="linear",
+        warmup_steps=0.1,
+        save_strategy="no",
+        logging_steps=10**6,
+        report_to="none",
+        include_num_input_tokens_seen="non_padding",
+        disable_tqdm=True,
+        seed=args.seed,
+        dataloader_pin_memory=False,
     )
-    trainer = Trainer(model=model, args=targs, train_dataset=ds, processing_class=tok,
-                      data_collator=DataCollatorForLanguageModeling(tok, mlm=False), callbacks=[timer])
+    trainer = Trainer(
+        model=model,
+        args=targs,
+        train_dataset=ds,
+        processing_class=tok,
+        data_collator=DataCollatorForLanguageModeling(tok, mlm=False),
+        callbacks=[timer],
+    )
     trainer.train()
     return timer.tokens_per_second()
 
@@ -148,21 +187,34 @@ def main(argv: List[str] = None) -> None:
 
         tok = load_tokenizer(args.model)
         lengths = [min(len(ids), args.max_seq_len) for ids in tok(texts)["input_ids"]]
-        print(f"{len(texts)} texts, mean {sum(lengths) / len(lengths):.0f} tokens (max {max(lengths)}), "
-              f"batch {args.batch_size}, {args.steps} steps, max_seq_len {args.max_seq_len}, "
-              f"{args.threads} threads", flush=True)
+        print(
+            f"{len(texts)} texts, mean {sum(lengths) / len(lengths):.0f} tokens (max {max(lengths)}), "
+            f"batch {args.batch_size}, {args.steps} steps, max_seq_len {args.max_seq_len}, "
+            f"{args.threads} threads",
+            flush=True,
+        )
         results: Dict[str, Dict[str, float]] = {}
         results["plain"] = run_plain(texts, tmp / "plain", args)
-        print(f"plain Trainer (padded):   {results['plain']['tokens_per_s']:8.1f} tokens/s", flush=True)
+        print(
+            f"plain Trainer (padded):   {results['plain']['tokens_per_s']:8.1f} tokens/s",
+            flush=True,
+        )
         results["ours"] = run_ours(data, tmp / "ours", args, bf16=False)
-        print(f"ours (packed, fp32):      {results['ours']['tokens_per_s']:8.1f} tokens/s", flush=True)
+        print(
+            f"ours (packed, fp32):      {results['ours']['tokens_per_s']:8.1f} tokens/s", flush=True
+        )
         if args.precision:
             results["ours_bf16"] = run_ours(data, tmp / "ours_bf16", args, bf16=True)
             r = results["ours_bf16"]["tokens_per_s"] / results["ours"]["tokens_per_s"]
-            print(f"ours (packed, bf16):      {results['ours_bf16']['tokens_per_s']:8.1f} tokens/s "
-                  f"(bf16 / fp32: {r:.2f}x)", flush=True)
+            print(
+                f"ours (packed, bf16):      {results['ours_bf16']['tokens_per_s']:8.1f} tokens/s "
+                f"(bf16 / fp32: {r:.2f}x)",
+                flush=True,
+            )
         print(json.dumps(results), flush=True)
-        print(f"speed-up: {results['ours']['tokens_per_s'] / results['plain']['tokens_per_s']:.2f}x")
+        print(
+            f"speed-up: {results['ours']['tokens_per_s'] / results['plain']['tokens_per_s']:.2f}x"
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Tuple
 
 FEW_SHOT = (
     "Your task is to add calls to a Calculator API to a piece of text. You can call the API by "
-    "writing \"[Calculator(expression)]\" where \"expression\" is the expression to be computed.\n"
+    'writing "[Calculator(expression)]" where "expression" is the expression to be computed.\n'
     "Input: The number in the next term is 18 + 12 x 3 = 54.\n"
     "Output: The number in the next term is 18 + 12 x 3 = [Calculator(18 + 12 * 3) -> 54] 54.\n"
     "Input: Out of 1400 participants, 400 passed the test.\n"
@@ -52,7 +52,12 @@ def _calculator():
         import operator
 
         print("note: toolformer.tools.calculator is missing; using a stand-in", file=sys.stderr)
-        ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+        ops = {
+            ast.Add: operator.add,
+            ast.Sub: operator.sub,
+            ast.Mult: operator.mul,
+            ast.Div: operator.truediv,
+        }
 
         class Calculator(Tool):
             name = "Calculator"
@@ -83,20 +88,36 @@ def _prompt(tok, question: str, context_tokens: int) -> str:
 
 
 def main(argv: List[str] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--lengths", default="32,512", help="output lengths in tokens, comma-separated")
-    parser.add_argument("--prompts", type=int, default=4, help="how many prompts (of %d)" % len(QUESTIONS))
+    parser.add_argument(
+        "--lengths", default="32,512", help="output lengths in tokens, comma-separated"
+    )
+    parser.add_argument(
+        "--prompts", type=int, default=4, help="how many prompts (of %d)" % len(QUESTIONS)
+    )
     parser.add_argument("--long-prompts", type=int, default=2, help="prompts for lengths >= 256")
     parser.add_argument("--repeats", type=int, default=3, help="best of N runs (short lengths)")
-    parser.add_argument("--long-repeats", type=int, default=2, help="best of N runs for lengths >= 256")
+    parser.add_argument(
+        "--long-repeats", type=int, default=2, help="best of N runs for lengths >= 256"
+    )
     parser.add_argument("--max-calls", type=int, default=1, help="calls per output in (c) and (d)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--context-tokens", type=int, default=0,
-                        help="lengthen each prompt to about this many tokens with more few-shot examples "
-                             "(re-encoding costs grow with the context)")
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                        help="wall: elapsed time; cpu: this process's CPU time (steadier on a busy machine)")
+    parser.add_argument(
+        "--context-tokens",
+        type=int,
+        default=0,
+        help="lengthen each prompt to about this many tokens with more few-shot examples "
+        "(re-encoding costs grow with the context)",
+    )
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="wall: elapsed time; cpu: this process's CPU time (steadier on a busy machine)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -110,20 +131,29 @@ def main(argv: List[str] = None) -> None:
     executor = ToolExecutor([_calculator()])
     gen = ToolGenerator(model, tok, executor)
     lengths = [int(x) for x in args.lengths.split(",")]
-    print(f"model {args.model} fp32, {torch.get_num_threads()} threads, batch 1, max_calls {args.max_calls}, "
-          f"{args.clock} clock, best of repeats, prompt {len(tok(_prompt(tok, QUESTIONS[0], args.context_tokens)).input_ids)} "
-          "tokens", file=sys.stderr)
+    print(
+        f"model {args.model} fp32, {torch.get_num_threads()} threads, batch 1, max_calls {args.max_calls}, "
+        f"{args.clock} clock, best of repeats, prompt {len(tok(_prompt(tok, QUESTIONS[0], args.context_tokens)).input_ids)} "
+        "tokens",
+        file=sys.stderr,
+    )
 
     ratios: Dict[str, float] = {}
     call_ratios: Dict[str, float] = {}
     for n in lengths:
         long = n >= 256
-        prompts = [_prompt(tok, q, args.context_tokens) for q in QUESTIONS[: args.long_prompts if long else args.prompts]]
+        prompts = [
+            _prompt(tok, q, args.context_tokens)
+            for q in QUESTIONS[: args.long_prompts if long else args.prompts]
+        ]
         repeats = args.long_repeats if long else args.repeats
         enc = [tok(p, return_tensors="pt") for p in prompts]
 
-        def timed(work: Callable[[], list], tool_seconds: Callable[[list], float]) -> Callable[[], Tuple]:
+        def timed(
+            work: Callable[[], list], tool_seconds: Callable[[list], float]
+        ) -> Callable[[], Tuple]:
             """(wall, cpu, outputs) of one run, the tools' own seconds taken off both."""
+
             def run() -> Tuple[float, float, list]:
                 wall, cpu = time.perf_counter(), time.process_time()
                 with torch.inference_mode():
@@ -131,17 +161,28 @@ def main(argv: List[str] = None) -> None:
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
                 tools = tool_seconds(outs)
                 return wall - tools, cpu - tools, outs
+
             return run
 
         def plain() -> list:
-            return [model.generate(**e, max_new_tokens=n, min_new_tokens=n, do_sample=False,
-                                   pad_token_id=tok.pad_token_id) for e in enc]
+            return [
+                model.generate(
+                    **e,
+                    max_new_tokens=n,
+                    min_new_tokens=n,
+                    do_sample=False,
+                    pad_token_id=tok.pad_token_id,
+                )
+                for e in enc
+            ]
 
         def tool_time(outs: list) -> float:
             return sum(o.tool_seconds for o in outs)
 
         disabled = GenerationConfig(max_new_tokens=n, min_new_tokens=n, tools_enabled=False)
-        calls = GenerationConfig(max_new_tokens=n, min_new_tokens=n, call_top_k=len(tok), max_calls=args.max_calls)
+        calls = GenerationConfig(
+            max_new_tokens=n, min_new_tokens=n, call_top_k=len(tok), max_calls=args.max_calls
+        )
         # warm-up (first-call allocations, tokenizer caches)
         gen.generate(prompts[0], GenerationConfig(max_new_tokens=4))
         with torch.inference_mode():
@@ -152,7 +193,10 @@ def main(argv: List[str] = None) -> None:
             ("plain", timed(plain, lambda outs: 0.0)),
             ("disabled", timed(lambda: [gen.generate(p, disabled)[0] for p in prompts], tool_time)),
             ("calls", timed(lambda: [gen.generate(p, calls)[0] for p in prompts], tool_time)),
-            ("reencode", timed(lambda: generate_reencode(model, tok, prompts, executor, calls), tool_time)),
+            (
+                "reencode",
+                timed(lambda: generate_reencode(model, tok, prompts, executor, calls), tool_time),
+            ),
         ]
         pick = 1 if args.clock == "cpu" else 0
         results: Dict[str, Tuple[float, object]] = {}
@@ -172,12 +216,19 @@ def main(argv: List[str] = None) -> None:
         ok = sum(c.ok for o in results["calls"][1] for c in o.calls)
         same = all(a.text == b.text for a, b in zip(results["calls"][1], results["reencode"][1]))
         steps = n * len(prompts)
-        print(f"[{n} tokens x {len(prompts)} prompts, {args.clock} clock; best wall: "
-              + ", ".join(f"{k} {v:.2f}s" for k, v in walls.items()) + "]", file=sys.stderr)
-        print(f"[{n} tokens x {len(prompts)} prompts] plain {t_plain:.2f}s ({1000 * t_plain / steps:.1f} ms/token), "
-              f"disabled {results['disabled'][0]:.2f}s, calls {results['calls'][0]:.2f}s, "
-              f"reencode {results['reencode'][0]:.2f}s; calls per output {made} ({ok} with a result); "
-              f"ours == reencode: {same}", file=sys.stderr)
+        print(
+            f"[{n} tokens x {len(prompts)} prompts, {args.clock} clock; best wall: "
+            + ", ".join(f"{k} {v:.2f}s" for k, v in walls.items())
+            + "]",
+            file=sys.stderr,
+        )
+        print(
+            f"[{n} tokens x {len(prompts)} prompts] plain {t_plain:.2f}s ({1000 * t_plain / steps:.1f} ms/token), "
+            f"disabled {results['disabled'][0]:.2f}s, calls {results['calls'][0]:.2f}s, "
+            f"reencode {results['reencode'][0]:.2f}s; calls per output {made} ({ok} with a result); "
+            f"ours == reencode: {same}",
+            file=sys.stderr,
+        )
         example = results["calls"][1][0]
         print(f"  e.g. {example.text[:160]!r}", file=sys.stderr)
         ratios[f"tools_disabled_{n}"] = results["disabled"][0] / t_plain

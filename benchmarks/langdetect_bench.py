@@ -60,7 +60,9 @@ def py3langid_identifier():
     return ident
 
 
-def detectors() -> Dict[str, Tuple[Callable[[str], str], Callable[[str], List[Tuple[int, int, str]]]]]:
+def detectors() -> Dict[
+    str, Tuple[Callable[[str], str], Callable[[str], List[Tuple[int, int, str]]]]
+]:
     """name -> (language of a text, foreign spans of a text)."""
     from toolformer.text.langdetect import detect_language, find_foreign_spans
 
@@ -73,21 +75,29 @@ def detectors() -> Dict[str, Tuple[Callable[[str], str], Callable[[str], List[Tu
 
     def lingua_spans(text: str, min_tokens: int = 10) -> List[Tuple[int, int, str]]:
         results = lingua.detect_multiple_languages_of(text)
-        foreign = [r for r in results
-                   if r.language.iso_code_639_1.name.lower() != "en" and r.word_count >= min_tokens]
-        english = sum(r.word_count for r in results
-                      if r.language.iso_code_639_1.name.lower() == "en")
+        foreign = [
+            r
+            for r in results
+            if r.language.iso_code_639_1.name.lower() != "en" and r.word_count >= min_tokens
+        ]
+        english = sum(
+            r.word_count for r in results if r.language.iso_code_639_1.name.lower() == "en"
+        )
         if not foreign or english == 0:  # the paper's rule: a chunk inside English text
             return []
-        return [(r.start_index, r.end_index, r.language.iso_code_639_1.name.lower())
-                for r in foreign]
+        return [
+            (r.start_index, r.end_index, r.language.iso_code_639_1.name.lower()) for r in foreign
+        ]
 
     def langid_lang(text: str) -> str:
         return langid.classify(text)[0]
 
     def langid_spans(text: str) -> List[Tuple[int, int, str]]:
-        return [(s, e, langid_lang(text[s:e])) for s, e, _ in find_foreign_spans(text)
-                if langid_lang(text[s:e]) != "en"]
+        return [
+            (s, e, langid_lang(text[s:e]))
+            for s, e, _ in find_foreign_spans(text)
+            if langid_lang(text[s:e]) != "en"
+        ]
 
     return {
         "ours": (lambda t: detect_language(t)[0], find_foreign_spans),
@@ -101,8 +111,14 @@ def chunks() -> List[Tuple[str, int, int, str]]:
     from test_langdetect import EMBEDDED, HELD_OUT, SCRIPTS, TUNING
 
     out = []
-    sentences = [(s, lang) for table in (TUNING, HELD_OUT) for lang, ss in table.items()
-                 if lang != "en" for s in ss if len(s.split()) >= 10]
+    sentences = [
+        (s, lang)
+        for table in (TUNING, HELD_OUT)
+        for lang, ss in table.items()
+        if lang != "en"
+        for s in ss
+        if len(s.split()) >= 10
+    ]
     sentences += [(s, lang) for lang, s in SCRIPTS.items()]
     for s, lang in sentences:
         body = s.rstrip(".!?")
@@ -149,15 +165,20 @@ def main() -> None:
         per = (time.perf_counter() - t) / len(passages)
         english = sum(lang_of(s) == "en" for s in names)
         rows[name] = (right, found, flagged, per)
-        print(f"{name:10s} held-out {right}/{len(held)}  chunks found {found}/{len(cases)}  "
-              f"English with names {english}/{len(names)}  "
-              f"false positives {flagged}/{len(passages)} ({100 * flagged / len(passages):.2f}%)  "
-              f"{1000 * per:.2f} ms/passage", flush=True)
+        print(
+            f"{name:10s} held-out {right}/{len(held)}  chunks found {found}/{len(cases)}  "
+            f"English with names {english}/{len(names)}  "
+            f"false positives {flagged}/{len(passages)} ({100 * flagged / len(passages):.2f}%)  "
+            f"{1000 * per:.2f} ms/passage",
+            flush=True,
+        )
     base = rows["ours"]
     for name in ("lingua", "py3langid"):
         r = rows[name]
-        print(f"{name}/ours: held-out {r[0] - base[0]:+d}, chunks {r[1] - base[1]:+d}, "
-              f"false positives {r[2] - base[2]:+d}, time {r[3] / base[3]:.2f}x")
+        print(
+            f"{name}/ours: held-out {r[0] - base[0]:+d}, chunks {r[1] - base[1]:+d}, "
+            f"false positives {r[2] - base[2]:+d}, time {r[3] / base[3]:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ from typing import Callable, Dict
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's package, not an installed one
 
-_LEFTOVER = re.compile(r"\{\{|\}\}|\[\[|\]\]|\||<ref|'''|==|&nbsp;|thumb\||</?[a-z]+[^>]*>",
-                       re.IGNORECASE)
+_LEFTOVER = re.compile(
+    r"\{\{|\}\}|\[\[|\]\]|\||<ref|'''|==|&nbsp;|thumb\||</?[a-z]+[^>]*>", re.IGNORECASE
+)
 _CONVERT_NUMBER = re.compile(r"\{\{\s*(?:convert|cvt)\s*\|\s*([\d.,]+)", re.IGNORECASE)
 
 
@@ -51,8 +52,12 @@ def cleaners() -> Dict[str, Callable[[str], str]]:
 def main() -> None:
     from toolformer.retrieval.corpus import gensim_wiki_dump, iter_pages
 
-    pages = [p.get("text", "") for p in iter_pages(gensim_wiki_dump())
-             if p.get("ns", "0") == "0" and not p.get("text", "").lstrip().lower().startswith("#redirect")]
+    pages = [
+        p.get("text", "")
+        for p in iter_pages(gensim_wiki_dump())
+        if p.get("ns", "0") == "0"
+        and not p.get("text", "").lstrip().lower().startswith("#redirect")
+    ]
     converts = [_CONVERT_NUMBER.findall(p) for p in pages]
     n_convert = sum(len(c) for c in converts)
     print(f"{len(pages)} article pages, {n_convert} {{{{convert}}}} quantities")
@@ -65,14 +70,18 @@ def main() -> None:
         left = sum(len(_LEFTOVER.findall(o)) for o in outs)
         kept = sum(sum(n in o for n in c) for o, c in zip(outs, converts))
         rows[name] = (secs, words, left, kept)
-        print(f"{name:26s} {secs:6.1f} s  words {words:8d}  leftover markup "
-              f"{1000 * left / max(1, words):6.2f} per 1k words  convert kept {kept}/{n_convert}",
-              flush=True)
+        print(
+            f"{name:26s} {secs:6.1f} s  words {words:8d}  leftover markup "
+            f"{1000 * left / max(1, words):6.2f} per 1k words  convert kept {kept}/{n_convert}",
+            flush=True,
+        )
     base = rows["ours (gensim + steps)"]
     for name, r in rows.items():
         if r is not base:
-            print(f"{name} / ours: time {r[0] / base[0]:.2f}x, words {r[1] / base[1]:.2f}x, "
-                  f"leftover {(r[2] / max(1, r[1])) / max(1e-9, base[2] / max(1, base[1])):.2f}x")
+            print(
+                f"{name} / ours: time {r[0] / base[0]:.2f}x, words {r[1] / base[1]:.2f}x, "
+                f"leftover {(r[2] / max(1, r[1])) / max(1e-9, base[2] / max(1, base[1])):.2f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,10 @@ import sys
 import time
 from typing import Any, Dict, List, Tuple
 
-WORDS = ("apple river stone cloud lamp tiger mint jazz ocean pencil violet maple harbor "
-         "copper falcon meadow lantern cedar").split()
+WORDS = (
+    "apple river stone cloud lamp tiger mint jazz ocean pencil violet maple harbor "
+    "copper falcon meadow lantern cedar"
+).split()
 
 
 def build_app(max_tokens: int, batch_wait_ms: float, max_batch: int) -> Any:
@@ -38,12 +40,23 @@ def build_app(max_tokens: int, batch_wait_ms: float, max_batch: int) -> Any:
 
     tok = load_tokenizer("smollm2-135m")
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=1024, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+    )
     model = LlamaForCausalLM(config).eval()
-    gen = ToolGenerator(model, tok, ToolExecutor([Calculator()], timeout=5.0),
-                        GenerationConfig(max_new_tokens=max_tokens, call_top_k=len(tok)))
+    gen = ToolGenerator(
+        model,
+        tok,
+        ToolExecutor([Calculator()], timeout=5.0),
+        GenerationConfig(max_new_tokens=max_tokens, call_top_k=len(tok)),
+    )
     return create_app(gen, "tiny", batch_wait_ms=batch_wait_ms, max_batch=max_batch)
 
 
@@ -54,8 +67,14 @@ def requests(n: int, seed: int = 0) -> List[Dict[str, Any]]:
     for i in range(n):
         words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12)))
         a, b = rng.randint(2, 99), rng.randint(2, 99)
-        out.append({"id": i, "chat": i % 2 == 0, "stream": (i // 2) % 2 == 0,
-                    "prompt": f"Request {i}: {words} costs {a} and {b}."})
+        out.append(
+            {
+                "id": i,
+                "chat": i % 2 == 0,
+                "stream": (i // 2) % 2 == 0,
+                "prompt": f"Request {i}: {words} costs {a} and {b}.",
+            }
+        )
     return out
 
 
@@ -64,8 +83,11 @@ async def ask(client: Any, req: Dict[str, Any], max_tokens: int) -> Tuple[str, L
     start = time.perf_counter()
     text, calls = "", []
     if req["chat"]:
-        kw = dict(model="tiny", max_tokens=max_tokens,
-                  messages=[{"role": "user", "content": req["prompt"]}])
+        kw = dict(
+            model="tiny",
+            max_tokens=max_tokens,
+            messages=[{"role": "user", "content": req["prompt"]}],
+        )
         if req["stream"]:
             async for chunk in await client.chat.completions.create(stream=True, **kw):
                 if chunk.choices:
@@ -89,14 +111,19 @@ async def ask(client: Any, req: Dict[str, Any], max_tokens: int) -> Tuple[str, L
     return text, calls, time.perf_counter() - start
 
 
-async def run(url: str, reqs: List[Dict[str, Any]], clients: int, max_tokens: int
-              ) -> Dict[str, Any]:
+async def run(
+    url: str, reqs: List[Dict[str, Any]], clients: int, max_tokens: int
+) -> Dict[str, Any]:
     import httpx
     import openai
 
-    client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=120,
-                                http_client=httpx.AsyncClient(
-                                    limits=httpx.Limits(max_connections=clients + 4)))
+    client = openai.AsyncOpenAI(
+        base_url=url + "/v1",
+        api_key="none",
+        max_retries=0,
+        timeout=120,
+        http_client=httpx.AsyncClient(limits=httpx.Limits(max_connections=clients + 4)),
+    )
     alone = [await ask(client, r, max_tokens) for r in reqs]  # the reference: one at a time
     before = httpx.get(url + "/health").json()["batching"]
     queue: asyncio.Queue = asyncio.Queue()
@@ -118,12 +145,21 @@ async def run(url: str, reqs: List[Dict[str, Any]], clients: int, max_tokens: in
     wall = time.perf_counter() - start
     health = httpx.get(url + "/health").json()
     await client.close()
-    mixed = [r["id"] for r in reqs
-             if r["id"] in results and results[r["id"]][:2] != alone[r["id"]][:2]]
+    mixed = [
+        r["id"] for r in reqs if r["id"] in results and results[r["id"]][:2] != alone[r["id"]][:2]
+    ]
     batches = health["batching"]["batches"] - before["batches"]
     rows = health["batching"]["rows"] - before["rows"]
-    return {"alone": alone, "results": results, "errors": errors, "mixed": mixed, "wall": wall,
-            "batches": batches, "rows": rows, "health": health}
+    return {
+        "alone": alone,
+        "results": results,
+        "errors": errors,
+        "mixed": mixed,
+        "wall": wall,
+        "batches": batches,
+        "rows": rows,
+        "health": health,
+    }
 
 
 def main(argv: List[str] = None) -> int:
@@ -145,8 +181,9 @@ def main(argv: List[str] = None) -> int:
     reqs = requests(args.requests)
     app = build_app(args.max_tokens, args.batch_wait_ms, args.max_batch)
     with serve_in_thread(app) as url:
-        out = asyncio.run(asyncio.wait_for(run(url, reqs, args.clients, args.max_tokens),
-                                           args.deadline))
+        out = asyncio.run(
+            asyncio.wait_for(run(url, reqs, args.clients, args.max_tokens), args.deadline)
+        )
     lat = sorted(r[2] for r in out["results"].values())
     ref = sorted(r[2] for r in out["alone"])
     calls = sum(len(r[1]) for r in out["results"].values())
@@ -155,22 +192,32 @@ def main(argv: List[str] = None) -> int:
     def pct(xs: List[float], q: float) -> float:
         return xs[min(len(xs) - 1, int(q * len(xs)))] * 1000
 
-    print(f"requests: {len(out['results'])} of {len(reqs)} answered, {args.clients} concurrent "
-          f"clients, max_tokens {args.max_tokens}, loopback")
+    print(
+        f"requests: {len(out['results'])} of {len(reqs)} answered, {args.clients} concurrent "
+        f"clients, max_tokens {args.max_tokens}, loopback"
+    )
     print(f"errors: {len(out['errors'])}")
     for e in out["errors"][:5]:
         print(f"  {e}")
-    print(f"answers that differ from the same request sent alone: {len(out['mixed'])}"
-          + (f" (ids {out['mixed'][:10]})" if out["mixed"] else ""))
+    print(
+        f"answers that differ from the same request sent alone: {len(out['mixed'])}"
+        + (f" (ids {out['mixed'][:10]})" if out["mixed"] else "")
+    )
     print(f"tool calls reported: {calls} ({ran} ran, {calls - ran} tool errors)")
-    print(f"latency, concurrent: p50 {pct(lat, 0.5):.0f} ms, p95 {pct(lat, 0.95):.0f} ms, "
-          f"max {lat[-1] * 1000:.0f} ms")
+    print(
+        f"latency, concurrent: p50 {pct(lat, 0.5):.0f} ms, p95 {pct(lat, 0.95):.0f} ms, "
+        f"max {lat[-1] * 1000:.0f} ms"
+    )
     print(f"latency, one at a time: p50 {pct(ref, 0.5):.0f} ms, p95 {pct(ref, 0.95):.0f} ms")
-    print(f"throughput, concurrent: {len(lat) / out['wall']:.1f} requests/s "
-          f"({out['wall']:.1f} s); one at a time: {len(ref) / sum(ref):.1f} requests/s")
-    print(f"batches: {out['batches']} for {out['rows']} requests "
-          f"(mean {out['rows'] / max(1, out['batches']):.1f}, "
-          f"largest so far {out['health']['batching'].get('max_batch_seen')})")
+    print(
+        f"throughput, concurrent: {len(lat) / out['wall']:.1f} requests/s "
+        f"({out['wall']:.1f} s); one at a time: {len(ref) / sum(ref):.1f} requests/s"
+    )
+    print(
+        f"batches: {out['batches']} for {out['rows']} requests "
+        f"(mean {out['rows'] / max(1, out['batches']):.1f}, "
+        f"largest so far {out['health']['batching'].get('max_batch_seen')})"
+    )
     return 0 if not out["errors"] and not out["mixed"] and len(out["results"]) == len(reqs) else 1
 
 

@@ -17,13 +17,19 @@ def main(out: str) -> None:
     rows = []
     for article in iter_wikipedia_articles():
         for k, para in enumerate(split_paragraphs(article["text"], 160)):
-            rows.append({
-                "id": f"wiki:{article['title'].replace(' ', '_')}#{k}",
-                "title": article["title"],
-                "text": para,
-                "date": DEFAULT_CORPUS_DATE.isoformat(),
-            })
-    kept = [r for r in rows if prefilter("Calculator", PrefilterInput(text=r["text"], doc_id=r["id"])).keep]
+            rows.append(
+                {
+                    "id": f"wiki:{article['title'].replace(' ', '_')}#{k}",
+                    "title": article["title"],
+                    "text": para,
+                    "date": DEFAULT_CORPUS_DATE.isoformat(),
+                }
+            )
+    kept = [
+        r
+        for r in rows
+        if prefilter("Calculator", PrefilterInput(text=r["text"], doc_id=r["id"])).keep
+    ]
     with open(out, "w", encoding="utf-8") as f:
         for r in kept:
             f.write(json.dumps(r) + "\n")

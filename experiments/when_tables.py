@@ -13,8 +13,12 @@ from pathlib import Path
 
 from toolformer.selftrain.loop import wilson_interval
 
-RUNS = [("base", "SmolLM2-135M (base, no tools)"), ("toolformer", "Toolformer (mixed, 1 round)"),
-        ("disabled", "Toolformer (disabled)"), ("paper_trigger", "Toolformer, paper's top-10")]
+RUNS = [
+    ("base", "SmolLM2-135M (base, no tools)"),
+    ("toolformer", "Toolformer (mixed, 1 round)"),
+    ("disabled", "Toolformer (disabled)"),
+    ("paper_trigger", "Toolformer, paper's top-10"),
+]
 
 
 def _pct(x):
@@ -39,9 +43,11 @@ def main(folder: str) -> None:
                 continue
             lo, hi = wilson_interval(r["correct"], r["n"])
             w = r.get("when") or {}
-            print(f"| {name} | {label} | {r['n']} | {100 * r['score']:.1f} "
-                  f"[{100 * lo:.1f}, {100 * hi:.1f}] | {_pct(w.get('call_rate'))} | "
-                  f"{_pct(w.get('precision'))} | {_pct(w.get('recall'))} |")
+            print(
+                f"| {name} | {label} | {r['n']} | {100 * r['score']:.1f} "
+                f"[{100 * lo:.1f}, {100 * hi:.1f}] | {_pct(w.get('call_rate'))} | "
+                f"{_pct(w.get('precision'))} | {_pct(w.get('recall'))} |"
+            )
     label = RUNS[1][1]
     confusion: dict = {}
     for name, by_model in tasks.items():

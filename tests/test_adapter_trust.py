@@ -8,8 +8,8 @@ import json
 
 import pytest
 import torch
-
 from conftest import make_tiny_model
+
 from toolformer.errors import UserError
 from toolformer.models import load_model
 
@@ -28,8 +28,16 @@ def _save_adapter(base_dir, folder):
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(base_dir)
-    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
-                                            init_lora_weights=False, task_type="CAUSAL_LM"))
+    peft = get_peft_model(
+        model,
+        LoraConfig(
+            r=4,
+            lora_alpha=8,
+            target_modules="all-linear",
+            init_lora_weights=False,
+            task_type="CAUSAL_LM",
+        ),
+    )
     peft.save_pretrained(folder)
     (folder / "toolformer.json").write_text(json.dumps({"base_model": str(base_dir)}))
     return folder
@@ -59,8 +67,9 @@ def test_an_adapter_that_fits_no_or_part_of_the_model_is_refused(adapter, tmp_pa
 
     n = len(load_file(str(adapter / "adapter_model.safetensors")))
     if case == "renamed":
-        keep = lambda name, t: [(name.replace("lora_A", "lora_down").replace("lora_B", "lora_up"),
-                                 t)]
+        keep = lambda name, t: [
+            (name.replace("lora_A", "lora_down").replace("lora_B", "lora_up"), t)
+        ]
     elif case == "half":
         keep = lambda name, t: [(name, t)] if ".layers.0." in name else []
     else:
@@ -108,14 +117,17 @@ def test_finetune_init_adapter_goes_through_the_same_check(adapter, base_dir, tm
 
     bad = _rewrite(adapter, tmp_path / "bad", lambda name, t: [])
     with pytest.raises(UserError):
-        peft_from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), str(bad),
-                             is_trainable=True)
+        peft_from_pretrained(
+            AutoModelForCausalLM.from_pretrained(base_dir), str(bad), is_trainable=True
+        )
 
 
 # --------------------------------------------------------------------------- manifest options
 
-UNSAFE = {"WikiSearch": {"corpus": "/etc/passwd", "cache_dir": "/tmp/made-by-a-manifest"},
-          "QA": {"model": "/somewhere/else"}}
+UNSAFE = {
+    "WikiSearch": {"corpus": "/etc/passwd", "cache_dir": "/tmp/made-by-a-manifest"},
+    "QA": {"model": "/somewhere/else"},
+}
 
 
 @pytest.fixture()
@@ -126,9 +138,14 @@ def steering_adapter(adapter, tmp_path):
     folder = tmp_path / "steering"
     shutil.copytree(adapter, folder)
     meta = json.loads((folder / "toolformer.json").read_text())
-    meta.update(tools=["Calculator", "WikiSearch"], tool_options={
-        "Calculator": {"numbers_from_text": True},
-        "WikiSearch": {**UNSAFE["WikiSearch"], "top_k": 2}, "QA": UNSAFE["QA"]})
+    meta.update(
+        tools=["Calculator", "WikiSearch"],
+        tool_options={
+            "Calculator": {"numbers_from_text": True},
+            "WikiSearch": {**UNSAFE["WikiSearch"], "top_k": 2},
+            "QA": UNSAFE["QA"],
+        },
+    )
     (folder / "toolformer.json").write_text(json.dumps(meta))
     return folder
 
@@ -140,13 +157,24 @@ def test_builtin_tools_let_a_manifest_choose_no_file_folder_or_model():
         cls = get_tool_class(name)
         safe = set(cls.manifest_safe_options)
         assert safe <= set(cls.option_types()), name
-        assert not safe & {"corpus", "cache_dir", "model", "dense_model", "device", "search",
-                           "tokenizer", "retriever", "today", "config"}, name
+        assert not safe & {
+            "corpus",
+            "cache_dir",
+            "model",
+            "dense_model",
+            "device",
+            "search",
+            "tokenizer",
+            "retriever",
+            "today",
+            "config",
+        }, name
     assert "numbers_from_text" in get_tool_class("Calculator").manifest_safe_options
 
 
-def test_generate_drops_a_manifests_paths_and_models_and_says_which_it_used(steering_adapter,
-                                                                           capsys):
+def test_generate_drops_a_manifests_paths_and_models_and_says_which_it_used(
+    steering_adapter, capsys
+):
     from toolformer.cli.generate_cmd import build_generator
 
     opts = {"no_tools": False, "tool_names": None, "dtype": "fp32", "device": None, "date": None}
@@ -160,8 +188,9 @@ def test_generate_drops_a_manifests_paths_and_models_and_says_which_it_used(stee
     assert "Calculator.numbers_from_text=true" in lines[0] and "WikiSearch.top_k=2" in lines[0]
     assert all(o in lines[1] for o in ("WikiSearch.corpus", "WikiSearch.cache_dir", "QA.model"))
     # what the user passes is used, and is no longer reported as dropped
-    gen, _, _ = build_generator(str(steering_adapter), {
-        **opts, "tool_option": ("WikiSearch.corpus=mine.jsonl",)})
+    gen, _, _ = build_generator(
+        str(steering_adapter), {**opts, "tool_option": ("WikiSearch.corpus=mine.jsonl",)}
+    )
     assert gen.executor.tools["WikiSearch"].config.corpus == "mine.jsonl"
     assert "WikiSearch.corpus" not in capsys.readouterr().err
 
@@ -171,10 +200,19 @@ def test_eval_drops_a_manifests_paths_and_models(steering_adapter, tmp_path, cap
 
     dev = tmp_path / "dev.jsonl"
     dev.write_text(json.dumps({"question": "What is 3 + 4?", "answer": 7}) + "\n")
-    res = evaluate(EvalConfig(model=str(steering_adapter), tasks=f"jsonl:{dev}", max_new_tokens=2,
-                              tools=["Calculator"], progress=False))
-    assert res["settings"]["tool_options"] == {"Calculator": {"numbers_from_text": True},
-                                               "WikiSearch": {"top_k": 2}}
+    res = evaluate(
+        EvalConfig(
+            model=str(steering_adapter),
+            tasks=f"jsonl:{dev}",
+            max_new_tokens=2,
+            tools=["Calculator"],
+            progress=False,
+        )
+    )
+    assert res["settings"]["tool_options"] == {
+        "Calculator": {"numbers_from_text": True},
+        "WikiSearch": {"top_k": 2},
+    }
     assert "ignored tool options from" in capsys.readouterr().err
 
 
@@ -187,9 +225,16 @@ def _retrain(folder, base_dir, seed):
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir), LoraConfig(
-        r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False,
-        task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base_dir),
+        LoraConfig(
+            r=4,
+            lora_alpha=8,
+            target_modules="all-linear",
+            init_lora_weights=False,
+            task_type="CAUSAL_LM",
+        ),
+    )
     model.save_pretrained(folder)
 
 
@@ -202,8 +247,14 @@ def test_eval_refuses_to_resume_after_the_adapters_weights_changed(adapter, base
     shutil.copytree(adapter, folder)
     dev = tmp_path / "dev.jsonl"
     dev.write_text(json.dumps({"question": "What is 3 + 4?", "answer": 7}) + "\n")
-    cfg = EvalConfig(model=str(folder), tasks=f"jsonl:{dev}", max_new_tokens=2, progress=False,
-                     tools=["Calculator"], output_dir=str(tmp_path / "run"))
+    cfg = EvalConfig(
+        model=str(folder),
+        tasks=f"jsonl:{dev}",
+        max_new_tokens=2,
+        progress=False,
+        tools=["Calculator"],
+        output_dir=str(tmp_path / "run"),
+    )
     evaluate(cfg)
     copy = tmp_path / "copied"  # the same files elsewhere, with other times: still the same model
     shutil.copytree(folder, copy)
@@ -214,7 +265,9 @@ def test_eval_refuses_to_resume_after_the_adapters_weights_changed(adapter, base
     with pytest.raises(UserError) as exc:
         evaluate(cfg)
     msg = str(exc.value)
-    assert "adapter_model.safetensors" in msg and "EvalConfig.resume=False" in msg and "\n" not in msg
+    assert (
+        "adapter_model.safetensors" in msg and "EvalConfig.resume=False" in msg and "\n" not in msg
+    )
     from dataclasses import replace
 
     evaluate(replace(cfg, resume=False))  # afresh, as the message says

@@ -9,8 +9,8 @@ import warnings
 import pytest
 import torch
 from click.testing import CliRunner
-
 from conftest import make_tiny_model
+
 from toolformer.cli.main import cli
 from toolformer.errors import UserError
 from toolformer.models import ADAPTERS_ENV, adapter_dir, list_adapters, load_model, load_tokenizer
@@ -33,13 +33,27 @@ def adapters_root(tmp_path_factory, base_dir):
     root = tmp_path_factory.mktemp("adapters")
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(base_dir)
-    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
-                                            init_lora_weights=False, task_type="CAUSAL_LM"))
+    peft = get_peft_model(
+        model,
+        LoraConfig(
+            r=4,
+            lora_alpha=8,
+            target_modules="all-linear",
+            init_lora_weights=False,
+            task_type="CAUSAL_LM",
+        ),
+    )
     folder = root / "calc-tiny"
     peft.save_pretrained(folder)
-    (folder / "toolformer.json").write_text(json.dumps({
-        "base_model": str(base_dir), "tools": ["Calculator"],
-        "tool_options": {"Calculator": {"numbers_from_text": True}}}))
+    (folder / "toolformer.json").write_text(
+        json.dumps(
+            {
+                "base_model": str(base_dir),
+                "tools": ["Calculator"],
+                "tool_options": {"Calculator": {"numbers_from_text": True}},
+            }
+        )
+    )
     return root
 
 
@@ -48,7 +62,9 @@ def _logits(model, tok, text="Q: 3 + 4 =\nA:"):
         return model(**tok(text, return_tensors="pt")).logits
 
 
-def test_an_adapter_loads_by_folder_and_by_short_name_on_its_base(adapters_root, base_dir, monkeypatch):
+def test_an_adapter_loads_by_folder_and_by_short_name_on_its_base(
+    adapters_root, base_dir, monkeypatch
+):
     folder = adapters_root / "calc-tiny"
     base, tok = load_model(str(base_dir))
     with warnings.catch_warnings(record=True) as caught:
@@ -71,7 +87,9 @@ def test_an_adapter_loads_by_folder_and_by_short_name_on_its_base(adapters_root,
     assert load_tokenizer("calc-tiny").name_or_path == tok.name_or_path
 
 
-def test_a_finetune_output_without_its_merged_weights_loads_from_its_adapter(adapters_root, base_dir, tmp_path):
+def test_a_finetune_output_without_its_merged_weights_loads_from_its_adapter(
+    adapters_root, base_dir, tmp_path
+):
     """``selftrain --keep-models best`` removes a round's merged weights and keeps ``adapter/``:
     the round's folder still loads (by path, as ``eval --model round_1/model_0``)."""
     import shutil
@@ -94,8 +112,11 @@ def test_generate_chat_and_eval_take_an_adapter(adapters_root, tmp_path, monkeyp
     for model in ("calc-tiny", str(adapters_root / "calc-tiny")):
         res = runner.invoke(cli, ["generate", model, "Q: 3 + 4 =\nA:", "--max-new-tokens", "4"])
         assert res.exit_code == 0, res.output
-    res = runner.invoke(cli, ["chat", "calc-tiny", "--no-template", "--max-new-tokens", "3"],
-                        input="hello\n/tools\n/quit\n")
+    res = runner.invoke(
+        cli,
+        ["chat", "calc-tiny", "--no-template", "--max-new-tokens", "3"],
+        input="hello\n/tools\n/quit\n",
+    )
     assert res.exit_code == 0, res.output
     assert "tools: Calculator" in res.output  # from the adapter's toolformer.json
     from toolformer.eval.harness import EvalConfig, evaluate
@@ -104,17 +125,30 @@ def test_generate_chat_and_eval_take_an_adapter(adapters_root, tmp_path, monkeyp
     assert manifest_tools("calc-tiny") == ["Calculator"]
     dev = tmp_path / "dev.jsonl"
     dev.write_text(json.dumps({"question": "What is 3 + 4?", "answer": 7}) + "\n")
-    res = evaluate(EvalConfig(model="calc-tiny", tasks=f"jsonl:{dev}", max_new_tokens=3, progress=False))
+    res = evaluate(
+        EvalConfig(model="calc-tiny", tasks=f"jsonl:{dev}", max_new_tokens=3, progress=False)
+    )
     assert res["tools"] == ["Calculator"] and next(iter(res["tasks"].values()))["n"] == 1
     # the adapter's tool options are used, and the user's own win over them
     assert res["settings"]["tool_options"] == {"Calculator": {"numbers_from_text": True}}
-    res = evaluate(EvalConfig(model="calc-tiny", tasks=f"jsonl:{dev}", max_new_tokens=3, progress=False,
-                              tool_options={"calculator": {"numbers_from_text": False, "decimals": 3}}))
-    assert res["settings"]["tool_options"] == {"Calculator": {"numbers_from_text": False, "decimals": 3}}
+    res = evaluate(
+        EvalConfig(
+            model="calc-tiny",
+            tasks=f"jsonl:{dev}",
+            max_new_tokens=3,
+            progress=False,
+            tool_options={"calculator": {"numbers_from_text": False, "decimals": 3}},
+        )
+    )
+    assert res["settings"]["tool_options"] == {
+        "Calculator": {"numbers_from_text": False, "decimals": 3}
+    }
     from toolformer.cli.generate_cmd import build_generator
 
-    gen, names, _ = build_generator("calc-tiny", {"no_tools": False, "tool_names": None, "dtype": "fp32",
-                                                  "device": None, "date": None})
+    gen, names, _ = build_generator(
+        "calc-tiny",
+        {"no_tools": False, "tool_names": None, "dtype": "fp32", "device": None, "date": None},
+    )
     assert names == ["Calculator"] and gen.executor.tools["Calculator"].numbers_from_text is True
 
 
@@ -141,7 +175,11 @@ def test_the_shipped_calculator_adapter_calls_with_the_questions_numbers():
     assert options == {"Calculator": {"numbers_from_text": True}}
     model, tokenizer = load_model("smollm2-135m-calculator")
     gen = ToolGenerator(model, tokenizer, list(create_tools(["Calculator"], options).values()))
-    out = gen.generate(["Q: A farmer has 12 boxes with 8 eggs in each box. How many eggs does the farmer have?\nA:"],
-                       GenerationConfig(max_new_tokens=24, stop_strings=("\n",)))[0]
+    out = gen.generate(
+        [
+            "Q: A farmer has 12 boxes with 8 eggs in each box. How many eggs does the farmer have?\nA:"
+        ],
+        GenerationConfig(max_new_tokens=24, stop_strings=("\n",)),
+    )[0]
     assert out.calls and out.calls[0].tool == "Calculator" and out.calls[0].error is None
     assert out.calls[0].result == "96"

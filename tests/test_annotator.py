@@ -7,8 +7,8 @@ import random
 
 import pytest
 import torch
-
 from conftest import make_tiny_model
+
 from toolformer.data_aug.annotator import Annotator, call_offset, merge_calls
 from toolformer.data_aug.prefix_cache import start_ids
 from toolformer.data_aug.reference import ReferenceAnnotator, textbook_loss
@@ -17,8 +17,10 @@ from toolformer.errors import UserError
 from toolformer.syntax import APICall, find_calls, format_call, strip_calls
 from toolformer.tools.base import AnnotationSettings, Tool, ToolInputError
 
-ADD_PROMPT = ("Add numbers with [Add(a, b)].\nInput: 2 and 3 make 5\nOutput: 2 and 3 make [Add(2, 3)] 5\n"
-              "Input: {text}\nOutput:")
+ADD_PROMPT = (
+    "Add numbers with [Add(a, b)].\nInput: 2 and 3 make 5\nOutput: 2 and 3 make [Add(2, 3)] 5\n"
+    "Input: {text}\nOutput:"
+)
 TODAY_PROMPT = "Say the date with [Today()].\nInput: It is Monday.\nOutput: It is [Today()] Monday.\nInput: {text}\nOutput:"
 DOC = "They had 10 apples and 5 pears, 15 fruits in all, and they ate 3 of them, and 2 more."
 
@@ -91,7 +93,7 @@ def scripted_model(tok, mix: float = 0.3, seed: int = 0):
         for k, (a, nxt) in enumerate(SCRIPT.items()):
             new_emb[ids(a)] = q[k] * norm
             for b, alpha in nxt.items():
-                out[ids(b)] += alpha * q[k] / hidden ** 0.5
+                out[ids(b)] += alpha * q[k] / hidden**0.5
         model.model.embed_tokens.weight = torch.nn.Parameter(new_emb)
         head.weight.copy_(out)
         model.lm_head = head
@@ -146,14 +148,28 @@ def test_annotator_matches_the_reference(model, smol_tokenizer):
     assert_same(ours, ref)
     s = ours.stats
     # the script produces every kind of sample
-    for name in ("positions_kept", "candidates_sampled", "candidates_closed", "candidates_malformed",
-                 "candidates_abandoned", "candidates_deduplicated", "candidates_executed", "tool_failures", "calls_kept"):
+    for name in (
+        "positions_kept",
+        "candidates_sampled",
+        "candidates_closed",
+        "candidates_malformed",
+        "candidates_abandoned",
+        "candidates_deduplicated",
+        "candidates_executed",
+        "tool_failures",
+        "calls_kept",
+    ):
         assert s[name] > 0, name
     assert s["Add/candidates_sampled"] == s["Add/positions_kept"] * 6
     assert s["Today/candidates_sampled"] == s["Today/positions_kept"] * 4
     assert s["candidates_closed"] + s["candidates_abandoned"] <= s["candidates_sampled"]
-    assert (s["candidates_closed"] - s["candidates_malformed"] - s["candidates_invalid"]
-            - s["candidates_deduplicated"] == s["candidates_executed"])
+    assert (
+        s["candidates_closed"]
+        - s["candidates_malformed"]
+        - s["candidates_invalid"]
+        - s["candidates_deduplicated"]
+        == s["candidates_executed"]
+    )
     assert s["candidates_executed"] - s["tool_failures"] == len(ours.candidates)
     # the Today tool got the document's date through the executor's context
     assert {c.result for c in ours.candidates if c.tool == "Today"} == {"2023-01-30"}
@@ -191,7 +207,9 @@ def test_kept_calls_satisfy_the_keep_rule_and_are_merged(model, smol_tokenizer):
             best = next(k for k in res.calls if k.offset == c.offset)
             assert best.score >= c.score
     found = find_calls(res.text)
-    assert [(m.call.tool, m.call.args, m.call.result) for m in found] == [(c.tool, c.args, c.result) for c in res.calls]
+    assert [(m.call.tool, m.call.args, m.call.result) for m in found] == [
+        (c.tool, c.args, c.result) for c in res.calls
+    ]
     assert strip_calls(res.text) == DOC  # nothing but the calls was added
 
 
@@ -216,18 +234,27 @@ def test_chunked_document_matches_reference_and_maps_offsets(model, smol_tokeniz
         assert c.offset in (start, start - 1, start + 1) and 0 <= c.offset <= len(text)
     assert ours.calls and ours.text != text
     # a window's last positions are scored on the tokens after it (x_i..x_i+4 as in a long text)
-    dense = Annotator(model, tok, [Add()], AnnotatorConfig(**{**cfg, "tau_s": 0.0, "k": 20, "m": 3}))
+    dense = Annotator(
+        model, tok, [Add()], AnnotatorConfig(**{**cfg, "tau_s": 0.0, "k": 20, "m": 3})
+    )
     late = [c for c in dense.annotate(doc).candidates if c.position % 20 >= 16]
     assert late
     for c in late:
         w0 = c.position - c.position % 20
-        want = textbook_loss(model, start_ids(tok), [], ids["input_ids"][w0: w0 + 24], c.position - w0, 5)
+        want = textbook_loss(
+            model, start_ids(tok), [], ids["input_ids"][w0 : w0 + 24], c.position - w0, 5
+        )
         assert c.loss_empty == pytest.approx(want, abs=1e-5)
 
 
 def _full_run(model, tok, doc, **cfg):
     """Every loss of every candidate (record_candidates): the unoptimised scoring."""
-    ann = Annotator(model, tok, [Add(), Today()], AnnotatorConfig(record_candidates=True, max_call_tokens=8, **cfg))
+    ann = Annotator(
+        model,
+        tok,
+        [Add(), Today()],
+        AnnotatorConfig(record_candidates=True, max_call_tokens=8, **cfg),
+    )
     return ann.annotate(doc), ann.scorer.stats
 
 
@@ -243,9 +270,15 @@ def test_lazy_losses_keep_exactly_the_calls_of_full_scoring(model, smol_tokenize
     # tau_f between two candidates' L(empty) - L+ (never on one: no float tie), so that a
     # share of them passes the first test
     at = min(len(gaps) - 1, int(share * len(gaps)))
-    tau = gaps[0] - 1.0 if share == 0 else (gaps[-1] + 1.0 if share == 1 else (gaps[at - 1] + gaps[at]) / 2)
+    tau = (
+        gaps[0] - 1.0
+        if share == 0
+        else (gaps[-1] + 1.0 if share == 1 else (gaps[at - 1] + gaps[at]) / 2)
+    )
     full, full_work = _full_run(model, tok, doc, tau_f=tau, k=4, m=6)
-    ann = Annotator(model, tok, [Add(), Today()], AnnotatorConfig(max_call_tokens=8, tau_f=tau, k=4, m=6))
+    ann = Annotator(
+        model, tok, [Add(), Today()], AnnotatorConfig(max_call_tokens=8, tau_f=tau, k=4, m=6)
+    )
     lazy = ann.annotate(doc)
     assert lazy.error is None and dict(lazy.stats) == dict(full.stats)
     assert [key(c) for c in lazy.calls] == [key(c) for c in full.calls] and lazy.text == full.text
@@ -261,7 +294,11 @@ def test_lazy_losses_keep_exactly_the_calls_of_full_scoring(model, smol_tokenize
         plus_texts = {format_call(APICall(c.tool, c.args, c.result)) for c in full.candidates}
         assert ann.scorer.stats.rows <= 1 + len(plus_texts)
     if share == 0.0:  # every call passes the first test: every row is needed
-        assert passing == len(full.candidates) and lazy.calls and ann.scorer.stats.tokens == full_work.tokens
+        assert (
+            passing == len(full.candidates)
+            and lazy.calls
+            and ann.scorer.stats.tokens == full_work.tokens
+        )
 
 
 def test_no_call_is_scored_where_the_text_alone_is_below_tau_f(model, smol_tokenizer):
@@ -270,9 +307,19 @@ def test_no_call_is_scored_where_the_text_alone_is_below_tau_f(model, smol_token
     base, _ = _full_run(model, smol_tokenizer, doc, tau_f=-100.0, k=4, m=6)
     tau = max(c.loss_empty for c in base.candidates) + 0.5
     full, _ = _full_run(model, smol_tokenizer, doc, tau_f=tau, k=4, m=6)
-    ann = Annotator(model, smol_tokenizer, [Add(), Today()], AnnotatorConfig(max_call_tokens=8, tau_f=tau, k=4, m=6))
+    ann = Annotator(
+        model,
+        smol_tokenizer,
+        [Add(), Today()],
+        AnnotatorConfig(max_call_tokens=8, tau_f=tau, k=4, m=6),
+    )
     lazy = ann.annotate(doc)
-    assert full.candidates and not full.calls and not lazy.calls and dict(lazy.stats) == dict(full.stats)
+    assert (
+        full.candidates
+        and not full.calls
+        and not lazy.calls
+        and dict(lazy.stats) == dict(full.stats)
+    )
     assert ann.scorer.stats.rows == 1
 
 
@@ -313,15 +360,24 @@ def test_prefiltered_documents_are_counted(model, smol_tokenizer):
     res = Annotator(model, smol_tokenizer, [Calculator()], AnnotatorConfig(k=1, m=1)).annotate(doc)
     assert res.skipped and res.stats["docs_prefiltered_out"] == 1
     assert res.stats["Calculator/docs_prefiltered_out"] == 1 and res.stats["positions_kept"] == 0
-    both = Annotator(model, smol_tokenizer, [Calculator(), Today()], AnnotatorConfig(k=1, m=1, tau_s=0.0)).annotate(doc)
+    both = Annotator(
+        model, smol_tokenizer, [Calculator(), Today()], AnnotatorConfig(k=1, m=1, tau_s=0.0)
+    ).annotate(doc)
     assert not both.skipped and both.stats["docs_prefiltered_out"] == 0  # Today has no rule
-    assert both.stats["Calculator/docs_prefiltered_out"] == 1 and both.stats["Today/positions_kept"] == 1
+    assert (
+        both.stats["Calculator/docs_prefiltered_out"] == 1
+        and both.stats["Today/positions_kept"] == 1
+    )
     assert res.text == res.original and res.calls == []
 
 
 _RNG = random.Random(0)
-ODD = ["", "   \n\t ", "\x00\x01\x02 binary \xff\xfe junk \ufffd \u200b\u202e",
-       "".join(chr(_RNG.randrange(1, 0x2FFF)) for _ in range(300))]
+ODD = [
+    "",
+    "   \n\t ",
+    "\x00\x01\x02 binary \xff\xfe junk \ufffd \u200b\u202e",
+    "".join(chr(_RNG.randrange(1, 0x2FFF)) for _ in range(300)),
+]
 
 
 @pytest.mark.parametrize("text", ODD, ids=["empty", "whitespace", "control", "random-unicode"])
@@ -335,7 +391,9 @@ def test_odd_texts_never_raise(model, smol_tokenizer, text):
 
 def test_very_long_document(model, smol_tokenizer):
     text = " ".join(f"Item {i} and {i + 1}, then {2 * i + 1}." for i in range(150))
-    res = annotator(model, smol_tokenizer, k=1, m=1, max_length=256).annotate(Document("long", text))
+    res = annotator(model, smol_tokenizer, k=1, m=1, max_length=256).annotate(
+        Document("long", text)
+    )
     assert res.error is None and res.stats["positions_kept"] >= 5  # one per chunk
 
 
@@ -359,9 +417,15 @@ def test_failures_become_errors_not_exceptions(model, smol_tokenizer, monkeypatc
 def test_call_offset_moves_before_a_bare_space():
     text = "Out of 1400 people, 400 (or 29%) passed."
     i = text.index("29")
-    assert call_offset(text, i) == i - 1 and call_offset(text, i - 1) == i - 1 and call_offset(text, 0) == 0
+    assert (
+        call_offset(text, i) == i - 1
+        and call_offset(text, i - 1) == i - 1
+        and call_offset(text, 0) == 0
+    )
     kc = KeptCall("Calculator", "400 / 1400", "0.29", i - 1, 5, 1.0, 2.0, 2.0, 2.5)
-    merged, calls = merge_calls(text, [kc, KeptCall("Calculator", "4 / 14", "0.29", i - 1, 6, 1.5, 2.0, 2.0, 2.5)])
+    merged, calls = merge_calls(
+        text, [kc, KeptCall("Calculator", "4 / 14", "0.29", i - 1, 6, 1.5, 2.0, 2.0, 2.5)]
+    )
     assert calls == [kc]  # one call per place: the best score
     assert merged == "Out of 1400 people, 400 (or [Calculator(400 / 1400) -> 0.29] 29%) passed."
     first = KeptCall("Calculator", "1400", "1400", 0, 0, 1.0, 2.0, 2.0, 2.5)
@@ -380,7 +444,10 @@ def test_real_smollm2_calculator(real_model, shared_data):
     model, tok = real_model
     docs = [
         Document("paper", "Out of 1400 participants, 400 (or 29%) passed the test."),
-        Document("farm", "The farm sold 36 crates of apples at 15 dollars each, earning 540 dollars in total."),
+        Document(
+            "farm",
+            "The farm sold 36 crates of apples at 15 dollars each, earning 540 dollars in total.",
+        ),
     ]
     cfg = AnnotatorConfig(k=5, m=3, max_call_tokens=16, record_candidates=True)
     ann = Annotator(model, tok, [Calculator()], cfg)
@@ -394,7 +461,12 @@ def test_real_smollm2_calculator(real_model, shared_data):
         for c in res.calls:
             assert c.loss_minus - c.loss_plus >= tau
             assert format_call(APICall(c.tool, c.args, c.result)) in res.text
-        print(res.doc_id, dict(res.stats), [(c.args, c.result, round(c.score, 3)) for c in res.calls], res.text)
+        print(
+            res.doc_id,
+            dict(res.stats),
+            [(c.args, c.result, round(c.score, 3)) for c in res.calls],
+            res.text,
+        )
     assert sum(r.stats["candidates_executed"] for r in results) > 0
 
 
@@ -415,7 +487,7 @@ def test_calls_go_only_where_a_word_or_number_starts(model, smol_tokenizer):
     starts = unit_starts(DOC)
     assert ours.candidates and ours.calls
     for c in ours.candidates:
-        assert first_visible(DOC, c.offset) in starts, (c.position, DOC[c.offset:])
+        assert first_visible(DOC, c.offset) in starts, (c.position, DOC[c.offset :])
     pieces = tok.convert_ids_to_tokens(tok(" " + DOC, add_special_tokens=False)["input_ids"])
     digits_inside = {j for j, p in enumerate(pieces) if p.isdigit() and pieces[j - 1].isdigit()}
     assert digits_inside and not digits_inside & {c.position for c in ours.candidates}
@@ -451,8 +523,13 @@ def test_invalid_calls_are_counted_and_dropped_before_scoring(smol_tokenizer):
     s = ours.stats
     assert s["candidates_invalid"] > 0 and s["Pair/candidates_invalid"] == s["candidates_invalid"]
     assert ours.candidates and all(int(c.args) % 2 for c in ours.candidates)
-    assert (s["candidates_closed"] - s["candidates_malformed"] - s["candidates_invalid"]
-            - s["candidates_deduplicated"] == s["candidates_executed"])
+    assert (
+        s["candidates_closed"]
+        - s["candidates_malformed"]
+        - s["candidates_invalid"]
+        - s["candidates_deduplicated"]
+        == s["candidates_executed"]
+    )
 
 
 def test_the_built_in_tools_state_their_valid_calls():
@@ -480,7 +557,10 @@ def test_the_same_call_is_kept_once_per_window():
 
     near = [kc(3, text.index(" for"), 0.8), kc(9, at - 1, 1.2), kc(30, len(text), 0.9)]
     merged, calls = merge_calls(text, near, repeat_window=10)
-    assert [c.position for c in calls] == [9, 30]  # the better of the two neighbours, and the far one
+    assert [c.position for c in calls] == [
+        9,
+        30,
+    ]  # the better of the two neighbours, and the far one
     assert merged.count("[Calculator(18 * 25) -> 450]") == 2
     other = kc(4, text.index(" 25"), 0.5, args="18 + 25")  # another call nearby stays
     assert len(merge_calls(text, near + [other], repeat_window=10)[1]) == 3

@@ -177,8 +177,17 @@ def test_division_by_zero(calc, expression):
         ("1" + "/7" * 200, "too large"),
         ("+".join(["1"] * 240), None),  # long but flat: fine
     ],
-    ids=["power", "10k-digits", "31-digits", "grouped-digits", "parens", "signs", "product",
-         "quotient", "flat-sum"],
+    ids=[
+        "power",
+        "10k-digits",
+        "31-digits",
+        "grouped-digits",
+        "parens",
+        "signs",
+        "product",
+        "quotient",
+        "flat-sum",
+    ],
 )
 def test_hostile_input_fails_fast(calc, expression, message):
     start = time.perf_counter()
@@ -246,7 +255,12 @@ def test_tool_metadata():
     assert isinstance(tool, Calculator)
     assert tool.name == "Calculator"
     assert tool.annotation == COMPUTE_SETTINGS
-    assert (tool.annotation.tau_s, tool.annotation.k, tool.annotation.m, tool.annotation.tau_f) == (0.0, 20, 10, 0.5)
+    assert (tool.annotation.tau_s, tool.annotation.k, tool.annotation.m, tool.annotation.tau_f) == (
+        0.0,
+        20,
+        10,
+        0.5,
+    )
     assert not tool.uses_context
 
 
@@ -264,7 +278,7 @@ def test_prompt_examples_are_correct():
     """Every example call computes the number that follows it, and Output = Input + calls."""
     lines = Calculator.prompt.splitlines()
     pairs = [
-        (lines[i][len("Input: "):], lines[i + 1][len("Output: "):])
+        (lines[i][len("Input: ") :], lines[i + 1][len("Output: ") :])
         for i in range(len(lines) - 1)
         if lines[i].startswith("Input: ") and lines[i + 1].startswith("Output: ")
     ][:-1]  # the last pair is the {text} slot

@@ -42,8 +42,12 @@ def test_the_shipped_adapter_card_is_written_from_its_files(tmp_path):
     assert meta["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert meta["library_name"] == "peft" and meta["license"] == "apache-2.0"
     assert {"toolformer", "calculator"} <= set(meta["tags"])
-    for heading in ("## Training data and method", "## Evaluation", "## Limitations",
-                    "## How to load"):
+    for heading in (
+        "## Training data and method",
+        "## Evaluation",
+        "## Limitations",
+        "## How to load",
+    ):
         assert heading in text
     # RESULTS.md's numbers, with n and the intervals printed there
     assert "| smollm2-135m-calculator | svamp | 16.7% | 300 | [12.9, 21.3] |" in text
@@ -56,20 +60,38 @@ def test_the_shipped_adapter_card_is_written_from_its_files(tmp_path):
 
 def test_the_shipped_card_is_up_to_date():
     """The committed README.md is what the command writes now (regenerate it after a change)."""
-    assert (SHIPPED / "README.md").read_text(encoding="utf-8") == \
-        render_card(SHIPPED, load_results([SHIPPED / "eval_results.json"]))
+    assert (SHIPPED / "README.md").read_text(encoding="utf-8") == render_card(
+        SHIPPED, load_results([SHIPPED / "eval_results.json"])
+    )
 
 
 def test_a_card_from_toolformer_eval_run_folders(tmp_path):
     folder = tmp_path / "my-adapter"
     folder.mkdir()
-    (folder / "toolformer.json").write_text(json.dumps({"base_model": "gemma3-270m",
-                                                        "tools": ["Calendar"]}))
+    (folder / "toolformer.json").write_text(
+        json.dumps({"base_model": "gemma3-270m", "tools": ["Calendar"]})
+    )
     run = tmp_path / "eval_run"
     run.mkdir()
-    (run / "results.json").write_text(json.dumps({"name": "mine", "model": str(folder), "tasks": {
-        "svamp": {"metric": "accuracy", "score": 0.5, "correct": 5, "n": 10,
-                  "tool_call_rate": 0.8, "calls": 8, "failed_calls": 1}}}))
+    (run / "results.json").write_text(
+        json.dumps(
+            {
+                "name": "mine",
+                "model": str(folder),
+                "tasks": {
+                    "svamp": {
+                        "metric": "accuracy",
+                        "score": 0.5,
+                        "correct": 5,
+                        "n": 10,
+                        "tool_call_rate": 0.8,
+                        "calls": 8,
+                        "failed_calls": 1,
+                    }
+                },
+            }
+        )
+    )
     path = write_card(folder, [run], license="mit")
     text = path.read_text(encoding="utf-8")
     assert front_matter(text)["base_model"] == "google/gemma-3-270m"

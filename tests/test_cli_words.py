@@ -56,13 +56,16 @@ def _generate_opts(monkeypatch, argv):
 # --------------------------------------------------------------------------- eval's tools
 
 
-@pytest.mark.parametrize("argv, tools, enabled", [
-    ([], None, True),
-    (["--tools", "Calculator,QA"], ["Calculator", "QA"], True),
-    (["--tools"], None, True),  # the old on-switch (the default): still accepted
-    (["--tools", "--limit", "3"], None, True),
-    (["--no-tools"], None, False),
-])
+@pytest.mark.parametrize(
+    "argv, tools, enabled",
+    [
+        ([], None, True),
+        (["--tools", "Calculator,QA"], ["Calculator", "QA"], True),
+        (["--tools"], None, True),  # the old on-switch (the default): still accepted
+        (["--tools", "--limit", "3"], None, True),
+        (["--no-tools"], None, False),
+    ],
+)
 def test_eval_tools_names_the_tools_and_no_tools_disables_them(monkeypatch, argv, tools, enabled):
     config, _, output = _eval_config(monkeypatch, argv)
     assert (config.tools, config.tools_enabled) == (tools, enabled)
@@ -73,8 +76,9 @@ def test_eval_old_spellings_still_work_with_a_warning(monkeypatch):
     config, _, output = _eval_config(monkeypatch, ["--tool-names", "Calculator"])
     assert config.tools == ["Calculator"]
     assert "--tool-names is deprecated" in output and "use --tools" in output
-    config, _, output = _eval_config(monkeypatch, ["--tool-option", "A.x=1",
-                                                   "--tool-options", "B.y=2"])
+    config, _, output = _eval_config(
+        monkeypatch, ["--tool-option", "A.x=1", "--tool-options", "B.y=2"]
+    )
     assert config.tool_options == {"A": {"x": 1}, "B": {"y": 2}}
     assert "--tool-options is deprecated" in output
 
@@ -87,13 +91,16 @@ def test_both_spellings_of_one_value_is_a_usage_error():
 # --------------------------------------------------------------------------- do_sample
 
 
-@pytest.mark.parametrize("argv, sample, warned", [
-    ([], False, None),
-    (["--do-sample"], True, None),
-    (["--no-do-sample"], False, None),
-    (["--sample"], True, "--sample is deprecated"),
-    (["--greedy"], False, "--greedy is deprecated"),
-])
+@pytest.mark.parametrize(
+    "argv, sample, warned",
+    [
+        ([], False, None),
+        (["--do-sample"], True, None),
+        (["--no-do-sample"], False, None),
+        (["--sample"], True, "--sample is deprecated"),
+        (["--greedy"], False, "--greedy is deprecated"),
+    ],
+)
 def test_do_sample_is_one_spelling_in_eval_and_generate(monkeypatch, argv, sample, warned):
     config, _, output = _eval_config(monkeypatch, argv)
     opts, gen_output = _generate_opts(monkeypatch, argv)
@@ -105,7 +112,10 @@ def test_do_sample_is_one_spelling_in_eval_and_generate(monkeypatch, argv, sampl
 def test_generate_shares_the_tool_options(monkeypatch):
     opts, _ = _generate_opts(monkeypatch, ["--tools", "Calculator", "--tool-option", "A.x=1"])
     assert (opts["tool_names"], opts["tool_option"], opts["no_tools"]) == (
-        "Calculator", ("A.x=1",), False)
+        "Calculator",
+        ("A.x=1",),
+        False,
+    )
 
 
 # --------------------------------------------------------------------------- --help
@@ -124,13 +134,32 @@ def test_decoding_options_are_the_same_in_every_decoding_command():
     def flags(name):
         spec = COMMANDS[name]
         command = getattr(importlib.import_module(spec.partition(":")[0]), spec.partition(":")[2])
-        return {opt for p in command.params if not getattr(p, "hidden", False)
-                for opt in p.opts + p.secondary_opts}
+        return {
+            opt
+            for p in command.params
+            if not getattr(p, "hidden", False)
+            for opt in p.opts + p.secondary_opts
+        }
 
-    decoding = {"--max-new-tokens", "--do-sample", "--no-do-sample", "--temperature", "--top-k",
-                "--top-p", "--seed", "--call-top-k", "--call-threshold", "--max-calls",
-                "--max-call-tokens", "--min-new-tokens", "--constrained", "--unconstrained",
-                "--tools", "--no-tools", "--tool-option"}
+    decoding = {
+        "--max-new-tokens",
+        "--do-sample",
+        "--no-do-sample",
+        "--temperature",
+        "--top-k",
+        "--top-p",
+        "--seed",
+        "--call-top-k",
+        "--call-threshold",
+        "--max-calls",
+        "--max-call-tokens",
+        "--min-new-tokens",
+        "--constrained",
+        "--unconstrained",
+        "--tools",
+        "--no-tools",
+        "--tool-option",
+    }
     for name in ("generate", "chat", "serve", "eval"):
         assert decoding <= flags(name), (name, decoding - flags(name))
 
@@ -157,35 +186,43 @@ def test_an_api_caller_reads_the_field_and_the_cli_prints_the_flag(capsys):
 def test_augment_errors_name_the_field_for_the_api_and_the_flag_on_the_command_line(tmp_path):
     from toolformer.data_aug.config import AugmentConfig
 
-    with pytest.raises(UserError, match=r"^AugmentConfig.shard_index 5 is out of range for "
-                                        r"AugmentConfig.num_shards 2") as exc:
+    with pytest.raises(
+        UserError,
+        match=r"^AugmentConfig.shard_index 5 is out of range for "
+        r"AugmentConfig.num_shards 2",
+    ) as exc:
         AugmentConfig(num_shards=2, shard_index=5).validate()
     assert set(exc.value.fields) == {"AugmentConfig.num_shards", "AugmentConfig.shard_index"}
-    result = CliRunner().invoke(cli, ["augment", "-o", str(tmp_path / "o"), "--num-shards", "2",
-                                      "--shard-index", "5"])
+    result = CliRunner().invoke(
+        cli, ["augment", "-o", str(tmp_path / "o"), "--num-shards", "2", "--shard-index", "5"]
+    )
     assert result.exit_code != 0
     assert "--shard-index 5 is out of range for --num-shards 2" in result.output
 
 
 def test_eval_data_dir_error_reads_the_flag_on_the_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        cli_main(["eval", "--tasks", "svamp", "--data-dir", str(tmp_path),
-                  "-o", str(tmp_path / "o")])
+        cli_main(
+            ["eval", "--tasks", "svamp", "--data-dir", str(tmp_path), "-o", str(tmp_path / "o")]
+        )
     err = capsys.readouterr().err
     assert "set --data-dir" in err and "EvalConfig" not in err
 
 
 def test_a_command_spells_a_field_its_own_way():
-    error = UserError("GenerationConfig.batch_size must be >= 1",
-                      field="GenerationConfig.batch_size")
+    error = UserError(
+        "GenerationConfig.batch_size must be >= 1", field="GenerationConfig.batch_size"
+    )
     assert in_flags(str(error), error.fields, "serve") == "--max-batch must be >= 1"
     assert in_flags(str(error), error.fields, "generate") == "--batch-size must be >= 1"
     assert in_flags("EvalConfig.resume=False", ["EvalConfig.resume=False"]) == "--no-resume"
     assert in_flags("Unmapped.field here", ["Unmapped.field"]) == "Unmapped.field here"
-    message = ("set AugmentConfig.overwrite=True to start again, or choose another "
-               "AugmentConfig.output")
+    message = (
+        "set AugmentConfig.overwrite=True to start again, or choose another AugmentConfig.output"
+    )
     assert in_flags(message, fields_in(message)) == (
-        "set --overwrite to start again, or choose another --output")
+        "set --overwrite to start again, or choose another --output"
+    )
     nested = "no dev problem left from SelfTrainConfig.dev.data x.jsonl"
     assert fields_in(nested) == ("SelfTrainConfig.dev.data",)
     assert in_flags(nested, fields_in(nested)) == "no dev problem left from --dev-data x.jsonl"
@@ -199,8 +236,17 @@ def test_the_field_table_names_real_fields_and_real_flags():
     from toolformer.generation.types import GenerationConfig
     from toolformer.selftrain.config import SelfTrainConfig
 
-    classes = {c.__name__: c for c in (AugmentConfig, AnnotatorConfig, EvalConfig,
-                                       FinetuneConfig, GenerationConfig, SelfTrainConfig)}
+    classes = {
+        c.__name__: c
+        for c in (
+            AugmentConfig,
+            AnnotatorConfig,
+            EvalConfig,
+            FinetuneConfig,
+            GenerationConfig,
+            SelfTrainConfig,
+        )
+    }
     declared = {o for p in cli.params for o in p.opts + p.secondary_opts}  # the group's own
     for spec in COMMANDS.values():
         module, _, attr = spec.partition(":")
@@ -226,7 +272,9 @@ def test_the_field_table_names_real_fields_and_real_flags():
 def _is_field(cls, dotted: str) -> bool:
     """Whether ``dotted`` (``data.corpus``) names a field of dataclass ``cls``, group by group."""
     for part in dotted.split("."):
-        if not dataclasses.is_dataclass(cls) or part not in {f.name for f in dataclasses.fields(cls)}:
+        if not dataclasses.is_dataclass(cls) or part not in {
+            f.name for f in dataclasses.fields(cls)
+        }:
             return False
         cls = typing.get_type_hints(cls).get(part)
     return True
@@ -253,7 +301,7 @@ def test_no_library_error_names_a_command_line_flag():
             if isinstance(node, ast.Raise) and node.exc is not None:
                 for line, text in _raise_strings(node.exc):
                     hit = flag.search(text)
-                    if hit and not text[:hit.start()].rstrip().endswith("pip install"):
+                    if hit and not text[: hit.start()].rstrip().endswith("pip install"):
                         found.append(f"{path.relative_to(root.parent)}:{line}: {hit.group()}")
     assert not found, "library errors that name a flag: " + "; ".join(found)
 

@@ -78,7 +78,13 @@ class Search(Tool):
         return args
 
 
-TOOLS = [create_tools("Calculator")["Calculator"], create_tools("Calendar")["Calendar"], Search(), Lookup(), Plain()]
+TOOLS = [
+    create_tools("Calculator")["Calculator"],
+    create_tools("Calendar")["Calendar"],
+    Search(),
+    Lookup(),
+    Plain(),
+]
 
 
 @pytest.fixture(scope="module", params=["smollm2-135m", "gemma3-270m"])
@@ -129,10 +135,23 @@ def test_text_and_empty_grammars():
 
 def test_call_grammar_accepts_whole_calls():
     g = call_grammar(TOOLS, "]")
-    for ok in ("Calculator(3 * 4)]", "Calendar()]", "Calendar() ]", "WikiSearch(heron)]", "Lookup(1234)]"):
+    for ok in (
+        "Calculator(3 * 4)]",
+        "Calendar()]",
+        "Calendar() ]",
+        "WikiSearch(heron)]",
+        "Lookup(1234)]",
+    ):
         assert g.accepts(ok), ok
-    for bad in ("Calculator(3 * 4) -> 12]", "calculator(3*4)]", "Calendar(x)]", "Lookup(12345)]",
-                "Nope(1)]", "Calculator(3 * 4)", "Calculator(3*4)] "):
+    for bad in (
+        "Calculator(3 * 4) -> 12]",
+        "calculator(3*4)]",
+        "Calendar(x)]",
+        "Lookup(12345)]",
+        "Nope(1)]",
+        "Calculator(3 * 4)",
+        "Calculator(3*4)] ",
+    ):
         assert not g.accepts(bad), bad
     assert call_grammar(TOOLS, "->").accepts("Calculator(3 * 4) ->")
 
@@ -145,8 +164,18 @@ def test_call_grammar_reads_arguments_as_utf8(ending):
     for tool in (Search(), Plain()):
         g = call_grammar([tool], ending)
         assert g.accepts(f"{tool.name}(café ✓ 🙂{tail}"), tool
-        for bad in (b"caf\xc3", b"\xe2\x9c", b"\xf0\x9f\x99", b"\xff", b"a\xc0\xaf",
-                    b"\xed\xa0\x80", b"\x80", b"\xe0\x80\x80", b"\xf4\x90\x80\x80", b"\xc3 x"):
+        for bad in (
+            b"caf\xc3",
+            b"\xe2\x9c",
+            b"\xf0\x9f\x99",
+            b"\xff",
+            b"a\xc0\xaf",
+            b"\xed\xa0\x80",
+            b"\x80",
+            b"\xe0\x80\x80",
+            b"\xf4\x90\x80\x80",
+            b"\xc3 x",
+        ):
             state, _ = g.advance(g.start(), tool.name.encode() + b"(" + bad + tail.encode())
             assert state is None or not g.done(state), bad
 
@@ -158,8 +187,13 @@ def test_masks_keep_characters_whole(smol_tokenizer):
 
     index = token_index(smol_tokenizer)
     g = call_grammar([Search()], "->")
-    for prefix in (b"WikiSearch(", b"WikiSearch(caf", b"WikiSearch(caf\xc3",
-                   b"WikiSearch(x \xe2\x9c", b"WikiSearch(x (y"):
+    for prefix in (
+        b"WikiSearch(",
+        b"WikiSearch(caf",
+        b"WikiSearch(caf\xc3",
+        b"WikiSearch(x \xe2\x9c",
+        b"WikiSearch(x (y",
+    ):
         state = g.advance(g.start(), prefix)[0]
         mask = index.mask(g, state).numpy()
         after = [g.advance(state, b)[0] if b else None for b in index.bytes_of]
@@ -220,15 +254,21 @@ def test_masks_handle_tokens_that_span_parts_of_a_call(smol_tokenizer):
     index = token_index(smol_tokenizer)
     g = call_grammar(TOOLS, "]")
     inside = g.advance(g.start(), b"Calculator(3 * 4")[0]
-    allowed = {smol_tokenizer.decode([i]) for i in index.mask(g, inside).nonzero().flatten().tolist()}
+    allowed = {
+        smol_tokenizer.decode([i]) for i in index.mask(g, inside).nonzero().flatten().tolist()
+    }
     assert ")]" in allowed and ")" in allowed and "]" not in allowed and " ->" not in allowed
     assert not any(a and a[0].isalpha() for a in allowed)
     gen = call_grammar(TOOLS, "->")
     inside = gen.advance(gen.start(), b"Calculator(3 * 4")[0]
-    allowed = {smol_tokenizer.decode([i]) for i in index.mask(gen, inside).nonzero().flatten().tolist()}
+    allowed = {
+        smol_tokenizer.decode([i]) for i in index.mask(gen, inside).nonzero().flatten().tolist()
+    }
     assert ")]" not in allowed and ")" in allowed
     after = gen.advance(gen.start(), b"Calculator(3 * 4)")[0]
-    allowed = {smol_tokenizer.decode([i]) for i in index.mask(gen, after).nonzero().flatten().tolist()}
+    allowed = {
+        smol_tokenizer.decode([i]) for i in index.mask(gen, after).nonzero().flatten().tolist()
+    }
     assert allowed == {" ->", " -", "->", "-", " "} & allowed and " ->" in allowed
     # multi-byte characters split over tokens are checked byte by byte
     state = g.advance(g.start(), "WikiSearch(caf".encode())[0]
@@ -263,7 +303,9 @@ def test_a_grammar_that_admits_nothing_is_one_clear_error():
         name = "Broken"
         arg_grammar = Never()
 
-    with pytest.raises(GrammarError, match="argument grammar of tool Broken admits no argument text") as err:
+    with pytest.raises(
+        GrammarError, match="argument grammar of tool Broken admits no argument text"
+    ) as err:
         call_grammar([Broken()], "]")
     assert isinstance(err.value, UserError) and "\n" not in str(err.value)
     with pytest.raises(GrammarError):
@@ -309,5 +351,7 @@ def test_a_tool_no_token_can_write_is_one_clear_error():
 
             return Out()
 
-    with pytest.raises(GrammarError, match="argument grammar of tool Lookup cannot be built for this tokenizer"):
+    with pytest.raises(
+        GrammarError, match="argument grammar of tool Lookup cannot be built for this tokenizer"
+    ):
         token_index(Letters()).check(call_grammar([Lookup()], "]"))

@@ -13,8 +13,9 @@ from toolformer.errors import UserError
 from toolformer.tools.base import ToolContext
 from toolformer.tools.calendar import Calendar
 
-MONTHS = ("January February March April May June July August September October November "
-          "December").split()
+MONTHS = (
+    "January February March April May June July August September October November December"
+).split()
 
 
 def _parse_long(text):
@@ -92,14 +93,17 @@ def test_notool_has_over_a_thousand_prompts_without_numbers_or_dates():
         assert (row["tools"], row["answers"], row["answer"], row["date"]) == ([], [], None, None)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: generate_dateset(5, 0, "test"), "unknown split 'test'"),
-    (lambda: generate_notool(5, 0, "valid"), "unknown split 'valid'"),
-    (lambda: generate_dateset(-1, 0, "eval"), "whole number >= 0"),
-    (lambda: generate_notool(-3, 0, "eval"), "whole number >= 0"),
-    (lambda: generate_notool(10 ** 6, 0, "eval"), "at most"),
-    (lambda: generate_dateset(10 ** 7, 0, "eval"), "at most"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: generate_dateset(5, 0, "test"), "unknown split 'test'"),
+        (lambda: generate_notool(5, 0, "valid"), "unknown split 'valid'"),
+        (lambda: generate_dateset(-1, 0, "eval"), "whole number >= 0"),
+        (lambda: generate_notool(-3, 0, "eval"), "whole number >= 0"),
+        (lambda: generate_notool(10**6, 0, "eval"), "at most"),
+        (lambda: generate_dateset(10**7, 0, "eval"), "at most"),
+    ],
+)
 def test_bad_input_is_one_line(call, message):
     with pytest.raises(UserError, match=message) as info:
         call()

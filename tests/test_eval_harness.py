@@ -18,13 +18,12 @@ from click.testing import CliRunner
 from toolformer.cli.eval_cmd import eval_command
 from toolformer.cli.main import main as cli_main
 from toolformer.errors import UserError
-from toolformer.models import manifest_tools
-from toolformer.tools.assembly import parse_tool_options
 from toolformer.eval import report
-from toolformer.eval.harness import (EvalConfig, eval_generation, evaluate,
-                                     resolve_tool_names)
+from toolformer.eval.harness import EvalConfig, eval_generation, evaluate, resolve_tool_names
 from toolformer.eval.perplexity import Window, perplexity, sliding_windows
 from toolformer.generation import CallRecord, GenerationOutput
+from toolformer.models import manifest_tools
+from toolformer.tools.assembly import parse_tool_options
 from toolformer.tools.base import Tool
 
 
@@ -50,29 +49,59 @@ def data_dir(tmp_path) -> Path:
     """A tiny copy of the data layout: 4 SVAMP, 3 T-REx, 2 NQ, 2 BBH date examples, a text."""
     root = tmp_path / "data"
     (root / "svamp").mkdir(parents=True)
-    (root / "svamp/SVAMP.json").write_text(json.dumps([
-        {"ID": f"s{i}", "Body": f"Tom has {a} apples and gets {b} more.",
-         "Question": "How many apples does he have?", "Answer": float(a + b)}
-        for i, (a, b) in enumerate([(3, 4), (10, 2), (5, 5), (100, 20)])]))
-    write_jsonl(root / "lama/relations.jsonl",
-                [{"relation": "P19", "template": "[X] was born in [Y] ."}])
-    write_jsonl(root / "lama/TREx/P19.jsonl", [
-        {"uuid": "u1", "sub_label": "Ann", "obj_label": "Oslo"},
-        {"uuid": "u2", "sub_label": "Bob", "obj_label": "Rome"},
-        {"uuid": "u3", "sub_label": "Cyd", "obj_label": "Lima"}])
-    write_jsonl(root / "nq_open/NQ-open.dev.jsonl", [
-        {"question": "who wrote hamlet", "answer": ["Shakespeare"]},
-        {"question": "capital of peru", "answer": ["Lima"]}])
+    (root / "svamp/SVAMP.json").write_text(
+        json.dumps(
+            [
+                {
+                    "ID": f"s{i}",
+                    "Body": f"Tom has {a} apples and gets {b} more.",
+                    "Question": "How many apples does he have?",
+                    "Answer": float(a + b),
+                }
+                for i, (a, b) in enumerate([(3, 4), (10, 2), (5, 5), (100, 20)])
+            ]
+        )
+    )
+    write_jsonl(
+        root / "lama/relations.jsonl", [{"relation": "P19", "template": "[X] was born in [Y] ."}]
+    )
+    write_jsonl(
+        root / "lama/TREx/P19.jsonl",
+        [
+            {"uuid": "u1", "sub_label": "Ann", "obj_label": "Oslo"},
+            {"uuid": "u2", "sub_label": "Bob", "obj_label": "Rome"},
+            {"uuid": "u3", "sub_label": "Cyd", "obj_label": "Lima"},
+        ],
+    )
+    write_jsonl(
+        root / "nq_open/NQ-open.dev.jsonl",
+        [
+            {"question": "who wrote hamlet", "answer": ["Shakespeare"]},
+            {"question": "capital of peru", "answer": ["Lima"]},
+        ],
+    )
     bbh = root / "date_understanding_bbh"
     bbh.mkdir()
-    (bbh / "date_understanding.json").write_text(json.dumps({"examples": [
-        {"input": "Today is 12/24/1937. Tomorrow?\nOptions:\n(A) 12/11/1937\n(B) 12/25/1937",
-         "target": "(B)"},
-        {"input": "Today is 01/01/2000. Yesterday?\nOptions:\n(A) 12/31/1999\n(B) 01/02/2000",
-         "target": "(A)"}]}))
+    (bbh / "date_understanding.json").write_text(
+        json.dumps(
+            {
+                "examples": [
+                    {
+                        "input": "Today is 12/24/1937. Tomorrow?\nOptions:\n(A) 12/11/1937\n(B) 12/25/1937",
+                        "target": "(B)",
+                    },
+                    {
+                        "input": "Today is 01/01/2000. Yesterday?\nOptions:\n(A) 12/31/1999\n(B) 01/02/2000",
+                        "target": "(A)",
+                    },
+                ]
+            }
+        )
+    )
     (root / "wikitext2_raw").mkdir()
     (root / "wikitext2_raw/wiki.test.raw").write_bytes(
-        b" = Robert = \r\n Robert is an English actor . He was born in London in 1970 .\r\n")
+        b" = Robert = \r\n Robert is an English actor . He was born in London in 1970 .\r\n"
+    )
     return root
 
 
@@ -137,21 +166,37 @@ def scripted(log: List[Dict], fail_after: int = -1):
 
 def fake_tool(tool_name: str) -> Tool:
     """A stand-in with a real tool's name (the scripted generator never runs it)."""
-    cls = type(f"Fake{tool_name}", (Tool,), {"name": tool_name, "description": "stand-in",
-                                             "run": lambda self, args, context=None: "x"})
+    cls = type(
+        f"Fake{tool_name}",
+        (Tool,),
+        {"name": tool_name, "description": "stand-in", "run": lambda self, args, context=None: "x"},
+    )
     return cls()
 
 
 FAKE_TOOLS = {n: fake_tool(n) for n in ("Calculator", "WikiSearch", "QA")}
 
 
-def run_eval(data_dir, out, log, tasks="svamp,lama_trex,nq_open,date_understanding",
-             generation=None, **kw):
+def run_eval(
+    data_dir, out, log, tasks="svamp,lama_trex,nq_open,date_understanding", generation=None, **kw
+):
     generation = replace(eval_generation(), batch_size=2, **(generation or {}))
-    config = EvalConfig(tasks=tasks, data_dir=str(data_dir), output_dir=str(out), progress=False,
-                        tools=["Calculator", "WikiSearch", "QA"], generation=generation, **kw)
-    return evaluate(config, model=object(), tokenizer=object(), tools=FAKE_TOOLS,
-                    generator_factory=scripted(log))
+    config = EvalConfig(
+        tasks=tasks,
+        data_dir=str(data_dir),
+        output_dir=str(out),
+        progress=False,
+        tools=["Calculator", "WikiSearch", "QA"],
+        generation=generation,
+        **kw,
+    )
+    return evaluate(
+        config,
+        model=object(),
+        tokenizer=object(),
+        tools=FAKE_TOOLS,
+        generator_factory=scripted(log),
+    )
 
 
 # --------------------------------------------------------------------------- harness
@@ -160,8 +205,9 @@ def run_eval(data_dir, out, log, tasks="svamp,lama_trex,nq_open,date_understandi
 def test_scores_and_tool_statistics(data_dir, tmp_path):
     log: List[Dict] = []
     res = run_eval(data_dir, tmp_path / "run", log)
-    svamp, lama, nq, date = (res["tasks"][t] for t in
-                             ("svamp", "lama_trex", "nq_open", "date_understanding"))
+    svamp, lama, nq, date = (
+        res["tasks"][t] for t in ("svamp", "lama_trex", "nq_open", "date_understanding")
+    )
     assert (svamp["correct"], svamp["n"]) == (2, 4) and svamp["score"] == 0.5
     assert svamp["tool_call_rate"] == 0.5 and svamp["tool_counts"] == {"Calculator": 2}
     assert svamp["failed_calls"] == 1 and svamp["call_failure_rate"] == 0.5
@@ -220,16 +266,31 @@ def test_limit_and_prompt_order(data_dir, tmp_path):
 def test_resume_after_interruption(data_dir, tmp_path):
     out = tmp_path / "run"
     log: List[Dict] = []
-    config = EvalConfig(tasks="svamp", data_dir=str(data_dir), output_dir=str(out),
-                        progress=False, tools=["Calculator"],
-                        generation=replace(eval_generation(), batch_size=2))
+    config = EvalConfig(
+        tasks="svamp",
+        data_dir=str(data_dir),
+        output_dir=str(out),
+        progress=False,
+        tools=["Calculator"],
+        generation=replace(eval_generation(), batch_size=2),
+    )
     with pytest.raises(KeyboardInterrupt):
-        evaluate(config, model=object(), tokenizer=object(), tools=FAKE_TOOLS,
-                 generator_factory=scripted(log, fail_after=1))
+        evaluate(
+            config,
+            model=object(),
+            tokenizer=object(),
+            tools=FAKE_TOOLS,
+            generator_factory=scripted(log, fail_after=1),
+        )
     assert len((out / "samples/svamp.jsonl").read_text().splitlines()) == 2
     log2: List[Dict] = []
-    res = evaluate(config, model=object(), tokenizer=object(), tools=FAKE_TOOLS,
-                   generator_factory=scripted(log2))
+    res = evaluate(
+        config,
+        model=object(),
+        tokenizer=object(),
+        tools=FAKE_TOOLS,
+        generator_factory=scripted(log2),
+    )
     assert sum(len(e["prompts"]) for e in log2) == 2  # only the two missing examples
     assert res["tasks"]["svamp"]["n"] == 4 and res["tasks"]["svamp"]["correct"] == 2
 
@@ -238,8 +299,9 @@ def test_resume_after_interruption(data_dir, tmp_path):
     rows = [json.loads(l) for l in path.read_text().splitlines()]
     rows[1]["correct"] = True
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    again = evaluate(config, model=object(), tokenizer=object(), tools=FAKE_TOOLS,
-                     generator_factory=scripted([]))
+    again = evaluate(
+        config, model=object(), tokenizer=object(), tools=FAKE_TOOLS, generator_factory=scripted([])
+    )
     assert again["tasks"]["svamp"]["correct"] == 2
     # the task's own time survives the resume (wall_seconds is this invocation only)
     assert again["task_seconds"] == pytest.approx(res["task_seconds"])
@@ -248,19 +310,34 @@ def test_resume_after_interruption(data_dir, tmp_path):
     reseeded = replace(config.generation, seed=1)
     changed = replace(config, generation=reseeded)
     with pytest.raises(UserError, match="different settings"):
-        evaluate(changed, model=object(), tokenizer=object(), tools=FAKE_TOOLS,
-                 generator_factory=scripted([]))
+        evaluate(
+            changed,
+            model=object(),
+            tokenizer=object(),
+            tools=FAKE_TOOLS,
+            generator_factory=scripted([]),
+        )
     log3: List[Dict] = []
     fresh = replace(config, generation=reseeded, resume=False)
-    evaluate(fresh, model=object(), tokenizer=object(), tools=FAKE_TOOLS,
-             generator_factory=scripted(log3))
+    evaluate(
+        fresh,
+        model=object(),
+        tokenizer=object(),
+        tools=FAKE_TOOLS,
+        generator_factory=scripted(log3),
+    )
     assert sum(len(e["prompts"]) for e in log3) == 4
 
 
 def test_generic_jsonl_task(data_dir, tmp_path):
     path = tmp_path / "mine.jsonl"
-    write_jsonl(path, [{"question": "Tom has 3 apples and gets 4 more.", "answer": 7},
-                       {"question": "Tom has 10 apples and gets 2 more.", "answer": "12"}])
+    write_jsonl(
+        path,
+        [
+            {"question": "Tom has 3 apples and gets 4 more.", "answer": 7},
+            {"question": "Tom has 10 apples and gets 2 more.", "answer": "12"},
+        ],
+    )
     res = run_eval(data_dir, tmp_path / "run", [], tasks=f"jsonl:{path}")
     task = res["tasks"][f"jsonl:{path}"]
     assert task["metric"] == "math" and (task["correct"], task["n"]) == (1, 2)
@@ -291,16 +368,21 @@ def test_qa_shares_search_and_reader():
     tools = run.tools_for(["QA", "Calculator"])
     assert tools["QA"].reader() == (model, tok)
     assert tools["QA"].search is run.tools_for(["WikiSearch"])["WikiSearch"]
-    other = _Run(EvalConfig(model="./my-checkpoint", tool_options={"QA": {"passages": 2}}),
-                 model, tok, scripted([]), None)
+    other = _Run(
+        EvalConfig(model="./my-checkpoint", tool_options={"QA": {"passages": 2}}),
+        model,
+        tok,
+        scripted([]),
+        None,
+    )
     qa = other.tools_for(["QA"])["QA"]
     assert qa.config.model != "./my-checkpoint" and qa.config.passages == 2
 
 
 def test_parse_tool_options():
-    assert parse_tool_options(['{"WikiSearch": {"top_k": 2}}', "WikiSearch.mode=dense",
-                               "QA.passages=5"]) == {
-        "WikiSearch": {"top_k": 2, "mode": "dense"}, "QA": {"passages": 5}}
+    assert parse_tool_options(
+        ['{"WikiSearch": {"top_k": 2}}', "WikiSearch.mode=dense", "QA.passages=5"]
+    ) == {"WikiSearch": {"top_k": 2, "mode": "dense"}, "QA": {"passages": 5}}
     with pytest.raises(UserError):
         parse_tool_options(["top_k=2"])
     with pytest.raises(UserError):
@@ -309,10 +391,21 @@ def test_parse_tool_options():
 
 # --------------------------------------------------------------------------- report
 
+
 def fake_run(name: str, scores: Dict[str, float], ppl: float = None) -> Dict:
-    tasks = {t: {"metric": "math", "score": s, "n": 10, "tool_call_rate": 0.3,
-                 "tool_counts": {"Calculator": 3}, "failed_calls": 1,
-                 "mean_output_tokens": 9.5, "seconds": 2.0} for t, s in scores.items()}
+    tasks = {
+        t: {
+            "metric": "math",
+            "score": s,
+            "n": 10,
+            "tool_call_rate": 0.3,
+            "tool_counts": {"Calculator": 3},
+            "failed_calls": 1,
+            "mean_output_tokens": 9.5,
+            "seconds": 2.0,
+        }
+        for t, s in scores.items()
+    }
     if ppl is not None:
         tasks["wikitext2"] = {"metric": "perplexity", "score": ppl, "n": 1000}
     return {"name": name, "model": name, "tasks": tasks}
@@ -336,8 +429,10 @@ def test_tables():
 
 
 def test_bar_chart_and_load(tmp_path):
-    runs = [fake_run("base", {"svamp": 0.05, "lama_trex": 0.3}, ppl=21.5),
-            fake_run("tuned", {"svamp": 0.29, "lama_trex": 0.5}, ppl=20.0)]
+    runs = [
+        fake_run("base", {"svamp": 0.05, "lama_trex": 0.3}, ppl=21.5),
+        fake_run("tuned", {"svamp": 0.29, "lama_trex": 0.5}, ppl=20.0),
+    ]
     path = report.bar_chart(runs, tmp_path / "charts/cmp.png")
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
@@ -357,8 +452,16 @@ def test_cli_compare_and_list(tmp_path):
     for name, s in (("base", 0.05), ("tuned", 0.29)):
         report.write_results(fake_run(name, {"svamp": s}), tmp_path / name)
     runner = CliRunner()
-    out = runner.invoke(eval_command, ["--compare", str(tmp_path / "base"), str(tmp_path / "tuned"),
-                                       "--chart", str(tmp_path / "c.png")])
+    out = runner.invoke(
+        eval_command,
+        [
+            "--compare",
+            str(tmp_path / "base"),
+            str(tmp_path / "tuned"),
+            "--chart",
+            str(tmp_path / "c.png"),
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert re.search(r"svamp\s+math\s+5\.0 .*29\.0", out.output)
     assert (tmp_path / "c.png").exists()
@@ -370,11 +473,18 @@ def test_cli_user_errors(tmp_path, capsys):
     for argv, message in (
         (["eval", "--compare"], "needs run folders"),
         (["eval", "some_dir"], "--compare"),
-        (["eval", "--tasks", "svmap", "--data-dir", str(tmp_path), "-o", str(tmp_path / "o")],
-         "Did you mean 'svamp'"),
-        (["eval", "--tasks", "svamp", "--data-dir", str(tmp_path), "-o", str(tmp_path / "o")],
-         "--data-dir"),
-        (["eval", "--tool-option", "nonsense", "-o", str(tmp_path / "o")], "expected Tool.option=value"),
+        (
+            ["eval", "--tasks", "svmap", "--data-dir", str(tmp_path), "-o", str(tmp_path / "o")],
+            "Did you mean 'svamp'",
+        ),
+        (
+            ["eval", "--tasks", "svamp", "--data-dir", str(tmp_path), "-o", str(tmp_path / "o")],
+            "--data-dir",
+        ),
+        (
+            ["eval", "--tool-option", "nonsense", "-o", str(tmp_path / "o")],
+            "expected Tool.option=value",
+        ),
     ):
         with pytest.raises(SystemExit) as exit_:
             cli_main(argv)
@@ -412,16 +522,19 @@ def _reference_nll(model, ids: List[int], length: int, stride: int) -> float:
 
 
 def test_perplexity_matches_reference(tiny_model, smol_tokenizer):
-    text = ("The tower is 324 metres tall , about as high as an 81 @-@ storey building .\r\n"
-            " It was the first structure to reach a height of 300 metres . [ 1 ]\r\n") * 3
+    text = (
+        "The tower is 324 metres tall , about as high as an 81 @-@ storey building .\r\n"
+        " It was the first structure to reach a height of 300 metres . [ 1 ]\r\n"
+    ) * 3
     from toolformer.models import start_token_id
 
     text_ids = smol_tokenizer(text.replace("\r\n", "\n"), add_special_tokens=False)["input_ids"]
     # after SmolLM2's end-of-text token, as in pre-training: every text token is scored
     ids = [start_token_id(smol_tokenizer)] + text_ids
     assert ids[0] == smol_tokenizer.get_vocab()["<|endoftext|>"]
-    res = perplexity(tiny_model, smol_tokenizer, text, max_length=16, stride=8, batch_size=3,
-                     progress=False)
+    res = perplexity(
+        tiny_model, smol_tokenizer, text, max_length=16, stride=8, batch_size=3, progress=False
+    )
     assert res["tokens_scored"] == len(text_ids) and res["start_token"] == "<|endoftext|>"
     expected = math.exp(_reference_nll(tiny_model, ids, 16, 8) / (len(ids) - 1))
     assert res["perplexity_raw"] == pytest.approx(expected, rel=1e-4)
@@ -433,21 +546,37 @@ def test_perplexity_matches_reference(tiny_model, smol_tokenizer):
         loss = tiny_model(input_ids=torch.tensor([ids]), labels=torch.tensor([ids])).loss.item()
     assert whole["windows"] == 1
     assert whole["perplexity_raw"] == pytest.approx(math.exp(loss), rel=1e-4)
-    limited = perplexity(tiny_model, smol_tokenizer, text, max_length=16, stride=8, limit=2,
-                         progress=False)
+    limited = perplexity(
+        tiny_model, smol_tokenizer, text, max_length=16, stride=8, limit=2, progress=False
+    )
     assert limited["windows"] == 2 and limited["tokens_scored"] == 15 + 8
     # '' for no start token: the first text token has no context and goes unscored
-    bare = perplexity(tiny_model, smol_tokenizer, text, max_length=1024, start_token="",
-                      progress=False)
+    bare = perplexity(
+        tiny_model, smol_tokenizer, text, max_length=1024, start_token="", progress=False
+    )
     assert bare["tokens_scored"] == len(text_ids) - 1 and bare["start_token"] is None
-    chat = perplexity(tiny_model, smol_tokenizer, text, max_length=1024,
-                      start_token="<|im_start|>", progress=False)
-    assert chat["tokens_scored"] == len(text_ids) and chat["perplexity_raw"] != whole["perplexity_raw"]
+    chat = perplexity(
+        tiny_model,
+        smol_tokenizer,
+        text,
+        max_length=1024,
+        start_token="<|im_start|>",
+        progress=False,
+    )
+    assert (
+        chat["tokens_scored"] == len(text_ids) and chat["perplexity_raw"] != whole["perplexity_raw"]
+    )
 
 
 def test_harness_perplexity_and_resume(tiny_model, smol_tokenizer, data_dir, tmp_path):
-    config = EvalConfig(tasks="wikitext2", data_dir=str(data_dir), output_dir=str(tmp_path / "r"),
-                        progress=False, max_length=8, stride=4)
+    config = EvalConfig(
+        tasks="wikitext2",
+        data_dir=str(data_dir),
+        output_dir=str(tmp_path / "r"),
+        progress=False,
+        max_length=8,
+        stride=4,
+    )
     res = evaluate(config, model=tiny_model, tokenizer=smol_tokenizer)
     task = res["tasks"]["wikitext2"]
     assert task["metric"] == "perplexity" and task["lower_is_better"] and task["score"] > 1
@@ -459,11 +588,18 @@ def test_harness_with_real_generator_on_tiny_model(tiny_model, smol_tokenizer, d
     """The real ToolGenerator end to end on a random model: the API fits, outputs are scored."""
     from toolformer.tools.calculator import Calculator
 
-    config = EvalConfig(tasks="svamp,lama_trex", data_dir=str(data_dir), progress=False,
-                        output_dir=str(tmp_path / "r"), tools=["Calculator"], max_new_tokens=6,
-                        generation=replace(eval_generation(), batch_size=3, call_top_k=10))
-    res = evaluate(config, model=tiny_model, tokenizer=smol_tokenizer,
-                   tools={"Calculator": Calculator()})
+    config = EvalConfig(
+        tasks="svamp,lama_trex",
+        data_dir=str(data_dir),
+        progress=False,
+        output_dir=str(tmp_path / "r"),
+        tools=["Calculator"],
+        max_new_tokens=6,
+        generation=replace(eval_generation(), batch_size=3, call_top_k=10),
+    )
+    res = evaluate(
+        config, model=tiny_model, tokenizer=smol_tokenizer, tools={"Calculator": Calculator()}
+    )
     for name, n in (("svamp", 4), ("lama_trex", 3)):
         task = res["tasks"][name]
         assert task["n"] == n and 0 < task["mean_output_tokens"] <= 6
@@ -482,10 +618,28 @@ def test_cli_on_real_smollm2(shared_data, tmp_path):
     """Two tasks through the CLI on the real SmolLM2 with --limit 8 (Calculator and Calendar)."""
     out = tmp_path / "run"
     runner = CliRunner()
-    result = runner.invoke(eval_command, [
-        "--model", "smollm2-135m", "--tasks", "svamp,lama_trex", "--limit", "8",
-        "--data-dir", str(shared_data), "--tools", "Calculator,Calendar", "-o", str(out),
-        "--batch-size", "8", "--quiet", "--chart", str(out / "chart.png")])
+    result = runner.invoke(
+        eval_command,
+        [
+            "--model",
+            "smollm2-135m",
+            "--tasks",
+            "svamp,lama_trex",
+            "--limit",
+            "8",
+            "--data-dir",
+            str(shared_data),
+            "--tools",
+            "Calculator,Calendar",
+            "-o",
+            str(out),
+            "--batch-size",
+            "8",
+            "--quiet",
+            "--chart",
+            str(out / "chart.png"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "svamp" in result.output and "lama_trex" in result.output
     res = json.loads((out / "results.json").read_text())
@@ -519,14 +673,47 @@ def _cli_config(monkeypatch, argv):
 def test_cli_builds_one_generation_config_with_eval_defaults(monkeypatch):
     config = _cli_config(monkeypatch, [])
     assert config.generation == eval_generation()
-    assert (config.generation.batch_size, config.generation.min_new_tokens,
-            config.generation.seed) == (8, 1, 0)
-    config = _cli_config(monkeypatch, [
-        "--do-sample", "--temperature", "0.7", "--top-k", "40", "--top-p", "0.9", "--seed", "3",
-        "-b", "2", "--call-top-k", "5", "--max-calls", "2", "--min-new-tokens", "0",
-        "--ppl-max-length", "256", "--ppl-stride", "128", "--max-new-tokens", "20"])
+    assert (
+        config.generation.batch_size,
+        config.generation.min_new_tokens,
+        config.generation.seed,
+    ) == (8, 1, 0)
+    config = _cli_config(
+        monkeypatch,
+        [
+            "--do-sample",
+            "--temperature",
+            "0.7",
+            "--top-k",
+            "40",
+            "--top-p",
+            "0.9",
+            "--seed",
+            "3",
+            "-b",
+            "2",
+            "--call-top-k",
+            "5",
+            "--max-calls",
+            "2",
+            "--min-new-tokens",
+            "0",
+            "--ppl-max-length",
+            "256",
+            "--ppl-stride",
+            "128",
+            "--max-new-tokens",
+            "20",
+        ],
+    )
     gen = config.generation
-    assert (gen.do_sample, gen.temperature, gen.top_k, gen.top_p, gen.seed) == (True, 0.7, 40, 0.9, 3)
+    assert (gen.do_sample, gen.temperature, gen.top_k, gen.top_p, gen.seed) == (
+        True,
+        0.7,
+        40,
+        0.9,
+        3,
+    )
     assert (gen.batch_size, gen.call_top_k, gen.max_calls, gen.min_new_tokens) == (2, 5, 2, 0)
     assert (config.max_length, config.stride, config.max_new_tokens) == (256, 128, 20)
     assert _cli_config(monkeypatch, ["--max-length", "64", "--stride", "32"]).max_length == 64
@@ -538,8 +725,11 @@ def test_fingerprint_of_the_old_flat_settings_is_kept():
     from toolformer.eval.harness import _fingerprint
 
     assert _fingerprint(EvalConfig(), ["Calculator"], Path("/data")) == "e1df378da52e8cad"
-    sampled = EvalConfig(max_length=256, max_new_tokens=20, generation=replace(
-        eval_generation(), do_sample=True, temperature=0.7, seed=3))
+    sampled = EvalConfig(
+        max_length=256,
+        max_new_tokens=20,
+        generation=replace(eval_generation(), do_sample=True, temperature=0.7, seed=3),
+    )
     assert _fingerprint(sampled, ["Calculator"], Path("/data")) == "28e46a86dd531a82"
     nucleus = replace(sampled, generation=replace(sampled.generation, top_p=0.9))
     assert _fingerprint(nucleus, ["Calculator"], Path("/data")) != "28e46a86dd531a82"

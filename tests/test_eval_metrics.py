@@ -19,7 +19,6 @@ from toolformer.eval.metrics import (
 )
 from toolformer.text.numbers import first_answer_number
 
-
 # --------------------------------------------------------------------------- answer text
 
 
@@ -138,8 +137,11 @@ def test_gold_numbers():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(min_value=-10**9, max_value=10**9), st.sampled_from(["", "$"]),
-       st.sampled_from([" apples", ".", "", " dollars and 7 cents"]))
+@given(
+    st.integers(min_value=-(10**9), max_value=10**9),
+    st.sampled_from(["", "$"]),
+    st.sampled_from([" apples", ".", "", " dollars and 7 cents"]),
+)
 def test_integers_round_trip(value, prefix, suffix):
     sign = "-" if value < 0 else ""
     text = f"The answer is {sign}{prefix}{abs(value):,}{suffix}"
@@ -148,8 +150,11 @@ def test_integers_round_trip(value, prefix, suffix):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.decimals(min_value=-10**6, max_value=10**6, places=2, allow_nan=False,
-                   allow_infinity=False))
+@given(
+    st.decimals(
+        min_value=-(10**6), max_value=10**6, places=2, allow_nan=False, allow_infinity=False
+    )
+)
 def test_decimals_round_trip(value):
     assert numbers_match(first_answer_number(f"= {value} m"), float(value))
 
@@ -278,8 +283,15 @@ def test_grouped_numbers_equal_plain_ones_and_decimals_stay_apart(n, frac):
 def test_metric_specs_say_which_way_is_better_and_how_to_show_a_score():
     from toolformer.eval.metrics import GENERATE_UNTIL, LOGLIKELIHOOD_ROLLING, METRICS
 
-    assert METRICS.names() == ["contains", "lama", "math", "multiple_choice", "no_call",
-                               "perplexity", "qa"]
+    assert METRICS.names() == [
+        "contains",
+        "lama",
+        "math",
+        "multiple_choice",
+        "no_call",
+        "perplexity",
+        "qa",
+    ]
     for name in ("math", "lama", "qa", "multiple_choice", "contains", "no_call"):
         spec = METRICS.get(name)
         assert spec.higher_is_better and spec.output_type == GENERATE_UNTIL
@@ -294,9 +306,13 @@ def test_metric_specs_say_which_way_is_better_and_how_to_show_a_score():
 def test_a_registered_metric_scores_like_the_built_ins():
     from toolformer.eval.metrics import METRICS, MetricSpec, Scored, register_metric
 
-    spec = register_metric(MetricSpec(
-        "exact_test", "whole answer equals gold",
-        lambda text, gold, choices: Scored(text, text == gold)))
+    spec = register_metric(
+        MetricSpec(
+            "exact_test",
+            "whole answer equals gold",
+            lambda text, gold, choices: Scored(text, text == gold),
+        )
+    )
     try:
         assert score_output("exact_test", " [Calculator(1+1) -> 2]", "2").correct
     finally:

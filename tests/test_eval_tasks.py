@@ -10,7 +10,6 @@ import pytest
 
 from toolformer.errors import UserError
 from toolformer.eval.loaders import LOADERS, cloze_prefix
-from toolformer.registry import Registry
 from toolformer.eval.tasks import (
     TASKS,
     TaskSpec,
@@ -19,6 +18,7 @@ from toolformer.eval.tasks import (
     register_task,
     resolve_tasks,
 )
+from toolformer.registry import Registry
 
 
 def write_jsonl(path: Path, rows) -> Path:
@@ -37,33 +37,57 @@ def write_json(path: Path, data) -> Path:
 
 
 def test_svamp(tmp_path):
-    write_json(tmp_path / "svamp/SVAMP.json", [
-        {"ID": "chal-1", "Body": "Each pack costs 76 dollars.", "Question": "How much for 2?",
-         "Equation": "( 76.0 * 2.0 )", "Answer": 152.0, "Type": "Multiplication"}])
+    write_json(
+        tmp_path / "svamp/SVAMP.json",
+        [
+            {
+                "ID": "chal-1",
+                "Body": "Each pack costs 76 dollars.",
+                "Question": "How much for 2?",
+                "Equation": "( 76.0 * 2.0 )",
+                "Answer": 152.0,
+                "Type": "Multiplication",
+            }
+        ],
+    )
     task, ex = load_examples(get_task("svamp"), tmp_path)
     assert task.metric == "math" and ex[0].gold == 152.0 and ex[0].id == "chal-1"
     assert task.prompt(ex[0]) == "Q: Each pack costs 76 dollars. How much for 2?\nA:"
 
 
 def test_mawps_subset(tmp_path):
-    write_json(tmp_path / "mawps/mawps_subsets_zero_shot_cot/AddSub.json", [
-        {"iIndex": 7, "sQuestion": " Joan found 70  shells . How many ? ", "lSolutions": ["43"]}])
+    write_json(
+        tmp_path / "mawps/mawps_subsets_zero_shot_cot/AddSub.json",
+        [{"iIndex": 7, "sQuestion": " Joan found 70  shells . How many ? ", "lSolutions": ["43"]}],
+    )
     _, ex = load_examples(get_task("mawps_addsub"), tmp_path)
     assert ex[0].gold == 43.0 and ex[0].fields["question"] == "Joan found 70 shells . How many ?"
 
 
 def test_mawps_jsonl_writes_integers_back(tmp_path):
-    write_jsonl(tmp_path / "mawps/mawps_demasked_from_svamp_cv.jsonl", [
-        {"id": "m0", "question": "He has 56.0 books on 9.0 shelves and 2.5 kg .", "answer": 504.0}])
+    write_jsonl(
+        tmp_path / "mawps/mawps_demasked_from_svamp_cv.jsonl",
+        [
+            {
+                "id": "m0",
+                "question": "He has 56.0 books on 9.0 shelves and 2.5 kg .",
+                "answer": 504.0,
+            }
+        ],
+    )
     _, ex = load_examples(get_task("mawps"), tmp_path)
     assert ex[0].fields["question"] == "He has 56 books on 9 shelves and 2.5 kg ."
     assert ex[0].gold == 504.0
 
 
 def test_gsm8k_final_answer(tmp_path):
-    write_jsonl(tmp_path / "gsm8k/test.jsonl", [
-        {"question": "q1", "answer": "2 * 500 = <<2*500=1000>>1000\n#### 1,000"},
-        {"question": "q2", "answer": "#### -4"}])
+    write_jsonl(
+        tmp_path / "gsm8k/test.jsonl",
+        [
+            {"question": "q1", "answer": "2 * 500 = <<2*500=1000>>1000\n#### 1,000"},
+            {"question": "q2", "answer": "#### -4"},
+        ],
+    )
     _, ex = load_examples(get_task("gsm8k"), tmp_path)
     assert [e.gold for e in ex] == [1000.0, -4.0]
 
@@ -85,19 +109,30 @@ def test_cloze_prefix():
 
 def test_lama_trex_templates_filter_and_interleave(tmp_path):
     lama = tmp_path / "lama"
-    write_jsonl(lama / "relations.jsonl", [
-        {"relation": "P19", "template": "[X] was born in [Y] ."},
-        {"relation": "P20", "template": "[X] died in [Y] ."},
-        {"relation": "P413", "template": "[X] plays in [Y] position ."}])
-    write_jsonl(lama / "TREx/P19.jsonl", [
-        {"uuid": f"b{i}", "sub_label": f"Person{i}", "obj_label": f"Town{i}"} for i in range(3)])
+    write_jsonl(
+        lama / "relations.jsonl",
+        [
+            {"relation": "P19", "template": "[X] was born in [Y] ."},
+            {"relation": "P20", "template": "[X] died in [Y] ."},
+            {"relation": "P413", "template": "[X] plays in [Y] position ."},
+        ],
+    )
+    write_jsonl(
+        lama / "TREx/P19.jsonl",
+        [{"uuid": f"b{i}", "sub_label": f"Person{i}", "obj_label": f"Town{i}"} for i in range(3)],
+    )
     write_jsonl(lama / "TREx/P20.jsonl", [{"uuid": "d0", "sub_label": "Bo", "obj_label": "Rome"}])
-    write_jsonl(lama / "TREx/P413.jsonl",
-                [{"uuid": "p0", "sub_label": "Al", "obj_label": "goalkeeper"}])
+    write_jsonl(
+        lama / "TREx/P413.jsonl", [{"uuid": "p0", "sub_label": "Al", "obj_label": "goalkeeper"}]
+    )
     task, ex = load_examples(get_task("lama_trex"), tmp_path)
     assert task.metric == "lama" and task.disabled_tools == ("WikiSearch",)
     assert [e.fields["text"] for e in ex] == [
-        "Person0 was born in", "Bo died in", "Person1 was born in", "Person2 was born in"]
+        "Person0 was born in",
+        "Bo died in",
+        "Person1 was born in",
+        "Person2 was born in",
+    ]
     assert ex[1].gold == "Rome" and ex[1].meta["relation"] == "P20"
     _, first2 = load_examples(get_task("lama_trex"), tmp_path, limit=2)
     assert {e.meta["relation"] for e in first2} == {"P19", "P20"}  # --limit spans relations
@@ -105,19 +140,35 @@ def test_lama_trex_templates_filter_and_interleave(tmp_path):
 
 def test_lama_google_re(tmp_path):
     folder = tmp_path / "lama/Google_RE"
-    for rel, (sub, obj) in {"place_of_birth": ("Ann", "Oslo"), "date_of_birth": ("Bo", "1941"),
-                            "place_of_death": ("Cy", "Rome")}.items():
-        write_jsonl(folder / f"{rel}_test.jsonl",
-                    [{"sub_label": sub, "obj_label": obj, "obj_aliases": [], "uuid": rel}])
+    for rel, (sub, obj) in {
+        "place_of_birth": ("Ann", "Oslo"),
+        "date_of_birth": ("Bo", "1941"),
+        "place_of_death": ("Cy", "Rome"),
+    }.items():
+        write_jsonl(
+            folder / f"{rel}_test.jsonl",
+            [{"sub_label": sub, "obj_label": obj, "obj_aliases": [], "uuid": rel}],
+        )
     _, ex = load_examples(get_task("lama_google_re"), tmp_path)
     assert [(e.fields["text"], e.gold) for e in ex] == [
-        ("Ann was born in", "Oslo"), ("Bo (born", "1941"), ("Cy died in", "Rome")]
+        ("Ann was born in", "Oslo"),
+        ("Bo (born", "1941"),
+        ("Cy died in", "Rome"),
+    ]
 
 
 def test_lama_squad_keeps_mask_final(tmp_path):
-    write_jsonl(tmp_path / "lama/Squad/test.jsonl", [
-        {"id": "a", "masked_sentences": ["The Panthers coach was [MASK]."], "obj_label": "Rivera"},
-        {"id": "b", "masked_sentences": ["The [MASK] color was used."], "obj_label": "gold"}])
+    write_jsonl(
+        tmp_path / "lama/Squad/test.jsonl",
+        [
+            {
+                "id": "a",
+                "masked_sentences": ["The Panthers coach was [MASK]."],
+                "obj_label": "Rivera",
+            },
+            {"id": "b", "masked_sentences": ["The [MASK] color was used."], "obj_label": "gold"},
+        ],
+    )
     _, ex = load_examples(get_task("lama_squad"), tmp_path)
     assert [(e.id, e.fields["text"]) for e in ex] == [("a", "The Panthers coach was")]
 
@@ -126,31 +177,46 @@ def test_lama_squad_keeps_mask_final(tmp_path):
 
 
 def test_nq_open(tmp_path):
-    write_jsonl(tmp_path / "nq_open/NQ-open.dev.jsonl", [
-        {"question": "who wrote hamlet", "answer": ["Shakespeare", "William Shakespeare"]}])
+    write_jsonl(
+        tmp_path / "nq_open/NQ-open.dev.jsonl",
+        [{"question": "who wrote hamlet", "answer": ["Shakespeare", "William Shakespeare"]}],
+    )
     task, ex = load_examples(get_task("nq_open"), tmp_path)
     assert task.prompt(ex[0]) == "Q: who wrote hamlet?\nA:"
     assert ex[0].gold == ["Shakespeare", "William Shakespeare"] and task.disabled_tools == ("QA",)
 
 
 def test_bbh_multiple_choice(tmp_path):
-    write_json(tmp_path / "date_understanding_bbh/date_understanding.json", {"examples": [
-        {"input": "What is tomorrow?\nOptions:\n(A) 12/11/1937\n(B) 12/25/1937", "target": "(B)"}]})
+    write_json(
+        tmp_path / "date_understanding_bbh/date_understanding.json",
+        {
+            "examples": [
+                {
+                    "input": "What is tomorrow?\nOptions:\n(A) 12/11/1937\n(B) 12/25/1937",
+                    "target": "(B)",
+                }
+            ]
+        },
+    )
     task, ex = load_examples(get_task("date_understanding"), tmp_path)
     assert ex[0].choices == ["12/11/1937", "12/25/1937"] and ex[0].gold == 1
     assert task.metric == "multiple_choice"
 
 
 def test_bbh_bad_target(tmp_path):
-    write_json(tmp_path / "date_understanding_bbh/date_understanding.json", {"examples": [
-        {"input": "Q?\nOptions:\n(A) x\n(B) y", "target": "(D)"}]})
+    write_json(
+        tmp_path / "date_understanding_bbh/date_understanding.json",
+        {"examples": [{"input": "Q?\nOptions:\n(A) x\n(B) y", "target": "(D)"}]},
+    )
     with pytest.raises(UserError, match="target"):
         load_examples(get_task("date_understanding"), tmp_path)
 
 
 def test_bigbench_options_shuffled_deterministically(tmp_path):
-    rows = [{"input": f"Question {i}?", "target_scores": {"right": 1, "w1": 0, "w2": 0, "w3": 0}}
-            for i in range(40)]
+    rows = [
+        {"input": f"Question {i}?", "target_scores": {"right": 1, "w1": 0, "w2": 0, "w3": 0}}
+        for i in range(40)
+    ]
     write_json(tmp_path / "date_understanding_bigbench/task.json", {"examples": rows})
     task = get_task("date_understanding_bigbench")
     _, ex = load_examples(task, tmp_path)
@@ -172,29 +238,38 @@ def test_text_normalises_crlf(tmp_path):
 
 
 def test_generic_numeric_is_math(tmp_path):
-    path = write_jsonl(tmp_path / "q.jsonl", [{"question": "1+1?", "answer": 2},
-                                              {"question": "big?", "answer": "1,000"}])
+    path = write_jsonl(
+        tmp_path / "q.jsonl",
+        [{"question": "1+1?", "answer": 2}, {"question": "big?", "answer": "1,000"}],
+    )
     task, ex = load_examples(get_task(f"jsonl:{path}"), tmp_path)
     assert task.metric == "math" and [e.gold for e in ex] == [2.0, 1000.0]
     assert task.file_stem == "jsonl_q"
 
 
 def test_generic_strings_are_qa(tmp_path):
-    path = write_jsonl(tmp_path / "q.jsonl", [
-        {"question": "capital of France?", "answer": "Paris"},
-        {"question": "a Beatle?", "answer": ["John Lennon", "Lennon"]},
-        {"question": "year?", "answer": 1972}])
+    path = write_jsonl(
+        tmp_path / "q.jsonl",
+        [
+            {"question": "capital of France?", "answer": "Paris"},
+            {"question": "a Beatle?", "answer": ["John Lennon", "Lennon"]},
+            {"question": "year?", "answer": 1972},
+        ],
+    )
     task, ex = load_examples(get_task(f"jsonl:{path}"), tmp_path)
     assert task.metric == "qa"
     assert [e.gold for e in ex] == [["Paris"], ["John Lennon", "Lennon"], ["1972"]]
 
 
-@pytest.mark.parametrize("row, message", [
-    ({"question": "q"}, "missing field"),
-    ({"question": "q", "answer": None}, "answer must be"),
-    ({"question": "q", "answer": []}, "answer must be"),
-    ({"question": "q", "answer": {"a": 1}}, "answer must be"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"question": "q"}, "missing field"),
+        ({"question": "q", "answer": None}, "answer must be"),
+        ({"question": "q", "answer": []}, "answer must be"),
+        ({"question": "q", "answer": {"a": 1}}, "answer must be"),
+    ],
+)
 def test_generic_bad_rows(tmp_path, row, message):
     path = write_jsonl(tmp_path / "q.jsonl", [{"question": "ok", "answer": 1}, row])
     with pytest.raises(UserError, match=message) as err:
@@ -218,7 +293,9 @@ def test_data_that_is_not_utf8_is_one_line(tmp_path, caplog):
     assert [ex.fields["question"] for ex in examples] == ["b"]
     assert "q.jsonl: line 1 is not valid UTF-8 (byte 0xe9" in caplog.text
     (tmp_path / "svamp").mkdir()
-    (tmp_path / "svamp/SVAMP.json").write_bytes(b'[{"Body": "caf\xe9", "Question": "q", "Answer": 1}]')
+    (tmp_path / "svamp/SVAMP.json").write_bytes(
+        b'[{"Body": "caf\xe9", "Question": "q", "Answer": 1}]'
+    )
     with pytest.raises(UserError, match=r"SVAMP.json:1 is not valid UTF-8 \(byte 0xe9\)"):
         load_examples(get_task("svamp"), tmp_path)
 
@@ -261,7 +338,9 @@ def test_resolve_tasks():
     # the user's own file: its path, not data_dir (which only holds the built-in tasks' data)
     with pytest.raises(UserError) as err:
         get_task("jsonl:/nonexistent/questions.jsonl")
-    assert "no such file /nonexistent/questions.jsonl" in str(err.value) and "data_dir" not in str(err.value)
+    assert "no such file /nonexistent/questions.jsonl" in str(err.value) and "data_dir" not in str(
+        err.value
+    )
 
 
 def test_generic_registry():
@@ -281,8 +360,9 @@ def test_register_task_and_validation(tmp_path):
     with pytest.raises(TypeError):  # keyword construction only: no silent field shifts
         TaskSpec("x", "x.json", "svamp", "math")
     with pytest.raises(ValueError, match="metric perplexity scores loglikelihood_rolling"):
-        TaskSpec(name="x", path="x.txt", format="text", metric="perplexity",
-                 output_type="generate_until")
+        TaskSpec(
+            name="x", path="x.txt", format="text", metric="perplexity", output_type="generate_until"
+        )
     with pytest.raises(UserError, match="data format"):
         register_task(TaskSpec(name="my_task", path="x.json", format="csv_please", metric="math"))
     spec = TaskSpec(name="my_svamp_test_task", path="s.json", format="svamp", metric="math")
@@ -299,11 +379,24 @@ def test_register_task_and_validation(tmp_path):
 
 # --------------------------------------------------------------------------- real data
 
-EXPECTED = {"svamp": 1000, "mawps": 1920, "mawps_addsub": 395, "mawps_multiarith": 600,
-            "mawps_singleeq": 508, "gsm8k": 1319, "lama_squad": 210, "lama_google_re": 5528,
-            "lama_trex": 18601, "nq_open": 3610, "date_understanding": 250,
-            "date_understanding_bigbench": 369, "temporal_sequences": 250, "wikitext2": 1,
-            "dateset": 300, "notool": 300}
+EXPECTED = {
+    "svamp": 1000,
+    "mawps": 1920,
+    "mawps_addsub": 395,
+    "mawps_multiarith": 600,
+    "mawps_singleeq": 508,
+    "gsm8k": 1319,
+    "lama_squad": 210,
+    "lama_google_re": 5528,
+    "lama_trex": 18601,
+    "nq_open": 3610,
+    "date_understanding": 250,
+    "date_understanding_bigbench": 369,
+    "temporal_sequences": 250,
+    "wikitext2": 1,
+    "dateset": 300,
+    "notool": 300,
+}
 
 
 @pytest.mark.slow

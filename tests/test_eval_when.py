@@ -47,25 +47,28 @@ def test_call_statistics_on_scripted_samples():
     assert w["call_rate"] == pytest.approx(3 / 5)
     assert w["precision"] == pytest.approx(2 / 3) and w["recall"] == pytest.approx(2 / 5)
     assert w["f1"] == pytest.approx(2 * (2 / 3) * (2 / 5) / (2 / 3 + 2 / 5))
-    assert w["confusion"] == {"Calculator": {"Calculator": 1, "QA": 1, "calculator": 1,
-                                             "none": 2}}
+    assert w["confusion"] == {"Calculator": {"Calculator": 1, "QA": 1, "calculator": 1, "none": 2}}
     assert w["called"] == {"correct": 1, "n": 3, "accuracy": pytest.approx(1 / 3)}
     assert w["not_called"] == {"correct": 1, "n": 2, "accuracy": 0.5}
     assert w["failed_calls_by_tool"] == {"calculator": 1}
 
 
 def test_call_statistics_where_no_tool_fits_and_without_calls():
-    none_fits = call_statistics([{"calls": [call("Calculator", "2")], "correct": False},
-                                 {"calls": [], "correct": True}], ())
+    none_fits = call_statistics(
+        [{"calls": [call("Calculator", "2")], "correct": False}, {"calls": [], "correct": True}], ()
+    )
     assert none_fits["precision"] == 0.0 and none_fits["recall"] is None
-    assert none_fits["f1"] is None and none_fits["confusion"] == {"none": {"Calculator": 1,
-                                                                            "none": 1}}
+    assert none_fits["f1"] is None and none_fits["confusion"] == {
+        "none": {"Calculator": 1, "none": 1}
+    }
     silent = call_statistics([{"calls": [], "correct": False}] * 3, ("QA", "WikiSearch"))
     assert silent["precision"] is None and silent["recall"] == 0.0 and silent["call_rate"] == 0
     assert silent["confusion"] == {"QA/WikiSearch": {"none": 3}}
     assert silent["called"]["accuracy"] is None and silent["not_called"]["n"] == 3
-    both = call_statistics([{"calls": [call("QA", "x"), call("WikiSearch", "y"), call("QA")],
-                             "correct": True}], ("QA", "WikiSearch"))
+    both = call_statistics(
+        [{"calls": [call("QA", "x"), call("WikiSearch", "y"), call("QA")], "correct": True}],
+        ("QA", "WikiSearch"),
+    )
     assert both["confusion"] == {"QA/WikiSearch": {"QA": 1, "WikiSearch": 1}}
     assert both["calls"] == 3 and both["precision"] == 1.0 and both["recall"] == 1.0
 
@@ -76,8 +79,9 @@ def test_call_statistics_where_no_tool_fits_and_without_calls():
 
 def test_contains_and_no_call_metrics():
     gold = ["January 30, 2023", "2023-01-30"]
-    assert score_output("contains", " [Calendar() -> Today is Monday, January 30, 2023.]",
-                        gold).correct
+    assert score_output(
+        "contains", " [Calendar() -> Today is Monday, January 30, 2023.]", gold
+    ).correct
     assert not score_output("contains", " It is January 31, 2023.", gold).correct
     assert not score_output("contains", " [Calendar( 2023-01-30 ", gold).correct  # no result
     assert score_output("no_call", " What a lovely autumn day.", []).correct
@@ -91,13 +95,31 @@ def test_contains_and_no_call_metrics():
 
 
 def test_tasks_name_the_tools_that_fit_them(tmp_path):
-    fits = {name: get_task(name).expected_tools for name in (
-        "svamp", "mawps", "gsm8k", "lama_trex", "lama_squad", "nq_open", "dateset", "notool",
-        "date_understanding")}
-    assert fits == {"svamp": ("Calculator",), "mawps": ("Calculator",), "gsm8k": ("Calculator",),
-                    "lama_trex": ("QA", "WikiSearch"), "lama_squad": ("QA", "WikiSearch"),
-                    "nq_open": ("QA", "WikiSearch"), "dateset": ("Calendar",), "notool": (),
-                    "date_understanding": ()}
+    fits = {
+        name: get_task(name).expected_tools
+        for name in (
+            "svamp",
+            "mawps",
+            "gsm8k",
+            "lama_trex",
+            "lama_squad",
+            "nq_open",
+            "dateset",
+            "notool",
+            "date_understanding",
+        )
+    }
+    assert fits == {
+        "svamp": ("Calculator",),
+        "mawps": ("Calculator",),
+        "gsm8k": ("Calculator",),
+        "lama_trex": ("QA", "WikiSearch"),
+        "lama_squad": ("QA", "WikiSearch"),
+        "nq_open": ("QA", "WikiSearch"),
+        "dateset": ("Calendar",),
+        "notool": (),
+        "date_understanding": (),
+    }
     nums = tmp_path / "nums.jsonl"
     nums.write_text('{"question": "2+2?", "answer": 4}\n')
     words = tmp_path / "words.jsonl"
@@ -157,32 +179,51 @@ class DateAwareGenerator:
 
 def _svamp(root):
     (root / "svamp").mkdir(parents=True)
-    (root / "svamp/SVAMP.json").write_text(json.dumps([
-        {"ID": f"s{i}", "Body": f"Tom has {a} apples and gets {b} more.",
-         "Question": "How many apples does he have?", "Answer": float(a + b)}
-        for i, (a, b) in enumerate([(3, 4), (10, 2)])]))
+    (root / "svamp/SVAMP.json").write_text(
+        json.dumps(
+            [
+                {
+                    "ID": f"s{i}",
+                    "Body": f"Tom has {a} apples and gets {b} more.",
+                    "Question": "How many apples does he have?",
+                    "Answer": float(a + b),
+                }
+                for i, (a, b) in enumerate([(3, 4), (10, 2)])
+            ]
+        )
+    )
     return root
 
 
 def test_dateset_gets_each_examples_own_date_and_the_report_says_when(tmp_path):
     log: List = []
     data = _svamp(tmp_path / "data")
-    config = EvalConfig(tasks="svamp,dateset,notool", data_dir=str(data), limit=12,
-                        output_dir=str(tmp_path / "run"), progress=False,
-                        tools=["Calculator", "Calendar"],
-                        generation=replace(eval_generation(), batch_size=4))
-    res = evaluate(config, model=object(), tokenizer=object(),
-                   tools={"Calculator": Calculator(), "Calendar": Calendar()},
-                   generator_factory=lambda m, t, ex, c: DateAwareGenerator(log, ex, c))
+    config = EvalConfig(
+        tasks="svamp,dateset,notool",
+        data_dir=str(data),
+        limit=12,
+        output_dir=str(tmp_path / "run"),
+        progress=False,
+        tools=["Calculator", "Calendar"],
+        generation=replace(eval_generation(), batch_size=4),
+    )
+    res = evaluate(
+        config,
+        model=object(),
+        tokenizer=object(),
+        tools={"Calculator": Calculator(), "Calendar": Calendar()},
+        generator_factory=lambda m, t, ex, c: DateAwareGenerator(log, ex, c),
+    )
     _, examples = load_examples(get_task("dateset"), data, limit=12)
-    rows = [json.loads(l) for l in (tmp_path / "run/samples/dateset.jsonl").read_text()
-            .splitlines()]
+    rows = [
+        json.loads(l) for l in (tmp_path / "run/samples/dateset.jsonl").read_text().splitlines()
+    ]
     for ex, row in zip(examples, rows):  # the Calendar answered with the example's date
         assert row["calls"][0]["result"] == format_date(as_date(ex.meta["date"]))
-    right = sum(answer_matches(format_date(as_date(ex.meta["date"])), ex.gold)
-                for ex in examples)
-    assert right >= sum(ex.meta["family"] in ("today", "weekday", "month", "year")
-                        for ex in examples)
+    right = sum(answer_matches(format_date(as_date(ex.meta["date"])), ex.gold) for ex in examples)
+    assert right >= sum(
+        ex.meta["family"] in ("today", "weekday", "month", "year") for ex in examples
+    )
     dates = res["tasks"]["dateset"]
     assert dates["correct"] == right and dates["n"] == 12
     assert dates["when"]["call_rate"] == 1.0 and dates["when"]["precision"] == 1.0
@@ -193,8 +234,7 @@ def test_dateset_gets_each_examples_own_date_and_the_report_says_when(tmp_path):
     called = notool["confusion"]["none"].get("Calculator", 0)
     assert 0 < called < 12 and notool["precision"] == 0.0
     assert res["tasks"]["notool"]["score"] == pytest.approx(1 - called / 12)
-    assert res["tasks"]["svamp"]["when"]["not_called"] == {"correct": 1, "n": 2,
-                                                           "accuracy": 0.5}
+    assert res["tasks"]["svamp"]["when"]["not_called"] == {"correct": 1, "n": 2, "accuracy": 0.5}
     assert res["when"]["calls"] == 12 + called
     assert res["when"]["precision"] == pytest.approx(12 / (12 + called))
 
@@ -214,15 +254,20 @@ def test_dateset_gets_each_examples_own_date_and_the_report_says_when(tmp_path):
 def test_real_generator_passes_the_date_to_the_calendar(tiny_model, smol_tokenizer, tmp_path):
     """The real ToolGenerator on a random model, made to call at once (every token is in the
     top k): the Calendar's result is each example's own date, not today's."""
-    config = EvalConfig(tasks="dateset,notool", limit=3, progress=False, tools=["Calendar"],
-                        output_dir=str(tmp_path / "r"), max_new_tokens=12,
-                        generation=replace(eval_generation(), batch_size=3,
-                                           call_top_k=len(smol_tokenizer)))
-    res = evaluate(config, model=tiny_model, tokenizer=smol_tokenizer,
-                   tools={"Calendar": Calendar()})
+    config = EvalConfig(
+        tasks="dateset,notool",
+        limit=3,
+        progress=False,
+        tools=["Calendar"],
+        output_dir=str(tmp_path / "r"),
+        max_new_tokens=12,
+        generation=replace(eval_generation(), batch_size=3, call_top_k=len(smol_tokenizer)),
+    )
+    res = evaluate(
+        config, model=tiny_model, tokenizer=smol_tokenizer, tools={"Calendar": Calendar()}
+    )
     _, examples = load_examples(get_task("dateset"), tmp_path, limit=3)
-    rows = [json.loads(l) for l in (tmp_path / "r/samples/dateset.jsonl").read_text()
-            .splitlines()]
+    rows = [json.loads(l) for l in (tmp_path / "r/samples/dateset.jsonl").read_text().splitlines()]
     results = [c["result"] for r in rows for c in r["calls"] if c["result"]]
     assert results, "the forced calls never reached the Calendar"
     wanted = {format_date(as_date(ex.meta["date"])) for ex in examples}
@@ -236,11 +281,23 @@ def test_when_comparison_table_puts_runs_side_by_side():
         w = {"call_rate": rate, "precision": prec, "recall": rec}
         return {"name": name, "tasks": {"svamp": {"when": w}, "wikitext2": {"score": 20.0}}}
 
-    table = report.when_comparison_table([run("base", 0.0, None, 0.0),
-                                          run("tuned", 0.98, 0.9, 0.97)]).splitlines()
+    table = report.when_comparison_table(
+        [run("base", 0.0, None, 0.0), run("tuned", 0.98, 0.9, 0.97)]
+    ).splitlines()
     assert table[0].split() == ["task", "base", "tuned"]
-    assert table[2].split() == ["svamp", "0.0", "/", "-", "/", "0.0",
-                                "98.0", "/", "90.0", "/", "97.0"]
+    assert table[2].split() == [
+        "svamp",
+        "0.0",
+        "/",
+        "-",
+        "/",
+        "0.0",
+        "98.0",
+        "/",
+        "90.0",
+        "/",
+        "97.0",
+    ]
     assert len(table) == 4  # wikitext2 (no call statistics) has no row
     assert report.when_comparison_table([{"name": "old", "tasks": {"svamp": {}}}]) == ""
 
@@ -251,9 +308,11 @@ def test_cli_prints_when_and_which(monkeypatch, tmp_path):
     from toolformer.cli.eval_cmd import eval_command
 
     stats = call_statistics([{"calls": [call("Calculator", "2")], "correct": False}], ())
-    results = {"name": "x", "tasks": {"notool": {"metric": "no_call", "score": 0.0, "n": 1,
-                                                 "when": stats}},
-               "when": merge_call_statistics([stats])}
+    results = {
+        "name": "x",
+        "tasks": {"notool": {"metric": "no_call", "score": 0.0, "n": 1, "when": stats}},
+        "when": merge_call_statistics([stats]),
+    }
     monkeypatch.setattr("toolformer.eval.harness.evaluate", lambda config, command=None: results)
     out = CliRunner().invoke(eval_command, ["--tasks", "notool", "-o", str(tmp_path / "r")])
     assert out.exit_code == 0, out.output

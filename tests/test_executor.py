@@ -141,7 +141,9 @@ def test_a_hanging_tool_does_not_block_process_exit():
         """
     )
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "Forever timed out after 0.2s"
     assert time.perf_counter() - start < 30
@@ -247,7 +249,10 @@ def test_unknown_tool_is_a_result_not_an_exception():
     with ToolExecutor([Calculator()]) as ex:
         res = ex.run(("Calculater", "1+1"))
         assert not res.ok
-        assert res.error == "unknown tool 'Calculater'. Did you mean 'Calculator'? Known tools: Calculator."
+        assert (
+            res.error
+            == "unknown tool 'Calculater'. Did you mean 'Calculator'? Known tools: Calculator."
+        )
         assert ex.stats["unknown_tool"] == 1 and ex.stats["failed"] == 1
 
 
@@ -308,7 +313,13 @@ def test_result_cap_is_configurable():
 def test_run_many_dedups_and_keeps_order():
     tool = Counting()
     with ToolExecutor([tool]) as ex:
-        calls = [("Counting", "a"), APICall("Counting", "b"), ("counting", " a"), ("Counting", "a"), ("Nope", "a")]
+        calls = [
+            ("Counting", "a"),
+            APICall("Counting", "b"),
+            ("counting", " a"),
+            ("Counting", "a"),
+            ("Nope", "a"),
+        ]
         results = ex.run_many(calls)
     assert tool.calls == 2
     assert [r.output for r in results] == ["echo a", "echo b", "echo a", "echo a", None]

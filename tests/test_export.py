@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from toolformer.cli.main import cli
-from toolformer.data_aug.export import messages_text, tool_schema, to_messages
+from toolformer.data_aug.export import messages_text, to_messages, tool_schema
 from toolformer.tools.base import get_tool_class
 
 TEXT = "Out of 1400 participants, 400 (or 29%) passed the test. It was held in Paris today."
@@ -20,10 +20,24 @@ ROW = {
     "text": "(inline text)",
     "date": "2016-05-01",
     "calls": [
-        {"tool": "WikiSearch", "args": "Paris", "result": "Paris is the capital of France.",
-         "offset": TEXT.index(" Paris")},
-        {"tool": "Calculator", "args": "400 / 1400", "result": "0.29", "offset": TEXT.index(" 29%")},
-        {"tool": "Calendar", "args": "", "result": "Today is Sunday, May 1, 2016.", "offset": TEXT.index(" today")},
+        {
+            "tool": "WikiSearch",
+            "args": "Paris",
+            "result": "Paris is the capital of France.",
+            "offset": TEXT.index(" Paris"),
+        },
+        {
+            "tool": "Calculator",
+            "args": "400 / 1400",
+            "result": "0.29",
+            "offset": TEXT.index(" 29%"),
+        },
+        {
+            "tool": "Calendar",
+            "args": "",
+            "result": "Today is Sunday, May 1, 2016.",
+            "offset": TEXT.index(" today"),
+        },
     ],
 }
 
@@ -35,14 +49,28 @@ def tools():
 def test_row_becomes_messages_with_tool_calls_and_tool_turns():
     conv = to_messages(ROW, tools())
     roles = [m["role"] for m in conv["messages"]]
-    assert roles == ["user", "assistant", "tool", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert roles == [
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "tool",
+        "assistant",
+        "tool",
+        "assistant",
+    ]
     assert messages_text(conv["messages"]) == TEXT  # the turns give the document back
     calls = [m["tool_calls"][0]["function"] for m in conv["messages"] if m.get("tool_calls")]
-    assert calls == [{"name": "Calculator", "arguments": {"expression": "400 / 1400"}},
-                     {"name": "WikiSearch", "arguments": {"query": "Paris"}},
-                     {"name": "Calendar", "arguments": {}}]
+    assert calls == [
+        {"name": "Calculator", "arguments": {"expression": "400 / 1400"}},
+        {"name": "WikiSearch", "arguments": {"query": "Paris"}},
+        {"name": "Calendar", "arguments": {}},
+    ]
     assert [m["content"] for m in conv["messages"] if m["role"] == "tool"] == [
-        "0.29", "Paris is the capital of France.", "Today is Sunday, May 1, 2016."]
+        "0.29",
+        "Paris is the capital of France.",
+        "Today is Sunday, May 1, 2016.",
+    ]
     names = [t["function"]["name"] for t in conv["tools"]]
     assert names == ["Calculator", "WikiSearch", "Calendar"]
 
@@ -53,7 +81,12 @@ def test_schemas_come_from_the_tool_definitions():
     assert calc["parameters"]["required"] == ["expression"]
     assert calc["parameters"]["properties"]["expression"]["type"] == "string"
     assert tool_schema(get_tool_class("Calendar"))["function"]["parameters"]["properties"] == {}
-    assert tool_schema(get_tool_class("WikiSearch"))["function"]["parameters"]["properties"]["query"]["maxLength"] == 120
+    assert (
+        tool_schema(get_tool_class("WikiSearch"))["function"]["parameters"]["properties"]["query"][
+            "maxLength"
+        ]
+        == 120
+    )
 
 
 def test_round_trip_through_a_real_tool_chat_template(smol_tokenizer):
@@ -62,19 +95,28 @@ def test_round_trip_through_a_real_tool_chat_template(smol_tokenizer):
     from transformers.models.llama4.processing_llama4 import chat_template
 
     conv = to_messages(ROW, tools())
-    rendered = smol_tokenizer.apply_chat_template(conv["messages"], tools=conv["tools"], chat_template=chat_template,
-                                                  tokenize=False)
-    back = [json.loads(m) for m in re.findall(r'\{"name": "[A-Za-z]+", "parameters": \{[^}]*\}\}', rendered)]
-    assert back == [{"name": "Calculator", "parameters": {"expression": "400 / 1400"}},
-                    {"name": "WikiSearch", "parameters": {"query": "Paris"}},
-                    {"name": "Calendar", "parameters": {}}]
+    rendered = smol_tokenizer.apply_chat_template(
+        conv["messages"], tools=conv["tools"], chat_template=chat_template, tokenize=False
+    )
+    back = [
+        json.loads(m)
+        for m in re.findall(r'\{"name": "[A-Za-z]+", "parameters": \{[^}]*\}\}', rendered)
+    ]
+    assert back == [
+        {"name": "Calculator", "parameters": {"expression": "400 / 1400"}},
+        {"name": "WikiSearch", "parameters": {"query": "Paris"}},
+        {"name": "Calendar", "parameters": {}},
+    ]
     for m in conv["messages"]:
         if m["role"] == "tool":
             # (the template writes a string result as JSON)
             assert f"ipython<|header_end|>\n\n{json.dumps(m['content'])}<|eot|>" in rendered
     for schema in conv["tools"]:
         assert json.dumps(schema, indent=4) in rendered
-    assert "Out of 1400 participants, 400 (or" in rendered and " passed the test. It was held in" in rendered
+    assert (
+        "Out of 1400 participants, 400 (or" in rendered
+        and " passed the test. It was held in" in rendered
+    )
 
 
 def test_cli_exports_chat_and_jsonl(tmp_path):
@@ -87,17 +129,31 @@ def test_cli_exports_chat_and_jsonl(tmp_path):
     (row,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert row["id"] == "doc-1" and messages_text(row["messages"]) == TEXT
     result = CliRunner().invoke(cli, ["export", str(run / "data.jsonl"), "--format", "jsonl"])
-    assert result.exit_code == 0 and json.loads(result.stdout) == {"id": "doc-1", "text": "(inline text)"}
+    assert result.exit_code == 0 and json.loads(result.stdout) == {
+        "id": "doc-1",
+        "text": "(inline text)",
+    }
 
 
-@pytest.mark.parametrize("make, expect", [
-    (lambda p: p.mkdir(), "holds no augmented data (no data.jsonl)"),
-    (lambda p: None, "does not exist"),
-    (lambda p: (p.mkdir(), (p / "data.jsonl").write_text("")), "only documents with a kept call"),
-    (lambda p: (p.mkdir(), (p / "data.jsonl").write_text("{oops\n")), "data.jsonl:1 is not valid JSON"),
-    (lambda p: (p.mkdir(), (p / "data.jsonl").write_text('\n{"id": "x", "text": "t"}\n')),
-     "data.jsonl line 2: row x is not an augmented row"),
-])
+@pytest.mark.parametrize(
+    "make, expect",
+    [
+        (lambda p: p.mkdir(), "holds no augmented data (no data.jsonl)"),
+        (lambda p: None, "does not exist"),
+        (
+            lambda p: (p.mkdir(), (p / "data.jsonl").write_text("")),
+            "only documents with a kept call",
+        ),
+        (
+            lambda p: (p.mkdir(), (p / "data.jsonl").write_text("{oops\n")),
+            "data.jsonl:1 is not valid JSON",
+        ),
+        (
+            lambda p: (p.mkdir(), (p / "data.jsonl").write_text('\n{"id": "x", "text": "t"}\n')),
+            "data.jsonl line 2: row x is not an augmented row",
+        ),
+    ],
+)
 def test_bad_input_is_one_line(tmp_path, make, expect):
     run = tmp_path / "run"
     make(run)
@@ -137,8 +193,9 @@ def test_chat_export_gives_every_call_an_id_and_every_tool_turn_its_call_id(smol
     assert to_messages(json.loads(json.dumps(ROW)), tools()) == conv  # deterministic per row
     other = to_messages({**ROW, "id": "doc-2"}, tools())
     assert [c["id"] for m in other["messages"] for c in m.get("tool_calls", [])] != ids
-    rendered = smol_tokenizer.apply_chat_template(conv["messages"], tools=conv["tools"],
-                                                  chat_template=_MISTRAL_LIKE, tokenize=False)
+    rendered = smol_tokenizer.apply_chat_template(
+        conv["messages"], tools=conv["tools"], chat_template=_MISTRAL_LIKE, tokenize=False
+    )
     for i in ids:
         assert f"[CALL {i} " in rendered and f"[RESULT {i} " in rendered
 
@@ -147,21 +204,34 @@ _CALL = {"tool": "Calculator", "args": "1+2", "result": "3", "offset": 0}
 
 
 @pytest.mark.parametrize("fmt", ["chat", "jsonl"])
-@pytest.mark.parametrize("row, expect", [
-    ([1, 2], "the row is a list, not an object"),
-    ("text", "the row is a string, not an object"),
-    ({"id": "r", "original": "t", "text": "t", "calls": None}, "'calls' is null, not a list"),
-    ({"id": "r", "original": "t", "text": "t", "calls": ["[Calculator(1+2)]"]},
-     "call 1 is a string, not an object"),
-    ({"id": "r", "original": "t", "text": "t", "calls": [{**_CALL, "offset": "0"}]},
-     "call 1: 'offset' is a string, not an integer"),
-    ({"id": "r", "original": "t", "text": "t", "calls": [_CALL, {**_CALL, "offset": 9}]},
-     "call 2: offset 9 is outside the text (length 1)"),
-    ({"id": "r", "original": "t", "text": "t", "calls": [{**_CALL, "tool": None}]},
-     "call 1: 'tool' is null, not a string"),
-    ({"id": "r", "original": "t", "text": "t", "calls": [{**_CALL, "result": 3}]},
-     "call 1: 'result' is a number, not a string or null"),
-])
+@pytest.mark.parametrize(
+    "row, expect",
+    [
+        ([1, 2], "the row is a list, not an object"),
+        ("text", "the row is a string, not an object"),
+        ({"id": "r", "original": "t", "text": "t", "calls": None}, "'calls' is null, not a list"),
+        (
+            {"id": "r", "original": "t", "text": "t", "calls": ["[Calculator(1+2)]"]},
+            "call 1 is a string, not an object",
+        ),
+        (
+            {"id": "r", "original": "t", "text": "t", "calls": [{**_CALL, "offset": "0"}]},
+            "call 1: 'offset' is a string, not an integer",
+        ),
+        (
+            {"id": "r", "original": "t", "text": "t", "calls": [_CALL, {**_CALL, "offset": 9}]},
+            "call 2: offset 9 is outside the text (length 1)",
+        ),
+        (
+            {"id": "r", "original": "t", "text": "t", "calls": [{**_CALL, "tool": None}]},
+            "call 1: 'tool' is null, not a string",
+        ),
+        (
+            {"id": "r", "original": "t", "text": "t", "calls": [{**_CALL, "result": 3}]},
+            "call 1: 'result' is a number, not a string or null",
+        ),
+    ],
+)
 def test_malformed_rows_are_one_line_naming_the_line(tmp_path, fmt, row, expect):
     """A row that is a list, 'calls' null, a call that is a string, an offset that is a
     string: each was a traceback; now the export stops with one line naming the line."""
@@ -191,9 +261,12 @@ def test_an_output_file_in_a_missing_folder_gets_its_folder(tmp_path):
     assert out.is_file() and out.read_text().strip()
 
 
-@pytest.mark.parametrize("target, expect", [
-    (lambda p: p, "it is a folder"),
-])
+@pytest.mark.parametrize(
+    "target, expect",
+    [
+        (lambda p: p, "it is a folder"),
+    ],
+)
 def test_output_errors_name_the_path_given(tmp_path, target, expect):
     """Errors writing -o named the temporary file next to it ('out.jsonl.tmp-1234')."""
     run = tmp_path / "run"

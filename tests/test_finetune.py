@@ -12,17 +12,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import make_tiny_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import make_tiny_model
 from toolformer.errors import UserError
-from toolformer.records import RecordStats
 from toolformer.finetune import (
     CHECKPOINTS_DIR,
     MANIFEST_FILE,
-    CausalCollator,
     PAPER_TRAINING_ARGS,
+    CausalCollator,
     FinetuneConfig,
     accelerate_config,
     accumulation_steps,
@@ -35,6 +34,7 @@ from toolformer.finetune import (
     split_and_mix,
     total_steps,
 )
+from toolformer.records import RecordStats
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,8 +52,10 @@ def _write_annotation_output(folder: Path, texts, with_dataset: bool = True) -> 
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for i, t in enumerate(texts):
-        calls = [{"tool": m.call.tool, "args": m.call.args, "result": m.call.result, "offset": m.start}
-                 for m in find_calls(t)]
+        calls = [
+            {"tool": m.call.tool, "args": m.call.args, "result": m.call.result, "offset": m.start}
+            for m in find_calls(t)
+        ]
         rows.append({"id": str(i), "text": t, "original": t, "calls": calls, "meta": {}})
     with open(folder / "data.jsonl", "w") as fh:
         for r in rows:
@@ -69,10 +71,22 @@ def _write_annotation_output(folder: Path, texts, with_dataset: bool = True) -> 
 
 def _config(tiny_dir, data, out, **kw) -> FinetuneConfig:
     """A small run; keywords that are no FinetuneConfig field go to training_args."""
-    base = dict(model=tiny_dir, data=str(data), output_dir=str(out), max_length=32,
-                effective_batch_size=4, progress=False, eval_fraction=0.25)
-    training = dict(per_device_train_batch_size=4, learning_rate=3e-3, max_steps=6, eval_steps=3,
-                    logging_steps=1)
+    base = dict(
+        model=tiny_dir,
+        data=str(data),
+        output_dir=str(out),
+        max_length=32,
+        effective_batch_size=4,
+        progress=False,
+        eval_fraction=0.25,
+    )
+    training = dict(
+        per_device_train_batch_size=4,
+        learning_rate=3e-3,
+        max_steps=6,
+        eval_steps=3,
+        logging_steps=1,
+    )
     own = {f.name for f in dataclasses.fields(FinetuneConfig)}
     for key, value in kw.items():
         (base if key in own else training)[key] = value
@@ -84,8 +98,11 @@ def _config(tiny_dir, data, out, **kw) -> FinetuneConfig:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    seqs=st.lists(st.lists(st.integers(0, 50), min_size=1, max_size=40).map(lambda s: s + [99]),
-                  min_size=1, max_size=12),
+    seqs=st.lists(
+        st.lists(st.integers(0, 50), min_size=1, max_size=40).map(lambda s: s + [99]),
+        min_size=1,
+        max_size=12,
+    ),
     block=st.integers(1, 33),
 )
 def test_pack_sequences_keeps_every_token_in_full_blocks(seqs, block):
@@ -138,11 +155,21 @@ def test_split_and_mix():
 def test_steps_accumulation_and_bf16_choice(monkeypatch):
     cfg = FinetuneConfig(data="x", training_args={"per_device_train_batch_size": 8})
     assert accumulation_steps(cfg, 1) == 16 and accumulation_steps(cfg, 4) == 4  # effective 128
-    assert accumulation_steps(FinetuneConfig(data="x", training_args={"gradient_accumulation_steps": 3}), 2) == 3
+    assert (
+        accumulation_steps(
+            FinetuneConfig(data="x", training_args={"gradient_accumulation_steps": 3}), 2
+        )
+        == 3
+    )
     assert total_steps(cfg, 10_000, 1, 16) == 2000
     epochs = FinetuneConfig(data="x", training_args={"num_train_epochs": 2.0, "max_steps": 0})
     assert total_steps(epochs, 1000, 1, 16) == math.ceil(2 * 125 / 16)
-    assert total_steps(FinetuneConfig(data="x", training_args={"num_train_epochs": 100.0}), 10_000, 1, 16) == 2000
+    assert (
+        total_steps(
+            FinetuneConfig(data="x", training_args={"num_train_epochs": 100.0}), 10_000, 1, 16
+        )
+        == 2000
+    )
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
     import torch
 
@@ -213,8 +240,14 @@ def test_bad_inputs_are_user_errors(tmp_path, tiny_dir):
     with pytest.raises(UserError, match="multiple of eval_steps"):
         FinetuneConfig(data="x", training_args={"eval_steps": 10, "save_steps": 15})
     with pytest.raises(UserError, match="no checkpoint to resume"):
-        finetune(_config(tiny_dir, _write_annotation_output(tmp_path / "d", CALC_TEXTS), tmp_path / "o",
-                         resume_from_checkpoint="latest"))
+        finetune(
+            _config(
+                tiny_dir,
+                _write_annotation_output(tmp_path / "d", CALC_TEXTS),
+                tmp_path / "o",
+                resume_from_checkpoint="latest",
+            )
+        )
 
 
 # --------------------------------------------------------------------------- training
@@ -232,11 +265,18 @@ def test_training_reduces_loss_and_writes_manifest(tmp_path, tiny_dir):
     assert m["eval_perplexity_after"] == pytest.approx(math.exp(m["eval_loss_after"]))
     assert m["tokens_trained"] > 0 and m["eval_documents"] == 2 and m["train_documents"] == 8
     manifest = json.loads((out / MANIFEST_FILE).read_text())
-    assert manifest["call_syntax"] == {"start": "[", "arrow": "->", "end": "]", "result_sep": " -> "}
+    assert manifest["call_syntax"] == {
+        "start": "[",
+        "arrow": "->",
+        "end": "]",
+        "result_sep": " -> ",
+    }
     assert manifest["tools"] == ["Calculator", "WikiSearch"]
     assert manifest["tool_calls"] == {"Calculator": 8, "WikiSearch": 2}
     assert manifest["base_model"] == tiny_dir and manifest["lora"] is None
-    assert manifest["metrics"]["eval_perplexity_before"] == pytest.approx(m["eval_perplexity_before"])
+    assert manifest["metrics"]["eval_perplexity_before"] == pytest.approx(
+        m["eval_perplexity_before"]
+    )
     assert manifest["config"]["training_args"]["learning_rate"] == 3e-3
     assert manifest["config"]["training_args"]["seed"] == 42  # in full: defaults included
     # the saved model loads by path with the project loader and its held-out loss is the best one
@@ -259,7 +299,9 @@ def _eval_loss(model, tok, res) -> float:
     with torch.no_grad():
         size = cfg.arg("per_device_train_batch_size")
         for i in range(0, len(blocks), size):
-            batch = CausalCollator(tok.pad_token_id)([{"input_ids": b} for b in blocks[i : i + size]])
+            batch = CausalCollator(tok.pad_token_id)(
+                [{"input_ids": b} for b in blocks[i : i + size]]
+            )
             losses.append(model(**batch).loss.item())
     return sum(losses) / len(losses)
 
@@ -271,8 +313,19 @@ def test_best_checkpoint_is_the_lowest_eval_perplexity(tmp_path, tiny_dir):
     held = tmp_path / "held.jsonl"
     held.write_text("".join(json.dumps({"text": t}) + "\n" for t in CALC_TEXTS[1:]))
     out = tmp_path / "model"
-    res = finetune(_config(tiny_dir, train, out, eval_data=str(held), max_steps=12, eval_steps=2,
-                           learning_rate=4e-2, warmup_ratio=0.0, save_total_limit=2))
+    res = finetune(
+        _config(
+            tiny_dir,
+            train,
+            out,
+            eval_data=str(held),
+            max_steps=12,
+            eval_steps=2,
+            learning_rate=4e-2,
+            warmup_ratio=0.0,
+            save_total_limit=2,
+        )
+    )
     history = res.metrics["eval_history"]
     best_step, best_loss = min(history, key=lambda h: h[1])
     assert best_step != history[-1][0], f"run did not overfit; history {history}"
@@ -295,8 +348,20 @@ def test_lora_saves_merged_model_equal_to_base_plus_adapter(tmp_path, tiny_dir):
 
     data = _write_annotation_output(tmp_path / "aug", CALC_TEXTS)
     out = tmp_path / "lora"
-    res = finetune(_config(tiny_dir, data, out, lora=True, lora_r=4, lora_alpha=8, lora_dropout=0.0,
-                           max_steps=4, eval_steps=2, learning_rate=1e-2))
+    res = finetune(
+        _config(
+            tiny_dir,
+            data,
+            out,
+            lora=True,
+            lora_r=4,
+            lora_alpha=8,
+            lora_dropout=0.0,
+            max_steps=4,
+            eval_steps=2,
+            learning_rate=1e-2,
+        )
+    )
     assert (out / "adapter" / "adapter_config.json").exists()
     assert (out / "config.json").exists() and (out / "model.safetensors").exists()
     merged = AutoModelForCausalLM.from_pretrained(str(out)).eval()
@@ -320,13 +385,25 @@ def test_resume_continues_the_step_count(tmp_path, tiny_dir):
     first = finetune(_config(tiny_dir, data, out, max_steps=4, eval_steps=2))
     assert first.metrics["global_step"] == 4
     assert latest_checkpoint(str(out)).endswith("checkpoint-4")
-    resumed = finetune(_config(tiny_dir, data, out, max_steps=6, eval_steps=2, resume_from_checkpoint="latest"))
+    resumed = finetune(
+        _config(tiny_dir, data, out, max_steps=6, eval_steps=2, resume_from_checkpoint="latest")
+    )
     assert resumed.metrics["start_step"] == 4 and resumed.metrics["global_step"] == 6
-    assert resumed.metrics["eval_loss_before"] == first.metrics["eval_loss_before"]  # kept on resume
+    assert (
+        resumed.metrics["eval_loss_before"] == first.metrics["eval_loss_before"]
+    )  # kept on resume
     steps = [s for s, _ in resumed.metrics["eval_history"]]
     assert steps == [2, 4, 6]  # the history of the first run is carried on
-    explicit = finetune(_config(tiny_dir, data, tmp_path / "m2", max_steps=6, eval_steps=2,
-                                resume_from_checkpoint=str(out / CHECKPOINTS_DIR / "checkpoint-4")))
+    explicit = finetune(
+        _config(
+            tiny_dir,
+            data,
+            tmp_path / "m2",
+            max_steps=6,
+            eval_steps=2,
+            resume_from_checkpoint=str(out / CHECKPOINTS_DIR / "checkpoint-4"),
+        )
+    )
     assert explicit.metrics["start_step"] == 4
     with pytest.raises(UserError, match="not a Trainer checkpoint"):
         finetune(_config(tiny_dir, data, out, resume_from_checkpoint=str(tmp_path)))
@@ -335,9 +412,21 @@ def test_resume_continues_the_step_count(tmp_path, tiny_dir):
 def test_mix_plain_and_no_eval(tmp_path, tiny_dir):
     data = _write_annotation_output(tmp_path / "aug", CALC_TEXTS)
     plain = tmp_path / "plain.jsonl"
-    plain.write_text("".join(json.dumps({"text": f"plain text number {i}."}) + "\n" for i in range(50)))
-    res = finetune(_config(tiny_dir, data, tmp_path / "m", mix_plain=str(plain), mix_ratio=0.5,
-                           eval_fraction=0.0, max_steps=2, packing=False))
+    plain.write_text(
+        "".join(json.dumps({"text": f"plain text number {i}."}) + "\n" for i in range(50))
+    )
+    res = finetune(
+        _config(
+            tiny_dir,
+            data,
+            tmp_path / "m",
+            mix_plain=str(plain),
+            mix_ratio=0.5,
+            eval_fraction=0.0,
+            max_steps=2,
+            packing=False,
+        )
+    )
     m = res.metrics
     assert m["plain_documents"] == 8 and m["train_documents"] == 16 and m["train_blocks"] == 16
     assert m["eval_documents"] == 0 and m["eval_loss_after"] is None and res.best_checkpoint is None
@@ -359,24 +448,71 @@ def test_cli_maps_options_onto_config(tmp_path, tiny_dir, monkeypatch):
         seen["config"] = config
         from toolformer.finetune import FinetuneResult
 
-        return FinetuneResult(config.output_dir, None, {k: 0 for k in (
-            "global_step", "train_loss", "eval_perplexity_before", "eval_perplexity_after", "tokens_trained")})
+        return FinetuneResult(
+            config.output_dir,
+            None,
+            {
+                k: 0
+                for k in (
+                    "global_step",
+                    "train_loss",
+                    "eval_perplexity_before",
+                    "eval_perplexity_after",
+                    "tokens_trained",
+                )
+            },
+        )
 
     monkeypatch.setattr("toolformer.finetune.finetune", fake_run)
-    r = CliRunner().invoke(cli, ["finetune", "--data", "d", "--output", "o", "--lora", "--max-steps", "7",
-                                 "--lr", "2e-4", "--batch-size", "2", "--grad-accum", "3", "--max-seq-len", "64",
-                                 "--no-bf16", "--mix-plain", "p.jsonl", "--mix-ratio", "0.2",
-                                 "--eval-data", "dev.jsonl", "--resume"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "finetune",
+            "--data",
+            "d",
+            "--output",
+            "o",
+            "--lora",
+            "--max-steps",
+            "7",
+            "--lr",
+            "2e-4",
+            "--batch-size",
+            "2",
+            "--grad-accum",
+            "3",
+            "--max-seq-len",
+            "64",
+            "--no-bf16",
+            "--mix-plain",
+            "p.jsonl",
+            "--mix-ratio",
+            "0.2",
+            "--eval-data",
+            "dev.jsonl",
+            "--resume",
+        ],
+    )
     assert r.exit_code == 0, r.output
     c = seen["config"]
     assert (c.data, c.output_dir, c.lora) == ("d", "o", True)
-    assert c.training_args == {"max_steps": 7, "learning_rate": 2e-4, "per_device_train_batch_size": 2,
-                               "gradient_accumulation_steps": 3, "bf16": False}
+    assert c.training_args == {
+        "max_steps": 7,
+        "learning_rate": 2e-4,
+        "per_device_train_batch_size": 2,
+        "gradient_accumulation_steps": 3,
+        "bf16": False,
+    }
     assert (c.arg("max_steps"), c.arg("learning_rate"), c.max_length) == (7, 2e-4, 64)
     assert (c.mix_plain, c.mix_ratio, c.resume_from_checkpoint) == ("p.jsonl", 0.2, "latest")
     assert c.eval_data == "dev.jsonl"
-    r = CliRunner().invoke(cli, ["finetune", "--data", "d", "--output", "o", "--resume", "ck/checkpoint-3"])
-    assert seen["config"].resume_from_checkpoint == "ck/checkpoint-3" and seen["config"].arg("bf16") is None
+    r = CliRunner().invoke(
+        cli, ["finetune", "--data", "d", "--output", "o", "--resume", "ck/checkpoint-3"]
+    )
+    assert (
+        seen["config"].resume_from_checkpoint == "ck/checkpoint-3"
+        and seen["config"].arg("bf16") is None
+    )
     assert seen["config"].arg("learning_rate") == 1e-5 and seen["config"].model == "smollm2-135m"
     assert seen["config"].training_args == {}
     assert finetune_cmd.finetune.name == "finetune"
@@ -391,9 +527,30 @@ def test_cli_trains_and_reports_user_errors(tmp_path, tiny_dir, capsys):
 
     data = _write_annotation_output(tmp_path / "aug", CALC_TEXTS)
     with pytest.raises(SystemExit) as exit_info:
-        main(["finetune", "--data", str(data), "--output", str(tmp_path / "m"), "--model", tiny_dir,
-              "--max-steps", "2", "--eval-steps", "2", "--batch-size", "4", "--effective-batch-size", "4",
-              "--max-seq-len", "32", "--eval-fraction", "0.25", "--no-progress"])
+        main(
+            [
+                "finetune",
+                "--data",
+                str(data),
+                "--output",
+                str(tmp_path / "m"),
+                "--model",
+                tiny_dir,
+                "--max-steps",
+                "2",
+                "--eval-steps",
+                "2",
+                "--batch-size",
+                "4",
+                "--effective-batch-size",
+                "4",
+                "--max-seq-len",
+                "32",
+                "--eval-fraction",
+                "0.25",
+                "--no-progress",
+            ]
+        )
     assert exit_info.value.code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["global_step"] == 2 and report["best_checkpoint"].endswith("checkpoint-2")
@@ -407,8 +564,15 @@ def test_cli_trains_and_reports_user_errors(tmp_path, tiny_dir, capsys):
 # --------------------------------------------------------------------------- accelerate
 
 
-@pytest.mark.parametrize("name,kind", [("cpu_2proc", "MULTI_GPU"), ("ddp", "MULTI_GPU"),
-                                       ("fsdp", "FSDP"), ("deepspeed_zero3", "DEEPSPEED")])
+@pytest.mark.parametrize(
+    "name,kind",
+    [
+        ("cpu_2proc", "MULTI_GPU"),
+        ("ddp", "MULTI_GPU"),
+        ("fsdp", "FSDP"),
+        ("deepspeed_zero3", "DEEPSPEED"),
+    ],
+)
 def test_accelerate_configs_parse(name, kind):
     from accelerate.commands.config.config_args import load_config_from_file
 
@@ -430,14 +594,42 @@ def test_two_process_cpu_run_with_gloo(tmp_path, tiny_dir):
     data = _write_annotation_output(tmp_path / "aug", CALC_TEXTS * 2)
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_config("cpu_2proc")),
-           "--main_process_port", "0", "-m", "toolformer.cli.main", "finetune", "--data", str(data),
-           "--output", str(out), "--model", tiny_dir, "--max-steps", "3", "--eval-steps", "3",
-           "--batch-size", "2", "--effective-batch-size", "8", "--max-seq-len", "32",
-           "--eval-fraction", "0.25", "--lr", "3e-3", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(accelerate_config("cpu_2proc")),
+        "--main_process_port",
+        "0",
+        "-m",
+        "toolformer.cli.main",
+        "finetune",
+        "--data",
+        str(data),
+        "--output",
+        str(out),
+        "--model",
+        tiny_dir,
+        "--max-steps",
+        "3",
+        "--eval-steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--effective-batch-size",
+        "8",
+        "--max-seq-len",
+        "32",
+        "--eval-fraction",
+        "0.25",
+        "--lr",
+        "3e-3",
+        "--no-progress",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=str(REPO))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout[proc.stdout.index("{"):])
+    report = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert report["global_step"] == 3
     manifest = json.loads((out / MANIFEST_FILE).read_text())
     m = manifest["metrics"]
@@ -453,15 +645,26 @@ def test_training_args_reach_trainingarguments_by_name(tmp_path):
     user error with a hint."""
     from toolformer.finetune import training_arguments as _training_arguments
 
-    cfg = FinetuneConfig(data="x", output_dir=str(tmp_path), training_args={
-        "optim": "adafactor", "adam_beta2": 0.95, "learning_rate": 3e-4, "max_steps": 50})
+    cfg = FinetuneConfig(
+        data="x",
+        output_dir=str(tmp_path),
+        training_args={
+            "optim": "adafactor",
+            "adam_beta2": 0.95,
+            "learning_rate": 3e-4,
+            "max_steps": 50,
+        },
+    )
     args = _training_arguments(cfg, 50, 2, True, False)
     assert (args.optim, args.adam_beta2, args.learning_rate) == ("adafactor", 0.95, 3e-4)
     assert (args.seed, args.weight_decay, args.save_total_limit) == (42, 0.0, 2)  # paper defaults
     assert (args.gradient_accumulation_steps, args.max_steps, args.warmup_steps) == (2, 50, 5)
     assert cfg.seed == 42 and not hasattr(FinetuneConfig, "learning_rate")
     bad = FinetuneConfig(data="x", output_dir=str(tmp_path), training_args={"lerning_rate": 1.0})
-    with pytest.raises(UserError, match="'lerning_rate' is not a TrainingArguments field; did you mean 'learning_rate'"):
+    with pytest.raises(
+        UserError,
+        match="'lerning_rate' is not a TrainingArguments field; did you mean 'learning_rate'",
+    ):
         _training_arguments(bad, 10, 1, False, False)
 
 
@@ -471,27 +674,71 @@ def test_cli_passes_any_training_argument_and_old_flag_spellings(monkeypatch):
     from toolformer.cli.main import cli
 
     seen = {}
-    monkeypatch.setattr("toolformer.finetune.finetune", lambda config: seen.update(c=config) or 1 / 0)
-    CliRunner().invoke(cli, ["finetune", "--data", "d", "--output", "o", "--training-arg", "optim=adafactor",
-                             "--training-arg", "adam_beta2=0.95", "--text-column", "body", "--max-seq-len", "48",
-                             "--learning-rate", "2e-4"])
+    monkeypatch.setattr(
+        "toolformer.finetune.finetune", lambda config: seen.update(c=config) or 1 / 0
+    )
+    CliRunner().invoke(
+        cli,
+        [
+            "finetune",
+            "--data",
+            "d",
+            "--output",
+            "o",
+            "--training-arg",
+            "optim=adafactor",
+            "--training-arg",
+            "adam_beta2=0.95",
+            "--text-column",
+            "body",
+            "--max-seq-len",
+            "48",
+            "--learning-rate",
+            "2e-4",
+        ],
+    )
     c = seen["c"]
     assert c.training_args == {"optim": "adafactor", "adam_beta2": 0.95, "learning_rate": 2e-4}
     assert (c.dataset_text_field, c.max_length) == ("body", 48)
-    CliRunner().invoke(cli, ["finetune", "--data", "d", "--output", "o", "--dataset-text-field", "t",
-                             "--max-length", "40"])
+    CliRunner().invoke(
+        cli,
+        [
+            "finetune",
+            "--data",
+            "d",
+            "--output",
+            "o",
+            "--dataset-text-field",
+            "t",
+            "--max-length",
+            "40",
+        ],
+    )
     assert (seen["c"].dataset_text_field, seen["c"].max_length) == ("t", 40)
 
 
 def test_config_from_a_flat_dict_takes_old_names_and_trainingarguments_fields():
-    cfg = FinetuneConfig.from_dict({"data": "d", "max_seq_len": 64, "text_column": "body",
-                                    "batch_size": 2, "learning_rate": 2e-4, "optim": "adafactor",
-                                    "training_args": {"learning_rate": 1.0, "seed": 3}})
+    cfg = FinetuneConfig.from_dict(
+        {
+            "data": "d",
+            "max_seq_len": 64,
+            "text_column": "body",
+            "batch_size": 2,
+            "learning_rate": 2e-4,
+            "optim": "adafactor",
+            "training_args": {"learning_rate": 1.0, "seed": 3},
+        }
+    )
     assert (cfg.max_length, cfg.dataset_text_field, cfg.seed) == (64, "body", 3)
-    assert cfg.training_args == {"per_device_train_batch_size": 2, "learning_rate": 2e-4,
-                                 "optim": "adafactor", "seed": 3}
+    assert cfg.training_args == {
+        "per_device_train_batch_size": 2,
+        "learning_rate": 2e-4,
+        "optim": "adafactor",
+        "seed": 3,
+    }
     assert FinetuneConfig.from_dict(cfg.to_dict()) == FinetuneConfig.from_dict(
-        {**cfg.to_dict(), "training_args": cfg.all_training_args})
+        {**cfg.to_dict(), "training_args": cfg.all_training_args}
+    )
 
 
 def test_a_fresh_lora_model_is_made_without_peft_s_future_warning(smol_tokenizer):

@@ -37,18 +37,35 @@ def test_finetuned_smollm2_calls_the_calculator(tmp_path):
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps({"text": t}) + "\n" for t in _texts(24, seed=0)))
     out = tmp_path / "model"
-    result = finetune(FinetuneConfig(
-        model="smollm2-135m", data=str(data), output_dir=str(out), max_length=64, eval_fraction=0.0,
-        progress=False, training_args=dict(
-            learning_rate=3e-4, warmup_ratio=0.1, max_steps=12, per_device_train_batch_size=4,
-            gradient_accumulation_steps=1, save_steps=0, logging_steps=4, seed=0),
-    ))
+    result = finetune(
+        FinetuneConfig(
+            model="smollm2-135m",
+            data=str(data),
+            output_dir=str(out),
+            max_length=64,
+            eval_fraction=0.0,
+            progress=False,
+            training_args=dict(
+                learning_rate=3e-4,
+                warmup_ratio=0.1,
+                max_steps=12,
+                per_device_train_batch_size=4,
+                gradient_accumulation_steps=1,
+                save_steps=0,
+                logging_steps=4,
+                seed=0,
+            ),
+        )
+    )
     assert result.metrics["train_loss_last"] < result.metrics["train_loss"]
 
     model, tok = load_model(str(out))
     executor = ToolExecutor(create_tools(["Calculator"]))
     gen = ToolGenerator(model, tok, executor)
-    prompts = ["The shop sold 13 boxes of 7 eggs, that is", "A farmer planted 6 rows of 17 trees, that is"]
+    prompts = [
+        "The shop sold 13 boxes of 7 eggs, that is",
+        "A farmer planted 6 rows of 17 trees, that is",
+    ]
     outputs = gen.generate(prompts, GenerationConfig(max_new_tokens=32, max_calls=1))
     for prompt, o, want in zip(prompts, outputs, ("91", "102")):
         ran = [c for c in o.calls if c.tool == "Calculator" and c.result is not None]

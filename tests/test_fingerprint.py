@@ -63,8 +63,10 @@ def test_tool_options_naming_a_file_or_model_are_fingerprinted_but_not_a_cache(t
     (reader / "config.json").write_text("{}")
     cache = tmp_path / "cache"
     cache.mkdir()
-    opts = {"WikiSearch": {"corpus": str(corpus), "cache_dir": str(cache), "top_k": 2},
-            "QA": {"model": str(reader)}}
+    opts = {
+        "WikiSearch": {"corpus": str(corpus), "cache_dir": str(cache), "top_k": 2},
+        "QA": {"model": str(reader)},
+    }
     before = fp.options_fingerprint(opts)
     assert set(before) == {"WikiSearch.corpus", "QA.model"}
     (cache / "index.npy").write_bytes(b"filled")

@@ -8,11 +8,11 @@ import time
 
 import pytest
 import torch
+from conftest import make_tiny_model
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from transformers import LlamaForCausalLM
 
-from conftest import make_tiny_model
 from toolformer.generation import (
     UNCLOSED,
     CallRecord,
@@ -23,9 +23,9 @@ from toolformer.generation import (
 )
 from toolformer.generation.detok import _Detokenizer
 from toolformer.generation.row import _split_partial_call
-from toolformer.tools.base import Tool, ToolContext, ToolError
 from toolformer.grammar import CalculatorArgs
 from toolformer.syntax import parse_call
+from toolformer.tools.base import Tool, ToolContext, ToolError
 from toolformer.tools.executor import ToolExecutor
 
 
@@ -180,14 +180,18 @@ def test_kv_cache_matches_reencoding_reference_token_for_token(scripted, smol_to
     contexts = [ToolContext(date=dt.date(2023, 1, d)) for d in (3, 1, 7, 2)]
     cfg = dict(max_new_tokens=48, max_calls=2, call_top_k=3)
     ours = gen_for(model, smol_tokenizer, ex, **cfg).generate(prompts, contexts=contexts)
-    ref = generate_reencode(model, smol_tokenizer, prompts, ex, GenerationConfig(**cfg), contexts=contexts)
+    ref = generate_reencode(
+        model, smol_tokenizer, prompts, ex, GenerationConfig(**cfg), contexts=contexts
+    )
     # two calls in each of the first two rows, at different steps, with results of different lengths
     assert [len(o.calls) for o in ours] == [2, 2, 0, 0]
     assert ours[0].calls[0].result == "12 ok ok ok" and ours[1].calls[0].result == "12 ok"
     for a, b in zip(ours, ref):
         assert_same(a, b)
     # feeding the forced result one token per step gives the same tokens too
-    slow = gen_for(model, smol_tokenizer, ex, chunked_results=False, **cfg).generate(prompts, contexts=contexts)
+    slow = gen_for(model, smol_tokenizer, ex, chunked_results=False, **cfg).generate(
+        prompts, contexts=contexts
+    )
     for a, b in zip(ours, slow):
         assert_same(a, b)
 
@@ -203,14 +207,23 @@ def test_batch_rows_pause_independently_equals_each_row_alone(scripted, smol_tok
     for a, b in zip(batched, alone):
         assert_same(a, b)
     # a small batch size splits the prompts into several caches; same answers
-    for a, b in zip(gen.generate(prompts, GenerationConfig(max_new_tokens=32, call_top_k=3, batch_size=3)), alone):
+    for a, b in zip(
+        gen.generate(prompts, GenerationConfig(max_new_tokens=32, call_top_k=3, batch_size=3)),
+        alone,
+    ):
         assert_same(a, b)
 
 
 def test_tools_disabled_never_opens_a_bracket(scripted, smol_tokenizer):
     model = scripted(CALC_CALL, ("]", " so"))
     _, bracket_ids = call_token_ids(smol_tokenizer)
-    gen = gen_for(model, smol_tokenizer, max_new_tokens=24, tools_enabled=False, call_top_k=len(smol_tokenizer))
+    gen = gen_for(
+        model,
+        smol_tokenizer,
+        max_new_tokens=24,
+        tools_enabled=False,
+        call_top_k=len(smol_tokenizer),
+    )
     for out in gen.generate(["Compute:", "Well: Compute:"]):
         assert out.calls == []
         ids = smol_tokenizer.encode(out.text, add_special_tokens=False)
@@ -221,7 +234,9 @@ def test_tools_disabled_never_opens_a_bracket(scripted, smol_tokenizer):
 def test_max_calls_is_respected(scripted, smol_tokenizer):
     model = scripted(CALC_CALL, ("]", " and", ":"))
     for max_calls in (0, 1, 3):
-        out = gen_for(model, smol_tokenizer, max_new_tokens=60, max_calls=max_calls).generate("Compute:")[0]
+        out = gen_for(model, smol_tokenizer, max_new_tokens=60, max_calls=max_calls).generate(
+            "Compute:"
+        )[0]
         assert len(out.calls) == max_calls
         assert out.text.count("[") == max_calls
         assert all(c.result == "12" for c in out.calls)
@@ -230,7 +245,9 @@ def test_max_calls_is_respected(scripted, smol_tokenizer):
 def test_call_top_k_triggers_a_call_the_model_would_not_make(base_model, smol_tokenizer):
     model = base_model.set_script([])  # the random model alone: '[' is never its top token
     assert gen_for(model, smol_tokenizer, max_new_tokens=6).generate("Hello")[0].calls == []
-    out = gen_for(model, smol_tokenizer, max_new_tokens=6, call_top_k=len(smol_tokenizer)).generate("Hello")[0]
+    out = gen_for(model, smol_tokenizer, max_new_tokens=6, call_top_k=len(smol_tokenizer)).generate(
+        "Hello"
+    )[0]
     assert len(out.calls) == 1 and out.text.lstrip().startswith("[")
 
 
@@ -247,7 +264,9 @@ def test_stop_strings_cut_the_text_outside_calls(scripted, smol_tokenizer):
     full = gen_for(model, smol_tokenizer, max_new_tokens=16).generate("Compute:")[0]
     assert ") ->" in full.text and " end." in full.text
     # "->" occurs inside the call: it must not stop the output there
-    out = gen_for(model, smol_tokenizer, max_new_tokens=16, stop_strings=("->", " end")).generate("Compute:")[0]
+    out = gen_for(model, smol_tokenizer, max_new_tokens=16, stop_strings=("->", " end")).generate(
+        "Compute:"
+    )[0]
     assert out.finish_reason == "stop"
     assert out.text == full.text[: full.text.index(" end")]
     assert out.calls[0].result == "12"
@@ -256,14 +275,23 @@ def test_stop_strings_cut_the_text_outside_calls(scripted, smol_tokenizer):
 def test_stop_string_ends_the_output_only_after_some_text(scripted, smol_tokenizer):
     # "\n12 jars.\n" with stop "\n" once lost the answer (cut before any text)
     model = scripted((":", "\n", "1", "2", " jars", ".", "\n"))
-    out = gen_for(model, smol_tokenizer, max_new_tokens=12, stop_strings=("\n",),
-                  tools_enabled=False).generate("Compute:")[0]
+    out = gen_for(
+        model, smol_tokenizer, max_new_tokens=12, stop_strings=("\n",), tools_enabled=False
+    ).generate("Compute:")[0]
     assert out.finish_reason == "stop" and out.text == "\n12 jars.", repr(out.text)
 
 
-@pytest.mark.parametrize("text, expect", [
-    ("\n12 jars.\n", 9), ("\n \nx", None), ("a\n", 1), ("  \n\n", None), ("x Q:", 2), ("Q: x", None),
-])
+@pytest.mark.parametrize(
+    "text, expect",
+    [
+        ("\n12 jars.\n", 9),
+        ("\n \nx", None),
+        ("a\n", 1),
+        ("  \n\n", None),
+        ("x Q:", 2),
+        ("Q: x", None),
+    ],
+)
 def test_find_stop_needs_text_before_the_stop_string(text, expect):
     from toolformer.generation.detok import find_stop
 
@@ -284,8 +312,12 @@ def test_sampling_is_seeded_and_top_k_1_is_greedy(scripted, smol_tokenizer):
     assert [o.text for o in a] != [o.text for o in c]
     assert a[0].calls[0].result == "12"  # the forced bracket and scripted call survive sampling
     greedy = gen.generate(prompts, GenerationConfig(max_new_tokens=16))
-    top1 = gen.generate(prompts, GenerationConfig(max_new_tokens=16, do_sample=True, top_k=1, seed=5))
-    nucleus = gen.generate(prompts, GenerationConfig(max_new_tokens=16, do_sample=True, top_p=1e-6, seed=5))
+    top1 = gen.generate(
+        prompts, GenerationConfig(max_new_tokens=16, do_sample=True, top_k=1, seed=5)
+    )
+    nucleus = gen.generate(
+        prompts, GenerationConfig(max_new_tokens=16, do_sample=True, top_p=1e-6, seed=5)
+    )
     assert [o.text for o in top1] == [o.text for o in greedy] == [o.text for o in nucleus]
 
 
@@ -294,7 +326,9 @@ def test_sampling_is_seeded_and_top_k_1_is_greedy(scripted, smol_tokenizer):
 
 def test_call_closed_before_arrow_is_unclosed(scripted, smol_tokenizer):
     model = scripted((":", " [", "Calcul", "ator", "(", "3", "*", "4", ")]", " so"))
-    out = gen_for(model, smol_tokenizer, max_new_tokens=14, constrained=False).generate("Compute:")[0]
+    out = gen_for(model, smol_tokenizer, max_new_tokens=14, constrained=False).generate("Compute:")[
+        0
+    ]
     (call,) = out.calls
     assert call.error == UNCLOSED and call.result is None
     assert (call.tool, call.args) == ("Calculator", "3*4")
@@ -305,21 +339,30 @@ def test_call_closed_before_arrow_is_unclosed(scripted, smol_tokenizer):
 def test_bracket_token_the_model_picks_itself_opens_a_call(scripted, smol_tokenizer):
     model = scripted((":", " []", " so"))
     # call_top_k=0: no forcing; the model's own " []" still opens (and at once closes) a call
-    out = gen_for(model, smol_tokenizer, max_new_tokens=6, call_top_k=0, constrained=False).generate("Compute:")[0]
+    out = gen_for(
+        model, smol_tokenizer, max_new_tokens=6, call_top_k=0, constrained=False
+    ).generate("Compute:")[0]
     (call,) = out.calls
     assert call.error == UNCLOSED and out.text[call.start : call.end] == "[]"
     assert out.text.startswith(" [] so")
     # with call_top_k=10 the trigger forces the plain opener instead of " []"
-    out = gen_for(model, smol_tokenizer, max_new_tokens=6, constrained=False).generate("Compute:")[0]
+    out = gen_for(model, smol_tokenizer, max_new_tokens=6, constrained=False).generate("Compute:")[
+        0
+    ]
     assert out.text.startswith(" [") and not out.text.startswith(" []")
 
 
 def test_call_without_arrow_ends_at_max_call_tokens(scripted, smol_tokenizer):
     model = scripted((":", " [", "Calcul", "ator", "(", " x"), (" x", " x"))
-    out = gen_for(model, smol_tokenizer, max_new_tokens=30, max_call_tokens=8, constrained=False).generate("Compute:")[0]
+    out = gen_for(
+        model, smol_tokenizer, max_new_tokens=30, max_call_tokens=8, constrained=False
+    ).generate("Compute:")[0]
     (call,) = out.calls
     assert call.error == UNCLOSED and call.tool == "Calculator"
-    assert smol_tokenizer.encode(out.text[call.start : call.end], add_special_tokens=False).__len__() <= 9
+    assert (
+        smol_tokenizer.encode(out.text[call.start : call.end], add_special_tokens=False).__len__()
+        <= 9
+    )
     assert out.num_tokens == 30 and "x x" in out.text[call.end :]  # continued as plain text
 
 
@@ -332,7 +375,9 @@ def test_output_ending_inside_a_call_is_unclosed(scripted, smol_tokenizer):
 
 def test_unknown_tool_inserts_an_empty_result(scripted, smol_tokenizer):
     model = scripted(CALC_CALL, ("]", " so"))
-    out = gen_for(model, smol_tokenizer, ToolExecutor([]), max_new_tokens=14).generate("Compute:")[0]
+    out = gen_for(model, smol_tokenizer, ToolExecutor([]), max_new_tokens=14).generate("Compute:")[
+        0
+    ]
     (call,) = out.calls
     assert call.result is None and "unknown tool 'Calculator'" in call.error
     assert out.text.startswith(" [Calculator(3*4) ->] so")
@@ -340,7 +385,9 @@ def test_unknown_tool_inserts_an_empty_result(scripted, smol_tokenizer):
 
 def test_malformed_call_inserts_an_empty_result(scripted, smol_tokenizer):
     model = scripted((":", " [", "Calcul", "ator", " ->"), ("]", " so"))
-    out = gen_for(model, smol_tokenizer, max_new_tokens=10, constrained=False).generate("Compute:")[0]
+    out = gen_for(model, smol_tokenizer, max_new_tokens=10, constrained=False).generate("Compute:")[
+        0
+    ]
     (call,) = out.calls
     assert call.error.startswith("malformed call") and call.tool == "Calculator"
     assert out.text.startswith(" [Calculator ->] so")
@@ -361,7 +408,11 @@ def test_constrained_generation_writes_a_call_where_the_model_would_not(scripted
     model = scripted((":", " [", "Calcul", "ator", " ->"), ("]", " so"))
     out = gen_for(model, smol_tokenizer, max_new_tokens=30).generate("Compute:")[0]
     (call,) = out.calls
-    assert call.tool == "Calculator" and call.error != UNCLOSED and not (call.error or "").startswith("malformed")
+    assert (
+        call.tool == "Calculator"
+        and call.error != UNCLOSED
+        and not (call.error or "").startswith("malformed")
+    )
     assert parse_call(out.text[call.start : call.end]).tool == "Calculator"
 
 
@@ -375,9 +426,15 @@ class Echo(Tool):
 
 def test_arrow_inside_an_argument_does_not_end_the_call(scripted, smol_tokenizer):
     # the call was once cut at the first "->" ("malformed call")
-    model = scripted((":", " [", "Echo", "(", "what", " does", " ->", " mean", ")", " ->"), ("]", " ok"))
-    gen = ToolGenerator(model, smol_tokenizer, ToolExecutor([Echo()]),
-                        GenerationConfig(max_new_tokens=24, constrained=False))
+    model = scripted(
+        (":", " [", "Echo", "(", "what", " does", " ->", " mean", ")", " ->"), ("]", " ok")
+    )
+    gen = ToolGenerator(
+        model,
+        smol_tokenizer,
+        ToolExecutor([Echo()]),
+        GenerationConfig(max_new_tokens=24, constrained=False),
+    )
     out = gen.generate("Compute:")[0]
     assert out.calls[0].error is None, out.text
     assert (out.calls[0].tool, out.calls[0].args) == ("Echo", "what does -> mean"), out.text
@@ -390,13 +447,19 @@ def number_calculator():
     return create_tools("Calculator", {"Calculator": {"numbers_from_text": True}})["Calculator"]
 
 
-@pytest.mark.parametrize("prompt", ["What is the capital of France:", "Which one is it? The other one:"])
+@pytest.mark.parametrize(
+    "prompt", ["What is the capital of France:", "Which one is it? The other one:"]
+)
 def test_no_number_in_the_text_no_calculator_call(scripted, smol_tokenizer, prompt):
     """With numbers_from_text, a text without any number (digits or words) admits no Calculator
     call: the "[" is never written (the model wrote "[Calculator(3*4)" after such questions)."""
     model = scripted(CALC_CALL, ("]", " so"))
-    gen = ToolGenerator(model, smol_tokenizer, ToolExecutor([number_calculator()]),
-                        GenerationConfig(max_new_tokens=16, call_top_k=50))
+    gen = ToolGenerator(
+        model,
+        smol_tokenizer,
+        ToolExecutor([number_calculator()]),
+        GenerationConfig(max_new_tokens=16, call_top_k=50),
+    )
     out = gen.generate(prompt)[0]
     assert out.calls == [] and "[" not in out.text, out.text
     # the same script after a text with a number (in words) calls the Calculator on it
@@ -407,8 +470,12 @@ def test_no_number_in_the_text_no_calculator_call(scripted, smol_tokenizer, prom
 
 def test_no_number_in_the_text_leaves_the_other_tools(scripted, smol_tokenizer):
     model = scripted(CALC_CALL, ("]", " so"))
-    gen = ToolGenerator(model, smol_tokenizer, ToolExecutor([number_calculator(), Echo()]),
-                        GenerationConfig(max_new_tokens=40, max_call_tokens=16))
+    gen = ToolGenerator(
+        model,
+        smol_tokenizer,
+        ToolExecutor([number_calculator(), Echo()]),
+        GenerationConfig(max_new_tokens=40, max_call_tokens=16),
+    )
     out = gen.generate("What is the capital of France:")[0]
     assert out.calls and out.calls[0].tool == "Echo", out.text
     assert "Calculator" not in out.text
@@ -437,20 +504,29 @@ def test_call_trigger_fires_only_where_a_word_or_number_starts(scripted, smol_to
     # with "[" among the top-k after "1" of "16", a call once split the number
     model = scripted(("Total", ":", " 1", "6", " jars"), ("6", " jars"))
     big = len(smol_tokenizer)  # the trigger fires wherever it may
-    out = gen_for(model, smol_tokenizer, max_new_tokens=4, call_top_k=big, max_calls=1).generate("Total: 1")[0]
+    out = gen_for(model, smol_tokenizer, max_new_tokens=4, call_top_k=big, max_calls=1).generate(
+        "Total: 1"
+    )[0]
     assert out.text.startswith("6"), out.text  # no call between "1" and "6"
     (call,) = out.calls
     assert out.text[: call.start].rstrip() == "6"  # the call opens before the next word
 
 
 def test_word_start_rule(smol_tokenizer):
-    from toolformer.generation.rules import _vocab_for, _TokenTensors, at_word_start
+    from toolformer.generation.rules import _TokenTensors, _vocab_for, at_word_start
 
     sets = _TokenTensors.build(_vocab_for(smol_tokenizer, None), "cpu")
-    six, jars = smol_tokenizer.encode("6", add_special_tokens=False)[0], smol_tokenizer.encode(" jars", add_special_tokens=False)[0]
+    six, jars = (
+        smol_tokenizer.encode("6", add_special_tokens=False)[0],
+        smol_tokenizer.encode(" jars", add_special_tokens=False)[0],
+    )
     logits = torch.zeros((3, len(smol_tokenizer)))
     logits[0, six] = logits[1, jars] = logits[2, six] = 5
-    assert at_word_start(logits, sets.brackets, sets.continues_word, [True, True, False]) == [False, True, True]
+    assert at_word_start(logits, sets.brackets, sets.continues_word, [True, True, False]) == [
+        False,
+        True,
+        True,
+    ]
 
 
 @settings(max_examples=12, deadline=None)
@@ -462,17 +538,31 @@ def test_constrained_sampled_calls_always_parse(tiny_model, smol_tokenizer, seed
     from toolformer.tools.assembly import create_tools
 
     tools = list(create_tools("Calculator,Calendar").values()) + [Echo()]
-    gen = ToolGenerator(tiny_model, smol_tokenizer, ToolExecutor(tools),
-                        GenerationConfig(max_new_tokens=60, do_sample=True, seed=seed, call_top_k=50,
-                                         max_calls=3, max_call_tokens=24))
+    gen = ToolGenerator(
+        tiny_model,
+        smol_tokenizer,
+        ToolExecutor(tools),
+        GenerationConfig(
+            max_new_tokens=60,
+            do_sample=True,
+            seed=seed,
+            call_top_k=50,
+            max_calls=3,
+            max_call_tokens=24,
+        ),
+    )
     out = gen.generate("The sum of 12 and 30 is")[0]
     for call in out.calls:
         # max_new_tokens may end the output inside the last call (seed 133908 opened `[` as the
         # 60th token): unclosed only then, and only that call
         cut = out.finish_reason == "length" and call.end == len(out.text)
-        assert call.error is None or not ((call.error == UNCLOSED and not cut) or call.error.startswith("malformed")), call
+        assert call.error is None or not (
+            (call.error == UNCLOSED and not cut) or call.error.startswith("malformed")
+        ), call
         assert cut or call.tool in ("Calculator", "Calendar", "Echo")
-        if call.end is not None and out.text[call.end - 1 : call.end] == "]":  # not cut by max_new_tokens
+        if (
+            call.end is not None and out.text[call.end - 1 : call.end] == "]"
+        ):  # not cut by max_new_tokens
             assert parse_call(out.text[call.start : call.end]).tool == call.tool
 
 
@@ -500,11 +590,14 @@ class Huge(Broken):
         return "word " * 2000
 
 
-@pytest.mark.parametrize("tool,expect", [
-    (Broken(), "cannot compute 3*4"),
-    (Crashing(), "ZeroDivisionError"),
-    (Slow(), "timed out"),
-])
+@pytest.mark.parametrize(
+    "tool,expect",
+    [
+        (Broken(), "cannot compute 3*4"),
+        (Crashing(), "ZeroDivisionError"),
+        (Slow(), "timed out"),
+    ],
+)
 def test_tool_failures_are_recorded_and_generation_goes_on(scripted, smol_tokenizer, tool, expect):
     model = scripted(CALC_CALL, ("]", " so"))
     ex = ToolExecutor([tool], timeout=0.3)
@@ -599,8 +692,10 @@ def test_max_new_tokens_that_leaves_no_room_for_the_prompt_is_refused(smol_token
     base = make_tiny_model(len(smol_tokenizer), seed=4)
     base.config.max_position_embeddings = 64
     for budget in (64, 100):
-        expect = (r"max_new_tokens \(%d\) must leave room for the prompt: "
-                  r"context 64, prompt 3 tokens")
+        expect = (
+            r"max_new_tokens \(%d\) must leave room for the prompt: "
+            r"context 64, prompt 3 tokens"
+        )
         with pytest.raises(UserError, match=expect % budget):
             gen_for(base, smol_tokenizer, max_new_tokens=budget).generate("a b c")
     out = gen_for(base, smol_tokenizer, max_new_tokens=61, min_new_tokens=61).generate("a b c")[0]
@@ -614,8 +709,9 @@ def test_a_result_the_context_cannot_hold_is_left_out(scripted, smol_tokenizer, 
     before = model.config.max_position_embeddings
     model.config.max_position_embeddings = 40
     try:
-        gen = gen_for(model, smol_tokenizer, ToolExecutor([Huge()], max_result_chars=400),
-                      max_new_tokens=20)
+        gen = gen_for(
+            model, smol_tokenizer, ToolExecutor([Huge()], max_result_chars=400), max_new_tokens=20
+        )
         out = gen.generate("Compute:")[0]
     finally:
         model.config.max_position_embeddings = before
@@ -633,7 +729,9 @@ def test_prompt_longer_than_the_context_is_cut_from_the_left(smol_tokenizer):
     out = gen.generate(prompt)[0]
     assert out.num_tokens == 8 and out.prompt_tokens == 56
     assert "truncated" in out.warnings[0] and "last 56 tokens" in out.warnings[0]
-    ref = generate_reencode(base, smol_tokenizer, prompt, calc_executor(), GenerationConfig(max_new_tokens=8))[0]
+    ref = generate_reencode(
+        base, smol_tokenizer, prompt, calc_executor(), GenerationConfig(max_new_tokens=8)
+    )[0]
     assert_same(out, ref)
 
 
@@ -642,7 +740,12 @@ def test_empty_prompt_and_bad_config(tiny_model, smol_tokenizer):
 
     out = gen_for(tiny_model, smol_tokenizer, max_new_tokens=3).generate("")[0]
     assert out.num_tokens == 3
-    for bad in (dict(max_new_tokens=0), dict(temperature=0), dict(top_p=0), dict(stop_strings=("",))):
+    for bad in (
+        dict(max_new_tokens=0),
+        dict(temperature=0),
+        dict(top_p=0),
+        dict(stop_strings=("",)),
+    ):
         with pytest.raises(UserError):
             GenerationConfig(**bad)
 
@@ -682,7 +785,9 @@ def test_stream_events_mark_calls(scripted, smol_tokenizer):
 def test_detokenizer_concatenation_is_the_decoded_text(smol_tokenizer, ids):
     detok = _Detokenizer(smol_tokenizer, [])
     text = "".join(detok.push(i) for i in ids) + detok.flush()
-    assert text == smol_tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    assert text == smol_tokenizer.decode(
+        ids, skip_special_tokens=True, clean_up_tokenization_spaces=False
+    )
 
 
 @settings(max_examples=200, deadline=None)
@@ -705,7 +810,12 @@ def _real_calculator():
         import ast
         import operator
 
-        ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+        ops = {
+            ast.Add: operator.add,
+            ast.Sub: operator.sub,
+            ast.Mult: operator.mul,
+            ast.Div: operator.truediv,
+        }
 
         class Calculator(Tool):
             name = "Calculator"
@@ -730,7 +840,7 @@ def test_real_smollm2_makes_a_calculator_call(real_model):
     model, tok = real_model
     prompt = (
         "Your task is to add calls to a Calculator API to a piece of text. You can call the API by "
-        "writing \"[Calculator(expression)]\" where \"expression\" is the expression to be computed.\n"
+        'writing "[Calculator(expression)]" where "expression" is the expression to be computed.\n'
         "Input: The number in the next term is 18 + 12 x 3 = 54.\n"
         "Output: The number in the next term is 18 + 12 x 3 = [Calculator(18 + 12 * 3) -> 54] 54.\n"
         "Input: Out of 1400 participants, 400 passed the test.\n"
@@ -739,8 +849,12 @@ def test_real_smollm2_makes_a_calculator_call(real_model):
         "Output: A pack holds 25 pencils, so 12 packs hold"
     )
     calculator = _real_calculator()
-    gen = ToolGenerator(model, tok, ToolExecutor([calculator]),
-                        GenerationConfig(max_new_tokens=24, call_top_k=10, stop_strings=("\n",)))
+    gen = ToolGenerator(
+        model,
+        tok,
+        ToolExecutor([calculator]),
+        GenerationConfig(max_new_tokens=24, call_top_k=10, stop_strings=("\n",)),
+    )
     out = gen.generate(prompt)[0]
     assert len(out.calls) == 1, out
     call = out.calls[0]

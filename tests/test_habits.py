@@ -40,8 +40,11 @@ def python_texts(source: str) -> Iterator[Tuple[int, str]]:
         if tok.type == tokenize.COMMENT:
             yield tok.start[0], tok.string
     for node in ast.walk(ast.parse(source)):
-        if (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
-                and isinstance(node.value.value, str)):
+        if (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
             yield node.lineno, node.value.value
 
 
@@ -70,8 +73,11 @@ def scanned_files() -> List[Path]:
     files = []
     for folder in SCANNED:
         for path in sorted((ROOT / folder).rglob("*")):
-            if path.is_file() and path.suffix in (".py", ".sh", ".yaml", ".yml", ".md") \
-                    and "__pycache__" not in path.parts:
+            if (
+                path.is_file()
+                and path.suffix in (".py", ".sh", ".yaml", ".yml", ".md")
+                and "__pycache__" not in path.parts
+            ):
                 files.append(path)
     return files
 
@@ -88,33 +94,39 @@ def test_no_comment_or_docstring_cites_a_tracker_number():
     assert offenders == [], "say what is meant instead of a number:\n" + "\n".join(offenders)
 
 
-@pytest.mark.parametrize("text", [
-    "only where a word or number starts (issue 12, fault 5).",
-    "Issue 12, fault 4: every call is read back the same way",
-    "(issue 13 item 3); one options grammar",
-    "the default until issue 12, did per window",
-    "a thread-safe setup (issue 14 seam 2)",
-    "issue 12 faults 5-7",
-    "see item 3 of the cleanup list",
-    "the merge fixed it (#12)",
-    "Issue #7: the stop string",
-    "# --------------------------------------------------------------------------- item 4",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "only where a word or number starts (issue 12, fault 5).",
+        "Issue 12, fault 4: every call is read back the same way",
+        "(issue 13 item 3); one options grammar",
+        "the default until issue 12, did per window",
+        "a thread-safe setup (issue 14 seam 2)",
+        "issue 12 faults 5-7",
+        "see item 3 of the cleanup list",
+        "the merge fixed it (#12)",
+        "Issue #7: the stop string",
+        "# --------------------------------------------------------------------------- item 4",
+    ],
+)
 def test_citations_are_found(text):
     assert CITATION.search(text)
 
 
-@pytest.mark.parametrize("text", [
-    "Section 2 of the paper (Schick et al. 2023), Table 3, Appendix A",
-    "the server answered 404; a 500 is retried, HTTP 429 waits",
-    "(N items, default 3000): the kinds' relative weights",
-    "first eligible position (default 0: the paper)",
-    "kept by round 0 (``wiki:Ayn_Rand#0``)",
-    "items 0-2 expect a call and have a high p('[')",
-    "item 0: answer nan is not a finite number",
-    "# --------------------------------------------------------------------------- start of text",
-    "the issue is that the cache is cold",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Section 2 of the paper (Schick et al. 2023), Table 3, Appendix A",
+        "the server answered 404; a 500 is retried, HTTP 429 waits",
+        "(N items, default 3000): the kinds' relative weights",
+        "first eligible position (default 0: the paper)",
+        "kept by round 0 (``wiki:Ayn_Rand#0``)",
+        "items 0-2 expect a call and have a high p('[')",
+        "item 0: answer nan is not a finite number",
+        "# --------------------------------------------------------------------------- start of text",
+        "the issue is that the cache is cold",
+    ],
+)
 def test_legitimate_text_is_not_flagged(text):
     assert not CITATION.search(text)
 

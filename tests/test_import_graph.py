@@ -31,12 +31,27 @@ from typing import Dict, List, Mapping, Optional, Set, Tuple
 PACKAGE = "toolformer"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
-GROUND = ("toolformer.errors", "toolformer.paths", "toolformer.atomic", "toolformer.config_types",
-          "toolformer.records", "toolformer.registry", "toolformer.syntax", "toolformer.text")
+GROUND = (
+    "toolformer.errors",
+    "toolformer.paths",
+    "toolformer.atomic",
+    "toolformer.config_types",
+    "toolformer.records",
+    "toolformer.registry",
+    "toolformer.syntax",
+    "toolformer.text",
+)
 CHECKPOINT = ("toolformer.manifest", "toolformer.models")
-ABOVE_TOOLS = ("toolformer.generation", "toolformer.data_aug", "toolformer.finetune",
-               "toolformer.finetune_config", "toolformer.selftrain", "toolformer.eval",
-               "toolformer.serve", "toolformer.cli")
+ABOVE_TOOLS = (
+    "toolformer.generation",
+    "toolformer.data_aug",
+    "toolformer.finetune",
+    "toolformer.finetune_config",
+    "toolformer.selftrain",
+    "toolformer.eval",
+    "toolformer.serve",
+    "toolformer.cli",
+)
 
 
 def _under(module: str, prefixes: Tuple[str, ...]) -> bool:
@@ -77,10 +92,12 @@ def import_graph(sources: Mapping[str, str], package: str = PACKAGE) -> Dict[str
                 base = node.module or ""
                 if node.level:  # relative: from the package that holds the module
                     parts = module.split(".") if is_package else module.split(".")[:-1]
-                    parts = parts[:len(parts) - (node.level - 1)]
+                    parts = parts[: len(parts) - (node.level - 1)]
                     base = ".".join(parts + ([node.module] if node.module else []))
-                names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in sources else base
-                         for alias in node.names]
+                names = [
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in sources else base
+                    for alias in node.names
+                ]
             for name in names:
                 if name != package and not name.startswith(package + "."):
                     continue
@@ -109,7 +126,7 @@ def find_cycle(graph: Mapping[str, Mapping[str, int]]) -> Optional[List[str]]:
                 continue
             nxt = todo.pop(0)
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if not state.get(nxt):
                 state[nxt] = 1
                 path.append(nxt)
@@ -144,15 +161,19 @@ def test_the_import_graph_has_no_cycle():
     graph = _graph()
     assert "toolformer.models.loading" in graph and len(graph) > 50  # the walk found the package
     cycle = find_cycle(graph)
-    assert cycle is None, "import cycle: " + " -> ".join(
-        f"{a} (line {graph[a][b]})" for a, b in zip(cycle, cycle[1:])) + f" -> {cycle[-1]}"
+    assert cycle is None, (
+        "import cycle: "
+        + " -> ".join(f"{a} (line {graph[a][b]})" for a, b in zip(cycle, cycle[1:]))
+        + f" -> {cycle[-1]}"
+    )
 
 
 def test_no_upward_import_across_layers():
     graph = _graph()
     bad = upward_imports(graph)
     assert not bad, "upward imports: " + "; ".join(
-        f"{a} -> {b} (line {graph[a][b]})" for a, b in sorted(bad))
+        f"{a} -> {b} (line {graph[a][b]})" for a, b in sorted(bad)
+    )
 
 
 def test_the_checker_finds_a_planted_cycle_and_an_upward_import():
@@ -172,6 +193,8 @@ def test_the_checker_finds_a_planted_cycle_and_an_upward_import():
     cycle = find_cycle(graph)
     assert cycle is not None and set(cycle) == {"toolformer.models.loading", "toolformer.tools.qa"}
     assert cycle[0] == cycle[-1]
-    assert upward_imports(graph) == {("toolformer.models.loading", "toolformer.tools.qa"),
-                                     ("toolformer.paths", "toolformer.models")}
+    assert upward_imports(graph) == {
+        ("toolformer.models.loading", "toolformer.tools.qa"),
+        ("toolformer.paths", "toolformer.models"),
+    }
     assert find_cycle({"a": {"b": 1}, "b": {"c": 1}, "c": {}}) is None

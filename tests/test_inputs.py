@@ -26,7 +26,11 @@ from toolformer.text.split import PARAGRAPH_MAX_WORDS, PARAGRAPH_MIN_WORDS, spli
 
 RECORDS = [
     {"text": "The bridge is 120 metres long and 30 metres wide.", "date": "2023-01-30", "id": "a"},
-    {"text": "Paris is the capital of France.", "url": "https://news.example.com/2021/07/04/paris", "id": "b"},
+    {
+        "text": "Paris is the capital of France.",
+        "url": "https://news.example.com/2021/07/04/paris",
+        "id": "b",
+    },
     {"text": "No date at all here.", "id": "c"},
 ]
 
@@ -92,7 +96,10 @@ def test_parquet(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = [{"id": r["id"], "text": r["text"], "date": r.get("date"), "url": r.get("url")} for r in RECORDS]
+    rows = [
+        {"id": r["id"], "text": r["text"], "date": r.get("date"), "url": r.get("url")}
+        for r in RECORDS
+    ]
     path = tmp_path / "d.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
     _check_standard(list(load_documents(str(path))))
@@ -101,13 +108,20 @@ def test_parquet(tmp_path):
 def test_txt_blocks(tmp_path):
     path = tmp_path / "d.txt"
     path.write_text("First document,\nsecond line.\n\n\nSecond document.\n  \nThird.\n")
-    assert _texts(load_documents(str(path))) == ["First document,\nsecond line.", "Second document.", "Third."]
+    assert _texts(load_documents(str(path))) == [
+        "First document,\nsecond line.",
+        "Second document.",
+        "Third.",
+    ]
 
 
 def test_saved_dataset_and_dataset_dict(tmp_path):
     from datasets import Dataset, DatasetDict
 
-    rows = [{"id": r["id"], "text": r["text"], "date": r.get("date"), "url": r.get("url")} for r in RECORDS]
+    rows = [
+        {"id": r["id"], "text": r["text"], "date": r.get("date"), "url": r.get("url")}
+        for r in RECORDS
+    ]
     Dataset.from_list(rows).save_to_disk(str(tmp_path / "ds"))
     _check_standard(list(load_documents(str(tmp_path / "ds"))))
     DatasetDict({"validation": Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "dd"))
@@ -122,7 +136,9 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # fail fast instead of retrying
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(UserError, match=r"could not load HF dataset 'someone/no-such-dataset'.*offline"):
+    with pytest.raises(
+        UserError, match=r"could not load HF dataset 'someone/no-such-dataset'.*offline"
+    ):
         load_documents("someone/no-such-dataset")
 
 
@@ -130,17 +146,24 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch):
 
 
 def test_text_field_id_field_date_field(tmp_path):
-    path = _write_jsonl(tmp_path / "d.jsonl", [
-        {"body": "One.", "key": 7, "published": "March 3, 2020"},
-        {"body": "Two.", "key": 8, "published": "2020-03-04T10:00:00Z"},
-    ])
-    docs = list(load_documents(str(path), text_field="body", id_field="key", date_field="published"))
+    path = _write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"body": "One.", "key": 7, "published": "March 3, 2020"},
+            {"body": "Two.", "key": 8, "published": "2020-03-04T10:00:00Z"},
+        ],
+    )
+    docs = list(
+        load_documents(str(path), text_field="body", id_field="key", date_field="published")
+    )
     assert [d.id for d in docs] == ["7", "8"]
     assert [d.date for d in docs] == [dt.date(2020, 3, 3), dt.date(2020, 3, 4)]
 
 
 def test_default_ids_are_stable_and_unique(tmp_path):
-    path = _write_jsonl(tmp_path / "d.jsonl", [{"text": "same"}, {"text": "same"}, {"text": "other"}])
+    path = _write_jsonl(
+        tmp_path / "d.jsonl", [{"text": "same"}, {"text": "same"}, {"text": "other"}]
+    )
     first = [d.id for d in load_documents(str(path))]
     assert first == [d.id for d in load_documents(str(path))]
     assert len(set(first)) == 3
@@ -157,7 +180,9 @@ def test_duplicate_given_ids_are_counted(tmp_path, caplog):
 
 
 def test_limit_stops_reading(tmp_path):
-    path = _write_jsonl(tmp_path / "d.jsonl", [{"text": f"doc {i}"} for i in range(10)] + [{"x": 1}])
+    path = _write_jsonl(
+        tmp_path / "d.jsonl", [{"text": f"doc {i}"} for i in range(10)] + [{"x": 1}]
+    )
     stats = InputStats()
     docs = list(load_documents(str(path), limit=4, stats=stats))
     assert _texts(docs) == [f"doc {i}" for i in range(4)] and stats.documents == 4
@@ -192,7 +217,9 @@ def test_folder_that_is_not_a_dataset(tmp_path):
 
 def test_missing_text_field_lists_the_fields(tmp_path):
     path = _write_jsonl(tmp_path / "d.jsonl", [{"body": "x", "title": "t"}])
-    with pytest.raises(UserError, match=r"no text field 'text'.*fields: body, title.*AugmentConfig.text_field"):
+    with pytest.raises(
+        UserError, match=r"no text field 'text'.*fields: body, title.*AugmentConfig.text_field"
+    ):
         list(load_documents(str(path)))
     with pytest.raises(UserError, match=r"no id field 'uid'"):
         list(load_documents(str(path), text_field="body", id_field="uid"))
@@ -200,7 +227,9 @@ def test_missing_text_field_lists_the_fields(tmp_path):
 
 def test_malformed_json_lines_are_counted_and_reported(tmp_path, caplog):
     path = tmp_path / "d.jsonl"
-    path.write_text('{"text": "good one"}\n{"text": broken\n\n{"text": "good two"}\n[1, 2\n{"text": "good three"}\n')
+    path.write_text(
+        '{"text": "good one"}\n{"text": broken\n\n{"text": "good two"}\n[1, 2\n{"text": "good three"}\n'
+    )
     stats = InputStats()
     with caplog.at_level(logging.WARNING, logger="toolformer.augment"):
         docs = list(load_documents(str(path), stats=stats))
@@ -212,8 +241,14 @@ def test_malformed_json_lines_are_counted_and_reported(tmp_path, caplog):
 
 def test_junk_documents_are_counted_skips(tmp_path):
     junk = [
-        {"text": "   \n\t "}, {"text": ""}, {"text": None}, {"text": 42}, {"other": "no text key"},
-        {"text": "bin\x00ary"}, {"text": "\ufffd\ufffd\x01\x02\x03\x04 garbage \ufffd\x05\x06"}, "a bare string",
+        {"text": "   \n\t "},
+        {"text": ""},
+        {"text": None},
+        {"text": 42},
+        {"other": "no text key"},
+        {"text": "bin\x00ary"},
+        {"text": "\ufffd\ufffd\x01\x02\x03\x04 garbage \ufffd\x05\x06"},
+        "a bare string",
         {"text": "Real prose survives, with a tab\tand a newline\n."},
     ]
     path = _write_jsonl(tmp_path / "d.jsonl", [{"text": "First."}] + junk)
@@ -221,7 +256,11 @@ def test_junk_documents_are_counted_skips(tmp_path):
     docs = list(load_documents(str(path), stats=stats))
     assert _texts(docs) == ["First.", "Real prose survives, with a tab\tand a newline\n."]
     assert dict(stats.skipped) == {
-        "empty": 2, "missing_text": 2, "not_text": 1, "binary": 2, "not_a_record": 1,
+        "empty": 2,
+        "missing_text": 2,
+        "not_text": 1,
+        "binary": 2,
+        "not_a_record": 1,
     }
     assert stats.to_dict()["skipped_total"] == 8
 
@@ -236,7 +275,10 @@ def test_binary_file_bytes_are_skipped(tmp_path):
 
 
 def test_bad_date_is_noted_not_fatal(tmp_path):
-    path = _write_jsonl(tmp_path / "d.jsonl", [{"text": "x", "date": "someday"}, {"text": "y", "date": "2022-02-30"}])
+    path = _write_jsonl(
+        tmp_path / "d.jsonl",
+        [{"text": "x", "date": "someday"}, {"text": "y", "date": "2022-02-30"}],
+    )
     stats = InputStats()
     docs = list(load_documents(str(path), stats=stats))
     assert [d.date for d in docs] == [None, None] and stats.notes["bad_date"] == 2
@@ -251,7 +293,12 @@ def test_dates_round_trip(d):
     assert parse_date(d.isoformat()) == d
     assert parse_date(dt.datetime(d.year, d.month, d.day, 13, 5).isoformat() + "Z") == d
     assert parse_date(d.strftime("%B %d, %Y")) == d
-    assert date_from_url(f"https://www.example.org/news/{d.year}/{d.month:02d}/{d.day:02d}/some-title.html") == d
+    assert (
+        date_from_url(
+            f"https://www.example.org/news/{d.year}/{d.month:02d}/{d.day:02d}/some-title.html"
+        )
+        == d
+    )
     assert date_from_url(f"https://blog.example.org/{d.year}-{d.month:02d}-{d.day:02d}-post") == d
 
 
@@ -271,7 +318,9 @@ def test_url_without_a_valid_date():
 # --------------------------------------------------------------------------- default corpus
 
 
-_WORD = st.sampled_from("the a river town of was built in and by many people who lived there".split())
+_WORD = st.sampled_from(
+    "the a river town of was built in and by many people who lived there".split()
+)
 _SENTENCE = st.lists(_WORD, min_size=3, max_size=40).map(lambda ws: " ".join(ws).capitalize() + ".")
 _PARAGRAPH = st.lists(_SENTENCE, min_size=1, max_size=30).map(" ".join)
 

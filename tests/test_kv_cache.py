@@ -59,7 +59,9 @@ def test_the_returned_cache_is_read_under_either_name():
     assert returned_cache({"logits": 1}) is None
 
 
-def test_a_real_model_output_gives_its_cache_without_the_deprecated_property(tiny_model, smol_tokenizer):
+def test_a_real_model_output_gives_its_cache_without_the_deprecated_property(
+    tiny_model, smol_tokenizer
+):
     import torch
 
     with torch.inference_mode():
@@ -68,7 +70,9 @@ def test_a_real_model_output_gives_its_cache_without_the_deprecated_property(tin
     assert cache is not None and cache.get_seq_length() == 3
 
 
-def test_annotation_and_generation_pass_the_cache_without_deprecation_warnings(tiny_model, smol_tokenizer):
+def test_annotation_and_generation_pass_the_cache_without_deprecation_warnings(
+    tiny_model, smol_tokenizer
+):
     """transformers 5 warns (FutureWarning) on ``past_key_values=`` and removes it in 5.40: every
     cached forward pass of sampling, scoring, the reference annotator and generation must use
     the name the model takes."""
@@ -81,15 +85,20 @@ def test_annotation_and_generation_pass_the_cache_without_deprecation_warnings(t
 
     tools = create_tools(["Calculator"])
     doc = Document("d", "Out of 12 boxes of 4 pens each, 48 pens were sold on 3 days.")
-    cfg = AnnotatorConfig(prefilter=False, max_call_tokens=6,
-                          settings={"Calculator": {"k": 2, "m": 2, "tau_f": -100.0}})
+    cfg = AnnotatorConfig(
+        prefilter=False,
+        max_call_tokens=6,
+        settings={"Calculator": {"k": 2, "m": 2, "tau_f": -100.0}},
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with Annotator(tiny_model, smol_tokenizer, tools, cfg) as ann:
             ours = ann.annotate(doc)
         ref = ReferenceAnnotator(tiny_model, smol_tokenizer, tools, cfg).annotate(doc)
         gen = ToolGenerator(tiny_model, smol_tokenizer, ToolExecutor(list(tools.values())))
-        out = gen.generate("What is 3 times 4?", GenerationConfig(max_new_tokens=6, call_top_k=len(smol_tokenizer)))[0]
+        out = gen.generate(
+            "What is 3 times 4?", GenerationConfig(max_new_tokens=6, call_top_k=len(smol_tokenizer))
+        )[0]
     assert ours.error is None and ref.error is None
     assert ours.stats["candidates_sampled"] == 4 and out.num_tokens == 6
     cache_warnings = [str(w.message) for w in caught if "past_key_values" in str(w.message)]

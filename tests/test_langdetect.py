@@ -283,8 +283,7 @@ ENGLISH_WITH_NAMES = [
     "Paris Saint-Germain.",
     "In French, the articles le, la and les are used before nouns, while de and du express "
     "possession or quantity.",
-    "The two-door coupe, the three-door hatchback and the five-door wagon were built near "
-    "Detroit.",
+    "The two-door coupe, the three-door hatchback and the five-door wagon were built near Detroit.",
     "Kleiman was born in Koog aan de Zaan, Netherlands and met his wife in Amsterdam.",
     "The alloy is composed of aluminium (Al), nickel (Ni) and cobalt (Co), hence the name "
     "al-ni-co.",
@@ -378,8 +377,8 @@ def test_english_context_required_by_default():
 def test_two_chunks_in_one_text():
     text = (
         "Her motto was « Le cœur a ses raisons que la raison ne connaît point », which she took "
-        "from Pascal, while her brother preferred \"Wer immer strebend sich bemüht, den können wir "
-        "erlösen und wir sind froh\" from Goethe."
+        'from Pascal, while her brother preferred "Wer immer strebend sich bemüht, den können wir '
+        'erlösen und wir sind froh" from Goethe.'
     )
     assert [lang for *_, lang in find_foreign_spans(text)] == ["fr", "de"]
 

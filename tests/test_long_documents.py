@@ -7,8 +7,8 @@ import json
 import logging
 
 import pytest
-
 from test_annotator import DOC, Add, scripted_model
+
 from toolformer.data_aug.annotator import Annotator
 from toolformer.data_aug.types import AnnotatorConfig, Document
 from toolformer.data_aug.writer import WindowLog
@@ -80,12 +80,15 @@ def test_saved_windows_of_another_text_are_not_used(model, smol_tokenizer, tmp_p
     log = WindowLog(tmp_path)
     _annotator(model, smol_tokenizer, log).annotate(LONG)
     changed = Document("long", LONG.text.replace("apples", "pears"))
-    _same(_annotator(model, smol_tokenizer, WindowLog(tmp_path)).annotate(changed),
-          _annotator(model, smol_tokenizer).annotate(changed))
+    _same(
+        _annotator(model, smol_tokenizer, WindowLog(tmp_path)).annotate(changed),
+        _annotator(model, smol_tokenizer).annotate(changed),
+    )
 
 
 def test_a_far_longer_document_is_warned_about(tmp_path, caplog):
     from test_pipeline import FACTORY
+
     from toolformer.data_aug.config import AugmentConfig
     from toolformer.data_aug.pipeline import augment
 
@@ -94,8 +97,16 @@ def test_a_far_longer_document_is_warned_about(tmp_path, caplog):
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with caplog.at_level(logging.WARNING, logger="toolformer.augment"):
-        augment(AugmentConfig(input=str(src), output=str(tmp_path / "o"), annotator_factory=FACTORY,
-                              limit=0, progress=False, tools=["Calculator"]))
+        augment(
+            AugmentConfig(
+                input=str(src),
+                output=str(tmp_path / "o"),
+                annotator_factory=FACTORY,
+                limit=0,
+                progress=False,
+                tools=["Calculator"],
+            )
+        )
     warned = [r.getMessage() for r in caplog.records if "characters" in r.getMessage()]
     assert len(warned) == 1 and "index 3" in warned[0] and "24000 characters" in warned[0]
     assert "x the median so far" in warned[0]
@@ -122,12 +133,21 @@ def test_augment_resumes_inside_a_long_document(tmp_path, monkeypatch):
     from toolformer.data_aug.pipeline import augment
 
     src = tmp_path / "in.jsonl"
-    src.write_text(json.dumps({"text": "Short: 1 and 2."}) + "\n" + json.dumps({"text": LONG.text}) + "\n")
+    src.write_text(
+        json.dumps({"text": "Short: 1 and 2."}) + "\n" + json.dumps({"text": LONG.text}) + "\n"
+    )
     factory = f"{__file__}:scripted_factory"
 
     def config(out):
-        return AugmentConfig(input=str(src), output=str(tmp_path / out), annotator_factory=factory,
-                             limit=0, progress=False, tools=["Calculator"], chunk_size=1)
+        return AugmentConfig(
+            input=str(src),
+            output=str(tmp_path / out),
+            annotator_factory=factory,
+            limit=0,
+            progress=False,
+            tools=["Calculator"],
+            chunk_size=1,
+        )
 
     augment(config("whole"))
     calls = {"n": 0}
@@ -146,5 +166,7 @@ def test_augment_resumes_inside_a_long_document(tmp_path, monkeypatch):
     assert [s["done"] for s in json.loads((shard / WindowLog.FILE).read_text()).values()] == [3]
     monkeypatch.setattr(WindowLog, "progress", original)
     augment(config("cut"))
-    assert (tmp_path / "cut" / "data.jsonl").read_bytes() == (tmp_path / "whole" / "data.jsonl").read_bytes()
+    assert (tmp_path / "cut" / "data.jsonl").read_bytes() == (
+        tmp_path / "whole" / "data.jsonl"
+    ).read_bytes()
     assert json.loads((shard / WindowLog.FILE).read_text()) == {}  # dropped once in a chunk

@@ -17,15 +17,20 @@ def test_write_read_round_trip_is_atomic(tmp_path):
     assert read_manifest(tmp_path) == {"tools": ["Calculator"], "base_model": "smollm2-135m"}
     assert manifest_tools(str(tmp_path)) == ["Calculator"]
     assert manifest_base_model(tmp_path) == "smollm2-135m"
-    assert read_manifest(tmp_path / "nothing") is None and manifest_tools(str(tmp_path / "x")) is None
+    assert (
+        read_manifest(tmp_path / "nothing") is None and manifest_tools(str(tmp_path / "x")) is None
+    )
 
 
-@pytest.mark.parametrize("content,message", [
-    ('{"tools": "Calculator"}', "must be a list of tool names"),
-    ('{"tools": {"Calculator": 3}}', "must be a list of tool names"),
-    ("[1, 2]", "is not a JSON object"),
-    ("{oops", "could not read"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ('{"tools": "Calculator"}', "must be a list of tool names"),
+        ('{"tools": {"Calculator": 3}}', "must be a list of tool names"),
+        ("[1, 2]", "is not a JSON object"),
+        ("{oops", "could not read"),
+    ],
+)
 def test_bad_manifests_are_one_line_for_generate_and_eval_alike(tmp_path, content, message):
     from toolformer.cli.generate_cmd import _tool_names
     from toolformer.eval.harness import EvalConfig, resolve_tool_names

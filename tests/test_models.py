@@ -27,7 +27,9 @@ from toolformer.paths import cache_dir, torch_dtype
 def _hide_package(monkeypatch, package: str) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a, **k: None if name == package else real(name, *a, **k)
+        importlib.util,
+        "find_spec",
+        lambda name, *a, **k: None if name == package else real(name, *a, **k),
     )
 
 
@@ -51,7 +53,9 @@ def test_cache_dir_follows_the_environment(empty_cache):
     assert cache_dir() == empty_cache and empty_cache.is_dir()
     assert converted_dir("SmolLM2-135M") == empty_cache / "models" / "smollm2-135m"
     assert [r["converted"] for r in list_models()] == [False, False]
-    with pytest.raises(UserError, match="unknown model alias 'gpt9'; aliases: smollm2-135m, gemma3-270m"):
+    with pytest.raises(
+        UserError, match="unknown model alias 'gpt9'; aliases: smollm2-135m, gemma3-270m"
+    ):
         converted_dir("gpt9")
 
 
@@ -82,14 +86,18 @@ def test_a_chunked_gguf_is_assembled_whole_or_not_at_all(monkeypatch, empty_cach
         "        fh.write(b'GGUF half')\n"
         "        if FAIL[0]:\n"
         "            raise OSError('chunk 2 is missing')\n"
-        "        fh.write(b' and the rest')\n")
+        "        fh.write(b' and the rest')\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.delitem(sys.modules, "fake_chunked_gguf", raising=False)
     alias = aliases.ModelAlias("fake", "fake_chunked_gguf", "*.gguf", "pip install fake", "a test")
     monkeypatch.setitem(aliases.ALIASES, "fake", alias)
     target = empty_cache / "gguf" / "fake.gguf"
-    with pytest.raises(UserError, match="could not assemble the GGUF file of alias 'fake': "
-                                        "chunk 2 is missing; reinstall it with `pip install fake`"):
+    with pytest.raises(
+        UserError,
+        match="could not assemble the GGUF file of alias 'fake': "
+        "chunk 2 is missing; reinstall it with `pip install fake`",
+    ):
         gguf_path("fake")
     assert not target.exists() and list(target.parent.iterdir()) == []
     sys.modules["fake_chunked_gguf"].FAIL[0] = False
@@ -123,7 +131,10 @@ def test_missing_package_does_not_matter_once_converted(monkeypatch):
 @pytest.mark.parametrize("path", ["./no/such/model", "/no/such/model", "~/no/such/model", "a/b/c"])
 def test_nonexistent_local_path(path):
     start = time.perf_counter()
-    with pytest.raises(UserError, match=r"^model path .* does not exist; pass an alias \(smollm2-135m, gemma3-270m\)"):
+    with pytest.raises(
+        UserError,
+        match=r"^model path .* does not exist; pass an alias \(smollm2-135m, gemma3-270m\)",
+    ):
         load_model(path)
     with pytest.raises(UserError, match="does not exist"):
         load_tokenizer(path)
@@ -148,7 +159,9 @@ def test_folder_that_is_not_a_model(tmp_path):
 
 
 def test_alias_typo_says_did_you_mean():
-    with pytest.raises(UserError, match="^unknown model 'smollm2'; did you mean the alias 'smollm2-135m'\\?$"):
+    with pytest.raises(
+        UserError, match="^unknown model 'smollm2'; did you mean the alias 'smollm2-135m'\\?$"
+    ):
         load_model("smollm2")
     with pytest.raises(UserError, match="did you mean the alias 'gemma3-270m'"):
         load_model("gemma-270m")
@@ -165,7 +178,9 @@ def test_uncached_hub_id_offline_fails_fast(monkeypatch):
     start = time.perf_counter()
     with pytest.raises(UserError) as info:
         load_tokenizer("some-org/surely-not-cached-model-xyz")
-    assert str(info.value).startswith("could not load model 'some-org/surely-not-cached-model-xyz': ")
+    assert str(info.value).startswith(
+        "could not load model 'some-org/surely-not-cached-model-xyz': "
+    )
     assert "\n" not in str(info.value)
     assert time.perf_counter() - start < 20
 
@@ -200,7 +215,9 @@ def tiny_folder(tmp_path_factory, smol_tokenizer):
     return folder
 
 
-@pytest.mark.parametrize("dtype, expected", [("fp32", "float32"), ("bf16", "bfloat16"), ("fp16", "float16")])
+@pytest.mark.parametrize(
+    "dtype, expected", [("fp32", "float32"), ("bf16", "bfloat16"), ("fp16", "float16")]
+)
 def test_local_folder_and_dtype(tiny_folder, dtype, expected):
     model, tok = load_model(str(tiny_folder), dtype=dtype)
     assert str(next(model.parameters()).dtype) == f"torch.{expected}"
@@ -277,7 +294,11 @@ def test_real_smollm2_default_start_token_has_the_lowest_loss(real_model, shared
 
     model, tok = real_model
     raw = (shared_data / "wikitext2_raw" / "wiki.test.raw").read_text(encoding="utf-8")
-    paras = [p.strip()[:400] for p in raw.split("\n") if len(p.strip()) > 200 and not p.strip().startswith("=")]
+    paras = [
+        p.strip()[:400]
+        for p in raw.split("\n")
+        if len(p.strip()) > 200 and not p.strip().startswith("=")
+    ]
     losses = start_token_losses(model, tok, paras[:20])
     best = min(losses, key=lambda t: losses[t]["mean_loss"])
     assert best == default_start_token(tok) == "<|endoftext|>", losses

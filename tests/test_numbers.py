@@ -53,12 +53,15 @@ def test_a_division_is_two_operands_for_a_call_and_a_fraction_for_an_answer():
     assert [n.value for n in answer_numbers("36 / 3")] == [12.0]
 
 
-@pytest.mark.parametrize("text, values", [
-    ("Out of 1,400 people, 400 (28.57%) came", [1400.0, 400.0, 28.57]),
-    ("-3 and $5", [3.0, 5.0]),  # no sign, no currency: only the digits
-    ("1/2", [1.0, 2.0]),  # no fraction
-    ("A380 and 12", [12.0]),  # a word holding digits is no number
-])
+@pytest.mark.parametrize(
+    "text, values",
+    [
+        ("Out of 1,400 people, 400 (28.57%) came", [1400.0, 400.0, 28.57]),
+        ("-3 and $5", [3.0, 5.0]),  # no sign, no currency: only the digits
+        ("1/2", [1.0, 2.0]),  # no fraction
+        ("A380 and 12", [12.0]),  # a word holding digits is no number
+    ],
+)
 def test_prose_numbers(text, values):
     assert [n.value for n in prose_numbers(text)] == values
 
@@ -68,11 +71,14 @@ def test_prose_numbers_tokens_and_percent():
     assert [(n.value, n.percent, n.token) for n in nums] == [(5.0, True, 1), (40.0, True, 5)]
 
 
-@pytest.mark.parametrize("text, values", [
-    ("-$1,000.5 or 1/2", [-1000.5, 0.5]),
-    (".5 and 3,4,5", [0.5, 3.0, 4.0, 5.0]),  # a list: no thousands separator
-    ("x2", []),
-])
+@pytest.mark.parametrize(
+    "text, values",
+    [
+        ("-$1,000.5 or 1/2", [-1000.5, 0.5]),
+        (".5 and 3,4,5", [0.5, 3.0, 4.0, 5.0]),  # a list: no thousands separator
+        ("x2", []),
+    ],
+)
 def test_answer_numbers(text, values):
     assert [n.value for n in answer_numbers(text)] == values
 
@@ -88,7 +94,7 @@ def test_answer_number_spans_and_decimals():
 def test_next_answer_number_is_a_span():
     text = "[C(1+2) -> 3] 1,200, so"
     n = next_answer_number(text, 13)
-    assert text[n.start:n.end] == "1,200," and n.value == 1200.0
+    assert text[n.start : n.end] == "1,200," and n.value == 1200.0
     assert next_answer_number("no digits", 0) is None
 
 
@@ -115,11 +121,17 @@ def test_rewrites():
     assert is_numeral("135,765") and not is_numeral("12 km")
 
 
-@pytest.mark.parametrize("value, decimals, text", [
-    (24.0, None, "24"), (2.5, None, "2.5"), (Fraction(2, 3), 4, "0.6667"),
-    (Fraction(-5, 2), 0, "-3"),
-    (Fraction(-1, 1000), 2, "0"), (0.125, 2, "0.13"),  # half away from zero, exactly
-])
+@pytest.mark.parametrize(
+    "value, decimals, text",
+    [
+        (24.0, None, "24"),
+        (2.5, None, "2.5"),
+        (Fraction(2, 3), 4, "0.6667"),
+        (Fraction(-5, 2), 0, "-3"),
+        (Fraction(-1, 1000), 2, "0"),
+        (0.125, 2, "0.13"),  # half away from zero, exactly
+    ],
+)
 def test_format_number(value, decimals, text):
     assert format_number(value, decimals) == text
 
@@ -128,11 +140,12 @@ def test_format_number(value, decimals, text):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.fractions(min_value=-10**9, max_value=10**9, max_denominator=10**6), st.integers(0, 6))
+@given(st.fractions(min_value=-(10**9), max_value=10**9, max_denominator=10**6), st.integers(0, 6))
 def test_format_then_read_is_the_rounded_value(value, decimals):
     text = format_number(value, decimals)
-    assert abs(exact_value(text.lstrip("-")) * (-1 if text.startswith("-") else 1) - value) \
-        <= Fraction(1, 2 * 10**decimals)
+    assert abs(
+        exact_value(text.lstrip("-")) * (-1 if text.startswith("-") else 1) - value
+    ) <= Fraction(1, 2 * 10**decimals)
     (n,) = answer_numbers(f"= {text} m")
     assert math.isclose(n.value, float(Fraction(text)), rel_tol=1e-12, abs_tol=1e-12)
 
@@ -157,8 +170,10 @@ def test_grouped_integers_read_alike(n):
     assert drop_thousands_separators(grouped) == str(n)
 
 
-ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen " \
-       "fifteen sixteen seventeen eighteen nineteen".split()
+ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen".split()
+)
 TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 
 
@@ -225,26 +240,29 @@ def test_word_phrases(text, values):
     assert [n.value for n in word_numbers(text)] == [float(v) for v in values]
 
 
-@pytest.mark.parametrize("text, values", [
-    ("two dozen eggs", [2, 24, 12]),
-    ("3 dozen", [36, 12]),
-    ("half a dozen", [0.5, 2, 6, 12]),
-    ("a third of the class", [3]),  # an ordinal after "a": a denominator
-    ("two thirds of it", [2, 3]),
-    ("the fourth day", []),
-    ("a quarter of 8", [0.25, 4]),
-    ("1.5 million people", [1_500_000, 1_000_000]),
-    ("no one came, each one left", []),
-    ("thousands of people", []),  # vague plurals
-    ("nine point five", [9.5]),
-])
+@pytest.mark.parametrize(
+    "text, values",
+    [
+        ("two dozen eggs", [2, 24, 12]),
+        ("3 dozen", [36, 12]),
+        ("half a dozen", [0.5, 2, 6, 12]),
+        ("a third of the class", [3]),  # an ordinal after "a": a denominator
+        ("two thirds of it", [2, 3]),
+        ("the fourth day", []),
+        ("a quarter of 8", [0.25, 4]),
+        ("1.5 million people", [1_500_000, 1_000_000]),
+        ("no one came, each one left", []),
+        ("thousands of people", []),  # vague plurals
+        ("nine point five", [9.5]),
+    ],
+)
 def test_word_readings(text, values):
     assert [n.value for n in word_numbers(text)] == [float(v) for v in values]
 
 
 def test_word_number_spans():
     text = "He has thirty-five apples and a dozen pears"
-    assert [text[n.start:n.end] for n in word_numbers(text)] == ["thirty-five", "dozen"]
+    assert [text[n.start : n.end] for n in word_numbers(text)] == ["thirty-five", "dozen"]
 
 
 def test_grounding_reads_words_but_call_arguments_only_digits():

@@ -55,16 +55,47 @@ class FakeAnnotator:
             if "FAIL" in d.text:
                 out.append(AnnotationResult(d.id, d.text, d.text, error="CUDA out of memory"))
             elif m is None:
-                out.append(AnnotationResult(d.id, d.text, d.text, stats=Counter(docs_prefiltered_out=1),
-                                            skipped="no tool applies"))
+                out.append(
+                    AnnotationResult(
+                        d.id,
+                        d.text,
+                        d.text,
+                        stats=Counter(docs_prefiltered_out=1),
+                        skipped="no tool applies",
+                    )
+                )
             else:
                 n = int(m.group())
-                call = KeptCall("Calculator", f"{n}+1", str(n + 1), m.end(), 2, 0.5, 1.5 + n / 100, 1.5 + n / 100, 2.0)
-                text = insert_calls(d.text, [(m.end(), APICall("Calculator", f"{n}+1", str(n + 1)))])
-                stats = Counter({"positions_kept": 2, "candidates_sampled": 3, "candidates_executed": 2,
-                                 "tool_failures": 1, "calls_kept": 1, "Calculator/positions_kept": 2,
-                                 "Calculator/calls_kept": 1})
-                out.append(AnnotationResult(d.id, text, d.text, [call], stats, {"sample": 0.01, "score": 0.02}))
+                call = KeptCall(
+                    "Calculator",
+                    f"{n}+1",
+                    str(n + 1),
+                    m.end(),
+                    2,
+                    0.5,
+                    1.5 + n / 100,
+                    1.5 + n / 100,
+                    2.0,
+                )
+                text = insert_calls(
+                    d.text, [(m.end(), APICall("Calculator", f"{n}+1", str(n + 1)))]
+                )
+                stats = Counter(
+                    {
+                        "positions_kept": 2,
+                        "candidates_sampled": 3,
+                        "candidates_executed": 2,
+                        "tool_failures": 1,
+                        "calls_kept": 1,
+                        "Calculator/positions_kept": 2,
+                        "Calculator/calls_kept": 1,
+                    }
+                )
+                out.append(
+                    AnnotationResult(
+                        d.id, text, d.text, [call], stats, {"sample": 0.01, "score": 0.02}
+                    )
+                )
         return out
 
 
@@ -74,16 +105,30 @@ def fake_factory(config: AugmentConfig) -> FakeAnnotator:
 
 def _corpus(path: Path, n: int, extra=()) -> Path:
     """Documents: every third without numbers (prefiltered), the rest with one number."""
-    rows = [{"text": f"Document {i} lists {i * 3} apples." if i % 3 else f"Plain document number {'x' * (i + 1)}."}
-            for i in range(n)]
+    rows = [
+        {
+            "text": f"Document {i} lists {i * 3} apples."
+            if i % 3
+            else f"Plain document number {'x' * (i + 1)}."
+        }
+        for i in range(n)
+    ]
     rows += list(extra)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
 
 
 def _config(tmp_path, src, **kw) -> AugmentConfig:
-    base = dict(input=str(src), output=str(tmp_path / "out"), annotator_factory=FACTORY, limit=0,
-                batch_size=2, chunk_size=3, progress=False, tools=["Calculator", "Calendar"])
+    base = dict(
+        input=str(src),
+        output=str(tmp_path / "out"),
+        annotator_factory=FACTORY,
+        limit=0,
+        batch_size=2,
+        chunk_size=3,
+        progress=False,
+        tools=["Calculator", "Calendar"],
+    )
     base.update(kw)
     return AugmentConfig(**base)
 
@@ -116,25 +161,42 @@ def test_outputs_and_stats(tmp_path):
     assert summary.merged and summary.processed_now == 13
     stats = json.loads((out / "stats.json").read_text())
     d = stats["documents"]
-    assert (d["read"], d["processed"], d["with_calls"], d["failed"], d["prefiltered"]) == (13, 13, 8, 1, 4)
+    assert (d["read"], d["processed"], d["with_calls"], d["failed"], d["prefiltered"]) == (
+        13,
+        13,
+        8,
+        1,
+        4,
+    )
     assert d["skipped_input"] == {"empty": 1, "malformed_json": 1} and d["skipped_input_total"] == 2
     assert stats["calls_kept"] == {"total": 8, "per_tool": {"Calculator": 8, "Calendar": 0}}
     c = stats["counters"]
-    assert (c["positions_kept"], c["candidates_sampled"], c["tool_failures"], c["docs_prefiltered_out"]) == (16, 24, 8, 4)
+    assert (
+        c["positions_kept"],
+        c["candidates_sampled"],
+        c["tool_failures"],
+        c["docs_prefiltered_out"],
+    ) == (16, 24, 8, 4)
     assert stats["per_tool"]["Calculator"]["positions_kept"] == 16
     assert stats["seconds"] == {"sample": pytest.approx(0.08), "score": pytest.approx(0.16)}
     assert stats["docs_per_second"] > 0 and stats["config"]["tools"] == ["Calculator", "Calendar"]
 
     rows = _data(out)
-    assert [r["original"] for r in rows] == [f"Document {i} lists {i * 3} apples." for i in _expected_with_calls(12)]
+    assert [r["original"] for r in rows] == [
+        f"Document {i} lists {i * 3} apples." for i in _expected_with_calls(12)
+    ]
     first = rows[0]
     assert first["text"] == "Document 1 [Calculator(1+1) -> 2] lists 3 apples."
-    assert first["calls"][0]["call"] == "[Calculator(1+1) -> 2]" and first["calls"][0]["score"] == pytest.approx(1.01)
+    assert first["calls"][0]["call"] == "[Calculator(1+1) -> 2]" and first["calls"][0][
+        "score"
+    ] == pytest.approx(1.01)
     ds = load_from_disk(str(out / "dataset"))
     assert ds.num_rows == 8 and ds["text"] == [r["text"] for r in rows]
 
     text = str(summary)
-    assert "13 documents, 8 with calls, 1 failed, 4 prefiltered out, 2 input records skipped" in text
+    assert (
+        "13 documents, 8 with calls, 1 failed, 4 prefiltered out, 2 input records skipped" in text
+    )
     assert "Calculator 8" in text and "[Calculator(11+1) -> 12]" in text  # the best call is shown
 
 
@@ -144,7 +206,11 @@ def test_annotator_errors_fail_documents_not_the_run(tmp_path):
     stats = summary.stats
     # the batch [RAISE 1, Tail 9.] raised: both documents failed and were counted
     assert stats["documents"]["failed"] == 2 and stats["documents"]["processed"] == 8
-    recs = [json.loads(x) for c in sorted((tmp_path / "out").glob("shards/*/chunks/*")) for x in c.read_text().splitlines()]
+    recs = [
+        json.loads(x)
+        for c in sorted((tmp_path / "out").glob("shards/*/chunks/*"))
+        for x in c.read_text().splitlines()
+    ]
     assert [r["error"] for r in recs[-2:]] == ["RuntimeError: annotator bug"] * 2
     assert sorted(_all_indices(tmp_path / "out")) == list(range(8))
 
@@ -172,8 +238,13 @@ def test_qa_shares_the_runs_retriever_and_model():
     tools = make_tools(cfg, model, tok)
     assert list(tools) == ["QA", "WikiSearch", "Calendar"]
     assert tools["QA"].search is tools["WikiSearch"] and tools["QA"].reader() == (model, tok)
-    own = make_tools(AugmentConfig(tools=["QA", "WikiSearch"], dtype="bf16",
-                                   tool_options={"qa": {"corpus": "other.jsonl"}}).validate(), model, tok)
+    own = make_tools(
+        AugmentConfig(
+            tools=["QA", "WikiSearch"], dtype="bf16", tool_options={"qa": {"corpus": "other.jsonl"}}
+        ).validate(),
+        model,
+        tok,
+    )
     assert own["QA"].search is not own["WikiSearch"] and own["QA"].config.corpus == "other.jsonl"
     assert own["QA"]._model is None  # fp32 reader by default: not the bf16 annotating model
 
@@ -193,7 +264,8 @@ def test_interrupt_keeps_finished_documents_and_resumes(tmp_path, monkeypatch):
     assert summary.processed_now == 14 and summary.merged
     assert sorted(_all_indices(tmp_path / "out")) == list(range(20))
     assert [r["original"] for r in _data(tmp_path / "out")] == [
-        f"Document {i} lists {i * 3} apples." for i in _expected_with_calls(20)]
+        f"Document {i} lists {i * 3} apples." for i in _expected_with_calls(20)
+    ]
     progress = json.loads(next((tmp_path / "out").glob("shards/*/progress.json")).read_text())
     assert [s["documents"] for s in progress["sessions"]] == [6, 14]
     again = augment(cfg)  # finished: nothing to do, the annotator is not even built
@@ -204,9 +276,27 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
     n = 40
     src = _corpus(tmp_path / "in.jsonl", n)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "toolformer.cli.main", "augment", "-i", str(src), "-o", str(out),
-           "--annotator-factory", FACTORY, "--limit", "0", "--batch-size", "2", "--chunk-size", "3",
-           "--tools", "Calculator", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "toolformer.cli.main",
+        "augment",
+        "-i",
+        str(src),
+        "-o",
+        str(out),
+        "--annotator-factory",
+        FACTORY,
+        "--limit",
+        "0",
+        "--batch-size",
+        "2",
+        "--chunk-size",
+        "3",
+        "--tools",
+        "Calculator",
+        "-q",
+    ]
     env = {**os.environ, "FAKE_ANNOTATOR_DELAY": "0.02", "PYTHONPATH": str(REPO)}
     rng = random.Random(1234)
     chunks = lambda: len(list(out.glob("shards/*/chunks/chunk-*.jsonl")))  # noqa: E731
@@ -272,12 +362,17 @@ def test_two_shards_cover_every_document_once_and_merge(tmp_path):
     s1 = augment(_config(tmp_path, src, num_shards=2, shard_index=1))
     assert s1.merged and s1.processed_now == 5 and s1.stats["documents"]["processed"] == n
     for k in range(2):
-        shard = [json.loads(x)["index"] for c in sorted((out / "shards" / f"shard-{k:05d}-of-00002").glob("chunks/*"))
-                 for x in c.read_text().splitlines()]
+        shard = [
+            json.loads(x)["index"]
+            for c in sorted((out / "shards" / f"shard-{k:05d}-of-00002").glob("chunks/*"))
+            for x in c.read_text().splitlines()
+        ]
         assert shard == [i for i in range(n) if i % 2 == k]
     assert sorted(_all_indices(out)) == list(range(n))
     rows = _data(out)
-    assert [r["original"] for r in rows] == [f"Document {i} lists {i * 3} apples." for i in _expected_with_calls(n)]
+    assert [r["original"] for r in rows] == [
+        f"Document {i} lists {i * 3} apples." for i in _expected_with_calls(n)
+    ]
     stats, examples = merge_shards(str(out))  # an explicit merge gives the same result
     assert stats["documents"]["processed"] == n and stats["shards"] == 2 and examples
     assert _data(out) == rows
@@ -292,25 +387,31 @@ def test_shard_from_environment(tmp_path, monkeypatch):
     assert sorted(_all_indices(tmp_path / "out")) == [2, 5]
 
 
-@pytest.mark.parametrize("env,options,expected", [
-    ({}, {}, (1, 0)),
-    ({"WORLD_SIZE": "4", "RANK": "3"}, {}, (4, 3)),
-    ({"WORLD_SIZE": "2", "LOCAL_RANK": "1"}, {}, (2, 1)),
-    ({"WORLD_SIZE": "1", "RANK": "0"}, {}, (1, 0)),
-    ({"WORLD_SIZE": "4", "RANK": "3"}, {"num_shards": 2, "shard_index": 0}, (2, 0)),
-    ({"WORLD_SIZE": "2", "RANK": "1"}, {"num_shards": 2}, (2, 1)),
-    ({}, {"num_shards": 1}, (1, 0)),
-])
+@pytest.mark.parametrize(
+    "env,options,expected",
+    [
+        ({}, {}, (1, 0)),
+        ({"WORLD_SIZE": "4", "RANK": "3"}, {}, (4, 3)),
+        ({"WORLD_SIZE": "2", "LOCAL_RANK": "1"}, {}, (2, 1)),
+        ({"WORLD_SIZE": "1", "RANK": "0"}, {}, (1, 0)),
+        ({"WORLD_SIZE": "4", "RANK": "3"}, {"num_shards": 2, "shard_index": 0}, (2, 0)),
+        ({"WORLD_SIZE": "2", "RANK": "1"}, {"num_shards": 2}, (2, 1)),
+        ({}, {"num_shards": 1}, (1, 0)),
+    ],
+)
 def test_resolve_shard(env, options, expected):
     assert AugmentConfig(**options).resolve_shard(env) == expected
 
 
-@pytest.mark.parametrize("options,env,message", [
-    ({"num_shards": 3}, {}, "needs AugmentConfig.shard_index"),
-    ({"shard_index": 1}, {}, "needs AugmentConfig.num_shards"),
-    ({"num_shards": 2, "shard_index": 2}, {}, "out of range"),
-    ({}, {"WORLD_SIZE": "two"}, "not an integer"),
-])
+@pytest.mark.parametrize(
+    "options,env,message",
+    [
+        ({"num_shards": 3}, {}, "needs AugmentConfig.shard_index"),
+        ({"shard_index": 1}, {}, "needs AugmentConfig.num_shards"),
+        ({"num_shards": 2, "shard_index": 2}, {}, "out of range"),
+        ({}, {"WORLD_SIZE": "two"}, "not an integer"),
+    ],
+)
 def test_resolve_shard_errors(options, env, message):
     with pytest.raises(UserError, match=message):
         AugmentConfig(**options).validate().resolve_shard(env)
@@ -320,16 +421,39 @@ def test_torchrun_two_processes_take_their_rank_shards(tmp_path):
     n = 9
     src = _corpus(tmp_path / "in.jsonl", n)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "toolformer.cli.main", "augment", "-i", str(src), "-o", str(out),
-           "--annotator-factory", FACTORY, "--limit", "0", "--tools", "Calculator", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "toolformer.cli.main",
+        "augment",
+        "-i",
+        str(src),
+        "-o",
+        str(out),
+        "--annotator-factory",
+        FACTORY,
+        "--limit",
+        "0",
+        "--tools",
+        "Calculator",
+        "-q",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "FAKE_ANNOTATOR_DELAY": "0.01"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     pids = set()
     for k in range(2):
         folder = out / "shards" / f"shard-{k:05d}-of-00002"
-        shard = [json.loads(x)["index"] for c in sorted(folder.glob("chunks/*")) for x in c.read_text().splitlines()]
+        shard = [
+            json.loads(x)["index"]
+            for c in sorted(folder.glob("chunks/*"))
+            for x in c.read_text().splitlines()
+        ]
         assert shard == [i for i in range(n) if i % 2 == k]
         pids.add(json.loads((folder / "progress.json").read_text())["sessions"][0]["pid"])
     assert len(pids) == 2  # two processes, one shard each
@@ -350,22 +474,33 @@ def test_real_annotator_end_to_end_on_default_corpus(tmp_path):
     from toolformer.syntax import find_calls, strip_calls
 
     out = tmp_path / "out"
-    summary = augment(AugmentConfig(output=str(out), tools=["Calculator", "Calendar"], limit=3, progress=False))
+    summary = augment(
+        AugmentConfig(output=str(out), tools=["Calculator", "Calendar"], limit=3, progress=False)
+    )
     assert summary.merged and summary.processed_now == 3
     stats = json.loads((out / "stats.json").read_text())
     d, c = stats["documents"], stats["counters"]
     assert (d["read"], d["processed"], d["failed"]) == (3, 3, 0)
     # the default documents are dated, so the Calendar is tried on every one of them
     assert stats["per_tool"]["Calendar"]["docs_prefiltered_out"] == 0
-    assert c["positions_kept"] >= 1 and c["candidates_sampled"] >= c["candidates_closed"] >= c["candidates_executed"]
-    assert stats["seconds"]["positions"] > 0 and stats["wall_seconds"] > 0 and stats["load_seconds"] > 0
+    assert (
+        c["positions_kept"] >= 1
+        and c["candidates_sampled"] >= c["candidates_closed"] >= c["candidates_executed"]
+    )
+    assert (
+        stats["seconds"]["positions"] > 0
+        and stats["wall_seconds"] > 0
+        and stats["load_seconds"] > 0
+    )
     rows = _data(out)
     assert stats["calls_kept"]["total"] == sum(len(r["calls"]) for r in rows) == c["calls_kept"]
     for row in rows:
         assert row["date"] == DEFAULT_CORPUS_DATE.isoformat() and row["id"].startswith("wiki:")
         assert [m.call.tool for m in find_calls(row["text"])] == [k["tool"] for k in row["calls"]]
         assert strip_calls(row["text"]) == row["original"]
-        assert all(k["score"] >= {"Calculator": 0.5, "Calendar": 1.0}[k["tool"]] for k in row["calls"])
+        assert all(
+            k["score"] >= {"Calculator": 0.5, "Calendar": 1.0}[k["tool"]] for k in row["calls"]
+        )
     assert load_from_disk(str(out / "dataset")).num_rows == len(rows)
     assert "3 documents" in str(summary)
 
@@ -396,6 +531,11 @@ def test_max_length_rename_keeps_the_recorded_fingerprint():
     d = AugmentConfig(input="x.jsonl", tools=["Calculator"]).validate()
     assert AugmentConfig.fingerprint_id(d.fingerprint(1)) != "44afcea6711bef6a"
     # the rule itself: the recorded key, whatever the defaults
-    ann = AugmentConfig(input="x.jsonl", tools=["Calculator"],
-                        annotator=AnnotatorConfig(max_length=123)).validate().fingerprint(1)["annotator"]
+    ann = (
+        AugmentConfig(
+            input="x.jsonl", tools=["Calculator"], annotator=AnnotatorConfig(max_length=123)
+        )
+        .validate()
+        .fingerprint(1)["annotator"]
+    )
     assert ann["max_doc_tokens"] == 123 and "max_length" not in ann

@@ -41,14 +41,21 @@ def one_line(exc: pytest.ExceptionInfo) -> str:
 def test_unknown_option_is_one_line_with_did_you_mean():
     with pytest.raises(UserError) as exc:
         build_options(Knobs, {"windw": 3}, "Thing")
-    assert one_line(exc) == ("Thing has no option 'windw'. Did you mean 'window'? "
-                             "Its options: name, on, rate, window.")
+    assert one_line(exc) == (
+        "Thing has no option 'windw'. Did you mean 'window'? Its options: name, on, rate, window."
+    )
 
 
-@pytest.mark.parametrize("key, value, words", [
-    ("window", "3", "an integer"), ("window", True, "an integer"), ("rate", "x", "a number"),
-    ("name", 3, "a string"), ("on", 1, "true or false"),
-])
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("window", "3", "an integer"),
+        ("window", True, "an integer"),
+        ("rate", "x", "a number"),
+        ("name", 3, "a string"),
+        ("on", 1, "true or false"),
+    ],
+)
 def test_wrong_type_is_one_line(key, value, words):
     with pytest.raises(UserError) as exc:
         build_options(Knobs, {key: value}, "Thing")
@@ -72,15 +79,23 @@ def test_callables_declare_options_by_their_keywords():
 
 
 def test_every_plugin_kind_uses_the_helper():
-    with pytest.raises(ToolOptionsError, match="Calculator has no option 'decimal'. Did you mean 'decimals'"):
+    with pytest.raises(
+        ToolOptionsError, match="Calculator has no option 'decimal'. Did you mean 'decimals'"
+    ):
         Calculator.check_options({"decimal": 2})
-    with pytest.raises(UserError, match="filter 'loss' has no option 'horizn'. Did you mean 'horizon'"):
+    with pytest.raises(
+        UserError, match="filter 'loss' has no option 'horizn'. Did you mean 'horizon'"
+    ):
         get_filter("loss").check_options({"horizn": 3})
     with pytest.raises(UserError, match=r"filter 'loss' option horizon='3': expected an integer"):
         get_filter("loss").check_options({"horizon": "3"})
-    with pytest.raises(UserError, match="Calculator prefilter has no option 'window'. Did you mean 'window_tokens'"):
+    with pytest.raises(
+        UserError, match="Calculator prefilter has no option 'window'. Did you mean 'window_tokens'"
+    ):
         prefilter_options("calculator", {"window": 50})
-    with pytest.raises(UserError, match=r"MT prefilter option min_foreign_tokens='x': expected an integer"):
+    with pytest.raises(
+        UserError, match=r"MT prefilter option min_foreign_tokens='x': expected an integer"
+    ):
         prefilter_options("MT", {"min_foreign_tokens": "x"})
     with pytest.raises(UserError, match="Calendar prefilter takes no options"):
         prefilter_options("Calendar", {"x": 1})
@@ -91,10 +106,13 @@ def test_every_plugin_kind_uses_the_helper():
 def test_prefilter_options_reach_the_rules_and_are_checked_before_a_run():
     cfg = AnnotatorConfig(prefilter_options={"Calculator": {"window_tokens": 50}})
     settings = cfg.prefilter_settings(["Calculator", "MT", "WikiSearch"])
-    assert settings == {"Calculator": CalculatorPrefilterOptions(window_tokens=50),
-                        "MT": MTPrefilterOptions()}
-    bad = AugmentConfig(tools=["Calculator"],
-                        annotator=AnnotatorConfig(prefilter_options={"Calculater": {}}))
+    assert settings == {
+        "Calculator": CalculatorPrefilterOptions(window_tokens=50),
+        "MT": MTPrefilterOptions(),
+    }
+    bad = AugmentConfig(
+        tools=["Calculator"], annotator=AnnotatorConfig(prefilter_options={"Calculater": {}})
+    )
     with pytest.raises(UserError, match="Calculator"):  # did you mean, before any model loads
         bad.validate()
 
@@ -102,7 +120,10 @@ def test_prefilter_options_reach_the_rules_and_are_checked_before_a_run():
 def test_old_fields_are_aliases_mapped_once_with_a_deprecation_note():
     with pytest.warns(DeprecationWarning, match="calc_window_tokens.*prefilter_options"):
         cfg = AnnotatorConfig(calc_window_tokens=50, mt_min_foreign_tokens=4)
-    assert cfg.prefilter_options == {"Calculator": {"window_tokens": 50}, "MT": {"min_foreign_tokens": 4}}
+    assert cfg.prefilter_options == {
+        "Calculator": {"window_tokens": 50},
+        "MT": {"min_foreign_tokens": 4},
+    }
     assert cfg.calc_window_tokens is None and cfg.mt_min_foreign_tokens is None  # mapped once
     assert cfg.prefilter_settings(["Calculator"])["Calculator"].window_tokens == 50
     with warnings.catch_warnings():
@@ -113,8 +134,12 @@ def test_old_fields_are_aliases_mapped_once_with_a_deprecation_note():
 
 
 # the annotator part of an augment run's config.json before prefilter_options existed
-OLD_PREFILTER_FINGERPRINT = {"calc_window_tokens": 100, "calc_min_numbers": 3,
-                             "calc_random_keep": 0.01, "mt_min_foreign_tokens": 10}
+OLD_PREFILTER_FINGERPRINT = {
+    "calc_window_tokens": 100,
+    "calc_min_numbers": 3,
+    "calc_random_keep": 0.01,
+    "mt_min_foreign_tokens": 10,
+}
 
 
 def test_runs_recorded_with_the_old_fields_keep_their_fingerprint():
@@ -126,7 +151,9 @@ def test_runs_recorded_with_the_old_fields_keep_their_fingerprint():
         old_way = AnnotatorConfig(calc_window_tokens=60, calc_random_keep=0.01)
     new_way = AnnotatorConfig(prefilter_options={"calculator": {"window_tokens": 60}})
     assert old_way.fingerprint() == new_way.fingerprint()
-    assert AugmentConfig(annotator=old_way).fingerprint(1) == AugmentConfig(annotator=new_way).fingerprint(1)
+    assert AugmentConfig(annotator=old_way).fingerprint(1) == AugmentConfig(
+        annotator=new_way
+    ).fingerprint(1)
     assert new_way.fingerprint()["calc_window_tokens"] == 60
     assert AnnotatorConfig().fingerprint()["calc_window_tokens"] == 100
     # a plugin prefilter's options are recorded too

@@ -15,10 +15,13 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_import_toolformer_loads_neither_torch_nor_transformers():
-    code = ("import sys, toolformer; "
-            "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=README.parent)
+    code = (
+        "import sys, toolformer; "
+        "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=README.parent
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -49,6 +52,7 @@ def test_the_readme_example_runs(monkeypatch, smol_tokenizer, capsys):
     """The example as written, on a tiny model scripted to call the Calculator (fast)."""
     from conftest import make_tiny_model
     from test_generation import ScriptedLlama, chain, sharpen
+
     from toolformer import models
     from toolformer.tools import base
 
@@ -58,8 +62,9 @@ def test_the_readme_example_runs(monkeypatch, smol_tokenizer, capsys):
     model = ScriptedLlama(tiny.config)
     model.load_state_dict(tiny.state_dict())
     sharpen(model).eval()
-    model.set_script(chain(smol_tokenizer, ":", " [", "Calcul", "ator", "(", "24", " -", " 9", ")",
-                           " ->"))
+    model.set_script(
+        chain(smol_tokenizer, ":", " [", "Calcul", "ator", "(", "24", " -", " 9", ")", " ->")
+    )
     fake = lambda *a, **k: (model, smol_tokenizer)  # noqa: E731
     monkeypatch.setattr(models, "load_model", fake)
     monkeypatch.setattr(toolformer, "load_model", fake, raising=False)  # cached by an earlier use

@@ -42,14 +42,25 @@ def test_selftrain_run_file_still_ignores_a_torn_last_line(tmp_path):
 
 
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(st.characters(blacklist_categories=("Cs",))),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.text(st.characters(blacklist_categories=("Cs",)), max_size=5), inner,
-                      max_size=3),
-    max_leaves=8)
-_rows = st.lists(st.dictionaries(st.text(st.characters(blacklist_categories=("Cs",)), max_size=5),
-                                 _json, max_size=4), max_size=6)
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.text(st.characters(blacklist_categories=("Cs",)), max_size=5), inner, max_size=3
+        )
+    ),
+    max_leaves=8,
+)
+_rows = st.lists(
+    st.dictionaries(
+        st.text(st.characters(blacklist_categories=("Cs",)), max_size=5), _json, max_size=4
+    ),
+    max_size=6,
+)
 
 
 @settings(max_examples=80, deadline=None)
@@ -68,13 +79,16 @@ def test_property_jsonl_rows_round_trip_through_every_jsonl_reader(tmp_path_fact
 # --------------------------------------------------------------------------- byte order marks
 
 
-@pytest.mark.parametrize("name,data", [
-    ("in.jsonl", b'{"text": "first"}\n{"text": "second"}\n'),
-    ("in.json", b'[{"text": "first"}, {"text": "second"}]'),
-    ("in.csv", b"text\nfirst\nsecond\n"),
-    ("in.tsv", b"text\nfirst\nsecond\n"),
-    ("in.txt", b"first\n\nsecond\n"),
-])
+@pytest.mark.parametrize(
+    "name,data",
+    [
+        ("in.jsonl", b'{"text": "first"}\n{"text": "second"}\n'),
+        ("in.json", b'[{"text": "first"}, {"text": "second"}]'),
+        ("in.csv", b"text\nfirst\nsecond\n"),
+        ("in.tsv", b"text\nfirst\nsecond\n"),
+        ("in.txt", b"first\n\nsecond\n"),
+    ],
+)
 def test_shared_reader_accepts_a_byte_order_mark(tmp_path, caplog, name, data):
     path = tmp_path / name
     path.write_bytes(BOM + data)
@@ -91,8 +105,9 @@ def test_shared_reader_accepts_a_byte_order_mark_inside_a_gzip_file(tmp_path):
 
 def test_eval_jsonl_task_keeps_the_first_example_of_a_file_with_bom(tmp_path, caplog):
     path = tmp_path / "q.jsonl"
-    path.write_bytes(BOM + b'{"question": "1+1?", "answer": 2}\n'
-                     b'{"question": "2+2?", "answer": 4}\n')
+    path.write_bytes(
+        BOM + b'{"question": "1+1?", "answer": 2}\n{"question": "2+2?", "answer": 4}\n'
+    )
     examples = loaders.load_generic_jsonl(path)
     assert [e.fields["question"] for e in examples] == ["1+1?", "2+2?"]
     assert "skipped" not in caplog.text
@@ -116,11 +131,14 @@ def test_selftrain_corpus_accepts_a_byte_order_mark(tmp_path):
     assert [d.answer for d in docs] == [4.0]
 
 
-@pytest.mark.parametrize("name,data", [
-    ("p.jsonl", b'{"prompt": "Hello"}\n'),
-    ("p.txt", b"Hello\n"),
-    ("p.json", b'{"prompt": "Hello"}\n'),  # read as JSONL by its first character
-])
+@pytest.mark.parametrize(
+    "name,data",
+    [
+        ("p.jsonl", b'{"prompt": "Hello"}\n'),
+        ("p.txt", b"Hello\n"),
+        ("p.json", b'{"prompt": "Hello"}\n'),  # read as JSONL by its first character
+    ],
+)
 def test_generate_prompts_file_accepts_a_byte_order_mark(tmp_path, name, data):
     from toolformer.cli.generate_cmd import read_prompts
 
@@ -211,17 +229,20 @@ def test_truncated_wikipedia_dump_is_one_line(tmp_path):
 # --------------------------------------------------------------------------- unscoreable rows
 
 
-@pytest.mark.parametrize("row", [
-    '{"question": null, "answer": 3}',
-    '{"question": "  ", "answer": 3}',
-    '{"question": ["a"], "answer": 3}',
-    '{"question": "q?", "answer": NaN}',
-    '{"question": "q?", "answer": Infinity}',
-    '{"question": "q?", "answer": -Infinity}',
-    '{"question": "q?", "answer": 1e999}',
-    '{"question": "q?", "answer": [NaN]}',
-    '{"question": "q?", "answer": ["a", ""]}',
-])
+@pytest.mark.parametrize(
+    "row",
+    [
+        '{"question": null, "answer": 3}',
+        '{"question": "  ", "answer": 3}',
+        '{"question": ["a"], "answer": 3}',
+        '{"question": "q?", "answer": NaN}',
+        '{"question": "q?", "answer": Infinity}',
+        '{"question": "q?", "answer": -Infinity}',
+        '{"question": "q?", "answer": 1e999}',
+        '{"question": "q?", "answer": [NaN]}',
+        '{"question": "q?", "answer": ["a", ""]}',
+    ],
+)
 def test_eval_jsonl_refuses_an_unscoreable_example_naming_its_line(tmp_path, row):
     path = tmp_path / "q.jsonl"
     path.write_text('{"question": "1+1?", "answer": 2}\n' + row + "\n", encoding="utf-8")
@@ -239,8 +260,11 @@ def test_math_loaders_refuse_a_nan_gold(tmp_path):
 
 def test_eval_jsonl_still_takes_numbers_strings_and_lists(tmp_path):
     path = tmp_path / "q.jsonl"
-    path.write_text('{"question": "a?", "answer": "2"}\n{"question": "b?", "answer": ["x", 3]}\n'
-                    '{"question": 12, "answer": "twelve"}\n', encoding="utf-8")
+    path.write_text(
+        '{"question": "a?", "answer": "2"}\n{"question": "b?", "answer": ["x", 3]}\n'
+        '{"question": 12, "answer": "twelve"}\n',
+        encoding="utf-8",
+    )
     golds = [e.gold for e in loaders.load_generic_jsonl(path)]
     assert golds == [2.0, ["x", "3"], ["twelve"]] and math.isfinite(golds[0])
 
@@ -250,18 +274,22 @@ def test_eval_jsonl_still_takes_numbers_strings_and_lists(tmp_path):
 
 def test_eval_jsonl_names_the_physical_line_of_a_bad_row(tmp_path):
     path = tmp_path / "q.jsonl"
-    path.write_text('\n{"question": "1+1?", "answer": 2}\n{oops\n\n{"question": "x"}\n',
-                    encoding="utf-8")
+    path.write_text(
+        '\n{"question": "1+1?", "answer": 2}\n{oops\n\n{"question": "x"}\n', encoding="utf-8"
+    )
     with pytest.raises(UserError, match=r"q\.jsonl:5: missing field\(s\) answer"):
         loaders.load_generic_jsonl(path)
 
 
-@pytest.mark.parametrize("loader,row", [
-    (loaders.load_gsm8k, '{"question": "q"}'),
-    (loaders.load_mawps_jsonl, '{"question": "q"}'),
-    (loaders.load_nq_open, '{"question": "q"}'),
-    (loaders.load_lama_squad, '{"obj_label": "q"}'),
-])
+@pytest.mark.parametrize(
+    "loader,row",
+    [
+        (loaders.load_gsm8k, '{"question": "q"}'),
+        (loaders.load_mawps_jsonl, '{"question": "q"}'),
+        (loaders.load_nq_open, '{"question": "q"}'),
+        (loaders.load_lama_squad, '{"obj_label": "q"}'),
+    ],
+)
 def test_every_jsonl_loader_names_the_physical_line(tmp_path, loader, row):
     path = tmp_path / "data.jsonl"
     path.write_text("\n\n[1]\n" + row + "\n", encoding="utf-8")  # blank, blank, not an object
@@ -273,8 +301,12 @@ def test_missing_dev_data_names_the_file_not_data_dir(tmp_path):
     from toolformer.selftrain.config import DevEvalConfig, SelfTrainConfig
 
     missing = tmp_path / "dev.jsonl"
-    with pytest.raises(UserError, match=rf"SelfTrainConfig.dev.data {missing}: no such file") as exc:
-        SelfTrainConfig(dev=DevEvalConfig(data=str(missing)), output=str(tmp_path / "run")).validate()
+    with pytest.raises(
+        UserError, match=rf"SelfTrainConfig.dev.data {missing}: no such file"
+    ) as exc:
+        SelfTrainConfig(
+            dev=DevEvalConfig(data=str(missing)), output=str(tmp_path / "run")
+        ).validate()
     assert "data_dir" not in str(exc.value) and exc.value.field == "SelfTrainConfig.dev.data"
     with pytest.raises(UserError, match="dev.jsonl: no such file") as exc:
         loaders.load_generic_jsonl(missing)

@@ -46,12 +46,15 @@ def test_replacement_characters_only_when_asked(tmp_path):
     assert stats.notes["replaced_encoding"] == 1 and not stats.skipped
 
 
-@pytest.mark.parametrize("name,data", [
-    ("in.csv", b"text\nA good row with 4 apples.\nLe caf\xe9 3 euros.\n"),
-    ("in.tsv", b"text\nA good row with 4 apples.\nLe caf\xe9 3 euros.\n"),
-    ("in.txt", b"A good row with 4 apples.\n\nLe caf\xe9 3 euros.\n"),
-    ("in.json", b'[{"text": "A good row with 4 apples."}, {"text": "caf\xe9"}]'),
-])
+@pytest.mark.parametrize(
+    "name,data",
+    [
+        ("in.csv", b"text\nA good row with 4 apples.\nLe caf\xe9 3 euros.\n"),
+        ("in.tsv", b"text\nA good row with 4 apples.\nLe caf\xe9 3 euros.\n"),
+        ("in.txt", b"A good row with 4 apples.\n\nLe caf\xe9 3 euros.\n"),
+        ("in.json", b'[{"text": "A good row with 4 apples."}, {"text": "caf\xe9"}]'),
+    ],
+)
 def test_every_text_format_skips_undecodable_records(tmp_path, caplog, name, data):
     path = _write(tmp_path / name, data)
     stats = InputStats()
@@ -109,10 +112,14 @@ _text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_siz
 
 
 @settings(max_examples=60, deadline=None)
-@given(texts=st.lists(_text, min_size=1, max_size=6),
-       bad=st.lists(st.sampled_from([b"\xe9 ", b"\xff", b"\xc3 ", b"\x80"]), max_size=3),
-       where=st.integers(min_value=0, max_value=5))
-def test_property_text_is_kept_exactly_and_bad_bytes_never_become_fffd(tmp_path_factory, texts, bad, where):
+@given(
+    texts=st.lists(_text, min_size=1, max_size=6),
+    bad=st.lists(st.sampled_from([b"\xe9 ", b"\xff", b"\xc3 ", b"\x80"]), max_size=3),
+    where=st.integers(min_value=0, max_value=5),
+)
+def test_property_text_is_kept_exactly_and_bad_bytes_never_become_fffd(
+    tmp_path_factory, texts, bad, where
+):
     """Valid UTF-8 records come back exactly; a record with raw bytes is dropped (counted), and
     U+FFFD appears only where the input itself had it."""
     folder = tmp_path_factory.mktemp("prop")

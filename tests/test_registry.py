@@ -40,7 +40,10 @@ def test_unknown_name_is_a_one_line_user_error_and_a_key_error():
     with pytest.raises(UnknownNameError) as info:
         reg.get("acuracy")
     err = info.value
-    assert str(err) == "unknown metric 'acuracy'. Did you mean 'accuracy'? Known metrics: accuracy, perplexity."
+    assert (
+        str(err)
+        == "unknown metric 'acuracy'. Did you mean 'accuracy'? Known metrics: accuracy, perplexity."
+    )
     assert isinstance(err, UserError) and isinstance(err, KeyError)
     assert err.name == "acuracy" and err.known == ["accuracy", "perplexity"]
     assert "Did you mean" not in str(reg.unknown("zzzz", extra_hint=", or x:PATH"))
@@ -48,7 +51,9 @@ def test_unknown_name_is_a_one_line_user_error_and_a_key_error():
 
 
 def test_validate_and_load_errors():
-    reg: Registry = Registry("scorer", validate=lambda name, obj: callable(obj) or "is not callable")
+    reg: Registry = Registry(
+        "scorer", validate=lambda name, obj: callable(obj) or "is not callable"
+    )
     reg.register("const", "toolformer.eval.metrics:LAMA_WORDS")
     reg.register("missing", "toolformer_no_such_module_xyz:f")
     reg.register("noattr", "toolformer.eval.metrics:no_such_function")
@@ -64,11 +69,13 @@ def test_entry_points_join_lazily_and_never_shadow(tmp_path, monkeypatch):
     dist = tmp_path / "tf_reg_plugin-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tf-reg-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(textwrap.dedent("""
+    (dist / "entry_points.txt").write_text(
+        textwrap.dedent("""
         [toolformer.test_widgets]
         shiny = tf_reg_plugin_mod:SHINY
         base = tf_reg_plugin_mod:SHINY
-    """))
+    """)
+    )
     (tmp_path / "tf_reg_plugin_mod.py").write_text("SHINY = 'shiny!'\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     reg: Registry[str] = Registry("widget", entry_points="toolformer.test_widgets")

@@ -34,19 +34,22 @@ def test_augment_refuses_to_resume_after_the_models_weights_changed(tmp_path):
     augment(_config(tmp_path, src, model=str(model), limit=6, overwrite=True))
 
 
-def test_selftrain_refuses_to_resume_after_the_base_models_weights_changed(tmp_path,
-                                                                          smol_tokenizer):
+def test_selftrain_refuses_to_resume_after_the_base_models_weights_changed(
+    tmp_path, smol_tokenizer
+):
     import shutil
+
     from conftest import make_tiny_model
-    from test_selftrain import _config, _write_jsonl, EVAL_ITEMS, PROBLEMS
+    from test_selftrain import EVAL_ITEMS, PROBLEMS, _config, _write_jsonl
 
     from toolformer.selftrain.loop import selftrain
 
     base = tmp_path / "base"
     make_tiny_model(len(smol_tokenizer), seed=0).save_pretrained(base)
     smol_tokenizer.save_pretrained(base)
-    corpus = _write_jsonl(tmp_path / "train.jsonl",
-                          [{"question": q, "answer": a} for q, a in PROBLEMS])
+    corpus = _write_jsonl(
+        tmp_path / "train.jsonl", [{"question": q, "answer": a} for q, a in PROBLEMS]
+    )
     evals = _write_jsonl(tmp_path / "evalset.jsonl", EVAL_ITEMS)
     cfg = _config(str(base), corpus, evals, tmp_path / "run", max_rounds=0, round0_docs=0)
     selftrain(cfg)
@@ -61,8 +64,9 @@ def test_selftrain_refuses_to_resume_after_the_base_models_weights_changed(tmp_p
     assert "model.safetensors" in str(exc.value) and "\n" not in str(exc.value)
 
 
-def test_finetune_resume_refuses_a_checkpoint_of_a_base_whose_weights_changed(tmp_path,
-                                                                              smol_tokenizer):
+def test_finetune_resume_refuses_a_checkpoint_of_a_base_whose_weights_changed(
+    tmp_path, smol_tokenizer
+):
     from conftest import make_tiny_model
     from test_finetune import CALC_TEXTS, _config, _write_annotation_output
 
@@ -74,15 +78,37 @@ def test_finetune_resume_refuses_a_checkpoint_of_a_base_whose_weights_changed(tm
     data = _write_annotation_output(tmp_path / "aug", CALC_TEXTS)
     out = tmp_path / "model"
     finetune(_config(str(base), data, out, max_steps=2, eval_steps=1, lora=True))
-    resumed = finetune(_config(str(base), data, out, max_steps=3, eval_steps=1, lora=True,
-                               resume_from_checkpoint="latest"))
+    resumed = finetune(
+        _config(
+            str(base),
+            data,
+            out,
+            max_steps=3,
+            eval_steps=1,
+            lora=True,
+            resume_from_checkpoint="latest",
+        )
+    )
     assert resumed.metrics["start_step"] == 2
     make_tiny_model(len(smol_tokenizer), seed=1).save_pretrained(base)  # other weights, same path
     with pytest.raises(UserError) as exc:
-        finetune(_config(str(base), data, out, max_steps=4, eval_steps=1, lora=True,
-                         resume_from_checkpoint="latest"))
+        finetune(
+            _config(
+                str(base),
+                data,
+                out,
+                max_steps=4,
+                eval_steps=1,
+                lora=True,
+                resume_from_checkpoint="latest",
+            )
+        )
     msg = str(exc.value)
-    assert "model.safetensors" in msg and "leave FinetuneConfig.resume_from_checkpoint unset" in msg and "\n" not in msg
+    assert (
+        "model.safetensors" in msg
+        and "leave FinetuneConfig.resume_from_checkpoint unset" in msg
+        and "\n" not in msg
+    )
 
 
 def test_augment_refuses_to_resume_after_a_tool_options_corpus_changed(tmp_path):

@@ -31,8 +31,10 @@ from toolformer.data_aug.sampling import (
 from toolformer.syntax import APICall
 from toolformer.tools.base import Tool
 
-PROMPT = ("Add numbers with [Add(a, b)].\nInput: 2 and 3 make 5\nOutput: 2 and 3 make [Add(2, 3)] 5\n"
-          "Input: {text}\nOutput:")
+PROMPT = (
+    "Add numbers with [Add(a, b)].\nInput: 2 and 3 make 5\nOutput: 2 and 3 make [Add(2, 3)] 5\n"
+    "Input: {text}\nOutput:"
+)
 DOC = "They had 10 apples and 5 pears, 15 fruits in all, and then some more."
 
 
@@ -72,7 +74,9 @@ def setup(model, tok, text=DOC):
     cache = PromptCache(parts, ToolPrompt(tok, Add(), [tok.bos_token_id]))
     chunk = chunk_document(tok, text, 256)[0]
     rest = cache.prompt.rest_ids(chunk.text)
-    brackets = _BRACKETS.get(id(tok)) or _BRACKETS.setdefault(id(tok), BracketTokens(tok, parts.head.out_features))
+    brackets = _BRACKETS.get(id(tok)) or _BRACKETS.setdefault(
+        id(tok), BracketTokens(tok, parts.head.out_features)
+    )
     openers = [brackets.opener(s) for s in chunk.space_opener]
     return parts, cache, chunk, rest, brackets, openers
 
@@ -82,7 +86,10 @@ def setup(model, tok, text=DOC):
 
 def test_bracket_tokens_of_smollm2(smol_tokenizer):
     b = BracketTokens(smol_tokenizer)
-    assert b.opener(True) == encode(smol_tokenizer, " [")[0] and b.opener(False) == encode(smol_tokenizer, "[")[0]
+    assert (
+        b.opener(True) == encode(smol_tokenizer, " [")[0]
+        and b.opener(False) == encode(smol_tokenizer, "[")[0]
+    )
     for piece in ("]", ")]", "]."):
         assert b.stop[encode(smol_tokenizer, piece)[0]]
     assert not b.stop[encode(smol_tokenizer, " [")[0]] and smol_tokenizer.eos_token_id in b.end
@@ -96,8 +103,12 @@ def test_openers_follow_the_inserted_text(smol_tokenizer):
     # before "Ġ" (a space token after "of"): " ["; before "1" (after the bare space): "["
     assert space[:4] == [True, True, True, False]
     assert space[pieces.index("many")] is False  # after the newline
-    assert [text[a:] for a in insert_at[:4]] == [text, " of 1400 people,\nmany came", " 1400 people,\nmany came",
-                                                  "1400 people,\nmany came"]
+    assert [text[a:] for a in insert_at[:4]] == [
+        text,
+        " of 1400 people,\nmany came",
+        " 1400 people,\nmany came",
+        "1400 people,\nmany came",
+    ]
 
 
 def test_chunks_cover_the_document(smol_tokenizer):
@@ -107,7 +118,7 @@ def test_chunks_cover_the_document(smol_tokenizer):
     assert [t for c in chunks for t in c.ids] == ids and all(len(c) <= 64 for c in chunks)
     assert chunks[0].char_start == 0 and chunks[-1].char_end == len(text)
     for c in chunks:
-        assert c.text == text[c.char_start:c.char_end].strip()
+        assert c.text == text[c.char_start : c.char_end].strip()
         assert c.token_start == sum(len(d) for d in chunks[: c.index])
 
 
@@ -133,7 +144,9 @@ def test_bracket_probs_match_a_full_forward_pass(tiny_model, smol_tokenizer):
     assert probs.min() > 0.05  # the bias makes the bracket likely everywhere
     assert kv.get_seq_length() == len(ids) - 1
     top = select_positions(probs.tolist(), 0.05, 5)
-    assert len(top) == 5 and min(probs[top]) >= max(probs[[i for i in range(len(chunk)) if i not in top]])
+    assert len(top) == 5 and min(probs[top]) >= max(
+        probs[[i for i in range(len(chunk)) if i not in top]]
+    )
 
 
 # --------------------------------------------------------------------------- sampling
@@ -143,15 +156,27 @@ def sample(model, tok, positions, m, **kw):
     parts, cache, chunk, rest, brackets, openers = setup(model, tok)
     _, kv = bracket_probs(parts, cache, rest, chunk.ids, openers)
     seeds = kw.pop("seeds", lambda p, j: row_seed(0, "doc", 0, "Add", p, j))
-    return sample_calls(parts, tok, cache_kv(kv), len(cache.prompt.prefix_ids) + len(rest), positions,
-                        {p: openers[p] for p in positions}, m, seeds, brackets, **kw)
+    return sample_calls(
+        parts,
+        tok,
+        cache_kv(kv),
+        len(cache.prompt.prefix_ids) + len(rest),
+        positions,
+        {p: openers[p] for p in positions},
+        m,
+        seeds,
+        brackets,
+        **kw,
+    )
 
 
 def test_sampling_stops_at_the_first_bracket_token(tiny_model, smol_tokenizer):
     model = biased(tiny_model, smol_tokenizer, {")]": 30.0})
     out = sample(model, smol_tokenizer, [2, 5], 3)
     assert len(out) == 6
-    assert all(s.closed and s.tokens == encode(smol_tokenizer, ")]") and s.text == ")]" for s in out)
+    assert all(
+        s.closed and s.tokens == encode(smol_tokenizer, ")]") and s.text == ")]" for s in out
+    )
     assert all(parse_candidate(s.text, "Add") is None for s in out)  # closed but malformed
 
 
@@ -177,7 +202,14 @@ def test_sampling_does_not_depend_on_batching(tiny_model, smol_tokenizer, shared
     two = sample(model, smol_tokenizer, [1, 8], 3, batch_size=2, max_batch_tokens=10_000, **kw)
     assert [s.tokens for s in big] == [s.tokens for s in one] == [s.tokens for s in two]
     assert len({tuple(s.tokens) for s in big}) > 1  # real sampling, not one repeated sample
-    other = sample(model, smol_tokenizer, [1, 8], 3, seeds=lambda p, j: row_seed(1, "doc", 0, "Add", p, j), **kw)
+    other = sample(
+        model,
+        smol_tokenizer,
+        [1, 8],
+        3,
+        seeds=lambda p, j: row_seed(1, "doc", 0, "Add", p, j),
+        **kw,
+    )
     assert [s.tokens for s in other] != [s.tokens for s in big]
 
 
@@ -209,14 +241,16 @@ def _rows_run(model):
     """A counter of the rows the decoder stack runs (its input batch size, summed over passes)."""
     seen = []
     handle = model.model.register_forward_pre_hook(
-        lambda mod, args, kwargs: seen.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+        lambda mod, args, kwargs: seen.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
     return seen, handle
 
 
 @pytest.mark.parametrize("shared", [True, False])
 @pytest.mark.parametrize("constrained", [True, False])
 def test_rows_with_the_same_prefix_share_one_model_row_and_draw_the_same_samples(
-        tiny_model, smol_tokenizer, shared, constrained):
+    tiny_model, smol_tokenizer, shared, constrained
+):
     """Grouped sampling (one model row per distinct prefix, split when the rows' draws differ)
     gives exactly the samples of one model row per sample, with fewer rows run."""
     from toolformer.constrain import token_index
@@ -224,20 +258,28 @@ def test_rows_with_the_same_prefix_share_one_model_row_and_draw_the_same_samples
 
     tok = smol_tokenizer
     # peaked enough that rows share their first tokens, flat enough that they then split
-    model = biased(tiny_model, tok, {"Add": 12.0, "(": 11.0, "1": 3.0, "2": 3.0, ")]": 2.0, "]": 2.0})
+    model = biased(
+        tiny_model, tok, {"Add": 12.0, "(": 11.0, "1": 3.0, "2": 3.0, ")]": 2.0, "]": 2.0}
+    )
     kw = dict(max_new_tokens=7, shared_attention=shared, tool="Add")
     if constrained:
-        kw.update(grammars={p: call_grammar([Add()], "]") for p in (1, 5, 9)}, index=token_index(tok))
+        kw.update(
+            grammars={p: call_grammar([Add()], "]") for p in (1, 5, 9)}, index=token_index(tok)
+        )
     runs = {}
     for grouped in (True, False):
         seen, handle = _rows_run(model)
         try:
-            runs[grouped] = (sample(model, tok, [1, 5, 9], 8, group_prefixes=grouped, **kw), sum(seen))
+            runs[grouped] = (
+                sample(model, tok, [1, 5, 9], 8, group_prefixes=grouped, **kw),
+                sum(seen),
+            )
         finally:
             handle.remove()
     (a, rows_a), (b, rows_b) = runs[True], runs[False]
-    assert [(s.position, s.index, s.tokens, s.closed, s.abandoned) for s in a] == \
-        [(s.position, s.index, s.tokens, s.closed, s.abandoned) for s in b]
+    assert [(s.position, s.index, s.tokens, s.closed, s.abandoned) for s in a] == [
+        (s.position, s.index, s.tokens, s.closed, s.abandoned) for s in b
+    ]
     assert len({tuple(s.tokens) for s in a}) > 3  # real sampling: the groups did split
     assert max(len(s.tokens) for s in a) > 2
     assert rows_a < rows_b
@@ -248,23 +290,31 @@ def test_rows_with_the_same_prefix_share_one_model_row_and_draw_the_same_samples
 # --------------------------------------------------------------------------- parsing and dedup
 
 
-@pytest.mark.parametrize("sampled, want", [
-    ("Add(1, 2)]", APICall("Add", "1, 2")),
-    ("add( 3 )]", APICall("Add", "3")),
-    ("Add(1) -> 7]", APICall("Add", "1")),  # the model's own result is dropped
-    ("Add()]", APICall("Add", "")),
-    ("Mul(1, 2)]", None),
-    (")]", None),
-    ("Add 1, 2]", None),
-    (" Add(1)]", None),
-])
+@pytest.mark.parametrize(
+    "sampled, want",
+    [
+        ("Add(1, 2)]", APICall("Add", "1, 2")),
+        ("add( 3 )]", APICall("Add", "3")),
+        ("Add(1) -> 7]", APICall("Add", "1")),  # the model's own result is dropped
+        ("Add()]", APICall("Add", "")),
+        ("Mul(1, 2)]", None),
+        (")]", None),
+        ("Add 1, 2]", None),
+        (" Add(1)]", None),
+    ],
+)
 def test_parse_candidate(sampled, want):
     assert parse_candidate(sampled, "Add") == want
 
 
 def test_dedupe_counts_identical_position_call_pairs():
-    calls = [(3, APICall("Add", "1, 2")), (3, APICall("Add", "1, 2")), (4, APICall("Add", "1, 2")),
-             (3, APICall("Add", "2, 1")), (3, APICall("Add", "1, 2"))]
+    calls = [
+        (3, APICall("Add", "1, 2")),
+        (3, APICall("Add", "1, 2")),
+        (4, APICall("Add", "1, 2")),
+        (3, APICall("Add", "2, 1")),
+        (3, APICall("Add", "1, 2")),
+    ]
     unique, dropped = dedupe(calls)
     assert unique == [calls[0], calls[2], calls[3]] and dropped == 2
 
@@ -280,7 +330,9 @@ def test_could_be_call_is_prefix_logic(text):
 
 def test_row_seeds_are_stable_and_distinct():
     assert row_seed(0, "d", 0, "Add", 3, 1) == row_seed(0, "d", 0, "Add", 3, 1)
-    seeds = {row_seed(0, "d", 0, t, p, j) for t in ("Add", "QA") for p in range(20) for j in range(10)}
+    seeds = {
+        row_seed(0, "d", 0, t, p, j) for t in ("Add", "QA") for p in range(20) for j in range(10)
+    }
     assert len(seeds) == 400 and all(0 <= s < 2**63 for s in seeds)
 
 
@@ -291,10 +343,17 @@ def tiny_gemma3(vocab_size: int):
 
     torch.manual_seed(0)
     cfg = Gemma3TextConfig(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=8, sliding_window=12,
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        sliding_window=12,
         layer_types=["sliding_attention", "sliding_attention", "full_attention"],
-        max_position_embeddings=1024, final_logit_softcapping=30.0,
+        max_position_embeddings=1024,
+        final_logit_softcapping=30.0,
     )
     return Gemma3ForCausalLM(cfg).eval()
 
@@ -307,7 +366,11 @@ def test_sliding_window_model_samples_like_full_passes(smol_tokenizer):
     assert [s.tokens for s in a] == [s.tokens for s in b]
     parts, cache, chunk, rest, brackets, openers = setup(model, tok)
     for out in sample(model, tok, [4, 12], 1, max_new_tokens=4, temperature=0.0):
-        ids = cache.prompt.prompt_ids(chunk.text) + chunk.ids[: out.position] + [openers[out.position]]
+        ids = (
+            cache.prompt.prompt_ids(chunk.text)
+            + chunk.ids[: out.position]
+            + [openers[out.position]]
+        )
         want = []
         for _ in range(len(out.tokens)):
             with torch.no_grad():

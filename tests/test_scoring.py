@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 
 from toolformer.data_aug.prefix_cache import encode, lm_parts
 from toolformer.data_aug.reference import textbook_loss
-from toolformer.data_aug.scoring import Scorer, keep_decision, loss_weights, plan_batches, weighted_loss
+from toolformer.data_aug.scoring import (
+    Scorer,
+    keep_decision,
+    loss_weights,
+    plan_batches,
+    weighted_loss,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,13 +42,16 @@ def test_weighted_loss_arithmetic_and_end_of_text():
         weighted_loss(nll, 10, 10)
 
 
-@pytest.mark.parametrize("plus, empty, none, tau, keep, minus", [
-    (1.0, 2.0, 1.75, 0.5, True, 1.75),  # L- = min(2.0, 1.75); 0.75 >= 0.5
-    (1.0, 2.0, 1.75, 1.0, False, 1.75),
-    (1.0, 1.5, 3.0, 0.5, True, 1.5),  # exactly tau_f: kept (>=)
-    (2.0, 1.0, 1.25, 0.0, False, 1.0),  # the call makes things worse
-    (1.0, 1.0, 1.0, 0.0, True, 1.0),
-])
+@pytest.mark.parametrize(
+    "plus, empty, none, tau, keep, minus",
+    [
+        (1.0, 2.0, 1.75, 0.5, True, 1.75),  # L- = min(2.0, 1.75); 0.75 >= 0.5
+        (1.0, 2.0, 1.75, 1.0, False, 1.75),
+        (1.0, 1.5, 3.0, 0.5, True, 1.5),  # exactly tau_f: kept (>=)
+        (2.0, 1.0, 1.25, 0.0, False, 1.0),  # the call makes things worse
+        (1.0, 1.0, 1.0, 0.0, True, 1.0),
+    ],
+)
 def test_keep_rule(plus, empty, none, tau, keep, minus):
     assert keep_decision(plus, empty, none, tau) == (keep, minus)
 
@@ -82,12 +91,19 @@ def direct_losses(model, start, prefix, doc, positions, horizon=5):
 def test_batched_scorer_equals_direct_formula(tiny_model, smol_tokenizer, start):
     tok = smol_tokenizer
     doc = encode(tok, " Out of 1400 participants, 400 (or 29%) passed the test in the spring.")
-    prefixes = [[]] + [encode(tok, z) for z in (
-        "[Calculator(400 / 1400) -> 0.29]", "[Calculator(400 / 1400) -> ]", "[QA(Who passed the test?) -> many]",
-        "[Calendar() -> Today is Monday, January 30, 2023.]",
-    )]
+    prefixes = [[]] + [
+        encode(tok, z)
+        for z in (
+            "[Calculator(400 / 1400) -> 0.29]",
+            "[Calculator(400 / 1400) -> ]",
+            "[QA(Who passed the test?) -> many]",
+            "[Calendar() -> Today is Monday, January 30, 2023.]",
+        )
+    ]
     rng = random.Random(0)
-    positions = [sorted(rng.sample(range(1, len(doc)), 4)) + [len(doc) - 1, len(doc) - 3] for _ in prefixes]
+    positions = [
+        sorted(rng.sample(range(1, len(doc)), 4)) + [len(doc) - 1, len(doc) - 3] for _ in prefixes
+    ]
     if start:
         positions[0].append(0)
     scorer = Scorer(lm_parts(tiny_model), start, horizon=5, batch_size=2, max_batch_tokens=80)
@@ -99,13 +115,17 @@ def test_batched_scorer_equals_direct_formula(tiny_model, smol_tokenizer, start)
         for i in ps:
             assert row[i] == pytest.approx(want[i], abs=1e-5)
     i = positions[1][0]  # the reference implementation's loss agrees too
-    assert textbook_loss(tiny_model, start, prefixes[1], doc, i, 5) == pytest.approx(got[1][i], abs=1e-5)
+    assert textbook_loss(tiny_model, start, prefixes[1], doc, i, 5) == pytest.approx(
+        got[1][i], abs=1e-5
+    )
 
 
 def test_scorer_without_start_token_cannot_score_position_zero(tiny_model, smol_tokenizer):
     doc = encode(smol_tokenizer, " Hello there, general.")
     scorer = Scorer(lm_parts(tiny_model), [], horizon=5)
-    empty, with_call = scorer.losses(doc, [[], encode(smol_tokenizer, "[QA(x) -> y]")], [[0, 1], [0, 1]])
+    empty, with_call = scorer.losses(
+        doc, [[], encode(smol_tokenizer, "[QA(x) -> y]")], [[0, 1], [0, 1]]
+    )
     assert set(empty) == {1} and set(with_call) == {0, 1}
 
 

@@ -32,19 +32,31 @@ from toolformer.tools.self_retrieval import (
 )
 from toolformer.tools.wiki_search import WikiSearch
 
-RAND = ("Literary critics received Rand's fiction with mixed reviews, and academic philosophers "
-        "generally ignored or rejected her philosophy. She was born and educated in Russia.")
+RAND = (
+    "Literary critics received Rand's fiction with mixed reviews, and academic philosophers "
+    "generally ignored or rejected her philosophy. She was born and educated in Russia."
+)
 RECORDS = [
     {"id": "rand", "title": "Ayn Rand", "text": RAND},
-    {"id": "critic", "title": "Literary criticism",
-     "text": "Literary critics study and evaluate works of literature and fiction."},
-    {"id": "review", "title": "Book review",
-     "text": "A book review is a form of literary criticism in which a book is analysed."},
-    {"id": "poe", "title": "Edgar Allan Poe",
-     "text": "Poe was one of the first literary critics of American fiction."},
+    {
+        "id": "critic",
+        "title": "Literary criticism",
+        "text": "Literary critics study and evaluate works of literature and fiction.",
+    },
+    {
+        "id": "review",
+        "title": "Book review",
+        "text": "A book review is a form of literary criticism in which a book is analysed.",
+    },
+    {
+        "id": "poe",
+        "title": "Edgar Allan Poe",
+        "text": "Poe was one of the first literary critics of American fiction.",
+    },
 ]
-ANNOTATED = Document("wiki:Ayn_Rand#0", "Ayn Rand was a writer. " + RAND,
-                     meta={"title": "Ayn Rand"})
+ANNOTATED = Document(
+    "wiki:Ayn_Rand#0", "Ayn Rand was a writer. " + RAND, meta={"title": "Ayn Rand"}
+)
 AT = len("Ayn Rand was a writer. ")  # the call goes before "Literary critics received ..."
 QUERY = "critics received fiction reviews"
 
@@ -80,8 +92,9 @@ def search(request, tmp_path, monkeypatch):
     encoder = BagEncoder()
     monkeypatch.setattr(search_mod, "load_encoder", lambda *a, **k: encoder)
     monkeypatch.setattr(search_mod, "dense_model_path", lambda *a, **k: tmp_path)
-    return WikiSearch(corpus=corpus(tmp_path), mode=request.param, top_k=2,
-                      cache_dir=str(tmp_path / "cache"))
+    return WikiSearch(
+        corpus=corpus(tmp_path), mode=request.param, top_k=2, cache_dir=str(tmp_path / "cache")
+    )
 
 
 # --------------------------------------------------------------------------- WikiSearch
@@ -99,11 +112,16 @@ def test_wikisearch_leaves_out_the_annotated_document(search):
     assert dropped == 1
 
 
-@pytest.mark.parametrize("doc", [
-    Document("rand", "Ayn Rand was a writer. " + RAND),  # the passage's id
-    Document("rand-doc", "A different text entirely.", meta={"title": "ayn_rand"}),  # its title
-    Document("x", "Ayn Rand was a writer. " + RAND, meta={"title": "Another title"}),  # its text
-])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        Document("rand", "Ayn Rand was a writer. " + RAND),  # the passage's id
+        Document("rand-doc", "A different text entirely.", meta={"title": "ayn_rand"}),  # its title
+        Document(
+            "x", "Ayn Rand was a writer. " + RAND, meta={"title": "Another title"}
+        ),  # its text
+    ],
+)
 def test_each_identity_of_the_document_is_left_out(tmp_path, doc):
     tool = WikiSearch(corpus=corpus(tmp_path), top_k=2, cache_dir=str(tmp_path / "cache"))
     out = tool.run(QUERY, context(doc, AT if doc.text.startswith("Ayn") else 0))
@@ -213,18 +231,24 @@ def model(smol_tokenizer):
     return scripted_model(smol_tokenizer)
 
 
-def test_annotating_a_document_that_is_in_the_index(model, smol_tokenizer, tmp_path,
-                                                    one_torch_thread):
-    records = [{"id": "d1", "title": "Fruit", "text": DOC},
-               {"id": "o", "title": "Orchard", "text": "Apples and pears are fruits of orchards."}]
+def test_annotating_a_document_that_is_in_the_index(
+    model, smol_tokenizer, tmp_path, one_torch_thread
+):
+    records = [
+        {"id": "d1", "title": "Fruit", "text": DOC},
+        {"id": "o", "title": "Orchard", "text": "Apples and pears are fruits of orchards."},
+    ]
     path = corpus(tmp_path, records)
     doc = Document("d1", DOC, date=dt.date(2023, 1, 30), meta={"title": "Fruit"})
     cfg = AnnotatorConfig(record_candidates=True, max_call_tokens=8)
     tool = SearchAdd(WikiSearch(corpus=path, cache_dir=str(tmp_path / "c")))
     ours = Annotator(model, smol_tokenizer, [tool], cfg).annotate(doc)
-    ref = ReferenceAnnotator(model, smol_tokenizer,
-                             [SearchAdd(WikiSearch(corpus=path, cache_dir=str(tmp_path / "c")))],
-                             cfg).annotate(doc)
+    ref = ReferenceAnnotator(
+        model,
+        smol_tokenizer,
+        [SearchAdd(WikiSearch(corpus=path, cache_dir=str(tmp_path / "c")))],
+        cfg,
+    ).annotate(doc)
     assert_same(ours, ref)
     assert ours.candidates
     for c in ours.candidates:  # the document's own passage never came back
@@ -252,8 +276,14 @@ def test_default_corpus_ids_carry_the_title():
 
 def test_the_run_counts_and_reports_left_out_passages():
     stats = RunStats()
-    stats.add({"index": 0, "id": "a", "calls": [], "stats": {
-        SELF_EXCLUDED: 3, f"WikiSearch/{SELF_EXCLUDED}": 2, f"QA/{SELF_EXCLUDED}": 1}})
+    stats.add(
+        {
+            "index": 0,
+            "id": "a",
+            "calls": [],
+            "stats": {SELF_EXCLUDED: 3, f"WikiSearch/{SELF_EXCLUDED}": 2, f"QA/{SELF_EXCLUDED}": 1},
+        }
+    )
     out = stats.to_dict({}, 1.0, {"tools": ["WikiSearch", "QA", "Calculator"]})
     assert SELF_EXCLUDED in COUNTERS and out["counters"][SELF_EXCLUDED] == 3
     assert out["per_tool"]["WikiSearch"][SELF_EXCLUDED] == 2
@@ -274,7 +304,7 @@ def test_grow_prompts_carry_their_source_document(tmp_path):
     doc = {"id": "wiki:Ayn_Rand#0", "text": text, "prompt": wiki_prompt(text)}
     ctx = _source_context(doc)
     assert ctx.date is None and ctx.document.title == "Ayn Rand"
-    assert ctx.document.following.split()[:2] == text[len(doc["prompt"]):].split()[:2]
+    assert ctx.document.following.split()[:2] == text[len(doc["prompt"]) :].split()[:2]
     tool = WikiSearch(corpus=corpus(tmp_path), top_k=2, cache_dir=str(tmp_path / "c"))
     assert "received Rand's fiction" not in tool.run(QUERY, ctx)
     # the copy is caught by its words too, under another id and without a title

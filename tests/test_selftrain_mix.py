@@ -13,12 +13,10 @@ import pytest
 from toolformer.errors import UserError
 from toolformer.finetune import FinetuneConfig
 from toolformer.generation import CallRecord, GenerationOutput
-from toolformer.selftrain import Candidate, SelfTrainConfig, build_filter, selftrain
-from toolformer.selftrain import facts, mix
+from toolformer.selftrain import Candidate, SelfTrainConfig, build_filter, facts, mix, selftrain
 from toolformer.selftrain.config import CorpusConfig, GrowConfig, ImproveConfig
 from toolformer.selftrain.facts import EvalReferences, FactsReport, WikitextGuard, check_disjoint
 from toolformer.syntax import APICall, format_call
-
 
 # --------------------------------------------------------------------------- facts check
 
@@ -28,12 +26,16 @@ def _fact(question, answers, subject=None, relation=None):
 
 
 def test_facts_check_drops_each_planted_overlap_and_counts_it():
-    wiki = ("The castle was rebuilt in stone after the great fire of the winter of the year "
-            "when the old king died in the north")
-    refs = EvalReferences(lama_facts={(facts.norm("Ada Lovelace"), "P19")},
-                          squad_subjects={facts.norm("Kraków")},
-                          nq_questions={facts.norm("who wrote the iliad")},
-                          wikitext=WikitextGuard([wiki]))
+    wiki = (
+        "The castle was rebuilt in stone after the great fire of the winter of the year "
+        "when the old king died in the north"
+    )
+    refs = EvalReferences(
+        lama_facts={(facts.norm("Ada Lovelace"), "P19")},
+        squad_subjects={facts.norm("Kraków")},
+        nq_questions={facts.norm("who wrote the iliad")},
+        wikitext=WikitextGuard([wiki]),
+    )
     rows = [
         _fact("Where was Ada Lovelace born?", ["London"], "Ada  lovelace", "P19"),  # LAMA fact
         _fact("What is the profession of Ada Lovelace?", ["mathematician"], "Ada Lovelace", "P106"),
@@ -45,10 +47,16 @@ def test_facts_check_drops_each_planted_overlap_and_counts_it():
     ]
     report = FactsReport()
     kept = check_disjoint(rows, refs, report)
-    assert [r["question"] for r in kept] == ["What is the profession of Ada Lovelace?",
-                                            "Who painted the ceiling of a chapel?"]
-    assert report.dropped == {"lama_fact": 1, "lama_squad_subject": 1, "nq_open_dev": 1,
-                              "wikitext2_13gram": 2}
+    assert [r["question"] for r in kept] == [
+        "What is the profession of Ada Lovelace?",
+        "Who painted the ceiling of a chapel?",
+    ]
+    assert report.dropped == {
+        "lama_fact": 1,
+        "lama_squad_subject": 1,
+        "nq_open_dev": 1,
+        "wikitext2_13gram": 2,
+    }
     assert report.kept == 2
 
 
@@ -65,19 +73,29 @@ def test_facts_built_from_the_real_data_avoid_every_eval_set_and_catch_planted_o
     # planted: a LAMA T-REx fact the harness scores, a Google-RE fact (as P19), an NQ dev
     # question, a WikiText-2 test sentence
     trex = json.loads((shared_data / "lama/TREx/P19.jsonl").read_text().splitlines()[0])
-    gre = json.loads((shared_data / "lama/Google_RE/place_of_birth_test.jsonl").read_text()
-                     .splitlines()[0])
+    gre = json.loads(
+        (shared_data / "lama/Google_RE/place_of_birth_test.jsonl").read_text().splitlines()[0]
+    )
     nq = json.loads((shared_data / "nq_open/NQ-open.dev.jsonl").read_text().splitlines()[3])
-    wt = next(line for line in (shared_data / "wikitext2_raw/wiki.test.raw").read_text()
-              .splitlines() if len(line.split()) > 40)
-    planted = [_fact(f"Where was {trex['sub_label']} born?", ["x"], trex["sub_label"], "P19"),
-               _fact(f"Where was {gre['sub_label']} born?", ["x"], gre["sub_label"], "P19"),
-               _fact(nq["question"].upper() + "?", ["x"]),
-               _fact(" ".join(wt.split()[5:25]), ["x"])]
+    wt = next(
+        line
+        for line in (shared_data / "wikitext2_raw/wiki.test.raw").read_text().splitlines()
+        if len(line.split()) > 40
+    )
+    planted = [
+        _fact(f"Where was {trex['sub_label']} born?", ["x"], trex["sub_label"], "P19"),
+        _fact(f"Where was {gre['sub_label']} born?", ["x"], gre["sub_label"], "P19"),
+        _fact(nq["question"].upper() + "?", ["x"]),
+        _fact(" ".join(wt.split()[5:25]), ["x"]),
+    ]
     report = FactsReport()
     assert check_disjoint(planted, refs, report) == []
-    assert report.dropped == {"lama_fact": 2, "lama_squad_subject": 0, "nq_open_dev": 1,
-                              "wikitext2_13gram": 1}
+    assert report.dropped == {
+        "lama_fact": 2,
+        "lama_squad_subject": 0,
+        "nq_open_dev": 1,
+        "wikitext2_13gram": 1,
+    }
 
 
 # --------------------------------------------------------------------------- --mix
@@ -85,8 +103,12 @@ def test_facts_built_from_the_real_data_avoid_every_eval_set_and_catch_planted_o
 
 def test_mix_parsing():
     assert mix.parse_mix("math=0.4, facts=0.25,dates=0.2,notool=0.15") == mix.DEFAULT_MIX
-    assert mix.parse_mix("math=2,notool=1") == {"math": 2.0, "facts": 0.0, "dates": 0.0,
-                                               "notool": 1.0}
+    assert mix.parse_mix("math=2,notool=1") == {
+        "math": 2.0,
+        "facts": 0.0,
+        "dates": 0.0,
+        "notool": 1.0,
+    }
     assert mix.parse_mix({"dates": 1}) == {"math": 0.0, "facts": 0.0, "dates": 1.0, "notool": 0.0}
     assert mix.parse_mix(None) == mix.DEFAULT_MIX
     assert mix.counts(10, mix.DEFAULT_MIX) == {"math": 4, "facts": 3, "dates": 2, "notool": 1}
@@ -95,14 +117,17 @@ def test_mix_parsing():
     assert mix.is_spec("mix:5") and not mix.is_spec("mixtures.jsonl")
 
 
-@pytest.mark.parametrize("value, match", [
-    ("math=0,facts=0", "sum to zero"),
-    ("math=0.5,poems=0.5", "unknown kind 'poems'"),
-    ("math=-0.1,facts=1", "must be >= 0"),
-    ("math=lots", "must be a number"),
-    ("math", "is not kind=weight"),
-    ("math=nan", "must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        ("math=0,facts=0", "sum to zero"),
+        ("math=0.5,poems=0.5", "unknown kind 'poems'"),
+        ("math=-0.1,facts=1", "must be >= 0"),
+        ("math=lots", "must be a number"),
+        ("math", "is not kind=weight"),
+        ("math=nan", "must be >= 0"),
+    ],
+)
 def test_bad_mix_is_one_line(value, match):
     with pytest.raises(UserError, match=match) as exc:
         mix.parse_mix(value)
@@ -117,8 +142,10 @@ def test_bad_mix_settings_are_one_line_and_nothing_is_written(tmp_path, capsys):
         (["--corpus", "mix", "--mix", "math=1,cooking=1"], "unknown kind"),
         (["--corpus", "mix", "--mix", "math=1,dates=-1"], ">= 0"),
         # facts need QA or WikiSearch; only the Calculator is offered
-        (["--corpus", "mix", "--mix", "math=1,facts=1", "--tools", "Calculator"],
-         "needs the tool QA or WikiSearch"),
+        (
+            ["--corpus", "mix", "--mix", "math=1,facts=1", "--tools", "Calculator"],
+            "needs the tool QA or WikiSearch",
+        ),
         (["--corpus", "mix:x"], "whole number"),
         (["--mix", "math=1"], "needs --corpus mix"),
     ]
@@ -131,8 +158,10 @@ def test_bad_mix_settings_are_one_line_and_nothing_is_written(tmp_path, capsys):
         assert match in err and len(err.splitlines()) == 1, (args, err)
         assert not out.exists()
     # a kind of weight 0 needs no tool; no tool helps a notool item
-    cfg = SelfTrainConfig(data=CorpusConfig(corpus="mix:10", mix={"math": 1, "facts": 0, "notool": 1}),
-                          tools=["Calculator"]).validate()
+    cfg = SelfTrainConfig(
+        data=CorpusConfig(corpus="mix:10", mix={"math": 1, "facts": 0, "notool": 1}),
+        tools=["Calculator"],
+    ).validate()
     assert cfg.data.mix["facts"] == 0 and cfg.grow.demonstrations == "mix"
 
 
@@ -162,8 +191,16 @@ def _cand(doc, sample, text, calls=(), gold=None, kind=None, tools=None, prompt=
     for tool, args, result in calls:
         call = format_call(APICall(tool, args, result))
         start = text.index(call)
-        recs.append({"tool": tool, "args": args, "result": result, "error": None,
-                     "start": start, "end": start + len(call)})
+        recs.append(
+            {
+                "tool": tool,
+                "args": args,
+                "result": result,
+                "error": None,
+                "start": start,
+                "end": start + len(call),
+            }
+        )
     return Candidate(doc, sample, prompt, text, recs, gold, "stop", kind, tools)
 
 
@@ -177,26 +214,62 @@ def test_when_filter_keeps_the_fewest_calls_that_make_the_answer_right():
         # m2: wrong without help -> the right call sample is kept, the wrong one not
         _cand("m2", 0, " 12 apples.", gold=7.0, kind="math", tools=["Calculator"], prompt=p),
         _cand("m2", 1, " [Calculator(3 + 4) -> 7] 7", calc, 7.0, "math", ["Calculator"], p),
-        _cand("m2", 2, " [Calculator(3 * 4) -> 12] 12", [("Calculator", "3 * 4", "12")], 7.0,
-              "math", ["Calculator"], p),
+        _cand(
+            "m2",
+            2,
+            " [Calculator(3 * 4) -> 12] 12",
+            [("Calculator", "3 * 4", "12")],
+            7.0,
+            "math",
+            ["Calculator"],
+            p,
+        ),
         # notool: any output without a call is right; a call never is
         _cand("n1", 0, " Roses are red.", gold=[], kind="notool", tools=[]),
-        _cand("n1", 1, " [Calculator(1 + 1) -> 2] 2", [("Calculator", "1 + 1", "2")], [],
-              "notool", []),
+        _cand(
+            "n1", 1, " [Calculator(1 + 1) -> 2] 2", [("Calculator", "1 + 1", "2")], [], "notool", []
+        ),
         # facts: right with QA where the no-call sample is wrong; the wrong tool is not kept
         _cand("f1", 0, " Madrid.", gold=["Paris"], kind="facts", tools=["QA", "WikiSearch"]),
-        _cand("f1", 1, " [QA(capital of France?) -> Paris] Paris.",
-              [("QA", "capital of France?", "Paris")], ["Paris"], "facts", ["QA", "WikiSearch"]),
-        _cand("f1", 2, " [Calendar() -> Paris] Paris.", [("Calendar", "", "Paris")], ["Paris"],
-              "facts", ["QA", "WikiSearch"]),
+        _cand(
+            "f1",
+            1,
+            " [QA(capital of France?) -> Paris] Paris.",
+            [("QA", "capital of France?", "Paris")],
+            ["Paris"],
+            "facts",
+            ["QA", "WikiSearch"],
+        ),
+        _cand(
+            "f1",
+            2,
+            " [Calendar() -> Paris] Paris.",
+            [("Calendar", "", "Paris")],
+            ["Paris"],
+            "facts",
+            ["QA", "WikiSearch"],
+        ),
         # dates: lenient alias match
         _cand("d1", 0, " Monday.", gold=["Tuesday"], kind="dates", tools=["Calendar"]),
-        _cand("d1", 1, " [Calendar() -> Today is Tuesday, May 2, 2023.] Tuesday.",
-              [("Calendar", "", "Today is Tuesday, May 2, 2023.")], ["Tuesday"], "dates",
-              ["Calendar"]),
+        _cand(
+            "d1",
+            1,
+            " [Calendar() -> Today is Tuesday, May 2, 2023.] Tuesday.",
+            [("Calendar", "", "Today is Tuesday, May 2, 2023.")],
+            ["Tuesday"],
+            "dates",
+            ["Calendar"],
+        ),
         # a failed call is never kept; no gold -> not judged
-        _cand("d2", 0, " [Calendar()] Tuesday.", [("Calendar", "", None)], ["Tuesday"],
-              "dates", ["Calendar"]),
+        _cand(
+            "d2",
+            0,
+            " [Calendar()] Tuesday.",
+            [("Calendar", "", None)],
+            ["Tuesday"],
+            "dates",
+            ["Calendar"],
+        ),
         _cand("w1", 0, " something", gold=None),
     ]
     scores = build_filter("when").scores(cands)
@@ -205,8 +278,12 @@ def test_when_filter_keeps_the_fewest_calls_that_make_the_answer_right():
 
 def test_when_filter_options_are_checked():
     with pytest.raises(UserError, match="call_cost"):
-        SelfTrainConfig(improve=ImproveConfig(filter="when", filter_options={"call_cost": 0.7})).validate()
-    SelfTrainConfig(improve=ImproveConfig(filter="when", filter_options={"call_cost": 0.05})).validate()
+        SelfTrainConfig(
+            improve=ImproveConfig(filter="when", filter_options={"call_cost": 0.7})
+        ).validate()
+    SelfTrainConfig(
+        improve=ImproveConfig(filter="when", filter_options={"call_cost": 0.05})
+    ).validate()
 
 
 # --------------------------------------------------------------------------- Grow + dates
@@ -250,18 +327,42 @@ class Stop(Exception):
 
 def test_grow_gives_the_calendar_each_items_own_date(tmp_path, tiny_dir, shared_data):
     out = tmp_path / "run"
-    cfg = SelfTrainConfig.from_dict(dict(
-        output=str(out), model=tiny_dir, tools=["Calculator", "Calendar"], round0_docs=0,
-        max_rounds=1, progress=False, threads=1, plain_ratio=0.0,
-        data=dict(corpus="mix:16", mix={"math": 1, "dates": 1}, data_dir=str(shared_data),
-                  eval_sets=[]),
-        grow=dict(corpus_size=14, samples_per_prompt=2, no_call_samples=0,
-                  generation=dict(max_new_tokens=8, batch_size=3)),
-        improve=dict(filter="when"),
-        dev=dict(size=2, max_new_tokens=4, generation=dict(batch_size=4)),
-        finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, max_length=64,
-                                effective_batch_size=2, eval_fraction=0.0, progress=False,
-                                training_args=dict(max_steps=1))))
+    cfg = SelfTrainConfig.from_dict(
+        dict(
+            output=str(out),
+            model=tiny_dir,
+            tools=["Calculator", "Calendar"],
+            round0_docs=0,
+            max_rounds=1,
+            progress=False,
+            threads=1,
+            plain_ratio=0.0,
+            data=dict(
+                corpus="mix:16",
+                mix={"math": 1, "dates": 1},
+                data_dir=str(shared_data),
+                eval_sets=[],
+            ),
+            grow=dict(
+                corpus_size=14,
+                samples_per_prompt=2,
+                no_call_samples=0,
+                generation=dict(max_new_tokens=8, batch_size=3),
+            ),
+            improve=dict(filter="when"),
+            dev=dict(size=2, max_new_tokens=4, generation=dict(batch_size=4)),
+            finetune=FinetuneConfig(
+                lora=True,
+                lora_r=4,
+                lora_alpha=8,
+                max_length=64,
+                effective_batch_size=2,
+                eval_fraction=0.0,
+                progress=False,
+                training_args=dict(max_steps=1),
+            ),
+        )
+    )
 
     def hook(event, info):
         if event == "stage" and info["stage"] == "finetune_0" and info["round"] == 1:
@@ -280,8 +381,10 @@ def test_grow_gives_the_calendar_each_items_own_date(tmp_path, tiny_dir, shared_
         assert g["calls"][0]["result"] == format_date(as_date(train[g["doc_id"]]["date"]))
         assert g["tools"] == ["Calendar"]
     assert DatedGenerator.contexts and all(
-        c is None or c.date is None for c, g in zip(DatedGenerator.contexts, grown)
-        if g["kind"] == "math")
+        c is None or c.date is None
+        for c, g in zip(DatedGenerator.contexts, grown)
+        if g["kind"] == "math"
+    )
     state = json.loads((out / "round_1/state.json").read_text())["stages"]
     assert set(state["grow"]["by_kind"]) == {"math", "dates"}
     kept = [json.loads(line) for line in (out / "round_1/kept_0.jsonl").open()]
@@ -294,8 +397,10 @@ def test_grow_gives_the_calendar_each_items_own_date(tmp_path, tiny_dir, shared_
 def test_mix_demonstrations_are_shuffled_per_item_and_sample():
     from toolformer.selftrain.loop import offered_demonstrations, shuffled_demonstrations
 
-    text = offered_demonstrations((Path(mix.__file__).parent / "demos" / "mix.txt").read_text(),
-                                  ["Calculator", "QA", "WikiSearch", "Calendar"])
+    text = offered_demonstrations(
+        (Path(mix.__file__).parent / "demos" / "mix.txt").read_text(),
+        ["Calculator", "QA", "WikiSearch", "Calendar"],
+    )
     blocks = sorted(b for b in text.split("\n\n") if b)
     orders = {shuffled_demonstrations(text, f"0-item{i}-0") for i in range(20)}
     assert len(orders) > 5  # the nearest example varies
@@ -320,8 +425,15 @@ class CallingGenerator:
             p = "Q:" + full.rsplit("Q:", 1)[-1]
             nums = re.findall(r"\d+", p)
             if not self.config.tools_enabled or len(nums) < 2:
-                outs.append(GenerationOutput(p, " 1000." if self.config.tools_enabled is False
-                                             else " Hello.", [], 3, "stop"))
+                outs.append(
+                    GenerationOutput(
+                        p,
+                        " 1000." if self.config.tools_enabled is False else " Hello.",
+                        [],
+                        3,
+                        "stop",
+                    )
+                )
                 continue
             call = APICall("Calculator", f"{nums[0]} + {nums[1]}")
             res = self.executor.run_many([call], [None])[0]
@@ -332,21 +444,46 @@ class CallingGenerator:
 
 
 def test_grow_samples_the_model_without_a_call_and_when_keeps_them_for_notool(
-        tmp_path, tiny_dir, shared_data):
+    tmp_path, tiny_dir, shared_data
+):
     out = tmp_path / "run"
-    cfg = SelfTrainConfig.from_dict(dict(
-        output=str(out), model=tiny_dir, tools=["Calculator"], round0_docs=0, max_rounds=1,
-        progress=False, threads=1, plain_ratio=0.0,
-        data=dict(corpus="mix:16", mix={"math": 1, "notool": 1}, data_dir=str(shared_data),
-                  eval_sets=[]),
-        grow=dict(corpus_size=14, samples_per_prompt=2, forced_call_samples=0,
-                  generation=dict(max_new_tokens=8, batch_size=4)),
-        improve=dict(filter="when"),
-        dev=dict(size=2, max_new_tokens=4, generation=dict(batch_size=4)),
-        calibration=dict(enabled=False),
-        finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, max_length=64,
-                                effective_batch_size=2, eval_fraction=0.0, progress=False,
-                                training_args=dict(max_steps=1))))
+    cfg = SelfTrainConfig.from_dict(
+        dict(
+            output=str(out),
+            model=tiny_dir,
+            tools=["Calculator"],
+            round0_docs=0,
+            max_rounds=1,
+            progress=False,
+            threads=1,
+            plain_ratio=0.0,
+            data=dict(
+                corpus="mix:16",
+                mix={"math": 1, "notool": 1},
+                data_dir=str(shared_data),
+                eval_sets=[],
+            ),
+            grow=dict(
+                corpus_size=14,
+                samples_per_prompt=2,
+                forced_call_samples=0,
+                generation=dict(max_new_tokens=8, batch_size=4),
+            ),
+            improve=dict(filter="when"),
+            dev=dict(size=2, max_new_tokens=4, generation=dict(batch_size=4)),
+            calibration=dict(enabled=False),
+            finetune=FinetuneConfig(
+                lora=True,
+                lora_r=4,
+                lora_alpha=8,
+                max_length=64,
+                effective_batch_size=2,
+                eval_fraction=0.0,
+                progress=False,
+                training_args=dict(max_steps=1),
+            ),
+        )
+    )
     assert cfg.grow_no_call_samples == 1  # the mix's default
 
     def hook(event, info):
@@ -360,8 +497,9 @@ def test_grow_samples_the_model_without_a_call_and_when_keeps_them_for_notool(
     by_doc: dict = {}
     for g in grown:
         by_doc.setdefault(g["doc_id"], []).append(g)
-    assert by_doc and all(sorted(r["sample"] for r in rows) == [0, 1, 2]
-                          for rows in by_doc.values())
+    assert by_doc and all(
+        sorted(r["sample"] for r in rows) == [0, 1, 2] for rows in by_doc.values()
+    )
     assert all(not r["calls"] for r in grown if r["sample"] == 2)  # tools off: no call
     assert any(not c.tools_enabled for c in CallingGenerator.configs)
     kept = [json.loads(line) for line in (out / "round_1/kept_0.jsonl").open()]
@@ -376,11 +514,19 @@ def test_grow_samples_the_model_without_a_call_and_when_keeps_them_for_notool(
 def test_forced_samples_cover_each_fitting_offered_tool():
     from toolformer.selftrain.loop import forced_samples
 
-    docs = [{"id": "a", "tools": ["QA", "WikiSearch"]}, {"id": "b", "tools": []},
-            {"id": "c"}, {"id": "d", "tools": ["Calendar"]}]
+    docs = [
+        {"id": "a", "tools": ["QA", "WikiSearch"]},
+        {"id": "b", "tools": []},
+        {"id": "c"},
+        {"id": "d", "tools": ["Calendar"]},
+    ]
     picks = forced_samples(docs, {"QA": 1, "Calendar": 1}, 2)
     assert [(d["id"], t, s) for d, t, s in picks] == [
-        ("a", "QA", 0), ("a", "QA", 1), ("d", "Calendar", 0), ("d", "Calendar", 1)]
+        ("a", "QA", 0),
+        ("a", "QA", 1),
+        ("d", "Calendar", 0),
+        ("d", "Calendar", 1),
+    ]
     assert forced_samples(docs, {"QA": 1}, 0) == []
 
 
@@ -388,18 +534,34 @@ def test_cap_per_kind_spreads_over_prompts_and_keeps_order():
     from toolformer.selftrain.loop import cap_per_kind
 
     def row(doc, kind, tool, score):
-        return {"doc_id": doc, "kind": kind, "score": score,
-                "calls": [{"tool": tool}] if tool else []}
+        return {
+            "doc_id": doc,
+            "kind": kind,
+            "score": score,
+            "calls": [{"tool": tool}] if tool else [],
+        }
 
-    kept = [row("d1", "dates", "Calendar", 0.99), row("d1", "dates", "Calendar", 0.98),
-            row("d2", "dates", "Calendar", 0.97), row("d3", "dates", "Calendar", 0.99),
-            row("m1", "math", "Calculator", 0.99), row("n1", "notool", None, 1.0),
-            row("n2", "notool", None, 1.0), row("d4", "dates", None, 1.0)]
+    kept = [
+        row("d1", "dates", "Calendar", 0.99),
+        row("d1", "dates", "Calendar", 0.98),
+        row("d2", "dates", "Calendar", 0.97),
+        row("d3", "dates", "Calendar", 0.99),
+        row("m1", "math", "Calculator", 0.99),
+        row("n1", "notool", None, 1.0),
+        row("n2", "notool", None, 1.0),
+        row("d4", "dates", None, 1.0),
+    ]
     out = cap_per_kind(kept, 2)
     # Calendar texts of dates items: each prompt's best first (d1's second waits), then the
     # higher score (d1 and d3 at 0.99 before d2); a no-call dates text is its own group
     assert [(r["doc_id"], r["score"]) for r in out] == [
-        ("d1", 0.99), ("d3", 0.99), ("m1", 0.99), ("n1", 1.0), ("n2", 1.0), ("d4", 1.0)]
+        ("d1", 0.99),
+        ("d3", 0.99),
+        ("m1", 0.99),
+        ("n1", 1.0),
+        ("n2", 1.0),
+        ("d4", 1.0),
+    ]
     assert cap_per_kind(kept, 1) == [kept[0], kept[4], kept[5], kept[7]]
 
 
@@ -411,8 +573,9 @@ def test_a_run_folder_without_a_setting_added_later_still_resumes():
     assert cfg.changed_since(old) == []  # the new settings at their defaults: same run
     cfg.improve.max_kept_per_kind = 5
     assert cfg.changed_since(old) == ["max_kept_per_kind"]
-    assert SelfTrainConfig(output="x", grow=GrowConfig(samples_per_prompt=9)).changed_since(old) == [
-        "samples_per_prompt"]
+    assert SelfTrainConfig(output="x", grow=GrowConfig(samples_per_prompt=9)).changed_since(
+        old
+    ) == ["samples_per_prompt"]
 
 
 class ForcingGenerator(CallingGenerator):
@@ -441,18 +604,42 @@ class ForcingGenerator(CallingGenerator):
 
 def test_grow_forces_a_call_of_each_fitting_tool(tmp_path, tiny_dir, shared_data):
     out = tmp_path / "run"
-    cfg = SelfTrainConfig.from_dict(dict(
-        output=str(out), model=tiny_dir, tools=["Calculator", "Calendar"], round0_docs=0,
-        max_rounds=1, progress=False, threads=1, plain_ratio=0.0,
-        data=dict(corpus="mix:24", mix={"math": 1, "dates": 1, "notool": 1},
-                  data_dir=str(shared_data), eval_sets=[]),
-        grow=dict(corpus_size=20, samples_per_prompt=1, generation=dict(max_new_tokens=8, batch_size=5)),
-        improve=dict(filter="when"),
-        dev=dict(size=2, max_new_tokens=4, generation=dict(batch_size=4)),
-        calibration=dict(enabled=False),
-        finetune=FinetuneConfig(lora=True, lora_r=4, lora_alpha=8, max_length=64,
-                                effective_batch_size=2, eval_fraction=0.0, progress=False,
-                                training_args=dict(max_steps=1))))
+    cfg = SelfTrainConfig.from_dict(
+        dict(
+            output=str(out),
+            model=tiny_dir,
+            tools=["Calculator", "Calendar"],
+            round0_docs=0,
+            max_rounds=1,
+            progress=False,
+            threads=1,
+            plain_ratio=0.0,
+            data=dict(
+                corpus="mix:24",
+                mix={"math": 1, "dates": 1, "notool": 1},
+                data_dir=str(shared_data),
+                eval_sets=[],
+            ),
+            grow=dict(
+                corpus_size=20,
+                samples_per_prompt=1,
+                generation=dict(max_new_tokens=8, batch_size=5),
+            ),
+            improve=dict(filter="when"),
+            dev=dict(size=2, max_new_tokens=4, generation=dict(batch_size=4)),
+            calibration=dict(enabled=False),
+            finetune=FinetuneConfig(
+                lora=True,
+                lora_r=4,
+                lora_alpha=8,
+                max_length=64,
+                effective_batch_size=2,
+                eval_fraction=0.0,
+                progress=False,
+                training_args=dict(max_steps=1),
+            ),
+        )
+    )
     assert cfg.grow_forced_call_samples == 1  # the mix's default
 
     def hook(event, info):
@@ -479,6 +666,7 @@ def test_grow_forces_a_call_of_each_fitting_tool(tmp_path, tiny_dir, shared_data
                 if kinds[d] == "dates":
                     assert r["calls"][0]["result"].startswith("Today is")
     assert sorted(map(tuple, ForcingGenerator.offered)) and all(
-        len(o) == 1 for o in ForcingGenerator.offered)
+        len(o) == 1 for o in ForcingGenerator.offered
+    )
     kept = [json.loads(line) for line in (out / "round_1/kept_0.jsonl").open()]
     assert kept  # the no-tool items' plain outputs at least

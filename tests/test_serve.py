@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
-
 from conftest import make_tiny_model
 from test_generation import CALC_CALL, Calc, ScriptedLlama, chain, sharpen
+
 from toolformer.generation import GenerationConfig, ToolGenerator
 from toolformer.serve import create_app, serve_in_thread
 from toolformer.tools.base import Tool
@@ -67,32 +67,46 @@ def test_models_and_health(client, server):
 
 
 def test_chat_runs_the_call_on_the_server_and_reports_it(client):
-    r = client.chat.completions.create(model=MODEL, max_tokens=16, messages=[
-        {"role": "user", "content": "What is 3 times 4?"}])
+    r = client.chat.completions.create(
+        model=MODEL, max_tokens=16, messages=[{"role": "user", "content": "What is 3 times 4?"}]
+    )
     msg = r.choices[0].message
     assert "[Calculator(3*4) -> 12]" in msg.content
     calls = msg.toolformer_calls  # the documented extension field
     assert len(calls) == 1 and calls[0]["tool"] == "Calculator" and calls[0]["result"] == "12"
     assert calls[0]["error"] is None
-    assert msg.content[calls[0]["start"]:calls[0]["end"]] == "[Calculator(3*4) -> 12]"
+    assert msg.content[calls[0]["start"] : calls[0]["end"]] == "[Calculator(3*4) -> 12]"
     assert r.usage.completion_tokens <= 16 and r.usage.prompt_tokens > 0
     assert r.choices[0].finish_reason in ("stop", "length")
 
 
 def test_chat_stream_adds_up_to_the_same_answer(client):
-    messages = [{"role": "system", "content": "Be brief."},
-                {"role": "user", "content": "What is 3 times 4?"}]
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is 3 times 4?"},
+    ]
     whole = client.chat.completions.create(model=MODEL, max_tokens=16, messages=messages)
-    chunks = list(client.chat.completions.create(model=MODEL, max_tokens=16, messages=messages,
-                                                 stream=True,
-                                                 stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL,
+            max_tokens=16,
+            messages=messages,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole.choices[0].message.content
-    streamed = [call for c in chunks if c.choices
-                for call in (c.choices[0].delta.model_extra or {}).get("toolformer_calls", [])]
+    streamed = [
+        call
+        for c in chunks
+        if c.choices
+        for call in (c.choices[0].delta.model_extra or {}).get("toolformer_calls", [])
+    ]
     assert streamed == whole.choices[0].message.toolformer_calls
-    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == \
-        whole.choices[0].finish_reason
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == whole.choices[
+        0
+    ].finish_reason
     assert chunks[-1].usage.total_tokens == whole.usage.total_tokens
 
 
@@ -113,21 +127,31 @@ def test_decoding_settings_reach_the_engine(client):
     r = client.completions.create(model=MODEL, prompt="Hello there", max_tokens=3)
     assert r.usage.completion_tokens == 3 and r.choices[0].finish_reason == "length"
     full = client.completions.create(model=MODEL, prompt="Compute:", max_tokens=16).choices[0].text
-    cut = client.completions.create(model=MODEL, prompt="Compute:", max_tokens=16,
-                                    stop=[" so", "->"])
+    cut = client.completions.create(
+        model=MODEL, prompt="Compute:", max_tokens=16, stop=[" so", "->"]
+    )
     # stop strings are searched outside calls: "->" inside the call does not stop it
     assert cut.choices[0].text == full[: full.index(" so")] and "-> 12]" in cut.choices[0].text
-    sampled = [client.completions.create(model=MODEL, prompt="Hello", max_tokens=8,
-                                         temperature=1.0, top_p=0.9, seed=7).choices[0].text
-               for _ in range(2)]
+    sampled = [
+        client.completions.create(
+            model=MODEL, prompt="Hello", max_tokens=8, temperature=1.0, top_p=0.9, seed=7
+        )
+        .choices[0]
+        .text
+        for _ in range(2)
+    ]
     assert sampled[0] == sampled[1]  # a seed makes sampling repeatable
 
 
 def test_concurrent_requests_are_batched_and_never_mixed(client, server):
-    prompts = [f"Note {i}: the word is {w}." for i, w in
-               enumerate(["apple", "river", "stone", "cloud", "lamp", "tiger", "mint", "jazz"])]
-    alone = [client.completions.create(model=MODEL, prompt=p, max_tokens=10).choices[0].text
-             for p in prompts]
+    prompts = [
+        f"Note {i}: the word is {w}."
+        for i, w in enumerate(["apple", "river", "stone", "cloud", "lamp", "tiger", "mint", "jazz"])
+    ]
+    alone = [
+        client.completions.create(model=MODEL, prompt=p, max_tokens=10).choices[0].text
+        for p in prompts
+    ]
     before = _health(server)["batching"]["batches"]
     barrier = threading.Barrier(len(prompts))
 
@@ -155,20 +179,41 @@ def _error(response, status):
 def test_bad_input_gets_an_openai_error_and_the_server_keeps_serving(client, server):
     url = server[0]
     chat = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
-    broken = httpx.post(url + "/v1/chat/completions", content=b'{"model": "x", "mess',
-                        headers={"content-type": "application/json"})
+    broken = httpx.post(
+        url + "/v1/chat/completions",
+        content=b'{"model": "x", "mess',
+        headers={"content-type": "application/json"},
+    )
     assert _error(broken, 400)["code"] == "json_invalid"
-    assert _error(httpx.post(url + "/v1/chat/completions", json={**chat, "model": "gpt-4"}),
-                  404)["param"] == "model"
-    assert _error(httpx.post(url + "/v1/chat/completions", json={**chat, "messages": []}),
-                  400)["param"] == "messages"
-    assert _error(httpx.post(url + "/v1/chat/completions", json={**chat, "max_tokens": -5}),
-                  400)["param"] == "max_tokens"
-    assert _error(httpx.post(url + "/v1/chat/completions", json={**chat, "max_tokens": 10**9}),
-                  400)["param"] == "max_tokens"
+    assert (
+        _error(httpx.post(url + "/v1/chat/completions", json={**chat, "model": "gpt-4"}), 404)[
+            "param"
+        ]
+        == "model"
+    )
+    assert (
+        _error(httpx.post(url + "/v1/chat/completions", json={**chat, "messages": []}), 400)[
+            "param"
+        ]
+        == "messages"
+    )
+    assert (
+        _error(httpx.post(url + "/v1/chat/completions", json={**chat, "max_tokens": -5}), 400)[
+            "param"
+        ]
+        == "max_tokens"
+    )
+    assert (
+        _error(httpx.post(url + "/v1/chat/completions", json={**chat, "max_tokens": 10**9}), 400)[
+            "param"
+        ]
+        == "max_tokens"
+    )
     long = {"model": MODEL, "prompt": "word " * 1100, "max_tokens": 8}
-    assert _error(httpx.post(url + "/v1/completions", json=long), 400)["code"] == \
-        "context_length_exceeded"
+    assert (
+        _error(httpx.post(url + "/v1/completions", json=long), 400)["code"]
+        == "context_length_exceeded"
+    )
     last = {**chat, "messages": [{"role": "assistant", "content": "hi"}]}
     assert _error(httpx.post(url + "/v1/chat/completions", json=last), 400)["param"] == "messages"
     empty = {**chat, "messages": [{"role": "user"}]}  # no content: nothing to answer
@@ -227,13 +272,17 @@ class Hanging(Tool):
 
 
 @pytest.mark.parametrize("tool, error", [(Broken, "on fire"), (Hanging, "timed out")])
-def test_a_tool_that_fails_or_hangs_is_a_counted_tool_error(scripted_model, smol_tokenizer,
-                                                            tool, error):
+def test_a_tool_that_fails_or_hangs_is_a_counted_tool_error(
+    scripted_model, smol_tokenizer, tool, error
+):
     gen = _generator(scripted_model, smol_tokenizer, [tool()], timeout=0.3)
     gen.config = GenerationConfig(max_new_tokens=16, constrained=False)
     with serve_in_thread(create_app(gen, MODEL)) as url:
-        r = httpx.post(url + "/v1/completions", timeout=30,
-                       json={"model": MODEL, "prompt": "Compute:", "max_tokens": 16})
+        r = httpx.post(
+            url + "/v1/completions",
+            timeout=30,
+            json={"model": MODEL, "prompt": "Compute:", "max_tokens": 16},
+        )
         assert r.status_code == 200, r.text
         call = r.json()["choices"][0]["toolformer_calls"][0]
         assert call["result"] is None and error in call["error"]
@@ -246,7 +295,8 @@ def test_a_tool_that_fails_or_hangs_is_a_counted_tool_error(scripted_model, smol
 
 
 def test_serve_command_builds_the_app_as_generate_builds_its_generator(
-        scripted_model, smol_tokenizer, monkeypatch, tmp_path):
+    scripted_model, smol_tokenizer, monkeypatch, tmp_path
+):
     """`toolformer serve` loads like `generate`, takes the manifest's chat roles and tools, and
     hands uvicorn the app on a socket bound before the model loads."""
     import uvicorn
@@ -258,9 +308,15 @@ def test_serve_command_builds_the_app_as_generate_builds_its_generator(
 
     folder = tmp_path / "adapter"
     folder.mkdir()
-    (folder / "toolformer.json").write_text(json.dumps(
-        {"base_model": "smollm2-135m", "tools": ["TestCalculator"],
-         "chat_roles": {"user": "Q", "assistant": "A"}}))
+    (folder / "toolformer.json").write_text(
+        json.dumps(
+            {
+                "base_model": "smollm2-135m",
+                "tools": ["TestCalculator"],
+                "chat_roles": {"user": "Q", "assistant": "A"},
+            }
+        )
+    )
     monkeypatch.setitem(tool_base.TOOLS, "TestCalculator", Calc)
     monkeypatch.setattr(generate_cmd, "load", lambda *a, **k: (scripted_model, smol_tokenizer))
     seen = {}
@@ -271,8 +327,21 @@ def test_serve_command_builds_the_app_as_generate_builds_its_generator(
 
     real_run = uvicorn.Server.run
     monkeypatch.setattr(uvicorn.Server, "run", fake_run)
-    result = CliRunner().invoke(cli, ["serve", str(folder), "--port", "0", "--served-name", "calc",
-                                      "--tool-timeout", "2", "--max-new-tokens", "16"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "serve",
+            str(folder),
+            "--port",
+            "0",
+            "--served-name",
+            "calc",
+            "--tool-timeout",
+            "2",
+            "--max-new-tokens",
+            "16",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert f"on http://127.0.0.1:{seen['port']}/v1" in result.output
     state = seen["app"].state.toolformer
@@ -282,8 +351,9 @@ def test_serve_command_builds_the_app_as_generate_builds_its_generator(
     monkeypatch.setattr(uvicorn.Server, "run", real_run)
     with serve_in_thread(seen["app"]) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0)
-        r = client.chat.completions.create(model="calc", messages=[
-            {"role": "user", "content": "What is 3 times 4?"}])
+        r = client.chat.completions.create(
+            model="calc", messages=[{"role": "user", "content": "What is 3 times 4?"}]
+        )
         assert r.choices[0].message.toolformer_calls[0]["result"] == "12"
 
 
@@ -293,16 +363,40 @@ def test_the_shipped_adapter_answers_a_word_problem_through_the_openai_client():
     from toolformer.models import manifest_chat_roles
 
     name = "smollm2-135m-calculator"
-    opts = dict(max_new_tokens=48, do_sample=False, temperature=1.0, top_k=0, top_p=1.0,
-                seed=None, call_top_k=10, max_calls=1, max_call_tokens=64, constrained=True,
-                tool_names=None, no_tools=False, date=None, dtype="fp32", device=None,
-                threads=None, stop_strings=())
+    opts = dict(
+        max_new_tokens=48,
+        do_sample=False,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        seed=None,
+        call_top_k=10,
+        max_calls=1,
+        max_call_tokens=64,
+        constrained=True,
+        tool_names=None,
+        no_tools=False,
+        date=None,
+        dtype="fp32",
+        device=None,
+        threads=None,
+        stop_strings=(),
+    )
     gen, names, context = build_generator(name, opts)
     app = create_app(gen, name, roles=manifest_chat_roles(name), context=lambda: context)
     with serve_in_thread(app) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=300)
-        r = client.chat.completions.create(model=name, messages=[{"role": "user", "content": (
-            "A baker made 24 muffins and sold 9 of them. How many muffins are left?")}])
+        r = client.chat.completions.create(
+            model=name,
+            messages=[
+                {
+                    "role": "user",
+                    "content": (
+                        "A baker made 24 muffins and sold 9 of them. How many muffins are left?"
+                    ),
+                }
+            ],
+        )
     msg = r.choices[0].message
     calls = msg.toolformer_calls
     assert names == ["Calculator"] and calls, msg.content

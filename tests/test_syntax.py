@@ -11,27 +11,29 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from toolformer.syntax import (
+    _NAME_RE,
     ARROW,
     CALL_END,
     CALL_START,
-    _NAME_RE,
-    _unescape,
-    call_progress,
     APICall,
     CallMatch,
     CallSyntaxError,
+    _unescape,
+    call_progress,
     find_calls,
     format_call,
     format_call_prefix,
-    iter_calls,
     insert_calls,
+    iter_calls,
     parse_call,
     parse_pending_call,
     strip_calls,
 )
 
 # Text that stresses the escaping: every marker, backslashes, newlines, unicode.
-_SPECIAL = st.sampled_from(list("[]()\\->\"' \n\t") + ["->", " -> ", "\\\\", "→", "é", "日本", "🙂"])
+_SPECIAL = st.sampled_from(
+    list("[]()\\->\"' \n\t") + ["->", " -> ", "\\\\", "→", "é", "日本", "🙂"]
+)
 free_text = st.lists(st.one_of(_SPECIAL, st.text(max_size=4)), max_size=12).map("".join)
 tool_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True)
 results = st.one_of(st.none(), free_text)
@@ -124,7 +126,9 @@ def test_find_calls_in_surrounding_text(before, call, after):
 def test_find_several_calls_in_order(parts, tail):
     text = "".join(p + format_call(c) for p, c in parts) + tail
     assert [m.call for m in find_calls(text)] == [c for _, c in parts]
-    assert strip_calls(text).replace(" ", "") == ("".join(p for p, _ in parts) + tail).replace(" ", "")
+    assert strip_calls(text).replace(" ", "") == ("".join(p for p, _ in parts) + tail).replace(
+        " ", ""
+    )
 
 
 @FAST
@@ -155,12 +159,17 @@ def test_pending_call_after_other_text_and_calls(parts, before, call):
             "[WikiSearch(Ireland's capital) -> Dublin is ...]",
             APICall("WikiSearch", "Ireland's capital", "Dublin is ..."),
         ),
-        ("[MT(où est la gare?) -> where is the station?]", APICall("MT", "où est la gare?", "where is the station?")),
+        (
+            "[MT(où est la gare?) -> where is the station?]",
+            APICall("MT", "où est la gare?", "where is the station?"),
+        ),
         ("[Calculator(2+2)->4]", APICall("Calculator", "2+2", "4")),
         ("[Calculator(2+2)  ]", APICall("Calculator", "2+2")),
         ("[Calendar()]", APICall("Calendar", "")),
-        ("[Calendar() -> Today is Monday, January 30, 2023.]",
-         APICall("Calendar", "", "Today is Monday, January 30, 2023.")),
+        (
+            "[Calendar() -> Today is Monday, January 30, 2023.]",
+            APICall("Calendar", "", "Today is Monday, January 30, 2023."),
+        ),
         ("[QA(a -> b) -> c]", APICall("QA", "a -> b", "c")),
         ("[QA(q) -> a -> b]", APICall("QA", "q", "a -> b")),
     ],
@@ -262,7 +271,9 @@ def test_pending_call_ignores_escaped_bracket_in_args():
 
 
 def test_strip_calls_paper_example():
-    text = "Out of 1400 participants, 400 (or [Calculator(400 / 1400) -> 0.29] 29%) passed the test."
+    text = (
+        "Out of 1400 participants, 400 (or [Calculator(400 / 1400) -> 0.29] 29%) passed the test."
+    )
     assert strip_calls(text) == "Out of 1400 participants, 400 (or 29%) passed the test."
 
 
@@ -287,7 +298,10 @@ def test_insert_calls_paper_example():
     text = "Out of 1400 participants, 400 (or 29%) passed the test."
     offset = text.index(" 29%")
     out = insert_calls(text, [(offset, APICall("Calculator", "400 / 1400", "0.29"))])
-    assert out == "Out of 1400 participants, 400 (or [Calculator(400 / 1400) -> 0.29] 29%) passed the test."
+    assert (
+        out
+        == "Out of 1400 participants, 400 (or [Calculator(400 / 1400) -> 0.29] 29%) passed the test."
+    )
     assert strip_calls(out) == text
 
 
@@ -322,7 +336,9 @@ def test_insert_calls_bad_offset():
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.text(alphabet=st.characters(blacklist_characters="[]", blacklist_categories=("Cs",)), max_size=30)
+    st.text(
+        alphabet=st.characters(blacklist_characters="[]", blacklist_categories=("Cs",)), max_size=30
+    )
     | st.text(alphabet=st.sampled_from(list("ab1 .,\n%'\"()-$")), max_size=30),
     st.lists(calls, max_size=4),
     st.data(),
@@ -467,8 +483,28 @@ def _old_find_calls(text):
 
 
 # Texts made of the pieces that steer the parser: brackets, parentheses, escapes, arrows.
-_PIECES = st.sampled_from(["[", "]", "(", ")", "\\", "->", " ", "a", "Calc", "[a(", ") ->",
-                           ")]", "\\[", "\\)", "\t", "\n", "x y", "é"])
+_PIECES = st.sampled_from(
+    [
+        "[",
+        "]",
+        "(",
+        ")",
+        "\\",
+        "->",
+        " ",
+        "a",
+        "Calc",
+        "[a(",
+        ") ->",
+        ")]",
+        "\\[",
+        "\\)",
+        "\t",
+        "\n",
+        "x y",
+        "é",
+    ]
+)
 parser_text = st.lists(_PIECES, max_size=40).map("".join)
 
 
@@ -491,11 +527,18 @@ def _answer_text(text):
     return answer_text(text)
 
 
-@pytest.mark.parametrize("unit, parse", [
-    ("[a(()", find_calls), ("[a(\\[a(", find_calls), ("\\[a((", find_calls),
-    ("[a() -> x", find_calls), ("[a(" + " " * 8 + ")", find_calls), ("[a(()", strip_calls),
-    ("[a(()", _answer_text),
-])
+@pytest.mark.parametrize(
+    "unit, parse",
+    [
+        ("[a(()", find_calls),
+        ("[a(\\[a(", find_calls),
+        ("\\[a((", find_calls),
+        ("[a() -> x", find_calls),
+        ("[a(" + " " * 8 + ")", find_calls),
+        ("[a(()", strip_calls),
+        ("[a(()", _answer_text),
+    ],
+)
 def test_find_calls_is_linear_in_the_text(unit, parse):
     """200,000 characters of many openings took 29.5 s (each "[" scanned to the end): ten
     times the text must take about ten times as long, not a hundred (find_calls and the

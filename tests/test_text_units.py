@@ -16,8 +16,23 @@ def starts_of(text):
 def test_units_of_numbers_abbreviations_and_leading_symbols():
     text = "It costs $5 or 3.14 in the U.S. (see 1,000 well-known don't) -3 A380 12:30."
     assert starts_of(text) == sorted(
-        ["It", "costs", "$5", "or", "3.14", "in", "the", "U.S.", "(see", "1,000", "well-known",
-         "don't)", "-3", "A380", "12:30."]
+        [
+            "It",
+            "costs",
+            "$5",
+            "or",
+            "3.14",
+            "in",
+            "the",
+            "U.S.",
+            "(see",
+            "1,000",
+            "well-known",
+            "don't)",
+            "-3",
+            "A380",
+            "12:30.",
+        ]
     )
     assert unit_starts("is 16, which") == {0, 3, 7}
     assert unit_starts("") == set() and unit_starts(" , ; ") == set()

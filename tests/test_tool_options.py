@@ -14,8 +14,14 @@ import pytest
 from toolformer.cli.main import main as cli_main
 from toolformer.errors import ToolOptionError, UserError
 from toolformer.tools import base
-from toolformer.tools.assembly import (check_tool_options, create_tool, create_tools, parse_options,
-                                       parse_tool_options, setup_tools)
+from toolformer.tools.assembly import (
+    check_tool_options,
+    create_tool,
+    create_tools,
+    parse_options,
+    parse_tool_options,
+    setup_tools,
+)
 from toolformer.tools.base import Tool, ToolContext, ToolOptionsError
 
 FACTORY = f"{Path(__file__).resolve().parent / 'test_pipeline.py'}:fake_factory"
@@ -50,32 +56,41 @@ def _one_line(code, text, *needles):
 # ----------------------------------------------------------------------- bad options, per command
 
 
-@pytest.mark.parametrize("option,needles", [
-    ("decimals=abc", ("Calculator", "decimals", "expected an integer")),
-    ("decimals=99", ("Calculator", "decimals=99", "from 0 to 10")),
-    ("decimals=2.5", ("Calculator", "decimals", "expected an integer")),
-    ("foo=1", ("Calculator has no option 'foo'", "Its options: decimals")),
-    ("decimal=1", ("Did you mean 'decimals'",)),
-])
+@pytest.mark.parametrize(
+    "option,needles",
+    [
+        ("decimals=abc", ("Calculator", "decimals", "expected an integer")),
+        ("decimals=99", ("Calculator", "decimals=99", "from 0 to 10")),
+        ("decimals=2.5", ("Calculator", "decimals", "expected an integer")),
+        ("foo=1", ("Calculator has no option 'foo'", "Its options: decimals")),
+        ("decimal=1", ("Did you mean 'decimals'",)),
+    ],
+)
 def test_tools_run_bad_option_is_one_line(capsys, option, needles):
     code, text = run_main(["tools", "run", "Calculator", "1/3", "-o", option], capsys)
     _one_line(code, text, *needles)
 
 
-@pytest.mark.parametrize("option,needles", [
-    ("Calculator.decimals=abc", ("Calculator", "decimals", "expected an integer")),
-    ("Calculator.decimals=99", ("decimals=99", "from 0 to 10")),
-    ("Calculator.foo=1", ("Calculator has no option 'foo'",)),
-    ("Calculater.decimals=1", ("Did you mean 'Calculator'",)),
-    ("WikiSearch.top_k=many", ("WikiSearch", "top_k", "expected an integer")),
-    ("QA.passage=3", ("QA has no option 'passage'", "Did you mean 'passages'")),
-    ("MT.beams=4", ("MT has no option 'beams'",)),
-])
-def test_augment_bad_tool_option_fails_before_the_model_loads(tmp_path, capsys, no_model, option, needles):
+@pytest.mark.parametrize(
+    "option,needles",
+    [
+        ("Calculator.decimals=abc", ("Calculator", "decimals", "expected an integer")),
+        ("Calculator.decimals=99", ("decimals=99", "from 0 to 10")),
+        ("Calculator.foo=1", ("Calculator has no option 'foo'",)),
+        ("Calculater.decimals=1", ("Did you mean 'Calculator'",)),
+        ("WikiSearch.top_k=many", ("WikiSearch", "top_k", "expected an integer")),
+        ("QA.passage=3", ("QA has no option 'passage'", "Did you mean 'passages'")),
+        ("MT.beams=4", ("MT has no option 'beams'",)),
+    ],
+)
+def test_augment_bad_tool_option_fails_before_the_model_loads(
+    tmp_path, capsys, no_model, option, needles
+):
     src = tmp_path / "in.jsonl"
     src.write_text('{"text": "It weighs 3 kg."}\n')
-    code, text = run_main(["augment", "-i", src, "-o", tmp_path / "o", "--tool-option", option, "-q"],
-                          capsys)
+    code, text = run_main(
+        ["augment", "-i", src, "-o", tmp_path / "o", "--tool-option", option, "-q"], capsys
+    )
     _one_line(code, text, *needles)
     assert not (tmp_path / "o" / "shards").exists()
 
@@ -84,8 +99,20 @@ def test_eval_bad_tool_option_fails_before_the_model_loads(tmp_path, capsys, no_
     data = tmp_path / "data"
     (data / "svamp").mkdir(parents=True)
     (data / "svamp/SVAMP.json").write_text('[{"Body": "a", "Question": "b", "Answer": 1}]')
-    code, text = run_main(["eval", "--tasks", "svamp", "--data-dir", data, "-o", tmp_path / "o",
-                           "--tool-option", "Calculator.decimals=abc"], capsys)
+    code, text = run_main(
+        [
+            "eval",
+            "--tasks",
+            "svamp",
+            "--data-dir",
+            data,
+            "-o",
+            tmp_path / "o",
+            "--tool-option",
+            "Calculator.decimals=abc",
+        ],
+        capsys,
+    )
     _one_line(code, text, "Calculator", "decimals", "expected an integer")
 
 
@@ -97,18 +124,25 @@ def test_from_options_checks_types_and_constructor_values():
         create_tool("WikiSearch", top_k="3")
     with pytest.raises(ToolOptionsError, match=r"QA option passages=True: expected an integer"):
         create_tool("QA", passages=True)
-    with pytest.raises(UserError, match=r"WikiSearch options mode='sparse'.*unknown WikiSearch mode"):
+    with pytest.raises(
+        UserError, match=r"WikiSearch options mode='sparse'.*unknown WikiSearch mode"
+    ):
         create_tool("WikiSearch", mode="sparse")
     with pytest.raises(UserError, match="Calendar options today='soon'"):
         create_tool("Calendar", today="soon")
     assert create_tool("Calculator", decimals=4).decimals == 4
-    assert create_tool("WikiSearch", top_k=2, corpus=None).config.top_k == 2  # Optional[str]: None is fine
+    assert (
+        create_tool("WikiSearch", top_k=2, corpus=None).config.top_k == 2
+    )  # Optional[str]: None is fine
     check_tool_options({"calculator": {"decimals": 3}, "QA": {"passages": 2}})
 
 
 def test_one_grammar_for_every_command():
     assert parse_tool_options(["A.x=1", "A.y=[1, 2]", "B.path=a=b", '{"C": {"k": 2}}']) == {
-        "A": {"x": 1, "y": [1, 2]}, "B": {"path": "a=b"}, "C": {"k": 2}}
+        "A": {"x": 1, "y": [1, 2]},
+        "B": {"path": "a=b"},
+        "C": {"k": 2},
+    }
     for bad in ("corpus=x", "A.=1", "{bad json", '{"A": 3}'):
         with pytest.raises(ToolOptionError):
             parse_tool_options([bad])
@@ -125,8 +159,11 @@ def test_one_grammar_for_every_command():
 def test_one_tools_option_reads_values_like_the_run_options():
     """``toolformer tools run -o KEY=VALUE`` (one tool) reads values as ``Tool.KEY=VALUE`` does."""
     items = ["top_k=2", "y=[1, 2]", "path=a=b", "flag=true", "name=plain text"]
-    assert parse_options(items) == parse_tool_options([f"T.{i}" for i in items])["T"] == {
-        "top_k": 2, "y": [1, 2], "path": "a=b", "flag": True, "name": "plain text"}
+    assert (
+        parse_options(items)
+        == parse_tool_options([f"T.{i}" for i in items])["T"]
+        == {"top_k": 2, "y": [1, 2], "path": "a=b", "flag": True, "name": "plain text"}
+    )
     for bad in ("decimals", "=1"):
         with pytest.raises(ToolOptionError, match="use KEY=VALUE"):
             parse_options([bad])
@@ -137,8 +174,14 @@ def test_one_tools_option_reads_values_like_the_run_options():
 
 def test_create_tools_owns_the_sharing_rule():
     model, tok = object(), object()
-    tools = create_tools(["QA", "Calculator"], {"WikiSearch": {"top_k": 2}}, model=model, tokenizer=tok,
-                         model_name="smollm2-135m", dtype="fp32")
+    tools = create_tools(
+        ["QA", "Calculator"],
+        {"WikiSearch": {"top_k": 2}},
+        model=model,
+        tokenizer=tok,
+        model_name="smollm2-135m",
+        dtype="fp32",
+    )
     assert list(tools) == ["QA", "Calculator"]
     assert tools["QA"].reader() == (model, tok)
     assert tools["QA"].search.config.top_k == 2  # the run's WikiSearch options reach QA's retriever

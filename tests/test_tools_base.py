@@ -117,8 +117,18 @@ def test_abstract_intermediate_classes_are_not_validated():
 
 
 def test_settings_follow_appendix_a():
-    assert (RETRIEVAL_SETTINGS.tau_s, RETRIEVAL_SETTINGS.k, RETRIEVAL_SETTINGS.m, RETRIEVAL_SETTINGS.tau_f) == (0.05, 5, 5, 1.0)
-    assert (COMPUTE_SETTINGS.tau_s, COMPUTE_SETTINGS.k, COMPUTE_SETTINGS.m, COMPUTE_SETTINGS.tau_f) == (0.0, 20, 10, 0.5)
+    assert (
+        RETRIEVAL_SETTINGS.tau_s,
+        RETRIEVAL_SETTINGS.k,
+        RETRIEVAL_SETTINGS.m,
+        RETRIEVAL_SETTINGS.tau_f,
+    ) == (0.05, 5, 5, 1.0)
+    assert (
+        COMPUTE_SETTINGS.tau_s,
+        COMPUTE_SETTINGS.k,
+        COMPUTE_SETTINGS.m,
+        COMPUTE_SETTINGS.tau_f,
+    ) == (0.0, 20, 10, 0.5)
     assert AnnotationSettings() == RETRIEVAL_SETTINGS
 
 
@@ -143,7 +153,10 @@ def test_load_prompt():
 
 def test_missing_dependency_message_is_one_line():
     err = MissingDependencyError("tool 'MT'", "pip install sentencepiece")
-    assert str(err) == "tool 'MT' needs a package that is not installed: run `pip install sentencepiece`"
+    assert (
+        str(err)
+        == "tool 'MT' needs a package that is not installed: run `pip install sentencepiece`"
+    )
     assert isinstance(err, ImportError) and err.install == "pip install sentencepiece"
 
 
@@ -198,7 +211,12 @@ def test_register_tool_decorator_forms():
 
 @pytest.mark.parametrize(
     "name, hint",
-    [("Calculater", "Calculator"), ("calculater", "Calculator"), ("wikisearh", "WikiSearch"), ("Calender", "Calendar")],
+    [
+        ("Calculater", "Calculator"),
+        ("calculater", "Calculator"),
+        ("wikisearh", "WikiSearch"),
+        ("Calender", "Calendar"),
+    ],
 )
 def test_unknown_tool_suggests_and_lists(name, hint):
     with pytest.raises(UnknownToolError) as info:
@@ -284,7 +302,9 @@ def test_tool_module_missing_a_package(tmp_path, monkeypatch):
 
 
 def test_tool_module_that_raises_on_import(tmp_path, monkeypatch):
-    (tmp_path / "tf_plugin_crashes.py").write_text("raise RuntimeError('bad config\\nmore lines')\n")
+    (tmp_path / "tf_plugin_crashes.py").write_text(
+        "raise RuntimeError('bad config\\nmore lines')\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     base.TOOLS["Crashy"] = "tf_plugin_crashes:X"
     with pytest.raises(ToolLoadError, match="RuntimeError: bad config$"):
@@ -294,7 +314,7 @@ def test_tool_module_that_raises_on_import(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- entry-point plugins
 
 PLUGIN_SOURCE = textwrap.dedent(
-    '''
+    """
     from toolformer.tools.base import Tool
 
     class Weather(Tool):
@@ -312,7 +332,7 @@ PLUGIN_SOURCE = textwrap.dedent(
 
             def run(self, args, context=None):
                 return "nested"
-    '''
+    """
 )
 
 
@@ -349,7 +369,9 @@ def test_entry_points_are_read_once(monkeypatch):
 
     def fake_entry_points(group=None):
         calls.append(group)
-        return [importlib.metadata.EntryPoint("Fake", "toolformer.tools.calculator:Calculator", group)]
+        return [
+            importlib.metadata.EntryPoint("Fake", "toolformer.tools.calculator:Calculator", group)
+        ]
 
     monkeypatch.setattr(importlib.metadata, "entry_points", fake_entry_points)
     assert "Fake" in available_tools()

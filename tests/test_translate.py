@@ -9,9 +9,9 @@ import torch
 
 from toolformer.errors import UserError
 from toolformer.syntax import APICall, find_calls
+from toolformer.text.langdetect import detect_language
 from toolformer.tools import ToolExecutor, create_tool
 from toolformer.tools.base import COMPUTE_SETTINGS, ToolError, ToolInputError
-from toolformer.text.langdetect import detect_language
 from toolformer.tools.translate import MT, NLLB_CODES, Translation
 
 FRENCH = "Le chat est sur la table et le chien dort dans le jardin."
@@ -38,7 +38,9 @@ class Scripted(torch.nn.Module):
         if input_ids.shape[1] > 1:
             self._step = 0
         out = self.inner(
-            input_ids=input_ids, past_key_values=past_key_values, use_cache=use_cache,
+            input_ids=input_ids,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
             logits_to_keep=logits_to_keep,
         )
         forced = self.script[min(self._step, len(self.script) - 1)]
@@ -67,7 +69,7 @@ def test_tool_definition():
 
 def test_annotation_prompt_examples_call_mt_on_foreign_chunks_without_results():
     lines = MT.prompt.splitlines()
-    examples = [line[len("Output: "):] for line in lines if line.startswith("Output: ")]
+    examples = [line[len("Output: ") :] for line in lines if line.startswith("Output: ")]
     assert len(examples) >= 3
     for line in examples:
         calls = find_calls(line)
@@ -130,8 +132,12 @@ def test_tiny_causal_model_translates_within_budget(smol_tokenizer, tiny_model):
 
 def test_budget_is_exact_when_the_model_never_ends_the_line(smol_tokenizer, tiny_model):
     cat = _ids(smol_tokenizer, " cat")[0]
-    mt = MT(model=Scripted(tiny_model, [cat]), tokenizer=smol_tokenizer, budget_ratio=0.5,
-            budget_extra=3)
+    mt = MT(
+        model=Scripted(tiny_model, [cat]),
+        tokenizer=smol_tokenizer,
+        budget_ratio=0.5,
+        budget_extra=3,
+    )
     result = mt.translate(FRENCH)
     assert result.budget == math.ceil(0.5 * len(_ids(smol_tokenizer, FRENCH))) + 3
     assert result.new_tokens == result.budget
@@ -203,11 +209,20 @@ def _save_tiny_bart(path, tok):
 
     torch.manual_seed(0)
     config = BartConfig(
-        vocab_size=len(tok), d_model=16, encoder_layers=1, decoder_layers=1,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-        decoder_ffn_dim=32, max_position_embeddings=256, pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        decoder_start_token_id=tok.eos_token_id, forced_eos_token_id=None,
+        vocab_size=len(tok),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=256,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        decoder_start_token_id=tok.eos_token_id,
+        forced_eos_token_id=None,
     )
     BartForConditionalGeneration(config).save_pretrained(path)
     tok.save_pretrained(path)
@@ -236,10 +251,19 @@ def _tiny_nllb(path):
     tok = NllbTokenizer(vocab=vocab, merges=[], additional_special_tokens=codes)
     torch.manual_seed(0)
     config = M2M100Config(
-        vocab_size=len(tok), d_model=16, encoder_layers=1, decoder_layers=1,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-        decoder_ffn_dim=32, max_position_embeddings=256, pad_token_id=1, bos_token_id=0,
-        eos_token_id=2, decoder_start_token_id=2,
+        vocab_size=len(tok),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=256,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        decoder_start_token_id=2,
     )
     M2M100ForConditionalGeneration(config).save_pretrained(path)
     tok.save_pretrained(path)

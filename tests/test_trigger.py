@@ -7,12 +7,11 @@ import json
 
 import pytest
 
+from tests.conftest import make_tiny_model
 from toolformer.errors import UserError
 from toolformer.generation.trigger import CallTrace, calibrate, calibrate_trigger, trace_call_scores
 from toolformer.manifest import write_call_trigger, write_manifest
 from toolformer.models import manifest_call_trigger
-
-from tests.conftest import make_tiny_model
 
 
 @pytest.fixture(autouse=True)
@@ -36,8 +35,14 @@ def test_threshold_stops_a_trigger_the_top_k_rule_fires():
 def test_calibrate_picks_the_threshold_that_separates_and_reports_the_papers_f1():
     # items 0-2 expect a call and have a high p('['); 3-5 do not and have a low one, but '['
     # is in the top 10 everywhere: the paper's rule calls on all six
-    traces = [CallTrace([0.6, 0.1], [0, 3]), CallTrace([0.4], [1]), CallTrace([0.05, 0.5], [5, 0]),
-              CallTrace([0.02], [2]), CallTrace([0.1, 0.01], [4, 9]), CallTrace([0.03], [1])]
+    traces = [
+        CallTrace([0.6, 0.1], [0, 3]),
+        CallTrace([0.4], [1]),
+        CallTrace([0.05, 0.5], [5, 0]),
+        CallTrace([0.02], [2]),
+        CallTrace([0.1, 0.01], [4, 9]),
+        CallTrace([0.03], [1]),
+    ]
     labels = [True, True, True, False, False, False]
     cal = calibrate(traces, labels)
     assert cal.f1 == 1.0 and cal.precision == 1.0 and cal.recall == 1.0
@@ -70,8 +75,8 @@ def test_trace_predicts_exactly_whether_greedy_generation_calls(smol_tokenizer):
     """The calibration's premise: a greedy row calls under (k, t) iff its tools-disabled path
     has a step with rank < k and p >= t."""
     from toolformer.generation import GenerationConfig, ToolGenerator
-    from toolformer.tools.executor import ToolExecutor
     from toolformer.tools.calculator import Calculator
+    from toolformer.tools.executor import ToolExecutor
 
     model = make_tiny_model(len(smol_tokenizer), seed=3)
     prompts = [f"Q: What is {a} plus {b}?\nA:" for a, b in [(1, 2), (30, 4), (7, 77), (12, 9)]]
@@ -84,8 +89,13 @@ def test_trace_predicts_exactly_whether_greedy_generation_calls(smol_tokenizer):
     settings += [(len(smol_tokenizer), probs[len(probs) // 2])]
     checked = 0
     for k, t in settings:
-        config = GenerationConfig(max_new_tokens=12, call_top_k=k, call_threshold=t,
-                                  stop_strings=("\n",), constrained=False)
+        config = GenerationConfig(
+            max_new_tokens=12,
+            call_top_k=k,
+            call_threshold=t,
+            stop_strings=("\n",),
+            constrained=False,
+        )
         gen = ToolGenerator(model, smol_tokenizer, ToolExecutor([Calculator()]), config)
         for prompt, trace, out in zip(prompts, traces, gen.generate(prompts)):
             called = "[" in out.text
@@ -101,8 +111,12 @@ def test_manifest_trigger_round_trip_and_bad_values(tmp_path):
     meta = json.loads((tmp_path / "toolformer.json").read_text())
     assert meta["tools"] == ["Calculator"]  # other fields kept
     assert manifest_call_trigger(str(tmp_path))["call_threshold"] == 0.25
-    for bad in ({"call_top_k": -1, "call_threshold": 0.2}, {"call_top_k": 5, "call_threshold": 1.5},
-                {"call_top_k": "5", "call_threshold": 0.2}, [5, 0.2]):
+    for bad in (
+        {"call_top_k": -1, "call_threshold": 0.2},
+        {"call_top_k": 5, "call_threshold": 1.5},
+        {"call_top_k": "5", "call_threshold": 0.2},
+        [5, 0.2],
+    ):
         write_manifest(tmp_path, {"call_trigger": bad})
         with pytest.raises(UserError, match="call_t"):
             manifest_call_trigger(str(tmp_path))
@@ -128,7 +142,9 @@ def test_resolve_trigger_uses_the_manifest_unless_the_user_set_one(tmp_path):
     assert resolve_trigger(base, str(tmp_path / "none"), explicit=False) == base
 
 
-def test_calibrate_command_stores_the_trigger_in_the_manifest(tmp_path, monkeypatch, smol_tokenizer):
+def test_calibrate_command_stores_the_trigger_in_the_manifest(
+    tmp_path, monkeypatch, smol_tokenizer
+):
     from click.testing import CliRunner
 
     import toolformer.models
@@ -143,8 +159,9 @@ def test_calibrate_command_stores_the_trigger_in_the_manifest(tmp_path, monkeypa
     rows = [{"question": f"What is {i} times 3?", "tools": ["Calculator"]} for i in range(4)]
     rows += [{"question": q, "tools": []} for q in ("Say hi.", "Write a haiku.", "Tell a joke.")]
     dev.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = CliRunner().invoke(cli, ["calibrate", str(folder), "--dev", str(dev),
-                                      "--max-new-tokens", "6"])
+    result = CliRunner().invoke(
+        cli, ["calibrate", str(folder), "--dev", str(dev), "--max-new-tokens", "6"]
+    )
     assert result.exit_code == 0, result.output
     trigger = manifest_call_trigger(str(folder))
     assert trigger is not None and trigger["n"] == 7 and 0 <= trigger["f1"] <= 1
@@ -160,8 +177,9 @@ def test_calibrate_will_not_write_into_a_shipped_adapter(tmp_path):
     from toolformer.cli.main import cli
 
     dev = tmp_path / "dev.jsonl"
-    dev.write_text('{"question": "2 + 2?", "tools": ["Calculator"]}\n'
-                   '{"question": "Hi!", "tools": []}\n')
+    dev.write_text(
+        '{"question": "2 + 2?", "tools": ["Calculator"]}\n{"question": "Hi!", "tools": []}\n'
+    )
     result = CliRunner().invoke(cli, ["calibrate", "smollm2-135m-calculator", "--dev", str(dev)])
     assert result.exit_code != 0 and "shipped in the package" in str(result.exception)
 
@@ -169,8 +187,14 @@ def test_calibrate_will_not_write_into_a_shipped_adapter(tmp_path):
 def test_macro_f1_refuses_always_call_where_call_f1_picks_it():
     # 4 of 6 items expect a call and p('[') separates them badly: call F1 prefers calling
     # everywhere (0.8 against 0.75 at threshold 0.05); macro F1 (0.4 there) picks 0.05
-    traces = [CallTrace([0.30], [0]), CallTrace([0.20], [0]), CallTrace([0.05], [0]),
-              CallTrace([0.03], [0]), CallTrace([0.25], [0]), CallTrace([0.04], [0])]
+    traces = [
+        CallTrace([0.30], [0]),
+        CallTrace([0.20], [0]),
+        CallTrace([0.05], [0]),
+        CallTrace([0.03], [0]),
+        CallTrace([0.25], [0]),
+        CallTrace([0.04], [0]),
+    ]
     labels = [True, True, True, True, False, False]
     f1 = calibrate(traces, labels, objective="f1")
     assert f1.call_rate == 1.0 and f1.f1 == pytest.approx(0.8)

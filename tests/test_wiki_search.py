@@ -474,7 +474,9 @@ def test_dense_minilm_on_default_corpus_leads(tmp_path_factory, mode):
 def _corpus(tmp_path, texts):
     path = tmp_path / "c.jsonl"
     path.write_text(
-        "".join(json.dumps({"id": str(i), "title": "", "text": t}) + "\n" for i, t in enumerate(texts)),
+        "".join(
+            json.dumps({"id": str(i), "title": "", "text": t}) + "\n" for i, t in enumerate(texts)
+        ),
         encoding="utf-8",
     )
     return WikiSearch(corpus=str(path), cache_dir=str(tmp_path / "cache"))
@@ -565,7 +567,9 @@ def test_no_module_of_the_package_unpickles():
     offenders = [
         str(p.relative_to(root))
         for p in root.rglob("*.py")
-        if re.search(r"\bpickle\.loads?\(|allow_pickle\s*=\s*True|\bjoblib\.load\(|\bdill\.", p.read_text())
+        if re.search(
+            r"\bpickle\.loads?\(|allow_pickle\s*=\s*True|\bjoblib\.load\(|\bdill\.", p.read_text()
+        )
     ]
     assert offenders == []
 

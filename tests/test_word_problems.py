@@ -40,11 +40,17 @@ def test_every_gold_answer_is_the_value_of_its_marks_and_the_operands_are_in_the
 
 
 def test_the_corpus_is_deterministic_for_a_seed_and_mostly_one_step():
-    a, b, c = generate_problems(300, seed=1), generate_problems(300, seed=1), generate_problems(300, seed=2)
+    a, b, c = (
+        generate_problems(300, seed=1),
+        generate_problems(300, seed=1),
+        generate_problems(300, seed=2),
+    )
     assert a == b and a != c
     two = sum(r["answer"].count("<<") == 2 for r in a)
     assert 0.15 * 300 < two < 0.35 * 300  # two_step_fraction 0.25
-    assert all(r["answer"].count("<<") == 1 for r in generate_problems(50, seed=1, two_step_fraction=0))
+    assert all(
+        r["answer"].count("<<") == 1 for r in generate_problems(50, seed=1, two_step_fraction=0)
+    )
 
 
 def test_load_corpus_reads_the_spec_like_a_gsm8k_file():
@@ -53,7 +59,9 @@ def test_load_corpus_reads_the_spec_like_a_gsm8k_file():
     assert all(d.answer is not None and d.steps in (1, 2) for d in docs)
     assert docs[0].prompt == f"Q: {docs[0].question}\nA:"
     assert docs[0].text.endswith(f"A: {int(docs[0].answer)}")
-    assert [d.question for d in docs] == [d.question for d in load_corpus("arithmetic:40", "{question}", "{question}", seed=5)]
+    assert [d.question for d in docs] == [
+        d.question for d in load_corpus("arithmetic:40", "{question}", "{question}", seed=5)
+    ]
 
 
 @pytest.mark.parametrize("spec", ["arithmetic:0", "arithmetic:ten", "arithmetic:-3", "arithmetic:"])
@@ -91,7 +99,16 @@ def test_a_missing_corpus_file_is_one_line_and_leaves_no_run_folder(tmp_path):
 
     out = tmp_path / "run"
     with pytest.raises(UserError) as err:
-        selftrain(SelfTrainConfig(output=str(out), data=CorpusConfig(corpus=str(tmp_path / "missing.jsonl")),
-                                  progress=False))
-    assert "not found" in str(err.value) and "arithmetic" in str(err.value) and "\n" not in str(err.value)
+        selftrain(
+            SelfTrainConfig(
+                output=str(out),
+                data=CorpusConfig(corpus=str(tmp_path / "missing.jsonl")),
+                progress=False,
+            )
+        )
+    assert (
+        "not found" in str(err.value)
+        and "arithmetic" in str(err.value)
+        and "\n" not in str(err.value)
+    )
     assert not out.exists()

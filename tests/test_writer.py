@@ -26,10 +26,17 @@ FP = {"model": "m", "tools": ["Calculator"], "num_shards": 1}
 
 
 def _record(index: int, with_call: bool = True):
-    doc = Document(id=f"d{index}", text=f"Doc {index} costs 5 plus 7 = 12.", date=dt.date(2023, 1, 30), meta={"src": "t"})
+    doc = Document(
+        id=f"d{index}",
+        text=f"Doc {index} costs 5 plus 7 = 12.",
+        date=dt.date(2023, 1, 30),
+        meta={"src": "t"},
+    )
     calls = [KeptCall("Calculator", "5+7", "12", 26, 8, 1.0, 2.0, 2.0, 2.5)] if with_call else []
     text = doc.text[:26] + " [Calculator(5+7) -> 12]" + doc.text[26:] if with_call else doc.text
-    res = AnnotationResult(doc.id, text, doc.text, calls, Counter(calls_kept=len(calls)), {"score": 0.5})
+    res = AnnotationResult(
+        doc.id, text, doc.text, calls, Counter(calls_kept=len(calls)), {"score": 0.5}
+    )
     return result_record(index, doc, res)
 
 
@@ -73,7 +80,9 @@ def test_chunks_resume_bookkeeping(tmp_path):
     assert path.name == "chunk-000002.jsonl"
     assert [r["index"] for r in again.iter_records()] == [0, 1, 2, 3]
     progress = json.loads((store.folder / "progress.json").read_text())
-    assert progress["documents_done"] == 4 and progress["calls_kept"] == 3 and progress["chunks"] == 3
+    assert (
+        progress["documents_done"] == 4 and progress["calls_kept"] == 3 and progress["chunks"] == 3
+    )
     assert len(progress["sessions"]) == 2 and progress["sessions"][0]["documents"] == 3
 
 
@@ -94,7 +103,9 @@ def test_other_settings_are_refused(tmp_path):
     store = ShardStore(tmp_path / "out" / "shards" / shard_name(0, 1))
     store.prepare(FP)
     store.write_chunk([_record(0)])
-    with pytest.raises(UserError, match=r"other settings \(changed: model, tools\).*AugmentConfig.overwrite=True"):
+    with pytest.raises(
+        UserError, match=r"other settings \(changed: model, tools\).*AugmentConfig.overwrite=True"
+    ):
         ShardStore(store.folder).prepare({**FP, "model": "x", "tools": ["QA"]})
     fresh = ShardStore(store.folder)
     fresh.prepare({**FP, "model": "x"}, overwrite=True)
@@ -119,7 +130,10 @@ def test_list_shard_dirs(tmp_path):
     (tmp_path / "shards" / shard_name(0, 3)).mkdir()
     (tmp_path / "shards" / "notes").mkdir()
     found = list_shard_dirs(tmp_path)
-    assert sorted(found) == [2, 3] and [p.name for p in found[2]] == [shard_name(0, 2), shard_name(1, 2)]
+    assert sorted(found) == [2, 3] and [p.name for p in found[2]] == [
+        shard_name(0, 2),
+        shard_name(1, 2),
+    ]
 
 
 def test_write_data_jsonl_and_dataset(tmp_path):
@@ -133,7 +147,9 @@ def test_write_data_jsonl_and_dataset(tmp_path):
     assert lines == json.loads(json.dumps(rows))
     ds = load_from_disk(str(tmp_path / "dataset"))
     assert ds.num_rows == 3 and ds[0]["text"] == rows[0]["text"] and ds[0]["num_calls"] == 1
-    assert ds[2]["calls"][0]["tool"] == "Calculator" and ds[2]["calls"][0]["score"] == pytest.approx(1.0)
+    assert ds[2]["calls"][0]["tool"] == "Calculator" and ds[2]["calls"][0][
+        "score"
+    ] == pytest.approx(1.0)
     # a second merge replaces the first
     assert write_data(tmp_path, iter(rows[:1])) == 1
     assert load_from_disk(str(tmp_path / "dataset")).num_rows == 1
@@ -155,6 +171,9 @@ def test_recorded_candidates_are_kept_in_records_and_rows():
     rejected = KeptCall("Calculator", "5*7", "35", 8, 3, 3.0, 2.0, 2.0, 2.1)
     res = AnnotationResult("d", doc.text, doc.text, candidates=[rejected])
     rec = result_record(0, doc, res)
-    assert rec["candidates"][0]["call"] == "[Calculator(5*7) -> 35]" and rec["candidates"][0]["score"] == -1.0
+    assert (
+        rec["candidates"][0]["call"] == "[Calculator(5*7) -> 35]"
+        and rec["candidates"][0]["score"] == -1.0
+    )
     assert data_row(rec)["candidates"] == rec["candidates"]
     assert "candidates" not in _record(1)

@@ -28,7 +28,11 @@ from typing import Any, List
 __version__ = "0.1.0"
 
 from toolformer.syntax import (  # noqa: E402
-    APICall, find_calls, format_call, parse_call, strip_calls,
+    APICall,
+    find_calls,
+    format_call,
+    parse_call,
+    strip_calls,
 )
 
 # name -> the module that defines it, or (module, its name there); imported on first use
@@ -58,8 +62,15 @@ _LAZY = {
     "EvalConfig": "toolformer.eval",
 }
 
-__all__ = ["APICall", "find_calls", "format_call", "parse_call", "strip_calls", "__version__",
-           *_LAZY]
+__all__ = [
+    "APICall",
+    "find_calls",
+    "format_call",
+    "parse_call",
+    "strip_calls",
+    "__version__",
+    *_LAZY,
+]
 
 
 def __getattr__(name: str) -> Any:

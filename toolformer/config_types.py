@@ -43,7 +43,8 @@ def fits(value: Any, tp: Any) -> bool:
         return value is None
     if origin in (list, List):
         return isinstance(value, (list, tuple)) and (
-            not args or all(fits(v, args[0]) for v in value))
+            not args or all(fits(v, args[0]) for v in value)
+        )
     if origin in (dict, Dict):
         return isinstance(value, dict) and all(isinstance(k, str) for k in value)
     if is_dataclass(tp):  # a config file gives nested settings as objects
@@ -69,5 +70,6 @@ def check_field_types(config: Any, prefix: str = "") -> None:
         tp = hints.get(f.name, Any)
         if not fits(value, tp):
             shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-            raise UserError(f"{prefix}{f.name} must be {describe_type(tp)}, got "
-                            f"{type(value).__name__} {shown}")
+            raise UserError(
+                f"{prefix}{f.name} must be {describe_type(tp)}, got {type(value).__name__} {shown}"
+            )

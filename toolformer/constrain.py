@@ -27,9 +27,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from toolformer.grammar import SPECIAL_BYTES, CallGrammar, GrammarError, State, utf8_bad_tail
 
+
 def _byte_decoder() -> Dict[str, int]:
     """GPT-2's byte <-> unicode table, inverted (byte-level BPE pieces back to bytes)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     cs = bs[:]
     n = 0
     for b in range(256):
@@ -93,8 +98,13 @@ class TokenIndex:
         # the last position of a special byte or of ill-formed UTF-8 in each token (-1: none):
         # a range whose tokens have none at or after depth d is plain text from there on
         self.last_special = np.array(
-            [max(max((k for k, c in enumerate(b) if c in SPECIAL_BYTES), default=-1),
-                 utf8_bad_tail(b)) for b in self.sorted],
+            [
+                max(
+                    max((k for k, c in enumerate(b) if c in SPECIAL_BYTES), default=-1),
+                    utf8_bad_tail(b),
+                )
+                for b in self.sorted
+            ],
             dtype=np.int64,
         )
         self._masks: Dict[Tuple[Any, State, bool], Any] = {}
@@ -186,8 +196,10 @@ class TokenIndex:
             if not self.mask(grammar, grammar.start()).any():
                 raise GrammarError(f"no token of this tokenizer can start a call of tool {name}")
             if not self.mask(grammar, state).any():
-                raise GrammarError(f"the argument grammar of tool {name} cannot be built for this "
-                                   f"tokenizer: no token can start its arguments")
+                raise GrammarError(
+                    f"the argument grammar of tool {name} cannot be built for this "
+                    f"tokenizer: no token can start its arguments"
+                )
 
 
 _INDEXES: "weakref.WeakKeyDictionary[Any, TokenIndex]" = weakref.WeakKeyDictionary()
@@ -239,9 +251,14 @@ class CallConstraint:
         st = self.state
         if st is None:
             return False
-        if self.max_tokens - self.tokens <= self.index.closing_steps(self.grammar, st) + self.reserve:
+        if (
+            self.max_tokens - self.tokens
+            <= self.index.closing_steps(self.grammar, st) + self.reserve
+        ):
             return True
-        return self.grammar.in_args(st) and self.arg_bytes >= self.grammar.arg_grammar(st[1]).max_bytes
+        return (
+            self.grammar.in_args(st) and self.arg_bytes >= self.grammar.arg_grammar(st[1]).max_bytes
+        )
 
     def allowed(self) -> Any:
         """Bool tensor ``[vocab]`` of the tokens allowed next (all False once done or failed)."""

@@ -79,7 +79,9 @@ def _reason(exc: OSError) -> str:
     return text[:1].lower() + text[1:]
 
 
-def path_error(path: PathLike, exc: OSError, what: Optional[str] = "the output folder") -> PathError:
+def path_error(
+    path: PathLike, exc: OSError, what: Optional[str] = "the output folder"
+) -> PathError:
     """A one-line :class:`PathError` for an ``OSError`` raised while using ``path`` as ``what``.
 
     ``cannot use out as the output folder: it is a file`` (``FileExistsError``,
@@ -87,9 +89,15 @@ def path_error(path: PathLike, exc: OSError, what: Optional[str] = "the output f
     """
     shown = str(path)
     culprit = getattr(exc, "filename", None)
-    if isinstance(exc, (FileExistsError, NotADirectoryError)) or exc.errno in (errno.EEXIST, errno.ENOTDIR):
-        if culprit is not None and os.path.normpath(str(culprit)) != os.path.normpath(os.path.expanduser(shown)) \
-                and os.path.isfile(str(culprit)):
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) or exc.errno in (
+        errno.EEXIST,
+        errno.ENOTDIR,
+    ):
+        if (
+            culprit is not None
+            and os.path.normpath(str(culprit)) != os.path.normpath(os.path.expanduser(shown))
+            and os.path.isfile(str(culprit))
+        ):
             reason = f"{culprit} is a file"
         elif os.path.isfile(os.path.expanduser(shown)):
             reason = "it is a file"
@@ -99,7 +107,9 @@ def path_error(path: PathLike, exc: OSError, what: Optional[str] = "the output f
         reason = "it is a folder"
     else:
         reason = _reason(exc)
-        if culprit is not None and os.path.normpath(str(culprit)) != os.path.normpath(os.path.expanduser(shown)):
+        if culprit is not None and os.path.normpath(str(culprit)) != os.path.normpath(
+            os.path.expanduser(shown)
+        ):
             reason += f" ({culprit})"
     return PathError(f"cannot use {shown}{f' as {what}' if what else ''}: {reason}")
 

@@ -43,17 +43,37 @@ from toolformer.models import (  # ADAPTER_DIR: public here too (where finetune 
     resolve,
 )
 from toolformer.output_lock import check_not_input, hold_output
-from toolformer.records import RecordStats, SUFFIXES, is_saved_dataset, iter_records, load_saved_dataset, source_kind
+from toolformer.records import (
+    SUFFIXES,
+    RecordStats,
+    is_saved_dataset,
+    iter_records,
+    load_saved_dataset,
+    source_kind,
+)
 from toolformer.syntax import ARROW, CALL_END, CALL_START, RESULT_SEP, find_calls
 
 CHECKPOINTS_DIR = "checkpoints"
 # what finetune writes at the top of its output folder (an input there would be overwritten)
-FINETUNE_WRITES = (CHECKPOINTS_DIR, ADAPTER_DIR, "*.json", "*.safetensors", "*.bin", "*.txt",
-                   "*.jinja", "*.model")
+FINETUNE_WRITES = (
+    CHECKPOINTS_DIR,
+    ADAPTER_DIR,
+    "*.json",
+    "*.safetensors",
+    "*.bin",
+    "*.txt",
+    "*.jinja",
+    "*.model",
+)
 # a Trainer checkpoint is complete when it holds these (the Trainer writes trainer_state.json last)
-_CKPT_WEIGHTS = ("model.safetensors", "adapter_model.safetensors", "pytorch_model.bin",
-                 "adapter_model.bin", "model.safetensors.index.json",
-                 "pytorch_model.bin.index.json")
+_CKPT_WEIGHTS = (
+    "model.safetensors",
+    "adapter_model.safetensors",
+    "pytorch_model.bin",
+    "adapter_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
 _CKPT_OPTIMIZER = (("optimizer.pt", "optimizer.bin"), ("scheduler.pt",))
 BASELINE_FILE = "baseline_eval.json"  # eval loss of the model before training (kept for resume)
 BASE_RECORD = "base_model.json"  # fingerprint of the model the checkpoints were trained from
@@ -71,8 +91,9 @@ class FinetuneResult:
 # --------------------------------------------------------------------------- data
 
 
-def _rows_texts(rows: Iterable[Tuple[str, Any]], source: str, text_column: str, stats: RecordStats
-                ) -> Tuple[List[str], Counter, bool]:
+def _rows_texts(
+    rows: Iterable[Tuple[str, Any]], source: str, text_column: str, stats: RecordStats
+) -> Tuple[List[str], Counter, bool]:
     """Texts and tool counts of reader records (JSON rows keep nested ``calls`` as they are)."""
     texts: List[str] = []
     tools: Counter = Counter()
@@ -83,9 +104,11 @@ def _rows_texts(rows: Iterable[Tuple[str, Any]], source: str, text_column: str, 
             stats.skipped["not_a_record"] += 1
             continue
         if first and text_column not in row:
-            raise UserError(f"{source}: a row has no {text_column!r} field (fields: {', '.join(map(str, row))}); "
-                            "set FinetuneConfig.dataset_text_field or fix the file",
-                            field="FinetuneConfig.dataset_text_field")
+            raise UserError(
+                f"{source}: a row has no {text_column!r} field (fields: {', '.join(map(str, row))}); "
+                "set FinetuneConfig.dataset_text_field or fix the file",
+                field="FinetuneConfig.dataset_text_field",
+            )
         first = False
         text = row.get(text_column)
         texts.append(text if isinstance(text, str) else "")
@@ -100,7 +123,9 @@ def _from_hf(ds: Any, source: str, text_column: str) -> Tuple[List[str], Counter
     if text_column not in ds.column_names:
         raise UserError(
             f"{source} has no {text_column!r} column (columns: {', '.join(ds.column_names)}); "
-            "set FinetuneConfig.dataset_text_field", field="FinetuneConfig.dataset_text_field")
+            "set FinetuneConfig.dataset_text_field",
+            field="FinetuneConfig.dataset_text_field",
+        )
     texts = [t if isinstance(t, str) else "" for t in ds[text_column]]
     tools: Counter = Counter()
     saw_calls = "calls" in ds.column_names
@@ -110,8 +135,9 @@ def _from_hf(ds: Any, source: str, text_column: str) -> Tuple[List[str], Counter
     return texts, tools, saw_calls
 
 
-def read_texts(path: str, text_column: str = "text", stats: Optional[RecordStats] = None
-               ) -> Tuple[List[str], Counter]:
+def read_texts(
+    path: str, text_column: str = "text", stats: Optional[RecordStats] = None
+) -> Tuple[List[str], Counter]:
     """The non-empty texts at ``path`` and how many calls of each tool they hold.
 
     ``path``: an annotation output folder (``dataset/`` or ``data.jsonl`` inside), a saved HF
@@ -122,7 +148,9 @@ def read_texts(path: str, text_column: str = "text", stats: Optional[RecordStats
     """
     p = Path(path).expanduser()
     if not p.exists():
-        raise UserError(f"data path {path!r} does not exist; pass the annotation output folder or a JSONL/parquet file")
+        raise UserError(
+            f"data path {path!r} does not exist; pass the annotation output folder or a JSONL/parquet file"
+        )
     stats = stats if stats is not None else RecordStats()
     if p.is_dir():
         if is_saved_dataset(p / "dataset"):
@@ -137,13 +165,19 @@ def read_texts(path: str, text_column: str = "text", stats: Optional[RecordStats
     if p.is_dir():
         texts, tools, saw_calls = _from_hf(load_saved_dataset(p, "train"), str(p), text_column)
     elif source_kind(p) is None:
-        raise UserError(f"unsupported data file {p.name!r}; use one of {', '.join(sorted(SUFFIXES))} or a folder")
+        raise UserError(
+            f"unsupported data file {p.name!r}; use one of {', '.join(sorted(SUFFIXES))} or a folder"
+        )
     else:
         column = "text" if source_kind(p) == "txt" else text_column
-        texts, tools, saw_calls = _rows_texts(iter_records(str(p), stats=stats), str(p), column, stats)
+        texts, tools, saw_calls = _rows_texts(
+            iter_records(str(p), stats=stats), str(p), column, stats
+        )
     texts = [t for t in texts if t and t.strip()]
     if not texts:
-        raise EmptyInputError(f"{path} holds no non-empty {text_column!r} texts; nothing to train on")
+        raise EmptyInputError(
+            f"{path} holds no non-empty {text_column!r} texts; nothing to train on"
+        )
     stats.documents += len(texts)
     if not saw_calls:
         tools = Counter(m.call.tool for t in texts for m in find_calls(t))
@@ -151,8 +185,12 @@ def read_texts(path: str, text_column: str = "text", stats: Optional[RecordStats
 
 
 def split_and_mix(
-    texts: Sequence[str], plain: Sequence[str], eval_fraction: float, mix_ratio: float,
-    max_eval_docs: int, seed: int,
+    texts: Sequence[str],
+    plain: Sequence[str],
+    eval_fraction: float,
+    mix_ratio: float,
+    max_eval_docs: int,
+    seed: int,
 ) -> Tuple[List[str], List[str], int]:
     """Shuffle, hold out ``eval_fraction`` of the augmented documents, and mix plain documents
     into the training part so that they make up ``mix_ratio`` of it. Returns (train, eval,
@@ -167,7 +205,8 @@ def split_and_mix(
             raise UserError(
                 f"only {len(docs)} document(s): too few to hold out {eval_fraction:.0%} for "
                 "evaluation; add data or set FinetuneConfig.eval_fraction to 0",
-                field="FinetuneConfig.eval_fraction")
+                field="FinetuneConfig.eval_fraction",
+            )
     eval_docs, train = docs[:n_eval], docs[n_eval:]
     n_plain = 0
     if mix_ratio > 0 and plain:
@@ -205,7 +244,9 @@ def pack_sequences(sequences: Iterable[Sequence[int]], block_size: int) -> List[
     return blocks
 
 
-def build_blocks(texts: Sequence[str], tokenizer: Any, max_length: int, packing: bool) -> List[List[int]]:
+def build_blocks(
+    texts: Sequence[str], tokenizer: Any, max_length: int, packing: bool
+) -> List[List[int]]:
     """Training rows: packed blocks, or (without packing) one truncated row per text."""
     seqs = tokenize_texts(texts, tokenizer)
     if packing:
@@ -295,8 +336,9 @@ def _safetensors_ok(path: Path) -> bool:
         with path.open("rb") as fh:
             n = struct.unpack("<Q", fh.read(8))[0]
             header = json.loads(fh.read(n))
-        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"),
-                  default=0)
+        end = max(
+            (v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0
+        )
         return path.stat().st_size >= 8 + n + end
     except (OSError, ValueError, struct.error, KeyError, TypeError, IndexError):
         return False
@@ -322,8 +364,12 @@ def latest_checkpoint(output_dir: str, say: bool = True) -> Optional[str]:
         if problem is None:
             return str(p)
         if say:
-            print(f"skipping the incomplete checkpoint {p} ({problem}; a run stopped while saving "
-                  "it)", file=sys.stderr, flush=True)
+            print(
+                f"skipping the incomplete checkpoint {p} ({problem}; a run stopped while saving "
+                "it)",
+                file=sys.stderr,
+                flush=True,
+            )
     return None
 
 
@@ -333,16 +379,20 @@ def _resume_path(config: FinetuneConfig) -> Optional[str]:
     if config.resume_from_checkpoint == "latest":
         found = latest_checkpoint(config.output_dir)
         if found is None:
-            raise UserError(f"no checkpoint to resume in {Path(config.output_dir) / CHECKPOINTS_DIR}; "
-                            "leave FinetuneConfig.resume_from_checkpoint unset",
-                            field="FinetuneConfig.resume_from_checkpoint")
+            raise UserError(
+                f"no checkpoint to resume in {Path(config.output_dir) / CHECKPOINTS_DIR}; "
+                "leave FinetuneConfig.resume_from_checkpoint unset",
+                field="FinetuneConfig.resume_from_checkpoint",
+            )
         return found
     problem = checkpoint_problem(config.resume_from_checkpoint)
     if problem is not None:
-        raise UserError(f"{config.resume_from_checkpoint!r} is not a Trainer checkpoint, or not a "
-                        f"complete one ({problem}); give another one or 'latest' as "
-                        "FinetuneConfig.resume_from_checkpoint, or leave it unset",
-                        field="FinetuneConfig.resume_from_checkpoint")
+        raise UserError(
+            f"{config.resume_from_checkpoint!r} is not a Trainer checkpoint, or not a "
+            f"complete one ({problem}); give another one or 'latest' as "
+            "FinetuneConfig.resume_from_checkpoint, or leave it unset",
+            field="FinetuneConfig.resume_from_checkpoint",
+        )
     return config.resume_from_checkpoint
 
 
@@ -359,9 +409,13 @@ def _check_base_record(config: FinetuneConfig, resume: Optional[str]) -> None:
 
     current = {"model": model_fingerprint(config.model)}
     if resume is not None:
-        check_same_model(read_json(Path(resume).parent / BASE_RECORD), current, config.model,
-                         resume, "leave FinetuneConfig.resume_from_checkpoint unset to train "
-                         "on it afresh")
+        check_same_model(
+            read_json(Path(resume).parent / BASE_RECORD),
+            current,
+            config.model,
+            resume,
+            "leave FinetuneConfig.resume_from_checkpoint unset to train on it afresh",
+        )
     record = Path(config.output_dir) / CHECKPOINTS_DIR / BASE_RECORD  # this run's checkpoints
     record.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(record, current)
@@ -375,15 +429,20 @@ def _apply_lora(model: Any, config: FinetuneConfig) -> Any:
 
     if config.init_adapter:
         if not (Path(config.init_adapter) / "adapter_config.json").is_file():
-            raise UserError(f"init_adapter {config.init_adapter!r} is not a LoRA adapter folder (no adapter_config.json)")
+            raise UserError(
+                f"init_adapter {config.init_adapter!r} is not a LoRA adapter folder (no adapter_config.json)"
+            )
         return peft_from_pretrained(model, config.init_adapter, is_trainable=True)
 
     targets: Any = config.lora_target_modules
     if targets != "all-linear":
         targets = [t.strip() for t in targets.split(",") if t.strip()]
     lora = LoraConfig(
-        r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-        target_modules=targets, task_type="CAUSAL_LM",
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
     )
     from transformers import set_seed
 
@@ -394,9 +453,10 @@ def _apply_lora(model: Any, config: FinetuneConfig) -> Any:
         with quiet_peft():
             return get_peft_model(model, lora)
     except ValueError as exc:
-        raise UserError(f"LoRA: {str(exc).splitlines()[0]} (check "
-                        "FinetuneConfig.lora_target_modules)",
-                        field="FinetuneConfig.lora_target_modules") from None
+        raise UserError(
+            f"LoRA: {str(exc).splitlines()[0]} (check FinetuneConfig.lora_target_modules)",
+            field="FinetuneConfig.lora_target_modules",
+        ) from None
 
 
 def recorded_model(name: str) -> str:
@@ -443,7 +503,9 @@ class _Prepared:
     train_blocks: List[List[int]]
     eval_blocks: List[List[int]]
     tools: Counter
-    skipped: Dict[str, int] = field(default_factory=dict)  # bad records of the training data, by reason
+    skipped: Dict[str, int] = field(
+        default_factory=dict
+    )  # bad records of the training data, by reason
 
 
 def _prepare(config: FinetuneConfig, tokenizer: Any) -> _Prepared:
@@ -453,16 +515,23 @@ def _prepare(config: FinetuneConfig, tokenizer: Any) -> _Prepared:
     plain = read_texts(config.mix_plain, field_)[0] if config.mix_plain else []
     held_out = read_texts(config.eval_data, field_)[0] if config.eval_data else []
     train, held, n_plain = split_and_mix(
-        texts, plain, 0.0 if held_out else config.eval_fraction, config.mix_ratio,
-        config.max_eval_docs, config.seed,
+        texts,
+        plain,
+        0.0 if held_out else config.eval_fraction,
+        config.mix_ratio,
+        config.max_eval_docs,
+        config.seed,
     )
     if held_out:
         held = held_out[: config.max_eval_docs]
     return _Prepared(
-        train, held, n_plain,
+        train,
+        held,
+        n_plain,
         build_blocks(train, tokenizer, config.max_length, config.packing),
         build_blocks(held, tokenizer, config.max_length, config.packing) if held else [],
-        tools, dict(stats.skipped),
+        tools,
+        dict(stats.skipped),
     )
 
 
@@ -498,8 +567,11 @@ def _logging_callback(progress: bool) -> Any:
 
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
             if state.is_world_process_zero and logs:
-                shown = {k: (float(f"{v:.4g}") if isinstance(v, float) else v)
-                         for k, v in logs.items() if k != "total_flos"}
+                shown = {
+                    k: (float(f"{v:.4g}") if isinstance(v, float) else v)
+                    for k, v in logs.items()
+                    if k != "total_flos"
+                }
                 tqdm.write(json.dumps({"step": state.global_step, **shown}), file=sys.stderr)
 
         def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
@@ -535,8 +607,15 @@ def _baseline_eval_loss(trainer: Any, ckpt_dir: Path, resumed: bool) -> Optional
     return loss
 
 
-def _save_outputs(trainer: Any, config: FinetuneConfig, base_path: str, tokenizer: Any,
-                  tools: Counter, metrics: Dict[str, Any], best: Optional[str]) -> None:
+def _save_outputs(
+    trainer: Any,
+    config: FinetuneConfig,
+    base_path: str,
+    tokenizer: Any,
+    tools: Counter,
+    metrics: Dict[str, Any],
+    best: Optional[str],
+) -> None:
     """save_pretrained of the final model (LoRA: merged, adapter kept) + tokenizer + manifest."""
     out = Path(config.output_dir)
     # save_model gathers sharded weights under FSDP / ZeRO-3; every process must call it
@@ -545,21 +624,31 @@ def _save_outputs(trainer: Any, config: FinetuneConfig, base_path: str, tokenize
         if config.lora:
             merge_adapter(base_path, str(out / ADAPTER_DIR), str(out))
         tokenizer.save_pretrained(str(out))
-        write_manifest(str(out), {
-            "format": "toolformer",
-            "version": 1,
-            "call_syntax": call_syntax(),
-            "tools": sorted(tools),
-            "tool_calls": dict(sorted(tools.items())),
-            "base_model": recorded_model(config.model),
-            "base_model_path": recorded_model(base_path),
-            "lora": {"r": config.lora_r, "alpha": config.lora_alpha, "dropout": config.lora_dropout,
-                     "target_modules": config.lora_target_modules, "adapter_dir": ADAPTER_DIR,
-                     "merged": True} if config.lora else None,
-            "best_checkpoint": recorded_model(best) if best else None,
-            "metrics": metrics,
-            "config": config.to_dict(),
-        })
+        write_manifest(
+            str(out),
+            {
+                "format": "toolformer",
+                "version": 1,
+                "call_syntax": call_syntax(),
+                "tools": sorted(tools),
+                "tool_calls": dict(sorted(tools.items())),
+                "base_model": recorded_model(config.model),
+                "base_model_path": recorded_model(base_path),
+                "lora": {
+                    "r": config.lora_r,
+                    "alpha": config.lora_alpha,
+                    "dropout": config.lora_dropout,
+                    "target_modules": config.lora_target_modules,
+                    "adapter_dir": ADAPTER_DIR,
+                    "merged": True,
+                }
+                if config.lora
+                else None,
+                "best_checkpoint": recorded_model(best) if best else None,
+                "metrics": metrics,
+                "config": config.to_dict(),
+            },
+        )
     trainer.accelerator.wait_for_everyone()
 
 
@@ -572,11 +661,17 @@ def finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]] = None) 
     """
     if not config.data:
         raise UserError("no training data: set FinetuneConfig.data", field="FinetuneConfig.data")
-    check_not_input(config.output_dir, {"FinetuneConfig.data": config.data,
-                                        "FinetuneConfig.mix_plain": config.mix_plain,
-                                        "FinetuneConfig.eval_data": config.eval_data,
-                                        "FinetuneConfig.init_adapter": config.init_adapter},
-                    FINETUNE_WRITES, option="FinetuneConfig.output_dir")
+    check_not_input(
+        config.output_dir,
+        {
+            "FinetuneConfig.data": config.data,
+            "FinetuneConfig.mix_plain": config.mix_plain,
+            "FinetuneConfig.eval_data": config.eval_data,
+            "FinetuneConfig.init_adapter": config.init_adapter,
+        },
+        FINETUNE_WRITES,
+        option="FinetuneConfig.output_dir",
+    )
     ensure_dir(config.output_dir, "the output folder")  # before minutes of loading and tokenizing
     # one run per output folder: two would write each other's checkpoints and weights
     with hold_output(config.output_dir, option="FinetuneConfig.output_dir"):
@@ -590,7 +685,9 @@ def _finetune(config: FinetuneConfig, callbacks: Optional[Sequence[Any]]) -> Fin
 
     resume = _resume_path(config)
     if resume is not None and config.arg("save_steps") == 0:
-        raise UserError("save_steps=0 writes no checkpoints, so there is nothing to resume; drop one of them")
+        raise UserError(
+            "save_steps=0 writes no checkpoints, so there is nothing to resume; drop one of them"
+        )
     base_path = resolve(config.model)
     check_exists(base_path, config.model)
     base_path = recorded_model(base_path)  # peft's adapter_config.json records it as loaded

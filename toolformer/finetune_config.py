@@ -46,8 +46,11 @@ PAPER_TRAINING_ARGS: Dict[str, Any] = {
 
 # Names FinetuneConfig had before it passed TrainingArguments fields on by name (old config files
 # and ``KEY=VALUE`` options still use them; see FinetuneConfig.from_dict).
-RENAMED: Dict[str, str] = {"max_seq_len": "max_length", "text_column": "dataset_text_field",
-                           "batch_size": "per_device_train_batch_size"}
+RENAMED: Dict[str, str] = {
+    "max_seq_len": "max_length",
+    "text_column": "dataset_text_field",
+    "batch_size": "per_device_train_batch_size",
+}
 
 # What the values above mean in this run (the CLI's help for their options).
 TRAINING_ARGS_HELP: Dict[str, str] = {
@@ -75,27 +78,91 @@ class FinetuneConfig:
     """Settings of a fine-tuning run (defaults: the paper's setup, see
     :data:`PAPER_TRAINING_ARGS`); ``training_args`` reaches ``TrainingArguments`` by name."""
 
-    data: str = field(default="", metadata={"help": "annotation output folder (data.jsonl / dataset/), a JSONL, JSON, parquet, CSV or TXT file, or a saved HF dataset with a text column"})
-    output_dir: str = field(default="toolformer-finetuned", metadata={"help": "where the final model, adapter, checkpoints and toolformer.json go"})
-    model: str = field(default=DEFAULT_MODEL, metadata={"help": "base model: alias (smollm2-135m, gemma3-270m), local folder or HF id"})
-    dataset_text_field: str = field(default="text", metadata={"help": "column holding the (augmented) text"})
-    mix_plain: Optional[str] = field(default=None, metadata={"help": "optional plain-text dataset (same formats) mixed into training"})
-    mix_ratio: float = field(default=0.0, metadata={"help": "fraction of training documents drawn from mix_plain, in [0, 1)"})
-    eval_fraction: float = field(default=0.05, metadata={"help": "held-out fraction of the documents for perplexity / best-checkpoint selection (0 = no eval)"})
-    eval_data: Optional[str] = field(default=None, metadata={"help": "a separate held-out dataset (same formats); replaces the eval_fraction split"})
+    data: str = field(
+        default="",
+        metadata={
+            "help": "annotation output folder (data.jsonl / dataset/), a JSONL, JSON, parquet, CSV or TXT file, or a saved HF dataset with a text column"
+        },
+    )
+    output_dir: str = field(
+        default="toolformer-finetuned",
+        metadata={"help": "where the final model, adapter, checkpoints and toolformer.json go"},
+    )
+    model: str = field(
+        default=DEFAULT_MODEL,
+        metadata={"help": "base model: alias (smollm2-135m, gemma3-270m), local folder or HF id"},
+    )
+    dataset_text_field: str = field(
+        default="text", metadata={"help": "column holding the (augmented) text"}
+    )
+    mix_plain: Optional[str] = field(
+        default=None,
+        metadata={"help": "optional plain-text dataset (same formats) mixed into training"},
+    )
+    mix_ratio: float = field(
+        default=0.0,
+        metadata={"help": "fraction of training documents drawn from mix_plain, in [0, 1)"},
+    )
+    eval_fraction: float = field(
+        default=0.05,
+        metadata={
+            "help": "held-out fraction of the documents for perplexity / best-checkpoint selection (0 = no eval)"
+        },
+    )
+    eval_data: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "a separate held-out dataset (same formats); replaces the eval_fraction split"
+        },
+    )
     max_eval_docs: int = field(default=2000, metadata={"help": "cap on held-out documents"})
-    max_length: int = field(default=512, metadata={"help": "tokens per training block (the paper does not state one)"})
-    packing: bool = field(default=True, metadata={"help": "join tokenized texts with EOS and cut them into max_length blocks (False: one padded row per text, truncated)"})
-    effective_batch_size: int = field(default=128, metadata={"help": "blocks per optimizer step over all devices (paper: 128); sets gradient accumulation"})
-    lora: bool = field(default=False, metadata={"help": "train a LoRA adapter instead of all weights; the saved model has it merged"})
+    max_length: int = field(
+        default=512, metadata={"help": "tokens per training block (the paper does not state one)"}
+    )
+    packing: bool = field(
+        default=True,
+        metadata={
+            "help": "join tokenized texts with EOS and cut them into max_length blocks (False: one padded row per text, truncated)"
+        },
+    )
+    effective_batch_size: int = field(
+        default=128,
+        metadata={
+            "help": "blocks per optimizer step over all devices (paper: 128); sets gradient accumulation"
+        },
+    )
+    lora: bool = field(
+        default=False,
+        metadata={
+            "help": "train a LoRA adapter instead of all weights; the saved model has it merged"
+        },
+    )
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha"})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
-    lora_target_modules: str = field(default="all-linear", metadata={"help": "comma-separated module names for LoRA, or 'all-linear'"})
-    init_adapter: Optional[str] = field(default=None, metadata={"help": "with lora: go on training this LoRA adapter folder (adapter_config.json) instead of a fresh one (self-training rounds)"})
-    resume_from_checkpoint: Optional[str] = field(default=None, metadata={"help": "a checkpoint folder, or 'latest' for the newest one in output_dir/checkpoints"})
+    lora_target_modules: str = field(
+        default="all-linear",
+        metadata={"help": "comma-separated module names for LoRA, or 'all-linear'"},
+    )
+    init_adapter: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "with lora: go on training this LoRA adapter folder (adapter_config.json) instead of a fresh one (self-training rounds)"
+        },
+    )
+    resume_from_checkpoint: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "a checkpoint folder, or 'latest' for the newest one in output_dir/checkpoints"
+        },
+    )
     progress: bool = field(default=True, metadata={"help": "show tqdm progress bars"})
-    training_args: Dict[str, Any] = field(default_factory=dict, metadata={"help": "TrainingArguments fields by name, over PAPER_TRAINING_ARGS (e.g. {'learning_rate': 3e-4, 'optim': 'adafactor'})"})
+    training_args: Dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": "TrainingArguments fields by name, over PAPER_TRAINING_ARGS (e.g. {'learning_rate': 3e-4, 'optim': 'adafactor'})"
+        },
+    )
 
     def __post_init__(self) -> None:
         check_field_types(self, "finetune.")  # a config file's "max_length": "128": one line
@@ -107,20 +174,25 @@ class FinetuneConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 null = " or null" if name in _MAY_BE_NONE else ""
-                raise UserError(f"training_args: {name} must be a number{null}, got "
-                                f"{type(value).__name__} {value!r:.60}")
+                raise UserError(
+                    f"training_args: {name} must be a number{null}, got "
+                    f"{type(value).__name__} {value!r:.60}"
+                )
         if not 0.0 <= self.eval_fraction < 1.0:
             raise UserError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
         if not 0.0 <= self.mix_ratio < 1.0:
             raise UserError(f"mix_ratio must be in [0, 1), got {self.mix_ratio}")
         if self.mix_ratio > 0 and not self.mix_plain:
-            raise UserError("FinetuneConfig.mix_ratio needs a plain-text dataset: set "
-                            "FinetuneConfig.mix_plain",
-                            field=("FinetuneConfig.mix_ratio", "FinetuneConfig.mix_plain"))
-        for name, value in (("per_device_train_batch_size", self.arg("per_device_train_batch_size")),
-                            ("effective_batch_size", self.effective_batch_size),
-                            ("eval_steps", self.arg("eval_steps")),
-                            ("logging_steps", self.arg("logging_steps"))):
+            raise UserError(
+                "FinetuneConfig.mix_ratio needs a plain-text dataset: set FinetuneConfig.mix_plain",
+                field=("FinetuneConfig.mix_ratio", "FinetuneConfig.mix_plain"),
+            )
+        for name, value in (
+            ("per_device_train_batch_size", self.arg("per_device_train_batch_size")),
+            ("effective_batch_size", self.effective_batch_size),
+            ("eval_steps", self.arg("eval_steps")),
+            ("logging_steps", self.arg("logging_steps")),
+        ):
             if value < 1:
                 raise UserError(f"{name} must be >= 1, got {value}")
         if self.max_length < 2:
@@ -200,8 +272,10 @@ def resolve_bf16(setting: Optional[bool]) -> bool:
             os.environ["ACCELERATE_MIXED_PRECISION"] = "no"
             return False
         if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
-            raise UserError("this GPU does not support bf16; set TrainingArguments.bf16=False",
-                            field="TrainingArguments.bf16=False")
+            raise UserError(
+                "this GPU does not support bf16; set TrainingArguments.bf16=False",
+                field="TrainingArguments.bf16=False",
+            )
         return True  # on CPU, autocast to bf16 works; the user asked for it
     if os.environ.get("ACCELERATE_MIXED_PRECISION", "no") != "no":
         return False  # the accelerate config decides; Trainer reads it from the environment
@@ -234,11 +308,27 @@ def total_steps(config: FinetuneConfig, n_blocks: int, processes: int, accum: in
 # TrainingArguments fields that this module turns into others (warmup_ratio -> warmup_steps, ...)
 # or decides from the run (steps, evaluation and checkpoint strategy): not passed on as given.
 # the training_args this module compares with numbers itself
-_NUMERIC_ARGS = ("per_device_train_batch_size", "eval_steps", "logging_steps", "save_steps",
-                 "max_steps", "num_train_epochs", "gradient_accumulation_steps", "warmup_ratio")
+_NUMERIC_ARGS = (
+    "per_device_train_batch_size",
+    "eval_steps",
+    "logging_steps",
+    "save_steps",
+    "max_steps",
+    "num_train_epochs",
+    "gradient_accumulation_steps",
+    "warmup_ratio",
+)
 _MAY_BE_NONE = ("save_steps", "max_steps", "num_train_epochs", "gradient_accumulation_steps")
-_CONSUMED = ("warmup_ratio", "gradient_accumulation_steps", "max_steps", "num_train_epochs",
-             "eval_steps", "save_steps", "bf16", "gradient_checkpointing")
+_CONSUMED = (
+    "warmup_ratio",
+    "gradient_accumulation_steps",
+    "max_steps",
+    "num_train_epochs",
+    "eval_steps",
+    "save_steps",
+    "bf16",
+    "gradient_checkpointing",
+)
 
 
 def check_training_args(args: Dict[str, Any]) -> None:
@@ -269,12 +359,20 @@ def check_training_args(args: Dict[str, Any]) -> None:
         # the keys this project reads itself take None too (bf16: auto, ...)
         tp = Optional[hints[key]] if key in _CONSUMED and key in hints else hints.get(key)
         if tp is not None and not fits(value, tp):
-            raise UserError(f"training_args: {key} must be {describe_type(tp)}, got "
-                            f"{type(value).__name__} {value!r:.60}")
+            raise UserError(
+                f"training_args: {key} must be {describe_type(tp)}, got "
+                f"{type(value).__name__} {value!r:.60}"
+            )
 
 
-def training_arguments(config: FinetuneConfig, steps: int, accum: int, do_eval: bool, bf16: bool,
-                       checkpoints_dir: str = "checkpoints") -> Any:
+def training_arguments(
+    config: FinetuneConfig,
+    steps: int,
+    accum: int,
+    do_eval: bool,
+    bf16: bool,
+    checkpoints_dir: str = "checkpoints",
+) -> Any:
     """``TrainingArguments``: the run's derived settings over ``config.all_training_args``
     (passed by name), over this project's defaults (linear decay, no reporting).
 
@@ -291,30 +389,32 @@ def training_arguments(config: FinetuneConfig, steps: int, accum: int, do_eval: 
     checkpoints = args["save_steps"] != 0
     passed = {k: v for k, v in args.items() if k not in _CONSUMED}
     check_training_args(passed)
-    return TrainingArguments(**{
-        # this project's defaults; training_args may change them
-        "lr_scheduler_type": "linear",
-        "per_device_eval_batch_size": args["per_device_train_batch_size"],
-        "report_to": "none",
-        "dataloader_pin_memory": torch.cuda.is_available(),
-        "include_num_input_tokens_seen": "non_padding",
-        **passed,
-        # decided by this run
-        "output_dir": str(Path(config.output_dir) / checkpoints_dir),
-        "gradient_accumulation_steps": accum,
-        "warmup_steps": math.ceil(args["warmup_ratio"] * steps),
-        "max_steps": steps,
-        "eval_strategy": "steps" if do_eval else "no",
-        "eval_steps": eval_steps if do_eval else None,
-        "save_strategy": "steps" if checkpoints else "no",
-        "save_steps": args["save_steps"] or eval_steps,
-        "load_best_model_at_end": do_eval and checkpoints,
-        "metric_for_best_model": "eval_loss" if do_eval else None,
-        "greater_is_better": False if do_eval else None,
-        "bf16": bf16,
-        "activation_checkpointing": args["gradient_checkpointing"],
-        "remove_unused_columns": False,  # the collator reads input_ids only
-        # without a GPU, several processes (torchrun / accelerate launch) form a gloo CPU group
-        "use_cpu": not torch.cuda.is_available(),
-        "disable_tqdm": not config.progress,
-    })
+    return TrainingArguments(
+        **{
+            # this project's defaults; training_args may change them
+            "lr_scheduler_type": "linear",
+            "per_device_eval_batch_size": args["per_device_train_batch_size"],
+            "report_to": "none",
+            "dataloader_pin_memory": torch.cuda.is_available(),
+            "include_num_input_tokens_seen": "non_padding",
+            **passed,
+            # decided by this run
+            "output_dir": str(Path(config.output_dir) / checkpoints_dir),
+            "gradient_accumulation_steps": accum,
+            "warmup_steps": math.ceil(args["warmup_ratio"] * steps),
+            "max_steps": steps,
+            "eval_strategy": "steps" if do_eval else "no",
+            "eval_steps": eval_steps if do_eval else None,
+            "save_strategy": "steps" if checkpoints else "no",
+            "save_steps": args["save_steps"] or eval_steps,
+            "load_best_model_at_end": do_eval and checkpoints,
+            "metric_for_best_model": "eval_loss" if do_eval else None,
+            "greater_is_better": False if do_eval else None,
+            "bf16": bf16,
+            "activation_checkpointing": args["gradient_checkpointing"],
+            "remove_unused_columns": False,  # the collator reads input_ids only
+            # without a GPU, several processes (torchrun / accelerate launch) form a gloo CPU group
+            "use_cpu": not torch.cuda.is_available(),
+            "disable_tqdm": not config.progress,
+        }
+    )

@@ -28,18 +28,34 @@ SAMPLED_BLOCKS = 64
 BLOCK_BYTES = 64 * 2**10
 
 # the files of a model or adapter folder that decide its outputs (not logs or training args)
-_EXACT = {"config.json", "generation_config.json", "adapter_config.json", "toolformer.json",
-          "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
-          "added_tokens.json", "vocab.json", "vocab.txt", "merges.txt", "chat_template.jinja",
-          "chat_template.json", "adapter_model.bin"}
+_EXACT = {
+    "config.json",
+    "generation_config.json",
+    "adapter_config.json",
+    "toolformer.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokenizer.model",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    "chat_template.jinja",
+    "chat_template.json",
+    "adapter_model.bin",
+}
 _SUFFIXES = (".safetensors", ".safetensors.index.json", ".gguf")
 
 
 def _model_file(name: str) -> bool:
     if name.startswith("."):  # temporary files of an atomic write
         return False
-    return name in _EXACT or name.endswith(_SUFFIXES) or (
-        name.startswith("pytorch_model") and name.endswith((".bin", ".bin.index.json")))
+    return (
+        name in _EXACT
+        or name.endswith(_SUFFIXES)
+        or (name.startswith("pytorch_model") and name.endswith((".bin", ".bin.index.json")))
+    )
 
 
 def file_digest(path: Path) -> str:
@@ -55,7 +71,8 @@ def file_digest(path: Path) -> str:
             h.update(b"sampled")
             offsets = [0, size - EDGE_BYTES] + [
                 EDGE_BYTES + i * (size - 2 * EDGE_BYTES - BLOCK_BYTES) // (SAMPLED_BLOCKS - 1)
-                for i in range(SAMPLED_BLOCKS)]
+                for i in range(SAMPLED_BLOCKS)
+            ]
             for offset in offsets:
                 fh.seek(offset)
                 h.update(fh.read(EDGE_BYTES if offset in (0, size - EDGE_BYTES) else BLOCK_BYTES))
@@ -65,8 +82,11 @@ def file_digest(path: Path) -> str:
 def folder_fingerprint(folder: Path) -> Dict[str, str]:
     """File name -> :func:`file_digest` of the files at the top of ``folder`` that decide a
     model's outputs (weights, configs, tokenizer, toolformer.json)."""
-    return {p.name: file_digest(p) for p in sorted(Path(folder).iterdir())
-            if p.is_file() and _model_file(p.name)}
+    return {
+        p.name: file_digest(p)
+        for p in sorted(Path(folder).iterdir())
+        if p.is_file() and _model_file(p.name)
+    }
 
 
 def _alias_version(alias: Any) -> Optional[str]:
@@ -137,8 +157,9 @@ def options_fingerprint(options: Optional[Dict[str, Dict[str, Any]]]) -> Dict[st
             path = Path(os.path.expanduser(value))
             if path.is_file():
                 out[f"{tool}.{key}"] = file_digest(path)
-            elif path.is_dir() and any((path / f).is_file()
-                                       for f in ("config.json", "adapter_config.json")):
+            elif path.is_dir() and any(
+                (path / f).is_file() for f in ("config.json", "adapter_config.json")
+            ):
                 out[f"{tool}.{key}"] = model_fingerprint(value)
     return out
 
@@ -153,8 +174,9 @@ def changed_parts(old: Any, new: Any, prefix: str = "") -> List[str]:
     return [] if old == new else [prefix.rstrip("/") or "model"]
 
 
-def check_same_model(recorded: Optional[Dict[str, Any]], current: Dict[str, Any], model: str,
-                     where: Any, remedy: str) -> None:
+def check_same_model(
+    recorded: Optional[Dict[str, Any]], current: Dict[str, Any], model: str, where: Any, remedy: str
+) -> None:
     """Refuse to resume ``where`` when the model it was made with changed since.
 
     ``recorded``: the fingerprint the run recorded (None: a run recorded before fingerprints
@@ -165,5 +187,8 @@ def check_same_model(recorded: Optional[Dict[str, Any]], current: Dict[str, Any]
         return
     parts = changed_parts(recorded, current)
     shown = ", ".join(parts[:3]) + (f" and {len(parts) - 3} more" if len(parts) > 3 else "")
-    raise UserError(f"{where} holds outputs made with {model} as its files were then, and they "
-                    f"changed since ({shown}); {remedy}", field=fields_in(remedy))
+    raise UserError(
+        f"{where} holds outputs made with {model} as its files were then, and they "
+        f"changed since ({shown}); {remedy}",
+        field=fields_in(remedy),
+    )

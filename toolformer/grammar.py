@@ -89,6 +89,8 @@ def utf8_bad_tail(data: bytes) -> int:
     if pending != 0:
         bad = len(data) - 1
     return bad
+
+
 _OPERATORS = frozenset(b"+-*/")
 _DIGITS = frozenset(b"0123456789")
 
@@ -135,8 +137,10 @@ class ArgGrammar:
     def check(self, tool: str) -> None:
         """Raise :class:`GrammarError` if the grammar admits no argument text at all."""
         if self.max_bytes < 0 or not self._admits_something():
-            raise GrammarError(f"the argument grammar of tool {tool} admits no argument text; "
-                               f"declare one that accepts at least one call (e.g. TextArgs())")
+            raise GrammarError(
+                f"the argument grammar of tool {tool} admits no argument text; "
+                f"declare one that accepts at least one call (e.g. TextArgs())"
+            )
 
     def _admits_something(self) -> bool:
         # breadth-first over printable ASCII, up to max_bytes: enough for every grammar here
@@ -208,6 +212,7 @@ class TextArgs(ArgGrammar):
 
 PERMISSIVE = TextArgs(max_bytes=200, max_depth=3)
 
+
 @dataclass(frozen=True)
 class CalculatorArgs(ArgGrammar):
     """Arithmetic: numbers, ``+ - * /``, parentheses, a decimal point and spaces.
@@ -261,9 +266,17 @@ class CalculatorArgs(ArgGrammar):
         if phase in ("i", "p", "f"):
             if byte in _DIGITS:
                 nxt = num + ch
-                return ("f" if phase != "i" else "i", depth, self._keep(nxt), has_op) if self._digit_ok(nxt) else None
+                return (
+                    ("f" if phase != "i" else "i", depth, self._keep(nxt), has_op)
+                    if self._digit_ok(nxt)
+                    else None
+                )
             if phase == "i" and byte == ord("."):
-                return ("p", depth, self._keep(num + "."), has_op) if self._digit_ok(num + ".") else None
+                return (
+                    ("p", depth, self._keep(num + "."), has_op)
+                    if self._digit_ok(num + ".")
+                    else None
+                )
             if phase == "p" or not self._end_ok(num):
                 return None
             state = ("a", depth, "", has_op)  # the number ends here; go on as after an operand
@@ -456,8 +469,10 @@ def tool_arg_grammar(tool: object, before: Optional[str] = None) -> ArgGrammar:
     if grammar is NO_CALL:
         return grammar
     if not isinstance(grammar, ArgGrammar):
-        raise GrammarError(f"tool {getattr(tool, 'name', tool)}: argument_grammar() must return an "
-                           f"ArgGrammar, got {type(grammar).__name__}")
+        raise GrammarError(
+            f"tool {getattr(tool, 'name', tool)}: argument_grammar() must return an "
+            f"ArgGrammar, got {type(grammar).__name__}"
+        )
     return grammar
 
 
@@ -469,8 +484,9 @@ def tool_available(tool: object, before: str) -> bool:
     return bool(fn(before)) if callable(fn) else True
 
 
-def call_grammar(tools: Sequence[object], ending: str = "]",
-                 before: Optional[str] = None) -> Optional[CallGrammar]:
+def call_grammar(
+    tools: Sequence[object], ending: str = "]", before: Optional[str] = None
+) -> Optional[CallGrammar]:
     """The :class:`CallGrammar` of ``tools`` (objects with ``name`` and maybe ``argument_grammar``)
     for a call after the text ``before`` (None: any text, see :func:`tool_arg_grammar`).
 

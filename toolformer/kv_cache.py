@@ -59,4 +59,8 @@ def returned_cache(output: Any) -> Any:
     cache = output.get("cache") if hasattr(output, "get") else getattr(output, "cache", None)
     if cache is not None:
         return cache
-    return output.get("past_key_values") if hasattr(output, "get") else getattr(output, "past_key_values", None)
+    return (
+        output.get("past_key_values")
+        if hasattr(output, "get")
+        else getattr(output, "past_key_values", None)
+    )

@@ -49,7 +49,9 @@ def read_manifest(folder: PathLike) -> Optional[Dict[str, Any]]:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise UserError(f"could not read {path}: {first}; fix or delete it") from None
     if not isinstance(data, dict):
-        raise UserError(f"{path} is not a JSON object; expected {{\"tools\": [...], \"base_model\": ...}}")
+        raise UserError(
+            f'{path} is not a JSON object; expected {{"tools": [...], "base_model": ...}}'
+        )
     return data
 
 
@@ -83,9 +85,14 @@ def check_trigger(call_top_k: Any, call_threshold: Any, where: str) -> Tuple[int
     Raises :class:`UserError` naming ``where`` otherwise.
     """
     ok_k = isinstance(call_top_k, int) and not isinstance(call_top_k, bool) and call_top_k >= 0
-    ok_t = (isinstance(call_threshold, (int, float)) and not isinstance(call_threshold, bool)
-            and 0 <= call_threshold < 1)
+    ok_t = (
+        isinstance(call_threshold, (int, float))
+        and not isinstance(call_threshold, bool)
+        and 0 <= call_threshold < 1
+    )
     if not (ok_k and ok_t):
-        raise UserError(f"{where}: a call trigger needs call_top_k >= 0 (an integer) and "
-                        f"call_threshold in [0, 1); got {call_top_k!r}, {call_threshold!r}")
+        raise UserError(
+            f"{where}: a call trigger needs call_top_k >= 0 (an integer) and "
+            f"call_threshold in [0, 1); got {call_top_k!r}, {call_threshold!r}"
+        )
     return call_top_k, float(call_threshold)

@@ -40,8 +40,7 @@ def _holder(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def hold_output(output: PathLike, is_file: bool = False,
-                option: str = "output") -> Iterator[Path]:
+def hold_output(output: PathLike, is_file: bool = False, option: str = "output") -> Iterator[Path]:
     """Hold ``output`` (a folder, or a file when ``is_file``) for this process while the block runs.
 
     Creates the folder (or the file's folder). Yields the lock file's path. Never waits: raises
@@ -66,8 +65,11 @@ def hold_output(output: PathLike, is_file: bool = False,
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise UserError(f"another toolformer run holds {output} (pid {_holder(path)}); wait for it "
-                        f"or pick another {option}", field=fields_in(option)) from None
+        raise UserError(
+            f"another toolformer run holds {output} (pid {_holder(path)}); wait for it "
+            f"or pick another {option}",
+            field=fields_in(option),
+        ) from None
     except OSError as exc:
         raise PathError(f"cannot lock {output}: {exc.strerror or exc}") from None
     try:
@@ -91,8 +93,12 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def check_not_input(output: PathLike, inputs: Mapping[str, Optional[PathLike]],
-                    written: Optional[Sequence[str]] = None, option: str = "output") -> None:
+def check_not_input(
+    output: PathLike,
+    inputs: Mapping[str, Optional[PathLike]],
+    written: Optional[Sequence[str]] = None,
+    option: str = "output",
+) -> None:
     """Refuse an ``output`` that would replace one of ``inputs`` (label -> path; None skipped).
 
     ``written`` None: ``output`` is a file, refused when it is an input (same path after
@@ -113,9 +119,14 @@ def check_not_input(output: PathLike, inputs: Mapping[str, Optional[PathLike]],
                 rel = src.relative_to(out)
             except ValueError:
                 rel = None
-            clash = rel is not None and bool(rel.parts) and any(
-                fnmatch.fnmatchcase(rel.parts[0], pat) for pat in written)
+            clash = (
+                rel is not None
+                and bool(rel.parts)
+                and any(fnmatch.fnmatchcase(rel.parts[0], pat) for pat in written)
+            )
         if clash:
-            raise UserError(f"{option} {output} would overwrite the input {label} {given}; pick "
-                            f"another {option} (or copy the input elsewhere first)",
-                            field=fields_in(option, label))
+            raise UserError(
+                f"{option} {output} would overwrite the input {label} {given}; pick "
+                f"another {option} (or copy the input elsewhere first)",
+                field=fields_in(option, label),
+            )

@@ -50,9 +50,13 @@ def option_types(spec: Any, skip: Sequence[str] = ("self",)) -> Dict[str, Any]:
 
 def required_options(fn: Callable[..., Any], skip: Sequence[str] = ("self",)) -> list:
     """The named parameters of ``fn`` without a default (outside ``skip``)."""
-    return [p.name for p in inspect.signature(fn).parameters.values()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-            and p.default is p.empty and p.name not in skip]
+    return [
+        p.name
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.default is p.empty
+        and p.name not in skip
+    ]
 
 
 def expected_type(hint: Any, value: Any) -> Optional[str]:

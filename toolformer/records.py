@@ -47,8 +47,15 @@ from toolformer.errors import UserError
 logger = logging.getLogger("toolformer.records")
 
 SUFFIXES = {
-    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".jsonl.gz": "jsonl", ".json.gz": "json",
-    ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".txt": "txt",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".jsonl.gz": "jsonl",
+    ".json.gz": "json",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".txt": "txt",
 }
 WARN_LINES = 10  # bad lines reported one by one (per kind); the rest only in the counts
 ON_BAD_LINE = ("skip", "raise")
@@ -129,7 +136,10 @@ def looks_like_hub_id(source: str) -> bool:
     """``org/name`` or ``name`` without a file suffix: an HF dataset id rather than a path."""
     if source.startswith((".", "/", "~")) or "\\" in source or source.count("/") > 1:
         return False
-    return source_kind(Path(source)) is None and re.fullmatch(r"[\w.-]+(/[\w.-]+)?", source) is not None
+    return (
+        source_kind(Path(source)) is None
+        and re.fullmatch(r"[\w.-]+(/[\w.-]+)?", source) is not None
+    )
 
 
 def open_text(path: Path):
@@ -150,10 +160,13 @@ def open_text(path: Path):
     with open(path, "rb") as fh:
         head = fh.read(len(magic))
     if head and head != magic:
-        raise UserError(f"{path} is not {name}-compressed although its name ends in {suffix} "
-                        f"(it starts with {head!r}); rename it without {suffix} or compress it")
-    return io.TextIOWrapper(opener(path, "rb"), encoding="utf-8-sig", errors="surrogateescape",
-                            newline="")
+        raise UserError(
+            f"{path} is not {name}-compressed although its name ends in {suffix} "
+            f"(it starts with {head!r}); rename it without {suffix} or compress it"
+        )
+    return io.TextIOWrapper(
+        opener(path, "rb"), encoding="utf-8-sig", errors="surrogateescape", newline=""
+    )
 
 
 def _unreadable(path: Path, exc: BaseException) -> UserError:
@@ -163,8 +176,10 @@ def _unreadable(path: Path, exc: BaseException) -> UserError:
     if suffix is None:
         return UserError(f"could not read {path}: {reason}")
     name = COMPRESSIONS[suffix][0]
-    return UserError(f"{path} is not a complete {name} file ({reason}); it is truncated or "
-                     f"corrupt: download or compress it again, or pass the uncompressed file")
+    return UserError(
+        f"{path} is not a complete {name} file ({reason}); it is truncated or "
+        f"corrupt: download or compress it again, or pass the uncompressed file"
+    )
 
 
 def _guarded(records: Iterator[Record], path: Path) -> Iterator[Record]:
@@ -181,7 +196,11 @@ def undecodable(value: Any) -> Optional[str]:
     a record) that was not UTF-8, else None."""
     if isinstance(value, str):
         m = _UNDECODED.search(value)
-        return None if m is None else f"byte 0x{ord(m.group()) - 0xDC00:02x} at character {m.start() + 1}"
+        return (
+            None
+            if m is None
+            else f"byte 0x{ord(m.group()) - 0xDC00:02x} at character {m.start() + 1}"
+        )
     if isinstance(value, Mapping):
         for v in value.values():
             found = undecodable(v)
@@ -197,8 +216,13 @@ def undecodable(value: Any) -> Optional[str]:
 
 def _looks_binary(value: Any) -> bool:
     """NUL bytes or many control characters: not text in a wrong encoding but no text at all."""
-    texts = [value] if isinstance(value, str) else [v for v in value.values() if isinstance(v, str)] \
-        if isinstance(value, Mapping) else []
+    texts = (
+        [value]
+        if isinstance(value, str)
+        else [v for v in value.values() if isinstance(v, str)]
+        if isinstance(value, Mapping)
+        else []
+    )
     for text in texts:
         sample = text[:4096]
         control = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\n\r\t\f\v")
@@ -230,10 +254,14 @@ def _read_jsonl(path: Path, stats: RecordStats, on_bad_line: str) -> Iterator[Re
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
                 if on_bad_line == "raise":
-                    raise UserError(f"{path}:{lineno} is not valid JSON ({exc.msg}); fix or remove that line") from None
+                    raise UserError(
+                        f"{path}:{lineno} is not valid JSON ({exc.msg}); fix or remove that line"
+                    ) from None
                 if len(stats.malformed_lines) < WARN_LINES:
                     stats.malformed_lines.append(lineno)
-                stats.bad_line(path, f"line {lineno}", f"is not valid JSON ({exc.msg})", "malformed_json", "")
+                stats.bad_line(
+                    path, f"line {lineno}", f"is not valid JSON ({exc.msg})", "malformed_json", ""
+                )
                 continue
             yield f"line {lineno}", value
 
@@ -247,7 +275,9 @@ def _read_json(path: Path, stats: RecordStats, on_bad_line: str) -> Iterator[Rec
         with open_text(path) as fh:
             is_array = fh.read(1 << 16).lstrip().startswith("[")
         if is_array:
-            raise UserError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); fix it or use JSON lines") from None
+            raise UserError(
+                f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); fix it or use JSON lines"
+            ) from None
         yield from _read_jsonl(path, stats, on_bad_line)  # JSON lines under a .json name
         return
     where, records = "record", whole if isinstance(whole, list) else [whole]
@@ -259,7 +289,9 @@ def _read_json(path: Path, stats: RecordStats, on_bad_line: str) -> Iterator[Rec
         yield f"{where}[{i}]", rec
 
 
-def _read_csv(path: Path, stats: RecordStats, on_bad_line: str, delimiter: str = ",") -> Iterator[Record]:
+def _read_csv(
+    path: Path, stats: RecordStats, on_bad_line: str, delimiter: str = ","
+) -> Iterator[Record]:
     try:
         csv.field_size_limit(sys.maxsize)
     except OverflowError:  # C long is 32 bits on some platforms
@@ -277,8 +309,9 @@ def _read_tsv(path: Path, stats: RecordStats, on_bad_line: str) -> Iterator[Reco
     return _read_csv(path, stats, on_bad_line, delimiter="\t")
 
 
-def _read_parquet(path: Path, stats: RecordStats, on_bad_line: str,
-                  columns: Optional[Sequence[str]] = None) -> Iterator[Record]:
+def _read_parquet(
+    path: Path, stats: RecordStats, on_bad_line: str, columns: Optional[Sequence[str]] = None
+) -> Iterator[Record]:
     import pyarrow.parquet as pq
 
     try:
@@ -313,8 +346,12 @@ def _read_txt(path: Path, stats: RecordStats, on_bad_line: str) -> Iterator[Reco
 
 
 _READERS: Dict[str, Callable[..., Iterator[Record]]] = {
-    "jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "tsv": _read_tsv,
-    "parquet": _read_parquet, "txt": _read_txt,
+    "jsonl": _read_jsonl,
+    "json": _read_json,
+    "csv": _read_csv,
+    "tsv": _read_tsv,
+    "parquet": _read_parquet,
+    "txt": _read_txt,
 }
 
 
@@ -330,8 +367,11 @@ def pick_split(dd: Mapping[str, Any], split: str, where: str) -> Any:
     """``dd[split]`` of a DatasetDict, or a UserError listing its splits."""
     if split in dd:
         return dd[split]
-    raise UserError(f"{where} has no split {split!r}; its splits: {', '.join(dd)}; pass one as "
-                    "iter_records.split", field="iter_records.split")
+    raise UserError(
+        f"{where} has no split {split!r}; its splits: {', '.join(dd)}; pass one as "
+        "iter_records.split",
+        field="iter_records.split",
+    )
 
 
 def load_saved_dataset(path: Path, split: str = "train") -> Any:
@@ -355,8 +395,9 @@ def _read_hub_dataset(name: str, split: str) -> Iterator[Record]:
         ds = datasets.load_dataset(name, split=split, streaming=True)
     except ValueError as exc:
         if "split" in str(exc).lower():
-            raise UserError(f"HF dataset {name!r}: {exc}; pass iter_records.split",
-                            field="iter_records.split") from None
+            raise UserError(
+                f"HF dataset {name!r}: {exc}; pass iter_records.split", field="iter_records.split"
+            ) from None
         raise UserError(f"could not load HF dataset {name!r}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - offline, unknown id, gated, ...
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -370,8 +411,13 @@ def _read_hub_dataset(name: str, split: str) -> Iterator[Record]:
 # --------------------------------------------------------------------------- entry point
 
 
-def _checked(records: Iterator[Record], path: Path, stats: RecordStats, encoding_errors: str,
-             on_bad_line: str) -> Iterator[Record]:
+def _checked(
+    records: Iterator[Record],
+    path: Path,
+    stats: RecordStats,
+    encoding_errors: str,
+    on_bad_line: str,
+) -> Iterator[Record]:
     """Records of a text file with undecodable bytes skipped (or replaced when opted in)."""
     for where, rec in records:
         found = undecodable(rec)
@@ -383,13 +429,20 @@ def _checked(records: Iterator[Record], path: Path, stats: RecordStats, encoding
             yield where, replace_undecodable(rec)
             continue
         if on_bad_line == "raise":
-            raise UserError(f"{path}: {where} is not valid UTF-8 ({found}); fix the file's encoding")
+            raise UserError(
+                f"{path}: {where} is not valid UTF-8 ({found}); fix the file's encoding"
+            )
         if _looks_binary(rec):
             stats.bad_line(path, where, "holds binary data", "binary", "")
             continue
-        stats.bad_line(path, where, f"is not valid UTF-8 ({found})", "bad_encoding",
-                       " (convert the file to UTF-8, or pass --encoding-errors replace to keep it "
-                       "with U+FFFD)")
+        stats.bad_line(
+            path,
+            where,
+            f"is not valid UTF-8 ({found})",
+            "bad_encoding",
+            " (convert the file to UTF-8, or pass --encoding-errors replace to keep it "
+            "with U+FFFD)",
+        )
 
 
 def iter_records(
@@ -414,7 +467,9 @@ def iter_records(
     if on_bad_line not in ON_BAD_LINE:
         raise ValueError(f"on_bad_line must be one of {ON_BAD_LINE}, got {on_bad_line!r}")
     if encoding_errors not in ENCODING_ERRORS:
-        raise UserError(f"encoding errors must be one of {', '.join(ENCODING_ERRORS)}, got {encoding_errors!r}")
+        raise UserError(
+            f"encoding errors must be one of {', '.join(ENCODING_ERRORS)}, got {encoding_errors!r}"
+        )
     stats = stats if stats is not None else RecordStats()
     path = Path(os.path.expanduser(str(source)))
     if path.is_dir():
@@ -437,4 +492,6 @@ def iter_records(
         return _checked(records, path, stats, encoding_errors, on_bad_line)
     if looks_like_hub_id(str(source)):
         return _read_hub_dataset(str(source), split)
-    raise UserError(f"input {source} does not exist; pass an existing file or folder, or an HF dataset id")
+    raise UserError(
+        f"input {source} does not exist; pass an existing file or folder, or an HF dataset id"
+    )

@@ -30,8 +30,20 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from typing import (Any, Callable, Dict, Generic, Iterable, Iterator, List, Optional, Tuple, Type,
-                    TypeVar, Union)
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Generic,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
 
 from toolformer.errors import UserError
 
@@ -107,12 +119,17 @@ class Registry(Generic[T]):
     ``del reg[name]``), so ``pytest``'s ``monkeypatch.setitem`` works on it.
     """
 
-    def __init__(self, kind: str, *, entry_points: Optional[str] = None,
-                 validate: Optional[Validator] = None,
-                 load_error: Type[Exception] = RegistryLoadError,
-                 unknown_error: Type[UnknownNameError] = UnknownNameError,
-                 passthrough: Tuple[Type[BaseException], ...] = (),
-                 missing_dependency: Optional[Callable[[str, str], Exception]] = None):
+    def __init__(
+        self,
+        kind: str,
+        *,
+        entry_points: Optional[str] = None,
+        validate: Optional[Validator] = None,
+        load_error: Type[Exception] = RegistryLoadError,
+        unknown_error: Type[UnknownNameError] = UnknownNameError,
+        passthrough: Tuple[Type[BaseException], ...] = (),
+        missing_dependency: Optional[Callable[[str, str], Exception]] = None,
+    ):
         self.kind = kind
         self.entry_points = entry_points
         self.validate = validate
@@ -145,11 +162,15 @@ class Registry(Generic[T]):
 
     def copy(self) -> "Registry[T]":
         """A registry with the same settings and entries (tests swap one in and out)."""
-        new: Registry[T] = Registry(self.kind, entry_points=self.entry_points,
-                                    validate=self.validate, load_error=self.load_error,
-                                    unknown_error=self.unknown_error,
-                                    passthrough=self.passthrough,
-                                    missing_dependency=self.missing_dependency)
+        new: Registry[T] = Registry(
+            self.kind,
+            entry_points=self.entry_points,
+            validate=self.validate,
+            load_error=self.load_error,
+            unknown_error=self.unknown_error,
+            passthrough=self.passthrough,
+            missing_dependency=self.missing_dependency,
+        )
         new._entries = dict(self._entries)
         new._entry_points_read = self._entry_points_read
         return new
@@ -259,16 +280,19 @@ class Registry(Generic[T]):
                 install = f"pip install {missing.split('.')[0]}"
                 if self.missing_dependency is not None:
                     raise self.missing_dependency(what, install) from None
-                raise self.load_error(f"{what} needs a package that is not installed: run "
-                                      f"`{install}`") from None
-            raise self.load_error(f"{what} is registered as {spec!r} but {module_name} is not "
-                                  "installed") from None
+                raise self.load_error(
+                    f"{what} needs a package that is not installed: run `{install}`"
+                ) from None
+            raise self.load_error(
+                f"{what} is registered as {spec!r} but {module_name} is not installed"
+            ) from None
         except AttributeError:
             raise self.load_error(f"{what}: {module_name} has no attribute {attr!r}") from None
         except Exception as exc:  # noqa: BLE001 - a broken plugin must give a one-line message
             first = (str(exc).splitlines() or [""])[0]
-            raise self.load_error(f"{what} failed to import from {spec!r}: "
-                                  f"{type(exc).__name__}: {first}") from None
+            raise self.load_error(
+                f"{what} failed to import from {spec!r}: {type(exc).__name__}: {first}"
+            ) from None
         if self.validate is not None:
             verdict = self.validate(key, obj)
             if verdict is False or isinstance(verdict, str):

@@ -19,9 +19,7 @@ from __future__ import annotations
 import re
 from typing import List, Sequence, Set, Tuple
 
-_UNIT = re.compile(
-    r"(?<!\w)(?:[$€£¥#(\[{\"'“‘«]|[-−+](?=\d))*\w+(?:[.,'’/:\-−]\w+)*"
-)
+_UNIT = re.compile(r"(?<!\w)(?:[$€£¥#(\[{\"'“‘«]|[-−+](?=\d))*\w+(?:[.,'’/:\-−]\w+)*")
 
 
 def unit_starts(text: str) -> Set[int]:

@@ -41,11 +41,16 @@ def _generate(model: Any, tok: Any, prompt: str, max_new_tokens: int) -> Tuple[s
     if isinstance(context, int) and context > 0:
         room = context - int(enc["input_ids"].shape[1])
         if room < 1:
-            raise click.ClickException(f"the prompt ({context - room} tokens) fills the model's "
-                                       f"context ({context}); use a shorter --prompt")
+            raise click.ClickException(
+                f"the prompt ({context - room} tokens) fills the model's "
+                f"context ({context}); use a shorter --prompt"
+            )
         if max_new_tokens > room:
-            click.echo(f"note: --max-new-tokens {max_new_tokens} capped to {room}: "
-                       f"context {context}, prompt {context - room} tokens", err=True)
+            click.echo(
+                f"note: --max-new-tokens {max_new_tokens} capped to {room}: "
+                f"context {context}, prompt {context - room} tokens",
+                err=True,
+            )
             max_new_tokens = room
     start = time.perf_counter()
     with torch.no_grad():
@@ -53,7 +58,7 @@ def _generate(model: Any, tok: Any, prompt: str, max_new_tokens: int) -> Tuple[s
             **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
         )
     seconds = time.perf_counter() - start
-    new = out[0, enc["input_ids"].shape[1]:]
+    new = out[0, enc["input_ids"].shape[1] :]
     return tok.decode(new, skip_special_tokens=True), int(new.numel()), seconds
 
 
@@ -71,7 +76,10 @@ def _build(name: str, shared: Dict[str, Any], model_name: str, corpus: Optional[
             options["search"] = shared["WikiSearch"]  # one index for both tools
         elif corpus:
             options["corpus"] = corpus
-        if shared.get("model") is not None and _default_field(cls, "QAConfig", "model") == model_name:
+        if (
+            shared.get("model") is not None
+            and _default_field(cls, "QAConfig", "model") == model_name
+        ):
             options.update(model=shared["model"], tokenizer=shared["tokenizer"])  # no second load
     if cls.name == "Calendar":
         options["today"] = _dt.date.today()
@@ -95,16 +103,36 @@ def _default_field(cls: type, config_name: str, field_name: str) -> Optional[str
 
 
 @click.command(name="demo")
-@click.option("--model", "model_name", default=None, help="model alias, folder or HF id [default: smollm2-135m]")
+@click.option(
+    "--model",
+    "model_name",
+    default=None,
+    help="model alias, folder or HF id [default: smollm2-135m]",
+)
 @click.option("--prompt", default=DEMO_PROMPT, show_default=True, help="text to continue greedily")
 @click.option("--max-new-tokens", default=20, show_default=True, help="tokens to generate")
-@click.option("--tools", "only", default=None, help="comma-separated tools to run [default: all registered]")
-@click.option("--corpus", default=None, help="passage corpus for WikiSearch and QA [default: their own]")
-@click.option("--timeout", default=600.0, show_default=True,
-              help="seconds per tool call (a first call may build an index or load a model)")
+@click.option(
+    "--tools", "only", default=None, help="comma-separated tools to run [default: all registered]"
+)
+@click.option(
+    "--corpus", default=None, help="passage corpus for WikiSearch and QA [default: their own]"
+)
+@click.option(
+    "--timeout",
+    default=600.0,
+    show_default=True,
+    help="seconds per tool call (a first call may build an index or load a model)",
+)
 @click.option("--skip-model", is_flag=True, help="only run the tools")
-def demo(model_name: Optional[str], prompt: str, max_new_tokens: int, only: Optional[str],
-         corpus: Optional[str], timeout: float, skip_model: bool) -> None:
+def demo(
+    model_name: Optional[str],
+    prompt: str,
+    max_new_tokens: int,
+    only: Optional[str],
+    corpus: Optional[str],
+    timeout: float,
+    skip_model: bool,
+) -> None:
     """Load the default model, generate a short greedy continuation, then run every tool."""
     from toolformer.errors import MissingDependencyError, UserError
     from toolformer.models import DEFAULT_MODEL, count_parameters, load_model
@@ -120,13 +148,17 @@ def demo(model_name: Optional[str], prompt: str, max_new_tokens: int, only: Opti
             model, tok = load_model(model_name)
         except (UserError, MissingDependencyError) as exc:
             raise click.ClickException(_one_line(exc)) from None
-        click.echo(f"loaded in {time.perf_counter() - start:.1f} s, {count_parameters(model):,} parameters")
+        click.echo(
+            f"loaded in {time.perf_counter() - start:.1f} s, {count_parameters(model):,} parameters"
+        )
         shared.update(model=model, tokenizer=tok)
         text, n, seconds = _generate(model, tok, prompt, max_new_tokens)
         click.echo(f"greedy: {prompt!r} -> {text!r}")
         click.echo(f"        {n} tokens in {seconds:.2f} s ({n / max(seconds, 1e-9):.1f} tokens/s)")
 
-    names: List[str] = available_tools() if not only else [n.strip() for n in only.split(",") if n.strip()]
+    names: List[str] = (
+        available_tools() if not only else [n.strip() for n in only.split(",") if n.strip()]
+    )
     # WikiSearch before QA so that QA can reuse its index
     names.sort(key=lambda n: (n.lower() != "wikisearch", n.lower() == "qa", n.lower()))
     click.echo("== tools")

@@ -41,21 +41,27 @@ def _list_tasks() -> None:
 
     rows = describe_tasks()
     width = max(len(r["name"]) for r in rows)
-    click.echo(f"{'task'.ljust(width)}  {'metric':<15}  {'tools it forbids':<16}  "
-               f"{'tools that fit':<14}  description")
+    click.echo(
+        f"{'task'.ljust(width)}  {'metric':<15}  {'tools it forbids':<16}  "
+        f"{'tools that fit':<14}  description"
+    )
     for r in rows:
-        click.echo(f"{r['name'].ljust(width)}  {r['metric']:<15}  "
-                   f"{r['disabled_tools']:<16}  {r['expected_tools']:<14}  "
-                   f"{r['description']}")
-    click.echo("(tools it forbids: the paper disables them on the task, e.g. WikiSearch on LAMA, "
-               "whose evidence it would return verbatim; * = all)")
-    click.echo(f"{'jsonl:PATH'.ljust(width)}  {'math | qa':<15}  "
-               "your JSONL with question and answer")
+        click.echo(
+            f"{r['name'].ljust(width)}  {r['metric']:<15}  "
+            f"{r['disabled_tools']:<16}  {r['expected_tools']:<14}  "
+            f"{r['description']}"
+        )
+    click.echo(
+        "(tools it forbids: the paper disables them on the task, e.g. WikiSearch on LAMA, "
+        "whose evidence it would return verbatim; * = all)"
+    )
+    click.echo(
+        f"{'jsonl:PATH'.ljust(width)}  {'math | qa':<15}  your JSONL with question and answer"
+    )
 
 
 def _compare(run_dirs: Tuple[str, ...], chart: Optional[str]) -> None:
-    from toolformer.eval.report import (bar_chart, comparison_table, load_run,
-                                        when_comparison_table)
+    from toolformer.eval.report import bar_chart, comparison_table, load_run, when_comparison_table
 
     if not run_dirs:
         raise UserError("--compare needs run folders: toolformer eval --compare DIR1 DIR2 ...")
@@ -83,28 +89,59 @@ _GEN = eval_generation()  # eval's decoding defaults differ from generate's
 @tool_choice_options("the checkpoint's toolformer.json, else " + ",".join(DEFAULT_EVAL_TOOLS))
 @old_spelling("tool_names", "--tools NAMES", "--tool-names")
 @old_spelling("tool_option", "--tool-option", "--tool-options", multiple=True)
-@click.option("--output", "-o", type=click.Path(), default=None,
-              help="run folder for results.json and samples/ (default eval_runs/<model>-<time>)")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(),
+    default=None,
+    help="run folder for results.json and samples/ (default eval_runs/<model>-<time>)",
+)
 @field_option(GenerationConfig, "batch_size", "--batch-size", "-b", default=_GEN.batch_size)
-@decoding_options(_GEN, max_new_tokens=dict(default=None, type=int, show_default=False,
-                                            help=EvalConfig.__dataclass_fields__[
-                                                "max_new_tokens"].metadata["help"]))
+@decoding_options(
+    _GEN,
+    max_new_tokens=dict(
+        default=None,
+        type=int,
+        show_default=False,
+        help=EvalConfig.__dataclass_fields__["max_new_tokens"].metadata["help"],
+    ),
+)
 @field_options(
-    EvalConfig, "dtype", "device", ("threads", "--threads", {"type": int}),
+    EvalConfig,
+    "dtype",
+    "device",
+    ("threads", "--threads", {"type": int}),
     ("max_length", "--max-length", "--ppl-max-length"),
     ("stride", "--stride", "--ppl-stride", {"type": int}),
     ("resume", "--resume/--no-resume"),
     "name",
 )
 @click.option("--quiet", "-q", is_flag=True, default=False, help="no progress bars")
-@click.option("--chart", type=click.Path(), default=None,
-              help="also write a PNG bar chart of the scores to this path")
-@click.option("--compare", is_flag=True, default=False,
-              help="compare finished runs instead: toolformer eval --compare DIR1 DIR2 ...")
+@click.option(
+    "--chart",
+    type=click.Path(),
+    default=None,
+    help="also write a PNG bar chart of the scores to this path",
+)
+@click.option(
+    "--compare",
+    is_flag=True,
+    default=False,
+    help="compare finished runs instead: toolformer eval --compare DIR1 DIR2 ...",
+)
 @click.option("--list-tasks", is_flag=True, default=False, help="list the built-in tasks and exit")
-def eval_command(run_dirs: Tuple[str, ...], tool_names: Optional[str], no_tools: bool,
-                 tool_option: Tuple[str, ...], output: Optional[str], quiet: bool,
-                 chart: Optional[str], compare: bool, list_tasks: bool, **values: Any) -> None:
+def eval_command(
+    run_dirs: Tuple[str, ...],
+    tool_names: Optional[str],
+    no_tools: bool,
+    tool_option: Tuple[str, ...],
+    output: Optional[str],
+    quiet: bool,
+    chart: Optional[str],
+    compare: bool,
+    list_tasks: bool,
+    **values: Any,
+) -> None:
     """Evaluate a model zero-shot on the paper's tasks (lenient metrics), or compare runs.
 
     \b
@@ -119,8 +156,9 @@ def eval_command(run_dirs: Tuple[str, ...], tool_names: Optional[str], no_tools:
         _compare(run_dirs, chart)
         return
     if run_dirs:
-        raise UserError(f"unexpected argument(s) {' '.join(run_dirs)}; "
-                        "to compare runs add --compare")
+        raise UserError(
+            f"unexpected argument(s) {' '.join(run_dirs)}; to compare runs add --compare"
+        )
     from toolformer.errors import ensure_file_parent
     from toolformer.eval.harness import evaluate
     from toolformer.eval.report import bar_chart, confusion_table, summary_table, when_table
@@ -132,8 +170,11 @@ def eval_command(run_dirs: Tuple[str, ...], tool_names: Optional[str], no_tools:
     explicit = any(decoding.get(k) is not None for k in ("call_top_k", "call_threshold"))
     generation = replace(_GEN, **{k: v for k, v in decoding.items() if v is not None})
     config = EvalConfig(
-        **values, generation=generation, call_trigger="config" if explicit else "manifest",
-        tools_enabled=not no_tools, tools=named_tools(tool_names),
+        **values,
+        generation=generation,
+        call_trigger="config" if explicit else "manifest",
+        tools_enabled=not no_tools,
+        tools=named_tools(tool_names),
         tool_options=parse_tool_options(tool_option, "--tool-option"),
         output_dir=output or _default_output(values["model"], not no_tools),
         progress=not quiet,
@@ -143,7 +184,9 @@ def eval_command(run_dirs: Tuple[str, ...], tool_names: Optional[str], no_tools:
     for table in (when_table(results), confusion_table(results)):
         if table:
             click.echo("\n" + table)
-    click.echo(f"results: {Path(config.output_dir) / 'results.json'} "
-               f"(report: {Path(config.output_dir) / 'report.md'})")
+    click.echo(
+        f"results: {Path(config.output_dir) / 'results.json'} "
+        f"(report: {Path(config.output_dir) / 'report.md'})"
+    )
     if chart:
         click.echo(f"chart: {bar_chart([results], chart)}")

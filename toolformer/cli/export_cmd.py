@@ -15,10 +15,18 @@ from toolformer.atomic import atomic_write, temporary_path
 
 @click.command(name="export")
 @click.argument("source", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "chat"]), default="jsonl", show_default=True,
-              help="jsonl: the inline text with [Tool(args) -> result] calls; chat: Hugging Face "
-                   "'messages' with tool_calls and tool turns, and the tools' JSON schemas")
-@click.option("--output", "-o", type=click.Path(), default=None, help="output JSONL file (default: stdout)")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "chat"]),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: the inline text with [Tool(args) -> result] calls; chat: Hugging Face "
+    "'messages' with tool_calls and tool turns, and the tools' JSON schemas",
+)
+@click.option(
+    "--output", "-o", type=click.Path(), default=None, help="output JSONL file (default: stdout)"
+)
 def export(source: str, fmt: str, output: Optional[str]) -> None:
     """Export the augmented data of SOURCE (an augment output folder or its data.jsonl).
 
@@ -39,8 +47,10 @@ def export(source: str, fmt: str, output: Optional[str]) -> None:
         rows = export_rows(source, fmt)
         first = next(rows, None)  # bad input fails here, before an output file is made
         if first is None:
-            raise click.ClickException(f"{source} holds no augmented rows to export (augment writes only "
-                                       "documents with a kept call to data.jsonl: its summary says how many)")
+            raise click.ClickException(
+                f"{source} holds no augmented rows to export (augment writes only "
+                "documents with a kept call to data.jsonl: its summary says how many)"
+            )
         if output is None:
             _write(sys.stdout, first, rows)
             return

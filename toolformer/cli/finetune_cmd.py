@@ -21,6 +21,7 @@ from toolformer.finetune_config import (  # light: no torch at import
     FinetuneConfig,
 )
 
+
 def _training(name: str, *flags: str, **overrides: Any):
     """An option for a TrainingArguments field, with the paper's default."""
     overrides.setdefault("help", TRAINING_ARGS_HELP[name])
@@ -37,7 +38,8 @@ _OPTIONS = [
         "model",
         ("dataset_text_field", "--dataset-text-field", "--text-column"),
         ("mix_plain", "--mix-plain", {"type": str}),
-        "mix_ratio", "eval_fraction",
+        "mix_ratio",
+        "eval_fraction",
         ("eval_data", "--eval-data", {"type": str}),
         "max_eval_docs",
         ("max_length", "--max-length", "--max-seq-len"),
@@ -49,26 +51,45 @@ _OPTIONS = [
     _training("max_grad_norm"),
     _training("per_device_train_batch_size", "--batch-size", "--per-device-train-batch-size"),
     field_options(FinetuneConfig, "effective_batch_size"),
-    _training("gradient_accumulation_steps", "--grad-accum", "--gradient-accumulation-steps",
-              type=int),
+    _training(
+        "gradient_accumulation_steps", "--grad-accum", "--gradient-accumulation-steps", type=int
+    ),
     _training("max_steps"),
     _training("num_train_epochs", "--epochs", "--num-train-epochs", type=float),
     _training("eval_steps"),
     _training("save_steps", type=int),
     _training("save_total_limit"),
     _training("logging_steps"),
-    field_options(FinetuneConfig, ("lora", "--lora", {"is_flag": True}), "lora_r", "lora_alpha",
-                  "lora_dropout", "lora_target_modules", ("init_adapter", "--init-adapter", {"type": str})),
+    field_options(
+        FinetuneConfig,
+        ("lora", "--lora", {"is_flag": True}),
+        "lora_r",
+        "lora_alpha",
+        "lora_dropout",
+        "lora_target_modules",
+        ("init_adapter", "--init-adapter", {"type": str}),
+    ),
     _training("bf16", "--bf16/--no-bf16", help=TRAINING_ARGS_HELP["bf16"] + " [default: auto]"),
     _training("gradient_checkpointing", "--gradient-checkpointing", is_flag=True),
     _training("seed"),
-    click.option("--resume", "resume_from_checkpoint", is_flag=False, flag_value="latest", default=None,
-                 help="resume training: from the newest checkpoint in OUTPUT, or from the checkpoint PATH given"),
+    click.option(
+        "--resume",
+        "resume_from_checkpoint",
+        is_flag=False,
+        flag_value="latest",
+        default=None,
+        help="resume training: from the newest checkpoint in OUTPUT, or from the checkpoint PATH given",
+    ),
     _training("dataloader_num_workers", "--workers", "--dataloader-num-workers"),
     field_options(FinetuneConfig, ("progress", "--progress/--no-progress")),
-    click.option("--training-arg", "extra_training_args", multiple=True, metavar="NAME=VALUE",
-                 help="any other TrainingArguments field, e.g. --training-arg optim=adafactor "
-                      "(value read as JSON when it parses); repeatable"),
+    click.option(
+        "--training-arg",
+        "extra_training_args",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="any other TrainingArguments field, e.g. --training-arg optim=adafactor "
+        "(value read as JSON when it parses); repeatable",
+    ),
 ]
 
 
@@ -96,15 +117,20 @@ def finetune(**options: Any) -> None:
     config = FinetuneConfig(**options, training_args={**training, **extra})
     result = run(config)
     m = result.metrics
-    _echo_main(json.dumps({
-        "output_dir": result.output_dir,
-        "best_checkpoint": result.best_checkpoint,
-        "global_step": m["global_step"],
-        "train_loss": m["train_loss"],
-        "eval_perplexity_before": m["eval_perplexity_before"],
-        "eval_perplexity_after": m["eval_perplexity_after"],
-        "tokens_trained": m["tokens_trained"],
-    }, indent=2))
+    _echo_main(
+        json.dumps(
+            {
+                "output_dir": result.output_dir,
+                "best_checkpoint": result.best_checkpoint,
+                "global_step": m["global_step"],
+                "train_loss": m["train_loss"],
+                "eval_perplexity_before": m["eval_perplexity_before"],
+                "eval_perplexity_after": m["eval_perplexity_after"],
+                "tokens_trained": m["tokens_trained"],
+            },
+            indent=2,
+        )
+    )
 
 
 def _echo_main(text: str, rank: Optional[int] = None) -> None:

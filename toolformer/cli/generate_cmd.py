@@ -33,16 +33,27 @@ def _opt(flag: str, name: str, **kwargs: Any):
 def generation_options(fn):
     """The options of every command that decodes with tools: ``generate``, ``chat``, ``serve``
     (decoding, the tools, the Calendar's date, where the model runs)."""
-    for deco in reversed([
-        decoding_options(),
-        tool_choice_options("the checkpoint's toolformer.json, else "
-                            + ",".join(DEFAULT_TOOL_NAMES)),
-        click.option("--date", default=None, help="the date the Calendar tool sees (YYYY-MM-DD) [default: today]"),
-        click.option("--dtype", default="fp32", show_default=True, help="fp32, bf16 or fp16"),
-        click.option("--device", default=None, help="torch device, e.g. cuda [default: cpu]"),
-        click.option("--threads", type=click.IntRange(min=1), default=None,
-                     help="torch CPU threads [default: torch's, one per core]"),
-    ]):
+    for deco in reversed(
+        [
+            decoding_options(),
+            tool_choice_options(
+                "the checkpoint's toolformer.json, else " + ",".join(DEFAULT_TOOL_NAMES)
+            ),
+            click.option(
+                "--date",
+                default=None,
+                help="the date the Calendar tool sees (YYYY-MM-DD) [default: today]",
+            ),
+            click.option("--dtype", default="fp32", show_default=True, help="fp32, bf16 or fp16"),
+            click.option("--device", default=None, help="torch device, e.g. cuda [default: cpu]"),
+            click.option(
+                "--threads",
+                type=click.IntRange(min=1),
+                default=None,
+                help="torch CPU threads [default: torch's, one per core]",
+            ),
+        ]
+    ):
         fn = deco(fn)
     return fn
 
@@ -111,16 +122,24 @@ def build_generator(model_name: str, opts: Dict[str, Any]):
         torch.set_num_threads(opts["threads"])
     model, tok = load(model_name, opts["dtype"], opts["device"])
     # QA (when asked for) reads with this model instead of loading a second copy
-    executor = ToolExecutor(create_tools(names, tool_options, model=model,
-                                         tokenizer=tok, model_name=model_name,
-                                         dtype=opts["dtype"]) if names else [])
+    executor = ToolExecutor(
+        create_tools(
+            names,
+            tool_options,
+            model=model,
+            tokenizer=tok,
+            model_name=model_name,
+            dtype=opts["dtype"],
+        )
+        if names
+        else []
+    )
     return ToolGenerator(model, tok, executor, config), names, _context(opts["date"])
 
 
 def read_prompts(path: str) -> List[str]:
     """Prompts from a text file (one per line) or JSONL (a ``"prompt"`` field per line)."""
     from toolformer.errors import UserError
-
     from toolformer.records import undecodable
 
     prompts: List[str] = []
@@ -141,9 +160,11 @@ def read_prompts(path: str) -> List[str]:
         try:
             row = json.loads(line)
         except ValueError as exc:
-            raise UserError(f"{path}:{n}: not JSON ({exc}); use one JSON object per line or plain text") from None
+            raise UserError(
+                f"{path}:{n}: not JSON ({exc}); use one JSON object per line or plain text"
+            ) from None
         if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
-            raise UserError(f"{path}:{n}: each JSONL line needs a string \"prompt\" field")
+            raise UserError(f'{path}:{n}: each JSONL line needs a string "prompt" field')
         prompts.append(row["prompt"])
     if not prompts:
         raise UserError(f"{path} holds no prompts")
@@ -164,7 +185,9 @@ def _done_rows(output: str, prompts: Sequence[str]) -> int:
             except ValueError:
                 break  # a half-written last line: redo it
             if done >= len(prompts) or row.get("prompt") != prompts[done]:
-                raise UserError(f"{output} holds outputs of other prompts; pass --overwrite or another --output")
+                raise UserError(
+                    f"{output} holds outputs of other prompts; pass --overwrite or another --output"
+                )
             done += 1
     # drop a half-written tail so appending continues on a clean line
     with open(output, encoding="utf-8") as fh:
@@ -211,18 +234,39 @@ def _echo_call(call: Any, err: bool = False) -> None:
 @click.command("generate")
 @click.argument("model")
 @click.argument("prompt", required=False)
-@click.option("--prompts-file", type=click.Path(exists=True, dir_okay=False),
-              help="one prompt per line, or JSONL with a \"prompt\" field")
-@click.option("--output", "-o", type=click.Path(dir_okay=False),
-              help="write JSONL (prompt, text, calls, ...); an existing file is resumed")
+@click.option(
+    "--prompts-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help='one prompt per line, or JSONL with a "prompt" field',
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    help="write JSONL (prompt, text, calls, ...); an existing file is resumed",
+)
 @click.option("--overwrite", is_flag=True, help="start --output afresh instead of resuming it")
-@click.option("--stop", "stop_strings", multiple=True, help="stop string (repeatable), e.g. --stop '\\n'")
-@click.option("--escape/--no-escape", default=True, show_default=True,
-              help="turn \\n, \\t, \\r and \\\\ in the PROMPT argument into the characters (not in --prompts-file)")
+@click.option(
+    "--stop", "stop_strings", multiple=True, help="stop string (repeatable), e.g. --stop '\\n'"
+)
+@click.option(
+    "--escape/--no-escape",
+    default=True,
+    show_default=True,
+    help="turn \\n, \\t, \\r and \\\\ in the PROMPT argument into the characters (not in --prompts-file)",
+)
 @_opt("--batch-size", "batch_size", type=int)
 @generation_options
-def generate(model: str, prompt: Optional[str], prompts_file: Optional[str], output: Optional[str],
-             overwrite: bool, stop_strings: Tuple[str, ...], escape: bool, **opts: Any) -> None:
+def generate(
+    model: str,
+    prompt: Optional[str],
+    prompts_file: Optional[str],
+    output: Optional[str],
+    overwrite: bool,
+    stop_strings: Tuple[str, ...],
+    escape: bool,
+    **opts: Any,
+) -> None:
     """Continue PROMPT (or each prompt of --prompts-file) with MODEL, calling tools.
 
     MODEL is an alias (smollm2-135m, gemma3-270m), a Hugging Face id, or a fine-tuned
@@ -242,14 +286,20 @@ def generate(model: str, prompt: Optional[str], prompts_file: Optional[str], out
         ensure_file_parent(output, "the output file")
         from toolformer.output_lock import check_not_input, hold_output
 
-        check_not_input(output, {"--prompts-file": prompts_file}, option="--output")  # --overwrite would delete it
+        check_not_input(
+            output, {"--prompts-file": prompts_file}, option="--output"
+        )  # --overwrite would delete it
         # one run per output file (it resumes by appending): held until the command ends
-        click.get_current_context().with_resource(hold_output(output, is_file=True, option="--output"))
+        click.get_current_context().with_resource(
+            hold_output(output, is_file=True, option="--output")
+        )
     start = 0
     if output and os.path.exists(output) and not overwrite:
         start = _done_rows(output, prompts)
         if start:
-            click.echo(f"resuming {output}: {start} of {len(prompts)} prompts already done", err=True)
+            click.echo(
+                f"resuming {output}: {start} of {len(prompts)} prompts already done", err=True
+            )
     elif output and overwrite and os.path.exists(output):
         os.remove(output)
     if start >= len(prompts):
@@ -260,8 +310,9 @@ def generate(model: str, prompt: Optional[str], prompts_file: Optional[str], out
 
     if output is None and len(todo) == 1:  # stream one answer to the terminal
         click.echo(click.style(todo[0], bold=True), nl=False)
-        out = gen.generate(todo, on_text=lambda _row, text: click.echo(text, nl=False),
-                           contexts=[context])[0]
+        out = gen.generate(
+            todo, on_text=lambda _row, text: click.echo(text, nl=False), contexts=[context]
+        )[0]
         click.echo()
         for call in out.calls:
             _echo_call(call, err=True)
@@ -274,7 +325,9 @@ def generate(model: str, prompt: Optional[str], prompts_file: Optional[str], out
     sink = open(output, "a", encoding="utf-8") if output else None
     try:
         step = gen.config.batch_size
-        with tqdm(total=len(todo), desc="generate", unit="prompt", disable=None, file=sys.stderr) as bar:
+        with tqdm(
+            total=len(todo), desc="generate", unit="prompt", disable=None, file=sys.stderr
+        ) as bar:
             for i in range(0, len(todo), step):
                 batch = todo[i : i + step]
                 outs = gen.generate(batch, contexts=[context] * len(batch))
@@ -295,6 +348,7 @@ def generate(model: str, prompt: Optional[str], prompts_file: Optional[str], out
 
 # --------------------------------------------------------------------------- chat
 
+
 def decode_input_line(raw: bytes, n: int, encoding: str = "utf-8") -> Tuple[str, Optional[str]]:
     """Line ``n`` (1-based) of standard input as text, and a one-line notice or None.
 
@@ -306,8 +360,10 @@ def decode_input_line(raw: bytes, n: int, encoding: str = "utf-8") -> Tuple[str,
         text = raw.decode(encoding)
     except UnicodeDecodeError as exc:
         text = raw.decode(encoding, errors="replace")
-        notice = (f"note: input line {n} is not valid {encoding} (byte 0x{raw[exc.start]:02x}); "
-                  "such bytes are read as U+FFFD")
+        notice = (
+            f"note: input line {n} is not valid {encoding} (byte 0x{raw[exc.start]:02x}); "
+            "such bytes are read as U+FFFD"
+        )
     return (text[1:] if n == 1 and text.startswith("\ufeff") else text), notice
 
 
@@ -339,8 +395,12 @@ def _answer(gen: Any, session: ChatSession, user: str, context: Any) -> None:
 @click.command("chat")
 @click.argument("model")
 @click.option("--system", default=None, help="a system message / preamble")
-@click.option("--template/--no-template", "use_template", default=None,
-              help="use the tokenizer's chat template [default: when it has one]")
+@click.option(
+    "--template/--no-template",
+    "use_template",
+    default=None,
+    help="use the tokenizer's chat template [default: when it has one]",
+)
 @generation_options
 def chat(model: str, system: Optional[str], use_template: Optional[bool], **opts: Any) -> None:
     """Talk with MODEL; tool calls and their results are shown as they happen."""
@@ -351,9 +411,14 @@ def chat(model: str, system: Optional[str], use_template: Optional[bool], **opts
     gen, names, context = build_generator(model, opts)
     session = ChatSession(gen.tokenizer, use_template, system, roles)
     tools = ", ".join(names) if names and gen.config.tools_enabled else "none"
-    turns = "" if session.use_template or roles is None else \
-        f" Plain '{roles[0]}:' / '{roles[1]}:' turns, as it was trained; --template for the chat template."
-    click.echo(f"toolformer chat with {model} (tools: {tools}).{turns} /help for commands.", err=True)
+    turns = (
+        ""
+        if session.use_template or roles is None
+        else f" Plain '{roles[0]}:' / '{roles[1]}:' turns, as it was trained; --template for the chat template."
+    )
+    click.echo(
+        f"toolformer chat with {model} (tools: {tools}).{turns} /help for commands.", err=True
+    )
     # bytes, decoded line by line: input that is not UTF-8 is a notice, not a traceback
     stdin = click.get_binary_stream("stdin")
     encoding = getattr(sys.stdin, "encoding", None) or "utf-8"
@@ -384,7 +449,9 @@ def chat(model: str, system: Optional[str], use_template: Optional[bool], **opts
             if command == "/help":
                 click.echo(CHAT_HELP)
             elif command == "/tools":
-                tools_on = gen.config.tools_enabled and gen.executor is not None and gen.executor.tools
+                tools_on = (
+                    gen.config.tools_enabled and gen.executor is not None and gen.executor.tools
+                )
                 if not tools_on:
                     click.echo("tools are disabled")
                 for tool in gen.executor.tools.values() if tools_on else []:

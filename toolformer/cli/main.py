@@ -107,9 +107,12 @@ _MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="toolformer")
-@click.option("--trust-pickle-weights", is_flag=True,
-              help="also load model weights stored as pickle (pytorch_model.bin), which can run code "
-                   "when loaded; by default only safetensors are read")
+@click.option(
+    "--trust-pickle-weights",
+    is_flag=True,
+    help="also load model weights stored as pickle (pytorch_model.bin), which can run code "
+    "when loaded; by default only safetensors are read",
+)
 def cli(trust_pickle_weights: bool) -> None:
     """toolformer: teach a language model to use tools (Schick et al. 2023).
 

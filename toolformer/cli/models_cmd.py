@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
 import time
+from pathlib import Path
 
 import click
 
@@ -40,9 +39,16 @@ def list_models_cmd(as_json: bool) -> None:
 
 @models.command(name="load")
 @click.argument("name")
-@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
-              help="weights' dtype")
-@click.option("--device", default=None, help="e.g. cpu or cuda (default: where transformers puts it)")
+@click.option(
+    "--dtype",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default="fp32",
+    show_default=True,
+    help="weights' dtype",
+)
+@click.option(
+    "--device", default=None, help="e.g. cpu or cuda (default: where transformers puts it)"
+)
 def load_cmd(name: str, dtype: str, device: str) -> None:
     """Load NAME (alias, folder or HF id) and print the load time and parameter count.
 
@@ -68,13 +74,28 @@ def load_cmd(name: str, dtype: str, device: str) -> None:
 
 @models.command(name="card")
 @click.argument("adapter_dir")
-@click.option("--results", "results", multiple=True, type=click.Path(exists=True),
-              help="eval_results.json, or a `toolformer eval` run folder (repeatable) "
-                   "[default: ADAPTER_DIR/eval_results.json when it exists]")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
-              help="where to write the card [default: ADAPTER_DIR/README.md]")
-@click.option("--license", "license_", default="apache-2.0", show_default=True,
-              help="the license named in the card's metadata")
+@click.option(
+    "--results",
+    "results",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="eval_results.json, or a `toolformer eval` run folder (repeatable) "
+    "[default: ADAPTER_DIR/eval_results.json when it exists]",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="where to write the card [default: ADAPTER_DIR/README.md]",
+)
+@click.option(
+    "--license",
+    "license_",
+    default="apache-2.0",
+    show_default=True,
+    help="the license named in the card's metadata",
+)
 def card_cmd(adapter_dir: str, results: tuple, output: str, license_: str) -> None:
     """Write ADAPTER_DIR's model card (README.md, Hugging Face format) from its toolformer.json,
     adapter_config.json and evaluation results."""
@@ -84,7 +105,9 @@ def card_cmd(adapter_dir: str, results: tuple, output: str, license_: str) -> No
 
     folder = manifest_dir(adapter_dir)  # a shipped adapter's short name, or a folder
     if not Path(folder).is_dir():
-        raise UserError(f"{adapter_dir} is neither an adapter folder nor a shipped adapter's name "
-                        "(toolformer models list)")
+        raise UserError(
+            f"{adapter_dir} is neither an adapter folder nor a shipped adapter's name "
+            "(toolformer models list)"
+        )
     path = write_card(folder, results, output, license_)
     click.echo(f"wrote {path}")

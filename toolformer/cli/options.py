@@ -61,16 +61,20 @@ def field_help(cls: type, name: str) -> str:
     return config_field(cls, name).metadata.get("help", "")
 
 
-def field_option(cls: type, name: str, *flags: str, dest: str = "", **overrides: Any
-                 ) -> Callable[[Any], Any]:
+def field_option(
+    cls: type, name: str, *flags: str, dest: str = "", **overrides: Any
+) -> Callable[[Any], Any]:
     """A click option for field ``name`` of ``cls``; ``flags`` default to ``--field-name``
     (give several to keep old spellings). ``overrides`` go to ``click.option`` as they are."""
     f = config_field(cls, name)
     kind = _base_type(_hints(cls)[name])
     default = field_default(cls, name)
     flags = flags or (f"--{name.replace('_', '-')}",)
-    kwargs: Dict[str, Any] = {"help": f.metadata.get("help", ""), "default": default,
-                              "show_default": default is not None and default != ""}
+    kwargs: Dict[str, Any] = {
+        "help": f.metadata.get("help", ""),
+        "default": default,
+        "show_default": default is not None and default != "",
+    }
     choices = f.metadata.get("choices")
     if kind is bool and not any("/" in fl for fl in flags) and not overrides.get("is_flag"):
         flags = tuple(f"{fl}/--no-{fl[2:]}" if fl.startswith("--") else fl for fl in flags[:1])
@@ -108,14 +112,18 @@ def pop_fields(cls: type, values: Dict[str, Any], names: Sequence[str] = ()) -> 
     return {k: values.pop(k) for k in list(values) if k in wanted}
 
 
-def value_option(name: str, default: Any, help_text: str, *flags: str, **overrides: Any
-                 ) -> Callable[[Any], Any]:
+def value_option(
+    name: str, default: Any, help_text: str, *flags: str, **overrides: Any
+) -> Callable[[Any], Any]:
     """A click option for a named setting outside any dataclass (e.g. a ``TrainingArguments``
     field with the paper's default): the type follows the default (give ``type=`` for a None
     default), a bool default becomes a ``--name/--no-name`` switch."""
     flags = flags or (f"--{name.replace('_', '-')}",)
-    kwargs: Dict[str, Any] = {"help": help_text, "default": default,
-                              "show_default": default is not None}
+    kwargs: Dict[str, Any] = {
+        "help": help_text,
+        "default": default,
+        "show_default": default is not None,
+    }
     if isinstance(default, bool) and not overrides.get("is_flag"):
         flags = tuple(f"{fl}/--no-{fl[2:]}" if fl.startswith("--") else fl for fl in flags[:1])
     elif default is not None:
@@ -144,8 +152,10 @@ def old_spelling(dest: str, new: str, *flags: str, **attrs: Any) -> Callable[[An
             used, instead = shown, new
             if isinstance(old, bool) and "/" in shown:  # the half of the switch that was given
                 used, instead = (x.split("/")[0 if old else 1] for x in (shown, new))
-            click.echo(f"warning: {used} is deprecated and goes in a later release; use "
-                       f"{instead}", err=True)
+            click.echo(
+                f"warning: {used} is deprecated and goes in a later release; use {instead}",
+                err=True,
+            )
             if multiple:
                 values[dest] = tuple(values.get(dest) or ()) + tuple(old)
             else:

@@ -53,12 +53,21 @@ FLAGS: List[Tuple[str, Tuple[str, ...], Dict[str, Any]]] = [
     ("--calibration-objective", ("calibration.objective",), {}),
     ("--forced-call-samples", ("grow.forced_call_samples",), {}),
     ("--max-kept-per-kind", ("improve.max_kept_per_kind",), {}),
-    ("--temperature", ("grow.generation.temperature",),
-     {"help": "Grow: sampling temperature [0.7]"}),
-    ("--max-new-tokens", ("grow.generation.max_new_tokens",),
-     {"help": "Grow: tokens per output, tool results included [28]"}),
-    ("--max-calls", ("grow.generation.max_calls", "dev.generation.max_calls"),
-     {"help": "calls per output in Grow and dev eval (paper: 1)"}),
+    (
+        "--temperature",
+        ("grow.generation.temperature",),
+        {"help": "Grow: sampling temperature [0.7]"},
+    ),
+    (
+        "--max-new-tokens",
+        ("grow.generation.max_new_tokens",),
+        {"help": "Grow: tokens per output, tool results included [28]"},
+    ),
+    (
+        "--max-calls",
+        ("grow.generation.max_calls", "dev.generation.max_calls"),
+        {"help": "calls per output in Grow and dev eval (paper: 1)"},
+    ),
     ("--filter", ("improve.filter",), {}),
     ("--thresholds", ("improve.thresholds",), {"type": str}),
     ("--improve-steps", ("improve.steps",), {}),
@@ -73,26 +82,44 @@ FLAGS: List[Tuple[str, Tuple[str, ...], Dict[str, Any]]] = [
 # --answer-only, --corpus-sizes, --max-calls, --accumulate in --help, as they did
 _PAIRS = {
     "--tool-option": click.option(
-        "--tool-option", "tool_option", multiple=True,
-        help="Tool.option=value (repeatable), over the default Calculator.numbers_from_text=true"),
+        "--tool-option",
+        "tool_option",
+        multiple=True,
+        help="Tool.option=value (repeatable), over the default Calculator.numbers_from_text=true",
+    ),
     "--eval-option": click.option(
-        "--eval-option", "eval_option", multiple=True,
-        help="KEY=VALUE GenerationConfig field for the dev eval (repeatable)"),
+        "--eval-option",
+        "eval_option",
+        multiple=True,
+        help="KEY=VALUE GenerationConfig field for the dev eval (repeatable)",
+    ),
     "--grow-option": click.option(
-        "--grow-option", "grow_option", multiple=True,
-        help="KEY=VALUE GenerationConfig field for Grow (repeatable)"),
+        "--grow-option",
+        "grow_option",
+        multiple=True,
+        help="KEY=VALUE GenerationConfig field for Grow (repeatable)",
+    ),
     "--filter-option": click.option(
-        "--filter-option", "filter_option", multiple=True,
-        help="KEY=VALUE option of the filter (repeatable), e.g. placement=prefix, model=PATH"),
+        "--filter-option",
+        "filter_option",
+        multiple=True,
+        help="KEY=VALUE option of the filter (repeatable), e.g. placement=prefix, model=PATH",
+    ),
     "--finetune-option": click.option(
-        "--finetune-option", "finetune_option", multiple=True,
+        "--finetune-option",
+        "finetune_option",
+        multiple=True,
         help="KEY=VALUE FinetuneConfig or TrainingArguments field (repeatable), e.g. "
-             "max_steps=100, learning_rate=2e-4"),
+        "max_steps=100, learning_rate=2e-4",
+    ),
 }
 # the KEY=VALUE options, placed after the flag named here (the --help order of before)
-_PAIRS_AFTER = {"--tools": ["--tool-option"], "--answer-only/--whole-output": ["--eval-option",
-                                                                                "--grow-option"],
-                "--filter": ["--filter-option"], "--accumulate": ["--finetune-option"]}
+_PAIRS_AFTER = {
+    "--tools": ["--tool-option"],
+    "--answer-only/--whole-output": ["--eval-option", "--grow-option"],
+    "--filter": ["--filter-option"],
+    "--accumulate": ["--finetune-option"],
+}
 
 
 def _dest(flag: str) -> str:
@@ -116,8 +143,15 @@ def _option(flag: str, paths: Tuple[str, ...], overrides: Dict[str, Any]):
 
 
 def _options() -> List[Any]:
-    out = [click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-                        help="JSON file with SelfTrainConfig fields (options override it)")]
+    out = [
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="JSON file with SelfTrainConfig fields (options override it)",
+        )
+    ]
     for flag, paths, overrides in FLAGS:
         out.append(_option(flag, paths, overrides))
         out += [_PAIRS[p] for p in _PAIRS_AFTER.get(flag, ())]
@@ -142,8 +176,10 @@ def _read_config_file(path: str) -> Dict[str, Any]:
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"could not read --config {path}: {exc}") from None
     if not isinstance(base, dict):  # a list or a string: one line, not a traceback later
-        raise UserError(f"--config {path} must hold a JSON object of SelfTrainConfig fields "
-                        f"({{\"max_rounds\": 3, ...}}), not a {type(base).__name__}")
+        raise UserError(
+            f"--config {path} must hold a JSON object of SelfTrainConfig fields "
+            f'({{"max_rounds": 3, ...}}), not a {type(base).__name__}'
+        )
     warning = flat_keys.deprecation(base)
     if warning:
         click.echo(f"Warning: --config {path}: {warning}", err=True)
@@ -162,7 +198,9 @@ def _parse_lists(values: Dict[str, Any]) -> None:
         try:
             values["corpus_sizes"] = [int(v) for v in _csv(values["corpus_sizes"])]
         except ValueError:
-            raise UserError(f"--corpus-sizes takes comma-separated integers, got {values['corpus_sizes']!r}") from None
+            raise UserError(
+                f"--corpus-sizes takes comma-separated integers, got {values['corpus_sizes']!r}"
+            ) from None
     for key in ("tools", "eval_sets"):
         if values.get(key) is not None:
             values[key] = _csv(values[key])
@@ -174,7 +212,9 @@ def _parse_lists(values: Dict[str, Any]) -> None:
         try:
             values["thresholds"] = [float(v) for v in _csv(values["thresholds"])]
         except ValueError:
-            raise UserError(f"--thresholds takes comma-separated numbers, got {values['thresholds']!r}") from None
+            raise UserError(
+                f"--thresholds takes comma-separated numbers, got {values['thresholds']!r}"
+            ) from None
 
 
 def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
@@ -196,8 +236,10 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
         if value is not None:
             for p in paths:
                 flat_keys.set_path(base, p, value)
-    for opts, where, group in ((grow_opts, "--grow-option", "grow"),
-                               (eval_opts, "--eval-option", "dev")):
+    for opts, where, group in (
+        (grow_opts, "--grow-option", "grow"),
+        (eval_opts, "--eval-option", "dev"),
+    ):
         flat_keys.check_generation_fields(opts, where)
         for key, value in opts.items():
             flat_keys.set_path(base, f"{group}.generation.{key}", value)
@@ -208,7 +250,10 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
     if tool_items:
         from toolformer.tools.assembly import parse_tool_options
 
-        merged = {k: dict(v) for k, v in (base.get("tool_options") or SelfTrainConfig().tool_options).items()}
+        merged = {
+            k: dict(v)
+            for k, v in (base.get("tool_options") or SelfTrainConfig().tool_options).items()
+        }
         for tool, opts in parse_tool_options(tool_items, "--tool-option").items():
             merged.setdefault(tool, {}).update(opts)
         base["tool_options"] = merged
@@ -217,8 +262,10 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
     ft = SelfTrainConfig().finetune.to_dict()
     given = base.pop("finetune", {}) or {}
     if not isinstance(given, dict):
-        raise UserError(f"finetune must be an object (JSON {{...}}) of FinetuneConfig fields, got "
-                        f"{type(given).__name__} {given!r:.60}")
+        raise UserError(
+            f"finetune must be an object (JSON {{...}}) of FinetuneConfig fields, got "
+            f"{type(given).__name__} {given!r:.60}"
+        )
     ft.update(given)
     ft.update(ft_opts)
     base["finetune"] = FinetuneConfig.from_dict(ft)

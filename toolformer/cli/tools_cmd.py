@@ -26,14 +26,19 @@ def tool_rows() -> List[Dict[str, Any]]:
             rows.append({"name": name, "available": False, "error": " ".join(str(exc).split())})
             continue
         a = cls.annotation
-        rows.append({
-            "name": name,
-            "available": True,
-            "description": cls.description,
-            "tau_s": a.tau_s, "k": a.k, "m": a.m, "tau_f": a.tau_f,
-            "uses_context": cls.uses_context,
-            "example": f"[{cls.name}({cls.example_args})]",
-        })
+        rows.append(
+            {
+                "name": name,
+                "available": True,
+                "description": cls.description,
+                "tau_s": a.tau_s,
+                "k": a.k,
+                "m": a.m,
+                "tau_f": a.tau_f,
+                "uses_context": cls.uses_context,
+                "example": f"[{cls.name}({cls.example_args})]",
+            }
+        )
     return rows
 
 
@@ -55,7 +60,9 @@ def list_tools(as_json: bool) -> None:
     click.echo(f"{'NAME':<{width}}  {'tau_s':>5} {'k':>3} {'m':>3} {'tau_f':>5}  DESCRIPTION")
     for r in rows:
         if not r["available"]:
-            click.echo(f"{r['name']:<{width}}  {'':>5} {'':>3} {'':>3} {'':>5}  unavailable: {r['error']}")
+            click.echo(
+                f"{r['name']:<{width}}  {'':>5} {'':>3} {'':>3} {'':>5}  unavailable: {r['error']}"
+            )
             continue
         click.echo(
             f"{r['name']:<{width}}  {r['tau_s']:>5.2f} {r['k']:>3} {r['m']:>3} {r['tau_f']:>5.2f}  "
@@ -66,14 +73,35 @@ def list_tools(as_json: bool) -> None:
 @tools.command(name="run")
 @click.argument("name")
 @click.argument("args", nargs=-1)
-@click.option("--date", "date", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="the document's date (the Calendar answers with it), YYYY-MM-DD")
-@click.option("--timeout", type=float, default=600.0, show_default=True,
-              help="seconds before the call is abandoned (the first call may load a model or index)")
-@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
-              help="a constructor option of the tool, e.g. -o corpus=passages.jsonl (repeatable)")
-def run_tool(name: str, args: Tuple[str, ...], date: Optional[_dt.datetime], timeout: float,
-             options: Tuple[str, ...]) -> None:
+@click.option(
+    "--date",
+    "date",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="the document's date (the Calendar answers with it), YYYY-MM-DD",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="seconds before the call is abandoned (the first call may load a model or index)",
+)
+@click.option(
+    "--option",
+    "-o",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="a constructor option of the tool, e.g. -o corpus=passages.jsonl (repeatable)",
+)
+def run_tool(
+    name: str,
+    args: Tuple[str, ...],
+    date: Optional[_dt.datetime],
+    timeout: float,
+    options: Tuple[str, ...],
+) -> None:
     """Run one call and print its result, e.g. ``toolformer tools run Calculator "(3+4)*2/7"``.
 
     NAME may also be a whole call: ``toolformer tools run "[Calculator(400 / 1400)]"``.

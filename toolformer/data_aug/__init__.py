@@ -10,6 +10,14 @@ from toolformer.data_aug.pipeline import AugmentSummary, augment, merge_shards  
 from toolformer.data_aug.types import AnnotationResult, AnnotatorConfig, Document, KeptCall  # noqa: F401
 
 __all__ = [
-    "AnnotationResult", "AnnotatorConfig", "AugmentConfig", "AugmentSummary", "Document", "InputStats",
-    "KeptCall", "augment", "load_documents", "merge_shards",
+    "AnnotationResult",
+    "AnnotatorConfig",
+    "AugmentConfig",
+    "AugmentSummary",
+    "Document",
+    "InputStats",
+    "KeptCall",
+    "augment",
+    "load_documents",
+    "merge_shards",
 ]

@@ -64,8 +64,14 @@ from toolformer.data_aug.sampling import (
     select_positions,
 )
 from toolformer.data_aug.scoring import Scorer, keep_decision
-from toolformer.data_aug.types import COUNTERS  # noqa: F401 - the counters this module counts
-from toolformer.data_aug.types import AnnotationResult, AnnotatorConfig, Document, KeptCall, window_key
+from toolformer.data_aug.types import (
+    COUNTERS,  # noqa: F401 - the counters this module counts
+    AnnotationResult,
+    AnnotatorConfig,
+    Document,
+    KeptCall,
+    window_key,
+)
 from toolformer.errors import UserError
 from toolformer.grammar import call_grammar
 from toolformer.syntax import APICall, format_call, insert_calls
@@ -132,7 +138,9 @@ def drop_repeats(calls: Sequence[KeptCall], window: int) -> List[KeptCall]:
     return sorted(out, key=lambda c: c.offset)
 
 
-def merge_calls(text: str, kept: Sequence[KeptCall], repeat_window: int = 0) -> Tuple[str, List[KeptCall]]:
+def merge_calls(
+    text: str, kept: Sequence[KeptCall], repeat_window: int = 0
+) -> Tuple[str, List[KeptCall]]:
     """Insert the kept calls, at most one per offset (the highest L- - L+) and the same call at
     most once per ``repeat_window`` tokens (:func:`drop_repeats`), in text order.
 
@@ -169,12 +177,23 @@ def call_context(doc: Document, date: Optional[_dt.date], at: int) -> ToolContex
     return ToolContext(date=date, document=document)
 
 
-def prefilter_input(config: AnnotatorConfig, doc: Document, date: Optional[_dt.date], chunk: DocChunk,
-                    options: Any = None) -> PrefilterInput:
+def prefilter_input(
+    config: AnnotatorConfig,
+    doc: Document,
+    date: Optional[_dt.date],
+    chunk: DocChunk,
+    options: Any = None,
+) -> PrefilterInput:
     """What a tool's prefilter sees of ``chunk``; ``options``: that prefilter's options object
     (:meth:`AnnotatorConfig.prefilter_settings`)."""
-    return PrefilterInput(text=chunk.text, doc_id=str(doc.id), date=date, chunk=chunk.index,
-                          seed=config.seed, options=options)
+    return PrefilterInput(
+        text=chunk.text,
+        doc_id=str(doc.id),
+        date=date,
+        chunk=chunk.index,
+        seed=config.seed,
+        options=options,
+    )
 
 
 def check_settings(name: str, s: Any) -> None:
@@ -203,7 +222,9 @@ class Annotator:
         self.config = config = config or AnnotatorConfig()
         tools = dict(tools) if isinstance(tools, Mapping) else {t.name: t for t in tools}
         if not tools:
-            raise UserError("no tools to annotate with; pass e.g. create_tools('Calculator,Calendar')")
+            raise UserError(
+                "no tools to annotate with; pass e.g. create_tools('Calculator,Calendar')"
+            )
         self.tools: Dict[str, Tool] = {t.name: t for t in tools.values()}
         if config.max_call_tokens < 1 or config.weight_horizon < 1 or config.batch_size < 1:
             raise UserError("max_call_tokens, weight_horizon and batch_size must be >= 1")
@@ -220,13 +241,21 @@ class Annotator:
         for name, s in self.settings.items():
             check_settings(name, s)
         self.prefilter_options = config.prefilter_settings(self.tools)
-        self.prompts = {name: PromptCache(self.parts, ToolPrompt(tokenizer, t, self.start))
-                        for name, t in self.tools.items()}
+        self.prompts = {
+            name: PromptCache(self.parts, ToolPrompt(tokenizer, t, self.start))
+            for name, t in self.tools.items()
+        }
         self._own_executor = executor is None
         self.executor = executor if executor is not None else ToolExecutor(self.tools)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.scorer = Scorer(self.parts, self.start, config.weight_horizon, config.batch_size,
-                             config.max_batch_tokens, pad)
+        self.scorer = Scorer(
+            self.parts,
+            self.start,
+            config.weight_horizon,
+            config.batch_size,
+            config.max_batch_tokens,
+            pad,
+        )
         self._call_ids: Dict[str, List[int]] = {}
         self.token_index = None
         if config.constrained:
@@ -320,17 +349,33 @@ class Annotator:
             result.candidates = [c for c, _ in scored]
         secs["merge"] += time.perf_counter() - t0
 
-    def _window_state(self, done: int, tried: Dict[str, bool], scored: List[Tuple[KeptCall, bool]],
-                      stats: Counter, secs: Dict[str, float]) -> Dict[str, Any]:
+    def _window_state(
+        self,
+        done: int,
+        tried: Dict[str, bool],
+        scored: List[Tuple[KeptCall, bool]],
+        stats: Counter,
+        secs: Dict[str, float],
+    ) -> Dict[str, Any]:
         """What a resumed run needs to continue after window ``done``: the kept calls (every
         scored one when candidates are recorded), the counters, the seconds, the tools tried."""
         keep = scored if self.config.record_candidates else [(c, k) for c, k in scored if k]
-        return {"done": done, "tried": dict(tried), "scored": [[asdict(c), k] for c, k in keep],
-                "stats": dict(stats), "seconds": dict(secs)}
+        return {
+            "done": done,
+            "tried": dict(tried),
+            "scored": [[asdict(c), k] for c, k in keep],
+            "stats": dict(stats),
+            "seconds": dict(secs),
+        }
 
     @staticmethod
-    def _restore(state: Optional[Dict[str, Any]], tried: Dict[str, bool], scored: List[Tuple[KeptCall, bool]],
-                 stats: Counter, secs: Dict[str, float]) -> int:
+    def _restore(
+        state: Optional[Dict[str, Any]],
+        tried: Dict[str, bool],
+        scored: List[Tuple[KeptCall, bool]],
+        stats: Counter,
+        secs: Dict[str, float],
+    ) -> int:
         """Load a saved window state into the run's lists; the first window still to do."""
         if not state:
             return 0
@@ -341,7 +386,9 @@ class Annotator:
             secs[stage] = secs.get(stage, 0.0) + seconds
         return int(state["done"])
 
-    def _prefilter(self, name: str, doc: Document, date, chunk: DocChunk, stats: Counter) -> PrefilterDecision:
+    def _prefilter(
+        self, name: str, doc: Document, date, chunk: DocChunk, stats: Counter
+    ) -> PrefilterDecision:
         if not self.config.prefilter:
             return PrefilterDecision(True, "prefilter off")
         item = prefilter_input(self.config, doc, date, chunk, self.prefilter_options.get(name))
@@ -350,8 +397,9 @@ class Annotator:
             stats[f"{name}/{warning}"] += n
         return decision
 
-    def _propose(self, doc: Document, chunk: DocChunk, name: str, stats: Counter,
-                 secs: Dict[str, float]) -> List[Tuple[str, int, APICall]]:
+    def _propose(
+        self, doc: Document, chunk: DocChunk, name: str, stats: Counter, secs: Dict[str, float]
+    ) -> List[Tuple[str, int, APICall]]:
         """Positions and sampled, parsed, deduplicated candidates of one tool in one chunk."""
         s = self.settings[name]
         if s.k == 0 or s.m == 0:
@@ -382,11 +430,23 @@ class Annotator:
                 secs["sampling"] += time.perf_counter() - t0
                 return []
         samples = sample_calls(
-            self.parts, self.tokenizer, cache_kv(kv_cache), len(cache.prompt.prefix_ids) + len(rest),
-            positions, {p: openers[p] for p in positions}, s.m, seed_of, self.brackets,
-            max_new_tokens=cfg.max_call_tokens, temperature=cfg.temperature, batch_size=cfg.batch_size,
-            max_batch_tokens=cfg.max_batch_tokens, shared_attention=cfg.shared_prefix_attention,
-            tool=name if cfg.abandon_samples else None, grammars=grammars, index=self.token_index,
+            self.parts,
+            self.tokenizer,
+            cache_kv(kv_cache),
+            len(cache.prompt.prefix_ids) + len(rest),
+            positions,
+            {p: openers[p] for p in positions},
+            s.m,
+            seed_of,
+            self.brackets,
+            max_new_tokens=cfg.max_call_tokens,
+            temperature=cfg.temperature,
+            batch_size=cfg.batch_size,
+            max_batch_tokens=cfg.max_batch_tokens,
+            shared_attention=cfg.shared_prefix_attention,
+            tool=name if cfg.abandon_samples else None,
+            grammars=grammars,
+            index=self.token_index,
         )
         del kv_cache
         count(stats, name, "candidates_sampled", len(samples))
@@ -409,7 +469,9 @@ class Annotator:
         secs["sampling"] += time.perf_counter() - t0
         return [(name, p, call) for p, call in unique]
 
-    def _grammars(self, name: str, text: str, chunk: DocChunk, positions: Sequence[int]) -> Dict[int, Any]:
+    def _grammars(
+        self, name: str, text: str, chunk: DocChunk, positions: Sequence[int]
+    ) -> Dict[int, Any]:
         """The call grammar (ending in ``]``) of tool ``name`` at each position; the text before
         the position goes to the tool (the Calculator may take its numbers from it). None at a
         position where the tool cannot be called (:data:`~toolformer.grammar.NO_CALL`)."""
@@ -424,24 +486,37 @@ class Annotator:
             ids = self._call_ids[text] = encode(self.tokenizer, text)
         return ids
 
-    def _losses(self, text_ids: List[int], calls: Sequence[Tuple[str, int, APICall]],
-                kinds: Sequence[str], known: Optional[Dict[str, Dict[int, float]]] = None) -> Dict[str, Dict[int, float]]:
+    def _losses(
+        self,
+        text_ids: List[int],
+        calls: Sequence[Tuple[str, int, APICall]],
+        kinds: Sequence[str],
+        known: Optional[Dict[str, Dict[int, float]]] = None,
+    ) -> Dict[str, Dict[int, float]]:
         """L_i(z) for the prefixes z of ``kinds`` ("empty": no call, "plus": e(c, r), "none":
         e(c, empty)) of each (tool, position, call), one :class:`Scorer` row per distinct z;
         added to ``known`` (prefix text -> position -> loss), which is returned."""
         rows: Dict[str, set] = defaultdict(set)
         for _, p, call in calls:
             for kind in kinds:
-                z = "" if kind == "empty" else format_call(call if kind == "plus" else call.with_result(""))
+                z = (
+                    ""
+                    if kind == "empty"
+                    else format_call(call if kind == "plus" else call.with_result(""))
+                )
                 rows[z].add(p)
         keys = list(rows)
-        losses = self.scorer.losses(text_ids, [self._ids(z) if z else [] for z in keys], [rows[z] for z in keys])
+        losses = self.scorer.losses(
+            text_ids, [self._ids(z) if z else [] for z in keys], [rows[z] for z in keys]
+        )
         known = {} if known is None else known
         for z, row in zip(keys, losses):
             known.setdefault(z, {}).update(row)
         return known
 
-    def _lazy_losses(self, text_ids: List[int], calls: Sequence[Tuple[str, int, APICall]]) -> Dict[str, Dict[int, float]]:
+    def _lazy_losses(
+        self, text_ids: List[int], calls: Sequence[Tuple[str, int, APICall]]
+    ) -> Dict[str, Dict[int, float]]:
         """The losses the keep rule needs, computed only as far as they can change a decision.
 
         keep iff min(L(empty), L(e(c, empty))) - L+ >= tau_f (paper, Section 2). L+ is a weighted
@@ -464,9 +539,15 @@ class Annotator:
                 passed.append((name, p, call))
         return self._losses(text_ids, passed, ("none",), loss)
 
-    def _execute_and_score(self, date, chunk: DocChunk, proposals: List[Tuple[str, int, APICall]],
-                           doc: Document, stats: Counter,
-                           secs: Dict[str, float]) -> List[Tuple[KeptCall, bool]]:
+    def _execute_and_score(
+        self,
+        date,
+        chunk: DocChunk,
+        proposals: List[Tuple[str, int, APICall]],
+        doc: Document,
+        stats: Counter,
+        secs: Dict[str, float],
+    ) -> List[Tuple[KeptCall, bool]]:
         """Run the candidates' tools, score them (:meth:`_lazy_losses`; every loss with
         ``record_candidates``), apply the keep rule. Each call's context names the document
         and the text after the call, which retrieval tools leave out of their results
@@ -502,9 +583,13 @@ class Annotator:
             none = loss.get(format_call(call.with_result("")), {}).get(p, nan)
             where = (call_offset(text, chunk.insert_at[p]), chunk.token_start + p)
             if math.isnan(plus) or math.isnan(none):  # rejected before that loss was needed
-                out.append((KeptCall(name, call.args, call.result, *where, plus, nan, empty, none), False))
+                out.append(
+                    (KeptCall(name, call.args, call.result, *where, plus, nan, empty, none), False)
+                )
                 continue
             keep, minus = keep_decision(plus, empty, none, self.settings[name].tau_f)
-            out.append((KeptCall(name, call.args, call.result, *where, plus, minus, empty, none), keep))
+            out.append(
+                (KeptCall(name, call.args, call.result, *where, plus, minus, empty, none), keep)
+            )
         secs["scoring"] += time.perf_counter() - t0
         return out

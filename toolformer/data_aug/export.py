@@ -47,8 +47,10 @@ def tool_schema(tool: Any) -> Dict[str, Any]:
             prop["description"] = "an arithmetic expression, e.g. 400 / 1400"
         params["properties"][name] = prop
         params["required"].append(name)
-    return {"type": "function", "function": {"name": tool.name, "description": tool.description,
-                                             "parameters": params}}
+    return {
+        "type": "function",
+        "function": {"name": tool.name, "description": tool.description, "parameters": params},
+    }
 
 
 def _parameter(tool: Any) -> Optional[str]:
@@ -61,8 +63,14 @@ def _kind(value: Any) -> str:
     """How a JSON value is named in a message: ``a string``, ``null``, ``a list``..."""
     if value is None:
         return "null"
-    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string",
-             list: "a list", dict: "an object"}
+    names = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -79,16 +87,21 @@ def row_problem(row: Any, fmt: str = "chat") -> Optional[str]:
         text = row.get("text", row.get("original"))
         return None if isinstance(text, str) else f"'text' is {_kind(text)}, not a string"
     if not isinstance(row.get("original"), str) or "calls" not in row:
-        return (f"row {row.get('id', '?')} is not an augmented row (needs 'original' and "
-                f"'calls'); export reads the data.jsonl of toolformer augment")
+        return (
+            f"row {row.get('id', '?')} is not an augmented row (needs 'original' and "
+            f"'calls'); export reads the data.jsonl of toolformer augment"
+        )
     calls, length = row["calls"], len(row["original"])
     if not isinstance(calls, list):
         return f"'calls' is {_kind(calls)}, not a list"
     for i, call in enumerate(calls, 1):
         if not isinstance(call, dict):
             return f"call {i} is {_kind(call)}, not an object"
-        for key, ok, want in (("tool", str, "a string"), ("args", str, "a string"),
-                              ("result", (str, type(None)), "a string or null")):
+        for key, ok, want in (
+            ("tool", str, "a string"),
+            ("args", str, "a string"),
+            ("result", (str, type(None)), "a string or null"),
+        ):
             if not isinstance(call.get(key, "" if key == "result" else None), ok):
                 return f"call {i}: '{key}' is {_kind(call.get(key))}, not {want}"
         offset = call.get("offset")
@@ -138,15 +151,24 @@ def to_messages(row: Dict[str, Any], tools: Dict[str, Any]) -> Dict[str, Any]:
         tool = tools.get(call["tool"])
         param = _parameter(tool) if tool is not None else DEFAULT_PARAMETER
         arguments = {param: call["args"]} if param else {}
-        fn = {"id": ident, "type": "function",
-              "function": {"name": call["tool"], "arguments": arguments}}
+        fn = {
+            "id": ident,
+            "type": "function",
+            "function": {"name": call["tool"], "arguments": arguments},
+        }
         if i == 0:
             messages.append({"role": "user", "content": segment})
             messages.append({"role": "assistant", "content": "", "tool_calls": [fn]})
         else:
             messages.append({"role": "assistant", "content": segment, "tool_calls": [fn]})
-        messages.append({"role": "tool", "tool_call_id": ident, "name": call["tool"],
-                         "content": call.get("result") or ""})
+        messages.append(
+            {
+                "role": "tool",
+                "tool_call_id": ident,
+                "name": call["tool"],
+                "content": call.get("result") or "",
+            }
+        )
         if call["tool"] not in used:
             used.append(call["tool"])
         pos = call["offset"]
@@ -169,9 +191,12 @@ def data_file(path: str) -> Path:
     if p.is_dir():
         if (p / "data.jsonl").is_file():
             return p / "data.jsonl"
-        raise UserError(f"{path} holds no augmented data (no data.jsonl); run augment with "
-                        f"AugmentConfig.output {path} first, or pass the data.jsonl of a finished "
-                        "run", field="AugmentConfig.output")
+        raise UserError(
+            f"{path} holds no augmented data (no data.jsonl); run augment with "
+            f"AugmentConfig.output {path} first, or pass the data.jsonl of a finished "
+            "run",
+            field="AugmentConfig.output",
+        )
     if p.is_file():
         return p
     raise UserError(f"{path} does not exist; pass an augment output folder or its data.jsonl")

@@ -71,11 +71,16 @@ class PrefilterInput:
 class CalculatorPrefilterOptions:
     """Options of the Calculator's rule (paper: 3 numbers within 100 tokens, 1% kept at random)."""
 
-    window_tokens: int = field(default=100, metadata={"help": "window (in word tokens) for the numbers"})
+    window_tokens: int = field(
+        default=100, metadata={"help": "window (in word tokens) for the numbers"}
+    )
     min_numbers: int = field(default=3, metadata={"help": "numbers needed within the window"})
     random_keep: float = field(
-        default=0.01, metadata={"help": "share of texts kept that only have enough numbers "
-                                        "(seeded by document id)"})
+        default=0.01,
+        metadata={
+            "help": "share of texts kept that only have enough numbers (seeded by document id)"
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,8 @@ class MTPrefilterOptions:
     """Options of the MT rule."""
 
     min_foreign_tokens: int = field(
-        default=10, metadata={"help": "words in a non-English chunk of English text"})
+        default=10, metadata={"help": "words in a non-English chunk of English text"}
+    )
 
 
 Prefilter = Callable[[PrefilterInput], PrefilterDecision]
@@ -91,7 +97,9 @@ Prefilter = Callable[[PrefilterInput], PrefilterDecision]
 PREFILTERS: Registry[Prefilter] = Registry("prefilter", entry_points="toolformer.prefilters")
 
 
-def register_prefilter(tool_name: str, options: Optional[type] = None) -> Callable[[Prefilter], Prefilter]:
+def register_prefilter(
+    tool_name: str, options: Optional[type] = None
+) -> Callable[[Prefilter], Prefilter]:
     """Decorator: use ``fn(PrefilterInput) -> PrefilterDecision`` for the tool ``tool_name``
     (replacing a rule registered before); ``options``: the dataclass of the rule's options
     (set as ``fn.options_class``; a plugin rule may set that attribute itself)."""
@@ -115,8 +123,10 @@ def prefilter_options(tool_name: str, options: Optional[Mapping[str, Any]] = Non
     options_class = getattr(rule, "options_class", None)
     if options_class is None:
         if options:
-            raise UserError(f"the {PREFILTERS.canonical(tool_name)} prefilter takes no options, "
-                            f"got {sorted(options)}")
+            raise UserError(
+                f"the {PREFILTERS.canonical(tool_name)} prefilter takes no options, "
+                f"got {sorted(options)}"
+            )
         return None
     return build_options(options_class, options, f"{PREFILTERS.canonical(tool_name)} prefilter")
 

@@ -109,11 +109,15 @@ iter_records = records.iter_records
 # --------------------------------------------------------------------------- documents
 
 
-def _field_error(source: str, what: str, name: str, rec: Any, field: str,
-                 alternative: str = "") -> UserError:
+def _field_error(
+    source: str, what: str, name: str, rec: Any, field: str, alternative: str = ""
+) -> UserError:
     have = ", ".join(map(str, rec)) if isinstance(rec, Mapping) else type(rec).__name__
-    return UserError(f"{source}: no {what} field {name!r} in the first record (fields: {have}); "
-                     f"set {field}{alternative}", field=field)
+    return UserError(
+        f"{source}: no {what} field {name!r} in the first record (fields: {have}); "
+        f"set {field}{alternative}",
+        field=field,
+    )
 
 
 def documents_from_records(
@@ -142,8 +146,9 @@ def documents_from_records(
             if text_field not in rec:
                 raise _field_error(source, "text", text_field, rec, "AugmentConfig.text_field")
             if id_field and id_field not in rec:
-                raise _field_error(source, "id", id_field, rec, "AugmentConfig.id_field",
-                                   " or leave it out")
+                raise _field_error(
+                    source, "id", id_field, rec, "AugmentConfig.id_field", " or leave it out"
+                )
         text = rec.get(text_field)
         reason = _junk_reason(text)
         if reason is not None:
@@ -192,13 +197,16 @@ def default_corpus_records(
         title = str(article.get("title", "")).strip()
         paragraphs = split_paragraphs(str(article.get("text", "")), max_words)[:per_article]
         for k, para in enumerate(paragraphs):
-            yield f"{title} #{k}", {
-                "id": f"wiki:{title.replace(' ', '_')}#{k}",
-                "title": title,
-                "paragraph": k,
-                "text": para,
-                "date": DEFAULT_CORPUS_DATE.isoformat(),
-            }
+            yield (
+                f"{title} #{k}",
+                {
+                    "id": f"wiki:{title.replace(' ', '_')}#{k}",
+                    "title": title,
+                    "paragraph": k,
+                    "text": para,
+                    "date": DEFAULT_CORPUS_DATE.isoformat(),
+                },
+            )
 
 
 # --------------------------------------------------------------------------- entry point
@@ -227,11 +235,23 @@ def load_documents(
     stats = stats if stats is not None else InputStats()
     if source is None:
         return documents_from_records(
-            default_corpus_records(), source=DEFAULT_CORPUS_NAME, text_field="text", date_field="date",
-            url_field=None, id_field="id", stats=stats, limit=limit,
+            default_corpus_records(),
+            source=DEFAULT_CORPUS_NAME,
+            text_field="text",
+            date_field="date",
+            url_field=None,
+            id_field="id",
+            stats=stats,
+            limit=limit,
         )
     rows = iter_records(source, split=split, stats=stats, encoding_errors=encoding_errors)
     return documents_from_records(
-        rows, source=source, text_field=text_field, date_field=date_field,
-        url_field=url_field, id_field=id_field, stats=stats, limit=limit,
+        rows,
+        source=source,
+        text_field=text_field,
+        date_field=date_field,
+        url_field=url_field,
+        id_field=id_field,
+        stats=stats,
+        limit=limit,
     )

@@ -51,7 +51,6 @@ from toolformer.tools.assembly import create_tools, setup_tools
 logger = logging.getLogger("toolformer.augment")
 
 
-
 # --------------------------------------------------------------------------- annotator
 
 
@@ -65,7 +64,9 @@ def load_object(spec: str) -> Any:
             path = Path(module_name).expanduser().resolve()
             if not path.is_file():
                 raise UserError(f"annotator factory file {module_name} does not exist")
-            mod_spec = importlib.util.spec_from_file_location(f"_toolformer_factory_{path.stem}", path)
+            mod_spec = importlib.util.spec_from_file_location(
+                f"_toolformer_factory_{path.stem}", path
+            )
             module = importlib.util.module_from_spec(mod_spec)
             mod_spec.loader.exec_module(module)  # type: ignore[union-attr]
         else:
@@ -95,7 +96,9 @@ def build_annotator(config: AugmentConfig) -> Tuple[Any, Callable[[], None]]:
     if config.annotator_factory:
         annotator = load_object(config.annotator_factory)(config)
         if not callable(getattr(annotator, "annotate_batch", None)):
-            raise UserError(f"{config.annotator_factory} did not return an object with annotate_batch(docs)")
+            raise UserError(
+                f"{config.annotator_factory} did not return an object with annotate_batch(docs)"
+            )
         return annotator, getattr(annotator, "close", None) or (lambda: None)
 
     import torch
@@ -104,10 +107,14 @@ def build_annotator(config: AugmentConfig) -> Tuple[Any, Callable[[], None]]:
     from toolformer.models import load_model
 
     torch.manual_seed(config.seed)
-    model, tokenizer = load_model(config.model, dtype=config.dtype, device=config.device or _default_device())
+    model, tokenizer = load_model(
+        config.model, dtype=config.dtype, device=config.device or _default_device()
+    )
     tools = make_tools(config, model, tokenizer)
     setup_tools(tools)  # indexes and QA's reader load before calls run under a timeout
-    annotator = Annotator(model, tokenizer, tools, dataclasses.replace(config.annotator, seed=config.seed))
+    annotator = Annotator(
+        model, tokenizer, tools, dataclasses.replace(config.annotator, seed=config.seed)
+    )
     return annotator, annotator.close
 
 
@@ -115,8 +122,14 @@ def make_tools(config: AugmentConfig, model: Any = None, tokenizer: Any = None) 
     """The run's tools, in ``config.tools`` order, with their ``tool_options`` and the sharing
     rule of :func:`toolformer.tools.assembly.create_tools` (QA reads with the annotating model
     when it is the same model and dtype, and searches with the run's WikiSearch)."""
-    return create_tools(config.tools, config.tool_options, model=model, tokenizer=tokenizer,
-                        model_name=config.model, dtype=config.dtype)
+    return create_tools(
+        config.tools,
+        config.tool_options,
+        model=model,
+        tokenizer=tokenizer,
+        model_name=config.model,
+        dtype=config.dtype,
+    )
 
 
 def _annotate(annotator: Any, docs: List[Document]) -> List[AnnotationResult]:
@@ -124,12 +137,18 @@ def _annotate(annotator: Any, docs: List[Document]) -> List[AnnotationResult]:
     try:
         results = list(annotator.annotate_batch(docs))
         if len(results) != len(docs):
-            raise RuntimeError(f"annotate_batch returned {len(results)} results for {len(docs)} documents")
+            raise RuntimeError(
+                f"annotate_batch returned {len(results)} results for {len(docs)} documents"
+            )
         return results
     except Exception as exc:  # noqa: BLE001 - counted as failed documents
-        logger.warning("annotating a batch of %d documents failed: %s: %s", len(docs), type(exc).__name__, exc)
+        logger.warning(
+            "annotating a batch of %d documents failed: %s: %s", len(docs), type(exc).__name__, exc
+        )
         return [
-            AnnotationResult(doc_id=d.id, text=d.text, original=d.text, error=f"{type(exc).__name__}: {exc}")
+            AnnotationResult(
+                doc_id=d.id, text=d.text, original=d.text, error=f"{type(exc).__name__}: {exc}"
+            )
             for d in docs
         ]
 
@@ -152,8 +171,12 @@ def _clear_other_runs(output: Path, num_shards: int, overwrite: bool) -> None:
             f"{output} holds a run split into {counts} shard(s), not {num_shards}; use the same "
             "AugmentConfig.num_shards, set AugmentConfig.overwrite=True to start again, or choose "
             "another AugmentConfig.output",
-            field=("AugmentConfig.num_shards", "AugmentConfig.overwrite=True",
-                   "AugmentConfig.output"))
+            field=(
+                "AugmentConfig.num_shards",
+                "AugmentConfig.overwrite=True",
+                "AugmentConfig.output",
+            ),
+        )
     import shutil
 
     for dirs in others.values():
@@ -174,26 +197,49 @@ def augment(config: AugmentConfig) -> AugmentSummary:
     num_shards, shard_index = config.resolve_shard()
     # an --input among the files augment writes (RUN/data.jsonl) would be replaced while read;
     # one process per shard is held by the shard's own lock below
-    check_not_input(config.output, {"AugmentConfig.input": config.input if config.input and
-                                    os.path.exists(os.path.expanduser(config.input)) else None},
-                    (DATA_FILE, DATASET_DIR, STATS_FILE, SHARDS_DIR, MERGE_LOCK),
-                    option="AugmentConfig.output")
+    check_not_input(
+        config.output,
+        {
+            "AugmentConfig.input": config.input
+            if config.input and os.path.exists(os.path.expanduser(config.input))
+            else None
+        },
+        (DATA_FILE, DATASET_DIR, STATS_FILE, SHARDS_DIR, MERGE_LOCK),
+        option="AugmentConfig.output",
+    )
     output = ensure_dir(config.output, "the output folder")
     _clear_other_runs(output, num_shards, config.overwrite)
     store = ShardStore(output / SHARDS_DIR / shard_name(shard_index, num_shards))
     with store.lock() as locked:
         if not locked:
-            raise UserError(f"{store.folder} is being annotated by another process; wait for it or kill it")
+            raise UserError(
+                f"{store.folder} is being annotated by another process; wait for it or kill it"
+            )
         processed_now, seconds_now = _run_shard(config, store, num_shards, shard_index)
 
     shard = RunStats()
     for rec in store.iter_records():
         shard.add(rec)
     done = store.done_marker() or {}
-    shard_stats = shard.to_dict(done.get("input", {}), wall_seconds(store), config.to_dict(), shards=num_shards,
-                                shard_index=shard_index, load_seconds=wall_seconds(store, "load_seconds"))
-    summary = AugmentSummary(output, store.folder, num_shards, shard_index, processed_now, seconds_now,
-                             shard_stats, stats=shard_stats, examples=shard.examples())
+    shard_stats = shard.to_dict(
+        done.get("input", {}),
+        wall_seconds(store),
+        config.to_dict(),
+        shards=num_shards,
+        shard_index=shard_index,
+        load_seconds=wall_seconds(store, "load_seconds"),
+    )
+    summary = AugmentSummary(
+        output,
+        store.folder,
+        num_shards,
+        shard_index,
+        processed_now,
+        seconds_now,
+        shard_stats,
+        stats=shard_stats,
+        examples=shard.examples(),
+    )
     if config.merge:
         merged = _merge_if_complete(output, num_shards, config.to_dict())
         if merged is not None:
@@ -209,8 +255,14 @@ def first_documents(config: AugmentConfig, inputs: InputStats) -> Iterator[Docum
     skipped) when it holds none, so that an empty input is an error, not an empty dataset.
     """
     docs = load_documents(
-        config.input, split=config.split, text_field=config.text_field, date_field=config.date_field,
-        url_field=config.url_field, id_field=config.id_field, limit=config.limit or None, stats=inputs,
+        config.input,
+        split=config.split,
+        text_field=config.text_field,
+        date_field=config.date_field,
+        url_field=config.url_field,
+        id_field=config.id_field,
+        limit=config.limit or None,
+        stats=inputs,
         encoding_errors=config.encoding_errors,
     )
     first = next(docs, None)
@@ -218,8 +270,10 @@ def first_documents(config: AugmentConfig, inputs: InputStats) -> Iterator[Docum
         skipped = inputs.to_dict()
         why = ", ".join(f"{reason} {n}" for reason, n in skipped["skipped"].items())
         detail = f" ({skipped['skipped_total']} records skipped: {why})" if why else ""
-        raise EmptyInputError(f"{config.input or 'the default corpus'} holds no documents{detail}; "
-                              "pass an input with a non-empty text field")
+        raise EmptyInputError(
+            f"{config.input or 'the default corpus'} holds no documents{detail}; "
+            "pass an input with a non-empty text field"
+        )
     return itertools.chain([first], docs)
 
 
@@ -239,7 +293,12 @@ def warn_if_long(index: int, doc: Document, lengths: List[int], window_tokens: i
         logger.warning(
             "document %s (index %d) has %d characters%s; it is annotated in windows of %d tokens: "
             "the progress bar counts its windows, and finished windows survive an interruption",
-            doc.id, index, n, than, window_tokens)
+            doc.id,
+            index,
+            n,
+            than,
+            window_tokens,
+        )
 
 
 MODEL_FILE = "model.json"  # a shard's record of the annotating model's files
@@ -252,17 +311,26 @@ def _check_model(config: AugmentConfig, store: ShardStore) -> None:
     fingerprints were is trusted."""
     from toolformer.fingerprint import check_same_model, model_fingerprint, options_fingerprint
 
-    current = {"model": model_fingerprint(config.model),
-               "tool_options": options_fingerprint(config.tool_options)}
+    current = {
+        "model": model_fingerprint(config.model),
+        "tool_options": options_fingerprint(config.tool_options),
+    }
     path = store.folder / MODEL_FILE
     if any(store.chunk_files()):
-        check_same_model(read_json(path), current, config.model, config.output,
-                         "set AugmentConfig.overwrite=True to annotate again, or choose another "
-                         "AugmentConfig.output")
+        check_same_model(
+            read_json(path),
+            current,
+            config.model,
+            config.output,
+            "set AugmentConfig.overwrite=True to annotate again, or choose another "
+            "AugmentConfig.output",
+        )
     atomic_write_json(path, current)
 
 
-def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_index: int) -> Tuple[int, float]:
+def _run_shard(
+    config: AugmentConfig, store: ShardStore, num_shards: int, shard_index: int
+) -> Tuple[int, float]:
     """Annotate the documents of one shard that are not in its chunks yet.
 
     Returns ``(documents annotated now, seconds from the first batch on)``; the shard is marked
@@ -276,19 +344,22 @@ def _run_shard(config: AugmentConfig, store: ShardStore, num_shards: int, shard_
         for batch in _pending_batches(docs, store, num_shards, shard_index, config.batch_size):
             run.annotate(batch)
         run.flush()
-        store.mark_done({
-            "documents": inputs.documents,  # the whole stream's length (all shards)
-            "input": inputs.to_dict(),
-            "limit": config.limit,
-            "finished": _dt.datetime.now().isoformat(timespec="microseconds"),
-        })
+        store.mark_done(
+            {
+                "documents": inputs.documents,  # the whole stream's length (all shards)
+                "input": inputs.to_dict(),
+                "limit": config.limit,
+                "finished": _dt.datetime.now().isoformat(timespec="microseconds"),
+            }
+        )
     finally:
         run.close()
     return run.processed, (time.perf_counter() - run.start) if run.start is not None else 0.0
 
 
-def _open_shard(config: AugmentConfig, store: ShardStore, num_shards: int,
-                inputs: InputStats) -> Iterator[Document]:
+def _open_shard(
+    config: AugmentConfig, store: ShardStore, num_shards: int, inputs: InputStats
+) -> Iterator[Document]:
     """The run's document stream, once the shard has recorded its settings and model and opened
     a session; ``inputs`` counts what the stream reads."""
     # the input is checked (exists, has the fields, holds a document) before the shard records
@@ -300,22 +371,27 @@ def _open_shard(config: AugmentConfig, store: ShardStore, num_shards: int,
     return docs
 
 
-def _progress_bar(config: AugmentConfig, store: ShardStore, num_shards: int,
-                  shard_index: int) -> Any:
+def _progress_bar(
+    config: AugmentConfig, store: ShardStore, num_shards: int, shard_index: int
+) -> Any:
     """The shard's tqdm bar in documents, starting at those already in its chunks (one line per
     shard when there are several)."""
     from tqdm.auto import tqdm
 
     return tqdm(
-        total=_shard_size(config.limit, num_shards, shard_index), initial=len(store.done),
-        unit="doc", desc=f"augment {shard_index + 1}/{num_shards}" if num_shards > 1 else "augment",
-        disable=not config.progress, dynamic_ncols=True,
+        total=_shard_size(config.limit, num_shards, shard_index),
+        initial=len(store.done),
+        unit="doc",
+        desc=f"augment {shard_index + 1}/{num_shards}" if num_shards > 1 else "augment",
+        disable=not config.progress,
+        dynamic_ncols=True,
         position=shard_index if num_shards > 1 else None,
     )
 
 
-def _pending_batches(docs: Iterator[Document], store: ShardStore, num_shards: int, shard_index: int,
-                     batch_size: int) -> Iterator[List[Tuple[int, Document]]]:
+def _pending_batches(
+    docs: Iterator[Document], store: ShardStore, num_shards: int, shard_index: int, batch_size: int
+) -> Iterator[List[Tuple[int, Document]]]:
     """``(index, document)`` batches of this shard's documents not in its chunks yet, in input
     order, ``batch_size`` at a time (the last batch may be shorter)."""
     batch: List[Tuple[int, Document]] = []
@@ -409,9 +485,13 @@ class _ShardRun:
 # --------------------------------------------------------------------------- merge
 
 
-def _shards(output: Path, num_shards: int) -> Tuple[List[ShardStore], List[Optional[Dict[str, Any]]]]:
+def _shards(
+    output: Path, num_shards: int
+) -> Tuple[List[ShardStore], List[Optional[Dict[str, Any]]]]:
     """Every shard's store and done marker (None while the shard is not finished)."""
-    stores = [ShardStore(output / SHARDS_DIR / shard_name(i, num_shards)) for i in range(num_shards)]
+    stores = [
+        ShardStore(output / SHARDS_DIR / shard_name(i, num_shards)) for i in range(num_shards)
+    ]
     return stores, [s.done_marker() for s in stores]
 
 
@@ -428,7 +508,9 @@ def _merge_if_complete(output: Path, num_shards: int, config: Dict[str, Any]):
         return _merge(output, stores, markers, config)
 
 
-def merge_shards(output: str, num_shards: Optional[int] = None) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+def merge_shards(
+    output: str, num_shards: Optional[int] = None
+) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
     """Merge the finished shards in ``output`` into data.jsonl, dataset/ and stats.json.
 
     Returns ``(stats, example_calls)``. Raises :class:`UserError` naming unfinished shards.
@@ -436,12 +518,16 @@ def merge_shards(output: str, num_shards: Optional[int] = None) -> Tuple[Dict[st
     out = Path(output).expanduser()
     found = list_shard_dirs(out)
     if not found:
-        raise UserError(f"no shards in {out}/{SHARDS_DIR}; run augment with AugmentConfig.output "
-                        f"{out} first", field="AugmentConfig.output")
+        raise UserError(
+            f"no shards in {out}/{SHARDS_DIR}; run augment with AugmentConfig.output {out} first",
+            field="AugmentConfig.output",
+        )
     if num_shards is None:
         if len(found) > 1:
-            raise UserError(f"{out} holds runs with {sorted(found)} shards; set "
-                            "AugmentConfig.num_shards", field="AugmentConfig.num_shards")
+            raise UserError(
+                f"{out} holds runs with {sorted(found)} shards; set AugmentConfig.num_shards",
+                field="AugmentConfig.num_shards",
+            )
         num_shards = next(iter(found))
     with file_lock(out / MERGE_LOCK):
         stores, markers = _shards(out, num_shards)
@@ -451,12 +537,15 @@ def merge_shards(output: str, num_shards: Optional[int] = None) -> Tuple[Dict[st
                 f"shard(s) {', '.join(missing)} of {num_shards} in {out} are not finished; run them "
                 f"(AugmentConfig.num_shards {num_shards}, AugmentConfig.shard_index N, the same "
                 "options otherwise) and merge again",
-                field=("AugmentConfig.num_shards", "AugmentConfig.shard_index"))
+                field=("AugmentConfig.num_shards", "AugmentConfig.shard_index"),
+            )
         config = read_json(stores[0].folder / "config.json") or {}
         return _merge(out, stores, markers, config)
 
 
-def _merge(output: Path, stores: List[ShardStore], markers: List[Dict[str, Any]], config: Dict[str, Any]):
+def _merge(
+    output: Path, stores: List[ShardStore], markers: List[Dict[str, Any]], config: Dict[str, Any]
+):
     total = markers[0].get("documents")
     stats = RunStats()
     seen: set = set()
@@ -467,7 +556,9 @@ def _merge(output: Path, stores: List[ShardStore], markers: List[Dict[str, Any]]
             if total is not None and rec["index"] >= total:
                 continue  # annotated under a larger --limit than the last run's
             if rec["index"] in seen:
-                raise RuntimeError(f"document {rec['index']} appears twice in {output}; the shards are corrupt")
+                raise RuntimeError(
+                    f"document {rec['index']} appears twice in {output}; the shards are corrupt"
+                )
             seen.add(rec["index"])
             stats.add(rec)
             if rec["calls"]:
@@ -477,9 +568,14 @@ def _merge(output: Path, stores: List[ShardStore], markers: List[Dict[str, Any]]
     wall = max(wall_seconds(s) for s in stores)
     examples = stats.examples()
     result = stats.to_dict(
-        markers[0].get("input", {}), wall, config, shards=len(stores),
+        markers[0].get("input", {}),
+        wall,
+        config,
+        shards=len(stores),
         load_seconds=max(wall_seconds(s, "load_seconds") for s in stores),
-        data_rows=rows_written, merged_from=[m.get("finished") for m in markers], examples=examples,
+        data_rows=rows_written,
+        merged_from=[m.get("finished") for m in markers],
+        examples=examples,
     )
     atomic_write_json(output / STATS_FILE, result)
     return result, examples

@@ -69,7 +69,9 @@ def lm_parts(model: Any) -> LMParts:
             f"{type(model).__name__} is not a causal LM with a separate output head; "
             "load the model with toolformer.models.load_model or AutoModelForCausalLM"
         )
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    config = (
+        model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    )
     return LMParts(model, base, head, getattr(config, "final_logit_softcapping", None))
 
 
@@ -128,13 +130,17 @@ def tokenize_document(tokenizer: Any, text: str) -> Tuple[List[int], List[int], 
     return tokenize_document_units(tokenizer, text)[:3]
 
 
-def tokenize_document_units(tokenizer: Any, text: str) -> Tuple[List[int], List[int], List[bool], List[bool]]:
+def tokenize_document_units(
+    tokenizer: Any, text: str
+) -> Tuple[List[int], List[int], List[bool], List[bool]]:
     """:func:`tokenize_document` and, per token, whether a word or number begins at it
     (:func:`toolformer.text_units.token_starts_unit`)."""
     try:
         enc = tokenizer(" " + text, add_special_tokens=False, return_offsets_mapping=True)
     except NotImplementedError:
-        raise UserError("annotation needs a fast tokenizer (offset mappings); load it with use_fast=True") from None
+        raise UserError(
+            "annotation needs a fast tokenizer (offset mappings); load it with use_fast=True"
+        ) from None
     ids = list(enc["input_ids"])
     ends = [max(0, min(len(text), e - 1)) for _, e in enc["offset_mapping"]]
     insert_at: List[int] = []
@@ -144,7 +150,10 @@ def tokenize_document_units(tokenizer: Any, text: str) -> Tuple[List[int], List[
         insert_at.append(at)
         last = at
     # the prompt's "Output:" precedes token 0; afterwards the original text decides
-    space_opener = [j == 0 or not (insert_at[j] > 0 and text[insert_at[j] - 1].isspace()) for j in range(len(ids))]
+    space_opener = [
+        j == 0 or not (insert_at[j] > 0 and text[insert_at[j] - 1].isspace())
+        for j in range(len(ids))
+    ]
     word_start = token_starts_unit(text, [(s - 1, e - 1) for s, e in enc["offset_mapping"]])
     return ids, insert_at, space_opener, word_start
 
@@ -161,9 +170,20 @@ def chunk_document(tokenizer: Any, text: str, max_tokens: int) -> List[DocChunk]
         ce = insert_at[end] if end < len(ids) else len(text)
         opener = space_opener[start:end]
         opener[0] = True  # in P(x) every window follows "Output:", like the document's start
-        chunks.append(DocChunk(c, start, ids[start:end], insert_at[start:end], opener, cs, ce,
-                               text[cs:ce].strip(), ids[end:end + FOLLOW_TOKENS],
-                               word_start[start:end]))
+        chunks.append(
+            DocChunk(
+                c,
+                start,
+                ids[start:end],
+                insert_at[start:end],
+                opener,
+                cs,
+                ce,
+                text[cs:ce].strip(),
+                ids[end : end + FOLLOW_TOKENS],
+                word_start[start:end],
+            )
+        )
     return chunks
 
 
@@ -175,8 +195,10 @@ class ToolPrompt:
 
     def __init__(self, tokenizer: Any, tool: Any, start: Sequence[int] = ()):
         if not getattr(tool, "prompt", "") or "{text}" not in tool.prompt:
-            raise UserError(f"tool {tool.name} has no annotation prompt with a {{text}} slot; "
-                            "it cannot be used for annotation")
+            raise UserError(
+                f"tool {tool.name} has no annotation prompt with a {{text}} slot; "
+                "it cannot be used for annotation"
+            )
         self.tool = tool
         self.tokenizer = tokenizer
         a, b = (tool.format_prompt(s) for s in _SENTINELS)
@@ -186,7 +208,9 @@ class ToolPrompt:
         # everything before the document's first appearance, minus the whitespace before it
         self.prefix_text = a[:n].rstrip()
         self.start_ids = list(start)
-        self.prefix_ids = self.start_ids + (encode(tokenizer, self.prefix_text) if self.prefix_text else [])
+        self.prefix_ids = self.start_ids + (
+            encode(tokenizer, self.prefix_text) if self.prefix_text else []
+        )
 
     def rest_ids(self, doc_text: str) -> List[int]:
         """Ids of P(x) after the prefix (the document in the slot, up to ``Output:``)."""
@@ -194,7 +218,7 @@ class ToolPrompt:
         if not full.startswith(self.prefix_text):
             raise ValueError(f"{self.tool.name}.format_prompt does not start with its own prefix")
         # the document's tokens (with their leading space) follow right after "Output:"
-        return encode(self.tokenizer, full[len(self.prefix_text):].rstrip())
+        return encode(self.tokenizer, full[len(self.prefix_text) :].rstrip())
 
     def prompt_ids(self, doc_text: str) -> List[int]:
         """All ids of P(x): start, prefix and rest."""
@@ -222,7 +246,9 @@ class PromptCache:
             if self.prompt.prefix_ids:
                 ids = torch.tensor([self.prompt.prefix_ids], device=self.parts.device)
                 with torch.inference_mode():
-                    self.parts.base(input_ids=ids, use_cache=True, **cache_kwargs(self.parts.base, cache))
+                    self.parts.base(
+                        input_ids=ids, use_cache=True, **cache_kwargs(self.parts.base, cache)
+                    )
             self._kv = [(layer.keys, layer.values) for layer in cache.layers]
         return self._kv
 
@@ -245,8 +271,16 @@ SHARED_PREFIX_ATTENTION = "toolformer_shared_prefix"
 _shared_state = threading.local()
 
 
-def _shared_prefix_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any,
-                             scaling: Optional[float] = None, dropout: float = 0.0, **kwargs: Any):
+def _shared_prefix_attention(
+    module: Any,
+    query: Any,
+    key: Any,
+    value: Any,
+    attention_mask: Any,
+    scaling: Optional[float] = None,
+    dropout: float = 0.0,
+    **kwargs: Any,
+):
     """Attention of many rows over ONE shared prefix (read once, never copied per row) plus each
     row's own tail (the tokens it has generated, in a normal per-row cache).
 
@@ -262,11 +296,15 @@ def _shared_prefix_attention(module: Any, query: Any, key: Any, value: Any, atte
     kv_heads, ctx = pk.shape[1], pk.shape[2]
     tail = key.shape[2]
     groups = heads // kv_heads
-    scale = scaling if scaling is not None else dim ** -0.5
+    scale = scaling if scaling is not None else dim**-0.5
     # prefix: one [kv_heads, rows, C] product that reads the shared keys once
-    q_pre = query.reshape(bsz, kv_heads, groups * q_len, dim).transpose(0, 1).reshape(kv_heads, -1, dim)
+    q_pre = (
+        query.reshape(bsz, kv_heads, groups * q_len, dim).transpose(0, 1).reshape(kv_heads, -1, dim)
+    )
     s_pre = torch.matmul(q_pre, pk[0].transpose(-1, -2)).float() * scale  # [kv_heads, B*g*q, C]
-    s_pre = s_pre.reshape(kv_heads, bsz, groups, q_len, ctx).transpose(0, 1)  # [B, kv_heads, g, q, C]
+    s_pre = s_pre.reshape(kv_heads, bsz, groups, q_len, ctx).transpose(
+        0, 1
+    )  # [B, kv_heads, g, q, C]
     q_tail = query.reshape(bsz, kv_heads, groups * q_len, dim)
     s_tail = torch.matmul(q_tail, key.transpose(-1, -2)).float() * scale
     s_tail = s_tail.reshape(bsz, kv_heads, groups, q_len, tail)
@@ -280,7 +318,9 @@ def _shared_prefix_attention(module: Any, query: Any, key: Any, value: Any, atte
     c_pos = torch.arange(ctx, device=dev)
     t_idx = torch.arange(tail, device=dev)
     ok_pre = (c_pos[None, None, :] < lens[:, None, None]).expand(bsz, q_len, ctx)
-    ok_tail = (t_idx[None, None, :] <= (tail - q_len) + torch.arange(q_len, device=dev)[None, :, None]).expand(bsz, q_len, tail)
+    ok_tail = (
+        t_idx[None, None, :] <= (tail - q_len) + torch.arange(q_len, device=dev)[None, :, None]
+    ).expand(bsz, q_len, tail)
     window = kwargs.get("sliding_window") or getattr(module, "sliding_window", None)
     if window:
         ok_pre = ok_pre & (q_pos[:, :, None] - c_pos[None, None, :] < window)

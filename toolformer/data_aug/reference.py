@@ -54,11 +54,21 @@ def full_nll(model: Any, ids: Sequence[int]) -> List[float]:
     with torch.inference_mode():
         logits = model(input_ids=torch.tensor([list(ids)], device=model.device)).logits[0].float()
         logp = logits[:-1].log_softmax(-1)
-        return (-logp.gather(1, torch.tensor(ids[1:], device=logp.device)[:, None]).squeeze(1)).double().tolist()
+        return (
+            (-logp.gather(1, torch.tensor(ids[1:], device=logp.device)[:, None]).squeeze(1))
+            .double()
+            .tolist()
+        )
 
 
-def textbook_loss(model: Any, start: Sequence[int], prefix: Sequence[int], doc_ids: Sequence[int],
-                  i: int, horizon: int) -> float:
+def textbook_loss(
+    model: Any,
+    start: Sequence[int],
+    prefix: Sequence[int],
+    doc_ids: Sequence[int],
+    i: int,
+    horizon: int,
+) -> float:
     """L_i(z) = sum_{j>=i} w_{j-i} * -log p(x_j | z, x_<j), weights normalised over the tokens
     that exist, from a full pass over [start, z, x]."""
     head = len(start) + len(prefix)
@@ -76,8 +86,14 @@ def textbook_loss(model: Any, start: Sequence[int], prefix: Sequence[int], doc_i
 class ReferenceAnnotator:
     """Same constructor and ``annotate`` as :class:`~toolformer.data_aug.annotator.Annotator`."""
 
-    def __init__(self, model: Any, tokenizer: Any, tools: Union[Mapping[str, Tool], Iterable[Tool]],
-                 config: Optional[AnnotatorConfig] = None, executor: Any = None):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        tools: Union[Mapping[str, Tool], Iterable[Tool]],
+        config: Optional[AnnotatorConfig] = None,
+        executor: Any = None,
+    ):
         from toolformer.tools.executor import ToolExecutor
 
         self.config = config or AnnotatorConfig()
@@ -86,7 +102,9 @@ class ReferenceAnnotator:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.start = start_ids(tokenizer, self.config.start_token)
-        self.brackets = BracketTokens(tokenizer, getattr(lm_parts(model).head, "out_features", None))
+        self.brackets = BracketTokens(
+            tokenizer, getattr(lm_parts(model).head, "out_features", None)
+        )
         self.settings = {n: self.config.settings_for(t) for n, t in self.tools.items()}
         self.prefilter_options = self.config.prefilter_settings(self.tools)
         for n, s in self.settings.items():
@@ -132,7 +150,9 @@ class ReferenceAnnotator:
         return result
 
     # -- stages ---------------------------------------------------------------------------
-    def _propose(self, doc: Document, chunk: Any, name: str, stats: Counter) -> List[Tuple[str, int, APICall]]:
+    def _propose(
+        self, doc: Document, chunk: Any, name: str, stats: Counter
+    ) -> List[Tuple[str, int, APICall]]:
         import torch
 
         cfg, s = self.config, self.settings[name]
@@ -150,14 +170,22 @@ class ReferenceAnnotator:
         count(stats, name, "positions_kept", len(positions))
         parsed = []
         for p in positions:
-            grammar = call_grammar([self.tools[name]], "]", doc.text[: chunk.insert_at[p]]) if cfg.constrained else None
+            grammar = (
+                call_grammar([self.tools[name]], "]", doc.text[: chunk.insert_at[p]])
+                if cfg.constrained
+                else None
+            )
             if cfg.constrained and grammar is None:  # the tool cannot be called here
                 count(stats, name, "positions_no_call")
                 continue
             for j in range(s.m):
                 seed = row_seed(cfg.seed, str(doc.id), chunk.index, name, chunk.token_start + p, j)
-                tokens, closed, abandoned = self._generate(prompt + list(chunk.ids[:p]) + [openers[p]], make_generator(seed),
-                                                name if cfg.abandon_samples else None, grammar)
+                tokens, closed, abandoned = self._generate(
+                    prompt + list(chunk.ids[:p]) + [openers[p]],
+                    make_generator(seed),
+                    name if cfg.abandon_samples else None,
+                    grammar,
+                )
                 count(stats, name, "candidates_sampled")
                 count(stats, name, "candidates_abandoned", int(abandoned))
                 if not closed:
@@ -174,14 +202,16 @@ class ReferenceAnnotator:
         count(stats, name, "candidates_deduplicated", dropped)
         return [(name, p, c) for p, c in unique]
 
-    def _generate(self, context: List[int], gen: Any, tool: Optional[str], grammar: Any = None) -> Tuple[List[int], bool, bool]:
+    def _generate(
+        self, context: List[int], gen: Any, tool: Optional[str], grammar: Any = None
+    ) -> Tuple[List[int], bool, bool]:
         """Sample one call after ``context`` (which ends with the bracket) until a ``]`` token
         (or, with ``tool``, until the text can no longer be a call of it); with ``grammar``,
         each step masked to the tokens the call grammar allows, until the call is complete."""
-        from toolformer.constrain import CallConstraint, apply_masks, token_index
-
         import torch
         from transformers import DynamicCache
+
+        from toolformer.constrain import CallConstraint, apply_masks, token_index
 
         cfg = self.config
         cache = DynamicCache()
@@ -190,10 +220,16 @@ class ReferenceAnnotator:
         tokens: List[int] = []
         con = None
         if grammar is not None:
-            con = CallConstraint(token_index(self.tokenizer, len(self.brackets.stop)), grammar, cfg.max_call_tokens)
+            con = CallConstraint(
+                token_index(self.tokenizer, len(self.brackets.stop)), grammar, cfg.max_call_tokens
+            )
         with torch.inference_mode():
             for _ in range(cfg.max_call_tokens):
-                logits = self.model(input_ids=inp, use_cache=True, **cache_kwargs(self.model, cache)).logits[:, -1].float()
+                logits = (
+                    self.model(input_ids=inp, use_cache=True, **cache_kwargs(self.model, cache))
+                    .logits[:, -1]
+                    .float()
+                )
                 if con is not None:
                     apply_masks(logits, [con.allowed()])
                 t = int(pick_tokens(logits, [gen], cfg.temperature)[0])
@@ -206,14 +242,22 @@ class ReferenceAnnotator:
                     return tokens, True, False
                 if t in self.brackets.end:
                     return tokens, False, False
-                if tool is not None and not could_be_call(finish_text(self.tokenizer, tokens, False), tool):
+                if tool is not None and not could_be_call(
+                    finish_text(self.tokenizer, tokens, False), tool
+                ):
                     return tokens, False, True
                 inp = torch.tensor([[t]])
                 self.forward_tokens += 1
         return tokens, False, False
 
-    def _score(self, date, chunk: Any, proposals: List[Tuple[str, int, APICall]], doc: Document,
-               stats: Counter) -> List[Tuple[KeptCall, bool]]:
+    def _score(
+        self,
+        date,
+        chunk: Any,
+        proposals: List[Tuple[str, int, APICall]],
+        doc: Document,
+        stats: Counter,
+    ) -> List[Tuple[KeptCall, bool]]:
         if not proposals:
             return []
         text = doc.text
@@ -236,6 +280,20 @@ class ReferenceAnnotator:
                 self.forward_tokens += len(self.start) + len(prefix) + len(text_ids)
             plus, empty, none = losses
             keep, minus = keep_decision(plus, empty, none, self.settings[name].tau_f)
-            out.append((KeptCall(name, call.args, call.result, call_offset(text, chunk.insert_at[p]),
-                                 chunk.token_start + p, plus, minus, empty, none), keep))
+            out.append(
+                (
+                    KeptCall(
+                        name,
+                        call.args,
+                        call.result,
+                        call_offset(text, chunk.insert_at[p]),
+                        chunk.token_start + p,
+                        plus,
+                        minus,
+                        empty,
+                        none,
+                    ),
+                    keep,
+                )
+            )
         return out

@@ -86,8 +86,13 @@ class BracketTokens:
 # --------------------------------------------------------------------------- positions
 
 
-def bracket_probs(parts: Any, prompt_cache: Any, rest_ids: Sequence[int], doc_ids: Sequence[int],
-                  openers: Sequence[int]):
+def bracket_probs(
+    parts: Any,
+    prompt_cache: Any,
+    rest_ids: Sequence[int],
+    doc_ids: Sequence[int],
+    openers: Sequence[int],
+):
     """p(opener_i | P(x), x_<i) for every token i of ``doc_ids``, in one forward pass.
 
     Returns ``(probs, cache)``: a float tensor [n] and the DynamicCache over
@@ -100,7 +105,9 @@ def bracket_probs(parts: Any, prompt_cache: Any, rest_ids: Sequence[int], doc_id
     ids = list(rest_ids) + list(doc_ids[: n - 1])
     inp = torch.tensor([ids], device=parts.device)
     with torch.inference_mode():
-        hidden = parts.base(input_ids=inp, use_cache=True, **cache_kwargs(parts.base, cache)).last_hidden_state[0]
+        hidden = parts.base(
+            input_ids=inp, use_cache=True, **cache_kwargs(parts.base, cache)
+        ).last_hidden_state[0]
         # the state after x_{i-1} (after the prompt's last token for i = 0) predicts the bracket
         idx = torch.arange(len(rest_ids) - 1, len(rest_ids) - 1 + n, device=parts.device)
         logp = parts.logits(hidden[idx]).log_softmax(-1)
@@ -108,8 +115,9 @@ def bracket_probs(parts: Any, prompt_cache: Any, rest_ids: Sequence[int], doc_id
     return probs.cpu(), cache
 
 
-def select_positions(probs: Sequence[float], tau_s: float, k: int,
-                     eligible: Optional[Iterable[int]] = None) -> List[int]:
+def select_positions(
+    probs: Sequence[float], tau_s: float, k: int, eligible: Optional[Iterable[int]] = None
+) -> List[int]:
     """Positions with p > tau_s, the k most likely (ties: earlier first), in text order."""
     probs = [float(p) for p in probs]
     pool = range(len(probs)) if eligible is None else eligible
@@ -155,21 +163,32 @@ def could_be_call(sampled: str, tool: str) -> bool:
 
 def finish_text(tokenizer: Any, tokens: Sequence[int], closed: bool) -> str:
     """Decoded sample, cut after its first ``]`` when closed."""
-    text = tokenizer.decode(list(tokens), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    text = tokenizer.decode(
+        list(tokens), skip_special_tokens=False, clean_up_tokenization_spaces=False
+    )
     if closed and "]" in text:
         text = text[: text.index("]") + 1]
     return text
 
 
-def _batches(rows: List[Tuple[int, int]], prompt_len: int, max_new: int, batch_size: int,
-             max_batch_tokens: int) -> List[List[Tuple[int, int]]]:
+def _batches(
+    rows: List[Tuple[int, int]],
+    prompt_len: int,
+    max_new: int,
+    batch_size: int,
+    max_batch_tokens: int,
+) -> List[List[Tuple[int, int]]]:
     """Rows of one position per batch (the copied cache then ends exactly at that position, so
     no mask or sliding window sees a gap), split under the row and token caps."""
     out: List[List[Tuple[int, int]]] = []
     cur: List[Tuple[int, int]] = []
     for row in rows:
         width = prompt_len + row[0] + max_new + 1
-        if cur and (cur[0][0] != row[0] or len(cur) >= batch_size or (len(cur) + 1) * width > max_batch_tokens):
+        if cur and (
+            cur[0][0] != row[0]
+            or len(cur) >= batch_size
+            or (len(cur) + 1) * width > max_batch_tokens
+        ):
             out.append(cur)
             cur = []
         cur.append(row)
@@ -220,20 +239,44 @@ def sample_calls(
     rows = sorted((p, j) for p in positions for j in range(m))
     samples: List[Sample] = []
     if shared_attention:
-        batches = [rows[b: b + batch_size] for b in range(0, len(rows), max(1, batch_size))]
+        batches = [rows[b : b + batch_size] for b in range(0, len(rows), max(1, batch_size))]
     else:
         batches = _batches(rows, prompt_len, max_new_tokens, batch_size, max_batch_tokens)
     for batch in batches:
-        tokens, closed, abandoned = _sample_batch(parts, tokenizer, kv, prompt_len, batch, openers, seed_of,
-                                                  brackets, max_new_tokens, temperature, shared_attention, tool,
-                                                  grammars, index, group_prefixes)
+        tokens, closed, abandoned = _sample_batch(
+            parts,
+            tokenizer,
+            kv,
+            prompt_len,
+            batch,
+            openers,
+            seed_of,
+            brackets,
+            max_new_tokens,
+            temperature,
+            shared_attention,
+            tool,
+            grammars,
+            index,
+            group_prefixes,
+        )
         for r, (p, j) in enumerate(batch):
-            samples.append(Sample(p, j, tokens[r], finish_text(tokenizer, tokens[r], closed[r]), closed[r],
-                                  abandoned[r]))
+            samples.append(
+                Sample(
+                    p,
+                    j,
+                    tokens[r],
+                    finish_text(tokenizer, tokens[r], closed[r]),
+                    closed[r],
+                    abandoned[r],
+                )
+            )
     return samples
 
 
-def pick_group_tokens(logits, groups: Sequence[Sequence[Any]], temperature: float) -> List[List[int]]:
+def pick_group_tokens(
+    logits, groups: Sequence[Sequence[Any]], temperature: float
+) -> List[List[int]]:
     """Sample from softmax(logits / T) by inverse CDF for rows that share their logits:
     ``logits[g]`` (shape [groups, vocab]) is the distribution of every row of group ``g``,
     ``groups[g]`` holds those rows' generators, each drawing one uniform number; greedy when
@@ -257,8 +300,23 @@ def pick_group_tokens(logits, groups: Sequence[Sequence[Any]], temperature: floa
     return out
 
 
-def _sample_batch(parts, tokenizer, kv, prompt_len, batch, openers, seed_of, brackets, max_new_tokens,
-                  temperature, shared_attention, tool, grammars=None, index=None, group_prefixes=True):
+def _sample_batch(
+    parts,
+    tokenizer,
+    kv,
+    prompt_len,
+    batch,
+    openers,
+    seed_of,
+    brackets,
+    max_new_tokens,
+    temperature,
+    shared_attention,
+    tool,
+    grammars=None,
+    index=None,
+    group_prefixes=True,
+):
     """Sample the rows of ``batch`` ((position, sample index) pairs); see :func:`sample_calls`.
 
     Rows whose tokens so far are identical (same position, same sampled tokens) have identical
@@ -293,10 +351,15 @@ def _sample_batch(parts, tokenizer, kv, prompt_len, batch, openers, seed_of, bra
         lens = torch.tensor([prompt_len + p for p in first], device=device)
         scope = shared_prefix(parts.model, [(k[:, :, :ctx], v[:, :, :ctx]) for k, v in kv], lens)
     else:  # every row of the batch is at the same position: the cache simply ends there
-        cache = DynamicCache(ddp_cache_data=[
-            (k[:, :, :ctx].expand(len(groups), -1, -1, -1), v[:, :, :ctx].expand(len(groups), -1, -1, -1))
-            for k, v in kv
-        ])
+        cache = DynamicCache(
+            ddp_cache_data=[
+                (
+                    k[:, :, :ctx].expand(len(groups), -1, -1, -1),
+                    v[:, :, :ctx].expand(len(groups), -1, -1, -1),
+                )
+                for k, v in kv
+            ]
+        )
         scope = contextlib.nullcontext()
     inp = torch.tensor([[openers[p]] for p in first], device=device)
     pos = torch.tensor([[prompt_len + p] for p in first], device=device)
@@ -311,8 +374,9 @@ def _sample_batch(parts, tokenizer, kv, prompt_len, batch, openers, seed_of, bra
     abandoned = [False] * size
     with scope as state, torch.inference_mode():
         for _ in range(max_new_tokens):
-            hidden = parts.base(input_ids=inp, position_ids=pos, use_cache=True,
-                                **cache_kwargs(parts.base, cache)).last_hidden_state[:, -1]
+            hidden = parts.base(
+                input_ids=inp, position_ids=pos, use_cache=True, **cache_kwargs(parts.base, cache)
+            ).last_hidden_state[:, -1]
             logits = parts.logits(hidden)
             if cons is not None:  # the rows of a group are in the same grammar state
                 logits = apply_masks(logits.float(), [cons[g[0]].allowed() for g in groups])
@@ -326,7 +390,9 @@ def _sample_batch(parts, tokenizer, kv, prompt_len, batch, openers, seed_of, bra
                     tokens[r].append(t)
                     split.setdefault(t, []).append(r)
                 for t, members in split.items():
-                    live = _advance(members, t, tokens, cons, closed, abandoned, brackets, tokenizer, tool)
+                    live = _advance(
+                        members, t, tokens, cons, closed, abandoned, brackets, tokenizer, tool
+                    )
                     if live:
                         parents.append(g)
                         children.append(members)
@@ -366,7 +432,9 @@ def _advance(rows, t, tokens, cons, closed, abandoned, brackets, tokenizer, tool
             closed[r] = True
     elif t in brackets.end:
         pass
-    elif tool is not None and not could_be_call(finish_text(tokenizer, tokens[rows[0]], False), tool):
+    elif tool is not None and not could_be_call(
+        finish_text(tokenizer, tokens[rows[0]], False), tool
+    ):
         for r in rows:
             abandoned[r] = True
     else:

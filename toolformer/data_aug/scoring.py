@@ -34,7 +34,9 @@ def weighted_loss(nll: Mapping[int, float], i: int, n: int, horizon: int = 5) ->
     return sum(wt * nll[i + t] for t, wt in enumerate(w)) / sum(w)
 
 
-def keep_decision(loss_plus: float, loss_empty: float, loss_no_result: float, tau_f: float) -> Tuple[bool, float]:
+def keep_decision(
+    loss_plus: float, loss_empty: float, loss_no_result: float, tau_f: float
+) -> Tuple[bool, float]:
     """(keep, L-) for one call: L- = min(L_i(empty), L_i(e(c, empty))); keep if L- - L+ >= tau_f."""
     loss_minus = min(loss_empty, loss_no_result)
     return loss_minus - loss_plus >= tau_f, loss_minus
@@ -51,8 +53,9 @@ class ScoreStats:
     seconds: float = 0.0
 
 
-def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int,
-                 overhead: int = 32) -> List[Tuple[int, int]]:
+def plan_batches(
+    lengths: Sequence[int], batch_size: int, max_batch_tokens: int, overhead: int = 32
+) -> List[Tuple[int, int]]:
     """Split rows sorted by decreasing length into batches ``[lo, hi)`` that minimise padded
     tokens plus ``overhead`` token-equivalents per forward pass, within the row/token caps."""
     n = len(lengths)
@@ -77,8 +80,15 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int,
 class Scorer:
     """Batched L_i(z) for many prefixes z and positions i of one text."""
 
-    def __init__(self, parts: Any, start: Sequence[int] = (), horizon: int = 5, batch_size: int = 32,
-                 max_batch_tokens: int = 16384, pad_id: int = 0):
+    def __init__(
+        self,
+        parts: Any,
+        start: Sequence[int] = (),
+        horizon: int = 5,
+        batch_size: int = 32,
+        max_batch_tokens: int = 16384,
+        pad_id: int = 0,
+    ):
         self.parts = parts
         self.start = list(start)
         self.horizon = horizon
@@ -87,8 +97,12 @@ class Scorer:
         self.pad_id = pad_id
         self.stats = ScoreStats()
 
-    def token_nll(self, doc_ids: Sequence[int], prefixes: Sequence[Sequence[int]],
-                  needed: Sequence[Iterable[int]]) -> List[Dict[int, float]]:
+    def token_nll(
+        self,
+        doc_ids: Sequence[int],
+        prefixes: Sequence[Sequence[int]],
+        needed: Sequence[Iterable[int]],
+    ) -> List[Dict[int, float]]:
         """-log p(x_j | start, prefix, x_<j) for each prefix and each j in its ``needed`` set."""
         import time
 
@@ -107,7 +121,9 @@ class Scorer:
         out: List[Dict[int, float]] = [dict() for _ in prefixes]
         rows.sort(key=lambda row: -len(row[1]))
         device = self.parts.device
-        for lo, hi in plan_batches([len(ids) for _, ids, _, _ in rows], self.batch_size, self.max_batch_tokens):
+        for lo, hi in plan_batches(
+            [len(ids) for _, ids, _, _ in rows], self.batch_size, self.max_batch_tokens
+        ):
             batch = rows[lo:hi]
             size, width = hi - lo, len(rows[lo][1])
             inp = torch.full((size, width), self.pad_id, dtype=torch.long)
@@ -119,8 +135,12 @@ class Scorer:
                     sel_pos.append(head + j - 1)
                     targets.append(ids[head + j])
             with torch.inference_mode():
-                hidden = self.parts.base(input_ids=inp.to(device), use_cache=False).last_hidden_state
-                picked = hidden[torch.tensor(sel_row, device=device), torch.tensor(sel_pos, device=device)]
+                hidden = self.parts.base(
+                    input_ids=inp.to(device), use_cache=False
+                ).last_hidden_state
+                picked = hidden[
+                    torch.tensor(sel_row, device=device), torch.tensor(sel_pos, device=device)
+                ]
                 logp = self.parts.logits(picked).log_softmax(-1)
                 nll = -logp.gather(1, torch.tensor(targets, device=device)[:, None]).squeeze(1)
             values = nll.double().cpu().tolist()
@@ -136,8 +156,12 @@ class Scorer:
         self.stats.seconds += time.perf_counter() - t0
         return out
 
-    def losses(self, doc_ids: Sequence[int], prefixes: Sequence[Sequence[int]],
-               positions: Sequence[Iterable[int]]) -> List[Dict[int, float]]:
+    def losses(
+        self,
+        doc_ids: Sequence[int],
+        prefixes: Sequence[Sequence[int]],
+        positions: Sequence[Iterable[int]],
+    ) -> List[Dict[int, float]]:
         """L_i(prefix) for each prefix and each position i in its set (missing where undefined)."""
         n = len(doc_ids)
         positions = [sorted(set(p)) for p in positions]

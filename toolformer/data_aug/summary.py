@@ -58,7 +58,10 @@ class RunStats:
 
     def examples(self, n: int = 5) -> List[Dict[str, Any]]:
         """A few kept calls: the best of each tool first, then the best of the rest."""
-        ranked = {t: [c for _, _, c in sorted(h, key=lambda x: (-x[0], -x[1]))] for t, h in self._top.items()}
+        ranked = {
+            t: [c for _, _, c in sorted(h, key=lambda x: (-x[0], -x[1]))]
+            for t, h in self._top.items()
+        }
         out = [calls[0] for calls in ranked.values() if calls]
         rest = [c for calls in ranked.values() for c in calls[1:]]
         out = sorted(out, key=lambda c: -c.get("score", 0.0))[:n]
@@ -90,7 +93,10 @@ class RunStats:
                 "skipped_input_total": inputs.get("skipped_total", 0),
                 "notes": inputs.get("notes", {}),
             },
-            "calls_kept": {"total": int(sum(self.kept.values())), "per_tool": {t: per_tool[t]["calls_kept"] for t in tools}},
+            "calls_kept": {
+                "total": int(sum(self.kept.values())),
+                "per_tool": {t: per_tool[t]["calls_kept"] for t in tools},
+            },
             "counters": counters,
             "per_tool": per_tool,
             "seconds": {k: round(v, 3) for k, v in sorted(self.seconds.items())},
@@ -121,7 +127,9 @@ class AugmentSummary:
     seconds_now: float  # wall seconds of this call's annotation loop
     shard_stats: Dict[str, Any]
     merged: bool = False
-    stats: Dict[str, Any] = field(default_factory=dict)  # merged stats when merged, else the shard's
+    stats: Dict[str, Any] = field(
+        default_factory=dict
+    )  # merged stats when merged, else the shard's
     examples: List[Dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -129,16 +137,26 @@ class AugmentSummary:
         return dict(self.stats["calls_kept"]["per_tool"])
 
     def __str__(self) -> str:
-        where = "all shards" if self.merged else f"shard index {self.shard_index} of {self.num_shards} shards"
+        where = (
+            "all shards"
+            if self.merged
+            else f"shard index {self.shard_index} of {self.num_shards} shards"
+        )
         rate = _rate(self.processed_now, self.seconds_now)
-        lines = [f"Annotated {self.processed_now} documents now in {self.seconds_now:.1f}s ({rate}). "
-                 f"Totals, {where}:"]
+        lines = [
+            f"Annotated {self.processed_now} documents now in {self.seconds_now:.1f}s ({rate}). "
+            f"Totals, {where}:"
+        ]
         lines += _stats_lines(self.stats, self.examples)
         if self.merged:
-            lines.append(f"Output: {self.output / DATA_FILE}, {self.output / DATASET_DIR}/, {self.output / STATS_FILE}")
+            lines.append(
+                f"Output: {self.output / DATA_FILE}, {self.output / DATASET_DIR}/, {self.output / STATS_FILE}"
+            )
         else:
-            lines.append(f"Shard output: {self.shard_dir} (merged when every shard is done, or: "
-                         f"toolformer augment --merge {self.output})")
+            lines.append(
+                f"Shard output: {self.shard_dir} (merged when every shard is done, or: "
+                f"toolformer augment --merge {self.output})"
+            )
         return "\n".join(lines)
 
 
@@ -148,28 +166,38 @@ def _stats_lines(stats: Dict[str, Any], examples: List[Dict[str, Any]]) -> List[
     lines = [
         f"  {d['processed']} documents, {d['with_calls']} with calls, {d['failed']} failed, "
         f"{d['prefiltered']} prefiltered out, {d['skipped_input_total']} input records skipped.",
-        "  Calls kept: " + (", ".join(f"{t} {n}" for t, n in kept["per_tool"].items()) or "none")
+        "  Calls kept: "
+        + (", ".join(f"{t} {n}" for t, n in kept["per_tool"].items()) or "none")
         + f" (total {kept['total']}).",
     ]
     excluded = int((stats.get("counters") or {}).get(SELF_EXCLUDED, 0))
     if excluded:
         per_tool = (stats.get("per_tool") or {}).items()
         by_tool = ", ".join(f"{t} {r[SELF_EXCLUDED]}" for t, r in per_tool if r.get(SELF_EXCLUDED))
-        lines.append(f"  Left out of search results as the annotated document itself: {excluded} "
-                     f"passages ({by_tool}).")
+        lines.append(
+            f"  Left out of search results as the annotated document itself: {excluded} "
+            f"passages ({by_tool})."
+        )
     limit = (stats.get("config") or {}).get("limit")
     if limit and d["read"] >= limit:
-        lines.append(f"  Stopped at --limit {limit} documents (--limit 0 annotates the whole input).")
+        lines.append(
+            f"  Stopped at --limit {limit} documents (--limit 0 annotates the whole input)."
+        )
     if examples:
         lines.append("  Examples (score = L- - L+):")
-        lines += [f"    {c['tool']:<10} {c.get('score', 0.0):6.2f}  {_short(c['call'], 100)}" for c in examples]
+        lines += [
+            f"    {c['tool']:<10} {c.get('score', 0.0):6.2f}  {_short(c['call'], 100)}"
+            for c in examples
+        ]
     return lines
 
 
 def format_merged(output: str, stats: Dict[str, Any], examples: List[Dict[str, Any]]) -> str:
     """The report ``toolformer augment --merge`` prints."""
     out = Path(output)
-    lines = [f"Merged {stats.get('shards', '?')} shard(s) of {out}:"] + _stats_lines(stats, examples)
+    lines = [f"Merged {stats.get('shards', '?')} shard(s) of {out}:"] + _stats_lines(
+        stats, examples
+    )
     lines.append(f"Output: {out / DATA_FILE}, {out / DATASET_DIR}/, {out / STATS_FILE}")
     return "\n".join(lines)
 

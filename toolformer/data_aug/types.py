@@ -29,10 +29,20 @@ def window_key(doc_id: Any, text: str) -> str:
 # AnnotationResult.stats counters, in the order stats.json lists them (also kept per tool as
 # "<Tool>/<counter>"); the annotator counts them, the pipeline sums them
 COUNTERS = (
-    "docs_prefiltered_out", "positions_kept", "positions_no_call", "candidates_sampled",
+    "docs_prefiltered_out",
+    "positions_kept",
+    "positions_no_call",
+    "candidates_sampled",
     "candidates_closed",
-    "candidates_malformed", "candidates_invalid", "candidates_abandoned", "candidates_deduplicated",
-    "candidates_executed", "tool_failures", SELF_EXCLUDED, "calls_repeated", "calls_kept",
+    "candidates_malformed",
+    "candidates_invalid",
+    "candidates_abandoned",
+    "candidates_deduplicated",
+    "candidates_executed",
+    "tool_failures",
+    SELF_EXCLUDED,
+    "calls_repeated",
+    "calls_kept",
 )
 
 
@@ -100,55 +110,79 @@ class AnnotatorConfig:
     settings: Dict[str, Any] = field(
         default_factory=dict, metadata={"help": "per-tool AnnotationSettings overrides by name"}
     )
-    tau_s: Optional[float] = field(default=None, metadata={"help": "override: position threshold on p('[')"})
-    k: Optional[int] = field(default=None, metadata={"help": "override: max positions per document"})
-    m: Optional[int] = field(default=None, metadata={"help": "override: candidate calls per position"})
-    tau_f: Optional[float] = field(default=None, metadata={"help": "override: keep if L- - L+ >= tau_f"})
-    weight_horizon: int = field(default=5, metadata={"help": "tokens weighted by max(0, 1 - 0.2 t)"})
+    tau_s: Optional[float] = field(
+        default=None, metadata={"help": "override: position threshold on p('[')"}
+    )
+    k: Optional[int] = field(
+        default=None, metadata={"help": "override: max positions per document"}
+    )
+    m: Optional[int] = field(
+        default=None, metadata={"help": "override: candidate calls per position"}
+    )
+    tau_f: Optional[float] = field(
+        default=None, metadata={"help": "override: keep if L- - L+ >= tau_f"}
+    )
+    weight_horizon: int = field(
+        default=5, metadata={"help": "tokens weighted by max(0, 1 - 0.2 t)"}
+    )
     max_call_tokens: int = field(default=40, metadata={"help": "max tokens sampled for one call"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature for calls"})
-    max_length: int = field(default=256, metadata={"help": "document window in tokens; longer documents are chunked"})
+    max_length: int = field(
+        default=256, metadata={"help": "document window in tokens; longer documents are chunked"}
+    )
     batch_size: int = field(
         default=256,
-        metadata={"help": "rows per sampling/scoring batch (scoring also obeys max_batch_tokens); "
-                          "with 2 CPU threads a Calculator document (200 sampled rows) ran 2.1x "
-                          "faster than with 32"},
+        metadata={
+            "help": "rows per sampling/scoring batch (scoring also obeys max_batch_tokens); "
+            "with 2 CPU threads a Calculator document (200 sampled rows) ran 2.1x "
+            "faster than with 32"
+        },
     )
     seed: int = field(default=0, metadata={"help": "seed for candidate sampling"})
     min_position: int = field(
         default=0,
-        metadata={"help": "first token index of a window where a call may go (paper: 0). 1 was "
-                          "the default while scored texts began with SmolLM2's chat-turn BOS and "
-                          "echo calls were kept: 41 of 51 kept Calculator calls sat before the "
-                          "first token ('[Calculator(250) -> 250] The state...'); with the "
-                          "<|endoftext|> start and invalid calls dropped, 0 of 8 documents kept one"},
+        metadata={
+            "help": "first token index of a window where a call may go (paper: 0). 1 was "
+            "the default while scored texts began with SmolLM2's chat-turn BOS and "
+            "echo calls were kept: 41 of 51 kept Calculator calls sat before the "
+            "first token ('[Calculator(250) -> 250] The state...'); with the "
+            "<|endoftext|> start and invalid calls dropped, 0 of 8 documents kept one"
+        },
     )
     repeat_window: int = field(
         default=10,
-        metadata={"help": "the same call (tool and arguments) is kept at most once per this many "
-                          "tokens (the best-scoring one); 10 tokens: about 5 words of SmolLM2, "
-                          "whose numbers take a token per digit. 0: no limit"},
+        metadata={
+            "help": "the same call (tool and arguments) is kept at most once per this many "
+            "tokens (the best-scoring one); 10 tokens: about 5 words of SmolLM2, "
+            "whose numbers take a token per digit. 0: no limit"
+        },
     )
     max_batch_tokens: int = field(
         default=16384,
-        metadata={"help": "cap on rows x padded length of one scoring forward pass (and of a "
-                          "sampling batch without shared_prefix_attention): bounds memory"},
+        metadata={
+            "help": "cap on rows x padded length of one scoring forward pass (and of a "
+            "sampling batch without shared_prefix_attention): bounds memory"
+        },
     )
     start_token: Optional[str] = field(
         default=None,
-        metadata={"help": "token that starts prompts and scored sequences; None: the one the "
-                          "model saw before plain text (the BOS a tokenizer adds itself, else its "
-                          "end-of-text token: <|endoftext|> for SmolLM2, not its chat-turn BOS "
-                          "<|im_start|>), '' for none"},
+        metadata={
+            "help": "token that starts prompts and scored sequences; None: the one the "
+            "model saw before plain text (the BOS a tokenizer adds itself, else its "
+            "end-of-text token: <|endoftext|> for SmolLM2, not its chat-turn BOS "
+            "<|im_start|>), '' for none"
+        },
     )
     prefilter: bool = field(
         default=True, metadata={"help": "apply the paper's per-tool document heuristics"}
     )
     prefilter_options: Dict[str, Dict[str, Any]] = field(
         default_factory=dict,
-        metadata={"help": "options of the prefilters by tool name, e.g. {'Calculator': "
-                          "{'window_tokens': 100, 'min_numbers': 3, 'random_keep': 0.01}, "
-                          "'MT': {'min_foreign_tokens': 10}}"},
+        metadata={
+            "help": "options of the prefilters by tool name, e.g. {'Calculator': "
+            "{'window_tokens': 100, 'min_numbers': 3, 'random_keep': 0.01}, "
+            "'MT': {'min_foreign_tokens': 10}}"
+        },
     )
     # the four knobs before prefilter_options: config files and run folders still name them
     calc_window_tokens: Optional[int] = field(
@@ -169,24 +203,32 @@ class AnnotatorConfig:
     )
     abandon_samples: bool = field(
         default=True,
-        metadata={"help": "stop sampling a call as soon as its text can no longer be a call of "
-                          "the tool (counted as candidates_abandoned; kept calls do not change)"},
+        metadata={
+            "help": "stop sampling a call as soon as its text can no longer be a call of "
+            "the tool (counted as candidates_abandoned; kept calls do not change)"
+        },
     )
     constrained: bool = field(
         default=True,
-        metadata={"help": "sample calls under the tool's argument grammar: after '[' only "
-                          "the tool's name, '(', arguments it accepts, ')' and ']' can be sampled"},
+        metadata={
+            "help": "sample calls under the tool's argument grammar: after '[' only "
+            "the tool's name, '(', arguments it accepts, ')' and ']' can be sampled"
+        },
     )
     shared_prefix_attention: bool = field(
         default=True,
-        metadata={"help": "sample all calls of a document over one shared KV cache (custom "
-                          "attention); off: copy the cache per row (any model, more memory)"},
+        metadata={
+            "help": "sample all calls of a document over one shared KV cache (custom "
+            "attention); off: copy the cache per row (any model, more memory)"
+        },
     )
     record_candidates: bool = field(
         default=False,
-        metadata={"help": "keep every scored candidate in AnnotationResult.candidates (debugging); "
-                          "computes all three losses of every candidate (otherwise a loss that "
-                          "cannot change the keep decision is skipped: same calls kept, less time)"},
+        metadata={
+            "help": "keep every scored candidate in AnnotationResult.candidates (debugging); "
+            "computes all three losses of every candidate (otherwise a loss that "
+            "cannot change the keep decision is skipped: same calls kept, less time)"
+        },
     )
 
     def __post_init__(self) -> None:
@@ -199,15 +241,20 @@ class AnnotatorConfig:
             name = _same_name(tool, options) or tool
             value = getattr(self, alias)
             if options.get(name, {}).get(key, value) != value:
-                raise UserError(f"annotator.{alias}={value!r} and prefilter_options "
-                                f"{name}.{key}={options[name][key]!r} disagree; set only "
-                                "prefilter_options")
+                raise UserError(
+                    f"annotator.{alias}={value!r} and prefilter_options "
+                    f"{name}.{key}={options[name][key]!r} disagree; set only "
+                    "prefilter_options"
+                )
             options.setdefault(name, {})[key] = value
             setattr(self, alias, None)
         if given:
-            warnings.warn(f"AnnotatorConfig {', '.join(given)} are deprecated: use "
-                          "prefilter_options={tool: {option: value}}", DeprecationWarning,
-                          stacklevel=3)
+            warnings.warn(
+                f"AnnotatorConfig {', '.join(given)} are deprecated: use "
+                "prefilter_options={tool: {option: value}}",
+                DeprecationWarning,
+                stacklevel=3,
+            )
         self.prefilter_options = options
 
     def prefilter_settings(self, tools: Iterable[str]) -> Dict[str, Any]:
@@ -215,8 +262,10 @@ class AnnotatorConfig:
         takes options. Every entry of ``prefilter_options`` is checked, also those of tools not
         given: a name without a rule, an unknown option or a wrong type is a one-line
         :class:`~toolformer.errors.UserError`."""
-        built = {PREFILTERS.canonical(name): prefilter_options(name, opts)
-                 for name, opts in self.prefilter_options.items()}
+        built = {
+            PREFILTERS.canonical(name): prefilter_options(name, opts)
+            for name, opts in self.prefilter_options.items()
+        }
         out: Dict[str, Any] = {}
         for tool in tools:
             if tool in PREFILTERS:
@@ -279,7 +328,9 @@ PREFILTER_ALIASES: Dict[str, Tuple[str, str]] = {
     "mt_min_foreign_tokens": ("MT", "min_foreign_tokens"),
 }
 _ALIAS_DEFAULTS = {
-    alias: getattr({"Calculator": CalculatorPrefilterOptions, "MT": MTPrefilterOptions}[tool](), key)
+    alias: getattr(
+        {"Calculator": CalculatorPrefilterOptions, "MT": MTPrefilterOptions}[tool](), key
+    )
     for alias, (tool, key) in PREFILTER_ALIASES.items()
 }
 

@@ -213,21 +213,26 @@ class ShardStore:
         saved = read_json(self.folder / "config.json")
         if saved is None:
             if any(self.chunk_files()):
-                raise UserError(f"{self.folder} has chunks but no config.json; set "
-                                "AugmentConfig.overwrite=True to start again",
-                                field="AugmentConfig.overwrite=True")
+                raise UserError(
+                    f"{self.folder} has chunks but no config.json; set "
+                    "AugmentConfig.overwrite=True to start again",
+                    field="AugmentConfig.overwrite=True",
+                )
             atomic_write_json(self.folder / "config.json", fingerprint)
         elif saved != fingerprint and not any(self.chunk_files()):
             # the earlier run produced nothing (it failed before its first chunk): replace it
             (self.folder / WindowLog.FILE).unlink(missing_ok=True)
             atomic_write_json(self.folder / "config.json", fingerprint)
         elif saved != fingerprint:
-            changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
+            changed = sorted(
+                k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k)
+            )
             raise UserError(
                 f"{self.folder.parent.parent} holds a run made with other settings (changed: "
                 f"{', '.join(changed)}); rerun with the same options, set "
                 "AugmentConfig.overwrite=True to start again, or choose another AugmentConfig.output",
-                field=("AugmentConfig.overwrite=True", "AugmentConfig.output"))
+                field=("AugmentConfig.overwrite=True", "AugmentConfig.output"),
+            )
         files = self.chunk_files()
         self._next_chunk = (int(CHUNK_RE.match(files[-1].name).group(1)) + 1) if files else 0
         # the chunks are the truth; progress.json may be one chunk behind after a kill
@@ -237,7 +242,9 @@ class ShardStore:
             self.done.add(rec["index"])
             calls += len(rec["calls"])
         self._progress = read_json(self.folder / "progress.json") or {"sessions": []}
-        self._progress.update(chunks=self._next_chunk, documents_done=len(self.done), calls_kept=calls)
+        self._progress.update(
+            chunks=self._next_chunk, documents_done=len(self.done), calls_kept=calls
+        )
 
     def remove_contents(self) -> None:
         """Delete this shard's files (keeps the lock file so a holder keeps its lock)."""
@@ -272,8 +279,12 @@ class ShardStore:
     # -- writing ----------------------------------------------------------------------------
     def start_session(self, **info: Any) -> None:
         """Record a new work session (its time and documents feed docs/s in stats.json)."""
-        self._session = {"started": _dt.datetime.now().isoformat(timespec="seconds"), "seconds": 0.0,
-                         "documents": 0, **info}
+        self._session = {
+            "started": _dt.datetime.now().isoformat(timespec="seconds"),
+            "seconds": 0.0,
+            "documents": 0,
+            **info,
+        }
         self._progress.setdefault("sessions", []).append(self._session)
         self._t0 = time.perf_counter()
         (self.folder / "done.json").unlink(missing_ok=True)
@@ -287,7 +298,9 @@ class ShardStore:
     def write_chunk(self, records: List[Dict[str, Any]]) -> Path:
         """Write one chunk atomically, then the progress record."""
         final = self.chunks_dir / f"chunk-{self._next_chunk:06d}.jsonl"
-        atomic_write_text(final, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records))
+        atomic_write_text(
+            final, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+        )
         self._next_chunk += 1
         if self._session is not None:
             self._session["documents"] += len(records)
@@ -316,18 +329,32 @@ class ShardStore:
 
 
 def _dataset_features():
-    from datasets import Features, List as HFList, Value
+    from datasets import Features, Value
+    from datasets import List as HFList
 
     call = {
-        "tool": Value("string"), "args": Value("string"), "result": Value("string"),
-        "call": Value("string"), "offset": Value("int64"), "position": Value("int64"),
-        "loss_plus": Value("float64"), "loss_minus": Value("float64"), "loss_empty": Value("float64"),
-        "loss_no_result": Value("float64"), "score": Value("float64"),
+        "tool": Value("string"),
+        "args": Value("string"),
+        "result": Value("string"),
+        "call": Value("string"),
+        "offset": Value("int64"),
+        "position": Value("int64"),
+        "loss_plus": Value("float64"),
+        "loss_minus": Value("float64"),
+        "loss_empty": Value("float64"),
+        "loss_no_result": Value("float64"),
+        "score": Value("float64"),
     }
-    return Features({
-        "id": Value("string"), "text": Value("string"), "original": Value("string"),
-        "date": Value("string"), "num_calls": Value("int64"), "calls": HFList(call),
-    }), set(call)
+    return Features(
+        {
+            "id": Value("string"),
+            "text": Value("string"),
+            "original": Value("string"),
+            "date": Value("string"),
+            "num_calls": Value("int64"),
+            "calls": HFList(call),
+        }
+    ), set(call)
 
 
 def _dataset_rows(path: str, call_keys: Set[str]) -> Iterator[Dict[str, Any]]:
@@ -335,8 +362,14 @@ def _dataset_rows(path: str, call_keys: Set[str]) -> Iterator[Dict[str, Any]]:
         for line in fh:
             row = json.loads(line)
             calls = [{k: c.get(k) for k in call_keys} for c in row["calls"]]
-            yield {"id": row["id"], "text": row["text"], "original": row["original"],
-                   "date": row.get("date"), "num_calls": len(calls), "calls": calls}
+            yield {
+                "id": row["id"],
+                "text": row["text"],
+                "original": row["original"],
+                "date": row.get("date"),
+                "num_calls": len(calls),
+                "calls": calls,
+            }
 
 
 def write_data(output: Path, rows: Iterable[Dict[str, Any]]) -> int:
@@ -370,8 +403,12 @@ def _write_dataset(output: Path, data_file: Path, n: int) -> None:
     ds_tmp = output / f".{DATASET_DIR}.tmp-{os.getpid()}"
     try:
         if n:
-            ds = Dataset.from_generator(_dataset_rows, features=features, cache_dir=str(cache),
-                                        gen_kwargs={"path": str(data_file), "call_keys": call_keys})
+            ds = Dataset.from_generator(
+                _dataset_rows,
+                features=features,
+                cache_dir=str(cache),
+                gen_kwargs={"path": str(data_file), "call_keys": call_keys},
+            )
         else:
             ds = Dataset.from_dict({name: [] for name in features}, features=features)
         ds.save_to_disk(str(ds_tmp), num_shards=None if n else 1)  # 0 shards would not load back

@@ -8,8 +8,24 @@ Both return rows of one shape (see :mod:`toolformer.datasets.rows`), split into 
 eval sets that are disjoint by construction, and checked by :func:`rows.assert_disjoint`.
 """
 
-from toolformer.datasets.rows import (KINDS, ROW_KEYS, SPLITS, answer_matches, assert_disjoint,
-                                      check_row, overlap, row_key)
+from toolformer.datasets.rows import (
+    KINDS,
+    ROW_KEYS,
+    SPLITS,
+    answer_matches,
+    assert_disjoint,
+    check_row,
+    overlap,
+    row_key,
+)
 
-__all__ = ["KINDS", "ROW_KEYS", "SPLITS", "answer_matches", "assert_disjoint", "check_row",
-           "overlap", "row_key"]
+__all__ = [
+    "KINDS",
+    "ROW_KEYS",
+    "SPLITS",
+    "answer_matches",
+    "assert_disjoint",
+    "check_row",
+    "overlap",
+    "row_key",
+]

@@ -63,8 +63,9 @@ def check_row(row: Mapping[str, Any], where: str = "item") -> Mapping[str, Any]:
         raise UserError(f"{where} is not an object with {', '.join(ROW_KEYS)}")
     missing = [k for k in ROW_KEYS if k not in row]
     if missing:
-        raise UserError(f"{where} lacks {', '.join(missing)}; every item needs "
-                        f"{', '.join(ROW_KEYS)}")
+        raise UserError(
+            f"{where} lacks {', '.join(missing)}; every item needs {', '.join(ROW_KEYS)}"
+        )
     if row["kind"] not in KINDS:
         raise UserError(f"{where}: unknown kind {row['kind']!r}; use one of {', '.join(KINDS)}")
     check_split(row["split"])
@@ -75,8 +76,10 @@ def check_row(row: Mapping[str, Any], where: str = "item") -> Mapping[str, Any]:
             raise UserError(f"{where}: {key} must be a list")
     date = row["date"]
     if row["kind"] == "dates" and not date:
-        raise UserError(f"{where} ({row['id']}) has no date; a dates item needs its reference "
-                        "date as YYYY-MM-DD, e.g. 2023-01-30")
+        raise UserError(
+            f"{where} ({row['id']}) has no date; a dates item needs its reference "
+            "date as YYYY-MM-DD, e.g. 2023-01-30"
+        )
     if date is not None:
         try:
             _dt.date.fromisoformat(str(date))
@@ -92,20 +95,24 @@ def row_key(row: Mapping[str, Any]) -> Tuple[str, str]:
     return question, str(row.get("date") or "")
 
 
-def overlap(a: Iterable[Mapping[str, Any]], b: Iterable[Mapping[str, Any]]
-            ) -> List[Tuple[str, str]]:
+def overlap(
+    a: Iterable[Mapping[str, Any]], b: Iterable[Mapping[str, Any]]
+) -> List[Tuple[str, str]]:
     """The (question, date) keys that occur in both ``a`` and ``b``, sorted."""
     return sorted({row_key(r) for r in a} & {row_key(r) for r in b})
 
 
-def assert_disjoint(a: Iterable[Mapping[str, Any]], b: Iterable[Mapping[str, Any]],
-                    what: str = "the two sets") -> None:
+def assert_disjoint(
+    a: Iterable[Mapping[str, Any]], b: Iterable[Mapping[str, Any]], what: str = "the two sets"
+) -> None:
     """Raise a one-line :class:`UserError` when ``a`` and ``b`` share a (question, date) key."""
     shared = overlap(a, b)
     if shared:
         question, date = shared[0]
-        raise UserError(f"{what} share {len(shared)} item(s), e.g. {question!r}"
-                        f"{f' on {date}' if date else ''}; they must be disjoint")
+        raise UserError(
+            f"{what} share {len(shared)} item(s), e.g. {question!r}"
+            f"{f' on {date}' if date else ''}; they must be disjoint"
+        )
 
 
 def _fold(text: str) -> str:

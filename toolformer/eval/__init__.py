@@ -13,5 +13,12 @@ from toolformer.eval.tasks import (  # noqa: F401
     resolve_tasks,
 )
 
-__all__ = ["EvalConfig", "evaluate", "TASKS", "TaskSpec", "get_task", "register_task",
-           "resolve_tasks"]
+__all__ = [
+    "EvalConfig",
+    "evaluate",
+    "TASKS",
+    "TaskSpec",
+    "get_task",
+    "register_task",
+    "resolve_tasks",
+]

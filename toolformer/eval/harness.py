@@ -23,15 +23,24 @@ from toolformer.atomic import TMP_GLOB
 from toolformer.errors import UserError, ensure_dir
 from toolformer.eval import report
 from toolformer.eval.loaders import Example
-from toolformer.eval.metrics import (LOGLIKELIHOOD_ROLLING, METRICS, answer_text,
-                                     call_statistics, merge_call_statistics)
+from toolformer.eval.metrics import (
+    LOGLIKELIHOOD_ROLLING,
+    METRICS,
+    answer_text,
+    call_statistics,
+    merge_call_statistics,
+)
 from toolformer.eval.tasks import TaskSpec, default_data_dir, load_examples, resolve_tasks
 from toolformer.generation.trigger import resolve_trigger
 from toolformer.generation.types import GenerationConfig
 from toolformer.models import manifest_tools
 from toolformer.output_lock import check_not_input, hold_output
-from toolformer.tools.assembly import (DEFAULT_TOOLS, check_tool_options, create_tools,
-                                       run_tool_options)
+from toolformer.tools.assembly import (
+    DEFAULT_TOOLS,
+    check_tool_options,
+    create_tools,
+    run_tool_options,
+)
 
 DEFAULT_EVAL_TOOLS = tuple(DEFAULT_TOOLS["eval"])
 
@@ -53,43 +62,85 @@ class EvalConfig:
     """
 
     model: str = field(default="smollm2-135m", metadata={"help": "model alias, folder or HF id"})
-    tasks: Any = field(default="all", metadata={
-        "help": "comma-separated task names or a list; 'all' = every built-in; jsonl:PATH"})
-    data_dir: Optional[str] = field(default=None, metadata={
-        "help": "evaluation data folder (default $TOOLFORMER_DATA or ../shared/data)"})
-    limit: Optional[int] = field(default=None, metadata={
-        "help": "first N examples per task (perplexity: first N windows)"})
-    tools_enabled: bool = field(default=True, metadata={
-        "help": "False = 'Toolformer (disabled)': the model cannot open a call"})
-    tools: Optional[List[str]] = field(default=None, metadata={
-        "help": "tools to offer (default: the checkpoint's toolformer.json, else "
-                "Calculator, Calendar, WikiSearch, QA)"})
-    tool_options: Dict[str, Dict[str, Any]] = field(default_factory=dict, metadata={
-        "help": "constructor options per tool, e.g. {'WikiSearch': {'corpus': 'x.jsonl'}}"})
-    output_dir: Optional[str] = field(default=None, metadata={
-        "help": "where results.json and samples/ go (None: nothing is written)"})
-    generation: GenerationConfig = field(default_factory=eval_generation, metadata={
-        "help": "decoding settings (see eval_generation); per task the harness sets "
-                "max_new_tokens, stop_strings and tools_enabled"})
-    max_new_tokens: Optional[int] = field(default=None, metadata={
-        "help": "override every task's generation budget"})
-    dtype: str = field(default="fp32", metadata={"help": "fp32, bf16 or fp16",
-                                                 "choices": ("fp32", "bf16", "fp16")})
+    tasks: Any = field(
+        default="all",
+        metadata={
+            "help": "comma-separated task names or a list; 'all' = every built-in; jsonl:PATH"
+        },
+    )
+    data_dir: Optional[str] = field(
+        default=None,
+        metadata={"help": "evaluation data folder (default $TOOLFORMER_DATA or ../shared/data)"},
+    )
+    limit: Optional[int] = field(
+        default=None, metadata={"help": "first N examples per task (perplexity: first N windows)"}
+    )
+    tools_enabled: bool = field(
+        default=True,
+        metadata={"help": "False = 'Toolformer (disabled)': the model cannot open a call"},
+    )
+    tools: Optional[List[str]] = field(
+        default=None,
+        metadata={
+            "help": "tools to offer (default: the checkpoint's toolformer.json, else "
+            "Calculator, Calendar, WikiSearch, QA)"
+        },
+    )
+    tool_options: Dict[str, Dict[str, Any]] = field(
+        default_factory=dict,
+        metadata={
+            "help": "constructor options per tool, e.g. {'WikiSearch': {'corpus': 'x.jsonl'}}"
+        },
+    )
+    output_dir: Optional[str] = field(
+        default=None,
+        metadata={"help": "where results.json and samples/ go (None: nothing is written)"},
+    )
+    generation: GenerationConfig = field(
+        default_factory=eval_generation,
+        metadata={
+            "help": "decoding settings (see eval_generation); per task the harness sets "
+            "max_new_tokens, stop_strings and tools_enabled"
+        },
+    )
+    max_new_tokens: Optional[int] = field(
+        default=None, metadata={"help": "override every task's generation budget"}
+    )
+    dtype: str = field(
+        default="fp32", metadata={"help": "fp32, bf16 or fp16", "choices": ("fp32", "bf16", "fp16")}
+    )
     device: Optional[str] = field(default=None, metadata={"help": "e.g. cuda, cpu (default: cpu)"})
-    threads: Optional[int] = field(default=None, metadata={
-        "help": "torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)"})
-    max_length: int = field(default=1024, metadata={
-        "help": "perplexity window in tokens (capped at the model's context)"})
-    stride: Optional[int] = field(default=None, metadata={
-        "help": "perplexity stride (default max_length/2; = max_length: disjoint chunks)"})
-    resume: bool = field(default=True, metadata={
-        "help": "reuse the samples already in output_dir (same settings only)"})
+    threads: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)"
+        },
+    )
+    max_length: int = field(
+        default=1024,
+        metadata={"help": "perplexity window in tokens (capped at the model's context)"},
+    )
+    stride: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "perplexity stride (default max_length/2; = max_length: disjoint chunks)"
+        },
+    )
+    resume: bool = field(
+        default=True,
+        metadata={"help": "reuse the samples already in output_dir (same settings only)"},
+    )
     progress: bool = field(default=True, metadata={"help": "show tqdm progress bars"})
     name: Optional[str] = field(default=None, metadata={"help": "run label in comparisons"})
-    call_trigger: str = field(default="manifest", metadata={
-        "help": "manifest: decode with the model's calibrated call trigger (toolformer.json "
-                "call_trigger) when it has one; config: generation.call_top_k/call_threshold "
-                "as given", "choices": ("manifest", "config")})
+    call_trigger: str = field(
+        default="manifest",
+        metadata={
+            "help": "manifest: decode with the model's calibrated call trigger (toolformer.json "
+            "call_trigger) when it has one; config: generation.call_top_k/call_threshold "
+            "as given",
+            "choices": ("manifest", "config"),
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.generation.seed is None:  # an evaluation is reproducible unless told otherwise
@@ -151,12 +202,20 @@ def _fingerprint(config: EvalConfig, tool_names: Sequence[str], data_dir: Path) 
     """
     gen = config.generation
     blob: Dict[str, Any] = {
-        "model": config.model, "tools_enabled": config.tools_enabled,
-        "tool_options": config.tool_options, "max_new_tokens": config.max_new_tokens,
-        "call_top_k": gen.call_top_k, "max_calls": gen.max_calls,
-        "min_new_tokens": gen.min_new_tokens, "do_sample": gen.do_sample,
-        "temperature": gen.temperature, "seed": gen.seed, "dtype": config.dtype,
-        "ppl_max_length": config.max_length, "ppl_stride": config.stride}
+        "model": config.model,
+        "tools_enabled": config.tools_enabled,
+        "tool_options": config.tool_options,
+        "max_new_tokens": config.max_new_tokens,
+        "call_top_k": gen.call_top_k,
+        "max_calls": gen.max_calls,
+        "min_new_tokens": gen.min_new_tokens,
+        "do_sample": gen.do_sample,
+        "temperature": gen.temperature,
+        "seed": gen.seed,
+        "dtype": config.dtype,
+        "ppl_max_length": config.max_length,
+        "ppl_stride": config.stride,
+    }
     for name in ("top_k", "top_p", "max_call_tokens", "call_threshold"):
         if getattr(gen, name) != getattr(GenerationConfig, name):
             blob[name] = getattr(gen, name)
@@ -182,8 +241,9 @@ def _read_samples(path: Path) -> Dict[int, Dict[str, Any]]:
 # --------------------------------------------------------------------------- scoring
 
 
-def score_sample(task: TaskSpec, idx: int, ex: Example, prompt: str, out: Any,
-                 seconds: float) -> Dict[str, Any]:
+def score_sample(
+    task: TaskSpec, idx: int, ex: Example, prompt: str, out: Any, seconds: float
+) -> Dict[str, Any]:
     """One ``samples/<task>.jsonl`` record for an example and its generation output."""
     calls = [_to_dict(c) for c in out.calls]
     scored = METRICS.get(task.metric).score(out.text, ex.gold, ex.choices, calls)
@@ -207,13 +267,19 @@ def score_sample(task: TaskSpec, idx: int, ex: Example, prompt: str, out: Any,
 def rescore(task: TaskSpec, ex: Example, rec: Dict[str, Any]) -> Dict[str, Any]:
     """A resumed record scored again with the current metric (outputs are kept, not rerun)."""
     scored = METRICS.get(task.metric).score(rec["output"], ex.gold, ex.choices, rec["calls"])
-    return {**rec, "answer_text": answer_text(rec["output"], rec["calls"]),
-            "extracted": scored.extracted, "gold": ex.gold, "choices": ex.choices,
-            "correct": scored.correct}
+    return {
+        **rec,
+        "answer_text": answer_text(rec["output"], rec["calls"]),
+        "extracted": scored.extracted,
+        "gold": ex.gold,
+        "choices": ex.choices,
+        "correct": scored.correct,
+    }
 
 
-def summarize(task: TaskSpec, samples: Sequence[Dict[str, Any]], disabled: Sequence[str]
-              ) -> Dict[str, Any]:
+def summarize(
+    task: TaskSpec, samples: Sequence[Dict[str, Any]], disabled: Sequence[str]
+) -> Dict[str, Any]:
     """A task's scores and tool statistics from its sample records."""
     n = len(samples)
     calls = [c for s in samples for c in s["calls"]]
@@ -250,8 +316,10 @@ def example_contexts(examples: Sequence[Example]) -> Optional[List[Any]]:
     from toolformer.tools.base import ToolContext
     from toolformer.tools.calendar import as_date
 
-    return [ToolContext(date=as_date(ex.meta["date"])) if ex.meta.get("date") else None
-            for ex in examples]
+    return [
+        ToolContext(date=as_date(ex.meta["date"])) if ex.meta.get("date") else None
+        for ex in examples
+    ]
 
 
 # --------------------------------------------------------------------------- running
@@ -269,8 +337,14 @@ def _default_generator(model: Any, tokenizer: Any, executor: Any, gen_config: An
 class _Run:
     """The state of one :func:`evaluate` call: model, tools, output folder."""
 
-    def __init__(self, config: EvalConfig, model: Any, tokenizer: Any,
-                 generator_factory: GeneratorFactory, tools: Optional[Mapping[str, Any]]):
+    def __init__(
+        self,
+        config: EvalConfig,
+        model: Any,
+        tokenizer: Any,
+        generator_factory: GeneratorFactory,
+        tools: Optional[Mapping[str, Any]],
+    ):
         self.config = config
         self.model = model
         self.tokenizer = tokenizer
@@ -284,15 +358,23 @@ class _Run:
         QA shares the run's WikiSearch unless its own corpus is set, and reads with the evaluated
         model itself when that is the reader it asks for (no second copy in memory).
         """
-        return create_tools(names, self.config.tool_options, model=self.model, tokenizer=self.tokenizer,
-                            model_name=self.config.model, dtype=self.config.dtype, built=self.tool_objects)
+        return create_tools(
+            names,
+            self.config.tool_options,
+            model=self.model,
+            tokenizer=self.tokenizer,
+            model_name=self.config.model,
+            dtype=self.config.dtype,
+            built=self.tool_objects,
+        )
 
     def samples_path(self, task: TaskSpec) -> Optional[Path]:
         return None if self.out is None else self.out / "samples" / f"{task.file_stem}.jsonl"
 
     # -- generation tasks ------------------------------------------------------------------
-    def run_generation(self, task: TaskSpec, examples: List[Example], tool_names: List[str]
-                       ) -> Dict[str, Any]:
+    def run_generation(
+        self, task: TaskSpec, examples: List[Example], tool_names: List[str]
+    ) -> Dict[str, Any]:
         from tqdm.auto import tqdm
 
         from toolformer.tools.executor import ToolExecutor
@@ -300,27 +382,40 @@ class _Run:
         cfg = self.config
         allowed = allowed_tools(task, tool_names) if cfg.tools_enabled else []
         disabled = [n for n in tool_names if n not in allowed] if cfg.tools_enabled else []
-        gen_config = replace(cfg.generation,
-                             max_new_tokens=cfg.max_new_tokens or task.max_new_tokens,
-                             tools_enabled=bool(allowed), stop_strings=task.stop)
+        gen_config = replace(
+            cfg.generation,
+            max_new_tokens=cfg.max_new_tokens or task.max_new_tokens,
+            tools_enabled=bool(allowed),
+            stop_strings=task.stop,
+        )
         executor = ToolExecutor(self.tools_for(allowed)) if allowed else None
         prompts = [task.prompt(ex) for ex in examples]
         contexts = example_contexts(examples)
         path = self.samples_path(task)
         done = _read_samples(path) if (path is not None and cfg.resume) else {}
-        done = {i: rescore(task, examples[i], r) for i, r in done.items()
-                if i < len(examples) and r.get("prompt") == prompts[i]}
+        done = {
+            i: rescore(task, examples[i], r)
+            for i, r in done.items()
+            if i < len(examples) and r.get("prompt") == prompts[i]
+        }
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             # rewrite what is kept, so the file holds exactly this run's samples
             with path.open("w", encoding="utf-8") as fh:
                 for i in sorted(done):
                     fh.write(json.dumps(done[i], ensure_ascii=False) + "\n")
-        todo = sorted((i for i in range(len(examples)) if i not in done),
-                      key=lambda i: (len(prompts[i]), i))
+        todo = sorted(
+            (i for i in range(len(examples)) if i not in done), key=lambda i: (len(prompts[i]), i)
+        )
         generator = self.factory(self.model, self.tokenizer, executor, gen_config)
-        bar = tqdm(total=len(examples), initial=len(done), desc=task.name, unit="ex",
-                   disable=not cfg.progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=len(examples),
+            initial=len(done),
+            desc=task.name,
+            unit="ex",
+            disable=not cfg.progress,
+            dynamic_ncols=True,
+        )
         try:
             for b in range(0, len(todo), gen_config.batch_size):
                 batch = todo[b : b + gen_config.batch_size]
@@ -329,8 +424,10 @@ class _Run:
                 extra = {} if contexts is None else {"contexts": [contexts[i] for i in batch]}
                 outs = generator.generate([prompts[i] for i in batch], gen_config, **extra)
                 share = (time.perf_counter() - start) / len(batch)
-                records = [score_sample(task, i, examples[i], prompts[i], o, share)
-                           for i, o in zip(batch, outs)]
+                records = [
+                    score_sample(task, i, examples[i], prompts[i], o, share)
+                    for i, o in zip(batch, outs)
+                ]
                 for rec in records:
                     done[rec["idx"]] = rec
                 if path is not None:
@@ -349,9 +446,14 @@ class _Run:
                 for rec in samples:
                     fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
         result = summarize(task, samples, disabled)
-        result.update(tools_offered=allowed, disabled_tools=disabled,
-                      max_new_tokens=gen_config.max_new_tokens, stop=list(task.stop),
-                      template=task.template, paper_task=task.paper_task)
+        result.update(
+            tools_offered=allowed,
+            disabled_tools=disabled,
+            max_new_tokens=gen_config.max_new_tokens,
+            stop=list(task.stop),
+            template=task.template,
+            paper_task=task.paper_task,
+        )
         return result
 
     # -- perplexity ------------------------------------------------------------------------
@@ -366,20 +468,41 @@ class _Run:
             if old is not None and old.get("settings") == settings:
                 return old["result"]
         text = "\n".join(ex.fields["text"] for ex in examples)
-        res = perplexity(self.model, self.tokenizer, text, max_length=cfg.max_length,
-                         stride=cfg.stride, batch_size=cfg.generation.batch_size, limit=cfg.limit,
-                         progress=cfg.progress)
+        res = perplexity(
+            self.model,
+            self.tokenizer,
+            text,
+            max_length=cfg.max_length,
+            stride=cfg.stride,
+            batch_size=cfg.generation.batch_size,
+            limit=cfg.limit,
+            progress=cfg.progress,
+        )
         metric = METRICS.get(task.metric)
         better = {} if metric.higher_is_better else {"lower_is_better": True}
-        result = {"task": task.name, "metric": task.metric, "score": res["perplexity"],
-                  "n": res["tokens_scored"], **better, "tool_call_rate": 0.0,
-                  "calls": 0, "tool_counts": {}, "failed_calls": 0, "call_failure_rate": 0.0,
-                  "mean_output_tokens": 0.0, "tools_offered": [], "disabled_tools": ["*"],
-                  "paper_task": task.paper_task, **res}
+        result = {
+            "task": task.name,
+            "metric": task.metric,
+            "score": res["perplexity"],
+            "n": res["tokens_scored"],
+            **better,
+            "tool_call_rate": 0.0,
+            "calls": 0,
+            "tool_counts": {},
+            "failed_calls": 0,
+            "call_failure_rate": 0.0,
+            "mean_output_tokens": 0.0,
+            "tools_offered": [],
+            "disabled_tools": ["*"],
+            "paper_task": task.paper_task,
+            **res,
+        }
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"idx": 0, "settings": settings, "result": result}) + "\n",
-                            encoding="utf-8")
+            path.write_text(
+                json.dumps({"idx": 0, "settings": settings, "result": result}) + "\n",
+                encoding="utf-8",
+            )
         return result
 
 
@@ -389,9 +512,13 @@ def _has_samples(out: Path) -> bool:
     return folder.is_dir() and any(p.is_file() and p.stat().st_size > 0 for p in folder.iterdir())
 
 
-def _check_output_dir(out: Path, fingerprint: str, resume: bool,
-                      model_files: Optional[Dict[str, Any]] = None,
-                      model: str = "the model") -> None:
+def _check_output_dir(
+    out: Path,
+    fingerprint: str,
+    resume: bool,
+    model_files: Optional[Dict[str, Any]] = None,
+    model: str = "the model",
+) -> None:
     """Refuse a folder holding samples made with other settings, or with the same model name
     whose files changed since (``model_files``: :func:`toolformer.fingerprint.model_fingerprint`);
     called before any loading.
@@ -411,18 +538,26 @@ def _check_output_dir(out: Path, fingerprint: str, resume: bool,
             raise UserError(
                 f"{out} holds a run with different settings; give another EvalConfig.output_dir, "
                 "or EvalConfig.resume=False to overwrite its samples",
-                field=("EvalConfig.output_dir", "EvalConfig.resume=False"))
+                field=("EvalConfig.output_dir", "EvalConfig.resume=False"),
+            )
         if model_files is not None:  # a folder recorded before model fingerprints: trusted
             from toolformer.fingerprint import check_same_model
 
             recorded = json.loads(state.read_text(encoding="utf-8")).get("model_files")
-            check_same_model(recorded, model_files, model, out, "give another "
-                             "EvalConfig.output_dir, or EvalConfig.resume=False to evaluate it "
-                             "afresh over its samples")
+            check_same_model(
+                recorded,
+                model_files,
+                model,
+                out,
+                "give another "
+                "EvalConfig.output_dir, or EvalConfig.resume=False to evaluate it "
+                "afresh over its samples",
+            )
 
 
-def _record_settings(out: Path, fingerprint: str,
-                     model_files: Optional[Dict[str, Any]] = None) -> None:
+def _record_settings(
+    out: Path, fingerprint: str, model_files: Optional[Dict[str, Any]] = None
+) -> None:
     state = {"fingerprint": fingerprint}
     if model_files is not None:
         state["model_files"] = model_files
@@ -452,23 +587,36 @@ def evaluate(
     line) when another run holds ``output_dir``, or when a ``jsonl:`` task file lies where the
     run writes its samples or results.
     """
-    kwargs = dict(model=model, tokenizer=tokenizer, generator_factory=generator_factory,
-                  tools=tools, command=command)
+    kwargs = dict(
+        model=model,
+        tokenizer=tokenizer,
+        generator_factory=generator_factory,
+        tools=tools,
+        command=command,
+    )
     if not config.output_dir:
         return _evaluate(config, **kwargs)
     specs = resolve_tasks(config.tasks)
-    check_not_input(config.output_dir, {f"EvalConfig.tasks {s.name}": s.path for s in specs
-                                        if s.name.startswith("jsonl:")}, EVAL_WRITES,
-                    option="EvalConfig.output_dir")
+    check_not_input(
+        config.output_dir,
+        {f"EvalConfig.tasks {s.name}": s.path for s in specs if s.name.startswith("jsonl:")},
+        EVAL_WRITES,
+        option="EvalConfig.output_dir",
+    )
     # one run per output folder: two would append to the same samples files
     with hold_output(config.output_dir, option="EvalConfig.output_dir"):
         return _evaluate(config, **kwargs)
 
 
-def _evaluate(config: EvalConfig, *, model: Any, tokenizer: Any,
-              generator_factory: Optional[GeneratorFactory],
-              tools: Optional[Mapping[str, Any]],
-              command: Optional[Sequence[str]]) -> Dict[str, Any]:
+def _evaluate(
+    config: EvalConfig,
+    *,
+    model: Any,
+    tokenizer: Any,
+    generator_factory: Optional[GeneratorFactory],
+    tools: Optional[Mapping[str, Any]],
+    command: Optional[Sequence[str]],
+) -> Dict[str, Any]:
     """:func:`evaluate` once the output folder (if any) is this process's: check and load the
     inputs, then the model, run every task and write the results."""
     started = _dt.datetime.now(_dt.timezone.utc)
@@ -479,8 +627,9 @@ def _evaluate(config: EvalConfig, *, model: Any, tokenizer: Any,
     config = _resolve_settings(config)
     # load every task's data before the model: a bad path fails in a second, not after loading
     # --limit counts examples of a generation task, windows of a perplexity text
-    loaded = [load_examples(spec, data_dir, config.limit if spec.generates else None)
-              for spec in specs]
+    loaded = [
+        load_examples(spec, data_dir, config.limit if spec.generates else None) for spec in specs
+    ]
     out = Path(config.output_dir) if config.output_dir else None
     fingerprint = _fingerprint(config, tool_names, data_dir)
     model_files = _check_output(config, out, fingerprint) if out is not None else None
@@ -502,8 +651,12 @@ def _resolve_settings(config: EvalConfig) -> EvalConfig:
     option, before any data or model loads."""
     if config.call_trigger not in ("manifest", "config"):
         raise UserError(f"call_trigger must be 'manifest' or 'config', not {config.call_trigger!r}")
-    config = replace(config, generation=resolve_trigger(
-        config.generation, config.model, explicit=config.call_trigger == "config"))
+    config = replace(
+        config,
+        generation=resolve_trigger(
+            config.generation, config.model, explicit=config.call_trigger == "config"
+        ),
+    )
     if config.tools_enabled:  # the checkpoint's safe tool options (selftrain's), then the user's
         config = replace(config, tool_options=run_tool_options(config.model, config.tool_options))
     if config.tools_enabled:  # every tool option checked before any data or model loads
@@ -540,8 +693,12 @@ def _load_model(config: EvalConfig, model: Any, tokenizer: Any) -> Tuple[Any, An
     return model, tokenizer
 
 
-def _run_tasks(run: _Run, loaded: Sequence[Tuple[TaskSpec, List[Example]]],
-               tool_names: Sequence[str], data_dir: Path) -> Dict[str, Any]:
+def _run_tasks(
+    run: _Run,
+    loaded: Sequence[Tuple[TaskSpec, List[Example]]],
+    tool_names: Sequence[str],
+    data_dir: Path,
+) -> Dict[str, Any]:
     """Every task's result by name, in task order, each with the data file it read."""
     results: Dict[str, Any] = {}
     for spec, examples in loaded:
@@ -553,9 +710,16 @@ def _run_tasks(run: _Run, loaded: Sequence[Tuple[TaskSpec, List[Example]]],
     return results
 
 
-def _summary(config: EvalConfig, tokenizer: Any, tool_names: Sequence[str], data_dir: Path,
-             results: Dict[str, Any], command: Optional[Sequence[str]],
-             started: _dt.datetime, t0: float) -> Dict[str, Any]:
+def _summary(
+    config: EvalConfig,
+    tokenizer: Any,
+    tool_names: Sequence[str],
+    data_dir: Path,
+    results: Dict[str, Any],
+    command: Optional[Sequence[str]],
+    started: _dt.datetime,
+    t0: float,
+) -> Dict[str, Any]:
     """The run's report (what ``results.json`` holds): its settings, versions, timings, every
     task's result and the call statistics over all generating tasks. ``started``: the UTC start
     time; ``t0``: its ``time.perf_counter()``."""

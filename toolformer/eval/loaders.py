@@ -18,10 +18,10 @@ from toolformer.datasets.dateset import generate_dateset
 from toolformer.datasets.notool import generate_notool
 from toolformer.datasets.rows import check_row
 from toolformer.errors import UserError
-from toolformer.records import RecordStats, iter_records
 from toolformer.eval.metrics import LETTERS, parse_gold_number
-from toolformer.text.numbers import drop_point_zero
+from toolformer.records import RecordStats, iter_records
 from toolformer.registry import Registry
+from toolformer.text.numbers import drop_point_zero
 
 
 @dataclass
@@ -44,8 +44,11 @@ LOADERS: Registry[Loader] = Registry("data format")
 
 def _need(path: Path, what: str) -> Path:
     if not path.exists():
-        raise UserError(f"{what} not found at {path}; set EvalConfig.data_dir (or $TOOLFORMER_DATA) "
-                        "to the folder that holds the evaluation data", field="EvalConfig.data_dir")
+        raise UserError(
+            f"{what} not found at {path}; set EvalConfig.data_dir (or $TOOLFORMER_DATA) "
+            "to the folder that holds the evaluation data",
+            field="EvalConfig.data_dir",
+        )
     return path
 
 
@@ -57,8 +60,10 @@ def read_text(path: Path, what: str = "data file") -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise UserError(f"{path}:{line} is not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
-                        "convert the file to UTF-8") from None
+        raise UserError(
+            f"{path}:{line} is not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
+            "convert the file to UTF-8"
+        ) from None
 
 
 def read_json(path: Path) -> Any:
@@ -69,8 +74,9 @@ def read_json(path: Path) -> Any:
         raise UserError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
 
-def read_jsonl_located(path: Path, stats: Optional[RecordStats] = None
-                       ) -> List[Tuple[str, Dict[str, Any]]]:
+def read_jsonl_located(
+    path: Path, stats: Optional[RecordStats] = None
+) -> List[Tuple[str, Dict[str, Any]]]:
     """``(where, row)`` for each JSON object of a JSONL file, read by the shared reader
     (:mod:`toolformer.records`); ``where`` is ``"PATH:N"`` with N the row's physical 1-based
     line (blank and skipped lines counted), for messages about that row.
@@ -83,7 +89,7 @@ def read_jsonl_located(path: Path, stats: Optional[RecordStats] = None
         if not isinstance(row, dict):
             stats.bad_line(path, where, "is not a JSON object", "not_a_record", "")
             continue
-        line = where[len("line "):] if where.startswith("line ") else None
+        line = where[len("line ") :] if where.startswith("line ") else None
         rows.append((f"{path}:{line}" if line else f"{path} {where}", row))
     return rows
 
@@ -96,8 +102,10 @@ def read_jsonl(path: Path, stats: Optional[RecordStats] = None) -> List[Dict[str
 def _require(row: Dict[str, Any], keys: Sequence[str], where: str) -> None:
     missing = [k for k in keys if k not in row]
     if missing:
-        raise UserError(f"{where}: missing field(s) {', '.join(missing)}; "
-                        f"found {', '.join(sorted(row)) or 'none'}")
+        raise UserError(
+            f"{where}: missing field(s) {', '.join(missing)}; "
+            f"found {', '.join(sorted(row)) or 'none'}"
+        )
 
 
 def _gold_number(value: Any, where: str) -> float:
@@ -129,9 +137,14 @@ def load_svamp(path: Path) -> List[Example]:
     for i, row in enumerate(rows):
         _require(row, ("Body", "Question", "Answer"), f"{path} item {i}")
         question = f"{row['Body'].strip()} {row['Question'].strip()}"
-        out.append(Example(str(row.get("ID", i)), {"question": question},
-                           _gold_number(row["Answer"], f"{path} item {i}"),
-                           meta={"type": row.get("Type"), "equation": row.get("Equation")}))
+        out.append(
+            Example(
+                str(row.get("ID", i)),
+                {"question": question},
+                _gold_number(row["Answer"], f"{path} item {i}"),
+                meta={"type": row.get("Type"), "equation": row.get("Equation")},
+            )
+        )
     return out
 
 
@@ -146,9 +159,14 @@ def load_mawps_subset(path: Path) -> List[Example]:
         if not row["lSolutions"]:
             raise UserError(f"{where}: empty lSolutions")
         question = " ".join(row["sQuestion"].split())
-        out.append(Example(str(row.get("iIndex", i)), {"question": question},
-                           _gold_number(row["lSolutions"][0], where),
-                           meta={"equations": row.get("lEquations")}))
+        out.append(
+            Example(
+                str(row.get("iIndex", i)),
+                {"question": question},
+                _gold_number(row["lSolutions"][0], where),
+                meta={"equations": row.get("lEquations")},
+            )
+        )
     return out
 
 
@@ -160,8 +178,14 @@ def load_mawps_jsonl(path: Path) -> List[Example]:
     for i, (where, row) in enumerate(read_jsonl_located(path)):
         _require(row, ("question", "answer"), where)
         question = drop_point_zero(row["question"])
-        out.append(Example(str(row.get("id", i)), {"question": question},
-                           _gold_number(row["answer"], where), meta={"fold": row.get("fold")}))
+        out.append(
+            Example(
+                str(row.get("id", i)),
+                {"question": question},
+                _gold_number(row["answer"], where),
+                meta={"fold": row.get("fold")},
+            )
+        )
     return out
 
 
@@ -174,8 +198,9 @@ def load_gsm8k(path: Path) -> List[Example]:
         final = str(row["answer"]).rsplit("####", 1)
         if len(final) != 2:
             raise UserError(f"{where}: answer has no '#### <number>' line")
-        out.append(Example(str(i), {"question": row["question"]},
-                           _gold_number(final[1].strip(), where)))
+        out.append(
+            Example(str(i), {"question": row["question"]}, _gold_number(final[1].strip(), where))
+        )
     return out
 
 
@@ -212,10 +237,14 @@ def _lama_facts(path: Path, template: str, relation: str) -> List[Example]:
     out = []
     for i, (where, row) in enumerate(read_jsonl_located(path)):
         _require(row, ("sub_label", "obj_label"), where)
-        out.append(Example(str(row.get("uuid", f"{relation}-{i}")),
-                           {"text": prefix.replace("\x00", row["sub_label"])},
-                           row["obj_label"],
-                           meta={"relation": relation, "aliases": row.get("obj_aliases", [])}))
+        out.append(
+            Example(
+                str(row.get("uuid", f"{relation}-{i}")),
+                {"text": prefix.replace("\x00", row["sub_label"])},
+                row["obj_label"],
+                meta={"relation": relation, "aliases": row.get("obj_aliases", [])},
+            )
+        )
     return out
 
 
@@ -239,8 +268,11 @@ def load_lama_google_re(path: Path) -> List[Example]:
     """LAMA Google-RE: ``path`` holds ``<relation>_test.jsonl`` files; LAMA's templates."""
     groups = []
     for relation, template in GOOGLE_RE_TEMPLATES.items():
-        groups.append(_lama_facts(_need(path / f"{relation}_test.jsonl", "Google-RE file"),
-                                  template, relation))
+        groups.append(
+            _lama_facts(
+                _need(path / f"{relation}_test.jsonl", "Google-RE file"), template, relation
+            )
+        )
     return _interleave(groups)
 
 
@@ -302,8 +334,11 @@ def load_bbh_mc(path: Path) -> List[Example]:
         target = re.fullmatch(r"\(?([A-Z])\)?", row["target"].strip())
         if not choices or target is None or LETTERS.index(target.group(1)) >= len(choices):
             raise UserError(f"{where}: could not read the options or the target {row['target']!r}")
-        out.append(Example(str(i), {"question": row["input"]}, LETTERS.index(target.group(1)),
-                           choices=choices))
+        out.append(
+            Example(
+                str(i), {"question": row["input"]}, LETTERS.index(target.group(1)), choices=choices
+            )
+        )
     return out
 
 
@@ -325,8 +360,14 @@ def load_bigbench_mc(path: Path) -> List[Example]:
         if len(gold) != 1 or best <= 0:
             raise UserError(f"{where}: needs exactly one option with the top score")
         choices = [str(o) for o, _ in options]
-        out.append(Example(str(i), {"question": format_options(row["input"], choices)}, gold[0],
-                           choices=choices))
+        out.append(
+            Example(
+                str(i),
+                {"question": format_options(row["input"], choices)},
+                gold[0],
+                choices=choices,
+            )
+        )
     return out
 
 
@@ -341,10 +382,16 @@ def _generated(rows: List[Dict[str, Any]]) -> List[Example]:
     out = []
     for row in rows:
         check_row(row)
-        meta = {"date": row["date"], "tools": list(row["tools"]), "answer": row["answer"],
-                "kind": row["kind"], "family": row.get("family")}
-        out.append(Example(row["id"], {"question": row["question"]}, list(row["answers"]),
-                           meta=meta))
+        meta = {
+            "date": row["date"],
+            "tools": list(row["tools"]),
+            "answer": row["answer"],
+            "kind": row["kind"],
+            "family": row.get("family"),
+        }
+        out.append(
+            Example(row["id"], {"question": row["question"]}, list(row["answers"]), meta=meta)
+        )
     return out
 
 
@@ -401,25 +448,41 @@ def load_generic_jsonl(path: Path) -> List[Example]:
         _require(row, ("question", "answer"), where)
         question = row["question"]
         # a null or empty question would be asked as "None" or as nothing; a number is text enough
-        if not (isinstance(question, str) and question.strip()
-                or isinstance(question, (int, float)) and not isinstance(question, bool)
-                and math.isfinite(question)):
-            raise UserError(f"{where}: question must be a non-empty string, got {question!r}; "
-                            "fix or remove the row")
+        if not (
+            isinstance(question, str)
+            and question.strip()
+            or isinstance(question, (int, float))
+            and not isinstance(question, bool)
+            and math.isfinite(question)
+        ):
+            raise UserError(
+                f"{where}: question must be a non-empty string, got {question!r}; "
+                "fix or remove the row"
+            )
         answer = row["answer"]
         number = parse_gold_number(answer)
         if number is not None:
             gold: Any = _gold_number(answer, where)
         elif isinstance(answer, str) and answer.strip():
             gold = [answer]
-        elif (isinstance(answer, list) and answer
-              and all(isinstance(a, str) and a.strip()
-                      or isinstance(a, (int, float)) and not isinstance(a, bool)
-                      and math.isfinite(a) for a in answer)):
+        elif (
+            isinstance(answer, list)
+            and answer
+            and all(
+                isinstance(a, str)
+                and a.strip()
+                or isinstance(a, (int, float))
+                and not isinstance(a, bool)
+                and math.isfinite(a)
+                for a in answer
+            )
+        ):
             gold = [str(a) for a in answer]
         else:
-            raise UserError(f"{where}: answer must be a finite number, a string or a non-empty "
-                            f"list of them, got {answer!r}; fix or remove the row")
+            raise UserError(
+                f"{where}: answer must be a finite number, a string or a non-empty "
+                f"list of them, got {answer!r}; fix or remove the row"
+            )
         meta = {"numeric": number is not None, "answer": answer}
         if row.get("date") is not None:  # the Calendar's date for this question
             meta["date"] = _iso_date(row["date"], where)

@@ -108,6 +108,7 @@ def first_words(text: str, n: int) -> List[str]:
 
 # --------------------------------------------------------------------------- numbers
 
+
 def parse_gold_number(value: Any) -> Optional[float]:
     """A gold answer as a float: a JSON number, or a string holding exactly one number."""
     if isinstance(value, bool):
@@ -134,8 +135,10 @@ def numbers_match(pred: Union[Number, float, None], gold: float) -> bool:
     if math.isclose(value, gold, rel_tol=1e-6, abs_tol=1e-9):
         return True
     decimals = pred.decimals if isinstance(pred, Number) else None
-    return decimals is not None and decimals >= 2 and math.isclose(
-        round(gold, decimals), value, abs_tol=10 ** -(decimals + 3)
+    return (
+        decimals is not None
+        and decimals >= 2
+        and math.isclose(round(gold, decimals), value, abs_tol=10 ** -(decimals + 3))
     )
 
 
@@ -216,7 +219,9 @@ def choice_prediction(text: str, choices: Sequence[str]) -> Optional[int]:
     letters = LETTERS[: len(choices)]
     found: List[tuple] = []  # (start, -length, index)
     if letters:
-        for m in re.finditer(rf"\(([{letters}])\)|\[([{letters}])\]|(?<!\w)([{letters}])[\).:](?!\w)", text):
+        for m in re.finditer(
+            rf"\(([{letters}])\)|\[([{letters}])\]|(?<!\w)([{letters}])[\).:](?!\w)", text
+        ):
             letter = m.group(1) or m.group(2) or m.group(3)
             found.append((m.start(), -(m.end() - m.start()), letters.index(letter)))
         m = re.match(rf"\s*([{letters}])\s*$|\s*([{letters}])\s*\n", text)
@@ -280,8 +285,13 @@ class MetricSpec:
         if self.output_type not in OUTPUT_TYPES:
             raise ValueError(f"metric {self.name}: output_type must be one of {OUTPUT_TYPES}")
 
-    def score(self, output: str, gold: Any, choices: Optional[Sequence[str]] = None,
-              calls: Optional[Sequence[Any]] = None) -> Scored:
+    def score(
+        self,
+        output: str,
+        gold: Any,
+        choices: Optional[Sequence[str]] = None,
+        calls: Optional[Sequence[Any]] = None,
+    ) -> Scored:
         """Score one generated ``output`` (calls still in it; ``calls``: see
         :func:`answer_text`). Raises ``ValueError`` for a corpus metric."""
         if self.scorer is None:
@@ -348,14 +358,24 @@ for _spec in (
     MetricSpec("multiple_choice", "the first option named is the gold one", _multiple_choice),
     MetricSpec("contains", f"a gold form within the first {QA_WORDS} words", _contains),
     MetricSpec("no_call", "the output has no tool call", _no_call, reads_calls=True),
-    MetricSpec("perplexity", "token-level perplexity of the text (rolling windows)",
-               output_type=LOGLIKELIHOOD_ROLLING, higher_is_better=False, percent=False),
+    MetricSpec(
+        "perplexity",
+        "token-level perplexity of the text (rolling windows)",
+        output_type=LOGLIKELIHOOD_ROLLING,
+        higher_is_better=False,
+        percent=False,
+    ),
 ):
     register_metric(_spec)
 
 
-def score_output(kind: str, output: str, gold: Any, choices: Optional[Sequence[str]] = None,
-                 calls: Optional[Sequence[Any]] = None) -> Scored:
+def score_output(
+    kind: str,
+    output: str,
+    gold: Any,
+    choices: Optional[Sequence[str]] = None,
+    calls: Optional[Sequence[Any]] = None,
+) -> Scored:
     """Score one generated ``output`` (calls still in it) against ``gold`` with metric ``kind``.
 
     ``gold`` is a float (math), a string (lama), a list of aliases (qa) or the index of the
@@ -393,8 +413,7 @@ def _rate(num: int, den: int) -> Optional[float]:
     return num / den if den else None
 
 
-def call_statistics(samples: Sequence[Dict[str, Any]], expected: Sequence[str]
-                    ) -> Dict[str, Any]:
+def call_statistics(samples: Sequence[Dict[str, Any]], expected: Sequence[str]) -> Dict[str, Any]:
     """When and which tool the model called on one task.
 
     ``samples``: records with ``calls`` (call records as dicts: ``tool``, ``error``) and
@@ -434,8 +453,11 @@ def call_statistics(samples: Sequence[Dict[str, Any]], expected: Sequence[str]
         cell[1] += 1
     precision = _rate(fitting_calls, n_calls)
     recall = _rate(with_fitting, n) if fits else None
-    f1 = (2 * precision * recall / (precision + recall) if precision and recall else
-          (0.0 if precision is not None and recall is not None else None))
+    f1 = (
+        2 * precision * recall / (precision + recall)
+        if precision and recall
+        else (0.0 if precision is not None and recall is not None else None)
+    )
     return {
         "expected_tools": list(expected),
         "n": n,
@@ -447,10 +469,12 @@ def call_statistics(samples: Sequence[Dict[str, Any]], expected: Sequence[str]
         "recall": recall,
         "f1": f1,
         "confusion": {expected_label(expected): dict(sorted(row.items()))},
-        "called": {"correct": split[True][0], "n": split[True][1],
-                   "accuracy": _rate(*split[True])},
-        "not_called": {"correct": split[False][0], "n": split[False][1],
-                       "accuracy": _rate(*split[False])},
+        "called": {"correct": split[True][0], "n": split[True][1], "accuracy": _rate(*split[True])},
+        "not_called": {
+            "correct": split[False][0],
+            "n": split[False][1],
+            "accuracy": _rate(*split[False]),
+        },
         "failed_calls_by_tool": dict(sorted(failed.items())),
     }
 
@@ -470,6 +494,11 @@ def merge_call_statistics(per_task: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
                 target[tool] = target.get(tool, 0) + count
         for tool, count in stats["failed_calls_by_tool"].items():
             failed[tool] = failed.get(tool, 0) + count
-    return {"calls": calls, "expected_calls": fitting, "wrong_tool_calls": calls - fitting,
-            "precision": _rate(fitting, calls), "confusion": confusion,
-            "failed_calls_by_tool": failed}
+    return {
+        "calls": calls,
+        "expected_calls": fitting,
+        "wrong_tool_calls": calls - fitting,
+        "precision": _rate(fitting, calls),
+        "confusion": confusion,
+        "failed_calls_by_tool": failed,
+    }

@@ -63,8 +63,10 @@ def _batches(windows: Sequence[Window], rows: int) -> Iterable[List[Window]]:
     current: List[Window] = []
     for w in windows:
         shape = (w.end - w.begin, w.n_targets)
-        if current and (len(current) == rows or shape != (current[0].end - current[0].begin,
-                                                          current[0].n_targets)):
+        if current and (
+            len(current) == rows
+            or shape != (current[0].end - current[0].begin, current[0].n_targets)
+        ):
             yield current
             current = []
         current.append(w)
@@ -102,8 +104,7 @@ def perplexity(
     if limit is not None:
         windows = windows[:limit]
     call_ids = _call_token_ids(tokenizer)
-    nll_raw, nll_off, n_scored = _score_windows(model, ids, windows, call_ids, batch_size,
-                                                progress)
+    nll_raw, nll_off, n_scored = _score_windows(model, ids, windows, call_ids, batch_size, progress)
     n_words = _words_covered(text, offsets, windows)
     return {
         "perplexity": math.exp(nll_off / n_scored),
@@ -123,8 +124,9 @@ def perplexity(
     }
 
 
-def _window_settings(model: Any, max_length: Optional[int],
-                     stride: Optional[int]) -> Tuple[int, int]:
+def _window_settings(
+    model: Any, max_length: Optional[int], stride: Optional[int]
+) -> Tuple[int, int]:
     """``(max_length, stride)`` in tokens: the window capped at the model's context (1024 when
     its config names none; None means the whole context), the stride half the window unless
     given."""
@@ -133,8 +135,9 @@ def _window_settings(model: Any, max_length: Optional[int],
     return max_length, stride or max(1, max_length // 2)
 
 
-def _tokenize(tokenizer: Any, text: str,
-              start_token: Optional[str]) -> Tuple[List[int], List[Tuple[int, int]], Optional[int]]:
+def _tokenize(
+    tokenizer: Any, text: str, start_token: Optional[str]
+) -> Tuple[List[int], List[Tuple[int, int]], Optional[int]]:
     """``(ids, offsets, start_id)``: the text's token ids after the start token (if any), each
     token's character span in ``text`` (``(0, 0)`` for the start token), and the start token's
     id (None when there is none)."""
@@ -166,8 +169,14 @@ def _batch_rows(model: Any, windows: Sequence[Window], batch_size: int) -> int:
     return max(1, min(batch_size, (1 << 26) // (widest * vocab)))
 
 
-def _score_windows(model: Any, ids: List[int], windows: Sequence[Window], call_ids: Any,
-                   batch_size: int, progress: bool) -> Tuple[float, float, int]:
+def _score_windows(
+    model: Any,
+    ids: List[int],
+    windows: Sequence[Window],
+    call_ids: Any,
+    batch_size: int,
+    progress: bool,
+) -> Tuple[float, float, int]:
     """``(nll_raw, nll_off, n_scored)``: the summed negative log-likelihood (nats) of every
     window's scored tokens, raw and with calls disabled, and how many tokens were scored."""
     import torch
@@ -178,8 +187,13 @@ def _score_windows(model: Any, ids: List[int], windows: Sequence[Window], call_i
     ids_t = torch.tensor(ids, dtype=torch.long)
     nll_raw = nll_off = 0.0
     n_scored = 0
-    bar = tqdm(total=len(windows), desc="wikitext perplexity", unit="win", disable=not progress,
-               leave=False)
+    bar = tqdm(
+        total=len(windows),
+        desc="wikitext perplexity",
+        unit="win",
+        disable=not progress,
+        leave=False,
+    )
     with torch.inference_mode():
         for batch in _batches(windows, rows):
             lp, lp_off = _batch_log_probs(model, ids_t, batch, call_ids, device)
@@ -191,8 +205,9 @@ def _score_windows(model: Any, ids: List[int], windows: Sequence[Window], call_i
     return nll_raw, nll_off, n_scored
 
 
-def _batch_log_probs(model: Any, ids_t: Any, batch: Sequence[Window], call_ids: Any,
-                     device: Any) -> Tuple[Any, Any]:
+def _batch_log_probs(
+    model: Any, ids_t: Any, batch: Sequence[Window], call_ids: Any, device: Any
+) -> Tuple[Any, Any]:
     """Log-probabilities of the scored tokens of a batch of same-shape windows, shape
     ``(len(batch), n_targets)``: raw, and renormalised without the call-opening tokens
     (``log p - log(1 - p([))``; a target that is itself such a token keeps its raw value)."""
@@ -213,8 +228,7 @@ def _batch_log_probs(model: Any, ids_t: Any, batch: Sequence[Window], call_ids: 
     return lp, lp_off
 
 
-def _words_covered(text: str, offsets: Sequence[Tuple[int, int]],
-                   windows: Sequence[Window]) -> int:
+def _words_covered(text: str, offsets: Sequence[Tuple[int, int]], windows: Sequence[Window]) -> int:
     """Whitespace-separated words of ``text`` up to the last scored token (at least 1)."""
     covered = offsets[windows[-1].end - 1][1]
     return max(1, len(text[:covered].split()))

@@ -41,19 +41,24 @@ def load_run(path: Union[str, Path]) -> Dict[str, Any]:
     p = Path(path)
     file = p / RESULTS_FILE if p.is_dir() else p
     if not file.is_file():
-        raise UserError(f"no {RESULTS_FILE} in {p}; pass the EvalConfig.output_dir folder of an "
-                        "eval run", field="EvalConfig.output_dir")
+        raise UserError(
+            f"no {RESULTS_FILE} in {p}; pass the EvalConfig.output_dir folder of an eval run",
+            field="EvalConfig.output_dir",
+        )
     try:
         data = json.loads(file.read_text(encoding="utf-8-sig"))  # a BOM is no error
     except json.JSONDecodeError as exc:
         raise UserError(f"{file} is not valid JSON ({exc.msg})") from None
     except UnicodeDecodeError as exc:
-        raise UserError(f"{file} is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at byte "
-                        f"{exc.start}); convert it to UTF-8") from None
+        raise UserError(
+            f"{file} is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at byte "
+            f"{exc.start}); convert it to UTF-8"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("tasks"), dict):
         raise UserError(f"{file} is not an eval results file (no 'tasks')")
-    data.setdefault("name", default_label(data.get("model", p.name),
-                                          data.get("tools_enabled", True)))
+    data.setdefault(
+        "name", default_label(data.get("model", p.name), data.get("tools_enabled", True))
+    )
     data["_path"] = str(p)
     return data
 
@@ -88,9 +93,12 @@ def format_score(task: Dict[str, Any]) -> str:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(str(c).rjust(w) if i else str(c).ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(
+            str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        )
+
     sep = "  ".join("-" * w for w in widths)
     return "\n".join([line(header), sep] + [line(r) for r in rows])
 
@@ -101,11 +109,19 @@ def summary_rows(results: Dict[str, Any]) -> Tuple[List[str], List[List[str]], s
     rows = []
     for name, t in results["tasks"].items():
         tools = ",".join(f"{k}:{v}" for k, v in (t.get("tool_counts") or {}).items()) or "-"
-        rows.append([
-            name, t.get("metric", "?"), format_score(t), str(t.get("n", "")),
-            f"{100 * t.get('tool_call_rate', 0.0):.0f}", str(t.get("failed_calls", 0)), tools,
-            f"{t.get('mean_output_tokens', 0.0):.1f}", f"{t.get('seconds', 0.0):.1f}",
-        ])
+        rows.append(
+            [
+                name,
+                t.get("metric", "?"),
+                format_score(t),
+                str(t.get("n", "")),
+                f"{100 * t.get('tool_call_rate', 0.0):.0f}",
+                str(t.get("failed_calls", 0)),
+                tools,
+                f"{t.get('mean_output_tokens', 0.0):.1f}",
+                f"{t.get('seconds', 0.0):.1f}",
+            ]
+        )
     note = "scores: accuracy in % (lenient, zero-shot); perplexity: lower is better"
     return header, rows, note
 
@@ -134,14 +150,34 @@ def when_rows(results: Dict[str, Any]) -> Tuple[List[str], List[List[str]], str]
         w = t.get("when")
         if not w:
             continue
-        rows.append([name, ",".join(w["expected_tools"]) or "none", _pct(w["call_rate"]),
-                     str(w["calls"]), _pct(w["precision"]), _pct(w["recall"]),
-                     _acc(w.get("called")), _acc(w.get("not_called")),
-                     ",".join(f"{k}:{v}" for k, v in w["failed_calls_by_tool"].items()) or "0"])
-    header = ["task", "expected", "calls%", "calls", "prec%", "recall%", "acc called (n)",
-              "acc not called (n)", "failed"]
-    note = ("prec: calls of a fitting tool / all calls; recall: examples with a call of a "
-            "fitting tool / examples (- where no tool fits)")
+        rows.append(
+            [
+                name,
+                ",".join(w["expected_tools"]) or "none",
+                _pct(w["call_rate"]),
+                str(w["calls"]),
+                _pct(w["precision"]),
+                _pct(w["recall"]),
+                _acc(w.get("called")),
+                _acc(w.get("not_called")),
+                ",".join(f"{k}:{v}" for k, v in w["failed_calls_by_tool"].items()) or "0",
+            ]
+        )
+    header = [
+        "task",
+        "expected",
+        "calls%",
+        "calls",
+        "prec%",
+        "recall%",
+        "acc called (n)",
+        "acc not called (n)",
+        "failed",
+    ]
+    note = (
+        "prec: calls of a fitting tool / all calls; recall: examples with a call of a "
+        "fitting tool / examples (- where no tool fits)"
+    )
     return header, rows, note
 
 
@@ -156,9 +192,12 @@ def when_table(results: Dict[str, Any]) -> str:
 def confusion_rows(confusion: Dict[str, Dict[str, int]]) -> Tuple[List[str], List[List[str]]]:
     """``(header, rows)`` of a confusion table: rows = expected tools, columns = called tools,
     ``none`` last on both axes."""
+
     def order(names: Sequence[str]) -> List[str]:
-        return sorted(n for n in set(names) if n != NO_TOOL) + ([NO_TOOL] if NO_TOOL in names
-                                                               else [])
+        return sorted(n for n in set(names) if n != NO_TOOL) + (
+            [NO_TOOL] if NO_TOOL in names else []
+        )
+
     expected = order(list(confusion))
     called = order([c for row in confusion.values() for c in row] + [NO_TOOL])
     rows = [[e] + [str(confusion[e].get(c, 0)) for c in called] for e in expected]
@@ -171,9 +210,11 @@ def confusion_parts(results: Dict[str, Any]) -> Tuple[List[str], List[List[str]]
     if not when or not when.get("confusion"):
         return [], [], ""
     header, rows = confusion_rows(when["confusion"])
-    note = (f"cells: examples (one that called a tool counts under it, one without a call "
-            f"under none); calls: {when['calls']}, to a fitting tool: {when['expected_calls']}"
-            f" (precision {_pct(when['precision'])}%)")
+    note = (
+        f"cells: examples (one that called a tool counts under it, one without a call "
+        f"under none); calls: {when['calls']}, to a fitting tool: {when['expected_calls']}"
+        f" (precision {_pct(when['precision'])}%)"
+    )
     return header, rows, note
 
 
@@ -191,13 +232,18 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def markdown_report(results: Dict[str, Any]) -> str:
     """The run as Markdown: scores, when and which tool per task, the confusion table."""
-    parts = [f"# {results.get('name', 'eval')}", "",
-             f"model: `{results.get('model')}`, tools: {', '.join(results.get('tools') or [])}"
-             f", limit: {results.get('limit')}, seed: {results.get('seed')}", ""]
-    for title, (header, rows, note) in (("Scores", summary_rows(results)),
-                                        ("When and which tool", when_rows(results)),
-                                        ("Confusion (expected x called)",
-                                         confusion_parts(results))):
+    parts = [
+        f"# {results.get('name', 'eval')}",
+        "",
+        f"model: `{results.get('model')}`, tools: {', '.join(results.get('tools') or [])}"
+        f", limit: {results.get('limit')}, seed: {results.get('seed')}",
+        "",
+    ]
+    for title, (header, rows, note) in (
+        ("Scores", summary_rows(results)),
+        ("When and which tool", when_rows(results)),
+        ("Confusion (expected x called)", confusion_parts(results)),
+    ):
         if rows:
             parts += [f"## {title}", "", _md_table(header, rows), "", note, ""]
     return "\n".join(parts)
@@ -244,8 +290,11 @@ def when_comparison_table(runs: Sequence[Dict[str, Any]]) -> str:
         cells = [t]
         for r in runs:
             w = (r["tasks"].get(t) or {}).get("when")
-            cells.append("-" if not w else
-                         f"{_pct(w['call_rate'])} / {_pct(w['precision'])} / {_pct(w['recall'])}")
+            cells.append(
+                "-"
+                if not w
+                else f"{_pct(w['call_rate'])} / {_pct(w['precision'])} / {_pct(w['recall'])}"
+            )
         rows.append(cells)
     if not rows:
         return ""
@@ -253,8 +302,9 @@ def when_comparison_table(runs: Sequence[Dict[str, Any]]) -> str:
     return _table(["task", *labels], rows) + "\n" + note
 
 
-def bar_chart(runs: Sequence[Dict[str, Any]], path: Union[str, Path],
-              title: Optional[str] = None) -> Path:
+def bar_chart(
+    runs: Sequence[Dict[str, Any]], path: Union[str, Path], title: Optional[str] = None
+) -> Path:
     """A grouped bar chart (tasks on x, one bar per run) written as PNG to ``path``.
 
     Accuracy tasks share one panel (percent); perplexity tasks, if any, get a second panel
@@ -275,15 +325,20 @@ def bar_chart(runs: Sequence[Dict[str, Any]], path: Union[str, Path],
     # accuracy-like metrics share a percent panel; every other metric gets a panel of its own
     groups = [("accuracy (%)", [t for t in tasks if metric[t].percent], 100.0)]
     for name in dict.fromkeys(m.name for m in metric.values() if not m.percent):
-        way = "higher" if next(m for m in metric.values() if m.name == name).higher_is_better \
+        way = (
+            "higher"
+            if next(m for m in metric.values() if m.name == name).higher_is_better
             else "lower"
-        groups.append((f"{name} ({way} is better)",
-                       [t for t in tasks if metric[t].name == name], 1.0))
+        )
+        groups.append(
+            (f"{name} ({way} is better)", [t for t in tasks if metric[t].name == name], 1.0)
+        )
     groups = [g for g in groups if g[1]]
     widths = [max(2, len(g[1])) for g in groups]
     size = (min(20.0, 2 + 0.6 * sum(widths) * len(runs) ** 0.5), 4.5)
-    fig, axes = plt.subplots(1, len(groups), figsize=size,
-                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(groups), figsize=size, gridspec_kw={"width_ratios": widths}, squeeze=False
+    )
     width = 0.8 / len(runs)
     for ax, (ylabel, names, scale) in zip(axes[0], groups):
         for j, (run, label) in enumerate(zip(runs, labels)):
@@ -292,8 +347,13 @@ def bar_chart(runs: Sequence[Dict[str, Any]], path: Union[str, Path],
             bars = ax.bar(xs, ys, width=width, label=label)
             for bar, t, y in zip(bars, names, ys):
                 if t in run["tasks"]:
-                    ax.annotate(f"{y:.1f}", (bar.get_x() + bar.get_width() / 2, y), ha="center",
-                                va="bottom", fontsize=7)
+                    ax.annotate(
+                        f"{y:.1f}",
+                        (bar.get_x() + bar.get_width() / 2, y),
+                        ha="center",
+                        va="bottom",
+                        fontsize=7,
+                    )
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel(ylabel)

@@ -49,18 +49,27 @@ class TaskSpec:
     path: str = field(metadata={"help": "data path, relative to the data dir unless absolute"})
     format: str = field(metadata={"help": "loader name in loaders.LOADERS"})
     metric: str = field(metadata={"help": "a name in metrics.METRICS, or auto (math or qa)"})
-    output_type: str = field(default="", metadata={
-        "help": "generate_until (generate, score each output) or loglikelihood_rolling "
-                "(perplexity of the text); default: the metric's"})
+    output_type: str = field(
+        default="",
+        metadata={
+            "help": "generate_until (generate, score each output) or loglikelihood_rolling "
+            "(perplexity of the text); default: the metric's"
+        },
+    )
     template: str = field(default=QA_TEMPLATE, metadata={"help": "zero-shot prompt; {fields}"})
     disabled_tools: Tuple[str, ...] = field(
-        default=(), metadata={"help": "tools the model may not call on this task (paper)"})
+        default=(), metadata={"help": "tools the model may not call on this task (paper)"}
+    )
     max_new_tokens: int = field(default=64, metadata={"help": "generation budget per example"})
     stop: Tuple[str, ...] = field(default=("\n",), metadata={"help": "generation stop strings"})
     description: str = field(default="", metadata={"help": "one line for `--list-tasks`"})
     paper_task: str = field(default="", metadata={"help": "the paper's benchmark it stands for"})
-    expected_tools: Tuple[str, ...] = field(default=(), metadata={
-        "help": "the tools that fit the task (() = none does): call precision and recall"})
+    expected_tools: Tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "the tools that fit the task (() = none does): call precision and recall"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.metric == "auto":  # settled on the data: math or qa, both generate
@@ -70,15 +79,19 @@ class TaskSpec:
         else:
             raise ValueError(f"task {self.name}: {METRICS.unknown(self.metric)}")
         if isinstance(self.expected_tools, str):  # ("QA") is a string, not a tuple
-            raise ValueError(f"task {self.name}: expected_tools must be a tuple of tool names, "
-                             f"e.g. ({self.expected_tools!r},)")
+            raise ValueError(
+                f"task {self.name}: expected_tools must be a tuple of tool names, "
+                f"e.g. ({self.expected_tools!r},)"
+            )
         if not self.output_type:
             object.__setattr__(self, "output_type", metric_output)
         if self.output_type not in OUTPUT_TYPES:
             raise ValueError(f"task {self.name}: output_type must be one of {OUTPUT_TYPES}")
         if self.output_type != metric_output:
-            raise ValueError(f"task {self.name}: metric {self.metric} scores {metric_output}, "
-                             f"not {self.output_type}")
+            raise ValueError(
+                f"task {self.name}: metric {self.metric} scores {metric_output}, "
+                f"not {self.output_type}"
+            )
 
     @property
     def generates(self) -> bool:
@@ -115,81 +128,185 @@ def register_task(spec: TaskSpec, overwrite: bool = False) -> TaskSpec:
 def _math(name: str, path: str, format: str, description: str, paper_task: str = "") -> TaskSpec:
     # Only the first number is scored, and small models go on after the answer line with more
     # "B: ..." lines: the answer line is the output.
-    return TaskSpec(name=name, path=path, format=format, metric="math", max_new_tokens=48,
-                    description=description, paper_task=paper_task, expected_tools=MATH_TOOLS)
+    return TaskSpec(
+        name=name,
+        path=path,
+        format=format,
+        metric="math",
+        max_new_tokens=48,
+        description=description,
+        paper_task=paper_task,
+        expected_tools=MATH_TOOLS,
+    )
 
 
 def _lama(name: str, path: str, format: str, description: str, paper_task: str) -> TaskSpec:
-    return TaskSpec(name=name, path=path, format=format, metric="lama", template=CLOZE_TEMPLATE,
-                    disabled_tools=("WikiSearch",), max_new_tokens=24, description=description,
-                    paper_task=paper_task, expected_tools=FACT_TOOLS)
+    return TaskSpec(
+        name=name,
+        path=path,
+        format=format,
+        metric="lama",
+        template=CLOZE_TEMPLATE,
+        disabled_tools=("WikiSearch",),
+        max_new_tokens=24,
+        description=description,
+        paper_task=paper_task,
+        expected_tools=FACT_TOOLS,
+    )
 
 
 def _multiple_choice(name: str, path: str, format: str, description: str) -> TaskSpec:
     # after a list of options a model may start its answer on a new line: stop at a blank line
-    return TaskSpec(name=name, path=path, format=format, metric="multiple_choice",
-                    template=QA_TEMPLATE, max_new_tokens=32, stop=("\n\n", "\nQ:"),
-                    description=description, paper_task="Dateset (stand-in)")
+    return TaskSpec(
+        name=name,
+        path=path,
+        format=format,
+        metric="multiple_choice",
+        template=QA_TEMPLATE,
+        max_new_tokens=32,
+        stop=("\n\n", "\nQ:"),
+        description=description,
+        paper_task="Dateset (stand-in)",
+    )
 
 
 for _spec in (
     _math("svamp", "svamp/SVAMP.json", "svamp", "SVAMP math word problems (1000)", "SVAMP"),
-    _math("mawps", "mawps/mawps_demasked_from_svamp_cv.jsonl", "mawps_jsonl",
-          "MAWPS, union of the 5 CV dev folds (1920)", "MAWPS"),
-    _math("mawps_addsub", "mawps/mawps_subsets_zero_shot_cot/AddSub.json", "mawps_subset",
-          "MAWPS AddSub (395)", "MAWPS"),
-    _math("mawps_multiarith", "mawps/mawps_subsets_zero_shot_cot/MultiArith.json", "mawps_subset",
-          "MAWPS MultiArith (600)", "MAWPS"),
-    _math("mawps_singleeq", "mawps/mawps_subsets_zero_shot_cot/SingleEq.json", "mawps_subset",
-          "MAWPS SingleEq (508)", "MAWPS"),
+    _math(
+        "mawps",
+        "mawps/mawps_demasked_from_svamp_cv.jsonl",
+        "mawps_jsonl",
+        "MAWPS, union of the 5 CV dev folds (1920)",
+        "MAWPS",
+    ),
+    _math(
+        "mawps_addsub",
+        "mawps/mawps_subsets_zero_shot_cot/AddSub.json",
+        "mawps_subset",
+        "MAWPS AddSub (395)",
+        "MAWPS",
+    ),
+    _math(
+        "mawps_multiarith",
+        "mawps/mawps_subsets_zero_shot_cot/MultiArith.json",
+        "mawps_subset",
+        "MAWPS MultiArith (600)",
+        "MAWPS",
+    ),
+    _math(
+        "mawps_singleeq",
+        "mawps/mawps_subsets_zero_shot_cot/SingleEq.json",
+        "mawps_subset",
+        "MAWPS SingleEq (508)",
+        "MAWPS",
+    ),
     _math("gsm8k", "gsm8k/test.jsonl", "gsm8k", "GSM8K test (1319), harder math", ""),
-    _lama("lama_squad", "lama/Squad/test.jsonl", "lama_squad",
-          "LAMA SQuAD, mask-final sentences (210 of 305)", "LAMA SQuAD"),
-    _lama("lama_google_re", "lama/Google_RE", "lama_google_re",
-          "LAMA Google-RE, LAMA templates (5528)", "LAMA Google-RE"),
-    _lama("lama_trex", "lama", "lama_trex",
-          "LAMA T-REx, mask-final templates (23 of 28 relations here, 18601 facts)", "LAMA T-REx"),
-    TaskSpec(name="nq_open", path="nq_open/NQ-open.dev.jsonl", format="nq_open", metric="qa",
-             disabled_tools=("QA",), max_new_tokens=48,
-             description="Natural Questions open, test set (3610)", paper_task="NQ",
-             expected_tools=FACT_TOOLS),
-    _multiple_choice("date_understanding", "date_understanding_bbh/date_understanding.json",
-                     "bbh_mc", "BIG-Bench-Hard date understanding (250), multiple choice"),
-    _multiple_choice("date_understanding_bigbench", "date_understanding_bigbench/task.json",
-                     "bigbench_mc",
-                     "BIG-bench date understanding (369), options shuffled, multiple choice"),
-    _multiple_choice("temporal_sequences", "date_understanding_bbh/temporal_sequences.json",
-                     "bbh_mc", "BIG-Bench-Hard temporal sequences (250), multiple choice"),
-    TaskSpec(name="dateset", path=GENERATED_PREFIX + "dateset", format="dateset",
-             metric="contains", max_new_tokens=48, expected_tools=DATE_TOOLS,
-             description="generated date questions, each with its own date for the Calendar "
-                         f"(eval split, {GENERATED_N}, seed {GENERATED_SEED})",
-             paper_task="Dateset"),
-    TaskSpec(name="notool", path=GENERATED_PREFIX + "notool", format="notool", metric="no_call",
-             max_new_tokens=32, expected_tools=(),
-             description=f"generated prompts where no tool helps (eval split, {GENERATED_N}, "
-                         f"seed {GENERATED_SEED}); score: share of outputs without a call"),
-    TaskSpec(name="wikitext2", path="wikitext2_raw/wiki.test.raw", format="text",
-             metric="perplexity", output_type=LOGLIKELIHOOD_ROLLING, template="{text}",
-             disabled_tools=("*",), max_new_tokens=0, stop=(),
-             description="WikiText-2 raw test, token-level perplexity, tools disabled",
-             paper_task="WikiText"),
+    _lama(
+        "lama_squad",
+        "lama/Squad/test.jsonl",
+        "lama_squad",
+        "LAMA SQuAD, mask-final sentences (210 of 305)",
+        "LAMA SQuAD",
+    ),
+    _lama(
+        "lama_google_re",
+        "lama/Google_RE",
+        "lama_google_re",
+        "LAMA Google-RE, LAMA templates (5528)",
+        "LAMA Google-RE",
+    ),
+    _lama(
+        "lama_trex",
+        "lama",
+        "lama_trex",
+        "LAMA T-REx, mask-final templates (23 of 28 relations here, 18601 facts)",
+        "LAMA T-REx",
+    ),
+    TaskSpec(
+        name="nq_open",
+        path="nq_open/NQ-open.dev.jsonl",
+        format="nq_open",
+        metric="qa",
+        disabled_tools=("QA",),
+        max_new_tokens=48,
+        description="Natural Questions open, test set (3610)",
+        paper_task="NQ",
+        expected_tools=FACT_TOOLS,
+    ),
+    _multiple_choice(
+        "date_understanding",
+        "date_understanding_bbh/date_understanding.json",
+        "bbh_mc",
+        "BIG-Bench-Hard date understanding (250), multiple choice",
+    ),
+    _multiple_choice(
+        "date_understanding_bigbench",
+        "date_understanding_bigbench/task.json",
+        "bigbench_mc",
+        "BIG-bench date understanding (369), options shuffled, multiple choice",
+    ),
+    _multiple_choice(
+        "temporal_sequences",
+        "date_understanding_bbh/temporal_sequences.json",
+        "bbh_mc",
+        "BIG-Bench-Hard temporal sequences (250), multiple choice",
+    ),
+    TaskSpec(
+        name="dateset",
+        path=GENERATED_PREFIX + "dateset",
+        format="dateset",
+        metric="contains",
+        max_new_tokens=48,
+        expected_tools=DATE_TOOLS,
+        description="generated date questions, each with its own date for the Calendar "
+        f"(eval split, {GENERATED_N}, seed {GENERATED_SEED})",
+        paper_task="Dateset",
+    ),
+    TaskSpec(
+        name="notool",
+        path=GENERATED_PREFIX + "notool",
+        format="notool",
+        metric="no_call",
+        max_new_tokens=32,
+        expected_tools=(),
+        description=f"generated prompts where no tool helps (eval split, {GENERATED_N}, "
+        f"seed {GENERATED_SEED}); score: share of outputs without a call",
+    ),
+    TaskSpec(
+        name="wikitext2",
+        path="wikitext2_raw/wiki.test.raw",
+        format="text",
+        metric="perplexity",
+        output_type=LOGLIKELIHOOD_ROLLING,
+        template="{text}",
+        disabled_tools=("*",),
+        max_new_tokens=0,
+        stop=(),
+        description="WikiText-2 raw test, token-level perplexity, tools disabled",
+        paper_task="WikiText",
+    ),
 ):
     register_task(_spec)
 
 
 def generic_task(spec: str) -> TaskSpec:
     """The task for ``jsonl:PATH`` (PATH relative to the current directory, or absolute)."""
-    path = spec[len(GENERIC_PREFIX):].strip()
+    path = spec[len(GENERIC_PREFIX) :].strip()
     if not path:
-        raise UserError("jsonl: needs a path, e.g. EvalConfig.tasks jsonl:my_questions.jsonl",
-                        field="EvalConfig.tasks")
+        raise UserError(
+            "jsonl: needs a path, e.g. EvalConfig.tasks jsonl:my_questions.jsonl",
+            field="EvalConfig.tasks",
+        )
     if not Path(path).expanduser().is_file():  # the user's own file: data_dir is no help here
         raise UserError(f"EvalConfig.tasks {spec}: no such file {path}", field="EvalConfig.tasks")
-    return TaskSpec(name=f"{GENERIC_PREFIX}{path}", path=str(Path(path).expanduser().resolve()),
-                    format="jsonl", metric="auto", max_new_tokens=64,
-                    description=f"questions from {path} (math when every answer is a number, "
-                                "else QA)")
+    return TaskSpec(
+        name=f"{GENERIC_PREFIX}{path}",
+        path=str(Path(path).expanduser().resolve()),
+        format="jsonl",
+        metric="auto",
+        max_new_tokens=64,
+        description=f"questions from {path} (math when every answer is a number, else QA)",
+    )
 
 
 def get_task(name: str) -> TaskSpec:
@@ -210,8 +327,10 @@ def resolve_tasks(tasks: Union[str, Sequence[str], None]) -> List[TaskSpec]:
     else:
         names = [t.strip() for t in tasks if t.strip()]
     if not names:
-        raise UserError("no task given; set EvalConfig.tasks to svamp,lama_trex,... or all",
-                        field="EvalConfig.tasks")
+        raise UserError(
+            "no task given; set EvalConfig.tasks to svamp,lama_trex,... or all",
+            field="EvalConfig.tasks",
+        )
     out: List[TaskSpec] = []
     for n in names:
         specs = [TASKS.get(k) for k in TASKS.names()] if n.lower() == "all" else [get_task(n)]
@@ -221,8 +340,9 @@ def resolve_tasks(tasks: Union[str, Sequence[str], None]) -> List[TaskSpec]:
     return out
 
 
-def load_examples(task: TaskSpec, data_dir: Union[str, Path], limit: Optional[int] = None
-                  ) -> Tuple[TaskSpec, List[Example]]:
+def load_examples(
+    task: TaskSpec, data_dir: Union[str, Path], limit: Optional[int] = None
+) -> Tuple[TaskSpec, List[Example]]:
     """Load a task's examples (the first ``limit`` of them); an ``auto`` metric is settled here.
 
     A generic task scores with ``math`` when every answer is a number and ``qa`` otherwise (its
@@ -230,9 +350,11 @@ def load_examples(task: TaskSpec, data_dir: Union[str, Path], limit: Optional[in
     """
     examples = LOADERS.get(task.format)(task.data_path(data_dir))
     if not examples:
-        raise EmptyInputError(f"{task.data_path(data_dir)} holds no examples for task {task.name}; "
-                              "check the file or give another EvalConfig.data_dir",
-                              field="EvalConfig.data_dir")
+        raise EmptyInputError(
+            f"{task.data_path(data_dir)} holds no examples for task {task.name}; "
+            "check the file or give another EvalConfig.data_dir",
+            field="EvalConfig.data_dir",
+        )
     if task.metric == "auto":
         if all(ex.meta.get("numeric") for ex in examples):
             task = replace(task, metric="math", expected_tools=MATH_TOOLS)
@@ -243,8 +365,9 @@ def load_examples(task: TaskSpec, data_dir: Union[str, Path], limit: Optional[in
                     ex.gold = [str(ex.meta["answer"])]
     if limit is not None:
         if limit < 1:
-            raise UserError(f"EvalConfig.limit must be at least 1, got {limit}",
-                            field="EvalConfig.limit")
+            raise UserError(
+                f"EvalConfig.limit must be at least 1, got {limit}", field="EvalConfig.limit"
+            )
         examples = examples[:limit]
     return task, examples
 
@@ -260,9 +383,14 @@ def describe_tasks() -> List[Dict[str, str]]:
     rows = []
     for name in TASKS.names():
         t = TASKS.get(name)
-        rows.append({"name": t.name, "metric": t.metric, "path": t.path,
-                     "disabled_tools": ",".join(t.disabled_tools) or "-",
-                     "expected_tools": (",".join(t.expected_tools) or "none") if t.generates
-                     else "n/a",
-                     "description": t.description})
+        rows.append(
+            {
+                "name": t.name,
+                "metric": t.metric,
+                "path": t.path,
+                "disabled_tools": ",".join(t.disabled_tools) or "-",
+                "expected_tools": (",".join(t.expected_tools) or "none") if t.generates else "n/a",
+                "description": t.description,
+            }
+        )
     return rows

@@ -55,6 +55,14 @@ from toolformer.generation.types import (
 from toolformer.syntax import UNCLOSED
 
 __all__ = [
-    "FINISH_REASONS", "UNCLOSED", "CallRecord", "ExecutorLike", "GenerationConfig",
-    "GenerationEvent", "GenerationOutput", "ToolGenerator", "call_token_ids", "generate_reencode",
+    "FINISH_REASONS",
+    "UNCLOSED",
+    "CallRecord",
+    "ExecutorLike",
+    "GenerationConfig",
+    "GenerationEvent",
+    "GenerationOutput",
+    "ToolGenerator",
+    "call_token_ids",
+    "generate_reencode",
 ]

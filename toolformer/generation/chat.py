@@ -12,16 +12,22 @@ from typing import Any, Dict, List, Optional, Tuple
 class ChatSession:
     """The conversation: turns, and the prompt the model continues (chat template or plain)."""
 
-    def __init__(self, tokenizer: Any, use_template: Optional[bool], system: Optional[str],
-                 roles: Optional[Tuple[str, str]] = None):
+    def __init__(
+        self,
+        tokenizer: Any,
+        use_template: Optional[bool],
+        system: Optional[str],
+        roles: Optional[Tuple[str, str]] = None,
+    ):
         """``roles``: the plain turn labels the model was trained on (``("Q", "A")``, from its
         manifest); with them the default is plain turns, not the chat template."""
         self.tokenizer = tokenizer
         has_template = bool(getattr(tokenizer, "chat_template", None))
         if use_template is None and roles is not None:
             use_template = False
-        self.use_template = (has_template if use_template is None
-                             else (use_template and has_template))
+        self.use_template = (
+            has_template if use_template is None else (use_template and has_template)
+        )
         self.system = system
         self.roles = roles or ("User", "Assistant")
         self.turns: List[Dict[str, str]] = []
@@ -30,7 +36,7 @@ class ChatSession:
         """What the user said, without the user label typed out in plain turns (``Q: ...``)."""
         label = f"{self.roles[0]}:"
         if not self.use_template and user.startswith(label):
-            return user[len(label):].strip()
+            return user[len(label) :].strip()
         return user
 
     def prompt(self, user: str) -> str:
@@ -40,8 +46,9 @@ class ChatSession:
         turns = self.turns + [{"role": "user", "content": self._content(user)}]
         if self.use_template:
             messages = ([{"role": "system", "content": self.system}] if self.system else []) + turns
-            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                                      tokenize=False)
+            return self.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False
+            )
         lines = [self.system] if self.system else []
         user_label, assistant_label = self.roles
         for t in turns:
@@ -57,5 +64,7 @@ class ChatSession:
 
     def add(self, user: str, answer: str) -> None:
         """Record one exchange: what the user said and the model's answer (stripped)."""
-        self.turns += [{"role": "user", "content": self._content(user)},
-                       {"role": "assistant", "content": answer.strip()}]
+        self.turns += [
+            {"role": "user", "content": self._content(user)},
+            {"role": "assistant", "content": answer.strip()},
+        ]

@@ -21,7 +21,9 @@ class _Detokenizer:
         self.read = len(self.ids)
 
     def _decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        return self.tokenizer.decode(
+            ids, skip_special_tokens=True, clean_up_tokenization_spaces=False
+        )
 
     def push(self, token: int) -> str:
         self.ids.append(token)
@@ -42,7 +44,6 @@ class _Detokenizer:
         now = self._decode(self.ids[self.prefix :])
         self.prefix = self.read = len(self.ids)
         return now[len(before) :]
-
 
 
 def find_stop(text: str, lo: int, limit: int, stop_strings: Sequence[str]) -> Optional[int]:

@@ -7,32 +7,48 @@ import inspect
 from dataclasses import replace
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
-from toolformer.generation.row import _Row
 from toolformer.constrain import CallConstraint, apply_masks, token_index
-from toolformer.generation.rules import _TokenTensors, _vocab_for, at_word_start, block_tokens, call_trigger, sample
+from toolformer.errors import UserError
+from toolformer.generation.row import _Row
+from toolformer.generation.rules import (
+    _TokenTensors,
+    _vocab_for,
+    at_word_start,
+    block_tokens,
+    call_trigger,
+    sample,
+)
+from toolformer.generation.types import GenerationConfig, GenerationEvent, GenerationOutput
 from toolformer.grammar import call_grammar, tool_available
 from toolformer.kv_cache import cache_kwargs, returned_cache
-from toolformer.generation.types import GenerationConfig, GenerationEvent, GenerationOutput
-from toolformer.errors import UserError
 from toolformer.tools.assembly import DEFAULT_TOOLS, create_tools
 from toolformer.tools.base import Tool, ToolContext, ToolResult
 from toolformer.tools.executor import ToolExecutor
 
 
-def _choose(rows: Sequence[_Row], logits: Any, sets: _TokenTensors, config: GenerationConfig,
-            generator: Any) -> List[int]:
+def _choose(
+    rows: Sequence[_Row], logits: Any, sets: _TokenTensors, config: GenerationConfig, generator: Any
+) -> List[int]:
     """Next token of each row from its ``logits[rows, vocab]``: blocks, call trigger, decoding."""
     logits = logits.float()
-    if any(r.constraint is not None for r in rows):  # inside constrained calls: the grammar's tokens
-        apply_masks(logits, [r.constraint.allowed() if r.constraint is not None else None for r in rows])
+    if any(
+        r.constraint is not None for r in rows
+    ):  # inside constrained calls: the grammar's tokens
+        apply_masks(
+            logits, [r.constraint.allowed() if r.constraint is not None else None for r in rows]
+        )
     allowed = [r.call_allowed(config) for r in rows]
     if config.tools_enabled and any(allowed):
-        word = at_word_start(logits, sets.brackets, sets.continues_word, [r.ends_in_word() for r in rows])
+        word = at_word_start(
+            logits, sets.brackets, sets.continues_word, [r.ends_in_word() for r in rows]
+        )
         allowed = [a and w for a, w in zip(allowed, word)]
     block_tokens(logits, [not a for a in allowed], sets.brackets)
     if config.constrained:  # a call opens with a bare "[": the grammar starts right after it
         block_tokens(logits, allowed, sets.non_open_brackets)
-    trigger = call_trigger(logits, sets.brackets, sets.opens, config.call_top_k, config.call_threshold)
+    trigger = call_trigger(
+        logits, sets.brackets, sets.opens, config.call_top_k, config.call_threshold
+    )
     forced = {i: t for i, t in enumerate(trigger) if t >= 0 and allowed[i]}
     if config.call_threshold > 0:  # below the calibrated threshold '[' may not be chosen either
         block_tokens(logits, [i not in forced for i in range(len(rows))], sets.brackets)
@@ -79,17 +95,28 @@ class ToolGenerator:
     builds one over the light built-ins (Calculator, Calendar) at the first call.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, executor: ExecutorLike = None,
-                 config: GenerationConfig = GenerationConfig()):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        executor: ExecutorLike = None,
+        config: GenerationConfig = GenerationConfig(),
+    ):
         self.model = model
         self.tokenizer = tokenizer
         self._executor = self._as_executor(executor)
         self._executor_error: Optional[str] = None
         self.config = config
         self.vocab = _vocab_for(tokenizer, model)
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.vocab.eos_ids or {0})
+        self.pad_id = (
+            tokenizer.pad_token_id
+            if tokenizer.pad_token_id is not None
+            else min(self.vocab.eos_ids or {0})
+        )
         params = inspect.signature(model.forward).parameters
-        self._keep_arg = "logits_to_keep" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+        self._keep_arg = "logits_to_keep" in params or any(
+            p.kind == p.VAR_KEYWORD for p in params.values()
+        )
         self.max_positions = self._max_positions(model)
         self._token_tensors: Dict[str, _TokenTensors] = {}
         self._checked: Any = None
@@ -137,7 +164,11 @@ class ToolGenerator:
         ids = self.tokenizer(prompt, add_special_tokens=True).input_ids
         warnings: List[str] = []
         if not ids:
-            ids = [self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.pad_id]
+            ids = [
+                self.tokenizer.bos_token_id
+                if self.tokenizer.bos_token_id is not None
+                else self.pad_id
+            ]
         if self.max_positions is not None:
             self._check_room(len(ids), config)
             keep = self.max_positions - config.max_new_tokens
@@ -155,7 +186,8 @@ class ToolGenerator:
                 f"GenerationConfig.max_new_tokens ({config.max_new_tokens}) must leave room for "
                 f"the prompt: context {self.max_positions}, prompt {prompt_tokens} tokens; set "
                 f"at most {max(1, self.max_positions - prompt_tokens)}",
-                field="GenerationConfig.max_new_tokens")
+                field="GenerationConfig.max_new_tokens",
+            )
 
     def check_room(self, prompts: Sequence[str], config: Optional[GenerationConfig] = None) -> None:
         """Raise :class:`~toolformer.errors.UserError` at once (before any output) when
@@ -168,10 +200,17 @@ class ToolGenerator:
 
     def encode_forced(self, text: str) -> List[int]:
         """Tokens of a forced text; special-token strings in tool output stay plain text."""
-        return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=True).input_ids)
+        return list(
+            self.tokenizer(text, add_special_tokens=False, split_special_tokens=True).input_ids
+        )
 
-    def _new_rows(self, prompts: Sequence[str], config: GenerationConfig,
-                  contexts: Optional[Sequence[Optional[ToolContext]]], offset: int = 0) -> List[_Row]:
+    def _new_rows(
+        self,
+        prompts: Sequence[str],
+        config: GenerationConfig,
+        contexts: Optional[Sequence[Optional[ToolContext]]],
+        offset: int = 0,
+    ) -> List[_Row]:
         hold = max((len(s) for s in config.stop_strings), default=1) - 1
         new_constraint = self.constraint_factory(config)
         rows = []
@@ -179,8 +218,19 @@ class ToolGenerator:
             ids, warnings = self.encode_prompt(prompt, config)
             ctx = contexts[i] if contexts is not None else None
             room = None if self.max_positions is None else self.max_positions - len(ids)
-            rows.append(_Row(offset + i, prompt, ids, self.tokenizer, ctx, warnings, hold,
-                             new_constraint, room))
+            rows.append(
+                _Row(
+                    offset + i,
+                    prompt,
+                    ids,
+                    self.tokenizer,
+                    ctx,
+                    warnings,
+                    hold,
+                    new_constraint,
+                    room,
+                )
+            )
         return rows
 
     def constraint_factory(self, config: GenerationConfig) -> Optional["CallGrammars"]:
@@ -188,7 +238,11 @@ class ToolGenerator:
         (:class:`CallGrammars`); None when calls are not constrained (or no tools could be
         loaded). Raises :class:`~toolformer.grammar.GrammarError` for a grammar that cannot work
         with this tokenizer (a one-line user error)."""
-        executor = self.executor if (config.constrained and config.tools_enabled and config.max_calls) else None
+        executor = (
+            self.executor
+            if (config.constrained and config.tools_enabled and config.max_calls)
+            else None
+        )
         if executor is None or not executor.tools:
             return None
         tools = list(executor.tools.values())
@@ -219,19 +273,28 @@ class ToolGenerator:
                 r.apply_result(None, self._executor_error, self.encode_forced)
             return
         try:
-            results = executor.run_many([r.pending for r in runnable], [r.context for r in runnable])
+            results = executor.run_many(
+                [r.pending for r in runnable], [r.context for r in runnable]
+            )
         except Exception as exc:  # noqa: BLE001 - the executor should not raise; never crash
-            results = [ToolResult(r.pending.tool, r.pending.args, error=f"executor failed: {exc}") for r in runnable]
+            results = [
+                ToolResult(r.pending.tool, r.pending.args, error=f"executor failed: {exc}")
+                for r in runnable
+            ]
         for r, result in zip(runnable, results):
             r.apply_result(result, None, self.encode_forced)
 
-    def _plan(self, rows: Sequence[_Row], logits: Any, config: GenerationConfig, generator: Any) -> List[List[int]]:
+    def _plan(
+        self, rows: Sequence[_Row], logits: Any, config: GenerationConfig, generator: Any
+    ) -> List[List[int]]:
         """The tokens each row feeds next: a chosen token, plus its forced result if it ran a call."""
         chunks: List[List[int]] = [[] for _ in rows]
         choosing = [i for i, r in enumerate(rows) if not r.queue]
         if choosing:
             sub = logits if len(choosing) == len(rows) else logits[choosing]
-            picks = _choose([rows[i] for i in choosing], sub, self._tensors(logits.device), config, generator)
+            picks = _choose(
+                [rows[i] for i in choosing], sub, self._tensors(logits.device), config, generator
+            )
             for i, tok in zip(choosing, picks):
                 rows[i].push(tok, self.vocab, config, forced=False)
                 chunks[i].append(tok)
@@ -247,13 +310,20 @@ class ToolGenerator:
     def _forward(self, input_ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
         """Logits ``[rows, vocab]`` at the last position, from ``input_ids[rows, step]``,
         the whole ``mask[rows, past + step]`` and ``positions[rows, step]``; extends ``cache``."""
-        kwargs = dict(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                      use_cache=True, **cache_kwargs(self.model, cache))
+        kwargs = dict(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            **cache_kwargs(self.model, cache),
+        )
         if self._keep_arg:
             kwargs["logits_to_keep"] = 1
         return self.model(**kwargs).logits[:, -1, :]
 
-    def _decode_batch(self, rows: List[_Row], config: GenerationConfig, generator: Any) -> Iterator[None]:
+    def _decode_batch(
+        self, rows: List[_Row], config: GenerationConfig, generator: Any
+    ) -> Iterator[None]:
         """Decode ``rows`` together on one KV cache; yields after every step (for streaming).
 
         The prompts are left-padded to ``[rows, width]``; each step feeds ``[rows, step]`` tokens
@@ -296,16 +366,25 @@ class ToolGenerator:
                 next_pos = next_pos + 1
             else:  # holes first, real tokens last: the last position is real for every row
                 lengths = torch.tensor([len(c) for c in chunks], device=device)
-                step_ids = torch.tensor([[self.pad_id] * (step - len(c)) + c for c in chunks],
-                                        dtype=torch.long, device=device)
-                step_mask = (torch.arange(step, device=device)[None, :] >= (step - lengths)[:, None]).to(mask.dtype)
+                step_ids = torch.tensor(
+                    [[self.pad_id] * (step - len(c)) + c for c in chunks],
+                    dtype=torch.long,
+                    device=device,
+                )
+                step_mask = (
+                    torch.arange(step, device=device)[None, :] >= (step - lengths)[:, None]
+                ).to(mask.dtype)
                 step_pos = next_pos[:, None] + (step_mask.cumsum(-1) - 1).clamp(min=0)
                 next_pos = next_pos + lengths
             mask = torch.cat([mask, step_mask], dim=-1)
             logits = self._forward(step_ids, mask, step_pos, cache)
 
-    def _stream_rows(self, prompts: Sequence[str], config: GenerationConfig,
-                     contexts: Optional[Sequence[Optional[ToolContext]]]) -> Iterator[List[GenerationEvent]]:
+    def _stream_rows(
+        self,
+        prompts: Sequence[str],
+        config: GenerationConfig,
+        contexts: Optional[Sequence[Optional[ToolContext]]],
+    ) -> Iterator[List[GenerationEvent]]:
         import torch
 
         generator = None
@@ -315,8 +394,11 @@ class ToolGenerator:
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         for start in range(0, len(order), config.batch_size):
             chunk = order[start : start + config.batch_size]
-            rows = self._new_rows([prompts[i] for i in chunk], config,
-                                  [contexts[i] for i in chunk] if contexts is not None else None)
+            rows = self._new_rows(
+                [prompts[i] for i in chunk],
+                config,
+                [contexts[i] for i in chunk] if contexts is not None else None,
+            )
             for r, i in zip(rows, chunk):
                 r.index = i
             with torch.inference_mode():
@@ -353,9 +435,12 @@ class ToolGenerator:
                     on_text(e.row, e.text)
         return outputs  # type: ignore[return-value]
 
-    def stream_batch(self, prompts: Sequence[str], config: Optional[GenerationConfig] = None,
-                     contexts: Optional[Sequence[Optional[ToolContext]]] = None
-                     ) -> Iterator[List[GenerationEvent]]:
+    def stream_batch(
+        self,
+        prompts: Sequence[str],
+        config: Optional[GenerationConfig] = None,
+        contexts: Optional[Sequence[Optional[ToolContext]]] = None,
+    ) -> Iterator[List[GenerationEvent]]:
         """Events of several prompts decoded together, a list per step; each event's ``row`` is
         its prompt's index in ``prompts`` (a server routes them back to their requests)."""
         config = config or self.config
@@ -363,8 +448,12 @@ class ToolGenerator:
             raise ValueError("stream_batch: contexts and prompts differ in length")
         yield from self._stream_rows(list(prompts), config, contexts)
 
-    def stream(self, prompt: str, config: Optional[GenerationConfig] = None,
-               context: Optional[ToolContext] = None) -> Iterator[GenerationEvent]:
+    def stream(
+        self,
+        prompt: str,
+        config: Optional[GenerationConfig] = None,
+        context: Optional[ToolContext] = None,
+    ) -> Iterator[GenerationEvent]:
         """Events of one prompt as they happen: text, call start, call text, call end, done."""
         config = config or self.config
         for events in self._stream_rows([prompt], config, [context]):
@@ -398,7 +487,9 @@ def generate_reencode(
         generator = torch.Generator(device=model.device).manual_seed(config.seed)
     outputs = []
     for i, prompt in enumerate(prompts):
-        row = gen._new_rows([prompt], config, [contexts[i]] if contexts is not None else None, offset=i)[0]
+        row = gen._new_rows(
+            [prompt], config, [contexts[i]] if contexts is not None else None, offset=i
+        )[0]
         with torch.inference_mode():
             seq = torch.tensor([row.prompt_ids], device=model.device)
             out = model(input_ids=seq, use_cache=True)
@@ -415,4 +506,3 @@ def generate_reencode(
                 cache, logits = returned_cache(out), out.logits[:, -1, :]
         outputs.append(row.finalize())
     return outputs
-

@@ -8,10 +8,14 @@ from typing import Any, Callable, Deque, List, Optional
 
 from toolformer.generation.detok import _Detokenizer, find_stop
 from toolformer.generation.rules import _Vocab
-from toolformer.generation.types import CallRecord, GenerationConfig, GenerationEvent, GenerationOutput
+from toolformer.generation.types import (
+    CallRecord,
+    GenerationConfig,
+    GenerationEvent,
+    GenerationOutput,
+)
 from toolformer.syntax import ARROW, CALL_END, CALL_START, UNCLOSED, APICall, call_progress
 from toolformer.tools.base import ToolContext, ToolResult
-
 
 _NAME_ARGS = re.compile(r"\[\s*([A-Za-z_][A-Za-z0-9_.]*)?\s*(?:\((.*))?", re.S)
 
@@ -33,10 +37,18 @@ def _split_partial_call(text: str) -> tuple:
 class _Row:
     """Per-prompt state: output tokens and text, the open call, forced tokens, streaming cursor."""
 
-    def __init__(self, index: int, prompt: str, prompt_ids: List[int], tokenizer: Any,
-                 context: Optional[ToolContext], warnings: List[str], hold: int,
-                 new_constraint: Any = None,
-                 room: Optional[int] = None):
+    def __init__(
+        self,
+        index: int,
+        prompt: str,
+        prompt_ids: List[int],
+        tokenizer: Any,
+        context: Optional[ToolContext],
+        warnings: List[str],
+        hold: int,
+        new_constraint: Any = None,
+        room: Optional[int] = None,
+    ):
         self.index = index
         self.prompt = prompt
         self.prompt_ids = prompt_ids
@@ -74,8 +86,13 @@ class _Row:
 
     def call_allowed(self, config: GenerationConfig) -> bool:
         # not while the detokenizer holds half a character: the "[" would split it
-        return (config.tools_enabled and not self.in_call and self.calls_made < config.max_calls
-                and not self.detok.holding and self._call_possible())
+        return (
+            config.tools_enabled
+            and not self.in_call
+            and self.calls_made < config.max_calls
+            and not self.detok.holding
+            and self._call_possible()
+        )
 
     def _call_possible(self) -> bool:
         """Whether some tool may be called after the text so far (constrained decoding: no
@@ -105,7 +122,12 @@ class _Row:
         before = len(self.text)
         self.text += self.detok.push(token)
         opened = False
-        if not self.in_call and not forced and token in vocab.bracket_ids and self.call_allowed(config):
+        if (
+            not self.in_call
+            and not forced
+            and token in vocab.bracket_ids
+            and self.call_allowed(config)
+        ):
             self.call_start = self.text.find(CALL_START, before)
             if self.call_start < 0:  # the bracket is still held back by the detokenizer
                 self.call_start = before
@@ -117,7 +139,9 @@ class _Row:
                 # the grammar starts after the "[" (an opener token holds nothing else)
                 # its budget: the call's tokens, and the output's, so that "->" comes in time
                 budget = min(config.max_call_tokens - 1, config.max_new_tokens - len(self.ids))
-                self.constraint = self.new_constraint(self.prompt + self.text[: self.call_start], budget)
+                self.constraint = self.new_constraint(
+                    self.prompt + self.text[: self.call_start], budget
+                )
         if opened:
             self._check_stop(before, self.calls[-1].start, config)
         elif not self.in_call:
@@ -146,7 +170,9 @@ class _Row:
             return
         if state in ("pending", "malformed"):
             if value is None:
-                record.tool, record.args = _split_partial_call(call_text[: call_text.rstrip().rfind(ARROW)])
+                record.tool, record.args = _split_partial_call(
+                    call_text[: call_text.rstrip().rfind(ARROW)]
+                )
                 self.pending = f"malformed call: {call_text.strip()[:60]!r} is not [Tool(args) ->"
             else:
                 # the tool gets the arguments without surrounding spaces, as in annotation
@@ -178,7 +204,9 @@ class _Row:
             self.cut = at
             self.finish("stop")
 
-    def apply_result(self, result: Optional[ToolResult], error: Optional[str], encode: Callable[[str], List[int]]) -> None:
+    def apply_result(
+        self, result: Optional[ToolResult], error: Optional[str], encode: Callable[[str], List[int]]
+    ) -> None:
         """Record the executor's answer and queue the forced tokens of `` result]`` (or ``]``).
 
         The result goes in whole even past ``max_new_tokens``; one that the model's context
@@ -197,8 +225,10 @@ class _Row:
         if self.room is not None and len(self.ids) + len(tokens) > self.room:
             if record.ok:  # (a tool's own error stays the call's error)
                 record.result = None
-                record.error = (f"the result does not fit in the model's context "
-                                f"({self.room} tokens after the prompt)")
+                record.error = (
+                    f"the result does not fit in the model's context "
+                    f"({self.room} tokens after the prompt)"
+                )
             tokens = encode(CALL_END)
             if len(self.ids) + len(tokens) > self.room:
                 tokens = []
@@ -256,7 +286,11 @@ class _Row:
                 self.span_started = True
             end = upto if span.end is None else min(upto, span.end)
             if end > self.emitted:
-                out.append(GenerationEvent("call_text", self.index, self.text[self.emitted : end], offset=span.start))
+                out.append(
+                    GenerationEvent(
+                        "call_text", self.index, self.text[self.emitted : end], offset=span.start
+                    )
+                )
                 self.emitted = end
             if span.end is not None and self.emitted >= span.end:
                 out.append(GenerationEvent("call_end", self.index, offset=span.start, call=span))
@@ -265,4 +299,3 @@ class _Row:
                 continue
             break
         return out
-

@@ -15,13 +15,13 @@ from typing import Any, Iterable, List, Sequence
 from toolformer.syntax import CALL_START
 
 
-
-
 @dataclass(frozen=True)
 class _Vocab:
     """Token ids the loop needs: call openers, bracket tokens, EOS."""
 
-    open_ids: tuple  # tokens whose text is just "[" (with leading whitespace): forced to open a call
+    open_ids: (
+        tuple  # tokens whose text is just "[" (with leading whitespace): forced to open a call
+    )
     bracket_ids: tuple  # every token whose text, left-stripped, starts with "[": trigger and block
     eos_ids: frozenset
     vocab_size: int
@@ -71,7 +71,9 @@ def _vocab_for(tokenizer: Any, model: Any) -> _Vocab:
         eos = set()
         if tokenizer.eos_token_id is not None:
             eos.add(int(tokenizer.eos_token_id))
-        cached = _Vocab(tuple(open_ids), tuple(bracket_ids), frozenset(eos), size, _word_ids(tokenizer))
+        cached = _Vocab(
+            tuple(open_ids), tuple(bracket_ids), frozenset(eos), size, _word_ids(tokenizer)
+        )
         try:
             _VOCAB_CACHE[tokenizer] = cached
         except TypeError:
@@ -81,7 +83,6 @@ def _vocab_for(tokenizer: Any, model: Any) -> _Vocab:
     if gen_eos is not None:
         eos.update([int(gen_eos)] if isinstance(gen_eos, int) else [int(e) for e in gen_eos])
     return replace(cached, eos_ids=frozenset(eos))
-
 
 
 # --------------------------------------------------------------------------- token choice
@@ -107,8 +108,13 @@ class _TokenTensors:
         words = torch.zeros(vocab.vocab_size, dtype=torch.bool)
         if vocab.word_ids:
             words[torch.tensor(vocab.word_ids)] = True
-        return cls(t(vocab.bracket_ids), t(vocab.open_ids), t(vocab.eos_ids),
-                   t(set(vocab.bracket_ids) - set(vocab.open_ids)), words.to(device))
+        return cls(
+            t(vocab.bracket_ids),
+            t(vocab.open_ids),
+            t(vocab.eos_ids),
+            t(set(vocab.bracket_ids) - set(vocab.open_ids)),
+            words.to(device),
+        )
 
 
 def block_tokens(logits: Any, rows: Sequence[bool], tokens: Any) -> Any:
@@ -139,7 +145,9 @@ def call_scores(logits: Any, brackets: Any) -> tuple:
     return p_call, rank
 
 
-def call_trigger(logits: Any, brackets: Any, opens: Any, k: int, threshold: float = 0.0) -> List[int]:
+def call_trigger(
+    logits: Any, brackets: Any, opens: Any, k: int, threshold: float = 0.0
+) -> List[int]:
     """Paper, Section 4: a call starts when ``[`` is among the ``k`` most likely next tokens;
     with ``threshold`` > 0 its probability (:func:`call_scores`) must also reach ``threshold``
     (a trigger calibrated on a dev split, see :mod:`toolformer.generation.trigger`).
@@ -162,7 +170,9 @@ def call_trigger(logits: Any, brackets: Any, opens: Any, k: int, threshold: floa
     return [b if h else -1 for b, h in zip(best, hit)]
 
 
-def at_word_start(logits: Any, brackets: Any, continues_word: Any, ends_in_word: Sequence[bool]) -> List[bool]:
+def at_word_start(
+    logits: Any, brackets: Any, continues_word: Any, ends_in_word: Sequence[bool]
+) -> List[bool]:
     """Whether a call may open here: only where a word or number starts.
 
     A row whose text ends in a letter or digit (``ends_in_word``) is inside a word or number

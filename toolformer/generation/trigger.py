@@ -71,8 +71,14 @@ class TriggerCalibration:
         return replace(config, call_top_k=self.call_top_k, call_threshold=self.call_threshold)
 
 
-def trace_call_scores(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int = 32,
-                      stop: str = "\n", batch_size: int = 8) -> List[CallTrace]:
+def trace_call_scores(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    max_new_tokens: int = 32,
+    stop: str = "\n",
+    batch_size: int = 8,
+) -> List[CallTrace]:
     """Greedy decode each prompt with tools disabled (every ``[`` token blocked), recording at
     each step where a call may open (a word or number starts: the engine's rule) p(``[``) and its
     rank, until ``stop`` appears in the output or ``max_new_tokens`` tokens.
@@ -108,14 +114,18 @@ def trace_call_scores(model: Any, tokenizer: Any, prompts: Sequence[str], max_ne
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     try:
         for start in range(0, len(prompts), batch_size):
-            chunk = list(prompts[start:start + batch_size])
+            chunk = list(prompts[start : start + batch_size])
             enc = tokenizer(chunk, return_tensors="pt", padding=True).to(model.device)
             record = _Record(len(chunk))
             with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                     logits_processor=LogitsProcessorList([record]),
-                                     pad_token_id=pad)
-            new = out[:, enc["input_ids"].shape[1]:]
+                out = model.generate(
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    logits_processor=LogitsProcessorList([record]),
+                    pad_token_id=pad,
+                )
+            new = out[:, enc["input_ids"].shape[1] :]
             for row in range(len(chunk)):
                 length = _steps_before_stop(tokenizer, new[row].tolist(), stop, pad, vocab.eos_ids)
                 p, r = [], []
@@ -129,8 +139,9 @@ def trace_call_scores(model: Any, tokenizer: Any, prompts: Sequence[str], max_ne
     return traces
 
 
-def _steps_before_stop(tokenizer: Any, ids: List[int], stop: str, pad: Optional[int],
-                       eos: Any) -> int:
+def _steps_before_stop(
+    tokenizer: Any, ids: List[int], stop: str, pad: Optional[int], eos: Any
+) -> int:
     """How many generated tokens belong to the output: up to and including the one that makes
     ``stop`` appear after some text (the engine's rule, :func:`find_stop`), or up to EOS."""
     text = ""
@@ -163,8 +174,9 @@ def objective_score(fired: Sequence[bool], expects: Sequence[bool], objective: s
     ``balanced_accuracy``: the mean of the recall of both (Brodersen et al. 2010).
     Raises :class:`UserError` for an unknown objective."""
     if objective not in OBJECTIVES:
-        raise UserError(f"unknown calibration objective {objective!r}; use one of "
-                        f"{', '.join(OBJECTIVES)}")
+        raise UserError(
+            f"unknown calibration objective {objective!r}; use one of {', '.join(OBJECTIVES)}"
+        )
     f1_call = _score(fired, expects)[0]
     if objective == "f1":
         return f1_call
@@ -180,13 +192,18 @@ def _check_labels(expects_call: Sequence[bool]) -> None:
     if not expects_call:
         raise UserError("trigger calibration needs dev items; none were given")
     if all(expects_call) or not any(expects_call):
-        raise UserError("trigger calibration needs dev items both with and without a fitting "
-                        "tool; add no-tool items (or tool items) to the dev split")
+        raise UserError(
+            "trigger calibration needs dev items both with and without a fitting "
+            "tool; add no-tool items (or tool items) to the dev split"
+        )
 
 
-def calibrate(traces: Sequence[CallTrace], expects_call: Sequence[bool],
-              top_k_grid: Sequence[int] = TOP_K_GRID, objective: str = "f1"
-              ) -> TriggerCalibration:
+def calibrate(
+    traces: Sequence[CallTrace],
+    expects_call: Sequence[bool],
+    top_k_grid: Sequence[int] = TOP_K_GRID,
+    objective: str = "f1",
+) -> TriggerCalibration:
     """The ``(call_top_k, call_threshold)`` with the best ``objective`` (:func:`objective_score`:
     call F1 by default) on these items.
 
@@ -214,8 +231,22 @@ def calibrate(traces: Sequence[CallTrace], expects_call: Sequence[bool],
             is_paper = k == PAPER_TOP_K and threshold == 0.0
             key = (round(value, 9), int(is_paper), -threshold, k)
             if best is None or key > best[0]:
-                best = (key, TriggerCalibration(k, float(threshold), f1, precision, recall, rate,
-                                                len(traces), paper, objective, value, paper_score))
+                best = (
+                    key,
+                    TriggerCalibration(
+                        k,
+                        float(threshold),
+                        f1,
+                        precision,
+                        recall,
+                        rate,
+                        len(traces),
+                        paper,
+                        objective,
+                        value,
+                        paper_score,
+                    ),
+                )
     assert best is not None
     return best[1]
 
@@ -230,8 +261,9 @@ def resolve_trigger(config: GenerationConfig, model: str, explicit: bool) -> Gen
     trigger = manifest_call_trigger(model)
     if trigger is None:
         return config
-    return replace(config, call_top_k=trigger["call_top_k"],
-                   call_threshold=trigger["call_threshold"])
+    return replace(
+        config, call_top_k=trigger["call_top_k"], call_threshold=trigger["call_threshold"]
+    )
 
 
 def expects_call(item: Dict[str, Any], where: str) -> bool:
@@ -241,13 +273,16 @@ def expects_call(item: Dict[str, Any], where: str) -> bool:
     """
     tools = item.get("tools") if isinstance(item, dict) else None
     if not isinstance(tools, list):
-        raise UserError(f"{where}: a calibration item needs 'tools' (a list of the tool names "
-                        "that fit it, [] for none)")
+        raise UserError(
+            f"{where}: a calibration item needs 'tools' (a list of the tool names "
+            "that fit it, [] for none)"
+        )
     return bool(tools)
 
 
-def calibration_prompts(items: Sequence[Dict[str, Any]], template: str = "Q: {question}\nA:"
-                        ) -> Tuple[List[str], List[bool]]:
+def calibration_prompts(
+    items: Sequence[Dict[str, Any]], template: str = "Q: {question}\nA:"
+) -> Tuple[List[str], List[bool]]:
     """``(prompts, expects_call)`` of dev items (rows with ``question`` and ``tools``).
 
     Raises :class:`UserError` on an item without a ``question`` text or a ``tools`` list, and
@@ -264,9 +299,15 @@ def calibration_prompts(items: Sequence[Dict[str, Any]], template: str = "Q: {qu
     return prompts, labels
 
 
-def calibrate_trigger(model: Any, tokenizer: Any, items: Sequence[Dict[str, Any]],
-                      template: str = "Q: {question}\nA:", max_new_tokens: int = 32,
-                      batch_size: int = 8, objective: str = "f1") -> TriggerCalibration:
+def calibrate_trigger(
+    model: Any,
+    tokenizer: Any,
+    items: Sequence[Dict[str, Any]],
+    template: str = "Q: {question}\nA:",
+    max_new_tokens: int = 32,
+    batch_size: int = 8,
+    objective: str = "f1",
+) -> TriggerCalibration:
     """Calibrate the call trigger of ``model`` on dev ``items`` (rows with ``question`` and
     ``tools``, e.g. a self-training dev split): :func:`trace_call_scores` on the prompts made
     with ``template``, then :func:`calibrate` maximising ``objective``.
@@ -274,6 +315,7 @@ def calibrate_trigger(model: Any, tokenizer: Any, items: Sequence[Dict[str, Any]
     Raises :class:`UserError` as :func:`calibration_prompts` does.
     """
     prompts, labels = calibration_prompts(items, template)
-    traces = trace_call_scores(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
-                               batch_size=batch_size)
+    traces = trace_call_scores(
+        model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size
+    )
     return calibrate(traces, labels, objective=objective)

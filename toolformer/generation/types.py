@@ -9,28 +9,63 @@ from typing import Any, Dict, List, Optional
 FINISH_REASONS = ("eos", "length", "stop")
 
 
-
 @dataclass
 class GenerationConfig:
     """Decoding settings; the call settings default to the paper's (top-10 trigger, one call)."""
 
-    max_new_tokens: int = field(default=128, metadata={
-        "help": "cap on output tokens; a tool result being inserted goes in whole, even past it"})
+    max_new_tokens: int = field(
+        default=128,
+        metadata={
+            "help": "cap on output tokens; a tool result being inserted goes in whole, even past it"
+        },
+    )
     do_sample: bool = field(default=False, metadata={"help": "sample instead of greedy decoding"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
-    top_k: int = field(default=0, metadata={"help": "sample among the k most likely tokens (0 = off)"})
+    top_k: int = field(
+        default=0, metadata={"help": "sample among the k most likely tokens (0 = off)"}
+    )
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass (1.0 = off)"})
-    call_top_k: int = field(default=10, metadata={"help": "start a call whenever '[' is among the top-k next tokens (paper: 10)"})
-    call_threshold: float = field(default=0.0, metadata={"help": "also require p('[') >= this to start a call; then '[' is never chosen below it (0 = off, the paper's rule; a calibrated adapter stores its value)"})
+    call_top_k: int = field(
+        default=10,
+        metadata={"help": "start a call whenever '[' is among the top-k next tokens (paper: 10)"},
+    )
+    call_threshold: float = field(
+        default=0.0,
+        metadata={
+            "help": "also require p('[') >= this to start a call; then '[' is never chosen below it (0 = off, the paper's rule; a calibrated adapter stores its value)"
+        },
+    )
     max_calls: int = field(default=1, metadata={"help": "calls per output (paper: 1)"})
-    tools_enabled: bool = field(default=True, metadata={"help": "False = 'Toolformer (disabled)': p('[') set to 0"})
-    stop_strings: tuple = field(default=(), metadata={"help": "stop when text outside a call contains one (not kept in the output)"})
+    tools_enabled: bool = field(
+        default=True, metadata={"help": "False = 'Toolformer (disabled)': p('[') set to 0"}
+    )
+    stop_strings: tuple = field(
+        default=(),
+        metadata={"help": "stop when text outside a call contains one (not kept in the output)"},
+    )
     seed: Optional[int] = field(default=None, metadata={"help": "seed of the sampling generator"})
-    max_call_tokens: int = field(default=64, metadata={"help": "tokens a call may take before '->'; more is an unclosed call"})
-    min_new_tokens: int = field(default=0, metadata={"help": "EOS is blocked before this many output tokens (benchmarks)"})
-    batch_size: int = field(default=16, metadata={"help": "prompts decoded together on one KV cache"})
-    constrained: bool = field(default=True, metadata={"help": "write calls under the tools' argument grammars: after '[' only a tool's name, '(', its arguments, ')' and ' ->'"})
-    chunked_results: bool = field(default=True, metadata={"help": "feed a forced tool result in one forward pass (False: one token per step)"})
+    max_call_tokens: int = field(
+        default=64,
+        metadata={"help": "tokens a call may take before '->'; more is an unclosed call"},
+    )
+    min_new_tokens: int = field(
+        default=0, metadata={"help": "EOS is blocked before this many output tokens (benchmarks)"}
+    )
+    batch_size: int = field(
+        default=16, metadata={"help": "prompts decoded together on one KV cache"}
+    )
+    constrained: bool = field(
+        default=True,
+        metadata={
+            "help": "write calls under the tools' argument grammars: after '[' only a tool's name, '(', its arguments, ')' and ' ->'"
+        },
+    )
+    chunked_results: bool = field(
+        default=True,
+        metadata={
+            "help": "feed a forced tool result in one forward pass (False: one token per step)"
+        },
+    )
 
     def __post_init__(self) -> None:
         from toolformer.errors import UserError
@@ -47,13 +82,17 @@ class GenerationConfig:
             (self.max_calls >= 0, "max_calls", "must be >= 0"),
             (self.max_call_tokens >= 1, "max_call_tokens", "must be >= 1"),
             (self.batch_size >= 1, "batch_size", "must be >= 1"),
-            (all(isinstance(s, str) and s for s in self.stop_strings), "stop_strings",
-             "must be non-empty strings"),
+            (
+                all(isinstance(s, str) and s for s in self.stop_strings),
+                "stop_strings",
+                "must be non-empty strings",
+            ),
         ]
         for ok, name, rule in checks:
             if not ok:
-                named = [f"GenerationConfig.{name}"] + (["GenerationConfig.do_sample=False"]
-                                                        if greedy in rule else [])
+                named = [f"GenerationConfig.{name}"] + (
+                    ["GenerationConfig.do_sample=False"] if greedy in rule else []
+                )
                 raise UserError(f"GenerationConfig.{name} {rule}", field=named)
 
 
@@ -121,4 +160,3 @@ class GenerationEvent:
     offset: int = 0
     call: Optional[CallRecord] = None
     output: Optional[GenerationOutput] = None
-

@@ -22,8 +22,9 @@ def quiet_peft() -> Iterator[None]:
     ``__init__`` reads transformers' deprecated ``is_gradient_checkpointing``: peft's business,
     not the user's), for a fresh LoRA model and a loaded adapter alike."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*",
-                                category=FutureWarning)
+        warnings.filterwarnings(
+            "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+        )
         yield
 
 
@@ -44,7 +45,8 @@ def peft_from_pretrained(model: Any, folder: str, **kwargs: Any) -> Any:
     if local.is_dir() and not any((local / name).is_file() for name in ADAPTER_WEIGHTS):
         raise ModelLoadError(
             f"adapter folder {folder} lacks its weights ({ADAPTER_WEIGHTS[0]}); copy that file "
-            "into it, or save the adapter again (save_pretrained)")
+            "into it, or save the adapter again (save_pretrained)"
+        )
     with quiet_peft(), warnings.catch_warnings():
         # the mismatch peft warns about is checked below and refused with one line
         warnings.filterwarnings("ignore", message=".*(missing|unexpected) adapter keys.*")
@@ -90,4 +92,5 @@ def check_adapter_keys(peft_model: Any, folder: Path) -> None:
         f"adapter {folder} does not fit its base model: {len(matched)} of the model's "
         f"{len(expected)} LoRA weights are in its file ({len(saved)} tensors"
         f"{f'; e.g. {example[0]} does not match' if example else ''}); it would load as the "
-        "bare base model: check its base_model, or save the adapter again")
+        "bare base model: check its base_model, or save the adapter again"
+    )

@@ -112,13 +112,15 @@ def list_models() -> List[Dict[str, Any]]:
             installed = importlib.util.find_spec(alias.package) is not None
         except (ImportError, ValueError):
             installed = False
-        rows.append({
-            "name": alias.name,
-            "installed": installed,
-            "converted": (converted_dir(alias.name) / "config.json").exists(),
-            "install": alias.install,
-            "description": alias.description,
-        })
+        rows.append(
+            {
+                "name": alias.name,
+                "installed": installed,
+                "converted": (converted_dir(alias.name) / "config.json").exists(),
+                "install": alias.install,
+                "description": alias.description,
+            }
+        )
     return rows
 
 

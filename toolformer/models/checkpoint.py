@@ -23,15 +23,20 @@ ADAPTERS_ENV = "TOOLFORMER_ADAPTERS"
 # where ``toolformer finetune`` saves the LoRA adapter, beside the merged weights
 ADAPTER_DIR = "adapter"
 # the files that hold a saved model's weights (single file, shards, their index)
-WEIGHT_FILES = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin",
-                "pytorch_model*.bin.index.json")
+WEIGHT_FILES = (
+    "*.safetensors",
+    "*.safetensors.index.json",
+    "pytorch_model*.bin",
+    "pytorch_model*.bin.index.json",
+)
 
 
 def adapter_search_dirs() -> List[Path]:
     """Folders whose subfolders are named adapters: ``$TOOLFORMER_ADAPTERS`` (os.pathsep-separated)
     first, then ``toolformer/adapters/`` inside the package (shipped in the wheel)."""
-    dirs = [Path(os.path.expanduser(d))
-            for d in os.environ.get(ADAPTERS_ENV, "").split(os.pathsep) if d]
+    dirs = [
+        Path(os.path.expanduser(d)) for d in os.environ.get(ADAPTERS_ENV, "").split(os.pathsep) if d
+    ]
     return dirs + [Path(__file__).resolve().parents[1] / "adapters"]
 
 
@@ -48,8 +53,9 @@ def list_adapters() -> Dict[str, Path]:
 
 def weight_files(folder: Path) -> List[Path]:
     """The weight files at the top of a saved model folder (not those of its ``adapter/``)."""
-    return sorted({f for pattern in WEIGHT_FILES for f in Path(folder).glob(pattern)
-                   if f.is_file()})
+    return sorted(
+        {f for pattern in WEIGHT_FILES for f in Path(folder).glob(pattern) if f.is_file()}
+    )
 
 
 def pruned_adapter(folder: Union[str, Path]) -> Optional[Path]:
@@ -101,8 +107,10 @@ def adapter_base(folder: Path) -> str:
     except (ValueError, AttributeError):
         base = None
     if not base:
-        raise UserError(f"adapter {folder} names no base model; add toolformer.json with "
-                        "{\"base_model\": \"smollm2-135m\"}")
+        raise UserError(
+            f"adapter {folder} names no base model; add toolformer.json with "
+            '{"base_model": "smollm2-135m"}'
+        )
     return str(base)
 
 
@@ -127,8 +135,10 @@ def manifest_tools(model: str) -> Optional[List[str]]:
     if tools is None:
         return None
     if not (isinstance(tools, list) and all(isinstance(t, str) for t in tools)):
-        raise UserError(f"{manifest_path(folder)}: 'tools' must be a list of tool names, "
-                        f"e.g. [\"Calculator\"]; fix it or name the tools to use yourself")
+        raise UserError(
+            f"{manifest_path(folder)}: 'tools' must be a list of tool names, "
+            f'e.g. ["Calculator"]; fix it or name the tools to use yourself'
+        )
     return list(tools) or None
 
 
@@ -145,8 +155,10 @@ def manifest_tool_options(model: str) -> Dict[str, Dict[str, Any]]:
     if opts is None:
         return {}
     if not (isinstance(opts, dict) and all(isinstance(v, dict) for v in opts.values())):
-        raise UserError(f"{manifest_path(folder)}: 'tool_options' must map tool names to objects, "
-                        "e.g. {\"Calculator\": {\"numbers_from_text\": true}}")
+        raise UserError(
+            f"{manifest_path(folder)}: 'tool_options' must map tool names to objects, "
+            'e.g. {"Calculator": {"numbers_from_text": true}}'
+        )
     return {str(k): dict(v) for k, v in opts.items()}
 
 
@@ -163,11 +175,14 @@ def manifest_chat_roles(model: str) -> Optional[Tuple[str, str]]:
         return None
     ok = isinstance(roles, dict) and all(
         isinstance(roles.get(k), str) and roles[k].strip() and "\n" not in roles[k]
-        for k in ("user", "assistant"))
+        for k in ("user", "assistant")
+    )
     if not ok:
-        raise UserError(f"{manifest_path(folder)}: 'chat_roles' must be "
-                        "{\"user\": \"Q\", \"assistant\": \"A\"} (one-line labels); "
-                        "fix or delete it")
+        raise UserError(
+            f"{manifest_path(folder)}: 'chat_roles' must be "
+            '{"user": "Q", "assistant": "A"} (one-line labels); '
+            "fix or delete it"
+        )
     return roles["user"].strip(), roles["assistant"].strip()
 
 
@@ -183,8 +198,11 @@ def manifest_call_trigger(model: str) -> Optional[Dict[str, Any]]:
     if trigger is None:
         return None
     if not isinstance(trigger, dict):
-        raise UserError(f"{manifest_path(folder)}: 'call_trigger' must be an object like "
-                        "{\"call_top_k\": 10, \"call_threshold\": 0.3}; fix or delete it")
-    k, t = check_trigger(trigger.get("call_top_k"), trigger.get("call_threshold"),
-                         str(manifest_path(folder)))
+        raise UserError(
+            f"{manifest_path(folder)}: 'call_trigger' must be an object like "
+            '{"call_top_k": 10, "call_threshold": 0.3}; fix or delete it'
+        )
+    k, t = check_trigger(
+        trigger.get("call_top_k"), trigger.get("call_threshold"), str(manifest_path(folder))
+    )
     return {**trigger, "call_top_k": k, "call_threshold": t}

@@ -20,8 +20,9 @@ from toolformer.models.trust import check_weight_files, trust_pickle_weights
 from toolformer.paths import check_dtype, torch_dtype
 
 
-def load_pretrained(loader: Any, target: str, original: str, *, weights: bool = True,
-                    **kwargs: Any) -> Any:
+def load_pretrained(
+    loader: Any, target: str, original: str, *, weights: bool = True, **kwargs: Any
+) -> Any:
     """``loader.from_pretrained(target)`` the one safe way: local files first (no network for
     anything cached), then the hub; safetensors only unless pickle weights are trusted; any
     failure (missing files, a truncated safetensors file, a bad config) is one
@@ -35,7 +36,8 @@ def load_pretrained(loader: Any, target: str, original: str, *, weights: bool = 
         if folder.is_dir() and (folder / "config.json").is_file() and not weight_files(folder):
             raise ModelLoadError(
                 f"model folder {original} lacks its weights (model.safetensors, or its shards "
-                "and index); copy them into it, or pass the folder that holds them")
+                "and index); copy them into it, or pass the folder that holds them"
+            )
         if not trust_pickle_weights():
             kwargs.setdefault("use_safetensors", True)
     try:
@@ -110,8 +112,9 @@ def load_model(
 def _load_adapter(folder: Path, dtype: Optional[str], device: Optional[str]) -> Tuple[Any, Any]:
     base = adapter_base(folder)
     if adapter_dir(base) is not None:
-        raise UserError(f"adapter {folder} names another adapter ({base}) as its base; "
-                        "name a model")
+        raise UserError(
+            f"adapter {folder} names another adapter ({base}) as its base; name a model"
+        )
     # adapter_model.bin is a pickle: refused unless trusted
     check_weight_files(str(folder), str(folder))
     model, tok = load_model(base, dtype=dtype, device=device)

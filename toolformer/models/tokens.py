@@ -51,13 +51,16 @@ def start_token_id(tokenizer: Any, start_token: Optional[str] = None) -> Optiona
         # an unknown token maps to UNK (SmolLM2's UNK is <|endoftext|> itself: looked up above)
         tid = None if tid == getattr(tokenizer, "unk_token_id", object()) else tid
     if tid is None:
-        raise UserError(f"start token {token!r} is not in the tokenizer's vocabulary; "
-                        "pass one that is, or '' for none")
+        raise UserError(
+            f"start token {token!r} is not in the tokenizer's vocabulary; "
+            "pass one that is, or '' for none"
+        )
     return int(tid)
 
 
-def start_token_losses(model: Any, tokenizer: Any, texts: List[str],
-                       candidates: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
+def start_token_losses(
+    model: Any, tokenizer: Any, texts: List[str], candidates: Optional[List[str]] = None
+) -> Dict[str, Dict[str, float]]:
     """A one-off check of which start token fits a model: for each candidate token, the mean
     loss (nats per token) over ``texts`` and the mean loss of their first token, scoring each
     text after that token alone. Candidates default to the tokenizer's BOS, EOS and
@@ -84,6 +87,8 @@ def start_token_losses(model: Any, tokenizer: Any, texts: List[str],
                 total += float(nll.sum())
                 first += float(nll[0])
                 n += len(nll)
-        out[token] = {"mean_loss": total / max(1, n),
-                      "first_token_loss": first / max(1, len(texts))}
+        out[token] = {
+            "mean_loss": total / max(1, n),
+            "first_token_loss": first / max(1, len(texts)),
+        }
     return out

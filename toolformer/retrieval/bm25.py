@@ -55,8 +55,9 @@ class BM25Index:
 
     def save(self, path: Path) -> None:
         """Write the index into the folder ``path`` (numpy arrays and JSON; replaced whole)."""
-        atomic_write(path, lambda tmp: self.retriever.save(str(tmp), allow_pickle=False,
-                                                            show_progress=False))
+        atomic_write(
+            path, lambda tmp: self.retriever.save(str(tmp), allow_pickle=False, show_progress=False)
+        )
 
     @classmethod
     def load(cls, path: Path) -> "BM25Index":

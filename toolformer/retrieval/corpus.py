@@ -121,9 +121,11 @@ def iter_pages(path: Path) -> Iterator[Dict[str, str]]:
                     elem.clear()
     except (EOFError, OSError, ET.ParseError) as exc:  # a truncated or mislabelled dump
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"Wikipedia dump {path} could not be read to its end ({reason}); it is "
-                        "truncated or not a MediaWiki XML (.xml or .xml.bz2) dump: download "
-                        "it again (gensim's sample: reinstall gensim)") from None
+        raise UserError(
+            f"Wikipedia dump {path} could not be read to its end ({reason}); it is "
+            "truncated or not a MediaWiki XML (.xml or .xml.bz2) dump: download "
+            "it again (gensim's sample: reinstall gensim)"
+        ) from None
 
 
 def _clean_articles(path: Path, min_words: int) -> Iterator[Dict[str, str]]:
@@ -175,7 +177,9 @@ def iter_wikipedia_articles(
 # --------------------------------------------------------------------------- user corpora
 
 
-def iter_records(config: CorpusConfig, stats: Optional[RecordStats] = None) -> Iterator[Dict[str, Any]]:
+def iter_records(
+    config: CorpusConfig, stats: Optional[RecordStats] = None
+) -> Iterator[Dict[str, Any]]:
     """Raw records of a user corpus (``config.source`` must be set), read by the shared reader
     (:func:`toolformer.records.iter_records`): a bad line or a record that is not an object is
     skipped, counted in ``stats`` and reported with its file and line."""

@@ -57,8 +57,10 @@ def write_passage_table(path: Path, passages: Sequence[Passage]) -> None:
     import pyarrow.parquet as pq
 
     table = pa.table(
-        {name: pa.array([getattr(p, name) for p in passages], pa.string())
-         for name in PASSAGE_COLUMNS}
+        {
+            name: pa.array([getattr(p, name) for p in passages], pa.string())
+            for name in PASSAGE_COLUMNS
+        }
     )
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 

@@ -68,8 +68,11 @@ class SearchConfig:
         default=True, metadata={"help": "fold English plurals (S-stemmer) in BM25 terms"}
     )
     k1: float = field(
-        default=1.5, metadata={"help": "BM25 term-frequency saturation (Lucene and bm25s "
-                                       "default: 1.2; 1.5 kept from rank_bm25)"}
+        default=1.5,
+        metadata={
+            "help": "BM25 term-frequency saturation (Lucene and bm25s "
+            "default: 1.2; 1.5 kept from rank_bm25)"
+        },
     )
     b: float = field(default=0.75, metadata={"help": "BM25 length normalisation"})
     dense_model: str = field(
@@ -165,8 +168,12 @@ class PassageSearch:
 
                 docs = [
                     tokenize(f"{p.title} {p.text}", c.stem)
-                    for p in tqdm(store.passages, desc="tokenizing passages", unit="passage",
-                                  disable=len(store) < 20000)
+                    for p in tqdm(
+                        store.passages,
+                        desc="tokenizing passages",
+                        unit="passage",
+                        disable=len(store) < 20000,
+                    )
                 ]
                 self._bm25 = BM25Index.build(docs, k1=c.k1, b=c.b)
                 self._bm25.save(path)

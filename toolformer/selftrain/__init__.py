@@ -20,5 +20,16 @@ from toolformer.selftrain.filters import (  # noqa: F401
 from toolformer.selftrain.loop import SelfTrainResult, selftrain  # noqa: F401
 from toolformer.selftrain.schedule import Schedule  # noqa: F401
 
-__all__ = ["Candidate", "CandidateFilter", "FILTERS", "FilterContext", "Schedule", "SelfTrainConfig",
-           "SelfTrainResult", "build_filter", "get_filter", "register_filter", "selftrain"]
+__all__ = [
+    "Candidate",
+    "CandidateFilter",
+    "FILTERS",
+    "FilterContext",
+    "Schedule",
+    "SelfTrainConfig",
+    "SelfTrainResult",
+    "build_filter",
+    "get_filter",
+    "register_filter",
+    "selftrain",
+]

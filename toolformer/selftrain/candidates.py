@@ -33,9 +33,15 @@ class Candidate:
         """Calls that ran, returned a result and are closed in the text: an output cut by
         ``max_new_tokens`` while the result was being written (``[Calculator(285 - 49 - 59)->
         17`` for 177) holds a broken call and must not be trained on."""
-        return [c for c in self.calls if not c.get("error") and c.get("result") is not None
-                and isinstance(c.get("start"), int) and isinstance(c.get("end"), int)
-                and self.text[c["start"]:c["end"]].endswith(CALL_END)]
+        return [
+            c
+            for c in self.calls
+            if not c.get("error")
+            and c.get("result") is not None
+            and isinstance(c.get("start"), int)
+            and isinstance(c.get("end"), int)
+            and self.text[c["start"] : c["end"]].endswith(CALL_END)
+        ]
 
     @property
     def all_calls_ran(self) -> bool:
@@ -53,7 +59,7 @@ class Candidate:
             if not isinstance(start, int) or not isinstance(end, int) or start < pos:
                 continue
             chunk = self.text[pos:start]
-            if chunk.endswith(" ") and (self.text[end:end + 1] in ("", " ")):
+            if chunk.endswith(" ") and (self.text[end : end + 1] in ("", " ")):
                 chunk = chunk[:-1]
             out.append(chunk)
             pos = end
@@ -71,5 +77,20 @@ class Candidate:
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "Candidate":
-        return cls(**{k: d[k] for k in ("doc_id", "sample", "prompt", "text", "calls", "gold",
-                                       "finish_reason", "kind", "tools") if k in d})
+        return cls(
+            **{
+                k: d[k]
+                for k in (
+                    "doc_id",
+                    "sample",
+                    "prompt",
+                    "text",
+                    "calls",
+                    "gold",
+                    "finish_reason",
+                    "kind",
+                    "tools",
+                )
+                if k in d
+            }
+        )

@@ -54,10 +54,20 @@ def default_finetune() -> FinetuneConfig:
     rate stayed at 15%; 80 steps gave 100% on SVAMP and MAWPS.
     ``data``/``output_dir``/``model`` are set by the loop."""
     return FinetuneConfig(
-        lora=True, max_length=128, effective_batch_size=8, eval_fraction=0.0,
-        training_args=dict(learning_rate=2e-4, per_device_train_batch_size=8, max_steps=100,
-                           num_train_epochs=12.0, eval_steps=20, save_steps=20,
-                           save_total_limit=1, logging_steps=10),
+        lora=True,
+        max_length=128,
+        effective_batch_size=8,
+        eval_fraction=0.0,
+        training_args=dict(
+            learning_rate=2e-4,
+            per_device_train_batch_size=8,
+            max_steps=100,
+            num_train_epochs=12.0,
+            eval_steps=20,
+            save_steps=20,
+            save_total_limit=1,
+            logging_steps=10,
+        ),
     )
 
 
@@ -74,8 +84,14 @@ def grow_generation() -> GenerationConfig:
     the paper's call rule (a call when '[' is among the top 10 tokens, one call per output), a
     stop at the end of the line, 16 prompts per batch. The seed (None) is set per batch by the
     loop; one given here holds for every batch."""
-    return GenerationConfig(max_new_tokens=28, do_sample=True, temperature=0.7, top_p=0.95,
-                            stop_strings=("\n",), batch_size=16)
+    return GenerationConfig(
+        max_new_tokens=28,
+        do_sample=True,
+        temperature=0.7,
+        top_p=0.95,
+        stop_strings=("\n",),
+        batch_size=16,
+    )
 
 
 def dev_generation() -> GenerationConfig:
@@ -92,32 +108,113 @@ class CorpusConfig:
     """The training corpus (its problems give Grow's prompts, round 0's documents and the dev
     split) and the contamination guard against the evaluation sets."""
 
-    corpus: str = field(default="gsm8k/train.jsonl", metadata={"help": "GSM8K-style JSONL (question, answer with '#### n'); relative to data_dir unless absolute. 'arithmetic' or 'arithmetic:N': N generated easy word problems (one or two operations on the question's numbers; toolformer.selftrain.word_problems) instead, for a model too small for GSM8K. 'mix' or 'mix:N': the mixed curriculum (see mix)"})
-    mix: Optional[Dict[str, float]] = field(default=None, metadata={"help": "with --corpus mix[:N] (N items, default 3000): the kinds' relative weights, e.g. math=0.4,facts=0.25,dates=0.2,notool=0.15 (the default); math: generated word problems (Calculator), facts: fact questions disjoint from every evaluation set (QA, WikiSearch), dates: generated date questions, each with its own reference date (Calendar), notool: prompts no tool helps (the right output has no call). Each kind with weight > 0 needs one of its tools in --tools"})
-    data_dir: Optional[str] = field(default=None, metadata={"help": "shared data folder (default $TOOLFORMER_DATA or ../shared/data)"})
-    max_problem_steps: Optional[int] = field(default=1, metadata={"help": "keep only problems whose gold solution has at most this many <<...>> calculations (1: one call answers them, as most SVAMP/MAWPS questions); None: all"})
-    wiki_docs: int = field(default=0, metadata={"help": "Wikipedia paragraphs added for the other tools (no gold answers)"})
-    doc_template: str = field(default=DOC_TEMPLATE, metadata={"help": "round-0 document text from {question}, {solution}, {answer}"})
-    prompt_template: str = field(default=PROMPT_TEMPLATE, metadata={"help": "Grow prompt from {question} (the eval prompt)"})
-    eval_sets: List[str] = field(default_factory=lambda: ["svamp", "mawps", "gsm8k"], metadata={"help": "evaluation tasks the training texts are checked against (contamination guard)"})
-    contamination_threshold: float = field(default=0.5, metadata={"help": "word-set Jaccard at or above which a training text is a near-duplicate"})
-    perplexity_sets: List[str] = field(default_factory=lambda: ["wikitext2"], metadata={"help": "perplexity tasks the plain paragraphs are checked against: a paragraph sharing a word 13-gram with one is dropped (GPT-3's contamination test)"})
+    corpus: str = field(
+        default="gsm8k/train.jsonl",
+        metadata={
+            "help": "GSM8K-style JSONL (question, answer with '#### n'); relative to data_dir unless absolute. 'arithmetic' or 'arithmetic:N': N generated easy word problems (one or two operations on the question's numbers; toolformer.selftrain.word_problems) instead, for a model too small for GSM8K. 'mix' or 'mix:N': the mixed curriculum (see mix)"
+        },
+    )
+    mix: Optional[Dict[str, float]] = field(
+        default=None,
+        metadata={
+            "help": "with --corpus mix[:N] (N items, default 3000): the kinds' relative weights, e.g. math=0.4,facts=0.25,dates=0.2,notool=0.15 (the default); math: generated word problems (Calculator), facts: fact questions disjoint from every evaluation set (QA, WikiSearch), dates: generated date questions, each with its own reference date (Calendar), notool: prompts no tool helps (the right output has no call). Each kind with weight > 0 needs one of its tools in --tools"
+        },
+    )
+    data_dir: Optional[str] = field(
+        default=None,
+        metadata={"help": "shared data folder (default $TOOLFORMER_DATA or ../shared/data)"},
+    )
+    max_problem_steps: Optional[int] = field(
+        default=1,
+        metadata={
+            "help": "keep only problems whose gold solution has at most this many <<...>> calculations (1: one call answers them, as most SVAMP/MAWPS questions); None: all"
+        },
+    )
+    wiki_docs: int = field(
+        default=0,
+        metadata={"help": "Wikipedia paragraphs added for the other tools (no gold answers)"},
+    )
+    doc_template: str = field(
+        default=DOC_TEMPLATE,
+        metadata={"help": "round-0 document text from {question}, {solution}, {answer}"},
+    )
+    prompt_template: str = field(
+        default=PROMPT_TEMPLATE, metadata={"help": "Grow prompt from {question} (the eval prompt)"}
+    )
+    eval_sets: List[str] = field(
+        default_factory=lambda: ["svamp", "mawps", "gsm8k"],
+        metadata={
+            "help": "evaluation tasks the training texts are checked against (contamination guard)"
+        },
+    )
+    contamination_threshold: float = field(
+        default=0.5,
+        metadata={"help": "word-set Jaccard at or above which a training text is a near-duplicate"},
+    )
+    perplexity_sets: List[str] = field(
+        default_factory=lambda: ["wikitext2"],
+        metadata={
+            "help": "perplexity tasks the plain paragraphs are checked against: a paragraph sharing a word 13-gram with one is dropped (GPT-3's contamination test)"
+        },
+    )
 
 
 @dataclass
 class GrowConfig:
     """Grow: the current model samples outputs with calls on each round's prompts."""
 
-    generation: GenerationConfig = field(default_factory=grow_generation, metadata={"help": "Grow's sampling (see grow_generation): temperature, top_p, max_new_tokens (tool results included), call rule, batch_size"})
-    samples_per_prompt: int = field(default=4, metadata={"help": "Grow: sampled outputs per prompt"})
-    no_call_samples: Optional[int] = field(default=None, metadata={"help": "Grow: more samples per prompt decoded with tools disabled (the same model without a call: the when filter keeps a call only where these are wrong, and keeps them where no tool fits) [default: 1 with --corpus mix, else 0]"})
-    forced_call_samples: Optional[int] = field(default=None, metadata={"help": "Grow: more samples per prompt and per fitting tool of the item (its `tools`, among --tools) where a call of that tool is forced at the first place one may open (the paper samples each tool's candidate calls on their own, Section 2); the when filter still keeps a call only where it makes the answer right and the no-call samples are wrong [default: 1 with --corpus mix, else 0]"})
-    demonstrations: Optional[str] = field(default="calculator", metadata={"help": "few-shot text put before Grow prompts (TALM's bootstrap; not part of the training text): a shipped set by name (calculator; with --corpus mix: mix), a .txt file or the text; None: zero-shot"})
-    demonstrations_rounds: int = field(default=1, metadata={"help": "use the demonstrations in rounds 1..N only (0: every round); later rounds grow zero-shot from the fine-tuned model"})
-    answer_only: bool = field(default=True, metadata={"help": "Grow: cut each output after the first number that follows its first call (the answer the math metric reads); the rest is noise to train on"})
+    generation: GenerationConfig = field(
+        default_factory=grow_generation,
+        metadata={
+            "help": "Grow's sampling (see grow_generation): temperature, top_p, max_new_tokens (tool results included), call rule, batch_size"
+        },
+    )
+    samples_per_prompt: int = field(
+        default=4, metadata={"help": "Grow: sampled outputs per prompt"}
+    )
+    no_call_samples: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "Grow: more samples per prompt decoded with tools disabled (the same model without a call: the when filter keeps a call only where these are wrong, and keeps them where no tool fits) [default: 1 with --corpus mix, else 0]"
+        },
+    )
+    forced_call_samples: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "Grow: more samples per prompt and per fitting tool of the item (its `tools`, among --tools) where a call of that tool is forced at the first place one may open (the paper samples each tool's candidate calls on their own, Section 2); the when filter still keeps a call only where it makes the answer right and the no-call samples are wrong [default: 1 with --corpus mix, else 0]"
+        },
+    )
+    demonstrations: Optional[str] = field(
+        default="calculator",
+        metadata={
+            "help": "few-shot text put before Grow prompts (TALM's bootstrap; not part of the training text): a shipped set by name (calculator; with --corpus mix: mix), a .txt file or the text; None: zero-shot"
+        },
+    )
+    demonstrations_rounds: int = field(
+        default=1,
+        metadata={
+            "help": "use the demonstrations in rounds 1..N only (0: every round); later rounds grow zero-shot from the fine-tuned model"
+        },
+    )
+    answer_only: bool = field(
+        default=True,
+        metadata={
+            "help": "Grow: cut each output after the first number that follows its first call (the answer the math metric reads); the rest is noise to train on"
+        },
+    )
     corpus_size: int = field(default=160, metadata={"help": "training prompts per later round"})
-    corpus_sizes: Optional[List[int]] = field(default=None, metadata={"help": "prompts per round, round 1 first (the last holds for later rounds); overrides corpus_size"})
-    rotate_corpus: bool = field(default=True, metadata={"help": "each round grows on the next corpus_size prompts (False: the same ones every round)"})
+    corpus_sizes: Optional[List[int]] = field(
+        default=None,
+        metadata={
+            "help": "prompts per round, round 1 first (the last holds for later rounds); overrides corpus_size"
+        },
+    )
+    rotate_corpus: bool = field(
+        default=True,
+        metadata={
+            "help": "each round grows on the next corpus_size prompts (False: the same ones every round)"
+        },
+    )
 
     def round_size(self, k: int) -> int:
         """Prompts Grow uses in round ``k`` (>= 1)."""
@@ -127,45 +224,102 @@ class GrowConfig:
 
     def sampling(self, seed: int) -> GenerationConfig:
         """``generation`` with ``seed`` (a batch's), unless ``generation`` fixes one."""
-        return replace(self.generation, seed=seed if self.generation.seed is None
-                       else self.generation.seed)
+        return replace(
+            self.generation, seed=seed if self.generation.seed is None else self.generation.seed
+        )
 
 
 @dataclass
 class ImproveConfig:
     """Improve: a filter scores the grown outputs; those above the step's threshold are kept."""
 
-    filter: str = field(default="answer", metadata={"help": "Improve filter (registry name: loss, answer, reward, or a plug-in)"})
-    filter_options: Dict[str, Any] = field(default_factory=dict, metadata={"help": "options of the filter, e.g. {'placement': 'prefix'} for loss, {'model': PATH} for reward"})
-    thresholds: Optional[List[float]] = field(default=None, metadata={"help": "threshold per Improve step (then the last holds); None: the filter's default schedule"})
-    steps: int = field(default=1, metadata={"help": "Improve steps per Grow (ReST): each filters the grown data with the next threshold and fine-tunes further"})
-    max_kept_per_prompt: int = field(default=2, metadata={"help": "Improve keeps at most this many distinct outputs per prompt (best first)"})
-    max_kept_per_kind: Optional[int] = field(default=None, metadata={"help": "Improve: keep at most this many texts per item kind and called tool (best scores first, one text per prompt before a second): no kind or tool outweighs the others in fine-tuning; None: no cap"})
-    accumulate: bool = field(default=False, metadata={"help": "fine-tune on the kept data of all rounds so far, not only this round's"})
+    filter: str = field(
+        default="answer",
+        metadata={"help": "Improve filter (registry name: loss, answer, reward, or a plug-in)"},
+    )
+    filter_options: Dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": "options of the filter, e.g. {'placement': 'prefix'} for loss, {'model': PATH} for reward"
+        },
+    )
+    thresholds: Optional[List[float]] = field(
+        default=None,
+        metadata={
+            "help": "threshold per Improve step (then the last holds); None: the filter's default schedule"
+        },
+    )
+    steps: int = field(
+        default=1,
+        metadata={
+            "help": "Improve steps per Grow (ReST): each filters the grown data with the next threshold and fine-tunes further"
+        },
+    )
+    max_kept_per_prompt: int = field(
+        default=2,
+        metadata={
+            "help": "Improve keeps at most this many distinct outputs per prompt (best first)"
+        },
+    )
+    max_kept_per_kind: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "Improve: keep at most this many texts per item kind and called tool (best scores first, one text per prompt before a second): no kind or tool outweighs the others in fine-tuning; None: no cap"
+        },
+    )
+    accumulate: bool = field(
+        default=False,
+        metadata={"help": "fine-tune on the kept data of all rounds so far, not only this round's"},
+    )
 
     def schedule(self):
         """The Improve threshold schedule: ``thresholds`` or the filter's default."""
         from toolformer.selftrain.filters import get_filter
         from toolformer.selftrain.schedule import Schedule
 
-        return Schedule.of(self.thresholds if self.thresholds is not None
-                           else get_filter(self.filter).default_schedule)
+        return Schedule.of(
+            self.thresholds
+            if self.thresholds is not None
+            else get_filter(self.filter).default_schedule
+        )
 
 
 @dataclass
 class DevEvalConfig:
     """The dev split scored after each round (it picks the best round) and its decoding."""
 
-    data: Optional[str] = field(default=None, metadata={"help": "a JSONL (question, answer) to use as the dev split instead of held-out corpus problems"})
-    size: int = field(default=100, metadata={"help": "held-out corpus problems scored after each round (the dev split)"})
-    max_problem_steps: Optional[int] = field(default=1, metadata={"help": "the dev split is drawn from held-out problems with at most this many <<...>> calculations (None: any the corpus keeps); 1: one call can answer them, as most SVAMP/MAWPS questions"})
-    max_new_tokens: Optional[int] = field(default=None, metadata={"help": "dev eval: tokens per answer (None: the harness's task default)"})
-    generation: GenerationConfig = field(default_factory=dev_generation, metadata={"help": "dev eval decoding (see dev_generation); the harness sets max_new_tokens, stop_strings and tools_enabled"})
+    data: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "a JSONL (question, answer) to use as the dev split instead of held-out corpus problems"
+        },
+    )
+    size: int = field(
+        default=100,
+        metadata={"help": "held-out corpus problems scored after each round (the dev split)"},
+    )
+    max_problem_steps: Optional[int] = field(
+        default=1,
+        metadata={
+            "help": "the dev split is drawn from held-out problems with at most this many <<...>> calculations (None: any the corpus keeps); 1: one call can answer them, as most SVAMP/MAWPS questions"
+        },
+    )
+    max_new_tokens: Optional[int] = field(
+        default=None,
+        metadata={"help": "dev eval: tokens per answer (None: the harness's task default)"},
+    )
+    generation: GenerationConfig = field(
+        default_factory=dev_generation,
+        metadata={
+            "help": "dev eval decoding (see dev_generation); the harness sets max_new_tokens, stop_strings and tools_enabled"
+        },
+    )
 
     def decoding(self, seed: int) -> GenerationConfig:
         """``generation`` with the run's ``seed``, unless ``generation`` fixes one."""
-        return replace(self.generation, seed=seed if self.generation.seed is None
-                       else self.generation.seed)
+        return replace(
+            self.generation, seed=seed if self.generation.seed is None else self.generation.seed
+        )
 
 
 @dataclass
@@ -173,22 +327,53 @@ class CalibrationConfig:
     """After the last round: the best adapter's call trigger (when to call), calibrated on
     held-out items of each kind and stored in its toolformer.json."""
 
-    enabled: Optional[bool] = field(default=None, metadata={"help": "after the last round, calibrate the best adapter's call trigger (when to call) on held-out items of each kind and store it in its toolformer.json [default: on with --corpus mix]"})
-    size: int = field(default=60, metadata={"help": "held-out items per kind for the trigger calibration"})
-    objective: str = field(default="macro_f1", metadata={"help": "what the trigger calibration maximises: macro_f1 (the mean of the call and no-call F1: every kind of item counts, whatever the share that expects a call), f1 (call F1) or balanced_accuracy", "choices": OBJECTIVES})
+    enabled: Optional[bool] = field(
+        default=None,
+        metadata={
+            "help": "after the last round, calibrate the best adapter's call trigger (when to call) on held-out items of each kind and store it in its toolformer.json [default: on with --corpus mix]"
+        },
+    )
+    size: int = field(
+        default=60, metadata={"help": "held-out items per kind for the trigger calibration"}
+    )
+    objective: str = field(
+        default="macro_f1",
+        metadata={
+            "help": "what the trigger calibration maximises: macro_f1 (the mean of the call and no-call F1: every kind of item counts, whatever the share that expects a call), f1 (call F1) or balanced_accuracy",
+            "choices": OBJECTIVES,
+        },
+    )
 
 
 # The groups built from dicts (a config file's objects): each over its own defaults.
-_GROUPS = {"data": CorpusConfig, "grow": GrowConfig, "improve": ImproveConfig,
-           "dev": DevEvalConfig, "calibration": CalibrationConfig}
+_GROUPS = {
+    "data": CorpusConfig,
+    "grow": GrowConfig,
+    "improve": ImproveConfig,
+    "dev": DevEvalConfig,
+    "calibration": CalibrationConfig,
+}
 
 # Fields that change speed, reporting or how far a run goes, not what a finished stage holds: a
 # resumed run may change them (raise max_rounds to continue a finished run; shrink the prompts of
 # a round that is taking too long: its finished samples are kept, the round's stats say how many
 # prompts it used). Flat keys, as run folders record them.
-_NOT_FINGERPRINTED = ("output", "max_rounds", "patience", "progress", "threads", "device",
-                      "grow_batch_size", "eval_batch_size", "corpus_size", "corpus_sizes",
-                      "keep_models", "calibrate", "calibration_size", "calibration_objective")
+_NOT_FINGERPRINTED = (
+    "output",
+    "max_rounds",
+    "patience",
+    "progress",
+    "threads",
+    "device",
+    "grow_batch_size",
+    "eval_batch_size",
+    "corpus_size",
+    "corpus_sizes",
+    "keep_models",
+    "calibrate",
+    "calibration_size",
+    "calibration_objective",
+)
 
 
 @dataclass
@@ -196,34 +381,98 @@ class SelfTrainConfig:
     """Settings of a self-training run (ReST's Grow / Improve rounds on top of the paper's
     round-0 annotation)."""
 
-    output: str = field(default="runs/selftrain", metadata={"help": "run folder (round_0/, round_1/, ...; resumed if it exists)"})
-    model: str = field(default="smollm2-135m", metadata={"help": "base model: alias, folder or HF id"})
-    init_adapter: Optional[str] = field(default=None, metadata={"help": "start from this LoRA adapter on top of model (a folder, e.g. an earlier run's best_adapter, or a shipped adapter's name): the baseline row scores it, round 1 grows with it and fine-tuning continues it; needs round0_docs 0 (round 0 annotates with the base model)"})
+    output: str = field(
+        default="runs/selftrain",
+        metadata={"help": "run folder (round_0/, round_1/, ...; resumed if it exists)"},
+    )
+    model: str = field(
+        default="smollm2-135m", metadata={"help": "base model: alias, folder or HF id"}
+    )
+    init_adapter: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "start from this LoRA adapter on top of model (a folder, e.g. an earlier run's best_adapter, or a shipped adapter's name): the baseline row scores it, round 1 grows with it and fine-tuning continues it; needs round0_docs 0 (round 0 annotates with the base model)"
+        },
+    )
     dtype: str = field(default="fp32", metadata={"help": "fp32 or bf16"})
-    device: Optional[str] = field(default=None, metadata={"help": "torch device (default cpu / cuda when present)"})
+    device: Optional[str] = field(
+        default=None, metadata={"help": "torch device (default cpu / cuda when present)"}
+    )
     threads: Optional[int] = field(default=None, metadata={"help": "torch CPU threads"})
-    tools: List[str] = field(default_factory=lambda: ["Calculator"], metadata={"help": "tools to teach"})
+    tools: List[str] = field(
+        default_factory=lambda: ["Calculator"], metadata={"help": "tools to teach"}
+    )
     tool_options: Dict[str, Dict[str, Any]] = field(
         default_factory=lambda: {"Calculator": {"numbers_from_text": True}},
-        metadata={"help": "constructor options per tool, in round 0, Grow and the dev eval (recorded in the "
-                          "adapter's toolformer.json). Default: the Calculator takes only numbers written "
-                          "before the call"})
+        metadata={
+            "help": "constructor options per tool, in round 0, Grow and the dev eval (recorded in the "
+            "adapter's toolformer.json). Default: the Calculator takes only numbers written "
+            "before the call"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "seed of the split, sampling and training"})
     max_rounds: int = field(default=3, metadata={"help": "rounds after round 0"})
-    patience: int = field(default=1, metadata={"help": "stop after this many rounds without a better dev score"})
-    keep_models: str = field(default="best", metadata={"help": "merged weights kept in the run folder: best (the best round's and the latest round's; every other round keeps its LoRA adapter, from which it still loads) or all", "choices": KEEP_MODELS})
+    patience: int = field(
+        default=1, metadata={"help": "stop after this many rounds without a better dev score"}
+    )
+    keep_models: str = field(
+        default="best",
+        metadata={
+            "help": "merged weights kept in the run folder: best (the best round's and the latest round's; every other round keeps its LoRA adapter, from which it still loads) or all",
+            "choices": KEEP_MODELS,
+        },
+    )
     progress: bool = field(default=True, metadata={"help": "progress bars"})
-    data: CorpusConfig = field(default_factory=CorpusConfig, metadata={"help": "the training corpus and the contamination guard"})
-    round0_docs: int = field(default=24, metadata={"help": "documents round 0 annotates with the paper's pipeline (0: skip round 0's annotation)"})
-    annotator: AnnotatorConfig = field(default_factory=default_annotator, metadata={"help": "round 0: the paper's annotation settings"})
-    annotator_factory: Optional[str] = field(default=None, metadata={"help": "advanced: round 0's annotator as 'module:attr' or 'file.py:attr' (see AugmentConfig)"})
-    grow: GrowConfig = field(default_factory=GrowConfig, metadata={"help": "Grow: sampling with calls from the current model"})
-    improve: ImproveConfig = field(default_factory=ImproveConfig, metadata={"help": "Improve: the filter and what it keeps"})
-    finetune: FinetuneConfig = field(default_factory=default_finetune, metadata={"help": "fine-tuning settings (data, output_dir, model are set per round)"})
-    plain_ratio: float = field(default=1.0, metadata={"help": "plain Wikipedia paragraphs (no calls) mixed into each fine-tuning set per kept text (rehearsal): keeps the language model while it learns calls; 0: kept texts only"})
-    continue_adapter: bool = field(default=True, metadata={"help": "each fine-tuning continues the previous LoRA adapter (ReST); False: a fresh adapter on the base each time (STaR)"})
-    dev: DevEvalConfig = field(default_factory=DevEvalConfig, metadata={"help": "the dev split scored after each round"})
-    calibration: CalibrationConfig = field(default_factory=CalibrationConfig, metadata={"help": "the call trigger's calibration after the last round"})
+    data: CorpusConfig = field(
+        default_factory=CorpusConfig,
+        metadata={"help": "the training corpus and the contamination guard"},
+    )
+    round0_docs: int = field(
+        default=24,
+        metadata={
+            "help": "documents round 0 annotates with the paper's pipeline (0: skip round 0's annotation)"
+        },
+    )
+    annotator: AnnotatorConfig = field(
+        default_factory=default_annotator,
+        metadata={"help": "round 0: the paper's annotation settings"},
+    )
+    annotator_factory: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "advanced: round 0's annotator as 'module:attr' or 'file.py:attr' (see AugmentConfig)"
+        },
+    )
+    grow: GrowConfig = field(
+        default_factory=GrowConfig,
+        metadata={"help": "Grow: sampling with calls from the current model"},
+    )
+    improve: ImproveConfig = field(
+        default_factory=ImproveConfig, metadata={"help": "Improve: the filter and what it keeps"}
+    )
+    finetune: FinetuneConfig = field(
+        default_factory=default_finetune,
+        metadata={"help": "fine-tuning settings (data, output_dir, model are set per round)"},
+    )
+    plain_ratio: float = field(
+        default=1.0,
+        metadata={
+            "help": "plain Wikipedia paragraphs (no calls) mixed into each fine-tuning set per kept text (rehearsal): keeps the language model while it learns calls; 0: kept texts only"
+        },
+    )
+    continue_adapter: bool = field(
+        default=True,
+        metadata={
+            "help": "each fine-tuning continues the previous LoRA adapter (ReST); False: a fresh adapter on the base each time (STaR)"
+        },
+    )
+    dev: DevEvalConfig = field(
+        default_factory=DevEvalConfig, metadata={"help": "the dev split scored after each round"}
+    )
+    calibration: CalibrationConfig = field(
+        default_factory=CalibrationConfig,
+        metadata={"help": "the call trigger's calibration after the last round"},
+    )
 
     # -- building ---------------------------------------------------------------------------
     @classmethod
@@ -277,8 +526,10 @@ class SelfTrainConfig:
 
         self._build_groups()
         if not self.tools:
-            raise UserError("no tools given; set SelfTrainConfig.tools, e.g. Calculator",
-                            field="SelfTrainConfig.tools")
+            raise UserError(
+                "no tools given; set SelfTrainConfig.tools, e.g. Calculator",
+                field="SelfTrainConfig.tools",
+            )
         self.tools = canonical_tools(self.tools)
         check_tool_options(self.tool_options)
         self.tool_options = canonical_options(self.tool_options)
@@ -292,8 +543,10 @@ class SelfTrainConfig:
 
             found = adapter_dir(self.init_adapter)
             if found is None:
-                raise UserError(f"init_adapter {self.init_adapter!r} is not a LoRA adapter folder or a "
-                                "shipped adapter name (see `toolformer models`)")
+                raise UserError(
+                    f"init_adapter {self.init_adapter!r} is not a LoRA adapter folder or a "
+                    "shipped adapter name (see `toolformer models`)"
+                )
             self.init_adapter = str(found.resolve())
         return self
 
@@ -306,7 +559,9 @@ class SelfTrainConfig:
         check_field_types(self)
         self.normalize()
         for name, group in [(n, getattr(self, n)) for n in _GROUPS] + [
-                ("annotator", self.annotator), ("finetune", self.finetune)]:
+            ("annotator", self.annotator),
+            ("finetune", self.finetune),
+        ]:
             check_field_types(group, f"{name}.")  # before the corpus and baseline stages
             if isinstance(getattr(group, "generation", None), GenerationConfig):
                 check_field_types(group.generation, f"{name}.generation.")
@@ -321,34 +576,42 @@ class SelfTrainConfig:
 
     def _check_counts(self) -> None:
         g, imp = self.grow, self.improve
-        at_least = [(1, "dev.size", self.dev.size), (1, "grow.corpus_size", g.corpus_size),
-                    (1, "grow.samples_per_prompt", g.samples_per_prompt),
-                    (1, "calibration.size", self.calibration.size), (1, "improve.steps", imp.steps),
-                    (1, "improve.max_kept_per_prompt", imp.max_kept_per_prompt),
-                    (1, "patience", self.patience),
-                    (0, "round0_docs", self.round0_docs),
-                    (0, "data.wiki_docs", self.data.wiki_docs),
-                    (0, "max_rounds", self.max_rounds),
-                    (0, "grow.demonstrations_rounds", g.demonstrations_rounds),
-                    (0, "grow.no_call_samples", g.no_call_samples),
-                    (0, "grow.forced_call_samples", g.forced_call_samples),
-                    (1, "improve.max_kept_per_kind", imp.max_kept_per_kind),
-                    (1, "data.max_problem_steps", self.data.max_problem_steps),
-                    (1, "dev.max_problem_steps", self.dev.max_problem_steps)]
+        at_least = [
+            (1, "dev.size", self.dev.size),
+            (1, "grow.corpus_size", g.corpus_size),
+            (1, "grow.samples_per_prompt", g.samples_per_prompt),
+            (1, "calibration.size", self.calibration.size),
+            (1, "improve.steps", imp.steps),
+            (1, "improve.max_kept_per_prompt", imp.max_kept_per_prompt),
+            (1, "patience", self.patience),
+            (0, "round0_docs", self.round0_docs),
+            (0, "data.wiki_docs", self.data.wiki_docs),
+            (0, "max_rounds", self.max_rounds),
+            (0, "grow.demonstrations_rounds", g.demonstrations_rounds),
+            (0, "grow.no_call_samples", g.no_call_samples),
+            (0, "grow.forced_call_samples", g.forced_call_samples),
+            (1, "improve.max_kept_per_kind", imp.max_kept_per_kind),
+            (1, "data.max_problem_steps", self.data.max_problem_steps),
+            (1, "dev.max_problem_steps", self.dev.max_problem_steps),
+        ]
         for low, name, value in at_least:
             if value is not None and value < low:
                 raise UserError(f"{name} must be >= {low}, got {value}")
         if self.calibration.objective not in OBJECTIVES:
-            raise UserError(f"calibration.objective must be one of {', '.join(OBJECTIVES)}, "
-                            f"got {self.calibration.objective!r}")
+            raise UserError(
+                f"calibration.objective must be one of {', '.join(OBJECTIVES)}, "
+                f"got {self.calibration.objective!r}"
+            )
         if self.keep_models not in KEEP_MODELS:
-            raise UserError(f"keep_models must be one of {', '.join(KEEP_MODELS)}, "
-                            f"got {self.keep_models!r}")
+            raise UserError(
+                f"keep_models must be one of {', '.join(KEEP_MODELS)}, got {self.keep_models!r}"
+            )
         if not 0 <= self.plain_ratio <= 20:
             raise UserError(f"plain_ratio must be in [0, 20], got {self.plain_ratio}")
         if g.corpus_sizes is not None and (not g.corpus_sizes or min(g.corpus_sizes) < 1):
-            raise UserError("grow.corpus_sizes must be a non-empty list of sizes >= 1, got "
-                            f"{g.corpus_sizes}")
+            raise UserError(
+                f"grow.corpus_sizes must be a non-empty list of sizes >= 1, got {g.corpus_sizes}"
+            )
 
     def _check_corpus(self) -> None:
         """The corpus spec, the dev file, and for a mixed corpus its size and a tool offered for
@@ -360,38 +623,47 @@ class SelfTrainConfig:
             word_problems.parse_spec(d.corpus)  # a bad size: one line before anything runs
         if self.dev.data is not None and not os.path.isfile(os.path.expanduser(self.dev.data)):
             # the user's own file, not one under data_dir: name it before anything runs
-            raise UserError(f"SelfTrainConfig.dev.data {self.dev.data}: no such file; give a "
-                            "JSONL file with question and answer fields",
-                            field="SelfTrainConfig.dev.data")
+            raise UserError(
+                f"SelfTrainConfig.dev.data {self.dev.data}: no such file; give a "
+                "JSONL file with question and answer fields",
+                field="SelfTrainConfig.dev.data",
+            )
         if not mix.is_spec(d.corpus):
             if d.mix is not None:
-                raise UserError("SelfTrainConfig.data.mix needs SelfTrainConfig.data.corpus mix (or "
-                                "mix:N)", field=("SelfTrainConfig.data.mix",
-                                                 "SelfTrainConfig.data.corpus"))
+                raise UserError(
+                    "SelfTrainConfig.data.mix needs SelfTrainConfig.data.corpus mix (or mix:N)",
+                    field=("SelfTrainConfig.data.mix", "SelfTrainConfig.data.corpus"),
+                )
         else:
             mix.parse_spec(d.corpus)
-            mix.check_tools([(f"of kind {k}", mix.KIND_TOOLS[k]) for k, w in d.mix.items() if w > 0],
-                            self.tools)
+            mix.check_tools(
+                [(f"of kind {k}", mix.KIND_TOOLS[k]) for k, w in d.mix.items() if w > 0], self.tools
+            )
         if not 0 < d.contamination_threshold <= 1:
-            raise UserError("data.contamination_threshold must be in (0, 1], got "
-                            f"{d.contamination_threshold}")
+            raise UserError(
+                f"data.contamination_threshold must be in (0, 1], got {d.contamination_threshold}"
+            )
 
     def _check_init_adapter(self) -> None:
         """An ``init_adapter`` starts after round 0, on the model it was trained on."""
         if not self.init_adapter:
             return
         if self.round0_docs:
-            raise UserError("init_adapter starts after round 0 (which annotates with the base "
-                            "model): set SelfTrainConfig.round0_docs to 0",
-                            field="SelfTrainConfig.round0_docs")
+            raise UserError(
+                "init_adapter starts after round 0 (which annotates with the base "
+                "model): set SelfTrainConfig.round0_docs to 0",
+                field="SelfTrainConfig.round0_docs",
+            )
         from toolformer.finetune import recorded_model
         from toolformer.models import adapter_base
 
         base = adapter_base(Path(self.init_adapter))  # the folder normalize() resolved
         if recorded_model(base) != recorded_model(self.model):  # a folder by any spelling
-            raise UserError(f"init_adapter {self.init_adapter!r} was trained on {base!r}, not on "
-                            f"model {self.model!r}; set SelfTrainConfig.model {base}",
-                            field="SelfTrainConfig.model")
+            raise UserError(
+                f"init_adapter {self.init_adapter!r} was trained on {base!r}, not on "
+                f"model {self.model!r}; set SelfTrainConfig.model {base}",
+                field="SelfTrainConfig.model",
+            )
 
     def _check_improve(self) -> None:
         """The filter's options (bad ones fail here, before run.json is written or any model
@@ -442,8 +714,11 @@ class SelfTrainConfig:
         """The settings under the flat keys of before the grouping (JSON values), as run folders
         record them."""
         flat = flat_keys.flatten(self, grow_generation(), dev_generation())
-        return json.loads(json.dumps({k: asdict(v) if is_dataclass(v) else v
-                                      for k, v in flat.items()}, default=str))
+        return json.loads(
+            json.dumps(
+                {k: asdict(v) if is_dataclass(v) else v for k, v in flat.items()}, default=str
+            )
+        )
 
     def fingerprint(self) -> Dict[str, Any]:
         """The settings every round folder of a run must share: the flat keys (run folders
@@ -461,14 +736,17 @@ class SelfTrainConfig:
         run folders keep resuming. The generation settings are compared in one spelling (an
         older record may give a field both by its key and in ``grow_options``)."""
         defaults = SelfTrainConfig().flat_dict()
-        then = flat_keys.canonical_generation({**defaults, **(recorded or {})},
-                                              grow_generation(), dev_generation())
+        then = flat_keys.canonical_generation(
+            {**defaults, **(recorded or {})}, grow_generation(), dev_generation()
+        )
         now = self.fingerprint()
         keys = (set(recorded or {}) | set(now)) - set(_NOT_FINGERPRINTED)
         return sorted(k for k in keys if then.get(k) != now.get(k))
 
     def fingerprint_id(self) -> str:
-        return hashlib.sha1(json.dumps(self.fingerprint(), sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha1(json.dumps(self.fingerprint(), sort_keys=True).encode()).hexdigest()[
+            :16
+        ]
 
 
 def _construct(cls: type, values: Dict[str, Any], where: str) -> Any:
@@ -483,8 +761,9 @@ def _construct(cls: type, values: Dict[str, Any], where: str) -> Any:
         tp = hints[name]  # a JSON list is a tuple field's value (stop_strings)
         if not (isinstance(value, (list, tuple)) if tp is tuple else fits(value, tp)):
             shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-            raise UserError(f"{where}.{name} must be {describe_type(tp)}, got "
-                            f"{type(value).__name__} {shown}")
+            raise UserError(
+                f"{where}.{name} must be {describe_type(tp)}, got {type(value).__name__} {shown}"
+            )
     return cls(**values)
 
 
@@ -496,7 +775,9 @@ def _group_from_dict(cls: type, values: Mapping[str, Any], where: str) -> Any:
     gen = values.get("generation")
     if isinstance(gen, Mapping):
         flat_keys.check_generation_fields(gen, f"{where}.generation")
-        values["generation"] = _construct(GenerationConfig, {**asdict(default.generation), **gen},
-                                          f"{where}.generation")
-    return _construct(cls, {**{f.name: getattr(default, f.name) for f in fields(cls)}, **values},
-                      where)
+        values["generation"] = _construct(
+            GenerationConfig, {**asdict(default.generation), **gen}, f"{where}.generation"
+        )
+    return _construct(
+        cls, {**{f.name: getattr(default, f.name) for f in fields(cls)}, **values}, where
+    )

@@ -52,25 +52,33 @@ class OverlapReport:
             "training_texts_checked": self.checked,
             "eval_sets": self.eval_sizes,
             "near_duplicates": self.dropped,
-            "near_duplicate_share": {k: (v / self.checked if self.checked else 0.0) for k, v in self.dropped.items()},
+            "near_duplicate_share": {
+                k: (v / self.checked if self.checked else 0.0) for k, v in self.dropped.items()
+            },
             "max_similarity": {k: round(v, 4) for k, v in self.max_similarity.items()},
             "examples": self.examples[:5],
         }
 
     def line(self) -> str:
         """One line for the run's report."""
-        parts = [f"{name} {self.dropped.get(name, 0)} ({self.dropped.get(name, 0) / max(1, self.checked):.1%}, "
-                 f"max {self.max_similarity.get(name, 0.0):.2f})" for name in self.eval_sizes]
-        return (f"contamination guard: {self.checked} training texts vs {', '.join(self.eval_sizes)} "
-                f"(word-set Jaccard >= {self.threshold}): near-duplicates dropped: " + "; ".join(parts))
+        parts = [
+            f"{name} {self.dropped.get(name, 0)} ({self.dropped.get(name, 0) / max(1, self.checked):.1%}, "
+            f"max {self.max_similarity.get(name, 0.0):.2f})"
+            for name in self.eval_sizes
+        ]
+        return (
+            f"contamination guard: {self.checked} training texts vs {', '.join(self.eval_sizes)} "
+            f"(word-set Jaccard >= {self.threshold}): near-duplicates dropped: " + "; ".join(parts)
+        )
 
 
 class ContaminationGuard:
     """Index evaluation sets once; :meth:`check` flags training texts that nearly duplicate an
     item of any of them."""
 
-    def __init__(self, eval_sets: Mapping[str, Sequence[str]], threshold: float = 0.5,
-                 max_df: float = 0.05):
+    def __init__(
+        self, eval_sets: Mapping[str, Sequence[str]], threshold: float = 0.5, max_df: float = 0.05
+    ):
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {threshold}")
         self.threshold = threshold
@@ -100,8 +108,13 @@ class ContaminationGuard:
 
     def check(self, texts: Sequence[str]) -> Tuple[List[bool], OverlapReport]:
         """``(keep, report)``: ``keep[i]`` is False for a near-duplicate of an evaluation item."""
-        report = OverlapReport(self.threshold, len(texts), dict(self.sizes),
-                               {n: 0 for n in self.sizes}, {n: 0.0 for n in self.sizes})
+        report = OverlapReport(
+            self.threshold,
+            len(texts),
+            dict(self.sizes),
+            {n: 0 for n in self.sizes},
+            {n: 0.0 for n in self.sizes},
+        )
         keep: List[bool] = []
         for text in texts:
             sim, k = self.best_match(text)
@@ -111,8 +124,14 @@ class ContaminationGuard:
             dup = k >= 0 and sim >= self.threshold
             if dup:
                 report.dropped[name] += 1
-                report.examples.append({"eval_set": name, "similarity": round(sim, 3),
-                                        "training": text[:160], "eval": self.items[k][2][:160]})
+                report.examples.append(
+                    {
+                        "eval_set": name,
+                        "similarity": round(sim, 3),
+                        "training": text[:160],
+                        "eval": self.items[k][2][:160],
+                    }
+                )
             keep.append(not dup)
         return keep, report
 
@@ -120,7 +139,7 @@ class ContaminationGuard:
 def word_ngrams(text: str, n: int = 13) -> Set[Tuple[str, ...]]:
     """The word ``n``-grams of ``text`` (lowercased words and numbers, as :func:`word_set`)."""
     words = _WORD.findall(text.lower())
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 class NgramGuard:

@@ -43,9 +43,15 @@ class CorpusDoc:
         return asdict(self)
 
 
-def load_corpus(path: str, doc_template: str, prompt_template: str, seed: int = 0,
-                mix: Optional[Dict[str, float]] = None, data_dir: Optional[str] = None,
-                report: Optional[Dict[str, Any]] = None) -> List[CorpusDoc]:
+def load_corpus(
+    path: str,
+    doc_template: str,
+    prompt_template: str,
+    seed: int = 0,
+    mix: Optional[Dict[str, float]] = None,
+    data_dir: Optional[str] = None,
+    report: Optional[Dict[str, Any]] = None,
+) -> List[CorpusDoc]:
     """Every row of a JSONL corpus as a :class:`CorpusDoc` (file order; ids ``<stem>-<line>``).
 
     A GSM8K row (``question``, ``answer`` ending in ``#### n``) becomes a problem with a gold
@@ -63,53 +69,81 @@ def load_corpus(path: str, doc_template: str, prompt_template: str, seed: int = 
 
     if word_problems.is_spec(path):
         rows = word_problems.generate_problems(word_problems.parse_spec(path), seed=seed)
-        return corpus_from_rows(((f"row {i}", r) for i, r in enumerate(rows, 1)), word_problems.NAME,
-                                path, doc_template, prompt_template)
+        return corpus_from_rows(
+            ((f"row {i}", r) for i, r in enumerate(rows, 1)),
+            word_problems.NAME,
+            path,
+            doc_template,
+            prompt_template,
+        )
     p = Path(path).expanduser()
     if not p.is_file():
         raise corpus_not_found(path)
     stem = "gsm8k" if "gsm8k" in str(p).lower() else p.stem
-    return corpus_from_rows(iter_records(str(p), on_bad_line="raise"), stem, str(p),
-                            doc_template, prompt_template)
+    return corpus_from_rows(
+        iter_records(str(p), on_bad_line="raise"), stem, str(p), doc_template, prompt_template
+    )
 
 
-def mix_docs(rows: List[Dict[str, Any]], doc_template: str,
-             prompt_template: str) -> List[CorpusDoc]:
+def mix_docs(
+    rows: List[Dict[str, Any]], doc_template: str, prompt_template: str
+) -> List[CorpusDoc]:
     """:class:`CorpusDoc` s of mixed-curriculum rows: a math row is read as GSM8K (its gold
     number is ``answer``, so it can be a dev problem); other kinds keep their aliases in
     ``answers`` and ``answer`` None (they train, the dev split is math)."""
     docs = []
     for row in rows:
         if row["kind"] == "math":
-            doc = corpus_from_rows([(str(row["id"]), row)], "math", "mix", doc_template,
-                                   prompt_template)[0]
+            doc = corpus_from_rows(
+                [(str(row["id"]), row)], "math", "mix", doc_template, prompt_template
+            )[0]
             doc.id, doc.kind, doc.tools = str(row["id"]), "math", list(row["tools"])
             doc.answers = [format_number(doc.answer)]
             docs.append(doc)
             continue
         answers = [str(a) for a in row.get("answers") or []]
-        fields = {"question": row["question"], "solution": "",
-                  "answer": answers[0] if answers else ""}
+        fields = {
+            "question": row["question"],
+            "solution": "",
+            "answer": answers[0] if answers else "",
+        }
         try:
             text, prompt = doc_template.format(**fields), prompt_template.format(**fields)
         except (KeyError, IndexError) as exc:
-            raise UserError(f"template field {exc} unknown; use {{question}}, {{solution}}, {{answer}}") from None
-        docs.append(CorpusDoc(str(row["id"]), text.rstrip(), prompt, row["question"], None,
-                              row["kind"], None, row["kind"], list(row.get("tools") or []),
-                              answers, row.get("date")))
+            raise UserError(
+                f"template field {exc} unknown; use {{question}}, {{solution}}, {{answer}}"
+            ) from None
+        docs.append(
+            CorpusDoc(
+                str(row["id"]),
+                text.rstrip(),
+                prompt,
+                row["question"],
+                None,
+                row["kind"],
+                None,
+                row["kind"],
+                list(row.get("tools") or []),
+                answers,
+                row.get("date"),
+            )
+        )
     return docs
 
 
 def corpus_not_found(path: Any) -> UserError:
     """The one-line error for a corpus file that does not exist."""
-    return UserError(f"corpus {path} not found; set SelfTrainConfig.data.corpus to GSM8K's "
-                     "train.jsonl (or set SelfTrainConfig.data.data_dir), or to arithmetic for "
-                     "generated easy problems",
-                     field=("SelfTrainConfig.data.corpus", "SelfTrainConfig.data.data_dir"))
+    return UserError(
+        f"corpus {path} not found; set SelfTrainConfig.data.corpus to GSM8K's "
+        "train.jsonl (or set SelfTrainConfig.data.data_dir), or to arithmetic for "
+        "generated easy problems",
+        field=("SelfTrainConfig.data.corpus", "SelfTrainConfig.data.data_dir"),
+    )
 
 
-def corpus_from_rows(rows: Iterable[Tuple[str, Any]], stem: str, source: str, doc_template: str,
-                     prompt_template: str) -> List[CorpusDoc]:
+def corpus_from_rows(
+    rows: Iterable[Tuple[str, Any]], stem: str, source: str, doc_template: str, prompt_template: str
+) -> List[CorpusDoc]:
     """:class:`CorpusDoc` s from ``(where, row)`` pairs (see :func:`load_corpus`); ids
     ``<stem>-<n>``. Raises :class:`UserError` for a malformed row or no documents."""
     docs: List[CorpusDoc] = []
@@ -117,7 +151,9 @@ def corpus_from_rows(rows: Iterable[Tuple[str, Any]], stem: str, source: str, do
         if isinstance(row, dict) and "answer" not in row and isinstance(row.get("text"), str):
             text = row["text"].strip()
             if text:
-                docs.append(CorpusDoc(f"{stem}-{lineno}", text, wiki_prompt(text), text, None, stem))
+                docs.append(
+                    CorpusDoc(f"{stem}-{lineno}", text, wiki_prompt(text), text, None, stem)
+                )
             continue
         question, solution, gold = parse_gsm8k(row, f"{source} {where}")
         steps = len(CALC_MARK.findall(str(row["answer"])))
@@ -125,7 +161,9 @@ def corpus_from_rows(rows: Iterable[Tuple[str, Any]], stem: str, source: str, do
         try:
             text, prompt = doc_template.format(**fields), prompt_template.format(**fields)
         except (KeyError, IndexError) as exc:
-            raise UserError(f"template field {exc} unknown; use {{question}}, {{solution}}, {{answer}}") from None
+            raise UserError(
+                f"template field {exc} unknown; use {{question}}, {{solution}}, {{answer}}"
+            ) from None
         docs.append(CorpusDoc(f"{stem}-{lineno}", text, prompt, question, gold, stem, steps))
     if not docs:
         raise UserError(f"corpus {source} holds no documents")
@@ -139,8 +177,8 @@ def wiki_prompt(text: str, fraction: float = 1 / 3, min_words: int = 8) -> str:
     cut = max(min_words, int(len(words) * fraction))
     head = " ".join(words[:cut])
     m = re.search(r"(?<=[.!?])\s", text)
-    if m and len(text[:m.start()].split()) >= cut:
-        return text[:m.start()]
+    if m and len(text[: m.start()].split()) >= cut:
+        return text[: m.start()]
     return head
 
 
@@ -157,20 +195,29 @@ def load_wikipedia(n: int) -> List[CorpusDoc]:
     return out
 
 
-def split_corpus(docs: List[CorpusDoc], dev_size: int, seed: int, dev_max_steps: Optional[int] = None) -> tuple:
+def split_corpus(
+    docs: List[CorpusDoc], dev_size: int, seed: int, dev_max_steps: Optional[int] = None
+) -> tuple:
     """``(train, dev)``: a seeded shuffle of the problems with gold answers; the dev split is the
     last ``dev_size`` of those with at most ``dev_max_steps`` calculations (all when None; held
     out from every round's training), the rest trains."""
     order = list(docs)
     if not order:
-        raise UserError("no problem with a gold answer to hold out as the dev split; use a corpus "
-                        "with answers (GSM8K) or set SelfTrainConfig.dev.data to a JSONL file "
-                        "(question, answer)", field="SelfTrainConfig.dev.data")
+        raise UserError(
+            "no problem with a gold answer to hold out as the dev split; use a corpus "
+            "with answers (GSM8K) or set SelfTrainConfig.dev.data to a JSONL file "
+            "(question, answer)",
+            field="SelfTrainConfig.dev.data",
+        )
     random.Random(seed).shuffle(order)
-    eligible = [d for d in order if dev_max_steps is None or d.steps is None or d.steps <= dev_max_steps]
+    eligible = [
+        d for d in order if dev_max_steps is None or d.steps is None or d.steps <= dev_max_steps
+    ]
     if dev_size >= len(order) or dev_size > len(eligible):
-        raise UserError(f"dev_size {dev_size} leaves no training problem out of {len(order)} "
-                        f"({len(eligible)} with at most {dev_max_steps} steps can be dev problems)")
-    dev = eligible[len(eligible) - dev_size:]
+        raise UserError(
+            f"dev_size {dev_size} leaves no training problem out of {len(order)} "
+            f"({len(eligible)} with at most {dev_max_steps} steps can be dev problems)"
+        )
+    dev = eligible[len(eligible) - dev_size :]
     held = {id(d) for d in dev}
     return [d for d in order if id(d) not in held], dev

@@ -74,8 +74,9 @@ class WikitextGuard:
 
     def _grams(self, k: int) -> Set[int]:
         if k not in self.by_len:
-            self.by_len[k] = {hash(" ".join(ws[i:i + k])) for ws in self.words
-                              for i in range(len(ws) - k + 1)}
+            self.by_len[k] = {
+                hash(" ".join(ws[i : i + k])) for ws in self.words for i in range(len(ws) - k + 1)
+            }
         return self.by_len[k]
 
     def overlaps(self, text: str) -> bool:
@@ -86,7 +87,7 @@ class WikitextGuard:
             return False
         k = min(len(words), self.n)
         grams = self._grams(k)
-        return any(hash(" ".join(words[i:i + k])) in grams for i in range(len(words) - k + 1))
+        return any(hash(" ".join(words[i : i + k])) in grams for i in range(len(words) - k + 1))
 
 
 @dataclass
@@ -121,9 +122,11 @@ def eval_references(data_dir: Path, wikitext: bool = True) -> EvalReferences:
     need = [lama / "TREx", lama / "Google_RE", lama / "Squad" / "test.jsonl", data_dir / NQ_DEV]
     missing = [str(p) for p in need if not p.exists()]
     if missing:
-        raise UserError(f"facts: cannot check disjointness, missing {', '.join(missing)}; "
-                        "set SelfTrainConfig.data.data_dir to the shared data",
-                        field="SelfTrainConfig.data.data_dir")
+        raise UserError(
+            f"facts: cannot check disjointness, missing {', '.join(missing)}; "
+            "set SelfTrainConfig.data.data_dir to the shared data",
+            field="SelfTrainConfig.data.data_dir",
+        )
     refs = EvalReferences(evaluated_relations=evaluated_trex_relations(data_dir))
     for rel in sorted(refs.evaluated_relations):
         path = lama / "TREx" / f"{rel}.jsonl"
@@ -133,8 +136,9 @@ def eval_references(data_dir: Path, wikitext: bool = True) -> EvalReferences:
         path = lama / "Google_RE" / f"{name}_test.jsonl"
         if path.is_file():
             refs.lama_facts |= {(norm(r["sub_label"]), rel) for r in _read(path)}
-    refs.squad_subjects = {norm(r["sub_label"]) for r in _read(lama / "Squad" / "test.jsonl")
-                           if r.get("sub_label")}
+    refs.squad_subjects = {
+        norm(r["sub_label"]) for r in _read(lama / "Squad" / "test.jsonl") if r.get("sub_label")
+    }
     refs.nq_questions = {norm(r["question"]) for r in _read(data_dir / NQ_DEV)}
     if wikitext:
         texts = eval_questions(["wikitext2"], str(data_dir))
@@ -147,8 +151,14 @@ class FactsReport:
     """Per source: candidates read, and items dropped by each disjointness test."""
 
     candidates: Dict[str, int] = field(default_factory=dict)
-    dropped: Dict[str, int] = field(default_factory=lambda: {
-        "lama_fact": 0, "lama_squad_subject": 0, "nq_open_dev": 0, "wikitext2_13gram": 0})
+    dropped: Dict[str, int] = field(
+        default_factory=lambda: {
+            "lama_fact": 0,
+            "lama_squad_subject": 0,
+            "nq_open_dev": 0,
+            "wikitext2_13gram": 0,
+        }
+    )
     kept: int = 0
     trex_relations: List[str] = field(default_factory=list)
 
@@ -156,8 +166,9 @@ class FactsReport:
         return asdict(self)
 
 
-def check_disjoint(rows: Sequence[Dict[str, Any]], refs: EvalReferences,
-                   report: Optional[FactsReport] = None) -> List[Dict[str, Any]]:
+def check_disjoint(
+    rows: Sequence[Dict[str, Any]], refs: EvalReferences, report: Optional[FactsReport] = None
+) -> List[Dict[str, Any]]:
     """The rows none of whose facts or texts is in an evaluation set (see the module
     docstring); each drop is counted in ``report``. Rows: ``question``, ``answers``, and for
     LAMA-derived ones ``subject`` and ``relation``."""
@@ -183,12 +194,22 @@ def check_disjoint(rows: Sequence[Dict[str, Any]], refs: EvalReferences,
     return out
 
 
-def _row(id_: str, question: str, answers: Iterable[str], source: str,
-         **extra: Any) -> Dict[str, Any]:
+def _row(
+    id_: str, question: str, answers: Iterable[str], source: str, **extra: Any
+) -> Dict[str, Any]:
     answers = [str(a) for a in answers if str(a).strip()]
-    return {"id": id_, "question": question, "answer": answers[0] if answers else None,
-            "answers": answers, "date": None, "tools": list(TOOLS), "kind": KIND,
-            "split": "train", "source": source, **extra}
+    return {
+        "id": id_,
+        "question": question,
+        "answer": answers[0] if answers else None,
+        "answers": answers,
+        "date": None,
+        "tools": list(TOOLS),
+        "kind": KIND,
+        "split": "train",
+        "source": source,
+        **extra,
+    }
 
 
 def trex_rows(data_dir: Path, evaluated: Set[str]) -> List[Dict[str, Any]]:
@@ -199,8 +220,16 @@ def trex_rows(data_dir: Path, evaluated: Set[str]) -> List[Dict[str, Any]]:
         if rel in evaluated or not path.is_file():
             continue
         for i, r in enumerate(_read(path)):
-            out.append(_row(f"trex-{rel}-{i}", template.format(subject=r["sub_label"]),
-                            [r["obj_label"]], "trex", subject=r["sub_label"], relation=rel))
+            out.append(
+                _row(
+                    f"trex-{rel}-{i}",
+                    template.format(subject=r["sub_label"]),
+                    [r["obj_label"]],
+                    "trex",
+                    subject=r["sub_label"],
+                    relation=rel,
+                )
+            )
     return out
 
 
@@ -214,15 +243,24 @@ def efficientqa_rows(data_dir: Path) -> List[Dict[str, Any]]:
         for i, r in enumerate(_read(path)):
             q = str(r["question"]).strip()
             q = q[:1].upper() + q[1:] + ("" if q.endswith("?") else "?")
-            out.append(_row(f"eqa-{Path(name).stem.split('.')[2]}-{i}", q, r.get("answer") or [],
-                            "efficientqa"))
+            out.append(
+                _row(
+                    f"eqa-{Path(name).stem.split('.')[2]}-{i}",
+                    q,
+                    r.get("answer") or [],
+                    "efficientqa",
+                )
+            )
     return out
 
 
-def generate_facts(n: int, seed: int = 0, data_dir: Optional[Path] = None,
-                   sources: Sequence[str] = SOURCES,
-                   refs: Optional[EvalReferences] = None,
-                   ) -> Tuple[List[Dict[str, Any]], FactsReport]:
+def generate_facts(
+    n: int,
+    seed: int = 0,
+    data_dir: Optional[Path] = None,
+    sources: Sequence[str] = SOURCES,
+    refs: Optional[EvalReferences] = None,
+) -> Tuple[List[Dict[str, Any]], FactsReport]:
     """``(rows, report)``: ``n`` fact questions drawn (seeded) from ``sources`` after the
     disjointness check, sources interleaved in equal shares; fewer when the sources hold fewer.
 
@@ -237,8 +275,11 @@ def generate_facts(n: int, seed: int = 0, data_dir: Optional[Path] = None,
     report = FactsReport(trex_relations=sorted(set(QUESTIONS) - refs.evaluated_relations))
     pools = []
     for src in sources:
-        rows = (trex_rows(data_dir, refs.evaluated_relations) if src == "trex"
-                else efficientqa_rows(data_dir))
+        rows = (
+            trex_rows(data_dir, refs.evaluated_relations)
+            if src == "trex"
+            else efficientqa_rows(data_dir)
+        )
         report.candidates[src] = len(rows)
         rows = [r for r in rows if r["answers"]]
         pools.append(check_disjoint(rows, refs, report))

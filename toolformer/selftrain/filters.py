@@ -36,8 +36,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
-from toolformer.errors import UserError
 from toolformer.data_aug.scoring import weighted_loss
+from toolformer.errors import UserError
 from toolformer.plugin_options import check_options, option_types, required_options
 from toolformer.registry import Registry
 from toolformer.selftrain.candidates import Candidate
@@ -94,8 +94,12 @@ class CandidateFilter:
         checked), values with :meth:`check_values`. Raises :class:`UserError` (one line)."""
         options = dict(options or {})
         skip = ("self", "context")
-        check_options(f"filter {cls.name!r}", options, option_types(cls.__init__, skip),
-                      required=required_options(cls.__init__, skip))
+        check_options(
+            f"filter {cls.name!r}",
+            options,
+            option_types(cls.__init__, skip),
+            required=required_options(cls.__init__, skip),
+        )
         cls.check_values(**options)
 
     @classmethod
@@ -104,9 +108,12 @@ class CandidateFilter:
 
 
 FILTERS: Registry[Type[CandidateFilter]] = Registry(
-    "filter", entry_points="toolformer.filters",
-    validate=lambda name, obj: (isinstance(obj, type) and issubclass(obj, CandidateFilter))
-    or "is not a CandidateFilter subclass",
+    "filter",
+    entry_points="toolformer.filters",
+    validate=lambda name, obj: (
+        (isinstance(obj, type) and issubclass(obj, CandidateFilter))
+        or "is not a CandidateFilter subclass"
+    ),
 )
 
 
@@ -128,8 +135,9 @@ def get_filter(name: str) -> Type[CandidateFilter]:
     return FILTERS.get(name)
 
 
-def build_filter(name: str, context: Optional[FilterContext] = None,
-                 options: Optional[Dict[str, Any]] = None) -> CandidateFilter:
+def build_filter(
+    name: str, context: Optional[FilterContext] = None, options: Optional[Dict[str, Any]] = None
+) -> CandidateFilter:
     """An instance of filter ``name`` with ``options``; a wrong option is a one-line error."""
     cls = get_filter(name)
     cls.check_options(options)  # the same check SelfTrainConfig.validate makes
@@ -139,8 +147,12 @@ def build_filter(name: str, context: Optional[FilterContext] = None,
 # --------------------------------------------------------------------------- loss
 
 
-def weighted_losses(model: Any, rows: Sequence[Tuple[Sequence[int], Sequence[int]]],
-                    horizon: int = 5, batch_size: int = 16) -> List[Optional[float]]:
+def weighted_losses(
+    model: Any,
+    rows: Sequence[Tuple[Sequence[int], Sequence[int]]],
+    horizon: int = 5,
+    batch_size: int = 16,
+) -> List[Optional[float]]:
     """L = sum_t w_t * -log p(x_t | head, x_<t) over the first ``horizon`` tokens x of each
     ``(head_ids, x_ids)`` row; weights w~_t = max(0, 1 - t/horizon), normalised over the tokens
     that exist (paper, Section 2; the one formula, :func:`toolformer.data_aug.scoring.weighted_loss`).
@@ -153,16 +165,20 @@ def weighted_losses(model: Any, rows: Sequence[Tuple[Sequence[int], Sequence[int
     todo.sort(key=lambda r: -(len(r[1]) + len(r[2])))
     device = model.device
     for lo in range(0, len(todo), batch_size):
-        batch = todo[lo:lo + batch_size]
+        batch = todo[lo : lo + batch_size]
         width = max(len(h) + len(x) for _, h, x in batch)
         ids = torch.zeros((len(batch), width), dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
         for r, (_, h, x) in enumerate(batch):
             seq = h + x
-            ids[r, :len(seq)] = torch.tensor(seq)
-            mask[r, :len(seq)] = 1
+            ids[r, : len(seq)] = torch.tensor(seq)
+            mask[r, : len(seq)] = 1
         with torch.inference_mode():
-            logp = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().log_softmax(-1)
+            logp = (
+                model(input_ids=ids.to(device), attention_mask=mask.to(device))
+                .logits.float()
+                .log_softmax(-1)
+            )
         for r, (k, h, x) in enumerate(batch):
             pos = torch.arange(len(h) - 1, len(h) - 1 + len(x), device=logp.device)
             nll = (-logp[r, pos, torch.tensor(x, device=logp.device)]).double().cpu().tolist()
@@ -184,8 +200,14 @@ class LossFilter(CandidateFilter):
 
     default_schedule = (0.0, 0.25, 0.5)
 
-    def __init__(self, context: Optional[FilterContext] = None, placement: str = "inline",
-                 horizon: int = 5, batch_size: int = 16, model: Optional[str] = None):
+    def __init__(
+        self,
+        context: Optional[FilterContext] = None,
+        placement: str = "inline",
+        horizon: int = 5,
+        batch_size: int = 16,
+        model: Optional[str] = None,
+    ):
         super().__init__(context)
         self.check_values(placement=placement, horizon=horizon)
         if model:
@@ -198,7 +220,9 @@ class LossFilter(CandidateFilter):
     @classmethod
     def check_values(cls, placement: str = "inline", horizon: int = 5, **_: Any) -> None:
         if placement not in PLACEMENTS:
-            raise UserError(f"loss filter: placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
+            raise UserError(
+                f"loss filter: placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}"
+            )
         try:
             bad = int(horizon) < 1
         except (TypeError, ValueError):
@@ -206,16 +230,23 @@ class LossFilter(CandidateFilter):
         if bad:
             raise UserError(f"loss filter: horizon must be an integer >= 1, got {horizon!r}")
 
-    def _rows(self, cand: Candidate, call: Dict[str, Any], enc: Callable[[str], List[int]],
-              start: List[int]) -> List[Tuple[List[int], List[int]]]:
+    def _rows(
+        self,
+        cand: Candidate,
+        call: Dict[str, Any],
+        enc: Callable[[str], List[int]],
+        start: List[int],
+    ) -> List[Tuple[List[int], List[int]]]:
         """(head, x) rows for L+, L(empty), L(e(c, empty)) of one call."""
-        before = cand.prompt + cand.text[:call["start"]]
-        after = cand.text[call["end"]:]
+        before = cand.prompt + cand.text[: call["start"]]
+        after = cand.text[call["end"] :]
         if self.placement == "inline":
             x = enc(after)
-            return [(start + enc(before + Candidate.call_text(call)), x),
-                    (start + enc(before.rstrip(" ") if after.startswith(" ") else before), x),
-                    (start + enc(before + Candidate.call_text(call, with_result=False)), x)]
+            return [
+                (start + enc(before + Candidate.call_text(call)), x),
+                (start + enc(before.rstrip(" ") if after.startswith(" ") else before), x),
+                (start + enc(before + Candidate.call_text(call, with_result=False)), x),
+            ]
         plain_before = before.rstrip(" ") if after.startswith(" ") else before
         ctx = enc(plain_before)
         x = enc(after)
@@ -238,7 +269,7 @@ class LossFilter(CandidateFilter):
         losses = weighted_losses(model, rows, self.horizon, self.batch_size)
         best: List[Optional[float]] = [None] * len(candidates)
         for n, k in enumerate(owner):
-            plus, empty, no_result = losses[3 * n: 3 * n + 3]
+            plus, empty, no_result = losses[3 * n : 3 * n + 3]
             if plus is None or empty is None or no_result is None:
                 continue
             margin = min(empty, no_result) - plus
@@ -264,8 +295,13 @@ class AnswerFilter(CandidateFilter):
     default_schedule = (0.5,)
     needs_gold = True
 
-    def __init__(self, context: Optional[FilterContext] = None, metric: str = "math",
-                 require_call: bool = True, grounded: bool = True):
+    def __init__(
+        self,
+        context: Optional[FilterContext] = None,
+        metric: str = "math",
+        require_call: bool = True,
+        grounded: bool = True,
+    ):
         super().__init__(context)
         from toolformer.eval.metrics import METRICS
 
@@ -294,13 +330,16 @@ class AnswerFilter(CandidateFilter):
 
         for call in cand.calls:
             before = cand.prompt + cand.text[: call.get("start") or 0]
-            known = ({round(n.value, 6) for n in answer_numbers(before)}
-                     | set(operands(before, words=True)))
+            known = {round(n.value, 6) for n in answer_numbers(before)} | set(
+                operands(before, words=True)
+            )
             args = str(call.get("args", ""))
             nums = operands(args)
             if any(n not in known for n in nums):
                 return False
-            if call.get("tool") == "Calculator" and (len(nums) < 2 or not re.search(r"\d\s*[-+*/x×÷]\s*[(\d.]", args)):
+            if call.get("tool") == "Calculator" and (
+                len(nums) < 2 or not re.search(r"\d\s*[-+*/x×÷]\s*[(\d.]", args)
+            ):
                 return False
         return True
 
@@ -312,8 +351,10 @@ class AnswerFilter(CandidateFilter):
         from toolformer.eval.metrics import score_output
 
         if isinstance(cand.gold, (list, tuple)):
-            return bool(cand.gold) and score_output("contains", cand.text, list(cand.gold),
-                                                    calls=cand.calls).correct
+            return (
+                bool(cand.gold)
+                and score_output("contains", cand.text, list(cand.gold), calls=cand.calls).correct
+            )
         return score_output(self.metric, cand.text, cand.gold, calls=cand.calls).correct
 
     def calls_sound(self, cand: Candidate) -> bool:
@@ -352,8 +393,13 @@ class WhenFilter(AnswerFilter):
     default_schedule = (0.5,)
     keeps_plain = True
 
-    def __init__(self, context: Optional[FilterContext] = None, metric: str = "math",
-                 grounded: bool = True, call_cost: float = 0.01):
+    def __init__(
+        self,
+        context: Optional[FilterContext] = None,
+        metric: str = "math",
+        grounded: bool = True,
+        call_cost: float = 0.01,
+    ):
         super().__init__(context, metric=metric, require_call=False, grounded=grounded)
         self.check_values(metric=metric, call_cost=call_cost)
         self.call_cost = float(call_cost)
@@ -366,8 +412,9 @@ class WhenFilter(AnswerFilter):
         except (TypeError, ValueError):
             bad = True
         if bad:
-            raise UserError(f"when filter: call_cost must be a number in [0, 0.5), "
-                            f"got {call_cost!r}")
+            raise UserError(
+                f"when filter: call_cost must be a number in [0, 0.5), got {call_cost!r}"
+            )
 
     def plain_right(self, cand: Candidate) -> bool:
         """A sample without a call that is right (see the class docstring)."""
@@ -385,10 +432,13 @@ class WhenFilter(AnswerFilter):
                 out.append(None)
             elif not cand.calls:
                 out.append(1.0 if self.plain_right(cand) else 0.0)
-            elif (cand.doc_id in solved_plain or (cand.tools is not None and not cand.tools)
-                  or not self.calls_sound(cand)
-                  or (cand.tools and any(x.get("tool") not in cand.tools for x in cand.calls))
-                  or not self.answer_correct(cand)):
+            elif (
+                cand.doc_id in solved_plain
+                or (cand.tools is not None and not cand.tools)
+                or not self.calls_sound(cand)
+                or (cand.tools and any(x.get("tool") not in cand.tools for x in cand.calls))
+                or not self.answer_correct(cand)
+            ):
                 out.append(0.0)
             else:
                 out.append(1.0 - self.call_cost * len(cand.calls))
@@ -406,14 +456,17 @@ def load_reward_model(name_or_path: str, dtype: str = "fp32") -> Tuple[Any, Any]
     ``AutoModelForSequenceClassification`` would silently add a random head)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from toolformer.models import load_pretrained, prepare as _prepare
+    from toolformer.models import load_pretrained
+    from toolformer.models import prepare as _prepare
     from toolformer.paths import torch_dtype as _torch_dtype
 
     target = _prepare(name_or_path)
     try:
         config = AutoConfig.from_pretrained(target, local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise UserError(f"could not load reward model {name_or_path!r}: {str(exc).splitlines()[0]}") from None
+        raise UserError(
+            f"could not load reward model {name_or_path!r}: {str(exc).splitlines()[0]}"
+        ) from None
     archs = list(getattr(config, "architectures", None) or [])
     if not any(a.endswith("ForSequenceClassification") for a in archs):
         raise UserError(
@@ -422,8 +475,9 @@ def load_reward_model(name_or_path: str, dtype: str = "fp32") -> Tuple[Any, Any]
             "AutoModelForSequenceClassification"
         )
     # the project's one safe loader: safetensors only unless pickle weights are trusted
-    model = load_pretrained(AutoModelForSequenceClassification, target, name_or_path,
-                            dtype=_torch_dtype(dtype))
+    model = load_pretrained(
+        AutoModelForSequenceClassification, target, name_or_path, dtype=_torch_dtype(dtype)
+    )
     tok = load_pretrained(AutoTokenizer, target, name_or_path, weights=False)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -445,24 +499,34 @@ class RewardFilter(CandidateFilter):
 
     default_schedule = (0.0, 0.5, 1.0)
 
-    def __init__(self, context: Optional[FilterContext] = None, model: Optional[str] = None,
-                 label: Optional[int] = None, batch_size: int = 8, max_length: int = 512,
-                 dtype: str = "fp32"):
+    def __init__(
+        self,
+        context: Optional[FilterContext] = None,
+        model: Optional[str] = None,
+        label: Optional[int] = None,
+        batch_size: int = 8,
+        max_length: int = 512,
+        dtype: str = "fp32",
+    ):
         super().__init__(context)
         self.check_values(model=model)
         self.model, self.tokenizer = load_reward_model(model, dtype)
         n = int(self.model.config.num_labels)
         self.label = n - 1 if label is None else int(label)
         if not 0 <= self.label < n:
-            raise UserError(f"reward filter: label {self.label} is out of range for a model with {n} labels")
+            raise UserError(
+                f"reward filter: label {self.label} is out of range for a model with {n} labels"
+            )
         self.batch_size, self.max_length = int(batch_size), int(max_length)
 
     @classmethod
     def check_values(cls, model: Optional[str] = None, **_: Any) -> None:
         if not model:
-            raise UserError("the reward filter needs a reward model: the option model=PATH in "
-                            "SelfTrainConfig.improve.filter_options",
-                            field="SelfTrainConfig.improve.filter_options")
+            raise UserError(
+                "the reward filter needs a reward model: the option model=PATH in "
+                "SelfTrainConfig.improve.filter_options",
+                field="SelfTrainConfig.improve.filter_options",
+            )
 
     def rewards(self, texts: Sequence[str]) -> List[float]:
         """r(text) for each text: the ``label`` logit."""
@@ -471,8 +535,13 @@ class RewardFilter(CandidateFilter):
         out: List[float] = []
         self.tokenizer.truncation_side = "left"
         for lo in range(0, len(texts), self.batch_size):
-            enc = self.tokenizer(list(texts[lo:lo + self.batch_size]), return_tensors="pt",
-                                 padding=True, truncation=True, max_length=self.max_length)
+            enc = self.tokenizer(
+                list(texts[lo : lo + self.batch_size]),
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+            )
             with torch.inference_mode():
                 logits = self.model(**{k: v.to(self.model.device) for k, v in enc.items()}).logits
             out.extend(logits[:, self.label].float().cpu().tolist())
@@ -480,8 +549,14 @@ class RewardFilter(CandidateFilter):
 
     def scores(self, candidates: Sequence[Candidate]) -> List[Optional[float]]:
         judged = [k for k, c in enumerate(candidates) if c.ok_calls]
-        texts = [t for k in judged for t in (candidates[k].training_text(),
-                                             candidates[k].prompt + candidates[k].without_calls())]
+        texts = [
+            t
+            for k in judged
+            for t in (
+                candidates[k].training_text(),
+                candidates[k].prompt + candidates[k].without_calls(),
+            )
+        ]
         r = self.rewards(texts)
         out: List[Optional[float]] = [None] * len(candidates)
         for n, k in enumerate(judged):

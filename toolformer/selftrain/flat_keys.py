@@ -69,8 +69,17 @@ OPTION_KEYS: Dict[str, str] = {"grow_options": "grow.generation", "eval_options"
 # the GenerationConfig fields named by a flat key of their own (the rest go to *_options)
 _GROW_NAMED = {"temperature", "top_p", "max_new_tokens", "batch_size", "max_calls", "call_top_k"}
 _DEV_NAMED = {"batch_size", "max_calls", "call_top_k"}
-GENERATION_KEYS = ("temperature", "top_p", "max_new_tokens", "grow_batch_size", "max_calls",
-                   "call_top_k", "eval_batch_size", "grow_options", "eval_options")
+GENERATION_KEYS = (
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+    "grow_batch_size",
+    "max_calls",
+    "call_top_k",
+    "eval_batch_size",
+    "grow_options",
+    "eval_options",
+)
 
 
 def check_generation_fields(values: Mapping[str, Any], where: str) -> None:
@@ -79,8 +88,10 @@ def check_generation_fields(values: Mapping[str, Any], where: str) -> None:
     known = {f.name for f in fields(GenerationConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise UserError(f"{where}: unknown GenerationConfig field(s) {unknown}; known: "
-                        f"{', '.join(sorted(known))}")
+        raise UserError(
+            f"{where}: unknown GenerationConfig field(s) {unknown}; known: "
+            f"{', '.join(sorted(known))}"
+        )
 
 
 def _as_dict(value: Any) -> Any:
@@ -97,9 +108,11 @@ def set_path(nested: Dict[str, Any], path: str, value: Any) -> None:
     for i, head in enumerate(heads):
         group = _as_dict(node.get(head)) or {}
         if not isinstance(group, Mapping):
-            where = ".".join(heads[:i + 1])
-            raise UserError(f"{where} must be an object (JSON {{...}}), got "
-                            f"{type(group).__name__} {group!r:.60}")
+            where = ".".join(heads[: i + 1])
+            raise UserError(
+                f"{where} must be an object (JSON {{...}}), got "
+                f"{type(group).__name__} {group!r:.60}"
+            )
         node[head] = dict(group)
         node = node[head]
     node[leaf] = value
@@ -115,8 +128,9 @@ def deprecation(values: Mapping[str, Any]) -> Optional[str]:
     old = old_keys_in(values)
     if not old:
         return None
-    moved = ", ".join(f"{k} -> {FLAT_KEYS[k][0] if k in FLAT_KEYS else OPTION_KEYS[k] + '.*'}"
-                      for k in old)
+    moved = ", ".join(
+        f"{k} -> {FLAT_KEYS[k][0] if k in FLAT_KEYS else OPTION_KEYS[k] + '.*'}" for k in old
+    )
     return f"flat self-training settings are deprecated; use the nested ones: {moved}"
 
 
@@ -128,8 +142,9 @@ def nest_flat(values: Mapping[str, Any]) -> Dict[str, Any]:
 
     Raises :class:`UserError` (one line) for an unknown field in ``grow_options`` /
     ``eval_options``."""
-    nested: Dict[str, Any] = {k: v for k, v in values.items()
-                              if k not in FLAT_KEYS and k not in OPTION_KEYS}
+    nested: Dict[str, Any] = {
+        k: v for k, v in values.items() if k not in FLAT_KEYS and k not in OPTION_KEYS
+    }
     for key in old_keys_in(values):
         for path in FLAT_KEYS.get(key, ()):
             set_path(nested, path, values[key])
@@ -138,8 +153,10 @@ def nest_flat(values: Mapping[str, Any]) -> Dict[str, Any]:
         if opts is None:
             continue
         if not isinstance(opts, Mapping):
-            raise UserError(f"{key} must be an object (JSON {{...}}) of GenerationConfig fields, "
-                            f"got {type(opts).__name__} {opts!r:.60}")
+            raise UserError(
+                f"{key} must be an object (JSON {{...}}) of GenerationConfig fields, "
+                f"got {type(opts).__name__} {opts!r:.60}"
+            )
         check_generation_fields(opts, key)
         for name, value in opts.items():
             set_path(nested, f"{path}.{name}", value)
@@ -153,29 +170,47 @@ def _get(config: Any, path: str) -> Any:
 
 
 def _differing(gen: GenerationConfig, default: GenerationConfig, skip: set) -> Dict[str, Any]:
-    return {f.name: getattr(gen, f.name) for f in fields(GenerationConfig)
-            if f.name not in skip and getattr(gen, f.name) != getattr(default, f.name)}
+    return {
+        f.name: getattr(gen, f.name)
+        for f in fields(GenerationConfig)
+        if f.name not in skip and getattr(gen, f.name) != getattr(default, f.name)
+    }
 
 
-def flat_generation(grow: GenerationConfig, dev: GenerationConfig, grow_default: GenerationConfig,
-                    dev_default: GenerationConfig) -> Dict[str, Any]:
+def flat_generation(
+    grow: GenerationConfig,
+    dev: GenerationConfig,
+    grow_default: GenerationConfig,
+    dev_default: GenerationConfig,
+) -> Dict[str, Any]:
     """The flat generation keys (:data:`GENERATION_KEYS`) of Grow's and the dev eval's decoding:
     the named ones from Grow's (and the dev eval's batch size), every other field that differs
     from its group's default in ``grow_options`` / ``eval_options``, and the dev eval's
     max_calls / call_top_k there when they differ from Grow's."""
     eval_options = _differing(dev, dev_default, _DEV_NAMED)
-    eval_options.update({k: getattr(dev, k) for k in ("max_calls", "call_top_k")
-                         if getattr(dev, k) != getattr(grow, k)})
-    return {"temperature": grow.temperature, "top_p": grow.top_p,
-            "max_new_tokens": grow.max_new_tokens, "grow_batch_size": grow.batch_size,
-            "max_calls": grow.max_calls, "call_top_k": grow.call_top_k,
-            "eval_batch_size": dev.batch_size,
-            "grow_options": _differing(grow, grow_default, _GROW_NAMED),
-            "eval_options": dict(sorted(eval_options.items()))}
+    eval_options.update(
+        {
+            k: getattr(dev, k)
+            for k in ("max_calls", "call_top_k")
+            if getattr(dev, k) != getattr(grow, k)
+        }
+    )
+    return {
+        "temperature": grow.temperature,
+        "top_p": grow.top_p,
+        "max_new_tokens": grow.max_new_tokens,
+        "grow_batch_size": grow.batch_size,
+        "max_calls": grow.max_calls,
+        "call_top_k": grow.call_top_k,
+        "eval_batch_size": dev.batch_size,
+        "grow_options": _differing(grow, grow_default, _GROW_NAMED),
+        "eval_options": dict(sorted(eval_options.items())),
+    }
 
 
-def flatten(config: Any, grow_default: GenerationConfig, dev_default: GenerationConfig
-            ) -> Dict[str, Any]:
+def flatten(
+    config: Any, grow_default: GenerationConfig, dev_default: GenerationConfig
+) -> Dict[str, Any]:
     """``config`` (a :class:`SelfTrainConfig` with its groups built) as the flat dict of the old
     keys, the dataclass values as dicts (``finetune``, ``annotator``)."""
     out: Dict[str, Any] = {}
@@ -185,26 +220,36 @@ def flatten(config: Any, grow_default: GenerationConfig, dev_default: Generation
             out[f.name] = value
     for key, paths in FLAT_KEYS.items():
         out[key] = _get(config, paths[0])
-    out.update(flat_generation(config.grow.generation, config.dev.generation, grow_default,
-                               dev_default))
+    out.update(
+        flat_generation(config.grow.generation, config.dev.generation, grow_default, dev_default)
+    )
     return out
 
 
-def canonical_generation(flat: Dict[str, Any], grow_default: GenerationConfig,
-                         dev_default: GenerationConfig) -> Dict[str, Any]:
+def canonical_generation(
+    flat: Dict[str, Any], grow_default: GenerationConfig, dev_default: GenerationConfig
+) -> Dict[str, Any]:
     """``flat`` (a recorded fingerprint, its missing keys at their defaults) with its generation
     keys rewritten as :func:`flat_generation` writes them: an older record may name a field in
     ``grow_options`` that has a key of its own (``{"max_calls": 1, "grow_options":
     {"max_calls": 2}}`` decoded with 2 calls)."""
-    grow = {"temperature": flat["temperature"], "top_p": flat["top_p"],
-            "max_new_tokens": flat["max_new_tokens"], "batch_size": flat["grow_batch_size"],
-            "max_calls": flat["max_calls"], "call_top_k": flat["call_top_k"],
-            **(flat.get("grow_options") or {})}
-    dev = {"batch_size": flat["eval_batch_size"], "max_calls": flat["max_calls"],
-           "call_top_k": flat["call_top_k"], **(flat.get("eval_options") or {})}
+    grow = {
+        "temperature": flat["temperature"],
+        "top_p": flat["top_p"],
+        "max_new_tokens": flat["max_new_tokens"],
+        "batch_size": flat["grow_batch_size"],
+        "max_calls": flat["max_calls"],
+        "call_top_k": flat["call_top_k"],
+        **(flat.get("grow_options") or {}),
+    }
+    dev = {
+        "batch_size": flat["eval_batch_size"],
+        "max_calls": flat["max_calls"],
+        "call_top_k": flat["call_top_k"],
+        **(flat.get("eval_options") or {}),
+    }
     try:
         gens = replace(grow_default, **grow), replace(dev_default, **dev)
     except (TypeError, UserError):  # a record no GenerationConfig takes: compared as it is
         return flat
     return {**flat, **flat_generation(*gens, grow_default, dev_default)}
-

@@ -35,4 +35,3 @@ def parse_gsm8k(row: Dict[str, Any], where: str) -> tuple:
         raise UserError(f"{where}: answer has no '#### <number>' line")
     solution = " ".join(line.strip() for line in strip_marks(body).splitlines() if line.strip())
     return " ".join(str(row["question"]).split()), solution, gold
-

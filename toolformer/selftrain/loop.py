@@ -129,7 +129,8 @@ class RoundDir:
             raise UserError(
                 f"{path} was made with another config (changed: {', '.join(changed) or 'unknown'}); "
                 "rerun with the same settings to resume, or pass another SelfTrainConfig.output",
-                field="SelfTrainConfig.output")
+                field="SelfTrainConfig.output",
+            )
         self.state = state or {"fingerprint": fp, "stages": {}}
 
     def done(self, stage: str) -> bool:
@@ -160,18 +161,28 @@ class SelfTrainResult:
         return format_report(self.to_dict())
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"output": self.output, "rounds": self.rounds, "best_round": self.best_round,
-                "best_model": self.best_model, "best_adapter": self.best_adapter,
-                "stopped": self.stopped, "contamination": self.contamination,
-                "init_adapter": self.init_adapter}
+        return {
+            "output": self.output,
+            "rounds": self.rounds,
+            "best_round": self.best_round,
+            "best_model": self.best_model,
+            "best_adapter": self.best_adapter,
+            "stopped": self.stopped,
+            "contamination": self.contamination,
+            "init_adapter": self.init_adapter,
+        }
 
 
 class SelfTrainer:
     """Runs :func:`selftrain`; ``hook(event, info)`` is called before each stage (``"stage"``)
     and after each Grow chunk (``"grow_chunk"``): tests interrupt the run there."""
 
-    def __init__(self, config: SelfTrainConfig, hook: Optional[Hook] = None,
-                 generator_factory: Optional[Callable[..., Any]] = None):
+    def __init__(
+        self,
+        config: SelfTrainConfig,
+        hook: Optional[Hook] = None,
+        generator_factory: Optional[Callable[..., Any]] = None,
+    ):
         self.config = config.validate()
         self.generator_factory = generator_factory
         self.out = Path(config.output)
@@ -221,12 +232,14 @@ class SelfTrainer:
         if first:
             head = Path(os.path.normpath(os.path.expanduser(first))).parts
             parts = Path(os.path.normpath(recorded)).parts
-            if head and parts[:len(head)] == head and len(parts) > len(head):
-                return str(self.out.joinpath(*parts[len(head):]))
+            if head and parts[: len(head)] == head and len(parts) > len(head):
+                return str(self.out.joinpath(*parts[len(head) :]))
         return recorded
 
     # -- stage runner ---------------------------------------------------------------------
-    def _stage(self, rd: RoundDir, k: int, name: str, fn: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+    def _stage(
+        self, rd: RoundDir, k: int, name: str, fn: Callable[[], Dict[str, Any]]
+    ) -> Dict[str, Any]:
         if rd.done(name):
             return rd.stats(name)
         self.hook("stage", {"round": k, "stage": name})
@@ -259,7 +272,9 @@ class SelfTrainer:
             raise UserError(
                 f"{self.out} holds a self-training run made with another config (changed: "
                 f"{', '.join(changed) or 'unknown'}); rerun with the same settings to resume, "
-                "or pass another SelfTrainConfig.output", field="SelfTrainConfig.output")
+                "or pass another SelfTrainConfig.output",
+                field="SelfTrainConfig.output",
+            )
         if old is None:
             _write_json(path, {"fingerprint": fp, "config": self.config.to_dict()})
 
@@ -279,8 +294,13 @@ class SelfTrainer:
             current["tool_options"] = tool_files
         path = self.out / MODELS_FILE
         if any(self.out.glob(f"round_*/{STATE_FILE}")):
-            check_same_model(_read_json(path), current, c.init_adapter or c.model, self.out,
-                             "pass another SelfTrainConfig.output to train on it as it is now")
+            check_same_model(
+                _read_json(path),
+                current,
+                c.init_adapter or c.model,
+                self.out,
+                "pass another SelfTrainConfig.output to train on it as it is now",
+            )
         _write_json(path, current)
 
     # -- models ---------------------------------------------------------------------------
@@ -302,8 +322,12 @@ class SelfTrainer:
     def _tools(self) -> Dict[str, Any]:
         from toolformer.tools.assembly import create_tools, setup_tools
 
-        tools = create_tools(list(self.config.tools), self.config.tool_options,
-                             model_name=self.config.model, dtype=self.config.dtype)
+        tools = create_tools(
+            list(self.config.tools),
+            self.config.tool_options,
+            model_name=self.config.model,
+            dtype=self.config.dtype,
+        )
         setup_tools(tools)
         return tools
 
@@ -315,8 +339,15 @@ class SelfTrainer:
 
         c = self.config
         built: Dict[str, Any] = {}
-        docs = load_corpus(str(self.corpus_path()), c.data.doc_template, c.data.prompt_template, seed=c.seed,
-                           mix=c.data.mix, data_dir=str(self._data_dir()), report=built)
+        docs = load_corpus(
+            str(self.corpus_path()),
+            c.data.doc_template,
+            c.data.prompt_template,
+            seed=c.seed,
+            mix=c.data.mix,
+            data_dir=str(self._data_dir()),
+            report=built,
+        )
         if built:
             from toolformer.selftrain.mix import check_tools
 
@@ -324,42 +355,62 @@ class SelfTrainer:
         if c.data.max_problem_steps is not None:
             docs = [d for d in docs if d.steps is None or d.steps <= c.data.max_problem_steps]
         docs += load_wikipedia(c.data.wiki_docs)
-        if _filter_cls(c.improve.filter).needs_gold and not any(d.answer is not None or d.answers
-                                                         for d in docs):
-            raise UserError(f"the {c.improve.filter!r} filter needs gold answers and the corpus "
-                            f"{c.data.corpus} has none; set SelfTrainConfig.improve.filter to loss "
-                            "(or reward), or use a corpus with answers (GSM8K)",
-                            field="SelfTrainConfig.improve.filter")
+        if _filter_cls(c.improve.filter).needs_gold and not any(
+            d.answer is not None or d.answers for d in docs
+        ):
+            raise UserError(
+                f"the {c.improve.filter!r} filter needs gold answers and the corpus "
+                f"{c.data.corpus} has none; set SelfTrainConfig.improve.filter to loss "
+                "(or reward), or use a corpus with answers (GSM8K)",
+                field="SelfTrainConfig.improve.filter",
+            )
         dev_rows: List[Dict[str, Any]] = []
         if c.dev.data:
-            dev_rows = [{"id": ex.id, "question": ex.fields["question"], "answer": ex.meta["answer"]}
-                        for ex in load_generic_jsonl(Path(c.dev.data).expanduser())]
+            dev_rows = [
+                {"id": ex.id, "question": ex.fields["question"], "answer": ex.meta["answer"]}
+                for ex in load_generic_jsonl(Path(c.dev.data).expanduser())
+            ]
         evals = eval_questions(c.data.eval_sets, str(self._data_dir())) if c.data.eval_sets else {}
         guard = ContaminationGuard(evals, c.data.contamination_threshold)
         keep, report = guard.check([d.question for d in docs])
         clean = [d for d, k in zip(docs, keep) if k]
         if not clean:  # here, before the baseline eval and every later stage
-            steps = "" if c.data.max_problem_steps is None else \
-                f" with at most {c.data.max_problem_steps} step(s) (SelfTrainConfig.data.max_problem_steps)"
-            why = (f"the contamination guard dropped all {len(docs)} as near-duplicates of "
-                   f"{', '.join(c.data.eval_sets)} (threshold {c.data.contamination_threshold})") if docs \
+            steps = (
+                ""
+                if c.data.max_problem_steps is None
+                else f" with at most {c.data.max_problem_steps} step(s) (SelfTrainConfig.data.max_problem_steps)"
+            )
+            why = (
+                (
+                    f"the contamination guard dropped all {len(docs)} as near-duplicates of "
+                    f"{', '.join(c.data.eval_sets)} (threshold {c.data.contamination_threshold})"
+                )
+                if docs
                 else "it holds none"
-            raise EmptyInputError(f"no training text left from the corpus {c.data.corpus}{steps}: "
-                                  f"{why}; use another corpus, other SelfTrainConfig.data.eval_sets "
-                                  "or a higher SelfTrainConfig.data.contamination_threshold",
-                                  field=fields_in(steps, "SelfTrainConfig.data.eval_sets",
-                                                  "SelfTrainConfig.data.contamination_threshold"))
+            )
+            raise EmptyInputError(
+                f"no training text left from the corpus {c.data.corpus}{steps}: "
+                f"{why}; use another corpus, other SelfTrainConfig.data.eval_sets "
+                "or a higher SelfTrainConfig.data.contamination_threshold",
+                field=fields_in(
+                    steps,
+                    "SelfTrainConfig.data.eval_sets",
+                    "SelfTrainConfig.data.contamination_threshold",
+                ),
+            )
         gold = [d for d in clean if d.answer is not None]
         if dev_rows:
             train = list(clean)
             dev_keep, _ = guard.check([r["question"] for r in dev_rows])
             dev_rows = [r for r, k in zip(dev_rows, dev_keep) if k]
             if not dev_rows:
-                raise EmptyInputError(f"no dev problem left from SelfTrainConfig.dev.data "
-                                      f"{c.dev.data}: the contamination guard dropped every one as "
-                                      f"a near-duplicate of {', '.join(c.data.eval_sets)}; use "
-                                      "another SelfTrainConfig.dev.data",
-                                      field="SelfTrainConfig.dev.data")
+                raise EmptyInputError(
+                    f"no dev problem left from SelfTrainConfig.dev.data "
+                    f"{c.dev.data}: the contamination guard dropped every one as "
+                    f"a near-duplicate of {', '.join(c.data.eval_sets)}; use "
+                    "another SelfTrainConfig.dev.data",
+                    field="SelfTrainConfig.dev.data",
+                )
         else:
             train, dev = split_corpus(gold, c.dev.size, c.seed, c.dev.max_problem_steps)
             train = train + [d for d in clean if d.answer is None]
@@ -373,10 +424,16 @@ class SelfTrainer:
             _write_json(corpus / "mix.json", built)
         plain = self._plain_pool(guard, {d.text for d in docs})
         _write_jsonl(corpus / "plain.jsonl", plain["rows"])
-        return {"train": len(train), "dev": len(dev_rows), "with_gold": len(gold),
-                "documents": len(docs), "contamination": report.to_dict(),
-                "contamination_line": report.line(), "plain": plain["stats"],
-                **({"mix": built} if built else {})}
+        return {
+            "train": len(train),
+            "dev": len(dev_rows),
+            "with_gold": len(gold),
+            "documents": len(docs),
+            "contamination": report.to_dict(),
+            "contamination_line": report.line(),
+            "plain": plain["stats"],
+            **({"mix": built} if built else {}),
+        }
 
     def _plain_pool(self, guard: Any, used: set) -> Dict[str, Any]:
         """Plain Wikipedia paragraphs for rehearsal (``plain_ratio``; ``corpus/plain.jsonl``): the default augment
@@ -386,17 +443,28 @@ class SelfTrainer:
         from toolformer.selftrain.contamination import NgramGuard, eval_questions
         from toolformer.selftrain.corpus import load_wikipedia
 
-        c = self.config  # written even with plain_ratio 0: `toolformer finetune --mix-plain` can use it
+        c = (
+            self.config
+        )  # written even with plain_ratio 0: `toolformer finetune --mix-plain` can use it
         refs = eval_questions(c.data.perplexity_sets, str(self._data_dir()))
         ngrams = NgramGuard([text for texts in refs.values() for text in texts], 13)
         paras = [d for d in load_wikipedia(100_000) if d.text not in used]
         leaked = [ngrams.overlaps(d.text) for d in paras]
         keep, _ = guard.check([d.text for d in paras])
-        rows = [{"id": d.id, "text": d.text} for d, bad, k in zip(paras, leaked, keep) if k and not bad]
+        rows = [
+            {"id": d.id, "text": d.text} for d, bad, k in zip(paras, leaked, keep) if k and not bad
+        ]
         random.Random(c.seed + 2).shuffle(rows)
-        return {"rows": rows, "stats": {"paragraphs": len(rows), "candidates": len(paras),
-                                        "dropped_13gram": sum(leaked), "perplexity_sets": list(c.data.perplexity_sets),
-                                        "dropped_near_duplicate": sum(1 for k in keep if not k)}}
+        return {
+            "rows": rows,
+            "stats": {
+                "paragraphs": len(rows),
+                "candidates": len(paras),
+                "dropped_13gram": sum(leaked),
+                "perplexity_sets": list(c.data.perplexity_sets),
+                "dropped_near_duplicate": sum(1 for k in keep if not k),
+            },
+        }
 
     def train_docs(self) -> List[Dict[str, Any]]:
         return _read_jsonl(self.out / "round_0" / "corpus" / "train.jsonl")
@@ -412,20 +480,39 @@ class SelfTrainer:
         src = rd.path / "round0_docs.jsonl"
         if not src.exists():
             _write_jsonl(src, [{"id": d["id"], "text": d["text"]} for d in docs])
-        summary = augment(AugmentConfig(
-            input=str(src), output=str(rd.path / "augment"), model=c.model, dtype=c.dtype,
-            device=c.device, tools=list(c.tools), tool_options=c.tool_options, limit=0,
-            text_field="text", id_field="id",
-            date_field=None, url_field=None, annotator=c.annotator, seed=c.seed,
-            progress=c.progress, annotator_factory=c.annotator_factory,
-        ).validate())
+        summary = augment(
+            AugmentConfig(
+                input=str(src),
+                output=str(rd.path / "augment"),
+                model=c.model,
+                dtype=c.dtype,
+                device=c.device,
+                tools=list(c.tools),
+                tool_options=c.tool_options,
+                limit=0,
+                text_field="text",
+                id_field="id",
+                date_field=None,
+                url_field=None,
+                annotator=c.annotator,
+                seed=c.seed,
+                progress=c.progress,
+                annotator_factory=c.annotator_factory,
+            ).validate()
+        )
         rows = _read_jsonl(rd.path / "augment" / "data.jsonl")
-        kept = [{"doc_id": r["id"], "text": r["text"], "calls": r.get("calls", []),
-                 "score": min((x.get("score", 0.0) for x in r.get("calls", [])), default=None)}
-                for r in rows if r.get("calls")]
+        kept = [
+            {
+                "doc_id": r["id"],
+                "text": r["text"],
+                "calls": r.get("calls", []),
+                "score": min((x.get("score", 0.0) for x in r.get("calls", [])), default=None),
+            }
+            for r in rows
+            if r.get("calls")
+        ]
         _write_jsonl(rd.path / "kept_0.jsonl", kept)
-        return {"documents": len(docs), "calls_kept": summary.calls_kept,
-                "texts_kept": len(kept)}
+        return {"documents": len(docs), "calls_kept": summary.calls_kept, "texts_kept": len(kept)}
 
     # -- later rounds ---------------------------------------------------------------------
     def _prompts(self, k: int) -> List[Dict[str, Any]]:
@@ -452,7 +539,9 @@ class SelfTrainer:
         if d.endswith(".txt"):
             if not p.is_file():
                 names = sorted(x.stem for x in shipped.parent.glob("*.txt"))
-                raise UserError(f"demonstrations file {d} not found (shipped sets: {', '.join(names)})")
+                raise UserError(
+                    f"demonstrations file {d} not found (shipped sets: {', '.join(names)})"
+                )
             return p.read_text(encoding="utf-8")
         return d
 
@@ -478,20 +567,28 @@ class SelfTrainer:
         t0 = time.perf_counter()
         chunk = c.grow.generation.batch_size
         for lo in range(0, len(prompts), chunk):
-            docs = [d for d in prompts[lo:lo + chunk] if d["id"] not in done]
+            docs = [d for d in prompts[lo : lo + chunk] if d["id"] not in done]
             if not docs:
                 continue
             gen = c.grow.sampling(c.seed + 100_003 * k + lo)
             batch = [(d, s) for d in docs for s in range(c.grow.samples_per_prompt)]
             factory = self.generator_factory or ToolGenerator
-            texts = [(shuffled_demonstrations(demo, f"{c.seed}-{d['id']}-{s}")
-                      if c.grow.demonstrations == "mix" else demo) + d["prompt"] for d, s in batch]
+            texts = [
+                (
+                    shuffled_demonstrations(demo, f"{c.seed}-{d['id']}-{s}")
+                    if c.grow.demonstrations == "mix"
+                    else demo
+                )
+                + d["prompt"]
+                for d, s in batch
+            ]
             generator = factory(model, tok, executor, gen)
             # the source document (left out of searches) and, for a dates item of the mix, its
             # own reference date (what the Calendar returns)
-            contexts = [replace(_source_context(d),
-                                date=as_date(d["date"]) if d.get("date") else None)
-                        for d, _ in batch]
+            contexts = [
+                replace(_source_context(d), date=as_date(d["date"]) if d.get("date") else None)
+                for d, _ in batch
+            ]
             if _takes(generator.generate, "contexts"):
                 outputs = generator.generate(texts, contexts=contexts)
             else:
@@ -501,8 +598,9 @@ class SelfTrainer:
                 plain = [(d, c.grow.samples_per_prompt + s) for d in docs for s in range(n_plain)]
                 off = replace(gen, tools_enabled=False, seed=gen.seed + 7)
                 by_doc = {d["id"]: t for (d, s), t in zip(batch, texts) if s == 0}
-                outputs = list(outputs) + list(factory(model, tok, executor, off).generate(
-                    [by_doc[d["id"]] for d, _ in plain]))
+                outputs = list(outputs) + list(
+                    factory(model, tok, executor, off).generate([by_doc[d["id"]] for d, _ in plain])
+                )
                 batch = batch + plain
             first = c.grow.samples_per_prompt + n_plain
             by_doc = {d["id"]: t for (d, s), t in zip(batch, texts) if s == 0}
@@ -510,14 +608,23 @@ class SelfTrainer:
             for tool in sorted({t for _, t, _ in picks}):
                 mine = [(d, s) for d, t, s in picks if t == tool]
                 # a call of `tool` opens at the first place one may: every '[' is in the top k
-                forced = replace(gen, call_top_k=FORCE_CALL_TOP_K, call_threshold=0.0,
-                                 seed=gen.seed + 11 + len(tool))
+                forced = replace(
+                    gen,
+                    call_top_k=FORCE_CALL_TOP_K,
+                    call_threshold=0.0,
+                    seed=gen.seed + 11 + len(tool),
+                )
                 gen_f = factory(model, tok, single[tool], forced)
                 prompts_f = [by_doc[d["id"]] for d, _ in mine]
-                ctx = [replace(_source_context(d), date=as_date(d["date"]) if d.get("date") else None)
-                       for d, _ in mine]
-                out = (gen_f.generate(prompts_f, contexts=ctx)
-                       if _takes(gen_f.generate, "contexts") else gen_f.generate(prompts_f))
+                ctx = [
+                    replace(_source_context(d), date=as_date(d["date"]) if d.get("date") else None)
+                    for d, _ in mine
+                ]
+                out = (
+                    gen_f.generate(prompts_f, contexts=ctx)
+                    if _takes(gen_f.generate, "contexts")
+                    else gen_f.generate(prompts_f)
+                )
                 outputs = list(outputs) + list(out)
                 batch = batch + [(d, first + s) for d, s in mine]
             rows = []
@@ -526,8 +633,19 @@ class SelfTrainer:
                 if c.grow.answer_only and d.get("kind") in (None, "math"):  # a number answers it
                     text, calls = cut_after_answer(text, calls)
                 gold = d.get("answer") if d.get("answer") is not None else d.get("answers")
-                rows.append(Candidate(d["id"], s, d["prompt"], text, calls, gold,
-                                      o.finish_reason, d.get("kind"), d.get("tools")).to_dict())
+                rows.append(
+                    Candidate(
+                        d["id"],
+                        s,
+                        d["prompt"],
+                        text,
+                        calls,
+                        gold,
+                        o.finish_reason,
+                        d.get("kind"),
+                        d.get("tools"),
+                    ).to_dict()
+                )
             with partial.open("a", encoding="utf-8") as fh:
                 fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
             self.hook("grow_chunk", {"round": k, "done": lo + len(docs)})
@@ -535,9 +653,12 @@ class SelfTrainer:
         os.replace(partial, rd.path / "grow.jsonl")
         calls = [x for r in rows for x in r["calls"]]
         return {
-            "prompts": len(prompts), "samples": len(rows), "policy": self._rel(policy),
+            "prompts": len(prompts),
+            "samples": len(rows),
+            "policy": self._rel(policy),
             "with_calls": sum(bool(r["calls"]) for r in rows),
-            "calls": len(calls), "calls_ok": sum(1 for x in calls if not x.get("error")),
+            "calls": len(calls),
+            "calls_ok": sum(1 for x in calls if not x.get("error")),
             "grow_seconds_now": round(time.perf_counter() - t0, 3),
             **({"by_kind": grow_by_kind(rows)} if any(r.get("kind") for r in rows) else {}),
         }
@@ -553,20 +674,34 @@ class SelfTrainer:
         if scores_path.is_file():
             scores = [r["score"] for r in _read_jsonl(scores_path)]
         else:
-            flt = build_filter(c.improve.filter, FilterContext(load=lambda: self._load(policy)), c.improve.filter_options)
+            flt = build_filter(
+                c.improve.filter,
+                FilterContext(load=lambda: self._load(policy)),
+                c.improve.filter_options,
+            )
             try:
                 scores = flt.scores(cands) if cands else []
             finally:
                 flt.close()
-            _write_jsonl(scores_path, [{"doc_id": x.doc_id, "sample": x.sample, "score": s}
-                                       for x, s in zip(cands, scores)])
+            _write_jsonl(
+                scores_path,
+                [
+                    {"doc_id": x.doc_id, "sample": x.sample, "score": s}
+                    for x, s in zip(cands, scores)
+                ],
+            )
         step = (k - 1) * c.improve.steps + j
         threshold = c.improve.schedule().at(step)
-        plain_ok = _filter_cls(c.improve.filter).keeps_plain  # a right output without a call may train
+        plain_ok = _filter_cls(
+            c.improve.filter
+        ).keeps_plain  # a right output without a call may train
         by_doc: Dict[str, List[Tuple[float, Candidate]]] = {}
         for cand, s in zip(cands, scores):
-            if s is not None and s >= threshold and (cand.ok_calls
-                                                     or (plain_ok and not cand.calls)):
+            if (
+                s is not None
+                and s >= threshold
+                and (cand.ok_calls or (plain_ok and not cand.calls))
+            ):
                 by_doc.setdefault(cand.doc_id, []).append((s, cand))
         kept = []
         for doc_id, items in by_doc.items():
@@ -576,8 +711,15 @@ class SelfTrainer:
                 if text in seen:
                     continue
                 seen.add(text)
-                kept.append({"doc_id": doc_id, "text": text, "calls": cand.calls, "score": s,
-                             **({"kind": cand.kind} if cand.kind else {})})
+                kept.append(
+                    {
+                        "doc_id": doc_id,
+                        "text": text,
+                        "calls": cand.calls,
+                        "score": s,
+                        **({"kind": cand.kind} if cand.kind else {}),
+                    }
+                )
                 if len(seen) >= c.improve.max_kept_per_prompt:
                     break
         capped = 0
@@ -587,19 +729,28 @@ class SelfTrainer:
             capped = before - len(kept)
         _write_jsonl(rd.path / f"kept_{j}.jsonl", kept)
         tools = Counter(x["tool"] for r in kept for x in r["calls"] if not x.get("error"))
-        return {"filter": c.improve.filter, "step": step, "threshold": threshold, "candidates": len(cands),
-                "judged": sum(s is not None for s in scores),
-                "passed": sum(1 for s in scores if s is not None and s >= threshold),
-                "texts_kept": len(kept), "prompts_kept": len(by_doc),
-                "calls_kept": dict(tools), **({"capped": capped} if capped else {}),
-                **({"by_kind": kept_by_kind(kept)} if any(r.get("kind") for r in kept) else {})}
+        return {
+            "filter": c.improve.filter,
+            "step": step,
+            "threshold": threshold,
+            "candidates": len(cands),
+            "judged": sum(s is not None for s in scores),
+            "passed": sum(1 for s in scores if s is not None and s >= threshold),
+            "texts_kept": len(kept),
+            "prompts_kept": len(by_doc),
+            "calls_kept": dict(tools),
+            **({"capped": capped} if capped else {}),
+            **({"by_kind": kept_by_kind(kept)} if any(r.get("kind") for r in kept) else {}),
+        }
 
     def _round_kept(self, k: int) -> Path:
         """The kept data of a finished round (its last Improve step)."""
         last = 0 if k == 0 else self.config.improve.steps - 1
         return self.out / f"round_{k}" / f"kept_{last}.jsonl"
 
-    def _finetune(self, rd: RoundDir, k: int, j: int, prev_adapter: Optional[str]) -> Dict[str, Any]:
+    def _finetune(
+        self, rd: RoundDir, k: int, j: int, prev_adapter: Optional[str]
+    ) -> Dict[str, Any]:
         from toolformer.finetune import ADAPTER_DIR, finetune, latest_checkpoint
         from toolformer.manifest import write_manifest
 
@@ -614,58 +765,99 @@ class SelfTrainer:
         _write_jsonl(data, [{"text": r["text"]} for r in rows])
         # rehearsal: the finetuner draws plain_ratio plain paragraphs per kept text
         plain = self.out / "round_0" / "corpus" / "plain.jsonl"
-        mix = {"mix_plain": str(plain), "mix_ratio": c.plain_ratio / (1 + c.plain_ratio)} \
-            if c.plain_ratio > 0 and plain.is_file() and plain.stat().st_size else {}
+        mix = (
+            {"mix_plain": str(plain), "mix_ratio": c.plain_ratio / (1 + c.plain_ratio)}
+            if c.plain_ratio > 0 and plain.is_file() and plain.stat().st_size
+            else {}
+        )
         out = rd.path / f"model_{j}"
         # the newest complete checkpoint (one cut short by a kill is skipped), else a fresh start
         resume = "latest" if latest_checkpoint(str(out), say=False) else None
         self._policy = (None, None, None)  # free memory before training
-        result = finetune(replace(
-            c.finetune, data=str(data), output_dir=str(out), model=c.model, lora=True,
-            init_adapter=prev_adapter if (c.continue_adapter and prev_adapter) else None,
-            progress=c.progress, resume_from_checkpoint=resume, **mix,
-            training_args={**c.finetune.training_args, "seed": c.seed + k},
-        ))
+        result = finetune(
+            replace(
+                c.finetune,
+                data=str(data),
+                output_dir=str(out),
+                model=c.model,
+                lora=True,
+                init_adapter=prev_adapter if (c.continue_adapter and prev_adapter) else None,
+                progress=c.progress,
+                resume_from_checkpoint=resume,
+                **mix,
+                training_args={**c.finetune.training_args, "seed": c.seed + k},
+            )
+        )
         adapter = out / ADAPTER_DIR
         write_manifest(str(adapter), adapter_manifest(c, k, len(rows)))
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         m = result.metrics
-        return {"texts": len(rows), "plain_texts": int(m.get("plain_documents") or 0),
-                "adapter": self._rel(adapter), "model": self._rel(out),
-                "train_loss": m.get("train_loss"), "global_step": m.get("global_step"),
-                "tokens_trained": m.get("tokens_trained")}
+        return {
+            "texts": len(rows),
+            "plain_texts": int(m.get("plain_documents") or 0),
+            "adapter": self._rel(adapter),
+            "model": self._rel(out),
+            "train_loss": m.get("train_loss"),
+            "global_step": m.get("global_step"),
+            "tokens_trained": m.get("tokens_trained"),
+        }
 
     def _eval(self, rd: RoundDir, model: str, name: str) -> Dict[str, Any]:
         from toolformer.eval.harness import EvalConfig, evaluate
 
         c = self.config
         gen = c.dev.decoding(c.seed)
-        res = evaluate(EvalConfig(
-            model=model, tasks=f"jsonl:{self.dev_path().resolve()}", tools=list(c.tools),
-            tool_options=c.tool_options,
-            output_dir=str(rd.path / name), generation=gen, dtype=c.dtype, device=c.device,
-            threads=c.threads, progress=c.progress, name=name, data_dir=str(self._data_dir()),
-            max_new_tokens=c.dev.max_new_tokens,
-        ))
+        res = evaluate(
+            EvalConfig(
+                model=model,
+                tasks=f"jsonl:{self.dev_path().resolve()}",
+                tools=list(c.tools),
+                tool_options=c.tool_options,
+                output_dir=str(rd.path / name),
+                generation=gen,
+                dtype=c.dtype,
+                device=c.device,
+                threads=c.threads,
+                progress=c.progress,
+                name=name,
+                data_dir=str(self._data_dir()),
+                max_new_tokens=c.dev.max_new_tokens,
+            )
+        )
         task = next(iter(res["tasks"].values()))
         lo, hi = wilson_interval(task["correct"], task["n"])
-        return {"model": self._rel(model), "score": task["score"], "correct": task["correct"],
-                "n": task["n"],
-                "ci95": [round(lo, 4), round(hi, 4)], "tool_call_rate": task["tool_call_rate"],
-                "calls": task["calls"], "call_failure_rate": task["call_failure_rate"]}
+        return {
+            "model": self._rel(model),
+            "score": task["score"],
+            "correct": task["correct"],
+            "n": task["n"],
+            "ci95": [round(lo, 4), round(hi, 4)],
+            "tool_call_rate": task["tool_call_rate"],
+            "calls": task["calls"],
+            "call_failure_rate": task["call_failure_rate"],
+        }
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> SelfTrainResult:
         c = self.config
         from toolformer.selftrain.corpus import corpus_not_found
 
-        if not _generated(c.data.corpus) and not self.corpus_path().is_file():  # before run.json exists
+        if (
+            not _generated(c.data.corpus) and not self.corpus_path().is_file()
+        ):  # before run.json exists
             raise corpus_not_found(self.corpus_path())
-        check_not_input(self.out, {"SelfTrainConfig.data.corpus": None if _generated(c.data.corpus)
-                                   else self.corpus_path(),
-                                   "SelfTrainConfig.dev.data": c.dev.data,
-                                   "SelfTrainConfig.init_adapter": c.init_adapter},
-                        RUN_WRITES, option="SelfTrainConfig.output")
+        check_not_input(
+            self.out,
+            {
+                "SelfTrainConfig.data.corpus": None
+                if _generated(c.data.corpus)
+                else self.corpus_path(),
+                "SelfTrainConfig.dev.data": c.dev.data,
+                "SelfTrainConfig.init_adapter": c.init_adapter,
+            },
+            RUN_WRITES,
+            option="SelfTrainConfig.output",
+        )
         # one process per run folder: a second run would interleave its stages with this one's
         with hold_output(self.out, option="SelfTrainConfig.output"):
             self._check_run()
@@ -693,7 +885,12 @@ class SelfTrainer:
             rounds.append(self._row(0, rd, ev, aug.get("calls_kept", {}), policy, adapter))
         best = {"round": None, "score": base["score"], "model": start, "adapter": c.init_adapter}
         if rounds and rounds[0]["dev_score"] > best["score"]:
-            best = {"round": 0, "score": rounds[0]["dev_score"], "model": policy, "adapter": adapter}
+            best = {
+                "round": 0,
+                "score": rounds[0]["dev_score"],
+                "model": policy,
+                "adapter": adapter,
+            }
         self._prune({best["model"], policy}, 0)
         stale, stopped = 0, f"max_rounds {c.max_rounds} reached"
         for k in range(1, c.max_rounds + 1):
@@ -702,23 +899,33 @@ class SelfTrainer:
             self._stage(rd, k, "grow", lambda: self._grow(rd, k, grow_policy))
             kept_tools: Dict[str, int] = {}
             for j in range(c.improve.steps):
-                imp = self._stage(rd, k, f"improve_{j}", lambda: self._improve(rd, k, j, grow_policy))
+                imp = self._stage(
+                    rd, k, f"improve_{j}", lambda: self._improve(rd, k, j, grow_policy)
+                )
                 kept_tools = imp.get("calls_kept", {})
                 ft = self._stage(rd, k, f"finetune_{j}", lambda: self._finetune(rd, k, j, adapter))
                 if ft.get("model"):
                     policy, adapter = self._abs(ft["model"]), self._abs(ft["adapter"])
             if policy == grow_policy:  # nothing was trained this round: same model, same score
                 prev = rounds[-1] if rounds else self._baseline_row(base)
-                same = {"model": self._rel(policy), "score": prev["dev_score"], "n": prev["n"],
-                        "ci95": prev["ci95"],
-                        "tool_call_rate": prev["tool_call_rate"], "call_failure_rate": prev["call_failure_rate"],
-                        "reused": True}
+                same = {
+                    "model": self._rel(policy),
+                    "score": prev["dev_score"],
+                    "n": prev["n"],
+                    "ci95": prev["ci95"],
+                    "tool_call_rate": prev["tool_call_rate"],
+                    "call_failure_rate": prev["call_failure_rate"],
+                    "reused": True,
+                }
                 ev = self._stage(rd, k, "eval", lambda: dict(same))
             else:
                 ev = self._stage(rd, k, "eval", lambda: self._eval(rd, policy, "eval"))
             rounds.append(self._row(k, rd, ev, kept_tools, policy, adapter))
             if ev["score"] > best["score"]:
-                best, stale = {"round": k, "score": ev["score"], "model": policy, "adapter": adapter}, 0
+                best, stale = (
+                    {"round": k, "score": ev["score"], "model": policy, "adapter": adapter},
+                    0,
+                )
             else:
                 stale += 1
             self._prune({best["model"], policy}, k)
@@ -736,18 +943,29 @@ class SelfTrainer:
 
                 rd0 = self.round_dir(0)
                 model_for = best["model"]
-                trigger = self._stage(rd0, 0, f"calibrate_round_{best['round']}",
-                                      lambda: self._calibrate(rd0, model_for))
+                trigger = self._stage(
+                    rd0,
+                    0,
+                    f"calibrate_round_{best['round']}",
+                    lambda: self._calibrate(rd0, model_for),
+                )
                 write_call_trigger(dst, trigger)
         for row in rounds:  # a pruned round loads from its adapter; the report's paths are
             row["model"] = self._shown(loadable(row["model"]))  # absolute (any directory)
             row["adapter"] = self._shown(row["adapter"])
-        result = SelfTrainResult(str(self.out.absolute()), [self._baseline_row(base)] + rounds,
-                                 best["round"], self._shown(loadable(best["model"])),
-                                 self._shown(best_adapter),
-                                 stopped,
-                                 {**corpus.get("contamination", {}), **({"plain": corpus["plain"]} if corpus.get("plain") else {})},
-                                 c.init_adapter)
+        result = SelfTrainResult(
+            str(self.out.absolute()),
+            [self._baseline_row(base)] + rounds,
+            best["round"],
+            self._shown(loadable(best["model"])),
+            self._shown(best_adapter),
+            stopped,
+            {
+                **corpus.get("contamination", {}),
+                **({"plain": corpus["plain"]} if corpus.get("plain") else {}),
+            },
+            c.init_adapter,
+        )
         _write_json(self.out / REPORT_JSON, result.to_dict())
         (self.out / REPORT_MD).write_text(format_report(result.to_dict()) + "\n", encoding="utf-8")
         return result
@@ -763,22 +981,36 @@ class SelfTrainer:
 
         c, n = self.config, self.config.calibration.size
         corpus = self.round_dir(0).path / "corpus"
-        items = [{"question": r["question"], "tools": ["Calculator"], "kind": "math"}
-                 for r in _read_jsonl(corpus / "dev.jsonl")[:n]]
+        items = [
+            {"question": r["question"], "tools": ["Calculator"], "kind": "math"}
+            for r in _read_jsonl(corpus / "dev.jsonl")[:n]
+        ]
         weights = mix.parse_mix(c.data.mix) if mix.is_spec(c.data.corpus) else {}
         if weights.get("dates"):
-            items += [{"question": r["question"], "tools": ["Calendar"], "kind": "dates"}
-                      for r in generate_dateset(n, c.seed, "dev")]
+            items += [
+                {"question": r["question"], "tools": ["Calendar"], "kind": "dates"}
+                for r in generate_dateset(n, c.seed, "dev")
+            ]
         if weights.get("notool"):
-            items += [{"question": r["question"], "tools": [], "kind": "notool"}
-                      for r in generate_notool(n, c.seed, "dev")]
+            items += [
+                {"question": r["question"], "tools": [], "kind": "notool"}
+                for r in generate_notool(n, c.seed, "dev")
+            ]
         if weights.get("facts"):
-            prompted = {r["doc_id"] for k in range(1, c.max_rounds + 1)
-                        for r in _read_jsonl(self.round_dir(k).path / "grow.jsonl")}
-            facts = [r for r in _read_jsonl(corpus / "train.jsonl")
-                     if r.get("kind") == "facts" and r["id"] not in prompted]
-            items += [{"question": r["question"], "tools": list(r.get("tools") or []),
-                       "kind": "facts"} for r in facts[:n]]
+            prompted = {
+                r["doc_id"]
+                for k in range(1, c.max_rounds + 1)
+                for r in _read_jsonl(self.round_dir(k).path / "grow.jsonl")
+            }
+            facts = [
+                r
+                for r in _read_jsonl(corpus / "train.jsonl")
+                if r.get("kind") == "facts" and r["id"] not in prompted
+            ]
+            items += [
+                {"question": r["question"], "tools": list(r.get("tools") or []), "kind": "facts"}
+                for r in facts[:n]
+            ]
         return items
 
     def _calibrate(self, rd: RoundDir, model_name: str) -> Dict[str, Any]:
@@ -788,10 +1020,15 @@ class SelfTrainer:
         self._threads()
         items = self.calibration_items()
         model, tok = self._load(model_name)
-        cal = calibrate_trigger(model, tok, items, template=self.config.data.prompt_template,
-                                max_new_tokens=self.config.grow.generation.max_new_tokens,
-                                batch_size=self.config.dev.generation.batch_size,
-                                objective=self.config.calibration.objective)
+        cal = calibrate_trigger(
+            model,
+            tok,
+            items,
+            template=self.config.data.prompt_template,
+            max_new_tokens=self.config.grow.generation.max_new_tokens,
+            batch_size=self.config.dev.generation.batch_size,
+            objective=self.config.calibration.objective,
+        )
         _write_jsonl(rd.path / "calibration_items.jsonl", items)
         return {**cal.to_dict(), "kinds": dict(Counter(i["kind"] for i in items))}
 
@@ -831,25 +1068,54 @@ class SelfTrainer:
             freed = sum(f.stat().st_size for f in files)
             for f in files:
                 f.unlink()
-            self._say(f"removed the merged weights of {folder} ({freed / 2**20:.0f} MiB); "
-                      "it loads from its adapter/ (keep_models=best)")
+            self._say(
+                f"removed the merged weights of {folder} ({freed / 2**20:.0f} MiB); "
+                "it loads from its adapter/ (keep_models=best)"
+            )
 
     @staticmethod
     def _baseline_row(ev: Dict[str, Any]) -> Dict[str, Any]:
-        return {"round": "base", "dev_score": ev["score"], "ci95": ev["ci95"], "n": ev["n"],
-                "tool_call_rate": ev["tool_call_rate"], "call_failure_rate": ev["call_failure_rate"],
-                "calls_kept": {}, "seconds": {"eval": ev.get("seconds")}, "model": ev["model"],
-                "adapter": None}
+        return {
+            "round": "base",
+            "dev_score": ev["score"],
+            "ci95": ev["ci95"],
+            "n": ev["n"],
+            "tool_call_rate": ev["tool_call_rate"],
+            "call_failure_rate": ev["call_failure_rate"],
+            "calls_kept": {},
+            "seconds": {"eval": ev.get("seconds")},
+            "model": ev["model"],
+            "adapter": None,
+        }
 
     @staticmethod
-    def _row(k: int, rd: RoundDir, ev: Dict[str, Any], kept: Dict[str, int], model: str,
-             adapter: Optional[str]) -> Dict[str, Any]:
-        return {"round": k, "dev_score": ev["score"], "ci95": ev["ci95"], "n": ev["n"],
-                "tool_call_rate": ev["tool_call_rate"], "call_failure_rate": ev["call_failure_rate"],
-                "calls_kept": kept, "seconds": {s: v.get("seconds") for s, v in rd.state["stages"].items()},
-                "grow": {key: rd.stats("grow").get(key) for key in ("samples", "with_calls", "calls", "calls_ok")}
-                if rd.done("grow") else None,
-                "texts_kept": _texts_kept(rd), "model": model, "adapter": adapter}
+    def _row(
+        k: int,
+        rd: RoundDir,
+        ev: Dict[str, Any],
+        kept: Dict[str, int],
+        model: str,
+        adapter: Optional[str],
+    ) -> Dict[str, Any]:
+        return {
+            "round": k,
+            "dev_score": ev["score"],
+            "ci95": ev["ci95"],
+            "n": ev["n"],
+            "tool_call_rate": ev["tool_call_rate"],
+            "call_failure_rate": ev["call_failure_rate"],
+            "calls_kept": kept,
+            "seconds": {s: v.get("seconds") for s, v in rd.state["stages"].items()},
+            "grow": {
+                key: rd.stats("grow").get(key)
+                for key in ("samples", "with_calls", "calls", "calls_ok")
+            }
+            if rd.done("grow")
+            else None,
+            "texts_kept": _texts_kept(rd),
+            "model": model,
+            "adapter": adapter,
+        }
 
 
 def cap_per_kind(kept: Sequence[Dict[str, Any]], cap: int) -> List[Dict[str, Any]]:
@@ -874,8 +1140,9 @@ def cap_per_kind(kept: Sequence[Dict[str, Any]], cap: int) -> List[Dict[str, Any
 FORCE_CALL_TOP_K = 1 << 30  # larger than any vocabulary: the trigger fires wherever a call may open
 
 
-def forced_samples(docs: Sequence[Dict[str, Any]], offered: Mapping[str, Any], n: int
-                   ) -> List[Tuple[Dict[str, Any], str, int]]:
+def forced_samples(
+    docs: Sequence[Dict[str, Any]], offered: Mapping[str, Any], n: int
+) -> List[Tuple[Dict[str, Any], str, int]]:
     """``(doc, tool, sample_index)`` for Grow's forced-call samples: ``n`` per doc and per tool
     that fits it (its ``tools``) and is ``offered``; index ``s`` counts over the doc's forced
     samples (0, 1, ...). A doc without ``tools`` (a plain corpus) or with ``[]`` gets none."""
@@ -895,11 +1162,13 @@ def cut_after_answer(text: str, calls: List[Dict[str, Any]]) -> Tuple[str, List[
 
     ``" [Calculator(40 / 28) -> 1.43] 1.43 hours, so"`` -> ``" [Calculator(40 / 28) -> 1.43] 1.43"``.
     An output without a call, or without a number after it, is returned unchanged."""
-    first = min((x for x in calls if isinstance(x.get("end"), int)), key=lambda x: x["end"], default=None)
+    first = min(
+        (x for x in calls if isinstance(x.get("end"), int)), key=lambda x: x["end"], default=None
+    )
     if first is None:
         return text, calls
     m = next_answer_number(text, first["end"])
-    if m is None or "[" in text[first["end"]:m.start]:
+    if m is None or "[" in text[first["end"] : m.start]:
         return text, calls
     cut = m.end
     if text[cut - 1] in ",.":  # "1,200." -> keep the number, not its punctuation
@@ -963,14 +1232,30 @@ def _texts_kept(rd: "RoundDir") -> int:
     return int(steps[-1].get("texts_kept", 0)) if steps else 0
 
 
-_BRIEF_KEYS = ("train", "dev", "samples", "with_calls", "calls_ok", "threshold", "passed",
-               "texts_kept", "texts", "train_loss", "score", "tool_call_rate", "skipped")
+_BRIEF_KEYS = (
+    "train",
+    "dev",
+    "samples",
+    "with_calls",
+    "calls_ok",
+    "threshold",
+    "passed",
+    "texts_kept",
+    "texts",
+    "train_loss",
+    "score",
+    "tool_call_rate",
+    "skipped",
+)
 
 
 def _brief(stats: Dict[str, Any]) -> str:
     """A few numbers of a stage's stats for the progress line."""
-    parts = [f"{k}={round(v, 4) if isinstance(v, float) else v}" for k, v in stats.items()
-             if k in _BRIEF_KEYS]
+    parts = [
+        f"{k}={round(v, 4) if isinstance(v, float) else v}"
+        for k, v in stats.items()
+        if k in _BRIEF_KEYS
+    ]
     return "(" + ", ".join(parts) + ")" if parts else ""
 
 
@@ -987,11 +1272,20 @@ def adapter_manifest(config: SelfTrainConfig, round_index: int, texts: int) -> D
     from toolformer.manifest import chat_roles_of_template
 
     # a local base model by its absolute path: the adapter loads from any working directory
-    out = {"format": "toolformer-adapter", "version": 1, "base_model": recorded_model(config.model),
-           "tools": list(config.tools), "tool_options": config.tool_options,
-           "call_syntax": call_syntax(), "selftrain_round": round_index,
-           "training_texts": texts, "filter": config.improve.filter}
-    roles = chat_roles_of_template(config.data.prompt_template)  # chat talks as the texts were written
+    out = {
+        "format": "toolformer-adapter",
+        "version": 1,
+        "base_model": recorded_model(config.model),
+        "tools": list(config.tools),
+        "tool_options": config.tool_options,
+        "call_syntax": call_syntax(),
+        "selftrain_round": round_index,
+        "training_texts": texts,
+        "filter": config.improve.filter,
+    }
+    roles = chat_roles_of_template(
+        config.data.prompt_template
+    )  # chat talks as the texts were written
     if roles:
         out["chat_roles"] = roles
     return out
@@ -999,17 +1293,24 @@ def adapter_manifest(config: SelfTrainConfig, round_index: int, texts: int) -> D
 
 def format_report(d: Dict[str, Any]) -> str:
     """The per-round table (markdown) with the best round and the contamination overlap."""
-    lines = ["| round | dev score | 95% CI | n | dev call rate | dev failed calls | grown: with calls / ran | texts kept | calls kept | seconds per stage |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| round | dev score | 95% CI | n | dev call rate | dev failed calls | grown: with calls / ran | texts kept | calls kept | seconds per stage |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in d["rounds"]:
         kept = ", ".join(f"{t} {n}" for t, n in (r.get("calls_kept") or {}).items()) or "-"
-        secs = ", ".join(f"{s} {v:.0f}" for s, v in (r.get("seconds") or {}).items() if v is not None) or "-"
+        secs = (
+            ", ".join(f"{s} {v:.0f}" for s, v in (r.get("seconds") or {}).items() if v is not None)
+            or "-"
+        )
         lo, hi = r["ci95"]
         g = r.get("grow") or {}
         grown = f"{g['with_calls']}/{g['samples']}, {g['calls_ok']}/{g['calls']}" if g else "-"
-        lines.append(f"| {r['round']} | {r['dev_score']:.3f} | {lo:.3f}-{hi:.3f} | {r['n']} | "
-                     f"{r['tool_call_rate']:.2f} | {r['call_failure_rate']:.2f} | {grown} | "
-                     f"{r.get('texts_kept', '-')} | {kept} | {secs} |")
+        lines.append(
+            f"| {r['round']} | {r['dev_score']:.3f} | {lo:.3f}-{hi:.3f} | {r['n']} | "
+            f"{r['tool_call_rate']:.2f} | {r['call_failure_rate']:.2f} | {grown} | "
+            f"{r.get('texts_kept', '-')} | {kept} | {secs} |"
+        )
     start = "the starting adapter" if d.get("init_adapter") else "the base model"
     best = start if d["best_round"] is None else f"round {d['best_round']}"
     lines.append("")
@@ -1019,20 +1320,27 @@ def format_report(d: Dict[str, Any]) -> str:
     cont = d.get("contamination") or {}
     if cont:
         dup = ", ".join(f"{k} {v}" for k, v in (cont.get("near_duplicates") or {}).items())
-        lines.append(f"Contamination guard ({cont.get('measure')} >= {cont.get('threshold')}): "
-                     f"{cont.get('training_texts_checked')} training texts checked; near-duplicates "
-                     f"dropped: {dup or 'none'}.")
+        lines.append(
+            f"Contamination guard ({cont.get('measure')} >= {cont.get('threshold')}): "
+            f"{cont.get('training_texts_checked')} training texts checked; near-duplicates "
+            f"dropped: {dup or 'none'}."
+        )
     plain = cont.get("plain") or {}
     if plain.get("paragraphs"):
-        lines.append(f"Plain paragraphs for rehearsal: {plain['paragraphs']} of {plain.get('candidates')} "
-                     f"(dropped: {plain.get('dropped_13gram')} sharing a word 13-gram with "
-                     f"{', '.join(plain.get('perplexity_sets') or [])}, {plain.get('dropped_near_duplicate')} "
-                     f"near-duplicates of evaluation questions).")
+        lines.append(
+            f"Plain paragraphs for rehearsal: {plain['paragraphs']} of {plain.get('candidates')} "
+            f"(dropped: {plain.get('dropped_13gram')} sharing a word 13-gram with "
+            f"{', '.join(plain.get('perplexity_sets') or [])}, {plain.get('dropped_near_duplicate')} "
+            f"near-duplicates of evaluation questions)."
+        )
     return "\n".join(lines)
 
 
-def selftrain(config: SelfTrainConfig, hook: Optional[Hook] = None,
-              generator_factory: Optional[Callable[..., Any]] = None) -> SelfTrainResult:
+def selftrain(
+    config: SelfTrainConfig,
+    hook: Optional[Hook] = None,
+    generator_factory: Optional[Callable[..., Any]] = None,
+) -> SelfTrainResult:
     """Run (or resume) self-training with ``config``; see :class:`SelfTrainConfig` and the
     module docstring for the folder layout. Raises :class:`UserError` (one line) for a user's
     mistake: unknown filter, the answer filter without gold answers, a reward model that is not

@@ -28,8 +28,12 @@ DEFAULT_SIZE = 3000
 KINDS = ("math", "facts", "dates", "notool")
 DEFAULT_MIX = {"math": 0.4, "facts": 0.25, "dates": 0.2, "notool": 0.15}
 # the tools that fit each kind (an item needs at least one of them offered)
-KIND_TOOLS: Dict[str, Tuple[str, ...]] = {"math": ("Calculator",), "facts": ("QA", "WikiSearch"),
-                                          "dates": ("Calendar",), "notool": ()}
+KIND_TOOLS: Dict[str, Tuple[str, ...]] = {
+    "math": ("Calculator",),
+    "facts": ("QA", "WikiSearch"),
+    "dates": ("Calendar",),
+    "notool": (),
+}
 
 
 def is_spec(spec: str) -> bool:
@@ -57,29 +61,39 @@ def parse_mix(value: Union[str, Mapping[str, Any], None]) -> Dict[str, float]:
                 continue
             kind, sep, weight = part.partition("=")
             if not sep:
-                raise UserError(f"SelfTrainConfig.data.mix: {part!r} is not kind=weight (e.g. math=0.4,notool=0.15)",
-                              field=_MIX)
+                raise UserError(
+                    f"SelfTrainConfig.data.mix: {part!r} is not kind=weight (e.g. math=0.4,notool=0.15)",
+                    field=_MIX,
+                )
             items[kind.strip()] = weight.strip()
     else:
         items = dict(value)
     out = {}
     for kind, weight in items.items():
         if kind not in KINDS:
-            raise UserError(f"SelfTrainConfig.data.mix: unknown kind {kind!r}; kinds: {', '.join(KINDS)}",
-                            field=_MIX)
+            raise UserError(
+                f"SelfTrainConfig.data.mix: unknown kind {kind!r}; kinds: {', '.join(KINDS)}",
+                field=_MIX,
+            )
         try:
             w = float(weight)
         except (TypeError, ValueError):
-            raise UserError(f"SelfTrainConfig.data.mix: the weight of {kind} must be a number, "
-                            f"got {weight!r}", field=_MIX) from None
+            raise UserError(
+                f"SelfTrainConfig.data.mix: the weight of {kind} must be a number, got {weight!r}",
+                field=_MIX,
+            ) from None
         if not w >= 0:  # also NaN
-            raise UserError(f"SelfTrainConfig.data.mix: the weight of {kind} must be >= 0, got {weight!r}",
-                            field=_MIX)
+            raise UserError(
+                f"SelfTrainConfig.data.mix: the weight of {kind} must be >= 0, got {weight!r}",
+                field=_MIX,
+            )
         out[kind] = w
     if not sum(out.values()) > 0:
-        raise UserError(f"SelfTrainConfig.data.mix: the weights sum to zero ({value!r}); give at least "
-                        "one kind a weight > 0, e.g. math=0.4,facts=0.25,dates=0.2,notool=0.15",
-                        field=_MIX)
+        raise UserError(
+            f"SelfTrainConfig.data.mix: the weights sum to zero ({value!r}); give at least "
+            "one kind a weight > 0, e.g. math=0.4,facts=0.25,dates=0.2,notool=0.15",
+            field=_MIX,
+        )
     return {k: out.get(k, 0.0) for k in KINDS}
 
 
@@ -94,8 +108,9 @@ def counts(size: int, weights: Mapping[str, float]) -> Dict[str, int]:
     return out
 
 
-def check_tools(tools_of_items: Sequence[Tuple[str, Sequence[str]]],
-                offered: Sequence[str]) -> None:
+def check_tools(
+    tools_of_items: Sequence[Tuple[str, Sequence[str]]], offered: Sequence[str]
+) -> None:
     """Raise :class:`UserError` for an item none of whose fitting tools is offered.
 
     ``tools_of_items``: ``(what, tools)`` pairs (an item id or a kind, and its tools); an empty
@@ -103,10 +118,13 @@ def check_tools(tools_of_items: Sequence[Tuple[str, Sequence[str]]],
     have = set(offered)
     for what, tools in tools_of_items:
         if tools and not have & set(tools):
-            raise UserError(f"curriculum item {what} needs the tool {' or '.join(tools)}, which "
-                            f"SelfTrainConfig.tools ({', '.join(offered)}) does not offer; add it "
-                            "to SelfTrainConfig.tools or give that kind weight 0 in "
-                            "SelfTrainConfig.data.mix", field=("SelfTrainConfig.tools", _MIX))
+            raise UserError(
+                f"curriculum item {what} needs the tool {' or '.join(tools)}, which "
+                f"SelfTrainConfig.tools ({', '.join(offered)}) does not offer; add it "
+                "to SelfTrainConfig.tools or give that kind weight 0 in "
+                "SelfTrainConfig.data.mix",
+                field=("SelfTrainConfig.tools", _MIX),
+            )
 
 
 def _other_kind(kind: str, n: int, seed: int) -> List[Dict[str, Any]]:
@@ -117,13 +135,18 @@ def _other_kind(kind: str, n: int, seed: int) -> List[Dict[str, Any]]:
         else:
             from toolformer.datasets.notool import generate_notool as gen
     except ImportError:
-        raise UserError(f"the {kind} generator (toolformer.datasets) is not installed here; "
-                        f"give {kind} weight 0 in SelfTrainConfig.data.mix", field=_MIX) from None
+        raise UserError(
+            f"the {kind} generator (toolformer.datasets) is not installed here; "
+            f"give {kind} weight 0 in SelfTrainConfig.data.mix",
+            field=_MIX,
+        ) from None
     rows = list(gen(n, seed, "train"))
     for r in rows:
         if kind == "dates" and not r.get("date"):
-            raise UserError(f"dates item {r.get('id')!r} has no reference date; the Calendar "
-                            "needs one (YYYY-MM-DD)")
+            raise UserError(
+                f"dates item {r.get('id')!r} has no reference date; the Calendar "
+                "needs one (YYYY-MM-DD)"
+            )
     return rows
 
 
@@ -133,8 +156,12 @@ def _answers(row: Dict[str, Any]) -> List[str]:
     return [] if row.get("answer") is None else [str(row["answer"])]
 
 
-def build_mix(size: int, weights: Mapping[str, float], seed: int, data_dir: Optional[Any] = None,
-              ) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+def build_mix(
+    size: int,
+    weights: Mapping[str, float],
+    seed: int,
+    data_dir: Optional[Any] = None,
+) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
     """``(rows, report)``: ``size`` items in the proportions ``weights``, in a seeded order.
 
     Math rows are GSM8K-shaped (``question``, ``answer`` with ``#### n``) plus ``kind``/``tools``;
@@ -144,8 +171,12 @@ def build_mix(size: int, weights: Mapping[str, float], seed: int, data_dir: Opti
     from pathlib import Path
 
     from toolformer.eval.tasks import default_data_dir
-    from toolformer.selftrain.facts import FactsReport, check_disjoint, eval_references
-    from toolformer.selftrain.facts import generate_facts
+    from toolformer.selftrain.facts import (
+        FactsReport,
+        check_disjoint,
+        eval_references,
+        generate_facts,
+    )
 
     want = counts(size, weights)
     data_dir = Path(data_dir) if data_dir else default_data_dir()
@@ -165,8 +196,14 @@ def build_mix(size: int, weights: Mapping[str, float], seed: int, data_dir: Opti
     # the other kinds pass the same check (NQ-open dev question, WikiText-2 13-gram)
     others = FactsReport()
     rows = [r for r in rows if r["kind"] == "facts"] + check_disjoint(
-        [{"question": r["question"], "answers": _answers(r), "_row": r} for r in rows
-         if r["kind"] != "facts"], refs, others)
+        [
+            {"question": r["question"], "answers": _answers(r), "_row": r}
+            for r in rows
+            if r["kind"] != "facts"
+        ],
+        refs,
+        others,
+    )
     rows = [r.get("_row", r) for r in rows]
     report["others_check"] = others.dropped
     random.Random(seed).shuffle(rows)

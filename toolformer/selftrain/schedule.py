@@ -26,7 +26,9 @@ class Schedule:
         try:
             object.__setattr__(self, "values", tuple(float(v) for v in self.values))
         except (TypeError, ValueError):
-            raise UserError(f"threshold schedule values must be numbers, got {list(self.values)!r}") from None
+            raise UserError(
+                f"threshold schedule values must be numbers, got {list(self.values)!r}"
+            ) from None
 
     @classmethod
     def of(cls, values: "Sequence[float] | float | Schedule") -> "Schedule":

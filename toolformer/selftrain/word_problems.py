@@ -28,24 +28,94 @@ from toolformer.text.numbers import format_number
 NAME = "arithmetic"
 DEFAULT_SIZE = 3000
 
-NAMES = ("Ava", "Ben", "Carla", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jamal", "Kira",
-         "Liam", "Maya", "Noah", "Olga", "Pedro", "Quinn", "Rosa", "Sami", "Tara", "Umar", "Vera",
-         "Wes", "Xena", "Yusuf", "Zoe", "Arjun", "Bella", "Chen", "Dana", "Emil", "Fatima",
-         "Gus", "Hana", "Ivan", "Julia", "Kofi", "Lena", "Mateo", "Nadia")
+NAMES = (
+    "Ava",
+    "Ben",
+    "Carla",
+    "Dev",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jamal",
+    "Kira",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olga",
+    "Pedro",
+    "Quinn",
+    "Rosa",
+    "Sami",
+    "Tara",
+    "Umar",
+    "Vera",
+    "Wes",
+    "Xena",
+    "Yusuf",
+    "Zoe",
+    "Arjun",
+    "Bella",
+    "Chen",
+    "Dana",
+    "Emil",
+    "Fatima",
+    "Gus",
+    "Hana",
+    "Ivan",
+    "Julia",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nadia",
+)
 # (singular, plural)
-ITEMS = (("apple", "apples"), ("book", "books"), ("pencil", "pencils"), ("sticker", "stickers"),
-         ("marble", "marbles"), ("cookie", "cookies"), ("card", "cards"), ("flower", "flowers"),
-         ("stamp", "stamps"), ("balloon", "balloons"), ("shell", "shells"), ("candy", "candies"),
-         ("egg", "eggs"), ("orange", "oranges"), ("coin", "coins"), ("toy car", "toy cars"),
-         ("bead", "beads"), ("crayon", "crayons"), ("muffin", "muffins"), ("seed", "seeds"),
-         ("ribbon", "ribbons"), ("button", "buttons"), ("peach", "peaches"), ("puzzle", "puzzles"))
+ITEMS = (
+    ("apple", "apples"),
+    ("book", "books"),
+    ("pencil", "pencils"),
+    ("sticker", "stickers"),
+    ("marble", "marbles"),
+    ("cookie", "cookies"),
+    ("card", "cards"),
+    ("flower", "flowers"),
+    ("stamp", "stamps"),
+    ("balloon", "balloons"),
+    ("shell", "shells"),
+    ("candy", "candies"),
+    ("egg", "eggs"),
+    ("orange", "oranges"),
+    ("coin", "coins"),
+    ("toy car", "toy cars"),
+    ("bead", "beads"),
+    ("crayon", "crayons"),
+    ("muffin", "muffins"),
+    ("seed", "seeds"),
+    ("ribbon", "ribbons"),
+    ("button", "buttons"),
+    ("peach", "peaches"),
+    ("puzzle", "puzzles"),
+)
 # (singular, plural) of containers for equal groups
-GROUPS = (("box", "boxes"), ("bag", "bags"), ("basket", "baskets"), ("jar", "jars"),
-          ("pack", "packs"), ("shelf", "shelves"), ("row", "rows"), ("tray", "trays"))
+GROUPS = (
+    ("box", "boxes"),
+    ("bag", "bags"),
+    ("basket", "baskets"),
+    ("jar", "jars"),
+    ("pack", "packs"),
+    ("shelf", "shelves"),
+    ("row", "rows"),
+    ("tray", "trays"),
+)
 PLACES = ("the market", "school", "the fair", "the shop", "the library", "the park")
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-UNITS = (("mile", "miles", "hour", "hours"), ("page", "pages", "day", "days"),
-         ("kilometer", "kilometers", "hour", "hours"), ("word", "words", "minute", "minutes"))
+UNITS = (
+    ("mile", "miles", "hour", "hours"),
+    ("page", "pages", "day", "days"),
+    ("kilometer", "kilometers", "hour", "hours"),
+    ("word", "words", "minute", "minutes"),
+)
 
 Problem = Tuple[str, List[Tuple[str, float]], float]  # question, [(expr, value)], answer
 
@@ -55,100 +125,126 @@ def _pick(rng: random.Random) -> Dict[str, object]:
     item, items = rng.choice(ITEMS)
     group, groups = rng.choice(GROUPS)
     d1, d2 = rng.sample(DAYS, 2)
-    return {"a": a, "b": b, "item": item, "items": items, "group": group, "groups": groups,
-            "place": rng.choice(PLACES), "d1": d1, "d2": d2}
+    return {
+        "a": a,
+        "b": b,
+        "item": item,
+        "items": items,
+        "group": group,
+        "groups": groups,
+        "place": rng.choice(PLACES),
+        "d1": d1,
+        "d2": d2,
+    }
 
 
 def _add(rng, v) -> Problem:
     x, y = rng.randint(2, 90), rng.randint(2, 90)
-    q = rng.choice([
-        f"{v['a']} has {x} {v['items']}. {v['b']} gives {v['a']} {y} more {v['items']}. How many {v['items']} does {v['a']} have now?",
-        f"{v['a']} picked {x} {v['items']} on {v['d1']} and {y} {v['items']} on {v['d2']}. How many {v['items']} did {v['a']} pick in all?",
-        f"There are {x} red {v['items']} and {y} blue {v['items']} in a {v['group']}. How many {v['items']} are in the {v['group']}?",
-        f"{v['a']} has {x} {v['items']} and {v['b']} has {y} {v['items']}. How many {v['items']} do they have together?",
-        f"A {v['group']} held {x} {v['items']}. Then {y} more {v['items']} were put in it. How many {v['items']} are in the {v['group']} now?",
-        f"{v['a']} bought {x} {v['items']} at {v['place']} and already had {y}. How many {v['items']} does {v['a']} have?",
-    ])
+    q = rng.choice(
+        [
+            f"{v['a']} has {x} {v['items']}. {v['b']} gives {v['a']} {y} more {v['items']}. How many {v['items']} does {v['a']} have now?",
+            f"{v['a']} picked {x} {v['items']} on {v['d1']} and {y} {v['items']} on {v['d2']}. How many {v['items']} did {v['a']} pick in all?",
+            f"There are {x} red {v['items']} and {y} blue {v['items']} in a {v['group']}. How many {v['items']} are in the {v['group']}?",
+            f"{v['a']} has {x} {v['items']} and {v['b']} has {y} {v['items']}. How many {v['items']} do they have together?",
+            f"A {v['group']} held {x} {v['items']}. Then {y} more {v['items']} were put in it. How many {v['items']} are in the {v['group']} now?",
+            f"{v['a']} bought {x} {v['items']} at {v['place']} and already had {y}. How many {v['items']} does {v['a']} have?",
+        ]
+    )
     return q, [(f"{x}+{y}", x + y)], x + y
 
 
 def _sub(rng, v) -> Problem:
     y = rng.randint(2, 60)
     x = y + rng.randint(1, 60)
-    q = rng.choice([
-        f"{v['a']} had {x} {v['items']} and gave {y} of them to {v['b']}. How many {v['items']} does {v['a']} have left?",
-        f"There were {x} {v['items']} at {v['place']}. {y} {v['items']} were sold. How many {v['items']} are left?",
-        f"{v['a']} has {x} {v['items']} and {v['b']} has {y} {v['items']}. How many more {v['items']} does {v['a']} have than {v['b']}?",
-        f"{v['a']} needs {x} {v['items']} and already has {y}. How many more {v['items']} does {v['a']} need?",
-        f"A {v['group']} had {x} {v['items']}. {v['a']} took out {y} {v['items']}. How many {v['items']} are still in the {v['group']}?",
-        f"{v['b']} has {y} {v['items']}, which is fewer than the {x} {v['items']} that {v['a']} has. How many fewer {v['items']} does {v['b']} have?",
-        f"{v['a']} had some {v['items']}. After getting {y} more, {v['a']} has {x}. How many {v['items']} did {v['a']} have at first?",
-    ])
+    q = rng.choice(
+        [
+            f"{v['a']} had {x} {v['items']} and gave {y} of them to {v['b']}. How many {v['items']} does {v['a']} have left?",
+            f"There were {x} {v['items']} at {v['place']}. {y} {v['items']} were sold. How many {v['items']} are left?",
+            f"{v['a']} has {x} {v['items']} and {v['b']} has {y} {v['items']}. How many more {v['items']} does {v['a']} have than {v['b']}?",
+            f"{v['a']} needs {x} {v['items']} and already has {y}. How many more {v['items']} does {v['a']} need?",
+            f"A {v['group']} had {x} {v['items']}. {v['a']} took out {y} {v['items']}. How many {v['items']} are still in the {v['group']}?",
+            f"{v['b']} has {y} {v['items']}, which is fewer than the {x} {v['items']} that {v['a']} has. How many fewer {v['items']} does {v['b']} have?",
+            f"{v['a']} had some {v['items']}. After getting {y} more, {v['a']} has {x}. How many {v['items']} did {v['a']} have at first?",
+        ]
+    )
     return q, [(f"{x}-{y}", x - y)], x - y
 
 
 def _mul(rng, v) -> Problem:
     x, y = rng.randint(2, 12), rng.randint(2, 25)
     u = rng.choice(UNITS)
-    q = rng.choice([
-        f"{v['a']} has {x} {v['groups']} with {y} {v['items']} in each {v['group']}. How many {v['items']} does {v['a']} have?",
-        f"There are {y} {v['items']} in each {v['group']}. How many {v['items']} are in {x} {v['groups']}?",
-        f"{v['a']} buys {x} {v['items']} that cost {y} dollars each. How many dollars does {v['a']} spend?",
-        f"{v['a']} reads {y} {u[1]} every {u[2]}. How many {u[1]} does {v['a']} read in {x} {u[3]}?" if u[1] == "pages" else
-        f"A car travels {y} {u[1]} each {u[2]}. How many {u[1]} does it travel in {x} {u[3]}?",
-        f"{v['a']} makes {x} {v['groups']} of {v['items']}. Each {v['group']} has {y} {v['items']}. How many {v['items']} did {v['a']} make in all?",
-        f"{v['a']} has {y} {v['items']}. {v['b']} has {x} times as many {v['items']} as {v['a']}. How many {v['items']} does {v['b']} have?",
-    ])
+    q = rng.choice(
+        [
+            f"{v['a']} has {x} {v['groups']} with {y} {v['items']} in each {v['group']}. How many {v['items']} does {v['a']} have?",
+            f"There are {y} {v['items']} in each {v['group']}. How many {v['items']} are in {x} {v['groups']}?",
+            f"{v['a']} buys {x} {v['items']} that cost {y} dollars each. How many dollars does {v['a']} spend?",
+            f"{v['a']} reads {y} {u[1]} every {u[2]}. How many {u[1]} does {v['a']} read in {x} {u[3]}?"
+            if u[1] == "pages"
+            else f"A car travels {y} {u[1]} each {u[2]}. How many {u[1]} does it travel in {x} {u[3]}?",
+            f"{v['a']} makes {x} {v['groups']} of {v['items']}. Each {v['group']} has {y} {v['items']}. How many {v['items']} did {v['a']} make in all?",
+            f"{v['a']} has {y} {v['items']}. {v['b']} has {x} times as many {v['items']} as {v['a']}. How many {v['items']} does {v['b']} have?",
+        ]
+    )
     return q, [(f"{x}*{y}", x * y)], x * y
 
 
 def _div(rng, v) -> Problem:
     y, z = rng.randint(2, 12), rng.randint(2, 15)
     x = y * z
-    q = rng.choice([
-        f"{v['a']} shares {x} {v['items']} equally among {y} friends. How many {v['items']} does each friend get?",
-        f"{x} {v['items']} are packed into {v['groups']} of {y}. How many {v['groups']} are needed?",
-        f"{v['a']} has {x} {v['items']} and puts them equally into {y} {v['groups']}. How many {v['items']} are in each {v['group']}?",
-        f"{y} {v['items']} cost {x} dollars. How many dollars does one {v['item']} cost?",
-        f"{v['a']} read {x} pages in {y} days, the same number each day. How many pages did {v['a']} read each day?",
-        f"A teacher splits {x} students into {y} equal teams. How many students are on each team?",
-    ])
+    q = rng.choice(
+        [
+            f"{v['a']} shares {x} {v['items']} equally among {y} friends. How many {v['items']} does each friend get?",
+            f"{x} {v['items']} are packed into {v['groups']} of {y}. How many {v['groups']} are needed?",
+            f"{v['a']} has {x} {v['items']} and puts them equally into {y} {v['groups']}. How many {v['items']} are in each {v['group']}?",
+            f"{y} {v['items']} cost {x} dollars. How many dollars does one {v['item']} cost?",
+            f"{v['a']} read {x} pages in {y} days, the same number each day. How many pages did {v['a']} read each day?",
+            f"A teacher splits {x} students into {y} equal teams. How many students are on each team?",
+        ]
+    )
     return q, [(f"{x}/{y}", z)], z
 
 
 def _mul_add(rng, v) -> Problem:
     x, y, z = rng.randint(2, 9), rng.randint(2, 12), rng.randint(2, 30)
-    q = rng.choice([
-        f"{v['a']} has {x} {v['groups']} with {y} {v['items']} each and {z} loose {v['items']}. How many {v['items']} does {v['a']} have?",
-        f"{v['a']} bought {x} {v['groups']} of {y} {v['items']} and {v['b']} gave {v['a']} {z} more. How many {v['items']} does {v['a']} have now?",
-    ])
+    q = rng.choice(
+        [
+            f"{v['a']} has {x} {v['groups']} with {y} {v['items']} each and {z} loose {v['items']}. How many {v['items']} does {v['a']} have?",
+            f"{v['a']} bought {x} {v['groups']} of {y} {v['items']} and {v['b']} gave {v['a']} {z} more. How many {v['items']} does {v['a']} have now?",
+        ]
+    )
     return q, [(f"{x}*{y}", x * y), (f"{x * y}+{z}", x * y + z)], x * y + z
 
 
 def _mul_sub(rng, v) -> Problem:
     x, y = rng.randint(2, 9), rng.randint(3, 12)
     z = rng.randint(1, x * y - 1)
-    q = rng.choice([
-        f"{v['a']} bought {x} {v['groups']} with {y} {v['items']} in each and gave away {z} {v['items']}. How many {v['items']} are left?",
-        f"There are {x} {v['groups']} of {y} {v['items']}. {v['a']} ate {z} of the {v['items']}. How many {v['items']} remain?",
-    ])
+    q = rng.choice(
+        [
+            f"{v['a']} bought {x} {v['groups']} with {y} {v['items']} in each and gave away {z} {v['items']}. How many {v['items']} are left?",
+            f"There are {x} {v['groups']} of {y} {v['items']}. {v['a']} ate {z} of the {v['items']}. How many {v['items']} remain?",
+        ]
+    )
     return q, [(f"{x}*{y}", x * y), (f"{x * y}-{z}", x * y - z)], x * y - z
 
 
 def _add_sub(rng, v) -> Problem:
     x, y = rng.randint(5, 60), rng.randint(2, 40)
     z = rng.randint(1, x + y - 1)
-    q = rng.choice([
-        f"{v['a']} had {x} {v['items']}, found {y} more and then lost {z}. How many {v['items']} does {v['a']} have now?",
-        f"A {v['group']} had {x} {v['items']}. {v['a']} added {y} {v['items']} and {v['b']} took out {z}. How many {v['items']} are in the {v['group']}?",
-    ])
+    q = rng.choice(
+        [
+            f"{v['a']} had {x} {v['items']}, found {y} more and then lost {z}. How many {v['items']} does {v['a']} have now?",
+            f"A {v['group']} had {x} {v['items']}. {v['a']} added {y} {v['items']} and {v['b']} took out {z}. How many {v['items']} are in the {v['group']}?",
+        ]
+    )
     return q, [(f"{x}+{y}", x + y), (f"{x + y}-{z}", x + y - z)], x + y - z
 
 
 def _add3(rng, v) -> Problem:
     x, y, z = (rng.randint(2, 50) for _ in range(3))
-    q = (f"{v['a']} collected {x} {v['items']} on {v['d1']}, {y} on {v['d2']} and {z} on the next day. "
-         f"How many {v['items']} did {v['a']} collect in all?")
+    q = (
+        f"{v['a']} collected {x} {v['items']} on {v['d1']}, {y} on {v['d2']} and {z} on the next day. "
+        f"How many {v['items']} did {v['a']} collect in all?"
+    )
     return q, [(f"{x}+{y}", x + y), (f"{x + y}+{z}", x + y + z)], x + y + z
 
 
@@ -157,7 +253,9 @@ ONE_STEP: Tuple[Callable, ...] = (_add, _sub, _mul, _div)
 TWO_STEP: Tuple[Callable, ...] = (_mul_add, _mul_sub, _add_sub, _add3)
 
 
-def generate_problems(n: int = DEFAULT_SIZE, seed: int = 0, two_step_fraction: float = 0.25) -> List[Dict[str, str]]:
+def generate_problems(
+    n: int = DEFAULT_SIZE, seed: int = 0, two_step_fraction: float = 0.25
+) -> List[Dict[str, str]]:
     """``n`` distinct problems as GSM8K rows: ``{"question", "answer"}``, the answer
     ``"<<x+y=z>> ... #### z"`` (one mark per operation). Deterministic for a ``seed``.
 

@@ -34,15 +34,27 @@ from toolformer.serve.schemas import ChatCompletionRequest, CompletionRequest
 class APIError(Exception):
     """An error answered with OpenAI's error body and ``status``."""
 
-    def __init__(self, status: int, message: str, param: Optional[str] = None,
-                 code: Optional[str] = None, type: str = "invalid_request_error"):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: Optional[str] = None,
+        code: Optional[str] = None,
+        type: str = "invalid_request_error",
+    ):
         super().__init__(message)
         self.status, self.message, self.param = status, message, param
         self.code, self.type = code, type
 
     def body(self) -> Dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param,
-                          "code": self.code}}
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
 
 
 @dataclasses.dataclass
@@ -64,29 +76,46 @@ class ServerState:
 
     def check_model(self, name: str) -> None:
         if name != self.model_id:
-            raise APIError(404, f"the model {name!r} does not exist; this server serves "
-                                f"{self.model_id!r} (GET /v1/models)", "model", "model_not_found")
+            raise APIError(
+                404,
+                f"the model {name!r} does not exist; this server serves "
+                f"{self.model_id!r} (GET /v1/models)",
+                "model",
+                "model_not_found",
+            )
 
-    def config(self, req: Any, prompts: Sequence[str], stops: Sequence[str], param: str
-               ) -> GenerationConfig:
+    def config(
+        self, req: Any, prompts: Sequence[str], stops: Sequence[str], param: str
+    ) -> GenerationConfig:
         """The request's decoding settings on top of the server's; checks the context."""
         base: GenerationConfig = self.generator.config
         limit = req.token_limit() or base.max_new_tokens
         ctx = self.max_positions
         if ctx is not None and limit >= ctx:
-            raise APIError(400, f"max_tokens {limit} does not fit this model's context of {ctx} "
-                                f"tokens; ask for fewer", "max_tokens", "invalid_value")
+            raise APIError(
+                400,
+                f"max_tokens {limit} does not fit this model's context of {ctx} "
+                f"tokens; ask for fewer",
+                "max_tokens",
+                "invalid_value",
+            )
         if ctx is not None:
             for prompt in prompts:
                 n = len(self.generator.tokenizer(prompt, add_special_tokens=True).input_ids)
                 if n + limit > ctx:
-                    raise APIError(400, f"this model's context is {ctx} tokens; the prompt has {n} "
-                                        f"and max_tokens asks for {limit}: shorten the prompt or "
-                                        f"lower max_tokens", param, "context_length_exceeded")
+                    raise APIError(
+                        400,
+                        f"this model's context is {ctx} tokens; the prompt has {n} "
+                        f"and max_tokens asks for {limit}: shorten the prompt or "
+                        f"lower max_tokens",
+                        param,
+                        "context_length_exceeded",
+                    )
         changes: Dict[str, Any] = dict(
             max_new_tokens=limit,
-            stop_strings=tuple(dict.fromkeys(tuple(base.stop_strings) + tuple(stops)
-                                             + tuple(req.stop_list()))),
+            stop_strings=tuple(
+                dict.fromkeys(tuple(base.stop_strings) + tuple(stops) + tuple(req.stop_list()))
+            ),
         )
         if req.seed is not None:
             changes["seed"] = req.seed
@@ -102,8 +131,11 @@ class ServerState:
             raise APIError(400, str(exc)) from None
 
     def count(self, output: GenerationOutput) -> None:
-        self.stats.update(completions=1, tool_calls=len(output.calls),
-                          tool_errors=sum(1 for c in output.calls if c.error is not None))
+        self.stats.update(
+            completions=1,
+            tool_calls=len(output.calls),
+            tool_errors=sum(1 for c in output.calls if c.error is not None),
+        )
 
 
 # --------------------------------------------------------------------------- responses
@@ -116,14 +148,20 @@ def _finish(output: GenerationOutput) -> str:
 def _usage(outputs: Sequence[GenerationOutput]) -> Dict[str, int]:
     prompt = sum(o.prompt_tokens for o in outputs)
     completion = sum(o.num_tokens for o in outputs)
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def _extension(outputs: Sequence[GenerationOutput]) -> Dict[str, Any]:
     calls = [c for o in outputs for c in o.calls]
-    return {"tool_calls": len(calls), "tool_errors": sum(1 for c in calls if c.error is not None),
-            "warnings": [w for o in outputs for w in o.warnings]}
+    return {
+        "tool_calls": len(calls),
+        "tool_errors": sum(1 for c in calls if c.error is not None),
+        "warnings": [w for o in outputs for w in o.warnings],
+    }
 
 
 def _sse(payload: Any) -> str:
@@ -139,9 +177,11 @@ class _Run:
         self.state = state
         self.jobs = []
         for i, prompt in enumerate(prompts):
+
             def sink(event: GenerationEvent, i: int = i) -> None:
                 with contextlib.suppress(RuntimeError):  # the loop is gone: nobody to tell
                     loop.call_soon_threadsafe(self.queue.put_nowait, (i, event))
+
             self.jobs.append(Job(prompt, config, sink, context=state.context()))
         for job in self.jobs:
             state.worker.submit(job)
@@ -172,8 +212,9 @@ class _Run:
         return outs  # type: ignore[return-value]
 
 
-async def _stream(run: _Run, chunk: Callable[..., Dict[str, Any]], chat: bool,
-                  usage: bool) -> AsyncIterator[str]:
+async def _stream(
+    run: _Run, chunk: Callable[..., Dict[str, Any]], chat: bool, usage: bool
+) -> AsyncIterator[str]:
     """Server-sent events: text deltas, a delta per executed call, the finish, ``[DONE]``."""
     outputs: List[GenerationOutput] = []
     try:
@@ -200,9 +241,16 @@ async def _stream(run: _Run, chunk: Callable[..., Dict[str, Any]], chat: bool,
 # --------------------------------------------------------------------------- the app
 
 
-def create_app(generator: Any, model_id: str, *, roles: Optional[Tuple[str, str]] = None,
-               use_template: Optional[bool] = None, context: Callable[[], Any] = lambda: None,
-               batch_wait_ms: float = 5.0, max_batch: int = 16) -> Any:
+def create_app(
+    generator: Any,
+    model_id: str,
+    *,
+    roles: Optional[Tuple[str, str]] = None,
+    use_template: Optional[bool] = None,
+    context: Callable[[], Any] = lambda: None,
+    batch_wait_ms: float = 5.0,
+    max_batch: int = 16,
+) -> Any:
     """The FastAPI app serving ``generator`` (a :class:`ToolGenerator`) as ``model_id``.
 
     ``roles``: plain chat turn labels (an adapter's manifest ``chat_roles``); ``use_template``:
@@ -240,8 +288,9 @@ def create_app(generator: Any, model_id: str, *, roles: Optional[Tuple[str, str]
         first = exc.errors()[0] if exc.errors() else {"msg": "invalid request", "loc": ()}
         if first.get("type") == "json_invalid":
             detail = (first.get("ctx") or {}).get("error", "")
-            return error(APIError(400, f"the body is not valid JSON ({detail})", None,
-                                  "json_invalid"))
+            return error(
+                APIError(400, f"the body is not valid JSON ({detail})", None, "json_invalid")
+            )
         loc = [str(x) for x in first.get("loc", ()) if x != "body"]
         param = ".".join(loc) or None
         message = f"{param}: {first['msg']}" if param else str(first["msg"])
@@ -257,15 +306,23 @@ def create_app(generator: Any, model_id: str, *, roles: Optional[Tuple[str, str]
         return error(APIError(500, f"{type(exc).__name__}: {exc}", type="server_error"))
 
     def model_card() -> Dict[str, Any]:
-        return {"id": model_id, "object": "model", "created": state.created,
-                "owned_by": "toolformer"}
+        return {
+            "id": model_id,
+            "object": "model",
+            "created": state.created,
+            "owned_by": "toolformer",
+        }
 
     @app.get("/health")
     async def health() -> Dict[str, Any]:
         executor = getattr(generator, "_executor", None)
-        return {"status": "ok", "model": model_id, "stats": dict(state.stats),
-                "batching": dict(worker.stats),
-                "executor": dict(executor.stats) if executor is not None else {}}
+        return {
+            "status": "ok",
+            "model": model_id,
+            "stats": dict(state.stats),
+            "batching": dict(worker.stats),
+            "executor": dict(executor.stats) if executor is not None else {},
+        }
 
     @app.get("/v1/models")
     async def list_models() -> Dict[str, Any]:
@@ -278,9 +335,11 @@ def create_app(generator: Any, model_id: str, *, roles: Optional[Tuple[str, str]
 
     def respond(run: _Run, req: Any, chunk: Callable[..., Dict[str, Any]], chat: bool) -> Any:
         state.stats["requests"] += 1
-        return StreamingResponse(_stream(run, chunk, chat, req.include_usage()),
-                                 media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+        return StreamingResponse(
+            _stream(run, chunk, chat, req.include_usage()),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
 
     @app.post("/v1/chat/completions")
     async def chat_completions(req: ChatCompletionRequest) -> Any:
@@ -294,43 +353,80 @@ def create_app(generator: Any, model_id: str, *, roles: Optional[Tuple[str, str]
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
         def chunk(i: int, delta: Dict[str, Any], finish: Optional[str] = None) -> Dict[str, Any]:
-            return {"id": rid, "object": "chat.completion.chunk", "created": created,
-                    "model": model_id, "choices": [{"index": i, "delta": delta,
-                                                    "finish_reason": finish, "logprobs": None}]}
+            return {
+                "id": rid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model_id,
+                "choices": [
+                    {"index": i, "delta": delta, "finish_reason": finish, "logprobs": None}
+                ],
+            }
 
         if req.stream:
             return respond(run, req, chunk, chat=True)
         state.stats["requests"] += 1
         out = (await run.outputs())[0]
-        message = {"role": "assistant", "content": out.text,
-                   "toolformer_calls": [c.to_dict() for c in out.calls]}
-        return {"id": rid, "object": "chat.completion", "created": created, "model": model_id,
-                "choices": [{"index": 0, "message": message, "finish_reason": _finish(out),
-                             "logprobs": None}],
-                "usage": _usage([out]), "toolformer": _extension([out])}
+        message = {
+            "role": "assistant",
+            "content": out.text,
+            "toolformer_calls": [c.to_dict() for c in out.calls],
+        }
+        return {
+            "id": rid,
+            "object": "chat.completion",
+            "created": created,
+            "model": model_id,
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": _finish(out), "logprobs": None}
+            ],
+            "usage": _usage([out]),
+            "toolformer": _extension([out]),
+        }
 
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest) -> Any:
         state.check_model(req.model)
         prompts = req.prompts()
         if not prompts or any(not p for p in prompts):
-            raise APIError(400, "prompt is empty: send a non-empty string", "prompt",
-                           "invalid_value")
+            raise APIError(
+                400, "prompt is empty: send a non-empty string", "prompt", "invalid_value"
+            )
         config = state.config(req, prompts, (), "prompt")
         run = _Run(state, prompts, config)
         rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
 
         def chunk(i: int, delta: Dict[str, Any], finish: Optional[str] = None) -> Dict[str, Any]:
-            return {"id": rid, "object": "text_completion", "created": created, "model": model_id,
-                    "choices": [{"index": i, **delta, "finish_reason": finish, "logprobs": None}]}
+            return {
+                "id": rid,
+                "object": "text_completion",
+                "created": created,
+                "model": model_id,
+                "choices": [{"index": i, **delta, "finish_reason": finish, "logprobs": None}],
+            }
 
         if req.stream:
             return respond(run, req, chunk, chat=False)
         state.stats["requests"] += 1
         outs = await run.outputs()
-        choices = [{"index": i, "text": o.text, "finish_reason": _finish(o), "logprobs": None,
-                    "toolformer_calls": [c.to_dict() for c in o.calls]} for i, o in enumerate(outs)]
-        return {"id": rid, "object": "text_completion", "created": created, "model": model_id,
-                "choices": choices, "usage": _usage(outs), "toolformer": _extension(outs)}
+        choices = [
+            {
+                "index": i,
+                "text": o.text,
+                "finish_reason": _finish(o),
+                "logprobs": None,
+                "toolformer_calls": [c.to_dict() for c in o.calls],
+            }
+            for i, o in enumerate(outs)
+        ]
+        return {
+            "id": rid,
+            "object": "text_completion",
+            "created": created,
+            "model": model_id,
+            "choices": choices,
+            "usage": _usage(outs),
+            "toolformer": _extension(outs),
+        }
 
     return app

@@ -113,8 +113,9 @@ class BatchWorker:
         config = dataclasses.replace(jobs[0].config, batch_size=len(jobs))
         self.stats.update(batches=1, rows=len(jobs))
         self.stats["max_batch_seen"] = max(self.stats["max_batch_seen"], len(jobs))
-        events = self.generator.stream_batch([j.prompt for j in jobs], config,
-                                             [j.context for j in jobs])
+        events = self.generator.stream_batch(
+            [j.prompt for j in jobs], config, [j.context for j in jobs]
+        )
         try:
             for step in events:
                 for event in step:

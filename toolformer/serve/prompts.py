@@ -8,8 +8,12 @@ from toolformer.errors import UserError
 from toolformer.generation.chat import ChatSession
 
 
-def chat_prompt(messages: Sequence[Any], tokenizer: Any, roles: Optional[Tuple[str, str]] = None,
-                use_template: Optional[bool] = None) -> Tuple[str, Tuple[str, ...]]:
+def chat_prompt(
+    messages: Sequence[Any],
+    tokenizer: Any,
+    roles: Optional[Tuple[str, str]] = None,
+    use_template: Optional[bool] = None,
+) -> Tuple[str, Tuple[str, ...]]:
     """``(prompt, stop_strings)`` for OpenAI chat ``messages`` (objects with ``role`` and
     ``text()``): system and developer messages become the system preamble; the others are the
     turns, and the last one must be the user's. ``roles``: an adapter's plain turn labels
@@ -23,8 +27,10 @@ def chat_prompt(messages: Sequence[Any], tokenizer: Any, roles: Optional[Tuple[s
     if not turns or turns[-1].role != "user":
         raise UserError("the last message must have role 'user' (the model answers it)")
     if not turns[-1].text().strip():
-        raise UserError("the last user message has no content: send {'role': 'user', "
-                        "'content': 'your question'}")
+        raise UserError(
+            "the last user message has no content: send {'role': 'user', "
+            "'content': 'your question'}"
+        )
     session = ChatSession(tokenizer, use_template, system or None, roles)
     session.turns = [{"role": m.role, "content": m.text()} for m in turns[:-1]]
     return session.prompt(turns[-1].text()), session.stop_strings

@@ -21,8 +21,9 @@ def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0,
-                    timeout: float = 30.0) -> Iterator[str]:
+def serve_in_thread(
+    app: Any, host: str = "127.0.0.1", port: int = 0, timeout: float = 30.0
+) -> Iterator[str]:
     """Run ``app`` under uvicorn in a daemon thread; yields its base URL (``http://host:port``)
     once it accepts requests, and stops it on exit. Raises RuntimeError if it does not start
     within ``timeout`` seconds."""

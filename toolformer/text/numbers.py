@@ -137,7 +137,7 @@ def prose_numbers(text: str) -> List[Number]:
             continue
         decimals = len(digits.split(".", 1)[1]) if "." in digits else 0
         nxt = toks[i + 1].group(0).lower() if i + 1 < len(toks) else ""
-        after = text[tok.end():].lower().lstrip()
+        after = text[tok.end() :].lower().lstrip()
         percent = nxt == "%" or any(after.startswith(w) for w in _PERCENT_WORDS)
         out.append(Number(value, raw, tok.start(), tok.end(), decimals, percent, i))
     return out
@@ -438,7 +438,7 @@ def word_numbers(text: str) -> List[Number]:
         values, multiplies = extra
         for v in values:
             add(v, i, i)
-        before = [x.lower for x in toks[max(0, i - 3):i]]
+        before = [x.lower for x in toks[max(0, i - 3) : i]]
         if multiplies and i in counts:  # "two dozen"
             add(counts[i] * values[0], i - 1, i)
         if multiplies and before[-2:] == ["half", "a"]:  # "half a dozen"

@@ -154,7 +154,11 @@ def split_paragraphs(text: str, max_words: int = PARAGRAPH_MAX_WORDS) -> List[st
             piece.append(sentence)
             count += n
         tail = " ".join(piece)
-        if pieces and count < PARAGRAPH_MIN_WORDS and len(pieces[-1].split()) + count <= max_words * 1.25:
+        if (
+            pieces
+            and count < PARAGRAPH_MIN_WORDS
+            and len(pieces[-1].split()) + count <= max_words * 1.25
+        ):
             pieces[-1] = f"{pieces[-1]} {tail}"
         elif tail:
             pieces.append(tail)

@@ -1,8 +1,9 @@
 """Tools a model can call, their registry, and the executor that runs calls safely."""
 
+from toolformer.tools.assembly import create_tool, create_tools  # noqa: F401
 from toolformer.tools.base import (  # noqa: F401
-    AnnotationSettings,
     TOOLS,
+    AnnotationSettings,
     Tool,
     ToolContext,
     ToolError,
@@ -15,5 +16,4 @@ from toolformer.tools.base import (  # noqa: F401
     get_tool_class,
     register_tool,
 )
-from toolformer.tools.assembly import create_tool, create_tools  # noqa: F401
 from toolformer.tools.executor import ToolExecutor, sanitize_result  # noqa: F401

@@ -13,8 +13,18 @@ from __future__ import annotations
 import json
 import re
 import sys
-from typing import (Any, Callable, Dict, Iterable, List, Mapping, MutableMapping, Optional,
-                    Sequence, Union)
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    MutableMapping,
+    Optional,
+    Sequence,
+    Union,
+)
 
 from toolformer.errors import ToolOptionError
 from toolformer.manifest import manifest_path
@@ -78,14 +88,18 @@ def parse_tool_options(items: Iterable[str], flag: str = "tool option") -> Optio
             except json.JSONDecodeError as exc:
                 raise ToolOptionError(f"{flag} {raw!r} is not valid JSON: {exc.msg}") from None
             if not all(isinstance(v, dict) for v in data.values()):
-                raise ToolOptionError(f'{flag} JSON must map tool names to objects, e.g. {{"WikiSearch": {{"top_k": 3}}}}')
+                raise ToolOptionError(
+                    f'{flag} JSON must map tool names to objects, e.g. {{"WikiSearch": {{"top_k": 3}}}}'
+                )
             for tool, opts in data.items():
                 out.setdefault(tool, {}).update(opts)
             continue
         m = _ITEM.fullmatch(item)
         if m is None:
-            raise ToolOptionError(f"{flag} {raw!r}: expected Tool.option=value, e.g. "
-                                  "WikiSearch.corpus=passages.jsonl (or a JSON object)")
+            raise ToolOptionError(
+                f"{flag} {raw!r}: expected Tool.option=value, e.g. "
+                "WikiSearch.corpus=passages.jsonl (or a JSON object)"
+            )
         out.setdefault(m.group(1), {})[m.group(2)] = _value(m.group(3))
     return out
 
@@ -117,8 +131,11 @@ def _shown(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def run_tool_options(model: str, user: Optional[Dict[str, Dict[str, Any]]] = None,
-                     say: Optional[Callable[[str], None]] = None) -> Dict[str, Dict[str, Any]]:
+def run_tool_options(
+    model: str,
+    user: Optional[Dict[str, Dict[str, Any]]] = None,
+    say: Optional[Callable[[str], None]] = None,
+) -> Dict[str, Dict[str, Any]]:
     """The tool options a run of ``model`` uses: the user's (``user``), over those of the
     checkpoint's manifest that each tool declares safe (``Tool.manifest_safe_options``).
 
@@ -146,13 +163,16 @@ def run_tool_options(model: str, user: Optional[Dict[str, Dict[str, Any]]] = Non
     if taken or dropped:
         where = manifest_path(manifest_dir(model))
         if taken:
-            shown = ", ".join(f"{t}.{k}={_shown(v)}"
-                              for t, o in taken.items() for k, v in o.items())
+            shown = ", ".join(
+                f"{t}.{k}={_shown(v)}" for t, o in taken.items() for k, v in o.items()
+            )
             say(f"tool options from {where}: {shown}")
         if dropped:
-            say(f"ignored tool options from {where}: {', '.join(dropped)} (a checkpoint's "
+            say(
+                f"ignored tool options from {where}: {', '.join(dropped)} (a checkpoint's "
                 "manifest may not choose files, folders or models; to use one, pass it yourself: "
-                "--tool-option TOOL.OPTION=VALUE)")
+                "--tool-option TOOL.OPTION=VALUE)"
+            )
     return merge_tool_options(taken, user)
 
 
@@ -165,7 +185,9 @@ def check_tool_options(options: Optional[Mapping[str, Mapping[str, Any]]]) -> No
         get_tool_class(name).from_options(**opts)
 
 
-def _same_reader(qa_options: Mapping[str, Any], model_name: Optional[str], dtype: Optional[str]) -> bool:
+def _same_reader(
+    qa_options: Mapping[str, Any], model_name: Optional[str], dtype: Optional[str]
+) -> bool:
     """Whether QA's reader would be the run's model: same model name and same dtype."""
     from toolformer.tools.qa import QAConfig  # QA's module loads its retrieval parts: only here
 
@@ -173,7 +195,9 @@ def _same_reader(qa_options: Mapping[str, Any], model_name: Optional[str], dtype
         return False
     same_model = qa_options.get("model", QAConfig.model) == model_name
     run_dtype = DTYPES.get(str(dtype or "fp32").lower())
-    return same_model and DTYPES.get(str(qa_options.get("dtype", QAConfig.dtype)).lower()) == run_dtype
+    return (
+        same_model and DTYPES.get(str(qa_options.get("dtype", QAConfig.dtype)).lower()) == run_dtype
+    )
 
 
 def create_tools(

@@ -182,7 +182,9 @@ class Tool(ABC):
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1].strip()
         if not value:
-            raise ToolInputError(f"{self.name} needs an argument, e.g. {self.name}({self.example_args})")
+            raise ToolInputError(
+                f"{self.name} needs an argument, e.g. {self.name}({self.example_args})"
+            )
         return value
 
     def check_call(self, args: str) -> Optional[str]:
@@ -342,9 +344,14 @@ def _check_tool_class(name: str, obj: Any) -> Optional[str]:
 def _builtin_registry() -> Registry[Type[Tool]]:
     """A registry of the built-in tools that reads the plugins' entry points on first use."""
     reg: Registry[Type[Tool]] = Registry(
-        "tool", entry_points=ENTRY_POINT_GROUP, validate=_check_tool_class,
-        load_error=ToolLoadError, unknown_error=UnknownToolError,
-        passthrough=(MissingDependencyError,), missing_dependency=MissingDependencyError)
+        "tool",
+        entry_points=ENTRY_POINT_GROUP,
+        validate=_check_tool_class,
+        load_error=ToolLoadError,
+        unknown_error=UnknownToolError,
+        passthrough=(MissingDependencyError,),
+        missing_dependency=MissingDependencyError,
+    )
     for name, spec in _BUILTINS.items():
         reg.register(name, spec)
     return reg

@@ -100,7 +100,9 @@ def tokenize(expression: str) -> List[Token]:
         if m.group("num") is not None:
             digits = sum(ch.isdigit() for ch in m.group("num"))
             if digits > MAX_LITERAL_DIGITS:
-                raise ToolInputError(f"number too long ({digits} digits, at most {MAX_LITERAL_DIGITS})")
+                raise ToolInputError(
+                    f"number too long ({digits} digits, at most {MAX_LITERAL_DIGITS})"
+                )
             tokens.append(("num", m.group("num")))
         else:
             op = m.group("op")
@@ -211,7 +213,9 @@ def has_operation(node: Node) -> bool:
 
 def _bounded(value: Fraction) -> Fraction:
     if value.numerator.bit_length() > MAX_BITS or value.denominator.bit_length() > MAX_BITS:
-        raise ToolInputError("result too large: an intermediate value exceeds the Calculator's range")
+        raise ToolInputError(
+            "result too large: an intermediate value exceeds the Calculator's range"
+        )
     return value
 
 
@@ -258,9 +262,13 @@ class Calculator(Tool):
 
     def __init__(self, decimals: int = 2, numbers_from_text: bool = False):
         if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 10:
-            raise ToolOptionsError(f"Calculator option decimals={decimals!r}: expected an integer from 0 to 10")
+            raise ToolOptionsError(
+                f"Calculator option decimals={decimals!r}: expected an integer from 0 to 10"
+            )
         if not isinstance(numbers_from_text, bool):
-            raise ToolOptionsError(f"Calculator option numbers_from_text={numbers_from_text!r}: expected true or false")
+            raise ToolOptionsError(
+                f"Calculator option numbers_from_text={numbers_from_text!r}: expected true or false"
+            )
         self.decimals = decimals
         self.numbers_from_text = numbers_from_text
 
@@ -286,8 +294,10 @@ class Calculator(Tool):
             node = parse_expression(self.parse_args(args))
         except ToolInputError as exc:
             return str(exc)
-        return None if has_operation(node) else (
-            f"Calculator needs an operation (+ - * /), e.g. Calculator({self.example_args})"
+        return (
+            None
+            if has_operation(node)
+            else (f"Calculator needs an operation (+ - * /), e.g. Calculator({self.example_args})")
         )
 
     def run(self, args: str, context: Optional[ToolContext] = None) -> str:

@@ -16,8 +16,18 @@ from toolformer.tools.base import RETRIEVAL_SETTINGS, Tool, ToolContext, ToolInp
 # Fixed English names: strftime("%A") would follow the process's locale.
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 )
 
 DateLike = Union[_dt.date, str]
@@ -45,7 +55,9 @@ class Calendar(Tool):
 
     name = "Calendar"
     arg_grammar = EmptyArgs()  # [Calendar()]: no arguments
-    description = 'Returns the current date, e.g. "Today is Monday, January 30, 2023."; takes no arguments.'
+    description = (
+        'Returns the current date, e.g. "Today is Monday, January 30, 2023."; takes no arguments.'
+    )
     prompt = load_prompt("calendar.txt")
     annotation = RETRIEVAL_SETTINGS
     example_args = ""

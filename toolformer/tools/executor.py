@@ -171,8 +171,9 @@ class ToolExecutor:
                 self._cache.move_to_end(key)
         if hit is not None:
             self._count(cached=1, failed=0 if hit.ok else 1)
-            return ToolResult(tool.name, args, hit.output, hit.error, 0.0, True, hit.timed_out,
-                              hit.notes)
+            return ToolResult(
+                tool.name, args, hit.output, hit.error, 0.0, True, hit.timed_out, hit.notes
+            )
 
         start = time.perf_counter()
         timed_out = False
@@ -181,7 +182,9 @@ class ToolExecutor:
             if self.timeout is None:
                 raw = self._invoke(tool, args, context)
             else:
-                raw = _call_with_timeout(lambda: self._invoke(tool, args, context), self.timeout, tool.name)
+                raw = _call_with_timeout(
+                    lambda: self._invoke(tool, args, context), self.timeout, tool.name
+                )
             notes = _notes(raw)  # a ToolOutput's counts
             output, error = sanitize_result(raw, self.max_result_chars), None
             if not output:
@@ -196,7 +199,9 @@ class ToolExecutor:
             output, error = None, f"{tool.name} failed: {type(exc).__name__}: {_one_line(str(exc))}"
         seconds = time.perf_counter() - start
         result = ToolResult(tool.name, args, output, error, seconds, False, timed_out, notes)
-        self._count(executed=1, seconds=seconds, failed=int(error is not None), timeouts=int(timed_out))
+        self._count(
+            executed=1, seconds=seconds, failed=int(error is not None), timeouts=int(timed_out)
+        )
         if not timed_out and self.cache_size > 0:  # a timeout may be load; let a later call retry
             with self._lock:
                 self._cache[key] = result
@@ -226,13 +231,17 @@ class ToolExecutor:
         if len(distinct) == 1:  # nothing to overlap: skip the thread hop
             done = {distinct[0]: self.run(calls[distinct[0]], contexts[distinct[0]])}
         else:
-            futures = {i: self._batch_pool.submit(self.run, calls[i], contexts[i]) for i in distinct}
+            futures = {
+                i: self._batch_pool.submit(self.run, calls[i], contexts[i]) for i in distinct
+            }
             done = {i: f.result() for i, f in futures.items()}
         out = []
         for i, j in enumerate(order):
             r = done[j]
             if i != j:  # a duplicate within the batch: served from the first one
-                name, args = (calls[i].tool, calls[i].args) if isinstance(calls[i], APICall) else calls[i]
+                name, args = (
+                    (calls[i].tool, calls[i].args) if isinstance(calls[i], APICall) else calls[i]
+                )
                 self._count(calls=1, cached=1, failed=0 if r.ok else 1)
                 r = ToolResult(r.tool, args, r.output, r.error, 0.0, True, r.timed_out, r.notes)
             out.append(r)

@@ -164,8 +164,9 @@ class QA(Tool):
     options_class = QAConfig
     setup_at_start = True  # the reader and the index load before calls run under a timeout
     # how much the reader reads and answers: model and corpus name a model and a file
-    manifest_safe_options = frozenset({"passages", "passage_words", "max_new_tokens",
-                                       "max_answer_words", "use_chat_template"})
+    manifest_safe_options = frozenset(
+        {"passages", "passage_words", "max_new_tokens", "max_answer_words", "use_chat_template"}
+    )
 
     def __init__(
         self,

@@ -65,11 +65,31 @@ English: Tomorrow I am going to Beijing to see my friend.
 
 # ISO 639-1 (as detect_language returns it) -> NLLB-200 language code.
 NLLB_CODES: Dict[str, str] = {
-    "en": "eng_Latn", "fr": "fra_Latn", "de": "deu_Latn", "es": "spa_Latn", "it": "ita_Latn",
-    "pt": "por_Latn", "nl": "nld_Latn", "ru": "rus_Cyrl", "uk": "ukr_Cyrl", "bg": "bul_Cyrl",
-    "sr": "srp_Cyrl", "el": "ell_Grek", "ar": "arb_Arab", "fa": "pes_Arab", "ur": "urd_Arab",
-    "he": "heb_Hebr", "zh": "zho_Hans", "ja": "jpn_Jpan", "ko": "kor_Hang", "hi": "hin_Deva",
-    "bn": "ben_Beng", "ta": "tam_Taml", "th": "tha_Thai", "ka": "kat_Geor", "hy": "hye_Armn",
+    "en": "eng_Latn",
+    "fr": "fra_Latn",
+    "de": "deu_Latn",
+    "es": "spa_Latn",
+    "it": "ita_Latn",
+    "pt": "por_Latn",
+    "nl": "nld_Latn",
+    "ru": "rus_Cyrl",
+    "uk": "ukr_Cyrl",
+    "bg": "bul_Cyrl",
+    "sr": "srp_Cyrl",
+    "el": "ell_Grek",
+    "ar": "arb_Arab",
+    "fa": "pes_Arab",
+    "ur": "urd_Arab",
+    "he": "heb_Hebr",
+    "zh": "zho_Hans",
+    "ja": "jpn_Jpan",
+    "ko": "kor_Hang",
+    "hi": "hin_Deva",
+    "bn": "ben_Beng",
+    "ta": "tam_Taml",
+    "th": "tha_Thai",
+    "ka": "kat_Geor",
+    "hy": "hye_Armn",
 }
 
 _WS = re.compile(r"\s+")
@@ -81,8 +101,10 @@ class MTConfig:
 
     model: str = field(
         default=DEFAULT_MT_MODEL,
-        metadata={"help": "Model alias, local folder or HF id: a causal LM (few-shot prompt) or an "
-                          "encoder-decoder translation model such as NLLB or Marian."},
+        metadata={
+            "help": "Model alias, local folder or HF id: a causal LM (few-shot prompt) or an "
+            "encoder-decoder translation model such as NLLB or Marian."
+        },
     )
     dtype: str = field(default="fp32", metadata={"help": "Weights dtype: fp32, bf16 or fp16."})
     device: Optional[str] = field(
@@ -147,7 +169,10 @@ class _CausalBackend:
             params = inspect.signature(self.model.forward).parameters
             self._keep_kwargs = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         return self.model(
-            input_ids=input_ids, use_cache=True, **cache_kwargs(self.model, cache), **self._keep_kwargs
+            input_ids=input_ids,
+            use_cache=True,
+            **cache_kwargs(self.model, cache),
+            **self._keep_kwargs,
         )
 
     def _device(self):
@@ -266,8 +291,9 @@ class MT(Tool):
     example_args = "Le chat est sur la table."
     options_class = MTConfig
     # the translation budget and when to translate: model and device are the user's to choose
-    manifest_safe_options = frozenset({"budget_ratio", "budget_extra", "max_new_tokens",
-                                       "max_input_tokens", "english_threshold"})
+    manifest_safe_options = frozenset(
+        {"budget_ratio", "budget_extra", "max_new_tokens", "max_input_tokens", "english_threshold"}
+    )
 
     def __init__(
         self,
@@ -354,8 +380,9 @@ class MT(Tool):
             lang, confidence = detect_language(text)
         has_letters = any(ch.isalpha() for ch in text)
         if not has_letters or (lang == "en" and confidence >= self.config.english_threshold):
-            return Translation(original, lang, confidence, skipped=True,
-                               seconds=time.perf_counter() - start)
+            return Translation(
+                original, lang, confidence, skipped=True, seconds=time.perf_counter() - start
+            )
         backend = self.setup()._backend
         with self._translating:
             n_source = backend.count_tokens(text)
@@ -369,8 +396,9 @@ class MT(Tool):
         output = _WS.sub(" ", output).strip()
         if not output:
             raise ToolError("MT produced an empty translation")
-        return Translation(output, lang, confidence, False, new_tokens, budget,
-                           time.perf_counter() - start)
+        return Translation(
+            output, lang, confidence, False, new_tokens, budget, time.perf_counter() - start
+        )
 
     def run(self, args: str, context: Optional[ToolContext] = None) -> str:
         return self.translate(self.parse_args(args)).text

@@ -98,8 +98,9 @@ class WikiSearch(Tool):
             )
         self.setup()
         k = k or self.config.top_k
-        return search_excluding(lambda n: self.searcher.search(query, n), k, exclude,
-                                len(self.passages))
+        return search_excluding(
+            lambda n: self.searcher.search(query, n), k, exclude, len(self.passages)
+        )
 
     def snippet(self, passage: Passage, query: str) -> str:
         """The part of ``passage`` shown for ``query``
@@ -122,8 +123,9 @@ class WikiSearch(Tool):
         exclude = SelfExclusion.from_context(context)
         hits, dropped = self.search_excluding(query, self.config.top_k, exclude)
         if not hits:
-            raise with_notes(ToolError(f"WikiSearch found nothing for {query!r}"),
-                             {SELF_EXCLUDED: dropped})
+            raise with_notes(
+                ToolError(f"WikiSearch found nothing for {query!r}"), {SELF_EXCLUDED: dropped}
+            )
         parts: List[str] = []
         total = 0
         for passage, _ in hits:
