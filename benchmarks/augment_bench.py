@@ -123,7 +123,8 @@ def compare(ref: List[Any], ours: List[Any], tol: float) -> Tuple[List[str], Lis
                     problems.append(f"{r.doc_id}: {k} {f} differs by {d:.2e}")
         if [key(c) for c in r.calls] != [key(c) for c in o.calls] or r.text != o.text:
             problems.append(
-                f"{r.doc_id}: kept calls differ: {[key(c) for c in r.calls]} vs {[key(c) for c in o.calls]}"
+                f"{r.doc_id}: kept calls differ: "
+                f"{[key(c) for c in r.calls]} vs {[key(c) for c in o.calls]}"
             )
         if dict(r.stats) != dict(o.stats):
             diff = {
@@ -248,12 +249,13 @@ def main(argv=None) -> int:
         ours.append(o)
         ours_s += dt2
         print(
-            f"  {d.id}: reference {dt:.1f} s, annotator {dt2:.1f} s, {len(o.candidates)} candidates, "
-            f"{len(o.calls)} kept",
+            f"  {d.id}: reference {dt:.1f} s, annotator {dt2:.1f} s, "
+            f"{len(o.candidates)} candidates, {len(o.calls)} kept",
             flush=True,
         )
     print(
-        f"reference: {ref_s:.1f} s, {len(docs) / ref_s:.4f} docs/s, {ref.forward_tokens} tokens through the model"
+        f"reference: {ref_s:.1f} s, {len(docs) / ref_s:.4f} "
+        f"docs/s, {ref.forward_tokens} tokens through the model"
     )
     print(
         f"annotator: {ours_s:.1f} s, {len(docs) / ours_s:.4f} docs/s "
@@ -264,8 +266,9 @@ def main(argv=None) -> int:
     if st.seconds > 0:
         gflops = 2 * params * st.tokens / st.seconds / 1e9
         print(
-            f"  scoring: {st.rows} rows in {st.forwards} passes, {st.tokens} tokens "
-            f"({st.padded_tokens} with padding), {gflops:.1f} GFLOP/s = {100 * gflops / mm32:.0f}% of torch.mm"
+            f"  scoring: {st.rows} rows in {st.forwards} passes, "
+            f"{st.tokens} tokens ({st.padded_tokens} with padding), "
+            f"{gflops:.1f} GFLOP/s = {100 * gflops / mm32:.0f}% of torch.mm"
         )
     for r in ours:
         for c in r.calls:
@@ -313,7 +316,8 @@ def main(argv=None) -> int:
         dmax = max([abs(a[0] - b[0]) for a, b in zip(again32, again16)] + [0.0])
         dscore = max([abs((a[3] - a[0]) - (b[3] - b[0])) for a, b in zip(again32, again16)] + [0.0])
         print(
-            f"bf16 re-scoring of the {len(flat)} fp32 candidates: keep/drop identical on {agree}/{len(flat)}; "
+            f"bf16 re-scoring of the {len(flat)} fp32 candidates: "
+            f"keep/drop identical on {agree}/{len(flat)}; "
             f"max |L+ difference| {dmax:.3f}, max |score difference| {dscore:.3f}"
         )
         print(

@@ -324,10 +324,12 @@ def main(argv: List[str] = None) -> None:
             )
             s = r["stats"]
             print(
-                f"  {name:13s} {r['seconds']:7.1f}s  {len(docs) / r['seconds']:.4f} docs/s  sampled {r['sampled']}  "
-                f"valid {r['valid']} ({100 * r['valid'] / max(1, r['sampled']):.1f}%)  closed {s.get('candidates_closed', 0)}  "
-                f"abandoned {s.get('candidates_abandoned', 0)}  malformed {s.get('candidates_malformed', 0)}  "
-                f"invalid {s.get('candidates_invalid', 0)}  executed {s.get('candidates_executed', 0)}  "
+                f"  {name:13s} {r['seconds']:7.1f}s  {len(docs) / r['seconds']:.4f} docs/s  "
+                f"sampled {r['sampled']}  valid {r['valid']} "
+                f"({100 * r['valid'] / max(1, r['sampled']):.1f}%)  closed "
+                f"{s.get('candidates_closed', 0)}  abandoned {s.get('candidates_abandoned', 0)}  "
+                f"malformed {s.get('candidates_malformed', 0)}  invalid "
+                f"{s.get('candidates_invalid', 0)}  executed {s.get('candidates_executed', 0)}  "
                 f"kept {r['kept']} ({100 * r['kept'] / len(docs):.0f} per 100 docs)  "
                 + "stages "
                 + " ".join(f"{k} {v:.1f}s" for k, v in r["stages"].items() if v >= 0.05),
@@ -337,8 +339,9 @@ def main(argv: List[str] = None) -> None:
             print(
                 f"  {'':13s} {r['valid'] / r['seconds']:.2f} valid candidates/s  "
                 f"{r['seconds'] / max(1, r['valid']):.3f} s per valid candidate  "
-                f"{r['stages'].get('scoring', 0.0) / max(1, scored):.3f} scoring s per scored candidate ({scored})  "
-                f"scoring {r['score_rows']} rows, {r['score_tokens']} tokens",
+                f"{r['stages'].get('scoring', 0.0) / max(1, scored):.3f} scoring "
+                f"s per scored candidate ({scored})  scoring {r['score_rows']} "
+                f"rows, {r['score_tokens']} tokens",
                 file=sys.stderr,
             )
             for doc_id, a, res in r["calls"]:
@@ -362,8 +365,8 @@ def main(argv: List[str] = None) -> None:
                 else (1.0 if r["kept"] == 0 else float("inf"))
             )
     print(
-        f"generation: {args.gen_prompts} prompts x {args.gen_tokens} tokens, greedy, one call per output, "
-        f"best of {args.repeats}",
+        f"generation: {args.gen_prompts} prompts x {args.gen_tokens} "
+        f"tokens, greedy, one call per output, best of {args.repeats}",
         file=sys.stderr,
     )
     best = generation(model, tok, args.gen_tokens, args.gen_prompts, args.repeats)

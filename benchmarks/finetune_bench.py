@@ -188,9 +188,9 @@ def main(argv: List[str] = None) -> None:
         tok = load_tokenizer(args.model)
         lengths = [min(len(ids), args.max_seq_len) for ids in tok(texts)["input_ids"]]
         print(
-            f"{len(texts)} texts, mean {sum(lengths) / len(lengths):.0f} tokens (max {max(lengths)}), "
-            f"batch {args.batch_size}, {args.steps} steps, max_seq_len {args.max_seq_len}, "
-            f"{args.threads} threads",
+            f"{len(texts)} texts, mean {sum(lengths) / len(lengths):.0f} tokens "
+            f"(max {max(lengths)}), batch {args.batch_size}, {args.steps} "
+            f"steps, max_seq_len {args.max_seq_len}, {args.threads} threads",
             flush=True,
         )
         results: Dict[str, Dict[str, float]] = {}

@@ -29,7 +29,8 @@ FEW_SHOT = (
     "Input: The number in the next term is 18 + 12 x 3 = 54.\n"
     "Output: The number in the next term is 18 + 12 x 3 = [Calculator(18 + 12 * 3) -> 54] 54.\n"
     "Input: Out of 1400 participants, 400 passed the test.\n"
-    "Output: Out of 1400 participants, 400 [Calculator(400 / 1400) -> 0.29] or 29% passed the test.\n"
+    "Output: Out of 1400 participants, 400 "
+    "[Calculator(400 / 1400) -> 0.29] or 29% passed the test.\n"
     "Input: {q}\nOutput:"
 )
 QUESTIONS = [
@@ -132,9 +133,9 @@ def main(argv: List[str] = None) -> None:
     gen = ToolGenerator(model, tok, executor)
     lengths = [int(x) for x in args.lengths.split(",")]
     print(
-        f"model {args.model} fp32, {torch.get_num_threads()} threads, batch 1, max_calls {args.max_calls}, "
-        f"{args.clock} clock, best of repeats, prompt {len(tok(_prompt(tok, QUESTIONS[0], args.context_tokens)).input_ids)} "
-        "tokens",
+        f"model {args.model} fp32, {torch.get_num_threads()} threads, batch 1, "
+        f"max_calls {args.max_calls}, {args.clock} clock, best of repeats, prompt "
+        f"{len(tok(_prompt(tok, QUESTIONS[0], args.context_tokens)).input_ids)} tokens",
         file=sys.stderr,
     )
 
@@ -223,10 +224,10 @@ def main(argv: List[str] = None) -> None:
             file=sys.stderr,
         )
         print(
-            f"[{n} tokens x {len(prompts)} prompts] plain {t_plain:.2f}s ({1000 * t_plain / steps:.1f} ms/token), "
-            f"disabled {results['disabled'][0]:.2f}s, calls {results['calls'][0]:.2f}s, "
-            f"reencode {results['reencode'][0]:.2f}s; calls per output {made} ({ok} with a result); "
-            f"ours == reencode: {same}",
+            f"[{n} tokens x {len(prompts)} prompts] plain {t_plain:.2f}s "
+            f"({1000 * t_plain / steps:.1f} ms/token), disabled {results['disabled'][0]:.2f}s, "
+            f"calls {results['calls'][0]:.2f}s, reencode {results['reencode'][0]:.2f}s; calls "
+            f"per output {made} ({ok} with a result); ours == reencode: {same}",
             file=sys.stderr,
         )
         example = results["calls"][1][0]

@@ -177,7 +177,10 @@ def test_the_shipped_calculator_adapter_calls_with_the_questions_numbers():
     gen = ToolGenerator(model, tokenizer, list(create_tools(["Calculator"], options).values()))
     out = gen.generate(
         [
-            "Q: A farmer has 12 boxes with 8 eggs in each box. How many eggs does the farmer have?\nA:"
+            (
+                "Q: A farmer has 12 boxes with 8 eggs in each "
+                "box. How many eggs does the farmer have?\nA:"
+            )
         ],
         GenerationConfig(max_new_tokens=24, stop_strings=("\n",)),
     )[0]

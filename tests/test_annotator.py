@@ -21,7 +21,10 @@ ADD_PROMPT = (
     "Add numbers with [Add(a, b)].\nInput: 2 and 3 make 5\nOutput: 2 and 3 make [Add(2, 3)] 5\n"
     "Input: {text}\nOutput:"
 )
-TODAY_PROMPT = "Say the date with [Today()].\nInput: It is Monday.\nOutput: It is [Today()] Monday.\nInput: {text}\nOutput:"
+TODAY_PROMPT = (
+    "Say the date with [Today()].\nInput: It is Monday.\n"
+    "Output: It is [Today()] Monday.\nInput: {text}\nOutput:"
+)
 DOC = "They had 10 apples and 5 pears, 15 fruits in all, and they ate 3 of them, and 2 more."
 
 

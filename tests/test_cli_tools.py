@@ -77,11 +77,17 @@ def test_run_calendar_defaults_to_today(runner):
         (["Calculator"], "Error: Calculator needs an argument, e.g. Calculator(400 / 1400)"),
         (
             ["Calculater", "1+1"],
-            "Error: unknown tool 'Calculater'. Did you mean 'Calculator'? Known tools: Calculator, Calendar, MT, QA, WikiSearch.",
+            (
+                "Error: unknown tool 'Calculater'. Did you mean 'Calculator'? "
+                "Known tools: Calculator, Calendar, MT, QA, WikiSearch."
+            ),
         ),
         (
             ["[Calculator(1+1"],
-            "Error: not a tool call: '[Calculator(1+1'; expected [Tool(args)] or [Tool(args) -> result]",
+            (
+                "Error: not a tool call: '[Calculator(1+1'; "
+                "expected [Tool(args)] or [Tool(args) -> result]"
+            ),
         ),
         (["[Calculator(1+1)]", "extra"], "Error: give either a whole call or NAME ARGS, not both"),
         (

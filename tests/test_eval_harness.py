@@ -87,11 +87,17 @@ def data_dir(tmp_path) -> Path:
             {
                 "examples": [
                     {
-                        "input": "Today is 12/24/1937. Tomorrow?\nOptions:\n(A) 12/11/1937\n(B) 12/25/1937",
+                        "input": (
+                            "Today is 12/24/1937. Tomorrow?\n"
+                            "Options:\n(A) 12/11/1937\n(B) 12/25/1937"
+                        ),
                         "target": "(B)",
                     },
                     {
-                        "input": "Today is 01/01/2000. Yesterday?\nOptions:\n(A) 12/31/1999\n(B) 01/02/2000",
+                        "input": (
+                            "Today is 01/01/2000. Yesterday?\n"
+                            "Options:\n(A) 12/31/1999\n(B) 01/02/2000"
+                        ),
                         "target": "(A)",
                     },
                 ]

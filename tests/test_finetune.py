@@ -42,7 +42,10 @@ CALC_TEXTS = [
     f"The shop sold {a} boxes of {b} eggs, that is [Calculator({a}*{b}) -> {a * b}] {a * b} eggs."
     for a, b in [(3, 4), (5, 6), (7, 8), (9, 2), (12, 3), (4, 11), (6, 6), (8, 5)]
 ]
-SEARCH_TEXT = "Paris is the capital of [WikiSearch(capital of France) -> Paris is the capital of France.] France."
+SEARCH_TEXT = (
+    "Paris is the capital of [WikiSearch(capital of "
+    "France) -> Paris is the capital of France.] France."
+)
 
 
 def _write_annotation_output(folder: Path, texts, with_dataset: bool = True) -> Path:

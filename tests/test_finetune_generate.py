@@ -14,7 +14,10 @@ pytestmark = pytest.mark.slow
 TEMPLATES = [
     "The shop sold {a} boxes of {b} eggs, that is [Calculator({a}*{b}) -> {p}] {p} eggs.",
     "A farmer planted {a} rows of {b} trees, that is [Calculator({a}*{b}) -> {p}] {p} trees.",
-    "The class has {a} tables with {b} pupils each, that is [Calculator({a}*{b}) -> {p}] {p} pupils.",
+    (
+        "The class has {a} tables with {b} pupils each, "
+        "that is [Calculator({a}*{b}) -> {p}] {p} pupils."
+    ),
 ]
 
 

@@ -844,7 +844,8 @@ def test_real_smollm2_makes_a_calculator_call(real_model):
         "Input: The number in the next term is 18 + 12 x 3 = 54.\n"
         "Output: The number in the next term is 18 + 12 x 3 = [Calculator(18 + 12 * 3) -> 54] 54.\n"
         "Input: Out of 1400 participants, 400 passed the test.\n"
-        "Output: Out of 1400 participants, 400 [Calculator(400 / 1400) -> 0.29] or 29% passed the test.\n"
+        "Output: Out of 1400 participants, 400 "
+        "[Calculator(400 / 1400) -> 0.29] or 29% passed the test.\n"
         "Input: A pack holds 25 pencils, so 12 packs hold 300 pencils.\n"
         "Output: A pack holds 25 pencils, so 12 packs hold"
     )

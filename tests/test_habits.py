@@ -123,7 +123,10 @@ def test_citations_are_found(text):
         "kept by round 0 (``wiki:Ayn_Rand#0``)",
         "items 0-2 expect a call and have a high p('[')",
         "item 0: answer nan is not a finite number",
-        "# --------------------------------------------------------------------------- start of text",
+        (
+            "# --------------------------------------------------------------------------- "
+            "start of text"
+        ),
         "the issue is that the cache is cold",
     ],
 )

@@ -118,7 +118,10 @@ def test_retrieval_tools_and_unknown_tools_keep_everything():
 
 
 def test_mt_needs_a_foreign_chunk_in_english_text():
-    english = "The committee met on Tuesday to discuss the budget for the coming year and agreed on a plan."
+    english = (
+        "The committee met on Tuesday to discuss the "
+        "budget for the coming year and agreed on a plan."
+    )
     french = (
         "Le comité s'est réuni mardi pour discuter du budget de l'année prochaine et a adopté "
         "un plan ambitieux pour la ville."

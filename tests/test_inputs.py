@@ -228,7 +228,8 @@ def test_missing_text_field_lists_the_fields(tmp_path):
 def test_malformed_json_lines_are_counted_and_reported(tmp_path, caplog):
     path = tmp_path / "d.jsonl"
     path.write_text(
-        '{"text": "good one"}\n{"text": broken\n\n{"text": "good two"}\n[1, 2\n{"text": "good three"}\n'
+        '{"text": "good one"}\n{"text": broken\n\n{"text": '
+        '"good two"}\n[1, 2\n{"text": "good three"}\n'
     )
     stats = InputStats()
     with caplog.at_level(logging.WARNING, logger="toolformer.augment"):

@@ -66,7 +66,9 @@ PROBLEMS = [
 # an evaluation item that nearly duplicates the last training problem
 EVAL_ITEMS = [
     {
-        "question": "The zoo keeper feeds 8 lions 9 kilograms of meat each. How much meat is that in all?",
+        "question": (
+            "The zoo keeper feeds 8 lions 9 kilograms of meat each. How much meat is that in all?"
+        ),
         "answer": 72,
     },
     {"question": "What is the capital of France?", "answer": "Paris"},
@@ -749,11 +751,14 @@ def test_ngram_guard_drops_plain_text_that_shares_a_13_gram():
     from toolformer.selftrain.contamination import NgramGuard
 
     ref = (
-        "Robert Boulter is an English film , television and theatre actor . He had a guest @-@ starring "
-        "role on the television series The Bill in 2000 ."
+        "Robert Boulter is an English film , television and theatre actor . He "
+        "had a guest @-@ starring role on the television series The Bill in 2000 ."
     )
     guard = NgramGuard([ref], 13)
-    copied = "In other news, he had a guest starring role on the television series The Bill in 2000, it said."
+    copied = (
+        "In other news, he had a guest starring role on "
+        "the television series The Bill in 2000, it said."
+    )
     near = "He had a guest starring role on a television series called The Bill."  # 12 words in a row at most
     assert guard.overlaps(copied)
     assert not guard.overlaps(near)

@@ -298,9 +298,8 @@ def test_insert_calls_paper_example():
     text = "Out of 1400 participants, 400 (or 29%) passed the test."
     offset = text.index(" 29%")
     out = insert_calls(text, [(offset, APICall("Calculator", "400 / 1400", "0.29"))])
-    assert (
-        out
-        == "Out of 1400 participants, 400 (or [Calculator(400 / 1400) -> 0.29] 29%) passed the test."
+    assert out == (
+        "Out of 1400 participants, 400 (or [Calculator(400 / 1400) -> 0.29] 29%) passed the test."
     )
     assert strip_calls(out) == text
 

@@ -170,7 +170,8 @@ def test_builtins_are_listed_without_importing_them():
         "import sys\n"
         "from toolformer.tools.base import available_tools\n"
         "names = available_tools()\n"
-        "loaded = [m for m in sys.modules if m.startswith('toolformer.tools.') and m != 'toolformer.tools.base'\n"
+        "loaded = [m for m in sys.modules if "
+        "m.startswith('toolformer.tools.') and m != 'toolformer.tools.base'\n"
         "          and m not in ('toolformer.tools.executor', 'toolformer.tools.assembly')]\n"
         "print(names, loaded)\n"
     )

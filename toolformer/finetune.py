@@ -105,8 +105,9 @@ def _rows_texts(
             continue
         if first and text_column not in row:
             raise UserError(
-                f"{source}: a row has no {text_column!r} field (fields: {', '.join(map(str, row))}); "
-                "set FinetuneConfig.dataset_text_field or fix the file",
+                f"{source}: a row has no {text_column!r} field "
+                f"(fields: {', '.join(map(str, row))}); set "
+                "FinetuneConfig.dataset_text_field or fix the file",
                 field="FinetuneConfig.dataset_text_field",
             )
         first = False
@@ -149,7 +150,8 @@ def read_texts(
     p = Path(path).expanduser()
     if not p.exists():
         raise UserError(
-            f"data path {path!r} does not exist; pass the annotation output folder or a JSONL/parquet file"
+            f"data path {path!r} does not exist; pass the "
+            "annotation output folder or a JSONL/parquet file"
         )
     stats = stats if stats is not None else RecordStats()
     if p.is_dir():
@@ -166,7 +168,8 @@ def read_texts(
         texts, tools, saw_calls = _from_hf(load_saved_dataset(p, "train"), str(p), text_column)
     elif source_kind(p) is None:
         raise UserError(
-            f"unsupported data file {p.name!r}; use one of {', '.join(sorted(SUFFIXES))} or a folder"
+            f"unsupported data file {p.name!r}; use one "
+            f"of {', '.join(sorted(SUFFIXES))} or a folder"
         )
     else:
         column = "text" if source_kind(p) == "txt" else text_column
@@ -430,7 +433,8 @@ def _apply_lora(model: Any, config: FinetuneConfig) -> Any:
     if config.init_adapter:
         if not (Path(config.init_adapter) / "adapter_config.json").is_file():
             raise UserError(
-                f"init_adapter {config.init_adapter!r} is not a LoRA adapter folder (no adapter_config.json)"
+                f"init_adapter {config.init_adapter!r} is not a "
+                "LoRA adapter folder (no adapter_config.json)"
             )
         return peft_from_pretrained(model, config.init_adapter, is_trainable=True)
 

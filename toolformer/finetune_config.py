@@ -55,18 +55,28 @@ RENAMED: Dict[str, str] = {
 # What the values above mean in this run (the CLI's help for their options).
 TRAINING_ARGS_HELP: Dict[str, str] = {
     "learning_rate": "peak learning rate (paper: 1e-5)",
-    "warmup_ratio": "linear warm-up over this fraction of the steps, then linear decay to 0 (paper: 10%)",
+    "warmup_ratio": (
+        "linear warm-up over this fraction of the steps, then linear decay to 0 (paper: 10%)"
+    ),
     "weight_decay": "AdamW weight decay",
     "max_grad_norm": "gradient clipping norm",
     "per_device_train_batch_size": "blocks per device per forward pass (also for evaluation)",
     "gradient_accumulation_steps": "override the accumulation derived from effective_batch_size",
-    "max_steps": "optimizer steps (paper: up to 2000); with num_train_epochs, the smaller wins; <= 0: no cap",
+    "max_steps": (
+        "optimizer steps (paper: up to 2000); with num_train_epochs, the smaller wins; <= 0: no cap"
+    ),
     "num_train_epochs": "train for this many epochs (capped by max_steps)",
     "eval_steps": "evaluate held-out perplexity every N steps (and at the end)",
-    "save_steps": "checkpoint every N steps (default: eval_steps; must be a multiple of it); 0 = no checkpoints: the final model is the last one, and the run cannot be resumed",
+    "save_steps": (
+        "checkpoint every N steps (default: eval_steps; must be a multiple of it); 0 = "
+        "no checkpoints: the final model is the last one, and the run cannot be resumed"
+    ),
     "save_total_limit": "checkpoints kept on disk (the best one is always kept)",
     "logging_steps": "log the training loss every N steps",
-    "bf16": "bf16 mixed precision; None = auto (on for CUDA GPUs that support bf16; off on CPU, where it measured slower)",
+    "bf16": (
+        "bf16 mixed precision; None = auto (on for CUDA GPUs "
+        "that support bf16; off on CPU, where it measured slower)"
+    ),
     "gradient_checkpointing": "recompute activations in backward to save memory",
     "seed": "the run's one seed: the split, mixing, shuffling and initialisation",
     "dataloader_num_workers": "data-loader worker processes",
@@ -81,7 +91,10 @@ class FinetuneConfig:
     data: str = field(
         default="",
         metadata={
-            "help": "annotation output folder (data.jsonl / dataset/), a JSONL, JSON, parquet, CSV or TXT file, or a saved HF dataset with a text column"
+            "help": (
+                "annotation output folder (data.jsonl / dataset/), a JSONL, JSON, "
+                "parquet, CSV or TXT file, or a saved HF dataset with a text column"
+            )
         },
     )
     output_dir: str = field(
@@ -106,7 +119,10 @@ class FinetuneConfig:
     eval_fraction: float = field(
         default=0.05,
         metadata={
-            "help": "held-out fraction of the documents for perplexity / best-checkpoint selection (0 = no eval)"
+            "help": (
+                "held-out fraction of the documents for perplexity "
+                "/ best-checkpoint selection (0 = no eval)"
+            )
         },
     )
     eval_data: Optional[str] = field(
@@ -122,13 +138,19 @@ class FinetuneConfig:
     packing: bool = field(
         default=True,
         metadata={
-            "help": "join tokenized texts with EOS and cut them into max_length blocks (False: one padded row per text, truncated)"
+            "help": (
+                "join tokenized texts with EOS and cut them into max_length "
+                "blocks (False: one padded row per text, truncated)"
+            )
         },
     )
     effective_batch_size: int = field(
         default=128,
         metadata={
-            "help": "blocks per optimizer step over all devices (paper: 128); sets gradient accumulation"
+            "help": (
+                "blocks per optimizer step over all devices "
+                "(paper: 128); sets gradient accumulation"
+            )
         },
     )
     lora: bool = field(
@@ -147,7 +169,10 @@ class FinetuneConfig:
     init_adapter: Optional[str] = field(
         default=None,
         metadata={
-            "help": "with lora: go on training this LoRA adapter folder (adapter_config.json) instead of a fresh one (self-training rounds)"
+            "help": (
+                "with lora: go on training this LoRA adapter folder "
+                "(adapter_config.json) instead of a fresh one (self-training rounds)"
+            )
         },
     )
     resume_from_checkpoint: Optional[str] = field(
@@ -160,7 +185,10 @@ class FinetuneConfig:
     training_args: Dict[str, Any] = field(
         default_factory=dict,
         metadata={
-            "help": "TrainingArguments fields by name, over PAPER_TRAINING_ARGS (e.g. {'learning_rate': 3e-4, 'optim': 'adafactor'})"
+            "help": (
+                "TrainingArguments fields by name, over PAPER_TRAINING_ARGS "
+                "(e.g. {'learning_rate': 3e-4, 'optim': 'adafactor'})"
+            )
         },
     )
 

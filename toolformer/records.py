@@ -475,8 +475,9 @@ def iter_records(
     if path.is_dir():
         if not is_saved_dataset(path):
             raise UserError(
-                f"folder {source} is not a saved HF dataset (no dataset_info.json or dataset_dict.json); "
-                "pass a JSONL, CSV or parquet file, or a folder written by save_to_disk"
+                f"folder {source} is not a saved HF dataset (no "
+                "dataset_info.json or dataset_dict.json); pass a JSONL, "
+                "CSV or parquet file, or a folder written by save_to_disk"
             )
         return _hf_rows(load_saved_dataset(path, split))
     if path.is_file():

@@ -77,8 +77,10 @@ def _threshold_option(name: str, cast: type):
         name,
         multiple=True,
         metavar="[TOOL=]" + ("N" if cast is int else "X"),
-        help=f"{field_help(AnnotatorConfig, name).replace('override: ', '')}; for every tool, or TOOL=value for one "
-        "(repeatable). Default: the paper's value per tool.",
+        help=(
+            f"{field_help(AnnotatorConfig, name).replace('override: ', '')}; for every "
+            "tool, or TOOL=value for one (repeatable). Default: the paper's value per tool."
+        ),
     )
 
 

@@ -78,7 +78,10 @@ _OPTIONS = [
         is_flag=False,
         flag_value="latest",
         default=None,
-        help="resume training: from the newest checkpoint in OUTPUT, or from the checkpoint PATH given",
+        help=(
+            "resume training: from the newest checkpoint "
+            "in OUTPUT, or from the checkpoint PATH given"
+        ),
     ),
     _training("dataloader_num_workers", "--workers", "--dataloader-num-workers"),
     field_options(FinetuneConfig, ("progress", "--progress/--no-progress")),

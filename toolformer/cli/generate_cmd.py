@@ -253,7 +253,10 @@ def _echo_call(call: Any, err: bool = False) -> None:
     "--escape/--no-escape",
     default=True,
     show_default=True,
-    help="turn \\n, \\t, \\r and \\\\ in the PROMPT argument into the characters (not in --prompts-file)",
+    help=(
+        "turn \\n, \\t, \\r and \\\\ in the PROMPT argument "
+        "into the characters (not in --prompts-file)"
+    ),
 )
 @_opt("--batch-size", "batch_size", type=int)
 @generation_options
@@ -414,7 +417,10 @@ def chat(model: str, system: Optional[str], use_template: Optional[bool], **opts
     turns = (
         ""
         if session.use_template or roles is None
-        else f" Plain '{roles[0]}:' / '{roles[1]}:' turns, as it was trained; --template for the chat template."
+        else (
+            f" Plain '{roles[0]}:' / '{roles[1]}:' turns, as "
+            "it was trained; --template for the chat template."
+        )
     )
     click.echo(
         f"toolformer chat with {model} (tools: {tools}).{turns} /help for commands.", err=True

@@ -101,7 +101,9 @@ class AugmentConfig:
     tool_options: Dict[str, Dict[str, Any]] = field(
         default_factory=dict,
         metadata={
-            "help": "constructor options per tool, e.g. {'WikiSearch': {'corpus': 'passages.jsonl'}}"
+            "help": (
+                "constructor options per tool, e.g. {'WikiSearch': {'corpus': 'passages.jsonl'}}"
+            )
         },
     )
     limit: Optional[int] = field(
@@ -143,7 +145,10 @@ class AugmentConfig:
     seed: int = field(
         default=0,
         metadata={
-            "help": "the run's one seed: candidate sampling and torch (the annotator's seed is set from it)"
+            "help": (
+                "the run's one seed: candidate sampling and "
+                "torch (the annotator's seed is set from it)"
+            )
         },
     )
     overwrite: bool = field(

@@ -534,9 +534,9 @@ def merge_shards(
         missing = [str(i) for i, m in enumerate(markers) if m is None]
         if missing:
             raise UserError(
-                f"shard(s) {', '.join(missing)} of {num_shards} in {out} are not finished; run them "
-                f"(AugmentConfig.num_shards {num_shards}, AugmentConfig.shard_index N, the same "
-                "options otherwise) and merge again",
+                f"shard(s) {', '.join(missing)} of {num_shards} in {out} are not "
+                f"finished; run them (AugmentConfig.num_shards {num_shards}, "
+                "AugmentConfig.shard_index N, the same options otherwise) and merge again",
                 field=("AugmentConfig.num_shards", "AugmentConfig.shard_index"),
             )
         config = read_json(stores[0].folder / "config.json") or {}

@@ -150,7 +150,8 @@ class AugmentSummary:
         lines += _stats_lines(self.stats, self.examples)
         if self.merged:
             lines.append(
-                f"Output: {self.output / DATA_FILE}, {self.output / DATASET_DIR}/, {self.output / STATS_FILE}"
+                f"Output: {self.output / DATA_FILE}, "
+                f"{self.output / DATASET_DIR}/, {self.output / STATS_FILE}"
             )
         else:
             lines.append(

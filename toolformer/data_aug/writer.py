@@ -228,9 +228,10 @@ class ShardStore:
                 k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k)
             )
             raise UserError(
-                f"{self.folder.parent.parent} holds a run made with other settings (changed: "
-                f"{', '.join(changed)}); rerun with the same options, set "
-                "AugmentConfig.overwrite=True to start again, or choose another AugmentConfig.output",
+                f"{self.folder.parent.parent} holds a run made with other "
+                f"settings (changed: {', '.join(changed)}); rerun with "
+                "the same options, set AugmentConfig.overwrite=True to "
+                "start again, or choose another AugmentConfig.output",
                 field=("AugmentConfig.overwrite=True", "AugmentConfig.output"),
             )
         files = self.chunk_files()

@@ -32,7 +32,10 @@ class GenerationConfig:
     call_threshold: float = field(
         default=0.0,
         metadata={
-            "help": "also require p('[') >= this to start a call; then '[' is never chosen below it (0 = off, the paper's rule; a calibrated adapter stores its value)"
+            "help": (
+                "also require p('[') >= this to start a call; then '[' is never chosen "
+                "below it (0 = off, the paper's rule; a calibrated adapter stores its value)"
+            )
         },
     )
     max_calls: int = field(default=1, metadata={"help": "calls per output (paper: 1)"})
@@ -57,7 +60,10 @@ class GenerationConfig:
     constrained: bool = field(
         default=True,
         metadata={
-            "help": "write calls under the tools' argument grammars: after '[' only a tool's name, '(', its arguments, ')' and ' ->'"
+            "help": (
+                "write calls under the tools' argument grammars: after "
+                "'[' only a tool's name, '(', its arguments, ')' and ' ->'"
+            )
         },
     )
     chunked_results: bool = field(

@@ -111,13 +111,27 @@ class CorpusConfig:
     corpus: str = field(
         default="gsm8k/train.jsonl",
         metadata={
-            "help": "GSM8K-style JSONL (question, answer with '#### n'); relative to data_dir unless absolute. 'arithmetic' or 'arithmetic:N': N generated easy word problems (one or two operations on the question's numbers; toolformer.selftrain.word_problems) instead, for a model too small for GSM8K. 'mix' or 'mix:N': the mixed curriculum (see mix)"
+            "help": (
+                "GSM8K-style JSONL (question, answer with '#### n'); relative to "
+                "data_dir unless absolute. 'arithmetic' or 'arithmetic:N': N generated "
+                "easy word problems (one or two operations on the question's numbers; "
+                "toolformer.selftrain.word_problems) instead, for a model too small "
+                "for GSM8K. 'mix' or 'mix:N': the mixed curriculum (see mix)"
+            )
         },
     )
     mix: Optional[Dict[str, float]] = field(
         default=None,
         metadata={
-            "help": "with --corpus mix[:N] (N items, default 3000): the kinds' relative weights, e.g. math=0.4,facts=0.25,dates=0.2,notool=0.15 (the default); math: generated word problems (Calculator), facts: fact questions disjoint from every evaluation set (QA, WikiSearch), dates: generated date questions, each with its own reference date (Calendar), notool: prompts no tool helps (the right output has no call). Each kind with weight > 0 needs one of its tools in --tools"
+            "help": (
+                "with --corpus mix[:N] (N items, default 3000): the kinds' relative "
+                "weights, e.g. math=0.4,facts=0.25,dates=0.2,notool=0.15 (the "
+                "default); math: generated word problems (Calculator), facts: fact "
+                "questions disjoint from every evaluation set (QA, WikiSearch), "
+                "dates: generated date questions, each with its own reference date "
+                "(Calendar), notool: prompts no tool helps (the right output has no "
+                "call). Each kind with weight > 0 needs one of its tools in --tools"
+            )
         },
     )
     data_dir: Optional[str] = field(
@@ -127,7 +141,11 @@ class CorpusConfig:
     max_problem_steps: Optional[int] = field(
         default=1,
         metadata={
-            "help": "keep only problems whose gold solution has at most this many <<...>> calculations (1: one call answers them, as most SVAMP/MAWPS questions); None: all"
+            "help": (
+                "keep only problems whose gold solution has at most "
+                "this many <<...>> calculations (1: one call answers "
+                "them, as most SVAMP/MAWPS questions); None: all"
+            )
         },
     )
     wiki_docs: int = field(
@@ -154,7 +172,10 @@ class CorpusConfig:
     perplexity_sets: List[str] = field(
         default_factory=lambda: ["wikitext2"],
         metadata={
-            "help": "perplexity tasks the plain paragraphs are checked against: a paragraph sharing a word 13-gram with one is dropped (GPT-3's contamination test)"
+            "help": (
+                "perplexity tasks the plain paragraphs are checked against: a paragraph "
+                "sharing a word 13-gram with one is dropped (GPT-3's contamination test)"
+            )
         },
     )
 
@@ -166,7 +187,10 @@ class GrowConfig:
     generation: GenerationConfig = field(
         default_factory=grow_generation,
         metadata={
-            "help": "Grow's sampling (see grow_generation): temperature, top_p, max_new_tokens (tool results included), call rule, batch_size"
+            "help": (
+                "Grow's sampling (see grow_generation): temperature, top_p, "
+                "max_new_tokens (tool results included), call rule, batch_size"
+            )
         },
     )
     samples_per_prompt: int = field(
@@ -175,44 +199,70 @@ class GrowConfig:
     no_call_samples: Optional[int] = field(
         default=None,
         metadata={
-            "help": "Grow: more samples per prompt decoded with tools disabled (the same model without a call: the when filter keeps a call only where these are wrong, and keeps them where no tool fits) [default: 1 with --corpus mix, else 0]"
+            "help": (
+                "Grow: more samples per prompt decoded with tools disabled (the same model "
+                "without a call: the when filter keeps a call only where these are wrong, "
+                "and keeps them where no tool fits) [default: 1 with --corpus mix, else 0]"
+            )
         },
     )
     forced_call_samples: Optional[int] = field(
         default=None,
         metadata={
-            "help": "Grow: more samples per prompt and per fitting tool of the item (its `tools`, among --tools) where a call of that tool is forced at the first place one may open (the paper samples each tool's candidate calls on their own, Section 2); the when filter still keeps a call only where it makes the answer right and the no-call samples are wrong [default: 1 with --corpus mix, else 0]"
+            "help": (
+                "Grow: more samples per prompt and per fitting tool of the item (its `tools`, "
+                "among --tools) where a call of that tool is forced at the first place one may "
+                "open (the paper samples each tool's candidate calls on their own, Section 2); "
+                "the when filter still keeps a call only where it makes the answer right and "
+                "the no-call samples are wrong [default: 1 with --corpus mix, else 0]"
+            )
         },
     )
     demonstrations: Optional[str] = field(
         default="calculator",
         metadata={
-            "help": "few-shot text put before Grow prompts (TALM's bootstrap; not part of the training text): a shipped set by name (calculator; with --corpus mix: mix), a .txt file or the text; None: zero-shot"
+            "help": (
+                "few-shot text put before Grow prompts (TALM's bootstrap; not "
+                "part of the training text): a shipped set by name (calculator; "
+                "with --corpus mix: mix), a .txt file or the text; None: zero-shot"
+            )
         },
     )
     demonstrations_rounds: int = field(
         default=1,
         metadata={
-            "help": "use the demonstrations in rounds 1..N only (0: every round); later rounds grow zero-shot from the fine-tuned model"
+            "help": (
+                "use the demonstrations in rounds 1..N only (0: every round); "
+                "later rounds grow zero-shot from the fine-tuned model"
+            )
         },
     )
     answer_only: bool = field(
         default=True,
         metadata={
-            "help": "Grow: cut each output after the first number that follows its first call (the answer the math metric reads); the rest is noise to train on"
+            "help": (
+                "Grow: cut each output after the first number that follows its first "
+                "call (the answer the math metric reads); the rest is noise to train on"
+            )
         },
     )
     corpus_size: int = field(default=160, metadata={"help": "training prompts per later round"})
     corpus_sizes: Optional[List[int]] = field(
         default=None,
         metadata={
-            "help": "prompts per round, round 1 first (the last holds for later rounds); overrides corpus_size"
+            "help": (
+                "prompts per round, round 1 first (the last "
+                "holds for later rounds); overrides corpus_size"
+            )
         },
     )
     rotate_corpus: bool = field(
         default=True,
         metadata={
-            "help": "each round grows on the next corpus_size prompts (False: the same ones every round)"
+            "help": (
+                "each round grows on the next corpus_size "
+                "prompts (False: the same ones every round)"
+            )
         },
     )
 
@@ -240,19 +290,28 @@ class ImproveConfig:
     filter_options: Dict[str, Any] = field(
         default_factory=dict,
         metadata={
-            "help": "options of the filter, e.g. {'placement': 'prefix'} for loss, {'model': PATH} for reward"
+            "help": (
+                "options of the filter, e.g. {'placement': "
+                "'prefix'} for loss, {'model': PATH} for reward"
+            )
         },
     )
     thresholds: Optional[List[float]] = field(
         default=None,
         metadata={
-            "help": "threshold per Improve step (then the last holds); None: the filter's default schedule"
+            "help": (
+                "threshold per Improve step (then the last "
+                "holds); None: the filter's default schedule"
+            )
         },
     )
     steps: int = field(
         default=1,
         metadata={
-            "help": "Improve steps per Grow (ReST): each filters the grown data with the next threshold and fine-tunes further"
+            "help": (
+                "Improve steps per Grow (ReST): each filters the grown "
+                "data with the next threshold and fine-tunes further"
+            )
         },
     )
     max_kept_per_prompt: int = field(
@@ -264,7 +323,11 @@ class ImproveConfig:
     max_kept_per_kind: Optional[int] = field(
         default=None,
         metadata={
-            "help": "Improve: keep at most this many texts per item kind and called tool (best scores first, one text per prompt before a second): no kind or tool outweighs the others in fine-tuning; None: no cap"
+            "help": (
+                "Improve: keep at most this many texts per item kind and called "
+                "tool (best scores first, one text per prompt before a second): "
+                "no kind or tool outweighs the others in fine-tuning; None: no cap"
+            )
         },
     )
     accumulate: bool = field(
@@ -291,7 +354,10 @@ class DevEvalConfig:
     data: Optional[str] = field(
         default=None,
         metadata={
-            "help": "a JSONL (question, answer) to use as the dev split instead of held-out corpus problems"
+            "help": (
+                "a JSONL (question, answer) to use as the dev "
+                "split instead of held-out corpus problems"
+            )
         },
     )
     size: int = field(
@@ -301,7 +367,11 @@ class DevEvalConfig:
     max_problem_steps: Optional[int] = field(
         default=1,
         metadata={
-            "help": "the dev split is drawn from held-out problems with at most this many <<...>> calculations (None: any the corpus keeps); 1: one call can answer them, as most SVAMP/MAWPS questions"
+            "help": (
+                "the dev split is drawn from held-out problems with at most "
+                "this many <<...>> calculations (None: any the corpus keeps); "
+                "1: one call can answer them, as most SVAMP/MAWPS questions"
+            )
         },
     )
     max_new_tokens: Optional[int] = field(
@@ -311,7 +381,10 @@ class DevEvalConfig:
     generation: GenerationConfig = field(
         default_factory=dev_generation,
         metadata={
-            "help": "dev eval decoding (see dev_generation); the harness sets max_new_tokens, stop_strings and tools_enabled"
+            "help": (
+                "dev eval decoding (see dev_generation); the harness "
+                "sets max_new_tokens, stop_strings and tools_enabled"
+            )
         },
     )
 
@@ -330,7 +403,11 @@ class CalibrationConfig:
     enabled: Optional[bool] = field(
         default=None,
         metadata={
-            "help": "after the last round, calibrate the best adapter's call trigger (when to call) on held-out items of each kind and store it in its toolformer.json [default: on with --corpus mix]"
+            "help": (
+                "after the last round, calibrate the best adapter's call "
+                "trigger (when to call) on held-out items of each kind and "
+                "store it in its toolformer.json [default: on with --corpus mix]"
+            )
         },
     )
     size: int = field(
@@ -339,7 +416,11 @@ class CalibrationConfig:
     objective: str = field(
         default="macro_f1",
         metadata={
-            "help": "what the trigger calibration maximises: macro_f1 (the mean of the call and no-call F1: every kind of item counts, whatever the share that expects a call), f1 (call F1) or balanced_accuracy",
+            "help": (
+                "what the trigger calibration maximises: macro_f1 (the mean of "
+                "the call and no-call F1: every kind of item counts, whatever the "
+                "share that expects a call), f1 (call F1) or balanced_accuracy"
+            ),
             "choices": OBJECTIVES,
         },
     )
@@ -391,7 +472,12 @@ class SelfTrainConfig:
     init_adapter: Optional[str] = field(
         default=None,
         metadata={
-            "help": "start from this LoRA adapter on top of model (a folder, e.g. an earlier run's best_adapter, or a shipped adapter's name): the baseline row scores it, round 1 grows with it and fine-tuning continues it; needs round0_docs 0 (round 0 annotates with the base model)"
+            "help": (
+                "start from this LoRA adapter on top of model (a folder, e.g. an "
+                "earlier run's best_adapter, or a shipped adapter's name): the baseline "
+                "row scores it, round 1 grows with it and fine-tuning continues it; "
+                "needs round0_docs 0 (round 0 annotates with the base model)"
+            )
         },
     )
     dtype: str = field(default="fp32", metadata={"help": "fp32 or bf16"})
@@ -405,9 +491,11 @@ class SelfTrainConfig:
     tool_options: Dict[str, Dict[str, Any]] = field(
         default_factory=lambda: {"Calculator": {"numbers_from_text": True}},
         metadata={
-            "help": "constructor options per tool, in round 0, Grow and the dev eval (recorded in the "
-            "adapter's toolformer.json). Default: the Calculator takes only numbers written "
-            "before the call"
+            "help": (
+                "constructor options per tool, in round 0, Grow and the dev "
+                "eval (recorded in the adapter's toolformer.json). Default: "
+                "the Calculator takes only numbers written before the call"
+            )
         },
     )
     seed: int = field(default=0, metadata={"help": "seed of the split, sampling and training"})
@@ -418,7 +506,11 @@ class SelfTrainConfig:
     keep_models: str = field(
         default="best",
         metadata={
-            "help": "merged weights kept in the run folder: best (the best round's and the latest round's; every other round keeps its LoRA adapter, from which it still loads) or all",
+            "help": (
+                "merged weights kept in the run folder: best (the best "
+                "round's and the latest round's; every other round keeps "
+                "its LoRA adapter, from which it still loads) or all"
+            ),
             "choices": KEEP_MODELS,
         },
     )
@@ -430,7 +522,10 @@ class SelfTrainConfig:
     round0_docs: int = field(
         default=24,
         metadata={
-            "help": "documents round 0 annotates with the paper's pipeline (0: skip round 0's annotation)"
+            "help": (
+                "documents round 0 annotates with the paper's "
+                "pipeline (0: skip round 0's annotation)"
+            )
         },
     )
     annotator: AnnotatorConfig = field(
@@ -440,7 +535,10 @@ class SelfTrainConfig:
     annotator_factory: Optional[str] = field(
         default=None,
         metadata={
-            "help": "advanced: round 0's annotator as 'module:attr' or 'file.py:attr' (see AugmentConfig)"
+            "help": (
+                "advanced: round 0's annotator as 'module:attr' "
+                "or 'file.py:attr' (see AugmentConfig)"
+            )
         },
     )
     grow: GrowConfig = field(
@@ -457,13 +555,20 @@ class SelfTrainConfig:
     plain_ratio: float = field(
         default=1.0,
         metadata={
-            "help": "plain Wikipedia paragraphs (no calls) mixed into each fine-tuning set per kept text (rehearsal): keeps the language model while it learns calls; 0: kept texts only"
+            "help": (
+                "plain Wikipedia paragraphs (no calls) mixed into each "
+                "fine-tuning set per kept text (rehearsal): keeps the "
+                "language model while it learns calls; 0: kept texts only"
+            )
         },
     )
     continue_adapter: bool = field(
         default=True,
         metadata={
-            "help": "each fine-tuning continues the previous LoRA adapter (ReST); False: a fresh adapter on the base each time (STaR)"
+            "help": (
+                "each fine-tuning continues the previous LoRA adapter "
+                "(ReST); False: a fresh adapter on the base each time (STaR)"
+            )
         },
     )
     dev: DevEvalConfig = field(

@@ -62,8 +62,11 @@ class OverlapReport:
     def line(self) -> str:
         """One line for the run's report."""
         parts = [
-            f"{name} {self.dropped.get(name, 0)} ({self.dropped.get(name, 0) / max(1, self.checked):.1%}, "
-            f"max {self.max_similarity.get(name, 0.0):.2f})"
+            (
+                f"{name} {self.dropped.get(name, 0)} "
+                f"({self.dropped.get(name, 0) / max(1, self.checked):.1%}, "
+                f"max {self.max_similarity.get(name, 0.0):.2f})"
+            )
             for name in self.eval_sizes
         ]
         return (

@@ -127,8 +127,9 @@ class RoundDir:
         changed = config.changed_since(state.get("fingerprint")) if state is not None else []
         if changed:
             raise UserError(
-                f"{path} was made with another config (changed: {', '.join(changed) or 'unknown'}); "
-                "rerun with the same settings to resume, or pass another SelfTrainConfig.output",
+                f"{path} was made with another config (changed: "
+                f"{', '.join(changed) or 'unknown'}); rerun with the same "
+                "settings to resume, or pass another SelfTrainConfig.output",
                 field="SelfTrainConfig.output",
             )
         self.state = state or {"fingerprint": fp, "stages": {}}
@@ -378,7 +379,10 @@ class SelfTrainer:
             steps = (
                 ""
                 if c.data.max_problem_steps is None
-                else f" with at most {c.data.max_problem_steps} step(s) (SelfTrainConfig.data.max_problem_steps)"
+                else (
+                    f" with at most {c.data.max_problem_steps} "
+                    "step(s) (SelfTrainConfig.data.max_problem_steps)"
+                )
             )
             why = (
                 (
@@ -1294,7 +1298,10 @@ def adapter_manifest(config: SelfTrainConfig, round_index: int, texts: int) -> D
 def format_report(d: Dict[str, Any]) -> str:
     """The per-round table (markdown) with the best round and the contamination overlap."""
     lines = [
-        "| round | dev score | 95% CI | n | dev call rate | dev failed calls | grown: with calls / ran | texts kept | calls kept | seconds per stage |",
+        (
+            "| round | dev score | 95% CI | n | dev call rate | dev failed calls | "
+            "grown: with calls / ran | texts kept | calls kept | seconds per stage |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in d["rounds"]:
@@ -1328,10 +1335,10 @@ def format_report(d: Dict[str, Any]) -> str:
     plain = cont.get("plain") or {}
     if plain.get("paragraphs"):
         lines.append(
-            f"Plain paragraphs for rehearsal: {plain['paragraphs']} of {plain.get('candidates')} "
-            f"(dropped: {plain.get('dropped_13gram')} sharing a word 13-gram with "
-            f"{', '.join(plain.get('perplexity_sets') or [])}, {plain.get('dropped_near_duplicate')} "
-            f"near-duplicates of evaluation questions)."
+            f"Plain paragraphs for rehearsal: {plain['paragraphs']} of "
+            f"{plain.get('candidates')} (dropped: {plain.get('dropped_13gram')} sharing a "
+            f"word 13-gram with {', '.join(plain.get('perplexity_sets') or [])}, "
+            f"{plain.get('dropped_near_duplicate')} near-duplicates of evaluation questions)."
         )
     return "\n".join(lines)
 

@@ -62,7 +62,8 @@ def parse_mix(value: Union[str, Mapping[str, Any], None]) -> Dict[str, float]:
             kind, sep, weight = part.partition("=")
             if not sep:
                 raise UserError(
-                    f"SelfTrainConfig.data.mix: {part!r} is not kind=weight (e.g. math=0.4,notool=0.15)",
+                    f"SelfTrainConfig.data.mix: {part!r} is not "
+                    "kind=weight (e.g. math=0.4,notool=0.15)",
                     field=_MIX,
                 )
             items[kind.strip()] = weight.strip()

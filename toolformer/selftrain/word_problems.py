@@ -142,12 +142,30 @@ def _add(rng, v) -> Problem:
     x, y = rng.randint(2, 90), rng.randint(2, 90)
     q = rng.choice(
         [
-            f"{v['a']} has {x} {v['items']}. {v['b']} gives {v['a']} {y} more {v['items']}. How many {v['items']} does {v['a']} have now?",
-            f"{v['a']} picked {x} {v['items']} on {v['d1']} and {y} {v['items']} on {v['d2']}. How many {v['items']} did {v['a']} pick in all?",
-            f"There are {x} red {v['items']} and {y} blue {v['items']} in a {v['group']}. How many {v['items']} are in the {v['group']}?",
-            f"{v['a']} has {x} {v['items']} and {v['b']} has {y} {v['items']}. How many {v['items']} do they have together?",
-            f"A {v['group']} held {x} {v['items']}. Then {y} more {v['items']} were put in it. How many {v['items']} are in the {v['group']} now?",
-            f"{v['a']} bought {x} {v['items']} at {v['place']} and already had {y}. How many {v['items']} does {v['a']} have?",
+            (
+                f"{v['a']} has {x} {v['items']}. {v['b']} gives {v['a']} {y} more "
+                f"{v['items']}. How many {v['items']} does {v['a']} have now?"
+            ),
+            (
+                f"{v['a']} picked {x} {v['items']} on {v['d1']} and {y} {v['items']} "
+                f"on {v['d2']}. How many {v['items']} did {v['a']} pick in all?"
+            ),
+            (
+                f"There are {x} red {v['items']} and {y} blue {v['items']} in a "
+                f"{v['group']}. How many {v['items']} are in the {v['group']}?"
+            ),
+            (
+                f"{v['a']} has {x} {v['items']} and {v['b']} has {y} "
+                f"{v['items']}. How many {v['items']} do they have together?"
+            ),
+            (
+                f"A {v['group']} held {x} {v['items']}. Then {y} more {v['items']} "
+                f"were put in it. How many {v['items']} are in the {v['group']} now?"
+            ),
+            (
+                f"{v['a']} bought {x} {v['items']} at {v['place']} and "
+                f"already had {y}. How many {v['items']} does {v['a']} have?"
+            ),
         ]
     )
     return q, [(f"{x}+{y}", x + y)], x + y
@@ -158,13 +176,34 @@ def _sub(rng, v) -> Problem:
     x = y + rng.randint(1, 60)
     q = rng.choice(
         [
-            f"{v['a']} had {x} {v['items']} and gave {y} of them to {v['b']}. How many {v['items']} does {v['a']} have left?",
-            f"There were {x} {v['items']} at {v['place']}. {y} {v['items']} were sold. How many {v['items']} are left?",
-            f"{v['a']} has {x} {v['items']} and {v['b']} has {y} {v['items']}. How many more {v['items']} does {v['a']} have than {v['b']}?",
-            f"{v['a']} needs {x} {v['items']} and already has {y}. How many more {v['items']} does {v['a']} need?",
-            f"A {v['group']} had {x} {v['items']}. {v['a']} took out {y} {v['items']}. How many {v['items']} are still in the {v['group']}?",
-            f"{v['b']} has {y} {v['items']}, which is fewer than the {x} {v['items']} that {v['a']} has. How many fewer {v['items']} does {v['b']} have?",
-            f"{v['a']} had some {v['items']}. After getting {y} more, {v['a']} has {x}. How many {v['items']} did {v['a']} have at first?",
+            (
+                f"{v['a']} had {x} {v['items']} and gave {y} of them to "
+                f"{v['b']}. How many {v['items']} does {v['a']} have left?"
+            ),
+            (
+                f"There were {x} {v['items']} at {v['place']}. {y} "
+                f"{v['items']} were sold. How many {v['items']} are left?"
+            ),
+            (
+                f"{v['a']} has {x} {v['items']} and {v['b']} has {y} {v['items']}. "
+                f"How many more {v['items']} does {v['a']} have than {v['b']}?"
+            ),
+            (
+                f"{v['a']} needs {x} {v['items']} and already has "
+                f"{y}. How many more {v['items']} does {v['a']} need?"
+            ),
+            (
+                f"A {v['group']} had {x} {v['items']}. {v['a']} took out {y} "
+                f"{v['items']}. How many {v['items']} are still in the {v['group']}?"
+            ),
+            (
+                f"{v['b']} has {y} {v['items']}, which is fewer than the {x} {v['items']} "
+                f"that {v['a']} has. How many fewer {v['items']} does {v['b']} have?"
+            ),
+            (
+                f"{v['a']} had some {v['items']}. After getting {y} more, {v['a']} "
+                f"has {x}. How many {v['items']} did {v['a']} have at first?"
+            ),
         ]
     )
     return q, [(f"{x}-{y}", x - y)], x - y
@@ -175,14 +214,35 @@ def _mul(rng, v) -> Problem:
     u = rng.choice(UNITS)
     q = rng.choice(
         [
-            f"{v['a']} has {x} {v['groups']} with {y} {v['items']} in each {v['group']}. How many {v['items']} does {v['a']} have?",
-            f"There are {y} {v['items']} in each {v['group']}. How many {v['items']} are in {x} {v['groups']}?",
-            f"{v['a']} buys {x} {v['items']} that cost {y} dollars each. How many dollars does {v['a']} spend?",
-            f"{v['a']} reads {y} {u[1]} every {u[2]}. How many {u[1]} does {v['a']} read in {x} {u[3]}?"
+            (
+                f"{v['a']} has {x} {v['groups']} with {y} {v['items']} in "
+                f"each {v['group']}. How many {v['items']} does {v['a']} have?"
+            ),
+            (
+                f"There are {y} {v['items']} in each {v['group']}. "
+                f"How many {v['items']} are in {x} {v['groups']}?"
+            ),
+            (
+                f"{v['a']} buys {x} {v['items']} that cost {y} "
+                f"dollars each. How many dollars does {v['a']} spend?"
+            ),
+            (
+                f"{v['a']} reads {y} {u[1]} every {u[2]}. How "
+                f"many {u[1]} does {v['a']} read in {x} {u[3]}?"
+            )
             if u[1] == "pages"
-            else f"A car travels {y} {u[1]} each {u[2]}. How many {u[1]} does it travel in {x} {u[3]}?",
-            f"{v['a']} makes {x} {v['groups']} of {v['items']}. Each {v['group']} has {y} {v['items']}. How many {v['items']} did {v['a']} make in all?",
-            f"{v['a']} has {y} {v['items']}. {v['b']} has {x} times as many {v['items']} as {v['a']}. How many {v['items']} does {v['b']} have?",
+            else (
+                f"A car travels {y} {u[1]} each {u[2]}. How "
+                f"many {u[1]} does it travel in {x} {u[3]}?"
+            ),
+            (
+                f"{v['a']} makes {x} {v['groups']} of {v['items']}. Each {v['group']} "
+                f"has {y} {v['items']}. How many {v['items']} did {v['a']} make in all?"
+            ),
+            (
+                f"{v['a']} has {y} {v['items']}. {v['b']} has {x} times as many "
+                f"{v['items']} as {v['a']}. How many {v['items']} does {v['b']} have?"
+            ),
         ]
     )
     return q, [(f"{x}*{y}", x * y)], x * y
@@ -193,12 +253,27 @@ def _div(rng, v) -> Problem:
     x = y * z
     q = rng.choice(
         [
-            f"{v['a']} shares {x} {v['items']} equally among {y} friends. How many {v['items']} does each friend get?",
-            f"{x} {v['items']} are packed into {v['groups']} of {y}. How many {v['groups']} are needed?",
-            f"{v['a']} has {x} {v['items']} and puts them equally into {y} {v['groups']}. How many {v['items']} are in each {v['group']}?",
+            (
+                f"{v['a']} shares {x} {v['items']} equally among {y} "
+                f"friends. How many {v['items']} does each friend get?"
+            ),
+            (
+                f"{x} {v['items']} are packed into {v['groups']} "
+                f"of {y}. How many {v['groups']} are needed?"
+            ),
+            (
+                f"{v['a']} has {x} {v['items']} and puts them equally into {y} "
+                f"{v['groups']}. How many {v['items']} are in each {v['group']}?"
+            ),
             f"{y} {v['items']} cost {x} dollars. How many dollars does one {v['item']} cost?",
-            f"{v['a']} read {x} pages in {y} days, the same number each day. How many pages did {v['a']} read each day?",
-            f"A teacher splits {x} students into {y} equal teams. How many students are on each team?",
+            (
+                f"{v['a']} read {x} pages in {y} days, the same number "
+                f"each day. How many pages did {v['a']} read each day?"
+            ),
+            (
+                f"A teacher splits {x} students into {y} equal "
+                "teams. How many students are on each team?"
+            ),
         ]
     )
     return q, [(f"{x}/{y}", z)], z
@@ -208,8 +283,14 @@ def _mul_add(rng, v) -> Problem:
     x, y, z = rng.randint(2, 9), rng.randint(2, 12), rng.randint(2, 30)
     q = rng.choice(
         [
-            f"{v['a']} has {x} {v['groups']} with {y} {v['items']} each and {z} loose {v['items']}. How many {v['items']} does {v['a']} have?",
-            f"{v['a']} bought {x} {v['groups']} of {y} {v['items']} and {v['b']} gave {v['a']} {z} more. How many {v['items']} does {v['a']} have now?",
+            (
+                f"{v['a']} has {x} {v['groups']} with {y} {v['items']} each and "
+                f"{z} loose {v['items']}. How many {v['items']} does {v['a']} have?"
+            ),
+            (
+                f"{v['a']} bought {x} {v['groups']} of {y} {v['items']} and {v['b']} "
+                f"gave {v['a']} {z} more. How many {v['items']} does {v['a']} have now?"
+            ),
         ]
     )
     return q, [(f"{x}*{y}", x * y), (f"{x * y}+{z}", x * y + z)], x * y + z
@@ -220,8 +301,14 @@ def _mul_sub(rng, v) -> Problem:
     z = rng.randint(1, x * y - 1)
     q = rng.choice(
         [
-            f"{v['a']} bought {x} {v['groups']} with {y} {v['items']} in each and gave away {z} {v['items']}. How many {v['items']} are left?",
-            f"There are {x} {v['groups']} of {y} {v['items']}. {v['a']} ate {z} of the {v['items']}. How many {v['items']} remain?",
+            (
+                f"{v['a']} bought {x} {v['groups']} with {y} {v['items']} in each "
+                f"and gave away {z} {v['items']}. How many {v['items']} are left?"
+            ),
+            (
+                f"There are {x} {v['groups']} of {y} {v['items']}. {v['a']} "
+                f"ate {z} of the {v['items']}. How many {v['items']} remain?"
+            ),
         ]
     )
     return q, [(f"{x}*{y}", x * y), (f"{x * y}-{z}", x * y - z)], x * y - z
@@ -232,8 +319,14 @@ def _add_sub(rng, v) -> Problem:
     z = rng.randint(1, x + y - 1)
     q = rng.choice(
         [
-            f"{v['a']} had {x} {v['items']}, found {y} more and then lost {z}. How many {v['items']} does {v['a']} have now?",
-            f"A {v['group']} had {x} {v['items']}. {v['a']} added {y} {v['items']} and {v['b']} took out {z}. How many {v['items']} are in the {v['group']}?",
+            (
+                f"{v['a']} had {x} {v['items']}, found {y} more and then "
+                f"lost {z}. How many {v['items']} does {v['a']} have now?"
+            ),
+            (
+                f"A {v['group']} had {x} {v['items']}. {v['a']} added {y} {v['items']} and "
+                f"{v['b']} took out {z}. How many {v['items']} are in the {v['group']}?"
+            ),
         ]
     )
     return q, [(f"{x}+{y}", x + y), (f"{x + y}-{z}", x + y - z)], x + y - z
@@ -242,8 +335,8 @@ def _add_sub(rng, v) -> Problem:
 def _add3(rng, v) -> Problem:
     x, y, z = (rng.randint(2, 50) for _ in range(3))
     q = (
-        f"{v['a']} collected {x} {v['items']} on {v['d1']}, {y} on {v['d2']} and {z} on the next day. "
-        f"How many {v['items']} did {v['a']} collect in all?"
+        f"{v['a']} collected {x} {v['items']} on {v['d1']}, {y} on {v['d2']} and "
+        f"{z} on the next day. How many {v['items']} did {v['a']} collect in all?"
     )
     return q, [(f"{x}+{y}", x + y), (f"{x + y}+{z}", x + y + z)], x + y + z
 

@@ -89,7 +89,8 @@ def parse_tool_options(items: Iterable[str], flag: str = "tool option") -> Optio
                 raise ToolOptionError(f"{flag} {raw!r} is not valid JSON: {exc.msg}") from None
             if not all(isinstance(v, dict) for v in data.values()):
                 raise ToolOptionError(
-                    f'{flag} JSON must map tool names to objects, e.g. {{"WikiSearch": {{"top_k": 3}}}}'
+                    f"{flag} JSON must map tool names to objects, "
+                    'e.g. {"WikiSearch": {"top_k": 3}}'
                 )
             for tool, opts in data.items():
                 out.setdefault(tool, {}).update(opts)

@@ -94,7 +94,8 @@ def tokenize(expression: str) -> List[Token]:
         if m is None:
             bad = text[pos:].lstrip()[:1]
             raise ToolInputError(
-                f"unsupported character {bad!r}: the Calculator takes numbers, + - * / and parentheses"
+                f"unsupported character {bad!r}: the Calculator "
+                "takes numbers, + - * / and parentheses"
             )
         pos = m.end()
         if m.group("num") is not None:
