@@ -354,7 +354,8 @@ def test_good_checkpoint_still_loads(tmp_path, capsys, checkpoints):
 
 
 def test_disk_full_without_a_file_name_is_one_line(tmp_path, capsys, monkeypatch):
-    """Writing generate's --output when the disk fills: the OSError names no file, still one line."""
+    """Writing generate's --output when the disk fills: the OSError names no file, still one
+    line."""
     import errno
 
     from toolformer.cli import generate_cmd

@@ -207,7 +207,7 @@ def test_masks_keep_characters_whole(smol_tokenizer):
     assert not index.mask(g, start)[smol_tokenizer.convert_tokens_to_ids("ÿ")]  # the byte 0xFF
 
 
-# --------------------------------------------------------------------------- sampling under a grammar
+# ------------------------------------------------------------------------ sampling under a grammar
 
 
 def draw(index, grammar, seed, max_tokens=40, temperature=1.0):

@@ -101,7 +101,7 @@ A caption-like line without an end
 == References ==
 {{reflist}}
 Text after the references that must be dropped.
-"""
+"""  # noqa: E501 (wikitext keeps a paragraph on one line; the cleaner's output depends on it)
 
 
 def test_clean_wikitext_leaves_readable_prose_only():

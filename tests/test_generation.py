@@ -88,7 +88,8 @@ def sharpen(model):
 
 
 def chain(tok, *pieces):
-    """Bigram pairs that make the model write ``pieces`` in order (each piece one or more tokens)."""
+    """Bigram pairs that make the model write ``pieces`` in order (each piece one or more
+    tokens)."""
     ids = []
     for p in pieces:
         ids += tok.encode(p, add_special_tokens=False)

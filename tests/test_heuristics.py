@@ -35,7 +35,8 @@ def calc(text: str, doc_id: str = "d", seed: int = 0, **options) -> str:
     [
         "Out of 1400 participants, 400 (or 29%) passed the test.",  # 400 / 1400 = 0.2857 -> 29%
         "The farm sold 36 crates of apples at 15 dollars each, earning 540 dollars.",  # 36 * 15
-        "The bridge opened in 1937 and was closed in 2019, after 82 years of service.",  # 2019 - 1937
+        # 2019 - 1937
+        "The bridge opened in 1937 and was closed in 2019, after 82 years of service.",
         "A population of 12,000 lost 3,000 people; 9,000 remained.",  # thousands separators
         "They scored 3.5 points, then 2.25 more: 5.75 in all.",  # decimals
         "Of 50 votes, 20 percent (10) went to him.",  # percent word as operand: 0.2 * 50

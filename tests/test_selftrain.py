@@ -759,7 +759,8 @@ def test_ngram_guard_drops_plain_text_that_shares_a_13_gram():
         "In other news, he had a guest starring role on "
         "the television series The Bill in 2000, it said."
     )
-    near = "He had a guest starring role on a television series called The Bill."  # 12 words in a row at most
+    # 12 words in a row at most
+    near = "He had a guest starring role on a television series called The Bill."
     assert guard.overlaps(copied)
     assert not guard.overlaps(near)
     assert not guard.overlaps("Paris is the capital of France.")

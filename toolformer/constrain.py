@@ -129,7 +129,8 @@ class TokenIndex:
 
     def _walk(self, grammar: CallGrammar, state: State, closing: bool) -> Any:
         """Bool array ``[vocab]``: the tokens accepted from ``state``; with ``closing`` only
-        those that end nearest the end of the call (fewest bytes left, :meth:`CallGrammar.distance`)."""
+        those that end nearest the end of the call (fewest bytes left,
+        :meth:`CallGrammar.distance`)."""
         import numpy as np
 
         toks, n = self.sorted, len(self.sorted)

@@ -145,7 +145,8 @@ def read_texts(
     dataset (its ``train`` split), or a file the shared reader takes
     (:func:`toolformer.records.iter_records`: JSONL / JSON / CSV / TSV / parquet, or TXT with one
     text per blank-line-separated block). Bad lines are skipped and counted in ``stats``. Tool
-    counts come from the ``calls`` column when there is one, else from parsing the calls in the text.
+    counts come from the ``calls`` column when there is one, else from parsing the calls in the
+    text.
     """
     p = Path(path).expanduser()
     if not p.exists():
@@ -472,7 +473,8 @@ def recorded_model(name: str) -> str:
 
 
 def merge_adapter(base_path: str, adapter_dir: str, output_dir: str) -> None:
-    """Load the base weights, merge the LoRA adapter into them and ``save_pretrained`` the result."""
+    """Load the base weights, merge the LoRA adapter into them and ``save_pretrained`` the
+    result."""
     from transformers import AutoModelForCausalLM
 
     base = load_pretrained(AutoModelForCausalLM, base_path, base_path)

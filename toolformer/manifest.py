@@ -28,7 +28,8 @@ def manifest_path(folder: PathLike) -> Path:
 
 
 def write_manifest(folder: PathLike, payload: Dict[str, Any]) -> Path:
-    """Write ``toolformer.json`` into ``folder`` atomically (readers see the old or the new file)."""
+    """Write ``toolformer.json`` into ``folder`` atomically (readers see the old or the new
+    file)."""
     path = manifest_path(folder)
     atomic_write_json(path, payload)
     return path

@@ -23,7 +23,8 @@ Making a new kind of registry (e.g. filters for a new stage)::
     def no_urls(text: str) -> bool: ...
 
     FILTERS.get("No_URLs")      # -> the function (imports a lazy entry once)
-    FILTERS.get("no_url")       # UnknownNameError: unknown filter 'no_url'. Did you mean 'no_urls'? ...
+    FILTERS.get("no_url")       # UnknownNameError: unknown filter 'no_url'.
+                                # Did you mean 'no_urls'? ...
 """
 
 from __future__ import annotations

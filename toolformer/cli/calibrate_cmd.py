@@ -1,4 +1,5 @@
-"""``toolformer calibrate``: fit a model's call trigger on dev items and store it in its manifest."""
+"""``toolformer calibrate``: fit a model's call trigger on dev items and store it in its
+manifest."""
 
 from __future__ import annotations
 

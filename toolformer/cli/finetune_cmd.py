@@ -110,7 +110,8 @@ def finetune(**options: Any) -> None:
     DATA is the annotation output folder (data.jsonl / dataset/), a JSONL/parquet file or a saved
     dataset with a `text` column. The best checkpoint by held-out perplexity is saved in OUTPUT
     with toolformer.json, so `toolformer generate --model OUTPUT` loads it. Several processes:
-    `accelerate launch --config_file toolformer/configs/accelerate/ddp.yaml -m toolformer.cli.main finetune ...`
+    `accelerate launch --config_file toolformer/configs/accelerate/ddp.yaml
+    -m toolformer.cli.main finetune ...`
     """
     from toolformer.finetune import finetune as run
 

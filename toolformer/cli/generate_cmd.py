@@ -370,8 +370,11 @@ def decode_input_line(raw: bytes, n: int, encoding: str = "utf-8") -> Tuple[str,
     return (text[1:] if n == 1 and text.startswith("\ufeff") else text), notice
 
 
-CHAT_HELP = """Commands: /help this text, /tools list the tools, /reset forget the conversation, /quit exit.
-Ctrl-C stops an answer; Ctrl-C or Ctrl-D at the prompt exits."""
+CHAT_HELP = (
+    "Commands: /help this text, /tools list the tools, /reset forget the conversation, "
+    "/quit exit.\n"
+    "Ctrl-C stops an answer; Ctrl-C or Ctrl-D at the prompt exits."
+)
 
 
 def _answer(gen: Any, session: ChatSession, user: str, context: Any) -> None:

@@ -23,9 +23,10 @@ Counters (``AnnotationResult.stats``, each also as ``"<Tool>/<name>"``): positio
 positions_no_call (kept positions where the tool cannot be called under ``constrained``: its
 grammar there is :data:`~toolformer.grammar.NO_CALL`, e.g. the Calculator with
 ``numbers_from_text`` before any number; no call is sampled there), candidates_sampled (rows),
-candidates_closed (reached ``]``), candidates_malformed (closed but not a call of the tool), candidates_abandoned (stopped early, see ``abandon_samples``: never
-closed), candidates_invalid (a call the tool rejects, :meth:`~toolformer.tools.base.Tool.check_call`:
-dropped before execution and scoring), candidates_deduplicated (dropped), candidates_executed,
+candidates_closed (reached ``]``), candidates_malformed (closed but not a call of the tool),
+candidates_abandoned (stopped early, see ``abandon_samples``: never closed), candidates_invalid
+(a call the tool rejects, :meth:`~toolformer.tools.base.Tool.check_call`: dropped before
+execution and scoring), candidates_deduplicated (dropped), candidates_executed,
 tool_failures, retrieval_self_excluded (passages a search left out of a candidate's result as
 the annotated document itself, :mod:`toolformer.tools.self_retrieval`), calls_repeated (the same
 call again within ``repeat_window`` tokens), calls_kept;

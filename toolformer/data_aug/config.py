@@ -221,7 +221,8 @@ class AugmentConfig:
         return self
 
     def resolve_shard(self, env: Optional[Dict[str, str]] = None) -> Tuple[int, int]:
-        """``(num_shards, shard_index)``: the options, else RANK/WORLD_SIZE (torchrun/accelerate)."""
+        """``(num_shards, shard_index)``: the options, else RANK/WORLD_SIZE
+        (torchrun/accelerate)."""
         env = os.environ if env is None else env
         world = _env_int(env, "WORLD_SIZE")
         rank = _env_int(env, "RANK")

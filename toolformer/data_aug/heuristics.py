@@ -17,9 +17,9 @@ built by :func:`prefilter_options` (:mod:`toolformer.plugin_options`, as tool op
 "Tokens" for the Calculator window are words, numbers and punctuation marks
 (:func:`toolformer.text.numbers.prose_tokens`; :func:`~toolformer.text.numbers.prose_numbers`
 reads their numbers), close to the paper's GPT-J tokens and independent of the model's
-tokenizer (SmolLM2 splits numbers into one token per digit). Operations with an identity or absorbing operand (x + 0,
-x * 1, x / 1, x * 0) and degenerate ones (x - x, x / x) are not counted: any text with a "1" and
-a number written twice would pass.
+tokenizer (SmolLM2 splits numbers into one token per digit). Operations with an identity or
+absorbing operand (x + 0, x * 1, x / 1, x * 0) and degenerate ones (x - x, x / x) are not
+counted: any text with a "1" and a number written twice would pass.
 """
 
 from __future__ import annotations

@@ -265,7 +265,7 @@ def cache_kv(cache: Any) -> List[Tuple[Any, Any]]:
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
-# --------------------------------------------------------------------------- shared-prefix attention
+# -------------------------------------------------------------------------- shared-prefix attention
 
 SHARED_PREFIX_ATTENTION = "toolformer_shared_prefix"
 _shared_state = threading.local()

@@ -583,9 +583,9 @@ def evaluate(
     executor, generation_config)`` replaces :class:`~toolformer.generation.ToolGenerator` (tests
     use a fake); ``tools`` supplies ready tool instances by name. ``command``: the command line
     that asked for the run (``toolformer eval`` passes its own), recorded beside the settings;
-    a caller of this function leaves it None (the settings say what it was called with). Raises :class:`UserError` (one
-    line) when another run holds ``output_dir``, or when a ``jsonl:`` task file lies where the
-    run writes its samples or results.
+    a caller of this function leaves it None (the settings say what it was called with).
+    Raises :class:`UserError` (one line) when another run holds ``output_dir``, or when a
+    ``jsonl:`` task file lies where the run writes its samples or results.
     """
     kwargs = dict(
         model=model,

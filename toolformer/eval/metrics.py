@@ -212,9 +212,9 @@ def choice_prediction(text: str, choices: Sequence[str]) -> Optional[int]:
     """The index of the first option that ``text`` names, or None.
 
     An option is named by its letter in parentheses or brackets ``(B)`` / ``[B]``, by ``B)`` /
-    ``B.`` / ``B:`` as a word, by a bare ``B`` as the whole first line or after "answer" ("the answer is B"), or by
-    its text (case-insensitive, on word boundaries). The earliest mention wins; at equal
-    positions the longer one.
+    ``B.`` / ``B:`` as a word, by a bare ``B`` as the whole first line or after "answer" ("the
+    answer is B"), or by its text (case-insensitive, on word boundaries). The earliest mention
+    wins; at equal positions the longer one.
     """
     letters = LETTERS[: len(choices)]
     found: List[tuple] = []  # (start, -length, index)

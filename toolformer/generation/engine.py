@@ -287,7 +287,8 @@ class ToolGenerator:
     def _plan(
         self, rows: Sequence[_Row], logits: Any, config: GenerationConfig, generator: Any
     ) -> List[List[int]]:
-        """The tokens each row feeds next: a chosen token, plus its forced result if it ran a call."""
+        """The tokens each row feeds next: a chosen token, plus its forced result if it ran a
+        call."""
         chunks: List[List[int]] = [[] for _ in rows]
         choosing = [i for i, r in enumerate(rows) if not r.queue]
         if choosing:

@@ -243,7 +243,8 @@ class _Row:
             self.text += tail
         else:
             self.text = self.text[: self.cut]
-            # a call opened by the token that also completed the stop string is not part of the output
+            # a call opened by the token that also completed the stop string is not part of the
+            # output
             if self.calls and self.calls[-1].start >= self.cut:
                 self.calls.pop()
                 self.call_start = None

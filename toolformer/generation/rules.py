@@ -32,7 +32,8 @@ _VOCAB_CACHE: "weakref.WeakKeyDictionary[Any, _Vocab]" = weakref.WeakKeyDictiona
 
 
 def call_token_ids(tokenizer: Any) -> tuple:
-    """``(open_ids, bracket_ids)``: tokens that are ``[`` (``[``, `` [``) and all that start with it."""
+    """``(open_ids, bracket_ids)``: tokens that are ``[`` (``[``, `` [``) and all that start
+    with it."""
     vocab = _vocab_for(tokenizer, None)
     return vocab.open_ids, vocab.bracket_ids
 

@@ -99,7 +99,8 @@ class ContaminationGuard:
                 self.index[w].append(k)
 
     def best_match(self, text: str) -> Tuple[float, int]:
-        """``(similarity, item index)`` of the closest evaluation item (-1 when none shares a word)."""
+        """``(similarity, item index)`` of the closest evaluation item (-1 when none shares a
+        word)."""
         ws = word_set(text)
         candidates = {k for w in ws for k in self.index.get(w, ())}
         best, arg = 0.0, -1

@@ -14,9 +14,10 @@ A filter is a class registered in :data:`FILTERS` (the project's generic
         def scores(self, candidates):
             return [float(len(c.text)) for c in candidates]
 
-and is then usable as ``SelfTrainConfig(improve=ImproveConfig(filter="length"))`` / ``--filter length``; the loop is not
-touched. ``scores`` returns one number per candidate (higher is better) or None for a candidate
-the filter cannot judge (dropped and counted). Built-ins:
+and is then usable as ``SelfTrainConfig(improve=ImproveConfig(filter="length"))`` /
+``--filter length``; the loop is not touched. ``scores`` returns one number per candidate
+(higher is better) or None for a candidate the filter cannot judge (dropped and counted).
+Built-ins:
 
 - ``loss``: the paper's L- - L+ (Section 2) for each call of the candidate, the candidate's
   score is the smallest over its calls; placement ``prefix`` (the paper: the call is a prefix
@@ -155,9 +156,10 @@ def weighted_losses(
 ) -> List[Optional[float]]:
     """L = sum_t w_t * -log p(x_t | head, x_<t) over the first ``horizon`` tokens x of each
     ``(head_ids, x_ids)`` row; weights w~_t = max(0, 1 - t/horizon), normalised over the tokens
-    that exist (paper, Section 2; the one formula, :func:`toolformer.data_aug.scoring.weighted_loss`).
-    None for a row with no x token. Rows are right-padded in batches: causal attention never reads
-    padding after a position, so the numbers equal one-row passes."""
+    that exist (paper, Section 2; the one formula,
+    :func:`toolformer.data_aug.scoring.weighted_loss`). None for a row with no x token. Rows are
+    right-padded in batches: causal attention never reads padding after a position, so the
+    numbers equal one-row passes."""
     import torch
 
     out: List[Optional[float]] = [None] * len(rows)

@@ -440,10 +440,10 @@ class SelfTrainer:
         }
 
     def _plain_pool(self, guard: Any, used: set) -> Dict[str, Any]:
-        """Plain Wikipedia paragraphs for rehearsal (``plain_ratio``; ``corpus/plain.jsonl``): the default augment
-        corpus minus the texts the run annotates, minus any paragraph sharing a word 13-gram
-        with a perplexity set (WikiText-2 is itself Wikipedia) or nearly duplicating an
-        evaluation question."""
+        """Plain Wikipedia paragraphs for rehearsal (``plain_ratio``; ``corpus/plain.jsonl``):
+        the default augment corpus minus the texts the run annotates, minus any paragraph
+        sharing a word 13-gram with a perplexity set (WikiText-2 is itself Wikipedia) or nearly
+        duplicating an evaluation question."""
         from toolformer.selftrain.contamination import NgramGuard, eval_questions
         from toolformer.selftrain.corpus import load_wikipedia
 
@@ -1051,8 +1051,8 @@ class SelfTrainer:
     def _prune(self, keep: set, upto: int) -> None:
         """With ``keep_models="best"``: remove the merged weights of the fine-tuned models of rounds
         0..``upto`` other than ``keep`` (the best and the latest so far); their adapters stay, and
-        ``load_model`` loads such a folder from its adapter. A resumed run replays finished rounds: later rounds' models are not
-        touched until the loop reaches them."""
+        ``load_model`` loads such a folder from its adapter. A resumed run replays finished
+        rounds: later rounds' models are not touched until the loop reaches them."""
         if self.config.keep_models == "all":
             return
         from toolformer.models import ADAPTER_DIR
@@ -1164,8 +1164,9 @@ def forced_samples(
 def cut_after_answer(text: str, calls: List[Dict[str, Any]]) -> Tuple[str, List[Dict[str, Any]]]:
     """``text`` up to the first number after its first call, and the calls inside that part.
 
-    ``" [Calculator(40 / 28) -> 1.43] 1.43 hours, so"`` -> ``" [Calculator(40 / 28) -> 1.43] 1.43"``.
-    An output without a call, or without a number after it, is returned unchanged."""
+    ``" [Calculator(40 / 28) -> 1.43] 1.43 hours, so"`` ->
+    ``" [Calculator(40 / 28) -> 1.43] 1.43"``. An output without a call, or without a number
+    after it, is returned unchanged."""
     first = min(
         (x for x in calls if isinstance(x.get("end"), int)), key=lambda x: x["end"], default=None
     )
