@@ -18,9 +18,20 @@ from toolformer.data_aug.types import AnnotatorConfig, Document
 from toolformer.models import load_model
 from toolformer.tools.calculator import Calculator
 
+
+def summarize(xs):
+    """Count, mean, max and how many reach 0.5 of the scores ``xs``."""
+    return {
+        "n": len(xs),
+        "mean": round(statistics.mean(xs), 3) if xs else None,
+        "max": round(max(xs), 3) if xs else None,
+        ">=0.5": sum(x >= 0.5 for x in xs),
+    }
+
+
 torch.set_num_threads(1)
 lo, hi = int(sys.argv[2]), int(sys.argv[3])
-docs = [json.loads(l) for l in open(sys.argv[1])][lo:hi]
+docs = [json.loads(line) for line in open(sys.argv[1])][lo:hi]
 model, tok = load_model("smollm2-135m")
 for start in sys.argv[4:]:
     start = None if start == "default" else start
@@ -39,19 +50,13 @@ for start in sys.argv[4:]:
         for c in r.candidates:
             (s0 if c.position == 0 else s1).append(c.score)
         kept += [(c.position, round(c.score, 2), c.args, c.result) for c in r.calls]
-    f = lambda xs: {
-        "n": len(xs),
-        "mean": round(statistics.mean(xs), 3) if xs else None,
-        "max": round(max(xs), 3) if xs else None,
-        ">=0.5": sum(x >= 0.5 for x in xs),
-    }
     print(
         json.dumps(
             {
                 "start": start or "default",
                 "docs": f"{lo}:{hi}",
-                "score_at_0": f(s0),
-                "score_later": f(s1),
+                "score_at_0": summarize(s0),
+                "score_later": summarize(s1),
                 "kept": kept,
                 "seconds": round(time.time() - t),
             }

@@ -61,19 +61,27 @@ def _rewrite(src, dst, keep):
     return dst
 
 
+def _renamed(name, t):
+    """Every tensor, under a name the model has no module for."""
+    return [(name.replace("lora_A", "lora_down").replace("lora_B", "lora_up"), t)]
+
+
+def _first_layer_only(name, t):
+    """The tensors of layer 0 only."""
+    return [(name, t)] if ".layers.0." in name else []
+
+
+def _none(name, t):
+    """No tensor at all."""
+    return []
+
+
 @pytest.mark.parametrize("case", ["renamed", "half", "none"])
 def test_an_adapter_that_fits_no_or_part_of_the_model_is_refused(adapter, tmp_path, case):
     from safetensors.torch import load_file
 
     n = len(load_file(str(adapter / "adapter_model.safetensors")))
-    if case == "renamed":
-        keep = lambda name, t: [
-            (name.replace("lora_A", "lora_down").replace("lora_B", "lora_up"), t)
-        ]
-    elif case == "half":
-        keep = lambda name, t: [(name, t)] if ".layers.0." in name else []
-    else:
-        keep = lambda name, t: []
+    keep = {"renamed": _renamed, "half": _first_layer_only, "none": _none}[case]
     bad = _rewrite(adapter, tmp_path / case, keep)
     load_model(str(adapter))  # the intact adapter loads
     with pytest.raises(UserError) as exc:

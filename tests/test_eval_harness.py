@@ -226,7 +226,9 @@ def test_scores_and_tool_statistics(data_dir, tmp_path):
 
     on_disk = json.loads((tmp_path / "run/results.json").read_text())
     assert on_disk["tasks"]["svamp"]["score"] == 0.5 and on_disk["seed"] == 0
-    rows = [json.loads(l) for l in (tmp_path / "run/samples/svamp.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "run/samples/svamp.jsonl").read_text().splitlines()
+    ]
     assert [r["idx"] for r in rows] == [0, 1, 2, 3]  # example order, whatever the batch order
     first = rows[0]
     assert first["output"] == " [Calculator(3+4) -> 7] 7 apples"
@@ -302,7 +304,7 @@ def test_resume_after_interruption(data_dir, tmp_path):
 
     # resumed outputs are scored again: a stored verdict does not survive a metric change
     path = out / "samples/svamp.jsonl"
-    rows = [json.loads(l) for l in path.read_text().splitlines()]
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
     rows[1]["correct"] = True
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     again = evaluate(
@@ -423,11 +425,11 @@ def test_tables():
     table = report.comparison_table([base, tuned])
     lines = table.splitlines()
     assert lines[0].split()[:4] == ["task", "metric", "base", "tuned"]
-    svamp = next(l for l in lines if l.startswith("svamp"))
+    svamp = next(row for row in lines if row.startswith("svamp"))
     assert "5.2 (30% calls, n=10)" in svamp and "29.4" in svamp
-    lama = next(l for l in lines if l.startswith("lama_trex"))
+    lama = next(row for row in lines if row.startswith("lama_trex"))
     assert lama.rstrip().endswith("-")  # the tuned run lacks the task
-    assert "21.50" in next(l for l in lines if l.startswith("wikitext2"))
+    assert "21.50" in next(row for row in lines if row.startswith("wikitext2"))
     summary = report.summary_table(base)
     assert "Calculator:3" in summary and "5.2" in summary
     twins = report.run_labels([{**base, "_path": "/r/a"}, {**base, "_path": "/r/b"}])
@@ -652,7 +654,9 @@ def test_cli_on_real_smollm2(shared_data, tmp_path):
     assert set(res["tasks"]) == {"svamp", "lama_trex"} and res["limit"] == 8
     for name in ("svamp", "lama_trex"):
         task = res["tasks"][name]
-        rows = [json.loads(l) for l in (out / f"samples/{name}.jsonl").read_text().splitlines()]
+        rows = [
+            json.loads(line) for line in (out / f"samples/{name}.jsonl").read_text().splitlines()
+        ]
         assert task["n"] == len(rows) == 8 and 0 <= task["score"] <= 1
         assert task["correct"] == sum(r["correct"] for r in rows)
         assert sum(bool(r["answer_text"].strip()) for r in rows) >= 6  # the model answers

@@ -216,7 +216,8 @@ def test_dateset_gets_each_examples_own_date_and_the_report_says_when(tmp_path):
     )
     _, examples = load_examples(get_task("dateset"), data, limit=12)
     rows = [
-        json.loads(l) for l in (tmp_path / "run/samples/dateset.jsonl").read_text().splitlines()
+        json.loads(line)
+        for line in (tmp_path / "run/samples/dateset.jsonl").read_text().splitlines()
     ]
     for ex, row in zip(examples, rows):  # the Calendar answered with the example's date
         assert row["calls"][0]["result"] == format_date(as_date(ex.meta["date"]))
@@ -267,7 +268,9 @@ def test_real_generator_passes_the_date_to_the_calendar(tiny_model, smol_tokeniz
         config, model=tiny_model, tokenizer=smol_tokenizer, tools={"Calendar": Calendar()}
     )
     _, examples = load_examples(get_task("dateset"), tmp_path, limit=3)
-    rows = [json.loads(l) for l in (tmp_path / "r/samples/dateset.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "r/samples/dateset.jsonl").read_text().splitlines()
+    ]
     results = [c["result"] for r in rows for c in r["calls"] if c["result"]]
     assert results, "the forced calls never reached the Calendar"
     wanted = {format_date(as_date(ex.meta["date"])) for ex in examples}

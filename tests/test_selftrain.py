@@ -259,7 +259,7 @@ def test_loop_runs_every_stage_and_resumes_after_an_interruption_at_each(tmp_pat
                 selftrain(cfg, hook=grow_hook, generator_factory=ScriptedGenerator)
             assert ScriptedGenerator.prompts_seen == 2 * cfg.grow.samples_per_prompt
     result = selftrain(cfg, generator_factory=ScriptedGenerator)
-    grown = [json.loads(l) for l in (out / "round_2" / "grow.jsonl").read_text().splitlines()]
+    grown = [json.loads(line) for line in (out / "round_2" / "grow.jsonl").read_text().splitlines()]
     assert len(grown) == cfg.grow.corpus_size * cfg.grow.samples_per_prompt
     assert len({(g["doc_id"], g["sample"]) for g in grown}) == len(grown)
     # round 1's Grow prompts start with the shipped demonstrations, round 2's (the last) do not
@@ -276,7 +276,9 @@ def test_loop_runs_every_stage_and_resumes_after_an_interruption_at_each(tmp_pat
     assert (out / "round_0" / "model_0" / "adapter" / "adapter_config.json").exists()
     imp = json.loads((out / "round_1" / "state.json").read_text())["stages"]["improve_0"]
     # the "+"/"*" problems are right, "-" is wrong: the answer filter keeps only right ones
-    kept = [json.loads(l) for l in (out / "round_1" / "kept_0.jsonl").read_text().splitlines()]
+    kept = [
+        json.loads(line) for line in (out / "round_1" / "kept_0.jsonl").read_text().splitlines()
+    ]
     assert kept and all("[Calculator(" in r["text"] for r in kept)
     assert imp["texts_kept"] == len(kept) and imp["threshold"] == 0.5
     for r in kept:
@@ -285,21 +287,22 @@ def test_loop_runs_every_stage_and_resumes_after_an_interruption_at_each(tmp_pat
     corpus_stats = json.loads((out / "round_0" / "state.json").read_text())["stages"]["corpus"]
     assert corpus_stats["contamination"]["near_duplicates"] == {f"jsonl:{evals}": 1}
     train_ids = [
-        json.loads(l)["question"]
-        for l in (out / "round_0" / "corpus" / "train.jsonl").read_text().splitlines()
+        json.loads(line)["question"]
+        for line in (out / "round_0" / "corpus" / "train.jsonl").read_text().splitlines()
     ]
     dev = [
-        json.loads(l)["question"]
-        for l in (out / "round_0" / "corpus" / "dev.jsonl").read_text().splitlines()
+        json.loads(line)["question"]
+        for line in (out / "round_0" / "corpus" / "dev.jsonl").read_text().splitlines()
     ]
     assert PROBLEMS[5][0] not in train_ids + dev and not set(train_ids) & set(dev)
     # fine-tuning rehearses as many plain Wikipedia paragraphs as it has kept texts (plain_ratio 1)
     plain = {
-        json.loads(l)["text"]
-        for l in (out / "round_0" / "corpus" / "plain.jsonl").read_text().splitlines()
+        json.loads(line)["text"]
+        for line in (out / "round_0" / "corpus" / "plain.jsonl").read_text().splitlines()
     }
     trained = [
-        json.loads(l)["text"] for l in (out / "round_1" / "train_0.jsonl").read_text().splitlines()
+        json.loads(line)["text"]
+        for line in (out / "round_1" / "train_0.jsonl").read_text().splitlines()
     ]
     ft = json.loads((out / "round_1" / "state.json").read_text())["stages"]["finetune_0"]
     assert plain and ft["plain_texts"] == ft["texts"] == len(trained) and not set(trained) & plain
