@@ -39,7 +39,7 @@ toolformer selftrain --output "$OUT/run" --threads "$THREADS" --no-progress \
     --corpus-size "$SIZE" --samples 1 --no-call-samples 1 --forced-call-samples 1 \
     --max-kept-per-kind "$MAX_KEPT" --max-new-tokens 40 \
     --max-rounds 1 --patience 1 --calibration-size 40 --calibration-objective macro_f1
-ADAPTER="$OUT/run/best_adapter"
+ADAPTER=${ADAPTER:-"$OUT/run/best_adapter"}
 OPT="--tools $TOOLS --tool-option QA.corpus=$PASSAGES"
 
 math() { # name model extra-args...
