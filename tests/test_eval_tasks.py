@@ -261,6 +261,38 @@ def test_generic_strings_are_qa(tmp_path):
     assert [e.gold for e in ex] == [["Paris"], ["John Lennon", "Lennon"], ["1972"]]
 
 
+def test_generic_no_tool_prompts_score_no_call_and_rows_name_their_tools(tmp_path):
+    path = write_jsonl(
+        tmp_path / "n.jsonl",
+        [{"question": "Tell me a joke.", "tools": []}, {"question": "Hi!", "tools": []}],
+    )
+    task, ex = load_examples(get_task(f"jsonl:{path}"), tmp_path)
+    assert task.metric == "no_call" and task.expected_tools == ()
+    assert [e.gold for e in ex] == [None, None]
+    dated = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {
+                "question": "What day is it?",
+                "answer": ["Monday"],
+                "date": "2023-01-30",
+                "tools": ["Calendar"],
+            }
+        ],
+    )
+    task, ex = load_examples(get_task(f"jsonl:{dated}"), tmp_path)
+    assert task.metric == "qa" and task.expected_tools == ("Calendar",)
+    assert ex[0].meta["date"] and ex[0].meta["tools"] == ["Calendar"]
+    mixed = write_jsonl(
+        tmp_path / "m.jsonl", [{"question": "Hi!", "tools": []}, {"question": "1+1?", "answer": 2}]
+    )
+    with pytest.raises(UserError, match="two files"):
+        load_examples(get_task(f"jsonl:{mixed}"), tmp_path)
+    bad = write_jsonl(tmp_path / "b.jsonl", [{"question": "1+1?", "answer": 2, "tools": "Calc"}])
+    with pytest.raises(UserError, match="tools must be a list"):
+        load_examples(get_task(f"jsonl:{bad}"), tmp_path)
+
+
 @pytest.mark.parametrize(
     "row, message",
     [

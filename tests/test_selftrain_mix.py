@@ -649,6 +649,13 @@ def test_grow_forces_a_call_of_each_fitting_tool(tmp_path, tiny_dir, shared_data
     ForcingGenerator.offered = []
     with pytest.raises(Stop):
         selftrain(cfg, hook=hook, generator_factory=ForcingGenerator)
+    # the dev split of a mixed run has a file per kind, and its score is their mean
+    base = json.loads((out / "round_0/state.json").read_text())["stages"]["baseline"]
+    assert set(base["by_kind"]) == {"math", "dates", "notool"}
+    assert base["score"] == pytest.approx(sum(base["by_kind"].values()) / 3, abs=1e-3)
+    notool = [json.loads(x) for x in (out / "round_0/corpus/dev_notool.jsonl").open()]
+    assert notool and all(r["tools"] == [] and r["answer"] is None for r in notool)
+    assert base["n"] == 2 + 1 + 1
     grown = [json.loads(line) for line in (out / "round_1/grow.jsonl").open()]
     by_doc: dict = {}
     for g in grown:

@@ -433,10 +433,12 @@ def _iso_date(value: Any, where: str) -> str:
 @LOADERS.register("jsonl")
 def load_generic_jsonl(path: Path) -> List[Example]:
     """Any JSONL with ``question`` and ``answer`` (a number, a string, or a list of strings),
-    and optionally ``date`` (``YYYY-MM-DD``: what the Calendar returns for that question).
+    and optionally ``date`` (``YYYY-MM-DD``: what the Calendar returns for that question) and
+    ``tools`` (the tools that fit it; ``[]`` with no ``answer``: a prompt no tool helps).
 
     Each example's ``meta["numeric"]`` says whether its answer is a number; the task scores
-    with the math metric when every answer is, and with the QA metric otherwise.
+    with the math metric when every answer is, with ``no_call`` when every row is a no-tool
+    prompt, and with the QA metric otherwise. ``meta["tools"]`` holds a row's ``tools``.
     """
     if not path.is_file():  # the user's own file: --data-dir is no help here
         raise UserError(f"{path}: no such file; pass a JSONL file with question and answer fields")
@@ -445,7 +447,8 @@ def load_generic_jsonl(path: Path) -> List[Example]:
         raise UserError(f"{path} holds no examples")
     out = []
     for i, (where, row) in enumerate(rows):
-        _require(row, ("question", "answer"), where)
+        no_tool = row.get("tools") == [] and row.get("answer") is None
+        _require(row, ("question",) if no_tool else ("question", "answer"), where)
         question = row["question"]
         # a null or empty question would be asked as "None" or as nothing; a number is text enough
         if not (
@@ -459,9 +462,16 @@ def load_generic_jsonl(path: Path) -> List[Example]:
                 f"{where}: question must be a non-empty string, got {question!r}; "
                 "fix or remove the row"
             )
-        answer = row["answer"]
-        number = parse_gold_number(answer)
-        if number is not None:
+        answer = row.get("answer")
+        number = None if no_tool else parse_gold_number(answer)
+        tools = row.get("tools")
+        if tools is not None and not (
+            isinstance(tools, list) and all(isinstance(t, str) for t in tools)
+        ):
+            raise UserError(f"{where}: tools must be a list of tool names, got {tools!r}")
+        if no_tool:
+            gold: Any = None
+        elif number is not None:
             gold: Any = _gold_number(answer, where)
         elif isinstance(answer, str) and answer.strip():
             gold = [answer]
@@ -483,7 +493,9 @@ def load_generic_jsonl(path: Path) -> List[Example]:
                 f"{where}: answer must be a finite number, a string or a non-empty "
                 f"list of them, got {answer!r}; fix or remove the row"
             )
-        meta = {"numeric": number is not None, "answer": answer}
+        meta = {"numeric": number is not None, "answer": answer, "no_tool": no_tool}
+        if tools is not None:
+            meta["tools"] = list(tools)
         if row.get("date") is not None:  # the Calendar's date for this question
             meta["date"] = _iso_date(row["date"], where)
         out.append(Example(str(row.get("id", i)), {"question": str(question)}, gold, meta=meta))

@@ -356,10 +356,24 @@ def load_examples(
             field="EvalConfig.data_dir",
         )
     if task.metric == "auto":
-        if all(ex.meta.get("numeric") for ex in examples):
-            task = replace(task, metric="math", expected_tools=MATH_TOOLS)
+        shared = {tuple(ex.meta["tools"]) for ex in examples if "tools" in ex.meta}
+        declared = (
+            shared.pop()
+            if len(shared) == 1 and all("tools" in ex.meta for ex in examples)
+            else None
+        )
+        if all(ex.meta.get("no_tool") for ex in examples):
+            task = replace(task, metric="no_call", expected_tools=())
+        elif all(ex.meta.get("numeric") for ex in examples):
+            task = replace(task, metric="math", expected_tools=declared or MATH_TOOLS)
+        elif any(ex.meta.get("no_tool") for ex in examples):
+            raise UserError(
+                f"{task.name}: rows with no answer (no-tool prompts) and rows with answers "
+                "mixed in one file; put them in two files",
+                field="EvalConfig.tasks",
+            )
         else:
-            task = replace(task, metric="qa", expected_tools=FACT_TOOLS)
+            task = replace(task, metric="qa", expected_tools=declared or FACT_TOOLS)
             for ex in examples:
                 if ex.meta.get("numeric"):
                     ex.gold = [str(ex.meta["answer"])]

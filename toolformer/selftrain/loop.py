@@ -806,7 +806,43 @@ class SelfTrainer:
             "tokens_trained": m.get("tokens_trained"),
         }
 
+    def dev_tasks(self) -> List[Path]:
+        """The dev split's files, one per kind: the held-out problems (``dev.jsonl``) and, for a
+        mixed corpus, the date and no-tool generators' ``dev`` splits (``dev.size // 2`` items
+        each, written once; disjoint from their training and evaluation splits by
+        construction), so a round that learns when to call is not judged on math alone. Fact
+        questions have no dev split (their pool is the training corpus)."""
+        from toolformer.datasets.dateset import generate_dateset
+        from toolformer.datasets.notool import generate_notool
+        from toolformer.selftrain import mix
+
+        c = self.config
+        paths = [self.dev_path()]
+        if not mix.is_spec(c.data.corpus):
+            return paths
+        weights = mix.parse_mix(c.data.mix)
+        n = max(1, c.dev.size // 2)
+        corpus = self.dev_path().parent
+        for kind, make in (("dates", generate_dateset), ("notool", generate_notool)):
+            if weights.get(kind):
+                path = corpus / f"dev_{kind}.jsonl"
+                if not path.is_file():
+                    rows = [
+                        {
+                            "question": r["question"],
+                            "answer": r.get("answers") or None,
+                            "date": r.get("date"),
+                            "tools": r["tools"],
+                        }
+                        for r in make(n, c.seed, "dev")
+                    ]
+                    _write_jsonl(path, rows)
+                paths.append(path)
+        return paths
+
     def _eval(self, rd: RoundDir, model: str, name: str) -> Dict[str, Any]:
+        """The dev score of ``model``: accuracy on the held-out problems, or with a mixed corpus
+        the mean of the kinds' accuracies (:meth:`dev_tasks`; ``by_kind`` holds each)."""
         from toolformer.eval.harness import EvalConfig, evaluate
 
         c = self.config
@@ -814,7 +850,7 @@ class SelfTrainer:
         res = evaluate(
             EvalConfig(
                 model=model,
-                tasks=f"jsonl:{self.dev_path().resolve()}",
+                tasks=",".join(f"jsonl:{p.resolve()}" for p in self.dev_tasks()),
                 tools=list(c.tools),
                 tool_options=c.tool_options,
                 output_dir=str(rd.path / name),
@@ -828,17 +864,37 @@ class SelfTrainer:
                 max_new_tokens=c.dev.max_new_tokens,
             )
         )
-        task = next(iter(res["tasks"].values()))
-        lo, hi = wilson_interval(task["correct"], task["n"])
+        names = {f"jsonl:{p.resolve()}": p for p in self.dev_tasks()}
+        by_path = {names.get(k, k): v for k, v in res["tasks"].items()}
+        tasks = [by_path.get(p, v) for p, v in zip(names.values(), res["tasks"].values())]
+        if len(tasks) == 1:
+            task = tasks[0]
+            lo, hi = wilson_interval(task["correct"], task["n"])
+            return {
+                "model": self._rel(model),
+                "score": task["score"],
+                "correct": task["correct"],
+                "n": task["n"],
+                "ci95": [round(lo, 4), round(hi, 4)],
+                "tool_call_rate": task["tool_call_rate"],
+                "calls": task["calls"],
+                "call_failure_rate": task["call_failure_rate"],
+            }
+        kinds = ["math"] + [p.stem[len("dev_") :] for p in self.dev_tasks()[1:]]
+        n, correct, calls = (sum(t[k] for t in tasks) for k in ("n", "correct", "calls"))
+        failed = sum(t["call_failure_rate"] * t["calls"] for t in tasks)
+        # a macro mean has no Wilson interval: the one shown is the pooled accuracy's
+        lo, hi = wilson_interval(correct, n)
         return {
             "model": self._rel(model),
-            "score": task["score"],
-            "correct": task["correct"],
-            "n": task["n"],
+            "score": sum(t["score"] for t in tasks) / len(tasks),
+            "correct": correct,
+            "n": n,
             "ci95": [round(lo, 4), round(hi, 4)],
-            "tool_call_rate": task["tool_call_rate"],
-            "calls": task["calls"],
-            "call_failure_rate": task["call_failure_rate"],
+            "tool_call_rate": sum(t["tool_call_rate"] * t["n"] for t in tasks) / n,
+            "calls": calls,
+            "call_failure_rate": failed / calls if calls else 0.0,
+            "by_kind": {k: round(t["score"], 4) for k, t in zip(kinds, tasks)},
         }
 
     # -- the run --------------------------------------------------------------------------
