@@ -186,3 +186,37 @@ def test_the_shipped_calculator_adapter_calls_with_the_questions_numbers():
     )[0]
     assert out.calls and out.calls[0].tool == "Calculator" and out.calls[0].error is None
     assert out.calls[0].result == "96"
+
+
+@pytest.mark.slow
+def test_the_shipped_toolformer_adapter_decides_when_and_which():
+    """The committed mixed adapter (RESULTS.md, 'When and which tool') loads by its short name
+    with its calibrated trigger, and, decoded as `generate` decodes it: a word problem gets a
+    Calculator call, a question about today's date a Calendar call, a request for a haiku none.
+    Under the paper's top-10 rule the same haiku prompt gets a call: the trigger decides."""
+    from dataclasses import replace
+
+    from toolformer.generation import GenerationConfig, ToolGenerator
+    from toolformer.generation.trigger import resolve_trigger
+    from toolformer.models import manifest_call_trigger
+    from toolformer.tools.assembly import create_tools
+
+    name = "smollm2-135m-toolformer"
+    assert name in list_adapters()
+    trigger = manifest_call_trigger(name)
+    assert trigger is not None and trigger["call_threshold"] > 0
+    model, tokenizer = load_model(name)
+    tools = create_tools(["Calculator", "Calendar"], {"Calculator": {"numbers_from_text": True}})
+    gen = ToolGenerator(model, tokenizer, list(tools.values()))
+    base = GenerationConfig(max_new_tokens=24, stop_strings=("\n",))
+    calibrated = resolve_trigger(base, name, explicit=False)
+    assert calibrated.call_threshold == trigger["call_threshold"]
+    prompts = [
+        "Q: A farmer has 12 boxes with 8 eggs in each box. How many eggs does the farmer have?\nA:",
+        "Q: What day of the week is it today?\nA:",
+        "Q: Write a haiku about the sea.\nA:",
+    ]
+    outs = gen.generate(prompts, calibrated)
+    assert [o.calls[0].tool if o.calls else None for o in outs] == ["Calculator", "Calendar", None]
+    paper = gen.generate(prompts[2:], replace(base, call_top_k=10, call_threshold=0.0))[0]
+    assert paper.calls  # the paper's rule calls on it
