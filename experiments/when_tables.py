@@ -15,9 +15,10 @@ from toolformer.selftrain.loop import wilson_interval
 
 RUNS = [
     ("base", "SmolLM2-135M (base, no tools)"),
-    ("toolformer", "Toolformer (mixed, 1 round)"),
-    ("disabled", "Toolformer (disabled)"),
-    ("paper_trigger", "Toolformer, paper's top-10"),
+    ("calculator", "smollm2-135m-calculator (paper's trigger)"),
+    ("toolformer", "smollm2-135m-toolformer"),
+    ("disabled", "smollm2-135m-toolformer, tools disabled"),
+    ("paper_trigger", "smollm2-135m-toolformer, paper's top-10 trigger"),
 ]
 
 
@@ -48,7 +49,7 @@ def main(folder: str) -> None:
                 f"[{100 * lo:.1f}, {100 * hi:.1f}] | {_pct(w.get('call_rate'))} | "
                 f"{_pct(w.get('precision'))} | {_pct(w.get('recall'))} |"
             )
-    label = RUNS[1][1]
+    label = RUNS[2][1]
     confusion: dict = {}
     for name, by_model in tasks.items():
         w = (by_model.get(label) or {}).get("when") or {}
