@@ -24,7 +24,7 @@ PPL_WINDOWS=${PPL_WINDOWS:-40}
 THREADS=${THREADS:-2}
 SIZE=${SIZE:-240}           # Grow prompts
 MAX_KEPT=${MAX_KEPT:-40}
-ROWS=${ROWS:-"toolformer disabled toolformer_facts paper_trigger base base_facts ppl"}
+ROWS=${ROWS:-"toolformer disabled toolformer_facts paper_trigger calculator base base_facts ppl"}
 TOOLS=Calculator,QA,Calendar
 export OMP_NUM_THREADS=$THREADS
 # QA reads the shared Wikipedia passages (LAMA evidence and WikiText-2: the paper's QA setting,
@@ -39,7 +39,14 @@ toolformer selftrain --output "$OUT/run" --threads "$THREADS" --no-progress \
     --corpus-size "$SIZE" --samples 1 --no-call-samples 1 --forced-call-samples 1 \
     --max-kept-per-kind "$MAX_KEPT" --max-new-tokens 40 \
     --max-rounds 1 --patience 1 --calibration-size 40 --calibration-objective macro_f1
+# The shipped adapter is round 1's: ADAPTER=runs/when/run/round_1/model_0/adapter (that run's
+# loop judged rounds on math alone and kept the starting adapter; RESULTS.md). An adapter other
+# than best_adapter gets its trigger calibrated here on the run's held-out items.
 ADAPTER=${ADAPTER:-"$OUT/run/best_adapter"}
+if [ "$ADAPTER" != "$OUT/run/best_adapter" ] && ! grep -q call_trigger "$ADAPTER/toolformer.json"; then
+    toolformer calibrate "$ADAPTER" --dev "$OUT/run/round_0/calibration_items.jsonl" \
+        --objective macro_f1 --max-new-tokens 40 --threads "$THREADS"
+fi
 OPT="--tools $TOOLS --tool-option QA.corpus=$PASSAGES"
 
 math() { # name model extra-args...
