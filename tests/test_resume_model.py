@@ -30,7 +30,8 @@ def test_augment_refuses_to_resume_after_the_models_weights_changed(tmp_path):
     _fake_model(model, b"b" * 100)
     with pytest.raises(UserError) as exc:
         augment(_config(tmp_path, src, model=str(model), limit=6))
-    assert "model.safetensors" in str(exc.value) and "--overwrite" in str(exc.value)
+    message = str(exc.value)
+    assert "model.safetensors" in message and "AugmentConfig.overwrite=True" in message
     augment(_config(tmp_path, src, model=str(model), limit=6, overwrite=True))
 
 
