@@ -285,7 +285,9 @@ class ImproveConfig:
 
     filter: str = field(
         default="answer",
-        metadata={"help": "Improve filter (registry name: loss, answer, reward, or a plug-in)"},
+        metadata={
+            "help": "Improve filter (registry name: loss, answer, reward, when, or a plug-in)"
+        },
     )
     filter_options: Dict[str, Any] = field(
         default_factory=dict,
