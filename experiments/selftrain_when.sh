@@ -40,7 +40,8 @@ toolformer selftrain --output "$OUT/run" --threads "$THREADS" --no-progress \
     --max-kept-per-kind "$MAX_KEPT" --max-new-tokens 40 \
     --max-rounds 1 --patience 1 --calibration-size 40 --calibration-objective macro_f1
 # The shipped adapter is round 1's: ADAPTER=runs/when/run/round_1/model_0/adapter (that run's
-# loop judged rounds on math alone and kept the starting adapter; RESULTS.md). An adapter other
+# loop kept the starting adapter: its dev split was math alone, and the per-kind dev split it
+# has now would still keep it without a per-round trigger; RESULTS.md). An adapter other
 # than best_adapter gets its trigger calibrated here on the run's held-out items.
 ADAPTER=${ADAPTER:-"$OUT/run/best_adapter"}
 if [ "$ADAPTER" != "$OUT/run/best_adapter" ] && ! grep -q call_trigger "$ADAPTER/toolformer.json"; then
