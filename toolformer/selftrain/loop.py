@@ -552,7 +552,6 @@ class SelfTrainer:
     def _grow(self, rd: RoundDir, k: int, policy: str) -> Dict[str, Any]:
         from toolformer.generation import ToolGenerator
         from toolformer.tools import ToolExecutor
-        from toolformer.tools.calendar import as_date
 
         c = self.config
         self._threads()
@@ -587,27 +586,18 @@ class SelfTrainer:
                 for d, s in batch
             ]
             generator = factory(model, tok, executor, gen)
-            # the source document (left out of searches) and, for a dates item of the mix, its
-            # own reference date (what the Calendar returns)
-            contexts = [
-                replace(_source_context(d), date=as_date(d["date"]) if d.get("date") else None)
-                for d, _ in batch
-            ]
-            if _takes(generator.generate, "contexts"):
-                outputs = generator.generate(texts, contexts=contexts)
-            else:
-                outputs = generator.generate(texts)
+            outputs = list(_generate_for(generator, texts, [d for d, _ in batch]))
+            # the no-call and forced samples reuse each doc's first prompt (its demonstrations)
+            by_doc = {d["id"]: t for (d, s), t in zip(batch, texts) if s == 0}
             n_plain = c.grow_no_call_samples
             if n_plain:  # the same model without a call, on the same prompts
                 plain = [(d, c.grow.samples_per_prompt + s) for d in docs for s in range(n_plain)]
                 off = replace(gen, tools_enabled=False, seed=gen.seed + 7)
-                by_doc = {d["id"]: t for (d, s), t in zip(batch, texts) if s == 0}
-                outputs = list(outputs) + list(
-                    factory(model, tok, executor, off).generate([by_doc[d["id"]] for d, _ in plain])
+                outputs += factory(model, tok, executor, off).generate(
+                    [by_doc[d["id"]] for d, _ in plain]
                 )
                 batch = batch + plain
             first = c.grow.samples_per_prompt + n_plain
-            by_doc = {d["id"]: t for (d, s), t in zip(batch, texts) if s == 0}
             picks = forced_samples(docs, single, c.grow_forced_call_samples)
             for tool in sorted({t for _, t, _ in picks}):
                 mine = [(d, s) for d, t, s in picks if t == tool]
@@ -620,16 +610,7 @@ class SelfTrainer:
                 )
                 gen_f = factory(model, tok, single[tool], forced)
                 prompts_f = [by_doc[d["id"]] for d, _ in mine]
-                ctx = [
-                    replace(_source_context(d), date=as_date(d["date"]) if d.get("date") else None)
-                    for d, _ in mine
-                ]
-                out = (
-                    gen_f.generate(prompts_f, contexts=ctx)
-                    if _takes(gen_f.generate, "contexts")
-                    else gen_f.generate(prompts_f)
-                )
-                outputs = list(outputs) + list(out)
+                outputs += _generate_for(gen_f, prompts_f, [d for d, _ in mine])
                 batch = batch + [(d, first + s) for d, s in mine]
             rows = []
             for (d, s), o in zip(batch, outputs):
@@ -1424,6 +1405,21 @@ def _takes(fn: Callable[..., Any], name: str) -> bool:
     except (TypeError, ValueError):
         return False
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _generate_for(generator: Any, prompts: List[str], docs: Sequence[Dict[str, Any]]) -> List[Any]:
+    """``generator``'s outputs for ``prompts``, each with its doc's tool context where the
+    generator takes contexts: the source document (left out of searches) and, for a dates item
+    of the mix, its own reference date (what the Calendar returns)."""
+    from toolformer.tools.calendar import as_date
+
+    if not _takes(generator.generate, "contexts"):
+        return list(generator.generate(prompts))
+    contexts = [
+        replace(_source_context(d), date=as_date(d["date"]) if d.get("date") else None)
+        for d in docs
+    ]
+    return list(generator.generate(prompts, contexts=contexts))
 
 
 def _source_context(doc: Dict[str, Any]) -> Any:
