@@ -325,30 +325,21 @@ class Stop(Exception):
     pass
 
 
-def test_grow_gives_the_calendar_each_items_own_date(tmp_path, tiny_dir, shared_data):
-    out = tmp_path / "run"
+def _tiny_mix_run(out, tiny_dir, shared_data, factory, *, tools, corpus, mix, grow, **extra):
+    """A mixed-curriculum run on the tiny model with Grow's generator ``factory``, stopped
+    before round 1's fine-tuning (what Grow and Improve wrote stays); returns its config."""
     cfg = SelfTrainConfig.from_dict(
         dict(
             output=str(out),
             model=tiny_dir,
-            tools=["Calculator", "Calendar"],
+            tools=tools,
             round0_docs=0,
             max_rounds=1,
             progress=False,
             threads=1,
             plain_ratio=0.0,
-            data=dict(
-                corpus="mix:16",
-                mix={"math": 1, "dates": 1},
-                data_dir=str(shared_data),
-                eval_sets=[],
-            ),
-            grow=dict(
-                corpus_size=14,
-                samples_per_prompt=2,
-                no_call_samples=0,
-                generation=dict(max_new_tokens=8, batch_size=3),
-            ),
+            data=dict(corpus=corpus, mix=mix, data_dir=str(shared_data), eval_sets=[]),
+            grow=grow,
             improve=dict(filter="when"),
             dev=dict(size=2, max_new_tokens=4, generation=dict(batch_size=4)),
             finetune=FinetuneConfig(
@@ -361,6 +352,7 @@ def test_grow_gives_the_calendar_each_items_own_date(tmp_path, tiny_dir, shared_
                 progress=False,
                 training_args=dict(max_steps=1),
             ),
+            **extra,
         )
     )
 
@@ -368,9 +360,29 @@ def test_grow_gives_the_calendar_each_items_own_date(tmp_path, tiny_dir, shared_
         if event == "stage" and info["stage"] == "finetune_0" and info["round"] == 1:
             raise Stop
 
-    DatedGenerator.contexts = []
     with pytest.raises(Stop):
-        selftrain(cfg, hook=hook, generator_factory=DatedGenerator)
+        selftrain(cfg, hook=hook, generator_factory=factory)
+    return cfg
+
+
+def test_grow_gives_the_calendar_each_items_own_date(tmp_path, tiny_dir, shared_data):
+    out = tmp_path / "run"
+    DatedGenerator.contexts = []
+    _tiny_mix_run(
+        out,
+        tiny_dir,
+        shared_data,
+        DatedGenerator,
+        tools=["Calculator", "Calendar"],
+        corpus="mix:16",
+        mix={"math": 1, "dates": 1},
+        grow=dict(
+            corpus_size=14,
+            samples_per_prompt=2,
+            no_call_samples=0,
+            generation=dict(max_new_tokens=8, batch_size=3),
+        ),
+    )
     train = {d["id"]: d for d in map(json.loads, (out / "round_0/corpus/train.jsonl").open())}
     grown = [json.loads(line) for line in (out / "round_1/grow.jsonl").open()]
     dated = [g for g in grown if g["kind"] == "dates"]
@@ -447,52 +459,24 @@ def test_grow_samples_the_model_without_a_call_and_when_keeps_them_for_notool(
     tmp_path, tiny_dir, shared_data
 ):
     out = tmp_path / "run"
-    cfg = SelfTrainConfig.from_dict(
-        dict(
-            output=str(out),
-            model=tiny_dir,
-            tools=["Calculator"],
-            round0_docs=0,
-            max_rounds=1,
-            progress=False,
-            threads=1,
-            plain_ratio=0.0,
-            data=dict(
-                corpus="mix:16",
-                mix={"math": 1, "notool": 1},
-                data_dir=str(shared_data),
-                eval_sets=[],
-            ),
-            grow=dict(
-                corpus_size=14,
-                samples_per_prompt=2,
-                forced_call_samples=0,
-                generation=dict(max_new_tokens=8, batch_size=4),
-            ),
-            improve=dict(filter="when"),
-            dev=dict(size=2, max_new_tokens=4, generation=dict(batch_size=4)),
-            calibration=dict(enabled=False),
-            finetune=FinetuneConfig(
-                lora=True,
-                lora_r=4,
-                lora_alpha=8,
-                max_length=64,
-                effective_batch_size=2,
-                eval_fraction=0.0,
-                progress=False,
-                training_args=dict(max_steps=1),
-            ),
-        )
+    CallingGenerator.configs = []
+    cfg = _tiny_mix_run(
+        out,
+        tiny_dir,
+        shared_data,
+        CallingGenerator,
+        tools=["Calculator"],
+        corpus="mix:16",
+        mix={"math": 1, "notool": 1},
+        grow=dict(
+            corpus_size=14,
+            samples_per_prompt=2,
+            forced_call_samples=0,
+            generation=dict(max_new_tokens=8, batch_size=4),
+        ),
+        calibration=dict(enabled=False),
     )
     assert cfg.grow_no_call_samples == 1  # the mix's default
-
-    def hook(event, info):
-        if event == "stage" and info["stage"] == "finetune_0" and info["round"] == 1:
-            raise Stop
-
-    CallingGenerator.configs = []
-    with pytest.raises(Stop):
-        selftrain(cfg, hook=hook, generator_factory=CallingGenerator)
     grown = [json.loads(line) for line in (out / "round_1/grow.jsonl").open()]
     by_doc: dict = {}
     for g in grown:
@@ -604,51 +588,21 @@ class ForcingGenerator(CallingGenerator):
 
 def test_grow_forces_a_call_of_each_fitting_tool(tmp_path, tiny_dir, shared_data):
     out = tmp_path / "run"
-    cfg = SelfTrainConfig.from_dict(
-        dict(
-            output=str(out),
-            model=tiny_dir,
-            tools=["Calculator", "Calendar"],
-            round0_docs=0,
-            max_rounds=1,
-            progress=False,
-            threads=1,
-            plain_ratio=0.0,
-            data=dict(
-                corpus="mix:24",
-                mix={"math": 1, "dates": 1, "notool": 1},
-                data_dir=str(shared_data),
-                eval_sets=[],
-            ),
-            grow=dict(
-                corpus_size=20,
-                samples_per_prompt=1,
-                generation=dict(max_new_tokens=8, batch_size=5),
-            ),
-            improve=dict(filter="when"),
-            dev=dict(size=2, max_new_tokens=4, generation=dict(batch_size=4)),
-            calibration=dict(enabled=False),
-            finetune=FinetuneConfig(
-                lora=True,
-                lora_r=4,
-                lora_alpha=8,
-                max_length=64,
-                effective_batch_size=2,
-                eval_fraction=0.0,
-                progress=False,
-                training_args=dict(max_steps=1),
-            ),
-        )
+    ForcingGenerator.offered = []
+    cfg = _tiny_mix_run(
+        out,
+        tiny_dir,
+        shared_data,
+        ForcingGenerator,
+        tools=["Calculator", "Calendar"],
+        corpus="mix:24",
+        mix={"math": 1, "dates": 1, "notool": 1},
+        grow=dict(
+            corpus_size=20, samples_per_prompt=1, generation=dict(max_new_tokens=8, batch_size=5)
+        ),
+        calibration=dict(enabled=False),
     )
     assert cfg.grow_forced_call_samples == 1  # the mix's default
-
-    def hook(event, info):
-        if event == "stage" and info["stage"] == "finetune_0" and info["round"] == 1:
-            raise Stop
-
-    ForcingGenerator.offered = []
-    with pytest.raises(Stop):
-        selftrain(cfg, hook=hook, generator_factory=ForcingGenerator)
     # the dev split of a mixed run has a file per kind, and its score is their mean
     base = json.loads((out / "round_0/state.json").read_text())["stages"]["baseline"]
     assert set(base["by_kind"]) == {"math", "dates", "notool"}
