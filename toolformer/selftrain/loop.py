@@ -828,10 +828,12 @@ class SelfTrainer:
 
         c = self.config
         gen = c.dev.decoding(c.seed)
+        paths = self.dev_tasks()
+        keys = [f"jsonl:{p.resolve()}" for p in paths]  # the harness names a jsonl: task so
         res = evaluate(
             EvalConfig(
                 model=model,
-                tasks=",".join(f"jsonl:{p.resolve()}" for p in self.dev_tasks()),
+                tasks=",".join(keys),
                 tools=list(c.tools),
                 tool_options=c.tool_options,
                 output_dir=str(rd.path / name),
@@ -845,9 +847,7 @@ class SelfTrainer:
                 max_new_tokens=c.dev.max_new_tokens,
             )
         )
-        names = {f"jsonl:{p.resolve()}": p for p in self.dev_tasks()}
-        by_path = {names.get(k, k): v for k, v in res["tasks"].items()}
-        tasks = [by_path.get(p, v) for p, v in zip(names.values(), res["tasks"].values())]
+        tasks = [res["tasks"][key] for key in keys]
         if len(tasks) == 1:
             task = tasks[0]
             lo, hi = wilson_interval(task["correct"], task["n"])
@@ -861,7 +861,7 @@ class SelfTrainer:
                 "calls": task["calls"],
                 "call_failure_rate": task["call_failure_rate"],
             }
-        kinds = ["math"] + [p.stem[len("dev_") :] for p in self.dev_tasks()[1:]]
+        kinds = ["math"] + [p.stem[len("dev_") :] for p in paths[1:]]
         n, correct, calls = (sum(t[k] for t in tasks) for k in ("n", "correct", "calls"))
         failed = sum(t["call_failure_rate"] * t["calls"] for t in tasks)
         # a macro mean has no Wilson interval: the one shown is the pooled accuracy's
