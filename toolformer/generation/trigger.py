@@ -173,17 +173,22 @@ def objective_score(fired: Sequence[bool], expects: Sequence[bool], objective: s
     ``f1``: F1 of "call"; ``macro_f1``: the mean of the F1 of "call" and of "no call";
     ``balanced_accuracy``: the mean of the recall of both (Brodersen et al. 2010).
     Raises :class:`UserError` for an unknown objective."""
+    check_objective(objective)
+    call = _score(fired, expects)
+    if objective == "f1":
+        return call[0]
+    no_call = _score([not f for f in fired], [not e for e in expects])
+    if objective == "macro_f1":
+        return (call[0] + no_call[0]) / 2
+    return (call[2] + no_call[2]) / 2
+
+
+def check_objective(objective: str) -> None:
+    """Raise :class:`UserError` unless ``objective`` is one of :data:`OBJECTIVES`."""
     if objective not in OBJECTIVES:
         raise UserError(
             f"unknown calibration objective {objective!r}; use one of {', '.join(OBJECTIVES)}"
         )
-    f1_call = _score(fired, expects)[0]
-    if objective == "f1":
-        return f1_call
-    inverse = _score([not f for f in fired], [not e for e in expects])
-    if objective == "macro_f1":
-        return (f1_call + inverse[0]) / 2
-    return (_score(fired, expects)[2] + inverse[2]) / 2
 
 
 def _check_labels(expects_call: Sequence[bool]) -> None:
@@ -217,7 +222,7 @@ def calibrate(
     if len(traces) != len(expects_call):
         raise ValueError("traces and expects_call differ in length")
     _check_labels(expects_call)
-    objective_score([], [], objective)  # an unknown objective: one line before any work
+    check_objective(objective)  # an unknown objective: one line before any work
     thresholds = sorted({0.0} | {max(t.p_call) for t in traces if t.p_call})
     best: Optional[Tuple[Tuple[float, int, float, int], TriggerCalibration]] = None
     paper_fired = [t.fires(PAPER_TOP_K, 0.0) for t in traces]
