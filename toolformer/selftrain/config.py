@@ -266,6 +266,30 @@ class GrowConfig:
         },
     )
 
+    climb_at: Optional[float] = field(
+        default=0.5,
+        metadata={
+            "help": (
+                "with a leveled corpus (ladder): when a round's Grow is right on at least this "
+                "share of its samples of the round's level, the next round draws the next "
+                "level's problems (None: every round stays at start_level)"
+            )
+        },
+    )
+    start_level: int = field(
+        default=1,
+        metadata={"help": "with a leveled corpus (ladder): the level round 1 draws from"},
+    )
+    review_fraction: float = field(
+        default=0.25,
+        metadata={
+            "help": (
+                "with a leveled corpus: the share of a round's prompts drawn from the levels "
+                "below the round's own (so what was learnt is rehearsed)"
+            )
+        },
+    )
+
     def round_size(self, k: int) -> int:
         """Prompts Grow uses in round ``k`` (>= 1)."""
         if self.corpus_sizes:
@@ -699,6 +723,7 @@ class SelfTrainConfig:
             (0, "grow.forced_call_samples", g.forced_call_samples),
             (1, "improve.max_kept_per_kind", imp.max_kept_per_kind),
             (1, "data.max_problem_steps", self.data.max_problem_steps),
+            (1, "grow.start_level", g.start_level),
             (1, "dev.max_problem_steps", self.dev.max_problem_steps),
         ]
         for low, name, value in at_least:
@@ -715,6 +740,10 @@ class SelfTrainConfig:
             )
         if not 0 <= self.plain_ratio <= 20:
             raise UserError(f"plain_ratio must be in [0, 20], got {self.plain_ratio}")
+        if g.climb_at is not None and not 0 < g.climb_at <= 1:
+            raise UserError(f"grow.climb_at must be in (0, 1] or None, got {g.climb_at}")
+        if not 0 <= g.review_fraction < 1:
+            raise UserError(f"grow.review_fraction must be in [0, 1), got {g.review_fraction}")
         if g.corpus_sizes is not None and (not g.corpus_sizes or min(g.corpus_sizes) < 1):
             raise UserError(
                 f"grow.corpus_sizes must be a non-empty list of sizes >= 1, got {g.corpus_sizes}"

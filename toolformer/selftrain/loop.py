@@ -523,11 +523,42 @@ class SelfTrainer:
         c = self.config
         docs = self.train_docs()
         size = c.grow.round_size(k)
+        level = self.round_level(k)
+        if level is not None:
+            return leveled_prompts(docs, level, size, k, c.grow.review_fraction)
         if not c.grow.rotate_corpus:
             return docs[:size]
         start = (c.round0_docs + sum(c.grow.round_size(r) for r in range(1, k))) % len(docs)
         rotated = docs[start:] + docs[:start]
         return rotated[:size]
+
+    def levels(self) -> List[int]:
+        """The levels of a leveled corpus (``ladder``), lowest first; ``[]`` for any other."""
+        return sorted({d["level"] for d in self.train_docs() if d.get("level") is not None})
+
+    def round_level(self, k: int) -> Optional[int]:
+        """The level round ``k`` (>= 1) grows on: ``grow.start_level`` in round 1 (the lowest
+        level above it when the corpus has no such level); later, the previous round's level,
+        or the next one up when that round's Grow was right on at least ``grow.climb_at`` of
+        its samples at its own level (a curriculum that climbs as the model learns). None for a
+        corpus without levels. The level a round grew on is recorded in its Grow stats, so a
+        resumed run keeps it."""
+        levels = self.levels()
+        if not levels:
+            return None
+        g = self.config.grow
+        if k <= 1:
+            return next((v for v in levels if v >= g.start_level), levels[-1])
+        prev = self.round_dir(k - 1)
+        level = prev.stats("grow").get("level") or self.round_level(k - 1)
+        if g.climb_at is None or not prev.done("improve_0"):
+            return level
+        right, judged = (prev.stats("improve_0").get("right_by_level") or {}).get(
+            str(level), (0, 0)
+        )
+        if judged and right / judged >= g.climb_at:
+            return next((v for v in levels if v > level), level)
+        return level
 
     def _demonstrations(self) -> str:
         """The text put before every Grow prompt: a shipped set by name (``calculator``: four
@@ -636,6 +667,7 @@ class SelfTrainer:
             self.hook("grow_chunk", {"round": k, "done": lo + len(docs)})
         rows = _read_jsonl(partial)
         os.replace(partial, rd.path / "grow.jsonl")
+        level = self.round_level(k)
         calls = [x for r in rows for x in r["calls"]]
         return {
             "prompts": len(prompts),
@@ -645,6 +677,7 @@ class SelfTrainer:
             "calls": len(calls),
             "calls_ok": sum(1 for x in calls if not x.get("error")),
             "grow_seconds_now": round(time.perf_counter() - t0, 3),
+            **({"level": level} if level is not None else {}),
             **({"by_kind": grow_by_kind(rows)} if any(r.get("kind") for r in rows) else {}),
         }
 
@@ -713,6 +746,13 @@ class SelfTrainer:
             kept = cap_per_kind(kept, c.improve.max_kept_per_kind)
             capped = before - len(kept)
         _write_jsonl(rd.path / f"kept_{j}.jsonl", kept)
+        levels = {d["id"]: d.get("level") for d in self.train_docs()}
+        by_level: Dict[str, List[int]] = {}
+        for cand, s in zip(cands, scores):
+            if s is not None and levels.get(cand.doc_id) is not None:
+                tally = by_level.setdefault(str(levels[cand.doc_id]), [0, 0])
+                tally[0] += s >= threshold
+                tally[1] += 1
         tools = Counter(x["tool"] for r in kept for x in r["calls"] if not x.get("error"))
         return {
             "filter": c.improve.filter,
@@ -725,6 +765,7 @@ class SelfTrainer:
             "prompts_kept": len(by_doc),
             "calls_kept": dict(tools),
             **({"capped": capped} if capped else {}),
+            **({"right_by_level": dict(sorted(by_level.items()))} if by_level else {}),
             **({"by_kind": kept_by_kind(kept)} if any(r.get("kind") for r in kept) else {}),
         }
 
@@ -1154,6 +1195,7 @@ class SelfTrainer:
             if rd.done("grow")
             else None,
             "texts_kept": _texts_kept(rd),
+            **_level_stats(rd),
             "model": model,
             "adapter": adapter,
         }
@@ -1196,6 +1238,37 @@ def forced_samples(
                 out.append((d, tool, s))
                 s += 1
     return out
+
+
+def _level_stats(rd: RoundDir) -> Dict[str, Any]:
+    """A leveled round's level and its Grow's right samples at that level (``[right, judged]``);
+    nothing for a corpus without levels."""
+    level = rd.stats("grow").get("level")
+    if level is None:
+        return {}
+    right = (rd.stats("improve_0").get("right_by_level") or {}).get(str(level))
+    return {"level": level, "grow_right": right}
+
+
+def leveled_prompts(
+    docs: Sequence[Dict[str, Any]], level: int, size: int, k: int, review_fraction: float
+) -> List[Dict[str, Any]]:
+    """Round ``k``'s ``size`` prompts from a leveled corpus: ``review_fraction`` of them from
+    the levels below ``level`` (none when there are none), the rest from ``level`` itself, each
+    part the next slice of its pool in corpus order (rotating, so rounds at the same level grow
+    on new problems while the pool lasts)."""
+    current = [d for d in docs if d.get("level") == level]
+    lower = [d for d in docs if d.get("level") is not None and d["level"] < level]
+    n_review = round(size * review_fraction) if lower else 0
+
+    def take(pool: List[Dict[str, Any]], n: int) -> List[Dict[str, Any]]:
+        if not pool or n <= 0:
+            return []
+        start = ((k - 1) * n) % len(pool)
+        rotated = pool[start:] + pool[:start]
+        return rotated[: min(n, len(pool))]
+
+    return take(current, size - n_review) + take(lower, n_review)
 
 
 def cut_after_answer(text: str, calls: List[Dict[str, Any]]) -> Tuple[str, List[Dict[str, Any]]]:
@@ -1342,6 +1415,10 @@ def format_report(d: Dict[str, Any]) -> str:
         ),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    leveled = any(r.get("level") is not None for r in d["rounds"])
+    if leveled:  # a climbing curriculum: each round's level and how often Grow was right at it
+        lines[0] += " level: Grow right |"
+        lines[1] += "---|"
     for r in d["rounds"]:
         kept = ", ".join(f"{t} {n}" for t, n in (r.get("calls_kept") or {}).items()) or "-"
         secs = (
@@ -1356,6 +1433,13 @@ def format_report(d: Dict[str, Any]) -> str:
             f"{r['tool_call_rate']:.2f} | {r['call_failure_rate']:.2f} | {grown} | "
             f"{r.get('texts_kept', '-')} | {kept} | {secs} |"
         )
+        if leveled:
+            right = r.get("grow_right")
+            lines[-1] += (
+                f" {r['level']}: {right[0]}/{right[1]} |"
+                if r.get("level") is not None and right
+                else " - |"
+            )
     start = "the starting adapter" if d.get("init_adapter") else "the base model"
     best = start if d["best_round"] is None else f"round {d['best_round']}"
     lines.append("")
