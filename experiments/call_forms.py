@@ -35,8 +35,8 @@ import click
 
 from toolformer.errors import UserError
 from toolformer.eval.metrics import answer_text, numbers_match, score_output
-from toolformer.selftrain.loop import wilson_interval
-from toolformer.text.numbers import answer_numbers
+from toolformer.selftrain.loop import cut_after_answer, wilson_interval
+from toolformer.text.numbers import answer_numbers, next_answer_number
 from toolformer.tools.calculator import calculate
 
 MARK = re.compile(r"<<([^<>=]+)=([^<>]*)>>")
@@ -123,6 +123,21 @@ def write_form(steps: Sequence[Step], form: str) -> Tuple[str, List[Dict[str, An
     return text, calls
 
 
+def chain_length(text: str, calls: Sequence[Dict[str, Any]]) -> int:
+    """How many calls of ``text`` form its answer chain: the calls Grow's answer cut keeps
+    (:func:`~toolformer.selftrain.loop.cut_after_answer`), each after the first using the
+    number written after the one before. Calls that do not chain count 1; so do calls written
+    back to back with no number after the first (the cut leaves such an output whole)."""
+    placed = [c for c in calls if isinstance(c.get("end"), int)]
+    if not placed:
+        return 0
+    first = min(c["end"] for c in placed)
+    m = next_answer_number(text, first)
+    if m is None or "[" in text[first : m.start]:
+        return 1
+    return len(cut_after_answer(text, list(calls))[1])
+
+
 def load_problems(path: Optional[str], limit: Optional[int]) -> List[Dict[str, Any]]:
     """Rows with ``question`` and ``answer`` from a JSONL file, or the generated default."""
     if path is None:
@@ -193,8 +208,11 @@ def run_model(
     golds = [gold_answer(r["answer"]) for r in rows]
     out_rows = []
     print(f"(b) {model_name}, greedy, {len(rows)} problems, scored with the math metric")
-    print("| demonstrations, max_calls | n | accuracy % | 95% Wilson % | 2+ calls % | any call % |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| demonstrations, max_calls | n | accuracy % | 95% Wilson % | 2+ calls % "
+        "| chain of 2+ % | any call % |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for form, max_calls in (("compound", 1), ("chained", 3)):
         demo = (DEMOS / f"calculator_{form}.txt").read_text(encoding="utf-8")
         prompts = [demo + f"Q: {r['question']}\nA:" for r in rows]
@@ -211,25 +229,27 @@ def run_model(
             outputs = ToolGenerator(model, tok, executor, config).generate(prompts)
         finally:
             executor.close()
-        correct = multi = called = 0
+        correct = multi = chains = called = 0
         for r, gold, o in zip(rows, golds, outputs):
             calls = [c.to_dict() for c in o.calls]
             ok = gold is not None and score_output("math", o.text, gold, calls=calls).correct
             correct += ok
             multi += len(calls) >= 2
+            chains += chain_length(o.text, calls) >= 2
             called += bool(calls)
             out_rows.append(
-                {"form": form, "question": r["question"], "gold": gold, "text": o.text, "ok": ok}
+                {
+                    "form": form,
+                    "question": r["question"],
+                    "gold": gold,
+                    "text": o.text,
+                    "calls": calls,
+                    "ok": ok,
+                }
             )
         n = len(rows)
-        print(
-            row(
-                f"{form}, {max_calls}",
-                correct,
-                n,
-                f" {100 * multi / n:.1f} | {100 * called / n:.1f} |",
-            )
-        )
+        share = f" {100 * multi / n:.1f} | {100 * chains / n:.1f} | {100 * called / n:.1f} |"
+        print(row(f"{form}, {max_calls}", correct, n, share))
     if samples:
         with open(samples, "w", encoding="utf-8") as fh:
             for r in out_rows:
