@@ -43,7 +43,7 @@ from toolformer.output_lock import check_not_input, hold_output
 from toolformer.records import open_text
 from toolformer.selftrain.candidates import Candidate
 from toolformer.selftrain.config import SelfTrainConfig
-from toolformer.text.numbers import next_answer_number
+from toolformer.text.numbers import next_answer_number, operands
 
 STATE_FILE = "state.json"
 RUN_FILE = "run.json"
@@ -1271,23 +1271,65 @@ def leveled_prompts(
     return take(current, size - n_review) + take(lower, n_review)
 
 
-def cut_after_answer(text: str, calls: List[Dict[str, Any]]) -> Tuple[str, List[Dict[str, Any]]]:
-    """``text`` up to the first number after its first call, and the calls inside that part.
+def _answer_span(text: str, pos: int) -> Optional[Tuple[int, int]]:
+    """The span of the first number at or after ``pos`` (a trailing ``,``/``.`` left out:
+    "1,200." keeps the number, not its punctuation), or None without one or with a call (``[``)
+    before it."""
+    m = next_answer_number(text, pos)
+    if m is None or "[" in text[pos : m.start]:
+        return None
+    end = m.end
+    if text[end - 1] in ",.":
+        end -= 1
+    return m.start, end
 
-    ``" [Calculator(40 / 28) -> 1.43] 1.43 hours, so"`` ->
-    ``" [Calculator(40 / 28) -> 1.43] 1.43"``. An output without a call, or without a number
-    after it, is returned unchanged."""
-    first = min(
-        (x for x in calls if isinstance(x.get("end"), int)), key=lambda x: x["end"], default=None
-    )
-    if first is None:
+
+def _written_value(number: str) -> float:
+    """A number as :func:`~toolformer.text.numbers.operands` compares it: no sign, no ``$``, no
+    thousands separators, rounded to 6 decimals (``"-$1,200"`` -> 1200.0)."""
+    return round(float(number.lstrip("-$").replace(",", "")), 6)
+
+
+def cut_after_answer(text: str, calls: List[Dict[str, Any]]) -> Tuple[str, List[Dict[str, Any]]]:
+    """``text`` up to its answer, and the calls inside that part.
+
+    The answer is the first number after the first call, unless the calls form a chain: while
+    the next call's arguments use the number read after the previous call, the answer moves to
+    the first number after that next call. A later call that does not continue from that number
+    (or any text after the answer) is cut away. Examples::
+
+        " [Calculator(40 / 28) -> 1.43] 1.43 hours, so"
+            -> " [Calculator(40 / 28) -> 1.43] 1.43"
+        " [Calculator(6 * 7 + 5) -> 47] 47 cards. Then"
+            -> " [Calculator(6 * 7 + 5) -> 47] 47"                 (one compound call)
+        " [Calculator(28 / 7) -> 4] 4 bags, so [Calculator(4 * 3) -> 12] 12 apples."
+            -> " [Calculator(28 / 7) -> 4] 4 bags, so [Calculator(4 * 3) -> 12] 12"
+        " [Calculator(2 * 5) -> 10] 10 pens. [Calculator(3 + 8) -> 11] 11"
+            -> " [Calculator(2 * 5) -> 10] 10"               (3 + 8 does not use 10)
+
+    A chained call with no number after it (or another call first) ends the chain at the
+    previous answer. ``calls``: the generator's records as dicts (``args``; ``start``/``end``:
+    the call's span in ``text``); a record without an integer ``end`` is ignored for the cut
+    and dropped from the returned calls when the text is cut. An output without a call, or
+    without a number after its first call before another call, is returned unchanged."""
+    placed = sorted((x for x in calls if isinstance(x.get("end"), int)), key=lambda x: x["end"])
+    if not placed:
         return text, calls
-    m = next_answer_number(text, first["end"])
-    if m is None or "[" in text[first["end"] : m.start]:
+    span = _answer_span(text, placed[0]["end"])
+    if span is None:
         return text, calls
-    cut = m.end
-    if text[cut - 1] in ",.":  # "1,200." -> keep the number, not its punctuation
-        cut -= 1
+    for call in placed[1:]:
+        start = call.get("start")
+        if not isinstance(start, int) or start < span[1]:
+            break
+        # the chain goes on only from the number the output wrote after the previous call
+        if _written_value(text[span[0] : span[1]]) not in operands(str(call.get("args", ""))):
+            break
+        nxt = _answer_span(text, call["end"])
+        if nxt is None:
+            break
+        span = nxt
+    cut = span[1]
     return text[:cut], [x for x in calls if isinstance(x.get("end"), int) and x["end"] <= cut]
 
 
