@@ -394,15 +394,14 @@ def _in_total(rng, v, s) -> Draft:
 def _times_as_many(rng, v, s) -> Draft:
     x, k = rng.randint(3, 40), rng.choice([2, 2, 3, 4, 5, 6])
     a, b, items = v["a"], v["b"], v["items"]
-    return Draft(
+    # the product is named before its factors (level 1 states the factors first)
+    first = rng.choice(
         [
-            f"{a} has {s.count(x, items)}.",
-            f"{b} has {s.times(k)} as many {items} as {a}.",
-            f"How many {items} does {b} have?",
-        ],
-        mul(x, k),
-        a,
+            [f"{b} has {s.times(k)} as many {items} as {a}.", f"{a} has {s.count(x, items)}."],
+            [f"{b} has {s.times(k)} as many {items} as {a}, who has {s.count(x, items)}."],
+        ]
     )
+    return Draft(first + [f"How many {items} does {b} have?"], mul(x, k), a)
 
 
 def _each_per(rng, v, s) -> Draft:
@@ -531,8 +530,8 @@ def _shared(rng, v, s) -> Draft:
     sentences = rng.choice(
         [
             [
-                f"{a} shares {s.count(k * n, items)} equally among {s.n(k)} friends.",
-                f"How many {items} does each friend get?",
+                f"{a} has {s.count(k * n, items)} to share equally among {s.n(k)} friends.",
+                f"How many {items} will each friend get?",
             ],
             [
                 f"A teacher has {s.count(k * n, items)} to be shared equally among "
