@@ -203,6 +203,7 @@ SUPPLIES = (
     ("bottles of water", "drinks"),
     ("scoops of bird seed", "puts out"),
 )
+STOPS = ("Elm Street", "the museum", "the old bridge", "Oak Road", "the harbor", "the zoo")
 SNACKS = ("cookies", "muffins", "cupcakes", "rolls", "pancakes", "tarts")
 
 
@@ -253,15 +254,21 @@ def _more_than(rng, v, s) -> Draft:
     x, d = rng.randint(5, 80), rng.randint(2, 40)
     a, b, items = v["a"], v["b"], v["items"]
     if rng.random() < 0.5:  # "more than": the larger one is asked, add
-        return Draft(
+        sentences = rng.choice(
             [
-                f"{b} has {s.count(d, 'more')} {items} than {a}.",
-                f"{a} has {s.count(x, items)}.",
-                f"How many {items} does {b} have?",
-            ],
-            add(x, d),
-            a,
+                [
+                    f"{b} keeps {s.count(d, 'more')} {items} in a {v['group']} than {a} does.",
+                    f"{a} keeps {s.count(x, items)} in a {v['group']}.",
+                    f"How many {items} does {b} keep in the {v['group']}?",
+                ],
+                [
+                    f"{a} has collected {s.count(x, items)} so far this year.",
+                    f"{b} has collected {s.count(d, 'more')} {items} than {a}.",
+                    f"How many {items} has {b} collected?",
+                ],
+            ]
         )
+        return Draft(sentences, add(x, d), a)
     return Draft(  # "fewer than": the smaller one is asked, subtract
         [
             f"{a} has {s.count(x + d, items)}.",
@@ -673,11 +680,12 @@ def _add_sub(rng, v, s) -> Draft:  # a + b - c
     z = rng.randint(1, x + y - 1)
     a = v["a"]
     if rng.random() < 0.5:
+        stop = rng.choice(STOPS)
         return Draft(
             [
-                f"A bus had {s.n(x)} passengers.",
-                f"At the next stop {s.n(y)} people got on and {s.n(z)} got off.",
-                "How many passengers are on the bus now?",
+                f"A tram left the depot with {s.n(x)} riders.",
+                f"At {stop}, {s.n(y)} riders got on and {s.n(z)} riders got off.",
+                f"How many riders were on the tram after {stop}?",
             ],
             sub(add(x, y), z),
             None,
