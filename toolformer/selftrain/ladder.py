@@ -452,7 +452,7 @@ def _rate(rng, v, s) -> Draft:
         ]
     else:
         sentences = [
-            f"{v['food'].capitalize()} costs {s.money(r)} per kilogram.",
+            f"The price of {v['food']} is {s.money(r)} per kilogram.",
             f"How many dollars do {s.n(t)} kilograms of {v['food']} cost?",
         ]
     return Draft(sentences, mul(r, t), a if kind == 0 else None)
@@ -534,7 +534,8 @@ def _shared(rng, v, s) -> Draft:
             div(2 * n, 2),
             a,
         )
-    sentences = rng.choice(
+    choice = rng.randrange(3)
+    sentences = (
         [
             [
                 f"{a} has {s.count(k * n, items)} to share equally among {s.n(k)} friends.",
@@ -550,8 +551,8 @@ def _shared(rng, v, s) -> Draft:
                 f"How many {items} go in each {v['group']}?",
             ],
         ]
-    )
-    return Draft(sentences, div(k * n, k), a)
+    )[choice]
+    return Draft(sentences, div(k * n, k), None if choice == 1 else a)  # 1: the teacher's
 
 
 LEVEL2: Tuple[Template, ...] = (
