@@ -116,7 +116,10 @@ class CorpusConfig:
                 "data_dir unless absolute. 'arithmetic' or 'arithmetic:N': N generated "
                 "easy word problems (one or two operations on the question's numbers; "
                 "toolformer.selftrain.word_problems) instead, for a model too small "
-                "for GSM8K. 'mix' or 'mix:N': the mixed curriculum (see mix)"
+                "for GSM8K. 'ladder' or 'ladder:N' (default 4000): N generated problems "
+                "in four equal levels (one step; one step with number words, distractors "
+                "and rates; two steps; three steps; toolformer.selftrain.ladder). 'mix' or "
+                "'mix:N': the mixed curriculum (see mix)"
             )
         },
     )

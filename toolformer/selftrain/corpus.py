@@ -15,8 +15,8 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from toolformer.errors import UserError
 from toolformer.records import iter_records
+from toolformer.selftrain import ladder, word_problems
 from toolformer.selftrain import mix as mixed
-from toolformer.selftrain import word_problems
 from toolformer.selftrain.gsm8k import CALC_MARK, parse_gsm8k
 from toolformer.text.numbers import format_number
 
@@ -38,6 +38,10 @@ class CorpusDoc:
     tools: Optional[List[str]] = None
     answers: Optional[List[str]] = None
     date: Optional[str] = None
+    # the leveled curriculum (toolformer.selftrain.ladder): the problem's level (1-4) and its
+    # whole computation as one Calculator expression ("(45 + 15) / 4")
+    level: Optional[int] = None
+    expression: Optional[str] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -58,7 +62,9 @@ def load_corpus(
     answer: ``doc_template``/``prompt_template`` take ``{question}``, ``{solution}``,
     ``{answer}``. A row with only ``text`` is a document without gold (its opening is the
     prompt). ``path`` ``arithmetic`` or ``arithmetic:N`` is the generated corpus of easy word
-    problems (:mod:`toolformer.selftrain.word_problems`, drawn with ``seed``) instead of a file;
+    problems (:mod:`toolformer.selftrain.word_problems`, drawn with ``seed``) instead of a file,
+    ``ladder`` or ``ladder:N`` the leveled one (:mod:`toolformer.selftrain.ladder`; each doc's
+    ``level`` and ``expression`` set);
     ``mix`` or ``mix:N`` the mixed curriculum in the proportions ``mix``
     (:mod:`toolformer.selftrain.mix`; its build report is stored into ``report``)."""
     if mixed.is_spec(path):
@@ -72,6 +78,15 @@ def load_corpus(
         return corpus_from_rows(
             ((f"row {i}", r) for i, r in enumerate(rows, 1)),
             word_problems.NAME,
+            path,
+            doc_template,
+            prompt_template,
+        )
+    if ladder.is_spec(path):
+        rows = ladder.generate_ladder(ladder.parse_spec(path), seed=seed)
+        return corpus_from_rows(
+            ((f"row {i}", r) for i, r in enumerate(rows, 1)),
+            ladder.NAME,
             path,
             doc_template,
             prompt_template,
@@ -145,7 +160,8 @@ def corpus_from_rows(
     rows: Iterable[Tuple[str, Any]], stem: str, source: str, doc_template: str, prompt_template: str
 ) -> List[CorpusDoc]:
     """:class:`CorpusDoc` s from ``(where, row)`` pairs (see :func:`load_corpus`); ids
-    ``<stem>-<n>``. Raises :class:`UserError` for a malformed row or no documents."""
+    ``<stem>-<n>``; a row's ``level`` and ``expression`` (the ladder's) are kept. Raises
+    :class:`UserError` for a malformed row or no documents."""
     docs: List[CorpusDoc] = []
     for lineno, (where, row) in enumerate(rows, 1):
         if isinstance(row, dict) and "answer" not in row and isinstance(row.get("text"), str):
@@ -164,7 +180,9 @@ def corpus_from_rows(
             raise UserError(
                 f"template field {exc} unknown; use {{question}}, {{solution}}, {{answer}}"
             ) from None
-        docs.append(CorpusDoc(f"{stem}-{lineno}", text, prompt, question, gold, stem, steps))
+        doc = CorpusDoc(f"{stem}-{lineno}", text, prompt, question, gold, stem, steps)
+        doc.level, doc.expression = row.get("level"), row.get("expression")
+        docs.append(doc)
     if not docs:
         raise UserError(f"corpus {source} holds no documents")
     return docs

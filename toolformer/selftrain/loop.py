@@ -1334,10 +1334,10 @@ def cut_after_answer(text: str, calls: List[Dict[str, Any]]) -> Tuple[str, List[
 
 
 def _generated(corpus: str) -> bool:
-    """A generated corpus (``arithmetic[:N]``, ``mix[:N]``) rather than a file."""
-    from toolformer.selftrain import mix, word_problems
+    """A generated corpus (``arithmetic[:N]``, ``ladder[:N]``, ``mix[:N]``) rather than a file."""
+    from toolformer.selftrain import ladder, mix, word_problems
 
-    return word_problems.is_spec(corpus) or mix.is_spec(corpus)
+    return word_problems.is_spec(corpus) or ladder.is_spec(corpus) or mix.is_spec(corpus)
 
 
 def offered_demonstrations(text: str, tools: Sequence[str]) -> str:
