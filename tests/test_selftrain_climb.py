@@ -39,7 +39,7 @@ def _docs(levels):
 
 
 def test_leveled_prompts_review_the_levels_below_and_rotate():
-    docs = _docs([1] * 10 + [2] * 10 + [3] * 10)
+    docs = _docs([1] * 10 + [2] * 20 + [3] * 10)
     got = leveled_prompts(docs, 2, 8, 1, 0.25)
     assert [d["level"] for d in got] == [2] * 6 + [1] * 2
     again = leveled_prompts(docs, 2, 8, 2, 0.25)  # the next round at the same level: new problems
