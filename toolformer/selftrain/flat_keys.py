@@ -64,6 +64,10 @@ FLAT_KEYS: Dict[str, Tuple[str, ...]] = {
     "calibration_size": ("calibration.size",),
     "calibration_objective": ("calibration.objective",),
 }
+# settings added after the grouping: run folders record them under these keys (never read as
+# flat keys of a config file); a folder recorded before they existed resumes while they hold
+# their defaults (SelfTrainConfig.changed_since)
+RECORDED_KEYS: Dict[str, str] = {"preference": "improve.preference", "dpo": "improve.dpo"}
 # old dicts of GenerationConfig fields by name, over the named ones above
 OPTION_KEYS: Dict[str, str] = {"grow_options": "grow.generation", "eval_options": "dev.generation"}
 # the GenerationConfig fields named by a flat key of their own (the rest go to *_options)
@@ -220,6 +224,8 @@ def flatten(
             out[f.name] = value
     for key, paths in FLAT_KEYS.items():
         out[key] = _get(config, paths[0])
+    for key, path in RECORDED_KEYS.items():
+        out[key] = _get(config, path)
     out.update(
         flat_generation(config.grow.generation, config.dev.generation, grow_default, dev_default)
     )
