@@ -15,7 +15,13 @@ from test_selftrain import Interrupt, ScriptedGenerator, _config, files  # noqa:
 
 from toolformer.errors import MissingDependencyError, UserError
 from toolformer.generation import CallRecord, GenerationOutput
-from toolformer.models import ADAPTER_DIR, load_model, load_tokenizer, peft_from_pretrained
+from toolformer.models import (
+    ADAPTER_DIR,
+    load_model,
+    load_tokenizer,
+    peft_from_pretrained,
+    quiet_peft,
+)
 from toolformer.preference import (
     DPOSettings,
     DPOTrainConfig,
@@ -166,7 +172,8 @@ def test_the_reference_log_probs_are_the_sft_adapters_not_the_base_models(
         ref_rejected = [float(x) for x in trainer.train_dataset["ref_rejected_logps"]]
     else:  # the forward pass each training step makes for the reference
         batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(PAIRS))])
-        chosen, rejected = trainer.compute_ref_log_probs(trainer.model, batch)
+        with quiet_peft():
+            chosen, rejected = trainer.compute_ref_log_probs(trainer.model, batch)
         ref, ref_rejected = chosen.tolist(), rejected.tolist()
     base, tok = load_model(tiny_dir)
     sft = peft_from_pretrained(load_model(tiny_dir)[0], sft_adapter).eval()

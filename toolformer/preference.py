@@ -370,7 +370,7 @@ def dpo_train(config: DPOTrainConfig) -> Dict[str, Any]:
     output folder another run holds or that would overwrite an input;
     :class:`MissingDependencyError` without trl."""
     from toolformer.finetune import call_syntax, merge_adapter, recorded_model
-    from toolformer.models import ADAPTER_DIR, resolve
+    from toolformer.models import ADAPTER_DIR, quiet_peft, resolve
     from toolformer.output_lock import check_not_input, hold_output
 
     if not config.output_dir:
@@ -385,7 +385,8 @@ def dpo_train(config: DPOTrainConfig) -> Dict[str, Any]:
     out = ensure_dir(config.output_dir, "the output folder")
     with hold_output(out, option="DPOTrainConfig.output_dir"):
         trainer = build_trainer(config)
-        result = trainer.train()
+        with quiet_peft():  # transformers' deprecation, read by TRL's reference pass each step
+            result = trainer.train()
         history = trainer.state.log_history
         losses = [h["loss"] for h in history if "loss" in h]
         metrics: Dict[str, Any] = {

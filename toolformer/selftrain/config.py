@@ -4,7 +4,8 @@ groups as :class:`~toolformer.eval.harness.EvalConfig` holds its decoding:
 - ``data`` (:class:`CorpusConfig`): the training corpus, its templates and the contamination guard;
 - ``grow`` (:class:`GrowConfig`): Grow's sampling (a :class:`GenerationConfig`), its extra
   samples, the demonstrations and how many prompts a round takes;
-- ``improve`` (:class:`ImproveConfig`): the filter, its thresholds and what is kept;
+- ``improve`` (:class:`ImproveConfig`): the filter, its thresholds and what is kept, and the
+  opt-in preference training on right-vs-wrong samples (``preference``, ``dpo``);
 - ``dev`` (:class:`DevEvalConfig`): the dev split and its decoding (a :class:`GenerationConfig`);
 - ``calibration`` (:class:`CalibrationConfig`): the call trigger's calibration after the run;
 - ``annotator`` (round 0) and ``finetune`` (every round's LoRA fine-tuning);
