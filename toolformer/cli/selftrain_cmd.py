@@ -75,6 +75,7 @@ FLAGS: List[Tuple[str, Tuple[str, ...], Dict[str, Any]]] = [
     ("--thresholds", ("improve.thresholds",), {"type": str}),
     ("--improve-steps", ("improve.steps",), {}),
     ("--accumulate", ("improve.accumulate",), {}),
+    ("--preference", ("improve.preference",), {}),
     ("--keep-models", ("keep_models",), {}),
     ("--seed", ("seed",), {}),
     ("--threads", ("threads",), {}),
@@ -115,6 +116,13 @@ _PAIRS = {
         help="KEY=VALUE FinetuneConfig or TrainingArguments field (repeatable), e.g. "
         "max_steps=100, learning_rate=2e-4",
     ),
+    "--dpo-option": click.option(
+        "--dpo-option",
+        "dpo_option",
+        multiple=True,
+        help="KEY=VALUE DPO setting with --preference dpo (repeatable), e.g. beta=0.1, "
+        "learning_rate=5e-5, max_steps=40, per_device_train_batch_size=4",
+    ),
 }
 # the KEY=VALUE options, placed after the flag named here (the --help order of before)
 _PAIRS_AFTER = {
@@ -122,6 +130,7 @@ _PAIRS_AFTER = {
     "--answer-only/--whole-output": ["--eval-option", "--grow-option"],
     "--filter": ["--filter-option"],
     "--accumulate": ["--finetune-option"],
+    "--preference": ["--dpo-option"],
 }
 
 
@@ -233,6 +242,7 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
     tool_items = values.pop("tool_option", ()) or ()
     eval_opts = _pairs(values.pop("eval_option", ()) or (), "--eval-option")
     ft_opts = _pairs(values.pop("finetune_option", ()) or (), "--finetune-option")
+    dpo_opts = _pairs(values.pop("dpo_option", ()) or (), "--dpo-option")
     _parse_lists(values)
     for flag, paths, _ in FLAGS:
         value = values.get(_dest(flag))
@@ -246,6 +256,8 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
         flat_keys.check_generation_fields(opts, where)
         for key, value in opts.items():
             flat_keys.set_path(base, f"{group}.generation.{key}", value)
+    for key, value in dpo_opts.items():  # an unknown name: one line when the config is built
+        flat_keys.set_path(base, f"improve.dpo.{key}", value)
     if filter_opts:
         improve = base.get("improve") or {}
         given = improve.get("filter_options") if isinstance(improve, dict) else None

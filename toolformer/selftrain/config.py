@@ -4,7 +4,8 @@ groups as :class:`~toolformer.eval.harness.EvalConfig` holds its decoding:
 - ``data`` (:class:`CorpusConfig`): the training corpus, its templates and the contamination guard;
 - ``grow`` (:class:`GrowConfig`): Grow's sampling (a :class:`GenerationConfig`), its extra
   samples, the demonstrations and how many prompts a round takes;
-- ``improve`` (:class:`ImproveConfig`): the filter, its thresholds and what is kept;
+- ``improve`` (:class:`ImproveConfig`): the filter, its thresholds and what is kept, and the
+  opt-in preference training on right-vs-wrong samples (``preference``, ``dpo``);
 - ``dev`` (:class:`DevEvalConfig`): the dev split and its decoding (a :class:`GenerationConfig`);
 - ``calibration`` (:class:`CalibrationConfig`): the call trigger's calibration after the run;
 - ``annotator`` (round 0) and ``finetune`` (every round's LoRA fine-tuning);
@@ -36,6 +37,7 @@ from toolformer.errors import UserError
 from toolformer.finetune import FinetuneConfig
 from toolformer.generation.trigger import OBJECTIVES
 from toolformer.generation.types import GenerationConfig
+from toolformer.preference import PREFERENCES, DPOSettings
 from toolformer.selftrain import flat_keys
 
 # The answer alone after "A:": round 0 annotates the place before it, so a kept call comes first,
@@ -362,6 +364,21 @@ class ImproveConfig:
     accumulate: bool = field(
         default=False,
         metadata={"help": "fine-tune on the kept data of all rounds so far, not only this round's"},
+    )
+    preference: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": (
+                "after each fine-tuning, train on right-vs-wrong pairs of Grow samples of "
+                "the same problem (pairs_J.jsonl): dpo (DPO from the SFT adapter, needs "
+                "trl; the round's model is then the DPO adapter); None: SFT only"
+            ),
+            "choices": PREFERENCES,
+        },
+    )
+    dpo: DPOSettings = field(
+        default_factory=DPOSettings,
+        metadata={"help": "DPO's settings (with preference dpo): beta, learning rate, steps"},
     )
 
     def schedule(self):
@@ -813,6 +830,31 @@ class SelfTrainConfig:
         get_filter(self.improve.filter).check_options(self.improve.filter_options)
         if self.improve.thresholds is not None:
             Schedule.of(self.improve.thresholds)
+        self._check_preference()
+
+    def _check_preference(self) -> None:
+        """``improve.preference``: a known method, a filter that scores right (1.0) and wrong
+        (0.0), DPO's settings, and trl installed (before anything runs)."""
+        from toolformer.preference import require_trl
+        from toolformer.selftrain.filters import AnswerFilter, get_filter
+
+        imp = self.improve
+        if imp.preference is None:
+            return
+        if imp.preference not in PREFERENCES:
+            raise UserError(
+                f"improve.preference must be one of {', '.join(PREFERENCES)} (or None), "
+                f"got {imp.preference!r}",
+                field="SelfTrainConfig.improve.preference",
+            )
+        if not issubclass(get_filter(imp.filter), AnswerFilter):
+            raise UserError(
+                f"improve.preference {imp.preference} pairs right and wrong answers: use "
+                f"filter answer or when, not {imp.filter}",
+                field="SelfTrainConfig.improve.filter",
+            )
+        imp.dpo.check("improve.dpo")
+        require_trl()
 
     # -- derived settings -------------------------------------------------------------------
     @property
@@ -864,6 +906,8 @@ class SelfTrainConfig:
         recorded them before the grouping) but for those a resumed run may change."""
         d = self.flat_dict()
         d["annotator"] = self.annotator.fingerprint()  # its fields as run folders recorded them
+        if not self.improve.preference:  # DPO's settings change nothing a run without it holds
+            d.pop("dpo", None)
         return {k: v for k, v in d.items() if k not in _NOT_FINGERPRINTED}
 
     def changed_since(self, recorded: Optional[Dict[str, Any]]) -> List[str]:
@@ -917,6 +961,16 @@ def _group_from_dict(cls: type, values: Mapping[str, Any], where: str) -> Any:
         values["generation"] = _construct(
             GenerationConfig, {**asdict(default.generation), **gen}, f"{where}.generation"
         )
+    for f in fields(cls):  # another nested group (improve.dpo) given as a dict
+        inner = getattr(default, f.name)
+        if (
+            f.name != "generation"
+            and is_dataclass(inner)
+            and isinstance(values.get(f.name), Mapping)
+        ):
+            values[f.name] = _construct(
+                type(inner), {**asdict(inner), **values[f.name]}, f"{where}.{f.name}"
+            )
     return _construct(
         cls, {**{f.name: getattr(default, f.name) for f in fields(cls)}, **values}, where
     )

@@ -67,6 +67,10 @@ FLAT_KEYS: Dict[str, Tuple[str, ...]] = {
     "calibration_size": ("calibration.size",),
     "calibration_objective": ("calibration.objective",),
 }
+# settings added after the grouping: run folders record them under these keys (read back to
+# their places, without the flat keys' warning); a folder recorded before they existed resumes
+# while they hold their defaults (SelfTrainConfig.changed_since)
+RECORDED_KEYS: Dict[str, str] = {"preference": "improve.preference", "dpo": "improve.dpo"}
 # old dicts of GenerationConfig fields by name, over the named ones above
 OPTION_KEYS: Dict[str, str] = {"grow_options": "grow.generation", "eval_options": "dev.generation"}
 # the GenerationConfig fields named by a flat key of their own (the rest go to *_options)
@@ -146,11 +150,15 @@ def nest_flat(values: Mapping[str, Any]) -> Dict[str, Any]:
     Raises :class:`UserError` (one line) for an unknown field in ``grow_options`` /
     ``eval_options``."""
     nested: Dict[str, Any] = {
-        k: v for k, v in values.items() if k not in FLAT_KEYS and k not in OPTION_KEYS
+        k: v
+        for k, v in values.items()
+        if k not in FLAT_KEYS and k not in OPTION_KEYS and k not in RECORDED_KEYS
     }
     for key in old_keys_in(values):
         for path in FLAT_KEYS.get(key, ()):
             set_path(nested, path, values[key])
+    for key in [k for k in values if k in RECORDED_KEYS]:  # a run folder's record read back
+        set_path(nested, RECORDED_KEYS[key], values[key])
     for key, path in OPTION_KEYS.items():
         opts = values.get(key)
         if opts is None:
@@ -223,6 +231,8 @@ def flatten(
             out[f.name] = value
     for key, paths in FLAT_KEYS.items():
         out[key] = _get(config, paths[0])
+    for key, path in RECORDED_KEYS.items():
+        out[key] = _get(config, path)
     out.update(
         flat_generation(config.grow.generation, config.dev.generation, grow_default, dev_default)
     )

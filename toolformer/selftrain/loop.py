@@ -7,7 +7,9 @@ Folder of a run (``SelfTrainConfig.output``)::
     run.json                  the settings (a resumed run must match them)
     round_0/                  corpus (+ contamination guard), baseline dev eval, augment,
                               finetune_0, eval
-    round_1/ ...              grow, improve_0, finetune_0, [improve_1, finetune_1 ...], eval
+    round_1/ ...              grow, improve_0, finetune_0, [dpo_0,] [improve_1, finetune_1 ...],
+                              eval (dpo_j: with improve.preference "dpo", DPO on pairs_j.jsonl
+                              from the SFT adapter of finetune_j; the round's model is then it)
     report.json, report.md    per round: kept calls, dev score with 95% interval, call rate,
                               seconds per stage; the best round; the contamination overlap
     best_adapter/             the best round's LoRA adapter + toolformer.json (base model)
@@ -753,6 +755,7 @@ class SelfTrainer:
                 tally = by_level.setdefault(str(levels[cand.doc_id]), [0, 0])
                 tally[0] += s >= threshold
                 tally[1] += 1
+        pairs = self._pairs(rd, j, cands, scores)
         tools = Counter(x["tool"] for r in kept for x in r["calls"] if not x.get("error"))
         return {
             "filter": c.improve.filter,
@@ -767,6 +770,63 @@ class SelfTrainer:
             **({"capped": capped} if capped else {}),
             **({"right_by_level": dict(sorted(by_level.items()))} if by_level else {}),
             **({"by_kind": kept_by_kind(kept)} if any(r.get("kind") for r in kept) else {}),
+            **({"pairs": pairs} if pairs is not None else {}),
+        }
+
+    def _pairs(
+        self, rd: RoundDir, j: int, cands: List[Candidate], scores: List[Any]
+    ) -> Optional[int]:
+        """With ``improve.preference``: the right-vs-wrong pairs of the round's samples in
+        ``pairs_{j}.jsonl`` (:func:`toolformer.preference.preference_pairs`); their count, or
+        None when preference training is off."""
+        from toolformer.preference import preference_pairs
+
+        c = self.config
+        if not c.improve.preference:
+            return None
+        pairs = preference_pairs(cands, scores, c.improve.dpo.max_pairs_per_prompt)
+        _write_jsonl(rd.path / f"pairs_{j}.jsonl", pairs)
+        return len(pairs)
+
+    def _dpo(self, rd: RoundDir, k: int, j: int, sft_adapter: str) -> Dict[str, Any]:
+        """DPO on ``pairs_{j}.jsonl`` from the round's SFT adapter (the reference policy too);
+        its output (``dpo_{j}/``) is laid out as a fine-tuning's, and becomes the round's
+        model."""
+        from toolformer.finetune import ADAPTER_DIR
+        from toolformer.manifest import write_manifest
+        from toolformer.preference import DPOTrainConfig, dpo_train
+
+        c = self.config
+        pairs = rd.path / f"pairs_{j}.jsonl"
+        n = len(_read_jsonl(pairs))
+        if not n:
+            return {"skipped": "no preference pairs", "pairs": 0}
+        out = rd.path / f"dpo_{j}"
+        self._policy = (None, None, None)  # free memory before training
+        m = dpo_train(
+            DPOTrainConfig(
+                pairs=str(pairs),
+                model=c.model,
+                adapter=sft_adapter,
+                output_dir=str(out),
+                settings=c.improve.dpo,
+                seed=c.seed + k,
+                threads=c.threads,
+                progress=c.progress,
+            )
+        )
+        adapter = out / ADAPTER_DIR
+        manifest = adapter_manifest(c, k, len(_read_jsonl(rd.path / f"kept_{j}.jsonl")))
+        write_manifest(str(adapter), {**manifest, "preference": "dpo", "pairs": n})
+        return {
+            "pairs": n,
+            "adapter": self._rel(adapter),
+            "model": self._rel(out),
+            "from_adapter": self._rel(sft_adapter),
+            "train_loss": m.get("train_loss"),
+            "global_step": m.get("global_step"),
+            "reward_accuracy": m.get("reward_accuracy"),
+            "reward_margin": m.get("reward_margin"),
         }
 
     def _round_kept(self, k: int) -> Path:
@@ -988,6 +1048,11 @@ class SelfTrainer:
                 ft = self._stage(rd, k, f"finetune_{j}", lambda: self._finetune(rd, k, j, adapter))
                 if ft.get("model"):
                     policy, adapter = self._abs(ft["model"]), self._abs(ft["adapter"])
+                    if c.improve.preference == "dpo":  # from this SFT adapter, its reference
+                        sft = adapter
+                        dp = self._stage(rd, k, f"dpo_{j}", lambda: self._dpo(rd, k, j, sft))
+                        if dp.get("model"):
+                            policy, adapter = self._abs(dp["model"]), self._abs(dp["adapter"])
             if policy == grow_policy:  # nothing was trained this round: same model, same score
                 prev = rounds[-1] if rounds else self._baseline_row(base)
                 same = {
@@ -1137,7 +1202,8 @@ class SelfTrainer:
 
         keep = {Path(m).resolve() for m in keep if m}
         for k in range(upto + 1):
-            for folder in sorted((self.out / f"round_{k}").glob("model_*")):
+            round_dir = self.out / f"round_{k}"
+            for folder in sorted([*round_dir.glob("model_*"), *round_dir.glob("dpo_*")]):
                 if folder.resolve() in keep or not (folder / ADAPTER_DIR).is_dir():
                     continue
                 self._prune_folder(folder)
