@@ -80,6 +80,14 @@ def test_a_round_right_on_most_of_its_level_climbs_to_the_next(
     assert lost == (3 if second == 2 else 0)
     report = format_report(result.to_dict())
     assert "level: Grow right" in report and "| 1: 8/8 |" in report
+    # the dev split's score per level, from the eval's samples: additions right, subtractions not
+    dev = [
+        json.loads(x) for x in (out / "round_0" / "corpus" / "dev.jsonl").read_text().splitlines()
+    ]
+    by_level = result.rounds[0]["dev_by_level"]
+    assert sum(n for _, n in by_level.values()) == len(dev) == 2
+    assert {int(k) for k in by_level} == {r["level"] for r in dev}
+    assert "dev right by level" in report
 
 
 def test_climb_settings_are_checked():

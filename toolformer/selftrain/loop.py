@@ -37,7 +37,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from toolformer.atomic import atomic_write_json, atomic_write_jsonl
 from toolformer.errors import EmptyInputError, UserError, fields_in
@@ -420,7 +420,15 @@ class SelfTrainer:
         else:
             train, dev = split_corpus(gold, c.dev.size, c.seed, c.dev.max_problem_steps)
             train = train + [d for d in clean if d.answer is None]
-            dev_rows = [{"id": d.id, "question": d.question, "answer": d.answer} for d in dev]
+            dev_rows = [
+                {
+                    "id": d.id,
+                    "question": d.question,
+                    "answer": d.answer,
+                    **({"level": d.level} if d.level is not None else {}),
+                }
+                for d in dev
+            ]
         random.Random(c.seed + 1).shuffle(train)
         corpus = rd.path / "corpus"
         _write_jsonl(corpus / "train.jsonl", [d.to_dict() for d in train])
@@ -949,10 +957,24 @@ class SelfTrainer:
             )
         )
         tasks = [res["tasks"][key] for key in keys]
+        levels = {r["id"]: r["level"] for r in _read_jsonl(paths[0]) if r.get("level") is not None}
+        by_level = (
+            score_by_level(
+                (
+                    r
+                    for f in sorted((rd.path / name / "samples").glob("*.jsonl"))
+                    for r in _read_jsonl(f)
+                ),
+                levels,
+            )
+            if levels
+            else {}
+        )
         if len(tasks) == 1:
             task = tasks[0]
             lo, hi = wilson_interval(task["correct"], task["n"])
             return {
+                **({"by_level": by_level} if by_level else {}),
                 "model": self._rel(model),
                 "score": task["score"],
                 "correct": task["correct"],
@@ -1232,6 +1254,7 @@ class SelfTrainer:
             "call_failure_rate": ev["call_failure_rate"],
             "calls_kept": {},
             "seconds": {"eval": ev.get("seconds")},
+            **({"dev_by_level": ev["by_level"]} if ev.get("by_level") else {}),
             "model": ev["model"],
             "adapter": None,
         }
@@ -1262,6 +1285,7 @@ class SelfTrainer:
             else None,
             "texts_kept": _texts_kept(rd),
             **_level_stats(rd),
+            **({"dev_by_level": ev["by_level"]} if ev.get("by_level") else {}),
             "model": model,
             "adapter": adapter,
         }
@@ -1304,6 +1328,21 @@ def forced_samples(
                 out.append((d, tool, s))
                 s += 1
     return out
+
+
+def score_by_level(
+    samples: Iterable[Dict[str, Any]], levels: Dict[str, int]
+) -> Dict[str, List[int]]:
+    """``{level: [correct, n]}`` over the eval ``samples`` (the harness's rows: ``id``,
+    ``correct``) whose ``id`` has a level in ``levels``, lowest level first."""
+    out: Dict[int, List[int]] = {}
+    for row in samples:
+        level = levels.get(str(row.get("id")))
+        if level is not None:
+            tally = out.setdefault(level, [0, 0])
+            tally[0] += bool(row.get("correct"))
+            tally[1] += 1
+    return {str(k): out[k] for k in sorted(out)}
 
 
 def _level_stats(rd: RoundDir) -> Dict[str, Any]:
@@ -1523,10 +1562,10 @@ def format_report(d: Dict[str, Any]) -> str:
         ),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    leveled = any(r.get("level") is not None for r in d["rounds"])
+    leveled = any(r.get("level") is not None or r.get("dev_by_level") for r in d["rounds"])
     if leveled:  # a climbing curriculum: each round's level and how often Grow was right at it
-        lines[0] += " level: Grow right |"
-        lines[1] += "---|"
+        lines[0] += " level: Grow right | dev right by level |"
+        lines[1] += "---|---|"
     for r in d["rounds"]:
         kept = ", ".join(f"{t} {n}" for t, n in (r.get("calls_kept") or {}).items()) or "-"
         secs = (
@@ -1546,6 +1585,13 @@ def format_report(d: Dict[str, Any]) -> str:
             lines[-1] += (
                 f" {r['level']}: {right[0]}/{right[1]} |"
                 if r.get("level") is not None and right
+                else " - |"
+            )
+            lines[-1] += (
+                " "
+                + ", ".join(f"{lvl}: {c}/{n}" for lvl, (c, n) in r["dev_by_level"].items())
+                + " |"
+                if r.get("dev_by_level")
                 else " - |"
             )
     start = "the starting adapter" if d.get("init_adapter") else "the base model"
