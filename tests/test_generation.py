@@ -4,6 +4,7 @@ call limits, every fault case, streaming; one integration test on the real SmolL
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 
 import pytest
@@ -480,6 +481,70 @@ def test_no_number_in_the_text_leaves_the_other_tools(scripted, smol_tokenizer):
     out = gen.generate("What is the capital of France:")[0]
     assert out.calls and out.calls[0].tool == "Echo", out.text
     assert "Calculator" not in out.text
+
+
+# a few-shot demonstration with the numbers the script computes (3*4), then a problem without them
+DEMO = "Q: What is 3 times 4?\nA: 12\n\n"
+
+
+def _number_gen(model, tok, **cfg):
+    return ToolGenerator(
+        model,
+        tok,
+        ToolExecutor([number_calculator()]),
+        GenerationConfig(**{"max_new_tokens": 16, "call_top_k": 50, **cfg}),
+    )
+
+
+def test_demonstrations_before_the_grammar_start_lend_no_numbers(scripted, smol_tokenizer):
+    """Grow puts few-shot demonstrations before each problem: with ``numbers_from_text`` the
+    model computed with a demonstration's number. From ``grammar_starts`` on, only the
+    problem's numbers (5, 7) may be written in a call; without it the demonstration's may."""
+    model = scripted(CALC_CALL, ("]", " so"))
+    gen = _number_gen(model, smol_tokenizer)
+    problem = "Q: Tom has 5 bags of 7 apples. Apples:"
+    prompt = DEMO + problem
+    (free,) = gen.generate([prompt])
+    (call,) = free.calls
+    assert (call.tool, call.args, call.result) == ("Calculator", "3*4", "12"), free.text
+    for out in (
+        gen.generate([prompt], grammar_starts=[len(DEMO)])[0],
+        generate_reencode(
+            model, smol_tokenizer, [prompt], gen.executor, gen.config, grammar_starts=[len(DEMO)]
+        )[0],
+        next(e.output for e in gen.stream(prompt, grammar_start=len(DEMO)) if e.kind == "done"),
+    ):
+        (call,) = out.calls
+        assert call.tool == "Calculator" and not call.error, out.text
+        numbers = re.findall(r"\d+", call.args)
+        assert numbers and set(numbers) <= {"5", "7"}, out.text
+    # the rows of a batch keep their own starts (the batch is sorted by prompt length)
+    outs = gen.generate([problem, prompt, prompt], grammar_starts=[0, 0, len(DEMO)])
+    args = [o.calls[0].args for o in outs]
+    assert args[1] == "3*4" and all(set(re.findall(r"\d+", a)) <= {"5", "7"} for a in args[::2])
+
+
+def test_a_call_may_open_only_where_the_text_from_the_grammar_start_has_a_number(
+    scripted, smol_tokenizer
+):
+    """Whether a Calculator call may open is judged on the text from the start: a question
+    without a number after demonstrations with numbers admits none."""
+    model = scripted(CALC_CALL, ("]", " so"))
+    gen = _number_gen(model, smol_tokenizer)
+    prompt = DEMO + "Q: What is the capital of France:"
+    out = gen.generate([prompt], grammar_starts=[len(DEMO)])[0]
+    assert out.calls == [] and "[" not in out.text, out.text
+    (call,) = gen.generate([prompt])[0].calls  # the whole prompt: the demonstration's 3 and 4
+    assert call.args == "3*4"
+    (call,) = gen.generate([prompt], grammar_starts=[0])[0].calls
+    assert call.args == "3*4"
+
+
+@pytest.mark.parametrize("starts", [[0, 0], [-1], [40], [True]])
+def test_grammar_starts_must_be_one_offset_per_prompt_inside_it(smol_tokenizer, base_model, starts):
+    gen = _number_gen(base_model, smol_tokenizer)
+    with pytest.raises(ValueError, match="grammar_starts"):
+        gen.generate(["Add 2 and 3:"], grammar_starts=starts)
 
 
 def test_constrained_call_never_ends_inside_a_character(base_model, smol_tokenizer):

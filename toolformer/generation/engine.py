@@ -68,6 +68,20 @@ def _choose(
 ExecutorLike = Union[ToolExecutor, Mapping[str, Tool], Iterable[Tool], None]
 
 
+def _check_starts(where: str, prompts: Sequence[str], starts: Optional[Sequence[int]]) -> None:
+    """Raise ``ValueError`` unless ``starts`` is None or one offset per prompt, inside it."""
+    if starts is None:
+        return
+    if len(starts) != len(prompts):
+        raise ValueError(f"{where}: grammar_starts and prompts differ in length")
+    for prompt, start in zip(prompts, starts):
+        if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= len(prompt):
+            raise ValueError(
+                f"{where}: grammar_starts holds {start!r}, not an offset from 0 to the prompt's "
+                f"length ({len(prompt)})"
+            )
+
+
 class CallGrammars:
     """The calls that ``tools`` allow after a text: ``grammars(before, budget)`` is the
     :class:`CallConstraint` of a call that opens after the text ``before`` (None when no tool
@@ -210,6 +224,7 @@ class ToolGenerator:
         config: GenerationConfig,
         contexts: Optional[Sequence[Optional[ToolContext]]],
         offset: int = 0,
+        grammar_starts: Optional[Sequence[int]] = None,
     ) -> List[_Row]:
         hold = max((len(s) for s in config.stop_strings), default=1) - 1
         new_constraint = self.constraint_factory(config)
@@ -218,6 +233,7 @@ class ToolGenerator:
             ids, warnings = self.encode_prompt(prompt, config)
             ctx = contexts[i] if contexts is not None else None
             room = None if self.max_positions is None else self.max_positions - len(ids)
+            start = grammar_starts[i] if grammar_starts is not None else 0
             rows.append(
                 _Row(
                     offset + i,
@@ -229,6 +245,7 @@ class ToolGenerator:
                     hold,
                     new_constraint,
                     room,
+                    start,
                 )
             )
         return rows
@@ -385,6 +402,7 @@ class ToolGenerator:
         prompts: Sequence[str],
         config: GenerationConfig,
         contexts: Optional[Sequence[Optional[ToolContext]]],
+        grammar_starts: Optional[Sequence[int]] = None,
     ) -> Iterator[List[GenerationEvent]]:
         import torch
 
@@ -399,6 +417,9 @@ class ToolGenerator:
                 [prompts[i] for i in chunk],
                 config,
                 [contexts[i] for i in chunk] if contexts is not None else None,
+                grammar_starts=(
+                    [grammar_starts[i] for i in chunk] if grammar_starts is not None else None
+                ),
             )
             for r, i in zip(rows, chunk):
                 r.index = i
@@ -421,14 +442,24 @@ class ToolGenerator:
         config: Optional[GenerationConfig] = None,
         on_text: Optional[Callable[[int, str], None]] = None,
         contexts: Optional[Sequence[Optional[ToolContext]]] = None,
+        grammar_starts: Optional[Sequence[int]] = None,
     ) -> List[GenerationOutput]:
-        """Continue each prompt; ``on_text(row, new_text)`` streams each row's text as it grows."""
+        """Continue each prompt; ``on_text(row, new_text)`` streams each row's text as it grows.
+
+        ``contexts``: each prompt's :class:`~toolformer.tools.base.ToolContext` (None: none).
+        ``grammar_starts``: for each prompt, the character offset where the text that the call
+        grammars read begins (e.g. the Calculator's ``numbers_from_text``, which admits only the
+        numbers written before a call, and decides whether a call may open at all); few-shot
+        demonstrations before it condition the model but lend no numbers to a call. None (or
+        0): the whole prompt. Raises ``ValueError`` when a list's length differs from the
+        prompts' or a start lies outside its prompt."""
         config = config or self.config
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if contexts is not None and len(contexts) != len(prompts):
             raise ValueError("generate: contexts and prompts differ in length")
+        _check_starts("generate", prompts, grammar_starts)
         outputs: List[Optional[GenerationOutput]] = [None] * len(prompts)
-        for events in self._stream_rows(prompts, config, contexts):
+        for events in self._stream_rows(prompts, config, contexts, grammar_starts):
             for e in events:
                 if e.kind == "done":
                     outputs[e.row] = e.output
@@ -441,23 +472,30 @@ class ToolGenerator:
         prompts: Sequence[str],
         config: Optional[GenerationConfig] = None,
         contexts: Optional[Sequence[Optional[ToolContext]]] = None,
+        grammar_starts: Optional[Sequence[int]] = None,
     ) -> Iterator[List[GenerationEvent]]:
         """Events of several prompts decoded together, a list per step; each event's ``row`` is
-        its prompt's index in ``prompts`` (a server routes them back to their requests)."""
+        its prompt's index in ``prompts`` (a server routes them back to their requests).
+        ``contexts`` and ``grammar_starts`` as in :meth:`generate`."""
         config = config or self.config
         if contexts is not None and len(contexts) != len(prompts):
             raise ValueError("stream_batch: contexts and prompts differ in length")
-        yield from self._stream_rows(list(prompts), config, contexts)
+        _check_starts("stream_batch", prompts, grammar_starts)
+        yield from self._stream_rows(list(prompts), config, contexts, grammar_starts)
 
     def stream(
         self,
         prompt: str,
         config: Optional[GenerationConfig] = None,
         context: Optional[ToolContext] = None,
+        grammar_start: int = 0,
     ) -> Iterator[GenerationEvent]:
-        """Events of one prompt as they happen: text, call start, call text, call end, done."""
+        """Events of one prompt as they happen: text, call start, call text, call end, done.
+        ``grammar_start``: where in the prompt the text the call grammars read begins (as
+        ``grammar_starts`` in :meth:`generate`)."""
         config = config or self.config
-        for events in self._stream_rows([prompt], config, [context]):
+        _check_starts("stream", [prompt], [grammar_start])
+        for events in self._stream_rows([prompt], config, [context], [grammar_start]):
             yield from events
 
 
@@ -471,25 +509,32 @@ def generate_reencode(
     executor: ExecutorLike = None,
     config: Optional[GenerationConfig] = None,
     contexts: Optional[Sequence[Optional[ToolContext]]] = None,
+    grammar_starts: Optional[Sequence[int]] = None,
 ) -> List[GenerationOutput]:
     """The naive reference: one prompt at a time, re-encoding the whole sequence after each call.
 
     Between calls it decodes one token at a time on a cache, like calling ``model.generate``
     again after every tool result. Same decisions as :class:`ToolGenerator`; used by the tests
-    (token-for-token agreement) and the benchmark.
+    (token-for-token agreement) and the benchmark. ``contexts`` and ``grammar_starts`` as in
+    :meth:`ToolGenerator.generate`.
     """
     import torch
 
     gen = ToolGenerator(model, tokenizer, executor, config or GenerationConfig())
     config = replace(gen.config, chunked_results=True)
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    _check_starts("generate_reencode", prompts, grammar_starts)
     generator = None
     if config.do_sample and config.seed is not None:
         generator = torch.Generator(device=model.device).manual_seed(config.seed)
     outputs = []
     for i, prompt in enumerate(prompts):
         row = gen._new_rows(
-            [prompt], config, [contexts[i]] if contexts is not None else None, offset=i
+            [prompt],
+            config,
+            [contexts[i]] if contexts is not None else None,
+            offset=i,
+            grammar_starts=[grammar_starts[i]] if grammar_starts is not None else None,
         )[0]
         with torch.inference_mode():
             seq = torch.tensor([row.prompt_ids], device=model.device)

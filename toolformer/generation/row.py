@@ -48,9 +48,13 @@ class _Row:
         hold: int,
         new_constraint: Any = None,
         room: Optional[int] = None,
+        grammar_start: int = 0,
     ):
         self.index = index
         self.prompt = prompt
+        # the call grammars read the prompt and the output from here: few-shot demonstrations
+        # before it condition the model but lend no numbers to a call
+        self.grammar_start = grammar_start
         self.prompt_ids = prompt_ids
         self.context = context
         self.warnings = warnings
@@ -100,8 +104,14 @@ class _Row:
         if self.new_constraint is None:
             return True
         if self._possible[0] != len(self.text):
-            self._possible = (len(self.text), self.new_constraint.possible(self.prompt + self.text))
+            before = self.grammar_text(len(self.text))
+            self._possible = (len(self.text), self.new_constraint.possible(before))
         return self._possible[1]
+
+    def grammar_text(self, end: int) -> str:
+        """The text the call grammars read before output offset ``end``: the prompt from
+        ``grammar_start`` on, then the output up to ``end``."""
+        return (self.prompt + self.text[:end])[self.grammar_start :]
 
     def ends_in_word(self) -> bool:
         """Whether the text so far (prompt and output) ends in a letter or a digit."""
@@ -139,9 +149,7 @@ class _Row:
                 # the grammar starts after the "[" (an opener token holds nothing else)
                 # its budget: the call's tokens, and the output's, so that "->" comes in time
                 budget = min(config.max_call_tokens - 1, config.max_new_tokens - len(self.ids))
-                self.constraint = self.new_constraint(
-                    self.prompt + self.text[: self.call_start], budget
-                )
+                self.constraint = self.new_constraint(self.grammar_text(self.call_start), budget)
         if opened:
             self._check_stop(before, self.calls[-1].start, config)
         elif not self.in_call:
