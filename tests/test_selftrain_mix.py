@@ -495,6 +495,60 @@ def test_grow_samples_the_model_without_a_call_and_when_keeps_them_for_notool(
     assert all("[Calculator(" in k["text"] for k in kept_math)
 
 
+class StartsGenerator(CallingGenerator):
+    """:class:`CallingGenerator` that takes ``grammar_starts`` and records, per call, its
+    settings, prompts and starts."""
+
+    seen: list = []
+
+    def generate(self, prompts, contexts=None, grammar_starts=None):
+        type(self).seen.append((self.config, list(prompts), grammar_starts))
+        return super().generate(prompts, contexts)
+
+
+def test_grow_tells_the_generator_where_each_problem_starts_after_its_demonstrations(
+    tmp_path, tiny_dir, shared_data
+):
+    """The call grammars read the problem only: a demonstration's numbers are no Calculator
+    argument (``numbers_from_text``). Grow passes each prompt's start for the free, the no-call
+    and the forced samples alike."""
+    from toolformer.selftrain.loop import FORCE_CALL_TOP_K
+
+    out = tmp_path / "run"
+    StartsGenerator.configs, StartsGenerator.seen = [], []
+    _tiny_mix_run(
+        out,
+        tiny_dir,
+        shared_data,
+        StartsGenerator,
+        tools=["Calculator"],
+        corpus="mix:16",
+        mix={"math": 1, "notool": 1},
+        grow=dict(
+            corpus_size=8,
+            samples_per_prompt=2,
+            no_call_samples=1,
+            forced_call_samples=1,
+            generation=dict(max_new_tokens=8, batch_size=4),
+        ),
+        calibration=dict(enabled=False),
+    )
+    problems = {json.loads(line)["prompt"] for line in (out / "round_1/grow.jsonl").open()}
+    kinds = set()
+    for config, prompts, starts in StartsGenerator.seen:
+        assert starts is not None and len(starts) == len(prompts)
+        for prompt, start in zip(prompts, starts):
+            assert prompt[start:] in problems  # the problem, whole
+            # the demonstrations (mixed), with numbers the problem's calls must not take
+            assert prompt[:start].strip().startswith("Q:") and re.search(r"\d", prompt[:start])
+        kinds.add(
+            "forced"
+            if config.call_top_k == FORCE_CALL_TOP_K
+            else ("free" if config.tools_enabled else "no_call")
+        )
+    assert kinds == {"free", "no_call", "forced"}
+
+
 def test_forced_samples_cover_each_fitting_offered_tool():
     from toolformer.selftrain.loop import forced_samples
 

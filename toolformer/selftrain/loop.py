@@ -617,26 +617,33 @@ class SelfTrainer:
             gen = c.grow.sampling(c.seed + 100_003 * k + lo)
             batch = [(d, s) for d in docs for s in range(c.grow.samples_per_prompt)]
             factory = self.generator_factory or ToolGenerator
-            texts = [
+            demos = [
                 (
                     shuffled_demonstrations(demo, f"{c.seed}-{d['id']}-{s}")
                     if c.grow.demonstrations == "mix"
                     else demo
                 )
-                + d["prompt"]
                 for d, s in batch
             ]
+            texts = [p + d["prompt"] for p, (d, _) in zip(demos, batch)]
+            # the call grammars read the problem only: a demonstration's numbers are no
+            # Calculator argument (numbers_from_text) for this problem
+            starts = [len(p) for p in demos]
             generator = factory(model, tok, executor, gen)
-            outputs = list(_generate_for(generator, texts, [d for d, _ in batch]))
+            outputs = list(_generate_for(generator, texts, [d for d, _ in batch], starts))
             # the no-call and forced samples reuse each doc's first prompt (its demonstrations)
-            by_doc = {d["id"]: t for (d, s), t in zip(batch, texts) if s == 0}
+            by_doc = {d["id"]: (t, st) for (d, s), t, st in zip(batch, texts, starts) if s == 0}
             n_plain = c.grow_no_call_samples
             if n_plain:  # the same model without a call, on the same prompts
                 plain = [(d, c.grow.samples_per_prompt + s) for d in docs for s in range(n_plain)]
                 off = replace(gen, tools_enabled=False, seed=gen.seed + 7)
-                outputs += factory(model, tok, executor, off).generate(
-                    [by_doc[d["id"]] for d, _ in plain]
-                )
+                gen_off = factory(model, tok, executor, off)
+                prompts_off = [by_doc[d["id"]][0] for d, _ in plain]
+                starts_off = [by_doc[d["id"]][1] for d, _ in plain]
+                if _takes(gen_off.generate, "grammar_starts"):
+                    outputs += gen_off.generate(prompts_off, grammar_starts=starts_off)
+                else:
+                    outputs += gen_off.generate(prompts_off)
                 batch = batch + plain
             first = c.grow.samples_per_prompt + n_plain
             picks = forced_samples(docs, single, c.grow_forced_call_samples)
@@ -650,8 +657,9 @@ class SelfTrainer:
                     seed=gen.seed + 11 + len(tool),
                 )
                 gen_f = factory(model, tok, single[tool], forced)
-                prompts_f = [by_doc[d["id"]] for d, _ in mine]
-                outputs += _generate_for(gen_f, prompts_f, [d for d, _ in mine])
+                prompts_f = [by_doc[d["id"]][0] for d, _ in mine]
+                starts_f = [by_doc[d["id"]][1] for d, _ in mine]
+                outputs += _generate_for(gen_f, prompts_f, [d for d, _ in mine], starts_f)
                 batch = batch + [(d, first + s) for d, s in mine]
             rows = []
             for (d, s), o in zip(batch, outputs):
@@ -1645,19 +1653,28 @@ def _takes(fn: Callable[..., Any], name: str) -> bool:
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def _generate_for(generator: Any, prompts: List[str], docs: Sequence[Dict[str, Any]]) -> List[Any]:
+def _generate_for(
+    generator: Any,
+    prompts: List[str],
+    docs: Sequence[Dict[str, Any]],
+    grammar_starts: Optional[Sequence[int]] = None,
+) -> List[Any]:
     """``generator``'s outputs for ``prompts``, each with its doc's tool context where the
     generator takes contexts: the source document (left out of searches) and, for a dates item
-    of the mix, its own reference date (what the Calendar returns)."""
+    of the mix, its own reference date (what the Calendar returns); and, where it takes them,
+    ``grammar_starts`` (each prompt's offset where the problem begins after its
+    demonstrations: the call grammars read the text from there)."""
     from toolformer.tools.calendar import as_date
 
-    if not _takes(generator.generate, "contexts"):
-        return list(generator.generate(prompts))
-    contexts = [
-        replace(_source_context(d), date=as_date(d["date"]) if d.get("date") else None)
-        for d in docs
-    ]
-    return list(generator.generate(prompts, contexts=contexts))
+    kwargs: Dict[str, Any] = {}
+    if grammar_starts is not None and _takes(generator.generate, "grammar_starts"):
+        kwargs["grammar_starts"] = list(grammar_starts)
+    if _takes(generator.generate, "contexts"):
+        kwargs["contexts"] = [
+            replace(_source_context(d), date=as_date(d["date"]) if d.get("date") else None)
+            for d in docs
+        ]
+    return list(generator.generate(prompts, **kwargs))
 
 
 def _source_context(doc: Dict[str, Any]) -> Any:
