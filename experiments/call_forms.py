@@ -226,7 +226,10 @@ def run_model(
         )
         executor = ToolExecutor(tools)
         try:
-            outputs = ToolGenerator(model, tok, executor, config).generate(prompts)
+            # the demonstrations condition the model but lend no numbers to a call
+            outputs = ToolGenerator(model, tok, executor, config).generate(
+                prompts, grammar_starts=[len(demo)] * len(prompts)
+            )
         finally:
             executor.close()
         correct = multi = chains = called = 0
