@@ -236,3 +236,11 @@ def test_specs():
             parse_spec(bad)
     with pytest.raises(UserError):
         generate_ladder(0)
+
+
+def test_one_of_a_thing_is_singular():
+    rows = generate_ladder(4000, seed=0)
+    plural_one = [
+        r["question"] for r in rows if re.search(r"(?<![-\w])(1|one) (?!of)\w+s\b", r["question"])
+    ]
+    assert plural_one == []

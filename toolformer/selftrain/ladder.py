@@ -45,6 +45,8 @@ from toolformer.selftrain import word_problems as wp
 from toolformer.selftrain.spec import is_sized_spec, parse_sized_spec
 from toolformer.text.numbers import format_number
 
+SINGULAR = {plural: one for one, plural in wp.ITEMS + wp.GROUPS}  # "1 sticker", not "1 stickers"
+
 NAME = "ladder"
 DEFAULT_SIZE = 4000
 LEVELS = (1, 2, 3, 4)
@@ -176,7 +178,7 @@ class _Say:
     def count(self, x: int, noun: str) -> str:
         if self.words and x == 12 and self.rng.random() < 0.5:
             return f"a dozen {noun}"
-        return f"{self.n(x)} {noun}"
+        return f"{self.n(x)} {SINGULAR.get(noun, noun) if x == 1 else noun}"
 
     def money(self, x: int) -> str:
         text = self.n(x)
@@ -607,7 +609,7 @@ def _groups_minus(rng, v, s) -> Draft:  # a * b - c
     return Draft(
         [
             f"{a} bought {s.n(g)} {v['groups']} of {items} with {s.n(k)} {items} in each.",
-            f"{a} gave {s.n(c)} {items} to {b}.",
+            f"{a} gave {s.n(c)} {SINGULAR.get(items, items) if c == 1 else items} to {b}.",
             f"How many {items} does {a} have left?",
         ],
         sub(mul(g, k), c),
