@@ -244,3 +244,10 @@ def test_one_of_a_thing_is_singular():
         r["question"] for r in rows if re.search(r"(?<![-\w])(1|one) (?!of)\w+s\b", r["question"])
     ]
     assert plural_one == []
+
+
+def test_a_bad_ladder_size_is_one_line_before_the_run_starts():
+    from toolformer.selftrain import SelfTrainConfig
+
+    with pytest.raises(UserError, match="ladder:0"):
+        SelfTrainConfig.from_dict({"data": {"corpus": "ladder:0"}}).validate()

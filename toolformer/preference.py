@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence,
 
 from toolformer.config_types import check_field_types
 from toolformer.errors import MissingDependencyError, UserError, ensure_dir
+from toolformer.finetune import FINETUNE_WRITES
 from toolformer.manifest import read_manifest, write_manifest
 
 if TYPE_CHECKING:  # the selftrain package imports this module's settings: no import cycle
@@ -37,17 +38,9 @@ if TYPE_CHECKING:  # the selftrain package imports this module's settings: no im
 
 PREFERENCES = ("dpo",)  # the preference-training methods self-training offers
 TRL_INSTALL = "pip install 'trl>=1.16'"
-# what dpo_train writes at the top of its output folder (an input there would be overwritten)
-DPO_WRITES = (
-    "adapter",
-    "checkpoints",
-    "*.json",
-    "*.safetensors",
-    "*.bin",
-    "*.txt",
-    "*.jinja",
-    "*.model",
-)
+# what dpo_train writes at the top of its output folder (an input there would be overwritten):
+# a LoRA fine-tuning run's layout
+DPO_WRITES = FINETUNE_WRITES
 RIGHT, WRONG = 1.0, 0.0  # the answer filter's scores
 
 

@@ -772,11 +772,12 @@ class SelfTrainConfig:
     def _check_corpus(self) -> None:
         """The corpus spec, the dev file, and for a mixed corpus its size and a tool offered for
         every kind it draws."""
-        from toolformer.selftrain import mix, word_problems
+        from toolformer.selftrain import ladder, mix, word_problems
 
         d = self.data
-        if word_problems.is_spec(d.corpus):
-            word_problems.parse_spec(d.corpus)  # a bad size: one line before anything runs
+        for generated in (word_problems, ladder):
+            if generated.is_spec(d.corpus):
+                generated.parse_spec(d.corpus)  # a bad size: one line before anything runs
         if self.dev.data is not None and not os.path.isfile(os.path.expanduser(self.dev.data)):
             # the user's own file, not one under data_dir: name it before anything runs
             raise UserError(

@@ -73,24 +73,19 @@ def load_corpus(
             report.update(built)
         return mix_docs(rows, doc_template, prompt_template)
 
-    if word_problems.is_spec(path):
-        rows = word_problems.generate_problems(word_problems.parse_spec(path), seed=seed)
-        return corpus_from_rows(
-            ((f"row {i}", r) for i, r in enumerate(rows, 1)),
-            word_problems.NAME,
-            path,
-            doc_template,
-            prompt_template,
-        )
-    if ladder.is_spec(path):
-        rows = ladder.generate_ladder(ladder.parse_spec(path), seed=seed)
-        return corpus_from_rows(
-            ((f"row {i}", r) for i, r in enumerate(rows, 1)),
-            ladder.NAME,
-            path,
-            doc_template,
-            prompt_template,
-        )
+    for generated, generate in (
+        (word_problems, word_problems.generate_problems),
+        (ladder, ladder.generate_ladder),
+    ):
+        if generated.is_spec(path):
+            rows = generate(generated.parse_spec(path), seed=seed)
+            return corpus_from_rows(
+                ((f"row {i}", r) for i, r in enumerate(rows, 1)),
+                generated.NAME,
+                path,
+                doc_template,
+                prompt_template,
+            )
     p = Path(path).expanduser()
     if not p.is_file():
         raise corpus_not_found(path)
