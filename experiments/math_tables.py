@@ -33,6 +33,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, help="the adapter's folder (toolformer/, disabled/, ppl/)")
     ap.add_argument("--base", type=Path, required=True, help="the base model's eval folder")
+    ap.add_argument(
+        "--write-results",
+        type=Path,
+        default=None,
+        help="also write ADAPTER_DIR/eval_results.json (its model card's numbers) from the runs",
+    )
+    ap.add_argument("--name", default=None, help="the adapter's name in eval_results.json")
+    ap.add_argument(
+        "--limitation", action="append", default=[], help="a known limit for the card (repeat)"
+    )
     a = ap.parse_args()
     runs = {
         "base": _tasks(a.base),
@@ -61,6 +71,44 @@ def main() -> None:
             f"\nWikiText-2 perplexity: base {base:.2f}, adapter {mine:.2f} "
             f"({100 * (mine / base - 1):+.1f}%)"
         )
+    if a.write_results:
+        _write_results(a)
+
+
+KEEP = ("metric", "correct", "n", "score", "tool_call_rate", "calls", "failed_calls", "windows")
+
+
+def _write_results(a: argparse.Namespace) -> None:
+    """eval_results.json for the adapter's model card (toolformer models card)."""
+    name = a.name or a.write_results.name
+
+    def run(label: str, folders, tools: bool) -> dict:
+        tasks = {t: r for folder in folders for t, r in _tasks(folder).items()}
+        return {
+            "name": label,
+            "tools_enabled": tools,
+            "tasks": {t: {k: r[k] for k in KEEP if k in r} for t, r in tasks.items()},
+        }
+
+    out = {
+        "format": "toolformer-eval-results",
+        "version": 1,
+        "source": "RESULTS.md, 'Math depth' (experiments/math_full.sh; evaluated in float32, "
+        "shipped in float16)",
+        "protocol": "zero-shot 'Q: ...\\nA:' prompts, greedy decoding, the paper's math metric "
+        "(the first number of the output, a call's result included); the full SVAMP (1,000) "
+        "and MAWPS (1,920); Calculator with numbers_from_text; WikiText-2 perplexity on the "
+        "first 40 windows",
+        "limitations": list(a.limitation),
+        "runs": [
+            run("SmolLM2-135M (base)", [a.base, Path(f"{a.base}-ppl")], False),
+            run(name, [a.run / "toolformer", a.run / "ppl"], True),
+            run(f"{name}, tools disabled", [a.run / "disabled"], False),
+        ],
+    }
+    path = a.write_results / "eval_results.json"
+    path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

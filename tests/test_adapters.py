@@ -189,6 +189,26 @@ def test_the_shipped_calculator_adapter_calls_with_the_questions_numbers():
 
 
 @pytest.mark.slow
+def test_the_shipped_math_adapter_computes_with_numbers_written_in_words():
+    """The ladder-trained adapter (RESULTS.md, 'Math depth') loads by its short name with its
+    tool options, and answers a problem whose numbers are words with a call on them."""
+    from toolformer.generation import GenerationConfig, ToolGenerator
+    from toolformer.models import manifest_tool_options
+    from toolformer.tools.assembly import create_tools
+
+    name = "smollm2-135m-math"
+    assert name in list_adapters()
+    options = manifest_tool_options(name)
+    assert options == {"Calculator": {"numbers_from_text": True}}
+    model, tokenizer = load_model(name)
+    gen = ToolGenerator(model, tokenizer, list(create_tools(["Calculator"], options).values()))
+    prompt = "Q: Maria had twenty-four cookies. She ate six of them. How many cookies are left?\nA:"
+    out = gen.generate([prompt], GenerationConfig(max_new_tokens=24, stop_strings=("\n",)))[0]
+    assert out.calls and out.calls[0].args.replace(" ", "") == "24-6"
+    assert out.calls[0].result == "18"
+
+
+@pytest.mark.slow
 def test_the_shipped_toolformer_adapter_decides_when_and_which():
     """The committed mixed adapter (RESULTS.md, 'When and which tool') loads by its short name
     with its calibrated trigger, and, decoded as `generate` decodes it: a word problem gets a
