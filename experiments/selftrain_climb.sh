@@ -6,11 +6,11 @@
 # on level-1 problems), climbing a level once Grow is right on half its samples at its level;
 # the dev split (100 held-out problems of every level) picks the best round. Then the tables:
 # dev by level, and pass@k of round 1's Grow with DPO from its SFT adapter (the ablation).
-# Every stage resumes when rerun. About 25 min per round on 2 idle CPU cores.
+# Every stage resumes when rerun. About 20-25 min per round on 2 idle CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/climb}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-2}
 export OMP_NUM_THREADS=$THREADS
 mkdir -p "$OUT"

@@ -58,11 +58,21 @@ def test_the_shipped_adapter_card_is_written_from_its_files(tmp_path):
     assert "PeftModel.from_pretrained" in text and 'load_model("smollm2-135m-calculator")' in text
 
 
-def test_the_shipped_card_is_up_to_date():
-    """The committed README.md is what the command writes now (regenerate it after a change)."""
-    assert (SHIPPED / "README.md").read_text(encoding="utf-8") == render_card(
-        SHIPPED, load_results([SHIPPED / "eval_results.json"])
+@pytest.mark.parametrize(
+    "folder",
+    sorted(p for p in ADAPTERS.iterdir() if (p / "eval_results.json").is_file()),
+    ids=lambda p: p.name,
+)
+def test_the_shipped_cards_are_up_to_date(folder):
+    """Each committed README.md is what the command writes now (regenerate it after a change)."""
+    assert (folder / "README.md").read_text(encoding="utf-8") == render_card(
+        folder, load_results([folder / "eval_results.json"])
     )
+
+
+def test_every_shipped_adapter_has_a_card_and_its_results():
+    for folder in (p for p in ADAPTERS.iterdir() if (p / "adapter_config.json").is_file()):
+        assert (folder / "README.md").is_file() and (folder / "eval_results.json").is_file()
 
 
 def test_a_card_from_toolformer_eval_run_folders(tmp_path):
