@@ -251,3 +251,27 @@ def test_a_bad_ladder_size_is_one_line_before_the_run_starts():
 
     with pytest.raises(UserError, match="ladder:0"):
         SelfTrainConfig.from_dict({"data": {"corpus": "ladder:0"}}).validate()
+
+
+def test_the_ladder_with_one_step_defaults_or_a_missing_level_is_one_line():
+    from toolformer.selftrain import SelfTrainConfig
+
+    ok = {"max_problem_steps": 3}
+    with pytest.raises(UserError, match="max-problem-steps 3") as exc:
+        SelfTrainConfig.from_dict({"data": {"corpus": "ladder"}}).validate()
+    assert "\n" not in str(exc.value)
+    with pytest.raises(UserError, match="dev.max_problem_steps"):
+        SelfTrainConfig.from_dict({"data": {"corpus": "ladder", **ok}}).validate()
+    both = {"data": {"corpus": "ladder", **ok}, "dev": {"max_problem_steps": None}}
+    SelfTrainConfig.from_dict(both).validate()
+    with pytest.raises(UserError, match="levels 1-4"):
+        SelfTrainConfig.from_dict({**both, "grow": {"start_level": 5}}).validate()
+
+
+def test_a_misspelt_demonstrations_name_is_one_line():
+    from toolformer.selftrain import SelfTrainConfig
+
+    with pytest.raises(UserError, match="no shipped set .*ladder"):
+        SelfTrainConfig.from_dict({"grow": {"demonstrations": "ladderz"}}).validate()
+    for fine in ("ladder", "calculator", "Q: 2 and 3?\nA: [Calculator(2 + 3) -> 5] 5", None):
+        SelfTrainConfig.from_dict({"grow": {"demonstrations": fine}}).validate()

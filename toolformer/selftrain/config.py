@@ -229,7 +229,8 @@ class GrowConfig:
             "help": (
                 "few-shot text put before Grow prompts (TALM's bootstrap; not "
                 "part of the training text): a shipped set by name (calculator; "
-                "with --corpus mix: mix), a .txt file or the text; None: zero-shot"
+                "ladder: compound calls and numbers in words; with --corpus mix: mix), a .txt "
+                "file or the text; None: zero-shot"
             )
         },
     )
@@ -769,6 +770,45 @@ class SelfTrainConfig:
                 f"grow.corpus_sizes must be a non-empty list of sizes >= 1, got {g.corpus_sizes}"
             )
 
+    def _check_ladder(self) -> None:
+        """A leveled corpus with the one-step default would drop its multi-step levels (3 and
+        4: two and three calculations) without a word, and a start level it lacks would fall
+        back to another: both are one line here."""
+        from toolformer.selftrain.ladder import LEVELS
+
+        for name, steps in (
+            ("data.max_problem_steps", self.data.max_problem_steps),
+            ("dev.max_problem_steps", self.dev.max_problem_steps),
+        ):
+            if steps == 1:
+                raise UserError(
+                    f"--corpus ladder: {name} 1 (the default) keeps only its one-step levels "
+                    "1-2; give --max-problem-steps 3 --dev-max-problem-steps 3 so that levels "
+                    "3-4 (two and three calculations) train and are in the dev split",
+                    field=f"SelfTrainConfig.{name}",
+                )
+        if self.grow.start_level > max(LEVELS):
+            raise UserError(
+                f"grow.start_level {self.grow.start_level}: the ladder corpus has levels "
+                f"{min(LEVELS)}-{max(LEVELS)}"
+            )
+
+    def _check_demonstrations(self) -> None:
+        """A one-word ``grow.demonstrations`` is a shipped set's name, never few-shot text: a
+        misspelt name is one line instead of a word put before every Grow prompt."""
+        from pathlib import Path
+
+        d = self.grow.demonstrations
+        if not d or "\n" in d or " " in d.strip() or d.endswith(".txt"):
+            return
+        shipped = Path(__file__).resolve().parent / "demos"
+        names = sorted(x.stem for x in shipped.glob("*.txt"))
+        if d not in names:
+            raise UserError(
+                f"grow.demonstrations {d!r} is no shipped set ({', '.join(names)}); give one "
+                "of them, a .txt file or the demonstration text itself"
+            )
+
     def _check_corpus(self) -> None:
         """The corpus spec, the dev file, and for a mixed corpus its size and a tool offered for
         every kind it draws."""
@@ -778,6 +818,9 @@ class SelfTrainConfig:
         for generated in (word_problems, ladder):
             if generated.is_spec(d.corpus):
                 generated.parse_spec(d.corpus)  # a bad size: one line before anything runs
+        if ladder.is_spec(d.corpus):
+            self._check_ladder()
+        self._check_demonstrations()
         if self.dev.data is not None and not os.path.isfile(os.path.expanduser(self.dev.data)):
             # the user's own file, not one under data_dir: name it before anything runs
             raise UserError(
