@@ -278,7 +278,8 @@ class GrowConfig:
             "help": (
                 "with a leveled corpus (ladder): when a round's Grow is right on at least this "
                 "share of its samples of the round's level, the next round draws the next "
-                "level's problems (None: every round stays at start_level)"
+                "level's problems (null in a --config file: every round stays at "
+                "start_level)"
             )
         },
     )
