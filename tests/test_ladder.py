@@ -257,7 +257,7 @@ def test_the_ladder_with_one_step_defaults_or_a_missing_level_is_one_line():
     from toolformer.selftrain import SelfTrainConfig
 
     ok = {"max_problem_steps": 3}
-    with pytest.raises(UserError, match="max-problem-steps 3") as exc:
+    with pytest.raises(UserError, match="max_problem_steps and .* to 3") as exc:
         SelfTrainConfig.from_dict({"data": {"corpus": "ladder"}}).validate()
     assert "\n" not in str(exc.value)
     with pytest.raises(UserError, match="dev.max_problem_steps"):

@@ -81,6 +81,7 @@ FIELD_FLAGS: Dict[str, str] = {
     "SelfTrainConfig.init_adapter": "--init-adapter",
     "SelfTrainConfig.data.data_dir": "--data-dir",
     "SelfTrainConfig.data.max_problem_steps": "--max-problem-steps",
+    "SelfTrainConfig.dev.max_problem_steps": "--dev-max-problem-steps",
     "SelfTrainConfig.data.eval_sets": "--eval-sets",
     "SelfTrainConfig.improve.filter": "--filter",
     "SelfTrainConfig.improve.filter_options": "--filter-option",

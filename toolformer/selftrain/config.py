@@ -782,11 +782,15 @@ class SelfTrainConfig:
             ("dev.max_problem_steps", self.dev.max_problem_steps),
         ):
             if steps == 1:
+                data, dev = (
+                    "SelfTrainConfig.data.max_problem_steps",
+                    "SelfTrainConfig.dev.max_problem_steps",
+                )
                 raise UserError(
-                    f"--corpus ladder: {name} 1 (the default) keeps only its one-step levels "
-                    "1-2; give --max-problem-steps 3 --dev-max-problem-steps 3 so that levels "
-                    "3-4 (two and three calculations) train and are in the dev split",
-                    field=f"SelfTrainConfig.{name}",
+                    f"the ladder corpus: {name} 1 (the default) keeps only its one-step levels "
+                    f"1-2; set {data} and {dev} to 3 so that levels 3-4 (two and three "
+                    "calculations) train and are in the dev split",
+                    field=(data, dev),
                 )
         if self.grow.start_level > max(LEVELS):
             raise UserError(
