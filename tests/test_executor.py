@@ -288,6 +288,7 @@ def test_sanitise_examples():
     capped = sanitize_result("word " * 100, max_chars=50)
     assert len(capped) <= 50 and capped.endswith("…") and capped.startswith("word word")
     assert sanitize_result("x" * 100, max_chars=10) == "x" * 9 + "…"
+    assert sanitize_result("0\r\\", max_chars=3) == "0"  # hypothesis found: "0 " before
 
 
 @settings(max_examples=300, deadline=None)

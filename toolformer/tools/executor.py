@@ -50,7 +50,7 @@ def sanitize_result(text: Any, max_chars: int = DEFAULT_MAX_RESULT_CHARS) -> str
         if space > max_chars // 2:
             cut = cut[:space]
         text = cut.rstrip() + "…"
-    text = _ESCAPING_BACKSLASH.sub("", text)
+    text = _ESCAPING_BACKSLASH.sub("", text).strip()  # a dropped last backslash leaves a space
     while "->" in text:  # dropping a backslash can join "-" and ">"
         text = text.replace("->", "-")
     return text
