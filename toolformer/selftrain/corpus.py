@@ -175,9 +175,19 @@ def corpus_from_rows(
             raise UserError(
                 f"template field {exc} unknown; use {{question}}, {{solution}}, {{answer}}"
             ) from None
-        doc = CorpusDoc(f"{stem}-{lineno}", text, prompt, question, gold, stem, steps)
-        doc.level, doc.expression = row.get("level"), row.get("expression")
-        docs.append(doc)
+        docs.append(
+            CorpusDoc(
+                f"{stem}-{lineno}",
+                text,
+                prompt,
+                question,
+                gold,
+                stem,
+                steps,
+                level=row.get("level"),
+                expression=row.get("expression"),
+            )
+        )
     if not docs:
         raise UserError(f"corpus {source} holds no documents")
     return docs

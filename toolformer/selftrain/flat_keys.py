@@ -42,9 +42,6 @@ FLAT_KEYS: Dict[str, Tuple[str, ...]] = {
     "corpus_size": ("grow.corpus_size",),
     "corpus_sizes": ("grow.corpus_sizes",),
     "rotate_corpus": ("grow.rotate_corpus",),
-    "climb_at": ("grow.climb_at",),
-    "start_level": ("grow.start_level",),
-    "review_fraction": ("grow.review_fraction",),
     "temperature": ("grow.generation.temperature",),
     "top_p": ("grow.generation.top_p",),
     "max_new_tokens": ("grow.generation.max_new_tokens",),
@@ -70,7 +67,13 @@ FLAT_KEYS: Dict[str, Tuple[str, ...]] = {
 # settings added after the grouping: run folders record them under these keys (read back to
 # their places, without the flat keys' warning); a folder recorded before they existed resumes
 # while they hold their defaults (SelfTrainConfig.changed_since)
-RECORDED_KEYS: Dict[str, str] = {"preference": "improve.preference", "dpo": "improve.dpo"}
+RECORDED_KEYS: Dict[str, str] = {
+    "preference": "improve.preference",
+    "dpo": "improve.dpo",
+    "climb_at": "grow.climb_at",
+    "start_level": "grow.start_level",
+    "review_fraction": "grow.review_fraction",
+}
 # old dicts of GenerationConfig fields by name, over the named ones above
 OPTION_KEYS: Dict[str, str] = {"grow_options": "grow.generation", "eval_options": "dev.generation"}
 # the GenerationConfig fields named by a flat key of their own (the rest go to *_options)

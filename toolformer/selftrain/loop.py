@@ -529,11 +529,12 @@ class SelfTrainer:
         return {"documents": len(docs), "calls_kept": summary.calls_kept, "texts_kept": len(kept)}
 
     # -- later rounds ---------------------------------------------------------------------
-    def _prompts(self, k: int) -> List[Dict[str, Any]]:
+    def _prompts(self, k: int, level: Optional[int]) -> List[Dict[str, Any]]:
+        """Round ``k``'s Grow prompts: from ``level`` (:meth:`round_level`) of a leveled
+        corpus, else the next ``grow.round_size(k)`` of the corpus."""
         c = self.config
         docs = self.train_docs()
         size = c.grow.round_size(k)
-        level = self.round_level(k)
         if level is not None:
             return leveled_prompts(docs, level, size, k, c.grow.review_fraction)
         if not c.grow.rotate_corpus:
@@ -596,7 +597,8 @@ class SelfTrainer:
 
         c = self.config
         self._threads()
-        prompts = self._prompts(k)
+        level = self.round_level(k)
+        prompts = self._prompts(k, level)
         partial = rd.path / "grow.partial.jsonl"
         done_rows = _read_jsonl(partial)
         done = {r["doc_id"] for r in done_rows}
@@ -640,10 +642,7 @@ class SelfTrainer:
                 gen_off = factory(model, tok, executor, off)
                 prompts_off = [by_doc[d["id"]][0] for d, _ in plain]
                 starts_off = [by_doc[d["id"]][1] for d, _ in plain]
-                if _takes(gen_off.generate, "grammar_starts"):
-                    outputs += gen_off.generate(prompts_off, grammar_starts=starts_off)
-                else:
-                    outputs += gen_off.generate(prompts_off)
+                outputs += _generate_for(gen_off, prompts_off, [d for d, _ in plain], starts_off)
                 batch = batch + plain
             first = c.grow.samples_per_prompt + n_plain
             picks = forced_samples(docs, single, c.grow_forced_call_samples)
@@ -685,7 +684,6 @@ class SelfTrainer:
             self.hook("grow_chunk", {"round": k, "done": lo + len(docs)})
         rows = _read_jsonl(partial)
         os.replace(partial, rd.path / "grow.jsonl")
-        level = self.round_level(k)
         calls = [x for r in rows for x in r["calls"]]
         return {
             "prompts": len(prompts),
@@ -1397,12 +1395,6 @@ def _answer_span(text: str, pos: int) -> Optional[Tuple[int, int]]:
     return m.start, end
 
 
-def _written_value(number: str) -> float:
-    """A number as :func:`~toolformer.text.numbers.operands` compares it: no sign, no ``$``, no
-    thousands separators, rounded to 6 decimals (``"-$1,200"`` -> 1200.0)."""
-    return round(float(number.lstrip("-$").replace(",", "")), 6)
-
-
 def cut_after_answer(text: str, calls: List[Dict[str, Any]]) -> Tuple[str, List[Dict[str, Any]]]:
     """``text`` up to its answer, and the calls inside that part.
 
@@ -1436,7 +1428,8 @@ def cut_after_answer(text: str, calls: List[Dict[str, Any]]) -> Tuple[str, List[
         if not isinstance(start, int) or start < span[1]:
             break
         # the chain goes on only from the number the output wrote after the previous call
-        if _written_value(text[span[0] : span[1]]) not in operands(str(call.get("args", ""))):
+        written = operands(text[span[0] : span[1]])
+        if not written or written[0] not in operands(str(call.get("args", ""))):
             break
         nxt = _answer_span(text, call["end"])
         if nxt is None:
