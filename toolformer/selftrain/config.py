@@ -105,6 +105,14 @@ def dev_generation() -> GenerationConfig:
     return replace(eval_generation(), batch_size=16, seed=None)
 
 
+DEMOS_DIR = Path(__file__).resolve().parent / "demos"  # the shipped demonstration sets
+
+
+def shipped_demonstrations() -> List[str]:
+    """The names of the shipped demonstration sets (``calculator``, ``ladder``, ``mix``, ...)."""
+    return sorted(x.stem for x in DEMOS_DIR.glob("*.txt"))
+
+
 @dataclass
 class CorpusConfig:
     """The training corpus (its problems give Grow's prompts, round 0's documents and the dev
@@ -801,13 +809,10 @@ class SelfTrainConfig:
     def _check_demonstrations(self) -> None:
         """A one-word ``grow.demonstrations`` is a shipped set's name, never few-shot text: a
         misspelt name is one line instead of a word put before every Grow prompt."""
-        from pathlib import Path
-
         d = self.grow.demonstrations
         if not d or "\n" in d or " " in d.strip() or d.endswith(".txt"):
             return
-        shipped = Path(__file__).resolve().parent / "demos"
-        names = sorted(x.stem for x in shipped.glob("*.txt"))
+        names = shipped_demonstrations()
         if d not in names:
             raise UserError(
                 f"grow.demonstrations {d!r} is no shipped set ({', '.join(names)}); give one "

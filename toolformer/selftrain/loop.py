@@ -44,7 +44,7 @@ from toolformer.errors import EmptyInputError, UserError, fields_in
 from toolformer.output_lock import check_not_input, hold_output
 from toolformer.records import open_text
 from toolformer.selftrain.candidates import Candidate
-from toolformer.selftrain.config import SelfTrainConfig
+from toolformer.selftrain.config import DEMOS_DIR, SelfTrainConfig, shipped_demonstrations
 from toolformer.text.numbers import next_answer_number, operands
 
 STATE_FILE = "state.json"
@@ -578,13 +578,13 @@ class SelfTrainer:
         d = self.config.grow.demonstrations
         if not d:
             return ""
-        shipped = Path(__file__).resolve().parent / "demos" / f"{d}.txt"
+        shipped = DEMOS_DIR / f"{d}.txt"
         if "\n" not in d and shipped.is_file():
             return offered_demonstrations(shipped.read_text(encoding="utf-8"), self.config.tools)
         p = Path(d).expanduser()
         if d.endswith(".txt"):
             if not p.is_file():
-                names = sorted(x.stem for x in shipped.parent.glob("*.txt"))
+                names = shipped_demonstrations()
                 raise UserError(
                     f"demonstrations file {d} not found (shipped sets: {', '.join(names)})"
                 )
