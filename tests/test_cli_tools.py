@@ -206,8 +206,37 @@ def test_models_list(runner):
     rows = [
         json.loads(line) for line in invoke(runner, "models", "list", "--json").stdout.splitlines()
     ]
-    assert [r["name"] for r in rows] == ["smollm2-135m", "gemma3-270m"]
-    assert all(isinstance(r["installed"], bool) and isinstance(r["converted"], bool) for r in rows)
+    aliases = [r for r in rows if "name" in r]
+    assert [r["name"] for r in aliases] == ["smollm2-135m", "gemma3-270m"]
+    assert all(
+        isinstance(r["installed"], bool) and isinstance(r["converted"], bool) for r in aliases
+    )
+
+
+def test_models_list_names_the_shipped_adapters_and_the_users(runner, tmp_path, monkeypatch):
+    mine = tmp_path / "adapters" / "my-adapter"
+    mine.mkdir(parents=True)
+    (mine / "adapter_config.json").write_text("{}")
+    (mine / "toolformer.json").write_text('{"base_model": "gemma3-270m", "tools": ["QA"]}')
+    monkeypatch.setenv("TOOLFORMER_ADAPTERS", str(tmp_path / "adapters"))
+    result = invoke(runner, "models", "list")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert any(line.split()[:3] == ["my-adapter", "gemma3-270m", "QA"] for line in lines)
+    assert any(
+        line.split()[:3] == ["smollm2-135m-math", "smollm2-135m", "Calculator"] for line in lines
+    )
+    rows = [
+        json.loads(line) for line in invoke(runner, "models", "list", "--json").stdout.splitlines()
+    ]
+    adapters = {r["adapter"]: r for r in rows if "adapter" in r}
+    assert adapters["my-adapter"] == {
+        "adapter": "my-adapter",
+        "base_model": "gemma3-270m",
+        "tools": ["QA"],
+        "path": str(mine),
+    }
+    assert {"smollm2-135m-calculator", "smollm2-135m-math"} <= set(adapters)
 
 
 def test_models_load_errors(runner, tmp_path):

@@ -292,6 +292,8 @@ def test_preference_settings_are_checked_and_older_run_folders_still_resume():
     cli = build_config({"preference": "dpo", "dpo_option": ("beta=0.2", "max_steps=3")})
     assert cli.improve.preference == "dpo"
     assert (cli.improve.dpo.beta, cli.improve.dpo.max_steps) == (0.2, 3)
+    with pytest.raises(UserError, match="--dpo-option sets DPO, which runs only with --preference"):
+        build_config({"dpo_option": ("beta=0.2",)})  # not silently ignored
 
 
 class RightAndWrongGenerator(ScriptedGenerator):

@@ -97,3 +97,22 @@ def test_climb_settings_are_checked():
         SelfTrainConfig.from_dict({"grow": {"review_fraction": 1.0}}).validate()
     with pytest.raises(UserError, match="start_level"):
         SelfTrainConfig.from_dict({"grow": {"start_level": 0}}).validate()
+
+
+
+def test_range_errors_name_the_flag_on_the_command_line():
+    """The library names the field (SelfTrainConfig.grow.climb_at), the CLI the flag."""
+    from toolformer.cli.flags import in_flags
+
+    cases = [
+        ({"grow": {"climb_at": 1.5}}, "--climb-at must be in (0, 1] or None, got 1.5"),
+        ({"grow": {"review_fraction": 1.0}}, "--review-fraction must be in [0, 1), got 1.0"),
+        ({"grow": {"start_level": 0}}, "--start-level must be >= 1, got 0"),
+        ({"plain_ratio": 30.0}, "--plain-ratio must be in [0, 20], got 30.0"),
+        ({"grow": {"samples_per_prompt": 0}}, "--samples must be >= 1, got 0"),
+    ]
+    for given, said in cases:
+        with pytest.raises(UserError) as info:
+            SelfTrainConfig.from_dict(given).validate()
+        assert "--" not in str(info.value)  # the library does not know the CLI's words
+        assert in_flags(str(info.value), info.value.fields, "selftrain") == said

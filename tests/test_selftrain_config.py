@@ -309,3 +309,18 @@ def test_a_flat_config_file_loads_with_a_one_line_warning(tmp_path, capsys):
     # a run's run.json "config" (nested) is a config file of the same run
     path.write_text(json.dumps(cfg.to_dict()))
     assert build_config({"config_file": str(path)}).fingerprint() == cfg.fingerprint()
+
+
+def test_help_shows_each_fields_default_while_the_option_stays_unset(tmp_path):
+    """--help writes the config's defaults; an option not given stays None, so a --config file
+    still decides (the file's 0.7 wins over the default 0.5 shown)."""
+    from click.testing import CliRunner
+
+    out = CliRunner().invoke(selftrain_command, ["--help"], terminal_width=200).output
+    assert "[default: 0.5]" in out.split("--climb-at", 1)[1].split("--start-level")[0]
+    assert "[default: 0.25]" in out.split("--review-fraction", 1)[1].split("\n  --")[0]
+    assert "[default: answer-only]" in out.split("--answer-only / --whole-output", 1)[1]
+    assert "(0.5)" not in out  # click's parentheses for a described default
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"grow": {"climb_at": 0.7}}))
+    assert build_config({"config_file": str(path), "climb_at": None}).grow.climb_at == 0.7

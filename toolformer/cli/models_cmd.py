@@ -17,13 +17,15 @@ def models() -> None:
 @models.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object per alias")
 def list_models_cmd(as_json: bool) -> None:
-    """Each alias: whether its package is installed, whether it is converted, how to install."""
+    """Each alias: whether its package is installed, whether it is converted, how to install;
+    then each named adapter (shipped or in $TOOLFORMER_ADAPTERS): its base model and tools."""
     from toolformer.models import list_models
     from toolformer.paths import cache_dir
 
     rows = list_models()
+    adapters = _adapter_rows()
     if as_json:
-        for row in rows:
+        for row in rows + adapters:
             click.echo(json.dumps(row))
         return
     width = max(len(r["name"]) for r in rows)
@@ -34,7 +36,36 @@ def list_models_cmd(as_json: bool) -> None:
             f"{'yes' if r['converted'] else 'no':<9}  {r['install']}"
         )
         click.echo(f"{'':<{width}}  {'':<9}  {'':<9}  {r['description']}")
+    if adapters:
+        width = max(len(r["adapter"]) for r in adapters)
+        click.echo(f"\n{'ADAPTER':<{width}}  BASE MODEL    TOOLS")
+        for r in adapters:
+            click.echo(f"{r['adapter']:<{width}}  {r['base_model']:<12}  {', '.join(r['tools'])}")
+            click.echo(f"{'':<{width}}  {r['path']}")
     click.echo(f"cache: {cache_dir()} (set TOOLFORMER_CACHE to move it)")
+
+
+def _adapter_rows() -> list:
+    """One row per named adapter: ``{adapter, base_model, tools, path}`` from its
+    toolformer.json (``?`` and no tools where it has none or cannot be read)."""
+    from toolformer.models import list_adapters
+
+    rows = []
+    for name, folder in list_adapters().items():
+        try:
+            meta = json.loads((Path(folder) / "toolformer.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = {}
+        meta = meta if isinstance(meta, dict) else {}
+        rows.append(
+            {
+                "adapter": name,
+                "base_model": str(meta.get("base_model") or "?"),
+                "tools": [str(t) for t in meta.get("tools") or []],
+                "path": str(folder),
+            }
+        )
+    return rows
 
 
 @models.command(name="load")

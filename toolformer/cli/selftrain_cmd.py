@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import click
 
-from toolformer.cli.options import field_option, parse_key_values
+from toolformer.cli.options import field_default, field_help, field_option, parse_key_values
 from toolformer.selftrain import flat_keys
 from toolformer.selftrain.config import SelfTrainConfig  # light: no torch at import
 
@@ -148,10 +148,28 @@ def _owner(path: str) -> Tuple[type, str]:
     return cls, leaf
 
 
+def _shown_default(flag: str, value: Any) -> Any:
+    """The field's default as ``--help`` writes it (``[default: 0.5]``), or False for none: the
+    option's own default stays None (not given), so a ``--config`` file can decide."""
+    if value is None or value == "" or value == [] or value == {}:
+        return False
+    if isinstance(value, bool):  # a switch shows the side that is on
+        on, _, off = flag.partition("/")
+        return (on if value else off or f"--no-{on[2:]}").lstrip("-")
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
 def _option(flag: str, paths: Tuple[str, ...], overrides: Dict[str, Any]):
-    """The option of ``flag``; None (not given) lets a --config file decide."""
+    """The option of ``flag``; None (not given) lets a --config file decide; ``--help`` shows
+    the field's default unless the help text already gives it."""
     cls, leaf = _owner(paths[0])
-    return field_option(cls, leaf, flag, dest=_dest(flag), **{"default": None, **overrides})
+    kwargs: Dict[str, Any] = {"default": None, "show_default": False, **overrides}
+    shown = _shown_default(flag, field_default(cls, leaf))
+    if shown is not False and "help" not in overrides:  # as click writes it, no parentheses
+        kwargs["help"] = f"{field_help(cls, leaf)}  [default: {shown}]"
+    return field_option(cls, leaf, flag, dest=_dest(flag), **kwargs)
 
 
 def _options() -> List[Any]:
@@ -285,9 +303,15 @@ def build_config(values: Dict[str, Any]) -> SelfTrainConfig:
     ft.update(ft_opts)
     base["finetune"] = FinetuneConfig.from_dict(ft)
     try:
-        return SelfTrainConfig.from_dict(base).validate()
+        config = SelfTrainConfig.from_dict(base).validate()
     except TypeError as exc:
         raise UserError(f"bad self-training settings: {exc}") from None
+    if dpo_opts and config.improve.preference is None:  # they would change nothing
+        raise UserError(
+            "--dpo-option sets DPO, which runs only with --preference dpo: add it, "
+            "or leave --dpo-option out"
+        )
+    return config
 
 
 def selftrain_options(fn):

@@ -758,25 +758,43 @@ class SelfTrainConfig:
         ]
         for low, name, value in at_least:
             if value is not None and value < low:
-                raise UserError(f"{name} must be >= {low}, got {value}")
+                raise UserError(
+                    f"SelfTrainConfig.{name} must be >= {low}, got {value}",
+                    field=f"SelfTrainConfig.{name}",
+                )
         if self.calibration.objective not in OBJECTIVES:
             raise UserError(
-                f"calibration.objective must be one of {', '.join(OBJECTIVES)}, "
-                f"got {self.calibration.objective!r}"
+                f"SelfTrainConfig.calibration.objective must be one of {', '.join(OBJECTIVES)}, "
+                f"got {self.calibration.objective!r}",
+                field="SelfTrainConfig.calibration.objective",
             )
         if self.keep_models not in KEEP_MODELS:
             raise UserError(
-                f"keep_models must be one of {', '.join(KEEP_MODELS)}, got {self.keep_models!r}"
+                f"SelfTrainConfig.keep_models must be one of {', '.join(KEEP_MODELS)}, "
+                f"got {self.keep_models!r}",
+                field="SelfTrainConfig.keep_models",
             )
         if not 0 <= self.plain_ratio <= 20:
-            raise UserError(f"plain_ratio must be in [0, 20], got {self.plain_ratio}")
+            raise UserError(
+                f"SelfTrainConfig.plain_ratio must be in [0, 20], got {self.plain_ratio}",
+                field="SelfTrainConfig.plain_ratio",
+            )
         if g.climb_at is not None and not 0 < g.climb_at <= 1:
-            raise UserError(f"grow.climb_at must be in (0, 1] or None, got {g.climb_at}")
+            raise UserError(
+                f"SelfTrainConfig.grow.climb_at must be in (0, 1] or None, got {g.climb_at}",
+                field="SelfTrainConfig.grow.climb_at",
+            )
         if not 0 <= g.review_fraction < 1:
-            raise UserError(f"grow.review_fraction must be in [0, 1), got {g.review_fraction}")
+            raise UserError(
+                f"SelfTrainConfig.grow.review_fraction must be in [0, 1), "
+                f"got {g.review_fraction}",
+                field="SelfTrainConfig.grow.review_fraction",
+            )
         if g.corpus_sizes is not None and (not g.corpus_sizes or min(g.corpus_sizes) < 1):
             raise UserError(
-                f"grow.corpus_sizes must be a non-empty list of sizes >= 1, got {g.corpus_sizes}"
+                "SelfTrainConfig.grow.corpus_sizes must be a non-empty list of sizes >= 1, "
+                f"got {g.corpus_sizes}",
+                field="SelfTrainConfig.grow.corpus_sizes",
             )
 
     def _check_ladder(self) -> None:
