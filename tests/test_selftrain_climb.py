@@ -99,7 +99,6 @@ def test_climb_settings_are_checked():
         SelfTrainConfig.from_dict({"grow": {"start_level": 0}}).validate()
 
 
-
 def test_range_errors_name_the_flag_on_the_command_line():
     """The library names the field (SelfTrainConfig.grow.climb_at), the CLI the flag."""
     from toolformer.cli.flags import in_flags

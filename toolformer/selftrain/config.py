@@ -786,8 +786,7 @@ class SelfTrainConfig:
             )
         if not 0 <= g.review_fraction < 1:
             raise UserError(
-                f"SelfTrainConfig.grow.review_fraction must be in [0, 1), "
-                f"got {g.review_fraction}",
+                f"SelfTrainConfig.grow.review_fraction must be in [0, 1), got {g.review_fraction}",
                 field="SelfTrainConfig.grow.review_fraction",
             )
         if g.corpus_sizes is not None and (not g.corpus_sizes or min(g.corpus_sizes) < 1):
