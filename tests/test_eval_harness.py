@@ -750,3 +750,95 @@ def test_generation_seed_is_the_one_seed():
 
     assert EvalConfig(generation=GenerationConfig()).generation.seed == 0
     assert not hasattr(EvalConfig(), "seed")
+
+
+# --------------------------------------------------------------------------- self-consistency
+
+VOTES = {"3 apples": [" 8", " 7", " 7 apples"], "100 apples": [" 12", " 120", " 5"]}
+
+
+class VotingGenerator(ScriptedGenerator):
+    """The j-th copy of a prompt in a batch gets the j-th scripted output; prompts without a
+    script get no number (no answer, no vote)."""
+
+    def generate(self, prompts, config):
+        self.log.append({"prompts": list(prompts), "config": config})
+        seen: Dict[str, int] = {}
+        outs = []
+        for p in prompts:
+            j = seen[p] = seen.get(p, -1) + 1
+            script = next((v for key, v in VOTES.items() if key in p), None)
+            text = script[j % len(script)] if script else " no idea"
+            outs.append(GenerationOutput(p, text, [], 2, "stop"))
+        return outs
+
+
+def test_majority_vote_over_sampled_outputs(data_dir, tmp_path):
+    from toolformer.eval.voting import majority_record
+
+    log: List[Dict] = []
+    config = EvalConfig(
+        tasks="svamp",
+        data_dir=str(data_dir),
+        output_dir=str(tmp_path / "run"),
+        progress=False,
+        tools=["Calculator"],
+        num_return_sequences=3,
+        generation=replace(eval_generation(), batch_size=4, do_sample=True, temperature=0.7),
+    )
+    factory = lambda model, tok, executor, cfg: VotingGenerator(log, executor, cfg)  # noqa: E731
+    res = evaluate(
+        config,
+        model=object(),
+        tokenizer=object(),
+        tools=FAKE_TOOLS,
+        **{"generator_factory": factory},
+    )
+    assert all(len(e["prompts"]) == 3 for e in log)  # batch of 4 rows: one question x 3
+    assert sum(len(e["prompts"]) for e in log) == 4 * 3
+    svamp = res["tasks"]["svamp"]
+    assert (svamp["correct"], svamp["n"]) == (1, 4)  # 7 wins 2-1; 12 wins the 1-1-1 tie
+    assert svamp["voting"] == {
+        "k": 3,
+        "pass_at_k": 0.5,
+        "mean_agreement": pytest.approx((2 / 3 + 1 / 3) / 4),
+    }
+    rows = {
+        r["idx"]: r
+        for r in map(json.loads, (tmp_path / "run/samples/svamp.jsonl").read_text().splitlines())
+    }
+    assert rows[0]["output"] == " 7" and rows[0]["votes"] == {"7": 2, "8": 1}
+    assert rows[3]["extracted"] == 12.0 and rows[3]["any_correct"] is True
+    assert rows[1]["votes"] == {} and rows[1]["output"] == " no idea"  # no answer: first sample
+    assert [s["output"] for s in rows[3]["samples"]] == [" 12", " 120", " 5"]
+    assert rows[0]["num_tokens"] == 6  # the answer's cost: all three samples
+
+    # resumed: every sample scored again and voted again (a stored verdict does not survive)
+    path = tmp_path / "run/samples/svamp.jsonl"
+    stored = [json.loads(line) for line in path.read_text().splitlines()]
+    stored[3]["correct"] = True
+    path.write_text("".join(json.dumps(r) + "\n" for r in stored))
+    again = evaluate(
+        config, model=object(), tokenizer=object(), tools=FAKE_TOOLS, generator_factory=factory
+    )
+    assert again["tasks"]["svamp"]["correct"] == 1 and again["tasks"]["svamp"]["voting"]["k"] == 3
+
+    # k outputs of greedy decoding would be one output k times: a one-line error
+    with pytest.raises(UserError, match="num_return_sequences 3 votes over sampled outputs"):
+        evaluate(
+            replace(config, generation=eval_generation(), output_dir=str(tmp_path / "g")),
+            model=object(),
+            tokenizer=object(),
+            tools=FAKE_TOOLS,
+            generator_factory=factory,
+        )
+    with pytest.raises(UserError, match="must be an integer >= 1"):
+        evaluate(
+            replace(config, num_return_sequences=0, output_dir=None),
+            model=object(),
+            tokenizer=object(),
+            tools=FAKE_TOOLS,
+            generator_factory=factory,
+        )
+    with pytest.raises(ValueError):
+        majority_record([])

@@ -108,6 +108,7 @@ _GEN = eval_generation()  # eval's decoding defaults differ from generate's
 )
 @field_options(
     EvalConfig,
+    ("num_return_sequences", "--num-return-sequences"),
     "dtype",
     "device",
     ("threads", "--threads", {"type": int}),

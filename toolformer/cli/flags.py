@@ -41,6 +41,7 @@ FIELD_FLAGS: Dict[str, str] = {
     "EvalConfig.tool_options": "--tool-option",
     "EvalConfig.output_dir": "--output",
     "EvalConfig.max_new_tokens": "--max-new-tokens",
+    "EvalConfig.num_return_sequences": "--num-return-sequences",
     "EvalConfig.resume": "--resume/--no-resume",
     "EvalConfig.resume=False": "--no-resume",
     "EvalConfig.tools_enabled=False": "--no-tools",

@@ -31,6 +31,7 @@ from toolformer.eval.metrics import (
     merge_call_statistics,
 )
 from toolformer.eval.tasks import TaskSpec, default_data_dir, load_examples, resolve_tasks
+from toolformer.eval.voting import majority_record, voting_summary
 from toolformer.generation.trigger import resolve_trigger
 from toolformer.generation.types import GenerationConfig
 from toolformer.models import manifest_tools
@@ -105,6 +106,13 @@ class EvalConfig:
     )
     max_new_tokens: Optional[int] = field(
         default=None, metadata={"help": "override every task's generation budget"}
+    )
+    num_return_sequences: int = field(
+        default=1,
+        metadata={
+            "help": "sampled outputs per question (needs do_sample); the answer is their "
+            "majority (self-consistency, Wang et al. 2023); 1: one output, the paper's protocol"
+        },
     )
     dtype: str = field(
         default="fp32", metadata={"help": "fp32, bf16 or fp16", "choices": ("fp32", "bf16", "fp16")}
@@ -216,6 +224,8 @@ def _fingerprint(config: EvalConfig, tool_names: Sequence[str], data_dir: Path) 
         "ppl_max_length": config.max_length,
         "ppl_stride": config.stride,
     }
+    if config.num_return_sequences != 1:  # absent at 1: folders made before it resume
+        blob["num_return_sequences"] = config.num_return_sequences
     for name in ("top_k", "top_p", "max_call_tokens", "call_threshold"):
         if getattr(gen, name) != getattr(GenerationConfig, name):
             blob[name] = getattr(gen, name)
@@ -265,7 +275,12 @@ def score_sample(
 
 
 def rescore(task: TaskSpec, ex: Example, rec: Dict[str, Any]) -> Dict[str, Any]:
-    """A resumed record scored again with the current metric (outputs are kept, not rerun)."""
+    """A resumed record scored again with the current metric (outputs are kept, not rerun); a
+    voted record's samples are each scored again and voted again."""
+    if isinstance(rec.get("samples"), list):
+        base = {k: v for k, v in rec.items() if k not in ("samples", "votes")}
+        again = [rescore(task, ex, {**base, **s, "seconds": 0.0}) for s in rec["samples"]]
+        return {**majority_record(again), "seconds": rec.get("seconds", 0.0)}
     scored = METRICS.get(task.metric).score(rec["output"], ex.gold, ex.choices, rec["calls"])
     return {
         **rec,
@@ -305,6 +320,7 @@ def summarize(
         "seconds": sum(s.get("seconds", 0.0) for s in samples),
         # when and which tool: call rate, precision, recall, confusion, accuracy split by call
         "when": call_statistics(samples, task.expected_tools),
+        **({"voting": voting} if (voting := voting_summary(samples)) else {}),
     }
 
 
@@ -416,18 +432,23 @@ class _Run:
             disable=not cfg.progress,
             dynamic_ncols=True,
         )
+        k = cfg.num_return_sequences  # k rows per question, voted (self-consistency)
+        per_batch = max(1, gen_config.batch_size // k)
         try:
-            for b in range(0, len(todo), gen_config.batch_size):
-                batch = todo[b : b + gen_config.batch_size]
+            for b in range(0, len(todo), per_batch):
+                batch = todo[b : b + per_batch]
+                rows = [i for i in batch for _ in range(k)]
                 start = time.perf_counter()
                 # only where an example has a date: a generator may not take contexts
-                extra = {} if contexts is None else {"contexts": [contexts[i] for i in batch]}
-                outs = generator.generate([prompts[i] for i in batch], gen_config, **extra)
-                share = (time.perf_counter() - start) / len(batch)
+                extra = {} if contexts is None else {"contexts": [contexts[i] for i in rows]}
+                outs = generator.generate([prompts[i] for i in rows], gen_config, **extra)
+                share = (time.perf_counter() - start) / len(rows)
                 records = [
                     score_sample(task, i, examples[i], prompts[i], o, share)
-                    for i, o in zip(batch, outs)
+                    for i, o in zip(rows, outs)
                 ]
+                if k > 1:
+                    records = [majority_record(records[j : j + k]) for j in range(0, len(rows), k)]
                 for rec in records:
                     done[rec["idx"]] = rec
                 if path is not None:
@@ -651,6 +672,19 @@ def _resolve_settings(config: EvalConfig) -> EvalConfig:
     option, before any data or model loads."""
     if config.call_trigger not in ("manifest", "config"):
         raise UserError(f"call_trigger must be 'manifest' or 'config', not {config.call_trigger!r}")
+    k = config.num_return_sequences
+    if not isinstance(k, int) or k < 1:
+        raise UserError(
+            f"EvalConfig.num_return_sequences must be an integer >= 1, got {k!r}",
+            field="EvalConfig.num_return_sequences",
+        )
+    if k > 1 and not config.generation.do_sample:  # k greedy outputs would be one output k times
+        raise UserError(
+            f"EvalConfig.num_return_sequences {k} votes over sampled outputs: set "
+            "GenerationConfig.do_sample (and a temperature), or EvalConfig.num_return_sequences "
+            "1",
+            field=("EvalConfig.num_return_sequences", "GenerationConfig.do_sample"),
+        )
     config = replace(
         config,
         generation=resolve_trigger(
