@@ -39,6 +39,28 @@ def gold_text(question: str, expression: str, calculator) -> str:
     return f"Q: {question}\nA: {format_call(APICall('Calculator', expression, result))} {result}"
 
 
+def gsm8k_rows(trainer: SelfTrainer, config: SelfTrainConfig, calc) -> list:
+    """GSM8K-train problems as program texts: those whose marks compose into one expression
+    over the question's numbers, minus near-duplicates of the run's evaluation sets (the
+    run's contamination guard and threshold)."""
+    from toolformer.selftrain.contamination import ContaminationGuard, eval_questions
+    from toolformer.selftrain.programs import gsm8k_programs
+
+    data_dir = trainer._data_dir()
+    raw = [json.loads(line) for line in (data_dir / "gsm8k" / "train.jsonl").open()]
+    programs = gsm8k_programs(raw)
+    guard = ContaminationGuard(
+        eval_questions(config.data.eval_sets, str(data_dir)), config.data.contamination_threshold
+    )
+    keep, report = guard.check([q for q, _, _ in programs])
+    print(f"GSM8K train: {len(raw)} problems, {len(programs)} compose; {report.line()}")
+    return [
+        {"text": gold_text(q, expr, calc), "source": "gsm8k"}
+        for (q, expr, _), k in zip(programs, keep)
+        if k
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="runs/programs")
@@ -47,6 +69,13 @@ def main() -> None:
     ap.add_argument("--plain-ratio", type=float, default=1.0)
     ap.add_argument("--learning-rate", type=float, default=2e-4)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--gsm8k",
+        action="store_true",
+        help="also GSM8K-train problems whose calculator marks compose into one expression "
+        "over the question's numbers (toolformer.selftrain.programs), near-duplicates of any "
+        "evaluation set dropped",
+    )
     args = ap.parse_args()
 
     import torch
@@ -78,8 +107,10 @@ def main() -> None:
             for d in train
             if d.get("expression")
         ]
+        if args.gsm8k:
+            rows += gsm8k_rows(trainer, config, calc)
         texts.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    n = sum(1 for _ in texts.open())
+    n = sum(1 for _ in texts.open())  # noqa: SIM115
     print(f"{n} program texts, {len(dev)} dev problems held out; {corpus / 'plain.jsonl'}")
 
     model_dir = out / "model"
