@@ -115,8 +115,8 @@ def compose(question: str, rationale: str, gold: float, max_operations: int = 3)
     """The solution of ``rationale`` (GSM8K marks) as one Calculator expression over the
     numbers of ``question``, or None where it cannot be written so: a mark that does not
     parse or whose stated result is not its value, an operand that is neither a number of the
-    question nor an earlier result (or is both), more than ``max_operations`` operations, or a final value
-    other than ``gold``.
+    question nor an earlier result (or is both), more than ``max_operations`` operations, or a
+    final value other than ``gold``.
 
     Example: ``compose("... 48 of her friends ... 24 more ...", "<<48+24=72>>72", 72)`` ->
     ``"48 + 24"``."""
