@@ -50,9 +50,11 @@ def test_leveled_prompts_review_the_levels_below_and_rotate():
     assert [d["level"] for d in leveled_prompts(docs, 1, 8, 1, 0.25)] == [1] * 8
 
 
-@pytest.mark.parametrize("climb_at, second", [(0.5, 2), (None, 1)])
+@pytest.mark.parametrize(
+    "climb_at, second, on_climb", [(0.5, 2, True), (None, 1, True), (0.5, 2, False)]
+)
 def test_a_round_right_on_most_of_its_level_climbs_to_the_next(
-    tmp_path, tiny_dir, climb_at, second
+    tmp_path, tiny_dir, climb_at, second, on_climb
 ):
     evals = _write_jsonl(tmp_path / "evalset.jsonl", EVAL_ITEMS)
     out = tmp_path / "run"
@@ -64,7 +66,7 @@ def test_a_round_right_on_most_of_its_level_climbs_to_the_next(
         max_rounds=2,
         round0_docs=0,
         dev={"size": 2, "max_problem_steps": None},
-        grow={"corpus_size": 4, "climb_at": climb_at},
+        grow={"corpus_size": 4, "climb_at": climb_at, "demonstrations_on_climb": on_climb},
         data={"max_problem_steps": None},
     )
     ScriptedGenerator.all_prompts = []
@@ -78,6 +80,15 @@ def test_a_round_right_on_most_of_its_level_climbs_to_the_next(
     round2 = ScriptedGenerator.all_prompts[-4 * 2 :]
     lost = sum("lost" in p for p in round2) // 2
     assert lost == (3 if second == 2 else 0)
+    # the demonstrations: round 1 (demonstrations_rounds 1), and again at a new level only
+    shown = [
+        json.loads((out / f"round_{k}" / "state.json").read_text())["stages"]["grow"][
+            "demonstrations"
+        ]
+        for k in (1, 2)
+    ]
+    assert shown == [True, second == 2 and on_climb]
+    assert all((p.count("Q:") > 1) == shown[1] for p in round2)
     report = format_report(result.to_dict())
     assert "level: Grow right" in report and "| 1: 8/8 |" in report
     # the dev split's score per level, from the eval's samples: additions right, subtractions not

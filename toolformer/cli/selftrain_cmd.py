@@ -45,6 +45,11 @@ FLAGS: List[Tuple[str, Tuple[str, ...], Dict[str, Any]]] = [
     ("--climb-at", ("grow.climb_at",), {}),
     ("--start-level", ("grow.start_level",), {}),
     ("--review-fraction", ("grow.review_fraction",), {}),
+    (
+        "--demonstrations-on-climb/--no-demonstrations-on-climb",
+        ("grow.demonstrations_on_climb",),
+        {},
+    ),
     ("--answer-only/--whole-output", ("grow.answer_only",), {}),
     ("--eval-sets", ("data.eval_sets",), {"type": str}),
     ("--max-rounds", ("max_rounds",), {}),

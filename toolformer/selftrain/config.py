@@ -304,6 +304,16 @@ class GrowConfig:
             )
         },
     )
+    demonstrations_on_climb: bool = field(
+        default=True,
+        metadata={
+            "help": (
+                "with a leveled corpus and demonstrations: show them again in the first round "
+                "at each new level, past demonstrations_rounds (the model has not seen that "
+                "level's problems)"
+            )
+        },
+    )
 
     def round_size(self, k: int) -> int:
         """Prompts Grow uses in round ``k`` (>= 1)."""

@@ -73,6 +73,7 @@ RECORDED_KEYS: Dict[str, str] = {
     "climb_at": "grow.climb_at",
     "start_level": "grow.start_level",
     "review_fraction": "grow.review_fraction",
+    "demonstrations_on_climb": "grow.demonstrations_on_climb",
 }
 # old dicts of GenerationConfig fields by name, over the named ones above
 OPTION_KEYS: Dict[str, str] = {"grow_options": "grow.generation", "eval_options": "dev.generation"}

@@ -571,6 +571,21 @@ class SelfTrainer:
             return next((v for v in levels if v > level), level)
         return level
 
+    def shows_demonstrations(self, k: int, level: Optional[int]) -> bool:
+        """Whether round ``k``'s Grow puts the demonstrations before its prompts: in rounds
+        1..``grow.demonstrations_rounds`` (every round when 0), and, with
+        ``grow.demonstrations_on_climb``, in the first round at a level above the previous
+        round's (``level``: this round's, :meth:`round_level`)."""
+        g = self.config.grow
+        if not g.demonstrations:
+            return False
+        if g.demonstrations_rounds == 0 or k <= g.demonstrations_rounds:
+            return True
+        if not g.demonstrations_on_climb or level is None or k <= 1:
+            return False
+        before = self.round_dir(k - 1).stats("grow").get("level") or self.round_level(k - 1)
+        return before is not None and level > before
+
     def _demonstrations(self) -> str:
         """The text put before every Grow prompt: a shipped set by name (``calculator``: four
         hand-written word problems answered with a call, none from an evaluation set), a .txt
@@ -604,8 +619,8 @@ class SelfTrainer:
         done = {r["doc_id"] for r in done_rows}
         _write_jsonl(partial, done_rows)  # drop a torn last line before appending
         model, tok = self._load(policy)
-        rounds = c.grow.demonstrations_rounds
-        demo = self._demonstrations() if (rounds == 0 or k <= rounds) else ""
+        shown = self.shows_demonstrations(k, level)
+        demo = self._demonstrations() if shown else ""
         tools = self._tools()
         executor = ToolExecutor(tools)
         # one executor per tool: a forced sample's grammar may name only the tool it explores
@@ -693,6 +708,7 @@ class SelfTrainer:
             "calls": len(calls),
             "calls_ok": sum(1 for x in calls if not x.get("error")),
             "grow_seconds_now": round(time.perf_counter() - t0, 3),
+            **({"demonstrations": shown} if c.grow.demonstrations else {}),
             **({"level": level} if level is not None else {}),
             **({"by_kind": grow_by_kind(rows)} if any(r.get("kind") for r in rows) else {}),
         }
