@@ -50,7 +50,8 @@ def main(samples: Path, task: str, data_dir: Path) -> None:
         right[(g, w)] += bool(r["correct"])
     written = sorted({w for _, w in cells})
     print(f"{samples} (n = {len(rows)}): right / all, by gold operations (rows) and written (cols)")
-    print("| gold \\ written | " + " | ".join(f"{w}{'+' if w == 3 else ''}" for w in written) + " |")
+    heads = " | ".join(f"{w}{'+' if w == 3 else ''}" for w in written)
+    print(f"| gold \\ written | {heads} |")
     print("|---" * (len(written) + 1) + "|")
     for g in sorted({g for g, _ in cells}):
         row = [f"{right[(g, w)]}/{cells[(g, w)]}" if cells[(g, w)] else "-" for w in written]
