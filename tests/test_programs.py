@@ -8,7 +8,8 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from toolformer.selftrain.programs import Node, compose, gsm8k_programs, parse_mark, render, value
+from toolformer.selftrain.ladder import Op
+from toolformer.selftrain.programs import compose, gsm8k_programs, parse_mark, render, value
 from toolformer.tools import create_tools
 
 NATALIA = (
@@ -64,7 +65,7 @@ def test_rows_that_compose_are_kept():
 leaves = st.integers(min_value=1, max_value=999).map(Fraction)
 trees = st.recursive(
     leaves,
-    lambda kids: st.builds(Node, st.sampled_from("+-*/"), kids, kids),
+    lambda kids: st.builds(Op, st.sampled_from("+-*/"), kids, kids),
     max_leaves=5,
 )
 

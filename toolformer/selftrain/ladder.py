@@ -89,8 +89,9 @@ def div(a: Expr, b: Expr) -> Op:
 
 
 def value(e: Expr) -> Fraction:
-    """The exact value of ``e``; raises ZeroDivisionError for a division by zero."""
-    if isinstance(e, int):
+    """The exact value of ``e`` (its leaves ``int`` or ``Fraction``); raises ZeroDivisionError
+    for a division by zero."""
+    if not isinstance(e, Op):
         return Fraction(e)
     a, b = value(e.left), value(e.right)
     return {"+": a + b, "-": a - b, "*": a * b}[e.op] if e.op != "/" else a / b
@@ -110,9 +111,10 @@ def marks(e: Expr) -> List[Tuple[str, Fraction]]:
 
 def render(e: Expr) -> str:
     """``e`` as one Calculator expression: spaces around operators, parentheses only where the
-    usual precedence needs them (``"(45 + 15) / 4"``, ``"3 * 12 - 10"``)."""
-    if isinstance(e, int):
-        return str(e)
+    usual precedence needs them (``"(45 + 15) / 4"``, ``"3 * 12 - 10"``); a ``Fraction`` leaf
+    as a decimal (``0.5``)."""
+    if not isinstance(e, Op):
+        return str(e) if isinstance(e, int) else format_number(e)
 
     def side(child: Expr, right: bool) -> str:
         text = render(child)

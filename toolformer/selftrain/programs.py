@@ -16,27 +16,18 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from toolformer.text.numbers import format_number, operands
+from toolformer.selftrain.ladder import Op, render
+from toolformer.selftrain.ladder import value as exact_value
+from toolformer.text.numbers import operands
 
 MARK = re.compile(r"<<([^<>=]+)=([^<>]+)>>")
 _OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
-_PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
 
 
-@dataclass(frozen=True)
-class Node:
-    """One operation of a program: ``left op right``."""
-
-    op: str
-    left: "Expr"
-    right: "Expr"
-
-
-Expr = Union[Fraction, Node]
+Expr = Union[Fraction, Op]
 
 
 def _exact(text: str) -> Optional[Fraction]:
@@ -47,8 +38,8 @@ def _exact(text: str) -> Optional[Fraction]:
 
 
 def parse_mark(text: str) -> Optional[Expr]:
-    """A mark's left side (``"48/2"``, ``"(3+4)*2"``) as a tree of :class:`Node` with exact
-    number leaves; None for anything but numbers, ``+ - * /`` and parentheses."""
+    """A mark's left side (``"48/2"``, ``"(3+4)*2"``) as a tree of the ladder's :class:`Op`
+    with exact number leaves; None for anything but numbers, ``+ - * /`` and parentheses."""
     try:
         tree = ast.parse(text.replace(",", "").replace("$", "").strip(), mode="eval").body
     except SyntaxError:
@@ -61,7 +52,7 @@ def parse_mark(text: str) -> Optional[Expr]:
             left, right = walk(n.left), walk(n.right)
             if left is None or right is None:
                 return None
-            return Node(_OPS[type(n.op)], left, right)
+            return Op(_OPS[type(n.op)], left, right)
         return None
 
     return walk(tree)
@@ -69,34 +60,15 @@ def parse_mark(text: str) -> Optional[Expr]:
 
 def value(e: Expr) -> Optional[Fraction]:
     """The exact value of ``e``; None where it divides by zero."""
-    if isinstance(e, Fraction):
-        return e
-    a, b = value(e.left), value(e.right)
-    if a is None or b is None or (e.op == "/" and b == 0):
+    try:
+        return exact_value(e)
+    except ZeroDivisionError:
         return None
-    return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else None}[e.op]
 
 
 def operations(e: Expr) -> int:
     """How many operations ``e`` holds."""
-    return 0 if isinstance(e, Fraction) else 1 + operations(e.left) + operations(e.right)
-
-
-def render(e: Expr) -> str:
-    """``e`` as one Calculator expression: spaces around operators, parentheses only where the
-    usual precedence needs them (the ladder's style: ``"(45 + 15) / 4"``)."""
-    if isinstance(e, Fraction):
-        return format_number(e)
-
-    def side(child: Expr, right: bool) -> str:
-        text = render(child)
-        if isinstance(child, Node):
-            lower = _PREC[child.op] < _PREC[e.op]
-            if lower or (right and _PREC[child.op] == _PREC[e.op] and e.op in "-/"):
-                return f"({text})"
-        return text
-
-    return f"{side(e.left, False)} {e.op} {side(e.right, True)}"
+    return 0 if not isinstance(e, Op) else 1 + operations(e.left) + operations(e.right)
 
 
 def _ground(e: Expr, given: Sequence[Fraction], earlier: Dict[Fraction, Expr]) -> Optional[Expr]:
@@ -108,7 +80,7 @@ def _ground(e: Expr, given: Sequence[Fraction], earlier: Dict[Fraction, Expr]) -
             return None
         return e if e in given else earlier.get(e)
     left, right = _ground(e.left, given, earlier), _ground(e.right, given, earlier)
-    return None if left is None or right is None else Node(e.op, left, right)
+    return None if left is None or right is None else Op(e.op, left, right)
 
 
 def compose(question: str, rationale: str, gold: float, max_operations: int = 3) -> Optional[str]:
@@ -133,7 +105,7 @@ def compose(question: str, rationale: str, gold: float, max_operations: int = 3)
             return None
         earlier.setdefault(stated, grounded)
         last = grounded
-    if last is None or isinstance(last, Fraction) or operations(last) > max_operations:
+    if last is None or not isinstance(last, Op) or operations(last) > max_operations:
         return None
     if value(last) != Fraction(str(gold)):
         return None
