@@ -14,6 +14,8 @@ The split is the self-training run's (same corpus, contamination guard and seed,
 split is the same 100 problems and no dev or evaluation-set near-duplicate trains).
 
     python experiments/ladder_programs.py --out runs/programs --max-steps 200
+    python experiments/ladder_programs.py --out runs/programs_gsm8k --gsm8k --max-steps 300
+    python experiments/ladder_programs.py --out runs/programs_onestep --levels 1,2 --max-steps 200
 
 Resumes: the corpus and the texts are written once; the fine-tuning resumes from its newest
 checkpoint.
@@ -70,6 +72,11 @@ def main() -> None:
     ap.add_argument("--learning-rate", type=float, default=2e-4)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
+        "--levels",
+        default="1,2,3,4",
+        help="ladder levels whose problems train (comma-separated; the dev split is unchanged)",
+    )
+    ap.add_argument(
         "--gsm8k",
         action="store_true",
         help="also GSM8K-train problems whose calculator marks compose into one expression "
@@ -84,6 +91,7 @@ def main() -> None:
     from toolformer.tools import create_tools
 
     torch.set_num_threads(args.threads)
+    levels = {int(v) for v in args.levels.split(",")}
     out = Path(args.out)
     config = SelfTrainConfig(output=str(out / "split"), tools=["Calculator"]).validate()
     config.data.corpus = args.corpus
@@ -105,7 +113,7 @@ def main() -> None:
         rows = [
             {"text": gold_text(d["question"], d["expression"], calc), "level": d.get("level")}
             for d in train
-            if d.get("expression")
+            if d.get("expression") and d.get("level") in levels
         ]
         if args.gsm8k:
             rows += gsm8k_rows(trainer, config, calc)

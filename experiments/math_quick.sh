@@ -19,10 +19,18 @@ toolformer eval --model "$ADAPTER" $OPT --tasks "jsonl:$DEV" -o "$OUT/dev" >/dev
 toolformer eval --model "$ADAPTER" $OPT --tasks svamp,mawps --limit "$LIMIT" -o "$OUT/math" >/dev/null
 toolformer eval --model "$ADAPTER" --no-tools --tasks wikitext2 --limit 40 --threads "$THREADS" -q \
     -o "$OUT/ppl" >/dev/null
-python - "$OUT" <<'EOF'
+python - "$OUT" "$DEV" <<'EOF'
 import json, sys
 from pathlib import Path
-out = Path(sys.argv[1])
+out, dev = Path(sys.argv[1]), Path(sys.argv[2])
+levels = {r["id"]: r.get("level") for r in map(json.loads, dev.read_text().splitlines())}
+samples = next((out / "dev" / "samples").glob("*.jsonl"))
+by_level = {}
+for r in map(json.loads, samples.read_text().splitlines()):
+    tally = by_level.setdefault(levels.get(r["id"]), [0, 0])
+    tally[0] += bool(r["correct"])
+    tally[1] += 1
+print(out.name, "dev by level:", {k: f"{c}/{n}" for k, (c, n) in sorted(by_level.items(), key=str)})
 for part in ("dev", "math", "ppl"):
     res = json.loads((out / part / "results.json").read_text())
     for name, t in res["tasks"].items():
