@@ -235,7 +235,20 @@ def test_models_list_names_the_shipped_adapters_and_the_users(runner, tmp_path, 
         "base_model": "gemma3-270m",
         "tools": ["QA"],
         "path": str(mine),
+        "note": "",
     }
+    # a broken toolformer.json is said, and so is a user's adapter hiding a shipped one
+    broken = tmp_path / "adapters" / "smollm2-135m-math"
+    broken.mkdir()
+    (broken / "adapter_config.json").write_text("{}")
+    (broken / "toolformer.json").write_text('{"base_model": ')
+    out = invoke(runner, "models", "list").stdout
+    assert "toolformer.json unreadable" in out and "hides the shipped smollm2-135m-math" in out
+    rows = [
+        json.loads(line) for line in invoke(runner, "models", "list", "--json").stdout.splitlines()
+    ]
+    mine_math = next(r for r in rows if r.get("adapter") == "smollm2-135m-math")
+    assert mine_math["base_model"] == "?" and mine_math["path"] == str(broken)
     assert {"smollm2-135m-calculator", "smollm2-135m-math"} <= set(adapters)
 
 

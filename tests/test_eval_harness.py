@@ -812,6 +812,12 @@ def test_majority_vote_over_sampled_outputs(data_dir, tmp_path):
     assert rows[1]["votes"] == {} and rows[1]["output"] == " no idea"  # no answer: first sample
     assert [s["output"] for s in rows[3]["samples"]] == [" 12", " 120", " 5"]
     assert rows[0]["num_tokens"] == 6  # the answer's cost: all three samples
+    from toolformer.eval.report import summary_table
+
+    note = summary_table(res).splitlines()[-1]
+    assert note.startswith("voted: each score is the majority answer of 3 sampled outputs")
+    assert "svamp pass@3 50.0% agreement 25%" in note
+    assert "voted" not in summary_table(run_eval(data_dir, tmp_path / "plain", [], tasks="svamp"))
 
     # resumed: every sample scored again and voted again (a stored verdict does not survive)
     path = tmp_path / "run/samples/svamp.jsonl"

@@ -15,7 +15,12 @@ def models() -> None:
 
 
 @models.command(name="list")
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object per alias")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="print JSON lines: one object per alias, then one per named adapter",
+)
 def list_models_cmd(as_json: bool) -> None:
     """Each alias: whether its package is installed, whether it is converted, how to install;
     then each named adapter (shipped or in $TOOLFORMER_ADAPTERS): its base model and tools."""
@@ -41,28 +46,38 @@ def list_models_cmd(as_json: bool) -> None:
         click.echo(f"\n{'ADAPTER':<{width}}  BASE MODEL    TOOLS")
         for r in adapters:
             click.echo(f"{r['adapter']:<{width}}  {r['base_model']:<12}  {', '.join(r['tools'])}")
-            click.echo(f"{'':<{width}}  {r['path']}")
+            click.echo(f"{'':<{width}}  {r['path']}" + (f"  ({r['note']})" if r["note"] else ""))
     click.echo(f"cache: {cache_dir()} (set TOOLFORMER_CACHE to move it)")
 
 
 def _adapter_rows() -> list:
-    """One row per named adapter: ``{adapter, base_model, tools, path}`` from its
-    toolformer.json (``?`` and no tools where it has none or cannot be read)."""
-    from toolformer.models import list_adapters
+    """One row per named adapter: ``{adapter, base_model, tools, path, note}`` from its
+    toolformer.json (``?`` and no tools where it has none or cannot be read, and ``note`` says
+    which; ``note`` also names a shipped adapter of the same name that this one hides)."""
+    from toolformer.models import adapter_search_dirs, list_adapters
 
+    shipped = adapter_search_dirs()[-1]  # the package's own folder comes last
     rows = []
     for name, folder in list_adapters().items():
+        notes = []
+        path = Path(folder) / "toolformer.json"
         try:
-            meta = json.loads((Path(folder) / "toolformer.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            meta = {}
-        meta = meta if isinstance(meta, dict) else {}
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            meta, notes = {}, ["no toolformer.json"]
+        except (OSError, ValueError) as exc:
+            meta, notes = {}, [f"toolformer.json unreadable: {str(exc)[:60]}"]
+        if not isinstance(meta, dict):
+            meta, notes = {}, ["toolformer.json is not a JSON object"]
+        if Path(folder).parent != shipped and (shipped / name / "adapter_config.json").is_file():
+            notes.append(f"hides the shipped {name}")
         rows.append(
             {
                 "adapter": name,
                 "base_model": str(meta.get("base_model") or "?"),
                 "tools": [str(t) for t in meta.get("tools") or []],
                 "path": str(folder),
+                "note": "; ".join(notes),
             }
         )
     return rows

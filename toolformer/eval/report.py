@@ -123,6 +123,19 @@ def summary_rows(results: Dict[str, Any]) -> Tuple[List[str], List[List[str]], s
             ]
         )
     note = "scores: accuracy in % (lenient, zero-shot); perplexity: lower is better"
+    voted = {n: t["voting"] for n, t in results["tasks"].items() if t.get("voting")}
+    if voted:  # another protocol than the paper's one greedy output: say so under the table
+        k = max(v["k"] for v in voted.values())
+        each = ", ".join(
+            f"{n} pass@{v['k']} {100 * v['pass_at_k']:.1f}% agreement "
+            f"{100 * v['mean_agreement']:.0f}%"
+            for n, v in voted.items()
+        )
+        note += (
+            f"\nvoted: each score is the majority answer of {k} sampled outputs per question "
+            f"(self-consistency), not one greedy output; {each}; tokens and seconds are the "
+            f"{k} outputs' sums, calls those of the output whose answer won"
+        )
     return header, rows, note
 
 
