@@ -64,12 +64,12 @@ FLAGS: List[Tuple[str, Tuple[str, ...], Dict[str, Any]]] = [
     (
         "--temperature",
         ("grow.generation.temperature",),
-        {"help": "Grow: sampling temperature [0.7]"},
+        {"help": "Grow: sampling temperature  [default: 0.7]"},
     ),
     (
         "--max-new-tokens",
         ("grow.generation.max_new_tokens",),
-        {"help": "Grow: tokens per output, tool results included [28]"},
+        {"help": "Grow: tokens per output, tool results included  [default: 28]"},
     ),
     (
         "--max-calls",

@@ -157,7 +157,7 @@ class CorpusConfig:
             "help": (
                 "keep only problems whose gold solution has at most "
                 "this many <<...>> calculations (1: one call answers "
-                "them, as most SVAMP/MAWPS questions); None: all"
+                "them, as most SVAMP/MAWPS questions); None (null in a --config file): all"
             )
         },
     )
@@ -435,8 +435,8 @@ class DevEvalConfig:
         metadata={
             "help": (
                 "the dev split is drawn from held-out problems with at most "
-                "this many <<...>> calculations (None: any the corpus keeps); "
-                "1: one call can answer them, as most SVAMP/MAWPS questions"
+                "this many <<...>> calculations (None, null in a --config file: any the "
+                "corpus keeps); 1: one call can answer them, as most SVAMP/MAWPS questions"
             )
         },
     )
