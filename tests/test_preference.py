@@ -266,7 +266,8 @@ def test_preference_settings_are_checked_and_older_run_folders_still_resume():
         SelfTrainConfig(improve=ImproveConfig(preference="ppo")).validate()
     with pytest.raises(UserError, match="use filter answer or when"):
         SelfTrainConfig(improve=ImproveConfig(preference="dpo", filter="loss")).validate()
-    with pytest.raises(UserError, match="improve.dpo: unknown field"):
+    said = r"improve.dpo: unknown field\(s\) \['betta'\] \(did you mean 'beta'\?\)"
+    with pytest.raises(UserError, match=said):
         SelfTrainConfig.from_dict({"improve": {"preference": "dpo", "dpo": {"betta": 0.2}}})
     on = SelfTrainConfig.from_dict(
         {"improve": {"preference": "dpo", "dpo": {"beta": 0.2}}}

@@ -38,6 +38,7 @@ from toolformer.finetune import FinetuneConfig
 from toolformer.generation.trigger import OBJECTIVES
 from toolformer.generation.types import GenerationConfig
 from toolformer.preference import PREFERENCES, DPOSettings
+from toolformer.registry import closest
 from toolformer.selftrain import flat_keys
 
 # The answer alone after "A:": round 0 annotates the place before it, so a kept call comes first,
@@ -1019,7 +1020,11 @@ def _construct(cls: type, values: Dict[str, Any], where: str) -> Any:
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise UserError(f"{where}: unknown field(s) {unknown}; known: {', '.join(sorted(known))}")
+        close = [repr(c) for u in unknown if (c := closest(u, known))]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UserError(
+            f"{where}: unknown field(s) {unknown}{hint}; known: {', '.join(sorted(known))}"
+        )
     hints = typing.get_type_hints(cls)
     for name, value in values.items():  # before __post_init__ compares them
         tp = hints[name]  # a JSON list is a tuple field's value (stop_strings)
