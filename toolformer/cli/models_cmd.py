@@ -54,22 +54,21 @@ def _adapter_rows() -> list:
     """One row per named adapter: ``{adapter, base_model, tools, path, note}`` from its
     toolformer.json (``?`` and no tools where it has none or cannot be read, and ``note`` says
     which; ``note`` also names a shipped adapter of the same name that this one hides)."""
-    from toolformer.models import adapter_search_dirs, list_adapters
+    from toolformer.errors import UserError
+    from toolformer.manifest import read_manifest
+    from toolformer.models import ADAPTER_CONFIG, SHIPPED_ADAPTERS_DIR, list_adapters
 
-    shipped = adapter_search_dirs()[-1]  # the package's own folder comes last
     rows = []
     for name, folder in list_adapters().items():
         notes = []
-        path = Path(folder) / "toolformer.json"
         try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+            meta = read_manifest(folder)
+        except UserError as exc:  # unreadable, or not a JSON object
+            meta, notes = {}, [f"toolformer.json unreadable: {str(exc)[:80]}"]
+        if meta is None:
             meta, notes = {}, ["no toolformer.json"]
-        except (OSError, ValueError) as exc:
-            meta, notes = {}, [f"toolformer.json unreadable: {str(exc)[:60]}"]
-        if not isinstance(meta, dict):
-            meta, notes = {}, ["toolformer.json is not a JSON object"]
-        if Path(folder).parent != shipped and (shipped / name / "adapter_config.json").is_file():
+        shadowed = SHIPPED_ADAPTERS_DIR / name / ADAPTER_CONFIG
+        if Path(folder).parent != SHIPPED_ADAPTERS_DIR and shadowed.is_file():
             notes.append(f"hides the shipped {name}")
         rows.append(
             {

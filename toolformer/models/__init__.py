@@ -35,6 +35,7 @@ from toolformer.models.checkpoint import (
     ADAPTER_CONFIG,
     ADAPTER_DIR,
     ADAPTERS_ENV,
+    SHIPPED_ADAPTERS_DIR,
     WEIGHT_FILES,
     adapter_base,
     adapter_dir,
@@ -65,6 +66,7 @@ from toolformer.models.trust import (
 
 __all__ = [
     "ADAPTERS_ENV",
+    "SHIPPED_ADAPTERS_DIR",
     "ADAPTER_CONFIG",
     "ADAPTER_DIR",
     "ADAPTER_WEIGHTS",

@@ -31,13 +31,16 @@ WEIGHT_FILES = (
 )
 
 
+SHIPPED_ADAPTERS_DIR = Path(__file__).resolve().parents[1] / "adapters"  # in the wheel
+
+
 def adapter_search_dirs() -> List[Path]:
     """Folders whose subfolders are named adapters: ``$TOOLFORMER_ADAPTERS`` (os.pathsep-separated)
     first, then ``toolformer/adapters/`` inside the package (shipped in the wheel)."""
     dirs = [
         Path(os.path.expanduser(d)) for d in os.environ.get(ADAPTERS_ENV, "").split(os.pathsep) if d
     ]
-    return dirs + [Path(__file__).resolve().parents[1] / "adapters"]
+    return dirs + [SHIPPED_ADAPTERS_DIR]
 
 
 def list_adapters() -> Dict[str, Path]:
