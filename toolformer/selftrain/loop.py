@@ -561,7 +561,7 @@ class SelfTrainer:
         if k <= 1:
             return next((v for v in levels if v >= g.start_level), levels[-1])
         prev = self.round_dir(k - 1)
-        level = prev.stats("grow").get("level") or self.round_level(k - 1)
+        level = self._grown_level(k - 1)
         if g.climb_at is None or not prev.done("improve_0"):
             return level
         right, judged = (prev.stats("improve_0").get("right_by_level") or {}).get(
@@ -570,6 +570,11 @@ class SelfTrainer:
         if judged and right / judged >= g.climb_at:
             return next((v for v in levels if v > level), level)
         return level
+
+    def _grown_level(self, k: int) -> Optional[int]:
+        """The level round ``k`` grew on: as its Grow stats recorded it (a resumed run keeps
+        it), else :meth:`round_level`."""
+        return self.round_dir(k).stats("grow").get("level") or self.round_level(k)
 
     def shows_demonstrations(self, k: int, level: Optional[int]) -> bool:
         """Whether round ``k``'s Grow puts the demonstrations before its prompts: in rounds
@@ -583,7 +588,7 @@ class SelfTrainer:
             return True
         if not g.demonstrations_on_climb or level is None or k <= 1:
             return False
-        before = self.round_dir(k - 1).stats("grow").get("level") or self.round_level(k - 1)
+        before = self._grown_level(k - 1)
         return before is not None and level > before
 
     def _demonstrations(self) -> str:
