@@ -120,6 +120,14 @@ def test_range_errors_name_the_flag_on_the_command_line():
         ({"grow": {"start_level": 0}}, "--start-level must be >= 1, got 0"),
         ({"plain_ratio": 30.0}, "--plain-ratio must be in [0, 20], got 30.0"),
         ({"grow": {"samples_per_prompt": 0}}, "--samples must be >= 1, got 0"),
+        (
+            {
+                "data": {"corpus": "ladder", "max_problem_steps": 3},
+                "dev": {"max_problem_steps": 3},
+                "grow": {"start_level": 5},
+            },
+            "--start-level 5: the ladder corpus has levels 1-4",
+        ),
     ]
     for given, said in cases:
         with pytest.raises(UserError) as info:

@@ -97,6 +97,7 @@ FIELD_FLAGS: Dict[str, str] = {
     "SelfTrainConfig.grow.no_call_samples": "--no-call-samples",
     "SelfTrainConfig.grow.forced_call_samples": "--forced-call-samples",
     "SelfTrainConfig.grow.start_level": "--start-level",
+    "SelfTrainConfig.grow.demonstrations": "--demonstrations",
     "SelfTrainConfig.grow.climb_at": "--climb-at",
     "SelfTrainConfig.grow.review_fraction": "--review-fraction",
     "SelfTrainConfig.calibration.size": "--calibration-size",

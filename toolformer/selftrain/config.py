@@ -830,8 +830,9 @@ class SelfTrainConfig:
                 )
         if self.grow.start_level > max(LEVELS):
             raise UserError(
-                f"grow.start_level {self.grow.start_level}: the ladder corpus has levels "
-                f"{min(LEVELS)}-{max(LEVELS)}"
+                f"SelfTrainConfig.grow.start_level {self.grow.start_level}: the ladder corpus "
+                f"has levels {min(LEVELS)}-{max(LEVELS)}",
+                field="SelfTrainConfig.grow.start_level",
             )
 
     def _check_demonstrations(self) -> None:
@@ -843,8 +844,10 @@ class SelfTrainConfig:
         names = shipped_demonstrations()
         if d not in names:
             raise UserError(
-                f"grow.demonstrations {d!r} is no shipped set ({', '.join(names)}); give one "
-                "of them, a .txt file or the demonstration text itself"
+                f"SelfTrainConfig.grow.demonstrations {d!r} is no shipped set "
+                f"({', '.join(names)}); give one of them, a .txt file or the demonstration "
+                "text itself",
+                field="SelfTrainConfig.grow.demonstrations",
             )
 
     def _check_corpus(self) -> None:
