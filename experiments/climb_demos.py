@@ -14,10 +14,7 @@ import click
 
 from toolformer.selftrain.config import SelfTrainConfig
 from toolformer.selftrain.loop import SelfTrainer, _read_jsonl, wilson_interval
-
-
-def _ops(args: str) -> int:
-    return sum(1 for tok in args.replace("(", " ").replace(")", " ").split() if tok in "+-*/")
+from toolformer.selftrain.programs import count_operations
 
 
 def grow_once(out: str, policy: str, level: int, problems: int, demos: str, threads: int) -> dict:
@@ -53,7 +50,7 @@ def grow_once(out: str, policy: str, level: int, problems: int, demos: str, thre
         rd.record("improve_0", trainer._improve(rd, 1, 0, policy))
     grown = _read_jsonl(rd.path / "grow.jsonl")
     scores = [r["score"] for r in _read_jsonl(rd.path / "scores.jsonl")]
-    compound = [bool(g["calls"]) and _ops(g["calls"][0]["args"]) >= 2 for g in grown]
+    compound = [bool(g["calls"]) and count_operations(g["calls"][0]["args"]) >= 2 for g in grown]
     right = [s is not None and s >= 0.5 for s in scores]
     return {
         "samples": len(grown),

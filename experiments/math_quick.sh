@@ -22,15 +22,12 @@ toolformer eval --model "$ADAPTER" --no-tools --tasks wikitext2 --limit 40 --thr
 python - "$OUT" "$DEV" <<'EOF'
 import json, sys
 from pathlib import Path
+from toolformer.selftrain.loop import score_by_level
 out, dev = Path(sys.argv[1]), Path(sys.argv[2])
-levels = {r["id"]: r.get("level") for r in map(json.loads, dev.read_text().splitlines())}
+levels = {r["id"]: r["level"] for r in map(json.loads, dev.read_text().splitlines()) if "level" in r}
 samples = next((out / "dev" / "samples").glob("*.jsonl"))
-by_level = {}
-for r in map(json.loads, samples.read_text().splitlines()):
-    tally = by_level.setdefault(levels.get(r["id"]), [0, 0])
-    tally[0] += bool(r["correct"])
-    tally[1] += 1
-print(out.name, "dev by level:", {k: f"{c}/{n}" for k, (c, n) in sorted(by_level.items(), key=str)})
+by_level = score_by_level(map(json.loads, samples.read_text().splitlines()), levels)
+print(out.name, "dev by level:", {k: f"{c}/{n}" for k, (c, n) in by_level.items()})
 for part in ("dev", "math", "ppl"):
     res = json.loads((out / part / "results.json").read_text())
     for name, t in res["tasks"].items():

@@ -15,21 +15,17 @@ from pathlib import Path
 
 import click
 
-OPS = set("+-*/")
-
-
-def _ops(expr: str) -> int:
-    return sum(1 for tok in expr.replace("(", " ").replace(")", " ").split() if tok in OPS)
+from toolformer.selftrain.programs import count_operations
 
 
 def gold_operations(task: str, data_dir: Path) -> dict:
     """Example id -> operations of its gold equation."""
     if task == "svamp":
         rows = json.loads((data_dir / "svamp" / "SVAMP.json").read_text())
-        return {r["ID"]: _ops(r["Equation"]) for r in rows}
+        return {r["ID"]: count_operations(r["Equation"]) for r in rows}
     path = data_dir / "mawps" / "mawps_demasked_from_svamp_cv.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines() if line]
-    return {str(r["id"]): _ops(r["equation_prefix"]) for r in rows}
+    return {str(r["id"]): count_operations(r["equation_prefix"]) for r in rows}
 
 
 @click.command()
@@ -45,7 +41,7 @@ def main(samples: Path, task: str, data_dir: Path) -> None:
     for r in rows:
         g = min(gold.get(str(r["id"]), -1), 3)
         args = r["calls"][0]["args"] if r.get("calls") else ""
-        w = min(_ops(args), 3) if args else 0
+        w = min(count_operations(args), 3) if args else 0
         cells[(g, w)] += 1
         right[(g, w)] += bool(r["correct"])
     written = sorted({w for _, w in cells})

@@ -9,7 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from toolformer.selftrain.ladder import Op
-from toolformer.selftrain.programs import compose, gsm8k_programs, parse_mark, render, value
+from toolformer.selftrain.programs import (
+    compose,
+    count_operations,
+    gsm8k_programs,
+    parse_mark,
+    render,
+    value,
+)
 from toolformer.tools import create_tools
 
 NATALIA = (
@@ -75,3 +82,11 @@ def test_render_keeps_the_value(tree):
     """The rendered expression (fewest parentheses) parses back to the same value."""
     text = render(tree)
     assert value(parse_mark(text)) == value(tree)
+
+
+def test_operations_are_counted_in_infix_and_prefix_forms():
+    assert count_operations("5 * 8 + 3") == 2
+    assert count_operations("( 76.0 - 25.0 )") == 1  # SVAMP's equations
+    assert count_operations("* 56.0 9.0") == 1  # MAWPS's prefix equations
+    assert count_operations("(27 + 21) / 6") == 2
+    assert count_operations("-5 + 3") == 1 and count_operations("42") == 0

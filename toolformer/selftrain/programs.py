@@ -71,6 +71,13 @@ def operations(e: Expr) -> int:
     return 0 if not isinstance(e, Op) else 1 + operations(e.left) + operations(e.right)
 
 
+def count_operations(expression: str) -> int:
+    """The ``+ - * /`` operators of an expression whose tokens are spaced, infix or prefix:
+    a call's arguments (``"5 * 8 + 3"``: 2), SVAMP's ``"( 76.0 - 25.0 )"`` (1), MAWPS's
+    ``"* 56.0 9.0"`` (1); a signed number (``-5``) is no operator."""
+    return sum(1 for tok in expression.replace("(", " ").replace(")", " ").split() if tok in "+-*/")
+
+
 def _ground(e: Expr, given: Sequence[Fraction], earlier: Dict[Fraction, Expr]) -> Optional[Expr]:
     """``e`` with each leaf that is not one of the question's numbers replaced by the earlier
     mark that computed it; None when a leaf is neither, or both (``2 * 8 = 16`` then ``32 +
